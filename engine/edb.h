@@ -1,0 +1,512 @@
+/**
+ * @file edb.h
+ * @brief edb: an embedded, transactional, ESE-style database engine on LMDB.
+ *
+ * This header is the manual.  Every function states the errors it returns, its
+ * thread safety and how long memory it hands out lives.
+ *
+ * Conventions
+ * - Functions return `int`: 0 (#EDB_OK) on success, a negative `EDB_*` error, or
+ *   a positive `EDB_WRN_*` warning (the call did its work, read the warning).
+ * - An out-parameter comes first and is named `out`.  It is set to NULL (or 0)
+ *   on entry and assigned only on success.
+ * - Every error also leaves a one-line detail for the calling thread in
+ *   edb_error_last(), starting with the code's name, e.g.
+ *   `EDB_NOTNULL: table 'orders': column 'qty' is NOT NULL`.
+ * - Closers (`*_close`, `*_end`) return void, accept NULL and never block on
+ *   anything that could be waiting for them.
+ * - Handles are opaque.  Nothing in this header mentions LMDB.
+ *
+ * Threads
+ * - #edb_env: thread-safe; share one per process and database.
+ * - #edb_session and everything opened from it (cursors): one thread at a time.
+ *   Different sessions may be used from different threads at once.
+ * - Writers are serialized: LMDB admits one write transaction per database at a
+ *   time, across all processes.  A second writer waits for the first to end.  A
+ *   thread that already holds a write transaction (in any session of the same
+ *   environment) and begins another one in a second session gets #EDB_BUSY
+ *   instead of deadlocking on itself.
+ * - Read-only transactions never block and are never blocked.
+ *
+ * Value formats (edb_column_set / edb_column_get / edb_key_make)
+ * | type            | native form                 | size          |
+ * |-----------------|-----------------------------|---------------|
+ * | EDB_COL_BOOL    | uint8_t, 0 or 1             | 1             |
+ * | EDB_COL_INT8..64| int8_t .. int64_t, host order | 1, 2, 4, 8   |
+ * | EDB_COL_UINT8..64| uint8_t .. uint64_t        | 1, 2, 4, 8    |
+ * | EDB_COL_FLOAT   | float (IEEE 754 binary32)   | 4             |
+ * | EDB_COL_DOUBLE  | double (IEEE 754 binary64)  | 8             |
+ * | EDB_COL_DATETIME| int64_t microseconds since 1970-01-01T00:00:00Z | 8 |
+ * | EDB_COL_GUID    | 16 bytes, RFC 4122 byte order | 16          |
+ * | EDB_COL_TEXT    | UTF-8 bytes, no terminator  | 0..max_size   |
+ * | EDB_COL_BINARY  | bytes                       | 0..max_size   |
+ * A fixed-size value of the wrong size is #EDB_INVAL.  TEXT must be valid UTF-8
+ * without NUL bytes (#EDB_INVAL otherwise).  NaN is refused in FLOAT and DOUBLE.
+ */
+#ifndef EDB_H
+#define EDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(EDB_BUILDING) && defined(__GNUC__)
+#define EDB_EXTERN __attribute__((visibility("default")))
+#else
+#define EDB_EXTERN
+#endif
+
+/** Package version, e.g. "0.1.0". */
+#define EDB_VERSION_STRING "0.1.0"
+/** @return the library's version string (static storage). Thread safety: any thread. */
+EDB_EXTERN const char *edb_version(void);
+
+/* ------------------------------------------------------------------------ */
+/** @name Errors
+ * One table generates the enum, edb_strerror() and edb_err_name().
+ * Columns: name, value, message.
+ * @{ */
+#define EDB_ERROR_MAP(X)                                                        \
+    X(OK,            0,   "success")                                            \
+    X(WRN_NULL,      1,   "the column is NULL")                                 \
+    X(WRN_TRUNCATED, 2,   "the value was truncated to the buffer")              \
+    X(NOTFOUND,      -1,  "not found")                                          \
+    X(KEYDUP,        -2,  "duplicate key in a unique index")                    \
+    X(EXISTS,        -3,  "already exists")                                     \
+    X(INVAL,         -4,  "invalid argument")                                   \
+    X(READONLY,      -5,  "write in a read-only transaction or environment")    \
+    X(BUSY,          -6,  "busy: this thread already holds the write transaction") \
+    X(TXNDEPTH,      -7,  "transactions nested too deeply")                     \
+    X(TOOBIG,        -8,  "value or key too large")                             \
+    X(FULL,          -9,  "the database map is full")                           \
+    X(CORRUPT,       -10, "data is corrupt")                                    \
+    X(CHECKSUM,      -11, "checksum mismatch")                                  \
+    X(CANCELED,      -12, "the operation was canceled")                         \
+    X(NOMEM,         -13, "out of memory")                                      \
+    X(IO,            -14, "input/output error")                                 \
+    X(NOTNULL,       -15, "a NOT NULL column has no value")                     \
+    X(NOCURRENT,     -16, "the cursor is not on a record")                      \
+    X(NOUPDATE,      -17, "no update is prepared on the cursor")                \
+    X(TYPE,          -18, "the operation does not fit the column's type")       \
+    X(VERSION,       -19, "unsupported format version")                         \
+    X(NOTXN,         -20, "no transaction is active")                           \
+    X(CHAIN,         -21, "the backup chain is broken")                         \
+    X(LIMIT,         -22, "a configured limit was reached")                     \
+    X(INTERNAL,      -23, "internal error")
+
+typedef enum edb_error {
+#define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
+    EDB_ERROR_MAP(EDB__ERR_ENUM)
+#undef EDB__ERR_ENUM
+} edb_error;
+
+/** @return the message of code @p rc ("unknown error" for others); static storage. Any thread. */
+EDB_EXTERN const char *edb_strerror(int rc);
+/** @return the name of code @p rc, e.g. "EDB_NOTFOUND" ("EDB_UNKNOWN" for others); static storage. */
+EDB_EXTERN const char *edb_err_name(int rc);
+/**
+ * @return the calling thread's detail for its most recent error, never NULL
+ * ("" before any error).  Valid until this thread's next edb call.
+ */
+EDB_EXTERN const char *edb_error_last(void);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Environment @{ */
+
+/**
+ * An open database directory (`data.mdb` + `lock.mdb`).
+ * Thread safety: all functions taking an env may be called from any thread.
+ */
+typedef struct edb_env edb_env;
+
+#define EDB_ENV_READONLY 0x1u  /**< open read-only; every write returns #EDB_READONLY */
+#define EDB_ENV_NOSYNC   0x2u  /**< do not fsync on commit (fast, not durable across OS crashes) */
+
+/** Options for edb_env_open(); zero fields take defaults. */
+typedef struct edb_env_opts {
+    uint64_t map_size;     /**< bytes of address space reserved; default 64 GiB (sparse, costs no disk) */
+    unsigned max_tables;   /**< tables the environment can hold; default 128 */
+    unsigned max_readers;  /**< concurrent read transactions across processes; default 126 */
+    unsigned flags;        /**< EDB_ENV_READONLY | EDB_ENV_NOSYNC */
+} edb_env_opts;
+
+/**
+ * Open (creating when absent, unless read-only) the database directory @p path.
+ * Several processes may open one database at a time.  Stale reader slots left by
+ * dead processes are cleared on open.
+ * @param[out] out   the environment; release with edb_env_close()
+ * @param[in]  path  directory; created (0700) when it does not exist
+ * @param[in]  opts  NULL for defaults
+ * @return 0; #EDB_INVAL (NULL args, bad options), #EDB_NOTFOUND (read-only and
+ *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database
+ *         or a newer format), #EDB_CORRUPT, #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts);
+
+/**
+ * Close the environment.  Ends every backup still open on it (their handles are
+ * gone afterwards), waits only for bounded work (each copier finishes within one
+ * page batch), ends sessions still open (rolling back their transactions) and
+ * frees everything.  NULL-safe.  No other thread may use @p env or anything
+ * opened from it once this is called, except edb_backup_* calls racing with it,
+ * which return #EDB_CANCELED.
+ */
+EDB_EXTERN void edb_env_close(edb_env *env);
+
+/** Facts about an open environment (edb_env_info()). */
+typedef struct edb_env_info {
+    uint32_t page_size;     /**< bytes per page */
+    uint64_t map_size;      /**< bytes of address space reserved */
+    uint64_t last_page;     /**< highest page number in use (pages used = last_page + 1) */
+    uint64_t txn_id;        /**< id of the last committed transaction */
+    unsigned max_readers;   /**< reader slots */
+    unsigned num_readers;   /**< reader slots in use (across processes) */
+    unsigned flags;         /**< EDB_ENV_* the env was opened with */
+} edb_env_info;
+
+/**
+ * Fill @p out with the environment's page size, map size, pages in use, last
+ * transaction and readers.  @return 0, #EDB_INVAL.  Any thread.
+ */
+EDB_EXTERN int edb_env_info_get(edb_env_info *out, edb_env *env);
+
+/**
+ * Write a compacted copy of the database into the empty or absent directory
+ * @p dir (offline-style copy: it holds a read snapshot while it runs and is not
+ * cancellable).  @return 0, #EDB_INVAL, #EDB_EXISTS (dir holds a database), #EDB_IO.
+ */
+EDB_EXTERN int edb_env_compact(edb_env *env, const char *dir);
+
+/** @return the directory @p env was opened on (lives as long as @p env), or NULL. */
+EDB_EXTERN const char *edb_env_path(edb_env *env);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Sessions and transactions @{ */
+
+/**
+ * A session: a context for transactions and cursors.
+ * Thread safety: one thread at a time (it may move between threads between calls,
+ * but a write transaction must be committed or rolled back by the thread that began it).
+ */
+typedef struct edb_session edb_session;
+
+/**
+ * @param[out] out  the session; release with edb_session_end()
+ * @return 0, #EDB_INVAL, #EDB_NOMEM.  Any thread.
+ */
+EDB_EXTERN int edb_session_begin(edb_session **out, edb_env *env);
+/** Roll back every open transaction level, close the session's cursors, free it.  NULL-safe. */
+EDB_EXTERN void edb_session_end(edb_session *s);
+
+#define EDB_TXN_READONLY 0x1u  /**< a read-only snapshot: never blocks, is never blocked; writes are #EDB_READONLY */
+#define EDB_TXN_MAX_DEPTH 7    /**< levels of nesting */
+
+/**
+ * Begin a transaction, or a nested level inside the current one.  Isolation is
+ * snapshot isolation.  A nested level's work is undone alone by rolling it back
+ * and becomes part of its parent on commit.  A nested level inside a read-only
+ * transaction is read-only too; #EDB_TXN_READONLY inside a write transaction is
+ * #EDB_INVAL.  Without a transaction, each data call runs in one of its own.
+ * @return 0; #EDB_TXNDEPTH (an 8th level); #EDB_BUSY (this thread already holds
+ *         the write transaction through another session); #EDB_READONLY (write
+ *         transaction on a read-only env); #EDB_INVAL; #EDB_NOMEM; #EDB_IO.
+ */
+EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
+/**
+ * Commit the innermost level.  Committing the outermost level makes the work
+ * durable (unless #EDB_ENV_NOSYNC) and visible to new transactions everywhere.
+ * Any update prepared on a cursor of the session is cancelled first.
+ * @return 0; #EDB_NOTXN; #EDB_FULL (nothing committed; the level was rolled back);
+ *         #EDB_IO.
+ */
+EDB_EXTERN int edb_txn_commit(edb_session *s);
+/** Roll back the innermost level.  @return 0, #EDB_NOTXN. */
+EDB_EXTERN int edb_txn_rollback(edb_session *s);
+/** @return the session's nesting depth (0 = no transaction). */
+EDB_EXTERN int edb_txn_depth(edb_session *s);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Schema @{ */
+
+typedef enum edb_coltype {
+    EDB_COL_BOOL = 1,
+    EDB_COL_INT8, EDB_COL_INT16, EDB_COL_INT32, EDB_COL_INT64,
+    EDB_COL_UINT8, EDB_COL_UINT16, EDB_COL_UINT32, EDB_COL_UINT64,
+    EDB_COL_FLOAT, EDB_COL_DOUBLE,
+    EDB_COL_DATETIME, EDB_COL_GUID,
+    EDB_COL_TEXT, EDB_COL_BINARY
+} edb_coltype;
+
+/** @return the lower-case name of a column type ("int64", "text", ...) or NULL. */
+EDB_EXTERN const char *edb_coltype_name(edb_coltype type);
+/** @return 0 and the type named @p name in @p out, or #EDB_INVAL. */
+EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
+
+#define EDB_COL_NOTNULL     0x1u  /**< an insert or replace that leaves it NULL is #EDB_NOTNULL */
+#define EDB_COL_AUTOINC     0x2u  /**< INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert, never reused */
+#define EDB_COL_ESCROW      0x4u  /**< INT32/INT64 with a default: edb_escrow_update() adds atomically */
+#define EDB_COL_MULTIVALUED 0x8u  /**< holds 0..n values; EDB_SET_APPEND adds one */
+
+/** Column identifier within a table: 1-based position in the table's columns, stable. */
+typedef uint32_t edb_colid;
+
+/** A column.  Strings and default bytes are copied by the call that takes them. */
+typedef struct edb_column_def {
+    const char *name;            /**< 1..64 bytes of [A-Za-z0-9_], not starting with a digit */
+    edb_coltype type;
+    unsigned flags;              /**< EDB_COL_NOTNULL | EDB_COL_AUTOINC | EDB_COL_ESCROW | EDB_COL_MULTIVALUED */
+    uint32_t max_size;           /**< TEXT/BINARY: most bytes a value may have; 0 = no limit */
+    const void *default_value;   /**< native form; NULL = no default */
+    size_t default_size;
+} edb_column_def;
+
+#define EDB_IDX_PRIMARY     0x1u  /**< the table's clustered key: unique, records are stored in its order */
+#define EDB_IDX_UNIQUE      0x2u  /**< a second record with an equal key is #EDB_KEYDUP */
+#define EDB_IDX_IGNORE_NULL 0x4u  /**< records whose key columns are all NULL get no entry */
+
+/**
+ * An index.  @p key lists segments as ESE does: each segment is '+' (ascending) or
+ * '-' (descending) followed by a column name and a NUL, the list ends with an
+ * empty string: "+last\0-age\0" (a C literal adds the final NUL).  At most 12
+ * segments.  A multi-valued column may not be in a key.
+ */
+typedef struct edb_index_def {
+    const char *name;
+    const char *key;
+    unsigned flags;              /**< EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL */
+} edb_index_def;
+
+/** A table: columns and indexes.  At most one index is primary; without one the
+ *  table gets an implicit auto-increment key. */
+typedef struct edb_table_def {
+    const char *name;
+    const edb_column_def *columns; size_t ncolumns;
+    const edb_index_def *indexes;  size_t nindexes;
+} edb_table_def;
+
+#define EDB_MAX_COLUMNS 1024
+#define EDB_MAX_INDEXES 16
+#define EDB_MAX_KEY_SEGMENTS 12
+/** Largest encoded key (LMDB's limit minus edb's own framing). */
+#define EDB_MAX_KEY_SIZE 500
+
+/**
+ * Create a table with its columns and indexes, in the session's transaction (or
+ * one of its own).  Visible to other processes once committed.
+ * @return 0; #EDB_EXISTS (table name taken); #EDB_INVAL (bad names, duplicate
+ *         columns, unknown key column, bad flags for the type, two primaries, a
+ *         default of the wrong size); #EDB_LIMIT (max_tables, columns, indexes);
+ *         #EDB_READONLY; #EDB_BUSY; #EDB_FULL.
+ */
+EDB_EXTERN int edb_table_create(edb_session *s, const edb_table_def *def);
+/** Drop a table with its rows and indexes.  Cursors open on it return #EDB_NOTFOUND afterwards.
+ *  @return 0, #EDB_NOTFOUND, #EDB_INVAL, #EDB_READONLY, #EDB_BUSY. */
+EDB_EXTERN int edb_table_drop(edb_session *s, const char *table);
+/**
+ * Add a column.  Existing rows are not rewritten: they read the column as its
+ * default, or NULL.  A NOT NULL column needs a default; AUTOINC cannot be added.
+ * @return 0, #EDB_NOTFOUND (table), #EDB_EXISTS (column), #EDB_INVAL, #EDB_LIMIT, #EDB_READONLY.
+ */
+EDB_EXTERN int edb_column_add(edb_session *s, const char *table, const edb_column_def *col);
+/**
+ * Create a secondary index and fill it from the table's rows in the same transaction.
+ * @return 0, #EDB_NOTFOUND, #EDB_EXISTS, #EDB_INVAL (including PRIMARY), #EDB_KEYDUP
+ *         (UNIQUE and two rows share a key: nothing is created), #EDB_TOOBIG, #EDB_LIMIT.
+ */
+EDB_EXTERN int edb_index_create(edb_session *s, const char *table, const edb_index_def *idx);
+/** Drop a secondary index.  @return 0, #EDB_NOTFOUND, #EDB_INVAL (the primary index). */
+EDB_EXTERN int edb_index_drop(edb_session *s, const char *table, const char *index);
+
+/**
+ * List the tables.  @param[out] out a NULL-terminated array of names, sorted;
+ * free with edb_free().  @param[out] count number of names (may be NULL).
+ * @return 0, #EDB_INVAL, #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_table_list(char ***out, size_t *count, edb_session *s);
+/**
+ * Describe a table as an edb_table_def: columns in colid order (colid = position + 1),
+ * indexes in creation order, the implicit primary key not listed.  Everything is in
+ * one allocation; free with edb_free().
+ * @return 0, #EDB_NOTFOUND, #EDB_INVAL, #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_table_describe(edb_table_def **out, edb_session *s, const char *table);
+/** Free memory returned by edb_table_list() and edb_table_describe().  NULL-safe. */
+EDB_EXTERN void edb_free(void *p);
+
+/** Statistics of one B-tree (a table's records or one index). */
+typedef struct edb_tree_stat {
+    uint64_t entries, depth, branch_pages, leaf_pages, overflow_pages;
+} edb_tree_stat;
+/**
+ * Statistics of a table's record tree (index NULL) or of one of its indexes.
+ * `entries` of the record tree is the row count (O(1)).
+ * @return 0, #EDB_NOTFOUND, #EDB_INVAL.
+ */
+EDB_EXTERN int edb_table_stat(edb_tree_stat *out, edb_session *s, const char *table, const char *index);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Cursors and records @{ */
+
+/**
+ * A cursor on one table, positioned on a record of its current index (the
+ * primary at open).  It belongs to its session and stays usable across the
+ * session's transactions: a new transaction finds it unpositioned.
+ * Thread safety: as its session.
+ */
+typedef struct edb_cursor edb_cursor;
+
+/**
+ * @param[out] out the cursor, unpositioned, on the primary index
+ * @return 0, #EDB_NOTFOUND (table), #EDB_INVAL, #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_cursor_open(edb_cursor **out, edb_session *s, const char *table);
+/** Cancel a prepared update and free the cursor.  NULL-safe. */
+EDB_EXTERN void edb_cursor_close(edb_cursor *c);
+/** @return 0 and the id of @p column, #EDB_NOTFOUND, #EDB_INVAL. */
+EDB_EXTERN int edb_column_id(edb_colid *out, edb_cursor *c, const char *column);
+
+#define EDB_PREP_INSERT  1  /**< a new record: columns start NULL or at their defaults */
+#define EDB_PREP_REPLACE 2  /**< change the current record: columns start at its values */
+
+/**
+ * Start building a record.  @return 0, #EDB_NOCURRENT (REPLACE with no current
+ * record), #EDB_INVAL (mode, or an update already prepared), #EDB_READONLY.
+ */
+EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
+
+#define EDB_SET_APPEND 0x1u  /**< multi-valued: add this value after the others */
+
+/**
+ * Set a column of the prepared record.  @p data NULL sets NULL (for a
+ * multi-valued column: removes every value).  Without #EDB_SET_APPEND a
+ * multi-valued column is left with this one value.
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (size or
+ *         encoding wrong, APPEND on a single-valued column, AUTOINC column),
+ *         #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags);
+
+/**
+ * Write the prepared record and keep every index exact.  After an insert the
+ * cursor is on the new record (read its AUTOINC value with edb_column_get()).
+ * On any error nothing is written: every index is as before and the update
+ * stays prepared (fix it and retry, or cancel).
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
+ *         #EDB_TOOBIG (key or record too large), #EDB_READONLY, #EDB_BUSY, #EDB_FULL.
+ */
+EDB_EXTERN int edb_update(edb_cursor *c);
+/** Drop the prepared record, if any.  NULL-safe. */
+EDB_EXTERN void edb_update_cancel(edb_cursor *c);
+
+/**
+ * Read a column of the current record (of the prepared record while an update is
+ * prepared).  @p itag 0 or 1: the first value; n: the n-th value of a
+ * multi-valued column.
+ * @param[out] buf    receives up to @p size bytes (may be NULL when size is 0)
+ * @param[out] actual full size of the value (may be NULL)
+ * @return 0; #EDB_WRN_NULL (NULL, or no n-th value: *actual = 0);
+ *         #EDB_WRN_TRUNCATED (@p size too small: @p size bytes copied, *actual = full size);
+ *         #EDB_NOCURRENT, #EDB_NOTFOUND (colid), #EDB_INVAL, #EDB_CORRUPT.
+ */
+EDB_EXTERN int edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag);
+/** @return 0 and the number of values of a column of the current record (0 for NULL), #EDB_NOCURRENT, #EDB_NOTFOUND. */
+EDB_EXTERN int edb_column_count(unsigned *out, edb_cursor *c, edb_colid col);
+
+/** Delete the current record and its index entries; the cursor is then between records.
+ *  @return 0, #EDB_NOCURRENT, #EDB_READONLY, #EDB_BUSY. */
+EDB_EXTERN int edb_record_delete(edb_cursor *c);
+
+/**
+ * Add @p delta to an ESCROW column of the current record, atomically within the
+ * transaction, and return the value before.  Overflow is #EDB_INVAL.
+ * @return 0, #EDB_NOCURRENT, #EDB_TYPE (not an escrow column), #EDB_READONLY, #EDB_BUSY.
+ */
+EDB_EXTERN int edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old);
+
+/** Switch to index @p index (NULL or the primary's name: primary).  Unpositions the cursor, removes a range.
+ *  @return 0, #EDB_NOTFOUND, #EDB_INVAL. */
+EDB_EXTERN int edb_cursor_set_index(edb_cursor *c, const char *index);
+/** @return the current index's name (NULL for the implicit primary key); lives until the next set_index. */
+EDB_EXTERN const char *edb_cursor_index(edb_cursor *c);
+
+#define EDB_KEY_NEW        0x1u  /**< start a new key with this segment */
+#define EDB_KEY_PREFIX_END 0x2u  /**< the key sorts after every entry that starts with it */
+
+/**
+ * Add the next key segment (in the column's native form; @p data NULL = NULL) to
+ * the cursor's search key.  The first call of a key passes #EDB_KEY_NEW.  A key
+ * of the first k columns of the index is a prefix.
+ * @return 0, #EDB_INVAL (no EDB_KEY_NEW first, more segments than the index has,
+ *         wrong size), #EDB_TOOBIG.
+ */
+EDB_EXTERN int edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags);
+
+#define EDB_SEEK_EQ 1  /**< first entry equal to the key (or starting with a prefix key) */
+#define EDB_SEEK_LT 2  /**< last entry less than the key */
+#define EDB_SEEK_LE 3  /**< last entry less than or equal to the key */
+#define EDB_SEEK_GE 4  /**< first entry greater than or equal to the key */
+#define EDB_SEEK_GT 5  /**< first entry greater than the key */
+
+/**
+ * Position on an entry of the current index relative to the key made with
+ * edb_key_make() (consumed by the seek).  Removes an index range.
+ * @return 0, #EDB_NOTFOUND (no such entry; the cursor is unpositioned), #EDB_INVAL (no key).
+ */
+EDB_EXTERN int edb_cursor_seek(edb_cursor *c, unsigned how);
+
+#define EDB_RANGE_UPPER     0x1u  /**< the key is an upper limit (else a lower limit, for moving back) */
+#define EDB_RANGE_INCLUSIVE 0x2u  /**< an entry equal to the limit is inside */
+#define EDB_RANGE_REMOVE    0x4u  /**< remove the range */
+
+/**
+ * Limit moves from the current entry to the key made with edb_key_make(): moving
+ * past it returns #EDB_NOTFOUND.  Removed by a seek, a FIRST/LAST move, set_index.
+ * @return 0; #EDB_NOTFOUND (the current entry is already outside: no range is set);
+ *         #EDB_NOCURRENT; #EDB_INVAL (no key).
+ */
+EDB_EXTERN int edb_cursor_set_range(edb_cursor *c, unsigned flags);
+
+#define EDB_MOVE_FIRST INT32_MIN
+#define EDB_MOVE_PREV  (-1)
+#define EDB_MOVE_NEXT  1
+#define EDB_MOVE_LAST  INT32_MAX
+
+/**
+ * Move to the first or last entry of the index, or n entries forward (n > 0) or
+ * back (n < 0).  @return 0, #EDB_NOTFOUND (past either end or the range limit;
+ * the cursor stays before the first or after the last entry, so moving back works),
+ * #EDB_INVAL (0).
+ */
+EDB_EXTERN int edb_cursor_move(edb_cursor *c, int how);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Checking @{ */
+
+/** Called by edb_env_check() for each problem found; @p what names the table, index, page. */
+typedef void (*edb_check_fn)(void *ctx, int code, const char *what);
+/**
+ * Walk the whole database in one read snapshot (never blocks writers): LMDB trees
+ * well formed, every page reachable once or free, catalog consistent, every
+ * record decodable, every index entry matched by its record and every record by
+ * its entries, keys in order.
+ * @param[out] out number of problems found (0 = clean)
+ * @param fn   called for each problem (may be NULL)
+ * @param progress called now and then with rows checked so far (may be NULL)
+ * @return 0 when the walk finished (look at *out), or an error that stopped it.
+ */
+EDB_EXTERN int edb_env_check(uint64_t *out, edb_env *env, edb_check_fn fn, void *ctx,
+                             void (*progress)(void *ctx, uint64_t rows));
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDB_H */

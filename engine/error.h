@@ -1,0 +1,35 @@
+/*
+ * error.h: internal error helpers.
+ *
+ * Every failing path sets the thread's last-error detail through edb__err(),
+ * which prefixes the code's name, and returns the code.  LMDB's return codes are
+ * translated in exactly one place, edb__mdb_err(); no other file compares with
+ * MDB_* constants.
+ */
+#ifndef EDB_ERROR_H
+#define EDB_ERROR_H
+
+#include "edb.h"
+
+#if defined(__GNUC__)
+#define EDB__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define EDB__PRINTF(a, b)
+#endif
+
+/* Set the thread's detail to "<EDB_NAME>: <fmt...>" and return rc. */
+int edb__err(int rc, const char *fmt, ...) EDB__PRINTF(2, 3);
+/* Translate an LMDB (or errno) return code into an EDB_* code, recording
+ * "<EDB_NAME>: <what>: <lmdb message>".  0 stays 0. */
+int edb__mdb_err(int mdb_rc, const char *what);
+/* Same for an errno value (EIO, ENOSPC, ...): "<EDB_NAME>: <what>: <strerror>". */
+int edb__sys_err(int errnum, const char *what);
+/* Clear the detail (called at the start of public functions that succeed quietly). */
+void edb__err_clear(void);
+
+/* WiredTiger-style flow: EDB_RET returns on error; EDB_ERR jumps to err: with ret set.
+ * Warnings (positive codes) are not errors for either. */
+#define EDB_RET(x) do { int edb__r = (x); if (edb__r < 0) return edb__r; } while (0)
+#define EDB_ERR(x) do { ret = (x); if (ret < 0) goto err; } while (0)
+
+#endif
