@@ -1,0 +1,68 @@
+/*
+ * sys.h: every system call and allocation of the backup, verify and restore
+ * paths goes through these wrappers, so that a test build can make the N-th
+ * call fail (SQLite's I/O-error countdown).
+ *
+ * The wrappers behave exactly like the calls they wrap (same return values and
+ * errno).  With EDB_FAULT_INJECTION defined (the default build) a countdown may
+ * be armed: when it reaches zero the call fails with the armed errno without
+ * running, or, for read/write calls with EDB__FAULT_SHORT, transfers less than
+ * asked.  Once-only faults disarm after firing; persistent faults keep failing.
+ *
+ * Thread safety: the wrappers are thread-safe; the countdown is one process-wide
+ * atomic, meant to be armed by a single-threaded test driver.
+ */
+#ifndef EDB_SYS_H
+#define EDB_SYS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+int     edb__sys_open(const char *path, int flags, mode_t mode);
+int     edb__sys_openat(int dirfd, const char *path, int flags, mode_t mode);
+int     edb__sys_close(int fd);
+ssize_t edb__sys_read(int fd, void *buf, size_t n);
+ssize_t edb__sys_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t edb__sys_write(int fd, const void *buf, size_t n);
+ssize_t edb__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t edb__sys_writev(int fd, const struct iovec *iov, int iovcnt);
+int     edb__sys_fsync(int fd);
+int     edb__sys_ftruncate(int fd, off_t len);
+int     edb__sys_rename(const char *from, const char *to);
+int     edb__sys_renameat(int fromfd, const char *from, int tofd, const char *to);
+int     edb__sys_unlink(const char *path);
+int     edb__sys_unlinkat(int dirfd, const char *path, int flags);
+int     edb__sys_mkdir(const char *path, mode_t mode);
+int     edb__sys_mkdirat(int dirfd, const char *path, mode_t mode);
+void   *edb__sys_malloc(size_t n);
+void   *edb__sys_calloc(size_t n, size_t size);
+void   *edb__sys_realloc(void *p, size_t n);
+void   *edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off);
+int     edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* Loops over EINTR and short transfers; returns 0 or -1 with errno set (a
+ * write that transfers 0 bytes is EIO).  Built on the wrappers above. */
+int     edb__sys_write_all(int fd, const void *buf, size_t n);
+int     edb__sys_pwrite_all(int fd, const void *buf, size_t n, off_t off);
+/* Reads until n bytes or end of file; *got says how many (short only at EOF). */
+int     edb__sys_read_full(int fd, void *buf, size_t n, size_t *got);
+int     edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got);
+
+/* ---- fault injection (test builds) ---- */
+#define EDB__FAULT_PERSISTENT 0x1u  /* keep failing after the first fault */
+#define EDB__FAULT_SHORT      0x2u  /* read/write calls transfer half (at least 1 byte) instead of failing */
+
+/* Arm: the @n-th wrapped call from now (1 = the next) fails with @errnum.
+ * n = 0 disarms. */
+void edb__fault_arm(long n, int errnum, unsigned flags);
+void edb__fault_disarm(void);
+/* Faults fired since the last arm (0: the countdown never reached its call). */
+long edb__fault_fired(void);
+/* Wrapped calls made since the last arm: run a scenario once unarmed to learn
+ * how many calls it makes. */
+long edb__fault_calls(void);
+
+#endif
