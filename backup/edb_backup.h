@@ -99,6 +99,25 @@ EDB_EXTERN int edb_backup_stop(edb_env *env);
  */
 EDB_EXTERN int edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total);
 
+/**
+ * How long the backup has kept a snapshot of the database pinned.  While a
+ * read transaction is held, LMDB cannot reuse the pages that writers free, so
+ * the file grows by what they write: this is the number to watch.
+ * A classic backup holds one snapshot from edb_backup_begin() until
+ * edb_backup_end().  A low-pin backup (#EDB_BACKUP_LOW_PIN) holds its first
+ * snapshot only during edb_backup_begin(), then short ones for one batch of
+ * reads each, and a final one for one read-and-hash pass over the pages (the
+ * archive's trailer records that one as `pin_us`).
+ * @param[out] longest_us the longest time, in microseconds, one read transaction
+ *             of this backup has been held (a transaction still held counts
+ *             until now); may be NULL
+ * @param[out] current_us how long the transaction held now has been held, 0 when
+ *             none is; may be NULL
+ * @return 0, #EDB_INVAL (@p bk is NULL or not an open backup).
+ * Thread safety: any thread, as edb_backup_progress().
+ */
+EDB_EXTERN int edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us);
+
 
 /* ------------------------------------------------------------------------ */
 /** @name Verify and restore
