@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,74 @@ Test(dbtool_admin, check_reports_flipped_bytes_without_crashing, .timeout = 120)
 Test(dbtool_admin, check_reports_truncated_file_without_crashing, .timeout = 120)
 {
     damage_and_check(truncated, "truncated");
+}
+
+/* Delete the first entry of the first named LMDB database whose name starts
+ * with prefix ("edb:i": an index, "edb:r": the records), behind edb's back. */
+static void
+delete_first_entry(const char *path, const char *prefix)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_dbi main_dbi, dbi;
+    MDB_val k, v;
+    char name[64] = "";
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 256);
+    cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
+    cr_assert_eq(mdb_cursor_open(txn, main_dbi, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < sizeof name && strncmp(k.mv_data, prefix, strlen(prefix)) == 0) {
+            /* the pool holds empty databases for unused slots: take one with entries */
+            char cand[64];
+            MDB_stat ms;
+            memcpy(cand, k.mv_data, k.mv_size);
+            cand[k.mv_size] = '\0';
+            cr_assert_eq(mdb_dbi_open(txn, cand, 0, &dbi), 0);
+            cr_assert_eq(mdb_stat(txn, dbi, &ms), 0);
+            if (ms.ms_entries > 0) {
+                strcpy(name, cand);
+                break;
+            }
+        }
+    }
+    mdb_cursor_close(cur);
+    cr_assert_neq(name[0], '\0', "no database named %s*", prefix);
+    cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    cr_assert_eq(mdb_cursor_del(cur, 0), 0);
+    mdb_cursor_close(cur);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void
+logical_damage(const char *prefix, const char *needle)
+{
+    char path[256];
+    char *dir = nums_db(path, sizeof path, 300);
+    delete_first_entry(path, prefix);
+    run_result r = dbt_runv(NULL, "check", path, NULL);
+    cr_assert_eq(r.status, 1, "check exit %d\n%s%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.err, "EDB_CORRUPT") != NULL, "%s", r.err);
+    cr_assert(strstr(r.out, needle) != NULL, "want '%s' in:\n%s", needle, r.out);
+    run_free(&r);
+    rm_tree(dir);
+    free(dir);
+}
+
+Test(dbtool_admin, check_finds_a_record_without_its_index_entry, .timeout = 60)
+{
+    logical_damage("edb:i", "without their entry");
+}
+
+Test(dbtool_admin, check_finds_an_index_entry_without_its_record, .timeout = 60)
+{
+    logical_damage("edb:r", "entr");
 }
 
 /* A child process holds a write transaction open (rows inserted, not
