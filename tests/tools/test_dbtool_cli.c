@@ -528,3 +528,37 @@ Test(dbtool_cli, get_and_delete_by_primary_key, .timeout = 60)
     run_free(&r);
     db_free(&a);
 }
+
+Test(dbtool_cli, terminal_gets_aligned_tables, .timeout = 60)
+{
+    db a = nums_db();
+    const char *scan[] = { "scan", a.path, "nums", "--from", "9", "--limit", "3", NULL };
+    run_result r = dbt_run_tty(scan);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "id  grp\n"
+                            "--  ---\n"
+                            " 9  g4\n"
+                            "10  g0\n"
+                            "11  g1\n");
+    run_free(&r);
+    const char *json[] = { "scan", a.path, "nums", "--limit", "1", "--json", NULL };
+    r = dbt_run_tty(json);
+    cr_assert_str_eq(r.out, "{\"id\": 1, \"grp\": \"g1\"}\n");
+    run_free(&r);
+    const char *tables[] = { "tables", a.path, NULL };
+    r = dbt_run_tty(tables);
+    cr_assert(strstr(r.out, "table") == r.out && strstr(r.out, "nums") && strstr(r.out, " 100\n"), "%s", r.out);
+    run_free(&r);
+    const char *stat[] = { "stat", a.path, NULL };
+    r = dbt_run_tty(stat);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "page size") && strstr(r.out, "by_grp") && strstr(r.out, "(records)"), "%s", r.out);
+    run_free(&r);
+    const char *check[] = { "check", a.path, NULL };
+    r = dbt_run_tty(check);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "no problems found"), "%s", r.out);
+    cr_assert_str_eq(r.err, "", "no progress for a small database");
+    run_free(&r);
+    db_free(&a);
+}
