@@ -75,6 +75,35 @@ static const dbt_cmd commands[] = {
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot.\n" },
+    { "backup", dbt_cmd_backup,
+      "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
+      "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
+      "output) while writers keep going. The file is written as ARCHIVE.tmp.XXXXXX (mode 0600)\n"
+      "beside ARCHIVE, synced and renamed: a file named ARCHIVE is always complete.\n"
+      "--incremental BASE writes only the pages that differ from the archive BASE (a full\n"
+      "archive or an incremental; restore needs the whole chain). --rate-limit caps the copier\n"
+      "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"
+      "under short snapshots so that the database file does not grow behind a long snapshot.\n"
+      "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
+      "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
+      "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n" },
+    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
+      "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
+      "archives, in the order they were taken (- reads one of them from standard input).\n"
+      "Every archive is checked completely while it is read; the database is built in a new\n"
+      "directory beside TARGET_DIR, every page is compared with the archive's page hashes, and\n"
+      "only then renamed into place. A damaged, truncated or mislinked archive (EDB_CORRUPT,\n"
+      "EDB_CHECKSUM, EDB_CHAIN) leaves TARGET_DIR untouched. TARGET_DIR must be absent or\n"
+      "empty; --force replaces an existing database directory (only data.mdb and lock.mdb)\n"
+      "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n" },
+    { "verify", dbt_cmd_verify, "verify ARCHIVE... [--deep]",
+      "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
+      "page hash table, the end block and, for several archives (a full one and its\n"
+      "incrementals in order), every link of the chain. Each problem is printed on standard\n"
+      "output with the archive, frame, page and byte offset concerned; exit status 1 when there\n"
+      "is any. An incremental archive alone is checked as far as it can be without its base.\n"
+      "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
+      "on the result (archives must be files, not standard input).\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -43,6 +43,9 @@ int dbt_cmd_delete(int argc, char **argv);
 int dbt_cmd_stat(int argc, char **argv);
 int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
+int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
+int dbt_cmd_restore(int argc, char **argv);
+int dbt_cmd_verify(int argc, char **argv);
 
 /* The command table lookup (dbtool.c), for usage messages. */
 const dbt_cmd *dbt_find_cmd(const char *name);
