@@ -8,7 +8,11 @@
 
 #include "config.h"
 
+#ifdef EDB_TEST_SHIM
+#include "tshim.h"              /* ThreadSanitizer build: Criterion cannot run there */
+#else
 #include <criterion/criterion.h>
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -407,6 +411,22 @@ bk_digest_restored(const char *dir, uint64_t *count, uint64_t *txnid)
 
 /* ---- post-conditions of an abort ---- */
 
+static inline int bk_tasks(void);
+/* The thread count once it stops changing (a joined thread may linger an instant). */
+static inline int
+bk_wait_tasks_settle(void)
+{
+    int n = bk_tasks();
+    for (int i = 0; i < 50; i++) {
+        bk_sleep_ms(2);
+        int m = bk_tasks();
+        if (m == n)
+            return n;
+        n = m;
+    }
+    return n;
+}
+
 static inline int
 bk_tasks(void)
 {
@@ -419,6 +439,24 @@ bk_tasks(void)
             n++;
     closedir(d);
     return n;
+}
+
+static void *
+bk_noop(void *p)
+{
+    return p;
+}
+
+/* Threads of the process before a test starts its own: create and join one
+ * thread first, so that runtimes that start a helper thread with the first
+ * pthread_create (ThreadSanitizer does) are counted in the baseline. */
+static inline int
+bk_tasks_baseline(void)
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, bk_noop, NULL), 0);
+    pthread_join(t, NULL);
+    return bk_wait_tasks_settle();
 }
 
 static int

@@ -172,7 +172,7 @@ Test(backup_torture, random_aborts_from_random_threads, .timeout = 240)
     char *dir = bk_tmpdir();
     edb_env *env = bk_env_open(dir);
     bk_populate(env, 400);
-    int tasks = bk_tasks();
+    int tasks = bk_tasks_baseline();
     pthread_t wd;
     cr_assert_eq(pthread_create(&wd, NULL, watchdog_main, NULL), 0);
 
