@@ -228,6 +228,7 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     }
     if (rc != MDB_NOTFOUND)
         EDB_ERR(edb__mdb_err(rc, "scan records"));
+    ret = 0;
 err:
     if (cur != NULL)
         mdb_cursor_close(cur);

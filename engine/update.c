@@ -131,6 +131,7 @@ unindex(MDB_txn *txn, const edb__table *t, const edb__rec *rec, const edb__buf *
             continue;
         EDB_ERR(del(txn, x->dbi, &k, "delete index entry"));
     }
+    ret = 0;
 err:
     edb__buf_free(&k);
     return ret;
@@ -178,6 +179,7 @@ write_record(MDB_txn *txn, const edb__table *t, const edb__rec *old, const edb__
             EDB_ERR(keydup(t, x->name));
         EDB_ERR(rc);
     }
+    ret = 0;    /* "no entry" (1) from the last index is not a result */
 err:
     edb__buf_free(&raw);
     edb__buf_free(&ok);

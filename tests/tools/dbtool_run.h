@@ -18,6 +18,8 @@ run_result dbt_run(const char *in, const char *const *argv);
 /* Variadic convenience: dbt_runv(in, "scan", db, "t", NULL). */
 run_result dbt_runv(const char *in, ...);
 void run_free(run_result *r);
+/* The same with stdout on a pseudo-terminal (carriage returns removed). */
+run_result dbt_run_tty(const char *const *argv);
 
 /* A fresh temporary directory under /tmp; rm -rf with rm_tree(). */
 char *tmpdir_new(void);

@@ -130,6 +130,72 @@ Test(dbtool_cli, help_version_and_usage_errors, .timeout = 30)
     }
 }
 
+/* Does the man page hold `line` as one of its lines (troff escapes undone)? */
+static bool
+man_has_line(const char *man, const char *line)
+{
+    for (const char *p = man; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char buf[1024];
+        size_t k = 0;
+        for (size_t i = 0; i < n && k + 1 < sizeof buf; i++) {
+            if (p[i] == '\\' && i + 1 < n && p[i + 1] == '-') {
+                buf[k++] = '-';
+                i++;
+            } else if (p[i] == '\\' && i + 1 < n && p[i + 1] == 'e') {
+                buf[k++] = '\\';
+                i++;
+            } else if (p[i] == '\\' && i + 1 < n && p[i + 1] == '&') {
+                i++;
+            } else {
+                buf[k++] = p[i];
+            }
+        }
+        buf[k] = '\0';
+        if (strcmp(buf, line) == 0)
+            return true;
+        p = e ? e + 1 : p + n;
+    }
+    return false;
+}
+
+Test(dbtool_cli, help_texts_are_the_man_page, .timeout = 60)
+{
+    const char *src = getenv("top_srcdir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/doc/dbtool.1", src ? src : "..");
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char man[200000];
+    size_t n = fread(man, 1, sizeof man - 1, f);
+    man[n] = '\0';
+    fclose(f);
+    run_result all = dbt_runv(NULL, "--help", NULL);
+    const char *p = strstr(all.out, "commands:\n");
+    cr_assert_not_null(p);
+    int ncmd = 0;
+    for (p += 10; strncmp(p, "  ", 2) == 0; p = strchr(p, '\n') + 1) {
+        char name[64];
+        sscanf(p + 2, "%63s", name);
+        run_result h = dbt_runv(NULL, "help", name, NULL);
+        cr_assert_eq(h.status, 0, "help %s", name);
+        char syn[512];
+        snprintf(syn, sizeof syn, ".B dbtool %.*s", (int)(strchr(h.out, '\n') - h.out - 14), h.out + 14);
+        cr_assert(man_has_line(man, syn), "man page lacks the synopsis: %s", syn);
+        for (char *l = strstr(h.out, "\n\n") + 2; *l;) {
+            char *e = strchr(l, '\n');
+            *e = '\0';
+            cr_assert(man_has_line(man, l), "dbtool.1 lacks the line of 'help %s': %s", name, l);
+            l = e + 1;
+        }
+        run_free(&h);
+        ncmd++;
+    }
+    cr_assert_geq(ncmd, 13);
+    run_free(&all);
+}
+
 Test(dbtool_cli, missing_database_is_reported_and_not_created, .timeout = 30)
 {
     char *dir = tmpdir_new();
@@ -225,7 +291,7 @@ Test(dbtool_cli, export_import_round_trip_every_type, .timeout = 60)
     /* values exactly as DESIGN.md says */
     const char *want[] = {
         "\"id\": -9223372036854775808", "\"u64\": 18446744073709551615", "\"i8\": -128",
-        "\"u32\": 4294967295", "\"d\": 0.30000000000000004", "\"f\": 0.100000001",
+        "\"u32\": 4294967295", "\"d\": 0.30000000000000004", "\"f\": 0.1,",
         "\"dt\": \"2024-05-01T12:00:00.000001Z\"", "\"dt\": \"1969-12-31T23:59:59.999999Z\"",
         "\"g\": \"12345678-9abc-def0-0001-02030405feff\"", "\"bin\": \"AP8QgH8=\"",
         "\"tags\": [\"a\", \"b,c\"]", "\"t\": \"h\xc3\xa9llo, \\\"w\\\"\\n\"", "\"b\": true",
@@ -459,6 +525,40 @@ Test(dbtool_cli, get_and_delete_by_primary_key, .timeout = 60)
     run_free(&r);
     r = dbt_runv(NULL, "check", a.path, NULL);
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    run_free(&r);
+    db_free(&a);
+}
+
+Test(dbtool_cli, terminal_gets_aligned_tables, .timeout = 60)
+{
+    db a = nums_db();
+    const char *scan[] = { "scan", a.path, "nums", "--from", "9", "--limit", "3", NULL };
+    run_result r = dbt_run_tty(scan);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "id  grp\n"
+                            "--  ---\n"
+                            " 9  g4\n"
+                            "10  g0\n"
+                            "11  g1\n");
+    run_free(&r);
+    const char *json[] = { "scan", a.path, "nums", "--limit", "1", "--json", NULL };
+    r = dbt_run_tty(json);
+    cr_assert_str_eq(r.out, "{\"id\": 1, \"grp\": \"g1\"}\n");
+    run_free(&r);
+    const char *tables[] = { "tables", a.path, NULL };
+    r = dbt_run_tty(tables);
+    cr_assert(strstr(r.out, "table") == r.out && strstr(r.out, "nums") && strstr(r.out, " 100\n"), "%s", r.out);
+    run_free(&r);
+    const char *stat[] = { "stat", a.path, NULL };
+    r = dbt_run_tty(stat);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "page size") && strstr(r.out, "by_grp") && strstr(r.out, "(records)"), "%s", r.out);
+    run_free(&r);
+    const char *check[] = { "check", a.path, NULL };
+    r = dbt_run_tty(check);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "no problems found"), "%s", r.out);
+    cr_assert_str_eq(r.err, "", "no progress for a small database");
     run_free(&r);
     db_free(&a);
 }
