@@ -8,7 +8,11 @@
 
 #include "config.h"
 
+#ifdef EDB_TEST_SHIM
+#include "tshim.h"              /* ThreadSanitizer build: Criterion cannot run there */
+#else
 #include <criterion/criterion.h>
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -108,6 +112,28 @@ bk_scale(unsigned n)
         pct = (unsigned)atoi(e);
     unsigned v = (unsigned)((unsigned long long)n * pct / 100);
     return v ? v : 1;
+}
+
+/* Slowness factor for time limits: EDB_TEST_SLOW (default 1; 3 under
+ * sanitizers).  helgrind.sh sets it high: "at once" under valgrind is slower. */
+static inline unsigned
+bk_slow(void)
+{
+    unsigned f = 1;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    f = 3;
+#endif
+    const char *e = getenv("EDB_TEST_SLOW");
+    if (e != NULL && atoi(e) > 0)
+        f = (unsigned)atoi(e);
+    return f;
+}
+
+/* A time limit of ms milliseconds on a normal build. */
+static inline unsigned
+bk_ms(unsigned ms)
+{
+    return ms * bk_slow();
 }
 
 static inline edb_env *
@@ -407,6 +433,22 @@ bk_digest_restored(const char *dir, uint64_t *count, uint64_t *txnid)
 
 /* ---- post-conditions of an abort ---- */
 
+static inline int bk_tasks(void);
+/* The thread count once it stops changing (a joined thread may linger an instant). */
+static inline int
+bk_wait_tasks_settle(void)
+{
+    int n = bk_tasks();
+    for (int i = 0; i < 50; i++) {
+        bk_sleep_ms(2);
+        int m = bk_tasks();
+        if (m == n)
+            return n;
+        n = m;
+    }
+    return n;
+}
+
 static inline int
 bk_tasks(void)
 {
@@ -419,6 +461,24 @@ bk_tasks(void)
             n++;
     closedir(d);
     return n;
+}
+
+static void *
+bk_noop(void *p)
+{
+    return p;
+}
+
+/* Threads of the process before a test starts its own: create and join one
+ * thread first, so that runtimes that start a helper thread with the first
+ * pthread_create (ThreadSanitizer does) are counted in the baseline. */
+static inline int
+bk_tasks_baseline(void)
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, bk_noop, NULL), 0);
+    pthread_join(t, NULL);
+    return bk_wait_tasks_settle();
 }
 
 static int
@@ -444,7 +504,7 @@ bk_readers(MDB_env *m)
 static inline int
 bk_wait_tasks(int want, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     int n;
     while ((n = bk_tasks()) > want && bk_now_ms() < end)
         bk_sleep_ms(2);
@@ -454,7 +514,7 @@ bk_wait_tasks(int want, unsigned ms)
 static inline int
 bk_wait_readers(MDB_env *m, int want, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     int n;
     while ((n = bk_readers(m)) > want && bk_now_ms() < end)
         bk_sleep_ms(2);
@@ -466,7 +526,7 @@ bk_wait_readers(MDB_env *m, int want, unsigned ms)
 static inline void
 bk_assert_no_objects(unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     while (edb__obj_live(EDB__OBJ_N) != 0 && bk_now_ms() < end)
         bk_sleep_ms(2);
     cr_assert_eq(edb__obj_live(EDB__OBJ_N), 0,
@@ -495,7 +555,7 @@ bk_readers_path(const char *dir)
 static inline void
 bk_wait_parked(edb_backup_stream *s, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     while (edb__ring_waiting(&s->ring) == 0) {
         cr_assert_lt(bk_now_ms(), end, "reader never parked");
         bk_sleep_ms(1);
@@ -506,7 +566,7 @@ bk_wait_parked(edb_backup_stream *s, unsigned ms)
 static inline void
 bk_wait_ring_full(edb_backup_stream *s, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     for (;;) {
         pthread_mutex_lock(&s->ring.mu);
         bool full = s->ring.count == s->ring.nslots;

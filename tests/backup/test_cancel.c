@@ -8,7 +8,7 @@
 #include "bk_helpers.h"
 #include "sys.h"
 
-#define PROMPT_MS 500       /* "at once": generous for loaded machines and sanitizers */
+#define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
 
 typedef struct fixture {
     char *dir;
@@ -26,7 +26,7 @@ setup(unsigned rows)
     f.m = edb__env_mdb(f.env);
     if (rows)
         bk_populate(f.env, rows);
-    f.tasks = bk_tasks();
+    f.tasks = bk_tasks_baseline();
     cr_assert_eq(bk_readers(f.m), 0);
     return f;
 }
