@@ -224,6 +224,9 @@ edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
     *out = 0;
     if (c == NULL || column == NULL)
         return edb__err(EDB_INVAL, "edb_column_id: %s is NULL", c == NULL ? "cursor" : "column");
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
     edb_colid id = edb__table_colid(c->t, column);
     if (id == 0)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);
