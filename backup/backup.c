@@ -38,6 +38,39 @@
 #include "stream.h"
 #include "sys.h"
 
+/* ---- live objects ------------------------------------------------------------ */
+
+static atomic_long live[EDB__OBJ_N];
+
+void *
+edb__obj_alloc(int kind, size_t n)
+{
+    void *p = edb__sys_calloc(1, n);
+    if (p != NULL)
+        atomic_fetch_add(&live[kind], 1);
+    return p;
+}
+
+void
+edb__obj_free(int kind, void *p)
+{
+    if (p == NULL)
+        return;
+    atomic_fetch_sub(&live[kind], 1);
+    free(p);
+}
+
+long
+edb__obj_live(int kind)
+{
+    if (kind >= 0 && kind < EDB__OBJ_N)
+        return atomic_load(&live[kind]);
+    long n = 0;
+    for (int k = 0; k < EDB__OBJ_N; k++)
+        n += atomic_load(&live[k]);
+    return n;
+}
+
 /* ---- handle table ------------------------------------------------------------ */
 
 typedef struct hentry {
@@ -136,7 +169,7 @@ edb__reg_put(edb__bk_reg *reg)
         return;
     pthread_cond_destroy(&reg->idle);
     pthread_mutex_destroy(&reg->lock);
-    free(reg);
+    edb__obj_free(EDB__OBJ_REG, reg);
 }
 
 int
@@ -173,15 +206,15 @@ reg_get(edb__bk_reg **out, edb_env *env)
     if (reg == (void *)&env_closed) {
         rc = edb__err(EDB_CANCELED, "backup: the environment is closing");
     } else if (reg == NULL) {
-        reg = edb__sys_calloc(1, sizeof *reg);
+        reg = edb__obj_alloc(EDB__OBJ_REG, sizeof *reg);
         if (reg == NULL) {
             rc = edb__err(EDB_NOMEM, "backup: registry");
         } else if (pthread_mutex_init(&reg->lock, NULL) != 0) {
-            free(reg);
+            edb__obj_free(EDB__OBJ_REG, reg);
             rc = edb__err(EDB_NOMEM, "backup: registry mutex");
         } else if (pthread_cond_init(&reg->idle, NULL) != 0) {
             pthread_mutex_destroy(&reg->lock);
-            free(reg);
+            edb__obj_free(EDB__OBJ_REG, reg);
             rc = edb__err(EDB_NOMEM, "backup: registry condition");
         } else {
             edb__ref_init(&reg->ref, 1);            /* the env's */
@@ -189,7 +222,7 @@ reg_get(edb__bk_reg **out, edb_env *env)
             if (rc != 0) {
                 pthread_cond_destroy(&reg->idle);
                 pthread_mutex_destroy(&reg->lock);
-                free(reg);
+                edb__obj_free(EDB__OBJ_REG, reg);
             } else {
                 env->bk_state = reg;
                 env->bk_shutdown = reg_shutdown;
@@ -213,7 +246,7 @@ edb__bk_put(edb_backup *bk)
         return;
     edb__bk_reg *reg = bk->reg;
     pthread_mutex_destroy(&bk->lock);
-    free(bk);
+    edb__obj_free(EDB__OBJ_BACKUP, bk);
     edb__reg_put(reg);
 }
 
@@ -313,11 +346,11 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     snap->plan.ring_size = o.ring_size;
     EDB_ERR(random_id(snap->plan.backup_id));
 
-    bk = edb__sys_calloc(1, sizeof *bk);
+    bk = edb__obj_alloc(EDB__OBJ_BACKUP, sizeof *bk);
     if (bk == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_begin: backup"));
     if (pthread_mutex_init(&bk->lock, NULL) != 0) {
-        free(bk);
+        edb__obj_free(EDB__OBJ_BACKUP, bk);
         bk = NULL;
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_begin: backup mutex"));
     }
@@ -360,7 +393,7 @@ err:
         reg = bk->reg;
         edb__snap_put(bk->snap);
         pthread_mutex_destroy(&bk->lock);
-        free(bk);
+        edb__obj_free(EDB__OBJ_BACKUP, bk);
     }
     edb__snap_put(snap);
     if (entered)

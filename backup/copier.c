@@ -73,7 +73,7 @@ int
 edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__bk_reg *reg)
 {
     *out = NULL;
-    edb__copier *c = edb__sys_calloc(1, sizeof *c);
+    edb__copier *c = edb__obj_alloc(EDB__OBJ_COPIER, sizeof *c);
     work *w = edb__sys_calloc(1, sizeof *w);
     if (c == NULL || w == NULL)
         goto nomem;
@@ -97,7 +97,7 @@ nomem:
         work_free(c->work);
     else
         free(w);
-    free(c);
+    edb__obj_free(EDB__OBJ_COPIER, c);
     return edb__err(EDB_NOMEM, "backup copier: page hash table of %llu pages",
                     (unsigned long long)snap->npages);
 }
@@ -123,7 +123,7 @@ edb__copier_free(edb__copier *c)
         return;
     copier_release(c);
     edb__reg_put(c->reg);
-    free(c);
+    edb__obj_free(EDB__OBJ_COPIER, c);
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -405,7 +405,7 @@ copier_main(void *arg)
     }
     pthread_mutex_unlock(&reg->lock);
     if (detached)
-        free(c);                   /* else env close frees it after the join */
+        edb__obj_free(EDB__OBJ_COPIER, c);                   /* else env close frees it after the join */
     edb__reg_put(reg);
     return NULL;
 }
@@ -447,5 +447,5 @@ void
 edb__copier_join(edb__copier *c)
 {
     pthread_join(c->tid, NULL);
-    free(c);
+    edb__obj_free(EDB__OBJ_COPIER, c);
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "error.h"
 #include "snapshot.h"
 #include "sys.h"
@@ -176,7 +177,7 @@ snap_free(edb__snap *s)
         edb__sys_close(s->fd);
     free(s->free_bits);
     free(s->plan.base_table);
-    free(s);
+    edb__obj_free(EDB__OBJ_SNAP, s);
 }
 
 void
@@ -216,7 +217,7 @@ edb__snap_take(edb__snap **out, edb_env *env, bool keep_free)
         (est.ms_psize & (est.ms_psize - 1)) != 0)
         return edb__err(EDB_INVAL, "backup snapshot: page size %u not supported", est.ms_psize);
 
-    edb__snap *s = edb__sys_calloc(1, sizeof *s);
+    edb__snap *s = edb__obj_alloc(EDB__OBJ_SNAP, sizeof *s);
     if (s == NULL)
         return edb__err(EDB_NOMEM, "backup snapshot");
     edb__ref_init(&s->ref, 1);
