@@ -105,6 +105,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     if (cat == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
+    pthread_mutex_init(&cat->ro_lock, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
     *stored = 0;
@@ -180,9 +181,51 @@ edb__catalog_close(edb_env *env)
     edb__catalog *cat = edb__cat(env);
     if (cat == NULL)
         return;
+    for (int i = 0; i < cat->ro_nspare; i++)
+        mdb_txn_abort(cat->ro_spare[i]);
+    pthread_mutex_destroy(&cat->ro_lock);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
+}
+
+int
+edb__ro_begin(edb_env *env, MDB_txn **out)
+{
+    edb__catalog *cat = edb__cat(env);
+    MDB_txn *txn = NULL;
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare > 0)
+        txn = cat->ro_spare[--cat->ro_nspare];
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL) {
+        if (mdb_txn_renew(txn) == 0) {
+            *out = txn;
+            return 0;
+        }
+        mdb_txn_abort(txn);
+    }
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
+    if (rc != 0) {
+        *out = NULL;
+        return edb__mdb_err(rc, "begin read transaction");
+    }
+    return 0;
+}
+
+void
+edb__ro_end(edb_env *env, MDB_txn *txn)
+{
+    edb__catalog *cat = edb__cat(env);
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare < EDB__RO_SPARES) {
+        cat->ro_spare[cat->ro_nspare++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
 }
 
 /* ------------------------------------------------------------------ names */
@@ -449,6 +492,20 @@ table_key(MDB_val *k, char *buf, const char *name)
     memcpy(buf + 1, name, n);
     k->mv_size = n + 1;
     k->mv_data = buf;
+}
+
+int
+edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out)
+{
+    if (!edb__name_ok(name))
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name ? name : "(null)");
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k;
+    table_key(&k, buf, name);
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, out);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
+    return edb__mdb_err(rc, "catalog: read");
 }
 
 int

@@ -11,7 +11,7 @@
 
 static char *dir;
 static void setup(void) { dir = make_tmpdir(); }
-static void teardown(void) { rm_tree(dir); free(dir); }
+static void teardown(void) { rm_tree(dir); free(dir); LEAK_CHECK(); }
 
 TestSuite(env, .init = setup, .fini = teardown, .timeout = 30);
 

@@ -56,6 +56,7 @@ teardown(void)
     edb_env_close(env);
     rm_tree(dir);
     free(dir);
+    LEAK_CHECK();
 }
 
 TestSuite(model, .init = setup, .fini = teardown, .timeout = 120);

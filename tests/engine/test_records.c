@@ -11,7 +11,7 @@ static char *dir;
 static edb_env *env;
 static edb_session *s;
 static void setup(void) { dir = make_tmpdir(); env = open_env(dir, 0); OK(edb_session_begin(&s, env)); }
-static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); }
+static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); LEAK_CHECK(); }
 
 TestSuite(records, .init = setup, .fini = teardown, .timeout = 30);
 
