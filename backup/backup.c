@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "backup.h"
+#include "base.h"
 #include "copier.h"
 #include "error.h"
 #include "stream.h"
@@ -326,17 +327,22 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         return edb__err(EDB_INVAL, "edb_backup_begin: unknown flags 0x%x", o.flags);
     if (o.flags & EDB_BACKUP_LOW_PIN)
         return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_LOW_PIN is not supported yet");
-    if (o.flags & EDB_BACKUP_INCREMENTAL)
-        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL is not supported yet");
-    if (o.base != NULL)
+    if ((o.flags & EDB_BACKUP_INCREMENTAL) && o.base == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL needs a base archive");
+    if (!(o.flags & EDB_BACKUP_INCREMENTAL) && o.base != NULL)
         return edb__err(EDB_INVAL, "edb_backup_begin: a base archive needs EDB_BACKUP_INCREMENTAL");
 
     edb__bk_reg *reg = NULL;
     edb__snap *snap = NULL;
     edb_backup *bk = NULL;
     bool entered = false;
+    edb__base base;
+    memset(&base, 0, sizeof base);
 
-    EDB_RET(reg_get(&reg, env));
+    /* The base is read before the snapshot is taken: never pinned for it. */
+    if (o.flags & EDB_BACKUP_INCREMENTAL)
+        EDB_RET(edb__base_load(&base, o.base));
+    EDB_ERR(reg_get(&reg, env));
     EDB_ERR(edb__reg_enter(reg));
     entered = true;
     EDB_ERR(edb__snap_take(&snap, env, (o.flags & EDB_BACKUP_KEEP_FREE) != 0));
@@ -344,6 +350,16 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     snap->plan.created_us = edb__now_real_us();
     snap->plan.rate_limit = o.rate_limit;
     snap->plan.ring_size = o.ring_size;
+    if (o.flags & EDB_BACKUP_INCREMENTAL) {
+        if (base.page_size != snap->page_size)
+            EDB_ERR(edb__err(EDB_CHAIN, "edb_backup_begin: base archive '%s' has %u-byte pages, "
+                             "the database %u-byte pages", o.base, base.page_size, snap->page_size));
+        memcpy(snap->plan.base_id, base.backup_id, sizeof snap->plan.base_id);
+        snap->plan.base_hash = base.archive_hash;
+        snap->plan.base_npages = base.npages;
+        snap->plan.base_table = base.table;     /* the snapshot owns it now */
+        base.table = NULL;
+    }
     EDB_ERR(random_id(snap->plan.backup_id));
 
     bk = edb__obj_alloc(EDB__OBJ_BACKUP, sizeof *bk);
@@ -399,6 +415,7 @@ err:
     if (entered)
         edb__reg_leave(reg);
     edb__reg_put(reg);
+    edb__base_free(&base);
     return ret;
 }
 

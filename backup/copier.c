@@ -46,6 +46,7 @@
 typedef struct work {
     edb__arch_hash *table;     /* npages entries: the page hash table */
     uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
+    uint8_t *ibuf;             /* incremental: COPIER_BATCH pages read before the choice */
     void *hraw;                /* allocation holding hs (64-byte aligned) */
     edb__arch_hstate *hs;      /* archive hash over every byte emitted */
     edb__arch_frame frame;
@@ -65,6 +66,7 @@ work_free(work *w)
         return;
     free(w->table);
     free(w->scratch);
+    free(w->ibuf);
     free(w->hraw);
     free(w);
 }
@@ -81,7 +83,10 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
     w->table = edb__sys_calloc((size_t)snap->npages, sizeof *w->table);
     w->scratch = edb__sys_malloc(snap->page_size);
     w->hraw = edb__sys_malloc(sizeof(edb__arch_hstate) + 64);
-    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL)
+    if (snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
+        w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
+    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL ||
+        ((snap->plan.flags & EDB__ARCH_F_INCREMENTAL) && w->ibuf == NULL))
         goto nomem;
     w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
     edb__ref_get(&s->ref);
@@ -255,13 +260,12 @@ skip_free(edb__copier *c, uint64_t p)
     return true;
 }
 
-/* Read pages entries[0..n) of the frame into dst (page i at dst + i * psize),
- * one pread per run of consecutive page numbers. */
+/* Read pages e[0..n) into dst (page i at dst + i * psize), one pread per run
+ * of consecutive page numbers. */
 static int
-read_pages(edb__copier *c, uint8_t *dst, unsigned n)
+read_pages(edb__copier *c, uint8_t *dst, const edb__arch_entry *e, unsigned n)
 {
     const edb__snap *sn = c->snap;
-    const edb__arch_entry *e = ((work *)c->work)->frame.entries;
     size_t psize = sn->page_size;
     unsigned i = 0;
     while (i < n) {
@@ -283,6 +287,19 @@ read_pages(edb__copier *c, uint8_t *dst, unsigned n)
     return 0;
 }
 
+/* Frame the n pages already in slot (entries in w->frame) and publish it. */
+static int
+frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
+{
+    work *w = c->work;
+    w->frame.count = n;
+    w->frame.seq = w->frames;
+    edb__arch_frame_encode(slot, &w->frame);
+    w->frames++;
+    w->pages += n;
+    return publish(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size);
+}
+
 static int
 emit_frames(edb__copier *c)
 {
@@ -301,19 +318,63 @@ emit_frames(edb__copier *c)
             return 0;
         uint8_t *slot;
         EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-        EDB_RET(read_pages(c, slot + EDB__ARCH_BLOCK, n));
+        EDB_RET(read_pages(c, slot + EDB__ARCH_BLOCK, w->frame.entries, n));
         for (unsigned i = 0; i < n; i++) {
             edb__arch_entry *e = &w->frame.entries[i];
             edb__arch_page_hash(&e->hash, slot + EDB__ARCH_BLOCK + i * psize, psize, e->pgno);
             w->table[e->pgno] = e->hash;
         }
-        w->frame.count = n;
-        w->frame.seq = w->frames;
-        edb__arch_frame_encode(slot, &w->frame);
-        w->frames++;
-        w->pages += n;
-        EDB_RET(publish(c, slot, EDB__ARCH_BLOCK + n * psize));
+        EDB_RET(frame_publish(c, slot, n));
     }
+}
+
+/* Incremental: every page of the snapshot is read (into w->ibuf, 64 at a
+ * time) and hashed; only a page at or past the base's npages, or whose hash
+ * differs from the base's table entry, is copied into a frame.  The table
+ * gets every page's hash either way.  A slot is reserved only once a page is
+ * to be emitted, so the scan checks cancel once per batch itself. */
+static int
+emit_frames_incr(edb__copier *c)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    size_t psize = sn->page_size;
+    edb__arch_entry cand[COPIER_BATCH];
+    uint8_t *slot = NULL;
+    unsigned n = 0;
+    uint64_t p = 2;
+    for (;;) {
+        unsigned m = 0;
+        while (p < sn->npages && m < COPIER_BATCH) {
+            if (!skip_free(c, p))
+                cand[m++].pgno = p;
+            p++;
+        }
+        if (m == 0)
+            break;
+        if (slot == NULL && edb__ring_is_canceled(&c->s->ring))
+            return edb__err(EDB_CANCELED, "backup copier: canceled");
+        EDB_RET(read_pages(c, w->ibuf, cand, m));
+        for (unsigned i = 0; i < m; i++) {
+            const uint8_t *page = w->ibuf + (size_t)i * psize;
+            uint64_t pg = cand[i].pgno;
+            edb__arch_page_hash(&w->table[pg], page, psize, pg);
+            if (pg < sn->plan.base_npages && edb__arch_hash_eq(&w->table[pg], &sn->plan.base_table[pg]))
+                continue;
+            if (slot == NULL)
+                EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+            memcpy(slot + EDB__ARCH_BLOCK + (size_t)n * psize, page, psize);
+            w->frame.entries[n].pgno = pg;
+            w->frame.entries[n].hash = w->table[pg];
+            if (++n == COPIER_BATCH) {
+                uint8_t *full = slot;
+                slot = NULL;
+                n = 0;
+                EDB_RET(frame_publish(c, full, COPIER_BATCH));
+            }
+        }
+    }
+    return n > 0 ? frame_publish(c, slot, n) : 0;
 }
 
 static int
@@ -371,7 +432,10 @@ run(edb__copier *c)
     edb__arch_hstate_reset(((work *)c->work)->hs);
     EDB_RET(emit_header(c));
     EDB_RET(out_flush(c));
-    EDB_RET(emit_frames(c));
+    if (c->snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
+        EDB_RET(emit_frames_incr(c));
+    else
+        EDB_RET(emit_frames(c));
     return emit_trailer_and_end(c);
 }
 

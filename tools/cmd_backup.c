@@ -126,10 +126,12 @@ signal_thread(void *arg)
         if (pthread_cond_timedwait(&stop_state.done_cv, &stop_state.lock, &dl) == ETIMEDOUT)
             break;
     bool done = stop_state.done;
+    char tmp[sizeof stop_state.tmp_path];
+    memcpy(tmp, stop_state.tmp_path, sizeof tmp);
     pthread_mutex_unlock(&stop_state.lock);
     if (!done) {
-        if (stop_state.tmp_path[0])
-            unlink(stop_state.tmp_path);
+        if (tmp[0])
+            unlink(tmp);
         static const char msg[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is stalled, "
                                   "exiting without waiting for it\n";
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
