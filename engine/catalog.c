@@ -12,9 +12,10 @@
  * | 3      | n    | table name                                          |
  * | 3+n    | 4    | pool slot                                           |
  * | 7+n    | 4    | gen (bumped by every schema change)                 |
- * | 11+n   | 4    | column count C                                      |
- * | 15+n   | 4    | index count I                                       |
- * | 19+n   | ...  | C columns, then I indexes                           |
+ * | 11+n   | 8    | id of the transaction that created the table        |
+ * | 19+n   | 4    | column count C                                      |
+ * | 23+n   | 4    | index count I                                       |
+ * | 27+n   | ...  | C columns, then I indexes                           |
  *
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
  * u8 has_default, u32 default size, default bytes (native form).
@@ -316,6 +317,8 @@ encode(wbuf *b, const edb__table *t)
     wname(b, t->name);
     wu32(b, t->slot);
     wu32(b, t->gen);
+    wu32(b, (uint32_t)t->created);
+    wu32(b, (uint32_t)(t->created >> 32));
     wu32(b, t->ncols);
     wu32(b, t->nidx);
     for (uint32_t i = 0; i < t->ncols; i++) {
@@ -403,6 +406,8 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     rname(&b, t->name);
     t->slot = ru32(&b);
     t->gen = ru32(&b);
+    t->created = ru32(&b);
+    t->created |= (uint64_t)ru32(&b) << 32;
     t->ncols = ru32(&b);
     t->nidx = ru32(&b);
     t->primary = -1;

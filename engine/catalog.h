@@ -64,6 +64,8 @@ typedef struct edb__table {
     char name[EDB__NAME_MAX + 1];
     uint32_t slot;
     uint32_t gen;                   /* bumped by every schema change of the table */
+    uint64_t created;               /* id of the transaction that created it: a table
+                                       dropped and made again is another table */
     MDB_dbi rec_dbi;
     uint32_t ncols;
     edb__column *cols;              /* colid = position + 1 */

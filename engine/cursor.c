@@ -134,7 +134,7 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
             edb__table_free(t);
             return rc;
         }
-        bool moved = c->t == NULL || c->t->slot != t->slot;
+        bool moved = c->t == NULL || c->t->slot != t->slot || c->t->created != t->created;
         int index = -1;
         if (c->index_name[0] != '\0') {
             index = edb__table_index(t, c->index_name);

@@ -252,6 +252,13 @@ edb__txn_leave(edb_session *s, int rc)
 int
 edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out)
 {
+    /* An implicit transaction holds this one call only and is aborted
+     * whole when the call fails: it needs no child (which would cost a copy
+     * of every DB slot). */
+    if (s->implicit && parent == s->imp_txn) {
+        *out = parent;
+        return 0;
+    }
     int rc = mdb_txn_begin(s->env->mdb, parent, 0, out);
     if (rc != 0) {
         *out = NULL;
@@ -264,6 +271,8 @@ int
 edb__txn_child_end(edb_session *s, MDB_txn *child, int rc)
 {
     s->write_seq++;
+    if (s->implicit && child == s->imp_txn)
+        return rc;      /* edb__txn_leave commits or aborts it */
     if (rc < 0) {
         mdb_txn_abort(child);
         return rc;
