@@ -34,6 +34,7 @@
 #include "error.h"
 #include "key.h"
 #include "pagecheck.h"
+#include "session.h"
 
 #define PROGRESS_EVERY 4096
 
@@ -402,8 +403,10 @@ walk_index(chk *k, tbl *t, edb_cursor *c, int x, hashes *got, uint64_t *entries)
 static void
 compare(chk *k, tbl *t, const char *iname, hashes *want, hashes *got)
 {
-    qsort(want->h, want->n, sizeof *want->h, cmp64);
-    qsort(got->h, got->n, sizeof *got->h, cmp64);
+    if (want->n)
+        qsort(want->h, want->n, sizeof *want->h, cmp64);
+    if (got->n)
+        qsort(got->h, got->n, sizeof *got->h, cmp64);
     size_t i = 0, j = 0, missing = 0, extra = 0;
     while (i < want->n || j < got->n) {
         if (j == got->n || (i < want->n && want->h[i] < got->h[j])) {
@@ -537,12 +540,24 @@ edb_env_check(uint64_t *out, edb_env *env, edb_check_fn fn, void *ctx,
     if (out == NULL || env == NULL)
         return edb__err(EDB_INVAL, "edb_env_check: %s is NULL", out == NULL ? "out" : "env");
     *out = 0;
-    EDB_ERR(edb__check_pages(&ps, &pp, edb__env_mdb(env), page_problem, &k));
+    /* One snapshot for both halves: the session's read txn is the one the
+     * page walk reads.  Writers may overwrite its meta page before the walk
+     * reads it (two commits in between): then take a new snapshot. */
+    EDB_ERR(edb_session_begin(&k.s, env));
+    for (int attempt = 0;; attempt++) {
+        EDB_ERR(edb_txn_begin(k.s, EDB_TXN_READONLY));
+        int rc = edb__check_pages(&ps, &pp, edb__env_mdb(env), k.s->txn[0], page_problem, &k);
+        if (rc == EDB_BUSY && attempt >= 1000)
+            EDB_ERR(edb__err(EDB_BUSY, "check: writers kept overwriting the snapshot's meta page"));
+        if (rc != EDB_BUSY)
+            EDB_ERR(rc);
+        if (rc == 0)
+            break;
+        EDB_ERR(edb_txn_rollback(k.s));
+    }
     k.problems += pp;
     /* A broken tree structure makes the logical walk read garbage: stop here. */
     if (pp == 0) {
-        EDB_ERR(edb_session_begin(&k.s, env));
-        EDB_ERR(edb_txn_begin(k.s, EDB_TXN_READONLY));
         int rc = edb_table_list(&names, &n, k.s);
         if (rc == EDB_NOMEM)
             EDB_ERR(rc);

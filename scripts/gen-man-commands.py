@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Print the COMMANDS entries of doc/dbtool.1 from the help texts in
-tools/dbtool.c, so that 'dbtool help CMD' and the man page say the same
-words.  Usage: python3 scripts/gen-man-commands.py tools/dbtool.c"""
+"""Rewrite the COMMANDS section of doc/dbtool.1 (between ".SH COMMANDS" and
+".SH EXIT STATUS") from the help texts in tools/dbtool.c, so that
+'dbtool help CMD' and the man page say the same words (a test checks it).
+Usage: python3 scripts/gen-man-commands.py tools/dbtool.c doc/dbtool.1"""
 import re
 import sys
 
 src = open(sys.argv[1]).read()
 tbl = src[src.index('static const dbt_cmd commands[] = {'):src.index('#define NCOMMANDS')]
-entries = re.findall(r'\{ "([a-z-]+)", dbt_cmd_\w+, "((?:[^"\\]|\\.)*)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', tbl)
+entries = re.findall(r'\{ "([a-z-]+)", dbt_cmd_\w+,\s*"((?:[^"\\]|\\.)*)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', tbl)
 
 
 def cstr(parts):
@@ -31,4 +32,7 @@ for name, syn, parts in entries:
         out.append(esc(line))
     if block:
         out.append('.fi')
-print('\n'.join(out))
+man = open(sys.argv[2]).read()
+a = man.index('.SH COMMANDS\n') + len('.SH COMMANDS\n')
+b = man.index('.SH EXIT STATUS\n')
+open(sys.argv[2], 'w').write(man[:a] + '\n'.join(out) + '\n' + man[b:])

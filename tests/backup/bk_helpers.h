@@ -114,6 +114,28 @@ bk_scale(unsigned n)
     return v ? v : 1;
 }
 
+/* Slowness factor for time limits: EDB_TEST_SLOW (default 1; 3 under
+ * sanitizers).  helgrind.sh sets it high: "at once" under valgrind is slower. */
+static inline unsigned
+bk_slow(void)
+{
+    unsigned f = 1;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    f = 3;
+#endif
+    const char *e = getenv("EDB_TEST_SLOW");
+    if (e != NULL && atoi(e) > 0)
+        f = (unsigned)atoi(e);
+    return f;
+}
+
+/* A time limit of ms milliseconds on a normal build. */
+static inline unsigned
+bk_ms(unsigned ms)
+{
+    return ms * bk_slow();
+}
+
 static inline edb_env *
 bk_env_open(const char *dir)
 {
@@ -482,7 +504,7 @@ bk_readers(MDB_env *m)
 static inline int
 bk_wait_tasks(int want, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     int n;
     while ((n = bk_tasks()) > want && bk_now_ms() < end)
         bk_sleep_ms(2);
@@ -492,7 +514,7 @@ bk_wait_tasks(int want, unsigned ms)
 static inline int
 bk_wait_readers(MDB_env *m, int want, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     int n;
     while ((n = bk_readers(m)) > want && bk_now_ms() < end)
         bk_sleep_ms(2);
@@ -504,7 +526,7 @@ bk_wait_readers(MDB_env *m, int want, unsigned ms)
 static inline void
 bk_assert_no_objects(unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     while (edb__obj_live(EDB__OBJ_N) != 0 && bk_now_ms() < end)
         bk_sleep_ms(2);
     cr_assert_eq(edb__obj_live(EDB__OBJ_N), 0,
@@ -533,7 +555,7 @@ bk_readers_path(const char *dir)
 static inline void
 bk_wait_parked(edb_backup_stream *s, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     while (edb__ring_waiting(&s->ring) == 0) {
         cr_assert_lt(bk_now_ms(), end, "reader never parked");
         bk_sleep_ms(1);
@@ -544,7 +566,7 @@ bk_wait_parked(edb_backup_stream *s, unsigned ms)
 static inline void
 bk_wait_ring_full(edb_backup_stream *s, unsigned ms)
 {
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     for (;;) {
         pthread_mutex_lock(&s->ring.mu);
         bool full = s->ring.count == s->ring.nslots;

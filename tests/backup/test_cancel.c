@@ -8,7 +8,7 @@
 #include "bk_helpers.h"
 #include "sys.h"
 
-#define PROMPT_MS 500       /* "at once": generous for loaded machines and sanitizers */
+#define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
 
 typedef struct fixture {
     char *dir;

@@ -11,7 +11,7 @@
  * default to 10%); EDB_TORTURE_SEED fixes the seed. */
 #include "bk_helpers.h"
 
-#define WATCHDOG_MS 10000
+#define WATCHDOG_MS bk_ms(10000)
 #define MAX_BK 2
 #define MAX_S 3
 
@@ -30,7 +30,7 @@ watchdog_main(void *p)
     pthread_mutex_lock(&wd_mu);
     while (!wd_quit) {
         if (wd_start_ms != 0 && bk_now_ms() - wd_start_ms > WATCHDOG_MS) {
-            fprintf(stderr, "torture watchdog: iteration hung for %d ms: %s\n", WATCHDOG_MS, wd_what);
+            fprintf(stderr, "torture watchdog: iteration hung for %u ms: %s\n", WATCHDOG_MS, wd_what);
             fflush(stderr);
             abort();
         }
@@ -305,7 +305,7 @@ Test(backup_torture, random_aborts_from_random_threads, .timeout = 240)
             cr_assert_eq(bk_wait_readers(edb__env_mdb(env), 0, 5000), 0, "%s: reader slots left", what);
         }
         /* The registry of a live env stays; everything else is gone. */
-        uint64_t end = bk_now_ms() + 5000;
+        uint64_t end = bk_now_ms() + bk_ms(5000);
         while (edb__obj_live(EDB__OBJ_N) - edb__obj_live(EDB__OBJ_REG) != 0 && bk_now_ms() < end)
             bk_sleep_ms(1);
         cr_assert_eq(edb__obj_live(EDB__OBJ_N) - edb__obj_live(EDB__OBJ_REG), 0, "%s: objects left", what);

@@ -57,7 +57,7 @@ static void
 wait_commits(shared *sh, int who, unsigned long more, unsigned ms)
 {
     unsigned long c0 = atomic_load(&sh->commits[who]);
-    uint64_t end = bk_now_ms() + ms;
+    uint64_t end = bk_now_ms() + bk_ms(ms);
     while (atomic_load(&sh->commits[who]) < c0 + more) {
         cr_assert_eq(atomic_load(&sh->failed[who]), 0, "writer %d failed: %s", who,
                      mdb_strerror(atomic_load(&sh->failed[who])));

@@ -12,6 +12,7 @@
  * makes the process exit with 66).
  *
  * Usage: ./tests/bin/NAME [substring]   (runs the tests whose "suite/name" contains it)
+ * EDB_TEST_SLOW=N multiplies every timeout by N.
  */
 #ifndef EDB_TSHIM_H
 #define EDB_TSHIM_H
@@ -90,6 +91,9 @@ int
 main(int argc, char **argv)
 {
     unsigned tested = 0, passed = 0, failed = 0, crashed = 0;
+    /* EDB_TEST_SLOW multiplies every .timeout (valgrind runs 20-100x slower). */
+    const char *slow = getenv("EDB_TEST_SLOW");
+    unsigned factor = slow != NULL && atoi(slow) > 0 ? (unsigned)atoi(slow) : 1;
     for (struct tshim_test *t = tshim_head; t != NULL; t = t->next) {
         char full[256];
         snprintf(full, sizeof full, "%s/%s", t->suite, t->name);
@@ -104,7 +108,7 @@ main(int argc, char **argv)
         }
         if (pid == 0) {
             if (t->p.timeout > 0)
-                alarm((unsigned)t->p.timeout);
+                alarm((unsigned)t->p.timeout * factor);
             t->fn();
             exit(0);
         }
