@@ -52,6 +52,10 @@ int     edb__sys_read_full(int fd, void *buf, size_t n, size_t *got);
 int     edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got);
 
 /* ---- fault injection (test builds) ---- */
+/* One countdown step for wrappers defined outside sys.c (backup/sys_fs.c):
+ * 0 to let the call run, else the errno to fail it with (short transfers are
+ * not simulated there). */
+int  edb__sys_fault_check(void);
 #define EDB__FAULT_PERSISTENT 0x1u  /* keep failing after the first fault */
 #define EDB__FAULT_SHORT      0x2u  /* read/write calls transfer half (at least 1 byte) instead of failing */
 
