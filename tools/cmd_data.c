@@ -338,9 +338,10 @@ dbt_cmd_count(int argc, char **argv)
     if (reader_open(&r, "count", &o, DBT_OPEN_READ, false) != DBT_OK)
         return DBT_FAIL;
     uint64_t n = 0;
-    if (!o.has_from && !o.has_to && o.index == NULL) {
-        edb_tree_stat st;       /* the record tree's entry count is the row count, O(1) */
-        int rc = edb_table_stat(&st, r.s, o.table, NULL);
+    if (!o.has_from && !o.has_to) {
+        /* the tree's entry count is the row (or index entry) count, O(1) */
+        edb_tree_stat st = { 0 };
+        int rc = edb_table_stat(&st, r.s, o.table, o.index);
         if (rc < 0)
             ret = dbt_fail("count", rc);
         n = st.entries;

@@ -89,6 +89,9 @@ int dbt_key_segments(dbt_seg *out, size_t *n, const dbt_table *t, const char *ke
 
 /* ---- rows out ----------------------------------------------------------- */
 
+/* Rows an aligned table buffers to size its columns. */
+#define DBT_TABLE_BATCH 1000
+
 typedef enum dbt_format { DBT_FMT_JSON, DBT_FMT_CSV, DBT_FMT_TABLE } dbt_format;
 
 /* JSON when asked or when stdout is not a terminal; else an aligned table. */
@@ -106,8 +109,9 @@ typedef struct dbt_rows {
     const dbt_table *t;
     FILE *f;
     jv_buf line, scratch;
-    char **cells;              /* table: rows * ncols strings */
+    char **cells;              /* table: rows * ncols strings not yet printed */
     size_t nrows, caprows;
+    size_t *w;                 /* table: column widths, fixed once the header is out */
     bool header_done;
 } dbt_rows;
 

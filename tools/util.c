@@ -235,6 +235,8 @@ dbt_column_text(jv_buf *out, edb_cursor *c, const dbt_table *t, int col, jv_buf 
 
 /* ---- row writers -------------------------------------------------------- */
 
+static int table_flush(dbt_rows *r);
+
 dbt_format
 dbt_output_format(bool json)
 {
@@ -363,7 +365,7 @@ dbt_rows_add(dbt_rows *r, edb_cursor *c)
             r->cells[r->nrows * d->ncolumns + i] = cell.p;
         }
         r->nrows++;
-        return 0;
+        return r->nrows >= DBT_TABLE_BATCH ? table_flush(r) : 0;
     }
     if (fwrite(r->line.p, 1, r->line.len, r->f) != r->line.len)
         return EDB_IO;
@@ -381,49 +383,64 @@ width(const char *s)
     return w;
 }
 
+/* Print the buffered rows of an aligned table.  The first call sizes the
+ * columns from the rows buffered so far (up to DBT_TABLE_BATCH) and prints the
+ * header; later rows keep those widths, so memory stays bounded. */
+static int
+table_flush(dbt_rows *r)
+{
+    const edb_table_def *d = r->t->def;
+    size_t nc = d->ncolumns;
+    if (r->w == NULL) {
+        r->w = calloc(nc ? nc : 1, sizeof *r->w);
+        if (r->w == NULL)
+            return EDB_NOMEM;
+        for (size_t i = 0; i < nc; i++) {
+            r->w[i] = width(d->columns[i].name);
+            for (size_t k = 0; k < r->nrows; k++) {
+                size_t x = width(r->cells[k * nc + i]);
+                if (x > r->w[i])
+                    r->w[i] = x;
+            }
+        }
+        for (size_t i = 0; i < nc; i++)
+            fprintf(r->f, "%s%s%*s", i ? "  " : "", d->columns[i].name,
+                    i + 1 < nc ? (int)(r->w[i] - width(d->columns[i].name)) : 0, "");
+        fputc('\n', r->f);
+        for (size_t i = 0; i < nc; i++) {
+            fprintf(r->f, "%s", i ? "  " : "");
+            for (size_t k = 0; k < r->w[i]; k++)
+                fputc('-', r->f);
+        }
+        fputc('\n', r->f);
+    }
+    for (size_t k = 0; k < r->nrows; k++) {
+        for (size_t i = 0; i < nc; i++) {
+            const char *cell = r->cells[k * nc + i];
+            bool num = d->columns[i].type >= EDB_COL_INT8 && d->columns[i].type <= EDB_COL_DOUBLE &&
+                       !(d->columns[i].flags & EDB_COL_MULTIVALUED);
+            size_t cw = width(cell);
+            int pad = cw < r->w[i] ? (int)(r->w[i] - cw) : 0;
+            if (num)
+                fprintf(r->f, "%s%*s%s", i ? "  " : "", pad, "", cell);
+            else
+                fprintf(r->f, "%s%s%*s", i ? "  " : "", cell, i + 1 < nc ? pad : 0, "");
+            free(r->cells[k * nc + i]);
+        }
+        fputc('\n', r->f);
+    }
+    r->nrows = 0;
+    return ferror(r->f) ? EDB_IO : 0;
+}
+
 int
 dbt_rows_end(dbt_rows *r)
 {
     int rc = 0;
     if (r->fmt == DBT_FMT_TABLE) {
-        const edb_table_def *d = r->t->def;
-        size_t nc = d->ncolumns;
-        size_t *w = calloc(nc ? nc : 1, sizeof *w);
-        if (w == NULL)
-            return EDB_NOMEM;
-        for (size_t i = 0; i < nc; i++) {
-            w[i] = width(d->columns[i].name);
-            for (size_t k = 0; k < r->nrows; k++) {
-                size_t x = width(r->cells[k * nc + i]);
-                if (x > w[i])
-                    w[i] = x;
-            }
-        }
-        for (size_t i = 0; i < nc; i++)
-            fprintf(r->f, "%s%s%*s", i ? "  " : "", d->columns[i].name,
-                    i + 1 < nc ? (int)(w[i] - width(d->columns[i].name)) : 0, "");
-        fputc('\n', r->f);
-        for (size_t i = 0; i < nc; i++) {
-            fprintf(r->f, "%s", i ? "  " : "");
-            for (size_t k = 0; k < w[i]; k++)
-                fputc('-', r->f);
-        }
-        fputc('\n', r->f);
-        for (size_t k = 0; k < r->nrows; k++) {
-            for (size_t i = 0; i < nc; i++) {
-                const char *cell = r->cells[k * nc + i];
-                bool num = d->columns[i].type >= EDB_COL_INT8 && d->columns[i].type <= EDB_COL_DOUBLE &&
-                           !(d->columns[i].flags & EDB_COL_MULTIVALUED);
-                int pad = (int)(w[i] - width(cell));
-                if (num)
-                    fprintf(r->f, "%s%*s%s", i ? "  " : "", pad, "", cell);
-                else
-                    fprintf(r->f, "%s%s%*s", i ? "  " : "", cell, i + 1 < nc ? pad : 0, "");
-                free(r->cells[k * nc + i]);
-            }
-            fputc('\n', r->f);
-        }
-        free(w);
+        rc = table_flush(r);
+        free(r->w);
+        r->w = NULL;
         free(r->cells);
         r->cells = NULL;
     }
