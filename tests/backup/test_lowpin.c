@@ -336,10 +336,10 @@ Test(lowpin, close_mid_pass_releases_everything, .timeout = 30)
 Test(lowpin, planner, .timeout = 5)
 {
     uint64_t stage = 8192;
-    cr_assert_not(edb__lp_final_next(0, 0, UINT64_MAX, stage));           /* first pass is short */
+    cr_assert(!edb__lp_final_next(0, 0, UINT64_MAX, stage));           /* first pass is short */
     cr_assert(edb__lp_final_next(1, stage / 2, UINT64_MAX, stage));        /* fits the stage */
-    cr_assert_not(edb__lp_final_next(1, 100000, UINT64_MAX, stage));      /* too many changed */
-    cr_assert_not(edb__lp_final_next(2, 20000, 100000, stage));           /* converging */
+    cr_assert(!edb__lp_final_next(1, 100000, UINT64_MAX, stage));      /* too many changed */
+    cr_assert(!edb__lp_final_next(2, 20000, 100000, stage));           /* converging */
     cr_assert(edb__lp_final_next(2, 90000, 100000, stage));               /* not converging */
     cr_assert(edb__lp_final_next(EDB__LP_MAX_PASSES, 1u << 30, UINT64_MAX, stage));
 }
