@@ -373,7 +373,9 @@ emit_frames_incr(edb__copier *c)
         }
         if (m == 0)
             break;
-        if (slot == NULL && edb__ring_is_canceled(&c->s->ring))
+        /* Every batch, also while a slot is held: unchanged pages never
+         * reach a ring wait, and the copier must go within one batch. */
+        if (edb__ring_is_canceled(&c->s->ring))
             return edb__err(EDB_CANCELED, "backup copier: canceled");
         EDB_RET(read_pages(sn, w->ibuf, cand, m));
         for (unsigned i = 0; i < m; i++) {
