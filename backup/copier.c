@@ -643,10 +643,13 @@ static int
 lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
 {
     lpstate *lp = ((work *)c->work)->lp;
-    size_t psize = c->snap->page_size, max = EDB__LP_STAGE_BYTES / psize;
+    size_t psize = c->snap->page_size, max = atomic_load(&edb__lp_stage_bytes) / psize;
+    if (max == 0)
+        max = 1;
     if (lp->nstage == lp->capstage) {
         if (lp->capstage == max) {
             /* More changed than the stage holds: emit it pinned (bounded degrade). */
+            atomic_fetch_add(&edb__lp_stage_flushes, 1);
             EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
             lp->nstage = 0;
         } else {
@@ -750,12 +753,14 @@ emit_lowpin(edb__copier *c)
     free(t);
     EDB_RET(lp_grow(c, c->snap->npages));
 
-    uint64_t stage_pages = EDB__LP_STAGE_BYTES / c->snap->page_size;
+    uint64_t stage_pages = atomic_load(&edb__lp_stage_bytes) / c->snap->page_size;
     uint64_t changed = 0, prev = UINT64_MAX;
     for (unsigned passes = 0; !edb__lp_final_next(passes, changed, prev, stage_pages); passes++) {
         prev = passes ? changed : UINT64_MAX;
         EDB_RET(lp_short_pass(c, &changed));
     }
+    if (edb__lp_before_final != NULL)
+        edb__lp_before_final();
     return lp_final_pass(c);
 }
 
