@@ -33,10 +33,44 @@
 #include <string.h>
 
 #include "backup.h"
+#include "base.h"
 #include "copier.h"
 #include "error.h"
 #include "stream.h"
 #include "sys.h"
+
+/* ---- live objects ------------------------------------------------------------ */
+
+static atomic_long live[EDB__OBJ_N];
+
+void *
+edb__obj_alloc(int kind, size_t n)
+{
+    void *p = edb__sys_calloc(1, n);
+    if (p != NULL)
+        atomic_fetch_add(&live[kind], 1);
+    return p;
+}
+
+void
+edb__obj_free(int kind, void *p)
+{
+    if (p == NULL)
+        return;
+    atomic_fetch_sub(&live[kind], 1);
+    free(p);
+}
+
+long
+edb__obj_live(int kind)
+{
+    if (kind >= 0 && kind < EDB__OBJ_N)
+        return atomic_load(&live[kind]);
+    long n = 0;
+    for (int k = 0; k < EDB__OBJ_N; k++)
+        n += atomic_load(&live[k]);
+    return n;
+}
 
 /* ---- handle table ------------------------------------------------------------ */
 
@@ -136,7 +170,7 @@ edb__reg_put(edb__bk_reg *reg)
         return;
     pthread_cond_destroy(&reg->idle);
     pthread_mutex_destroy(&reg->lock);
-    free(reg);
+    edb__obj_free(EDB__OBJ_REG, reg);
 }
 
 int
@@ -173,15 +207,15 @@ reg_get(edb__bk_reg **out, edb_env *env)
     if (reg == (void *)&env_closed) {
         rc = edb__err(EDB_CANCELED, "backup: the environment is closing");
     } else if (reg == NULL) {
-        reg = edb__sys_calloc(1, sizeof *reg);
+        reg = edb__obj_alloc(EDB__OBJ_REG, sizeof *reg);
         if (reg == NULL) {
             rc = edb__err(EDB_NOMEM, "backup: registry");
         } else if (pthread_mutex_init(&reg->lock, NULL) != 0) {
-            free(reg);
+            edb__obj_free(EDB__OBJ_REG, reg);
             rc = edb__err(EDB_NOMEM, "backup: registry mutex");
         } else if (pthread_cond_init(&reg->idle, NULL) != 0) {
             pthread_mutex_destroy(&reg->lock);
-            free(reg);
+            edb__obj_free(EDB__OBJ_REG, reg);
             rc = edb__err(EDB_NOMEM, "backup: registry condition");
         } else {
             edb__ref_init(&reg->ref, 1);            /* the env's */
@@ -189,7 +223,7 @@ reg_get(edb__bk_reg **out, edb_env *env)
             if (rc != 0) {
                 pthread_cond_destroy(&reg->idle);
                 pthread_mutex_destroy(&reg->lock);
-                free(reg);
+                edb__obj_free(EDB__OBJ_REG, reg);
             } else {
                 env->bk_state = reg;
                 env->bk_shutdown = reg_shutdown;
@@ -213,7 +247,7 @@ edb__bk_put(edb_backup *bk)
         return;
     edb__bk_reg *reg = bk->reg;
     pthread_mutex_destroy(&bk->lock);
-    free(bk);
+    edb__obj_free(EDB__OBJ_BACKUP, bk);
     edb__reg_put(reg);
 }
 
@@ -291,33 +325,50 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         o = *opts;
     if (o.flags & ~(unsigned)(EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN))
         return edb__err(EDB_INVAL, "edb_backup_begin: unknown flags 0x%x", o.flags);
-    if (o.flags & EDB_BACKUP_LOW_PIN)
-        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_LOW_PIN is not supported yet");
-    if (o.flags & EDB_BACKUP_INCREMENTAL)
-        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL is not supported yet");
-    if (o.base != NULL)
+    if ((o.flags & EDB_BACKUP_INCREMENTAL) && o.base == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL needs a base archive");
+    if (!(o.flags & EDB_BACKUP_INCREMENTAL) && o.base != NULL)
         return edb__err(EDB_INVAL, "edb_backup_begin: a base archive needs EDB_BACKUP_INCREMENTAL");
 
     edb__bk_reg *reg = NULL;
     edb__snap *snap = NULL;
     edb_backup *bk = NULL;
     bool entered = false;
+    edb__base base;
+    memset(&base, 0, sizeof base);
 
-    EDB_RET(reg_get(&reg, env));
+    /* The base is read before the snapshot is taken: never pinned for it. */
+    if (o.flags & EDB_BACKUP_INCREMENTAL)
+        EDB_RET(edb__base_load(&base, o.base));
+    EDB_ERR(reg_get(&reg, env));
     EDB_ERR(edb__reg_enter(reg));
     entered = true;
-    EDB_ERR(edb__snap_take(&snap, env, (o.flags & EDB_BACKUP_KEEP_FREE) != 0));
+    /* Low-pin: the first snapshot only fixes the header (start txnid and
+     * npages, page size); its copier takes its own short snapshots. */
+    EDB_ERR(edb__snap_take(&snap, env, (o.flags & (EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN)) != 0));
+    if (o.flags & EDB_BACKUP_LOW_PIN)
+        edb__snap_unpin(snap);
     snap->plan.flags = o.flags;
     snap->plan.created_us = edb__now_real_us();
     snap->plan.rate_limit = o.rate_limit;
     snap->plan.ring_size = o.ring_size;
+    if (o.flags & EDB_BACKUP_INCREMENTAL) {
+        if (base.page_size != snap->page_size)
+            EDB_ERR(edb__err(EDB_CHAIN, "edb_backup_begin: base archive '%s' has %u-byte pages, "
+                             "the database %u-byte pages", o.base, base.page_size, snap->page_size));
+        memcpy(snap->plan.base_id, base.backup_id, sizeof snap->plan.base_id);
+        snap->plan.base_hash = base.archive_hash;
+        snap->plan.base_npages = base.npages;
+        snap->plan.base_table = base.table;     /* the snapshot owns it now */
+        base.table = NULL;
+    }
     EDB_ERR(random_id(snap->plan.backup_id));
 
-    bk = edb__sys_calloc(1, sizeof *bk);
+    bk = edb__obj_alloc(EDB__OBJ_BACKUP, sizeof *bk);
     if (bk == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_begin: backup"));
     if (pthread_mutex_init(&bk->lock, NULL) != 0) {
-        free(bk);
+        edb__obj_free(EDB__OBJ_BACKUP, bk);
         bk = NULL;
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_begin: backup mutex"));
     }
@@ -360,12 +411,13 @@ err:
         reg = bk->reg;
         edb__snap_put(bk->snap);
         pthread_mutex_destroy(&bk->lock);
-        free(bk);
+        edb__obj_free(EDB__OBJ_BACKUP, bk);
     }
     edb__snap_put(snap);
     if (entered)
         edb__reg_leave(reg);
     edb__reg_put(reg);
+    edb__base_free(&base);
     return ret;
 }
 
@@ -440,6 +492,39 @@ edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total)
     *total = bk->total;
     pthread_mutex_unlock(&bk->lock);
     edb__bk_put(bk);
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us)
+{
+    if (longest_us != NULL)
+        *longest_us = 0;
+    if (current_us != NULL)
+        *current_us = 0;
+    if (bk == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_pin_time: backup is NULL");
+    if (edb__handle_ref(EDB__H_BACKUP, bk) == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_pin_time: the backup is not open");
+    uint64_t longest = 0, cur = 0;
+    pthread_mutex_lock(&bk->lock);
+    if (bk->snap != NULL) {
+        uint64_t since = atomic_load(&bk->snap->pin_since_ns);
+        longest = atomic_load(&bk->snap->pin_max_us);
+        if (since != 0) {
+            uint64_t now = edb__now_ns();
+            cur = now > since ? (now - since) / 1000u : 0;
+        }
+    }
+    pthread_mutex_unlock(&bk->lock);
+    edb__bk_put(bk);
+    if (cur > longest)
+        longest = cur;
+    if (longest_us != NULL)
+        *longest_us = longest;
+    if (current_us != NULL)
+        *current_us = cur;
     edb__err_clear();
     return 0;
 }

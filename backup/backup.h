@@ -57,6 +57,15 @@ struct edb_backup {
     uint64_t done_max;                 /* bytes read by the most advanced stream already closed */
 };
 
+/* ---- live objects (tests assert every count returns to 0: no leak) ---- */
+enum { EDB__OBJ_REG, EDB__OBJ_BACKUP, EDB__OBJ_STREAM, EDB__OBJ_SNAP, EDB__OBJ_COPIER, EDB__OBJ_N };
+/* calloc(1, n) through edb__sys_calloc, counted as a live object of kind. */
+void *edb__obj_alloc(int kind, size_t n);
+/* Free an object from edb__obj_alloc (NULL-safe). */
+void edb__obj_free(int kind, void *p);
+/* Objects of kind alive now (kind EDB__OBJ_N: all kinds). */
+long edb__obj_live(int kind);
+
 /* ---- handle table (process-wide) ---- */
 enum { EDB__H_ENV = 1, EDB__H_BACKUP = 2, EDB__H_STREAM = 3 };
 /* @return 0 or EDB_NOMEM. */

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "error.h"
 #include "snapshot.h"
 #include "sys.h"
@@ -176,7 +177,7 @@ snap_free(edb__snap *s)
         edb__sys_close(s->fd);
     free(s->free_bits);
     free(s->plan.base_table);
-    free(s);
+    edb__obj_free(EDB__OBJ_SNAP, s);
 }
 
 void
@@ -184,6 +185,25 @@ edb__snap_put(edb__snap *s)
 {
     if (s != NULL && edb__ref_put(&s->ref))
         snap_free(s);
+}
+
+void
+edb__snap_pin_account(edb__snap *s, uint64_t ns)
+{
+    uint64_t us = ns / 1000u, cur = atomic_load(&s->pin_max_us);
+    while (us > cur && !atomic_compare_exchange_weak(&s->pin_max_us, &cur, us)) {
+    }
+}
+
+void
+edb__snap_unpin(edb__snap *s)
+{
+    if (s->txn == NULL)
+        return;
+    mdb_txn_abort(s->txn);
+    s->txn = NULL;
+    edb__snap_pin_account(s, edb__now_ns() - s->pin_start_ns);
+    atomic_store(&s->pin_since_ns, 0);
 }
 
 uint64_t
@@ -216,15 +236,19 @@ edb__snap_take(edb__snap **out, edb_env *env, bool keep_free)
         (est.ms_psize & (est.ms_psize - 1)) != 0)
         return edb__err(EDB_INVAL, "backup snapshot: page size %u not supported", est.ms_psize);
 
-    edb__snap *s = edb__sys_calloc(1, sizeof *s);
+    edb__snap *s = edb__obj_alloc(EDB__OBJ_SNAP, sizeof *s);
     if (s == NULL)
         return edb__err(EDB_NOMEM, "backup snapshot");
     edb__ref_init(&s->ref, 1);
     s->fd = -1;
     s->mdb = mdb;
+    s->env = env;
     s->page_size = est.ms_psize;
     s->max_pages = (uint64_t)info.me_mapsize / est.ms_psize;
     atomic_init(&s->pin_us, UINT64_MAX);
+    atomic_init(&s->pin_max_us, 0);
+    atomic_init(&s->pin_since_ns, 0);
+    atomic_init(&s->lp_streams, 0);
 
     size_t flen = strlen(dir) + sizeof "/data.mdb";
     file = edb__sys_malloc(flen);
@@ -259,6 +283,7 @@ edb__snap_take(edb__snap **out, edb_env *env, bool keep_free)
         }
     }
     ret = 0;
+    atomic_store(&s->pin_since_ns, s->pin_start_ns);
     /* Another process may have grown the map: take the larger of both sizes. */
     uint64_t meta_map = edb__le64(s->meta + EDB__META_OFF_MAPSIZE) / s->page_size;
     if (meta_map > s->max_pages)

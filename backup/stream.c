@@ -31,7 +31,7 @@ edb__stream_put(edb_backup_stream *s)
         return;
     edb__ring_destroy(&s->ring);
     edb_backup *bk = s->bk;
-    free(s);
+    edb__obj_free(EDB__OBJ_STREAM, s);
     if (bk != NULL)
         edb__bk_put(bk);
 }
@@ -95,7 +95,7 @@ edb_backup_open(edb_backup_stream **out, edb_backup *bk)
     if (snap == NULL)
         EDB_ERR(edb__err(EDB_CANCELED, "edb_backup_open: the backup was %s", stopped ? "stopped" : "ended"));
 
-    s = edb__sys_calloc(1, sizeof *s);
+    s = edb__obj_alloc(EDB__OBJ_STREAM, sizeof *s);
     if (s == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_open: stream"));
     edb__ref_init(&s->ref, 1);                 /* the handle */
@@ -103,7 +103,7 @@ edb_backup_open(edb_backup_stream **out, edb_backup *bk)
     ret = edb__ring_init(&s->ring, snap->plan.ring_size,
                          EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size);
     if (ret != 0) {
-        free(s);
+        edb__obj_free(EDB__OBJ_STREAM, s);
         s = NULL;
         goto err;
     }

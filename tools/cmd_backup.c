@@ -126,10 +126,12 @@ signal_thread(void *arg)
         if (pthread_cond_timedwait(&stop_state.done_cv, &stop_state.lock, &dl) == ETIMEDOUT)
             break;
     bool done = stop_state.done;
+    char tmp[sizeof stop_state.tmp_path];
+    memcpy(tmp, stop_state.tmp_path, sizeof tmp);
     pthread_mutex_unlock(&stop_state.lock);
     if (!done) {
-        if (stop_state.tmp_path[0])
-            unlink(stop_state.tmp_path);
+        if (tmp[0])
+            unlink(tmp);
         static const char msg[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is stalled, "
                                   "exiting without waiting for it\n";
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -449,9 +451,12 @@ dbt_cmd_backup(int argc, char **argv)
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
-        fprintf(stderr, "backup: %s archive of '%s' written to %s (%s)\n",
+        uint64_t pin_us = 0;
+        edb_backup_pin_time(bk, &pin_us, NULL);
+        fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+                (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
                 (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
-                to_stdout ? "standard output" : archive, h);
+                to_stdout ? "standard output" : archive, h, (double)pin_us / 1e6);
     }
     ret = DBT_OK;
 done:

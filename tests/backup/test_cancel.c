@@ -8,7 +8,7 @@
 #include "bk_helpers.h"
 #include "sys.h"
 
-#define PROMPT_MS 500       /* "at once": generous for loaded machines and sanitizers */
+#define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
 
 typedef struct fixture {
     char *dir;
@@ -26,7 +26,7 @@ setup(unsigned rows)
     f.m = edb__env_mdb(f.env);
     if (rows)
         bk_populate(f.env, rows);
-    f.tasks = bk_tasks();
+    f.tasks = bk_tasks_baseline();
     cr_assert_eq(bk_readers(f.m), 0);
     return f;
 }
@@ -47,6 +47,8 @@ teardown(fixture *f)
     cr_assert_eq(bk_readers_path(f->dir), 0, "reader slots left after env close");
     bk_rm_tree(f->dir);
     free(f->dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
 }
 
 /* A backup and one stream with the given options. */
@@ -365,6 +367,8 @@ Test(backup_cancel, env_close_with_backups_in_every_state, .timeout = 30)
     cr_assert_eq(bk_readers_path(f.dir), 0);
     bk_rm_tree(f.dir);
     free(f.dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
 }
 
 Test(backup_cancel, env_close_after_streams_were_closed, .timeout = 20)
@@ -383,6 +387,8 @@ Test(backup_cancel, env_close_after_streams_were_closed, .timeout = 20)
     cr_assert_eq(bk_readers_path(f.dir), 0);
     bk_rm_tree(f.dir);
     free(f.dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
 }
 
 /* A canceled copier exits within one page batch even on a large database

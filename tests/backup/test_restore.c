@@ -97,6 +97,8 @@ expect_msg(const char *needle)
 
 /* The restored directory equals the image: mdb_dump equal, pages 2.. equal,
  * both metas synthesised, size exact, mdb_stat opens it. */
+static void expect_image(const char *target, const fx_image *img);
+
 static void
 expect_restored(const char *target, const char *srcdb, const fx_image *img)
 {
@@ -107,6 +109,13 @@ expect_restored(const char *target, const char *srcdb, const fx_image *img)
     free(a);
     free(b);
     cr_assert_eq(fx_sh("mdb_stat -a '%s' >/dev/null 2>&1", target), 0);
+    expect_image(target, img);
+}
+
+/* The restored file equals the image page by page (pages 2.., metas, size, mode). */
+static void
+expect_image(const char *target, const fx_image *img)
+{
     fx_image r;
     cr_assert_eq(fx_image_load(&r, target), 0);
     cr_assert_eq(r.npages, img->npages);
@@ -299,8 +308,8 @@ Test(restore_refuses, a_bit_flip_anywhere, .timeout = 120)
         refused(&w, a->data, a->len, spots[i].code, spots[i].needle);
         a->data[spots[i].off] ^= 0x04;
     }
-    /* and a sweep: one flip every 1031 bytes, every one refused */
-    for (size_t off = 0; off < a->len; off += 1031) {
+    /* and a sweep: one flip every 4099 bytes, every one refused */
+    for (size_t off = 0; off < a->len; off += 4099) {
         a->data[off] ^= 0x80;
         char *p = put_archive(&w, "bad.edbk", a->data, a->len);
         cr_assert_lt(verify_paths(&p, 1), 0, "flip at %zu accepted", off);
@@ -639,17 +648,18 @@ Test(restore_faults, every_failing_call_leaves_all_or_nothing, .timeout = 120)
     struct world w;
     world_init(&w, 400);
     char *arch = put_archive(&w, "full.edbk", w.full.data, w.full.len);
-    int errs[] = { EIO, ENOSPC, EINTR };
-    for (size_t e = 0; e < 3; e++) {
+    int errs[] = { EIO, ENOSPC, EINTR, EACCES, EIO };
+    unsigned how[] = { 0, 0, 0, 0, EDB__FAULT_SHORT };
+    for (size_t e = 0; e < 5; e++) {
         long n;
         for (n = 1; n < 5000; n++) {
-            edb__fault_arm(n, errs[e], 0);
+            edb__fault_arm(n, errs[e], how[e]);
             int rc = restore_paths(w.out, &arch, 1, 0);
             long fired = edb__fault_fired();
             edb__fault_disarm();
             if (rc == 0 || strstr(edb_error_last(), "fsync of the target's parent")) {
                 /* a failure after the rename is reported, and the database is whole */
-                expect_restored(w.out, w.db, &w.img);
+                expect_image(w.out, &w.img);
                 fx_sh("rm -rf '%s'", w.out);
             } else {
                 cr_assert(strstr(edb_error_last(), "EDB_") == edb_error_last());
@@ -663,4 +673,102 @@ Test(restore_faults, every_failing_call_leaves_all_or_nothing, .timeout = 120)
     }
     free(arch);
     world_fini(&w);
+}
+
+/* ---- archives from the library's own writer ---- */
+
+#include "env.h"
+
+static void
+library_backup_round_trip(unsigned flags)
+{
+    char *dir = fx_tmpdir();
+    char db[4200], out[4200], arch[4200];
+    snprintf(db, sizeof db, "%s/db", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(arch, sizeof arch, "%s/lib.edbk", dir);
+    edb_env_opts o = { .map_size = 1ull << 30, .max_tables = 4 };
+    edb_env *env = NULL;
+    cr_assert_eq(edb_env_open(&env, db, &o), 0, "%s", edb_error_last());
+    /* raw data in a named DB of the env, then free pages by deleting some */
+    MDB_env *m = edb__env_mdb(env);
+    MDB_txn *t;
+    MDB_dbi dbi;
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+        cr_assert_eq(mdb_dbi_open(t, "raw", MDB_CREATE, &dbi), 0);
+        char key[32], val[1500];
+        for (unsigned i = 0; i < 1500; i++) {
+            snprintf(key, sizeof key, "k%06u", i);
+            size_t vl = 20 + (i * 37 + (unsigned)round * 11) % 1400;
+            memset(val, 'a' + (int)((i + (unsigned)round) % 26), vl);
+            MDB_val k = { strlen(key), key }, v = { vl, val };
+            cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+        }
+        for (unsigned i = (unsigned)round; i < 1500; i += 5) {
+            snprintf(key, sizeof key, "k%06u", i);
+            MDB_val k = { strlen(key), key };
+            mdb_del(t, dbi, &k, NULL);
+        }
+        cr_assert_eq(mdb_txn_commit(t), 0);
+    }
+    edb_backup_opts bo = { .flags = flags };
+    edb_backup *bk = NULL;
+    edb_backup_stream *s = NULL;
+    cr_assert_eq(edb_backup_begin(&bk, env, &bo), 0, "%s", edb_error_last());
+    cr_assert_eq(edb_backup_open(&s, bk), 0, "%s", edb_error_last());
+    FILE *f = fopen(arch, "wb");
+    cr_assert_not_null(f);
+    static uint8_t buf[100000];
+    size_t n;
+    do {
+        cr_assert_eq(edb_backup_read(s, buf, sizeof buf, &n), 0, "%s", edb_error_last());
+        cr_assert_eq(fwrite(buf, 1, n, f), n);
+    } while (n > 0);
+    fclose(f);
+    edb_backup_close(s);
+    edb_backup_end(bk);
+    edb_env_close(env);
+
+    char *p = arch;
+    edb_backup_info info;
+    edb_backup_source src = { p, -1, NULL };
+    cr_assert_eq(edb_backup_verify(&info, &src, 1, NULL, NULL), 0, "%s", edb_error_last());
+    cr_assert_eq(edb_backup_restore(NULL, out, &src, 1, 0), 0, "%s", edb_error_last());
+    /* the database was quiescent: the snapshot is its current state */
+    char *a = fx_dump(db), *b = fx_dump(out);
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    cr_assert_eq(fx_sh("mdb_stat -a '%s' >/dev/null 2>&1", out), 0);
+    fx_image src_img, dst_img;
+    cr_assert_eq(fx_image_load(&src_img, db), 0);
+    cr_assert_eq(fx_image_load(&dst_img, out), 0);
+    cr_assert_eq(src_img.npages, dst_img.npages);
+    cr_assert_eq(info.npages, src_img.npages);
+    size_t ps = src_img.page_size;
+    uint64_t same = 0;
+    for (uint64_t pg = 2; pg < src_img.npages; pg++)
+        same += memcmp(src_img.data + pg * ps, dst_img.data + pg * ps, ps) == 0;
+    if (flags & EDB_BACKUP_KEEP_FREE)
+        cr_assert_eq(same, src_img.npages - 2, "a keep-free restore is byte-exact");
+    else
+        cr_assert_eq(same + (info.npages - 2 - info.pages), src_img.npages - 2,
+                     "every page carried is byte-exact; the others are free pages");
+    fx_image_free(&src_img);
+    fx_image_free(&dst_img);
+    fx_rmrf(dir);
+    free(dir);
+}
+
+Test(restore, library_backup_restores_equal_to_the_snapshot, .timeout = 60)
+{
+    library_backup_round_trip(0);
+}
+
+Test(restore, library_keep_free_backup_is_byte_exact, .timeout = 60)
+{
+    library_backup_round_trip(EDB_BACKUP_KEEP_FREE);
 }

@@ -25,6 +25,8 @@ teardown(fixture *f)
     edb_env_close(f->env);
     bk_rm_tree(f->dir);
     free(f->dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
 }
 
 Test(backup_stream, full_archive_decodes_and_equals_the_snapshot, .timeout = 30)
