@@ -67,7 +67,8 @@ typedef struct edb_backup_opts {
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
- *         slot); #EDB_CANCELED (the env is closing); #EDB_NOMEM; #EDB_IO.
+ *         slot); #EDB_CANCELED (the env is closing); #EDB_BUSY (writers rewrote both
+ *         meta pages during each of 1000 capture attempts); #EDB_NOMEM; #EDB_IO.
  */
 EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts);
 
@@ -83,14 +84,19 @@ EDB_EXTERN int edb_backup_open(edb_backup_stream **out, edb_backup *bk);
 
 /**
  * Copy up to @p size archive bytes into @p buf.  Blocks until bytes are available.
- * @param[out] nread bytes copied; 0 means the archive is complete
- * @return 0; #EDB_CANCELED (closed from another thread, backup stopped, env closing);
- *         the copier's error (#EDB_IO, #EDB_CORRUPT, #EDB_NOMEM) once its bytes are
- *         drained; #EDB_INVAL.
+ * Returns as soon as it has copied something (it never waits for a full buffer).
+ * @param[out] nread bytes copied; 0 means the archive is complete (and stays so)
+ * @return 0; #EDB_CANCELED (closed from another thread, backup stopped or ended,
+ *         env closing; also for a handle that is no longer open, which is
+ *         looked up, never dereferenced); the copier's error (#EDB_IO,
+ *         #EDB_CORRUPT, #EDB_NOMEM) once its bytes are drained, again on every
+ *         later call; #EDB_INVAL (NULL arguments, @p size 0, or another thread
+ *         already reading this stream).
  */
 EDB_EXTERN int edb_backup_read(edb_backup_stream *s, void *buf, size_t size, size_t *nread);
 
-/** Close a stream: returns at once; cancels its copier if not at its end. NULL-safe. */
+/** Close a stream: returns at once; cancels its copier if not at its end.  NULL-safe;
+ *  a stream already closed (by this call, edb_backup_end() or edb_env_close()) is ignored. */
 EDB_EXTERN void edb_backup_close(edb_backup_stream *s);
 
 /** Close the backup's streams still open and release its snapshot (with the last
