@@ -27,6 +27,11 @@
  *
  * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-m]
  *   -m prints the summary as a Markdown table (for doc/performance.md).
+ *
+ * Instruction counts per phase (exact, repeatable):
+ *   valgrind --tool=callgrind --callgrind-out-file=cg.%p bench_engine -n 20000 -r 1 -M 1024
+ * writes one part per engine and phase (cg.PID.1 = first engine's insert, ...;
+ * the "Trigger:" line of each part names it).
  */
 #include "config.h"
 
@@ -46,6 +51,20 @@
 #include <unistd.h>
 
 #include "edb.h"
+
+/* Under `valgrind --tool=callgrind` each phase of each engine is dumped as its
+ * own profile part (instruction counts are exact and repeat, unlike timings on
+ * a shared machine); outside valgrind these are no-ops. */
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_CALLGRIND 1
+#endif
+#endif
+#ifndef BENCH_CALLGRIND
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(s) ((void)(s))
+#endif
 
 #define PAYLOAD 100
 #define BATCH 10000
@@ -505,6 +524,9 @@ run_engine(int e, const data *d, const char *base, double secs[NPHASES], uint64_
     default: sqlite_open_(&ss, dir); break;
     }
     for (int ph = 0; ph < NPHASES; ph++) {
+        char part[64];
+        snprintf(part, sizeof part, "%s %s", engine_name[e], phase_name[ph]);
+        CALLGRIND_ZERO_STATS;
         double t0 = now();
         switch (e) {
         case E_EDB: sums[ph] = edb_phase(&es, d, ph); break;
@@ -512,6 +534,7 @@ run_engine(int e, const data *d, const char *base, double secs[NPHASES], uint64_
         default: sums[ph] = sqlite_phase(&ss, d, ph); break;
         }
         secs[ph] = now() - t0;
+        CALLGRIND_DUMP_STATS_AT(part);
     }
     switch (e) {
     case E_EDB: edb_close_(&es); break;
