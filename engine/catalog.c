@@ -12,9 +12,10 @@
  * | 3      | n    | table name                                          |
  * | 3+n    | 4    | pool slot                                           |
  * | 7+n    | 4    | gen (bumped by every schema change)                 |
- * | 11+n   | 4    | column count C                                      |
- * | 15+n   | 4    | index count I                                       |
- * | 19+n   | ...  | C columns, then I indexes                           |
+ * | 11+n   | 8    | id of the transaction that created the table        |
+ * | 19+n   | 4    | column count C                                      |
+ * | 23+n   | 4    | index count I                                       |
+ * | 27+n   | ...  | C columns, then I indexes                           |
  *
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
  * u8 has_default, u32 default size, default bytes (native form).
@@ -105,6 +106,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     if (cat == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
+    pthread_mutex_init(&cat->ro_lock, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
     *stored = 0;
@@ -180,9 +182,51 @@ edb__catalog_close(edb_env *env)
     edb__catalog *cat = edb__cat(env);
     if (cat == NULL)
         return;
+    for (int i = 0; i < cat->ro_nspare; i++)
+        mdb_txn_abort(cat->ro_spare[i]);
+    pthread_mutex_destroy(&cat->ro_lock);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
+}
+
+int
+edb__ro_begin(edb_env *env, MDB_txn **out)
+{
+    edb__catalog *cat = edb__cat(env);
+    MDB_txn *txn = NULL;
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare > 0)
+        txn = cat->ro_spare[--cat->ro_nspare];
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL) {
+        if (mdb_txn_renew(txn) == 0) {
+            *out = txn;
+            return 0;
+        }
+        mdb_txn_abort(txn);
+    }
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
+    if (rc != 0) {
+        *out = NULL;
+        return edb__mdb_err(rc, "begin read transaction");
+    }
+    return 0;
+}
+
+void
+edb__ro_end(edb_env *env, MDB_txn *txn)
+{
+    edb__catalog *cat = edb__cat(env);
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare < EDB__RO_SPARES) {
+        cat->ro_spare[cat->ro_nspare++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
 }
 
 /* ------------------------------------------------------------------ names */
@@ -261,9 +305,28 @@ wput(wbuf *b, const void *data, size_t n)
     b->len += n;
 }
 
-static void wu8(wbuf *b, unsigned v) { uint8_t x = (uint8_t)v; wput(b, &x, 1); }
-static void wu32(wbuf *b, uint32_t v) { uint8_t x[4]; put_u32(x, v); wput(b, x, 4); }
-static void wname(wbuf *b, const char *s) { size_t n = strlen(s); wu8(b, (unsigned)n); wput(b, s, n); }
+static void
+wu8(wbuf *b, unsigned v)
+{
+    uint8_t x = (uint8_t)v;
+    wput(b, &x, 1);
+}
+
+static void
+wu32(wbuf *b, uint32_t v)
+{
+    uint8_t x[4];
+    put_u32(x, v);
+    wput(b, x, 4);
+}
+
+static void
+wname(wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    wu8(b, (unsigned)n);
+    wput(b, s, n);
+}
 
 static int
 encode(wbuf *b, const edb__table *t)
@@ -273,6 +336,8 @@ encode(wbuf *b, const edb__table *t)
     wname(b, t->name);
     wu32(b, t->slot);
     wu32(b, t->gen);
+    wu32(b, (uint32_t)t->created);
+    wu32(b, (uint32_t)(t->created >> 32));
     wu32(b, t->ncols);
     wu32(b, t->nidx);
     for (uint32_t i = 0; i < t->ncols; i++) {
@@ -314,8 +379,19 @@ rget(rbuf *b, size_t n)
     return p;
 }
 
-static unsigned ru8(rbuf *b) { const uint8_t *p = rget(b, 1); return p ? *p : 0; }
-static uint32_t ru32(rbuf *b) { const uint8_t *p = rget(b, 4); return p ? get_u32(p) : 0; }
+static unsigned
+ru8(rbuf *b)
+{
+    const uint8_t *p = rget(b, 1);
+    return p ? *p : 0;
+}
+
+static uint32_t
+ru32(rbuf *b)
+{
+    const uint8_t *p = rget(b, 4);
+    return p ? get_u32(p) : 0;
+}
 
 static void
 rname(rbuf *b, char *out)
@@ -360,6 +436,8 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     rname(&b, t->name);
     t->slot = ru32(&b);
     t->gen = ru32(&b);
+    t->created = ru32(&b);
+    t->created |= (uint64_t)ru32(&b) << 32;
     t->ncols = ru32(&b);
     t->nidx = ru32(&b);
     t->primary = -1;
@@ -449,6 +527,20 @@ table_key(MDB_val *k, char *buf, const char *name)
     memcpy(buf + 1, name, n);
     k->mv_size = n + 1;
     k->mv_data = buf;
+}
+
+int
+edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out)
+{
+    if (!edb__name_ok(name))
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name ? name : "(null)");
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k;
+    table_key(&k, buf, name);
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, out);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
+    return edb__mdb_err(rc, "catalog: read");
 }
 
 int

@@ -23,6 +23,7 @@
 #define EDB_CATALOG_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -63,6 +64,8 @@ typedef struct edb__table {
     char name[EDB__NAME_MAX + 1];
     uint32_t slot;
     uint32_t gen;                   /* bumped by every schema change of the table */
+    uint64_t created;               /* id of the transaction that created it: a table
+                                       dropped and made again is another table */
     MDB_dbi rec_dbi;
     uint32_t ncols;
     edb__column *cols;              /* colid = position + 1 */
@@ -72,13 +75,27 @@ typedef struct edb__table {
     uint8_t *defaults;              /* storage for default values */
 } edb__table;
 
-/* Per-env catalog state (env->catalog).  Everything is immutable after open. */
+#define EDB__RO_SPARES 4
+
+/* Per-env catalog state (env->catalog).  Everything but the spare read
+ * transactions is immutable after open. */
 typedef struct edb__catalog {
     MDB_dbi cat;
     unsigned max_tables;
     uint64_t uid;                   /* process-unique id of this env (never reused) */
     MDB_dbi *dbis;                  /* max_tables * EDB__DBS_PER_TABLE handles */
+    /* Reset read transactions kept for reuse (mdb_txn_renew is much cheaper
+     * than a new one with thousands of DB slots).  Each holds a reader slot.
+     * ro_lock guards both fields; it is a leaf lock (nothing is called under it). */
+    pthread_mutex_t ro_lock;
+    MDB_txn *ro_spare[EDB__RO_SPARES];
+    int ro_nspare;
 } edb__catalog;
+
+/* A read transaction (from the spares when there is one). */
+int edb__ro_begin(edb_env *env, MDB_txn **out);
+/* End a read transaction: reset and kept as a spare, or aborted. */
+void edb__ro_end(edb_env *env, MDB_txn *txn);
 
 /* Open (creating it on a new, empty environment) the catalog and the pool.
  * Returns 1 with *stored set when the database was created with another
@@ -94,6 +111,8 @@ edb__cat(edb_env *env)
 
 /* Load table @name as seen by @txn.  EDB_NOTFOUND when absent. */
 int edb__table_load(edb__table **out, edb_env *env, MDB_txn *txn, const char *name);
+/* The stored schema blob of table @name (valid while @txn lives).  EDB_NOTFOUND when absent. */
+int edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out);
 /* Decode a schema blob (for check.c and tools).  EDB_CORRUPT when malformed. */
 int edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size);
 /* Write table @t (bumping its gen) into the catalog. */

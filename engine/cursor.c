@@ -115,13 +115,26 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
         drop_mc(c);
     if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq) {
         edb__table *t;
-        int rc = edb__table_load(&t, s->env, txn, c->tname);
+        MDB_val blob;
+        int rc = edb__table_blob(s->env, txn, c->tname, &blob);
         if (rc < 0) {
             if (rc == EDB_NOTFOUND)
                 rc = edb__err(EDB_NOTFOUND, "table '%s' was dropped", c->tname);
             return rc;
         }
-        bool moved = c->t == NULL || c->t->slot != t->slot;
+        if (c->t != NULL && blob.mv_size == c->t_blob.len &&
+            memcmp(blob.mv_data, c->t_blob.p, blob.mv_size) == 0) {
+            /* unchanged schema: keep the decoded table */
+            c->bind_txn_id = id;
+            c->bind_schema_seq = s->schema_seq;
+            goto cursor;
+        }
+        EDB_RET(edb__table_decode(&t, s->env, blob.mv_data, blob.mv_size));
+        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+            edb__table_free(t);
+            return rc;
+        }
+        bool moved = c->t == NULL || c->t->slot != t->slot || c->t->created != t->created;
         int index = -1;
         if (c->index_name[0] != '\0') {
             index = edb__table_index(t, c->index_name);
@@ -144,6 +157,7 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
         c->bind_txn_id = id;
         c->bind_schema_seq = s->schema_seq;
     }
+cursor:;
     MDB_dbi dbi = edb__cursor_dbi(c);
     if (c->mc != NULL && c->mc_dbi != dbi)
         drop_mc(c);
@@ -208,6 +222,7 @@ edb_cursor_close(edb_cursor *c)
     drop_mc(c);
     edb__session_remove_cursor(c->s, c);
     edb__table_free(c->t);
+    edb__buf_free(&c->t_blob);
     edb__buf_free(&c->anchor);
     edb__buf_free(&c->pk);
     edb__buf_free(&c->key);
@@ -224,9 +239,11 @@ edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
     *out = 0;
     if (c == NULL || column == NULL)
         return edb__err(EDB_INVAL, "edb_column_id: %s is NULL", c == NULL ? "cursor" : "column");
-    MDB_txn *txn;
-    EDB_RET(edb__txn_enter(c->s, false, &txn));
-    EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq || edb__table_colid(c->t, column) == 0) {
+        MDB_txn *txn;
+        EDB_RET(edb__txn_enter(c->s, false, &txn));
+        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    }
     edb_colid id = edb__table_colid(c->t, column);
     if (id == 0)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);

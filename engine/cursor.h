@@ -37,6 +37,7 @@ struct edb_cursor {
     struct edb_cursor *next, *prev;     /* the session's list */
     char tname[EDB__NAME_MAX + 1];
     edb__table *t;                      /* schema as of the last bind */
+    edb__buf t_blob;                    /* its stored bytes: an equal blob needs no decoding */
     int index;                          /* position in t->idx, or -1: implicit primary */
     char index_name[EDB__NAME_MAX + 1]; /* "" for the primary */
 

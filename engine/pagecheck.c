@@ -496,11 +496,11 @@ walk_tree(walk *w, const char *name, dbrec db, bool is_free, bool is_main, unsig
 
 /* Read the snapshot's meta: the one of pages 0/1 whose txnid is the read txn's. */
 static int
-read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, uint8_t *meta)
+read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, bool own, uint8_t *meta)
 {
     uint8_t m[2][160];
     for (int attempt = 0; attempt < 1000; attempt++) {
-        int rc = *txn ? mdb_txn_renew(*txn) : mdb_txn_begin(mdb, NULL, MDB_RDONLY, txn);
+        int rc = !own ? 0 : *txn ? mdb_txn_renew(*txn) : mdb_txn_begin(mdb, NULL, MDB_RDONLY, txn);
         if (rc != 0)
             return edb__mdb_err(rc, "check: begin read txn");
         uint64_t id = (uint64_t)mdb_txn_id(*txn);
@@ -515,17 +515,20 @@ read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, uint8_t *meta)
                 return 0;
             }
         }
+        if (!own)
+            return EDB_BUSY;      /* the caller renews its own txn */
         mdb_txn_reset(*txn);
     }
     return edb__err(EDB_BUSY, "check: writers kept overwriting the snapshot's meta page");
 }
 
 int
-edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb,
+edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb, MDB_txn *snap,
                  edb_check_fn fn, void *ctx)
 {
     int ret = 0;
-    MDB_txn *txn = NULL;
+    MDB_txn *txn = snap;
+    bool own = snap == NULL;
     walk w = { .fn = fn, .ctx = ctx };
     uint8_t meta[160] = { 0 };
     MDB_stat est;
@@ -538,7 +541,7 @@ edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb,
     EDB_ERR(edb__mdb_err(mdb_env_stat(mdb, &est), "check: env stat"));
     w.psize = est.ms_psize;
     EDB_ERR(edb__mdb_err(mdb_env_get_fd(mdb, &w.fd), "check: data file"));
-    EDB_ERR(read_meta(&w, mdb, &txn, meta));
+    EDB_ERR(read_meta(&w, mdb, &txn, own, meta));
     if (fstat(w.fd, &sb) != 0)
         EDB_ERR(edb__sys_err(errno, "check: stat data.mdb"));
     w.file_pages = (uint64_t)sb.st_size / w.psize;
@@ -598,7 +601,8 @@ done:
     *out = w.st;
     *problems = w.problems;
 err:
-    mdb_txn_abort(txn);
+    if (own)
+        mdb_txn_abort(txn);
     free(w.map);
     free(w.freepg);
     return ret;

@@ -29,12 +29,15 @@ typedef struct edb__pagecheck_stat {
  * overflow runs the right length, free pages (FREE_DBI) not also reachable,
  * and reachable + free + 2 meta pages == last_pg + 1 (the rest are reported as
  * leaked).  Each problem is passed to @p fn (may be NULL) with EDB_CORRUPT and
- * counted in *problems.  Never blocks writers (one read txn, renewed until the
- * meta page it reads is the snapshot's).
+ * counted in *problems.  Never blocks writers.  @p txn: the read txn whose
+ * snapshot to walk (the caller's, so that other checks see the same one); NULL:
+ * an own read txn, renewed until the meta page it reads is the snapshot's.  With
+ * a caller's txn whose meta page writers have already overwritten (two commits
+ * since it began), returns EDB_BUSY at once: begin a new txn and call again.
  * @return 0 (the walk finished: look at *problems), EDB_IO, EDB_NOMEM, EDB_BUSY
  *         (no stable meta after many retries), EDB_VERSION (not an LMDB file).
  */
-int edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb,
+int edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb, MDB_txn *txn,
                      edb_check_fn fn, void *ctx);
 
 #endif

@@ -302,6 +302,7 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         ret = edb__catalog_free_slot(&t->slot, s->env, txn);
     }
     if (ret == 0) {
+        t->created = mdb_txn_id(txn);
         t->rec_dbi = edb__pool_rec(s->env, t->slot);
         ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
         for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)

@@ -58,9 +58,11 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
     }
     if (c->key_closed)
         return edb__err(EDB_INVAL, "edb_key_make: no segment may follow EDB_KEY_PREFIX_END");
-    MDB_txn *txn;
-    EDB_RET(edb__txn_enter(c->s, false, &txn));
-    EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq) {
+        MDB_txn *txn;
+        EDB_RET(edb__txn_enter(c->s, false, &txn));
+        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    }
     int ret = 0;
     uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = c->key.len;

@@ -60,7 +60,9 @@ int edb__txn_leave(edb_session *s, int rc);
 
 /* Begin an LMDB child of @parent for an all-or-nothing multi-DB write (no
  * cursor of the session is used while it is open); ending it bumps write_seq
- * so cursors re-find their entries. */
+ * so cursors re-find their entries.  Inside an implicit transaction the
+ * implicit transaction itself is the unit (it is aborted whole on error), so
+ * @out is @parent and no child is made. */
 int edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out);
 int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
 

@@ -78,8 +78,10 @@ begin_top(edb_session *s, bool write, MDB_txn **out)
         if (s->env->flags & EDB_ENV_READONLY)
             return edb__err(EDB_READONLY, "'%s' is open read-only", s->env->path);
         EDB_RET(writer_check(s));
+    } else {
+        return edb__ro_begin(s->env, out);
     }
-    int rc = mdb_txn_begin(s->env->mdb, NULL, write ? 0 : MDB_RDONLY, out);
+    int rc = mdb_txn_begin(s->env->mdb, NULL, 0, out);
     if (rc != 0) {
         *out = NULL;
         return edb__mdb_err(rc, "begin transaction");
@@ -137,7 +139,7 @@ end_level(edb_session *s, bool commit)
     s->depth = d;
     if (s->rdonly) {
         if (d == 0)
-            mdb_txn_abort(txn);      /* nothing to keep: the pool handles are env-wide */
+            edb__ro_end(s->env, txn);   /* nothing to keep: the pool handles are env-wide */
     } else if (commit) {
         rc = mdb_txn_commit(txn);
     } else {
@@ -187,9 +189,12 @@ edb__txn_abort_all(edb_session *s)
     while (s->depth > 0)
         end_level(s, false);
     if (s->implicit) {
-        mdb_txn_abort(s->imp_txn);
-        if (s->implicit_write)
+        if (s->implicit_write) {
+            mdb_txn_abort(s->imp_txn);
             writer_pop(s);
+        } else {
+            edb__ro_end(s->env, s->imp_txn);
+        }
         s->implicit = false;
         s->imp_txn = NULL;
     }
@@ -230,7 +235,11 @@ edb__txn_leave(edb_session *s, int rc)
         writer_pop(s);
         s->write_seq++;
     }
-    if (rc < 0 || !write) {
+    if (!write) {
+        edb__ro_end(s->env, txn);
+        return rc;
+    }
+    if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -243,6 +252,13 @@ edb__txn_leave(edb_session *s, int rc)
 int
 edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out)
 {
+    /* An implicit transaction holds this one call only and is aborted
+     * whole when the call fails: it needs no child (which would cost a copy
+     * of every DB slot). */
+    if (s->implicit && parent == s->imp_txn) {
+        *out = parent;
+        return 0;
+    }
     int rc = mdb_txn_begin(s->env->mdb, parent, 0, out);
     if (rc != 0) {
         *out = NULL;
@@ -255,6 +271,8 @@ int
 edb__txn_child_end(edb_session *s, MDB_txn *child, int rc)
 {
     s->write_seq++;
+    if (s->implicit && child == s->imp_txn)
+        return rc;      /* edb__txn_leave commits or aborts it */
     if (rc < 0) {
         mdb_txn_abort(child);
         return rc;

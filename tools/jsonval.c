@@ -760,7 +760,15 @@ write_value(jv_buf *out, edb_coltype t, const void *data, size_t size, bool json
         } else if (isnan(v)) {
             return EDB_CORRUPT;
         } else {
-            snprintf(tmp, sizeof tmp, t == EDB_COL_FLOAT ? "%.9g" : "%.17g", v);
+            /* The shortest of %.{6..9}g (float) or %.{15..17}g (double) that
+             * reads back to the same bits: 99.99, not 99.989999999999995. */
+            int lo = t == EDB_COL_FLOAT ? 6 : 15, hi = t == EDB_COL_FLOAT ? 9 : 17;
+            for (int prec = lo; prec <= hi; prec++) {
+                snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+                double back = strtod(tmp, NULL);
+                if (t == EDB_COL_FLOAT ? (float)back == (float)v : back == v)
+                    break;
+            }
             /* "-0" would read back as the integer 0: keep reals visibly real. */
             if (strpbrk(tmp, ".e") == NULL)
                 strcat(tmp, ".0");

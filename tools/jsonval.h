@@ -6,7 +6,7 @@
  * |---------------|-------------------------------|-------------------------------|
  * | BOOL          | true / false                  | true/false/1/0                |
  * | INT*, UINT*   | number, all 64 bits exact     | decimal                       |
- * | FLOAT, DOUBLE | number (%.9g / %.17g: round trips), "Infinity", "-Infinity" | same |
+ * | FLOAT, DOUBLE | number: the shortest of %.6g..%.9g (float) or %.15g..%.17g (double) that reads back to the same bits; "Infinity", "-Infinity" | same |
  * | DATETIME      | "2024-05-01T12:00:00.000000Z" (UTC, microseconds) | same      |
  * | GUID          | "8-4-4-4-12" lower-case hex, RFC 4122 byte order | same         |
  * | TEXT          | string                        | the text                      |

@@ -46,6 +46,16 @@ open_env(const char *dir, unsigned flags)
     return env;
 }
 
+/* Criterion's workers leave without LeakSanitizer's exit-time check, so the
+ * fixtures ask for one at teardown (ASan builds only). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() do { if (__lsan_do_recoverable_leak_check() != 0) { \
+        fprintf(stderr, "memory leaked (details above)\n"); abort(); } } while (0)
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
 #define OK(x) do { int ok__ = (x); cr_assert_eq(ok__, 0, "%s -> %s (%s)", #x, \
                    edb_err_name(ok__), edb_error_last()); } while (0)
 #define RC(x, want) do { int rc__ = (x); cr_assert_eq(rc__, (want), "%s -> %s, want %s (%s)", #x, \

@@ -52,6 +52,7 @@ teardown(void)
     edb_env_close(env);
     rm_tree(dir);
     free(dir);
+    LEAK_CHECK();
 }
 
 TestSuite(cursor, .init = setup, .fini = teardown, .timeout = 30);

@@ -11,7 +11,7 @@
 
 static char *dir;
 static void setup(void) { dir = make_tmpdir(); }
-static void teardown(void) { rm_tree(dir); free(dir); }
+static void teardown(void) { rm_tree(dir); free(dir); LEAK_CHECK(); }
 
 TestSuite(env, .init = setup, .fini = teardown, .timeout = 30);
 
@@ -287,5 +287,29 @@ Test(txn, writers_in_two_threads_serialize)
     pthread_join(th, NULL);
     OK(w.rc);
     edb_session_end(a);
+    edb_env_close(env);
+}
+
+Test(env, nosync_commits_survive_reopen)
+{
+    edb_env *env = open_env(dir, EDB_ENV_NOSYNC);
+    edb_env_info info;
+    OK(edb_env_info_get(&info, env));
+    cr_assert_eq(info.flags, EDB_ENV_NOSYNC);
+    edb_session *s;
+    OK(edb_session_begin(&s, env));
+    edb_column_def cols[] = { { "id", EDB_COL_INT32, 0, 0, NULL, 0 } };
+    edb_table_def def = { "t", cols, 1, NULL, 0 };
+    OK(edb_table_create(s, &def));
+    uint64_t txn_before = info.txn_id;
+    OK(edb_env_info_get(&info, env));
+    cr_assert_gt(info.txn_id, txn_before);
+    edb_session_end(s);
+    edb_env_close(env);
+    env = open_env(dir, 0);
+    OK(edb_session_begin(&s, env));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "t"));
+    edb_session_end(s);
     edb_env_close(env);
 }

@@ -56,6 +56,7 @@ teardown(void)
     edb_env_close(env);
     rm_tree(dir);
     free(dir);
+    LEAK_CHECK();
 }
 
 TestSuite(model, .init = setup, .fini = teardown, .timeout = 120);
@@ -287,4 +288,127 @@ Test(model, failed_update_changes_nothing)
     RC(edb_column_set(c, 3, "12345678", 8, 0), EDB_TOOBIG);
     edb_update_cancel(c);
     check_all();
+}
+
+/* ---------------------------------------------------------------- seeks */
+
+#include "key.h"
+
+typedef struct entry { uint8_t k[64]; size_t len; int32_t id; uint8_t pk[8]; size_t pklen; } entry;
+
+static int
+bytes_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int r = n ? memcmp(a, b, n) : 0;
+    return r != 0 ? r : (alen > blen) - (alen < blen);
+}
+
+static int
+entry_cmp(const void *x, const void *y)
+{
+    const entry *a = x, *b = y;
+    int r = bytes_cmp(a->k, a->len, b->k, b->len);
+    return r != 0 ? r : bytes_cmp(a->pk, a->pklen, b->pk, b->pklen);
+}
+
+/* Encode the segments of index "bd" (-b, +a) or "a" (+a) for row r. */
+static void
+encode(const char *index, const row *r, int nseg, uint8_t *out, size_t *len)
+{
+    *len = 0;
+    if (strcmp(index, "a") == 0) {
+        OK(edb__key_append(out, 64, len, EDB_COL_INT32, r->a_null ? NULL : &r->a, r->a_null ? 0 : 4, false));
+        return;
+    }
+    OK(edb__key_append(out, 64, len, EDB_COL_TEXT, r->b_null ? NULL : r->b, r->b_null ? 0 : strlen(r->b), true));
+    if (nseg > 1)
+        OK(edb__key_append(out, 64, len, EDB_COL_INT32, r->a_null ? NULL : &r->a, r->a_null ? 0 : 4, false));
+}
+
+/* What a seek must find, from the sorted entries: index of the entry or -1. */
+static int
+expect(const entry *e, int n, const uint8_t *k, size_t klen, unsigned how)
+{
+    int first_ge = n, first_gt = n;
+    for (int i = n - 1; i >= 0; i--) {
+        if (bytes_cmp(e[i].k, e[i].len, k, klen) >= 0)
+            first_ge = i;
+        if (bytes_cmp(e[i].k, e[i].len, k, klen) > 0)
+            first_gt = i;
+    }
+    switch (how) {
+    case EDB_SEEK_GE: return first_ge < n ? first_ge : -1;
+    case EDB_SEEK_GT: return first_gt < n ? first_gt : -1;
+    case EDB_SEEK_LT: return first_ge - 1;
+    case EDB_SEEK_LE: return first_gt - 1;
+    default:
+        return first_ge < n && e[first_ge].len >= klen && memcmp(e[first_ge].k, k, klen) == 0 ? first_ge : -1;
+    }
+}
+
+Test(model, seeks_agree_with_a_sorted_model)
+{
+    /* a few hundred random rows */
+    for (int i = 0; i < 400; i++)
+        one_op();
+    static const char *const indexes[] = { "a", "bd" };
+    entry e[NID];
+    for (int ix = 0; ix < 2; ix++) {
+        const char *index = indexes[ix];
+        int n = 0;
+        for (int32_t id = 0; id < NID; id++) {
+            if (!model[id].present)
+                continue;
+            encode(index, &model[id], 2, e[n].k, &e[n].len);
+            e[n].id = id;
+            e[n].pklen = 0;
+            OK(edb__key_append(e[n].pk, 8, &e[n].pklen, EDB_COL_INT32, &id, 4, false));
+            n++;
+        }
+        qsort(e, (size_t)n, sizeof e[0], entry_cmp);
+        OK(edb_cursor_set_index(c, index));
+        for (int trial = 0; trial < 300; trial++) {
+            row q = { 0 };
+            random_values(&q);
+            int nseg = strcmp(index, "bd") == 0 ? 1 + (int)rnd(2) : 1;
+            bool pend = rnd(4) == 0;
+            unsigned how = 1 + rnd(5);
+            uint8_t k[64];
+            size_t klen;
+            encode(index, &q, nseg, k, &klen);
+            if (pend && edb__key_successor(k, &klen) != 0)
+                continue;
+            /* the same key through the public API */
+            if (strcmp(index, "a") == 0) {
+                OK(edb_key_make(c, q.a_null ? NULL : &q.a, q.a_null ? 0 : 4,
+                                EDB_KEY_NEW | (pend ? EDB_KEY_PREFIX_END : 0)));
+            } else {
+                OK(edb_key_make(c, q.b_null ? NULL : q.b, q.b_null ? 0 : strlen(q.b),
+                                EDB_KEY_NEW | (pend && nseg == 1 ? EDB_KEY_PREFIX_END : 0)));
+                if (nseg == 2)
+                    OK(edb_key_make(c, q.a_null ? NULL : &q.a, q.a_null ? 0 : 4,
+                                    pend ? EDB_KEY_PREFIX_END : 0));
+            }
+            int want = expect(e, n, k, klen, how);
+            int rc = edb_cursor_seek(c, how);
+            if (want < 0) {
+                cr_assert_eq(rc, EDB_NOTFOUND, "index %s seek %u (nseg %d, pend %d): found a row, want none",
+                             index, how, nseg, pend);
+                continue;
+            }
+            cr_assert_eq(rc, 0, "index %s seek %u (nseg %d, pend %d): %s, want id %d", index, how,
+                         nseg, pend, edb_err_name(rc), e[want].id);
+            int32_t id;
+            OK(edb_column_get(c, 1, &id, 4, NULL, 0));
+            cr_assert_eq(id, e[want].id, "index %s seek %u (nseg %d, pend %d): id %d, want %d",
+                         index, how, nseg, pend, id, e[want].id);
+            /* and walking on from there matches the model too */
+            if (want + 1 < n) {
+                OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+                OK(edb_column_get(c, 1, &id, 4, NULL, 0));
+                cr_assert_eq(id, e[want + 1].id);
+            }
+        }
+    }
 }

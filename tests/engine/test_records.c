@@ -11,7 +11,7 @@ static char *dir;
 static edb_env *env;
 static edb_session *s;
 static void setup(void) { dir = make_tmpdir(); env = open_env(dir, 0); OK(edb_session_begin(&s, env)); }
-static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); }
+static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); LEAK_CHECK(); }
 
 TestSuite(records, .init = setup, .fini = teardown, .timeout = 30);
 
@@ -348,4 +348,45 @@ Test(records, busy_on_implicit_write_in_second_session)
     OK(edb_update(c));
     edb_cursor_close(c);
     edb_session_end(w);
+}
+
+/* A full map fails the one update with EDB_FULL; the transaction around it
+ * keeps its earlier work (the failed write was in a nested LMDB txn). */
+Test(records, full_map_fails_one_update)
+{
+    edb_session_end(s);
+    edb_env_close(env);
+    char path[512];
+    snprintf(path, sizeof path, "%s/small", dir);
+    edb_env_opts o = { .map_size = 1u << 20, .max_tables = 2 };
+    OK(edb_env_open(&env, path, &o));
+    OK(edb_session_begin(&s, env));
+    edb_column_def cols[] = { { "v", EDB_COL_BINARY, 0, 0, NULL, 0 } };
+    edb_index_def idx[] = { { "v", "+v\0", 0 } };
+    edb_table_def def = { "big", cols, 1, idx, 1 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "big"));
+    OK(edb_txn_begin(s, 0));
+    uint8_t val[300];
+    int rc = 0, n = 0;
+    for (; n < 100000; n++) {
+        memset(val, 0x55, sizeof val);
+        snprintf((char *)val, 16, "%08d", n);
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, val, sizeof val, 0));
+        if ((rc = edb_update(c)) != 0)
+            break;
+    }
+    cr_assert_eq(rc, EDB_FULL, "after %d rows: %s", n, edb_error_last());
+    cr_assert_gt(n, 10);
+    edb_update_cancel(c);
+    /* the transaction is still usable: its rows are there, index exact */
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "big", NULL));
+    cr_assert_eq(st.entries, (uint64_t)n);
+    OK(edb_table_stat(&st, s, "big", "v"));
+    cr_assert_eq(st.entries, (uint64_t)n);
+    OK(edb_txn_rollback(s));
+    edb_cursor_close(c);
 }

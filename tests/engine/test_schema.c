@@ -9,7 +9,7 @@ static char *dir;
 static edb_env *env;
 static edb_session *s;
 static void setup(void) { dir = make_tmpdir(); env = open_env(dir, 0); OK(edb_session_begin(&s, env)); }
-static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); }
+static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); LEAK_CHECK(); }
 
 TestSuite(schema, .init = setup, .fini = teardown, .timeout = 30);
 
@@ -358,4 +358,23 @@ Test(schema, visible_across_processes)
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+Test(schema, recreated_table_is_another_table)
+{
+    OK(create1("t", (edb_column_def){ "v", EDB_COL_TEXT, 0, 0, NULL, 0 }, NULL, 0));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "t"));
+    insert_row(c, 1, "old");
+    OK(edb_table_drop(s, "t"));
+    OK(create1("t", (edb_column_def){ "v", EDB_COL_TEXT, 0, 0, NULL, 0 }, NULL, 0));
+    /* same name, same slot, same columns: the old position means nothing now */
+    RC(edb_column_get(c, 2, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    insert_row(c, 2, "new");
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    int32_t id;
+    OK(edb_column_get(c, 1, &id, 4, NULL, 0));
+    cr_assert_eq(id, 2);
+    edb_cursor_close(c);
 }
