@@ -21,7 +21,7 @@
  * init picks the scenario nondeterministically, so one run covers all.
  *
  * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
- * c1f1faad8fd5 of the backup branch (README.md).
+ * caaf293 of the backup branch (README.md).
  *
  * Memory safety: each object (ring+stream, backup, registry, snapshot) has a
  * reference count and a `freed` flag set by the put that drops the last
@@ -103,7 +103,8 @@ bit  lmdb_closed;      /* edb_env_close went on to close LMDB */
 byte spur = MAXSPUR;
 
 /* ---- observations for the LTL claims ---- */
-bit  close_ret, reader_done, copier_gone, stop_done, owner_done;
+bit  close_ret, reader_done, copier_gone, stop_done;
+byte owner_done, owners = 1;   /* owner threads finished / started */
 bit  want_env, env_closed;
 
 /* ---- locks and condition variables (TESTING.md "Hangs") ----
@@ -173,7 +174,7 @@ inline rput() {
         fi
     }
 }
-/* edb__bk_put (backup.c:242-251): the last put frees bk, then drops its
+/* edb__bk_put (backup.c:243-252): the last put frees bk, then drops its
  * registry reference */
 inline bkput() {
     atomic {
@@ -226,7 +227,7 @@ inline ring_cancel() {
     }
 }
 
-/* bk_cancel (backup.c:253-263); the caller holds reg->lock (stop, env close) */
+/* bk_cancel (backup.c:254-264); the caller holds reg->lock (stop, env close) */
 inline bk_cancel() {
     LOCK(bkl, bkfreed);
     bk_canceled = 1;
@@ -237,7 +238,7 @@ inline bk_cancel() {
     UNLOCK(bkl, bkfreed)
 }
 
-/* bk_end_work (backup.c:265-292): done once, by whoever unlinked bk */
+/* bk_end_work (backup.c:266-293): done once, by whoever unlinked bk */
 inline bk_end_work() {
     CS {
         LOCK(bkl, bkfreed);
@@ -246,12 +247,12 @@ inline bk_end_work() {
         :: linked ->
             linked = 0;
 #ifndef BUG_END_NO_REF
-            assert(!sfreed); srefs++;                   /* :276 keep it while we close it */
+            assert(!sfreed); srefs++;                   /* :277 keep it while we close it */
 #endif
             took = 1
         :: else -> took = 0
         fi;
-        hassnap = bk_hassnap;                           /* :281-282 take the snapshot */
+        hassnap = bk_hassnap;                           /* :282-283 take the snapshot */
         bk_hassnap = 0;
         UNLOCK(bkl, bkfreed)
     };
@@ -265,14 +266,14 @@ inline bk_end_work() {
         :: else
         fi;
 #ifndef BUG_END_NO_REF
-        sput()                                          /* :289 ours */
+        sput()                                          /* :290 ours */
 #else
         skip
 #endif
     :: else
     fi;
     if
-    :: hassnap -> snput()                               /* :291 may abort the read txn */
+    :: hassnap -> snput()                               /* :292 may abort the read txn */
     :: else
     fi
 }
@@ -300,7 +301,7 @@ inline backup_close() {
     fi
 }
 
-/* copier_main (copier.c:383-411).  run() is abstracted to NBATCH slots, each
+/* copier_main (copier.c:754-782).  run() is abstracted to NBATCH slots, each
  * edb__ring_reserve, read_pages (may fail at batch FAILAT), then publish:
  * rate_wait (may sleep) and edb__ring_commit. */
 proctype copier()
@@ -330,7 +331,7 @@ proctype copier()
         :: rc != R_OK -> break                          /* EDB_RET */
         :: else
         fi;
-        /* read_pages into the reserved slot, no lock held (copier.c:304): the
+        /* read_pages into the reserved slot, no lock held (copier.c:330): the
          * slot is in the ring, the fd in the snapshot; a low-pin copier takes
          * a fresh read txn here (lowpin.c), so LMDB must still be open */
         assert(!sfreed && !snfreed && !lmdb_closed);
@@ -338,7 +339,7 @@ proctype copier()
         :: b == FAILAT -> rc = R_ERR; break             /* pread failed / file too short */
         :: skip
         fi;
-        /* publish -> rate_wait (copier.c:133-160): sleeps when bytes are due later */
+        /* publish -> rate_wait (copier.c:148-175): sleeps when bytes are due later */
         if
         :: skip
         :: RATEAT == 255 || b == RATEAT ->
@@ -385,9 +386,9 @@ proctype copier()
         w_nf = 0;
         UNLOCK(mu, sfreed)
     };
-    sput();                                             /* copier_release (copier.c:106-117) */
+    sput();                                             /* copier_release (copier.c:121-132) */
     snput();
-    CS {                                                /* copier.c:392-406 */
+    CS {                                                /* copier.c:763-777 */
         LOCK(rl, rfreed);
         if
         :: !c_claimed -> c_registered = 0; c_detached = 1   /* unlink; pthread_detach */
@@ -395,7 +396,7 @@ proctype copier()
         fi;
         UNLOCK(rl, rfreed)
     };
-    rput();                                             /* :409 */
+    rput();                                             /* copier.c:780 */
     copier_gone = 1                                     /* the thread returns: a join returns */
 }
 
@@ -513,11 +514,11 @@ proctype closer()
     close_ret = 1
 }
 
-/* edb_backup_stop (backup.c:433-451) */
+/* edb_backup_stop (backup.c:452-470) */
 proctype stopper()
 {
     bit ref, last;
-    atomic {                                            /* :439 edb__handle_ref(EDB__H_ENV) */
+    atomic {                                            /* :458 edb__handle_ref(EDB__H_ENV) */
         if
         :: env_inh -> assert(!rfreed); rrefs++; ref = 1
         :: else -> ref = 0
@@ -526,42 +527,44 @@ proctype stopper()
     if
     :: ref ->
         CS {
-            LOCK(rl, rfreed);                           /* :444 */
+            LOCK(rl, rfreed);                           /* :463 */
             if
-            :: bk_linked -> bk_cancel()                 /* :445-446 */
+            :: bk_linked -> bk_cancel()                 /* :464-465 */
             :: else
             fi;
             UNLOCK(rl, rfreed)
         };
-        rput()                                          /* :448 */
+        rput()                                          /* :467 */
     :: else
     fi;
     stop_done = 1
 }
 
-/* The application's owner thread.  how: 1 edb_backup_end only, 2 edb_env_close
- * only, 3 edb_backup_end then edb_env_close. */
+/* An application thread that owns the backup or the env.  how: 1
+ * edb_backup_end, 2 edb_env_close, 3 edb_backup_end then edb_env_close.
+ * (Scenario 4 runs owner(1) and owner(2) in two threads: env close may race
+ * with everything, also with edb_backup_end.) */
 proctype owner(byte how)
 {
     bit rm, mine, took, hassnap, last, takebk, claim;
     if
     :: how & 1 ->
-        /* edb_backup_end (backup.c:405-431) */
-        atomic { rm = bk_inh; bk_inh = 0 };             /* :408 edb__handle_remove */
+        /* edb_backup_end (backup.c:424-450) */
+        atomic { rm = bk_inh; bk_inh = 0 };             /* :427 edb__handle_remove */
         if
         :: rm ->
             CS {
-                LOCK(rl, rfreed);                       /* :413 */
+                LOCK(rl, rfreed);                       /* :432 */
                 if
-                :: bk_linked -> bk_linked = 0; busy++; mine = 1   /* :414-424 */
+                :: bk_linked -> bk_linked = 0; busy++; mine = 1   /* :433-443 */
                 :: else -> mine = 0
                 fi;
                 UNLOCK(rl, rfreed)
             };
             if
             :: mine ->
-                bk_end_work();                          /* :427 */
-                CS {                                    /* edb__reg_leave (backup.c:188-195) */
+                bk_end_work();                          /* :446 */
+                CS {                                    /* edb__reg_leave (backup.c:189-196) */
                     LOCK(rl, rfreed);
                     busy--;
                     if
@@ -572,32 +575,32 @@ proctype owner(byte how)
                 }
             :: else
             fi;
-            bkput()                                     /* :430 the handle's reference */
+            bkput()                                     /* :449 the handle's reference */
         :: else
         fi
     :: else
     fi;
     if
     :: how & 2 ->
-        /* edb_env_close (engine/env.c:181-206) -> reg_shutdown (backup.c:489-535) */
-        atomic { env_inh = 0 };                         /* :498 edb__handle_remove(EDB__H_ENV) */
+        /* edb_env_close (engine/env.c:181-206) -> reg_shutdown (backup.c:541-587) */
+        atomic { env_inh = 0 };                         /* :550 edb__handle_remove(EDB__H_ENV) */
         CS {
-            LOCK(rl, rfreed);                           /* :500 */
+            LOCK(rl, rfreed);                           /* :552 */
             closing = 1;
             if
-            :: bk_linked -> bk_cancel()                 /* :502-503 */
+            :: bk_linked -> bk_cancel()                 /* :554-555 */
             :: else
             fi;
             do
-            :: busy > 0 -> WAIT(rl, rfreed, w_idle)     /* :504-505 */
+            :: busy > 0 -> WAIT(rl, rfreed, w_idle)     /* :556-557 */
             :: else -> break
             od;
-            takebk = bk_linked;                         /* :507-512 take every backup */
+            takebk = bk_linked;                         /* :559-564 take every backup */
             if
             :: bk_linked -> bk_linked = 0; assert(!bkfreed); bkrefs++
             :: else
             fi;
-            claim = c_registered;                       /* :513-518 claim every copier */
+            claim = c_registered;                       /* :565-570 claim every copier */
             if
             :: c_registered -> c_registered = 0; c_claimed = 1
             :: else
@@ -608,10 +611,10 @@ proctype owner(byte how)
             :: else
             fi;
 #endif
-            UNLOCK(rl, rfreed)                          /* :519 */
+            UNLOCK(rl, rfreed)                          /* :571 */
         };
         if
-        :: takebk ->                                    /* :521-528 */
+        :: takebk ->                                    /* :573-580 */
             bk_end_work();
             atomic { rm = bk_inh; bk_inh = 0 };
             if
@@ -623,11 +626,11 @@ proctype owner(byte how)
         fi;
 #ifndef BUG_JOIN_LOCKED
         if
-        :: claim -> copier_gone                         /* :529-533 edb__copier_join */
+        :: claim -> copier_gone                         /* :581-585 edb__copier_join */
         :: else
         fi;
 #endif
-        rput();                                         /* :534 the env's reference */
+        rput();                                         /* :586 the env's reference */
         /* env.c:191-200 then ends sessions and closes LMDB: every snapshot's read
          * txn must have been released by now (backup.c:14-17) */
         assert(snrefs == 0);
@@ -635,19 +638,22 @@ proctype owner(byte how)
         env_closed = 1
     :: else
     fi;
-    owner_done = 1
+    owner_done++
 }
 
 /* The scenario.  By default every combination of: who closes the stream x
- * whether edb_backup_stop races x end / env close.  -DQUICK: the three that
- * make check runs (together they race every pair of threads).  -DSC_CLOSE=1|2,
- * -DSC_STOP=0|1, -DSC_OWNER=1|2|3 narrow the default to one case. */
+ * whether edb_backup_stop races x who ends: edb_backup_end (1), edb_env_close
+ * (2), end then env close in one thread (3), end and env close in two threads
+ * (4).  -DQUICK: three that make check runs (together they race every pair of
+ * threads).  -DSC_CLOSE=1|2, -DSC_STOP=0|1, -DSC_OWNER=1|2|3|4 narrow the
+ * default to one case. */
 init {
     atomic {
         run copier();
 #ifdef QUICK
         if
-        :: run reader(1); stop_done = 1; want_env = 1; run owner(3)   /* read, end, env close */
+        :: run reader(1); stop_done = 1;                                /* read; end || env close */
+           want_env = 1; owners = 2; run owner(1); run owner(2)
         :: run reader(0); run closer(); stop_done = 1; want_env = 1; run owner(2)   /* close thread, env close */
         :: run reader(1); run stopper(); run owner(1)                 /* read, stop, end */
         fi
@@ -678,6 +684,9 @@ init {
 #if !defined(SC_OWNER) || SC_OWNER == 3
         :: want_env = 1; run owner(3)
 #endif
+#if !defined(SC_OWNER) || SC_OWNER == 4
+        :: want_env = 1; owners = 2; run owner(1); run owner(2)
+#endif
         fi
 #endif
     }
@@ -687,7 +696,7 @@ init {
 /* Everything returns and everything is freed.  The flags are sticky, so this
  * one claim is the conjunction of the ones below (check-model.sh runs it;
  * FULL=1 runs the others too). */
-ltl all_done { <> (close_ret && reader_done && copier_gone && stop_done && owner_done &&
+ltl all_done { <> (close_ret && reader_done && copier_gone && stop_done && owner_done == owners &&
                    sfreed && bkfreed && snfreed && (!want_env || (env_closed && rfreed))) }
 /* edb_backup_close returns */
 ltl close_returns { <> close_ret }
@@ -698,5 +707,5 @@ ltl copier_ends   { [] (canceled -> <> copier_gone) }
 /* the stream, the backup and the snapshot are freed */
 ltl freed_ends    { <> (sfreed && bkfreed && snfreed) }
 /* edb_backup_end / edb_env_close return, and env close frees the registry */
-ltl owner_returns { <> (owner_done && (!want_env || (env_closed && rfreed))) }
+ltl owner_returns { <> (owner_done == owners && (!want_env || (env_closed && rfreed))) }
 #endif

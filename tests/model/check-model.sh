@@ -9,7 +9,7 @@
 #      nothing) a liveness run; one of them must report an error.
 #
 # Scenarios: by default the three of -DQUICK in one run, which together race
-# every pair of threads; FULL=1 runs all twelve combinations (minutes).  pan is generated and compiled with cc -O2 in a temporary
+# every pair of threads; FULL=1 runs all sixteen combinations (long).  pan is generated and compiled with cc -O2 in a temporary
 # directory, never in the source tree; every pan run is bounded in time
 # (PAN_TIMEOUT) and memory (MEMLIM MB), and a run that hits a bound counts
 # as a failure, never as a pass.  One line per run: verdict, errors, states
@@ -23,7 +23,9 @@
 #      and print its path; -v print pan's full output of every run.
 # Environment: FULL=1 (every scenario, all claims), FAIR=1 (liveness under
 # weak fairness, pan -a -f), BUGS="BUG_x ..." (a subset), SPIN, CC,
-# PAN_TIMEOUT (s, default 120), MEMLIM (MB, default 2048), DEPTH (pan -m).
+# PAN_TIMEOUT (s per pan run, default 600: a bound against a runaway, not a
+# budget; a QUICK run takes 5-80 s depending on load), MEMLIM (MB, default
+# 2048), DEPTH (pan -m, default 100000).
 set -u
 
 keep=0 verbose=0
@@ -39,7 +41,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 model=${MODEL:-$here/cancel.pml}
 CC=${CC:-cc}
 SPIN=${SPIN:-spin}
-PAN_TIMEOUT=${PAN_TIMEOUT:-120}
+PAN_TIMEOUT=${PAN_TIMEOUT:-600}
 if [ -n "${MEMLIM:-}" ]; then MEMLIM_SET=1; else MEMLIM_SET=0 MEMLIM=2048; fi
 DEPTH=${DEPTH:-100000}
 
@@ -60,11 +62,12 @@ cd "$tmp" || exit 1
 
 # Scenarios (init in cancel.pml): who closes the stream (the reading thread
 # after its last read, or another thread at any moment) x whether a thread
-# calls edb_backup_stop x edb_backup_end / edb_env_close / both.  By default
-# -DQUICK: three of them in one run (read+end+env close; close from another
-# thread+env close; read+stop+end), which race every pair of threads.
-# FULL=1: all twelve in one run (about 25 million states: minutes, GBs, so
-# compiled with -DCOLLAPSE and MEMLIM raised to 8192 unless set).
+# calls edb_backup_stop x edb_backup_end / edb_env_close / both in one thread
+# / both in two threads.  By default -DQUICK: three of them in one run (read +
+# end || env close; close from another thread + env close; read + stop +
+# end), which race every pair of threads.  FULL=1: all sixteen in one run
+# (tens of millions of states, GBs: compiled with -DCOLLAPSE and MEMLIM
+# raised to 8192 unless set; raise PAN_TIMEOUT on a loaded machine).
 if [ "${FULL:-0}" = 1 ]; then
     SCENARIOS="full:"
     COLLAPSE=-DCOLLAPSE
