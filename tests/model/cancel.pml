@@ -17,8 +17,10 @@
  *   closer   (other runs) edb_backup_close() from another thread, at any moment
  *   stopper  (some runs) edb_backup_stop() from any thread
  *   owner    edb_backup_end(), then edb_env_close() (reg_shutdown: the one
- *            place that waits for copiers), or only one of the two
- * init picks the scenario nondeterministically, so one run covers all.
+ *            place that waits for copiers), or only one of the two, or each
+ *            in its own thread, racing
+ *   wakeups  spurious wakeups (at most MAXSPUR) and the rate limiter's timer
+ * init picks the scenario nondeterministically (16 of them; -DQUICK: 3).
  *
  * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
  * caaf293 of the backup branch (README.md).
