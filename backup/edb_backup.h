@@ -39,9 +39,16 @@ typedef struct edb_backup edb_backup;
  */
 typedef struct edb_backup_stream edb_backup_stream;
 
-#define EDB_BACKUP_INCREMENTAL 0x1u  /**< only pages that differ from @c base's */
+/** Only the pages whose hash differs from the base archive's page hash table (and
+ *  pages past its end); @c base names the base, a complete archive file (full or
+ *  incremental).  Restore applies the chain full, incr1, incr2, ... in order. */
+#define EDB_BACKUP_INCREMENTAL 0x1u
 #define EDB_BACKUP_KEEP_FREE   0x2u  /**< copy free pages too (a byte-exact image) */
-#define EDB_BACKUP_LOW_PIN     0x4u  /**< copy in passes under short snapshots; pin one only at the end */
+/** Copy in passes under short snapshots released after each batch; a final pass
+ *  pins one snapshot only to read and hash every page and read the changed ones,
+ *  and the archive restores that final snapshot.  Keeps the database file from
+ *  growing under writers during a long backup.  One stream per backup. */
+#define EDB_BACKUP_LOW_PIN     0x4u
 
 /** Options for edb_backup_begin(); zero fields take defaults. */
 typedef struct edb_backup_opts {
@@ -56,8 +63,10 @@ typedef struct edb_backup_opts {
  * lock and never begins a write transaction, so it is safe in a thread that holds one.
  * @param[out] out the backup; release with edb_backup_end()
  * @param[in]  opts NULL for a full backup with defaults
- * @return 0; #EDB_INVAL; #EDB_NOTFOUND (base archive missing); #EDB_CORRUPT /
- *         #EDB_CHECKSUM / #EDB_VERSION (base archive unusable); #EDB_LIMIT (no reader
+ * @return 0; #EDB_INVAL (bad flags; #EDB_BACKUP_INCREMENTAL without @c base or
+ *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
+ *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
+ *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
  *         slot); #EDB_CANCELED (the env is closing); #EDB_NOMEM; #EDB_IO.
  */
 EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts);
@@ -67,7 +76,8 @@ EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup
  * streams of one backup produce the same archive independently.
  * @param[out] out the stream; release with edb_backup_close()
  * @return 0, #EDB_INVAL, #EDB_CANCELED (backup stopped or ended), #EDB_NOMEM,
- *         #EDB_IO (thread creation failed).
+ *         #EDB_IO (thread creation failed), #EDB_BUSY (a second stream of a
+ *         #EDB_BACKUP_LOW_PIN backup).
  */
 EDB_EXTERN int edb_backup_open(edb_backup_stream **out, edb_backup *bk);
 
@@ -94,10 +104,185 @@ EDB_EXTERN int edb_backup_stop(edb_env *env);
 /**
  * Progress of the backup's most advanced stream, in archive bytes.  @p total is
  * exact from the start for full backups (the snapshot knows its page count); for
- * incremental and low-pin backups it is an upper bound until the end.
+ * incremental backups it is an upper bound until the end; for low-pin backups it
+ * is the size of one full pass, an estimate (later passes resend what changed).
  * @return 0, #EDB_INVAL.
  */
 EDB_EXTERN int edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total);
+
+/**
+ * How long the backup has kept a snapshot of the database pinned.  While a
+ * read transaction is held, LMDB cannot reuse the pages that writers free, so
+ * the file grows by what they write: this is the number to watch.
+ * A classic backup holds one snapshot from edb_backup_begin() until
+ * edb_backup_end().  A low-pin backup (#EDB_BACKUP_LOW_PIN) holds its first
+ * snapshot only during edb_backup_begin(), then short ones for one batch of
+ * reads each, and a final one for one read-and-hash pass over the pages (the
+ * archive's trailer records that one as `pin_us`).
+ * @param[out] longest_us the longest time, in microseconds, one read transaction
+ *             of this backup has been held (a transaction still held counts
+ *             until now); may be NULL
+ * @param[out] current_us how long the transaction held now has been held, 0 when
+ *             none is; may be NULL
+ * @return 0, #EDB_INVAL (@p bk is NULL or not an open backup).
+ * Thread safety: any thread, as edb_backup_progress().
+ */
+EDB_EXTERN int edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us);
+
+
+/* ------------------------------------------------------------------------ */
+/** @name Verify and restore
+ * An archive chain is one full archive followed by the incremental archives
+ * that build on it, in the order they were taken.  Archives are read front to
+ * back exactly once, so a pipe works as well as a file.
+ * @{ */
+
+/** Where an archive comes from. */
+typedef struct edb_backup_source {
+    const char *path;   /**< archive file to open; NULL: read @c fd */
+    int fd;             /**< with @c path NULL: read from this descriptor (file or pipe);
+                             it is read to its end and left open */
+    const char *name;   /**< name used in messages; NULL: @c path, or "fd N" */
+} edb_backup_source;
+
+/** One problem found by edb_backup_verify(). */
+typedef struct edb_backup_problem {
+    int code;            /**< #EDB_CORRUPT, #EDB_CHECKSUM, #EDB_VERSION, #EDB_CHAIN, #EDB_IO, ... */
+    size_t archive;      /**< index of the archive in the list (0 = first) */
+    const char *name;    /**< that archive's name */
+    int64_t frame;       /**< frame index (0 = first frame), or -1 */
+    int64_t pgno;        /**< page number, or -1 */
+    int64_t offset;      /**< byte offset in the archive, or -1 */
+    const char *message; /**< "EDB_NAME: what is wrong", valid during the call only */
+} edb_backup_problem;
+
+/** Receives each problem as verify finds it.  Must not call edb functions that
+ *  could overwrite the thread's error detail before it has copied @c message. */
+typedef void (*edb_backup_problem_fn)(void *ctx, const edb_backup_problem *p);
+
+/** What an archive chain holds, filled on success. */
+typedef struct edb_backup_info {
+    size_t archives;     /**< archives read */
+    uint32_t page_size;  /**< bytes per page */
+    uint64_t npages;     /**< pages of the final snapshot (data.mdb is npages * page_size bytes) */
+    uint64_t txnid;      /**< LMDB transaction id of the final snapshot */
+    uint64_t frames;     /**< frames read, all archives */
+    uint64_t pages;      /**< pages carried, all archives */
+    uint64_t bytes;      /**< archive bytes read, all archives */
+    uint64_t unchecked;  /**< page hash table entries that could not be proved (an incremental
+                              verified without its base); 0 for a chain starting with a full */
+    uint64_t created_us; /**< when the last archive's backup began (µs since the epoch) */
+    unsigned flags;      /**< the last archive's EDB_BACKUP_* flags */
+    uint8_t backup_id[16]; /**< the last archive's id */
+} edb_backup_info;
+
+/**
+ * Check an archive, or a chain of archives, completely, without writing anything:
+ * every block, every page against its hash, the trailer against the frames, the
+ * page hash table against the restored pages (for an incremental alone, against
+ * the pages it carries; in a chain, against its base too), the end block and the
+ * links of the chain (doc/backup-format.md, "What a reader checks").
+ * A chain may start with an incremental archive: its pages that only its base
+ * can prove are counted in @c out->unchecked.
+ *
+ * Damaged pages are all reported; any other problem ends the check of the chain.
+ * @param[out] out  filled on success; may be NULL
+ * @param[in]  src  @p n archives in chain order
+ * @param[in]  fn   called for every problem; may be NULL
+ * @return 0 when everything checks; otherwise the first problem's code:
+ *         #EDB_CORRUPT (structure, truncation, ranges), #EDB_CHECKSUM (a hash),
+ *         #EDB_VERSION (a newer format), #EDB_CHAIN (a missing, repeated,
+ *         reordered or foreign link), #EDB_NOTFOUND / #EDB_IO (cannot read),
+ *         #EDB_NOMEM, #EDB_INVAL (bad arguments).  edb_error_last() names the
+ *         archive, and the frame, page and byte offset where they apply.
+ * Thread safety: any thread; independent calls may run at once.
+ */
+EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
+                                 edb_backup_problem_fn fn, void *ctx);
+
+#define EDB_RESTORE_FORCE 0x1u  /**< replace an existing, non-empty database directory */
+
+/**
+ * Restore a database from a full archive and the incrementals that follow it.
+ *
+ * The archives are read once, in order, into a new directory created beside
+ * @p target (`.<name>.restore-XXXXXX`, mode 0700, `data.mdb` 0600 whatever the
+ * umask, created with O_EXCL|O_NOFOLLOW); pages are written where they belong,
+ * both meta pages are synthesised from the last trailer, the file gets its
+ * exact size, and every page of it is read back and compared with the last
+ * archive's page hash table.  Only then is the file fsynced, the directory
+ * fsynced and renamed to @p target, and the parent directory fsynced.  On any
+ * failure the temporary directory is removed and @p target is untouched: a
+ * truncated, damaged or mislinked archive never puts anything in place.
+ *
+ * @p target may be absent or an empty directory.  A non-empty directory is
+ * #EDB_EXISTS unless #EDB_RESTORE_FORCE, and then it is replaced only when it
+ * holds nothing but `data.mdb` and `lock.mdb` and no process has it open (an
+ * open-file-description lock on `lock.mdb` conflicts with every LMDB user);
+ * the old directory is removed after the swap.  A symbolic link at @p target
+ * or inside it is never followed and is refused.  Nothing is written outside
+ * @p target's parent directory.  Do not restore over a database this process
+ * has open itself (it is detected through /proc/self/maps where available and
+ * refused with #EDB_BUSY).
+ *
+ * @param[out] out    filled on success; may be NULL
+ * @param[in]  target database directory to create or replace
+ * @param[in]  src    @p n archives: the full archive, then its incrementals in order
+ * @param[in]  flags  0 or #EDB_RESTORE_FORCE
+ * @return 0; the codes of edb_backup_verify(); #EDB_CHAIN (the first archive is
+ *         incremental, or a link is missing, repeated, reordered or foreign;
+ *         the message names the link); #EDB_EXISTS (target not empty, not a
+ *         directory, a symbolic link, or not a database directory);
+ *         #EDB_BUSY (a process has the target open); #EDB_NOTFOUND (the parent
+ *         directory or an archive is missing); #EDB_IO (with the errno, e.g.
+ *         ENOSPC); #EDB_INVAL.
+ * Thread safety: any thread; two restores to the same target race on the final
+ * rename and one of them fails with #EDB_EXISTS.
+ */
+EDB_EXTERN int edb_backup_restore(edb_backup_info *out, const char *target,
+                                  const edb_backup_source *src, size_t n, unsigned flags);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Writing archives @{ */
+
+/** Called after each batch written: archive bytes written so far and the
+ *  backup's total (see edb_backup_progress()). */
+typedef void (*edb_backup_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+#define EDB_SAVE_OVERWRITE 0x1u  /**< edb_backup_save(): replace an existing regular file */
+
+/**
+ * Write the backup's whole archive to the file @p path, atomically and durably:
+ * a temporary file beside it (created 0600 with O_EXCL|O_NOFOLLOW whatever the
+ * umask), written straight from the copier's ring (O_DIRECT where the file system
+ * allows it), fsynced, renamed to @p path, and the directory fsynced.  The final
+ * name appears only when the archive is complete; on any error or cancellation the
+ * temporary file is removed and @p path is untouched.  Opens (and closes) one
+ * stream of @p bk.
+ * @param[in] flags    0 or #EDB_SAVE_OVERWRITE
+ * @param[in] progress called after each batch (may be NULL)
+ * @return 0; #EDB_EXISTS (@p path exists without #EDB_SAVE_OVERWRITE, or appeared
+ *         meanwhile); #EDB_CANCELED (edb_backup_stop(), edb_env_close()); #EDB_IO
+ *         (with the errno, e.g. ENOSPC); #EDB_NOTFOUND (the directory is missing);
+ *         #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_open(); blocks the calling thread until done;
+ * cancel it from another thread with edb_backup_stop().
+ */
+EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
+                               edb_backup_progress_fn progress, void *ctx);
+
+/**
+ * Write the backup's whole archive to the open descriptor @p fd (a pipe, a socket,
+ * standard output), written straight from the copier's ring.  SIGPIPE is blocked in
+ * the calling thread while it writes (the process's disposition is not changed); a
+ * reader that goes away is #EDB_IO "broken pipe".  The caller owns @p fd and decides
+ * what a partial output means: the archive is complete only with its end block.
+ * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_save().
+ */
+EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -77,6 +77,12 @@ fault_check(bool *short_io)
     }
     return 0;
 }
+int
+edb__sys_fault_check(void)
+{
+    bool short_io;
+    return fault_check(&short_io);
+}
 #define FAULT(fail_value)                                  \
     do {                                                   \
         bool edb__short;                                   \
@@ -96,6 +102,7 @@ void edb__fault_arm(long n, int errnum, unsigned flags) { (void)n; (void)errnum;
 void edb__fault_disarm(void) {}
 long edb__fault_fired(void) { return 0; }
 long edb__fault_calls(void) { return 0; }
+int edb__sys_fault_check(void) { return 0; }
 #define FAULT(fail_value) do { } while (0)
 #define FAULT_IO(n) do { } while (0)
 #endif
@@ -237,6 +244,19 @@ edb__sys_realloc(void *p, size_t n)
 {
     FAULT(NULL);
     return realloc(p, n);
+}
+
+void *
+edb__sys_aligned_alloc(size_t align, size_t n)
+{
+    FAULT(NULL);
+    void *p = NULL;
+    int e = posix_memalign(&p, align, n);
+    if (e != 0) {
+        errno = e;
+        return NULL;
+    }
+    return p;
 }
 
 void *

@@ -40,6 +40,8 @@ int     edb__sys_mkdirat(int dirfd, const char *path, mode_t mode);
 void   *edb__sys_malloc(size_t n);
 void   *edb__sys_calloc(size_t n, size_t size);
 void   *edb__sys_realloc(void *p, size_t n);
+/* posix_memalign through the shim; NULL with errno set on failure; free() frees it. */
+void   *edb__sys_aligned_alloc(size_t align, size_t n);
 void   *edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off);
 int     edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
@@ -52,6 +54,10 @@ int     edb__sys_read_full(int fd, void *buf, size_t n, size_t *got);
 int     edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got);
 
 /* ---- fault injection (test builds) ---- */
+/* One countdown step for wrappers defined outside sys.c (backup/sys_fs.c):
+ * 0 to let the call run, else the errno to fail it with (short transfers are
+ * not simulated there). */
+int  edb__sys_fault_check(void);
 #define EDB__FAULT_PERSISTENT 0x1u  /* keep failing after the first fault */
 #define EDB__FAULT_SHORT      0x2u  /* read/write calls transfer half (at least 1 byte) instead of failing */
 

@@ -357,7 +357,10 @@ EDB_EXTERN int edb_table_stat(edb_tree_stat *out, edb_session *s, const char *ta
 /**
  * A cursor on one table, positioned on a record of its current index (the
  * primary at open).  It belongs to its session and stays usable across the
- * session's transactions: a new transaction finds it unpositioned.
+ * session's transactions: a new transaction finds it unpositioned.  Calls
+ * made outside a transaction (each in an implicit one of its own) keep the
+ * position from one call to the next; if the entry was deleted meanwhile,
+ * the cursor is between its neighbours (NEXT and PREV reach them).
  * Thread safety: as its session.
  */
 typedef struct edb_cursor edb_cursor;

@@ -1,19 +1,43 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite (make check).
-# With CI=true it also runs the suite in an ASan+UBSan build and the backup
-# suites in a TSan build.
+# With CI=true it also runs the suite in an ASan+UBSan build, the backup
+# suites in a TSan build, and the long fuzz run (FUZZ_SECONDS per target,
+# default 120).  Each stage prints its wall time; the whole CI run is meant
+# to stay under an hour on two cores (doc/reliability.md has the figures).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+stage() { printf 'test.sh: %s: %ss\n' "$1" "$(( $(date +%s) - t0 ))"; t0=$(date +%s); }
+# The closing line: automake's "# PASS:" and "# FAIL:"/"# ERROR:"/"# XPASS:" summed
+# over the test-suite logs of the stages that ran.
+logs=""
+summary() {
+    # shellcheck disable=SC2086
+    awk '/^# PASS:/ {p += $3} /^# (FAIL|ERROR|XPASS):/ {f += $3} END {printf "%d passed, %d failed\n", p, f}' $logs
+}
+t0=$(date +%s)
 sh scripts/deps.sh
 sh scripts/build.sh build
+stage build
 make -C build -j"$(nproc)" check || { cat build/test-suite.log; exit 1; }
+logs="build/test-suite.log"
+stage "make check"
 if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
-    sh scripts/build.sh build-asan --enable-asan
+    # The sanitizer builds leave fuzzing to the clang build (--disable-fuzz).
+    sh scripts/build.sh build-asan --enable-asan --disable-fuzz
+    stage "asan build"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         make -C build-asan -j"$(nproc)" check || { cat build-asan/test-suite.log; exit 1; }
-    sh scripts/build.sh build-tsan --enable-tsan
+    logs="$logs build-asan/test-suite.log"
+    stage "asan make check"
+    sh scripts/build.sh build-tsan --enable-tsan --disable-fuzz
+    stage "tsan build"
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         make -C build-tsan -j"$(nproc)" check TESTS="$(cat "$top/tests/tsan-suites" 2>/dev/null || echo tests/bin/errors)" \
         || { cat build-tsan/test-suite.log; exit 1; }
+    logs="$logs build-tsan/test-suite.log"
+    stage "tsan make check"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-120} make -C build fuzz-long
+    stage "fuzz-long"
 fi
+summary

@@ -1,7 +1,11 @@
 /*
  * dbtool: query, load, export, check, back up and restore an edb database from
- * the shell.  Small main; each family of subcommands lives in its own file.
+ * the shell.  Small main and the command table; each family of subcommands
+ * lives in its own file (cmd_schema.c, cmd_data.c, cmd_import.c, cmd_admin.c).
  * Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
+ *
+ * The help texts below are the man page's (doc/dbtool.1) command descriptions,
+ * word for word; change both together.
  */
 #include "config.h"
 
@@ -9,13 +13,134 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edb.h"
+#include "dbtool.h"
+
+static const dbt_cmd commands[] = {
+    { "create", dbt_cmd_create, "create DB",
+      "Create a new, empty database in the directory DB (created if absent). Fails with EDB_EXISTS\n"
+      "when DB already holds a database.\n" },
+    { "create-table", dbt_cmd_create_table, "create-table DB SCHEMA.json|-",
+      "Create a table from a JSON schema document:\n"
+      "  {\"name\": \"t\",\n"
+      "   \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},\n"
+      "               {\"name\": \"who\", \"type\": \"text\", \"flags\": [\"notnull\"], \"max_size\": 100},\n"
+      "               {\"name\": \"n\", \"type\": \"int32\", \"flags\": [\"escrow\"], \"default\": 0}],\n"
+      "   \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]},\n"
+      "               {\"name\": \"by_who\", \"key\": [\"+who\", \"-id\"], \"flags\": [\"unique\"]}]}\n"
+      "Types: bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float, double,\n"
+      "datetime, guid, text, binary. Column flags: notnull, autoinc, escrow, multivalued;\n"
+      "max_size limits text and binary values (bytes); default is a value as in a row.\n"
+      "Index flags: primary, unique, ignore_null; each key segment is +column (ascending) or\n"
+      "-column (descending). Unknown members are errors. The output of 'dbtool schema' is\n"
+      "accepted unchanged.\n" },
+    { "tables", dbt_cmd_tables, "tables DB [--json]",
+      "List the tables with their row counts.\n" },
+    { "schema", dbt_cmd_schema, "schema DB TABLE",
+      "Print the table's schema as the JSON document create-table reads.\n" },
+    { "import", dbt_cmd_import, "import DB TABLE FILE|- [--csv] [--batch N]",
+      "Insert rows from FILE (- for standard input): JSON lines, one object per row whose\n"
+      "members are column names, or with --csv a CSV file (RFC 4180) whose first row names the\n"
+      "columns. In CSV an empty unquoted field is NULL, \"\" is empty text and a multi-valued\n"
+      "column's cell is a JSON array. Columns not given are NULL or their default. The import\n"
+      "is one transaction: a bad row imports nothing, and the message names its line and\n"
+      "column. --batch N commits every N rows instead (a failure keeps the committed batches).\n"
+      "An AUTOINC column cannot be set: a value given for it must equal the value the table\n"
+      "assigns, which holds when exported rows are imported into an empty table.\n" },
+    { "export", dbt_cmd_export, "export DB TABLE [--format jsonl|csv] [--index I]",
+      "Write every row to standard output as JSON lines (the default) or CSV with a header row,\n"
+      "in primary-key order or in the order of index I. The output imports back unchanged.\n" },
+    { "get", dbt_cmd_get, "get DB TABLE KEY... [--json]",
+      "Print the row whose primary key is KEY (one value per key column). Fails with\n"
+      "EDB_NOTFOUND when there is none.\n" },
+    { "scan", dbt_cmd_scan, "scan DB TABLE [--index I] [--from V...] [--to V...] [--limit N] [--reverse] [--json]",
+      "Print rows in primary-key order or in the order of index I. --from and --to take one\n"
+      "value per leading key column (fewer is a prefix) and are inclusive; --reverse walks\n"
+      "from the end; --limit stops after N rows.\n" },
+    { "count", dbt_cmd_count, "count DB TABLE [--index I] [--from V...] [--to V...] [--json]",
+      "Print the number of rows, or of index entries in the range (as scan).\n" },
+    { "delete", dbt_cmd_delete, "delete DB TABLE KEY...",
+      "Delete the row whose primary key is KEY (one value per key column) and its index\n"
+      "entries. Fails with EDB_NOTFOUND when there is none.\n" },
+    { "stat", dbt_cmd_stat, "stat DB [--json]",
+      "Print the page size, map size, pages in use, last transaction, reader slots in use, and\n"
+      "per table its row count and the B-tree statistics (entries, depth, branch, leaf and\n"
+      "overflow pages) of its records and of each index.\n" },
+    { "check", dbt_cmd_check, "check DB [--json]",
+      "Check the whole database in a read snapshot (writers keep going): every B-tree page\n"
+      "reachable once or free and none lost, the catalog consistent, every record decodable\n"
+      "and valid for its columns, keys in order, every index entry matched by its record and\n"
+      "every record by its entries. Each problem is printed on standard output; exit status 1\n"
+      "when there is any. The check runs in a child process, so a damaged file that makes the\n"
+      "reader crash is reported as EDB_CORRUPT.\n" },
+    { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
+      "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
+      "OUT_DIR, from a read snapshot.\n" },
+    { "backup", dbt_cmd_backup,
+      "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
+      "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
+      "output) while writers keep going. The file is written as ARCHIVE.tmp.XXXXXX (mode 0600)\n"
+      "beside ARCHIVE, synced and renamed: a file named ARCHIVE is always complete.\n"
+      "--incremental BASE writes only the pages that differ from the archive BASE (a full\n"
+      "archive or an incremental; restore needs the whole chain). --rate-limit caps the copier\n"
+      "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"
+      "under short snapshots so that the database file does not grow behind a long snapshot.\n"
+      "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
+      "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
+      "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n"
+      "An archive is never written to a terminal: - needs standard output redirected.\n" },
+    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
+      "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
+      "archives, in the order they were taken (- reads one of them from standard input).\n"
+      "Every archive is checked completely while it is read; the database is built in a new\n"
+      "directory beside TARGET_DIR, every page is compared with the archive's page hashes, and\n"
+      "only then renamed into place. A damaged, truncated or mislinked archive (EDB_CORRUPT,\n"
+      "EDB_CHECKSUM, EDB_CHAIN) leaves TARGET_DIR untouched. TARGET_DIR must be absent or\n"
+      "empty; --force replaces an existing database directory (only data.mdb and lock.mdb)\n"
+      "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n" },
+    { "verify", dbt_cmd_verify, "verify ARCHIVE... [--deep]",
+      "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
+      "page hash table, the end block and, for several archives (a full one and its\n"
+      "incrementals in order), every link of the chain. Each problem is printed on standard\n"
+      "output with the archive, frame, page and byte offset concerned; exit status 1 when there\n"
+      "is any. An incremental archive alone is checked as far as it can be without its base.\n"
+      "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
+      "on the result (archives must be files, not standard input).\n" },
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+const dbt_cmd *
+dbt_find_cmd(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
 
 static void
 usage(FILE *f)
 {
     fprintf(f, "usage: dbtool COMMAND [ARGS...]\n"
-               "       dbtool --help | --version\n");
+               "       dbtool help COMMAND | COMMAND --help\n"
+               "       dbtool --help | --version\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].synopsis);
+    fprintf(f, "\nDB is a database directory; - is standard input. Output is an aligned table on a\n"
+               "terminal and one JSON object per line otherwise (or with --json).\n"
+               "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static int
+help(const char *name)
+{
+    const dbt_cmd *c = dbt_find_cmd(name);
+    if (c == NULL) {
+        fprintf(stderr, "dbtool: help: unknown command '%s' (try 'dbtool --help')\n", name);
+        return DBT_USAGE;
+    }
+    printf("usage: dbtool %s\n\n%s", c->synopsis, c->help);
+    return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 int
@@ -23,7 +148,7 @@ main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return 2;
+        return DBT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
@@ -33,6 +158,20 @@ main(int argc, char **argv)
         printf("dbtool (edb) %s\n", edb_version());
         return EXIT_SUCCESS;
     }
-    fprintf(stderr, "dbtool: unknown command '%s' (try 'dbtool --help')\n", argv[1]);
-    return 2;
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc == 2) {
+            usage(stdout);
+            return EXIT_SUCCESS;
+        }
+        return help(argv[2]);
+    }
+    const dbt_cmd *c = dbt_find_cmd(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, "dbtool: unknown command '%s' (try 'dbtool --help')\n", argv[1]);
+        return DBT_USAGE;
+    }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return help(c->name);
+    return c->run(argc - 1, argv + 1);
 }

@@ -1,0 +1,216 @@
+/*
+ * archive.h: the block codec of the backup archive (`.edbk`, format version 1,
+ * specified byte by byte in doc/backup-format.md).
+ *
+ * Pure functions, no I/O and no allocation: encoders fill one 4096-byte block
+ * from a struct (computing the block hash), decoders validate one block and
+ * fill the struct.  Decoders check every field doc/backup-format.md says a
+ * reader checks and fail with
+ *   EDB_CORRUPT  a magic, a range, a reserved byte, a count or a cross-check,
+ *   EDB_CHECKSUM a block hash,
+ *   EDB_VERSION  a format version this reader does not know,
+ * with an edb__err() detail naming the block and its byte offset in the
+ * archive.  All length arithmetic is done as `len > n - off` so that no
+ * field, however large, can overflow a check.
+ *
+ * The writer (backup/stream.c) and the reader (backup/reader.c) both use this
+ * file, so that what one writes the other accepts by construction.
+ *
+ * Thread safety: every function is reentrant (edb__err() details are per thread).
+ */
+#ifndef EDB_ARCHIVE_H
+#define EDB_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edb.h"
+
+#define EDB__ARCH_BLOCK        4096u   /* every structure is one block */
+#define EDB__ARCH_HASH_OFF     4080u   /* block hash: H(bytes 0..4079, 0) */
+#define EDB__ARCH_VERSION      1u
+#define EDB__ARCH_PAGE_MIN     512u
+#define EDB__ARCH_PAGE_MAX     65536u
+#define EDB__ARCH_FRAME_MAX    168u    /* (4080 - 32) / 24 entries fit a frame block */
+#define EDB__ARCH_FRAME_EDB    64u     /* edb's writer puts at most this many */
+#define EDB__ARCH_ENTRY_SIZE   24u     /* pgno + page hash */
+#define EDB__ARCH_META_SIZE    256u    /* meta bytes kept in the trailer */
+#define EDB__ARCH_TABLE_ENTRY  16u     /* one page hash in the page hash table */
+
+/* Header flags (the same bits as EDB_BACKUP_* in edb_backup.h). */
+#define EDB__ARCH_F_INCREMENTAL 0x1u
+#define EDB__ARCH_F_KEEP_FREE   0x2u
+#define EDB__ARCH_F_LOW_PIN     0x4u
+#define EDB__ARCH_F_KNOWN       0x7u
+
+/* Magic numbers, as the bytes on disk. */
+#define EDB__ARCH_MAGIC_HEADER  "EDBK\r\n\x1a\n"   /* 8 bytes */
+#define EDB__ARCH_MAGIC_FRAME   "FRAM"             /* 4 bytes */
+#define EDB__ARCH_MAGIC_TRAILER "TRLR"             /* 4 bytes */
+#define EDB__ARCH_MAGIC_END     "EDBKEND\n"        /* 8 bytes */
+
+/* The LMDB meta (MDB_meta of liblmdb 0.9.x) inside the trailer's 256 bytes,
+ * offsets from the start of the meta page. */
+#define EDB__META_MAGIC        0xBEEFC0DEu
+#define EDB__META_OFF_MAGIC    16u
+#define EDB__META_OFF_VERSION  20u
+#define EDB__META_OFF_MAPSIZE  32u
+#define EDB__META_OFF_FREEDB   40u     /* MDB_db of the freelist; its md_pad holds the page size */
+#define EDB__META_OFF_MAINDB   88u
+#define EDB__META_DB_ROOT      40u     /* md_root inside an MDB_db */
+#define EDB__META_OFF_LASTPG   136u
+#define EDB__META_OFF_TXNID    144u
+
+/* A 128-bit XXH3 hash as stored: low 64 bits LE, then high 64 bits LE. */
+typedef struct edb__arch_hash {
+    uint8_t b[16];
+} edb__arch_hash;
+
+/* Which structure a block's magic announces. */
+typedef enum edb__arch_kind {
+    EDB__ARCH_UNKNOWN = 0,
+    EDB__ARCH_HEADER,
+    EDB__ARCH_FRAME,
+    EDB__ARCH_TRAILER,
+    EDB__ARCH_END
+} edb__arch_kind;
+
+typedef struct edb__arch_header {
+    uint32_t version;        /* EDB__ARCH_VERSION */
+    uint32_t block_size;     /* EDB__ARCH_BLOCK */
+    uint32_t page_size;      /* power of two, 512 ..= 65536 */
+    uint32_t flags;          /* EDB__ARCH_F_* */
+    uint8_t backup_id[16];
+    uint8_t base_id[16];     /* incremental only, else zero */
+    edb__arch_hash base_hash;/* incremental only, else zero */
+    uint64_t base_npages;    /* incremental only, else 0 */
+    uint64_t start_txnid;
+    uint64_t start_npages;
+    uint64_t max_pages;      /* every pgno < max_pages; max_pages * page_size fits an off_t */
+    uint64_t created_us;
+} edb__arch_header;
+
+typedef struct edb__arch_entry {
+    uint64_t pgno;
+    edb__arch_hash hash;
+} edb__arch_entry;
+
+typedef struct edb__arch_frame {
+    uint32_t count;          /* 1 ..= EDB__ARCH_FRAME_MAX */
+    uint64_t seq;
+    edb__arch_entry entries[EDB__ARCH_FRAME_MAX];
+} edb__arch_frame;
+
+typedef struct edb__arch_trailer {
+    uint64_t frames;
+    uint64_t pages;
+    uint64_t npages;         /* 2 <= npages <= max_pages */
+    uint64_t txnid;
+    uint64_t pin_us;
+    uint8_t meta[EDB__ARCH_META_SIZE];
+} edb__arch_trailer;
+
+typedef struct edb__arch_end {
+    uint64_t length;         /* archive length, the end block included */
+    uint8_t backup_id[16];
+    edb__arch_hash archive_hash;
+} edb__arch_end;
+
+/* ---- hashes ---- */
+/* H(bytes, seed): XXH3-128 stored low64 LE then high64 LE. */
+void edb__arch_hash_bytes(edb__arch_hash *out, const void *p, size_t n, uint64_t seed);
+/* Page hash of page @pgno (exactly @page_size bytes): H(page, pgno). */
+void edb__arch_page_hash(edb__arch_hash *out, const void *page, size_t page_size, uint64_t pgno);
+/* Block hash: H(block[0..4079], 0). */
+void edb__arch_block_hash(edb__arch_hash *out, const uint8_t block[EDB__ARCH_BLOCK]);
+bool edb__arch_hash_eq(const edb__arch_hash *a, const edb__arch_hash *b);
+/* Lower-case hex of @n bytes into @out (2n + 1 bytes). */
+void edb__arch_hex(char *out, const uint8_t *p, size_t n);
+
+/* Streaming H(..., 0) for the archive hash.  The state is plain memory of
+ * EDB__ARCH_HSTATE_SIZE bytes aligned to 64; keep it in the caller's struct. */
+#define EDB__ARCH_HSTATE_SIZE 640u
+typedef struct edb__arch_hstate {
+    _Alignas(64) unsigned char opaque[EDB__ARCH_HSTATE_SIZE];
+} edb__arch_hstate;
+void edb__arch_hstate_reset(edb__arch_hstate *st);
+void edb__arch_hstate_update(edb__arch_hstate *st, const void *p, size_t n);
+void edb__arch_hstate_digest(edb__arch_hstate *st, edb__arch_hash *out);
+
+/* ---- blocks ---- */
+/* The kind a block announces by its magic (no other check). */
+edb__arch_kind edb__arch_block_kind(const uint8_t block[EDB__ARCH_BLOCK]);
+const char *edb__arch_kind_name(edb__arch_kind k);
+
+/* Encoders: fill @block from the struct, reserved bytes zero, block hash last.
+ * They do not validate: pass what a decoder accepts (tests encode bad values
+ * on purpose). */
+void edb__arch_header_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_header *h);
+void edb__arch_frame_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_frame *f);
+void edb__arch_trailer_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_trailer *t);
+void edb__arch_end_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_end *e);
+
+/* Decoders.  @off is the block's byte offset in the archive (for messages). */
+/* Header: magic, version (EDB_VERSION), block hash, block size, page size,
+ * flags, reserved, base fields zero unless incremental, start_npages and
+ * max_pages in range. */
+int edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLOCK],
+                            uint64_t off);
+/* Frame: magic, block hash, count in range, seq == @seq, reserved, each pgno in
+ * 2 .. h->max_pages - 1.  @index names the frame in messages (it is @seq for a
+ * well-formed archive). */
+int edb__arch_frame_decode(edb__arch_frame *out, const uint8_t block[EDB__ARCH_BLOCK],
+                           const edb__arch_header *h, uint64_t seq, uint64_t off);
+/* Trailer: magic, block hash, reserved, frames == @frames_read, pages ==
+ * @pages_read, 2 <= npages <= max_pages, meta magic, meta page size, meta
+ * last_pg + 1 == npages, meta txnid == txnid, meta roots inside npages. */
+int edb__arch_trailer_decode(edb__arch_trailer *out, const uint8_t block[EDB__ARCH_BLOCK],
+                             const edb__arch_header *h, uint64_t frames_read,
+                             uint64_t pages_read, uint64_t off);
+/* End block: magic, block hash, reserved, length == @off + block, backup_id ==
+ * h->backup_id, archive_hash == @archive_hash (of bytes 0 .. @off - 1). */
+int edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK],
+                         const edb__arch_header *h, const edb__arch_hash *archive_hash,
+                         uint64_t off);
+
+/* Bytes of the page hash table including its zero padding, or UINT64_MAX when
+ * @npages is absurd (the caller has validated npages <= max_pages, so that
+ * cannot happen for a decoded trailer). */
+uint64_t edb__arch_table_bytes(uint64_t npages);
+
+/* Meta page synthesis for restore: the trailer's 256 meta bytes with bytes
+ * 0..7 (pgno) set to @pgno (0 or 1), then zeros to @page_size. */
+void edb__arch_meta_page(uint8_t *page, size_t page_size, const uint8_t meta[EDB__ARCH_META_SIZE],
+                         uint64_t pgno);
+/* The table entry of meta page @pgno: H(edb__arch_meta_page(...), pgno).
+ * @scratch holds @page_size bytes. */
+void edb__arch_meta_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size,
+                         const uint8_t meta[EDB__ARCH_META_SIZE], uint64_t pgno);
+/* H(page_size zero bytes, pgno): the table entry of a page that is not carried. */
+void edb__arch_zero_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size, uint64_t pgno);
+
+/* Little-endian helpers. */
+static inline uint32_t
+edb__le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t
+edb__le64(const uint8_t *p)
+{
+    return (uint64_t)edb__le32(p) | (uint64_t)edb__le32(p + 4) << 32;
+}
+static inline void
+edb__put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void
+edb__put_le64(uint8_t *p, uint64_t v)
+{
+    edb__put_le32(p, (uint32_t)v);
+    edb__put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif

@@ -1,0 +1,822 @@
+/*
+ * copier.c: the copier thread of a backup stream.
+ *
+ * It writes the archive of doc/backup-format.md into the stream's ring:
+ *   header block | frames (header block + up to 64 pages) | trailer block |
+ *   page hash table (padded to a block) | end block
+ * Pages 2..npages-1 of the snapshot are read with pread from data.mdb (they
+ * are immutable while the snapshot's read txn lives), free pages are skipped
+ * (their table entry is the hash of a zero page), each page is hashed with
+ * XXH3-128 seeded by its page number, and a frame is built directly in a
+ * reserved ring slot, so a page is copied once (file -> slot).
+ *
+ * Every stream of a backup produces the same bytes: everything in the archive
+ * comes from the snapshot and its plan (snapshot.h), including pin_us, which
+ * the first copier to need it fixes for all.
+ *
+ * Cancel: the copier checks `canceled` whenever it waits (reserving a slot,
+ * the rate limiter's timed wait), i.e. at least once per batch, so it exits
+ * within one page batch of a cancel (ring.c).
+ *
+ * Exit: one path (copier_main): finish the ring (error, done, broadcast),
+ * drop the stream and snapshot references, then either detach itself or, if
+ * env close has claimed it, leave the join to env close; drop the registry
+ * reference last.
+ *
+ * Thread safety: the copier's buffers are private to its thread; the snapshot
+ * is read-only; the ring is the only shared state.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "archive.h"
+#include "copier.h"
+#include "lowpin.h"
+#include "error.h"
+#include "sys.h"
+
+#define COPIER_BATCH EDB__ARCH_FRAME_EDB   /* pages per frame */
+
+typedef struct work {
+    edb__arch_hash *table;     /* npages entries: the page hash table */
+    uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
+    uint8_t *ibuf;             /* incremental, low-pin: COPIER_BATCH pages read before the choice */
+    struct lpstate *lp;        /* low-pin only */
+    void *hraw;                /* allocation holding hs (64-byte aligned) */
+    edb__arch_hstate *hs;      /* archive hash over every byte emitted */
+    edb__arch_frame frame;
+    uint8_t *cur;              /* slot being filled by out_bytes, or NULL */
+    size_t cur_len;
+    uint64_t length;           /* archive bytes emitted */
+    uint64_t frames, pages;
+    uint64_t rate_next_ns;     /* token bucket: when the next byte may go */
+} work;
+
+struct lpstate;
+static void lp_free(struct lpstate *lp);
+
+/* ---- allocation -------------------------------------------------------------- */
+
+static void
+work_free(work *w)
+{
+    if (w == NULL)
+        return;
+    free(w->table);
+    free(w->scratch);
+    free(w->ibuf);
+    lp_free(w->lp);
+    free(w->hraw);
+    free(w);
+}
+
+int
+edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__bk_reg *reg)
+{
+    *out = NULL;
+    /* A low-pin stream's archive depends on when its passes ran: two streams
+     * would be two different archives with one backup id. */
+    if ((snap->plan.flags & EDB__ARCH_F_LOW_PIN) && atomic_fetch_add(&snap->lp_streams, 1) > 0)
+        return edb__err(EDB_BUSY, "edb_backup_open: a low-pin backup has one stream");
+    edb__copier *c = edb__obj_alloc(EDB__OBJ_COPIER, sizeof *c);
+    work *w = edb__sys_calloc(1, sizeof *w);
+    if (c == NULL || w == NULL)
+        goto nomem;
+    c->work = w;
+    w->table = edb__sys_calloc((size_t)snap->npages, sizeof *w->table);
+    w->scratch = edb__sys_malloc(snap->page_size);
+    w->hraw = edb__sys_malloc(sizeof(edb__arch_hstate) + 64);
+    bool choose = (snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) != 0;
+    if (choose)
+        w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
+    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL))
+        goto nomem;
+    w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
+    edb__ref_get(&s->ref);
+    edb__snap_get(snap);
+    edb__ref_get(&reg->ref);
+    c->s = s;
+    c->snap = snap;
+    c->reg = reg;
+    *out = c;
+    return 0;
+nomem:
+    if (c != NULL)
+        work_free(c->work);
+    else
+        free(w);
+    edb__obj_free(EDB__OBJ_COPIER, c);
+    return edb__err(EDB_NOMEM, "backup copier: page hash table of %llu pages",
+                    (unsigned long long)snap->npages);
+}
+
+/* Drop the thread's references and buffers (not the registry's). */
+static void
+copier_release(edb__copier *c)
+{
+    work_free(c->work);
+    c->work = NULL;
+    if (c->s != NULL)
+        edb__stream_put(c->s);
+    if (c->snap != NULL)
+        edb__snap_put(c->snap);
+    c->s = NULL;
+    c->snap = NULL;
+}
+
+void
+edb__copier_free(edb__copier *c)
+{
+    if (c == NULL)
+        return;
+    copier_release(c);
+    edb__reg_put(c->reg);
+    edb__obj_free(EDB__OBJ_COPIER, c);
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+/* Token bucket without burst: bytes leave at no more than rate_limit per
+ * second on average.  The sleep is a timed wait on the ring, woken by cancel. */
+static int
+rate_wait(edb__copier *c, size_t len)
+{
+    uint64_t rate = c->snap->plan.rate_limit;
+    if (rate == 0)
+        return 0;
+    work *w = c->work;
+    uint64_t now = edb__now_ns();
+    if (w->rate_next_ns < now)
+        w->rate_next_ns = now;
+    uint64_t due = w->rate_next_ns;
+    /* len / rate seconds, in ns, without overflow for any len and rate. */
+    w->rate_next_ns += (uint64_t)((long double)len * 1e9L / (long double)rate);
+    if (due <= now)
+        return 0;
+    struct timespec ts = { .tv_sec = (time_t)(due / 1000000000u), .tv_nsec = (long)(due % 1000000000u) };
+    return edb__ring_sleep_until(&c->s->ring, &ts);
+}
+
+/* Publish len bytes of the reserved slot (after the rate limiter). */
+static int
+publish(edb__copier *c, uint8_t *slot, size_t len)
+{
+    work *w = c->work;
+    edb__arch_hstate_update(w->hs, slot, len);
+    w->length += len;
+    EDB_RET(rate_wait(c, len));
+    edb__ring_commit(&c->s->ring, len);
+    return 0;
+}
+
+/* Append bytes to the archive through partially filled slots. */
+static int
+out_bytes(edb__copier *c, const void *p, size_t n)
+{
+    work *w = c->work;
+    size_t cap = c->s->ring.slot_cap;
+    const uint8_t *src = p;
+    while (n > 0) {
+        if (w->cur == NULL) {
+            EDB_RET(edb__ring_reserve(&c->s->ring, &w->cur));
+            w->cur_len = 0;
+        }
+        size_t k = cap - w->cur_len;
+        if (k > n)
+            k = n;
+        memcpy(w->cur + w->cur_len, src, k);
+        w->cur_len += k;
+        src += k;
+        n -= k;
+        if (w->cur_len == cap) {
+            uint8_t *slot = w->cur;
+            w->cur = NULL;
+            EDB_RET(publish(c, slot, cap));
+        }
+    }
+    return 0;
+}
+
+static int
+out_zeros(edb__copier *c, size_t n)
+{
+    static const uint8_t zeros[EDB__ARCH_BLOCK];
+    while (n > 0) {
+        size_t k = n < sizeof zeros ? n : sizeof zeros;
+        EDB_RET(out_bytes(c, zeros, k));
+        n -= k;
+    }
+    return 0;
+}
+
+static int
+out_flush(edb__copier *c)
+{
+    work *w = c->work;
+    if (w->cur == NULL)
+        return 0;
+    uint8_t *slot = w->cur;
+    w->cur = NULL;
+    return w->cur_len ? publish(c, slot, w->cur_len) : 0;
+}
+
+/* ---- the archive ------------------------------------------------------------- */
+
+static int
+emit_header(edb__copier *c)
+{
+    const edb__snap *sn = c->snap;
+    edb__arch_header h;
+    memset(&h, 0, sizeof h);
+    h.version = EDB__ARCH_VERSION;
+    h.block_size = EDB__ARCH_BLOCK;
+    h.page_size = sn->page_size;
+    h.flags = sn->plan.flags & EDB__ARCH_F_KNOWN;
+    memcpy(h.backup_id, sn->plan.backup_id, sizeof h.backup_id);
+    if (sn->plan.flags & EDB__ARCH_F_INCREMENTAL) {
+        memcpy(h.base_id, sn->plan.base_id, sizeof h.base_id);
+        h.base_hash = sn->plan.base_hash;
+        h.base_npages = sn->plan.base_npages;
+    }
+    h.start_txnid = sn->txnid;
+    h.start_npages = sn->npages;
+    h.max_pages = sn->max_pages;
+    h.created_us = sn->plan.created_us;
+    uint8_t block[EDB__ARCH_BLOCK];
+    edb__arch_header_encode(block, &h);
+    return out_bytes(c, block, sizeof block);
+}
+
+/* Does the archive carry page p?  Full: unless free.  Incremental: unless
+ * free, or its hash equals the base's (then its table entry is the base's). */
+static bool
+skip_free(edb__copier *c, uint64_t p)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    if (!edb__snap_is_free(sn, p))
+        return false;
+    if ((sn->plan.flags & EDB__ARCH_F_INCREMENTAL) && p < sn->plan.base_npages)
+        w->table[p] = sn->plan.base_table[p];
+    else
+        edb__arch_zero_hash(&w->table[p], w->scratch, sn->page_size, p);
+    return true;
+}
+
+/* Read pages e[0..n) into dst (page i at dst + i * psize), one pread per run
+ * of consecutive page numbers. */
+static int
+read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned n)
+{
+    size_t psize = sn->page_size;
+    unsigned i = 0;
+    while (i < n) {
+        unsigned j = i + 1;
+        while (j < n && e[j].pgno == e[j - 1].pgno + 1)
+            j++;
+        size_t len = (size_t)(j - i) * psize, got;
+        if (edb__sys_pread_full(sn->fd, dst + i * psize, len, (off_t)(e[i].pgno * psize), &got) != 0) {
+            char what[96];
+            snprintf(what, sizeof what, "backup copier: reading data.mdb pages %llu..%llu",
+                     (unsigned long long)e[i].pgno, (unsigned long long)e[j - 1].pgno);
+            return edb__sys_err(errno, what);
+        }
+        if (got != len)
+            return edb__err(EDB_CORRUPT, "backup copier: data.mdb ends before page %llu of the snapshot",
+                            (unsigned long long)(e[i].pgno + got / psize));
+        i = j;
+    }
+    return 0;
+}
+
+/* Frame the n pages already in slot (entries in w->frame) and publish it. */
+static int
+frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
+{
+    work *w = c->work;
+    w->frame.count = n;
+    w->frame.seq = w->frames;
+    edb__arch_frame_encode(slot, &w->frame);
+    w->frames++;
+    w->pages += n;
+    return publish(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size);
+}
+
+static int
+emit_frames(edb__copier *c)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    size_t psize = sn->page_size;
+    uint64_t p = 2;
+    for (;;) {
+        unsigned n = 0;
+        while (p < sn->npages && n < COPIER_BATCH) {
+            if (!skip_free(c, p))
+                w->frame.entries[n++].pgno = p;
+            p++;
+        }
+        if (n == 0)
+            return 0;
+        uint8_t *slot;
+        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+        EDB_RET(read_pages(sn, slot + EDB__ARCH_BLOCK, w->frame.entries, n));
+        for (unsigned i = 0; i < n; i++) {
+            edb__arch_entry *e = &w->frame.entries[i];
+            edb__arch_page_hash(&e->hash, slot + EDB__ARCH_BLOCK + i * psize, psize, e->pgno);
+            w->table[e->pgno] = e->hash;
+        }
+        EDB_RET(frame_publish(c, slot, n));
+    }
+}
+
+/* Incremental: every page of the snapshot is read (into w->ibuf, 64 at a
+ * time) and hashed; only a page at or past the base's npages, or whose hash
+ * differs from the base's table entry, is copied into a frame.  The table
+ * gets every page's hash either way.  A slot is reserved only once a page is
+ * to be emitted, so the scan checks cancel once per batch itself. */
+static int
+emit_frames_incr(edb__copier *c)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    size_t psize = sn->page_size;
+    edb__arch_entry cand[COPIER_BATCH];
+    uint8_t *slot = NULL;
+    unsigned n = 0;
+    uint64_t p = 2;
+    for (;;) {
+        unsigned m = 0;
+        while (p < sn->npages && m < COPIER_BATCH) {
+            if (!skip_free(c, p))
+                cand[m++].pgno = p;
+            p++;
+        }
+        if (m == 0)
+            break;
+        if (slot == NULL && edb__ring_is_canceled(&c->s->ring))
+            return edb__err(EDB_CANCELED, "backup copier: canceled");
+        EDB_RET(read_pages(sn, w->ibuf, cand, m));
+        for (unsigned i = 0; i < m; i++) {
+            const uint8_t *page = w->ibuf + (size_t)i * psize;
+            uint64_t pg = cand[i].pgno;
+            edb__arch_page_hash(&w->table[pg], page, psize, pg);
+            if (pg < sn->plan.base_npages && edb__arch_hash_eq(&w->table[pg], &sn->plan.base_table[pg]))
+                continue;
+            if (slot == NULL)
+                EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+            memcpy(slot + EDB__ARCH_BLOCK + (size_t)n * psize, page, psize);
+            w->frame.entries[n].pgno = pg;
+            w->frame.entries[n].hash = w->table[pg];
+            if (++n == COPIER_BATCH) {
+                uint8_t *full = slot;
+                slot = NULL;
+                n = 0;
+                EDB_RET(frame_publish(c, full, COPIER_BATCH));
+            }
+        }
+    }
+    return n > 0 ? frame_publish(c, slot, n) : 0;
+}
+
+static int emit_tail(edb__copier *c, edb__arch_trailer *t);
+
+static int
+emit_trailer_and_end(edb__copier *c)
+{
+    edb__snap *sn = c->snap;
+    work *w = c->work;
+
+    /* pin_us: fixed by the first copier to get here, shared by all streams. */
+    uint64_t pin = (edb__now_ns() - sn->pin_start_ns) / 1000u, unset = UINT64_MAX;
+    if (!atomic_compare_exchange_strong(&sn->pin_us, &unset, pin))
+        pin = unset;
+
+    edb__arch_meta_hash(&w->table[0], w->scratch, sn->page_size, sn->meta, 0);
+    edb__arch_meta_hash(&w->table[1], w->scratch, sn->page_size, sn->meta, 1);
+
+    edb__arch_trailer t;
+    memset(&t, 0, sizeof t);
+    t.npages = sn->npages;
+    t.txnid = sn->txnid;
+    t.pin_us = pin;
+    memcpy(t.meta, sn->meta, sizeof t.meta);
+    return emit_tail(c, &t);
+}
+
+/* The trailer @t (frames and pages filled here), the first t->npages entries
+ * of w->table, the padding and the end block. */
+static int
+emit_tail(edb__copier *c, edb__arch_trailer *t)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    t->frames = w->frames;
+    t->pages = w->pages;
+    uint8_t block[EDB__ARCH_BLOCK];
+    edb__arch_trailer_encode(block, t);
+    EDB_RET(out_bytes(c, block, sizeof block));
+
+    size_t tbytes = (size_t)t->npages * sizeof *w->table;
+    EDB_RET(out_bytes(c, w->table, tbytes));
+    EDB_RET(out_zeros(c, (size_t)edb__arch_table_bytes(t->npages) - tbytes));
+
+    /* publish() hashes each slot as it goes: flush the last partial slot so
+     * that the archive hash covers every byte before the end block. */
+    EDB_RET(out_flush(c));
+    edb__arch_end e;
+    memset(&e, 0, sizeof e);
+    e.length = w->length + EDB__ARCH_BLOCK;
+    memcpy(e.backup_id, sn->plan.backup_id, sizeof e.backup_id);
+    edb__arch_hstate_digest(w->hs, &e.archive_hash);
+    edb__arch_end_encode(block, &e);
+    /* The end block is not part of the archive hash: emit it around publish(). */
+    uint8_t *slot;
+    EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+    memcpy(slot, block, sizeof block);
+    w->length += sizeof block;
+    EDB_RET(rate_wait(c, sizeof block));
+    edb__ring_commit(&c->s->ring, sizeof block);
+    return 0;
+}
+
+/* ---- low-pin (lowpin.h) ---------------------------------------------------------
+ *
+ * w->table[p] is the hash of what the archive emitted so far restores page p
+ * to, when bit p of lp->known is set: the last emitted copy, else (an
+ * incremental) the base's page.  An unknown page restores to zeros and is
+ * emitted whenever it is reachable.  A page is emitted when its hash under the
+ * current snapshot differs, so after the final pass every page reachable in
+ * the final snapshot is known with its final hash, and the table is complete
+ * by construction (a free page keeps what restore puts there).
+ */
+typedef struct lpstate {
+    uint64_t n;                /* entries of w->table and bits of known */
+    uint64_t *known;
+    uint8_t *buf;              /* EDB__LP_BATCH_PAGES pages read under one short snapshot */
+    edb__arch_entry *ent;      /* their entries */
+    uint8_t *stage;            /* final pass: changed pages, read pinned, emitted unpinned */
+    edb__arch_entry *sent;
+    size_t nstage, capstage;
+} lpstate;
+
+static void
+lp_free(lpstate *lp)
+{
+    if (lp == NULL)
+        return;
+    free(lp->known);
+    free(lp->buf);
+    free(lp->ent);
+    free(lp->stage);
+    free(lp->sent);
+    free(lp);
+}
+
+/* Grow the table and the known bits to n pages (new pages: the base's, else unknown). */
+static int
+lp_grow(edb__copier *c, uint64_t n)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    if (n <= lp->n)
+        return 0;
+    size_t words = (size_t)((n + 63) / 64), old = (size_t)((lp->n + 63) / 64);
+    edb__arch_hash *t = edb__sys_realloc(w->table, (size_t)n * sizeof *t);
+    if (t == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: page hash table of %llu pages", (unsigned long long)n);
+    w->table = t;
+    uint64_t *k = edb__sys_realloc(lp->known, words * sizeof *k);
+    if (k == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: page set of %llu pages", (unsigned long long)n);
+    lp->known = k;
+    if (words > old)
+        memset(k + old, 0, (words - old) * sizeof *k);
+    const edb__plan *pl = &c->snap->plan;
+    for (uint64_t p = lp->n; p < n; p++) {
+        k[p >> 6] &= ~((uint64_t)1 << (p & 63));
+        if ((pl->flags & EDB__ARCH_F_INCREMENTAL) && p < pl->base_npages) {
+            t[p] = pl->base_table[p];
+            k[p >> 6] |= (uint64_t)1 << (p & 63);
+        }
+    }
+    lp->n = n;
+    return 0;
+}
+
+static bool
+lp_changed(const edb__copier *c, const edb__arch_entry *e)
+{
+    const work *w = c->work;
+    const lpstate *lp = w->lp;
+    return !((lp->known[e->pgno >> 6] >> (e->pgno & 63)) & 1u) ||
+           !edb__arch_hash_eq(&w->table[e->pgno], &e->hash);
+}
+
+/* Emit pages e[0..n) (contents at pages) in frames; they become known. */
+static int
+lp_emit(edb__copier *c, const edb__arch_entry *e, const uint8_t *pages, size_t n)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    while (n > 0) {
+        unsigned k = n < COPIER_BATCH ? (unsigned)n : COPIER_BATCH;
+        uint8_t *slot;
+        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+        memcpy(slot + EDB__ARCH_BLOCK, pages, (size_t)k * psize);
+        for (unsigned i = 0; i < k; i++) {
+            w->frame.entries[i] = e[i];
+            w->table[e[i].pgno] = e[i].hash;
+            lp->known[e[i].pgno >> 6] |= (uint64_t)1 << (e[i].pgno & 63);
+        }
+        EDB_RET(frame_publish(c, slot, k));
+        e += k;
+        pages += (size_t)k * psize;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Collect up to max reachable pages of sn from *p into e. */
+static unsigned
+lp_collect(const edb__snap *sn, uint64_t *p, edb__arch_entry *e, unsigned max)
+{
+    unsigned m = 0;
+    while (*p < sn->npages && m < max) {
+        if (!edb__snap_is_free(sn, *p))
+            e[m++].pgno = *p;
+        (*p)++;
+    }
+    return m;
+}
+
+static void
+lp_pin_begin(edb__copier *c, const edb__snap *sn)
+{
+    atomic_store(&c->snap->pin_since_ns, sn->pin_start_ns);
+}
+
+/* Release a snapshot of ours, accounting how long it was pinned (ns). */
+static uint64_t
+lp_pin_end(edb__copier *c, edb__snap *sn)
+{
+    uint64_t held = edb__now_ns() - sn->pin_start_ns;
+    edb__snap_put(sn);
+    edb__snap_pin_account(c->snap, held);
+    atomic_store(&c->snap->pin_since_ns, 0);
+    return held;
+}
+
+/* One short pass: batches of EDB__LP_BATCH_PAGES read under a fresh snapshot
+ * each, released before the batch is hashed and its changed pages emitted. */
+static int
+lp_short_pass(edb__copier *c, uint64_t *changed)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    uint64_t p = 2;
+    *changed = 0;
+    for (;;) {
+        if (edb__ring_is_canceled(&c->s->ring))
+            return edb__err(EDB_CANCELED, "backup copier: canceled");
+        edb__snap *sn;
+        EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
+        lp_pin_begin(c, sn);
+        int rc = lp_grow(c, sn->npages);
+        unsigned n = 0;
+        while (rc == 0 && n < EDB__LP_BATCH_PAGES) {
+            unsigned m = lp_collect(sn, &p, lp->ent + n,
+                                    EDB__LP_BATCH_PAGES - n < COPIER_BATCH ? EDB__LP_BATCH_PAGES - n : COPIER_BATCH);
+            if (m == 0)
+                break;
+            rc = read_pages(sn, lp->buf + (size_t)n * psize, lp->ent + n, m);
+            n += m;
+        }
+        bool done = p >= sn->npages;
+        lp_pin_end(c, sn);
+        EDB_RET(rc);
+        /* Unpinned: hash, keep the changed pages (compacted in place), emit. */
+        unsigned k = 0;
+        for (unsigned i = 0; i < n; i++) {
+            edb__arch_entry *e = &lp->ent[i];
+            const uint8_t *page = lp->buf + (size_t)i * psize;
+            edb__arch_page_hash(&e->hash, page, psize, e->pgno);
+            if (!lp_changed(c, e))
+                continue;
+            if (k != i) {
+                memcpy(lp->buf + (size_t)k * psize, page, psize);
+                lp->ent[k] = *e;
+            }
+            k++;
+        }
+        EDB_RET(lp_emit(c, lp->ent, lp->buf, k));
+        *changed += k;
+        if (done)
+            return 0;
+    }
+}
+
+static int
+lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
+{
+    lpstate *lp = ((work *)c->work)->lp;
+    size_t psize = c->snap->page_size, max = EDB__LP_STAGE_BYTES / psize;
+    if (lp->nstage == lp->capstage) {
+        if (lp->capstage == max) {
+            /* More changed than the stage holds: emit it pinned (bounded degrade). */
+            EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
+            lp->nstage = 0;
+        } else {
+            size_t cap = lp->capstage ? lp->capstage * 2 : 256;
+            if (cap > max)
+                cap = max;
+            uint8_t *st = edb__sys_realloc(lp->stage, cap * psize);
+            if (st == NULL)
+                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
+            lp->stage = st;
+            edb__arch_entry *se = edb__sys_realloc(lp->sent, cap * sizeof *se);
+            if (se == NULL)
+                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
+            lp->sent = se;
+            lp->capstage = cap;
+        }
+    }
+    memcpy(lp->stage + lp->nstage * psize, page, psize);
+    lp->sent[lp->nstage++] = *e;
+    return 0;
+}
+
+/* The final pass: one snapshot, held for reading and hashing every reachable
+ * page and reading the changed ones into the stage; released before they are
+ * emitted.  Then the trailer of that snapshot. */
+static int
+lp_final_pass(edb__copier *c)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    edb__snap *sn;
+    EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
+    lp_pin_begin(c, sn);
+    int rc = lp_grow(c, sn->npages);
+    uint64_t p = 2;
+    edb__arch_entry e[COPIER_BATCH];
+    lp->nstage = 0;
+    while (rc == 0) {
+        unsigned m = lp_collect(sn, &p, e, COPIER_BATCH);
+        if (m == 0)
+            break;
+        if (edb__ring_is_canceled(&c->s->ring)) {
+            rc = edb__err(EDB_CANCELED, "backup copier: canceled");
+            break;
+        }
+        rc = read_pages(sn, w->ibuf, e, m);
+        for (unsigned i = 0; rc == 0 && i < m; i++) {
+            const uint8_t *page = w->ibuf + (size_t)i * psize;
+            edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
+            if (lp_changed(c, &e[i]))
+                rc = lp_stage(c, &e[i], page);
+        }
+    }
+    edb__arch_trailer t;
+    memset(&t, 0, sizeof t);
+    t.npages = sn->npages;
+    t.txnid = sn->txnid;
+    memcpy(t.meta, sn->meta, sizeof t.meta);
+    t.pin_us = lp_pin_end(c, sn) / 1000u;
+    EDB_RET(rc);
+    EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
+
+    for (uint64_t q = 2; q < t.npages; q++)
+        if (!((lp->known[q >> 6] >> (q & 63)) & 1u))
+            edb__arch_zero_hash(&w->table[q], w->scratch, psize, q);
+    edb__arch_meta_hash(&w->table[0], w->scratch, psize, t.meta, 0);
+    edb__arch_meta_hash(&w->table[1], w->scratch, psize, t.meta, 1);
+    return emit_tail(c, &t);
+}
+
+static int
+emit_lowpin(edb__copier *c)
+{
+    work *w = c->work;
+    lpstate *lp = edb__sys_calloc(1, sizeof *lp);
+    if (lp == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: low-pin state");
+    w->lp = lp;
+    lp->buf = edb__sys_malloc((size_t)EDB__LP_BATCH_PAGES * c->snap->page_size);
+    lp->ent = edb__sys_malloc(EDB__LP_BATCH_PAGES * sizeof *lp->ent);
+    if (lp->buf == NULL || lp->ent == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: low-pin batch buffer");
+    /* w->table came with the first snapshot's npages entries, all unknown. */
+    edb__arch_hash *t = w->table;
+    w->table = NULL;
+    free(t);
+    EDB_RET(lp_grow(c, c->snap->npages));
+
+    uint64_t stage_pages = EDB__LP_STAGE_BYTES / c->snap->page_size;
+    uint64_t changed = 0, prev = UINT64_MAX;
+    for (unsigned passes = 0; !edb__lp_final_next(passes, changed, prev, stage_pages); passes++) {
+        prev = passes ? changed : UINT64_MAX;
+        EDB_RET(lp_short_pass(c, &changed));
+    }
+    return lp_final_pass(c);
+}
+
+static int
+run(edb__copier *c)
+{
+    edb__arch_hstate_reset(((work *)c->work)->hs);
+    EDB_RET(emit_header(c));
+    EDB_RET(out_flush(c));
+    if (c->snap->plan.flags & EDB__ARCH_F_LOW_PIN)
+        return emit_lowpin(c);
+    if (c->snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
+        EDB_RET(emit_frames_incr(c));
+    else
+        EDB_RET(emit_frames(c));
+    return emit_trailer_and_end(c);
+}
+
+/* ---- thread ------------------------------------------------------------------ */
+
+/* The copier's one exit path, after the ring is finished: drop the stream and
+ * snapshot references (the snapshot's read txn may end here), then leave the
+ * registry: detach unless env close has claimed us (it will join and free). */
+static void *
+copier_main(void *arg)
+{
+    edb__copier *c = arg;
+    int rc = run(c);
+    edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last() : NULL);
+    copier_release(c);
+
+    edb__bk_reg *reg = c->reg;
+    bool detached = false;
+    pthread_mutex_lock(&reg->lock);
+    if (!c->claimed) {
+        /* Unlink from reg->copiers: nobody will join this thread. */
+        for (edb__copier **pp = &reg->copiers; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+        }
+        c->registered = false;
+        pthread_detach(pthread_self());
+        detached = true;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (detached)
+        edb__obj_free(EDB__OBJ_COPIER, c);                   /* else env close frees it after the join */
+    edb__reg_put(reg);
+    return NULL;
+}
+
+int
+edb__copier_start(edb__copier *c)
+{
+    edb__bk_reg *reg = c->reg;
+    pthread_mutex_lock(&reg->lock);
+    c->next = reg->copiers;
+    reg->copiers = c;
+    c->registered = true;
+    pthread_mutex_unlock(&reg->lock);
+
+    /* The copier runs with every signal blocked: the host's handlers never run
+     * on it, and SIGPIPE cannot reach it (it only writes into memory anyway). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = edb__sys_thread_create(&c->tid, copier_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e == 0)
+        return 0;
+
+    pthread_mutex_lock(&reg->lock);
+    for (edb__copier **pp = &reg->copiers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    c->registered = false;
+    pthread_mutex_unlock(&reg->lock);
+    edb__copier_free(c);
+    return edb__err(EDB_IO, "backup: starting the copier thread: %s", strerror(e));
+}
+
+void
+edb__copier_join(edb__copier *c)
+{
+    pthread_join(c->tid, NULL);
+    edb__obj_free(EDB__OBJ_COPIER, c);
+}

@@ -1,0 +1,566 @@
+/*
+ * restore.c: edb_backup_restore(): rebuild a database directory from a full
+ * archive and its incrementals.
+ *
+ * Invariants:
+ * - Everything is done relative to one descriptor of the target's parent
+ *   directory (openat/mkdirat/renameat), so nothing is written outside it and
+ *   no symbolic link at the target or inside a directory we create or replace
+ *   is followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW, O_EXCL).
+ * - The new database is built in a fresh `.<name>.restore-XXXXXX` directory
+ *   (0700; data.mdb 0600, set with fchmod whatever the umask) and only renamed
+ *   to the target after every archive was read to its verified end block and
+ *   every page of the result was read back and matched the last page hash
+ *   table.  Any failure removes that directory; the target is untouched.
+ * - An existing database is replaced only with EDB_RESTORE_FORCE, only when it
+ *   holds nothing but data.mdb and lock.mdb, and only while we hold an
+ *   open-file-description write lock on byte 0 of its lock.mdb, which every
+ *   LMDB process holds a shared lock on while it has the environment open.
+ *
+ * Thread safety: reentrant.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "error.h"
+#include "reader.h"
+#include "sys.h"
+#include "sys_fs.h"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1u << 1)
+#endif
+
+#define READBACK (1u << 20)
+
+enum tstate { T_ABSENT, T_EMPTY, T_DATABASE };
+
+struct restore {
+    int parentfd;
+    int tmpfd;
+    int datafd;
+    char base[256];
+    char tmpname[300];
+    bool tmp_created;
+    edb__link *links;
+    size_t idx;
+    const char *name;
+    uint32_t page_size;
+};
+
+/* ---- the target ---- */
+
+static int
+split_target(const char *target, char *parent, size_t psz, char *base, size_t bsz)
+{
+    size_t len = strlen(target);
+    while (len > 1 && target[len - 1] == '/')
+        len--;
+    if (len == 0 || len >= psz)
+        return edb__err(EDB_INVAL, "restore: target path '%s' is empty or too long", target);
+    memcpy(parent, target, len);
+    parent[len] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *b;
+    if (slash == NULL) {
+        b = parent;
+    } else {
+        b = slash + 1;
+    }
+    if (strlen(b) >= bsz || strcmp(b, ".") == 0 || strcmp(b, "..") == 0 || b[0] == '\0')
+        return edb__err(EDB_INVAL, "restore: target '%s' does not name a directory entry", target);
+    snprintf(base, bsz, "%s", b);
+    if (slash == NULL)
+        snprintf(parent, psz, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+    return 0;
+}
+
+/* What is at the target: nothing, an empty directory, or a database directory
+ * (only regular data.mdb / lock.mdb).  Anything else is refused. */
+static int
+target_state(int parentfd, const char *base, const char *target, enum tstate *out)
+{
+    struct stat st;
+    *out = T_ABSENT;
+    if (edb__sys_fstatat(parentfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        return edb__sys_err(errno, "restore: inspecting the target");
+    }
+    if (S_ISLNK(st.st_mode))
+        return edb__err(EDB_EXISTS, "restore: target '%s' is a symbolic link; it is not followed "
+                        "or replaced", target);
+    if (!S_ISDIR(st.st_mode))
+        return edb__err(EDB_EXISTS, "restore: target '%s' exists and is not a directory", target);
+    int dfd = edb__sys_openat(parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dfd < 0)
+        return edb__sys_err(errno, "restore: opening the target directory");
+    DIR *d = edb__sys_fdopendir(dfd);
+    if (d == NULL) {
+        int e = errno;
+        edb__sys_close(dfd);
+        return edb__sys_err(e, "restore: listing the target directory");
+    }
+    int ret = 0;
+    bool any = false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        any = true;
+        bool known = strcmp(de->d_name, "data.mdb") == 0 || strcmp(de->d_name, "lock.mdb") == 0;
+        if (!known) {
+            ret = edb__err(EDB_EXISTS, "restore: target '%s' holds '%s': not a database directory; "
+                           "not replaced", target, de->d_name);
+            break;
+        }
+        if (edb__sys_fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            ret = edb__sys_err(errno, "restore: inspecting the target's files");
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ret = edb__err(EDB_EXISTS, "restore: target '%s': '%s' is %s; not followed or "
+                           "replaced", target, de->d_name,
+                           S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+            break;
+        }
+    }
+    edb__sys_closedir(d);
+    if (ret == 0)
+        *out = any ? T_DATABASE : T_EMPTY;
+    return ret;
+}
+
+/* Is a file with this device and inode mapped by this process?  (An LMDB
+ * environment this process has open maps both data.mdb and lock.mdb.) */
+static bool
+mapped_by_self(const struct stat *st)
+{
+    int fd = edb__sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    char buf[8192];
+    size_t have = 0;
+    bool found = false;
+    for (;;) {
+        ssize_t r = edb__sys_read(fd, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            unsigned maj, min;
+            unsigned long long ino;
+            if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) == 3 &&
+                maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino)
+                found = true;
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;                 /* an absurd line: skip it */
+    }
+    edb__sys_close(fd);
+    return found;
+}
+
+/* Take the write lock on byte 0 of the target's lock.mdb (see the invariant at
+ * the top).  *lockfd stays open (holding the lock) on success; -1 when there is
+ * no lock.mdb. */
+static int
+lock_target(struct restore *r, const char *target, int *lockfd)
+{
+    *lockfd = -1;
+    /* Everything below goes through a descriptor of the target directory
+     * opened without following a link, so a link swapped in since it was
+     * inspected is not followed either. */
+    int dfd = edb__sys_openat(r->parentfd, r->base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dfd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR)
+            return edb__err(EDB_EXISTS, "restore: target '%s' changed into a non-directory while "
+                            "restoring; not replaced", target);
+        return edb__sys_err(errno, "restore: opening the target directory");
+    }
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        const char *f = i == 0 ? "lock.mdb" : "data.mdb";
+        if (edb__sys_fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && mapped_by_self(&st)) {
+            edb__sys_close(dfd);
+            return edb__err(EDB_BUSY, "restore: this process has the database '%s' open; not "
+                            "replaced", target);
+        }
+    }
+    int fd = edb__sys_openat(dfd, "lock.mdb", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    int open_errno = errno;
+    edb__sys_close(dfd);
+    if (fd < 0) {
+        if (open_errno == ENOENT)
+            return 0;
+        return edb__sys_err(open_errno, "restore: opening the target's lock.mdb");
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 1;
+#ifdef F_OFD_SETLK
+    int rc = edb__sys_fcntl_lock(fd, F_OFD_SETLK, &fl);
+    if (rc != 0 && errno == EINVAL)
+#else
+    int rc = -1;
+#endif
+    {
+        fl.l_pid = 0;
+        rc = edb__sys_fcntl_lock(fd, F_SETLK, &fl);
+    }
+    if (rc != 0) {
+        int e = errno;
+        edb__sys_close(fd);
+        if (e == EAGAIN || e == EACCES)
+            return edb__err(EDB_BUSY, "restore: target '%s' is open by another process; not "
+                            "replaced", target);
+        return edb__sys_err(e, "restore: locking the target's lock.mdb");
+    }
+    *lockfd = fd;
+    return 0;
+}
+
+static void
+remove_db_dir(int parentfd, const char *name)
+{
+    int dfd = edb__sys_openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dfd >= 0) {
+        edb__sys_unlinkat(dfd, "data.mdb", 0);
+        edb__sys_unlinkat(dfd, "lock.mdb", 0);
+        edb__sys_close(dfd);
+    }
+    edb__sys_unlinkat(parentfd, name, AT_REMOVEDIR);
+}
+
+/* ---- building the new database ---- */
+
+static int
+make_tmpdir(struct restore *r)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned char rnd[6];
+        if (edb__sys_random(rnd, sizeof rnd) != 0)
+            return edb__sys_err(errno, "restore: random name for the temporary directory");
+        char suffix[7];
+        for (int i = 0; i < 6; i++)
+            suffix[i] = alnum[rnd[i] % (sizeof alnum - 1)];
+        suffix[6] = '\0';
+        snprintf(r->tmpname, sizeof r->tmpname, ".%s.restore-%s", r->base, suffix);
+        if (edb__sys_mkdirat(r->parentfd, r->tmpname, 0700) == 0) {
+            r->tmp_created = true;
+            break;
+        }
+        if (errno != EEXIST)
+            return edb__sys_err(errno, "restore: creating the temporary directory beside the target");
+    }
+    if (!r->tmp_created)
+        return edb__err(EDB_IO, "restore: no free temporary directory name after 100 attempts");
+    r->tmpfd = edb__sys_openat(r->parentfd, r->tmpname,
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (r->tmpfd < 0)
+        return edb__sys_err(errno, "restore: opening the temporary directory");
+    if (edb__sys_fchmod(r->tmpfd, 0700) != 0)
+        return edb__sys_err(errno, "restore: chmod 0700 of the temporary directory");
+    r->datafd = edb__sys_openat(r->tmpfd, "data.mdb",
+                                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (r->datafd < 0)
+        return edb__sys_err(errno, "restore: creating data.mdb");
+    if (edb__sys_fchmod(r->datafd, 0600) != 0)
+        return edb__sys_err(errno, "restore: chmod 0600 of data.mdb");
+    return 0;
+}
+
+static int
+on_header(void *ctx, const edb__arch_header *h)
+{
+    struct restore *r = ctx;
+    EDB_RET(edb__chain_check(r->links, r->idx, h, r->name, true));
+    r->page_size = h->page_size;
+    return 0;
+}
+
+static int
+on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page)
+{
+    struct restore *r = ctx;
+    (void)frame;
+    if (edb__sys_pwrite_all(r->datafd, page, h->page_size, (off_t)(pgno * h->page_size)) != 0)
+        return edb__sys_err(errno, "restore: writing data.mdb");
+    return 0;
+}
+
+/* Give the file the snapshot's size and both meta pages. */
+static int
+finish_archive(struct restore *r, const edb__archive *a, uint8_t *page)
+{
+    uint32_t ps = a->header.page_size;
+    if (edb__sys_ftruncate(r->datafd, (off_t)(a->trailer.npages * ps)) != 0)
+        return edb__sys_err(errno, "restore: sizing data.mdb");
+    for (uint64_t p = 0; p < 2; p++) {
+        edb__arch_meta_page(page, ps, a->trailer.meta, p);
+        if (edb__sys_pwrite_all(r->datafd, page, ps, (off_t)(p * ps)) != 0)
+            return edb__sys_err(errno, "restore: writing a meta page");
+    }
+    return 0;
+}
+
+/* Read every page of the result back and compare it with the table. */
+static int
+read_back(struct restore *r, const edb__archive *a, const char *name)
+{
+    uint32_t ps = a->header.page_size;
+    uint64_t npages = a->trailer.npages;
+    struct stat st;
+    if (edb__sys_fstat(r->datafd, &st) != 0)
+        return edb__sys_err(errno, "restore: checking data.mdb");
+    if ((uint64_t)st.st_size != npages * ps)
+        return edb__err(EDB_IO, "restore: data.mdb has %lld bytes, expected %llu",
+                        (long long)st.st_size, (unsigned long long)(npages * ps));
+    uint8_t *buf = edb__sys_malloc(READBACK);
+    if (buf == NULL)
+        return edb__err(EDB_NOMEM, "restore: read-back buffer");
+    int ret = 0;
+    uint64_t per = READBACK / ps;
+    for (uint64_t p = 0; p < npages; p += per) {
+        uint64_t cnt = npages - p < per ? npages - p : per;
+        size_t got;
+        if (edb__sys_pread_full(r->datafd, buf, (size_t)(cnt * ps), (off_t)(p * ps), &got) != 0) {
+            ret = edb__sys_err(errno, "restore: reading data.mdb back");
+            break;
+        }
+        if (got != cnt * ps) {
+            ret = edb__err(EDB_IO, "restore: data.mdb shrank while reading it back");
+            break;
+        }
+        for (uint64_t i = 0; i < cnt; i++) {
+            edb__arch_hash h;
+            edb__arch_page_hash(&h, buf + i * ps, ps, p + i);
+            if (!edb__arch_hash_eq(&h, &a->table[p + i])) {
+                ret = edb__err(EDB_CHECKSUM, "restore: restored page %llu does not match the page "
+                               "hash table of archive %zu '%s'", (unsigned long long)(p + i),
+                               r->idx + 1, name);
+                break;
+            }
+        }
+        if (ret != 0)
+            break;
+    }
+    free(buf);
+    return ret;
+}
+
+static int
+name_archive(int rc, size_t idx, const char *name)
+{
+    char old[512];
+    const char *d = edb_error_last();
+    const char *colon = strstr(d, ": ");
+    snprintf(old, sizeof old, "%s", colon && strncmp(d, "EDB_", 4) == 0 ? colon + 2 : d);
+    if (strncmp(old, "archive ", 8) == 0 || strncmp(old, "restore: ", 9) == 0)
+        return edb__err(rc, "%s", old);
+    return edb__err(rc, "archive %zu '%s': %s", idx + 1, name, old);
+}
+
+static int
+read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_backup_info *info)
+{
+    int ret = 0;
+    edb__arch_hash *prev_table = NULL;
+    uint8_t *page = NULL;
+    edb__archive a;
+    memset(&a, 0, sizeof a);
+    edb__reader_cbs cbs = { on_header, on_page, NULL, r };
+    for (size_t i = 0; i < n; i++) {
+        int fd;
+        bool owned;
+        r->idx = i;
+        r->name = r->links[i].name;
+        ret = edb__source_open(&src[i], &fd, &owned, r->links[i].name, sizeof r->links[i].name);
+        if (ret < 0)
+            goto err;
+        ret = edb__reader_read(&a, fd, &cbs);
+        if (owned)
+            edb__sys_close(fd);
+        if (ret == 0 && prev_table != NULL)
+            ret = edb__chain_table_check(&a, prev_table, &a.where);
+        if (ret < 0) {
+            name_archive(ret, i, r->name);
+            goto err;
+        }
+        free(page);
+        page = edb__sys_malloc(a.header.page_size);
+        if (page == NULL)
+            EDB_ERR(edb__err(EDB_NOMEM, "restore: page buffer"));
+        EDB_ERR(finish_archive(r, &a, page));
+        memcpy(r->links[i].backup_id, a.header.backup_id, 16);
+        r->links[i].archive_hash = a.end.archive_hash;
+        r->links[i].npages = a.trailer.npages;
+        r->links[i].page_size = a.header.page_size;
+        info->archives = i + 1;
+        info->page_size = a.header.page_size;
+        info->npages = a.trailer.npages;
+        info->txnid = a.trailer.txnid;
+        info->frames += a.trailer.frames;
+        info->pages += a.trailer.pages;
+        info->bytes += a.length;
+        info->created_us = a.header.created_us;
+        info->flags = a.header.flags;
+        memcpy(info->backup_id, a.header.backup_id, 16);
+        if (i + 1 == n) {
+            EDB_ERR(read_back(r, &a, r->name));
+            break;
+        }
+        free(prev_table);
+        prev_table = a.table;
+        a.table = NULL;
+        edb__archive_free(&a);
+    }
+err:
+    edb__archive_free(&a);
+    free(prev_table);
+    free(page);
+    return ret;
+}
+
+static int
+put_in_place(struct restore *r, const char *target, unsigned flags)
+{
+    enum tstate ts;
+    EDB_RET(target_state(r->parentfd, r->base, target, &ts));
+    if (ts == T_DATABASE && !(flags & EDB_RESTORE_FORCE))
+        return edb__err(EDB_EXISTS, "restore: target '%s' is not empty (use force to replace it)",
+                        target);
+    if (ts != T_DATABASE) {
+        if (edb__sys_renameat(r->parentfd, r->tmpname, r->parentfd, r->base) != 0) {
+            int e = errno;
+            if (e == ENOTEMPTY || e == EEXIST || e == ENOTDIR || e == EISDIR)
+                return edb__err(EDB_EXISTS, "restore: target '%s' appeared while restoring; "
+                                "not replaced", target);
+            return edb__sys_err(e, "restore: renaming the new database into place");
+        }
+        r->tmp_created = false;
+        return 0;
+    }
+    int lockfd;
+    EDB_RET(lock_target(r, target, &lockfd));
+    int ret = 0;
+    if (edb__sys_renameat2(r->parentfd, r->tmpname, r->parentfd, r->base, RENAME_EXCHANGE) == 0) {
+        /* the old database now sits at tmpname */
+        remove_db_dir(r->parentfd, r->tmpname);
+        r->tmp_created = false;
+    } else if (errno == ENOSYS || errno == EINVAL) {
+        char old[320];
+        snprintf(old, sizeof old, "%s.old", r->tmpname);
+        if (edb__sys_renameat(r->parentfd, r->base, r->parentfd, old) != 0) {
+            ret = edb__sys_err(errno, "restore: moving the old database aside");
+        } else if (edb__sys_renameat(r->parentfd, r->tmpname, r->parentfd, r->base) != 0) {
+            ret = edb__sys_err(errno, "restore: renaming the new database into place");
+            edb__sys_renameat(r->parentfd, old, r->parentfd, r->base);
+        } else {
+            r->tmp_created = false;
+            remove_db_dir(r->parentfd, old);
+        }
+    } else {
+        ret = edb__sys_err(errno, "restore: swapping the new database into place");
+    }
+    if (lockfd >= 0)
+        edb__sys_close(lockfd);
+    return ret;
+}
+
+int
+edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_source *src,
+                   size_t n, unsigned flags)
+{
+    int ret = 0;
+    char parent[4096];
+    struct restore r;
+    memset(&r, 0, sizeof r);
+    r.parentfd = r.tmpfd = r.datafd = -1;
+    edb_backup_info info;
+    memset(&info, 0, sizeof info);
+    edb__err_clear();
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (target == NULL || src == NULL || n == 0)
+        return edb__err(EDB_INVAL, "restore: %s", target == NULL ? "no target directory"
+                                                                  : "no archive given");
+    if (flags & ~EDB_RESTORE_FORCE)
+        return edb__err(EDB_INVAL, "restore: unknown flags 0x%x", flags & ~EDB_RESTORE_FORCE);
+    EDB_RET(split_target(target, parent, sizeof parent, r.base, sizeof r.base));
+    r.parentfd = edb__sys_open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (r.parentfd < 0) {
+        if (errno == ENOENT)
+            return edb__err(EDB_NOTFOUND, "restore: the target's parent directory '%s' does not "
+                            "exist", parent);
+        return edb__sys_err(errno, "restore: opening the target's parent directory");
+    }
+    enum tstate ts;
+    EDB_ERR(target_state(r.parentfd, r.base, target, &ts));
+    if (ts == T_DATABASE && !(flags & EDB_RESTORE_FORCE))
+        EDB_ERR(edb__err(EDB_EXISTS, "restore: target '%s' is not empty (use force to replace it)",
+                         target));
+    if (ts == T_DATABASE) {
+        /* Fail before reading anything when the database is in use; the
+         * lock is taken again (and kept) for the swap at the end. */
+        int lockfd;
+        EDB_ERR(lock_target(&r, target, &lockfd));
+        if (lockfd >= 0)
+            edb__sys_close(lockfd);
+    }
+    r.links = edb__sys_calloc(n, sizeof *r.links);
+    if (r.links == NULL)
+        EDB_ERR(edb__err(EDB_NOMEM, "restore: %zu archives", n));
+    EDB_ERR(make_tmpdir(&r));
+    EDB_ERR(read_archives(&r, src, n, &info));
+    if (edb__sys_fsync(r.datafd) != 0)
+        EDB_ERR(edb__sys_err(errno, "restore: fsync of data.mdb"));
+    if (edb__sys_close(r.datafd) != 0) {
+        r.datafd = -1;
+        EDB_ERR(edb__sys_err(errno, "restore: closing data.mdb"));
+    }
+    r.datafd = -1;
+    if (edb__sys_fsync(r.tmpfd) != 0)
+        EDB_ERR(edb__sys_err(errno, "restore: fsync of the new directory"));
+    EDB_ERR(put_in_place(&r, target, flags));
+    if (edb__sys_fsync(r.parentfd) != 0)
+        EDB_ERR(edb__sys_err(errno, "restore: fsync of the target's parent directory"));
+    if (out != NULL)
+        *out = info;
+err:
+    if (r.datafd >= 0)
+        edb__sys_close(r.datafd);
+    if (r.tmpfd >= 0)
+        edb__sys_close(r.tmpfd);
+    if (r.tmp_created)
+        remove_db_dir(r.parentfd, r.tmpname);
+    if (r.parentfd >= 0)
+        edb__sys_close(r.parentfd);
+    free(r.links);
+    return ret;
+}

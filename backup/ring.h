@@ -1,0 +1,92 @@
+/*
+ * ring.h: the bounded ring of batch slots between one copier thread and the
+ * readers of its stream, and the whole cancel protocol of a stream
+ * (doc/threading.md, DESIGN.md "Iterator and copier", rules 1, 2, 5).
+ *
+ * One mutex and two condition variables: the copier waits on not_full (for a
+ * free slot, and in the rate limiter's timed sleep), readers wait on
+ * not_empty.  `canceled` is sticky, written only under the mutex, and cancel
+ * broadcasts both conditions.  Every wait loop re-checks `canceled`.
+ *
+ * Slot ownership: slots [tail, tail + count) belong to the reader side, the
+ * slot at `head` (when count < nslots) belongs to the copier between
+ * edb__ring_reserve() and edb__ring_commit().  An owner fills or drains its
+ * slot without the mutex; only the indices move under it.
+ *
+ * The ring does not free itself: its owner (the stream) destroys it when the
+ * last reference goes, so no side ever touches freed memory.
+ */
+#ifndef EDB_RING_H
+#define EDB_RING_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef struct edb__slot {
+    uint8_t *buf;      /* slot_cap bytes */
+    size_t len;        /* bytes filled by the copier */
+    size_t off;        /* bytes already handed to readers */
+} edb__slot;
+
+typedef struct edb__ring {
+    pthread_mutex_t mu;        /* guards every field below except the slot bytes */
+    pthread_cond_t not_full;   /* copier waits: a slot freed, or canceled (also the rate limiter's sleep) */
+    pthread_cond_t not_empty;  /* readers wait: a slot filled, the copier finished, or canceled */
+    bool canceled;             /* sticky; set by edb__ring_cancel() only */
+    bool done;                 /* the copier finished; err says how */
+    bool eof;                  /* a reader has been given the end (nread == 0) */
+    bool reading;              /* a reader is inside edb__ring_read() */
+    int err;                   /* the copier's error (0 = the archive is complete) */
+    char errmsg[256];          /* its edb_error_last() detail, without the code's name */
+    unsigned waiting;          /* readers blocked in edb__ring_read() (for tests) */
+    size_t nslots, slot_cap;
+    size_t head, tail, count;  /* next slot to fill, next slot to drain, slots filled */
+    edb__slot *slots;
+    uint8_t *mem;              /* nslots * slot_cap */
+} edb__ring;
+
+/* Slots for ring_bytes (0 = 8 MiB default): at least 2, rounded down.
+ * @return 0, EDB_NOMEM, EDB_INTERNAL (pthread init failed). */
+int edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap);
+/* Free the slots and the synchronisation objects; no thread may use r. */
+void edb__ring_destroy(edb__ring *r);
+
+/* ---- copier side ---- */
+/* Wait for a free slot; *out = its buffer (slot_cap bytes).
+ * @return 0, or EDB_CANCELED (nothing reserved). */
+int edb__ring_reserve(edb__ring *r, uint8_t **out);
+/* Publish the reserved slot with its first len bytes; wakes readers. */
+void edb__ring_commit(edb__ring *r, size_t len);
+/* The rate limiter's sleep: a timed wait on not_full until *deadline
+ * (CLOCK_MONOTONIC).  @return 0 at the deadline, EDB_CANCELED as soon as canceled. */
+int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
+/* The copier's exit: records rc (0 = complete) and its detail, marks done and
+ * broadcasts both conditions.  Called exactly once, by the copier. */
+void edb__ring_finish(edb__ring *r, int rc, const char *detail);
+
+/* ---- any thread ---- */
+/* Sticky cancel: set under the mutex, broadcast both conditions.  Idempotent. */
+void edb__ring_cancel(edb__ring *r);
+bool edb__ring_is_canceled(edb__ring *r);
+
+/* ---- reader side (one reader at a time per stream) ---- */
+/* Copy up to size bytes; blocks until at least one byte, the end, an error or
+ * cancel.  @return 0 (*nread == 0: the archive is complete), EDB_CANCELED, or
+ * the copier's error once every byte before it has been read. */
+int edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread);
+/* A consumer that takes bytes straight from a slot (no copy).  It is called
+ * without the mutex; it sets *used to the bytes it took (all of them, unless
+ * it fails) and returns 0 or a negative EDB_* code. */
+typedef int (*edb__ring_sink_fn)(void *ctx, const uint8_t *p, size_t n, size_t *used);
+/* Zero-copy read: wait as edb__ring_read() does, then hand the unread bytes of
+ * the oldest filled slot to fn and release the slot once it took them all.
+ * *nconsumed = bytes taken; 0 with 0 returned is the end.  Returns the sink's
+ * error, EDB_CANCELED, or the copier's error once its bytes are drained. */
+int edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
+/* Readers currently blocked in edb__ring_read() (tests use it to know a read is parked). */
+unsigned edb__ring_waiting(edb__ring *r);
+
+#endif

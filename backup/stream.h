@@ -1,0 +1,38 @@
+/*
+ * stream.h: the stream object behind edb_backup_stream: a ring (with the
+ * cancel protocol, ring.h) shared by one copier thread and the reading handle.
+ *
+ * References: the handle, the copier, and each edb_backup_read() in progress
+ * hold one; the last put destroys the ring and drops the stream's reference on
+ * its backup.  Nothing else is freed by close, so a reader woken by a close
+ * from another thread never touches freed memory.
+ */
+#ifndef EDB_STREAM_H
+#define EDB_STREAM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "backup.h"
+#include "ring.h"
+
+struct edb_backup_stream {
+    edb__ref ref;
+    edb__ring ring;
+    edb_backup *bk;                    /* holds a reference on bk until the stream is freed */
+    struct edb_backup_stream *next;    /* in bk->streams; guarded by bk->lock */
+    bool linked;                       /* guarded by bk->lock */
+    _Atomic uint64_t consumed;         /* archive bytes handed to readers */
+};
+
+/* Drop a reference; the last frees the stream. */
+void edb__stream_put(edb_backup_stream *s);
+/* Cancel the stream and drop its handle reference if the caller is the one
+ * that removes it from the handle table.  The stream must already be
+ * unlinked from its backup's list. */
+void edb__stream_close_unlinked(edb_backup_stream *s);
+/* edb_backup_read() without the copy: hand the next filled ring slot to fn
+ * (see edb__ring_consume); 0 with *nconsumed == 0 is the end. */
+int edb__stream_consume(edb_backup_stream *s, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
+
+#endif

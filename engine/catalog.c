@@ -1,0 +1,697 @@
+/*
+ * catalog.c: the catalog DB, the database pool and table schema blobs.
+ *
+ * See catalog.h for the pool and the catalog's keys.  A table's schema is one
+ * blob (all integers little-endian):
+ *
+ * | offset | size | meaning                                             |
+ * |--------|------|-----------------------------------------------------|
+ * | 0      | 1    | blob version, 1                                     |
+ * | 1      | 1    | reserved, 0                                         |
+ * | 2      | 1    | table name length n (1..64)                         |
+ * | 3      | n    | table name                                          |
+ * | 3+n    | 4    | pool slot                                           |
+ * | 7+n    | 4    | gen (bumped by every schema change)                 |
+ * | 11+n   | 8    | id of the transaction that created the table        |
+ * | 19+n   | 4    | column count C                                      |
+ * | 23+n   | 4    | index count I                                       |
+ * | 27+n   | ...  | C columns, then I indexes                           |
+ *
+ * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
+ * u8 has_default, u32 default size, default bytes (native form).
+ * An index: u8 name length, name, u8 flags (EDB_IDX_*), u8 index slot,
+ * u8 segment count S, then S times (u32 colid, u8 descending).
+ *
+ * Invariants: a stored blob always decodes; every colid in an index is a
+ * column of the table; at most one index is PRIMARY; index slots are distinct.
+ *
+ * Thread safety: the pool handles are written once, under env->dbi_lock,
+ * during edb_env_open, and only read afterwards.
+ */
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "error.h"
+
+static atomic_uint_fast64_t env_uids;
+
+static const char FORMAT_KEY[] = "\0format";   /* 7 bytes, leading NUL */
+#define FORMAT_KEY_LEN 7
+#define BLOB_VERSION 1
+
+/* ------------------------------------------------------------------ pool */
+
+static void
+pool_name(char *buf, size_t cap, uint32_t slot, int k)
+{
+    if (k < 0)
+        snprintf(buf, cap, "edb:r%04u", (unsigned)slot);
+    else
+        snprintf(buf, cap, "edb:i%04u.%02u", (unsigned)slot, (unsigned)k);
+}
+
+MDB_dbi
+edb__pool_rec(edb_env *env, uint32_t slot)
+{
+    return edb__cat(env)->dbis[slot * EDB__DBS_PER_TABLE];
+}
+
+MDB_dbi
+edb__pool_idx(edb_env *env, uint32_t slot, unsigned k)
+{
+    return edb__cat(env)->dbis[slot * EDB__DBS_PER_TABLE + 1 + k];
+}
+
+static int
+open_pool(edb__catalog *cat, MDB_txn *txn, bool create)
+{
+    unsigned n = cat->max_tables * EDB__DBS_PER_TABLE;
+    for (unsigned i = 0; i < n; i++) {
+        char name[32];
+        pool_name(name, sizeof name, i / EDB__DBS_PER_TABLE, (int)(i % EDB__DBS_PER_TABLE) - 1);
+        int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, &cat->dbis[i]);
+        if (rc != 0) {
+            int r = edb__mdb_err(rc, name);
+            return r == EDB_NOTFOUND ? edb__err(EDB_CORRUPT, "catalog: database '%s' is missing", name)
+                                     : r;
+        }
+    }
+    return 0;
+}
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int
+edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
+{
+    int ret = 0, rc;
+    MDB_txn *txn = NULL;
+    bool rdonly = (env->flags & EDB_ENV_READONLY) != 0;
+    edb__catalog *cat = calloc(1, sizeof *cat);
+    if (cat == NULL)
+        return edb__err(EDB_NOMEM, "catalog");
+    env->catalog = cat;
+    pthread_mutex_init(&cat->ro_lock, NULL);
+    cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
+    cat->max_tables = max_tables;
+    *stored = 0;
+
+    if ((rc = mdb_txn_begin(env->mdb, NULL, rdonly ? MDB_RDONLY : 0, &txn)) != 0) {
+        txn = NULL;
+        EDB_ERR(edb__mdb_err(rc, "catalog: begin"));
+    }
+    rc = mdb_dbi_open(txn, "edb:catalog", 0, &cat->cat);
+    if (rc == MDB_NOTFOUND) {
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
+            (rc = mdb_stat(txn, main_dbi, &st)) != 0)
+            EDB_ERR(edb__mdb_err(rc, "catalog: main database"));
+        if (st.ms_entries != 0 || rdonly)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s' is not an edb database (no catalog)", env->path));
+        if ((rc = mdb_dbi_open(txn, "edb:catalog", MDB_CREATE, &cat->cat)) != 0)
+            EDB_ERR(edb__mdb_err(rc, "catalog: create"));
+        uint8_t rec[12];
+        put_u32(rec, EDB__FORMAT_MAGIC);
+        put_u32(rec + 4, EDB__FORMAT_VERSION);
+        put_u32(rec + 8, max_tables);
+        MDB_val k = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, v = { sizeof rec, rec };
+        if ((rc = mdb_put(txn, cat->cat, &k, &v, 0)) != 0)
+            EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
+        if ((cat->dbis = calloc(max_tables * EDB__DBS_PER_TABLE, sizeof *cat->dbis)) == NULL)
+            EDB_ERR(edb__err(EDB_NOMEM, "catalog"));
+        EDB_ERR(open_pool(cat, txn, true));
+    } else if (rc != 0) {
+        EDB_ERR(rc == MDB_INCOMPATIBLE
+                    ? edb__err(EDB_VERSION, "'%s' is not an edb database", env->path)
+                    : edb__mdb_err(rc, "catalog: open"));
+    } else {
+        MDB_val k = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, v;
+        rc = mdb_get(txn, cat->cat, &k, &v);
+        if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size < 12) ||
+            (rc == 0 && get_u32(v.mv_data) != EDB__FORMAT_MAGIC))
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': catalog has no edb format record", env->path));
+        if (rc != 0)
+            EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
+        uint32_t version = get_u32((uint8_t *)v.mv_data + 4);
+        uint32_t tables = get_u32((uint8_t *)v.mv_data + 8);
+        if (version > EDB__FORMAT_VERSION)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u is newer than this library's %u",
+                             env->path, version, EDB__FORMAT_VERSION));
+        if (version == 0)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': format version 0", env->path));
+        if (tables != max_tables) {
+            *stored = tables;
+            mdb_txn_abort(txn);
+            return 1;
+        }
+        if ((cat->dbis = calloc(max_tables * EDB__DBS_PER_TABLE, sizeof *cat->dbis)) == NULL)
+            EDB_ERR(edb__err(EDB_NOMEM, "catalog"));
+        EDB_ERR(open_pool(cat, txn, false));
+    }
+    /* Committing (also a read txn) keeps the handles for the env's life. */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        EDB_ERR(edb__mdb_err(rc, "catalog: commit"));
+    return 0;
+err:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return ret;
+}
+
+void
+edb__catalog_close(edb_env *env)
+{
+    edb__catalog *cat = edb__cat(env);
+    if (cat == NULL)
+        return;
+    for (int i = 0; i < cat->ro_nspare; i++)
+        mdb_txn_abort(cat->ro_spare[i]);
+    pthread_mutex_destroy(&cat->ro_lock);
+    free(cat->dbis);
+    free(cat);
+    env->catalog = NULL;
+}
+
+int
+edb__ro_begin(edb_env *env, MDB_txn **out)
+{
+    edb__catalog *cat = edb__cat(env);
+    MDB_txn *txn = NULL;
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare > 0)
+        txn = cat->ro_spare[--cat->ro_nspare];
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL) {
+        if (mdb_txn_renew(txn) == 0) {
+            *out = txn;
+            return 0;
+        }
+        mdb_txn_abort(txn);
+    }
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
+    if (rc != 0) {
+        *out = NULL;
+        return edb__mdb_err(rc, "begin read transaction");
+    }
+    return 0;
+}
+
+void
+edb__ro_end(edb_env *env, MDB_txn *txn)
+{
+    edb__catalog *cat = edb__cat(env);
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare < EDB__RO_SPARES) {
+        cat->ro_spare[cat->ro_nspare++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+}
+
+/* ------------------------------------------------------------------ names */
+
+bool
+edb__name_ok(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
+        return false;
+    size_t i = 0;
+    for (; name[i] != '\0'; i++) {
+        char ch = name[i];
+        if (i >= EDB__NAME_MAX)
+            return false;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+int
+edb__type_size(edb_coltype type)
+{
+    switch (type) {
+    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
+    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
+    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
+    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
+    case EDB_COL_GUID: return 16;
+    case EDB_COL_TEXT: case EDB_COL_BINARY: return 0;
+    }
+    return -1;
+}
+
+edb_colid
+edb__table_colid(const edb__table *t, const char *name)
+{
+    for (uint32_t i = 0; i < t->ncols; i++)
+        if (strcmp(t->cols[i].name, name) == 0)
+            return i + 1;
+    return 0;
+}
+
+int
+edb__table_index(const edb__table *t, const char *name)
+{
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (strcmp(t->idx[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ blobs */
+
+typedef struct wbuf { uint8_t *p; size_t len, cap; bool oom; } wbuf;
+
+static void
+wput(wbuf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void
+wu8(wbuf *b, unsigned v)
+{
+    uint8_t x = (uint8_t)v;
+    wput(b, &x, 1);
+}
+
+static void
+wu32(wbuf *b, uint32_t v)
+{
+    uint8_t x[4];
+    put_u32(x, v);
+    wput(b, x, 4);
+}
+
+static void
+wname(wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    wu8(b, (unsigned)n);
+    wput(b, s, n);
+}
+
+static int
+encode(wbuf *b, const edb__table *t)
+{
+    wu8(b, BLOB_VERSION);
+    wu8(b, 0);
+    wname(b, t->name);
+    wu32(b, t->slot);
+    wu32(b, t->gen);
+    wu32(b, (uint32_t)t->created);
+    wu32(b, (uint32_t)(t->created >> 32));
+    wu32(b, t->ncols);
+    wu32(b, t->nidx);
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        const edb__column *c = &t->cols[i];
+        wname(b, c->name);
+        wu8(b, (unsigned)c->type);
+        wu8(b, c->flags);
+        wu32(b, c->max_size);
+        wu8(b, c->has_default);
+        wu32(b, c->has_default ? c->default_size : 0);
+        if (c->has_default)
+            wput(b, c->default_value, c->default_size);
+    }
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        wname(b, x->name);
+        wu8(b, x->flags);
+        wu8(b, x->slot);
+        wu8(b, x->nseg);
+        for (unsigned j = 0; j < x->nseg; j++) {
+            wu32(b, x->seg[j].col);
+            wu8(b, x->seg[j].desc);
+        }
+    }
+    return b->oom ? edb__err(EDB_NOMEM, "table '%s': schema", t->name) : 0;
+}
+
+typedef struct rbuf { const uint8_t *p; size_t len, off; bool bad; } rbuf;
+
+static const uint8_t *
+rget(rbuf *b, size_t n)
+{
+    if (b->bad || n > b->len - b->off) {
+        b->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = b->p + b->off;
+    b->off += n;
+    return p;
+}
+
+static unsigned
+ru8(rbuf *b)
+{
+    const uint8_t *p = rget(b, 1);
+    return p ? *p : 0;
+}
+
+static uint32_t
+ru32(rbuf *b)
+{
+    const uint8_t *p = rget(b, 4);
+    return p ? get_u32(p) : 0;
+}
+
+static void
+rname(rbuf *b, char *out)
+{
+    unsigned n = ru8(b);
+    const uint8_t *p = rget(b, n);
+    if (p == NULL || n == 0 || n > EDB__NAME_MAX) {
+        b->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+void
+edb__table_free(edb__table *t)
+{
+    if (t == NULL)
+        return;
+    free(t->cols);
+    free(t->idx);
+    free(t->defaults);
+    free(t);
+}
+
+int
+edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
+{
+    *out = NULL;
+    rbuf b = { blob, size, 0, false };
+    edb__table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return edb__err(EDB_NOMEM, "catalog");
+    if (size > 0 && ((const uint8_t *)blob)[0] != BLOB_VERSION) {
+        edb__table_free(t);
+        return edb__err(EDB_VERSION, "catalog: table schema version %u",
+                        ((const uint8_t *)blob)[0]);
+    }
+    ru8(&b);
+    ru8(&b);
+    rname(&b, t->name);
+    t->slot = ru32(&b);
+    t->gen = ru32(&b);
+    t->created = ru32(&b);
+    t->created |= (uint64_t)ru32(&b) << 32;
+    t->ncols = ru32(&b);
+    t->nidx = ru32(&b);
+    t->primary = -1;
+    unsigned max_tables = env ? edb__cat(env)->max_tables : UINT32_MAX;
+    if (b.bad || t->slot >= max_tables || t->ncols > EDB_MAX_COLUMNS || t->nidx > EDB_MAX_INDEXES)
+        goto bad;
+    t->cols = calloc(t->ncols ? t->ncols : 1, sizeof *t->cols);
+    t->idx = calloc(t->nidx ? t->nidx : 1, sizeof *t->idx);
+    t->defaults = malloc(size ? size : 1);     /* defaults are never larger than the blob */
+    if (t->cols == NULL || t->idx == NULL || t->defaults == NULL) {
+        edb__table_free(t);
+        return edb__err(EDB_NOMEM, "catalog");
+    }
+    size_t dlen = 0;
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        edb__column *c = &t->cols[i];
+        rname(&b, c->name);
+        c->type = (edb_coltype)ru8(&b);
+        c->flags = ru8(&b);
+        c->max_size = ru32(&b);
+        c->has_default = ru8(&b) != 0;
+        c->default_size = ru32(&b);
+        const uint8_t *d = rget(&b, c->default_size);
+        if (b.bad || edb__type_size(c->type) < 0)
+            goto bad;
+        memcpy(t->defaults + dlen, d, c->default_size);
+        c->default_value = t->defaults + dlen;
+        dlen += c->default_size;
+    }
+    int nprimary = 0;
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        edb__index *x = &t->idx[i];
+        rname(&b, x->name);
+        x->flags = ru8(&b);
+        x->slot = ru8(&b);
+        x->nseg = ru8(&b);
+        if (b.bad || x->nseg == 0 || x->nseg > EDB_MAX_KEY_SEGMENTS || x->slot >= EDB_MAX_INDEXES)
+            goto bad;
+        for (unsigned j = 0; j < x->nseg; j++) {
+            x->seg[j].col = ru32(&b);
+            x->seg[j].desc = ru8(&b) != 0;
+            if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
+                goto bad;
+        }
+        if (x->flags & EDB_IDX_PRIMARY) {
+            t->primary = (int)i;
+            nprimary++;
+        } else if (env != NULL) {
+            x->dbi = edb__pool_idx(env, t->slot, x->slot);
+        }
+    }
+    if (b.bad || b.off != b.len || nprimary > 1)
+        goto bad;
+    if (env != NULL)
+        t->rec_dbi = edb__pool_rec(env, t->slot);
+    *out = t;
+    return 0;
+bad:;
+    char name[EDB__NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", t->name[0] ? t->name : "?");
+    edb__table_free(t);
+    return edb__err(EDB_CORRUPT, "catalog: malformed schema of table '%s'", name);
+}
+
+int
+edb__table_clone(edb__table **out, const edb__table *t)
+{
+    wbuf b = { 0 };
+    int rc = encode(&b, t);
+    if (rc == 0) {
+        rc = edb__table_decode(out, NULL, b.p, b.len);
+        if (rc == 0) {
+            (*out)->rec_dbi = t->rec_dbi;
+            for (uint32_t i = 0; i < t->nidx; i++)
+                (*out)->idx[i].dbi = t->idx[i].dbi;
+        }
+    }
+    free(b.p);
+    return rc;
+}
+
+static void
+table_key(MDB_val *k, char *buf, const char *name)
+{
+    size_t n = strlen(name);
+    buf[0] = 't';
+    memcpy(buf + 1, name, n);
+    k->mv_size = n + 1;
+    k->mv_data = buf;
+}
+
+int
+edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out)
+{
+    if (!edb__name_ok(name))
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name ? name : "(null)");
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k;
+    table_key(&k, buf, name);
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, out);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
+    return edb__mdb_err(rc, "catalog: read");
+}
+
+int
+edb__table_load(edb__table **out, edb_env *env, MDB_txn *txn, const char *name)
+{
+    *out = NULL;
+    if (!edb__name_ok(name))
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name ? name : "(null)");
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k, v;
+    table_key(&k, buf, name);
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
+    if (rc != 0)
+        return edb__mdb_err(rc, "catalog: read");
+    return edb__table_decode(out, env, v.mv_data, v.mv_size);
+}
+
+int
+edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t)
+{
+    t->gen++;
+    wbuf b = { 0 };
+    int rc = encode(&b, t);
+    if (rc == 0) {
+        char buf[EDB__NAME_MAX + 2];
+        MDB_val k, v = { b.len, b.p };
+        table_key(&k, buf, t->name);
+        rc = edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: write");
+    }
+    free(b.p);
+    return rc;
+}
+
+static void
+counter_key(uint8_t *k, uint32_t slot, edb_colid col)
+{
+    k[0] = 'c';
+    k[1] = (uint8_t)(slot >> 24); k[2] = (uint8_t)(slot >> 16); k[3] = (uint8_t)(slot >> 8); k[4] = (uint8_t)slot;
+    k[5] = (uint8_t)(col >> 24); k[6] = (uint8_t)(col >> 16); k[7] = (uint8_t)(col >> 8); k[8] = (uint8_t)col;
+}
+
+int
+edb__counter_next(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+{
+    uint8_t kb[9];
+    counter_key(kb, slot, col);
+    MDB_val k = { sizeof kb, kb }, v;
+    uint64_t n = 0;
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        memcpy(&n, v.mv_data, 8);
+    else if (rc == 0)
+        return edb__err(EDB_CORRUPT, "catalog: counter of table slot %u", (unsigned)slot);
+    else if (rc != MDB_NOTFOUND)
+        return edb__mdb_err(rc, "catalog: counter");
+    if (n == UINT64_MAX)
+        return edb__err(EDB_LIMIT, "auto-increment counter exhausted");
+    n++;
+    v.mv_size = 8;
+    v.mv_data = &n;
+    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
+    *out = n;
+    return 0;
+}
+
+int
+edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
+{
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k;
+    table_key(&k, buf, t->name);
+    EDB_RET(edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: drop"));
+    EDB_RET(edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "drop records"));
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+            EDB_RET(edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "drop index"));
+    /* Counters: keys "c" + slot (a handful per table). */
+    uint8_t kb[9];
+    counter_key(kb, t->slot, 0);
+    for (;;) {
+        MDB_cursor *cur;
+        EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
+        MDB_val ck = { 9, kb }, cv;
+        int rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
+        bool mine = rc == 0 && ck.mv_size == 9 && memcmp(ck.mv_data, kb, 5) == 0;
+        if (mine)
+            rc = mdb_cursor_del(cur, 0);
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return edb__mdb_err(rc, "catalog: drop counters");
+        if (!mine)
+            return 0;
+    }
+}
+
+int
+edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb__table *t), void *ctx)
+{
+    MDB_cursor *cur;
+    EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
+    MDB_val k = { 1, "t" }, v;
+    int ret = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size > 0 && ((const char *)k.mv_data)[0] == 't') {
+        edb__table *t;
+        if ((ret = edb__table_decode(&t, env, v.mv_data, v.mv_size)) < 0)
+            break;
+        ret = fn(ctx, t);
+        edb__table_free(t);
+        if (ret != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return edb__mdb_err(rc, "catalog: walk");
+    return 0;
+}
+
+typedef struct slots_ctx { uint8_t *used; unsigned n; } slots_ctx;
+
+static int
+mark_slot(void *ctx, const edb__table *t)
+{
+    slots_ctx *sc = ctx;
+    if (t->slot < sc->n)
+        sc->used[t->slot] = 1;
+    return 0;
+}
+
+int
+edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn)
+{
+    unsigned n = edb__cat(env)->max_tables;
+    slots_ctx sc = { calloc(n, 1), n };
+    if (sc.used == NULL)
+        return edb__err(EDB_NOMEM, "catalog");
+    int rc = edb__catalog_foreach(env, txn, mark_slot, &sc);
+    if (rc == 0) {
+        rc = edb__err(EDB_LIMIT, "the environment holds its maximum of %u tables", n);
+        for (unsigned i = 0; i < n; i++)
+            if (!sc.used[i]) {
+                *out = i;
+                rc = 0;
+                break;
+            }
+    }
+    free(sc.used);
+    return rc;
+}

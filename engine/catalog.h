@@ -1,0 +1,148 @@
+/*
+ * catalog.h: the schema as stored in the catalog (catalog.c) and the pool of
+ * LMDB databases that tables and indexes live in.
+ *
+ * Pool.  mdb_dbi_open is not thread-safe and a handle opened in a transaction
+ * that aborts is gone, and a transaction begun before a handle was opened
+ * cannot use it.  edb sidesteps all three: when an environment is created, it
+ * creates every database a table or index can ever need (max_tables slots of
+ * 1 + EDB_MAX_INDEXES databases: "edb:r%04u" for the records of table slot t,
+ * "edb:i%04u.%02u" for index k of slot t), and edb_env_open opens them all in
+ * one transaction before any other can exist.  The handles are then constant
+ * for the life of the env (dbi_lock guards the opening); creating a table
+ * takes a free slot, dropping it empties the slot's databases.
+ *
+ * Catalog DB ("edb:catalog", plain keys):
+ *   "\0format"      -> u32 magic 0x45444231 ("EDB1"), u32 format version, u32 max_tables
+ *   "t" name        -> the table's schema blob (catalog.c documents its bytes)
+ *   "c" u32be slot u32be colid -> u64 counter (colid 0: implicit primary key)
+ * Schema changes are ordinary writes to this DB, so they are transactional and
+ * other processes see them in their next transaction.
+ */
+#ifndef EDB_CATALOG_H
+#define EDB_CATALOG_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edb.h"
+#include "env.h"
+
+#define EDB__FORMAT_MAGIC   0x45444231u
+#define EDB__FORMAT_VERSION 1u
+#define EDB__NAME_MAX       64
+#define EDB__DBS_PER_TABLE  (1 + EDB_MAX_INDEXES)
+#define EDB__MAX_TABLES_LIMIT 1024u
+
+typedef struct edb__column {
+    char name[EDB__NAME_MAX + 1];
+    edb_coltype type;
+    unsigned flags;
+    uint32_t max_size;
+    bool has_default;
+    uint32_t default_size;
+    const uint8_t *default_value;   /* points into the table's own copy */
+} edb__column;
+
+typedef struct edb__segment {
+    edb_colid col;
+    bool desc;
+} edb__segment;
+
+typedef struct edb__index {
+    char name[EDB__NAME_MAX + 1];
+    unsigned flags;                 /* EDB_IDX_* */
+    unsigned slot;                  /* 0..EDB_MAX_INDEXES-1 within the table (primary: unused) */
+    unsigned nseg;
+    edb__segment seg[EDB_MAX_KEY_SEGMENTS];
+    MDB_dbi dbi;                    /* secondary indexes only */
+} edb__index;
+
+typedef struct edb__table {
+    char name[EDB__NAME_MAX + 1];
+    uint32_t slot;
+    uint32_t gen;                   /* bumped by every schema change of the table */
+    uint64_t created;               /* id of the transaction that created it: a table
+                                       dropped and made again is another table */
+    MDB_dbi rec_dbi;
+    uint32_t ncols;
+    edb__column *cols;              /* colid = position + 1 */
+    uint32_t nidx;
+    edb__index *idx;                /* creation order, primary included */
+    int primary;                    /* position in idx, -1: implicit 8-byte key */
+    uint8_t *defaults;              /* storage for default values */
+} edb__table;
+
+#define EDB__RO_SPARES 4
+
+/* Per-env catalog state (env->catalog).  Everything but the spare read
+ * transactions is immutable after open. */
+typedef struct edb__catalog {
+    MDB_dbi cat;
+    unsigned max_tables;
+    uint64_t uid;                   /* process-unique id of this env (never reused) */
+    MDB_dbi *dbis;                  /* max_tables * EDB__DBS_PER_TABLE handles */
+    /* Reset read transactions kept for reuse (mdb_txn_renew is much cheaper
+     * than a new one with thousands of DB slots).  Each holds a reader slot.
+     * ro_lock guards both fields; it is a leaf lock (nothing is called under it). */
+    pthread_mutex_t ro_lock;
+    MDB_txn *ro_spare[EDB__RO_SPARES];
+    int ro_nspare;
+} edb__catalog;
+
+/* A read transaction (from the spares when there is one). */
+int edb__ro_begin(edb_env *env, MDB_txn **out);
+/* End a read transaction: reset and kept as a spare, or aborted. */
+void edb__ro_end(edb_env *env, MDB_txn *txn);
+
+/* Open (creating it on a new, empty environment) the catalog and the pool.
+ * Returns 1 with *stored set when the database was created with another
+ * max_tables (the caller reopens LMDB with that many handles).
+ * EDB_VERSION for an LMDB file that is not edb's or a newer format. */
+int edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored);
+void edb__catalog_close(edb_env *env);
+static inline edb__catalog *
+edb__cat(edb_env *env)
+{
+    return (edb__catalog *)env->catalog;
+}
+
+/* Load table @name as seen by @txn.  EDB_NOTFOUND when absent. */
+int edb__table_load(edb__table **out, edb_env *env, MDB_txn *txn, const char *name);
+/* The stored schema blob of table @name (valid while @txn lives).  EDB_NOTFOUND when absent. */
+int edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out);
+/* Decode a schema blob (for check.c and tools).  EDB_CORRUPT when malformed. */
+int edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size);
+/* Write table @t (bumping its gen) into the catalog. */
+int edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t);
+/* Remove table @t's catalog entry and counters and empty its databases. */
+int edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t);
+void edb__table_free(edb__table *t);
+/* Deep copy. */
+int edb__table_clone(edb__table **out, const edb__table *t);
+
+/* Call @fn for every table, in name order; a non-zero return stops the walk
+ * and is returned.  @t is freed after @fn returns. */
+int edb__catalog_foreach(edb_env *env, MDB_txn *txn,
+                         int (*fn)(void *ctx, const edb__table *t), void *ctx);
+/* A free table slot, or EDB_LIMIT. */
+int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
+
+/* Next value of a per-table counter (colid 0 = implicit key): 1, 2, ... */
+int edb__counter_next(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
+
+MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
+MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);
+
+/* Lookups; 0 / -1 when absent. */
+edb_colid edb__table_colid(const edb__table *t, const char *name);
+int edb__table_index(const edb__table *t, const char *name);
+
+/* Name rule: 1..64 bytes of [A-Za-z0-9_], not starting with a digit. */
+bool edb__name_ok(const char *name);
+/* Size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
+int edb__type_size(edb_coltype type);
+
+#endif

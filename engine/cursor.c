@@ -1,0 +1,394 @@
+/*
+ * cursor.c: cursors: opening, binding to the session's transaction, reading
+ * columns, index choice.  Positioning (seek, ranges, moves) is in seek.c,
+ * writing (prepare, set, update, delete, escrow) in update.c.
+ *
+ * Invariants: c->t is the schema of table c->tname as seen by the session's
+ * current transaction whenever a call has bound the cursor (edb__cursor_bind);
+ * c->mc, when set, was opened in the transaction whose id is c->mc_txn_id; an
+ * LMDB cursor of a write transaction that has ended is never touched (LMDB
+ * freed it), one of a read transaction is closed by us.
+ *
+ * Thread safety: as the session.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "error.h"
+
+void
+edb__session_add_cursor(edb_session *s, edb_cursor *c)
+{
+    c->prev = NULL;
+    c->next = s->cursors;
+    if (s->cursors != NULL)
+        s->cursors->prev = c;
+    s->cursors = c;
+}
+
+void
+edb__session_remove_cursor(edb_session *s, edb_cursor *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->cursors = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+void
+edb__session_cancel_updates(edb_session *s)
+{
+    for (edb_cursor *c = s->cursors; c != NULL; c = c->next)
+        edb_update_cancel(c);
+}
+
+void
+edb__session_close_cursors(edb_session *s)
+{
+    while (s->cursors != NULL)
+        edb_cursor_close(s->cursors);
+}
+
+/* Let go of the LMDB cursor. */
+static void
+drop_mc(edb_cursor *c)
+{
+    if (c->mc != NULL && (c->mc_rdonly || c->mc_txn_id == edb__txn_id(c->s)))
+        mdb_cursor_close(c->mc);
+    c->mc = NULL;
+    c->mc_valid = false;
+}
+
+MDB_dbi
+edb__cursor_dbi(const edb_cursor *c)
+{
+    return c->index < 0 ? c->t->rec_dbi : c->t->idx[c->index].dbi;
+}
+
+static bool
+index_is_multi(const edb_cursor *c)
+{
+    return c->index >= 0 && !(c->t->idx[c->index].flags & EDB_IDX_UNIQUE);
+}
+
+size_t
+edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    if (index_is_multi(c) && d->mv_size <= k->mv_size)
+        return k->mv_size - d->mv_size;
+    return k->mv_size;
+}
+
+int
+edb__cursor_state(const edb_cursor *c)
+{
+    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
+}
+
+int
+edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    EDB_RET(edb__buf_set(&c->anchor, k->mv_data, k->mv_size));
+    if (c->index < 0)
+        EDB_RET(edb__buf_set(&c->pk, k->mv_data, k->mv_size));
+    else
+        EDB_RET(edb__buf_set(&c->pk, d->mv_data, d->mv_size));
+    c->pos = POS_ON;
+    c->pos_epoch = c->s->pos_epoch;
+    c->mc_valid = true;
+    return 0;
+}
+
+int
+edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
+{
+    edb_session *s = c->s;
+    uint64_t id = edb__txn_id(s);
+    if (c->mc != NULL && c->mc_txn_id != id)
+        drop_mc(c);
+    if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq) {
+        edb__table *t;
+        MDB_val blob;
+        int rc = edb__table_blob(s->env, txn, c->tname, &blob);
+        if (rc < 0) {
+            if (rc == EDB_NOTFOUND)
+                rc = edb__err(EDB_NOTFOUND, "table '%s' was dropped", c->tname);
+            return rc;
+        }
+        if (c->t != NULL && blob.mv_size == c->t_blob.len &&
+            memcmp(blob.mv_data, c->t_blob.p, blob.mv_size) == 0) {
+            /* unchanged schema: keep the decoded table */
+            c->bind_txn_id = id;
+            c->bind_schema_seq = s->schema_seq;
+            goto cursor;
+        }
+        EDB_RET(edb__table_decode(&t, s->env, blob.mv_data, blob.mv_size));
+        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+            edb__table_free(t);
+            return rc;
+        }
+        bool moved = c->t == NULL || c->t->slot != t->slot || c->t->created != t->created;
+        int index = -1;
+        if (c->index_name[0] != '\0') {
+            index = edb__table_index(t, c->index_name);
+            if (index < 0 || (t->idx[index].flags & EDB_IDX_PRIMARY)) {
+                if (index < 0) {
+                    c->index_name[0] = '\0';
+                    moved = true;
+                }
+                index = -1;
+            }
+        }
+        if (moved) {
+            drop_mc(c);
+            c->pos = POS_NONE;
+            c->range = false;
+        }
+        edb__table_free(c->t);
+        c->t = t;
+        c->index = index;
+        c->bind_txn_id = id;
+        c->bind_schema_seq = s->schema_seq;
+    }
+cursor:;
+    MDB_dbi dbi = edb__cursor_dbi(c);
+    if (c->mc != NULL && c->mc_dbi != dbi)
+        drop_mc(c);
+    if (c->mc == NULL) {
+        int rc = mdb_cursor_open(txn, dbi, &c->mc);
+        if (rc != 0) {
+            c->mc = NULL;
+            return edb__mdb_err(rc, "cursor");
+        }
+        c->mc_dbi = dbi;
+        c->mc_txn_id = id;
+        c->mc_rdonly = s->implicit ? !s->implicit_write : s->rdonly;
+        c->mc_valid = false;
+        c->mc_write_seq = s->write_seq;
+    }
+    if (c->mc_write_seq != s->write_seq) {
+        c->mc_valid = false;
+        c->mc_write_seq = s->write_seq;
+    }
+    return 0;
+}
+
+int
+edb_cursor_open(edb_cursor **out, edb_session *s, const char *table)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_cursor_open: out is NULL");
+    *out = NULL;
+    EDB_RET(edb__session_check(s, "edb_cursor_open"));
+    if (table == NULL)
+        return edb__err(EDB_INVAL, "edb_cursor_open: table is NULL");
+    if (!edb__name_ok(table))
+        return edb__err(EDB_NOTFOUND, "table '%s' does not exist", table);
+    edb_cursor *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return edb__err(EDB_NOMEM, "edb_cursor_open");
+    c->s = s;
+    c->index = -1;
+    snprintf(c->tname, sizeof c->tname, "%s", table);
+    MDB_txn *txn;
+    int rc = edb__txn_enter(s, false, &txn);
+    if (rc == 0)
+        rc = edb__txn_leave(s, edb__cursor_bind(c, txn));
+    if (rc < 0) {
+        drop_mc(c);
+        edb__table_free(c->t);
+        free(c);
+        return rc;
+    }
+    edb__session_add_cursor(s, c);
+    edb__err_clear();
+    *out = c;
+    return 0;
+}
+
+void
+edb_cursor_close(edb_cursor *c)
+{
+    if (c == NULL)
+        return;
+    edb_update_cancel(c);
+    drop_mc(c);
+    edb__session_remove_cursor(c->s, c);
+    edb__table_free(c->t);
+    edb__buf_free(&c->t_blob);
+    edb__buf_free(&c->anchor);
+    edb__buf_free(&c->pk);
+    edb__buf_free(&c->key);
+    edb__buf_free(&c->range_key);
+    edb__buf_free(&c->prep_pk);
+    free(c);
+}
+
+int
+edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_column_id: out is NULL");
+    *out = 0;
+    if (c == NULL || column == NULL)
+        return edb__err(EDB_INVAL, "edb_column_id: %s is NULL", c == NULL ? "cursor" : "column");
+    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq || edb__table_colid(c->t, column) == 0) {
+        MDB_txn *txn;
+        EDB_RET(edb__txn_enter(c->s, false, &txn));
+        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    }
+    edb_colid id = edb__table_colid(c->t, column);
+    if (id == 0)
+        return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);
+    edb__err_clear();
+    *out = id;
+    return 0;
+}
+
+int
+edb_cursor_set_index(edb_cursor *c, const char *index)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_cursor_set_index: cursor is NULL");
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    int rc = edb__cursor_bind(c, txn);
+    if (rc == 0 && index != NULL) {
+        int i = edb__table_index(c->t, index);
+        if (i < 0)
+            rc = edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", c->tname, index);
+        else if (c->t->idx[i].flags & EDB_IDX_PRIMARY)
+            index = NULL;
+        else {
+            snprintf(c->index_name, sizeof c->index_name, "%s", index);
+            c->index = i;
+        }
+    }
+    if (rc == 0 && index == NULL) {
+        c->index_name[0] = '\0';
+        c->index = -1;
+    }
+    if (rc == 0) {
+        drop_mc(c);
+        c->pos = POS_NONE;
+        c->range = false;
+        c->key_valid = false;
+    }
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+const char *
+edb_cursor_index(edb_cursor *c)
+{
+    if (c == NULL || c->t == NULL)
+        return NULL;
+    if (c->index >= 0)
+        return c->t->idx[c->index].name;
+    return c->t->primary >= 0 ? c->t->idx[c->t->primary].name : NULL;
+}
+
+/* Read the current record (or the prepared one) and call fn on column col's view. */
+static int
+with_column(edb_cursor *c, edb_colid col, const char *fn,
+            int (*use)(void *ctx, const edb__column *def, const edb__colview *v), void *ctx)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "%s: cursor is NULL", fn);
+    if (c->prep != 0) {
+        if (col == 0 || col > c->t->ncols)
+            return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+        const edb__colval *cv = &c->rec.cols[col - 1];
+        edb__colview v = { cv->null, false, cv->count, cv->area.p, cv->area.len };
+        return use(ctx, &c->t->cols[col - 1], &v);
+    }
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    int rc = edb__cursor_bind(c, txn);
+    if (rc == 0 && (col == 0 || col > c->t->ncols))
+        rc = edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    if (rc == 0 && edb__cursor_state(c) != POS_ON)
+        rc = edb__err(EDB_NOCURRENT, "%s: the cursor on '%s' is not on a record", fn, c->tname);
+    MDB_val k = { c->pk.len, c->pk.p }, d;
+    if (rc == 0) {
+        int mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
+        if (mrc == MDB_NOTFOUND)
+            rc = edb__err(EDB_NOCURRENT, "%s: the current record of '%s' is gone", fn, c->tname);
+        else
+            rc = edb__mdb_err(mrc, fn);
+    }
+    edb__colview v;
+    if (rc == 0)
+        rc = edb__rec_view(&v, c->t, d.mv_data, d.mv_size, col);
+    if (rc == 0)
+        rc = use(ctx, &c->t->cols[col - 1], &v);
+    return edb__txn_leave(c->s, rc);
+}
+
+typedef struct get_ctx { void *buf; size_t size; size_t *actual; unsigned itag; } get_ctx;
+
+static int
+get_value(void *ctx, const edb__column *def, const edb__colview *v)
+{
+    get_ctx *g = ctx;
+    const uint8_t *data;
+    size_t size;
+    bool multi = (def->flags & EDB_COL_MULTIVALUED) != 0;
+    unsigned n = g->itag == 0 ? 1 : g->itag;
+    if (!edb__colview_value(v, multi, n, &data, &size)) {
+        if (g->actual != NULL)
+            *g->actual = 0;
+        return EDB_WRN_NULL;
+    }
+    if (g->actual != NULL)
+        *g->actual = size;
+    size_t n_copy = size < g->size ? size : g->size;
+    if (n_copy > 0)
+        memcpy(g->buf, data, n_copy);
+    return size > g->size ? EDB_WRN_TRUNCATED : 0;
+}
+
+int
+edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    if (actual != NULL)
+        *actual = 0;
+    if (buf == NULL && size != 0)
+        return edb__err(EDB_INVAL, "edb_column_get: buf is NULL with size %zu", size);
+    get_ctx g = { buf, size, actual, itag };
+    int rc = with_column(c, col, "edb_column_get", get_value, &g);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+static int
+count_values(void *ctx, const edb__column *def, const edb__colview *v)
+{
+    *(unsigned *)ctx = v->null ? 0 : v->count;
+    return 0;
+}
+
+int
+edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_column_count: out is NULL");
+    *out = 0;
+    unsigned n = 0;
+    int rc = with_column(c, col, "edb_column_count", count_values, &n);
+    if (rc == 0) {
+        *out = n;
+        edb__err_clear();
+    }
+    return rc;
+}

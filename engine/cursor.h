@@ -1,0 +1,89 @@
+/*
+ * cursor.h: the cursor's private body (cursor.c, seek.c, update.c).
+ *
+ * Position.  A cursor remembers its entry by value: `anchor` is the full LMDB
+ * key of the current index entry (for the primary index the record's key; for
+ * a non-unique secondary index the logical key followed by the primary key,
+ * which makes every entry's key distinct) and `pk` the primary key of its
+ * record.  The MDB_cursor is only a cache: it is trusted while the session's
+ * txn id (edb__txn_id) and write_seq are those it was positioned under,
+ * otherwise the entry is found again by key.  States:
+ *   POS_NONE    nowhere (just opened, failed seek): NEXT = FIRST, PREV = LAST
+ *   POS_ON      on the entry `anchor`
+ *   POS_BETWEEN between entries: NEXT is the first entry >= anchor, PREV the
+ *               last entry < anchor (after a delete or a range stop)
+ *   POS_BEFORE  before the first entry;  POS_AFTER  after the last
+ * A position taken under an older session pos_epoch (another explicit
+ * transaction) reads as POS_NONE.
+ */
+#ifndef EDB_CURSOR_H
+#define EDB_CURSOR_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "record.h"
+#include "session.h"
+
+enum { POS_NONE, POS_ON, POS_BETWEEN, POS_BEFORE, POS_AFTER };
+
+/* LMDB's key limit; a non-unique index entry (logical key + primary key) must fit. */
+#define EDB__LMDB_KEY_MAX 511
+
+struct edb_cursor {
+    edb_session *s;
+    struct edb_cursor *next, *prev;     /* the session's list */
+    char tname[EDB__NAME_MAX + 1];
+    edb__table *t;                      /* schema as of the last bind */
+    edb__buf t_blob;                    /* its stored bytes: an equal blob needs no decoding */
+    int index;                          /* position in t->idx, or -1: implicit primary */
+    char index_name[EDB__NAME_MAX + 1]; /* "" for the primary */
+
+    MDB_cursor *mc;                     /* cache, see above */
+    MDB_dbi mc_dbi;
+    bool mc_rdonly;                     /* read txn cursors must be closed by us */
+    uint64_t mc_txn_id, mc_write_seq;
+    bool mc_valid;                      /* mc is on anchor */
+    uint64_t bind_txn_id;               /* schema checked under this txn */
+    uint64_t bind_schema_seq;           /* ... and this session schema_seq */
+
+    int pos;
+    uint64_t pos_epoch;
+    edb__buf anchor;                    /* full LMDB key of the entry */
+    edb__buf pk;                        /* primary key of its record */
+
+    edb__buf key;                       /* search key being made */
+    unsigned key_nseg;
+    bool key_valid, key_closed;
+
+    bool range;
+    unsigned range_flags;
+    edb__buf range_key;
+
+    unsigned prep;                      /* 0, EDB_PREP_INSERT, EDB_PREP_REPLACE */
+    edb__rec rec;                       /* the prepared record */
+    edb__buf prep_pk;                   /* REPLACE: key of the record being replaced */
+};
+
+/* Make sure c's schema and MDB_cursor belong to the session's current
+ * transaction @txn (re-reading the table when the transaction changed).
+ * EDB_NOTFOUND when the table was dropped. */
+int edb__cursor_bind(edb_cursor *c, MDB_txn *txn);
+/* The DB the current index lives in. */
+MDB_dbi edb__cursor_dbi(const edb_cursor *c);
+/* The logical key of an index entry (strips the primary key of a non-unique entry). */
+size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
+/* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON. */
+int edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d);
+/* Effective state (POS_NONE when the epoch is old). */
+int edb__cursor_state(const edb_cursor *c);
+/* Build the index entry of @idx for the record values in @rec with primary key
+ * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL). */
+int edb__index_entry(const edb__table *t, const edb__index *idx, const edb__rec *rec,
+                     const uint8_t *pk, size_t pklen, edb__buf *key);
+/* Encode the primary key of record values @rec (not for the implicit key). */
+int edb__primary_key(const edb__table *t, const edb__rec *rec, edb__buf *out);
+
+#endif

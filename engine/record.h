@@ -1,0 +1,72 @@
+/*
+ * record.h: the record codec (record.c documents the bytes) and the small
+ * growable buffer the engine uses for keys and records.
+ */
+#ifndef EDB_RECORD_H
+#define EDB_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "edb.h"
+
+#define EDB__RECORD_VERSION 1
+/* Largest encoded record (LMDB stores it in overflow pages). */
+#define EDB__RECORD_MAX (256u << 20)
+
+typedef struct edb__buf { uint8_t *p; size_t len, cap; } edb__buf;
+
+int edb__buf_set(edb__buf *b, const void *data, size_t n);
+int edb__buf_add(edb__buf *b, const void *data, size_t n);
+void edb__buf_free(edb__buf *b);
+
+/* One column of an in-memory record.  `area` holds the column's bytes as the
+ * record stores them: the value (single-valued) or (u32 len, bytes) per value
+ * (multi-valued). */
+typedef struct edb__colval {
+    bool null;
+    uint32_t count;     /* values: 0 when NULL, 1 single-valued, n multi-valued */
+    edb__buf area;
+} edb__colval;
+
+typedef struct edb__rec {
+    uint32_t ncols;
+    edb__colval *cols;  /* colid - 1 */
+} edb__rec;
+
+/* A column as found in an encoded record, without copying. */
+typedef struct edb__colview {
+    bool null;          /* NULL (also: absent from an old record with no default) */
+    bool single;        /* area is one raw value (a default read from an old record) */
+    uint32_t count;
+    const uint8_t *area;
+    size_t len;
+} edb__colview;
+
+/* Fresh record of table @t: every column NULL or its default. */
+int edb__rec_init(edb__rec *r, const edb__table *t);
+/* Decode an encoded record of @t into @r (copies). EDB_CORRUPT when malformed. */
+int edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len);
+void edb__rec_free(edb__rec *r);
+/* Encode @r.  EDB_TOOBIG over EDB__RECORD_MAX. */
+int edb__rec_encode(const edb__rec *r, edb__buf *out);
+/* Check the header of an encoded record and find column @col (1-based) of
+ * table @t in it; columns the record predates read as their default or NULL.
+ * EDB_CORRUPT when malformed. */
+int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col);
+/* Check a whole encoded record (check.c): header, offsets, every value valid
+ * for its column's type. */
+int edb__rec_validate(const edb__table *t, const void *raw, size_t len);
+
+/* The n-th value (1-based) of a column view or in-memory column; false when absent. */
+bool edb__colview_value(const edb__colview *v, bool multi, uint32_t n, const uint8_t **data, size_t *size);
+
+/* Validate a native value for a column: size, UTF-8 for TEXT, NaN, max_size.
+ * Returns 0, EDB_INVAL or EDB_TOOBIG with a message naming @what. */
+int edb__value_check(const edb__column *c, const void *data, size_t size, const char *what);
+/* Set (replace) or append a value into an in-memory column. */
+int edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t size, bool append);
+
+#endif

@@ -1,0 +1,621 @@
+/*
+ * schema.c: the public schema calls: validating definitions, creating and
+ * dropping tables and indexes, adding columns, listing and describing.
+ *
+ * Every call runs in the session's transaction (or an implicit one), so a
+ * schema change commits or rolls back with the caller's other work and other
+ * processes see it in their next transaction.  Validation happens before
+ * anything is written; an index built over existing rows that finds a
+ * duplicate key in a UNIQUE index aborts its own nested transaction, leaving
+ * nothing behind.
+ *
+ * Thread safety: as the session.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "cursor.h"
+#include "error.h"
+#include "key.h"
+#include "record.h"
+#include "session.h"
+
+static const char *const type_names[] = {
+    [EDB_COL_BOOL] = "bool",     [EDB_COL_INT8] = "int8",     [EDB_COL_INT16] = "int16",
+    [EDB_COL_INT32] = "int32",   [EDB_COL_INT64] = "int64",   [EDB_COL_UINT8] = "uint8",
+    [EDB_COL_UINT16] = "uint16", [EDB_COL_UINT32] = "uint32", [EDB_COL_UINT64] = "uint64",
+    [EDB_COL_FLOAT] = "float",   [EDB_COL_DOUBLE] = "double", [EDB_COL_DATETIME] = "datetime",
+    [EDB_COL_GUID] = "guid",     [EDB_COL_TEXT] = "text",     [EDB_COL_BINARY] = "binary",
+};
+
+const char *
+edb_coltype_name(edb_coltype type)
+{
+    if ((int)type < EDB_COL_BOOL || (int)type > EDB_COL_BINARY)
+        return NULL;
+    return type_names[type];
+}
+
+int
+edb_coltype_parse(edb_coltype *out, const char *name)
+{
+    if (out == NULL || name == NULL)
+        return edb__err(EDB_INVAL, "edb_coltype_parse: %s is NULL", out == NULL ? "out" : "name");
+    *out = 0;
+    for (int t = EDB_COL_BOOL; t <= EDB_COL_BINARY; t++)
+        if (strcmp(type_names[t], name) == 0) {
+            *out = (edb_coltype)t;
+            edb__err_clear();
+            return 0;
+        }
+    return edb__err(EDB_INVAL, "unknown column type '%s'", name);
+}
+
+/* ------------------------------------------------------------------ validation */
+
+static int
+check_column(const edb_column_def *d, const char *table, bool adding)
+{
+    const char *n = d->name ? d->name : "(null)";
+    if (!edb__name_ok(d->name))
+        return edb__err(EDB_INVAL, "table '%s': bad column name '%s' (1..64 of [A-Za-z0-9_], "
+                        "not starting with a digit)", table, n);
+    int size = edb__type_size(d->type);
+    if (size < 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': unknown type %d", table, n, (int)d->type);
+    unsigned known = EDB_COL_NOTNULL | EDB_COL_AUTOINC | EDB_COL_ESCROW | EDB_COL_MULTIVALUED;
+    if (d->flags & ~known)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': unknown flags 0x%x", table, n, d->flags);
+    bool has_default = d->default_value != NULL;
+    if (d->default_value == NULL && d->default_size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': default_size without a default", table, n);
+    if (d->flags & EDB_COL_AUTOINC) {
+        if (d->type != EDB_COL_INT32 && d->type != EDB_COL_INT64 && d->type != EDB_COL_UINT32 &&
+            d->type != EDB_COL_UINT64)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': AUTOINC needs int32, int64, uint32 "
+                            "or uint64, not %s", table, n, edb_coltype_name(d->type));
+        if (d->flags & (EDB_COL_ESCROW | EDB_COL_MULTIVALUED))
+            return edb__err(EDB_INVAL, "table '%s': column '%s': AUTOINC cannot be ESCROW or "
+                            "MULTIVALUED", table, n);
+        if (has_default)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': AUTOINC takes no default", table, n);
+        if (adding)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': AUTOINC cannot be added to a table",
+                            table, n);
+    }
+    if (d->flags & EDB_COL_ESCROW) {
+        if (d->type != EDB_COL_INT32 && d->type != EDB_COL_INT64)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': ESCROW needs int32 or int64, not %s",
+                            table, n, edb_coltype_name(d->type));
+        if (d->flags & EDB_COL_MULTIVALUED)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': ESCROW cannot be MULTIVALUED", table, n);
+        if (!has_default)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': ESCROW needs a default", table, n);
+    }
+    if (d->max_size != 0 && size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': max_size only applies to text and binary",
+                        table, n);
+    if (adding && (d->flags & EDB_COL_NOTNULL) && !has_default)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': an added NOT NULL column needs a default",
+                        table, n);
+    if (has_default) {
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': default of column '%s'", table, n);
+        edb__column c = { .type = d->type, .flags = d->flags, .max_size = d->max_size };
+        int rc = edb__value_check(&c, d->default_value, d->default_size, what);
+        if (rc < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", edb_error_last() + strlen(edb_err_name(rc)) + 2);
+            return edb__err(EDB_INVAL, "%s", msg);
+        }
+    }
+    return 0;
+}
+
+static void
+column_from_def(edb__column *c, const edb_column_def *d)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", d->name);
+    c->type = d->type;
+    c->flags = d->flags;
+    c->max_size = d->max_size;
+    c->has_default = d->default_value != NULL;
+    c->default_size = c->has_default ? (uint32_t)d->default_size : 0;
+    c->default_value = d->default_value;   /* borrowed until the table is stored */
+}
+
+/* Parse and check an index definition against table @t. */
+static int
+index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
+{
+    const char *n = d->name ? d->name : "(null)";
+    memset(x, 0, sizeof *x);
+    if (!edb__name_ok(d->name))
+        return edb__err(EDB_INVAL, "table '%s': bad index name '%s'", t->name, n);
+    if (d->flags & ~(EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL))
+        return edb__err(EDB_INVAL, "table '%s': index '%s': unknown flags 0x%x", t->name, n, d->flags);
+    if ((d->flags & EDB_IDX_PRIMARY) && (d->flags & EDB_IDX_IGNORE_NULL))
+        return edb__err(EDB_INVAL, "table '%s': index '%s': a primary index cannot ignore NULLs",
+                        t->name, n);
+    if (d->key == NULL || d->key[0] == '\0')
+        return edb__err(EDB_INVAL, "table '%s': index '%s': empty key", t->name, n);
+    snprintf(x->name, sizeof x->name, "%s", d->name);
+    x->flags = d->flags;
+    if (x->flags & EDB_IDX_PRIMARY)
+        x->flags |= EDB_IDX_UNIQUE;
+    const char *p = d->key;
+    while (*p != '\0') {
+        if (x->nseg == EDB_MAX_KEY_SEGMENTS)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': more than %d key segments", t->name,
+                            n, EDB_MAX_KEY_SEGMENTS);
+        if (*p != '+' && *p != '-')
+            return edb__err(EDB_INVAL, "table '%s': index '%s': key segment '%s' must start with "
+                            "'+' or '-'", t->name, n, p);
+        bool desc = *p == '-';
+        const char *col = p + 1;
+        edb_colid id = edb__table_colid(t, col);
+        if (id == 0)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': unknown key column '%s'", t->name, n, col);
+        if (t->cols[id - 1].flags & EDB_COL_MULTIVALUED)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': multi-valued column '%s' cannot be "
+                            "in a key", t->name, n, col);
+        for (unsigned i = 0; i < x->nseg; i++)
+            if (x->seg[i].col == id)
+                return edb__err(EDB_INVAL, "table '%s': index '%s': column '%s' twice in the key",
+                                t->name, n, col);
+        x->seg[x->nseg].col = id;
+        x->seg[x->nseg].desc = desc;
+        x->nseg++;
+        p = col + strlen(col) + 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int
+begin_schema(edb_session *s, const char *fn, MDB_txn **txn)
+{
+    EDB_RET(edb__session_check(s, fn));
+    if (s->env->flags & EDB_ENV_READONLY)
+        return edb__err(EDB_READONLY, "%s: '%s' is open read-only", fn, s->env->path);
+    return edb__txn_enter(s, true, txn);
+}
+
+static int
+end_schema(edb_session *s, int rc)
+{
+    if (rc >= 0)
+        s->schema_seq++;
+    rc = edb__txn_leave(s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+/* Fill index @x's database from every record of @t (nested txn: all or nothing). */
+static int
+build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index *x)
+{
+    MDB_txn *child;
+    MDB_cursor *cur = NULL;
+    edb__rec rec = { 0 };
+    edb__buf k = { 0 };
+    int ret = 0;
+    EDB_RET(edb__txn_child_begin(s, txn, &child));
+    EDB_ERR(edb__mdb_err(mdb_drop(child, x->dbi, 0), "empty index"));
+    EDB_ERR(edb__mdb_err(mdb_cursor_open(child, t->rec_dbi, &cur), "cursor"));
+    MDB_val rk, rv;
+    int rc = mdb_cursor_get(cur, &rk, &rv, MDB_FIRST);
+    while (rc == 0) {
+        EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
+        int e;
+        EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
+        if (e == 0) {
+            MDB_val ik = { k.len, k.p }, iv = { rk.mv_size, rk.mv_data };
+            int prc = mdb_put(child, x->dbi, &ik, &iv, (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
+            if (prc == MDB_KEYEXIST)
+                EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique index '%s'",
+                                 t->name, x->name));
+            EDB_ERR(edb__mdb_err(prc, "write index entry"));
+        }
+        rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT);
+    }
+    if (rc != MDB_NOTFOUND)
+        EDB_ERR(edb__mdb_err(rc, "scan records"));
+    ret = 0;
+err:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    edb__rec_free(&rec);
+    edb__buf_free(&k);
+    return edb__txn_child_end(s, child, ret);
+}
+
+/* ------------------------------------------------------------------ tables */
+
+int
+edb_table_create(edb_session *s, const edb_table_def *def)
+{
+    EDB_RET(edb__session_check(s, "edb_table_create"));
+    if (def == NULL)
+        return edb__err(EDB_INVAL, "edb_table_create: def is NULL");
+    if (!edb__name_ok(def->name))
+        return edb__err(EDB_INVAL, "edb_table_create: bad table name '%s'",
+                        def->name ? def->name : "(null)");
+    if (def->ncolumns == 0 || def->columns == NULL)
+        return edb__err(EDB_INVAL, "table '%s': no columns", def->name);
+    if (def->ncolumns > EDB_MAX_COLUMNS)
+        return edb__err(EDB_LIMIT, "table '%s': %zu columns (at most %d)", def->name, def->ncolumns,
+                        EDB_MAX_COLUMNS);
+    if (def->nindexes > 0 && def->indexes == NULL)
+        return edb__err(EDB_INVAL, "table '%s': indexes is NULL", def->name);
+    if (def->nindexes > EDB_MAX_INDEXES)
+        return edb__err(EDB_LIMIT, "table '%s': %zu indexes (at most %d)", def->name, def->nindexes,
+                        EDB_MAX_INDEXES);
+    edb__table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return edb__err(EDB_NOMEM, "edb_table_create");
+    int ret = 0;
+    snprintf(t->name, sizeof t->name, "%s", def->name);
+    t->primary = -1;
+    t->cols = calloc(def->ncolumns, sizeof *t->cols);
+    t->idx = calloc(def->nindexes ? def->nindexes : 1, sizeof *t->idx);
+    if (t->cols == NULL || t->idx == NULL)
+        EDB_ERR(edb__err(EDB_NOMEM, "edb_table_create"));
+    for (size_t i = 0; i < def->ncolumns; i++) {
+        EDB_ERR(check_column(&def->columns[i], def->name, false));
+        if (edb__table_colid(t, def->columns[i].name) != 0)
+            EDB_ERR(edb__err(EDB_INVAL, "table '%s': column '%s' twice", def->name, def->columns[i].name));
+        column_from_def(&t->cols[i], &def->columns[i]);
+        t->ncols++;
+    }
+    unsigned next_slot = 0;
+    for (size_t i = 0; i < def->nindexes; i++) {
+        edb__index *x = &t->idx[i];
+        EDB_ERR(index_from_def(x, &def->indexes[i], t));
+        if (edb__table_index(t, x->name) >= 0)
+            EDB_ERR(edb__err(EDB_INVAL, "table '%s': index '%s' twice", def->name, x->name));
+        if (x->flags & EDB_IDX_PRIMARY) {
+            if (t->primary >= 0)
+                EDB_ERR(edb__err(EDB_INVAL, "table '%s': two primary indexes ('%s', '%s')", def->name,
+                                 t->idx[t->primary].name, x->name));
+            t->primary = (int)i;
+        } else {
+            x->slot = next_slot++;
+        }
+        t->nidx++;
+    }
+    MDB_txn *txn;
+    EDB_ERR(begin_schema(s, "edb_table_create", &txn));
+    edb__table *old;
+    ret = edb__table_load(&old, s->env, txn, def->name);
+    if (ret == 0) {
+        edb__table_free(old);
+        ret = edb__err(EDB_EXISTS, "table '%s' already exists", def->name);
+    } else if (ret == EDB_NOTFOUND) {
+        ret = edb__catalog_free_slot(&t->slot, s->env, txn);
+    }
+    if (ret == 0) {
+        t->created = mdb_txn_id(txn);
+        t->rec_dbi = edb__pool_rec(s->env, t->slot);
+        ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
+        for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)
+            if (!(t->idx[i].flags & EDB_IDX_PRIMARY)) {
+                t->idx[i].dbi = edb__pool_idx(s->env, t->slot, t->idx[i].slot);
+                ret = edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "empty index");
+            }
+    }
+    if (ret == 0)
+        ret = edb__table_store(s->env, txn, t);
+    ret = end_schema(s, ret);
+err:
+    edb__table_free(t);
+    return ret;
+}
+
+int
+edb_table_drop(edb_session *s, const char *table)
+{
+    EDB_RET(edb__session_check(s, "edb_table_drop"));
+    if (table == NULL)
+        return edb__err(EDB_INVAL, "edb_table_drop: table is NULL");
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_table_drop", &txn));
+    edb__table *t;
+    int rc = edb__table_load(&t, s->env, txn, table);
+    if (rc == 0) {
+        rc = edb__table_erase(s->env, txn, t);
+        edb__table_free(t);
+    }
+    return end_schema(s, rc);
+}
+
+int
+edb_column_add(edb_session *s, const char *table, const edb_column_def *col)
+{
+    EDB_RET(edb__session_check(s, "edb_column_add"));
+    if (table == NULL || col == NULL)
+        return edb__err(EDB_INVAL, "edb_column_add: %s is NULL", table == NULL ? "table" : "col");
+    EDB_RET(check_column(col, table, true));
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_column_add", &txn));
+    edb__table *t = NULL;
+    int ret = 0;
+    EDB_ERR(edb__table_load(&t, s->env, txn, table));
+    if (edb__table_colid(t, col->name) != 0)
+        EDB_ERR(edb__err(EDB_EXISTS, "table '%s' already has a column '%s'", table, col->name));
+    if (t->ncols >= EDB_MAX_COLUMNS)
+        EDB_ERR(edb__err(EDB_LIMIT, "table '%s' has %d columns", table, EDB_MAX_COLUMNS));
+    edb__column *cols = realloc(t->cols, (t->ncols + 1) * sizeof *cols);
+    if (cols == NULL)
+        EDB_ERR(edb__err(EDB_NOMEM, "edb_column_add"));
+    t->cols = cols;
+    column_from_def(&t->cols[t->ncols], col);
+    t->ncols++;
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+int
+edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
+{
+    EDB_RET(edb__session_check(s, "edb_index_create"));
+    if (table == NULL || idx == NULL)
+        return edb__err(EDB_INVAL, "edb_index_create: %s is NULL", table == NULL ? "table" : "idx");
+    if (idx->flags & EDB_IDX_PRIMARY)
+        return edb__err(EDB_INVAL, "table '%s': index '%s': a primary index is made with the table",
+                        table, idx->name ? idx->name : "(null)");
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_index_create", &txn));
+    edb__table *t = NULL;
+    int ret = 0;
+    EDB_ERR(edb__table_load(&t, s->env, txn, table));
+    edb__index x;
+    EDB_ERR(index_from_def(&x, idx, t));
+    if (edb__table_index(t, x.name) >= 0)
+        EDB_ERR(edb__err(EDB_EXISTS, "table '%s' already has an index '%s'", table, x.name));
+    if (t->nidx >= EDB_MAX_INDEXES)
+        EDB_ERR(edb__err(EDB_LIMIT, "table '%s' has %d indexes", table, EDB_MAX_INDEXES));
+    bool used[EDB_MAX_INDEXES] = { false };
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+            used[t->idx[i].slot] = true;
+    while (used[x.slot])
+        x.slot++;
+    x.dbi = edb__pool_idx(s->env, t->slot, x.slot);
+    EDB_ERR(build_index(s, txn, t, &x));
+    edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
+    if (xs == NULL)
+        EDB_ERR(edb__err(EDB_NOMEM, "edb_index_create"));
+    t->idx = xs;
+    t->idx[t->nidx++] = x;
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+int
+edb_index_drop(edb_session *s, const char *table, const char *index)
+{
+    EDB_RET(edb__session_check(s, "edb_index_drop"));
+    if (table == NULL || index == NULL)
+        return edb__err(EDB_INVAL, "edb_index_drop: %s is NULL", table == NULL ? "table" : "index");
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_index_drop", &txn));
+    edb__table *t = NULL;
+    int ret = 0;
+    EDB_ERR(edb__table_load(&t, s->env, txn, table));
+    int i = edb__table_index(t, index);
+    if (i < 0)
+        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
+    if (t->idx[i].flags & EDB_IDX_PRIMARY)
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index", table, index));
+    EDB_ERR(edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "drop index"));
+    memmove(&t->idx[i], &t->idx[i + 1], (t->nidx - (uint32_t)i - 1) * sizeof *t->idx);
+    t->nidx--;
+    if (t->primary > i)
+        t->primary--;
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+/* ------------------------------------------------------------------ reading */
+
+typedef struct list_ctx { char **names; size_t n, cap; size_t bytes; } list_ctx;
+
+static int
+collect(void *ctx, const edb__table *t)
+{
+    list_ctx *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = realloc(l->names, cap * sizeof *p);
+        if (p == NULL)
+            return edb__err(EDB_NOMEM, "edb_table_list");
+        l->names = p;
+        l->cap = cap;
+    }
+    if ((l->names[l->n] = strdup(t->name)) == NULL)
+        return edb__err(EDB_NOMEM, "edb_table_list");
+    l->bytes += strlen(t->name) + 1;
+    l->n++;
+    return 0;
+}
+
+int
+edb_table_list(char ***out, size_t *count, edb_session *s)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_table_list: out is NULL");
+    *out = NULL;
+    if (count != NULL)
+        *count = 0;
+    EDB_RET(edb__session_check(s, "edb_table_list"));
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(s, false, &txn));
+    list_ctx l = { 0 };
+    int rc = edb__catalog_foreach(s->env, txn, collect, &l);
+    rc = edb__txn_leave(s, rc);
+    char **arr = NULL;
+    if (rc == 0) {
+        arr = malloc((l.n + 1) * sizeof *arr + l.bytes);
+        if (arr == NULL)
+            rc = edb__err(EDB_NOMEM, "edb_table_list");
+    }
+    if (rc == 0) {
+        char *p = (char *)(arr + l.n + 1);
+        for (size_t i = 0; i < l.n; i++) {
+            size_t n = strlen(l.names[i]) + 1;
+            memcpy(p, l.names[i], n);
+            arr[i] = p;
+            p += n;
+        }
+        arr[l.n] = NULL;
+        *out = arr;
+        if (count != NULL)
+            *count = l.n;
+        edb__err_clear();
+    }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.names[i]);
+    free(l.names);
+    return rc;
+}
+
+void
+edb_free(void *p)
+{
+    free(p);
+}
+
+static int
+load_table(edb_session *s, const char *fn, const char *table, edb__table **t)
+{
+    EDB_RET(edb__session_check(s, fn));
+    if (table == NULL)
+        return edb__err(EDB_INVAL, "%s: table is NULL", fn);
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(s, false, &txn));
+    return edb__txn_leave(s, edb__table_load(t, s->env, txn, table));
+}
+
+/* Size of index @x's key string ("+a\0-b\0\0"). */
+static size_t
+key_string(const edb__table *t, const edb__index *x, char *out)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < x->nseg; i++) {
+        const char *name = t->cols[x->seg[i].col - 1].name;
+        size_t l = strlen(name);
+        if (out != NULL) {
+            out[n] = x->seg[i].desc ? '-' : '+';
+            memcpy(out + n + 1, name, l + 1);
+        }
+        n += l + 2;
+    }
+    if (out != NULL)
+        out[n] = '\0';
+    return n + 1;
+}
+
+int
+edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_table_describe: out is NULL");
+    *out = NULL;
+    edb__table *t;
+    EDB_RET(load_table(s, "edb_table_describe", table, &t));
+    size_t bytes = sizeof(edb_table_def) + t->ncols * sizeof(edb_column_def) +
+                   t->nidx * sizeof(edb_index_def) + strlen(t->name) + 1;
+    for (uint32_t i = 0; i < t->ncols; i++)
+        bytes += strlen(t->cols[i].name) + 1 + t->cols[i].default_size;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        bytes += strlen(t->idx[i].name) + 1 + key_string(t, &t->idx[i], NULL);
+    uint8_t *mem = calloc(1, bytes);
+    if (mem == NULL) {
+        edb__table_free(t);
+        return edb__err(EDB_NOMEM, "edb_table_describe");
+    }
+    edb_table_def *d = (edb_table_def *)mem;
+    edb_column_def *cols = (edb_column_def *)(d + 1);
+    edb_index_def *idx = (edb_index_def *)(cols + t->ncols);
+    char *p = (char *)(idx + t->nidx);
+#define COPY(dst, src, n) do { memcpy(p, (src), (n)); (dst) = (void *)p; p += (n); } while (0)
+    COPY(d->name, t->name, strlen(t->name) + 1);
+    d->columns = cols;
+    d->ncolumns = t->ncols;
+    d->indexes = idx;
+    d->nindexes = t->nidx;
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        const edb__column *c = &t->cols[i];
+        COPY(cols[i].name, c->name, strlen(c->name) + 1);
+        cols[i].type = c->type;
+        cols[i].flags = c->flags;
+        cols[i].max_size = c->max_size;
+        if (c->has_default) {
+            COPY(cols[i].default_value, c->default_value, c->default_size);
+            cols[i].default_size = c->default_size;
+        }
+    }
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        COPY(idx[i].name, t->idx[i].name, strlen(t->idx[i].name) + 1);
+        size_t kl = key_string(t, &t->idx[i], p);
+        idx[i].key = p;
+        p += kl;
+        idx[i].flags = t->idx[i].flags;
+    }
+#undef COPY
+    edb__table_free(t);
+    *out = d;
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_table_stat(edb_tree_stat *out, edb_session *s, const char *table, const char *index)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_table_stat: out is NULL");
+    memset(out, 0, sizeof *out);
+    EDB_RET(edb__session_check(s, "edb_table_stat"));
+    if (table == NULL)
+        return edb__err(EDB_INVAL, "edb_table_stat: table is NULL");
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(s, false, &txn));
+    edb__table *t = NULL;
+    int ret = 0;
+    EDB_ERR(edb__table_load(&t, s->env, txn, table));
+    MDB_dbi dbi = t->rec_dbi;
+    if (index != NULL) {
+        int i = edb__table_index(t, index);
+        if (i < 0)
+            EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
+        if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+            dbi = t->idx[i].dbi;
+    }
+    MDB_stat st;
+    EDB_ERR(edb__mdb_err(mdb_stat(txn, dbi, &st), "edb_table_stat"));
+    out->entries = st.ms_entries;
+    out->depth = st.ms_depth;
+    out->branch_pages = st.ms_branch_pages;
+    out->leaf_pages = st.ms_leaf_pages;
+    out->overflow_pages = st.ms_overflow_pages;
+err:
+    edb__table_free(t);
+    ret = edb__txn_leave(s, ret);
+    if (ret == 0)
+        edb__err_clear();
+    return ret;
+}

@@ -1,0 +1,373 @@
+/*
+ * seek.c: making search keys, seeking, index ranges and moves.
+ *
+ * Comparisons are on an entry's logical key L (the index key without the
+ * primary key a non-unique entry carries) against the search key K, as
+ * bytes (memcmp, shorter first on a tie), which is the order of values
+ * (key.c).  Segments are self-delimiting, so no full key is a proper prefix
+ * of another full key or of a search key:
+ *   GE  first L >= K:  MDB_SET_RANGE(K)
+ *   EQ  GE, then L must start with K (a prefix key matches its extensions)
+ *   GT  first L > K:   SET_RANGE(K); on L == K, SET_RANGE(successor(K))
+ *   LT  last L < K:    SET_RANGE(K) then PREV (LAST when nothing is >= K)
+ *   LE  last L <= K:   GT's position then PREV (LAST when GT finds nothing)
+ * EDB_KEY_PREFIX_END replaces K by its successor, so LE/LT and upper range
+ * limits include every entry that starts with the key.
+ *
+ * Ranges: an upper limit stops NEXT moves at the first entry past it, a lower
+ * limit stops PREV moves.  Stopping leaves the cursor between the last entry
+ * inside and the first outside, so moving back works.
+ *
+ * Thread safety: as the session.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "error.h"
+#include "key.h"
+
+static int
+cmp_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int r = n ? memcmp(a, b, n) : 0;
+    if (r != 0)
+        return r;
+    return alen < blen ? -1 : alen > blen;
+}
+
+int
+edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_key_make: cursor is NULL");
+    if (flags & ~(EDB_KEY_NEW | EDB_KEY_PREFIX_END))
+        return edb__err(EDB_INVAL, "edb_key_make: unknown flags 0x%x", flags);
+    if (!(flags & EDB_KEY_NEW) && !c->key_valid)
+        return edb__err(EDB_INVAL, "edb_key_make: the first segment needs EDB_KEY_NEW");
+    if (data == NULL && size != 0)
+        return edb__err(EDB_INVAL, "edb_key_make: NULL data with size %zu", size);
+    if (flags & EDB_KEY_NEW) {
+        c->key.len = 0;
+        c->key_nseg = 0;
+        c->key_closed = false;
+        c->key_valid = false;
+    }
+    if (c->key_closed)
+        return edb__err(EDB_INVAL, "edb_key_make: no segment may follow EDB_KEY_PREFIX_END");
+    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq) {
+        MDB_txn *txn;
+        EDB_RET(edb__txn_enter(c->s, false, &txn));
+        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    }
+    int ret = 0;
+    uint8_t buf[EDB_MAX_KEY_SIZE];
+    size_t len = c->key.len;
+    if (len)
+        memcpy(buf, c->key.p, len);
+    const edb__table *t = c->t;
+    const edb__index *x = c->index >= 0 ? &t->idx[c->index] : (t->primary >= 0 ? &t->idx[t->primary] : NULL);
+    if (x == NULL) {
+        /* the implicit key: one unsigned 64-bit value, stored big-endian */
+        if (c->key_nseg >= 1)
+            return edb__err(EDB_INVAL, "edb_key_make: the implicit key of '%s' has one segment", t->name);
+        if (data == NULL || size != 8)
+            return edb__err(EDB_INVAL, "edb_key_make: the implicit key of '%s' is a uint64", t->name);
+        uint64_t v;
+        memcpy(&v, data, 8);
+        for (int i = 0; i < 8; i++)
+            buf[i] = (uint8_t)(v >> (56 - 8 * i));
+        len = 8;
+    } else {
+        if (c->key_nseg >= x->nseg)
+            return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
+        const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
+        ret = edb__key_append(buf, sizeof buf, &len, def->type, data, size, x->seg[c->key_nseg].desc);
+        if (ret == EDB_TOOBIG)
+            return edb__err(EDB_TOOBIG, "edb_key_make: key of index '%s' over %d bytes", x->name,
+                            EDB_MAX_KEY_SIZE);
+        if (ret < 0)
+            return edb__err(ret, "edb_key_make: segment %u (column '%s', %s): bad value",
+                            c->key_nseg + 1, def->name, edb_coltype_name(def->type));
+    }
+    if (flags & EDB_KEY_PREFIX_END) {
+        if (edb__key_successor(buf, &len) != 0) {
+            /* nothing sorts after it: an all-0xFF key; keep it and let
+             * comparisons treat it as the largest */
+            buf[len < sizeof buf ? len : sizeof buf - 1] = 0xFF;
+        }
+        c->key_closed = true;
+    }
+    EDB_RET(edb__buf_set(&c->key, buf, len));
+    c->key_nseg++;
+    c->key_valid = true;
+    edb__err_clear();
+    return 0;
+}
+
+/* Raw LMDB positioning on the cursor's DB. */
+static int
+mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
+{
+    int rc = mdb_cursor_get(c->mc, k, d, op);
+    if (rc == MDB_NOTFOUND)
+        return EDB_NOTFOUND;
+    return edb__mdb_err(rc, "cursor");
+}
+
+static int
+set_range(edb_cursor *c, const void *key, size_t len, MDB_val *k, MDB_val *d)
+{
+    k->mv_size = len;
+    k->mv_data = (void *)key;
+    if (len == 0)
+        return mget(c, k, d, MDB_FIRST);
+    return mget(c, k, d, MDB_SET_RANGE);
+}
+
+/* First entry with L > K. */
+static int
+find_gt(edb_cursor *c, const edb__buf *key, MDB_val *k, MDB_val *d)
+{
+    int rc = set_range(c, key->p, key->len, k, d);
+    if (rc != 0)
+        return rc;
+    size_t l = edb__cursor_logical_len(c, k, d);
+    if (cmp_bytes(k->mv_data, l, key->p, key->len) != 0)
+        return 0;
+    uint8_t buf[EDB__LMDB_KEY_MAX + 1];
+    size_t n = key->len;
+    memcpy(buf, key->p, n);
+    if (edb__key_successor(buf, &n) != 0)
+        return EDB_NOTFOUND;
+    return set_range(c, buf, n, k, d);
+}
+
+/* Is entry (k, d) outside the cursor's range for a move in direction dir? */
+static bool
+outside(const edb_cursor *c, const MDB_val *k, const MDB_val *d, int dir)
+{
+    if (!c->range)
+        return false;
+    bool upper = (c->range_flags & EDB_RANGE_UPPER) != 0;
+    if ((dir > 0) != upper)
+        return false;
+    size_t l = edb__cursor_logical_len(c, k, d);
+    int r = cmp_bytes(k->mv_data, l, c->range_key.p, c->range_key.len);
+    bool incl = (c->range_flags & EDB_RANGE_INCLUSIVE) != 0;
+    if (upper)
+        return incl ? r > 0 : r >= 0;
+    return incl ? r < 0 : r <= 0;
+}
+
+static int
+enter_bound(edb_cursor *c, MDB_txn **txn, const char *fn)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "%s: cursor is NULL", fn);
+    EDB_RET(edb__txn_enter(c->s, false, txn));
+    int rc = edb__cursor_bind(c, *txn);
+    if (rc < 0)
+        return edb__txn_leave(c->s, rc);
+    return 0;
+}
+
+int
+edb_cursor_seek(edb_cursor *c, unsigned how)
+{
+    MDB_txn *txn;
+    if (c != NULL && (how < EDB_SEEK_EQ || how > EDB_SEEK_GT))
+        return edb__err(EDB_INVAL, "edb_cursor_seek: mode %u", how);
+    if (c != NULL && !c->key_valid)
+        return edb__err(EDB_INVAL, "edb_cursor_seek: no key was made");
+    EDB_RET(enter_bound(c, &txn, "edb_cursor_seek"));
+    edb__buf *key = &c->key;
+    MDB_val k, d;
+    int rc;
+    c->range = false;
+    switch (how) {
+    case EDB_SEEK_GE:
+        rc = set_range(c, key->p, key->len, &k, &d);
+        break;
+    case EDB_SEEK_EQ:
+        rc = set_range(c, key->p, key->len, &k, &d);
+        if (rc == 0) {
+            size_t l = edb__cursor_logical_len(c, &k, &d);
+            if (l < key->len || memcmp(k.mv_data, key->p, key->len) != 0)
+                rc = EDB_NOTFOUND;
+        }
+        break;
+    case EDB_SEEK_GT:
+        rc = find_gt(c, key, &k, &d);
+        break;
+    case EDB_SEEK_LT:
+        rc = set_range(c, key->p, key->len, &k, &d);
+        rc = rc == 0 ? mget(c, &k, &d, MDB_PREV) : rc == EDB_NOTFOUND ? mget(c, &k, &d, MDB_LAST) : rc;
+        break;
+    default: /* LE */
+        rc = find_gt(c, key, &k, &d);
+        rc = rc == 0 ? mget(c, &k, &d, MDB_PREV) : rc == EDB_NOTFOUND ? mget(c, &k, &d, MDB_LAST) : rc;
+        break;
+    }
+    c->key_valid = false;
+    if (rc == 0)
+        rc = edb__cursor_set_on(c, &k, &d);
+    else {
+        c->pos = POS_NONE;
+        c->mc_valid = false;
+        if (rc == EDB_NOTFOUND)
+            rc = edb__err(EDB_NOTFOUND, "no entry of '%s' matches the seek", c->tname);
+    }
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+/* Bring mc onto the anchor; returns the state after (POS_ON or POS_BETWEEN). */
+static int
+resync(edb_cursor *c, int st, MDB_val *k, MDB_val *d, int *found)
+{
+    *found = set_range(c, c->anchor.p, c->anchor.len, k, d);
+    if (*found < 0 && *found != EDB_NOTFOUND)
+        return *found;
+    if (st == POS_ON && *found == 0 && k->mv_size == c->anchor.len &&
+        memcmp(k->mv_data, c->anchor.p, c->anchor.len) == 0) {
+        c->mc_valid = true;
+        return POS_ON;
+    }
+    return POS_BETWEEN;
+}
+
+static int
+step(edb_cursor *c, int dir)
+{
+    MDB_val k, d;
+    int rc, st = edb__cursor_state(c);
+    if (st == POS_ON && c->mc_valid) {
+        rc = mget(c, &k, &d, dir > 0 ? MDB_NEXT : MDB_PREV);
+    } else if (st == POS_ON || st == POS_BETWEEN) {
+        int found;
+        int now = resync(c, st, &k, &d, &found);
+        if (now < 0)
+            return now;
+        if (now == POS_ON)
+            rc = mget(c, &k, &d, dir > 0 ? MDB_NEXT : MDB_PREV);
+        else if (dir > 0)
+            rc = found;                        /* first entry >= anchor */
+        else
+            rc = found == 0 ? mget(c, &k, &d, MDB_PREV) : mget(c, &k, &d, MDB_LAST);
+    } else if ((st == POS_NONE || st == POS_BEFORE) && dir > 0) {
+        rc = mget(c, &k, &d, MDB_FIRST);
+    } else if ((st == POS_NONE || st == POS_AFTER) && dir < 0) {
+        rc = mget(c, &k, &d, MDB_LAST);
+    } else {
+        rc = EDB_NOTFOUND;
+    }
+    if (rc == EDB_NOTFOUND) {
+        c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    if (rc < 0)
+        return rc;
+    if (outside(c, &k, &d, dir)) {
+        /* Stop between the last entry inside and this one. */
+        EDB_RET(edb__buf_set(&c->anchor, k.mv_data, k.mv_size));
+        if (dir < 0) {
+            uint8_t zero = 0;
+            EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
+        }
+        c->pos = POS_BETWEEN;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    return edb__cursor_set_on(c, &k, &d);
+}
+
+int
+edb_cursor_move(edb_cursor *c, int how)
+{
+    MDB_txn *txn;
+    if (c != NULL && how == 0)
+        return edb__err(EDB_INVAL, "edb_cursor_move: 0 is not a move");
+    EDB_RET(enter_bound(c, &txn, "edb_cursor_move"));
+    int rc = 0;
+    if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
+        c->range = false;
+        c->pos = how == EDB_MOVE_FIRST ? POS_BEFORE : POS_AFTER;
+        c->pos_epoch = c->s->pos_epoch;
+        rc = step(c, how == EDB_MOVE_FIRST ? 1 : -1);
+    } else {
+        int dir = how > 0 ? 1 : -1;
+        long n = how > 0 ? how : -(long)how;
+        for (long i = 0; i < n && rc == 0; i++)
+            rc = step(c, dir);
+    }
+    if (rc == EDB_NOTFOUND)
+        rc = edb__err(EDB_NOTFOUND, "no more entries in '%s'", c->tname);
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+int
+edb_cursor_set_range(edb_cursor *c, unsigned flags)
+{
+    MDB_txn *txn;
+    if (c != NULL && (flags & ~(EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE | EDB_RANGE_REMOVE)))
+        return edb__err(EDB_INVAL, "edb_cursor_set_range: unknown flags 0x%x", flags);
+    if (c != NULL && (flags & EDB_RANGE_REMOVE)) {
+        c->range = false;
+        edb__err_clear();
+        return 0;
+    }
+    if (c != NULL && !c->key_valid)
+        return edb__err(EDB_INVAL, "edb_cursor_set_range: no key was made");
+    EDB_RET(enter_bound(c, &txn, "edb_cursor_set_range"));
+    int rc = 0;
+    MDB_val k, d;
+    int st = edb__cursor_state(c);
+    if (st != POS_ON) {
+        rc = edb__err(EDB_NOCURRENT, "edb_cursor_set_range: the cursor on '%s' is not on an entry",
+                      c->tname);
+    } else {
+        int found;
+        if (!c->mc_valid) {
+            rc = resync(c, st, &k, &d, &found);
+            if (rc == POS_BETWEEN) {
+                c->pos = POS_BETWEEN;
+                rc = edb__err(EDB_NOCURRENT, "edb_cursor_set_range: the current entry is gone");
+            } else if (rc == POS_ON) {
+                rc = 0;
+            }
+        }
+        if (rc == 0) {
+            k.mv_data = c->anchor.p;
+            k.mv_size = c->anchor.len;
+            d.mv_data = c->pk.p;
+            d.mv_size = c->pk.len;
+            c->range = true;
+            c->range_flags = flags;
+            rc = edb__buf_set(&c->range_key, c->key.p, c->key.len);
+            if (rc == 0 && outside(c, &k, &d, (flags & EDB_RANGE_UPPER) ? 1 : -1)) {
+                c->range = false;
+                rc = edb__err(EDB_NOTFOUND, "the current entry of '%s' is already outside the range",
+                              c->tname);
+            }
+            if (rc < 0)
+                c->range = false;
+        }
+    }
+    c->key_valid = false;
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}

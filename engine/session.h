@@ -1,0 +1,92 @@
+/*
+ * session.h: the session's private body and the transaction helpers every
+ * data call uses (implemented in session.c and txn.c).
+ *
+ * A session holds a stack of LMDB transactions: txn[0] is the outermost level
+ * the caller began, txn[depth-1] the innermost.  Calls made with depth == 0 run
+ * in an implicit transaction of their own (edb__txn_enter / edb__txn_leave).
+ *
+ * Cursors never trust an MDB_cursor across a change of the session's
+ * transaction: every MDB_txn the session uses gets an id unique within the
+ * session (edb__txn_id), write_seq counts writes, and a cursor whose
+ * remembered values differ re-opens its LMDB cursor (an LMDB cursor of a write
+ * txn dies with it; the same pointer value may come back for the next txn, so
+ * ids, not pointers, are compared) and re-finds its entry by key.  pos_epoch changes when an
+ * explicit outermost transaction begins or ends: cursors positioned under an
+ * older epoch are unpositioned ("a new transaction finds it unpositioned").
+ */
+#ifndef EDB_SESSION_H
+#define EDB_SESSION_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edb.h"
+#include "env.h"
+
+struct edb_cursor;
+
+struct edb_session {
+    edb_env *env;
+    struct edb_session *prev, *next;   /* env->sessions list, guarded by env->sess_lock */
+    struct edb_session *tl_next;       /* this thread's write-txn holders (txn.c) */
+
+    MDB_txn *txn[EDB_TXN_MAX_DEPTH + 1];
+    int depth;                         /* explicit levels */
+    bool rdonly;                       /* the explicit transaction is read-only */
+    bool implicit;                     /* an implicit transaction is active (depth 0) */
+    bool implicit_write;
+    MDB_txn *imp_txn;
+
+    uint64_t next_id;                  /* source of txn ids, unique within the session */
+    uint64_t level_id[EDB_TXN_MAX_DEPTH]; /* id of each level's MDB_txn (read-only levels share) */
+    uint64_t imp_id;                   /* id of the implicit txn */
+    uint64_t write_seq;                /* bumped on every write through this session */
+    uint64_t schema_seq;               /* bumped by every schema change through this session */
+    uint64_t pos_epoch;                /* bumped when an explicit outermost txn begins or ends */
+
+    struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+};
+
+/* The transaction a data call runs in.  With an explicit transaction it is the
+ * innermost level (EDB_READONLY when @write and the transaction is read-only);
+ * otherwise an implicit one is begun.  Every successful enter is paired with
+ * one edb__txn_leave(s, rc): rc >= 0 commits an implicit txn, rc < 0 aborts
+ * it; with an explicit transaction leave does nothing.  Returns rc, or the
+ * commit's error. */
+int edb__txn_enter(edb_session *s, bool write, MDB_txn **out);
+int edb__txn_leave(edb_session *s, int rc);
+
+/* Begin an LMDB child of @parent for an all-or-nothing multi-DB write (no
+ * cursor of the session is used while it is open); ending it bumps write_seq
+ * so cursors re-find their entries.  Inside an implicit transaction the
+ * implicit transaction itself is the unit (it is aborted whole on error), so
+ * @out is @parent and no child is made. */
+int edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out);
+int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
+
+/* Id of the session's current innermost MDB_txn (0: none). */
+static inline uint64_t
+edb__txn_id(const edb_session *s)
+{
+    if (s->implicit)
+        return s->imp_id;
+    return s->depth > 0 ? s->level_id[s->depth - 1] : 0;
+}
+
+/* Check a session argument; sets the error detail. */
+int edb__session_check(edb_session *s, const char *fn);
+
+/* Link / unlink a cursor into its session (cursor.c). */
+void edb__session_add_cursor(edb_session *s, struct edb_cursor *c);
+void edb__session_remove_cursor(edb_session *s, struct edb_cursor *c);
+/* Cancel prepared updates on every cursor of the session (cursor.c). */
+void edb__session_cancel_updates(edb_session *s);
+/* Close every cursor of the session (cursor.c). */
+void edb__session_close_cursors(edb_session *s);
+
+/* Abort every level of the session's transaction (used by end and env close). */
+void edb__txn_abort_all(edb_session *s);
+
+#endif

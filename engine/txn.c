@@ -1,0 +1,282 @@
+/*
+ * txn.c: transactions of a session.
+ *
+ * Levels: txn[0..depth) are the explicit levels.  A write transaction's
+ * nested levels are LMDB nested write transactions; a read-only transaction's
+ * nested levels share its one LMDB read transaction (LMDB cannot nest reads),
+ * so rolling one back has nothing to undo.  Without an explicit transaction
+ * a data call runs in an implicit one (edb__txn_enter/leave).
+ *
+ * Self-deadlock: LMDB has one writer mutex per database.  A thread that holds
+ * the write transaction through one session and begins another write
+ * transaction through a second session of the same env would wait for itself
+ * forever.  Each thread therefore keeps a small list of (env uid, session)
+ * pairs for which it holds the writer; such a begin returns EDB_BUSY.  The
+ * list holds values only (never dereferenced), so a session ended from
+ * another thread cannot leave a dangling pointer behind; env uids are never
+ * reused within a process.
+ *
+ * Thread safety: as the session (one thread at a time); a write transaction
+ * is ended by the thread that began it.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "error.h"
+#include "session.h"
+
+#define TL_MAX 32
+static _Thread_local struct { uint64_t env_uid; const edb_session *s; } tl_writers[TL_MAX];
+static _Thread_local int tl_nwriters;
+
+static uint64_t
+env_uid(const edb_session *s)
+{
+    return edb__cat(s->env)->uid;
+}
+
+static int
+writer_check(edb_session *s)
+{
+    uint64_t uid = env_uid(s);
+    for (int i = 0; i < tl_nwriters; i++)
+        if (tl_writers[i].env_uid == uid && tl_writers[i].s != s)
+            return edb__err(EDB_BUSY, "this thread already holds the write transaction of '%s' "
+                            "through another session", s->env->path);
+    if (tl_nwriters == TL_MAX)
+        return edb__err(EDB_LIMIT, "this thread holds %d write transactions", TL_MAX);
+    return 0;
+}
+
+static void
+writer_push(edb_session *s)
+{
+    tl_writers[tl_nwriters].env_uid = env_uid(s);
+    tl_writers[tl_nwriters].s = s;
+    tl_nwriters++;
+}
+
+static void
+writer_pop(edb_session *s)
+{
+    for (int i = 0; i < tl_nwriters; i++)
+        if (tl_writers[i].s == s) {
+            tl_writers[i] = tl_writers[--tl_nwriters];
+            return;
+        }
+}
+
+/* Begin a top-level LMDB transaction for the session. */
+static int
+begin_top(edb_session *s, bool write, MDB_txn **out)
+{
+    *out = NULL;
+    if (write) {
+        if (s->env->flags & EDB_ENV_READONLY)
+            return edb__err(EDB_READONLY, "'%s' is open read-only", s->env->path);
+        EDB_RET(writer_check(s));
+    } else {
+        return edb__ro_begin(s->env, out);
+    }
+    int rc = mdb_txn_begin(s->env->mdb, NULL, 0, out);
+    if (rc != 0) {
+        *out = NULL;
+        return edb__mdb_err(rc, "begin transaction");
+    }
+    if (write)
+        writer_push(s);
+    return 0;
+}
+
+int
+edb_txn_begin(edb_session *s, unsigned flags)
+{
+    EDB_RET(edb__session_check(s, "edb_txn_begin"));
+    if (flags & ~EDB_TXN_READONLY)
+        return edb__err(EDB_INVAL, "edb_txn_begin: unknown flags 0x%x", flags);
+    if (s->implicit)
+        return edb__err(EDB_INVAL, "edb_txn_begin: called inside an operation");
+    if (s->depth == EDB_TXN_MAX_DEPTH)
+        return edb__err(EDB_TXNDEPTH, "edb_txn_begin: %d levels already", EDB_TXN_MAX_DEPTH);
+    bool ro = (flags & EDB_TXN_READONLY) != 0;
+    if (s->depth == 0) {
+        MDB_txn *txn;
+        EDB_RET(begin_top(s, !ro, &txn));
+        s->txn[0] = txn;
+        s->rdonly = ro;
+        s->pos_epoch++;
+        s->level_id[0] = ++s->next_id;
+    } else if (s->rdonly) {
+        s->txn[s->depth] = s->txn[s->depth - 1];
+        s->level_id[s->depth] = s->level_id[s->depth - 1];
+    } else {
+        if (ro)
+            return edb__err(EDB_INVAL, "edb_txn_begin: a read-only level inside a write transaction");
+        MDB_txn *child;
+        int rc = mdb_txn_begin(s->env->mdb, s->txn[s->depth - 1], 0, &child);
+        if (rc != 0)
+            return edb__mdb_err(rc, "begin nested transaction");
+        s->txn[s->depth] = child;
+        s->level_id[s->depth] = ++s->next_id;
+    }
+    s->depth++;
+    edb__err_clear();
+    return 0;
+}
+
+/* Drop the innermost level; commit it when @commit.  Returns the commit's error. */
+static int
+end_level(edb_session *s, bool commit)
+{
+    int d = s->depth - 1;
+    MDB_txn *txn = s->txn[d];
+    int rc = 0;
+    edb__session_cancel_updates(s);
+    s->txn[d] = NULL;
+    s->depth = d;
+    if (s->rdonly) {
+        if (d == 0)
+            edb__ro_end(s->env, txn);   /* nothing to keep: the pool handles are env-wide */
+    } else if (commit) {
+        rc = mdb_txn_commit(txn);
+    } else {
+        mdb_txn_abort(txn);
+    }
+    if (d == 0) {
+        if (!s->rdonly)
+            writer_pop(s);
+        s->rdonly = false;
+        s->pos_epoch++;
+    }
+    s->write_seq++;
+    return rc == 0 ? 0 : edb__mdb_err(rc, "commit");
+}
+
+int
+edb_txn_commit(edb_session *s)
+{
+    EDB_RET(edb__session_check(s, "edb_txn_commit"));
+    if (s->depth == 0)
+        return edb__err(EDB_NOTXN, "edb_txn_commit: no transaction is active");
+    EDB_RET(end_level(s, true));
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_txn_rollback(edb_session *s)
+{
+    EDB_RET(edb__session_check(s, "edb_txn_rollback"));
+    if (s->depth == 0)
+        return edb__err(EDB_NOTXN, "edb_txn_rollback: no transaction is active");
+    end_level(s, false);
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_txn_depth(edb_session *s)
+{
+    return s == NULL ? 0 : s->depth;
+}
+
+void
+edb__txn_abort_all(edb_session *s)
+{
+    while (s->depth > 0)
+        end_level(s, false);
+    if (s->implicit) {
+        if (s->implicit_write) {
+            mdb_txn_abort(s->imp_txn);
+            writer_pop(s);
+        } else {
+            edb__ro_end(s->env, s->imp_txn);
+        }
+        s->implicit = false;
+        s->imp_txn = NULL;
+    }
+}
+
+int
+edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
+{
+    *out = NULL;
+    if (s->depth > 0) {
+        if (write && s->rdonly)
+            return edb__err(EDB_READONLY, "write in a read-only transaction");
+        *out = s->txn[s->depth - 1];
+        return 0;
+    }
+    if (s->implicit)
+        return edb__err(EDB_INTERNAL, "nested implicit transaction");
+    MDB_txn *txn;
+    EDB_RET(begin_top(s, write, &txn));
+    s->implicit = true;
+    s->implicit_write = write;
+    s->imp_txn = txn;
+    s->imp_id = ++s->next_id;
+    *out = txn;
+    return 0;
+}
+
+int
+edb__txn_leave(edb_session *s, int rc)
+{
+    if (!s->implicit)
+        return rc;
+    MDB_txn *txn = s->imp_txn;
+    bool write = s->implicit_write;
+    s->implicit = false;
+    s->imp_txn = NULL;
+    if (write) {
+        writer_pop(s);
+        s->write_seq++;
+    }
+    if (!write) {
+        edb__ro_end(s->env, txn);
+        return rc;
+    }
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    int mrc = mdb_txn_commit(txn);
+    if (mrc != 0)
+        return edb__mdb_err(mrc, "commit");
+    return rc;
+}
+
+int
+edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out)
+{
+    /* An implicit transaction holds this one call only and is aborted
+     * whole when the call fails: it needs no child (which would cost a copy
+     * of every DB slot). */
+    if (s->implicit && parent == s->imp_txn) {
+        *out = parent;
+        return 0;
+    }
+    int rc = mdb_txn_begin(s->env->mdb, parent, 0, out);
+    if (rc != 0) {
+        *out = NULL;
+        return edb__mdb_err(rc, "begin nested transaction");
+    }
+    return 0;
+}
+
+int
+edb__txn_child_end(edb_session *s, MDB_txn *child, int rc)
+{
+    s->write_seq++;
+    if (s->implicit && child == s->imp_txn)
+        return rc;      /* edb__txn_leave commits or aborts it */
+    if (rc < 0) {
+        mdb_txn_abort(child);
+        return rc;
+    }
+    int mrc = mdb_txn_commit(child);
+    return mrc == 0 ? rc : edb__mdb_err(mrc, "commit nested transaction");
+}

@@ -1,0 +1,517 @@
+/*
+ * update.c: building and writing records through a cursor: prepare, set,
+ * update, cancel, delete and escrow.
+ *
+ * Every write of a record and its index entries runs in an LMDB child of the
+ * session's transaction (edb__txn_child_begin), so a failure half way
+ * (EDB_KEYDUP in the third index, EDB_FULL) leaves the record and every index
+ * exactly as they were, and the update stays prepared.
+ *
+ * Index entries: the primary index is the record DB itself (key = encoded
+ * primary key, or the implicit 8-byte big-endian counter).  A unique
+ * secondary index maps its key to the primary key; a non-unique one stores
+ * key + primary key (so every entry is distinct) with the primary key as data.
+ *
+ * Thread safety: as the session.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "error.h"
+#include "key.h"
+
+void
+edb_update_cancel(edb_cursor *c)
+{
+    if (c == NULL || c->prep == 0)
+        return;
+    edb__rec_free(&c->rec);
+    c->prep_pk.len = 0;
+    c->prep = 0;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+int
+edb__primary_key(const edb__table *t, const edb__rec *rec, edb__buf *out)
+{
+    const edb__index *x = &t->idx[t->primary];
+    return edb__index_entry(t, x, rec, NULL, 0, out);
+}
+
+int
+edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
+                 const uint8_t *pk, size_t pklen, edb__buf *key)
+{
+    uint8_t buf[EDB_MAX_KEY_SIZE];
+    size_t len = 0;
+    bool all_null = true;
+    for (unsigned i = 0; i < x->nseg; i++) {
+        edb_colid col = x->seg[i].col;
+        const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
+        const edb__column *def = &t->cols[col - 1];
+        bool null = v == NULL || v->null;
+        if (!null)
+            all_null = false;
+        int rc = edb__key_append(buf, sizeof buf, &len, def->type, null ? NULL : v->area.p,
+                                 null ? 0 : v->area.len, x->seg[i].desc);
+        if (rc == EDB_TOOBIG)
+            return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
+                            x->name, EDB_MAX_KEY_SIZE);
+        if (rc < 0)
+            return edb__err(rc, "table '%s': index '%s': column '%s' cannot be a key", t->name,
+                            x->name, def->name);
+    }
+    if (all_null && (x->flags & EDB_IDX_IGNORE_NULL) && !(x->flags & EDB_IDX_PRIMARY))
+        return 1;
+    EDB_RET(edb__buf_set(key, buf, len));
+    if (pk != NULL && !(x->flags & EDB_IDX_UNIQUE)) {
+        if (len + pklen > EDB__LMDB_KEY_MAX)
+            return edb__err(EDB_TOOBIG, "table '%s': entry of index '%s' (key and primary key) "
+                            "is over %d bytes", t->name, x->name, EDB__LMDB_KEY_MAX);
+        EDB_RET(edb__buf_add(key, pk, pklen));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ writes */
+
+static bool
+buf_eq(const edb__buf *a, const edb__buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+static int
+keydup(const edb__table *t, const char *index)
+{
+    return edb__err(EDB_KEYDUP, "table '%s': duplicate key in %s index '%s'", t->name,
+                    index ? "unique" : "primary", index ? index : (t->primary >= 0 ? t->idx[t->primary].name : "(implicit)"));
+}
+
+static int
+put(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const void *d, size_t dlen, unsigned flags,
+    const char *what)
+{
+    MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
+    int rc = mdb_put(txn, dbi, &key, &data, flags);
+    return rc == MDB_KEYEXIST ? EDB_KEYDUP : edb__mdb_err(rc, what);
+}
+
+static int
+del(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const char *what)
+{
+    MDB_val key = { k->len, k->p };
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    return rc == MDB_NOTFOUND ? 0 : edb__mdb_err(rc, what);
+}
+
+/* Remove the index entries of record @rec (primary key @pk). */
+static int
+unindex(MDB_txn *txn, const edb__table *t, const edb__rec *rec, const edb__buf *pk)
+{
+    edb__buf k = { 0 };
+    int ret = 0;
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        if (x->flags & EDB_IDX_PRIMARY)
+            continue;
+        int rc = edb__index_entry(t, x, rec, pk->p, pk->len, &k);
+        if (rc < 0) {
+            /* an entry that could not have been written is not there */
+            if (rc == EDB_TOOBIG)
+                continue;
+            EDB_ERR(rc);
+        }
+        if (rc == 1)
+            continue;
+        EDB_ERR(del(txn, x->dbi, &k, "delete index entry"));
+    }
+    ret = 0;
+err:
+    edb__buf_free(&k);
+    return ret;
+}
+
+/*
+ * Write @rec under primary key @pk, replacing @old (primary key @oldpk) when
+ * not NULL, inserting otherwise, and make every index exact.  Runs inside a
+ * child transaction the caller aborts on error.
+ */
+static int
+write_record(MDB_txn *txn, const edb__table *t, const edb__rec *old, const edb__buf *oldpk,
+             const edb__rec *rec, const edb__buf *pk)
+{
+    edb__buf raw = { 0 }, ok = { 0 }, nk = { 0 };
+    int ret = 0, rc;
+    EDB_ERR(edb__rec_encode(rec, &raw));
+    bool pk_same = old != NULL && buf_eq(oldpk, pk);
+    if (old != NULL && !pk_same)
+        EDB_ERR(del(txn, t->rec_dbi, oldpk, "delete record"));
+    rc = put(txn, t->rec_dbi, pk, raw.p, raw.len, pk_same ? 0 : MDB_NOOVERWRITE, "write record");
+    if (rc == EDB_KEYDUP)
+        EDB_ERR(keydup(t, NULL));
+    EDB_ERR(rc);
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        if (x->flags & EDB_IDX_PRIMARY)
+            continue;
+        int nrc;
+        EDB_ERR(nrc = edb__index_entry(t, x, rec, pk->p, pk->len, &nk));
+        if (old != NULL) {
+            int orc = edb__index_entry(t, x, old, oldpk->p, oldpk->len, &ok);
+            if (orc < 0 && orc != EDB_TOOBIG)
+                EDB_ERR(orc);
+            if (orc == 0 && nrc == 0 && pk_same && buf_eq(&ok, &nk))
+                continue;       /* entry unchanged */
+            if (orc == 0)
+                EDB_ERR(del(txn, x->dbi, &ok, "delete index entry"));
+        }
+        if (nrc == 1)
+            continue;
+        rc = put(txn, x->dbi, &nk, pk->p, pk->len,
+                 (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
+        if (rc == EDB_KEYDUP)
+            EDB_ERR(keydup(t, x->name));
+        EDB_ERR(rc);
+    }
+    ret = 0;    /* "no entry" (1) from the last index is not a result */
+err:
+    edb__buf_free(&raw);
+    edb__buf_free(&ok);
+    edb__buf_free(&nk);
+    return ret;
+}
+
+/* Read and decode the record with primary key @pk. */
+static int
+load_record(MDB_txn *txn, const edb__table *t, const edb__buf *pk, edb__rec *out)
+{
+    MDB_val k = { pk->len, pk->p }, d;
+    int rc = mdb_get(txn, t->rec_dbi, &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_NOCURRENT, "table '%s': the current record is gone", t->name);
+    EDB_RET(edb__mdb_err(rc, "read record"));
+    return edb__rec_decode(out, t, d.mv_data, d.mv_size);
+}
+
+/* Extend a prepared record made under an older schema with the new columns. */
+static int
+rec_fit(edb__rec *r, const edb__table *t)
+{
+    if (r->ncols >= t->ncols)
+        return 0;
+    edb__colval *cols = realloc(r->cols, t->ncols * sizeof *cols);
+    if (cols == NULL)
+        return edb__err(EDB_NOMEM, "record");
+    r->cols = cols;
+    for (uint32_t i = r->ncols; i < t->ncols; i++) {
+        memset(&cols[i], 0, sizeof cols[i]);
+        cols[i].null = true;
+        const edb__column *c = &t->cols[i];
+        if (c->has_default)
+            EDB_RET(edb__colval_set(&cols[i], c, c->default_value, c->default_size, false));
+    }
+    r->ncols = t->ncols;
+    return 0;
+}
+
+/* Put the cursor on the record with primary key @pk and values @rec. */
+static int
+position_on(edb_cursor *c, const edb__rec *rec, const edb__buf *pk)
+{
+    edb__buf k = { 0 };
+    int rc = 0;
+    if (c->index < 0) {
+        rc = edb__buf_set(&k, pk->p, pk->len);
+    } else {
+        rc = edb__index_entry(c->t, &c->t->idx[c->index], rec, pk->p, pk->len, &k);
+        if (rc == 1) {
+            k.len = 0;
+            rc = 0;
+        }
+    }
+    if (rc == 0) {
+        MDB_val kv = { k.len, k.p }, dv = { pk->len, pk->p };
+        rc = edb__cursor_set_on(c, &kv, &dv);
+        c->mc_valid = false;
+    }
+    edb__buf_free(&k);
+    return rc;
+}
+
+static int
+check_writable(edb_cursor *c, const char *fn)
+{
+    if (c->s->env->flags & EDB_ENV_READONLY)
+        return edb__err(EDB_READONLY, "%s: '%s' is open read-only", fn, c->s->env->path);
+    if (c->s->depth > 0 && c->s->rdonly)
+        return edb__err(EDB_READONLY, "%s: the transaction is read-only", fn);
+    return 0;
+}
+
+int
+edb_update_prepare(edb_cursor *c, unsigned mode)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_update_prepare: cursor is NULL");
+    if (mode != EDB_PREP_INSERT && mode != EDB_PREP_REPLACE)
+        return edb__err(EDB_INVAL, "edb_update_prepare: mode %u", mode);
+    if (c->prep != 0)
+        return edb__err(EDB_INVAL, "edb_update_prepare: an update is already prepared on '%s'",
+                        c->tname);
+    EDB_RET(check_writable(c, "edb_update_prepare"));
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    int rc = edb__cursor_bind(c, txn);
+    if (rc == 0 && mode == EDB_PREP_INSERT) {
+        rc = edb__rec_init(&c->rec, c->t);
+    } else if (rc == 0) {
+        if (edb__cursor_state(c) != POS_ON)
+            rc = edb__err(EDB_NOCURRENT, "edb_update_prepare: the cursor on '%s' is not on a record",
+                          c->tname);
+        if (rc == 0)
+            rc = load_record(txn, c->t, &c->pk, &c->rec);
+        if (rc == 0)
+            rc = edb__buf_set(&c->prep_pk, c->pk.p, c->pk.len);
+    }
+    if (rc < 0)
+        edb__rec_free(&c->rec);
+    else
+        c->prep = mode;
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+int
+edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_set: cursor is NULL");
+    if (c->prep == 0)
+        return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
+    if (flags & ~EDB_SET_APPEND)
+        return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
+    if (col == 0 || col > c->t->ncols)
+        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    EDB_RET(rec_fit(&c->rec, c->t));
+    const edb__column *def = &c->t->cols[col - 1];
+    char what[160];
+    snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
+    if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
+        return edb__err(EDB_INVAL, "%s: APPEND on a single-valued column", what);
+    if (def->flags & EDB_COL_AUTOINC)
+        return edb__err(EDB_INVAL, "%s is AUTOINC: the engine assigns it", what);
+    if (data != NULL)
+        EDB_RET(edb__value_check(def, data, size, what));
+    else if (size != 0)
+        return edb__err(EDB_INVAL, "%s: NULL data with size %zu", what, size);
+    EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
+    edb__err_clear();
+    return 0;
+}
+
+static int
+check_notnull(const edb__table *t, const edb__rec *rec)
+{
+    for (uint32_t i = 0; i < t->ncols; i++)
+        if ((t->cols[i].flags & EDB_COL_NOTNULL) && rec->cols[i].null)
+            return edb__err(EDB_NOTNULL, "table '%s': column '%s' is NOT NULL", t->name,
+                            t->cols[i].name);
+    return 0;
+}
+
+/* Assign the AUTOINC columns of a new record. */
+static int
+assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
+{
+    for (uint32_t i = 0; i < c->t->ncols; i++) {
+        const edb__column *def = &c->t->cols[i];
+        if (!(def->flags & EDB_COL_AUTOINC))
+            continue;
+        uint64_t n;
+        EDB_RET(edb__counter_next(&n, c->s->env, txn, c->t->slot, i + 1));
+        uint8_t v[8];
+        size_t size = (size_t)edb__type_size(def->type);
+        if ((def->type == EDB_COL_INT32 && n > INT32_MAX) || (def->type == EDB_COL_UINT32 && n > UINT32_MAX) ||
+            (def->type == EDB_COL_INT64 && n > INT64_MAX))
+            return edb__err(EDB_LIMIT, "table '%s': AUTOINC column '%s' is exhausted", c->tname, def->name);
+        if (size == 4) {
+            uint32_t x = (uint32_t)n;
+            memcpy(v, &x, 4);
+        } else {
+            memcpy(v, &n, 8);
+        }
+        EDB_RET(edb__colval_set(&rec->cols[i], def, v, size, false));
+    }
+    return 0;
+}
+
+int
+edb_update(edb_cursor *c)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_update: cursor is NULL");
+    if (c->prep == 0)
+        return edb__err(EDB_NOUPDATE, "edb_update: no update is prepared on '%s'", c->tname);
+    EDB_RET(check_writable(c, "edb_update"));
+    edb_session *s = c->s;
+    MDB_txn *txn, *child = NULL;
+    edb__rec work = { 0 }, old = { 0 };
+    edb__buf pk = { 0 };
+    int ret = 0;
+    EDB_RET(edb__txn_enter(s, true, &txn));
+    EDB_ERR(edb__cursor_bind(c, txn));
+    EDB_ERR(rec_fit(&c->rec, c->t));
+    EDB_ERR(edb__txn_child_begin(s, txn, &child));
+    /* Work on a copy: on failure the prepared record stays as the caller set it. */
+    {
+        edb__buf raw = { 0 };
+        ret = edb__rec_encode(&c->rec, &raw);
+        if (ret == 0)
+            ret = edb__rec_decode(&work, c->t, raw.p, raw.len);
+        edb__buf_free(&raw);
+        EDB_ERR(ret);
+    }
+    if (c->prep == EDB_PREP_INSERT) {
+        EDB_ERR(assign_autoinc(c, child, &work));
+        EDB_ERR(check_notnull(c->t, &work));
+        if (c->t->primary >= 0) {
+            EDB_ERR(edb__primary_key(c->t, &work, &pk));
+        } else {
+            uint64_t n;
+            EDB_ERR(edb__counter_next(&n, s->env, child, c->t->slot, 0));
+            uint8_t be[8];
+            for (int i = 0; i < 8; i++)
+                be[i] = (uint8_t)(n >> (56 - 8 * i));
+            EDB_ERR(edb__buf_set(&pk, be, 8));
+        }
+        EDB_ERR(write_record(child, c->t, NULL, NULL, &work, &pk));
+    } else {
+        EDB_ERR(check_notnull(c->t, &work));
+        EDB_ERR(load_record(child, c->t, &c->prep_pk, &old));
+        if (c->t->primary >= 0)
+            EDB_ERR(edb__primary_key(c->t, &work, &pk));
+        else
+            EDB_ERR(edb__buf_set(&pk, c->prep_pk.p, c->prep_pk.len));
+        EDB_ERR(write_record(child, c->t, &old, &c->prep_pk, &work, &pk));
+    }
+err:
+    if (child != NULL)
+        ret = edb__txn_child_end(s, child, ret);
+    if (ret >= 0) {
+        int prc = position_on(c, &work, &pk);
+        edb_update_cancel(c);
+        if (prc < 0)
+            ret = prc;
+    }
+    edb__rec_free(&work);
+    edb__rec_free(&old);
+    edb__buf_free(&pk);
+    ret = edb__txn_leave(s, ret);
+    if (ret == 0)
+        edb__err_clear();
+    return ret;
+}
+
+int
+edb_record_delete(edb_cursor *c)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_record_delete: cursor is NULL");
+    EDB_RET(check_writable(c, "edb_record_delete"));
+    edb_session *s = c->s;
+    MDB_txn *txn, *child = NULL;
+    edb__rec old = { 0 };
+    int ret = 0;
+    EDB_RET(edb__txn_enter(s, true, &txn));
+    EDB_ERR(edb__cursor_bind(c, txn));
+    if (edb__cursor_state(c) != POS_ON)
+        EDB_ERR(edb__err(EDB_NOCURRENT, "edb_record_delete: the cursor on '%s' is not on a record",
+                         c->tname));
+    EDB_ERR(edb__txn_child_begin(s, txn, &child));
+    EDB_ERR(load_record(child, c->t, &c->pk, &old));
+    EDB_ERR(unindex(child, c->t, &old, &c->pk));
+    EDB_ERR(del(child, c->t->rec_dbi, &c->pk, "delete record"));
+err:
+    if (child != NULL)
+        ret = edb__txn_child_end(s, child, ret);
+    if (ret == 0)
+        c->pos = POS_BETWEEN;   /* NEXT: the entry after the deleted one */
+    edb__rec_free(&old);
+    ret = edb__txn_leave(s, ret);
+    if (ret == 0)
+        edb__err_clear();
+    return ret;
+}
+
+int
+edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
+{
+    if (old != NULL)
+        *old = 0;
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_escrow_update: cursor is NULL");
+    if (c->prep != 0)
+        return edb__err(EDB_INVAL, "edb_escrow_update: an update is prepared on '%s'", c->tname);
+    EDB_RET(check_writable(c, "edb_escrow_update"));
+    edb_session *s = c->s;
+    MDB_txn *txn, *child = NULL;
+    edb__rec rec = { 0 }, before = { 0 };
+    int ret = 0;
+    EDB_RET(edb__txn_enter(s, true, &txn));
+    EDB_ERR(edb__cursor_bind(c, txn));
+    if (col == 0 || col > c->t->ncols)
+        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col));
+    const edb__column *def = &c->t->cols[col - 1];
+    if (!(def->flags & EDB_COL_ESCROW))
+        EDB_ERR(edb__err(EDB_TYPE, "table '%s': column '%s' is not an ESCROW column", c->tname,
+                         def->name));
+    if (edb__cursor_state(c) != POS_ON)
+        EDB_ERR(edb__err(EDB_NOCURRENT, "edb_escrow_update: the cursor on '%s' is not on a record",
+                         c->tname));
+    EDB_ERR(edb__txn_child_begin(s, txn, &child));
+    EDB_ERR(load_record(child, c->t, &c->pk, &before));
+    EDB_ERR(load_record(child, c->t, &c->pk, &rec));
+    edb__colval *v = &rec.cols[col - 1];
+    int64_t cur = 0, next;
+    if (!v->null) {
+        if (def->type == EDB_COL_INT32) {
+            int32_t x;
+            memcpy(&x, v->area.p, 4);
+            cur = x;
+        } else {
+            memcpy(&cur, v->area.p, 8);
+        }
+    }
+    if (__builtin_add_overflow(cur, delta, &next) ||
+        (def->type == EDB_COL_INT32 && (next < INT32_MIN || next > INT32_MAX)))
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': column '%s': %lld + %lld overflows", c->tname,
+                         def->name, (long long)cur, (long long)delta));
+    if (def->type == EDB_COL_INT32) {
+        int32_t x = (int32_t)next;
+        EDB_ERR(edb__colval_set(v, def, &x, 4, false));
+    } else {
+        EDB_ERR(edb__colval_set(v, def, &next, 8, false));
+    }
+    EDB_ERR(write_record(child, c->t, &before, &c->pk, &rec, &c->pk));
+    if (old != NULL)
+        *old = cur;
+err:
+    if (child != NULL)
+        ret = edb__txn_child_end(s, child, ret);
+    if (ret < 0 && old != NULL)
+        *old = 0;
+    edb__rec_free(&rec);
+    edb__rec_free(&before);
+    ret = edb__txn_leave(s, ret);
+    if (ret == 0)
+        edb__err_clear();
+    return ret;
+}

@@ -1,0 +1,414 @@
+/* Aborting a backup in every state (issue #3): close before the first read,
+ * mid-stream, with the ring full and the consumer idle, while another thread
+ * is blocked in read, during a rate-limit wait, after the end, after an error;
+ * edb_backup_stop from another thread; edb_backup_end and edb_env_close with
+ * streams open.  After each: the call returned at once, a blocked read got
+ * EDB_CANCELED promptly, the copier thread is gone, the reader slot is
+ * released (and ASan/LSan see no leak). */
+#include "bk_helpers.h"
+#include "sys.h"
+
+#define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
+
+typedef struct fixture {
+    char *dir;
+    edb_env *env;
+    MDB_env *m;
+    int tasks;              /* threads before any backup */
+} fixture;
+
+static fixture
+setup(unsigned rows)
+{
+    fixture f;
+    f.dir = bk_tmpdir();
+    f.env = bk_env_open(f.dir);
+    f.m = edb__env_mdb(f.env);
+    if (rows)
+        bk_populate(f.env, rows);
+    f.tasks = bk_tasks_baseline();
+    cr_assert_eq(bk_readers(f.m), 0);
+    return f;
+}
+
+/* The post-conditions of an abort, env still open. */
+static void
+check_released(fixture *f)
+{
+    cr_assert_eq(bk_wait_tasks(f->tasks, 3000), f->tasks, "copier thread still running");
+    cr_assert_eq(bk_wait_readers(f->m, 0, 3000), 0, "reader slot still held");
+}
+
+static void
+teardown(fixture *f)
+{
+    edb_env_close(f->env);
+    cr_assert_eq(bk_wait_tasks(f->tasks, 3000), f->tasks, "threads left after env close");
+    cr_assert_eq(bk_readers_path(f->dir), 0, "reader slots left after env close");
+    bk_rm_tree(f->dir);
+    free(f->dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
+}
+
+/* A backup and one stream with the given options. */
+static edb_backup_stream *
+start(fixture *f, edb_backup **bk, uint64_t rate, size_t ring)
+{
+    edb_backup_opts o = { .rate_limit = rate, .ring_size = ring };
+    OK(edb_backup_begin(bk, f->env, &o));
+    edb_backup_stream *s;
+    OK(edb_backup_open(&s, *bk));
+    return s;
+}
+
+/* Time edb_backup_close (must return at once). */
+static void
+close_now(edb_backup_stream *s)
+{
+    uint64_t t0 = bk_now_ms();
+    edb_backup_close(s);
+    cr_assert_lt(bk_now_ms() - t0, PROMPT_MS, "edb_backup_close blocked");
+}
+
+/* A thread parked in edb_backup_read. */
+typedef struct reader {
+    edb_backup_stream *s;
+    pthread_t t;
+    int rc;
+    uint64_t returned_ms;
+    size_t got;
+} reader;
+
+static void *
+reader_main(void *p)
+{
+    reader *r = p;
+    uint8_t *buf = malloc(1 << 16);
+    for (;;) {
+        size_t n = 0;
+        r->rc = edb_backup_read(r->s, buf, 1 << 16, &n);
+        if (r->rc != 0 || n == 0)
+            break;
+        r->got += n;
+    }
+    r->returned_ms = bk_now_ms();
+    free(buf);
+    return NULL;
+}
+
+static void
+reader_start(reader *r, edb_backup_stream *s)
+{
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    cr_assert_eq(pthread_create(&r->t, NULL, reader_main, r), 0);
+    bk_wait_parked(s, 5000);
+}
+
+static void
+reader_join_canceled(reader *r, uint64_t since_ms)
+{
+    pthread_join(r->t, NULL);
+    cr_assert_eq(r->rc, EDB_CANCELED, "blocked read returned %s", edb_err_name(r->rc));
+    cr_assert_lt(r->returned_ms - since_ms, PROMPT_MS, "blocked read did not return promptly");
+}
+
+Test(backup_cancel, close_before_first_read, .timeout = 20)
+{
+    fixture f = setup(2000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 0);
+    close_now(s);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_mid_stream, .timeout = 20)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 300 << 10);
+    uint8_t buf[10000];
+    size_t total = 0;
+    while (total < 100000) {
+        size_t n;
+        OK(edb_backup_read(s, buf, sizeof buf, &n));
+        cr_assert_gt(n, 0);
+        total += n;
+    }
+    close_now(s);
+    /* The backup outlives its stream: a new stream works. */
+    edb_backup_stream *s2;
+    OK(edb_backup_open(&s2, bk));
+    bk_buf b = { 0 };
+    OK(bk_read_all(s2, &b, 1 << 16));
+    bk_arch a;
+    bk_decode(&a, b.p, b.n);
+    bk_arch_free(&a);
+    free(b.p);
+    edb_backup_close(s2);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_with_ring_full_and_consumer_idle, .timeout = 20)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 1);   /* smallest ring: 2 slots */
+    bk_wait_ring_full(s, 5000);
+    cr_assert_eq(bk_tasks(), f.tasks + 1, "the copier waits in reserve");
+    close_now(s);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "copier still running");
+    cr_assert_eq(bk_readers(f.m), 1, "the backup still holds its snapshot");
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_from_another_thread_wakes_a_blocked_read, .timeout = 20)
+{
+    fixture f = setup(2000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 1, 0);   /* 1 byte/s: the header, then nothing */
+    uint8_t hdr[2 * EDB__ARCH_BLOCK];
+    size_t n;
+    OK(edb_backup_read(s, hdr, sizeof hdr, &n));
+    cr_assert_eq(n, EDB__ARCH_BLOCK);
+    reader r;
+    reader_start(&r, s);
+    uint64_t t0 = bk_now_ms();
+    close_now(s);
+    reader_join_canceled(&r, t0);
+    cr_assert_eq(r.got, 0);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_during_rate_limit_wait, .timeout = 20)
+{
+    fixture f = setup(2000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 1, 0);
+    uint8_t buf[EDB__ARCH_BLOCK];
+    size_t n;
+    OK(edb_backup_read(s, buf, sizeof buf, &n));
+    cr_assert_eq(n, sizeof buf);
+    bk_sleep_ms(50);                               /* the copier sleeps for 4096 s now */
+    pthread_mutex_lock(&s->ring.mu);
+    cr_assert_eq(s->ring.count, 0, "the copier is in its rate-limit wait, not filling the ring");
+    pthread_mutex_unlock(&s->ring.mu);
+    cr_assert_eq(bk_tasks(), f.tasks + 1);
+    uint64_t t0 = bk_now_ms();
+    close_now(s);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks);
+    cr_assert_lt(bk_now_ms() - t0, PROMPT_MS, "the rate limiter's wait ignored the cancel");
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_after_the_end, .timeout = 20)
+{
+    fixture f = setup(1000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 0);
+    bk_buf b = { 0 };
+    OK(bk_read_all(s, &b, 4096));
+    free(b.p);
+    close_now(s);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, close_after_an_error, .timeout = 20)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 1);
+    bk_wait_ring_full(s, 5000);
+    /* Every wrapped call fails from now on: the copier's next pread. */
+    edb__fault_arm(1, EIO, EDB__FAULT_PERSISTENT);
+    bk_buf b = { 0 };
+    int rc = bk_read_all(s, &b, 4096);
+    edb__fault_disarm();
+    cr_assert_eq(rc, EDB_IO, "read after the copier failed: %s (%s)", edb_err_name(rc), edb_error_last());
+    cr_assert(strstr(edb_error_last(), "data.mdb") != NULL, "detail: %s", edb_error_last());
+    cr_assert_gt(edb__fault_fired(), 0);
+    cr_assert_gt(b.n, 0, "bytes before the error were delivered");
+    size_t n;
+    uint8_t x;
+    RC(edb_backup_read(s, &x, 1, &n), EDB_IO);     /* the error is sticky */
+    free(b.p);
+    close_now(s);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+typedef struct stopper {
+    edb_env *env;
+    int rc;
+    uint64_t at_ms;
+} stopper;
+
+static void *
+stop_main(void *p)
+{
+    stopper *st = p;
+    st->at_ms = bk_now_ms();
+    st->rc = edb_backup_stop(st->env);
+    return NULL;
+}
+
+Test(backup_cancel, stop_from_another_thread, .timeout = 20)
+{
+    fixture f = setup(2000);
+    edb_backup *bk, *idle;
+    edb_backup_stream *s = start(&f, &bk, 1, 0);
+    OK(edb_backup_begin(&idle, f.env, NULL));      /* a backup with no stream yet */
+    reader r;
+    reader_start(&r, s);
+    stopper st = { .env = f.env };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, stop_main, &st), 0);
+    pthread_join(t, NULL);
+    OK(st.rc);
+    reader_join_canceled(&r, st.at_ms);
+    edb_backup_stream *s2;
+    RC(edb_backup_open(&s2, bk), EDB_CANCELED);
+    RC(edb_backup_open(&s2, idle), EDB_CANCELED);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "copier still running after stop");
+    cr_assert_eq(bk_readers(f.m), 2, "both backups still hold their snapshots until ended");
+    edb_backup_close(s);
+    edb_backup_end(bk);
+    edb_backup_end(idle);
+    check_released(&f);
+
+    /* Backups begun after the stop are unaffected. */
+    edb_backup *later;
+    OK(edb_backup_begin(&later, f.env, NULL));
+    OK(edb_backup_open(&s2, later));
+    bk_buf b = { 0 };
+    OK(bk_read_all(s2, &b, 1 << 16));
+    bk_arch a;
+    bk_decode(&a, b.p, b.n);
+    bk_arch_free(&a);
+    free(b.p);
+    edb_backup_close(s2);
+    edb_backup_end(later);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, stop_without_backups, .timeout = 10)
+{
+    fixture f = setup(0);
+    OK(edb_backup_stop(f.env));
+    teardown(&f);
+}
+
+Test(backup_cancel, end_closes_open_streams, .timeout = 20)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    edb_backup_stream *s1 = start(&f, &bk, 1, 0);  /* rate limited: copiers park in their wait */
+    edb_backup_stream *s2, *s3;
+    OK(edb_backup_open(&s2, bk));
+    OK(edb_backup_open(&s3, bk));
+    reader r;
+    reader_start(&r, s1);
+    cr_assert_eq(bk_tasks(), f.tasks + 4);
+    uint64_t t0 = bk_now_ms();
+    edb_backup_end(bk);
+    cr_assert_lt(bk_now_ms() - t0, PROMPT_MS, "edb_backup_end blocked");
+    reader_join_canceled(&r, t0);
+    check_released(&f);
+    size_t n;
+    uint8_t x;
+    RC(edb_backup_read(s2, &x, 1, &n), EDB_CANCELED);  /* the handle is gone */
+    edb_backup_close(s3);                              /* a no-op */
+    teardown(&f);
+}
+
+Test(backup_cancel, env_close_with_backups_in_every_state, .timeout = 30)
+{
+    fixture f = setup(3000);
+    edb_backup *b_idle, *b_rate, *b_full, *b_read, *b_done, *b_mid;
+    OK(edb_backup_begin(&b_idle, f.env, NULL));
+    edb_backup_stream *s_rate = start(&f, &b_rate, 1, 0);
+    edb_backup_stream *s_full = start(&f, &b_full, 0, 1);
+    edb_backup_stream *s_read = start(&f, &b_read, 1, 0);
+    edb_backup_stream *s_done = start(&f, &b_done, 0, 0);
+    edb_backup_stream *s_mid = start(&f, &b_mid, 0, 1);
+    bk_buf b = { 0 };
+    OK(bk_read_all(s_done, &b, 1 << 16));
+    free(b.p);
+    uint8_t buf[5000];
+    size_t n;
+    OK(edb_backup_read(s_mid, buf, sizeof buf, &n));
+    bk_wait_ring_full(s_full, 5000);
+    reader r;
+    reader_start(&r, s_read);
+    (void)s_rate;
+    cr_assert_eq(bk_readers(f.m), 6);
+
+    uint64_t t0 = bk_now_ms();
+    edb_env_close(f.env);
+    cr_assert_lt(bk_now_ms() - t0, PROMPT_MS, "edb_env_close waited on something unbounded");
+    reader_join_canceled(&r, t0);
+    /* Every copier was joined by env close: the thread count is exact now. */
+    cr_assert_eq(bk_tasks(), f.tasks, "copier threads after env close");
+    cr_assert_eq(bk_readers_path(f.dir), 0);
+    bk_rm_tree(f.dir);
+    free(f.dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
+}
+
+Test(backup_cancel, env_close_after_streams_were_closed, .timeout = 20)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 1, 0);
+    edb_backup_stream *s2;
+    OK(edb_backup_open(&s2, bk));
+    close_now(s);                 /* copiers may still be winding down when env close runs */
+    close_now(s2);
+    uint64_t t0 = bk_now_ms();
+    edb_env_close(f.env);         /* ends bk itself */
+    cr_assert_lt(bk_now_ms() - t0, PROMPT_MS);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks);
+    cr_assert_eq(bk_readers_path(f.dir), 0);
+    bk_rm_tree(f.dir);
+    free(f.dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
+}
+
+/* A canceled copier exits within one page batch even on a large database
+ * with the consumer draining as fast as it can. */
+Test(backup_cancel, copier_exits_within_a_batch, .timeout = 30)
+{
+    fixture f = setup(8000);
+    for (int i = 0; i < 5; i++) {
+        edb_backup *bk;
+        edb_backup_stream *s = start(&f, &bk, 0, 0);
+        uint8_t buf[1 << 15];
+        size_t n;
+        for (int k = 0; k < 3 + 7 * i; k++)
+            OK(edb_backup_read(s, buf, sizeof buf, &n));
+        uint64_t t0 = bk_now_ms();
+        close_now(s);
+        cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks);
+        cr_assert_lt(bk_now_ms() - t0, PROMPT_MS);
+        edb_backup_end(bk);
+        check_released(&f);
+    }
+    teardown(&f);
+}

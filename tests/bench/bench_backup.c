@@ -1,0 +1,308 @@
+/*
+ * bench_backup: the measurements of issue #3 that need the library itself.
+ *
+ *   bench_backup fill DB MB            fill DB through the public API until data.mdb holds MB MiB
+ *   bench_backup abort DB N            N backups aborted at random points: latency of
+ *                                      edb_backup_close() and time until the copier thread is gone
+ *   bench_backup writer DB SECONDS REPS
+ *                                      a writer's commits per second alone and while a backup
+ *                                      streams to /dev/null, interleaved REPS times (medians)
+ *
+ * Figures go to stdout, one "name value unit" line each, for tests/bench/bench_backup.sh and
+ * doc/performance.md.  Timings use CLOCK_MONOTONIC.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edb.h"
+#include "edb_backup.h"
+
+#define ROW_BYTES 3000
+
+static void
+die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_backup: %s: %s: %s\n", what, edb_err_name(rc), edb_error_last());
+    exit(1);
+}
+
+#define CHECK(what, call) do { int rc_ = (call); if (rc_ < 0) die(what, rc_); } while (0)
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double
+pct(double *v, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static int
+count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static uint64_t
+file_size(const char *db)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", db);
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static edb_env *
+open_env(const char *db)
+{
+    edb_env *env;
+    CHECK("open", edb_env_open(&env, db, NULL));
+    return env;
+}
+
+static void
+fill(const char *db, uint64_t mb)
+{
+    edb_env *env = open_env(db);
+    edb_session *s;
+    CHECK("session", edb_session_begin(&s, env));
+    edb_column_def cols[] = {
+        { .name = "id", .type = EDB_COL_INT64, .flags = EDB_COL_AUTOINC },
+        { .name = "data", .type = EDB_COL_BINARY },
+    };
+    edb_index_def idx[] = { { .name = "pk", .key = "+id\0", .flags = EDB_IDX_PRIMARY } };
+    edb_table_def def = { .name = "blob", .columns = cols, .ncolumns = 2, .indexes = idx, .nindexes = 1 };
+    int rc = edb_table_create(s, &def);
+    if (rc < 0 && rc != EDB_EXISTS)
+        die("create table", rc);
+    edb_cursor *c;
+    CHECK("cursor", edb_cursor_open(&c, s, "blob"));
+    edb_colid data;
+    CHECK("column", edb_column_id(&data, c, "data"));
+    unsigned char buf[ROW_BYTES];
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    uint64_t rows = 0;
+    while (file_size(db) < mb << 20) {
+        CHECK("begin", edb_txn_begin(s, 0));
+        for (int i = 0; i < 1000; i++) {
+            for (size_t k = 0; k < sizeof buf; k += 8) {
+                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+                memcpy(buf + k, &seed, sizeof buf - k < 8 ? sizeof buf - k : 8);
+            }
+            CHECK("prepare", edb_update_prepare(c, EDB_PREP_INSERT));
+            CHECK("set", edb_column_set(c, data, buf, sizeof buf, 0));
+            CHECK("insert", edb_update(c));
+            rows++;
+        }
+        CHECK("commit", edb_txn_commit(s));
+    }
+    printf("fill_rows %llu rows\nfill_size %.1f MiB\n", (unsigned long long)rows,
+           (double)file_size(db) / 1048576.0);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+}
+
+static void
+abort_bench(const char *db, int n)
+{
+    edb_env *env = open_env(db);
+    double *close_us = calloc((size_t)n, sizeof *close_us);
+    double *gone_us = calloc((size_t)n, sizeof *gone_us);
+    if (!close_us || !gone_us)
+        die("calloc", EDB_NOMEM);
+    int base = count_threads();
+    unsigned seed = 12345;
+    char buf[65536];
+    double worst_gone = 0;
+    for (int i = 0; i < n; i++) {
+        edb_backup *bk;
+        edb_backup_stream *st;
+        CHECK("backup begin", edb_backup_begin(&bk, env, NULL));
+        CHECK("backup open", edb_backup_open(&st, bk));
+        /* read a random amount: none, a little, or a lot (the copier may be
+         * blocked on a full ring, or mid-batch) */
+        int chunks = rand_r(&seed) % 4 == 0 ? 0 : rand_r(&seed) % 64;
+        for (int k = 0; k < chunks; k++) {
+            size_t got;
+            if (edb_backup_read(st, buf, sizeof buf, &got) < 0 || got == 0)
+                break;
+        }
+        double t0 = now_s();
+        edb_backup_close(st);
+        double t1 = now_s();
+        while (count_threads() > base && now_s() - t1 < 5.0)
+            usleep(20);
+        double t2 = now_s();
+        edb_backup_end(bk);
+        close_us[i] = (t1 - t0) * 1e6;
+        gone_us[i] = (t2 - t0) * 1e6;
+        if (gone_us[i] > worst_gone)
+            worst_gone = gone_us[i];
+    }
+    qsort(close_us, (size_t)n, sizeof *close_us, cmp_double);
+    qsort(gone_us, (size_t)n, sizeof *gone_us, cmp_double);
+    printf("aborts %d count\n", n);
+    printf("close_p50 %.1f us\nclose_p99 %.1f us\nclose_max %.1f us\n",
+           pct(close_us, (size_t)n, 0.5), pct(close_us, (size_t)n, 0.99), close_us[n - 1]);
+    printf("copier_gone_p50 %.1f us\ncopier_gone_p99 %.1f us\ncopier_gone_max %.1f us\n",
+           pct(gone_us, (size_t)n, 0.5), pct(gone_us, (size_t)n, 0.99), gone_us[n - 1]);
+    free(close_us);
+    free(gone_us);
+    edb_env_close(env);
+}
+
+struct drain { edb_env *env; atomic_bool stop; uint64_t bytes; int rc; };
+
+/* Back up again and again to /dev/null until told to stop. */
+static void *
+drain_main(void *arg)
+{
+    struct drain *d = arg;
+    int fd = open("/dev/null", O_WRONLY);
+    static char buf[1 << 20];
+    while (!atomic_load(&d->stop)) {
+        edb_backup *bk;
+        edb_backup_stream *st;
+        if ((d->rc = edb_backup_begin(&bk, d->env, NULL)) < 0)
+            break;
+        if ((d->rc = edb_backup_open(&st, bk)) < 0) {
+            edb_backup_end(bk);
+            break;
+        }
+        size_t got;
+        while (!atomic_load(&d->stop) && (d->rc = edb_backup_read(st, buf, sizeof buf, &got)) == 0 && got > 0) {
+            if (write(fd, buf, got) < 0)
+                break;
+            d->bytes += got;
+        }
+        edb_backup_close(st);
+        edb_backup_end(bk);
+        if (d->rc < 0)
+            break;
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Commits per second of one writer updating random rows in small txns. */
+static double
+writer_rate(edb_env *env, double seconds, uint64_t rows)
+{
+    edb_session *s;
+    edb_cursor *c;
+    edb_colid data, id;
+    CHECK("session", edb_session_begin(&s, env));
+    CHECK("cursor", edb_cursor_open(&c, s, "blob"));
+    CHECK("column", edb_column_id(&data, c, "data"));
+    CHECK("column", edb_column_id(&id, c, "id"));
+    unsigned char buf[ROW_BYTES];
+    memset(buf, 0xA5, sizeof buf);
+    unsigned seed = 42;
+    uint64_t commits = 0;
+    double t0 = now_s(), t;
+    while ((t = now_s()) - t0 < seconds) {
+        CHECK("begin", edb_txn_begin(s, 0));
+        for (int i = 0; i < 10; i++) {
+            int64_t key = 1 + (int64_t)(((uint64_t)rand_r(&seed) << 16 ^ (uint64_t)rand_r(&seed)) % rows);
+            CHECK("key", edb_key_make(c, &key, sizeof key, EDB_KEY_NEW));
+            CHECK("seek", edb_cursor_seek(c, EDB_SEEK_EQ));
+            buf[i] = (unsigned char)commits;
+            CHECK("prepare", edb_update_prepare(c, EDB_PREP_REPLACE));
+            CHECK("set", edb_column_set(c, data, buf, sizeof buf, 0));
+            CHECK("update", edb_update(c));
+        }
+        CHECK("commit", edb_txn_commit(s));
+        commits++;
+    }
+    edb_cursor_close(c);
+    edb_session_end(s);
+    return (double)commits / (t - t0);
+}
+
+static void
+writer_bench(const char *db, double seconds, int reps)
+{
+    edb_env_opts opts = { .flags = EDB_ENV_NOSYNC };
+    edb_env *env;
+    CHECK("open", edb_env_open(&env, db, &opts));
+    edb_session *s;
+    uint64_t rows;
+    CHECK("session", edb_session_begin(&s, env));
+    edb_tree_stat st;
+    CHECK("stat", edb_table_stat(&st, s, "blob", NULL));
+    rows = st.entries;
+    edb_session_end(s);
+    double alone[16], during[16];
+    if (reps > 16)
+        reps = 16;
+    for (int r = 0; r < reps; r++) {
+        alone[r] = writer_rate(env, seconds, rows);
+        struct drain d = { .env = env };
+        pthread_t t;
+        pthread_create(&t, NULL, drain_main, &d);
+        during[r] = writer_rate(env, seconds, rows);
+        atomic_store(&d.stop, true);
+        pthread_join(t, NULL);
+        if (d.rc < 0)
+            die("backup during writes", d.rc);
+        fprintf(stderr, "rep %d: alone %.0f/s, during backup %.0f/s (backup read %.1f MiB)\n",
+                r, alone[r], during[r], (double)d.bytes / 1048576.0);
+    }
+    qsort(alone, (size_t)reps, sizeof *alone, cmp_double);
+    qsort(during, (size_t)reps, sizeof *during, cmp_double);
+    double a = alone[reps / 2], b = during[reps / 2];
+    printf("writer_alone %.0f commits/s\nwriter_during_backup %.0f commits/s\nwriter_ratio %.2f x\n",
+           a, b, b / a);
+    edb_env_close(env);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "fill") == 0)
+        fill(argv[2], strtoull(argv[3], NULL, 10));
+    else if (argc >= 4 && strcmp(argv[1], "abort") == 0)
+        abort_bench(argv[2], atoi(argv[3]));
+    else if (argc >= 5 && strcmp(argv[1], "writer") == 0)
+        writer_bench(argv[2], atof(argv[3]), atoi(argv[4]));
+    else {
+        fprintf(stderr, "usage: bench_backup fill DB MB | abort DB N | writer DB SECONDS REPS\n");
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* helpers.h: shared fixtures for the engine suites: a private temporary
+ * directory per test and an environment opened in it. */
+#ifndef EDB_TEST_HELPERS_H
+#define EDB_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edb.h"
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static inline void
+rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static inline char *
+make_tmpdir(void)
+{
+    char *d = strdup("/tmp/edb-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(d));
+    return d;
+}
+
+/* Open "<dir>/db" with a small table count (fast to create). */
+static inline edb_env *
+open_env(const char *dir, unsigned flags)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/db", dir);
+    edb_env_opts o = { .max_tables = 8, .flags = flags };
+    edb_env *env = NULL;
+    int rc = edb_env_open(&env, path, &o);
+    cr_assert_eq(rc, 0, "edb_env_open: %s", edb_error_last());
+    return env;
+}
+
+/* Criterion's workers leave without LeakSanitizer's exit-time check, so the
+ * fixtures ask for one at teardown (ASan builds only). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() do { if (__lsan_do_recoverable_leak_check() != 0) { \
+        fprintf(stderr, "memory leaked (details above)\n"); abort(); } } while (0)
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
+#define OK(x) do { int ok__ = (x); cr_assert_eq(ok__, 0, "%s -> %s (%s)", #x, \
+                   edb_err_name(ok__), edb_error_last()); } while (0)
+#define RC(x, want) do { int rc__ = (x); cr_assert_eq(rc__, (want), "%s -> %s, want %s (%s)", #x, \
+                   edb_err_name(rc__), edb_err_name(want), edb_error_last()); } while (0)
+
+#endif

@@ -1,0 +1,324 @@
+/* Cursors: seeks in every mode, prefix keys, PREFIX_END, ranges, moves. */
+#include "config.h"
+
+#include "helpers.h"
+
+static char *dir;
+static edb_env *env;
+static edb_session *s;
+static edb_cursor *c;
+
+/* rows (id, grp, name): grp = id / 10 for ids 10..59 step 2, names "n<id%10>" */
+static void
+setup(void)
+{
+    dir = make_tmpdir();
+    env = open_env(dir, 0);
+    OK(edb_session_begin(&s, env));
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT32, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "grp", EDB_COL_INT32, 0, 0, NULL, 0 },
+        { "name", EDB_COL_TEXT, 0, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = {
+        { "pk", "+id\0", EDB_IDX_PRIMARY },
+        { "g", "+grp\0", 0 },
+        { "gd", "-grp\0", 0 },
+        { "gn", "+grp\0+name\0", EDB_IDX_UNIQUE },
+        { "gnd", "-grp\0-name\0", EDB_IDX_UNIQUE },
+    };
+    edb_table_def def = { "t", cols, 3, idx, 5 };
+    OK(edb_table_create(s, &def));
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    for (int32_t id = 10; id < 60; id += 2) {
+        int32_t grp = id / 10;
+        char name[8];
+        snprintf(name, sizeof name, "n%d", id % 10);
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, &id, 4, 0));
+        OK(edb_column_set(c, 2, &grp, 4, 0));
+        OK(edb_column_set(c, 3, name, strlen(name), 0));
+        OK(edb_update(c));
+    }
+    OK(edb_txn_commit(s));
+}
+
+static void
+teardown(void)
+{
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+    rm_tree(dir);
+    free(dir);
+    LEAK_CHECK();
+}
+
+TestSuite(cursor, .init = setup, .fini = teardown, .timeout = 30);
+
+static int32_t
+cur_id(void)
+{
+    int32_t id = -1;
+    OK(edb_column_get(c, 1, &id, 4, NULL, 0));
+    return id;
+}
+
+static int
+seek1(int32_t v, unsigned flags, unsigned how)
+{
+    OK(edb_key_make(c, &v, 4, EDB_KEY_NEW | flags));
+    return edb_cursor_seek(c, how);
+}
+
+Test(cursor, seek_unique_primary)
+{
+    OK(seek1(20, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 20);
+    RC(seek1(21, 0, EDB_SEEK_EQ), EDB_NOTFOUND);
+    RC(edb_column_get(c, 1, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    OK(seek1(21, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 22);
+    OK(seek1(20, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(20, 0, EDB_SEEK_GT)); cr_assert_eq(cur_id(), 22);
+    OK(seek1(20, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(21, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(20, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 18);
+    RC(seek1(10, 0, EDB_SEEK_LT), EDB_NOTFOUND);
+    RC(seek1(58, 0, EDB_SEEK_GT), EDB_NOTFOUND);
+    OK(seek1(1000, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 58);
+    OK(seek1(-5, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 10);
+    /* negative values sort before positive ones */
+    RC(seek1(-5, 0, EDB_SEEK_LE), EDB_NOTFOUND);
+    RC(edb_cursor_seek(c, EDB_SEEK_EQ), EDB_INVAL);    /* the key was consumed */
+    int32_t v = 1;
+    OK(edb_key_make(c, &v, 4, EDB_KEY_NEW));
+    RC(edb_cursor_seek(c, 0), EDB_INVAL);
+    RC(edb_cursor_seek(c, 6), EDB_INVAL);
+    RC(edb_cursor_seek(NULL, EDB_SEEK_EQ), EDB_INVAL);
+}
+
+Test(cursor, seek_non_unique_ascending_and_descending)
+{
+    OK(edb_cursor_set_index(c, "g"));
+    /* grp 2 holds ids 20..28 */
+    OK(seek1(2, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(2, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(2, 0, EDB_SEEK_GT)); cr_assert_eq(cur_id(), 30);
+    OK(seek1(2, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 28);
+    OK(seek1(2, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 18);
+    RC(seek1(9, 0, EDB_SEEK_EQ), EDB_NOTFOUND);
+    OK(seek1(9, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 58);
+    OK(edb_cursor_set_index(c, "gd"));
+    /* descending: grp 5 first */
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST)); cr_assert_eq(cur_id(), 50);
+    OK(seek1(2, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 20);
+    OK(seek1(2, 0, EDB_SEEK_GT)); cr_assert_eq(cur_id(), 10);    /* after grp 2 comes grp 1 */
+    OK(seek1(2, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 38);    /* before it: grp 3's last */
+    OK(seek1(2, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 28);
+    OK(seek1(2, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 20);
+}
+
+static int
+seek2(int32_t g, const char *name, unsigned flags2, unsigned how)
+{
+    OK(edb_key_make(c, &g, 4, EDB_KEY_NEW));
+    OK(edb_key_make(c, name, strlen(name), flags2));
+    return edb_cursor_seek(c, how);
+}
+
+Test(cursor, multi_column_prefix_and_prefix_end)
+{
+    OK(edb_cursor_set_index(c, "gn"));
+    OK(seek2(3, "n4", 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 34);
+    RC(seek2(3, "n5", 0, EDB_SEEK_EQ), EDB_NOTFOUND);
+    OK(seek2(3, "n5", 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 36);
+    OK(seek2(3, "n5", 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 34);
+    OK(seek2(3, "n4", 0, EDB_SEEK_GT)); cr_assert_eq(cur_id(), 36);
+    OK(seek2(3, "n4", 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 32);
+    /* text "n" is a prefix of no stored name segment as a whole value: no EQ */
+    RC(seek2(3, "n", 0, EDB_SEEK_EQ), EDB_NOTFOUND);
+    /* a key of the first column is a prefix: EQ finds the first with it */
+    OK(seek1(4, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 40);
+    OK(seek1(4, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 40);
+    OK(seek1(4, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 38);
+    /* a prefix sorts before its extensions: LE without PREFIX_END stops before them */
+    OK(seek1(4, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 38);
+    /* PREFIX_END: after every entry of grp 4 */
+    OK(seek1(4, EDB_KEY_PREFIX_END, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 48);
+    OK(seek1(4, EDB_KEY_PREFIX_END, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 48);
+    OK(seek1(4, EDB_KEY_PREFIX_END, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 50);
+    RC(seek1(5, EDB_KEY_PREFIX_END, EDB_SEEK_GT), EDB_NOTFOUND);
+    /* descending two-column index */
+    OK(edb_cursor_set_index(c, "gnd"));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST)); cr_assert_eq(cur_id(), 58);
+    OK(seek1(4, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 48);
+    OK(seek1(4, EDB_KEY_PREFIX_END, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 40);
+    OK(seek2(4, "n3", 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 42);
+    /* key_make misuse */
+    int32_t v = 1;
+    RC(edb_key_make(c, &v, 4, 0), EDB_INVAL);           /* no NEW after a seek */
+    OK(edb_key_make(c, &v, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    RC(edb_key_make(c, "a", 1, 0), EDB_INVAL);          /* after PREFIX_END */
+    OK(edb_key_make(c, &v, 4, EDB_KEY_NEW));
+    OK(edb_key_make(c, "a", 1, 0));
+    RC(edb_key_make(c, "a", 1, 0), EDB_INVAL);          /* three segments on two */
+    RC(edb_key_make(c, &v, 2, EDB_KEY_NEW), EDB_INVAL); /* wrong size */
+    RC(edb_key_make(c, &v, 4, 0x80), EDB_INVAL);
+    RC(edb_key_make(NULL, &v, 4, EDB_KEY_NEW), EDB_INVAL);
+    char big[600];
+    memset(big, 'a', sizeof big);
+    OK(edb_key_make(c, &v, 4, EDB_KEY_NEW));
+    RC(edb_key_make(c, big, sizeof big, 0), EDB_TOOBIG);
+}
+
+static int
+walk(int how, int32_t *ids, int max)
+{
+    int n = 0;
+    while (n < max && edb_cursor_move(c, how) == 0)
+        ids[n++] = cur_id();
+    return n;
+}
+
+Test(cursor, ranges)
+{
+    int32_t ids[64];
+    /* ids 20..30 inclusive upper */
+    OK(seek1(20, 0, EDB_SEEK_GE));
+    OK(edb_key_make(c, &(int32_t){ 30 }, 4, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    int n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(ids[4], 30);
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_PREV)); cr_assert_eq(cur_id(), 30);   /* moving back works */
+    /* exclusive upper */
+    OK(seek1(20, 0, EDB_SEEK_GE));
+    OK(edb_key_make(c, &(int32_t){ 30 }, 4, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER));
+    n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(ids[3], 28);
+    /* lower limit moving back */
+    OK(seek1(30, 0, EDB_SEEK_LE));
+    OK(edb_key_make(c, &(int32_t){ 24 }, 4, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_INCLUSIVE));
+    n = walk(EDB_MOVE_PREV, ids, 64);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ids[2], 24);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT)); cr_assert_eq(cur_id(), 24);
+    /* already outside: NOTFOUND and no range */
+    OK(seek1(40, 0, EDB_SEEK_EQ));
+    OK(edb_key_make(c, &(int32_t){ 30 }, 4, EDB_KEY_NEW));
+    RC(edb_cursor_set_range(c, EDB_RANGE_UPPER), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT)); cr_assert_eq(cur_id(), 42);
+    /* removal, and no key */
+    OK(seek1(20, 0, EDB_SEEK_GE));
+    OK(edb_key_make(c, &(int32_t){ 22 }, 4, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    OK(edb_cursor_set_range(c, EDB_RANGE_REMOVE));
+    n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 19);
+    RC(edb_cursor_set_range(c, EDB_RANGE_UPPER), EDB_INVAL);
+    RC(edb_cursor_set_range(c, 0x40), EDB_INVAL);
+    RC(edb_cursor_set_range(NULL, EDB_RANGE_UPPER), EDB_INVAL);
+    /* prefix range on a non-unique index: every entry of grp 3 with PREFIX_END */
+    OK(edb_cursor_set_index(c, "g"));
+    OK(seek1(3, 0, EDB_SEEK_EQ));
+    OK(edb_key_make(c, &(int32_t){ 3 }, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER));
+    n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(ids[3], 38);
+    /* a range is removed by a FIRST move */
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 24);
+}
+
+Test(cursor, moves_at_the_ends_and_by_n)
+{
+    int32_t ids[64];
+    int n = walk(EDB_MOVE_NEXT, ids, 64);      /* unpositioned: NEXT starts at the first */
+    cr_assert_eq(n, 25);
+    cr_assert_eq(ids[0], 10);
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_PREV)); cr_assert_eq(cur_id(), 58);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    RC(edb_cursor_move(c, EDB_MOVE_PREV), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT)); cr_assert_eq(cur_id(), 10);
+    OK(edb_cursor_move(c, 3)); cr_assert_eq(cur_id(), 16);
+    OK(edb_cursor_move(c, -2)); cr_assert_eq(cur_id(), 12);
+    RC(edb_cursor_move(c, 100), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_LAST)); cr_assert_eq(cur_id(), 58);
+    RC(edb_cursor_move(c, 0), EDB_INVAL);
+    RC(edb_cursor_move(NULL, 1), EDB_INVAL);
+    /* delete while walking: NEXT goes to the following row */
+    OK(seek1(20, 0, EDB_SEEK_EQ));
+    OK(edb_record_delete(c));
+    RC(edb_column_get(c, 1, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT)); cr_assert_eq(cur_id(), 22);
+    OK(seek1(24, 0, EDB_SEEK_EQ));
+    OK(edb_record_delete(c));
+    OK(edb_cursor_move(c, EDB_MOVE_PREV)); cr_assert_eq(cur_id(), 22);
+    /* on a secondary index the same */
+    OK(edb_cursor_set_index(c, "g"));
+    cr_assert_str_eq(edb_cursor_index(c), "g");
+    n = walk(EDB_MOVE_NEXT, ids, 64);
+    cr_assert_eq(n, 23);
+    OK(edb_cursor_set_index(c, NULL));
+    cr_assert_str_eq(edb_cursor_index(c), "pk");
+    RC(edb_cursor_set_index(c, "nosuch"), EDB_NOTFOUND);
+    RC(edb_cursor_set_index(NULL, NULL), EDB_INVAL);
+    cr_assert_null(edb_cursor_index(NULL));
+}
+
+Test(cursor, open_and_column_id_arguments)
+{
+    edb_cursor *x = (edb_cursor *)1;
+    RC(edb_cursor_open(&x, s, "nosuch"), EDB_NOTFOUND);
+    cr_assert_null(x);
+    RC(edb_cursor_open(&x, NULL, "t"), EDB_INVAL);
+    RC(edb_cursor_open(&x, s, NULL), EDB_INVAL);
+    RC(edb_cursor_open(NULL, s, "t"), EDB_INVAL);
+    edb_colid id = 9;
+    RC(edb_column_id(&id, c, "nosuch"), EDB_NOTFOUND);
+    cr_assert_eq(id, 0);
+    RC(edb_column_id(NULL, c, "id"), EDB_INVAL);
+    RC(edb_column_id(&id, NULL, "id"), EDB_INVAL);
+    OK(edb_column_id(&id, c, "name"));
+    cr_assert_eq(id, 3);
+    edb_cursor_close(NULL);
+}
+
+Test(cursor, implicit_txns_keep_position_and_session_end_closes_cursors)
+{
+    OK(seek1(30, 0, EDB_SEEK_EQ));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));     /* each call is its own implicit txn */
+    cr_assert_eq(cur_id(), 32);
+    /* update through the cursor in an implicit txn and keep going */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 3, "zz", 2, 0));
+    OK(edb_update(c));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 34);
+    /* a replace that changes the primary key moves the record */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 1, &(int32_t){ 35 }, 4, 0));
+    OK(edb_update(c));
+    cr_assert_eq(cur_id(), 35);
+    RC(seek1(34, 0, EDB_SEEK_EQ), EDB_NOTFOUND);
+    /* and to an existing key is a KEYDUP that changes nothing */
+    OK(seek1(35, 0, EDB_SEEK_EQ));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 1, &(int32_t){ 36 }, 4, 0));
+    RC(edb_update(c), EDB_KEYDUP);
+    edb_update_cancel(c);
+    OK(seek1(35, 0, EDB_SEEK_EQ));
+    edb_session *s2;
+    edb_cursor *c2;
+    OK(edb_session_begin(&s2, env));
+    OK(edb_cursor_open(&c2, s2, "t"));
+    OK(edb_cursor_open(&c2, s2, "t"));
+    edb_session_end(s2);       /* closes both cursors (LSan checks) */
+}

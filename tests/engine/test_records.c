@@ -1,0 +1,392 @@
+/* Records: values of every type, NULL and truncation warnings, limits,
+ * NOT NULL, AUTOINC, ESCROW, multi-valued columns, transactions around them. */
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+
+#include "helpers.h"
+
+static char *dir;
+static edb_env *env;
+static edb_session *s;
+static void setup(void) { dir = make_tmpdir(); env = open_env(dir, 0); OK(edb_session_begin(&s, env)); }
+static void teardown(void) { edb_session_end(s); edb_env_close(env); rm_tree(dir); free(dir); LEAK_CHECK(); }
+
+TestSuite(records, .init = setup, .fini = teardown, .timeout = 30);
+
+static const int64_t zero64 = 0;
+
+static void
+make_table(void)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT64, EDB_COL_AUTOINC, 0, NULL, 0 },          /* 1 */
+        { "b", EDB_COL_BOOL, 0, 0, NULL, 0 },                          /* 2 */
+        { "i8", EDB_COL_INT8, 0, 0, NULL, 0 },
+        { "i16", EDB_COL_INT16, 0, 0, NULL, 0 },
+        { "i32", EDB_COL_INT32, 0, 0, NULL, 0 },                       /* 5 */
+        { "u8", EDB_COL_UINT8, 0, 0, NULL, 0 },
+        { "u16", EDB_COL_UINT16, 0, 0, NULL, 0 },
+        { "u32", EDB_COL_UINT32, 0, 0, NULL, 0 },
+        { "u64", EDB_COL_UINT64, 0, 0, NULL, 0 },
+        { "f", EDB_COL_FLOAT, 0, 0, NULL, 0 },                         /* 10 */
+        { "d", EDB_COL_DOUBLE, 0, 0, NULL, 0 },
+        { "dt", EDB_COL_DATETIME, 0, 0, NULL, 0 },
+        { "g", EDB_COL_GUID, 0, 0, NULL, 0 },
+        { "t", EDB_COL_TEXT, 0, 8, NULL, 0 },
+        { "bin", EDB_COL_BINARY, 0, 0, NULL, 0 },                      /* 15 */
+        { "need", EDB_COL_TEXT, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "cnt", EDB_COL_INT64, EDB_COL_ESCROW, 0, &zero64, 8 },
+        { "tags", EDB_COL_TEXT, EDB_COL_MULTIVALUED, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY } };
+    edb_table_def def = { "r", cols, sizeof cols / sizeof cols[0], idx, 1 };
+    OK(edb_table_create(s, &def));
+}
+
+Test(records, every_type_round_trips)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    uint8_t b = 1; int8_t i8 = -5; int16_t i16 = -300; int32_t i32 = -70000;
+    uint8_t u8 = 250; uint16_t u16 = 65000; uint32_t u32 = 4000000000u; uint64_t u64 = UINT64_MAX - 1;
+    float f = -1.5f; double d = 3.25e100; int64_t dt = 1700000000000000;
+    uint8_t g[16]; for (int i = 0; i < 16; i++) g[i] = (uint8_t)(i * 17);
+    uint8_t bin[3000]; for (int i = 0; i < 3000; i++) bin[i] = (uint8_t)(i * 31);
+    struct { edb_colid id; const void *v; size_t n; } vals[] = {
+        { 2, &b, 1 }, { 3, &i8, 1 }, { 4, &i16, 2 }, { 5, &i32, 4 }, { 6, &u8, 1 }, { 7, &u16, 2 },
+        { 8, &u32, 4 }, { 9, &u64, 8 }, { 10, &f, 4 }, { 11, &d, 8 }, { 12, &dt, 8 }, { 13, g, 16 },
+        { 14, "h\xc3\xa9llo", 6 }, { 15, bin, sizeof bin }, { 16, "", 0 },
+    };
+    size_t nv = sizeof vals / sizeof vals[0];
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    for (size_t i = 0; i < nv; i++)
+        OK(edb_column_set(c, vals[i].id, vals[i].v, vals[i].n, 0));
+    /* the prepared record reads back before it is written */
+    uint8_t buf[4000];
+    size_t got;
+    OK(edb_column_get(c, 5, buf, sizeof buf, &got, 0));
+    cr_assert_eq(got, 4);
+    OK(edb_update(c));
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nv; i++) {
+            memset(buf, 0xAA, sizeof buf);
+            OK(edb_column_get(c, vals[i].id, buf, sizeof buf, &got, 0));
+            cr_assert_eq(got, vals[i].n, "column %u", vals[i].id);
+            cr_assert_eq(memcmp(buf, vals[i].v, vals[i].n), 0, "column %u", vals[i].id);
+        }
+        int64_t id;
+        OK(edb_column_get(c, 1, &id, 8, &got, 0));
+        cr_assert_eq(id, 1);
+        /* the empty text is not NULL; columns never set are */
+        RC(edb_column_get(c, 18, buf, sizeof buf, &got, 0), EDB_WRN_NULL);
+        OK(edb_cursor_move(c, EDB_MOVE_FIRST));   /* second pass: read from a fresh position */
+    }
+    edb_cursor_close(c);
+}
+
+Test(records, warnings_null_and_truncated)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "abcdefghij", 10, 0));
+    OK(edb_update(c));
+    char buf[4];
+    size_t got = 99;
+    RC(edb_column_get(c, 16, buf, 4, &got, 0), EDB_WRN_TRUNCATED);
+    cr_assert_eq(got, 10);
+    cr_assert_eq(memcmp(buf, "abcd", 4), 0);
+    RC(edb_column_get(c, 16, NULL, 0, &got, 0), EDB_WRN_TRUNCATED);
+    cr_assert_eq(got, 10);
+    got = 99;
+    RC(edb_column_get(c, 5, buf, 4, &got, 0), EDB_WRN_NULL);
+    cr_assert_eq(got, 0);
+    RC(edb_column_get(c, 99, buf, 4, &got, 0), EDB_NOTFOUND);
+    RC(edb_column_get(c, 0, buf, 4, &got, 0), EDB_NOTFOUND);
+    RC(edb_column_get(c, 5, NULL, 4, &got, 0), EDB_INVAL);
+    RC(edb_column_get(NULL, 5, buf, 4, &got, 0), EDB_INVAL);
+    edb_cursor_close(c);
+}
+
+Test(records, value_checks)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    int32_t v = 1;
+    RC(edb_column_set(c, 5, &v, 4, 0), EDB_NOUPDATE);
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    RC(edb_update_prepare(c, EDB_PREP_INSERT), EDB_INVAL);
+    RC(edb_column_set(c, 5, &v, 2, 0), EDB_INVAL);              /* wrong size */
+    RC(edb_column_set(c, 14, "123456789", 9, 0), EDB_TOOBIG);   /* max_size 8 */
+    OK(edb_column_set(c, 14, "12345678", 8, 0));
+    RC(edb_column_set(c, 14, "a\xff", 2, 0), EDB_INVAL);        /* not UTF-8 */
+    RC(edb_column_set(c, 14, "a\0b", 3, 0), EDB_INVAL);         /* NUL */
+    RC(edb_column_set(c, 14, "\xed\xa0\x80", 3, 0), EDB_INVAL); /* surrogate */
+    float nf = NAN;
+    RC(edb_column_set(c, 10, &nf, 4, 0), EDB_INVAL);
+    uint8_t two = 2;
+    RC(edb_column_set(c, 2, &two, 1, 0), EDB_INVAL);
+    int64_t id = 5;
+    RC(edb_column_set(c, 1, &id, 8, 0), EDB_INVAL);             /* AUTOINC */
+    RC(edb_column_set(c, 14, "x", 1, EDB_SET_APPEND), EDB_INVAL);
+    RC(edb_column_set(c, 14, "x", 1, 0x40), EDB_INVAL);
+    RC(edb_column_set(c, 77, "x", 1, 0), EDB_NOTFOUND);
+    RC(edb_column_set(c, 14, NULL, 3, 0), EDB_INVAL);
+    /* NOT NULL at update, and the update stays prepared */
+    RC(edb_update(c), EDB_NOTNULL);
+    cr_assert(strstr(edb_error_last(), "'need'") != NULL, "%s", edb_error_last());
+    OK(edb_column_set(c, 16, "ok", 2, 0));
+    OK(edb_update(c));
+    RC(edb_update(c), EDB_NOUPDATE);
+    RC(edb_update_prepare(c, 9), EDB_INVAL);
+    RC(edb_update_prepare(NULL, EDB_PREP_INSERT), EDB_INVAL);
+    RC(edb_update(NULL), EDB_INVAL);
+    edb_update_cancel(NULL);
+    /* a NOT NULL column set back to NULL in a replace */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 16, NULL, 0, 0));
+    RC(edb_update(c), EDB_NOTNULL);
+    edb_update_cancel(c);
+    char buf[8];
+    size_t got;
+    OK(edb_column_get(c, 16, buf, sizeof buf, &got, 0));
+    cr_assert_eq(got, 2);
+    edb_cursor_close(c);
+}
+
+Test(records, autoinc_increases_and_is_never_reused)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    int64_t last = 0;
+    for (int i = 0; i < 5; i++) {
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 16, "x", 1, 0));
+        OK(edb_update(c));
+        int64_t id;
+        OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+        cr_assert_eq(id, last + 1);
+        last = id;
+    }
+    /* delete the last row: its id is not handed out again */
+    OK(edb_record_delete(c));
+    RC(edb_record_delete(c), EDB_NOCURRENT);
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "x", 1, 0));
+    OK(edb_update(c));
+    int64_t id;
+    OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+    cr_assert_eq(id, 6);
+    /* a second table counts on its own */
+    edb_column_def cols[] = { { "n", EDB_COL_UINT32, EDB_COL_AUTOINC, 0, NULL, 0 } };
+    edb_table_def def = { "other", cols, 1, NULL, 0 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *c2;
+    OK(edb_cursor_open(&c2, s, "other"));
+    OK(edb_update_prepare(c2, EDB_PREP_INSERT));
+    OK(edb_update(c2));
+    uint32_t n;
+    OK(edb_column_get(c2, 1, &n, 4, NULL, 0));
+    cr_assert_eq(n, 1);
+    edb_cursor_close(c2);
+    edb_cursor_close(c);
+}
+
+Test(records, escrow_adds)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    int64_t old = 99;
+    RC(edb_escrow_update(c, 17, 1, &old), EDB_NOCURRENT);
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "x", 1, 0));
+    OK(edb_update(c));
+    OK(edb_escrow_update(c, 17, 5, &old));
+    cr_assert_eq(old, 0);
+    OK(edb_escrow_update(c, 17, -2, &old));
+    cr_assert_eq(old, 5);
+    int64_t v;
+    OK(edb_column_get(c, 17, &v, 8, NULL, 0));
+    cr_assert_eq(v, 3);
+    RC(edb_escrow_update(c, 5, 1, &old), EDB_TYPE);
+    RC(edb_escrow_update(c, 17, INT64_MAX, &old), EDB_INVAL);
+    OK(edb_column_get(c, 17, &v, 8, NULL, 0));
+    cr_assert_eq(v, 3);
+    /* rolled back with its transaction */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_escrow_update(c, 17, 100, NULL));
+    OK(edb_txn_rollback(s));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_column_get(c, 17, &v, 8, NULL, 0));
+    cr_assert_eq(v, 3);
+    edb_cursor_close(c);
+}
+
+Test(records, multivalued_itags)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "x", 1, 0));
+    OK(edb_column_set(c, 18, "red", 3, 0));
+    OK(edb_column_set(c, 18, "green", 5, EDB_SET_APPEND));
+    OK(edb_column_set(c, 18, "", 0, EDB_SET_APPEND));
+    OK(edb_column_set(c, 18, "blue", 4, EDB_SET_APPEND));
+    OK(edb_update(c));
+    unsigned n;
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 4);
+    const char *want[] = { "red", "green", "", "blue" };
+    char buf[16];
+    size_t got;
+    for (unsigned i = 1; i <= 4; i++) {
+        OK(edb_column_get(c, 18, buf, sizeof buf, &got, i));
+        cr_assert_eq(got, strlen(want[i - 1]));
+        cr_assert_eq(memcmp(buf, want[i - 1], got), 0);
+    }
+    OK(edb_column_get(c, 18, buf, sizeof buf, &got, 0));
+    cr_assert_eq(got, 3);
+    RC(edb_column_get(c, 18, buf, sizeof buf, &got, 5), EDB_WRN_NULL);
+    /* replace without APPEND leaves one value; NULL removes all */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 18, "only", 4, 0));
+    OK(edb_update(c));
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 1);
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 18, NULL, 0, 0));
+    OK(edb_update(c));
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 0);
+    RC(edb_column_get(c, 18, buf, sizeof buf, &got, 1), EDB_WRN_NULL);
+    RC(edb_column_count(NULL, c, 18), EDB_INVAL);
+    edb_cursor_close(c);
+}
+
+Test(records, rollback_and_nested_levels)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    OK(edb_txn_begin(s, 0));
+    for (int level = 0; level < 3; level++) {
+        if (level > 0)
+            OK(edb_txn_begin(s, 0));
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 16, "x", 1, 0));
+        OK(edb_update(c));
+    }
+    OK(edb_txn_rollback(s));     /* undoes only the third row */
+    OK(edb_txn_commit(s));
+    OK(edb_txn_commit(s));
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "r", NULL));
+    cr_assert_eq(st.entries, 2);
+    /* a cursor stays usable across transactions; a new one finds it unpositioned */
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    RC(edb_update_prepare(c, EDB_PREP_INSERT), EDB_READONLY);
+    RC(edb_column_get(c, 16, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    OK(edb_txn_begin(s, 0));                 /* nested in read-only: read-only */
+    RC(edb_record_delete(c), EDB_READONLY);
+    OK(edb_txn_commit(s));
+    OK(edb_txn_commit(s));
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), 0);    /* unpositioned: NEXT = FIRST */
+    edb_cursor_close(c);
+}
+
+/* A reader's snapshot does not see a writer's later commit. */
+Test(records, snapshot_isolation)
+{
+    make_table();
+    edb_session *w;
+    OK(edb_session_begin(&w, env));
+    edb_cursor *cw, *cr;
+    OK(edb_cursor_open(&cw, w, "r"));
+    OK(edb_cursor_open(&cr, s, "r"));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_update_prepare(cw, EDB_PREP_INSERT));
+    OK(edb_column_set(cw, 16, "x", 1, 0));
+    OK(edb_update(cw));          /* implicit txn in another session: committed */
+    RC(edb_cursor_move(cr, EDB_MOVE_FIRST), EDB_NOTFOUND);
+    OK(edb_txn_commit(s));
+    OK(edb_cursor_move(cr, EDB_MOVE_FIRST));
+    /* uncommitted work is invisible to others */
+    OK(edb_txn_begin(w, 0));
+    RC(edb_record_delete(cw), EDB_NOCURRENT);   /* a new transaction: unpositioned */
+    OK(edb_cursor_move(cw, EDB_MOVE_FIRST));
+    OK(edb_record_delete(cw));
+    OK(edb_cursor_move(cr, EDB_MOVE_FIRST));
+    RC(edb_cursor_move(cw, EDB_MOVE_FIRST), EDB_NOTFOUND);
+    OK(edb_txn_rollback(w));
+    edb_cursor_close(cw);
+    edb_cursor_close(cr);
+    edb_session_end(w);
+}
+
+Test(records, busy_on_implicit_write_in_second_session)
+{
+    make_table();
+    edb_session *w;
+    OK(edb_session_begin(&w, env));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, w, "r"));
+    OK(edb_txn_begin(s, 0));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "x", 1, 0));
+    RC(edb_update(c), EDB_BUSY);          /* same thread, other session holds the writer */
+    OK(edb_txn_commit(s));
+    OK(edb_update(c));
+    edb_cursor_close(c);
+    edb_session_end(w);
+}
+
+/* A full map fails the one update with EDB_FULL; the transaction around it
+ * keeps its earlier work (the failed write was in a nested LMDB txn). */
+Test(records, full_map_fails_one_update)
+{
+    edb_session_end(s);
+    edb_env_close(env);
+    char path[512];
+    snprintf(path, sizeof path, "%s/small", dir);
+    edb_env_opts o = { .map_size = 1u << 20, .max_tables = 2 };
+    OK(edb_env_open(&env, path, &o));
+    OK(edb_session_begin(&s, env));
+    edb_column_def cols[] = { { "v", EDB_COL_BINARY, 0, 0, NULL, 0 } };
+    edb_index_def idx[] = { { "v", "+v\0", 0 } };
+    edb_table_def def = { "big", cols, 1, idx, 1 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "big"));
+    OK(edb_txn_begin(s, 0));
+    uint8_t val[300];
+    int rc = 0, n = 0;
+    for (; n < 100000; n++) {
+        memset(val, 0x55, sizeof val);
+        snprintf((char *)val, 16, "%08d", n);
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, val, sizeof val, 0));
+        if ((rc = edb_update(c)) != 0)
+            break;
+    }
+    cr_assert_eq(rc, EDB_FULL, "after %d rows: %s", n, edb_error_last());
+    cr_assert_gt(n, 10);
+    edb_update_cancel(c);
+    /* the transaction is still usable: its rows are there, index exact */
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "big", NULL));
+    cr_assert_eq(st.entries, (uint64_t)n);
+    OK(edb_table_stat(&st, s, "big", "v"));
+    cr_assert_eq(st.entries, (uint64_t)n);
+    OK(edb_txn_rollback(s));
+    edb_cursor_close(c);
+}

@@ -1,0 +1,167 @@
+/*
+ * threads: the engine under several threads at once, as a plain program so
+ * it also runs under ThreadSanitizer (Criterion cannot start under TSan).
+ * Writers in four threads insert through their own sessions (LMDB serializes
+ * them), readers scan read-only snapshots meanwhile, one thread checks that a
+ * second write transaction on the same thread is EDB_BUSY, and the env is
+ * closed with sessions still open.  Ends with "N passed, N failed"; exit 1 on
+ * any failure.  A watchdog alarm ends a hang.
+ */
+#include "config.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edb.h"
+
+static int passed, failed;
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define EXPECT(cond, ...) do { int ok__ = (cond); pthread_mutex_lock(&count_lock); \
+        if (ok__) passed++; else { failed++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__); fprintf(stderr, " (%s)\n", edb_error_last()); } \
+        pthread_mutex_unlock(&count_lock); } while (0)
+
+#define NWRITERS 4
+#define ROWS_PER_WRITER 300
+
+static edb_env *env;
+
+static void *
+writer(void *arg)
+{
+    int32_t base = (int32_t)(intptr_t)arg * 100000;
+    edb_session *s;
+    edb_cursor *c;
+    int ok = edb_session_begin(&s, env) == 0 && edb_cursor_open(&c, s, "t") == 0;
+    EXPECT(ok, "writer setup");
+    if (!ok)
+        return NULL;
+    int errors = 0;
+    for (int32_t i = 0; i < ROWS_PER_WRITER; i += 10) {
+        if (edb_txn_begin(s, 0) != 0)
+            errors++;
+        for (int32_t j = i; j < i + 10; j++) {
+            int32_t id = base + j;
+            if (edb_update_prepare(c, EDB_PREP_INSERT) != 0 || edb_column_set(c, 1, &id, 4, 0) != 0 ||
+                edb_column_set(c, 2, &j, 4, 0) != 0 || edb_update(c) != 0)
+                errors++;
+        }
+        if (edb_txn_commit(s) != 0)
+            errors++;
+    }
+    EXPECT(errors == 0, "writer %d: %d errors", (int)(intptr_t)arg, errors);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    return NULL;
+}
+
+static void *
+reader(void *arg)
+{
+    (void)arg;
+    edb_session *s;
+    edb_cursor *c;
+    int ok = edb_session_begin(&s, env) == 0 && edb_cursor_open(&c, s, "t") == 0;
+    EXPECT(ok, "reader setup");
+    if (!ok)
+        return NULL;
+    int bad = 0;
+    for (int round = 0; round < 30; round++) {
+        if (edb_txn_begin(s, EDB_TXN_READONLY) != 0) {
+            bad++;
+            continue;
+        }
+        edb_tree_stat st;
+        uint64_t n = 0;
+        if (edb_cursor_set_index(c, "v") != 0 || edb_table_stat(&st, s, "t", "v") != 0)
+            bad++;
+        while (edb_cursor_move(c, EDB_MOVE_NEXT) == 0)
+            n++;
+        /* within one snapshot the index walk and the count agree */
+        if (n != st.entries)
+            bad++;
+        edb_txn_commit(s);
+    }
+    EXPECT(bad == 0, "reader: %d inconsistent snapshots", bad);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    return NULL;
+}
+
+static void *
+self_deadlock(void *arg)
+{
+    (void)arg;
+    edb_session *a, *b;
+    if (edb_session_begin(&a, env) != 0 || edb_session_begin(&b, env) != 0) {
+        EXPECT(0, "sessions");
+        return NULL;
+    }
+    for (int i = 0; i < 20; i++) {
+        int rc = edb_txn_begin(a, 0);
+        EXPECT(rc == 0, "begin a: %s", edb_err_name(rc));
+        rc = edb_txn_begin(b, 0);
+        EXPECT(rc == EDB_BUSY, "second writer on one thread: %s", edb_err_name(rc));
+        if (rc == 0)
+            edb_txn_rollback(b);
+        edb_txn_commit(a);
+    }
+    edb_session_end(a);
+    edb_session_end(b);
+    return NULL;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+int
+main(void)
+{
+    alarm(120);
+    char dir[] = "/tmp/edb-threads-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    char path[64];
+    snprintf(path, sizeof path, "%s/db", dir);
+    edb_env_opts o = { .max_tables = 4 };
+    if (edb_env_open(&env, path, &o) != 0) {
+        fprintf(stderr, "open: %s\n", edb_error_last());
+        return 1;
+    }
+    edb_session *s;
+    edb_session_begin(&s, env);
+    edb_column_def cols[] = { { "id", EDB_COL_INT32, 0, 0, NULL, 0 }, { "v", EDB_COL_INT32, 0, 0, NULL, 0 } };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY }, { "v", "+v\0", 0 } };
+    edb_table_def def = { "t", cols, 2, idx, 2 };
+    EXPECT(edb_table_create(s, &def) == 0, "create");
+
+    pthread_t th[NWRITERS + 3];
+    for (int i = 0; i < NWRITERS; i++)
+        pthread_create(&th[i], NULL, writer, (void *)(intptr_t)(i + 1));
+    pthread_create(&th[NWRITERS], NULL, reader, NULL);
+    pthread_create(&th[NWRITERS + 1], NULL, reader, NULL);
+    pthread_create(&th[NWRITERS + 2], NULL, self_deadlock, NULL);
+    for (int i = 0; i < NWRITERS + 3; i++)
+        pthread_join(th[i], NULL);
+
+    edb_tree_stat st;
+    EXPECT(edb_table_stat(&st, s, "t", NULL) == 0 && st.entries == NWRITERS * ROWS_PER_WRITER,
+           "rows: %llu", (unsigned long long)st.entries);
+    EXPECT(edb_table_stat(&st, s, "t", "v") == 0 && st.entries == NWRITERS * ROWS_PER_WRITER,
+           "index entries: %llu", (unsigned long long)st.entries);
+    /* close with a session and a read transaction still open */
+    edb_txn_begin(s, EDB_TXN_READONLY);
+    edb_env_close(env);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,32 @@
+/* Spawning the built dbtool from tests: run it with given stdin, capture
+ * stdout, stderr and the exit status (tests/tools/test_dbtool*.c). */
+#ifndef DBTOOL_RUN_H
+#define DBTOOL_RUN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct run_result {
+    int status;        /* exit status, or 128 + signal */
+    char *out, *err;   /* NUL-terminated, malloc'd */
+    size_t out_len;
+} run_result;
+
+/* Run dbtool with argv (NULL-terminated, without "dbtool"), stdin from `in`
+ * (NULL: empty).  Aborts the test on spawn failure. */
+run_result dbt_run(const char *in, const char *const *argv);
+/* Variadic convenience: dbt_runv(in, "scan", db, "t", NULL). */
+run_result dbt_runv(const char *in, ...);
+void run_free(run_result *r);
+/* The same with stdout on a pseudo-terminal (carriage returns removed). */
+run_result dbt_run_tty(const char *const *argv);
+
+/* A fresh temporary directory under /tmp; rm -rf with rm_tree(). */
+char *tmpdir_new(void);
+void rm_tree(const char *path);
+/* Write a whole file. */
+void write_file(const char *path, const char *text);
+/* Count lines of s. */
+size_t count_lines(const char *s);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * cmd_admin.c: dbtool create, stat, check, compact.
+ *
+ * check runs edb_env_check() in a forked child: a damaged file can make LMDB
+ * fault (SIGBUS past the end of a short file, SIGSEGV on a wild page number)
+ * or abort, and the tool must report that as corruption instead of dying.
+ * The child prints the problems and the verdict itself; the parent only turns
+ * a death by signal into an EDB_CORRUPT report.  Both run read-only: a check
+ * never blocks a writer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dbtool.h"
+
+int
+dbt_cmd_create(int argc, char **argv)
+{
+    if (argc != 2 || strncmp(argv[1], "--", 2) == 0)
+        return dbt_usage(argv[0], "expected DB");
+    char what[600], data[4096];
+    snprintf(what, sizeof what, "create '%s'", argv[1]);
+    snprintf(data, sizeof data, "%s/data.mdb", argv[1]);
+    struct stat sb;
+    if (stat(data, &sb) == 0)
+        return dbt_failf(what, EDB_EXISTS, "'%s' already holds a database", argv[1]);
+    edb_env *env;
+    int rc = edb_env_open(&env, argv[1], NULL);
+    if (rc < 0)
+        return dbt_fail(what, rc);
+    edb_env_close(env);
+    return DBT_OK;
+}
+
+static bool
+want_json(int argc, char **argv, const char **db, int *bad)
+{
+    bool json = false;
+    *db = NULL;
+    *bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strncmp(argv[i], "--", 2) == 0 || *db)
+            *bad = i;
+        else
+            *db = argv[i];
+    }
+    return json;
+}
+
+static void
+tree_json(jv_buf *b, const char *label, const edb_tree_stat *st)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "\"%s\": {\"entries\": %llu, \"depth\": %llu, \"branch_pages\": %llu, "
+             "\"leaf_pages\": %llu, \"overflow_pages\": %llu}", label,
+             (unsigned long long)st->entries, (unsigned long long)st->depth,
+             (unsigned long long)st->branch_pages, (unsigned long long)st->leaf_pages,
+             (unsigned long long)st->overflow_pages);
+    jv_buf_adds(b, tmp);
+}
+
+static void
+tree_line(const char *table, const char *index, const edb_tree_stat *st)
+{
+    printf("  %-24s %-20s %12llu %6llu %10llu %10llu %10llu\n", table, index ? index : "(records)",
+           (unsigned long long)st->entries, (unsigned long long)st->depth,
+           (unsigned long long)st->branch_pages, (unsigned long long)st->leaf_pages,
+           (unsigned long long)st->overflow_pages);
+}
+
+int
+dbt_cmd_stat(int argc, char **argv)
+{
+    const char *db;
+    int bad;
+    bool json = want_json(argc, argv, &db, &bad);
+    if (bad)
+        return dbt_usage(argv[0], "unexpected argument '%s'", argv[bad]);
+    if (db == NULL)
+        return dbt_usage(argv[0], "expected DB");
+    edb_env *env;
+    edb_session *s;
+    if (dbt_open(&env, &s, db, DBT_OPEN_READ) != DBT_OK)
+        return DBT_FAIL;
+    int ret = DBT_OK, rc;
+    char **names = NULL;
+    size_t n = 0;
+    edb_env_info info;
+    jv_buf b = { 0 };
+    char tmp[512];
+    if ((rc = edb_env_info_get(&info, env)) < 0 || (rc = edb_txn_begin(s, EDB_TXN_READONLY)) < 0 ||
+        (rc = edb_table_list(&names, &n, s)) < 0) {
+        ret = dbt_fail("stat", rc);
+        goto out;
+    }
+    json = dbt_output_format(json) == DBT_FMT_JSON;
+    if (json) {
+        snprintf(tmp, sizeof tmp, "{\"page_size\": %u, \"map_size\": %llu, \"pages_used\": %llu, "
+                 "\"last_txn\": %llu, \"readers\": %u, \"max_readers\": %u, \"tables\": [",
+                 info.page_size, (unsigned long long)info.map_size, (unsigned long long)info.last_page + 1,
+                 (unsigned long long)info.txn_id, info.num_readers, info.max_readers);
+        jv_buf_adds(&b, tmp);
+    } else {
+        printf("page size     %u\nmap size      %llu\npages used    %llu (%llu bytes)\nlast txn      %llu\n"
+               "readers       %u of %u\ntables        %zu\n", info.page_size,
+               (unsigned long long)info.map_size, (unsigned long long)info.last_page + 1,
+               (unsigned long long)(info.last_page + 1) * info.page_size, (unsigned long long)info.txn_id,
+               info.num_readers, info.max_readers, n);
+        if (n)
+            printf("\n  %-24s %-20s %12s %6s %10s %10s %10s\n", "table", "tree", "entries", "depth",
+                   "branch", "leaf", "overflow");
+    }
+    for (size_t i = 0; i < n; i++) {
+        edb_tree_stat st;
+        dbt_table t;
+        if ((rc = edb_table_stat(&st, s, names[i], NULL)) < 0) {
+            ret = dbt_fail("stat", rc);
+            goto out;
+        }
+        if (dbt_table_load(&t, s, names[i]) != DBT_OK) {
+            ret = DBT_FAIL;
+            goto out;
+        }
+        if (json) {
+            jv_buf_adds(&b, i ? ", {\"name\": " : "{\"name\": ");
+            jv_write_json_string(&b, names[i], strlen(names[i]));
+            snprintf(tmp, sizeof tmp, ", \"rows\": %llu, ", (unsigned long long)st.entries);
+            jv_buf_adds(&b, tmp);
+            tree_json(&b, "records", &st);
+            jv_buf_adds(&b, ", \"indexes\": [");
+        } else {
+            tree_line(names[i], NULL, &st);
+        }
+        for (size_t k = 0; k < t.def->nindexes; k++) {
+            const char *iname = t.def->indexes[k].name;
+            edb_tree_stat is;
+            if ((rc = edb_table_stat(&is, s, names[i], iname)) < 0) {
+                dbt_table_free(&t);
+                ret = dbt_fail("stat", rc);
+                goto out;
+            }
+            if (json) {
+                jv_buf_adds(&b, k ? ", {\"name\": " : "{\"name\": ");
+                jv_write_json_string(&b, iname, strlen(iname));
+                jv_buf_adds(&b, ", ");
+                tree_json(&b, "tree", &is);
+                jv_buf_adds(&b, "}");
+            } else {
+                tree_line("", iname, &is);
+            }
+        }
+        if (json)
+            jv_buf_adds(&b, "]}");
+        dbt_table_free(&t);
+    }
+    if (json) {
+        jv_buf_adds(&b, "]}\n");
+        fputs(b.p, stdout);
+    }
+    if (fflush(stdout) != 0)
+        ret = dbt_failf("stat", EDB_IO, "writing standard output failed");
+out:
+    jv_buf_free(&b);
+    edb_free(names);
+    edb_session_end(s);
+    edb_env_close(env);
+    return ret;
+}
+
+/* ---- check -------------------------------------------------------------- */
+
+typedef struct check_ctx {
+    bool json;
+    uint64_t shown;
+    dbt_progress pg;
+} check_ctx;
+
+static void
+check_report(void *ctx, int code, const char *what)
+{
+    check_ctx *cc = ctx;
+    cc->shown++;
+    if (cc->json) {
+        jv_buf b = { 0 };
+        jv_buf_adds(&b, "{\"problem\": ");
+        jv_write_json_string(&b, what, strlen(what));
+        printf("%s, \"code\": \"%s\"}\n", b.p, edb_err_name(code));
+        jv_buf_free(&b);
+    } else {
+        printf("%s: %s\n", edb_err_name(code), what);
+    }
+}
+
+static void
+check_progress(void *ctx, uint64_t rows)
+{
+    check_ctx *cc = ctx;
+    dbt_progress_rows(&cc->pg, rows & ~(uint64_t)1023);
+}
+
+/* The child: open, check, print; exit 0 clean, 1 otherwise. */
+static int
+check_child(const char *db, bool json)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);    /* problems found before a crash stay visible */
+    char what[600];
+    snprintf(what, sizeof what, "check '%s'", db);
+    edb_env *env;
+    edb_session *s;
+    if (dbt_open(&env, &s, db, DBT_OPEN_READ) != DBT_OK)
+        return DBT_FAIL;
+    edb_session_end(s);
+    check_ctx cc = { .json = json };
+    dbt_progress_begin(&cc.pg, "check");
+    uint64_t problems = 0;
+    int rc = edb_env_check(&problems, env, check_report, &cc, check_progress);
+    dbt_progress_end(&cc.pg);
+    edb_env_close(env);
+    if (rc < 0)
+        return dbt_fail(what, rc);
+    if (problems)
+        return dbt_failf(what, EDB_CORRUPT, "%llu problem%s found", (unsigned long long)problems,
+                         problems == 1 ? "" : "s");
+    if (json)
+        printf("{\"database\": \"%s\", \"problems\": 0}\n", db);
+    else if (isatty(STDOUT_FILENO))
+        printf("%s: no problems found\n", db);
+    return fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
+}
+
+int
+dbt_cmd_check(int argc, char **argv)
+{
+    const char *db;
+    int bad;
+    bool json = want_json(argc, argv, &db, &bad);
+    if (bad)
+        return dbt_usage(argv[0], "unexpected argument '%s'", argv[bad]);
+    if (db == NULL)
+        return dbt_usage(argv[0], "expected DB");
+    json = dbt_output_format(json) == DBT_FMT_JSON;
+    char what[600];
+    snprintf(what, sizeof what, "check '%s'", db);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return dbt_failf(what, EDB_IO, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* A fault must kill the child so that the parent sees the signal,
+         * even in builds whose runtime (ASan) catches faults itself. */
+        static const int faults[] = { SIGBUS, SIGSEGV, SIGILL, SIGFPE, SIGABRT };
+        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+            signal(faults[i], SIG_DFL);
+        int st = check_child(db, json);
+        fflush(NULL);
+        _exit(st);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return dbt_failf(what, EDB_IO, "waitpid: %s", strerror(errno));
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        return dbt_failf(what, EDB_CORRUPT, "reading the database killed the check with signal %d (%s): "
+                         "the file is damaged (or shorter than its meta pages claim)", sig, strsignal(sig));
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : DBT_FAIL;
+}
+
+/* ---- compact ------------------------------------------------------------ */
+
+typedef struct compact_watch {
+    const char *file;
+    atomic_bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} compact_watch;
+
+/* Shows the bytes written so far; LMDB's copier has no progress hook. */
+static void *
+compact_progress(void *arg)
+{
+    compact_watch *w = arg;
+    double start = dbt_now();
+    bool shown = false;
+    pthread_mutex_lock(&w->mu);
+    while (!atomic_load(&w->done)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        struct stat sb;
+        double t = dbt_now() - start;
+        if (!atomic_load(&w->done) && t >= 1.0 && stat(w->file, &sb) == 0) {
+            fprintf(stderr, "\rcompact: %.1f MiB written, %.1f MiB/s   ", sb.st_size / 1048576.0,
+                    sb.st_size / 1048576.0 / t);
+            shown = true;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (shown)
+        fprintf(stderr, "\r\033[K");
+    return NULL;
+}
+
+int
+dbt_cmd_compact(int argc, char **argv)
+{
+    if (argc != 3 || strncmp(argv[1], "--", 2) == 0 || strncmp(argv[2], "--", 2) == 0)
+        return dbt_usage(argv[0], "expected DB and OUT_DIR");
+    char what[600], file[4096];
+    snprintf(what, sizeof what, "compact '%s' into '%s'", argv[1], argv[2]);
+    snprintf(file, sizeof file, "%s/data.mdb", argv[2]);
+    edb_env *env;
+    edb_session *s;
+    if (dbt_open(&env, &s, argv[1], DBT_OPEN_READ) != DBT_OK)
+        return DBT_FAIL;
+    edb_session_end(s);
+    compact_watch w = { .file = file };
+    pthread_t th;
+    bool watching = false;
+    if (isatty(STDERR_FILENO)) {
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_cond_init(&w.cv, NULL);
+        watching = pthread_create(&th, NULL, compact_progress, &w) == 0;
+    }
+    int rc = edb_env_compact(env, argv[2]);
+    if (watching) {
+        pthread_mutex_lock(&w.mu);
+        atomic_store(&w.done, true);
+        pthread_cond_broadcast(&w.cv);
+        pthread_mutex_unlock(&w.mu);
+        pthread_join(th, NULL);
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+    }
+    int ret = rc < 0 ? dbt_fail(what, rc) : DBT_OK;
+    edb_env_close(env);
+    return ret;
+}

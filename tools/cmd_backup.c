@@ -1,0 +1,540 @@
+/*
+ * cmd_backup.c: dbtool backup, restore and verify.
+ *
+ * backup hands the writing to the library: edb_backup_save() writes a hidden
+ * temporary file beside ARCHIVE (0600, O_EXCL | O_NOFOLLOW) straight from the
+ * copier's ring, fsyncs it, renames it to ARCHIVE and fsyncs the directory, so
+ * a file named ARCHIVE is always a complete archive; edb_backup_write_fd()
+ * streams to standard output.
+ *
+ * Stopping: SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken
+ * by a signal thread (sigwait), which calls edb_backup_stop(): the read in
+ * progress returns EDB_CANCELED within a page batch and the main thread removes
+ * the temporary file and exits 1.  Should the main thread be stuck in a write
+ * to a stalled output, the signal thread exits the process itself after two
+ * seconds.  SIGPIPE is
+ * blocked, so a reader that goes away makes write() fail with EPIPE, reported
+ * as an error.  Each stop leaves no file that looks complete.
+ *
+ * Thread safety: the main thread and the signal thread share `stop_state`
+ * under its mutex; the signal thread only calls edb_backup_stop() (any thread).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dbtool.h"
+#include "edb_backup.h"
+
+/* ---- shared bits ---- */
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+human(char *out, size_t n, double bytes)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int i = 0;
+    while (bytes >= 1024 && i < 4) {
+        bytes /= 1024;
+        i++;
+    }
+    snprintf(out, n, i ? "%.1f %s" : "%.0f %s", bytes, u[i]);
+}
+
+/* "1048576", "64K", "10M", "1G" (binary multiples). */
+static bool
+parse_size(uint64_t *out, const char *s)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift) {
+        end++;
+        if (*end == 'i')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+    }
+    if (*end != '\0' || (shift && v > (ULLONG_MAX >> shift)))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+/* ---- backup ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    edb_env *env;           /* set while a backup runs */
+    int signo;              /* the signal that stopped us, 0: none */
+    bool done;              /* the main thread finished; the signal thread may leave */
+} stop_state = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
+
+static void *
+signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) != 0)
+        return NULL;
+    pthread_mutex_lock(&stop_state.lock);
+    if (stop_state.done) {
+        pthread_mutex_unlock(&stop_state.lock);
+        return NULL;                     /* woken by the main thread at the end */
+    }
+    stop_state.signo = sig;
+    edb_env *env = stop_state.env;
+    pthread_mutex_unlock(&stop_state.lock);
+    if (env != NULL)
+        edb_backup_stop(env);
+    /* Give the main thread two seconds to clean up and exit on its own. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    pthread_mutex_lock(&stop_state.lock);
+    while (!stop_state.done)
+        if (pthread_cond_timedwait(&stop_state.done_cv, &stop_state.lock, &dl) == ETIMEDOUT)
+            break;
+    bool done = stop_state.done;
+    pthread_mutex_unlock(&stop_state.lock);
+    if (!done) {
+        /* Only a write stalled on its output gets here (a pipe nobody reads,
+         * a hung file system).  A file being written is still under its
+         * hidden temporary name, which never looks like a complete archive. */
+        static const char msg[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is stalled, "
+                                  "exiting without waiting for it\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(1);
+    }
+    return NULL;
+}
+
+struct progress {
+    bool on;
+    bool shown;
+    double start, last;
+    edb_backup *bk;
+    uint64_t written;       /* archive bytes written so far */
+};
+
+static void
+progress_show(struct progress *p, edb_backup *bk, bool final)
+{
+    if (!p->on)
+        return;
+    double t = now_s();
+    if (!final && t - p->last < 0.2)
+        return;
+    if (!final && !p->shown && t - p->start < 0.5)
+        return;
+    p->last = t;
+    uint64_t done = 0, total = 0;
+    if (edb_backup_progress(bk, &done, &total) != 0)
+        return;
+    char d[32], tot[32], r[32], eta[32] = "--:--";
+    double el = t - p->start, rate = el > 0 ? (double)done / el : 0;
+    human(d, sizeof d, (double)done);
+    human(tot, sizeof tot, (double)total);
+    human(r, sizeof r, rate);
+    if (rate > 0 && total > done) {
+        unsigned s = (unsigned)((double)(total - done) / rate);
+        snprintf(eta, sizeof eta, "%u:%02u", s / 60, s % 60);
+    } else if (total <= done) {
+        snprintf(eta, sizeof eta, "0:00");
+    }
+    double pct = total ? 100.0 * (double)done / (double)total : 0;
+    if (pct > 100)
+        pct = 100;
+    fprintf(stderr, "\r\033[Kbackup %5.1f%%  %s / %s  %s/s  ETA %s", pct, d, tot, r, eta);
+    if (final)
+        fputc('\n', stderr);
+    p->shown = true;
+}
+
+/* edb_backup_progress_fn: called by the library writer after each batch. */
+static void
+progress_cb(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress *p = ctx;
+    (void)total;
+    p->written = done;
+    progress_show(p, p->bk, false);
+}
+
+int
+dbt_cmd_backup(int argc, char **argv)
+{
+    const char *cmd = "backup";
+    const char *db = NULL, *archive = NULL;
+    edb_backup_opts opts;
+    memset(&opts, 0, sizeof opts);
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--incremental") == 0) {
+            if (++i >= argc)
+                return dbt_usage(cmd, "--incremental needs the base archive");
+            opts.flags |= EDB_BACKUP_INCREMENTAL;
+            opts.base = argv[i];
+        } else if (strcmp(a, "--rate-limit") == 0) {
+            if (++i >= argc || !parse_size(&opts.rate_limit, argv[i]) || opts.rate_limit == 0)
+                return dbt_usage(cmd, "--rate-limit needs a positive number of bytes per second "
+                                 "(e.g. 1048576 or 50M)");
+        } else if (strcmp(a, "--low-pin") == 0) {
+            opts.flags |= EDB_BACKUP_LOW_PIN;
+        } else if (strcmp(a, "--keep-free") == 0) {
+            opts.flags |= EDB_BACKUP_KEEP_FREE;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = true;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return dbt_usage(cmd, "unknown option '%s'", a);
+        } else if (db == NULL) {
+            db = a;
+        } else if (archive == NULL) {
+            archive = a;
+        } else {
+            return dbt_usage(cmd, "too many arguments ('%s')", a);
+        }
+    }
+    if (db == NULL || archive == NULL)
+        return dbt_usage(cmd, "expected DB and ARCHIVE (or - for standard output)");
+    bool to_stdout = strcmp(archive, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO))
+        return dbt_usage(cmd, "refusing to write an archive to a terminal");
+
+    /* Signals: block them here, before any thread exists, so every thread
+     * inherits the mask; the signal thread takes them with sigwait. */
+    sigset_t pipe_set, stop_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGHUP);
+    sigset_t all = stop_set;
+    sigaddset(&all, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_t sig_thread;
+    bool have_sig_thread = pthread_create(&sig_thread, NULL, signal_thread, &stop_set) == 0;
+
+    char what[4300];
+    snprintf(what, sizeof what, "backup '%s'", db);
+    int ret = DBT_FAIL, rc;
+    edb_env *env = NULL;
+    edb_backup *bk = NULL;
+    char data[4200];
+    struct stat sb;
+    snprintf(data, sizeof data, "%s/data.mdb", db);
+    if (stat(db, &sb) != 0 || !S_ISDIR(sb.st_mode) || stat(data, &sb) != 0) {
+        dbt_failf(what, EDB_NOTFOUND, "no database in '%s'", db);
+        goto done;
+    }
+    edb_env_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.flags = EDB_ENV_READONLY;
+    if ((rc = edb_env_open(&env, db, &eo)) < 0) {
+        dbt_fail(what, rc);
+        goto done;
+    }
+    pthread_mutex_lock(&stop_state.lock);
+    stop_state.env = env;
+    bool stopped_early = stop_state.signo != 0;
+    pthread_mutex_unlock(&stop_state.lock);
+    if (stopped_early) {
+        dbt_failf(what, EDB_CANCELED, "interrupted by signal %d", stop_state.signo);
+        goto done;
+    }
+    if ((rc = edb_backup_begin(&bk, env, &opts)) < 0) {
+        dbt_fail(what, rc);
+        goto done;
+    }
+    struct progress pg = { !quiet && isatty(STDERR_FILENO), false, now_s(), 0, bk, 0 };
+    /* The library writes the archive straight from the copier's ring: to a
+     * temporary file beside ARCHIVE that is fsynced and renamed into place
+     * only when complete, or to standard output with SIGPIPE blocked. */
+    if (to_stdout)
+        rc = edb_backup_write_fd(bk, STDOUT_FILENO, progress_cb, &pg);
+    else
+        rc = edb_backup_save(bk, archive, 0, progress_cb, &pg);
+    if (pg.shown)
+        progress_show(&pg, bk, rc == 0);
+    if (rc < 0) {
+        pthread_mutex_lock(&stop_state.lock);
+        int sig = stop_state.signo;
+        pthread_mutex_unlock(&stop_state.lock);
+        if (sig != 0)
+            dbt_failf(what, EDB_CANCELED, "interrupted by signal %d (%s); no archive was "
+                      "written", sig, strsignal(sig));
+        else
+            dbt_fail(what, rc);
+        goto done;
+    }
+    if (to_stdout && fstat(STDOUT_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) && fsync(STDOUT_FILENO) != 0) {
+        dbt_failf(what, EDB_IO, "fsync of standard output: %s", strerror(errno));
+        goto done;
+    }
+    uint64_t written = pg.written;
+    if (!quiet) {
+        char h[32];
+        human(h, sizeof h, (double)written);
+        uint64_t pin_us = 0;
+        edb_backup_pin_time(bk, &pin_us, NULL);
+        fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+                (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
+                (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
+                to_stdout ? "standard output" : archive, h, (double)pin_us / 1e6);
+    }
+    ret = DBT_OK;
+done:
+    edb_backup_end(bk);
+    pthread_mutex_lock(&stop_state.lock);
+    stop_state.env = NULL;
+    stop_state.done = true;
+    pthread_cond_broadcast(&stop_state.done_cv);
+    pthread_mutex_unlock(&stop_state.lock);
+    edb_env_close(env);
+    if (have_sig_thread) {
+        pthread_kill(sig_thread, SIGTERM);   /* wakes sigwait; it sees done and leaves */
+        pthread_join(sig_thread, NULL);
+    }
+    return ret;
+}
+
+/* ---- restore ---- */
+
+static int
+sources_from_args(edb_backup_source *src, char **names, size_t n, const char *cmd)
+{
+    bool stdin_used = false;
+    for (size_t i = 0; i < n; i++) {
+        memset(&src[i], 0, sizeof src[i]);
+        if (strcmp(names[i], "-") == 0) {
+            if (stdin_used)
+                return dbt_usage(cmd, "'-' (standard input) may be given once");
+            stdin_used = true;
+            src[i].path = NULL;
+            src[i].fd = STDIN_FILENO;
+            src[i].name = "standard input";
+        } else {
+            src[i].path = names[i];
+            src[i].fd = -1;
+        }
+    }
+    return DBT_OK;
+}
+
+int
+dbt_cmd_restore(int argc, char **argv)
+{
+    const char *cmd = "restore";
+    const char *target = NULL;
+    unsigned flags = 0;
+    char **names = calloc((size_t)argc, sizeof *names);
+    size_t n = 0;
+    if (names == NULL)
+        return dbt_failf(cmd, EDB_NOMEM, "out of memory");
+    int ret;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
+            flags |= EDB_RESTORE_FORCE;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ret = dbt_usage(cmd, "unknown option '%s'", argv[i]);
+            goto out;
+        } else if (target == NULL)
+            target = argv[i];
+        else
+            names[n++] = argv[i];
+    }
+    if (target == NULL || n == 0) {
+        ret = dbt_usage(cmd, "expected TARGET_DIR and at least one ARCHIVE (or - for standard input)");
+        goto out;
+    }
+    edb_backup_source *src = calloc(n, sizeof *src);
+    if (src == NULL) {
+        ret = dbt_failf(cmd, EDB_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((ret = sources_from_args(src, names, n, cmd)) != DBT_OK) {
+        free(src);
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    edb_backup_info info;
+    char what[4200];
+    snprintf(what, sizeof what, "restore '%s'", target);
+    int rc = edb_backup_restore(&info, target, src, n, flags);
+    free(src);
+    if (rc < 0) {
+        ret = dbt_fail(what, rc);
+        goto out;
+    }
+    char h[32];
+    human(h, sizeof h, (double)info.npages * info.page_size);
+    printf("restored '%s': %llu pages of %u bytes (%s), transaction %llu, from %zu archive%s\n",
+           target, (unsigned long long)info.npages, info.page_size, h,
+           (unsigned long long)info.txnid, info.archives, info.archives == 1 ? "" : "s");
+    ret = fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
+out:
+    free(names);
+    return ret;
+}
+
+/* ---- verify ---- */
+
+static void
+verify_problem(void *ctx, const edb_backup_problem *p)
+{
+    (void)ctx;
+    printf("problem: archive %zu '%s'", p->archive + 1, p->name);
+    if (p->frame >= 0)
+        printf(", frame %lld", (long long)p->frame);
+    if (p->pgno >= 0)
+        printf(", page %lld", (long long)p->pgno);
+    if (p->offset >= 0)
+        printf(", offset %lld", (long long)p->offset);
+    printf(": %s\n", p->message);
+}
+
+/* Restore into a private temporary directory and run 'dbtool check' there. */
+static int
+verify_deep(edb_backup_source *src, size_t n, char **names)
+{
+    const char *base = getenv("TMPDIR");
+    char dir[4200], db[4300];
+    snprintf(dir, sizeof dir, "%s/dbtool-verify-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        return dbt_failf("verify --deep", EDB_IO, "creating a temporary directory: %s",
+                         strerror(errno));
+    snprintf(db, sizeof db, "%s/db", dir);
+    /* The sources were read by the first pass: reopen files; stdin cannot be. */
+    for (size_t i = 0; i < n; i++) {
+        if (src[i].path == NULL) {
+            rmdir(dir);
+            return dbt_failf("verify --deep", EDB_INVAL, "--deep reads each archive twice; "
+                             "standard input cannot be read again");
+        }
+    }
+    (void)names;
+    int ret;
+    int rc = edb_backup_restore(NULL, db, src, n, 0);
+    if (rc < 0) {
+        ret = dbt_fail("verify --deep: restore into a temporary directory", rc);
+    } else {
+        fflush(stdout);
+        char *av[] = { (char *)"check", db, NULL };
+        ret = dbt_cmd_check(2, av);
+        if (ret == DBT_OK)
+            printf("deep check: the restored database passed 'dbtool check'\n");
+    }
+    char f[4400];
+    snprintf(f, sizeof f, "%s/data.mdb", db);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/lock.mdb", db);
+    unlink(f);
+    rmdir(db);
+    rmdir(dir);
+    return ret;
+}
+
+int
+dbt_cmd_verify(int argc, char **argv)
+{
+    const char *cmd = "verify";
+    bool deep = false;
+    char **names = calloc((size_t)argc, sizeof *names);
+    size_t n = 0;
+    if (names == NULL)
+        return dbt_failf(cmd, EDB_NOMEM, "out of memory");
+    int ret;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--deep") == 0)
+            deep = true;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ret = dbt_usage(cmd, "unknown option '%s'", argv[i]);
+            goto out;
+        } else
+            names[n++] = argv[i];
+    }
+    if (n == 0) {
+        ret = dbt_usage(cmd, "expected at least one ARCHIVE (or - for standard input)");
+        goto out;
+    }
+    edb_backup_source *src = calloc(n, sizeof *src);
+    if (src == NULL) {
+        ret = dbt_failf(cmd, EDB_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((ret = sources_from_args(src, names, n, cmd)) != DBT_OK) {
+        free(src);
+        goto out;
+    }
+    if (deep) {
+        for (size_t i = 0; i < n; i++)
+            if (src[i].path == NULL) {
+                free(src);
+                ret = dbt_usage(cmd, "--deep cannot read standard input (it reads each archive "
+                                "twice)");
+                goto out;
+            }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    edb_backup_info info;
+    int rc = edb_backup_verify(&info, src, n, verify_problem, NULL);
+    fflush(stdout);
+    if (rc < 0) {
+        free(src);
+        ret = dbt_fail("verify", rc);
+        goto out;
+    }
+    char h[32], when[64] = "?";
+    human(h, sizeof h, (double)info.bytes);
+    time_t t = (time_t)(info.created_us / 1000000u);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("ok: %zu archive%s (%s), %llu frames, %llu pages carried; snapshot: transaction %llu, "
+           "%llu pages of %u bytes, taken %s\n", info.archives, info.archives == 1 ? "" : "s", h,
+           (unsigned long long)info.frames, (unsigned long long)info.pages,
+           (unsigned long long)info.txnid, (unsigned long long)info.npages, info.page_size, when);
+    if (info.unchecked)
+        printf("note: %llu page hashes of the first (incremental) archive can only be proved "
+               "together with its base archive\n", (unsigned long long)info.unchecked);
+    ret = fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
+    if (ret == DBT_OK && deep)
+        ret = verify_deep(src, n, names);
+    free(src);
+out:
+    free(names);
+    return ret;
+}

@@ -1,0 +1,391 @@
+/*
+ * cmd_import.c: dbtool import: JSON lines (one object per row, members named
+ * after columns) or CSV with a header row of column names (--csv).
+ *
+ * Invariants: the whole file is one write transaction unless --batch N asks
+ * for a commit every N rows, so a bad row N leaves the table exactly as it
+ * was (with --batch: as of the last commit, which the message states).  The
+ * error names the line (the first physical line of a CSV record) and the
+ * column.  AUTOINC columns cannot be set; a value given for one must equal the
+ * value the table assigns, so that export | import never changes a row.
+ *
+ * CSV (RFC 4180): fields separated by ',', records by LF or CRLF, a field in
+ * double quotes may hold ',', CR, LF and '""' for a quote.  An empty unquoted
+ * field is NULL; "" is the empty string.  A multi-valued column's cell is a
+ * JSON array.  Blank lines are skipped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "dbtool.h"
+
+typedef struct importer {
+    const char *what;
+    dbt_table t;
+    edb_session *s;
+    edb_cursor *c;
+    uint64_t line, rows, committed, batch;
+    jv_buf val;
+    jv_buf *expect;            /* per column: AUTOINC value the input gave */
+    bool *has_expect;
+    char err[600];
+} importer;
+
+/* The engine's detail without its "EDB_NAME: " prefix. */
+static const char *
+detail(void)
+{
+    const char *d = edb_error_last();
+    if (strncmp(d, "EDB_", 4) == 0 && strstr(d, ": "))
+        return strstr(d, ": ") + 2;
+    return d;
+}
+
+static int
+row_fail(importer *im, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+row_fail(importer *im, int rc, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (im->committed)
+        return dbt_failf(im->what, rc, "line %llu: %s (the %llu rows before it were committed)",
+                         (unsigned long long)im->line, msg, (unsigned long long)im->committed);
+    return dbt_failf(im->what, rc, "line %llu: %s (nothing was imported)", (unsigned long long)im->line, msg);
+}
+
+static int
+set_native(importer *im, int col, const void *data, size_t size, unsigned flags)
+{
+    const edb_column_def *cd = &im->t.def->columns[col];
+    if (cd->flags & EDB_COL_AUTOINC) {
+        if (data == NULL)
+            return DBT_OK;
+        if (jv_buf_add(&im->expect[col], data, size) != 0)
+            return row_fail(im, EDB_NOMEM, "out of memory");
+        im->has_expect[col] = true;
+        return DBT_OK;
+    }
+    int rc = edb_column_set(im->c, im->t.colids[col], data == NULL ? NULL : size ? data : "", size, flags);
+    if (rc < 0)
+        return row_fail(im, rc, "column '%s': %s", cd->name, detail());
+    return DBT_OK;
+}
+
+/* Set column col from a JSON value (null, scalar, or array for multi-valued). */
+static int
+set_json(importer *im, int col, json_t *v)
+{
+    const edb_column_def *cd = &im->t.def->columns[col];
+    if (json_is_null(v))
+        return set_native(im, col, NULL, 0, 0);
+    if (json_is_array(v)) {
+        if (!(cd->flags & EDB_COL_MULTIVALUED))
+            return row_fail(im, EDB_TYPE, "column '%s' (%s): expected one value, got an array (the column is "
+                            "not multi-valued)", cd->name, edb_coltype_name(cd->type));
+        if (json_array_size(v) == 0)
+            return set_native(im, col, NULL, 0, 0);
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            int rc = json_is_null(e) ? EDB_TYPE : jv_from_json(&im->val, cd->type, e, im->err, sizeof im->err);
+            if (json_is_null(e))
+                snprintf(im->err, sizeof im->err, "null inside an array");
+            if (rc < 0)
+                return row_fail(im, rc, "column '%s' (%s), value %zu: %s", cd->name, edb_coltype_name(cd->type),
+                                i + 1, im->err);
+            if (set_native(im, col, im->val.p, im->val.len, i ? EDB_SET_APPEND : 0) != DBT_OK)
+                return DBT_FAIL;
+        }
+        return DBT_OK;
+    }
+    int rc = jv_from_json(&im->val, cd->type, v, im->err, sizeof im->err);
+    if (rc < 0)
+        return row_fail(im, rc, "column '%s' (%s): %s", cd->name, edb_coltype_name(cd->type), im->err);
+    return set_native(im, col, im->val.p, im->val.len, 0);
+}
+
+static int
+row_begin(importer *im)
+{
+    int rc = edb_update_prepare(im->c, EDB_PREP_INSERT);
+    if (rc < 0)
+        return row_fail(im, rc, "%s", detail());
+    for (size_t i = 0; i < im->t.def->ncolumns; i++) {
+        im->has_expect[i] = false;
+        im->expect[i].len = 0;
+    }
+    return DBT_OK;
+}
+
+static int
+row_end(importer *im, dbt_progress *pg)
+{
+    int rc = edb_update(im->c);
+    if (rc < 0)
+        return row_fail(im, rc, "%s", detail());
+    for (size_t i = 0; i < im->t.def->ncolumns; i++) {
+        if (!im->has_expect[i])
+            continue;
+        size_t actual = 0;
+        uint8_t got[8] = { 0 };
+        rc = edb_column_get(im->c, im->t.colids[i], got, sizeof got, &actual, 0);
+        if (rc < 0)
+            return row_fail(im, rc, "column '%s': %s", im->t.def->columns[i].name, detail());
+        if (actual != im->expect[i].len || memcmp(got, im->expect[i].p, actual) != 0) {
+            jv_buf a = { 0 }, b = { 0 };
+            jv_write_text(&a, im->t.def->columns[i].type, im->expect[i].p, im->expect[i].len);
+            jv_write_text(&b, im->t.def->columns[i].type, got, actual);
+            rc = row_fail(im, EDB_INVAL, "column '%s' is AUTOINC: the input gives %s, the table assigned %s "
+                          "(AUTOINC values cannot be set; import into an empty table, in key order)",
+                          im->t.def->columns[i].name, a.p ? a.p : "?", b.p ? b.p : "?");
+            jv_buf_free(&a);
+            jv_buf_free(&b);
+            return rc;
+        }
+    }
+    im->rows++;
+    dbt_progress_rows(pg, im->rows);
+    if (im->batch && im->rows % im->batch == 0) {
+        if ((rc = edb_txn_commit(im->s)) < 0)
+            return row_fail(im, rc, "commit: %s", detail());
+        im->committed = im->rows;
+        if ((rc = edb_txn_begin(im->s, 0)) < 0)
+            return row_fail(im, rc, "begin: %s", detail());
+    }
+    return DBT_OK;
+}
+
+/* ---- JSON lines --------------------------------------------------------- */
+
+static int
+import_jsonl(importer *im, FILE *f, dbt_progress *pg)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int ret = DBT_OK;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        im->line++;
+        size_t len = (size_t)n;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        size_t sp = strspn(line, " \t");
+        if (sp == len)
+            continue;
+        if (memchr(line, '\0', len)) {
+            ret = row_fail(im, EDB_INVAL, "malformed JSON: a NUL byte in the line");
+            break;
+        }
+        json_error_t je;
+        char *fixed = jv_quote_big_ints(line, len);
+        json_t *row = json_loadb(fixed ? fixed : line, fixed ? strlen(fixed) : len,
+                                 JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+        free(fixed);
+        if (row == NULL) {
+            ret = row_fail(im, EDB_INVAL, "malformed JSON at column %d: %s", je.column, je.text);
+            break;
+        }
+        if (!json_is_object(row)) {
+            json_decref(row);
+            ret = row_fail(im, EDB_INVAL, "expected a JSON object (one row per line)");
+            break;
+        }
+        if ((ret = row_begin(im)) != DBT_OK) {
+            json_decref(row);
+            break;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(row, k, v) {
+            int col = dbt_column_index(&im->t, k);
+            if (col < 0) {
+                ret = row_fail(im, EDB_NOTFOUND, "table '%s' has no column '%s'", im->t.def->name, k);
+                break;
+            }
+            if ((ret = set_json(im, col, v)) != DBT_OK)
+                break;
+        }
+        json_decref(row);
+        if (ret != DBT_OK || (ret = row_end(im, pg)) != DBT_OK)
+            break;
+    }
+    if (ret == DBT_OK && ferror(f))
+        ret = dbt_failf(im->what, EDB_IO, "reading the input failed: %s (nothing was imported)", strerror(errno));
+    free(line);
+    return ret;
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+static int
+import_csv(importer *im, FILE *f, dbt_progress *pg)
+{
+    dbt_csv r = { .f = f };
+    int ret = DBT_OK;
+    int *map = NULL;
+    size_t ncols = 0;
+    uint64_t start = 0;
+    int got = dbt_csv_record(&r, &start, im->err, sizeof im->err);
+    im->line = r.line;
+    if (got <= 0) {
+        if (got < 0)
+            ret = row_fail(im, EDB_INVAL, "malformed CSV header: %s", im->err);
+        else
+            ret = dbt_failf(im->what, EDB_INVAL, "the CSV input is empty: it needs a header row of column names");
+        goto out;
+    }
+    ncols = r.n;
+    map = calloc(ncols, sizeof *map);
+    if (map == NULL) {
+        ret = row_fail(im, EDB_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        map[i] = dbt_column_index(&im->t, r.cells[i].b.p);
+        if (map[i] < 0) {
+            ret = row_fail(im, EDB_NOTFOUND, "header field %zu: table '%s' has no column '%s'", i + 1,
+                           im->t.def->name, r.cells[i].b.p);
+            goto out;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (map[k] == map[i]) {
+                ret = row_fail(im, EDB_INVAL, "header: column '%s' appears twice", r.cells[i].b.p);
+                goto out;
+            }
+    }
+    for (;;) {
+        got = dbt_csv_record(&r, &start, im->err, sizeof im->err);
+        im->line = start;
+        if (got == 0)
+            break;
+        if (got < 0) {
+            ret = row_fail(im, EDB_INVAL, "malformed CSV: %s", im->err);
+            break;
+        }
+        if (r.n != ncols) {
+            ret = row_fail(im, EDB_INVAL, "malformed CSV: %zu fields, the header has %zu", r.n, ncols);
+            break;
+        }
+        if ((ret = row_begin(im)) != DBT_OK)
+            break;
+        for (size_t i = 0; i < ncols && ret == DBT_OK; i++) {
+            const edb_column_def *cd = &im->t.def->columns[map[i]];
+            dbt_cell *c = &r.cells[i];
+            if (!c->quoted && c->b.len == 0) {
+                ret = set_native(im, map[i], NULL, 0, 0);
+            } else if (cd->flags & EDB_COL_MULTIVALUED) {
+                json_error_t je;
+                char *fixed = jv_quote_big_ints(c->b.p, c->b.len);
+                json_t *v = json_loads(fixed ? fixed : c->b.p, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+                free(fixed);
+                if (v == NULL || !json_is_array(v))
+                    ret = row_fail(im, EDB_INVAL, "column '%s' is multi-valued: its cell must be a JSON array%s%s",
+                                   cd->name, v ? "" : ": ", v ? "" : je.text);
+                else
+                    ret = set_json(im, map[i], v);
+                json_decref(v);
+            } else if (memchr(c->b.p, '\0', c->b.len)) {
+                ret = row_fail(im, EDB_INVAL, "column '%s': a NUL byte in the cell", cd->name);
+            } else {
+                int rc = jv_from_text(&im->val, cd->type, c->b.p, im->err, sizeof im->err);
+                if (rc < 0)
+                    ret = row_fail(im, rc, "column '%s' (%s): %s", cd->name, edb_coltype_name(cd->type), im->err);
+                else
+                    ret = set_native(im, map[i], im->val.p, im->val.len, 0);
+            }
+        }
+        if (ret != DBT_OK || (ret = row_end(im, pg)) != DBT_OK)
+            break;
+    }
+    if (ret == DBT_OK && ferror(f))
+        ret = dbt_failf(im->what, EDB_IO, "reading the input failed: %s (nothing was imported)", strerror(errno));
+out:
+    dbt_csv_free(&r);
+    free(map);
+    return ret;
+}
+
+int
+dbt_cmd_import(int argc, char **argv)
+{
+    const char *pos[3];
+    int npos = 0;
+    bool csvmode = false;
+    uint64_t batch = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--csv") == 0) {
+            csvmode = true;
+        } else if (strcmp(argv[i], "--batch") == 0) {
+            if (i + 1 >= argc || !dbt_parse_count(&batch, argv[i + 1]) || batch == 0)
+                return dbt_usage(argv[0], "--batch needs a positive number of rows");
+            i++;
+        } else if (strncmp(argv[i], "--", 2) == 0) {
+            return dbt_usage(argv[0], "unknown option '%s'", argv[i]);
+        } else if (npos < 3) {
+            pos[npos++] = argv[i];
+        } else {
+            return dbt_usage(argv[0], "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (npos != 3)
+        return dbt_usage(argv[0], "expected DB, TABLE and FILE (or - for standard input)");
+    char what[600];
+    snprintf(what, sizeof what, "import into '%s'", pos[1]);
+    FILE *f = strcmp(pos[2], "-") == 0 ? stdin : fopen(pos[2], "rb");
+    if (f == NULL)
+        return dbt_failf(what, EDB_IO, "cannot open '%s': %s", pos[2], strerror(errno));
+    importer im = { .what = what, .batch = batch };
+    edb_env *env = NULL;
+    int ret, rc;
+    dbt_progress pg;
+    if ((ret = dbt_open(&env, &im.s, pos[0], DBT_OPEN_WRITE)) != DBT_OK)
+        goto out;
+    if ((rc = edb_txn_begin(im.s, 0)) < 0) {
+        ret = dbt_fail(what, rc);
+        goto out;
+    }
+    if ((ret = dbt_table_load(&im.t, im.s, pos[1])) != DBT_OK)
+        goto out;
+    if ((rc = edb_cursor_open(&im.c, im.s, pos[1])) < 0) {
+        ret = dbt_fail(what, rc);
+        goto out;
+    }
+    im.expect = calloc(im.t.def->ncolumns, sizeof *im.expect);
+    im.has_expect = calloc(im.t.def->ncolumns, sizeof *im.has_expect);
+    if (im.expect == NULL || im.has_expect == NULL) {
+        ret = dbt_failf(what, EDB_NOMEM, "out of memory");
+        goto out;
+    }
+    dbt_progress_begin(&pg, "import");
+    ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
+    dbt_progress_end(&pg);
+    edb_cursor_close(im.c);
+    im.c = NULL;
+    if (ret == DBT_OK && (rc = edb_txn_commit(im.s)) < 0)
+        ret = dbt_fail(what, rc);
+    /* on failure edb_session_end() rolls the open transaction back */
+out:
+    edb_cursor_close(im.c);
+    if (im.expect)
+        for (size_t i = 0; i < im.t.def->ncolumns; i++)
+            jv_buf_free(&im.expect[i]);
+    free(im.expect);
+    free(im.has_expect);
+    jv_buf_free(&im.val);
+    dbt_table_free(&im.t);
+    edb_session_end(im.s);
+    edb_env_close(env);
+    if (f != stdin)
+        fclose(f);
+    return ret;
+}

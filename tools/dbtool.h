@@ -1,0 +1,146 @@
+/*
+ * dbtool.h: what the subcommand files of dbtool share: the command table
+ * entry, error and usage reporting, opening a database, reading a table's
+ * schema, rows in and out (JSON lines, CSV, aligned tables) and progress.
+ *
+ * Conventions: a command returns its exit status (0 success, 1 failure with
+ * one `dbtool: <what failed>: <EDB_NAME>: <message>` line on stderr, 2 usage
+ * error).  Nothing here keeps global state except the command name used in
+ * messages.  dbtool is single-threaded apart from compact's progress thread.
+ */
+#ifndef DBTOOL_H
+#define DBTOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "edb.h"
+#include "jsonval.h"
+
+#define DBT_OK 0
+#define DBT_FAIL 1
+#define DBT_USAGE 2
+
+typedef struct dbt_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);   /* argv[0] is the command name */
+    const char *synopsis;                /* "create DB" */
+    const char *help;                    /* description paragraphs, as in the man page */
+} dbt_cmd;
+
+/* Commands, one file per family. */
+int dbt_cmd_create(int argc, char **argv);
+int dbt_cmd_create_table(int argc, char **argv);
+int dbt_cmd_tables(int argc, char **argv);
+int dbt_cmd_schema(int argc, char **argv);
+int dbt_cmd_import(int argc, char **argv);
+int dbt_cmd_export(int argc, char **argv);
+int dbt_cmd_get(int argc, char **argv);
+int dbt_cmd_scan(int argc, char **argv);
+int dbt_cmd_count(int argc, char **argv);
+int dbt_cmd_delete(int argc, char **argv);
+int dbt_cmd_stat(int argc, char **argv);
+int dbt_cmd_check(int argc, char **argv);
+int dbt_cmd_compact(int argc, char **argv);
+int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
+int dbt_cmd_restore(int argc, char **argv);
+int dbt_cmd_verify(int argc, char **argv);
+
+/* The command table lookup (dbtool.c), for usage messages. */
+const dbt_cmd *dbt_find_cmd(const char *name);
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Print "dbtool: <what>: <EDB_NAME>: <edb_error_last() detail>" and return 1. */
+int dbt_fail(const char *what, int rc);
+/* Print "dbtool: <what>: <EDB_NAME>: <formatted message>" and return 1. */
+int dbt_failf(const char *what, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Print "dbtool: <cmd>: <message>" and the command's synopsis; return 2. */
+int dbt_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- opening ------------------------------------------------------------ */
+
+#define DBT_OPEN_READ  0   /* read-only: never blocks or is blocked by writers */
+#define DBT_OPEN_WRITE 1
+
+/* Open an existing database (never creates one): EDB_NOTFOUND when DB holds
+ * no data.mdb.  Prints the failure; returns 0 or 1. */
+int dbt_open(edb_env **out, edb_session **sess, const char *path, int mode);
+
+/* A table's schema, with each primary-key segment resolved. */
+typedef struct dbt_table {
+    edb_table_def *def;        /* from edb_table_describe(); edb_free() */
+    const edb_index_def *primary;   /* NULL: implicit key */
+    edb_colid *colids;         /* colid of def->columns[i] (i + 1) */
+} dbt_table;
+
+int dbt_table_load(dbt_table *out, edb_session *s, const char *table);   /* prints failure */
+void dbt_table_free(dbt_table *t);
+/* Column position (0-based) of a column name, -1 when absent. */
+int dbt_column_index(const dbt_table *t, const char *name);
+/* Index by name (NULL: primary); NULL when absent. */
+const edb_index_def *dbt_index_find(const dbt_table *t, const char *name);
+
+/* One key segment: column position and direction. */
+typedef struct dbt_seg { int col; bool desc; } dbt_seg;
+/* Parse an index key string ("+a\0-b\0") into at most EDB_MAX_KEY_SEGMENTS segments. */
+int dbt_key_segments(dbt_seg *out, size_t *n, const dbt_table *t, const char *key);
+
+/* ---- rows out ----------------------------------------------------------- */
+
+/* Rows an aligned table buffers to size its columns. */
+#define DBT_TABLE_BATCH 1000
+
+typedef enum dbt_format { DBT_FMT_JSON, DBT_FMT_CSV, DBT_FMT_TABLE } dbt_format;
+
+/* JSON when asked or when stdout is not a terminal; else an aligned table. */
+dbt_format dbt_output_format(bool json);
+
+/* Read one column of the cursor's current record as JSON (or text) into out.
+ * NULL: JSON null / empty text.  Multi-valued: an array.  Returns 0 or an EDB code. */
+int dbt_column_json(jv_buf *out, edb_cursor *c, const dbt_table *t, int col, jv_buf *scratch);
+int dbt_column_text(jv_buf *out, edb_cursor *c, const dbt_table *t, int col, jv_buf *scratch);
+
+/* A row writer: JSON lines, CSV (header first) or an aligned table (buffered,
+ * printed by dbt_rows_end()). */
+typedef struct dbt_rows {
+    dbt_format fmt;
+    const dbt_table *t;
+    FILE *f;
+    jv_buf line, scratch;
+    char **cells;              /* table: rows * ncols strings not yet printed */
+    size_t nrows, caprows;
+    size_t *w;                 /* table: column widths, fixed once the header is out */
+    bool header_done;
+} dbt_rows;
+
+void dbt_rows_begin(dbt_rows *r, dbt_format fmt, const dbt_table *t, FILE *f);
+int dbt_rows_add(dbt_rows *r, edb_cursor *c);       /* the cursor's current record */
+int dbt_rows_end(dbt_rows *r);                      /* flush; returns 0 or EDB_IO */
+
+/* ---- keys from the command line ----------------------------------------- */
+
+/* Make a key on the cursor's current index from text values (one per leading
+ * key column).  flags_last is added to the last segment (EDB_KEY_PREFIX_END). */
+int dbt_key_from_args(edb_cursor *c, const dbt_table *t, const edb_index_def *idx,
+                      char **vals, size_t nvals, unsigned flags_last, const char *what);
+
+/* ---- progress ----------------------------------------------------------- */
+
+/* Progress on stderr when it is a terminal and the work has run for a second. */
+typedef struct dbt_progress {
+    const char *what;
+    bool tty, shown;
+    double start, last;
+} dbt_progress;
+
+void dbt_progress_begin(dbt_progress *p, const char *what);
+void dbt_progress_rows(dbt_progress *p, uint64_t rows);   /* cheap: call per row */
+void dbt_progress_end(dbt_progress *p);
+double dbt_now(void);
+
+/* Parse a non-negative decimal count; false when malformed. */
+bool dbt_parse_count(uint64_t *out, const char *s);
+
+#endif

@@ -1,0 +1,833 @@
+/*
+ * jsonval.c: native column values <-> JSON and text (table in jsonval.h).
+ *
+ * Invariants: every conversion is lossless in both directions for every value
+ * the engine can store: 64-bit integers never pass through a double, doubles
+ * are written with 17 significant digits (floats with 9), DATETIME keeps its
+ * microseconds, and text is written through jansson's escaper.  Input is
+ * checked completely: trailing garbage, out-of-range numbers, bad base64 or a
+ * malformed GUID or date are errors, never silently truncated.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonval.h"
+
+/* A quoted big integer produced by jv_quote_big_ints() starts with this NUL
+ * byte, which no JSON text a user writes by accident contains. */
+#define BIG_MARK "\\u0000"
+
+int
+jv_buf_reserve(jv_buf *b, size_t n)
+{
+    if (n <= b->cap - b->len)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->len < n) {
+        if (cap > SIZE_MAX / 2)
+            return EDB_NOMEM;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return EDB_NOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int
+jv_buf_add(jv_buf *b, const void *data, size_t n)
+{
+    if (jv_buf_reserve(b, n + 1) != 0)
+        return EDB_NOMEM;
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int
+jv_buf_adds(jv_buf *b, const char *s)
+{
+    return jv_buf_add(b, s, strlen(s));
+}
+
+void
+jv_buf_free(jv_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+size_t
+jv_fixed_size(edb_coltype t)
+{
+    switch (t) {
+    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
+    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
+    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
+    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
+    case EDB_COL_GUID: return 16;
+    default: return 0;
+    }
+}
+
+static bool
+is_signed(edb_coltype t)
+{
+    return t == EDB_COL_INT8 || t == EDB_COL_INT16 || t == EDB_COL_INT32 || t == EDB_COL_INT64;
+}
+
+static bool
+is_unsigned(edb_coltype t)
+{
+    return t == EDB_COL_UINT8 || t == EDB_COL_UINT16 || t == EDB_COL_UINT32 || t == EDB_COL_UINT64;
+}
+
+static int
+fail(char *err, size_t errlen, int rc, const char *fmt, const char *arg)
+{
+    if (err && errlen)
+        snprintf(err, errlen, fmt, arg);
+    return rc;
+}
+
+/* ---- base64 ------------------------------------------------------------- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int
+jv_base64_encode(jv_buf *out, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    if (jv_buf_reserve(out, (n + 2) / 3 * 4 + 1) != 0)
+        return EDB_NOMEM;
+    char *o = out->p + out->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = b64[v >> 18]; *o++ = b64[(v >> 12) & 63];
+        *o++ = b64[(v >> 6) & 63]; *o++ = b64[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        *o++ = b64[v >> 18]; *o++ = b64[(v >> 12) & 63]; *o++ = '='; *o++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        *o++ = b64[v >> 18]; *o++ = b64[(v >> 12) & 63]; *o++ = b64[(v >> 6) & 63]; *o++ = '=';
+    }
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = '\0';
+    return 0;
+}
+
+static int
+b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int
+jv_base64_decode(jv_buf *out, const char *s, size_t n)
+{
+    out->len = 0;
+    if (n % 4 != 0)
+        return EDB_INVAL;
+    if (jv_buf_reserve(out, n / 4 * 3 + 1) != 0)
+        return EDB_NOMEM;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)s[i + k];
+            if (c == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad)                      /* a data byte after '=' */
+                return EDB_INVAL;
+            v[k] = b64val(c);
+            if (v[k] < 0)
+                return EDB_INVAL;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        /* Canonical form only: the bits dropped by padding must be zero. */
+        if ((pad == 2 && (w & 0xFFFF)) || (pad == 1 && (w & 0xFF)))
+            return EDB_INVAL;
+        out->p[out->len++] = (char)(w >> 16);
+        if (pad < 2) out->p[out->len++] = (char)(w >> 8);
+        if (pad < 1) out->p[out->len++] = (char)w;
+    }
+    out->p[out->len] = '\0';
+    return 0;
+}
+
+/* ---- DATETIME ----------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void
+civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+int
+jv_datetime_format(char *buf, size_t cap, int64_t us)
+{
+    const int64_t day_us = INT64_C(86400000000);
+    int64_t days = us / day_us, rem = us % day_us;
+    if (rem < 0) {
+        rem += day_us;
+        days--;
+    }
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    int64_t secs = rem / 1000000, frac = rem % 1000000;
+    int n;
+    if (y >= 0 && y <= 9999)
+        n = snprintf(buf, cap, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
+                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), (int)frac);
+    else     /* ISO 8601 expanded year: sign and at least six digits */
+        n = snprintf(buf, cap, "%+07" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
+                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), (int)frac);
+    return n < 0 || (size_t)n >= cap ? EDB_INVAL : 0;
+}
+
+/* Read exactly n digits. */
+static bool
+digits(const char **p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static const unsigned mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+int
+jv_datetime_parse(int64_t *out, const char *s)
+{
+    const char *p = s;
+    int sign = 1;
+    if (*p == '+' || *p == '-') {
+        sign = *p == '-' ? -1 : 1;
+        p++;
+    }
+    int64_t y = 0;
+    int nd = 0;
+    while (*p >= '0' && *p <= '9' && nd < 9) {
+        y = y * 10 + (*p++ - '0');
+        nd++;
+    }
+    if (nd < 4 || (nd > 4 && s[0] != '+' && s[0] != '-'))
+        return EDB_INVAL;
+    y *= sign;
+    unsigned mo, d, hh = 0, mi = 0, ss = 0;
+    if (*p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d))
+        return EDB_INVAL;
+    if (mo < 1 || mo > 12)
+        return EDB_INVAL;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d < 1 || d > mdays[mo - 1] + (mo == 2 && leap))
+        return EDB_INVAL;
+    int64_t frac_us = 0;
+    int64_t offset_s = 0;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!digits(&p, 2, &hh) || *p++ != ':' || !digits(&p, 2, &mi))
+            return EDB_INVAL;
+        if (*p == ':') {
+            p++;
+            if (!digits(&p, 2, &ss))
+                return EDB_INVAL;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int fd = 0;
+                int64_t scale = 100000;
+                while (*p >= '0' && *p <= '9') {
+                    /* Digits past the microsecond must be zero: no silent rounding. */
+                    if (fd >= 6 && *p != '0')
+                        return EDB_INVAL;
+                    if (fd < 6) {
+                        frac_us += (*p - '0') * scale;
+                        scale /= 10;
+                    }
+                    fd++;
+                    p++;
+                }
+                if (fd == 0)
+                    return EDB_INVAL;
+            }
+        }
+        if (hh > 23 || mi > 59 || ss > 59)
+            return EDB_INVAL;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int osign = *p++ == '-' ? -1 : 1;
+            unsigned oh, om;
+            if (!digits(&p, 2, &oh))
+                return EDB_INVAL;
+            if (*p == ':')
+                p++;
+            if (!digits(&p, 2, &om) || oh > 23 || om > 59)
+                return EDB_INVAL;
+            offset_s = osign * (int64_t)(oh * 3600 + om * 60);
+        }
+    }
+    if (*p != '\0')
+        return EDB_INVAL;
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t secs;
+    if (__builtin_mul_overflow(days, INT64_C(86400), &secs) ||
+        __builtin_add_overflow(secs, (int64_t)(hh * 3600 + mi * 60 + ss) - offset_s, &secs))
+        return EDB_INVAL;
+    int64_t us;
+    if (secs < 0 && frac_us > 0) {     /* keep secs * 10^6 in range near INT64_MIN */
+        secs += 1;
+        frac_us -= 1000000;
+    }
+    if (__builtin_mul_overflow(secs, INT64_C(1000000), &us) ||
+        __builtin_add_overflow(us, frac_us, &us))
+        return EDB_INVAL;
+    *out = us;
+    return 0;
+}
+
+/* ---- GUID --------------------------------------------------------------- */
+
+static int
+guid_parse(uint8_t out[16], const char *s)
+{
+    static const int dash[] = { 8, 13, 18, 23 };
+    if (strlen(s) != 36)
+        return EDB_INVAL;
+    int k = 0, di = 0;
+    for (int i = 0; i < 36; i++) {
+        if (di < 4 && i == dash[di]) {
+            if (s[i] != '-')
+                return EDB_INVAL;
+            di++;
+            continue;
+        }
+        int hi = s[i], v;
+        if (hi >= '0' && hi <= '9') v = hi - '0';
+        else if (hi >= 'a' && hi <= 'f') v = hi - 'a' + 10;
+        else if (hi >= 'A' && hi <= 'F') v = hi - 'A' + 10;
+        else return EDB_INVAL;
+        if (k % 2 == 0)
+            out[k / 2] = (uint8_t)(v << 4);
+        else
+            out[k / 2] |= (uint8_t)v;
+        k++;
+    }
+    return 0;
+}
+
+static void
+guid_format(char out[37], const uint8_t g[16])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11],
+             g[12], g[13], g[14], g[15]);
+}
+
+/* ---- numbers ------------------------------------------------------------ */
+
+static int
+store_int(jv_buf *out, edb_coltype t, int64_t sv, uint64_t uv, bool neg, char *err, size_t errlen,
+          const char *src)
+{
+    out->len = 0;
+    if (jv_buf_reserve(out, 16) != 0)
+        return EDB_NOMEM;
+    if (is_signed(t)) {
+        int64_t lo, hi;
+        switch (t) {
+        case EDB_COL_INT8:  lo = INT8_MIN;  hi = INT8_MAX;  break;
+        case EDB_COL_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
+        case EDB_COL_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
+        default:            lo = INT64_MIN; hi = INT64_MAX; break;
+        }
+        if (!neg && uv > (uint64_t)INT64_MAX)
+            return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
+        int64_t v = neg ? sv : (int64_t)uv;
+        if (v < lo || v > hi)
+            return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
+        switch (t) {
+        case EDB_COL_INT8:  { int8_t x = (int8_t)v;   memcpy(out->p, &x, 1); out->len = 1; break; }
+        case EDB_COL_INT16: { int16_t x = (int16_t)v; memcpy(out->p, &x, 2); out->len = 2; break; }
+        case EDB_COL_INT32: { int32_t x = (int32_t)v; memcpy(out->p, &x, 4); out->len = 4; break; }
+        default:            { memcpy(out->p, &v, 8); out->len = 8; break; }
+        }
+        return 0;
+    }
+    uint64_t hi;
+    switch (t) {
+    case EDB_COL_UINT8:  hi = UINT8_MAX;  break;
+    case EDB_COL_UINT16: hi = UINT16_MAX; break;
+    case EDB_COL_UINT32: hi = UINT32_MAX; break;
+    default:             hi = UINT64_MAX; break;
+    }
+    if (neg || uv > hi)
+        return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
+    switch (t) {
+    case EDB_COL_UINT8:  { uint8_t x = (uint8_t)uv;   memcpy(out->p, &x, 1); out->len = 1; break; }
+    case EDB_COL_UINT16: { uint16_t x = (uint16_t)uv; memcpy(out->p, &x, 2); out->len = 2; break; }
+    case EDB_COL_UINT32: { uint32_t x = (uint32_t)uv; memcpy(out->p, &x, 4); out->len = 4; break; }
+    default:             { memcpy(out->p, &uv, 8); out->len = 8; break; }
+    }
+    return 0;
+}
+
+/* Parse a decimal integer text exactly (optional '-', digits, nothing else). */
+static int
+parse_int_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+{
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-' || *p == '+') {
+        neg = *p == '-';
+        p++;
+    }
+    if (*p < '0' || *p > '9')
+        return fail(err, errlen, EDB_INVAL, "'%s' is not an integer", s);
+    uint64_t uv = 0;
+    bool overflow = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (__builtin_mul_overflow(uv, 10, &uv) || __builtin_add_overflow(uv, (uint64_t)(*p - '0'), &uv))
+            overflow = true;
+    }
+    if (*p != '\0')
+        return fail(err, errlen, EDB_INVAL, "'%s' is not an integer", s);
+    if (overflow)
+        return fail(err, errlen, EDB_INVAL, "%s is out of range", s);
+    int64_t sv = 0;
+    if (neg) {
+        if (uv > (uint64_t)INT64_MAX + 1)
+            return fail(err, errlen, EDB_INVAL, "%s is out of range", s);
+        sv = uv == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)uv;
+        if (uv == 0)
+            neg = false;
+    }
+    return store_int(out, t, sv, uv, neg, err, errlen, s);
+}
+
+static int
+store_real(jv_buf *out, edb_coltype t, double v, char *err, size_t errlen, const char *src)
+{
+    out->len = 0;
+    if (jv_buf_reserve(out, 8) != 0)
+        return EDB_NOMEM;
+    if (isnan(v))
+        return fail(err, errlen, EDB_INVAL, "%s: NaN cannot be stored", src);
+    if (t == EDB_COL_FLOAT) {
+        if (isfinite(v) && isinf((float)v))
+            return fail(err, errlen, EDB_INVAL, "%s is out of range for float", src);
+        float f = (float)v;
+        memcpy(out->p, &f, 4);
+        out->len = 4;
+    } else {
+        memcpy(out->p, &v, 8);
+        out->len = 8;
+    }
+    return 0;
+}
+
+static int
+parse_real_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+{
+    double v;
+    if (strcmp(s, "Infinity") == 0 || strcmp(s, "inf") == 0) {
+        v = INFINITY;
+    } else if (strcmp(s, "-Infinity") == 0 || strcmp(s, "-inf") == 0) {
+        v = -INFINITY;
+    } else {
+        /* strtod also takes hex, "nan", "infinity": only plain decimals here. */
+        for (const char *p = s; *p; p++)
+            if (!strchr("0123456789+-.eE", *p))
+                return fail(err, errlen, EDB_INVAL, "'%s' is not a number", s);
+        char *end;
+        errno = 0;
+        v = strtod(s, &end);
+        if (end == s || *end != '\0')
+            return fail(err, errlen, EDB_INVAL, "'%s' is not a number", s);
+        if (errno == ERANGE && isinf(v))
+            return fail(err, errlen, EDB_INVAL, "%s is out of range", s);
+    }
+    return store_real(out, t, v, err, errlen, s);
+}
+
+/* ---- JSON and text in --------------------------------------------------- */
+
+int
+jv_from_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+{
+    out->len = 0;
+    switch (t) {
+    case EDB_COL_BOOL: {
+        uint8_t b;
+        if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+            b = 1;
+        else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+            b = 0;
+        else
+            return fail(err, errlen, EDB_INVAL, "'%s' is not a bool (true, false, 1, 0)", s);
+        return jv_buf_add(out, &b, 1);
+    }
+    case EDB_COL_FLOAT: case EDB_COL_DOUBLE:
+        return parse_real_text(out, t, s, err, errlen);
+    case EDB_COL_DATETIME: {
+        int64_t us;
+        if (jv_datetime_parse(&us, s) != 0)
+            return fail(err, errlen, EDB_INVAL,
+                        "'%s' is not an ISO 8601 date and time (2024-05-01T12:00:00.000000Z)", s);
+        return jv_buf_add(out, &us, 8);
+    }
+    case EDB_COL_GUID: {
+        uint8_t g[16];
+        if (guid_parse(g, s) != 0)
+            return fail(err, errlen, EDB_INVAL, "'%s' is not a GUID (8-4-4-4-12 hex digits)", s);
+        return jv_buf_add(out, g, 16);
+    }
+    case EDB_COL_TEXT:
+        return jv_buf_add(out, s, strlen(s));
+    case EDB_COL_BINARY: {
+        int rc = jv_base64_decode(out, s, strlen(s));
+        if (rc == EDB_INVAL)
+            return fail(err, errlen, EDB_INVAL, "'%s' is not base64", s);
+        return rc;
+    }
+    default:
+        if (is_signed(t) || is_unsigned(t))
+            return parse_int_text(out, t, s, err, errlen);
+        return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
+    }
+}
+
+static const char *
+json_type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: case JSON_FALSE: return "a bool";
+    default: return "null";
+    }
+}
+
+static int
+wrong_type(char *err, size_t errlen, const json_t *j, const char *want)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "expected %s, got %s", want, json_type_name(j));
+    return EDB_TYPE;
+}
+
+/* A string made by jv_quote_big_ints(): NUL then digits. */
+static const char *
+big_int_digits(const json_t *j)
+{
+    if (!json_is_string(j) || json_string_length(j) < 2 || json_string_value(j)[0] != '\0')
+        return NULL;
+    return json_string_value(j) + 1;
+}
+
+int
+jv_from_json(jv_buf *out, edb_coltype t, const json_t *j, char *err, size_t errlen)
+{
+    out->len = 0;
+    char num[64];
+    switch (t) {
+    case EDB_COL_BOOL: {
+        if (!json_is_boolean(j))
+            return wrong_type(err, errlen, j, "true or false");
+        uint8_t b = json_is_true(j);
+        return jv_buf_add(out, &b, 1);
+    }
+    case EDB_COL_FLOAT: case EDB_COL_DOUBLE: {
+        const char *big = big_int_digits(j);
+        if (big)
+            return parse_real_text(out, t, big, err, errlen);
+        if (json_is_string(j)) {
+            const char *s = json_string_value(j);
+            if (strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)
+                return parse_real_text(out, t, s, err, errlen);
+            return wrong_type(err, errlen, j, "a number");
+        }
+        if (!json_is_number(j))
+            return wrong_type(err, errlen, j, "a number");
+        if (json_is_integer(j)) {
+            /* Through the decimal text, so that the double nearest the written value is stored. */
+            snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+            return parse_real_text(out, t, num, err, errlen);
+        }
+        snprintf(num, sizeof num, "%.17g", json_real_value(j));
+        return store_real(out, t, json_real_value(j), err, errlen, num);
+    }
+    case EDB_COL_DATETIME: case EDB_COL_GUID: case EDB_COL_BINARY:
+        if (!json_is_string(j) || big_int_digits(j))
+            return wrong_type(err, errlen, j, t == EDB_COL_DATETIME ? "an ISO 8601 string" :
+                              t == EDB_COL_GUID ? "a GUID string" : "a base64 string");
+        if (strlen(json_string_value(j)) != json_string_length(j))
+            return fail(err, errlen, EDB_INVAL, "the string holds a NUL byte%s", "");
+        return jv_from_text(out, t, json_string_value(j), err, errlen);
+    case EDB_COL_TEXT:
+        if (!json_is_string(j) || big_int_digits(j))
+            return wrong_type(err, errlen, j, "a string");
+        return jv_buf_add(out, json_string_value(j), json_string_length(j));
+    default:
+        if (!is_signed(t) && !is_unsigned(t))
+            return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
+        {
+            const char *big = big_int_digits(j);
+            if (big)
+                return parse_int_text(out, t, big, err, errlen);
+        }
+        if (json_is_real(j)) {
+            double d = json_real_value(j);
+            /* 3.0 is an integer written as a real; 3.5 is not. */
+            if (d != floor(d) || fabs(d) >= 9007199254740992.0) {
+                snprintf(num, sizeof num, "%.17g", d);
+                return fail(err, errlen, EDB_TYPE, "expected an integer, got %s", num);
+            }
+            snprintf(num, sizeof num, "%.0f", d);
+            return parse_int_text(out, t, num, err, errlen);
+        }
+        if (!json_is_integer(j))
+            return wrong_type(err, errlen, j, "an integer");
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        return parse_int_text(out, t, num, err, errlen);
+    }
+}
+
+/* Length of the JSON number token at s[0..len) (0: none) and whether it is an
+ * integer (no fraction, no exponent) of 19 or more digits. */
+static size_t
+number_token(const char *s, size_t len, bool *big)
+{
+    size_t i = 0, digits = 0;
+    bool integer = true;
+    if (i < len && s[i] == '-')
+        i++;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        i++;
+        digits++;
+    }
+    if (digits == 0)
+        return 0;
+    if (i < len && s[i] == '.') {
+        integer = false;
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        integer = false;
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    *big = integer && digits >= 19;
+    return i;
+}
+
+char *
+jv_quote_big_ints(const char *line, size_t len)
+{
+    /* Two passes over the same scanner: does any big integer occur outside
+     * strings, and then (only if so) the copy with those quoted.  A number
+     * token is taken whole (sign, digits, fraction, exponent), so digits of a
+     * fraction or an exponent are never mistaken for an integer. */
+    jv_buf b = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        bool in_str = false, found = false;
+        for (size_t i = 0; i < len; i++) {
+            char c = line[i];
+            size_t n = 1;
+            bool big = false;
+            if (in_str) {
+                if (c == '\\' && i + 1 < len)
+                    n = 2;
+                else if (c == '"')
+                    in_str = false;
+            } else if (c == '"') {
+                in_str = true;
+            } else if (c == '-' || (c >= '0' && c <= '9')) {
+                n = number_token(line + i, len - i, &big);
+                if (n == 0)
+                    n = 1;
+            }
+            if (big)
+                found = true;
+            if (pass == 1) {
+                int rc = big ? (jv_buf_adds(&b, "\"" BIG_MARK) || jv_buf_add(&b, line + i, n) ||
+                                jv_buf_adds(&b, "\""))
+                             : jv_buf_add(&b, line + i, n);
+                if (rc != 0) {
+                    jv_buf_free(&b);
+                    return NULL;
+                }
+            }
+            i += n - 1;
+        }
+        if (pass == 0 && !found)
+            return NULL;
+    }
+    return b.p ? b.p : NULL;
+}
+
+/* ---- out ---------------------------------------------------------------- */
+
+int
+jv_write_json_string(jv_buf *out, const char *s, size_t n)
+{
+    json_t *j = json_stringn_nocheck(s, n);
+    if (j == NULL)
+        return EDB_NOMEM;
+    size_t need = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY);
+    int rc = jv_buf_reserve(out, need + 1);
+    if (rc == 0) {
+        json_dumpb(j, out->p + out->len, need, JSON_ENCODE_ANY);
+        out->len += need;
+        out->p[out->len] = '\0';
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int
+write_value(jv_buf *out, edb_coltype t, const void *data, size_t size, bool json)
+{
+    char tmp[64];
+    size_t fixed = jv_fixed_size(t);
+    if (fixed && size != fixed)
+        return EDB_CORRUPT;
+    switch (t) {
+    case EDB_COL_BOOL:
+        return jv_buf_adds(out, *(const uint8_t *)data ? "true" : "false");
+    case EDB_COL_INT8:  { int8_t v;   memcpy(&v, data, 1); snprintf(tmp, sizeof tmp, "%d", v); break; }
+    case EDB_COL_INT16: { int16_t v;  memcpy(&v, data, 2); snprintf(tmp, sizeof tmp, "%d", v); break; }
+    case EDB_COL_INT32: { int32_t v;  memcpy(&v, data, 4); snprintf(tmp, sizeof tmp, "%" PRId32, v); break; }
+    case EDB_COL_INT64: { int64_t v;  memcpy(&v, data, 8); snprintf(tmp, sizeof tmp, "%" PRId64, v); break; }
+    case EDB_COL_UINT8: { uint8_t v;  memcpy(&v, data, 1); snprintf(tmp, sizeof tmp, "%u", v); break; }
+    case EDB_COL_UINT16:{ uint16_t v; memcpy(&v, data, 2); snprintf(tmp, sizeof tmp, "%u", v); break; }
+    case EDB_COL_UINT32:{ uint32_t v; memcpy(&v, data, 4); snprintf(tmp, sizeof tmp, "%" PRIu32, v); break; }
+    case EDB_COL_UINT64:{ uint64_t v; memcpy(&v, data, 8); snprintf(tmp, sizeof tmp, "%" PRIu64, v); break; }
+    case EDB_COL_FLOAT: case EDB_COL_DOUBLE: {
+        double v;
+        if (t == EDB_COL_FLOAT) {
+            float f;
+            memcpy(&f, data, 4);
+            v = f;
+        } else {
+            memcpy(&v, data, 8);
+        }
+        if (isinf(v)) {
+            snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", v > 0 ? "Infinity" : "-Infinity");
+        } else if (isnan(v)) {
+            return EDB_CORRUPT;
+        } else {
+            /* The shortest of %.{6..9}g (float) or %.{15..17}g (double) that
+             * reads back to the same bits: 99.99, not 99.989999999999995. */
+            int lo = t == EDB_COL_FLOAT ? 6 : 15, hi = t == EDB_COL_FLOAT ? 9 : 17;
+            for (int prec = lo; prec <= hi; prec++) {
+                snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+                double back = strtod(tmp, NULL);
+                if (t == EDB_COL_FLOAT ? (float)back == (float)v : back == v)
+                    break;
+            }
+            /* "-0" would read back as the integer 0: keep reals visibly real. */
+            if (strpbrk(tmp, ".e") == NULL)
+                strcat(tmp, ".0");
+        }
+        break;
+    }
+    case EDB_COL_DATETIME: {
+        int64_t us;
+        memcpy(&us, data, 8);
+        char d[48];
+        jv_datetime_format(d, sizeof d, us);
+        snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", d);
+        break;
+    }
+    case EDB_COL_GUID: {
+        char g[37];
+        guid_format(g, data);
+        snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", g);
+        break;
+    }
+    case EDB_COL_TEXT:
+        return json ? jv_write_json_string(out, data, size) : jv_buf_add(out, data, size);
+    case EDB_COL_BINARY: {
+        /* base64 has no character JSON escapes: quote it directly */
+        if (json && jv_buf_adds(out, "\"") != 0)
+            return EDB_NOMEM;
+        if (jv_base64_encode(out, data, size) != 0)
+            return EDB_NOMEM;
+        return json ? jv_buf_adds(out, "\"") : 0;
+    }
+    default:
+        return EDB_CORRUPT;
+    }
+    return jv_buf_adds(out, tmp);
+}
+
+int
+jv_write_json(jv_buf *out, edb_coltype t, const void *data, size_t size)
+{
+    return write_value(out, t, data, size, true);
+}
+
+int
+jv_write_text(jv_buf *out, edb_coltype t, const void *data, size_t size)
+{
+    return write_value(out, t, data, size, false);
+}
