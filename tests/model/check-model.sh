@@ -41,7 +41,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 model=${MODEL:-$here/cancel.pml}
 CC=${CC:-cc}
 SPIN=${SPIN:-spin}
-PAN_TIMEOUT=${PAN_TIMEOUT:-600}
+if [ -n "${PAN_TIMEOUT:-}" ]; then TIMEOUT_SET=1; else TIMEOUT_SET=0 PAN_TIMEOUT=600; fi
 if [ -n "${MEMLIM:-}" ]; then MEMLIM_SET=1; else MEMLIM_SET=0 MEMLIM=2048; fi
 DEPTH=${DEPTH:-100000}
 
@@ -66,12 +66,13 @@ cd "$tmp" || exit 1
 # / both in two threads.  By default -DQUICK: three of them in one run (read +
 # end || env close; close from another thread + env close; read + stop +
 # end), which race every pair of threads.  FULL=1: all sixteen in one run
-# (tens of millions of states, GBs: compiled with -DCOLLAPSE and MEMLIM
-# raised to 8192 unless set; raise PAN_TIMEOUT on a loaded machine).
+# (more than 100 million states: compiled with -DCOLLAPSE, MEMLIM raised to
+# 16384 and PAN_TIMEOUT to 7200 unless set; see README.md).
 if [ "${FULL:-0}" = 1 ]; then
     SCENARIOS="full:"
     COLLAPSE=-DCOLLAPSE
-    [ "$MEMLIM_SET" = 1 ] || MEMLIM=8192
+    [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
+    [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
 else
     SCENARIOS="quick:-DQUICK"
     COLLAPSE=
