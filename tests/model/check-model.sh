@@ -45,6 +45,9 @@ if [ -n "${PAN_TIMEOUT:-}" ]; then TIMEOUT_SET=1; else TIMEOUT_SET=0 PAN_TIMEOUT
 if [ -n "${MEMLIM:-}" ]; then MEMLIM_SET=1; else MEMLIM_SET=0 MEMLIM=2048; fi
 DEPTH=${DEPTH:-100000}
 
+# The model does not depend on how the library is built: scripts/test.sh checks
+# it once, in the normal build, and sets EDB_SKIP_MODEL in the sanitizer builds.
+[ -z "${EDB_SKIP_MODEL:-}" ] || { echo "SKIP: EDB_SKIP_MODEL is set (the model is checked in the normal build)"; exit 77; }
 command -v "$SPIN" >/dev/null 2>&1 || { echo "SKIP: spin not installed ($SPIN)"; exit 77; }
 command -v "$CC" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($CC)"; exit 77; }
 command -v timeout >/dev/null 2>&1 || { echo "SKIP: no timeout(1)"; exit 77; }
