@@ -4,9 +4,16 @@
  * 1 to 5; the chain, item 6, is verify.c's and restore.c's).
  *
  * Invariants:
- * - The input is consumed once through a fixed 1 MiB buffer, so pipes work and
- *   a file is never mapped.  A pointer handed out by take() is valid until the
- *   next take().
+ * - The input is consumed once through a fixed 16 MiB buffer, read in 2 MiB
+ *   steps (few system calls; each step is hashed while it is still in cache),
+ *   so pipes work and a file is never mapped (a file truncated under us is an
+ *   error, not a SIGBUS).  A pointer handed out by take() is valid until the
+ *   next fill() that has to move the buffer's contents.
+ * - Before the pages of a frame are handed out, the whole frame is in the
+ *   buffer (a frame is at most EDB__ARCH_FRAME_MAX * EDB__ARCH_PAGE_MAX bytes,
+ *   less than INBUF), so every page pointer of one frame stays valid until
+ *   on_frame_end() of that frame returned, and consecutive pages of a frame
+ *   are consecutive in memory: restore writes them with one call.
  * - Every byte before the end block feeds the archive hash as it is consumed.
  * - Allocations grow with bytes read only (table entries and carried pages
  *   are appended as they arrive); length fields are range-checked by archive.c
@@ -26,7 +33,11 @@
 #include "reader.h"
 #include "sys.h"
 
-#define INBUF (1u << 20)
+#define INBUF (16u << 20)
+#define READ_STEP (2u << 20)
+
+_Static_assert((uint64_t)EDB__ARCH_FRAME_MAX * EDB__ARCH_PAGE_MAX + EDB__ARCH_BLOCK <= INBUF,
+               "a whole frame must fit the input buffer");
 
 struct rd {
     edb__arch_hstate hs;     /* archive hash of everything before the end block */
@@ -38,17 +49,27 @@ struct rd {
     uint64_t off;            /* archive offset of buf[pos] */
 };
 
-/* Make at least @need bytes available unless the input ends first. */
+/* Make at least @need bytes (at most INBUF) available unless the input ends
+ * first.  The contents move to the front only when @need does not fit behind
+ * them; reads are READ_STEP bytes at most. */
 static int
 fill(struct rd *r, size_t need)
 {
     if (r->len - r->pos >= need || r->eof)
         return 0;
-    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-    r->len -= r->pos;
-    r->pos = 0;
-    while (r->len < need && !r->eof) {
-        ssize_t n = edb__sys_read(r->fd, r->buf + r->len, INBUF - r->len);
+    if (INBUF - r->pos < need) {
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->len -= r->pos;
+        r->pos = 0;
+    }
+    while (r->len - r->pos < need && !r->eof) {
+        size_t room = INBUF - r->len;
+        size_t want = r->pos + need - r->len;
+        if (want < READ_STEP)
+            want = READ_STEP;
+        if (want > room)
+            want = room;
+        ssize_t n = edb__sys_read(r->fd, r->buf + r->len, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -191,6 +212,9 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
         a->where.frame = (int64_t)*frames;
         EDB_RET(take(r, EDB__ARCH_BLOCK, &blk, "a frame header"));
         EDB_RET(edb__arch_frame_decode(&f, blk, h, *frames, foff));
+        /* The whole frame in the buffer (see the invariant at the top); a
+         * short archive is reported by take() below. */
+        EDB_RET(fill(r, (size_t)f.count * h->page_size));
         for (uint32_t i = 0; i < f.count; i++) {
             const uint8_t *page;
             uint64_t pgno = f.entries[i].pgno;
@@ -215,6 +239,8 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             EDB_RET(carried_add(a, &cap, pgno, *frames, &f.entries[i].hash));
             (*pages)++;
         }
+        if (cbs != NULL && cbs->on_frame_end != NULL && *nbad == 0)
+            EDB_RET(cbs->on_frame_end(cbs->ctx, h, *frames));
         (*frames)++;
     }
 }

@@ -37,7 +37,8 @@ typedef struct edb__where {
 typedef struct edb__reader_cbs {
     /* After the header validated; a non-zero return stops the read with it. */
     int (*on_header)(void *ctx, const edb__arch_header *h);
-    /* Each page after its hash matched, in archive order. */
+    /* Each page after its hash matched, in archive order; @page is valid until
+     * on_frame_end() of its frame returns (or the next on_page without it). */
     int (*on_page)(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno,
                    const uint8_t *page);
     /* Each page whose hash does not match its entry (detail in edb_error_last()).
@@ -45,6 +46,11 @@ typedef struct edb__reader_cbs {
      * and fails with EDB_CHECKSUM at the end. */
     void (*on_bad_page)(void *ctx, const edb__where *w);
     void *ctx;
+    /* After the last page of a frame was handed to on_page (not called once a
+     * page was bad).  The page pointers on_page received for this frame stay
+     * valid until this returns, and consecutive pages of the frame are
+     * consecutive in memory.  A non-zero return stops the read with it. */
+    int (*on_frame_end)(void *ctx, const edb__arch_header *h, uint64_t frame);
 } edb__reader_cbs;
 
 /* One archive as read. */

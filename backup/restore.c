@@ -10,12 +10,40 @@
  * - The new database is built in a fresh `.<name>.restore-XXXXXX` directory
  *   (0700; data.mdb 0600, set with fchmod whatever the umask) and only renamed
  *   to the target after every archive was read to its verified end block and
- *   every page of the result was read back and matched the last page hash
- *   table.  Any failure removes that directory; the target is untouched.
+ *   every page of the result was proven to match the last page hash table
+ *   (see "What is proven" below).  Any failure removes that directory; the
+ *   target is untouched.
  * - An existing database is replaced only with EDB_RESTORE_FORCE, only when it
  *   holds nothing but data.mdb and lock.mdb, and only while we hold an
  *   open-file-description write lock on byte 0 of its lock.mdb, which every
  *   LMDB process holds a shared lock on while it has the environment open.
+ *
+ *
+ * What is proven, without reading data.mdb back:
+ * - Writes: the pages of a frame arrive (reader.c) already checked against
+ *   their frame entries and all in the reader's buffer; a run of consecutive
+ *   page numbers is written with one pwrite straight from that buffer.  Right
+ *   before the write, each page of the run is hashed again (H(page, pgno))
+ *   from the very bytes handed to the kernel and recorded, in archive order,
+ *   in r->wr (one entry per page the archive carries).
+ * - State: r->cur[p] is the hash of what data.mdb holds at page p, for every
+ *   p < r->cur_n (the file's size in pages).  It starts empty (a new, empty
+ *   file).  After archive i was read and written (advance_state()):
+ *     p < 2:                the meta page we synthesised and wrote, hashed as
+ *                           written;
+ *     p carried by i:       the hash recorded for the last write of p, which
+ *                           is wr[c->order] for the reader's carried entry c
+ *                           (the reader keeps the last occurrence in archive
+ *                           order, and we write in archive order, so a later
+ *                           frame wins in both; low-pin repeats included);
+ *     else p < old cur_n:   unchanged, the old cur[p] (nothing wrote it);
+ *     else:                 H(zeros, p): the file was empty or truncated to
+ *                           the old size, so the page reads as zeros.
+ *   Then the file is truncated to npages and fstat must agree, and every
+ *   cur[p] must equal the archive's page hash table entry p, else
+ *   EDB_CHECKSUM.  So every page of the result is proven to match the last
+ *   archive's table, as the former full read-back proved, unless the kernel
+ *   stored other bytes than a successful pwrite + fsync was given.
  *
  * Thread safety: reentrant.
  */
@@ -40,8 +68,6 @@
 #define RENAME_EXCHANGE (1u << 1)
 #endif
 
-#define READBACK (1u << 20)
-
 enum tstate { T_ABSENT, T_EMPTY, T_DATABASE };
 
 struct restore {
@@ -55,6 +81,17 @@ struct restore {
     size_t idx;
     const char *name;
     uint32_t page_size;
+    /* the run of pages waiting to be written: consecutive pgnos, consecutive
+     * in the reader's buffer (valid until on_frame_end) */
+    const uint8_t *run;
+    uint64_t run_pgno;
+    size_t run_n;
+    /* per page written by the current archive, in archive order */
+    struct wrote { uint64_t pgno; edb__arch_hash hash; } *wr;
+    size_t wr_n, wr_cap;
+    /* hash of every page data.mdb holds (see "What is proven") */
+    edb__arch_hash *cur;
+    uint64_t cur_n;
 };
 
 /* ---- the target ---- */
@@ -304,34 +341,116 @@ on_header(void *ctx, const edb__arch_header *h)
     return 0;
 }
 
+/* Hash each page of the pending run from the bytes about to be written,
+ * record it, and write the run with one call. */
+static int
+flush_run(struct restore *r)
+{
+    if (r->run_n == 0)
+        return 0;
+    uint32_t ps = r->page_size;
+    if (r->wr_cap - r->wr_n < r->run_n) {
+        size_t ncap = r->wr_cap ? r->wr_cap : 4096;
+        while (ncap - r->wr_n < r->run_n)
+            ncap *= 2;
+        struct wrote *w = edb__sys_realloc(r->wr, ncap * sizeof *w);
+        if (w == NULL)
+            return edb__err(EDB_NOMEM, "restore: hashes of %zu written pages", ncap);
+        r->wr = w;
+        r->wr_cap = ncap;
+    }
+    for (size_t i = 0; i < r->run_n; i++) {
+        struct wrote *w = &r->wr[r->wr_n++];
+        w->pgno = r->run_pgno + i;
+        edb__arch_page_hash(&w->hash, r->run + i * ps, ps, w->pgno);
+    }
+    size_t n = r->run_n;
+    r->run_n = 0;
+    if (edb__sys_pwrite_all(r->datafd, r->run, n * ps, (off_t)(r->run_pgno * ps)) != 0)
+        return edb__sys_err(errno, "restore: writing data.mdb");
+    return 0;
+}
+
 static int
 on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page)
 {
     struct restore *r = ctx;
     (void)frame;
-    if (edb__sys_pwrite_all(r->datafd, page, h->page_size, (off_t)(pgno * h->page_size)) != 0)
-        return edb__sys_err(errno, "restore: writing data.mdb");
+    if (r->run_n > 0 && pgno == r->run_pgno + r->run_n &&
+        page == r->run + r->run_n * h->page_size) {
+        r->run_n++;
+        return 0;
+    }
+    EDB_RET(flush_run(r));
+    r->run = page;
+    r->run_pgno = pgno;
+    r->run_n = 1;
     return 0;
 }
 
-/* Give the file the snapshot's size and both meta pages. */
 static int
-finish_archive(struct restore *r, const edb__archive *a, uint8_t *page)
+on_frame_end(void *ctx, const edb__arch_header *h, uint64_t frame)
+{
+    (void)h;
+    (void)frame;
+    return flush_run(ctx);
+}
+
+/* Give the file the snapshot's size and both meta pages, and work out the
+ * hash of every page it now holds (see "What is proven" at the top). */
+static int
+advance_state(struct restore *r, const edb__archive *a, uint8_t *page)
 {
     uint32_t ps = a->header.page_size;
-    if (edb__sys_ftruncate(r->datafd, (off_t)(a->trailer.npages * ps)) != 0)
+    uint64_t npages = a->trailer.npages;
+    edb__arch_hash meta[2];
+    if (edb__sys_ftruncate(r->datafd, (off_t)(npages * ps)) != 0)
         return edb__sys_err(errno, "restore: sizing data.mdb");
     for (uint64_t p = 0; p < 2; p++) {
         edb__arch_meta_page(page, ps, a->trailer.meta, p);
+        edb__arch_page_hash(&meta[p], page, ps, p);
         if (edb__sys_pwrite_all(r->datafd, page, ps, (off_t)(p * ps)) != 0)
             return edb__sys_err(errno, "restore: writing a meta page");
     }
+    if (r->wr_n != a->trailer.pages)
+        return edb__err(EDB_IO, "restore: wrote %zu pages of archive %zu, which carries %llu",
+                        r->wr_n, r->idx + 1, (unsigned long long)a->trailer.pages);
+    /* npages entries: the reader read a table of that many, so the size is
+     * backed by bytes read, not only by a length field */
+    edb__arch_hash *next = edb__sys_malloc((size_t)(npages ? npages : 1) * sizeof *next);
+    if (next == NULL)
+        return edb__err(EDB_NOMEM, "restore: page hashes of %llu pages",
+                        (unsigned long long)npages);
+    size_t k = 0;
+    for (uint64_t p = 0; p < npages; p++) {
+        while (k < a->ncarried && a->carried[k].pgno < p)
+            k++;
+        const edb__carried *c = k < a->ncarried && a->carried[k].pgno == p ? &a->carried[k] : NULL;
+        if (p < 2) {
+            next[p] = meta[p];
+        } else if (c != NULL) {
+            if (c->order >= r->wr_n || r->wr[c->order].pgno != p) {
+                free(next);
+                return edb__err(EDB_IO, "restore: page %llu of archive %zu: its last copy was "
+                                "not written", (unsigned long long)p, r->idx + 1);
+            }
+            next[p] = r->wr[c->order].hash;
+        } else if (p < r->cur_n) {
+            next[p] = r->cur[p];
+        } else {
+            edb__arch_zero_hash(&next[p], page, ps, p);
+        }
+    }
+    free(r->cur);
+    r->cur = next;
+    r->cur_n = npages;
+    r->wr_n = 0;
     return 0;
 }
 
-/* Read every page of the result back and compare it with the table. */
+/* The file's size and every page's hash against the archive's table. */
 static int
-read_back(struct restore *r, const edb__archive *a, const char *name)
+check_result(struct restore *r, const edb__archive *a, const char *name)
 {
     uint32_t ps = a->header.page_size;
     uint64_t npages = a->trailer.npages;
@@ -341,37 +460,12 @@ read_back(struct restore *r, const edb__archive *a, const char *name)
     if ((uint64_t)st.st_size != npages * ps)
         return edb__err(EDB_IO, "restore: data.mdb has %lld bytes, expected %llu",
                         (long long)st.st_size, (unsigned long long)(npages * ps));
-    uint8_t *buf = edb__sys_malloc(READBACK);
-    if (buf == NULL)
-        return edb__err(EDB_NOMEM, "restore: read-back buffer");
-    int ret = 0;
-    uint64_t per = READBACK / ps;
-    for (uint64_t p = 0; p < npages; p += per) {
-        uint64_t cnt = npages - p < per ? npages - p : per;
-        size_t got;
-        if (edb__sys_pread_full(r->datafd, buf, (size_t)(cnt * ps), (off_t)(p * ps), &got) != 0) {
-            ret = edb__sys_err(errno, "restore: reading data.mdb back");
-            break;
-        }
-        if (got != cnt * ps) {
-            ret = edb__err(EDB_IO, "restore: data.mdb shrank while reading it back");
-            break;
-        }
-        for (uint64_t i = 0; i < cnt; i++) {
-            edb__arch_hash h;
-            edb__arch_page_hash(&h, buf + i * ps, ps, p + i);
-            if (!edb__arch_hash_eq(&h, &a->table[p + i])) {
-                ret = edb__err(EDB_CHECKSUM, "restore: restored page %llu does not match the page "
-                               "hash table of archive %zu '%s'", (unsigned long long)(p + i),
-                               r->idx + 1, name);
-                break;
-            }
-        }
-        if (ret != 0)
-            break;
-    }
-    free(buf);
-    return ret;
+    for (uint64_t p = 0; p < npages; p++)
+        if (!edb__arch_hash_eq(&r->cur[p], &a->table[p]))
+            return edb__err(EDB_CHECKSUM, "restore: restored page %llu does not match the page "
+                            "hash table of archive %zu '%s'", (unsigned long long)p,
+                            r->idx + 1, name);
+    return 0;
 }
 
 static int
@@ -394,18 +488,22 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
     uint8_t *page = NULL;
     edb__archive a;
     memset(&a, 0, sizeof a);
-    edb__reader_cbs cbs = { on_header, on_page, NULL, r };
+    edb__reader_cbs cbs = { on_header, on_page, NULL, r, on_frame_end };
     for (size_t i = 0; i < n; i++) {
         int fd;
         bool owned;
         r->idx = i;
         r->name = r->links[i].name;
+        r->run_n = 0;
+        r->wr_n = 0;
         ret = edb__source_open(&src[i], &fd, &owned, r->links[i].name, sizeof r->links[i].name);
         if (ret < 0)
             goto err;
         ret = edb__reader_read(&a, fd, &cbs);
         if (owned)
             edb__sys_close(fd);
+        if (ret == 0)
+            ret = flush_run(r);     /* empty: every frame ends with a flush */
         if (ret == 0 && prev_table != NULL)
             ret = edb__chain_table_check(&a, prev_table, &a.where);
         if (ret < 0) {
@@ -416,7 +514,8 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
         page = edb__sys_malloc(a.header.page_size);
         if (page == NULL)
             EDB_ERR(edb__err(EDB_NOMEM, "restore: page buffer"));
-        EDB_ERR(finish_archive(r, &a, page));
+        EDB_ERR(advance_state(r, &a, page));
+        EDB_ERR(check_result(r, &a, r->name));
         memcpy(r->links[i].backup_id, a.header.backup_id, 16);
         r->links[i].archive_hash = a.end.archive_hash;
         r->links[i].npages = a.trailer.npages;
@@ -431,10 +530,8 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
         info->created_us = a.header.created_us;
         info->flags = a.header.flags;
         memcpy(info->backup_id, a.header.backup_id, 16);
-        if (i + 1 == n) {
-            EDB_ERR(read_back(r, &a, r->name));
+        if (i + 1 == n)
             break;
-        }
         free(prev_table);
         prev_table = a.table;
         a.table = NULL;
@@ -562,5 +659,7 @@ err:
     if (r.parentfd >= 0)
         edb__sys_close(r.parentfd);
     free(r.links);
+    free(r.wr);
+    free(r.cur);
     return ret;
 }
