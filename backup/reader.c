@@ -4,8 +4,9 @@
  * 1 to 5; the chain, item 6, is verify.c's and restore.c's).
  *
  * Invariants:
- * - The input is consumed once through a fixed 16 MiB buffer, read in 2 MiB
- *   steps (few system calls; each step is hashed while it is still in cache),
+ * - The input is consumed once through a fixed 16 MiB buffer, read in 256 KiB
+ *   steps into its first MiB or so (few system calls, and the bytes are hashed
+ *   while they are still in cache),
  *   so pipes work and a file is never mapped (a file truncated under us is an
  *   error, not a SIGBUS).  A pointer handed out by take() is valid until the
  *   next fill() that has to move the buffer's contents.
@@ -34,7 +35,8 @@
 #include "sys.h"
 
 #define INBUF (16u << 20)
-#define READ_STEP (2u << 20)
+#define READ_STEP (256u << 10)
+#define WINDOW (1u << 20)
 
 _Static_assert((uint64_t)EDB__ARCH_FRAME_MAX * EDB__ARCH_PAGE_MAX + EDB__ARCH_BLOCK <= INBUF,
                "a whole frame must fit the input buffer");
@@ -50,14 +52,16 @@ struct rd {
 };
 
 /* Make at least @need bytes (at most INBUF) available unless the input ends
- * first.  The contents move to the front only when @need does not fit behind
- * them; reads are READ_STEP bytes at most. */
+ * first.  The unconsumed rest moves to the front when @need does not fit
+ * behind it or the buffer is filled past WINDOW, so that reads (READ_STEP
+ * bytes, or what @need asks) land in memory that is still in cache: the copy
+ * out of the page cache is most of a verify's cost. */
 static int
 fill(struct rd *r, size_t need)
 {
     if (r->len - r->pos >= need || r->eof)
         return 0;
-    if (INBUF - r->pos < need) {
+    if (INBUF - r->pos < need || r->len >= WINDOW) {
         memmove(r->buf, r->buf + r->pos, r->len - r->pos);
         r->len -= r->pos;
         r->pos = 0;
