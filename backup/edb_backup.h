@@ -215,8 +215,11 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  * @p target (`.<name>.restore-XXXXXX`, mode 0700, `data.mdb` 0600 whatever the
  * umask, created with O_EXCL|O_NOFOLLOW); pages are written where they belong,
  * both meta pages are synthesised from the last trailer, the file gets its
- * exact size, and every page of it is read back and compared with the last
- * archive's page hash table.  Only then is the file fsynced, the directory
+ * exact size, and every page of it is proven to match the last archive's page
+ * hash table: each page is hashed from the very bytes written (consecutive
+ * pages of a frame go out in one write), the page each archive leaves alone
+ * keeps the hash of what an earlier archive wrote or of zeros, and the result
+ * is compared with the table (data.mdb is not read back).  Only then is the file fsynced, the directory
  * fsynced and renamed to @p target, and the parent directory fsynced.  On any
  * failure the temporary directory is removed and @p target is untouched: a
  * truncated, damaged or mislinked archive never puts anything in place.

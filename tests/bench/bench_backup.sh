@@ -52,6 +52,7 @@ do_verify()   { "$dbtool" verify "$BENCH_DIR/keep.edbk"; }
 do_xxhsum()   { xxhsum -H2 "$BENCH_DIR/keep.edbk"; }
 do_restore()  { "$dbtool" restore "$out/restored" "$BENCH_DIR/keep.edbk"; }
 
+rm -f "$BENCH_DIR/keep.edbk"     # left by an earlier run: backup never overwrites
 "$dbtool" backup "$db" "$BENCH_DIR/keep.edbk" --quiet
 i=0
 while [ $i -lt "$REPS" ]; do
