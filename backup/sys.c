@@ -177,6 +177,19 @@ edb__sys_fsync(int fd)
 }
 
 int
+edb__sys_writeback(int fd)
+{
+    FAULT(-1);
+#ifdef SYNC_FILE_RANGE_WRITE
+    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int
 edb__sys_ftruncate(int fd, off_t len)
 {
     FAULT(-1);

@@ -30,6 +30,11 @@ ssize_t edb__sys_write(int fd, const void *buf, size_t n);
 ssize_t edb__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t edb__sys_writev(int fd, const struct iovec *iov, int iovcnt);
 int     edb__sys_fsync(int fd);
+/* Start writing @fd's dirty pages back without waiting for them (Linux
+ * sync_file_range(SYNC_FILE_RANGE_WRITE) of the whole file): a later fsync
+ * then has less to wait for.  Not a durability point.  -1 with errno ENOSYS
+ * where the call does not exist. */
+int     edb__sys_writeback(int fd);
 int     edb__sys_ftruncate(int fd, off_t len);
 int     edb__sys_rename(const char *from, const char *to);
 int     edb__sys_renameat(int fromfd, const char *from, int tofd, const char *to);
