@@ -255,7 +255,7 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
     const edb__arch_header *h = &a->header;
     uint64_t npages = a->trailer.npages;
     uint64_t tbytes = edb__arch_table_bytes(npages);
-    size_t cap = 0;
+    size_t cap = 0, k = 0;
     uint64_t p = 0;
     edb__arch_hash meta_hash[2];
     edb__arch_meta_hash(&meta_hash[0], scratch, h->page_size, a->trailer.meta, 0);
@@ -290,7 +290,11 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
                 cap = ncap;
             }
             memcpy(a->table[p].b, e, EDB__ARCH_TABLE_ENTRY);
-            const edb__carried *c = p >= 2 ? edb__archive_carried(a, p) : NULL;
+            /* carried is sorted by pgno and p only grows: walk it */
+            while (k < a->ncarried && a->carried[k].pgno < p)
+                k++;
+            const edb__carried *c = p >= 2 && k < a->ncarried && a->carried[k].pgno == p
+                                        ? &a->carried[k] : NULL;
             edb__arch_hash want;
             const char *why;
             bool known = true;
