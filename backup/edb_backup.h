@@ -250,6 +250,47 @@ EDB_EXTERN int edb_backup_restore(edb_backup_info *out, const char *target,
                                   const edb_backup_source *src, size_t n, unsigned flags);
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Writing archives @{ */
+
+/** Called after each batch written: archive bytes written so far and the
+ *  backup's total (see edb_backup_progress()). */
+typedef void (*edb_backup_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+#define EDB_SAVE_OVERWRITE 0x1u  /**< edb_backup_save(): replace an existing regular file */
+
+/**
+ * Write the backup's whole archive to the file @p path, atomically and durably:
+ * a temporary file beside it (created 0600 with O_EXCL|O_NOFOLLOW whatever the
+ * umask), written straight from the copier's ring (O_DIRECT where the file system
+ * allows it), fsynced, renamed to @p path, and the directory fsynced.  The final
+ * name appears only when the archive is complete; on any error or cancellation the
+ * temporary file is removed and @p path is untouched.  Opens (and closes) one
+ * stream of @p bk.
+ * @param[in] flags    0 or #EDB_SAVE_OVERWRITE
+ * @param[in] progress called after each batch (may be NULL)
+ * @return 0; #EDB_EXISTS (@p path exists without #EDB_SAVE_OVERWRITE, or appeared
+ *         meanwhile); #EDB_CANCELED (edb_backup_stop(), edb_env_close()); #EDB_IO
+ *         (with the errno, e.g. ENOSPC); #EDB_NOTFOUND (the directory is missing);
+ *         #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_open(); blocks the calling thread until done;
+ * cancel it from another thread with edb_backup_stop().
+ */
+EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
+                               edb_backup_progress_fn progress, void *ctx);
+
+/**
+ * Write the backup's whole archive to the open descriptor @p fd (a pipe, a socket,
+ * standard output), written straight from the copier's ring.  SIGPIPE is blocked in
+ * the calling thread while it writes (the process's disposition is not changed); a
+ * reader that goes away is #EDB_IO "broken pipe".  The caller owns @p fd and decides
+ * what a partial output means: the archive is complete only with its end block.
+ * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_save().
+ */
+EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif
