@@ -267,6 +267,12 @@ edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off)
 }
 
 int
+edb__sys_munmap(void *p, size_t len)
+{
+    return munmap(p, len);
+}
+
+int
 edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     bool short_io = false;
