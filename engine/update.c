@@ -396,16 +396,21 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
     EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[col - 1];
-    char what[160];
-    snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
-        return edb__err(EDB_INVAL, "%s: APPEND on a single-valued column", what);
+        return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
+                        c->tname, def->name);
     if (def->flags & EDB_COL_AUTOINC)
-        return edb__err(EDB_INVAL, "%s is AUTOINC: the engine assigns it", what);
-    if (data != NULL)
-        EDB_RET(edb__value_check(def, data, size, what));
-    else if (size != 0)
-        return edb__err(EDB_INVAL, "%s: NULL data with size %zu", what, size);
+        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it",
+                        c->tname, def->name);
+    if (data == NULL && size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
+                        def->name, size);
+    if (data != NULL && edb__value_check(def, data, size, "") < 0) {
+        /* the message names the column: formatted on failure only (hot path) */
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
+        return edb__value_check(def, data, size, what);
+    }
     EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
     edb__err_clear();
     return 0;
