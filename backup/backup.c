@@ -325,8 +325,6 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         o = *opts;
     if (o.flags & ~(unsigned)(EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN))
         return edb__err(EDB_INVAL, "edb_backup_begin: unknown flags 0x%x", o.flags);
-    if (o.flags & EDB_BACKUP_LOW_PIN)
-        return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_LOW_PIN is not supported yet");
     if ((o.flags & EDB_BACKUP_INCREMENTAL) && o.base == NULL)
         return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL needs a base archive");
     if (!(o.flags & EDB_BACKUP_INCREMENTAL) && o.base != NULL)
@@ -345,7 +343,11 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     EDB_ERR(reg_get(&reg, env));
     EDB_ERR(edb__reg_enter(reg));
     entered = true;
-    EDB_ERR(edb__snap_take(&snap, env, (o.flags & EDB_BACKUP_KEEP_FREE) != 0));
+    /* Low-pin: the first snapshot only fixes the header (start txnid and
+     * npages, page size); its copier takes its own short snapshots. */
+    EDB_ERR(edb__snap_take(&snap, env, (o.flags & (EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN)) != 0));
+    if (o.flags & EDB_BACKUP_LOW_PIN)
+        edb__snap_unpin(snap);
     snap->plan.flags = o.flags;
     snap->plan.created_us = edb__now_real_us();
     snap->plan.rate_limit = o.rate_limit;
@@ -490,6 +492,39 @@ edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total)
     *total = bk->total;
     pthread_mutex_unlock(&bk->lock);
     edb__bk_put(bk);
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us)
+{
+    if (longest_us != NULL)
+        *longest_us = 0;
+    if (current_us != NULL)
+        *current_us = 0;
+    if (bk == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_pin_time: backup is NULL");
+    if (edb__handle_ref(EDB__H_BACKUP, bk) == NULL)
+        return edb__err(EDB_INVAL, "edb_backup_pin_time: the backup is not open");
+    uint64_t longest = 0, cur = 0;
+    pthread_mutex_lock(&bk->lock);
+    if (bk->snap != NULL) {
+        uint64_t since = atomic_load(&bk->snap->pin_since_ns);
+        longest = atomic_load(&bk->snap->pin_max_us);
+        if (since != 0) {
+            uint64_t now = edb__now_ns();
+            cur = now > since ? (now - since) / 1000u : 0;
+        }
+    }
+    pthread_mutex_unlock(&bk->lock);
+    edb__bk_put(bk);
+    if (cur > longest)
+        longest = cur;
+    if (longest_us != NULL)
+        *longest_us = longest;
+    if (current_us != NULL)
+        *current_us = cur;
     edb__err_clear();
     return 0;
 }

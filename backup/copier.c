@@ -38,6 +38,7 @@
 
 #include "archive.h"
 #include "copier.h"
+#include "lowpin.h"
 #include "error.h"
 #include "sys.h"
 
@@ -46,7 +47,8 @@
 typedef struct work {
     edb__arch_hash *table;     /* npages entries: the page hash table */
     uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
-    uint8_t *ibuf;             /* incremental: COPIER_BATCH pages read before the choice */
+    uint8_t *ibuf;             /* incremental, low-pin: COPIER_BATCH pages read before the choice */
+    struct lpstate *lp;        /* low-pin only */
     void *hraw;                /* allocation holding hs (64-byte aligned) */
     edb__arch_hstate *hs;      /* archive hash over every byte emitted */
     edb__arch_frame frame;
@@ -56,6 +58,9 @@ typedef struct work {
     uint64_t frames, pages;
     uint64_t rate_next_ns;     /* token bucket: when the next byte may go */
 } work;
+
+struct lpstate;
+static void lp_free(struct lpstate *lp);
 
 /* ---- allocation -------------------------------------------------------------- */
 
@@ -67,6 +72,7 @@ work_free(work *w)
     free(w->table);
     free(w->scratch);
     free(w->ibuf);
+    lp_free(w->lp);
     free(w->hraw);
     free(w);
 }
@@ -75,6 +81,10 @@ int
 edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__bk_reg *reg)
 {
     *out = NULL;
+    /* A low-pin stream's archive depends on when its passes ran: two streams
+     * would be two different archives with one backup id. */
+    if ((snap->plan.flags & EDB__ARCH_F_LOW_PIN) && atomic_fetch_add(&snap->lp_streams, 1) > 0)
+        return edb__err(EDB_BUSY, "edb_backup_open: a low-pin backup has one stream");
     edb__copier *c = edb__obj_alloc(EDB__OBJ_COPIER, sizeof *c);
     work *w = edb__sys_calloc(1, sizeof *w);
     if (c == NULL || w == NULL)
@@ -83,10 +93,10 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
     w->table = edb__sys_calloc((size_t)snap->npages, sizeof *w->table);
     w->scratch = edb__sys_malloc(snap->page_size);
     w->hraw = edb__sys_malloc(sizeof(edb__arch_hstate) + 64);
-    if (snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
+    bool choose = (snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) != 0;
+    if (choose)
         w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
-    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL ||
-        ((snap->plan.flags & EDB__ARCH_F_INCREMENTAL) && w->ibuf == NULL))
+    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL))
         goto nomem;
     w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
     edb__ref_get(&s->ref);
@@ -263,9 +273,8 @@ skip_free(edb__copier *c, uint64_t p)
 /* Read pages e[0..n) into dst (page i at dst + i * psize), one pread per run
  * of consecutive page numbers. */
 static int
-read_pages(edb__copier *c, uint8_t *dst, const edb__arch_entry *e, unsigned n)
+read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned n)
 {
-    const edb__snap *sn = c->snap;
     size_t psize = sn->page_size;
     unsigned i = 0;
     while (i < n) {
@@ -318,7 +327,7 @@ emit_frames(edb__copier *c)
             return 0;
         uint8_t *slot;
         EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-        EDB_RET(read_pages(c, slot + EDB__ARCH_BLOCK, w->frame.entries, n));
+        EDB_RET(read_pages(sn, slot + EDB__ARCH_BLOCK, w->frame.entries, n));
         for (unsigned i = 0; i < n; i++) {
             edb__arch_entry *e = &w->frame.entries[i];
             edb__arch_page_hash(&e->hash, slot + EDB__ARCH_BLOCK + i * psize, psize, e->pgno);
@@ -354,7 +363,7 @@ emit_frames_incr(edb__copier *c)
             break;
         if (slot == NULL && edb__ring_is_canceled(&c->s->ring))
             return edb__err(EDB_CANCELED, "backup copier: canceled");
-        EDB_RET(read_pages(c, w->ibuf, cand, m));
+        EDB_RET(read_pages(sn, w->ibuf, cand, m));
         for (unsigned i = 0; i < m; i++) {
             const uint8_t *page = w->ibuf + (size_t)i * psize;
             uint64_t pg = cand[i].pgno;
@@ -377,6 +386,8 @@ emit_frames_incr(edb__copier *c)
     return n > 0 ? frame_publish(c, slot, n) : 0;
 }
 
+static int emit_tail(edb__copier *c, edb__arch_trailer *t);
+
 static int
 emit_trailer_and_end(edb__copier *c)
 {
@@ -393,19 +404,29 @@ emit_trailer_and_end(edb__copier *c)
 
     edb__arch_trailer t;
     memset(&t, 0, sizeof t);
-    t.frames = w->frames;
-    t.pages = w->pages;
     t.npages = sn->npages;
     t.txnid = sn->txnid;
     t.pin_us = pin;
     memcpy(t.meta, sn->meta, sizeof t.meta);
+    return emit_tail(c, &t);
+}
+
+/* The trailer @t (frames and pages filled here), the first t->npages entries
+ * of w->table, the padding and the end block. */
+static int
+emit_tail(edb__copier *c, edb__arch_trailer *t)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    t->frames = w->frames;
+    t->pages = w->pages;
     uint8_t block[EDB__ARCH_BLOCK];
-    edb__arch_trailer_encode(block, &t);
+    edb__arch_trailer_encode(block, t);
     EDB_RET(out_bytes(c, block, sizeof block));
 
-    size_t tbytes = (size_t)sn->npages * sizeof *w->table;
+    size_t tbytes = (size_t)t->npages * sizeof *w->table;
     EDB_RET(out_bytes(c, w->table, tbytes));
-    EDB_RET(out_zeros(c, (size_t)edb__arch_table_bytes(sn->npages) - tbytes));
+    EDB_RET(out_zeros(c, (size_t)edb__arch_table_bytes(t->npages) - tbytes));
 
     /* publish() hashes each slot as it goes: flush the last partial slot so
      * that the archive hash covers every byte before the end block. */
@@ -426,12 +447,298 @@ emit_trailer_and_end(edb__copier *c)
     return 0;
 }
 
+/* ---- low-pin (lowpin.h) ---------------------------------------------------------
+ *
+ * w->table[p] is the hash of what the archive emitted so far restores page p
+ * to, when bit p of lp->known is set: the last emitted copy, else (an
+ * incremental) the base's page.  An unknown page restores to zeros and is
+ * emitted whenever it is reachable.  A page is emitted when its hash under the
+ * current snapshot differs, so after the final pass every page reachable in
+ * the final snapshot is known with its final hash, and the table is complete
+ * by construction (a free page keeps what restore puts there).
+ */
+typedef struct lpstate {
+    uint64_t n;                /* entries of w->table and bits of known */
+    uint64_t *known;
+    uint8_t *buf;              /* EDB__LP_BATCH_PAGES pages read under one short snapshot */
+    edb__arch_entry *ent;      /* their entries */
+    uint8_t *stage;            /* final pass: changed pages, read pinned, emitted unpinned */
+    edb__arch_entry *sent;
+    size_t nstage, capstage;
+} lpstate;
+
+static void
+lp_free(lpstate *lp)
+{
+    if (lp == NULL)
+        return;
+    free(lp->known);
+    free(lp->buf);
+    free(lp->ent);
+    free(lp->stage);
+    free(lp->sent);
+    free(lp);
+}
+
+/* Grow the table and the known bits to n pages (new pages: the base's, else unknown). */
+static int
+lp_grow(edb__copier *c, uint64_t n)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    if (n <= lp->n)
+        return 0;
+    size_t words = (size_t)((n + 63) / 64), old = (size_t)((lp->n + 63) / 64);
+    edb__arch_hash *t = edb__sys_realloc(w->table, (size_t)n * sizeof *t);
+    if (t == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: page hash table of %llu pages", (unsigned long long)n);
+    w->table = t;
+    uint64_t *k = edb__sys_realloc(lp->known, words * sizeof *k);
+    if (k == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: page set of %llu pages", (unsigned long long)n);
+    lp->known = k;
+    if (words > old)
+        memset(k + old, 0, (words - old) * sizeof *k);
+    const edb__plan *pl = &c->snap->plan;
+    for (uint64_t p = lp->n; p < n; p++) {
+        k[p >> 6] &= ~((uint64_t)1 << (p & 63));
+        if ((pl->flags & EDB__ARCH_F_INCREMENTAL) && p < pl->base_npages) {
+            t[p] = pl->base_table[p];
+            k[p >> 6] |= (uint64_t)1 << (p & 63);
+        }
+    }
+    lp->n = n;
+    return 0;
+}
+
+static bool
+lp_changed(const edb__copier *c, const edb__arch_entry *e)
+{
+    const work *w = c->work;
+    const lpstate *lp = w->lp;
+    return !((lp->known[e->pgno >> 6] >> (e->pgno & 63)) & 1u) ||
+           !edb__arch_hash_eq(&w->table[e->pgno], &e->hash);
+}
+
+/* Emit pages e[0..n) (contents at pages) in frames; they become known. */
+static int
+lp_emit(edb__copier *c, const edb__arch_entry *e, const uint8_t *pages, size_t n)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    while (n > 0) {
+        unsigned k = n < COPIER_BATCH ? (unsigned)n : COPIER_BATCH;
+        uint8_t *slot;
+        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+        memcpy(slot + EDB__ARCH_BLOCK, pages, (size_t)k * psize);
+        for (unsigned i = 0; i < k; i++) {
+            w->frame.entries[i] = e[i];
+            w->table[e[i].pgno] = e[i].hash;
+            lp->known[e[i].pgno >> 6] |= (uint64_t)1 << (e[i].pgno & 63);
+        }
+        EDB_RET(frame_publish(c, slot, k));
+        e += k;
+        pages += (size_t)k * psize;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Collect up to max reachable pages of sn from *p into e. */
+static unsigned
+lp_collect(const edb__snap *sn, uint64_t *p, edb__arch_entry *e, unsigned max)
+{
+    unsigned m = 0;
+    while (*p < sn->npages && m < max) {
+        if (!edb__snap_is_free(sn, *p))
+            e[m++].pgno = *p;
+        (*p)++;
+    }
+    return m;
+}
+
+static void
+lp_pin_begin(edb__copier *c, const edb__snap *sn)
+{
+    atomic_store(&c->snap->pin_since_ns, sn->pin_start_ns);
+}
+
+/* Release a snapshot of ours, accounting how long it was pinned (ns). */
+static uint64_t
+lp_pin_end(edb__copier *c, edb__snap *sn)
+{
+    uint64_t held = edb__now_ns() - sn->pin_start_ns;
+    edb__snap_put(sn);
+    edb__snap_pin_account(c->snap, held);
+    atomic_store(&c->snap->pin_since_ns, 0);
+    return held;
+}
+
+/* One short pass: batches of EDB__LP_BATCH_PAGES read under a fresh snapshot
+ * each, released before the batch is hashed and its changed pages emitted. */
+static int
+lp_short_pass(edb__copier *c, uint64_t *changed)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    uint64_t p = 2;
+    *changed = 0;
+    for (;;) {
+        if (edb__ring_is_canceled(&c->s->ring))
+            return edb__err(EDB_CANCELED, "backup copier: canceled");
+        edb__snap *sn;
+        EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
+        lp_pin_begin(c, sn);
+        int rc = lp_grow(c, sn->npages);
+        unsigned n = 0;
+        while (rc == 0 && n < EDB__LP_BATCH_PAGES) {
+            unsigned m = lp_collect(sn, &p, lp->ent + n,
+                                    EDB__LP_BATCH_PAGES - n < COPIER_BATCH ? EDB__LP_BATCH_PAGES - n : COPIER_BATCH);
+            if (m == 0)
+                break;
+            rc = read_pages(sn, lp->buf + (size_t)n * psize, lp->ent + n, m);
+            n += m;
+        }
+        bool done = p >= sn->npages;
+        lp_pin_end(c, sn);
+        EDB_RET(rc);
+        /* Unpinned: hash, keep the changed pages (compacted in place), emit. */
+        unsigned k = 0;
+        for (unsigned i = 0; i < n; i++) {
+            edb__arch_entry *e = &lp->ent[i];
+            const uint8_t *page = lp->buf + (size_t)i * psize;
+            edb__arch_page_hash(&e->hash, page, psize, e->pgno);
+            if (!lp_changed(c, e))
+                continue;
+            if (k != i) {
+                memcpy(lp->buf + (size_t)k * psize, page, psize);
+                lp->ent[k] = *e;
+            }
+            k++;
+        }
+        EDB_RET(lp_emit(c, lp->ent, lp->buf, k));
+        *changed += k;
+        if (done)
+            return 0;
+    }
+}
+
+static int
+lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
+{
+    lpstate *lp = ((work *)c->work)->lp;
+    size_t psize = c->snap->page_size, max = EDB__LP_STAGE_BYTES / psize;
+    if (lp->nstage == lp->capstage) {
+        if (lp->capstage == max) {
+            /* More changed than the stage holds: emit it pinned (bounded degrade). */
+            EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
+            lp->nstage = 0;
+        } else {
+            size_t cap = lp->capstage ? lp->capstage * 2 : 256;
+            if (cap > max)
+                cap = max;
+            uint8_t *st = edb__sys_realloc(lp->stage, cap * psize);
+            if (st == NULL)
+                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
+            lp->stage = st;
+            edb__arch_entry *se = edb__sys_realloc(lp->sent, cap * sizeof *se);
+            if (se == NULL)
+                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
+            lp->sent = se;
+            lp->capstage = cap;
+        }
+    }
+    memcpy(lp->stage + lp->nstage * psize, page, psize);
+    lp->sent[lp->nstage++] = *e;
+    return 0;
+}
+
+/* The final pass: one snapshot, held for reading and hashing every reachable
+ * page and reading the changed ones into the stage; released before they are
+ * emitted.  Then the trailer of that snapshot. */
+static int
+lp_final_pass(edb__copier *c)
+{
+    work *w = c->work;
+    lpstate *lp = w->lp;
+    size_t psize = c->snap->page_size;
+    edb__snap *sn;
+    EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
+    lp_pin_begin(c, sn);
+    int rc = lp_grow(c, sn->npages);
+    uint64_t p = 2;
+    edb__arch_entry e[COPIER_BATCH];
+    lp->nstage = 0;
+    while (rc == 0) {
+        unsigned m = lp_collect(sn, &p, e, COPIER_BATCH);
+        if (m == 0)
+            break;
+        if (edb__ring_is_canceled(&c->s->ring)) {
+            rc = edb__err(EDB_CANCELED, "backup copier: canceled");
+            break;
+        }
+        rc = read_pages(sn, w->ibuf, e, m);
+        for (unsigned i = 0; rc == 0 && i < m; i++) {
+            const uint8_t *page = w->ibuf + (size_t)i * psize;
+            edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
+            if (lp_changed(c, &e[i]))
+                rc = lp_stage(c, &e[i], page);
+        }
+    }
+    edb__arch_trailer t;
+    memset(&t, 0, sizeof t);
+    t.npages = sn->npages;
+    t.txnid = sn->txnid;
+    memcpy(t.meta, sn->meta, sizeof t.meta);
+    t.pin_us = lp_pin_end(c, sn) / 1000u;
+    EDB_RET(rc);
+    EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
+
+    for (uint64_t q = 2; q < t.npages; q++)
+        if (!((lp->known[q >> 6] >> (q & 63)) & 1u))
+            edb__arch_zero_hash(&w->table[q], w->scratch, psize, q);
+    edb__arch_meta_hash(&w->table[0], w->scratch, psize, t.meta, 0);
+    edb__arch_meta_hash(&w->table[1], w->scratch, psize, t.meta, 1);
+    return emit_tail(c, &t);
+}
+
+static int
+emit_lowpin(edb__copier *c)
+{
+    work *w = c->work;
+    lpstate *lp = edb__sys_calloc(1, sizeof *lp);
+    if (lp == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: low-pin state");
+    w->lp = lp;
+    lp->buf = edb__sys_malloc((size_t)EDB__LP_BATCH_PAGES * c->snap->page_size);
+    lp->ent = edb__sys_malloc(EDB__LP_BATCH_PAGES * sizeof *lp->ent);
+    if (lp->buf == NULL || lp->ent == NULL)
+        return edb__err(EDB_NOMEM, "backup copier: low-pin batch buffer");
+    /* w->table came with the first snapshot's npages entries, all unknown. */
+    edb__arch_hash *t = w->table;
+    w->table = NULL;
+    free(t);
+    EDB_RET(lp_grow(c, c->snap->npages));
+
+    uint64_t stage_pages = EDB__LP_STAGE_BYTES / c->snap->page_size;
+    uint64_t changed = 0, prev = UINT64_MAX;
+    for (unsigned passes = 0; !edb__lp_final_next(passes, changed, prev, stage_pages); passes++) {
+        prev = passes ? changed : UINT64_MAX;
+        EDB_RET(lp_short_pass(c, &changed));
+    }
+    return lp_final_pass(c);
+}
+
 static int
 run(edb__copier *c)
 {
     edb__arch_hstate_reset(((work *)c->work)->hs);
     EDB_RET(emit_header(c));
     EDB_RET(out_flush(c));
+    if (c->snap->plan.flags & EDB__ARCH_F_LOW_PIN)
+        return emit_lowpin(c);
     if (c->snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
         EDB_RET(emit_frames_incr(c));
     else

@@ -39,9 +39,16 @@ typedef struct edb_backup edb_backup;
  */
 typedef struct edb_backup_stream edb_backup_stream;
 
-#define EDB_BACKUP_INCREMENTAL 0x1u  /**< only pages that differ from @c base's */
+/** Only the pages whose hash differs from the base archive's page hash table (and
+ *  pages past its end); @c base names the base, a complete archive file (full or
+ *  incremental).  Restore applies the chain full, incr1, incr2, ... in order. */
+#define EDB_BACKUP_INCREMENTAL 0x1u
 #define EDB_BACKUP_KEEP_FREE   0x2u  /**< copy free pages too (a byte-exact image) */
-#define EDB_BACKUP_LOW_PIN     0x4u  /**< copy in passes under short snapshots; pin one only at the end */
+/** Copy in passes under short snapshots released after each batch; a final pass
+ *  pins one snapshot only to read and hash every page and read the changed ones,
+ *  and the archive restores that final snapshot.  Keeps the database file from
+ *  growing under writers during a long backup.  One stream per backup. */
+#define EDB_BACKUP_LOW_PIN     0x4u
 
 /** Options for edb_backup_begin(); zero fields take defaults. */
 typedef struct edb_backup_opts {
@@ -56,8 +63,10 @@ typedef struct edb_backup_opts {
  * lock and never begins a write transaction, so it is safe in a thread that holds one.
  * @param[out] out the backup; release with edb_backup_end()
  * @param[in]  opts NULL for a full backup with defaults
- * @return 0; #EDB_INVAL; #EDB_NOTFOUND (base archive missing); #EDB_CORRUPT /
- *         #EDB_CHECKSUM / #EDB_VERSION (base archive unusable); #EDB_LIMIT (no reader
+ * @return 0; #EDB_INVAL (bad flags; #EDB_BACKUP_INCREMENTAL without @c base or
+ *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
+ *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
+ *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
  *         slot); #EDB_CANCELED (the env is closing); #EDB_NOMEM; #EDB_IO.
  */
 EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts);
@@ -67,7 +76,8 @@ EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup
  * streams of one backup produce the same archive independently.
  * @param[out] out the stream; release with edb_backup_close()
  * @return 0, #EDB_INVAL, #EDB_CANCELED (backup stopped or ended), #EDB_NOMEM,
- *         #EDB_IO (thread creation failed).
+ *         #EDB_IO (thread creation failed), #EDB_BUSY (a second stream of a
+ *         #EDB_BACKUP_LOW_PIN backup).
  */
 EDB_EXTERN int edb_backup_open(edb_backup_stream **out, edb_backup *bk);
 
@@ -94,10 +104,30 @@ EDB_EXTERN int edb_backup_stop(edb_env *env);
 /**
  * Progress of the backup's most advanced stream, in archive bytes.  @p total is
  * exact from the start for full backups (the snapshot knows its page count); for
- * incremental and low-pin backups it is an upper bound until the end.
+ * incremental backups it is an upper bound until the end; for low-pin backups it
+ * is the size of one full pass, an estimate (later passes resend what changed).
  * @return 0, #EDB_INVAL.
  */
 EDB_EXTERN int edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total);
+
+/**
+ * How long the backup has kept a snapshot of the database pinned.  While a
+ * read transaction is held, LMDB cannot reuse the pages that writers free, so
+ * the file grows by what they write: this is the number to watch.
+ * A classic backup holds one snapshot from edb_backup_begin() until
+ * edb_backup_end().  A low-pin backup (#EDB_BACKUP_LOW_PIN) holds its first
+ * snapshot only during edb_backup_begin(), then short ones for one batch of
+ * reads each, and a final one for one read-and-hash pass over the pages (the
+ * archive's trailer records that one as `pin_us`).
+ * @param[out] longest_us the longest time, in microseconds, one read transaction
+ *             of this backup has been held (a transaction still held counts
+ *             until now); may be NULL
+ * @param[out] current_us how long the transaction held now has been held, 0 when
+ *             none is; may be NULL
+ * @return 0, #EDB_INVAL (@p bk is NULL or not an open backup).
+ * Thread safety: any thread, as edb_backup_progress().
+ */
+EDB_EXTERN int edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us);
 
 
 /* ------------------------------------------------------------------------ */

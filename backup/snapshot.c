@@ -187,6 +187,25 @@ edb__snap_put(edb__snap *s)
         snap_free(s);
 }
 
+void
+edb__snap_pin_account(edb__snap *s, uint64_t ns)
+{
+    uint64_t us = ns / 1000u, cur = atomic_load(&s->pin_max_us);
+    while (us > cur && !atomic_compare_exchange_weak(&s->pin_max_us, &cur, us)) {
+    }
+}
+
+void
+edb__snap_unpin(edb__snap *s)
+{
+    if (s->txn == NULL)
+        return;
+    mdb_txn_abort(s->txn);
+    s->txn = NULL;
+    edb__snap_pin_account(s, edb__now_ns() - s->pin_start_ns);
+    atomic_store(&s->pin_since_ns, 0);
+}
+
 uint64_t
 edb__snap_copy_pages(const edb__snap *s)
 {
@@ -223,9 +242,13 @@ edb__snap_take(edb__snap **out, edb_env *env, bool keep_free)
     edb__ref_init(&s->ref, 1);
     s->fd = -1;
     s->mdb = mdb;
+    s->env = env;
     s->page_size = est.ms_psize;
     s->max_pages = (uint64_t)info.me_mapsize / est.ms_psize;
     atomic_init(&s->pin_us, UINT64_MAX);
+    atomic_init(&s->pin_max_us, 0);
+    atomic_init(&s->pin_since_ns, 0);
+    atomic_init(&s->lp_streams, 0);
 
     size_t flen = strlen(dir) + sizeof "/data.mdb";
     file = edb__sys_malloc(flen);
@@ -260,6 +283,7 @@ edb__snap_take(edb__snap **out, edb_env *env, bool keep_free)
         }
     }
     ret = 0;
+    atomic_store(&s->pin_since_ns, s->pin_start_ns);
     /* Another process may have grown the map: take the larger of both sizes. */
     uint64_t meta_map = edb__le64(s->meta + EDB__META_OFF_MAPSIZE) / s->page_size;
     if (meta_map > s->max_pages)

@@ -56,6 +56,15 @@ typedef struct edb__snap {
      * every stream's trailer carries the same value, so streams stay
      * byte-identical. */
     _Atomic uint64_t pin_us;
+    /* Pin accounting for edb_backup_pin_time(): the longest interval a read
+     * txn of this backup was held, and since when the one held now is
+     * (CLOCK_MONOTONIC ns, 0 = none).  A classic backup holds this snapshot's
+     * txn from edb__snap_take() to the last put; a low-pin backup's copier
+     * accounts its own short and final snapshots here (lowpin.h). */
+    _Atomic uint64_t pin_max_us;
+    _Atomic uint64_t pin_since_ns;
+    _Atomic unsigned lp_streams;    /* low-pin: streams opened (one is allowed) */
+    edb_env *env;                   /* for the low-pin copier's own snapshots */
     edb__plan plan;
 } edb__snap;
 
@@ -84,6 +93,12 @@ edb__snap_is_free(const edb__snap *s, uint64_t pgno)
 {
     return s->free_bits != NULL && (s->free_bits[pgno >> 6] >> (pgno & 63)) & 1u;
 }
+
+/* Low-pin: end the read txn now (the snapshot keeps its meta, page size and
+ * file); the pin interval so far is accounted.  Call before any copier uses s. */
+void edb__snap_unpin(edb__snap *s);
+/* Record a pin interval of @ns nanoseconds into s->pin_max_us. */
+void edb__snap_pin_account(edb__snap *s, uint64_t ns);
 
 /* Pages a full copy of this snapshot writes (2..npages-1 minus free pages). */
 uint64_t edb__snap_copy_pages(const edb__snap *s);

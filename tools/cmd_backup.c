@@ -451,9 +451,12 @@ dbt_cmd_backup(int argc, char **argv)
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
-        fprintf(stderr, "backup: %s archive of '%s' written to %s (%s)\n",
+        uint64_t pin_us = 0;
+        edb_backup_pin_time(bk, &pin_us, NULL);
+        fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+                (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
                 (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
-                to_stdout ? "standard output" : archive, h);
+                to_stdout ? "standard output" : archive, h, (double)pin_us / 1e6);
     }
     ret = DBT_OK;
 done:

@@ -25,7 +25,7 @@
  * are reported, because the machine is shared and noisy.  Every read phase
  * computes a checksum of what it read; the engines must agree, or the run fails.
  *
- * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-m]
+ * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-m]
  *   -m prints the summary as a Markdown table (for doc/performance.md).
  */
 #include "config.h"
@@ -184,10 +184,12 @@ typedef struct edb_state {
 #define EDB_CHECK(call, what) do { int rc_ = (call); \
     if (rc_ < 0) die("edb", what, edb_error_last()); } while (0)
 
+static uint64_t map_size = UINT64_C(64) << 30;   /* -M: edb's default, for both */
+
 static void
 edb_open_(edb_state *st, const char *dir)
 {
-    edb_env_opts o = { .flags = EDB_ENV_NOSYNC };
+    edb_env_opts o = { .flags = EDB_ENV_NOSYNC, .map_size = map_size };
     EDB_CHECK(edb_env_open(&st->env, dir, &o), "env open");
     EDB_CHECK(edb_session_begin(&st->s, st->env), "session");
     static const edb_column_def cols[] = {
@@ -281,7 +283,7 @@ static void
 lmdb_open_(lmdb_state *st, const char *dir)
 {
     MDB_CHECK(mdb_env_create(&st->env), "env create");
-    MDB_CHECK(mdb_env_set_mapsize(st->env, (size_t)64 << 30), "mapsize");
+    MDB_CHECK(mdb_env_set_mapsize(st->env, (size_t)map_size), "mapsize");
     MDB_CHECK(mdb_env_set_maxdbs(st->env, 4), "maxdbs");
     MDB_CHECK(mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600), "env open");
     MDB_txn *txn;
@@ -546,13 +548,14 @@ optarg_cache(long kib)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-m]\n"
+    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-m]\n"
                "  -n ROWS  rows (default 1000000)\n"
                "  -r REPS  interleaved repetitions, medians reported (default 3, at most %d)\n"
                "  -e LIST  engines to run (default edb,lmdb,sqlite)\n"
                "  -d DIR   where the databases go (default $TMPDIR or /tmp)\n"
                "  -s SEED  data and order seed (default 1)\n"
                "  -c KIB   SQLite page cache in KiB (default: SQLite's own, 2000 KiB)\n"
+               "  -M MIB   edb and LMDB map size (default 65536; valgrind needs less)\n"
                "  -m       print the summary as a Markdown table\n", MAXREPS);
 }
 
@@ -565,7 +568,7 @@ main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     uint64_t seed = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:mh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:mh")) != -1) {
         switch (opt) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'r': reps = atoi(optarg); break;
@@ -573,6 +576,7 @@ main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'm': markdown = true; break;
         case 'c': sqlite_cache_kib = atol(optarg); break;
+        case 'M': map_size = strtoull(optarg, NULL, 10) << 20; break;
         case 'e':
             for (int e = 0; e < NENGINES; e++)
                 on[e] = strstr(optarg, engine_name[e]) != NULL;
@@ -581,7 +585,7 @@ main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (n < 1 || reps < 1 || reps > MAXREPS || optind != argc) {
+    if (n < 1 || reps < 1 || map_size == 0 || reps > MAXREPS || optind != argc) {
         usage(stderr);
         return 2;
     }
