@@ -114,7 +114,7 @@ check_block_hash(const uint8_t *block, const char *what, uint64_t off)
 {
     edb__arch_hash h;
     edb__arch_block_hash(&h, block);
-    if (!edb__arch_hash_ok(&h, (const edb__arch_hash *)(const void *)(block + EDB__ARCH_HASH_OFF)))
+    if (!edb__arch_hash_eq(&h, (const edb__arch_hash *)(const void *)(block + EDB__ARCH_HASH_OFF)))
         return edb__err(EDB_CHECKSUM, "%s at offset %llu: block hash mismatch (the block was altered)",
                         what, (unsigned long long)off);
     return 0;
@@ -433,7 +433,7 @@ edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK],
     if (memcmp(e.backup_id, h->backup_id, 16) != 0)
         return edb__err(EDB_CORRUPT, "end block at offset %llu: backup id differs from the header's "
                         "(blocks of two archives mixed)", (unsigned long long)off);
-    if (!edb__arch_hash_ok(&e.archive_hash, archive_hash))
+    if (!edb__arch_hash_eq(&e.archive_hash, archive_hash))
         return edb__err(EDB_CHECKSUM, "end block at offset %llu: archive hash mismatch (bytes "
                         "0..%llu were altered)", (unsigned long long)off,
                         (unsigned long long)(off ? off - 1 : 0));

@@ -125,14 +125,6 @@ void edb__arch_page_hash(edb__arch_hash *out, const void *page, size_t page_size
 /* Block hash: H(block[0..4079], 0). */
 void edb__arch_block_hash(edb__arch_hash *out, const uint8_t block[EDB__ARCH_BLOCK]);
 bool edb__arch_hash_eq(const edb__arch_hash *a, const edb__arch_hash *b);
-/* An integrity check (block, page, table and archive hashes): edb__arch_hash_eq,
- * except in a fuzzing build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), where it
- * always passes so that a fuzzer can reach the checks behind the hashes. */
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define edb__arch_hash_ok(a, b) ((void)(a), (void)(b), true)
-#else
-#define edb__arch_hash_ok(a, b) edb__arch_hash_eq((a), (b))
-#endif
 /* Lower-case hex of @n bytes into @out (2n + 1 bytes). */
 void edb__arch_hex(char *out, const uint8_t *p, size_t n);
 

@@ -489,7 +489,7 @@ edb_backup_progress(edb_backup *bk, uint64_t *done, uint64_t *total)
             d = c;
     }
     *done = d;
-    *total = bk->total;
+    *total = bk->total > d ? bk->total : d;      /* low-pin: passes may resend more than one full pass */
     pthread_mutex_unlock(&bk->lock);
     edb__bk_put(bk);
     edb__err_clear();

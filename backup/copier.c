@@ -34,11 +34,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "archive.h"
 #include "copier.h"
 #include "lowpin.h"
+#include "sys_fs.h"
 #include "error.h"
 #include "sys.h"
 
@@ -143,8 +146,15 @@ edb__copier_free(edb__copier *c)
 
 /* ---- output ------------------------------------------------------------------ */
 
-/* Token bucket without burst: bytes leave at no more than rate_limit per
- * second on average.  The sleep is a timed wait on the ring, woken by cancel. */
+/* Token bucket: bytes leave at no more than rate_limit per second on average.
+ * The schedule is absolute (each slot is due len / rate after the one before),
+ * so a wake-up that comes late is made up by the next slots instead of being
+ * lost: otherwise every timed wait's scheduling delay (0.1 to 1 ms) slowed a
+ * 100 MB/s backup by 8%.  A copier that falls further behind than
+ * RATE_CREDIT_NS (a slow consumer, a stall) forgets the rest, so it never
+ * bursts by more than that much time's worth of bytes.
+ * The sleep is a timed wait on the ring, woken by cancel. */
+#define RATE_CREDIT_NS 20000000u    /* 20 ms */
 static int
 rate_wait(edb__copier *c, size_t len)
 {
@@ -153,8 +163,10 @@ rate_wait(edb__copier *c, size_t len)
         return 0;
     work *w = c->work;
     uint64_t now = edb__now_ns();
-    if (w->rate_next_ns < now)
+    if (w->rate_next_ns == 0)
         w->rate_next_ns = now;
+    else if (w->rate_next_ns + RATE_CREDIT_NS < now)
+        w->rate_next_ns = now - RATE_CREDIT_NS;
     uint64_t due = w->rate_next_ns;
     /* len / rate seconds, in ns, without overflow for any len and rate. */
     w->rate_next_ns += (uint64_t)((long double)len * 1e9L / (long double)rate);
@@ -361,7 +373,9 @@ emit_frames_incr(edb__copier *c)
         }
         if (m == 0)
             break;
-        if (slot == NULL && edb__ring_is_canceled(&c->s->ring))
+        /* Every batch, also while a slot is held: unchanged pages never
+         * reach a ring wait, and the copier must go within one batch. */
+        if (edb__ring_is_canceled(&c->s->ring))
             return edb__err(EDB_CANCELED, "backup copier: canceled");
         EDB_RET(read_pages(sn, w->ibuf, cand, m));
         for (unsigned i = 0; i < m; i++) {
@@ -629,10 +643,13 @@ static int
 lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
 {
     lpstate *lp = ((work *)c->work)->lp;
-    size_t psize = c->snap->page_size, max = EDB__LP_STAGE_BYTES / psize;
+    size_t psize = c->snap->page_size, max = atomic_load(&edb__lp_stage_bytes) / psize;
+    if (max == 0)
+        max = 1;
     if (lp->nstage == lp->capstage) {
         if (lp->capstage == max) {
             /* More changed than the stage holds: emit it pinned (bounded degrade). */
+            atomic_fetch_add(&edb__lp_stage_flushes, 1);
             EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
             lp->nstage = 0;
         } else {
@@ -668,6 +685,17 @@ lp_final_pass(edb__copier *c)
     EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
     lp_pin_begin(c, sn);
     int rc = lp_grow(c, sn->npages);
+    /* The pin lasts as long as this pass: hash straight from a read-only map
+     * of data.mdb (no copy) when the file holds the whole snapshot (a shorter
+     * file would fault: then, or if mapping fails, pread as elsewhere). */
+    size_t maplen = (size_t)sn->npages * psize;
+    const uint8_t *map = NULL;
+    struct stat st;
+    if (rc == 0 && edb__sys_fstat(sn->fd, &st) == 0 && (uint64_t)st.st_size >= (uint64_t)maplen) {
+        void *mp = edb__sys_mmap(maplen, PROT_READ, MAP_SHARED, sn->fd, 0);
+        if (mp != MAP_FAILED)
+            map = mp;
+    }
     uint64_t p = 2;
     edb__arch_entry e[COPIER_BATCH];
     lp->nstage = 0;
@@ -679,14 +707,17 @@ lp_final_pass(edb__copier *c)
             rc = edb__err(EDB_CANCELED, "backup copier: canceled");
             break;
         }
-        rc = read_pages(sn, w->ibuf, e, m);
+        if (map == NULL)
+            rc = read_pages(sn, w->ibuf, e, m);
         for (unsigned i = 0; rc == 0 && i < m; i++) {
-            const uint8_t *page = w->ibuf + (size_t)i * psize;
+            const uint8_t *page = map != NULL ? map + e[i].pgno * psize : w->ibuf + (size_t)i * psize;
             edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
             if (lp_changed(c, &e[i]))
                 rc = lp_stage(c, &e[i], page);
         }
     }
+    if (map != NULL)
+        edb__sys_munmap((void *)map, maplen);
     edb__arch_trailer t;
     memset(&t, 0, sizeof t);
     t.npages = sn->npages;
@@ -722,12 +753,14 @@ emit_lowpin(edb__copier *c)
     free(t);
     EDB_RET(lp_grow(c, c->snap->npages));
 
-    uint64_t stage_pages = EDB__LP_STAGE_BYTES / c->snap->page_size;
+    uint64_t stage_pages = atomic_load(&edb__lp_stage_bytes) / c->snap->page_size;
     uint64_t changed = 0, prev = UINT64_MAX;
     for (unsigned passes = 0; !edb__lp_final_next(passes, changed, prev, stage_pages); passes++) {
         prev = passes ? changed : UINT64_MAX;
         EDB_RET(lp_short_pass(c, &changed));
     }
+    if (edb__lp_before_final != NULL)
+        edb__lp_before_final();
     return lp_final_pass(c);
 }
 

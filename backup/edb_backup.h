@@ -67,7 +67,8 @@ typedef struct edb_backup_opts {
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
- *         slot); #EDB_CANCELED (the env is closing); #EDB_NOMEM; #EDB_IO.
+ *         slot); #EDB_CANCELED (the env is closing); #EDB_BUSY (writers rewrote both
+ *         meta pages during each of 1000 capture attempts); #EDB_NOMEM; #EDB_IO.
  */
 EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts);
 
@@ -83,14 +84,19 @@ EDB_EXTERN int edb_backup_open(edb_backup_stream **out, edb_backup *bk);
 
 /**
  * Copy up to @p size archive bytes into @p buf.  Blocks until bytes are available.
- * @param[out] nread bytes copied; 0 means the archive is complete
- * @return 0; #EDB_CANCELED (closed from another thread, backup stopped, env closing);
- *         the copier's error (#EDB_IO, #EDB_CORRUPT, #EDB_NOMEM) once its bytes are
- *         drained; #EDB_INVAL.
+ * Returns as soon as it has copied something (it never waits for a full buffer).
+ * @param[out] nread bytes copied; 0 means the archive is complete (and stays so)
+ * @return 0; #EDB_CANCELED (closed from another thread, backup stopped or ended,
+ *         env closing; also for a handle that is no longer open, which is
+ *         looked up, never dereferenced); the copier's error (#EDB_IO,
+ *         #EDB_CORRUPT, #EDB_NOMEM) once its bytes are drained, again on every
+ *         later call; #EDB_INVAL (NULL arguments, @p size 0, or another thread
+ *         already reading this stream).
  */
 EDB_EXTERN int edb_backup_read(edb_backup_stream *s, void *buf, size_t size, size_t *nread);
 
-/** Close a stream: returns at once; cancels its copier if not at its end. NULL-safe. */
+/** Close a stream: returns at once; cancels its copier if not at its end.  NULL-safe;
+ *  a stream already closed (by this call, edb_backup_end() or edb_env_close()) is ignored. */
 EDB_EXTERN void edb_backup_close(edb_backup_stream *s);
 
 /** Close the backup's streams still open and release its snapshot (with the last
@@ -241,6 +247,47 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  */
 EDB_EXTERN int edb_backup_restore(edb_backup_info *out, const char *target,
                                   const edb_backup_source *src, size_t n, unsigned flags);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Writing archives @{ */
+
+/** Called after each batch written: archive bytes written so far and the
+ *  backup's total (see edb_backup_progress()). */
+typedef void (*edb_backup_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+#define EDB_SAVE_OVERWRITE 0x1u  /**< edb_backup_save(): replace an existing regular file */
+
+/**
+ * Write the backup's whole archive to the file @p path, atomically and durably:
+ * a temporary file beside it (created 0600 with O_EXCL|O_NOFOLLOW whatever the
+ * umask), written straight from the copier's ring (O_DIRECT where the file system
+ * allows it), fsynced, renamed to @p path, and the directory fsynced.  The final
+ * name appears only when the archive is complete; on any error or cancellation the
+ * temporary file is removed and @p path is untouched.  Opens (and closes) one
+ * stream of @p bk.
+ * @param[in] flags    0 or #EDB_SAVE_OVERWRITE
+ * @param[in] progress called after each batch (may be NULL)
+ * @return 0; #EDB_EXISTS (@p path exists without #EDB_SAVE_OVERWRITE, or appeared
+ *         meanwhile); #EDB_CANCELED (edb_backup_stop(), edb_env_close()); #EDB_IO
+ *         (with the errno, e.g. ENOSPC); #EDB_NOTFOUND (the directory is missing);
+ *         #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_open(); blocks the calling thread until done;
+ * cancel it from another thread with edb_backup_stop().
+ */
+EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
+                               edb_backup_progress_fn progress, void *ctx);
+
+/**
+ * Write the backup's whole archive to the open descriptor @p fd (a pipe, a socket,
+ * standard output), written straight from the copier's ring.  SIGPIPE is blocked in
+ * the calling thread while it writes (the process's disposition is not changed); a
+ * reader that goes away is #EDB_IO "broken pipe".  The caller owns @p fd and decides
+ * what a partial output means: the archive is complete only with its end block.
+ * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL; the copier's errors.
+ * Thread safety: as edb_backup_save().
+ */
+EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);
 /** @} */
 
 #ifdef __cplusplus

@@ -17,6 +17,10 @@
 
 #include "lowpin.h"
 
+_Atomic size_t edb__lp_stage_bytes = EDB__LP_STAGE_BYTES;
+_Atomic uint64_t edb__lp_stage_flushes;
+void (*edb__lp_before_final)(void);
+
 bool
 edb__lp_final_next(unsigned passes, uint64_t changed, uint64_t prev_changed, uint64_t stage_pages)
 {

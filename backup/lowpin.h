@@ -17,12 +17,23 @@
 #ifndef EDB_LOWPIN_H
 #define EDB_LOWPIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define EDB__LP_MAX_PASSES  4               /* short passes before the final one, at most */
 #define EDB__LP_BATCH_PAGES 1024u           /* pages read under one short snapshot */
 #define EDB__LP_STAGE_BYTES (32u << 20)     /* changed pages the final pass stages unpinned */
+
+/* The stage size in use: EDB__LP_STAGE_BYTES, lowered by tests (before any
+ * backup starts) to drive the final pass into its overflow path. */
+extern _Atomic size_t edb__lp_stage_bytes;
+/* Times a final pass's stage filled and was emitted while pinned (for tests). */
+extern _Atomic uint64_t edb__lp_stage_flushes;
+/* Test hook: when set (before any backup starts), the copier calls it between
+ * its last short pass and the final pass, holding no snapshot. */
+extern void (*edb__lp_before_final)(void);
 
 /* After @passes short passes (>= 1), the last of which emitted @changed pages
  * and the one before @prev_changed (UINT64_MAX if none): is the next pass the

@@ -199,7 +199,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             EDB_RET(take(r, h->page_size, &page, "a page"));
             edb__arch_hash ph;
             edb__arch_page_hash(&ph, page, h->page_size, pgno);
-            if (!edb__arch_hash_ok(&ph, &f.entries[i].hash)) {
+            if (!edb__arch_hash_eq(&ph, &f.entries[i].hash)) {
                 int rc = edb__err(EDB_CHECKSUM, "frame %llu at offset %llu: page %llu (at offset "
                                   "%llu): hash mismatch (the page was altered)",
                                   (unsigned long long)*frames, (unsigned long long)foff,
@@ -278,7 +278,7 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
                 why = "";
                 a->unchecked++;
             }
-            if (known && !edb__arch_hash_ok(&want, &a->table[p])) {
+            if (known && !edb__arch_hash_eq(&want, &a->table[p])) {
                 a->where = (edb__where){ c ? (int64_t)c->frame : -1, (int64_t)p, (int64_t)eoff };
                 return edb__err(EDB_CHECKSUM, "page hash table entry %llu (offset %llu) does not "
                                 "match %s", (unsigned long long)p, (unsigned long long)eoff, why);

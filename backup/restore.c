@@ -189,22 +189,32 @@ static int
 lock_target(struct restore *r, const char *target, int *lockfd)
 {
     *lockfd = -1;
-    char path[300];
-    snprintf(path, sizeof path, "%s/lock.mdb", r->base);
+    /* Everything below goes through a descriptor of the target directory
+     * opened without following a link, so a link swapped in since it was
+     * inspected is not followed either. */
+    int dfd = edb__sys_openat(r->parentfd, r->base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dfd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR)
+            return edb__err(EDB_EXISTS, "restore: target '%s' changed into a non-directory while "
+                            "restoring; not replaced", target);
+        return edb__sys_err(errno, "restore: opening the target directory");
+    }
     struct stat st;
     for (int i = 0; i < 2; i++) {
         const char *f = i == 0 ? "lock.mdb" : "data.mdb";
-        snprintf(path, sizeof path, "%s/%s", r->base, f);
-        if (edb__sys_fstatat(r->parentfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && mapped_by_self(&st))
+        if (edb__sys_fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && mapped_by_self(&st)) {
+            edb__sys_close(dfd);
             return edb__err(EDB_BUSY, "restore: this process has the database '%s' open; not "
                             "replaced", target);
+        }
     }
-    snprintf(path, sizeof path, "%s/lock.mdb", r->base);
-    int fd = edb__sys_openat(r->parentfd, path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    int fd = edb__sys_openat(dfd, "lock.mdb", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    int open_errno = errno;
+    edb__sys_close(dfd);
     if (fd < 0) {
-        if (errno == ENOENT)
+        if (open_errno == ENOENT)
             return 0;
-        return edb__sys_err(errno, "restore: opening the target's lock.mdb");
+        return edb__sys_err(open_errno, "restore: opening the target's lock.mdb");
     }
     struct flock fl;
     memset(&fl, 0, sizeof fl);
@@ -515,6 +525,14 @@ edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_so
     if (ts == T_DATABASE && !(flags & EDB_RESTORE_FORCE))
         EDB_ERR(edb__err(EDB_EXISTS, "restore: target '%s' is not empty (use force to replace it)",
                          target));
+    if (ts == T_DATABASE) {
+        /* Fail before reading anything when the database is in use; the
+         * lock is taken again (and kept) for the swap at the end. */
+        int lockfd;
+        EDB_ERR(lock_target(&r, target, &lockfd));
+        if (lockfd >= 0)
+            edb__sys_close(lockfd);
+    }
     r.links = edb__sys_calloc(n, sizeof *r.links);
     if (r.links == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "restore: %zu archives", n));

@@ -47,7 +47,8 @@ edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap)
     r->nslots = n;
     r->slot_cap = slot_cap;
     r->slots = edb__sys_calloc(n, sizeof *r->slots);
-    r->mem = edb__sys_malloc(n * slot_cap);
+    /* Page-aligned: a consumer may hand slots to write() on an O_DIRECT file. */
+    r->mem = edb__sys_aligned_alloc(4096, n * slot_cap);
     if (r->slots == NULL || r->mem == NULL) {
         free(r->slots);
         free(r->mem);
@@ -260,5 +261,54 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
     r->reading = false;
     pthread_mutex_unlock(&r->mu);
     *nread = got;
+    return rc;
+}
+
+int
+edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed)
+{
+    int rc = 0;
+    *nconsumed = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->eof) {
+        pthread_mutex_unlock(&r->mu);
+        return 0;
+    }
+    if (r->reading) {
+        pthread_mutex_unlock(&r->mu);
+        return edb__err(EDB_INVAL, "backup stream: another thread is reading it");
+    }
+    r->reading = true;
+    r->waiting++;
+    while (!r->canceled && r->count == 0 && !r->done)
+        pthread_cond_wait(&r->not_empty, &r->mu);
+    r->waiting--;
+    if (r->canceled) {
+        rc = edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
+    } else if (r->count == 0) {                 /* done */
+        if (r->err != 0)
+            rc = edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
+        else
+            r->eof = true;
+    } else {
+        edb__slot *sl = &r->slots[r->tail];
+        /* The slot is the reader's (it is in [tail, tail + count)): hand it
+         * to the sink without the mutex, so the sink may do I/O. */
+        pthread_mutex_unlock(&r->mu);
+        size_t used = 0;
+        rc = fn(ctx, sl->buf + sl->off, sl->len - sl->off, &used);
+        pthread_mutex_lock(&r->mu);
+        if (used > sl->len - sl->off)
+            used = sl->len - sl->off;
+        sl->off += used;
+        *nconsumed = used;
+        if (sl->off == sl->len) {
+            r->tail = (r->tail + 1) % r->nslots;
+            r->count--;
+            pthread_cond_broadcast(&r->not_full);
+        }
+    }
+    r->reading = false;
+    pthread_mutex_unlock(&r->mu);
     return rc;
 }

@@ -77,6 +77,15 @@ bool edb__ring_is_canceled(edb__ring *r);
  * cancel.  @return 0 (*nread == 0: the archive is complete), EDB_CANCELED, or
  * the copier's error once every byte before it has been read. */
 int edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread);
+/* A consumer that takes bytes straight from a slot (no copy).  It is called
+ * without the mutex; it sets *used to the bytes it took (all of them, unless
+ * it fails) and returns 0 or a negative EDB_* code. */
+typedef int (*edb__ring_sink_fn)(void *ctx, const uint8_t *p, size_t n, size_t *used);
+/* Zero-copy read: wait as edb__ring_read() does, then hand the unread bytes of
+ * the oldest filled slot to fn and release the slot once it took them all.
+ * *nconsumed = bytes taken; 0 with 0 returned is the end.  Returns the sink's
+ * error, EDB_CANCELED, or the copier's error once its bytes are drained. */
+int edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
 /* Readers currently blocked in edb__ring_read() (tests use it to know a read is parked). */
 unsigned edb__ring_waiting(edb__ring *r);
 

@@ -172,6 +172,19 @@ edb_backup_read(edb_backup_stream *s, void *buf, size_t size, size_t *nread)
     return rc;
 }
 
+int
+edb__stream_consume(edb_backup_stream *s, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed)
+{
+    *nconsumed = 0;
+    if (edb__handle_ref(EDB__H_STREAM, s) == NULL)
+        return edb__err(EDB_CANCELED, "backup stream is closed");
+    int rc = edb__ring_consume(&s->ring, fn, ctx, nconsumed);
+    if (*nconsumed > 0)
+        atomic_fetch_add(&s->consumed, (uint64_t)*nconsumed);
+    edb__stream_put(s);                        /* this call's reference */
+    return rc;
+}
+
 void
 edb_backup_close(edb_backup_stream *s)
 {

@@ -31,5 +31,8 @@ void edb__stream_put(edb_backup_stream *s);
  * that removes it from the handle table.  The stream must already be
  * unlinked from its backup's list. */
 void edb__stream_close_unlinked(edb_backup_stream *s);
+/* edb_backup_read() without the copy: hand the next filled ring slot to fn
+ * (see edb__ring_consume); 0 with *nconsumed == 0 is the end. */
+int edb__stream_consume(edb_backup_stream *s, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
 
 #endif

@@ -247,10 +247,29 @@ edb__sys_realloc(void *p, size_t n)
 }
 
 void *
+edb__sys_aligned_alloc(size_t align, size_t n)
+{
+    FAULT(NULL);
+    void *p = NULL;
+    int e = posix_memalign(&p, align, n);
+    if (e != 0) {
+        errno = e;
+        return NULL;
+    }
+    return p;
+}
+
+void *
 edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off)
 {
     FAULT(MAP_FAILED);
     return mmap(NULL, len, prot, flags, fd, off);
+}
+
+int
+edb__sys_munmap(void *p, size_t len)
+{
+    return munmap(p, len);
 }
 
 int

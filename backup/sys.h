@@ -40,7 +40,10 @@ int     edb__sys_mkdirat(int dirfd, const char *path, mode_t mode);
 void   *edb__sys_malloc(size_t n);
 void   *edb__sys_calloc(size_t n, size_t size);
 void   *edb__sys_realloc(void *p, size_t n);
+/* posix_memalign through the shim; NULL with errno set on failure; free() frees it. */
+void   *edb__sys_aligned_alloc(size_t align, size_t n);
 void   *edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off);
+int     edb__sys_munmap(void *p, size_t len);     /* a release: never fault-injected */
 int     edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Loops over EINTR and short transfers; returns 0 or -1 with errno set (a

@@ -305,9 +305,28 @@ wput(wbuf *b, const void *data, size_t n)
     b->len += n;
 }
 
-static void wu8(wbuf *b, unsigned v) { uint8_t x = (uint8_t)v; wput(b, &x, 1); }
-static void wu32(wbuf *b, uint32_t v) { uint8_t x[4]; put_u32(x, v); wput(b, x, 4); }
-static void wname(wbuf *b, const char *s) { size_t n = strlen(s); wu8(b, (unsigned)n); wput(b, s, n); }
+static void
+wu8(wbuf *b, unsigned v)
+{
+    uint8_t x = (uint8_t)v;
+    wput(b, &x, 1);
+}
+
+static void
+wu32(wbuf *b, uint32_t v)
+{
+    uint8_t x[4];
+    put_u32(x, v);
+    wput(b, x, 4);
+}
+
+static void
+wname(wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    wu8(b, (unsigned)n);
+    wput(b, s, n);
+}
 
 static int
 encode(wbuf *b, const edb__table *t)
@@ -360,8 +379,19 @@ rget(rbuf *b, size_t n)
     return p;
 }
 
-static unsigned ru8(rbuf *b) { const uint8_t *p = rget(b, 1); return p ? *p : 0; }
-static uint32_t ru32(rbuf *b) { const uint8_t *p = rget(b, 4); return p ? get_u32(p) : 0; }
+static unsigned
+ru8(rbuf *b)
+{
+    const uint8_t *p = rget(b, 1);
+    return p ? *p : 0;
+}
+
+static uint32_t
+ru32(rbuf *b)
+{
+    const uint8_t *p = rget(b, 4);
+    return p ? get_u32(p) : 0;
+}
 
 static void
 rname(rbuf *b, char *out)

@@ -8,11 +8,19 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 stage() { printf 'test.sh: %s: %ss\n' "$1" "$(( $(date +%s) - t0 ))"; t0=$(date +%s); }
+# The closing line: automake's "# PASS:" and "# FAIL:"/"# ERROR:"/"# XPASS:" summed
+# over the test-suite logs of the stages that ran.
+logs=""
+summary() {
+    # shellcheck disable=SC2086
+    awk '/^# PASS:/ {p += $3} /^# (FAIL|ERROR|XPASS):/ {f += $3} END {printf "%d passed, %d failed\n", p, f}' $logs
+}
 t0=$(date +%s)
 sh scripts/deps.sh
 sh scripts/build.sh build
 stage build
 make -C build -j"$(nproc)" check || { cat build/test-suite.log; exit 1; }
+logs="build/test-suite.log"
 stage "make check"
 if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
     # The sanitizer builds leave fuzzing to the clang build (--disable-fuzz).
@@ -20,13 +28,16 @@ if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
     stage "asan build"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         make -C build-asan -j"$(nproc)" check || { cat build-asan/test-suite.log; exit 1; }
+    logs="$logs build-asan/test-suite.log"
     stage "asan make check"
     sh scripts/build.sh build-tsan --enable-tsan --disable-fuzz
     stage "tsan build"
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         make -C build-tsan -j"$(nproc)" check TESTS="$(tr '\n' ' ' < "$top/tests/tsan-suites" 2>/dev/null || echo tests/bin/errors)" \
         || { cat build-tsan/test-suite.log; exit 1; }
+    logs="$logs build-tsan/test-suite.log"
     stage "tsan make check"
     FUZZ_SECONDS=${FUZZ_SECONDS:-120} make -C build fuzz-long
     stage "fuzz-long"
 fi
+summary

@@ -1,17 +1,18 @@
 /*
  * cmd_backup.c: dbtool backup, restore and verify.
  *
- * backup pulls archive bytes from edb_backup_read() and writes them either to
- * standard output or to ARCHIVE.tmp.XXXXXX beside ARCHIVE (0600, O_EXCL |
- * O_NOFOLLOW), then fsyncs it, renames it to ARCHIVE and fsyncs the directory:
- * a file named ARCHIVE is always a complete archive.
+ * backup hands the writing to the library: edb_backup_save() writes a hidden
+ * temporary file beside ARCHIVE (0600, O_EXCL | O_NOFOLLOW) straight from the
+ * copier's ring, fsyncs it, renames it to ARCHIVE and fsyncs the directory, so
+ * a file named ARCHIVE is always a complete archive; edb_backup_write_fd()
+ * streams to standard output.
  *
  * Stopping: SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken
  * by a signal thread (sigwait), which calls edb_backup_stop(): the read in
  * progress returns EDB_CANCELED within a page batch and the main thread removes
  * the temporary file and exits 1.  Should the main thread be stuck in a write
- * to a stalled pipe, the signal thread exits the process itself after two
- * seconds (there is no temporary file when writing to a pipe).  SIGPIPE is
+ * to a stalled output, the signal thread exits the process itself after two
+ * seconds.  SIGPIPE is
  * blocked, so a reader that goes away makes write() fail with EPIPE, reported
  * as an error.  Each stop leaves no file that looks complete.
  *
@@ -97,8 +98,7 @@ static struct {
     edb_env *env;           /* set while a backup runs */
     int signo;              /* the signal that stopped us, 0: none */
     bool done;              /* the main thread finished; the signal thread may leave */
-    char tmp_path[4200];    /* removed by the signal thread if it has to exit */
-} stop_state = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false, "" };
+} stop_state = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
 
 static void *
 signal_thread(void *arg)
@@ -126,12 +126,11 @@ signal_thread(void *arg)
         if (pthread_cond_timedwait(&stop_state.done_cv, &stop_state.lock, &dl) == ETIMEDOUT)
             break;
     bool done = stop_state.done;
-    char tmp[sizeof stop_state.tmp_path];
-    memcpy(tmp, stop_state.tmp_path, sizeof tmp);
     pthread_mutex_unlock(&stop_state.lock);
     if (!done) {
-        if (tmp[0])
-            unlink(tmp);
+        /* Only a write stalled on its output gets here (a pipe nobody reads,
+         * a hung file system).  A file being written is still under its
+         * hidden temporary name, which never looks like a complete archive. */
         static const char msg[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is stalled, "
                                   "exiting without waiting for it\n";
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -145,6 +144,8 @@ struct progress {
     bool on;
     bool shown;
     double start, last;
+    edb_backup *bk;
+    uint64_t written;       /* archive bytes written so far */
 };
 
 static void
@@ -181,83 +182,14 @@ progress_show(struct progress *p, edb_backup *bk, bool final)
     p->shown = true;
 }
 
-/* Open ARCHIVE.tmp.XXXXXX beside @path. */
-static int
-open_tmp(char *tmp, size_t n, const char *path)
+/* edb_backup_progress_fn: called by the library writer after each batch. */
+static void
+progress_cb(void *ctx, uint64_t done, uint64_t total)
 {
-    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned char rnd[6];
-        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-            for (int i = 0; i < 6; i++)
-                rnd[i] = (unsigned char)(rand() ^ getpid() ^ attempt);
-        char sfx[7];
-        for (int i = 0; i < 6; i++)
-            sfx[i] = alnum[rnd[i] % (sizeof alnum - 1)];
-        sfx[6] = '\0';
-        if ((size_t)snprintf(tmp, n, "%s.tmp.%s", path, sfx) >= n) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            if (fchmod(fd, 0600) != 0) {
-                int e = errno;
-                close(fd);
-                unlink(tmp);
-                errno = e;
-                return -1;
-            }
-            return fd;
-        }
-        if (errno != EEXIST)
-            return -1;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-static int
-write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int
-fsync_dir_of(const char *path)
-{
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
+    struct progress *p = ctx;
+    (void)total;
+    p->written = done;
+    progress_show(p, p->bk, false);
 }
 
 int
@@ -321,10 +253,6 @@ dbt_cmd_backup(int argc, char **argv)
     int ret = DBT_FAIL, rc;
     edb_env *env = NULL;
     edb_backup *bk = NULL;
-    edb_backup_stream *s = NULL;
-    uint8_t *buf = NULL;
-    int out = -1;
-    char tmp[4200] = "";
     char data[4200];
     struct stat sb;
     snprintf(data, sizeof data, "%s/data.mdb", db);
@@ -351,103 +279,32 @@ dbt_cmd_backup(int argc, char **argv)
         dbt_fail(what, rc);
         goto done;
     }
-    if (to_stdout) {
-        out = STDOUT_FILENO;
-    } else {
-        out = open_tmp(tmp, sizeof tmp, archive);
-        if (out < 0) {
-            tmp[0] = '\0';
-            dbt_failf(what, EDB_IO, "creating a temporary file beside '%s': %s", archive,
-                      strerror(errno));
-            goto done;
-        }
-        pthread_mutex_lock(&stop_state.lock);
-        snprintf(stop_state.tmp_path, sizeof stop_state.tmp_path, "%s", tmp);
-        pthread_mutex_unlock(&stop_state.lock);
-    }
-    if ((rc = edb_backup_open(&s, bk)) < 0) {
-        dbt_fail(what, rc);
-        goto done;
-    }
-    size_t bufsz = 1u << 20;
-    buf = malloc(bufsz);
-    if (buf == NULL) {
-        dbt_failf(what, EDB_NOMEM, "out of memory");
-        goto done;
-    }
-    struct progress pg = { !quiet && isatty(STDERR_FILENO), false, now_s(), 0 };
-    uint64_t written = 0;
-    for (;;) {
-        size_t n = 0;
-        rc = edb_backup_read(s, buf, bufsz, &n);
-        if (rc < 0) {
-            pthread_mutex_lock(&stop_state.lock);
-            int sig = stop_state.signo;
-            pthread_mutex_unlock(&stop_state.lock);
-            if (pg.shown)
-                fputc('\n', stderr);
-            if (sig != 0)
-                dbt_failf(what, EDB_CANCELED, "interrupted by signal %d (%s); no archive was "
-                          "written", sig, strsignal(sig));
-            else
-                dbt_fail(what, rc);
-            goto done;
-        }
-        if (n == 0)
-            break;
+    struct progress pg = { !quiet && isatty(STDERR_FILENO), false, now_s(), 0, bk, 0 };
+    /* The library writes the archive straight from the copier's ring: to a
+     * temporary file beside ARCHIVE that is fsynced and renamed into place
+     * only when complete, or to standard output with SIGPIPE blocked. */
+    if (to_stdout)
+        rc = edb_backup_write_fd(bk, STDOUT_FILENO, progress_cb, &pg);
+    else
+        rc = edb_backup_save(bk, archive, 0, progress_cb, &pg);
+    if (pg.shown)
+        progress_show(&pg, bk, rc == 0);
+    if (rc < 0) {
         pthread_mutex_lock(&stop_state.lock);
         int sig = stop_state.signo;
         pthread_mutex_unlock(&stop_state.lock);
-        if (sig != 0) {                  /* a signal that came before the backup began */
-            if (pg.shown)
-                fputc('\n', stderr);
+        if (sig != 0)
             dbt_failf(what, EDB_CANCELED, "interrupted by signal %d (%s); no archive was "
                       "written", sig, strsignal(sig));
-            goto done;
-        }
-        if (write_all(out, buf, n) != 0) {
-            int e = errno;
-            if (pg.shown)
-                fputc('\n', stderr);
-            if (e == EPIPE)
-                dbt_failf(what, EDB_IO, "writing the archive: the reading end of the pipe was "
-                          "closed (broken pipe)");
-            else
-                dbt_failf(what, EDB_IO, "writing the archive to '%s': %s",
-                          to_stdout ? "standard output" : tmp, strerror(e));
-            goto done;
-        }
-        written += n;
-        progress_show(&pg, bk, false);
+        else
+            dbt_fail(what, rc);
+        goto done;
     }
-    progress_show(&pg, bk, true);
-    if (!to_stdout) {
-        if (fsync(out) != 0) {
-            dbt_failf(what, EDB_IO, "fsync of '%s': %s", tmp, strerror(errno));
-            goto done;
-        }
-        int fd = out;
-        out = -1;
-        if (close(fd) != 0) {
-            dbt_failf(what, EDB_IO, "closing '%s': %s", tmp, strerror(errno));
-            goto done;
-        }
-        if (rename(tmp, archive) != 0) {
-            dbt_failf(what, EDB_IO, "renaming '%s' to '%s': %s", tmp, archive, strerror(errno));
-            goto done;
-        }
-        tmp[0] = '\0';
-        pthread_mutex_lock(&stop_state.lock);
-        stop_state.tmp_path[0] = '\0';
-        pthread_mutex_unlock(&stop_state.lock);
-        if (fsync_dir_of(archive) != 0) {
-            dbt_failf(what, EDB_IO, "fsync of the directory of '%s': %s", archive, strerror(errno));
-            goto done;
-        }
-    } else if (fstat(out, &sb) == 0 && S_ISREG(sb.st_mode) && fsync(out) != 0) {
+    if (to_stdout && fstat(STDOUT_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) && fsync(STDOUT_FILENO) != 0) {
         dbt_failf(what, EDB_IO, "fsync of standard output: %s", strerror(errno));
         goto done;
     }
+    uint64_t written = pg.written;
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
@@ -460,20 +317,13 @@ dbt_cmd_backup(int argc, char **argv)
     }
     ret = DBT_OK;
 done:
-    if (out >= 0 && !to_stdout)
-        close(out);
-    if (tmp[0])
-        unlink(tmp);
-    edb_backup_close(s);
     edb_backup_end(bk);
     pthread_mutex_lock(&stop_state.lock);
     stop_state.env = NULL;
     stop_state.done = true;
-    stop_state.tmp_path[0] = '\0';
     pthread_cond_broadcast(&stop_state.done_cv);
     pthread_mutex_unlock(&stop_state.lock);
     edb_env_close(env);
-    free(buf);
     if (have_sig_thread) {
         pthread_kill(sig_thread, SIGTERM);   /* wakes sigwait; it sees done and leaves */
         pthread_join(sig_thread, NULL);

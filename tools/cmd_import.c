@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "dbtool.h"
 
 typedef struct importer {
@@ -226,130 +227,15 @@ import_jsonl(importer *im, FILE *f, dbt_progress *pg)
 
 /* ---- CSV ---------------------------------------------------------------- */
 
-typedef struct cell {
-    jv_buf b;
-    bool quoted;
-} cell;
-
-typedef struct csv {
-    FILE *f;
-    uint64_t line;             /* physical line being read (1-based) */
-    cell *cells;
-    size_t n, cap;
-} csv;
-
-/* Read one record.  1: a record (n cells), 0: end of input, -1: malformed (err set). */
-static int
-csv_record(csv *r, uint64_t *start, char *err, size_t errlen)
-{
-    int ch;
-    for (;;) {        /* skip blank lines */
-        ch = getc(r->f);
-        if (ch == EOF)
-            return 0;
-        r->line++;
-        if (ch == '\r') {
-            int c2 = getc(r->f);
-            if (c2 == '\n')
-                continue;
-            if (c2 != EOF)
-                ungetc(c2, r->f);
-            break;
-        }
-        if (ch != '\n')
-            break;
-    }
-    *start = r->line;
-    ungetc(ch, r->f);
-    r->n = 0;
-    for (;;) {
-        if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 16;
-            cell *p = realloc(r->cells, cap * sizeof *p);
-            if (p == NULL) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            memset(p + r->cap, 0, (cap - r->cap) * sizeof *p);
-            r->cells = p;
-            r->cap = cap;
-        }
-        cell *c = &r->cells[r->n++];
-        c->b.len = 0;
-        c->quoted = false;
-        jv_buf_add(&c->b, "", 0);
-        ch = getc(r->f);
-        if (ch == '"') {
-            c->quoted = true;
-            for (;;) {
-                ch = getc(r->f);
-                if (ch == EOF) {
-                    snprintf(err, errlen, "field %zu: the quoted field never ends", r->n);
-                    return -1;
-                }
-                if (ch == '"') {
-                    ch = getc(r->f);
-                    if (ch != '"')
-                        break;
-                }
-                if (ch == '\n')
-                    r->line++;
-                char cc = (char)ch;
-                if (jv_buf_add(&c->b, &cc, 1) != 0) {
-                    snprintf(err, errlen, "out of memory");
-                    return -1;
-                }
-            }
-            if (ch == '\r') {
-                int c2 = getc(r->f);
-                if (c2 != '\n') {
-                    snprintf(err, errlen, "field %zu: a carriage return after the closing quote", r->n);
-                    return -1;
-                }
-                ch = '\n';
-            }
-            if (ch != ',' && ch != '\n' && ch != EOF) {
-                snprintf(err, errlen, "field %zu: text after the closing quote", r->n);
-                return -1;
-            }
-        } else {
-            while (ch != ',' && ch != '\n' && ch != EOF) {
-                if (ch == '"') {
-                    snprintf(err, errlen, "field %zu: a quote inside an unquoted field", r->n);
-                    return -1;
-                }
-                if (ch == '\r') {
-                    int c2 = getc(r->f);
-                    if (c2 == '\n') {
-                        ch = '\n';
-                        break;
-                    }
-                    if (c2 != EOF)
-                        ungetc(c2, r->f);
-                }
-                char cc = (char)ch;
-                if (jv_buf_add(&c->b, &cc, 1) != 0) {
-                    snprintf(err, errlen, "out of memory");
-                    return -1;
-                }
-                ch = getc(r->f);
-            }
-        }
-        if (ch == ',')
-            continue;
-        return 1;     /* '\n' or EOF ends the record */
-    }
-}
-
 static int
 import_csv(importer *im, FILE *f, dbt_progress *pg)
 {
-    csv r = { .f = f };
+    dbt_csv r = { .f = f };
     int ret = DBT_OK;
     int *map = NULL;
     size_t ncols = 0;
     uint64_t start = 0;
-    int got = csv_record(&r, &start, im->err, sizeof im->err);
+    int got = dbt_csv_record(&r, &start, im->err, sizeof im->err);
     im->line = r.line;
     if (got <= 0) {
         if (got < 0)
@@ -378,7 +264,7 @@ import_csv(importer *im, FILE *f, dbt_progress *pg)
             }
     }
     for (;;) {
-        got = csv_record(&r, &start, im->err, sizeof im->err);
+        got = dbt_csv_record(&r, &start, im->err, sizeof im->err);
         im->line = start;
         if (got == 0)
             break;
@@ -394,7 +280,7 @@ import_csv(importer *im, FILE *f, dbt_progress *pg)
             break;
         for (size_t i = 0; i < ncols && ret == DBT_OK; i++) {
             const edb_column_def *cd = &im->t.def->columns[map[i]];
-            cell *c = &r.cells[i];
+            dbt_cell *c = &r.cells[i];
             if (!c->quoted && c->b.len == 0) {
                 ret = set_native(im, map[i], NULL, 0, 0);
             } else if (cd->flags & EDB_COL_MULTIVALUED) {
@@ -424,9 +310,7 @@ import_csv(importer *im, FILE *f, dbt_progress *pg)
     if (ret == DBT_OK && ferror(f))
         ret = dbt_failf(im->what, EDB_IO, "reading the input failed: %s (nothing was imported)", strerror(errno));
 out:
-    for (size_t i = 0; i < r.cap; i++)
-        jv_buf_free(&r.cells[i].b);
-    free(r.cells);
+    dbt_csv_free(&r);
     free(map);
     return ret;
 }

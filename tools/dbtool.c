@@ -86,7 +86,8 @@ static const dbt_cmd commands[] = {
       "under short snapshots so that the database file does not grow behind a long snapshot.\n"
       "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
-      "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n" },
+      "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n"
+      "An archive is never written to a terminal: - needs standard output redirected.\n" },
     { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"

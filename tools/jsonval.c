@@ -646,67 +646,82 @@ jv_from_json(jv_buf *out, edb_coltype t, const json_t *j, char *err, size_t errl
     }
 }
 
+/* Length of the JSON number token at s[0..len) (0: none) and whether it is an
+ * integer (no fraction, no exponent) of 19 or more digits. */
+static size_t
+number_token(const char *s, size_t len, bool *big)
+{
+    size_t i = 0, digits = 0;
+    bool integer = true;
+    if (i < len && s[i] == '-')
+        i++;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        i++;
+        digits++;
+    }
+    if (digits == 0)
+        return 0;
+    if (i < len && s[i] == '.') {
+        integer = false;
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        integer = false;
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    *big = integer && digits >= 19;
+    return i;
+}
+
 char *
 jv_quote_big_ints(const char *line, size_t len)
 {
-    /* First pass: is there any integer token longer than 18 digits outside strings? */
-    bool in_str = false, need = false;
-    for (size_t i = 0; i < len && !need; i++) {
-        char c = line[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c >= '0' && c <= '9') {
-            size_t k = i;
-            while (k < len && line[k] >= '0' && line[k] <= '9')
-                k++;
-            if (k - i >= 19 && (k == len || !strchr(".eE", line[k])))
-                need = true;
-            i = k - 1;
-        }
-    }
-    if (!need)
-        return NULL;
+    /* Two passes over the same scanner: does any big integer occur outside
+     * strings, and then (only if so) the copy with those quoted.  A number
+     * token is taken whole (sign, digits, fraction, exponent), so digits of a
+     * fraction or an exponent are never mistaken for an integer. */
     jv_buf b = { 0 };
-    in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = line[i];
-        if (in_str) {
-            if (c == '\\' && i + 1 < len) {
-                if (jv_buf_add(&b, line + i, 2) != 0)
-                    goto oom;
-                i++;
-                continue;
+    for (int pass = 0; pass < 2; pass++) {
+        bool in_str = false, found = false;
+        for (size_t i = 0; i < len; i++) {
+            char c = line[i];
+            size_t n = 1;
+            bool big = false;
+            if (in_str) {
+                if (c == '\\' && i + 1 < len)
+                    n = 2;
+                else if (c == '"')
+                    in_str = false;
+            } else if (c == '"') {
+                in_str = true;
+            } else if (c == '-' || (c >= '0' && c <= '9')) {
+                n = number_token(line + i, len - i, &big);
+                if (n == 0)
+                    n = 1;
             }
-            if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if ((c >= '0' && c <= '9') || (c == '-' && i + 1 < len && line[i + 1] >= '0' && line[i + 1] <= '9')) {
-            size_t k = i + (c == '-');
-            while (k < len && line[k] >= '0' && line[k] <= '9')
-                k++;
-            if (k - i >= 19 && (k == len || !strchr(".eE", line[k]))) {
-                if (jv_buf_adds(&b, "\"" BIG_MARK) != 0 || jv_buf_add(&b, line + i, k - i) != 0 ||
-                    jv_buf_adds(&b, "\"") != 0)
-                    goto oom;
-            } else if (jv_buf_add(&b, line + i, k - i) != 0) {
-                goto oom;
+            if (big)
+                found = true;
+            if (pass == 1) {
+                int rc = big ? (jv_buf_adds(&b, "\"" BIG_MARK) || jv_buf_add(&b, line + i, n) ||
+                                jv_buf_adds(&b, "\""))
+                             : jv_buf_add(&b, line + i, n);
+                if (rc != 0) {
+                    jv_buf_free(&b);
+                    return NULL;
+                }
             }
-            i = k - 1;
-            continue;
+            i += n - 1;
         }
-        if (jv_buf_add(&b, &c, 1) != 0)
-            goto oom;
+        if (pass == 0 && !found)
+            return NULL;
     }
-    return b.p;
-oom:
-    jv_buf_free(&b);
-    return NULL;
+    return b.p ? b.p : NULL;
 }
 
 /* ---- out ---------------------------------------------------------------- */

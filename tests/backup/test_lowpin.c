@@ -18,6 +18,7 @@ typedef struct bank {
     atomic_bool stop;
     atomic_uint_fast64_t txns;
     uint64_t seed;
+    unsigned pause_ms;     /* between txns: 0 = flat out */
 } bank;
 
 static uint64_t
@@ -85,6 +86,8 @@ bank_writer(void *arg)
         if (mdb_txn_commit(t) != 0)
             return (void *)6;
         atomic_fetch_add(&b->txns, 1);
+        if (b->pause_ms)
+            bk_sleep_ms(b->pause_ms);
     }
     return NULL;
 }
@@ -139,10 +142,10 @@ typedef struct run_result {
 /* A backup of a fresh bank in its own directory, under the money-moving writer,
  * through a consumer that takes 32 KiB every 2 ms (about 16 MB/s). */
 static void
-bank_run(const char *dir, unsigned flags, run_result *r, const char *archive)
+bank_run(const char *dir, unsigned flags, run_result *r, const char *archive, unsigned pause_ms)
 {
     edb_env *env = bk_env_open(dir);
-    bank b = { .seed = 0x9E3779B97F4A7C15ull };
+    bank b = { .seed = 0x9E3779B97F4A7C15ull, .pause_ms = pause_ms };
     bank_open(env, &b);
     pthread_t wt;
     cr_assert_eq(pthread_create(&wt, NULL, bank_writer, &b), 0);
@@ -222,8 +225,8 @@ Test(lowpin, money_total_and_file_growth_against_classic, .timeout = 240)
     snprintf(al, sizeof al, "%s/lowpin.edbk", dl);
     snprintf(ac, sizeof ac, "%s/classic.edbk", dc);
     run_result lp, cl;
-    bank_run(dl, EDB_BACKUP_LOW_PIN, &lp, al);
-    bank_run(dc, 0, &cl, ac);
+    bank_run(dl, EDB_BACKUP_LOW_PIN, &lp, al, 0);
+    bank_run(dc, 0, &cl, ac, 0);
     cr_log_info("low-pin: %llu ms, grew %llu pages over %llu txns, longest pin %llu us, final %llu us",
                 (unsigned long long)lp.ms, (unsigned long long)lp.growth, (unsigned long long)lp.txns,
                 (unsigned long long)lp.pin_longest, (unsigned long long)lp.trailer_pin);
@@ -251,6 +254,56 @@ Test(lowpin, money_total_and_file_growth_against_classic, .timeout = 240)
     bk_rm_tree(dc);
     free(dl);
     free(dc);
+}
+
+/* A stage of 16 pages and a txn that changes hundreds of pages just before
+ * the final pass (test hook): the final pass fills its stage again and again
+ * and emits while pinned (the overflow path); the archive restores exactly the
+ * database after that txn. */
+static edb_env *hook_env;
+
+static void
+change_before_final(void)
+{
+    MDB_OK(bk_write(edb__env_mdb(hook_env), bk_dbi(hook_env), 0, 400, 77, 0));
+}
+
+Test(lowpin, final_pass_stage_overflow, .timeout = 60)
+{
+    char *dir = bk_tmpdir(), a[600], dbdir[600], target[600];
+    snprintf(a, sizeof a, "%s/lowpin.edbk", dir);
+    snprintf(dbdir, sizeof dbdir, "%s/db", dir);
+    snprintf(target, sizeof target, "%s/restored", dir);
+    hook_env = bk_env_open(dir);
+    bk_populate(hook_env, 3000);
+    atomic_store(&edb__lp_stage_bytes, (size_t)16 * 4096);
+    edb__lp_before_final = change_before_final;
+    edb_backup_opts o = { .flags = EDB_BACKUP_LOW_PIN };
+    edb_backup *bk = NULL;
+    OK(edb_backup_begin(&bk, hook_env, &o));
+    edb_backup_stream *s = NULL;
+    OK(edb_backup_open(&s, bk));
+    bk_buf out = { 0 };
+    OK(bk_read_all(s, &out, 65536));
+    edb_backup_close(s);
+    edb_backup_end(bk);
+    edb__lp_before_final = NULL;
+    cr_assert_gt(atomic_load(&edb__lp_stage_flushes), 5, "the final pass filled its stage %llu times",
+                 (unsigned long long)atomic_load(&edb__lp_stage_flushes));
+    cr_assert_eq(fx_write(a, out.p, out.n), 0);
+    free(out.p);
+    char *want = fx_dump(dbdir);
+    edb_backup_source src = { .path = a };
+    OK(edb_backup_restore(NULL, target, &src, 1, 0));
+    char *got = fx_dump(target);
+    cr_assert_not_null(want);
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got, want, "the restored database is not the one after the last txn");
+    free(want);
+    free(got);
+    edb_env_close(hook_env);
+    bk_rm_tree(dir);
+    free(dir);
 }
 
 /* Without a writer, low-pin full and incremental archives restore exactly
@@ -336,10 +389,10 @@ Test(lowpin, close_mid_pass_releases_everything, .timeout = 30)
 Test(lowpin, planner, .timeout = 5)
 {
     uint64_t stage = 8192;
-    cr_assert_not(edb__lp_final_next(0, 0, UINT64_MAX, stage));           /* first pass is short */
+    cr_assert(!edb__lp_final_next(0, 0, UINT64_MAX, stage));           /* first pass is short */
     cr_assert(edb__lp_final_next(1, stage / 2, UINT64_MAX, stage));        /* fits the stage */
-    cr_assert_not(edb__lp_final_next(1, 100000, UINT64_MAX, stage));      /* too many changed */
-    cr_assert_not(edb__lp_final_next(2, 20000, 100000, stage));           /* converging */
+    cr_assert(!edb__lp_final_next(1, 100000, UINT64_MAX, stage));      /* too many changed */
+    cr_assert(!edb__lp_final_next(2, 20000, 100000, stage));           /* converging */
     cr_assert(edb__lp_final_next(2, 90000, 100000, stage));               /* not converging */
     cr_assert(edb__lp_final_next(EDB__LP_MAX_PASSES, 1u << 30, UINT64_MAX, stage));
 }

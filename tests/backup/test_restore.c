@@ -772,3 +772,47 @@ Test(restore, library_keep_free_backup_is_byte_exact, .timeout = 60)
 {
     library_backup_round_trip(EDB_BACKUP_KEEP_FREE);
 }
+
+Test(restore, chain_with_a_pipe_in_the_middle_and_a_trailing_slash, .timeout = 60)
+{
+    struct world w;
+    world_init(&w, 900);
+    fx_db_fill(w.db, 400, 5, 0);
+    fx_image i2;
+    cr_assert_eq(fx_image_load(&i2, w.db), 0);
+    fx_archive inc;
+    fx_build(&inc, &i2, &w.full, 0, 40, NULL, 0);
+    char *a = put_archive(&w, "a.edbk", w.full.data, w.full.len);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(fds[0]);
+        size_t off = 0;
+        while (off < inc.len) {
+            ssize_t k = write(fds[1], inc.data + off, inc.len - off < 5000 ? inc.len - off : 5000);
+            if (k <= 0)
+                _exit(1);
+            off += (size_t)k;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    edb_backup_source src[2] = { { a, -1, NULL }, { NULL, fds[0], "the pipe" } };
+    char target[4300];
+    snprintf(target, sizeof target, "%s//", w.out);
+    edb_backup_info info;
+    int rc = edb_backup_restore(&info, target, src, 2, 0);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, 0, "%s", edb_error_last());
+    cr_assert_eq(info.archives, 2);
+    cr_assert_eq(info.txnid, i2.txnid);
+    expect_restored(w.out, w.db, &i2);
+    expect_dir(w.dir, "a.edbk\ndb\nout\n");
+    free(a);
+    fx_archive_free(&inc);
+    fx_image_free(&i2);
+    world_fini(&w);
+}

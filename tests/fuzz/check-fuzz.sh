@@ -37,11 +37,12 @@ cflags="-g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-omit-fr
   -DEDB_BUILDING -I$(cd "$builddir" && pwd) -I$srcdir/engine -I$srcdir/backup -I$srcdir/tools
   -I$srcdir/tests/fuzz $pc"
 lib_srcs="engine/error.c backup/archive.c backup/reader.c backup/verify.c backup/sys.c
-  backup/sys_fs.c tools/jsonval.c"
-targets="blocks reader jsonval"
+  backup/sys_fs.c tools/csv.c tools/jsonval.c"
+targets="blocks reader jsonval import"
 
 # Rebuild everything when any source or header changed since the last build.
 stamp="$out/obj/.stamp"
+for t in $targets; do [ -x "$out/bin/fuzz_$t" ] || rm -f "$stamp"; done
 if [ ! -f "$stamp" ] || [ -n "$(find "$srcdir/engine" "$srcdir/backup" "$srcdir/tools" \
         "$srcdir/tests/fuzz" "$builddir/config.h" -newer "$stamp" \( -name '*.[ch]' \) 2>/dev/null | head -1)" ]; then
     objs=""

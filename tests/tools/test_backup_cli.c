@@ -153,6 +153,66 @@ Test(backup_cli, backup_to_a_file_verify_restore, .timeout = 60)
     fx_fini(&f);
 }
 
+/* A chain through the command line: full, incremental, low-pin rate-limited
+ * incremental; every prefix restores its state; a chain without its full
+ * archive is refused naming the link. */
+Test(backup_cli, incremental_chain_low_pin_and_rate_limit, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 2000, 100);
+    char a[3][400], target[400];
+    char *rows[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(a[i], sizeof a[i], "%s/a%d.edbk", f.dir, i);
+        run_result r;
+        if (i == 0)
+            r = dbt_runv(NULL, "backup", f.db, a[i], NULL);
+        else if (i == 1)
+            r = dbt_runv(NULL, "backup", "--incremental", a[0], f.db, a[i], NULL);
+        else
+            r = dbt_runv(NULL, "backup", f.db, a[i], "--incremental", a[1], "--low-pin", "--rate-limit", "20M", NULL);
+        expect_ok(&r, "backup");
+        const char *kind = i == 0 ? "full archive" : i == 1 ? "incremental archive" : "low-pin incremental archive";
+        cr_assert(strstr(r.err, kind) != NULL, "%s", r.err);
+        cr_assert(strstr(r.err, "snapshot pinned") != NULL, "%s", r.err);
+        run_free(&r);
+        rows[i] = export_rows(f.db);
+        char more[64];
+        snprintf(more, sizeof more, "{\"v\": \"change %d\"}\n", i);
+        r = dbt_runv(more, "import", f.db, "t", "-", NULL);
+        expect_ok(&r, "import");
+        run_free(&r);
+    }
+    struct stat s0, s2;
+    cr_assert_eq(stat(a[0], &s0), 0);
+    cr_assert_eq(stat(a[2], &s2), 0);
+    cr_assert_lt(s2.st_size * 4, s0.st_size, "incremental %lld bytes, full %lld", (long long)s2.st_size,
+                 (long long)s0.st_size);
+    run_result r = dbt_runv(NULL, "verify", a[0], a[1], a[2], NULL);
+    expect_ok(&r, "verify chain");
+    run_free(&r);
+    for (int k = 1; k <= 3; k++) {
+        snprintf(target, sizeof target, "%s/r%d", f.dir, k);
+        r = k == 1 ? dbt_runv(NULL, "restore", target, a[0], NULL)
+          : k == 2 ? dbt_runv(NULL, "restore", target, a[0], a[1], NULL)
+                   : dbt_runv(NULL, "restore", target, a[0], a[1], a[2], NULL);
+        expect_ok(&r, "restore prefix");
+        run_free(&r);
+        char *got = export_rows(target);
+        cr_assert_str_eq(got, rows[k - 1], "prefix of %d archives", k);
+        free(got);
+    }
+    snprintf(target, sizeof target, "%s/broken", f.dir);
+    r = dbt_runv(NULL, "restore", target, a[0], a[2], NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, ": EDB_CHAIN: ") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "a2.edbk") != NULL, "%s", r.err);
+    run_free(&r);
+    for (int i = 0; i < 3; i++)
+        free(rows[i]);
+    fx_fini(&f);
+}
+
 Test(backup_cli, backup_to_stdout_then_restore_from_stdin, .timeout = 60)
 {
     struct fx f;
@@ -584,15 +644,22 @@ Test(backup_consistency, restored_totals_never_change_under_a_writer, .timeout =
         char arch[450], target[450];
         snprintf(arch, sizeof arch, "%s/b%d.edbk", dir, i);
         snprintf(target, sizeof target, "%s/r%d", dir, i);
-        const char *mode = i % 3 == 2 ? "--low-pin" : "--quiet";
-        r = dbt_runv(NULL, "backup", db, arch, "--quiet", mode, NULL);
-        if (r.status != 0 && strcmp(mode, "--low-pin") == 0 && strstr(r.err, "not supported")) {
-            run_free(&r);                       /* the library does not do low-pin yet */
-            r = dbt_runv(NULL, "backup", db, arch, "--quiet", NULL);
-        }
+        /* even rounds: a full backup (every fourth with --low-pin); odd
+         * rounds: an incremental on the previous round's full archive (every
+         * fourth low-pin too), restored as a chain of two */
+        char prev[450];
+        snprintf(prev, sizeof prev, "%s/b%d.edbk", dir, i - 1);
+        const char *lp = i % 4 >= 2 ? "--low-pin" : "--quiet";
+        if (i % 2 == 1)
+            r = dbt_runv(NULL, "backup", db, arch, "--quiet", "--incremental", prev, lp, NULL);
+        else
+            r = dbt_runv(NULL, "backup", db, arch, "--quiet", lp, NULL);
         expect_ok(&r, "backup under a writer");
         run_free(&r);
-        r = dbt_runv(NULL, "restore", target, arch, NULL);
+        if (i % 2 == 1)
+            r = dbt_runv(NULL, "restore", target, prev, arch, NULL);
+        else
+            r = dbt_runv(NULL, "restore", target, arch, NULL);
         expect_ok(&r, "restore");
         run_free(&r);
         unsigned n;
@@ -606,4 +673,78 @@ Test(backup_consistency, restored_totals_never_change_under_a_writer, .timeout =
     waitpid(w, NULL, 0);
     rm_tree(dir);
     free(dir);
+}
+
+/* ---- incremental chains through dbtool ---- */
+
+Test(backup_cli, incremental_chain_restores_every_prefix, .timeout = 90)
+{
+    struct fx f;
+    fx_init(&f, 1500, 120);
+    char arch[3][400], target[400];
+    char *state[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(arch[i], sizeof arch[i], "%s/a%d.edbk", f.dir, i);
+        if (i == 1) {
+            run_result r = dbt_runv("{\"v\": \"added after the full backup\"}\n", "import", f.db, "t",
+                                    "-", NULL);
+            expect_ok(&r, "import");
+            run_free(&r);
+        } else if (i == 2) {
+            run_result r = dbt_runv(NULL, "delete", f.db, "t", "7", NULL);
+            expect_ok(&r, "delete");
+            run_free(&r);
+        }
+        state[i] = export_rows(f.db);
+        run_result r = i == 0 ? dbt_runv(NULL, "backup", f.db, arch[0], "--quiet", NULL)
+                              : dbt_runv(NULL, "backup", f.db, arch[i], "--quiet", "--incremental",
+                                         arch[i - 1], NULL);
+        expect_ok(&r, "backup");
+        run_free(&r);
+    }
+    struct stat s0, s2;
+    cr_assert_eq(stat(arch[0], &s0), 0);
+    cr_assert_eq(stat(arch[2], &s2), 0);
+    cr_assert_lt(s2.st_size, s0.st_size, "an incremental is smaller than the full archive");
+
+    run_result r = dbt_runv(NULL, "verify", arch[0], arch[1], arch[2], NULL);
+    expect_ok(&r, "verify chain");
+    cr_assert(strstr(r.out, "ok: 3 archives") != NULL, "%s", r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "verify", arch[2], NULL);
+    expect_ok(&r, "verify an incremental alone");
+    cr_assert(strstr(r.out, "note: ") != NULL, "%s", r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "verify", "--deep", arch[0], arch[1], arch[2], NULL);
+    expect_ok(&r, "verify --deep chain");
+    run_free(&r);
+
+    for (int n = 1; n <= 3; n++) {
+        snprintf(target, sizeof target, "%s/r%d", f.dir, n);
+        const char *argv[] = { "restore", target, arch[0], arch[1], arch[2], NULL };
+        argv[2 + n] = NULL;
+        r = dbt_run(NULL, argv);
+        expect_ok(&r, "restore a prefix of the chain");
+        run_free(&r);
+        char *got = export_rows(target);
+        cr_assert_str_eq(got, state[n - 1], "prefix of %d archive(s)", n);
+        free(got);
+    }
+    /* links out of order or missing: EDB_CHAIN, nothing restored */
+    snprintf(target, sizeof target, "%s/bad", f.dir);
+    const char *bad[][5] = { { "restore", target, arch[0], arch[2], NULL },
+                             { "restore", target, arch[1], arch[2], NULL },
+                             { "restore", target, arch[0], arch[2], arch[1] } };
+    for (int i = 0; i < 3; i++) {
+        const char *argv[6] = { bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], NULL };
+        r = dbt_run(NULL, argv);
+        cr_assert_eq(r.status, 1);
+        cr_assert(strstr(r.err, ": EDB_CHAIN: ") != NULL, "%s", r.err);
+        run_free(&r);
+        cr_assert_neq(access(target, F_OK), 0);
+    }
+    expect_no_file_like(f.dir, ".restore-");
+    for (int i = 0; i < 3; i++)
+        free(state[i]);
+    fx_fini(&f);
 }

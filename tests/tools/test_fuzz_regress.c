@@ -28,14 +28,13 @@ import_parse(const char *text)
 }
 
 /* crashes/jsonval/quote-big-ints-fraction (input "-2e-4") and
- * crashes/jsonval/quote-big-ints-long-fraction: jv_quote_big_ints() quotes a
- * fraction or exponent of 19 or more digits as if it were a big integer
- * ("-0.00020000000000000001" becomes -0."\u0000...") so the line no longer
- * parses: import refuses valid JSON.  The export side no longer writes such
- * reals (shortest round-trip output, dbtool branch), so the first reproducer
- * passes; the parser side is still open: tools/jsonval.c, jv_quote_big_ints()
- * (tests/fuzz/crashes/KNOWN).  Enable with the fix. */
-Test(fuzz_regress, quote_big_ints_fraction, .timeout = 10, .disabled = true)
+ * crashes/jsonval/quote-big-ints-long-fraction: the DOUBLE -0.0002 was
+ * written as -0.00020000000000000001 (%.17g), and jv_quote_big_ints() quoted
+ * its 20-digit fraction as if it were a big integer, so the text no longer
+ * parsed: import refused what export wrote, and any real with a 19+ digit
+ * fraction or exponent.  Fixed on the dbtool branch: number tokens are
+ * scanned whole (sign, digits, fraction, exponent). */
+Test(fuzz_regress, quote_big_ints_fraction, .timeout = 10)
 {
     static const char *const reals[] = {
         "-0.00020000000000000001", "{\"x\": 0.1000000000000000000001}",

@@ -173,6 +173,27 @@ Test(jsonval, big_integers_are_quoted_only_outside_strings, .timeout = 10)
                           "\"c\": \"\\u0000-9223372036854775809\", \"d\": 1.8446744073709551615e19}");
     free(out);
     cr_assert_null(jv_quote_big_ints("{\"a\": 1}", 8));
+    /* fractions and exponents of 19+ digits belong to a real: left alone */
+    const char *reals[] = { "-0.00020000000000000001", "[1.0000000000000000000001, 2e0000000000000000000001]",
+                            "{\"a\": 1E+00000000000000000000005}", "\"9999999999999999999999\"" };
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        cr_assert_null(jv_quote_big_ints(reals[i], strlen(reals[i])), "%s", reals[i]);
+    const char *mixed = "[-0.5, 12345678901234567890, \"\\\"1234567890123456789\"]";
+    out = jv_quote_big_ints(mixed, strlen(mixed));
+    cr_assert_not_null(out);
+    cr_assert_str_eq(out, "[-0.5, \"\\u000012345678901234567890\", \"\\\"1234567890123456789\"]");
+    free(out);
+}
+
+/* A double whose %.17g form has a 19+ digit fraction exports and imports back. */
+Test(jsonval, small_doubles_round_trip_through_import_quoting, .timeout = 10)
+{
+    double d[] = { 0.00020000000000000001, 0.00012345678901234567, -0.00099999999999999999 };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        round_trip(EDB_COL_DOUBLE, &d[i], 8);
+    const char *line = "{\"d\": -0.00020000000000000001}";
+    char *fixed = jv_quote_big_ints(line, strlen(line));
+    cr_assert_null(fixed);
 }
 
 /* Criterion's parallel runner leaks a small block now and then: not ours.

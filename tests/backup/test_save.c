@@ -1,0 +1,315 @@
+/*
+ * The library's archive writers: edb_backup_save (a file, atomically) and
+ * edb_backup_write_fd (a pipe).  What they promise: a complete, verifiable
+ * archive or no file at the final name (and no temporary file left); 0600
+ * whatever the umask; no clobbering without EDB_SAVE_OVERWRITE; cancel from
+ * another thread; a reader that goes away is an error, never a SIGPIPE death;
+ * every injected system-call fault ends in success or a clean error.
+ */
+#include "bk_helpers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+static char *dir;
+static edb_env *env;
+static int base_tasks;                          /* threads before any backup */
+
+/* 0 once the thread count is back to the baseline (the copier is gone), within 2 s. */
+static int
+copiers_gone(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (bk_tasks() == base_tasks)
+            return 0;
+        bk_sleep_ms(2);
+    }
+    return bk_tasks() - base_tasks;
+}
+
+static void
+setup(void)
+{
+    dir = bk_tmpdir();
+    env = bk_env_open(dir);                     /* the database is dir/db */
+    bk_populate(env, 3000);
+    base_tasks = bk_tasks_baseline();
+}
+
+static void
+teardown(void)
+{
+    edb__fault_disarm();
+    edb_env_close(env);
+    bk_rm_tree(dir);
+    free(dir);
+    BK_LEAK_CHECK();
+}
+
+/* Names in dir other than "db" and the archive itself: leftovers. */
+static int
+leftovers(const char *keep)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, "db") == 0)
+            continue;
+        if (keep != NULL && strcmp(e->d_name, keep) == 0)
+            continue;
+        cr_log_error("leftover: %s", e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int
+verify_file(const char *path)
+{
+    edb_backup_source src = { .path = path };
+    edb_backup_info info;
+    return edb_backup_verify(&info, &src, 1, NULL, NULL);
+}
+
+static void
+progress_count(void *ctx, uint64_t done, uint64_t total)
+{
+    uint64_t *calls = ctx;
+    cr_assert_leq(done, total, "progress %llu past total %llu", (unsigned long long)done,
+                  (unsigned long long)total);
+    (*calls)++;
+}
+
+Test(backup_save, file_is_complete_private_and_alone, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    mode_t old = umask(0);                      /* a permissive umask must not widen the mode */
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    uint64_t calls = 0;
+    OK(edb_backup_save(bk, path, 0, progress_count, &calls));
+    edb_backup_end(bk);
+    umask(old);
+    cr_assert_gt(calls, 0, "progress was never called");
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    OK(verify_file(path));
+    cr_assert_eq(leftovers("a.edbk"), 0);
+}
+
+Test(backup_save, same_bytes_as_a_stream, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    OK(edb_backup_save(bk, path, 0, NULL, NULL));
+    edb_backup_stream *s;
+    OK(edb_backup_open(&s, bk));
+    bk_buf mem = { 0 };
+    OK(bk_read_all(s, &mem, 7777));
+    edb_backup_close(s);
+    edb_backup_end(bk);
+
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    fstat(fd, &st);
+    cr_assert_eq((size_t)st.st_size, mem.n, "file %lld bytes, stream %zu", (long long)st.st_size, mem.n);
+    uint8_t *file = malloc(mem.n);
+    cr_assert_eq(read(fd, file, mem.n), (ssize_t)mem.n);
+    close(fd);
+    cr_assert(memcmp(file, mem.p, mem.n) == 0, "the file differs from the stream's bytes");
+    free(file);
+    free(mem.p);
+}
+
+Test(backup_save, never_clobbers_without_overwrite, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    FILE *f = fopen(path, "w");
+    fputs("precious", f);
+    fclose(f);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    RC(edb_backup_save(bk, path, 0, NULL, NULL), EDB_EXISTS);
+    cr_assert(strstr(edb_error_last(), "exists") != NULL, "%s", edb_error_last());
+    char buf[16] = { 0 };
+    f = fopen(path, "r");
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_assert_str_eq(buf, "precious");
+    OK(edb_backup_save(bk, path, EDB_SAVE_OVERWRITE, NULL, NULL));
+    OK(verify_file(path));
+    edb_backup_end(bk);
+    cr_assert_eq(leftovers("a.edbk"), 0);
+}
+
+Test(backup_save, bad_arguments, .init = setup, .fini = teardown, .timeout = 30)
+{
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    RC(edb_backup_save(NULL, "x", 0, NULL, NULL), EDB_INVAL);
+    RC(edb_backup_save(bk, NULL, 0, NULL, NULL), EDB_INVAL);
+    RC(edb_backup_save(bk, "", 0, NULL, NULL), EDB_INVAL);
+    RC(edb_backup_save(bk, "x", 0x80, NULL, NULL), EDB_INVAL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/no/such/dir/a.edbk", dir);
+    RC(edb_backup_save(bk, path, 0, NULL, NULL), EDB_NOTFOUND);
+    snprintf(path, sizeof path, "%s/", dir);
+    RC(edb_backup_save(bk, path, 0, NULL, NULL), EDB_INVAL);
+    RC(edb_backup_write_fd(NULL, 1, NULL, NULL), EDB_INVAL);
+    RC(edb_backup_write_fd(bk, -1, NULL, NULL), EDB_INVAL);
+    edb_backup_end(bk);
+    cr_assert_eq(leftovers(NULL), 0);
+}
+
+struct stopper { edb_env *env; unsigned after_ms; };
+
+static void *
+stop_later(void *arg)
+{
+    struct stopper *st = arg;
+    bk_sleep_ms(st->after_ms);
+    edb_backup_stop(st->env);
+    return NULL;
+}
+
+Test(backup_save, stop_from_another_thread_leaves_nothing, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    /* 64 KiB/s: the save is certainly still running when the stop comes. */
+    edb_backup_opts o = { .rate_limit = 64 << 10 };
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, &o));
+    struct stopper st = { env, 200 };
+    pthread_t t;
+    pthread_create(&t, NULL, stop_later, &st);
+    uint64_t t0 = bk_now_ms();
+    RC(edb_backup_save(bk, path, 0, NULL, NULL), EDB_CANCELED);
+    uint64_t took = bk_now_ms() - t0;
+    pthread_join(t, NULL);
+    edb_backup_end(bk);
+    cr_assert_lt(took, bk_ms(2000), "the stop took %llu ms to end the save", (unsigned long long)took);
+    cr_assert_eq(access(path, F_OK), -1, "a canceled save left the final file");
+    cr_assert_eq(leftovers(NULL), 0);
+    cr_assert_eq(copiers_gone(), 0);
+    cr_assert_eq(bk_readers(edb__env_mdb(env)), 0, "the snapshot's reader slot is still taken");
+}
+
+struct drain { int fd; size_t limit; size_t got; };
+
+static void *
+drain_some(void *arg)
+{
+    struct drain *d = arg;
+    char buf[8192];
+    while (d->got < d->limit) {
+        ssize_t r = read(d->fd, buf, sizeof buf);
+        if (r <= 0)
+            break;
+        d->got += (size_t)r;
+    }
+    close(d->fd);                               /* the reader goes away */
+    return NULL;
+}
+
+Test(backup_save, pipe_reader_going_away_is_an_error_not_a_signal, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    /* SIGPIPE at its default disposition: a write to a dead pipe would kill us. */
+    signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    struct drain d = { .fd = p[0], .limit = 100000 };
+    pthread_t t;
+    pthread_create(&t, NULL, drain_some, &d);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    RC(edb_backup_write_fd(bk, p[1], NULL, NULL), EDB_IO);
+    cr_assert(strstr(edb_error_last(), "broken pipe") != NULL, "%s", edb_error_last());
+    pthread_join(t, NULL);
+    close(p[1]);
+    edb_backup_end(bk);
+    sigset_t pending;
+    sigpending(&pending);
+    cr_assert(!sigismember(&pending, SIGPIPE), "a SIGPIPE was left pending");
+    cr_assert_eq(copiers_gone(), 0);
+}
+
+Test(backup_save, pipe_fully_read_is_a_valid_archive, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/piped.edbk", dir);
+    int out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(out, 0);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    OK(edb_backup_write_fd(bk, out, NULL, NULL));
+    edb_backup_end(bk);
+    close(out);
+    OK(verify_file(path));
+}
+
+/* SQLite's countdown: the N-th wrapped call fails, for N = 1, 2, ... until a
+ * run completes without reaching its fault.  Every run ends in success (a
+ * verifiable archive) or a clean error with nothing at the final name. */
+static long
+fault_loop_save(int err, unsigned flags)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/f.edbk", dir);
+    long faults = 0;
+    for (long n = 1; n < 100000; n++) {
+        unlink(path);
+        edb_backup *bk;
+        int rc = edb_backup_begin(&bk, env, NULL);
+        cr_assert_eq(rc, 0, "%s", edb_error_last());
+        edb__fault_arm(n, err, flags);
+        rc = edb_backup_save(bk, path, 0, NULL, NULL);
+        long fired = edb__fault_fired();
+        edb__fault_disarm();
+        edb_backup_end(bk);
+        cr_assert_eq(copiers_gone(), 0, "n=%ld: a thread is left", n);
+        cr_assert_eq(bk_readers(edb__env_mdb(env)), 0, "n=%ld: the snapshot is still pinned", n);
+        if (rc == 0) {
+            cr_assert_eq(verify_file(path), 0, "n=%ld errno %d: saved but does not verify: %s", n, err,
+                         edb_error_last());
+        } else {
+            cr_assert_lt(rc, 0);
+            cr_assert_neq(edb_error_last()[0], '\0', "n=%ld: an error without a message", n);
+            cr_assert_eq(access(path, F_OK), -1, "n=%ld errno %d: a failed save left %s", n, err, path);
+        }
+        unlink(path);
+        cr_assert_eq(leftovers(NULL), 0, "n=%ld errno %d: temporary file left", n, err);
+        if (fired == 0)
+            return faults;                      /* the countdown outlived the scenario: done */
+        faults++;
+    }
+    cr_assert_fail("the fault loop did not end");
+    return faults;
+}
+
+Test(backup_save, every_fault_is_clean, .init = setup, .fini = teardown, .timeout = 600)
+{
+    long total = 0;
+    total += fault_loop_save(EIO, 0);
+    total += fault_loop_save(ENOSPC, EDB__FAULT_PERSISTENT);
+    total += fault_loop_save(EINTR, 0);
+    total += fault_loop_save(0, EDB__FAULT_SHORT);
+    cr_log_info("backup_save: %ld faults injected", total);
+    cr_assert_gt(total, 20, "only %ld faults were injected: the shim is not on this path", total);
+}
