@@ -126,6 +126,22 @@ store_native(void *out, uint64_t v, int n)
     }
 }
 
+/* Store the low n bytes of v big-endian at p (the hot path of integer keys). */
+static inline void
+store_be(uint8_t *p, uint64_t v, int n)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    switch (n) {
+    case 8: { uint64_t x = __builtin_bswap64(v); memcpy(p, &x, 8); return; }
+    case 4: { uint32_t x = __builtin_bswap32((uint32_t)v); memcpy(p, &x, 4); return; }
+    case 2: { uint16_t x = __builtin_bswap16((uint16_t)v); memcpy(p, &x, 2); return; }
+    default: break;
+    }
+#endif
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
 static bool
 is_signed(edb_coltype type)
 {
@@ -198,8 +214,7 @@ encode_fixed(uint8_t *p, edb_coltype type, const void *data, int n)
             f = 0.0f;                          /* -0.0 -> +0.0 */
         memcpy(&u, &f, 4);
         u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-        for (int i = 3; i >= 0; i--, u >>= 8)
-            p[i] = (uint8_t)u;
+        store_be(p, u, 4);
         return 0;
     }
     case EDB_COL_DOUBLE: {
@@ -212,16 +227,14 @@ encode_fixed(uint8_t *p, edb_coltype type, const void *data, int n)
             d = 0.0;
         memcpy(&u, &d, 8);
         u = (u & UINT64_C(0x8000000000000000)) ? ~u : (u | UINT64_C(0x8000000000000000));
-        for (int i = 7; i >= 0; i--, u >>= 8)
-            p[i] = (uint8_t)u;
+        store_be(p, u, 8);
         return 0;
     }
     default: {
         uint64_t u = load_native(data, n);
         if (is_signed(type))
             u ^= UINT64_C(1) << (8 * n - 1);
-        for (int i = n - 1; i >= 0; i--, u >>= 8)
-            p[i] = (uint8_t)u;
+        store_be(p, u, n);
         return 0;
     }
     }
@@ -262,6 +275,8 @@ edb__key_append(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
         if (desc)
             for (int i = 0; i < n; i++)
                 p[1 + i] = (uint8_t)~tmp[i];
+        else if (n == 8)
+            memcpy(p + 1, tmp, 8);             /* constant size: no call */
         else
             memcpy(p + 1, tmp, (size_t)n);
         *len += (size_t)n + 1;

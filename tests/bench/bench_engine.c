@@ -25,8 +25,13 @@
  * are reported, because the machine is shared and noisy.  Every read phase
  * computes a checksum of what it read; the engines must agree, or the run fails.
  *
- * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-m]
+ * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-m]
  *   -m prints the summary as a Markdown table (for doc/performance.md).
+ *
+ * Instruction counts per phase (exact, repeatable):
+ *   valgrind --tool=callgrind --callgrind-out-file=cg.%p bench_engine -n 20000 -r 1 -M 1024
+ * writes one part per engine and phase (cg.PID.1 = first engine's insert, ...;
+ * the "Trigger:" line of each part names it).
  */
 #include "config.h"
 
@@ -46,6 +51,20 @@
 #include <unistd.h>
 
 #include "edb.h"
+
+/* Under `valgrind --tool=callgrind` each phase of each engine is dumped as its
+ * own profile part (instruction counts are exact and repeat, unlike timings on
+ * a shared machine); outside valgrind these are no-ops. */
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_CALLGRIND 1
+#endif
+#endif
+#ifndef BENCH_CALLGRIND
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(s) ((void)(s))
+#endif
 
 #define PAYLOAD 100
 #define BATCH 10000
@@ -185,11 +204,12 @@ typedef struct edb_state {
     if (rc_ < 0) die("edb", what, edb_error_last()); } while (0)
 
 static uint64_t map_size = UINT64_C(64) << 30;   /* -M: edb's default, for both */
+static unsigned max_tables;                       /* -T: 0 = edb's default */
 
 static void
 edb_open_(edb_state *st, const char *dir)
 {
-    edb_env_opts o = { .flags = EDB_ENV_NOSYNC, .map_size = map_size };
+    edb_env_opts o = { .flags = EDB_ENV_NOSYNC, .map_size = map_size, .max_tables = max_tables };
     EDB_CHECK(edb_env_open(&st->env, dir, &o), "env open");
     EDB_CHECK(edb_session_begin(&st->s, st->env), "session");
     static const edb_column_def cols[] = {
@@ -505,6 +525,9 @@ run_engine(int e, const data *d, const char *base, double secs[NPHASES], uint64_
     default: sqlite_open_(&ss, dir); break;
     }
     for (int ph = 0; ph < NPHASES; ph++) {
+        char part[64];
+        snprintf(part, sizeof part, "%s %s", engine_name[e], phase_name[ph]);
+        CALLGRIND_ZERO_STATS;
         double t0 = now();
         switch (e) {
         case E_EDB: sums[ph] = edb_phase(&es, d, ph); break;
@@ -512,6 +535,7 @@ run_engine(int e, const data *d, const char *base, double secs[NPHASES], uint64_
         default: sums[ph] = sqlite_phase(&ss, d, ph); break;
         }
         secs[ph] = now() - t0;
+        CALLGRIND_DUMP_STATS_AT(part);
     }
     switch (e) {
     case E_EDB: edb_close_(&es); break;
@@ -545,10 +569,18 @@ optarg_cache(long kib)
     return b;
 }
 
+static const char *
+optarg_num(unsigned v)
+{
+    static char b[32];
+    snprintf(b, sizeof b, "%u", v);
+    return b;
+}
+
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-m]\n"
+    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-m]\n"
                "  -n ROWS  rows (default 1000000)\n"
                "  -r REPS  interleaved repetitions, medians reported (default 3, at most %d)\n"
                "  -e LIST  engines to run (default edb,lmdb,sqlite)\n"
@@ -556,6 +588,7 @@ usage(FILE *f)
                "  -s SEED  data and order seed (default 1)\n"
                "  -c KIB   SQLite page cache in KiB (default: SQLite's own, 2000 KiB)\n"
                "  -M MIB   edb and LMDB map size (default 65536; valgrind needs less)\n"
+               "  -T N     edb's max_tables (default: edb's default)\n"
                "  -m       print the summary as a Markdown table\n", MAXREPS);
 }
 
@@ -568,7 +601,7 @@ main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     uint64_t seed = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:mh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:mh")) != -1) {
         switch (opt) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'r': reps = atoi(optarg); break;
@@ -577,6 +610,7 @@ main(int argc, char **argv)
         case 'm': markdown = true; break;
         case 'c': sqlite_cache_kib = atol(optarg); break;
         case 'M': map_size = strtoull(optarg, NULL, 10) << 20; break;
+        case 'T': max_tables = (unsigned)atoi(optarg); break;
         case 'e':
             for (int e = 0; e < NENGINES; e++)
                 on[e] = strstr(optarg, engine_name[e]) != NULL;
@@ -598,10 +632,12 @@ main(int argc, char **argv)
     struct utsname u;
     uname(&u);
     printf("bench_engine: %zu rows, %d-byte payload, txns of %d, %d interleaved repetitions, "
-           "seed %" PRIu64 ", %ld cpus, %s %s, edb %s, %s, SQLite %s (cache %s KiB)\n",
+           "seed %" PRIu64 ", %ld cpus, %s %s, edb %s (max_tables %s), %s, SQLite %s (cache %s KiB)\n",
            n, PAYLOAD, BATCH, reps, seed, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release,
-           edb_version(), MDB_VERSION_STRING, sqlite3_libversion(),
+           edb_version(), max_tables ? optarg_num(max_tables) : "default", MDB_VERSION_STRING,
+           sqlite3_libversion(),
            sqlite_cache_kib > 0 ? optarg_cache(sqlite_cache_kib) : "default 2000");
+
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < NENGINES; k++) {
             int e = (r + k) % NENGINES;

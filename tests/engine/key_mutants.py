@@ -13,7 +13,7 @@ build = sys.argv[1] if len(sys.argv) > 1 else 'build'
 src = 'engine/key.c'
 orig = open(src).read()
 muts = [
- ("no sign flip", "            u ^= UINT64_C(1) << (8 * n - 1);\n        for (int i = n - 1;", "            u ^= 0;\n        for (int i = n - 1;"),
+ ("no sign flip", "            u ^= UINT64_C(1) << (8 * n - 1);\n        store_be(p, u, n);", "            u ^= 0;\n        store_be(p, u, n);"),
  ("no -0 normalization double", "        if (d == 0.0)\n            d = 0.0;", ""),
  ("no -0 normalization float", "        if (f == 0.0f)\n            f = 0.0f;                          /* -0.0 -> +0.0 */", ""),
  ("float negative not inverted", "u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);", "u = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : (u | 0x80000000u);"),

@@ -1,291 +1,713 @@
 /*
- * cancel.pml: Promela model of the backup stream/copier cancel protocol
- * (DESIGN.md "Iterator and copier", rules 1-5).
+ * cancel.pml: Promela model of the backup cancel protocol AS IMPLEMENTED in
+ * backup/ring.c, stream.c, copier.c and backup.c (DESIGN.md "Iterator and
+ * copier", rules 1-5; doc/threading.md).
  *
- * Checked by tests/model/check-model.sh (make check); see README.md in this
- * directory for what is modelled, what is abstracted away, and how to replay
- * a counterexample.
+ * Checked by tests/model/check-model.sh in `make check`.  README.md in this
+ * directory says what is modelled, what is abstracted away, how to replay a
+ * counterexample, and what each seeded bug is.
  *
- * Threads: copier (fills a RING-slot ring, rate limiter as a timed wait),
- * reader (edb_backup_read in a loop, then maybe closes), closer (close from
- * another thread), stopper (edb_backup_stop), envclose (edb_env_close, the one
- * place that waits for copiers).  init picks the scenario nondeterministically.
+ * The model starts where edb_backup_begin() and edb_backup_open() have
+ * returned: one backup (bk) with one stream (s) whose copier thread runs.
+ * Threads:
+ *   copier   copier_main(): reserve / fill / rate-limit / commit NBATCH slots
+ *            of a RING-slot ring, then its one exit path
+ *   reader   the application's reading thread: edb_backup_read() until it
+ *            returns no data; then, in some runs, edb_backup_close()
+ *   closer   (other runs) edb_backup_close() from another thread, at any moment
+ *   stopper  (some runs) edb_backup_stop() from any thread
+ *   owner    edb_backup_end(), then edb_env_close() (reg_shutdown: the one
+ *            place that waits for copiers), or only one of the two, or each
+ *            in its own thread, racing
+ *   wakeups  spurious wakeups (at most MAXSPUR) and the rate limiter's timer
+ * init picks the scenario nondeterministically (16 of them; -DQUICK: 3).
  *
- * Seeded bugs (spin -DBUG_x), each of which the check requires to be caught:
- *   BUG_WAIT_IGNORES_CANCEL  copier's not-full wait loop does not re-check canceled
- *   BUG_CANCEL_NO_MUTEX      cancel writes the flag and wakes without holding the lock
- *   BUG_SIGNAL_ONE           cancel wakes only not-empty, not both conditions
- *   BUG_JOIN_LOCKED          env close waits for the copier holding the stream lock
- *   BUG_FREE_NO_REF          close frees the shared state without a reference
- *   BUG_READ_NO_REF          read does not hold a reference while it waits
+ * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
+ * caaf293 of the backup branch (README.md).
+ *
+ * Memory safety: each object (ring+stream, backup, registry, snapshot) has a
+ * reference count and a `freed` flag set by the put that drops the last
+ * reference; every access to an object asserts that it is not freed.
+ *
+ * Seeded bugs (spin -DBUG_x); the check requires each to be caught:
+ *   BUG_WAIT_IGNORES_CANCEL  edb__ring_reserve's wait loop does not re-check canceled
+ *   BUG_CANCEL_NO_MUTEX      edb__ring_cancel sets the flag and broadcasts without ring.mu
+ *   BUG_SIGNAL_ONE           edb__ring_cancel wakes only not_empty, not both conditions
+ *   BUG_JOIN_LOCKED          reg_shutdown joins the claimed copier while holding reg->lock
+ *   BUG_FREE_NO_REF          edb_backup_close frees the stream instead of dropping its reference
+ *   BUG_READ_NO_REF          edb_backup_read does not hold a reference while it reads
+ *   BUG_END_NO_REF           bk_end_work closes a stream without taking a reference on it
  */
 
-#define RING    2      /* ring slots: the copier can fill the ring and block */
+#ifndef RING
+#define RING    2      /* ring slots (edb__ring_init: at least 2) */
+#endif
 #ifndef NBATCH
-#define NBATCH 3
+#define NBATCH  3      /* slots the copier publishes: more than RING, so it blocks */
 #endif
 #ifndef MAXSPUR
-#define MAXSPUR 1
+#define MAXSPUR 1      /* spurious wakeups in one execution (every wait loops) */
+#endif
+#ifndef FAILAT
+#define FAILAT  1      /* the batch whose read may fail (after one slot is out) */
+#endif
+
+#ifndef RATEAT
+#define RATEAT  255    /* the batch after which the rate limiter may sleep; 255: any */
 #endif
 
 #define R_OK       0
 #define R_CANCELED 1
 #define R_EOF      2
-#define R_ERR      3
+#define R_ERR      3   /* the copier's I/O error (EDB_IO / EDB_CORRUPT) */
 
-/* ---- shared state of one stream (freed with the last reference) ---- */
-bit  lk;               /* s->lock */
-bit  w_nf;             /* copier waiting on s->not_full */
-bit  w_ne;             /* reader waiting on s->not_empty */
-byte count;            /* ring slots filled, under lk */
-bit  canceled;         /* sticky, under lk */
-bit  fin;              /* copier done producing (end or error), under lk */
-bit  failed;           /* copier's error, under lk */
-byte refs = 2;         /* the handle's and the copier's */
-bit  freed;
+/* ---- ring + stream (ring.h struct edb__ring, stream.h struct edb_backup_stream) ---- */
+bit  mu;               /* ring.mu */
+bit  w_nf;             /* the copier waits on not_full (reserve, and the rate limiter) */
+bit  w_ne;             /* the reader waits on not_empty */
+byte count;            /* ring.count */
+bit  canceled;         /* ring.canceled: sticky, under mu */
+bit  done;             /* ring.done */
+byte err;              /* ring.err: R_OK, R_CANCELED or R_ERR */
+bit  eof;              /* ring.eof: the end was handed to a reader */
+bit  reading;          /* ring.reading */
+byte srefs = 2;        /* s->ref: the handle and the copier */
+bit  sfreed;
+bit  linked = 1;       /* s->linked: in bk->streams, under bk->lock */
+bit  s_inh = 1;        /* the stream handle is in the handle table (g_lock) */
 
-/* ---- env/backup state (outlives the stream) ---- */
-bit  bklk;             /* env->bk_lock: guards listed and ncopiers */
-bit  listed = 1;       /* stream on its backup's list: not yet closed */
-byte ncopiers = 1;     /* live copiers of the env, under bklk */
-bit  w_env;            /* env close waiting on env->bk_cond */
+/* ---- backup (backup.h struct edb_backup) ---- */
+bit  bkl;              /* bk->lock */
+byte bkrefs = 2;       /* bk->ref: the handle and the stream */
+bit  bkfreed;
+bit  bk_inh = 1;       /* the backup handle is in the handle table */
+bit  bk_linked = 1;    /* bk->linked: in reg->backups, under reg->lock */
+bit  bk_ended, bk_canceled;
+bit  bk_hassnap = 1;   /* bk->snap != NULL */
 
-/* ---- scenario and application contract ---- */
-bit  closing;          /* the application has called close: no read begins after */
+/* ---- registry (backup.h struct edb__bk_reg) and the copier's entry in it ---- */
+bit  rl;               /* reg->lock */
+byte rrefs = 3;        /* reg->ref: the env, the backup, the copier */
+bit  rfreed;
+bit  env_inh = 1;      /* the env is in the handle table */
+bit  closing;          /* reg->closing */
+byte busy;             /* reg->busy */
+bit  w_idle;           /* env close waits on reg->idle */
+bit  c_registered = 1; /* c->registered: in reg->copiers */
+bit  c_claimed;        /* c->claimed: env close will join it */
+bit  c_detached;
+
+/* ---- snapshot (snapshot.h edb__snap): the backup and the copier hold it ---- */
+byte snrefs = 2;
+bit  snfreed;
+bit  lmdb_closed;      /* edb_env_close went on to close LMDB */
+
 byte spur = MAXSPUR;
 
 /* ---- observations for the LTL claims ---- */
-bit  close_ret, copier_gone, env_closed, reader_done;
-bit  want_close = 1, want_env;
+bit  close_ret, reader_done, copier_gone, stop_done;
+byte owner_done, owners = 1;   /* owner threads finished / started */
+bit  want_env, env_closed;
 
-/* the condition under which the copier's not-full wait goes on waiting */
-#ifdef BUG_WAIT_IGNORES_CANCEL
-#define LIVE_WAIT 1
+/* ---- locks and condition variables (TESTING.md "Hangs") ----
+ *
+ * A mutex is `atomic { l == 0 -> l = 1 }`.  A condition wait unlocks and marks
+ * the waiter in one atomic step, waits for the mark to be cleared (by a
+ * broadcast, a spurious wakeup or, for a timed wait, the timer; the last two
+ * come from the process `wakeups`), then re-locks.
+ *
+ * Critical sections (CS) are atomic blocks from the lock to the unlock.  That
+ * is the classic reduction (Lipton): every variable touched inside is guarded
+ * by the lock, or is a reference count or `freed` flag whose only writers are
+ * atomic puts that commute with the section; a wait inside a section ends the
+ * atomic step (the mark test blocks), as does a lock that is taken.  The
+ * reduction is unsound when shared state is written WITHOUT the lock, so the
+ * one seeded bug that does that (BUG_CANCEL_NO_MUTEX) runs fine-grained
+ * (FINE: every statement its own step). */
+#ifdef BUG_CANCEL_NO_MUTEX
+#define FINE
+#endif
+#ifdef FINE
+#define CS
 #else
-#define LIVE_WAIT (!canceled)
+#define CS atomic
 #endif
 
-inline lock(l)   { atomic { l == 0 -> l = 1 } }
-inline unlock(l) { assert(l == 1); l = 0 }
+#define LOCK(l, fr)   assert(!(fr)); atomic { l == 0 -> l = 1 }; assert(!(fr))
+#define UNLOCK(l, fr) assert(!(fr) && l == 1); l = 0
+#define WAIT(l, fr, mark) \
+    atomic { assert(!(fr) && l == 1); l = 0; mark = 1 }; \
+    mark == 0; \
+    LOCK(l, fr)
 
-/* pthread_cond_wait: unlock and mark waiting in one step, wait for the mark
- * to be cleared by a signal/broadcast or a spurious wakeup, re-lock. */
-inline condwait(l, mark) {
-    atomic { assert(l == 1); l = 0; mark = 1 };
-    if
-    :: mark == 0
-    :: atomic { spur > 0 && mark == 1 -> spur--; mark = 0 }
-    fi;
-    lock(l)
-}
-/* pthread_cond_timedwait: as above, and it may time out at any moment. */
-inline timedwait(l, mark) {
-    atomic { assert(l == 1); l = 0; mark = 1 };
-    if
-    :: mark == 0
-    :: mark = 0        /* timed out */
-    fi;
-    lock(l)
-}
-inline wake(mark) { mark = 0 }
+bit  tmo;              /* the copier's wait on not_full is the rate limiter's timed one */
+bit  timedout;         /* ... and the timer ended it (ETIMEDOUT) */
 
-inline put() {
+/* Spurious wakeups (at most MAXSPUR in all) and the rate limiter's timer. */
+active proctype wakeups()
+{
+end:
+    do
+    :: atomic { spur > 0 && w_nf == 1 -> spur--; w_nf = 0 }
+    :: atomic { spur > 0 && w_ne == 1 -> spur--; w_ne = 0 }
+    :: atomic { spur > 0 && w_idle == 1 -> spur--; w_idle = 0 }
+    :: atomic { tmo && w_nf == 1 -> w_nf = 0; timedout = 1 }
+    od
+}
+
+/* ---- reference counts (engine/ref.h: each get or put is one atomic step) ---- */
+inline snput() {
     atomic {
-        assert(!freed && refs > 0);
-        refs--;
+        assert(!snfreed && snrefs > 0);
+        snrefs--;
         if
-        :: refs == 0 -> freed = 1
+        :: snrefs == 0 -> snfreed = 1; assert(!lmdb_closed)   /* mdb_txn_abort needs the env */
         :: else
         fi
     }
 }
-
-/* cancel one stream: under its lock, set the flag and wake both conditions */
-inline cancel() {
-#ifndef BUG_CANCEL_NO_MUTEX
-    lock(lk);
-#endif
-    assert(!freed);
-    canceled = 1;
-#ifndef BUG_SIGNAL_ONE
-    wake(w_nf);
-#endif
-    wake(w_ne);
-#ifndef BUG_CANCEL_NO_MUTEX
-    unlock(lk)
-#endif
-}
-
-proctype copier()
-{
-    byte b = 0;
-    do
-    :: b < NBATCH ->
-        /* read and hash one batch: no lock held (I/O) */
+inline rput() {
+    atomic {
+        assert(!rfreed && rrefs > 0);
+        rrefs--;
         if
-        :: skip
-        :: lock(lk); assert(!freed); failed = 1; unlock(lk); break   /* I/O error */
-        fi;
-        lock(lk);
-        assert(!freed);
-        /* rate limiter: a timed wait that cancel interrupts */
-        if
-        :: !canceled -> timedwait(lk, w_nf); assert(!freed)
+        :: rrefs == 0 -> assert(rl == 0); rfreed = 1
         :: else
-        fi;
-        /* wait for a free slot */
-        do
-        :: !LIVE_WAIT -> break
-        :: LIVE_WAIT && count < RING -> break
-        :: LIVE_WAIT && count == RING -> condwait(lk, w_nf); assert(!freed)
-        od;
-        if
-        :: canceled -> unlock(lk); break
-        :: else -> count++; wake(w_ne); unlock(lk)
-        fi;
-        b++
-    :: else -> break
-    od;
-    /* the one exit path: finish, wake the reader, leave, unreference */
-    lock(lk);
-    assert(!freed);
-    fin = 1;
-    wake(w_ne);
-    unlock(lk);
-    lock(bklk);
-    ncopiers--;
-    wake(w_env);
-    unlock(bklk);
-    copier_gone = 1;
-    put()
+        fi
+    }
 }
-
-/* edb_backup_close: unlink from the backup (once), cancel, drop the handle's reference */
-inline close_stream() {
-    lock(bklk);
+/* edb__bk_put (backup.c:243-252): the last put frees bk, then drops its
+ * registry reference */
+inline bkput() {
+    atomic {
+        assert(!bkfreed && bkrefs > 0);
+        bkrefs--;
+        last = (bkrefs == 0);
+        if
+        :: last -> assert(bkl == 0); bkfreed = 1
+        :: else
+        fi
+    };
     if
-    :: listed ->
-        listed = 0;
-        unlock(bklk);
-        cancel();
-#ifdef BUG_FREE_NO_REF
-        freed = 1
-#else
-        put()
-#endif
-    :: else -> unlock(bklk)
+    :: last -> rput()
+    :: else
+    fi
+}
+/* edb__stream_put (stream.c:27-37): the last put destroys the ring, frees s,
+ * then drops the stream's reference on its backup */
+inline sput() {
+    atomic {
+        assert(!sfreed && srefs > 0);
+        srefs--;
+        last = (srefs == 0);
+        if
+        :: last -> assert(mu == 0); sfreed = 1
+        :: else
+        fi
+    };
+    if
+    :: last -> bkput()
+    :: else
     fi
 }
 
-/* the application's reading thread: edb_backup_read until it returns no
- * data, then closes the stream unless another thread does */
+/* edb__ring_cancel (ring.c:173-181): sticky flag under ring.mu, broadcast both */
+inline ring_cancel() {
+    CS {
+#ifndef BUG_CANCEL_NO_MUTEX
+        LOCK(mu, sfreed);
+#endif
+        assert(!sfreed);
+        canceled = 1;
+#ifndef BUG_SIGNAL_ONE
+        w_nf = 0;                   /* broadcast not_full */
+#endif
+        w_ne = 0;                   /* broadcast not_empty */
+#ifndef BUG_CANCEL_NO_MUTEX
+        UNLOCK(mu, sfreed)
+#endif
+    }
+}
+
+/* bk_cancel (backup.c:254-264); the caller holds reg->lock (stop, env close) */
+inline bk_cancel() {
+    LOCK(bkl, bkfreed);
+    bk_canceled = 1;
+    if
+    :: linked -> ring_cancel()
+    :: else
+    fi;
+    UNLOCK(bkl, bkfreed)
+}
+
+/* bk_end_work (backup.c:266-293): done once, by whoever unlinked bk */
+inline bk_end_work() {
+    CS {
+        LOCK(bkl, bkfreed);
+        bk_ended = 1;
+        if
+        :: linked ->
+            linked = 0;
+#ifndef BUG_END_NO_REF
+            assert(!sfreed); srefs++;                   /* :277 keep it while we close it */
+#endif
+            took = 1
+        :: else -> took = 0
+        fi;
+        hassnap = bk_hassnap;                           /* :282-283 take the snapshot */
+        bk_hassnap = 0;
+        UNLOCK(bkl, bkfreed)
+    };
+    if
+    :: took ->
+        /* edb__stream_close_unlinked (stream.c:39-45) */
+        ring_cancel();
+        atomic { rm = s_inh; s_inh = 0 };               /* edb__handle_remove */
+        if
+        :: rm -> sput()                                 /* the handle's reference */
+        :: else
+        fi;
+#ifndef BUG_END_NO_REF
+        sput()                                          /* :290 ours */
+#else
+        skip
+#endif
+    :: else
+    fi;
+    if
+    :: hassnap -> snput()                               /* :292 may abort the read txn */
+    :: else
+    fi
+}
+
+/* edb_backup_close (stream.c:175-183) */
+inline backup_close() {
+    atomic { rm = s_inh; s_inh = 0 };                   /* :178 edb__handle_remove */
+    if
+    :: rm ->
+        ring_cancel();                                  /* :180 */
+        CS {                                            /* stream_unlink (stream.c:47-66) */
+            LOCK(bkl, bkfreed);
+            if
+            :: linked -> linked = 0
+            :: else
+            fi;
+            UNLOCK(bkl, bkfreed)
+        };
+#ifndef BUG_FREE_NO_REF
+        sput()                                          /* :182 the handle's reference */
+#else
+        atomic { assert(!sfreed); sfreed = 1 }; bkput() /* free(s) right away */
+#endif
+    :: else
+    fi
+}
+
+/* copier_main (copier.c:754-782).  run() is abstracted to NBATCH slots, each
+ * edb__ring_reserve, read_pages (may fail at batch FAILAT), then publish:
+ * rate_wait (may sleep) and edb__ring_commit. */
+proctype copier()
+{
+    byte b = 0, rc = R_OK;
+    bit last;
+    do
+    :: b == NBATCH -> break
+    :: b < NBATCH ->
+        CS {                                            /* edb__ring_reserve (ring.c:105-117) */
+            LOCK(mu, sfreed);
+            do
+#ifndef BUG_WAIT_IGNORES_CANCEL
+            :: !canceled && count == RING -> WAIT(mu, sfreed, w_nf)   /* :110-111 */
+#else
+            :: count == RING -> WAIT(mu, sfreed, w_nf)
+#endif
+            :: else -> break
+            od;
+            if
+            :: canceled -> rc = R_CANCELED              /* :112 */
+            :: else
+            fi;
+            UNLOCK(mu, sfreed)
+        };
+        if
+        :: rc != R_OK -> break                          /* EDB_RET */
+        :: else
+        fi;
+        /* read_pages into the reserved slot, no lock held (copier.c:330): the
+         * slot is in the ring, the fd in the snapshot; a low-pin copier takes
+         * a fresh read txn here (lowpin.c), so LMDB must still be open */
+        assert(!sfreed && !snfreed && !lmdb_closed);
+        if
+        :: b == FAILAT -> rc = R_ERR; break             /* pread failed / file too short */
+        :: skip
+        fi;
+        /* publish -> rate_wait (copier.c:148-175): sleeps when bytes are due later */
+        if
+        :: skip
+        :: RATEAT == 255 || b == RATEAT ->
+           CS {                                         /* edb__ring_sleep_until (ring.c:131-149) */
+               LOCK(mu, sfreed);
+               do
+               :: canceled -> rc = R_CANCELED; break    /* :137-140 */
+               :: else ->                               /* :142 pthread_cond_timedwait */
+                   tmo = 1;
+                   timedout = 0;
+                   WAIT(mu, sfreed, w_nf);
+                   tmo = 0;
+                   if
+                   :: timedout ->                       /* :143-144 ETIMEDOUT */
+                       if
+                       :: canceled -> rc = R_CANCELED
+                       :: else
+                       fi;
+                       break
+                   :: else                              /* woken early: loop */
+                   fi
+               od;
+               UNLOCK(mu, sfreed)
+           }
+        fi;
+        if
+        :: rc != R_OK -> break
+        :: else
+        fi;
+        CS {                                            /* edb__ring_commit (ring.c:119-129) */
+            LOCK(mu, sfreed);
+            count++;
+            w_ne = 0;                                   /* broadcast not_empty */
+            UNLOCK(mu, sfreed)
+        };
+        b++
+    od;
+    /* the one exit path */
+    CS {                                                /* edb__ring_finish (ring.c:151-169) */
+        LOCK(mu, sfreed);
+        done = 1;
+        err = rc;
+        w_ne = 0;
+        w_nf = 0;
+        UNLOCK(mu, sfreed)
+    };
+    sput();                                             /* copier_release (copier.c:121-132) */
+    snput();
+    CS {                                                /* copier.c:763-777 */
+        LOCK(rl, rfreed);
+        if
+        :: !c_claimed -> c_registered = 0; c_detached = 1   /* unlink; pthread_detach */
+        :: else
+        fi;
+        UNLOCK(rl, rfreed)
+    };
+    rput();                                             /* copier.c:780 */
+    copier_gone = 1                                     /* the thread returns: a join returns */
+}
+
+#define PH_WAIT 0
+#define PH_LOOP 1
+#define PH_COPY 2
+#define PH_END  3
+
+/* The application's reading thread: edb_backup_read (stream.c:155-173) until
+ * it returns no data; then it may close the stream itself. */
 proctype reader(bit closes)
 {
-    byte rc;
+    byte rc, ph;
+    bit got, ref, last, rm, entered;
     do
-    :: atomic { !closing ->                 /* read entered before close was called */
+    :: atomic {                                         /* :164 edb__handle_ref under g_lock */
+           if
+           :: s_inh -> assert(!sfreed);
 #ifndef BUG_READ_NO_REF
-           refs++                           /* the read's reference */
+                       srefs++;
+#endif
+                       ref = 1
+           :: else -> ref = 0
+           fi
+       };
+       if
+       :: !ref -> rc = R_CANCELED                       /* :165 */
+       :: else ->
+           /* edb__ring_read (ring.c:203-264) */
+           got = 0;
+           entered = 0;
+           rc = R_OK;
+           CS {
+               LOCK(mu, sfreed);
+               if
+               :: eof -> rc = R_EOF; ph = PH_END        /* :211-215 the end was delivered */
+               :: else ->
+                   assert(!reading);                    /* :216-220 one reader at a time */
+                   reading = 1;
+                   entered = 1;
+                   do
+                   :: !canceled && count == 0 && !done -> WAIT(mu, sfreed, w_ne)   /* :223-224 */
+                   :: else -> break
+                   od;
+                   ph = PH_LOOP
+               fi
+           };
+           do
+           :: ph == PH_LOOP ->                          /* holds mu */
+               CS {
+                   if
+                   :: canceled ->                       /* :227-232 */
+                       if
+                       :: !got -> rc = R_CANCELED
+                       :: else
+                       fi;
+                       ph = PH_END
+                   :: !canceled && count == 0 ->        /* :233-243 never wait once copied */
+                       if
+                       :: !got && done && err != R_OK -> rc = R_ERR
+                       :: !got && done && err == R_OK -> eof = 1; rc = R_EOF
+                       :: else
+                       fi;
+                       ph = PH_END
+                   :: !canceled && count > 0 ->
+                       UNLOCK(mu, sfreed);              /* :249 copy the slot without the mutex */
+                       ph = PH_COPY
+                   fi
+               }
+           :: ph == PH_COPY ->
+               CS {
+                   assert(!sfreed);                     /* :250 memcpy from the slot */
+                   LOCK(mu, sfreed);                    /* :251 */
+                   got = 1;
+                   count--;                             /* :253-257 slot drained */
+                   w_nf = 0;                            /* broadcast not_full */
+                   if
+                   :: ph = PH_LOOP                      /* room left in the buffer */
+                   :: ph = PH_END                       /* the buffer is full */
+                   fi
+               }
+           :: ph == PH_END ->
+               CS {
+                   if
+                   :: entered -> reading = 0            /* :259 */
+                   :: else                              /* returned at :211-215 */
+                   fi;
+                   UNLOCK(mu, sfreed)
+               };
+               break
+           od;
+#ifndef BUG_READ_NO_REF
+           sput()                                       /* :171 this call's reference */
 #else
            skip
 #endif
-       };
-       lock(lk);
-       assert(!freed);
-       do
-       :: canceled -> rc = R_CANCELED; break
-       :: !canceled && count > 0 -> count--; wake(w_nf); rc = R_OK; break
-       :: !canceled && count == 0 && fin && failed -> rc = R_ERR; break
-       :: !canceled && count == 0 && fin && !failed -> rc = R_EOF; break
-       :: !canceled && count == 0 && !fin -> condwait(lk, w_ne); assert(!freed)
-       od;
-       unlock(lk);
-#ifndef BUG_READ_NO_REF
-       put();
-#endif
+       fi;
        if
-       :: rc == R_OK
+       :: rc == R_OK -> assert(got)
        :: else -> break
        fi
-    :: closing -> break
     od;
     reader_done = 1;
     if
-    :: closes -> closing = 1; close_stream(); close_ret = 1
+    :: closes -> backup_close(); close_ret = 1
     :: else
     fi
 }
 
-/* another application thread closes the stream at any moment */
+/* edb_backup_close from another application thread, at any moment */
 proctype closer()
 {
-    closing = 1;
-    close_stream();
+    bit rm, last;
+    backup_close();
     close_ret = 1
 }
 
-/* edb_backup_stop from any thread: cancel every listed stream */
+/* edb_backup_stop (backup.c:452-470) */
 proctype stopper()
 {
-    lock(bklk);
+    bit ref, last;
+    atomic {                                            /* :458 edb__handle_ref(EDB__H_ENV) */
+        if
+        :: env_inh -> assert(!rfreed); rrefs++; ref = 1
+        :: else -> ref = 0
+        fi
+    };
     if
-    :: listed -> cancel()
+    :: ref ->
+        CS {
+            LOCK(rl, rfreed);                           /* :463 */
+            if
+            :: bk_linked -> bk_cancel()                 /* :464-465 */
+            :: else
+            fi;
+            UNLOCK(rl, rfreed)
+        };
+        rput()                                          /* :467 */
     :: else
     fi;
-    unlock(bklk)
+    stop_done = 1
 }
 
-/* edb_env_close: end the backup (close its stream if still open), then wait
- * for its copiers to leave */
-proctype envclose()
+/* An application thread that owns the backup or the env.  how: 1
+ * edb_backup_end, 2 edb_env_close, 3 edb_backup_end then edb_env_close.
+ * (Scenario 4 runs owner(1) and owner(2) in two threads: env close may race
+ * with everything, also with edb_backup_end.) */
+proctype owner(byte how)
 {
-    closing = 1;
-    close_stream();
+    bit rm, mine, took, hassnap, last, takebk, claim;
+    if
+    :: how & 1 ->
+        /* edb_backup_end (backup.c:424-450) */
+        atomic { rm = bk_inh; bk_inh = 0 };             /* :427 edb__handle_remove */
+        if
+        :: rm ->
+            CS {
+                LOCK(rl, rfreed);                       /* :432 */
+                if
+                :: bk_linked -> bk_linked = 0; busy++; mine = 1   /* :433-443 */
+                :: else -> mine = 0
+                fi;
+                UNLOCK(rl, rfreed)
+            };
+            if
+            :: mine ->
+                bk_end_work();                          /* :446 */
+                CS {                                    /* edb__reg_leave (backup.c:189-196) */
+                    LOCK(rl, rfreed);
+                    busy--;
+                    if
+                    :: busy == 0 -> w_idle = 0          /* broadcast reg->idle */
+                    :: else
+                    fi;
+                    UNLOCK(rl, rfreed)
+                }
+            :: else
+            fi;
+            bkput()                                     /* :449 the handle's reference */
+        :: else
+        fi
+    :: else
+    fi;
+    if
+    :: how & 2 ->
+        /* edb_env_close (engine/env.c:181-206) -> reg_shutdown (backup.c:541-587) */
+        atomic { env_inh = 0 };                         /* :550 edb__handle_remove(EDB__H_ENV) */
+        CS {
+            LOCK(rl, rfreed);                           /* :552 */
+            closing = 1;
+            if
+            :: bk_linked -> bk_cancel()                 /* :554-555 */
+            :: else
+            fi;
+            do
+            :: busy > 0 -> WAIT(rl, rfreed, w_idle)     /* :556-557 */
+            :: else -> break
+            od;
+            takebk = bk_linked;                         /* :559-564 take every backup */
+            if
+            :: bk_linked -> bk_linked = 0; assert(!bkfreed); bkrefs++
+            :: else
+            fi;
+            claim = c_registered;                       /* :565-570 claim every copier */
+            if
+            :: c_registered -> c_registered = 0; c_claimed = 1
+            :: else
+            fi;
 #ifdef BUG_JOIN_LOCKED
-    lock(lk);
+            if
+            :: claim -> copier_gone                     /* pthread_join under reg->lock */
+            :: else
+            fi;
 #endif
-    lock(bklk);
-    do
-    :: ncopiers == 0 -> break
-    :: else -> condwait(bklk, w_env)
-    od;
-    unlock(bklk);
-#ifdef BUG_JOIN_LOCKED
-    unlock(lk);
+            UNLOCK(rl, rfreed)                          /* :571 */
+        };
+        if
+        :: takebk ->                                    /* :573-580 */
+            bk_end_work();
+            atomic { rm = bk_inh; bk_inh = 0 };
+            if
+            :: rm -> bkput()                            /* the handle's reference */
+            :: else
+            fi;
+            bkput()
+        :: else
+        fi;
+#ifndef BUG_JOIN_LOCKED
+        if
+        :: claim -> copier_gone                         /* :581-585 edb__copier_join */
+        :: else
+        fi;
 #endif
-    env_closed = 1
+        rput();                                         /* :586 the env's reference */
+        /* env.c:191-200 then ends sessions and closes LMDB: every snapshot's read
+         * txn must have been released by now (backup.c:14-17) */
+        assert(snrefs == 0);
+        lmdb_closed = 1;
+        env_closed = 1
+    :: else
+    fi;
+    owner_done++
 }
 
+/* The scenario.  By default every combination of: who closes the stream x
+ * whether edb_backup_stop races x who ends: edb_backup_end (1), edb_env_close
+ * (2), end then env close in one thread (3), end and env close in two threads
+ * (4).  -DQUICK: three that make check runs (together they race every pair of
+ * threads).  -DSC_CLOSE=1|2, -DSC_STOP=0|1, -DSC_OWNER=1|2|3|4 narrow the
+ * default to one case. */
 init {
     atomic {
         run copier();
+#ifdef QUICK
         if
-        :: run reader(1)
-        :: run reader(0); run closer()
-        fi;
-        if
-        :: run stopper()
-        :: skip
-        fi;
-        if
-        :: want_env = 1; run envclose()
-        :: skip
+        :: run reader(1); stop_done = 1;                                /* read; end || env close */
+           want_env = 1; owners = 2; run owner(1); run owner(2)
+        :: run reader(0); run closer(); stop_done = 1; want_env = 1; run owner(2)   /* close thread, env close */
+        :: run reader(1); run stopper(); run owner(1)                 /* read, stop, end */
         fi
+#else
+        if
+#if !defined(SC_CLOSE) || SC_CLOSE == 1
+        :: run reader(1)                                /* the reading thread closes */
+#endif
+#if !defined(SC_CLOSE) || SC_CLOSE == 2
+        :: run reader(0); run closer()                  /* another thread closes */
+#endif
+        fi;
+        if
+#if !defined(SC_STOP) || SC_STOP == 1
+        :: run stopper()
+#endif
+#if !defined(SC_STOP) || SC_STOP == 0
+        :: stop_done = 1
+#endif
+        fi;
+        if
+#if !defined(SC_OWNER) || SC_OWNER == 1
+        :: run owner(1)
+#endif
+#if !defined(SC_OWNER) || SC_OWNER == 2
+        :: want_env = 1; run owner(2)
+#endif
+#if !defined(SC_OWNER) || SC_OWNER == 3
+        :: want_env = 1; run owner(3)
+#endif
+#if !defined(SC_OWNER) || SC_OWNER == 4
+        :: want_env = 1; owners = 2; run owner(1); run owner(2)
+#endif
+        fi
+#endif
     }
 }
 
 #ifdef LIVE
-/* close returns */
+/* Everything returns and everything is freed.  The flags are sticky, so this
+ * one claim is the conjunction of the ones below (check-model.sh runs it;
+ * FULL=1 runs the others too). */
+ltl all_done { <> (close_ret && reader_done && copier_gone && stop_done && owner_done == owners &&
+                   sfreed && bkfreed && snfreed && (!want_env || (env_closed && rfreed))) }
+/* edb_backup_close returns */
 ltl close_returns { <> close_ret }
-/* every read returns, at the latest with EDB_CANCELED */
+/* every edb_backup_read returns (with EDB_CANCELED once closed or stopped) */
 ltl read_returns  { <> reader_done }
-/* once canceled, the copier leaves */
+/* once canceled, the copier thread ends */
 ltl copier_ends   { [] (canceled -> <> copier_gone) }
-/* the shared state is freed */
-ltl freed_ends    { <> freed }
-/* env close returns (when it is called) */
-ltl env_returns   { [] (want_env -> <> env_closed) }
-#endif
-#ifdef LIVE
-ltl all_done { <> (close_ret && reader_done && copier_gone && freed && (!want_env || env_closed)) }
+/* the stream, the backup and the snapshot are freed */
+ltl freed_ends    { <> (sfreed && bkfreed && snfreed) }
+/* edb_backup_end / edb_env_close return, and env close frees the registry */
+ltl owner_returns { <> (owner_done == owners && (!want_env || (env_closed && rfreed))) }
 #endif
