@@ -585,12 +585,13 @@ counter_key(uint8_t *k, uint32_t slot, edb_colid col)
 }
 
 int
-edb__counter_next(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
 {
     uint8_t kb[9];
     counter_key(kb, slot, col);
     MDB_val k = { sizeof kb, kb }, v;
     uint64_t n = 0;
+    *out = 0;
     int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
     if (rc == 0 && v.mv_size == 8)
         memcpy(&n, v.mv_data, 8);
@@ -598,14 +599,17 @@ edb__counter_next(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_
         return edb__err(EDB_CORRUPT, "catalog: counter of table slot %u", (unsigned)slot);
     else if (rc != MDB_NOTFOUND)
         return edb__mdb_err(rc, "catalog: counter");
-    if (n == UINT64_MAX)
-        return edb__err(EDB_LIMIT, "auto-increment counter exhausted");
-    n++;
-    v.mv_size = 8;
-    v.mv_data = &n;
-    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
     *out = n;
     return 0;
+}
+
+int
+edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n)
+{
+    uint8_t kb[9];
+    counter_key(kb, slot, col);
+    MDB_val k = { sizeof kb, kb }, v = { 8, &n };
+    return edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter");
 }
 
 int

@@ -130,8 +130,12 @@ int edb__catalog_foreach(edb_env *env, MDB_txn *txn,
 /* A free table slot, or EDB_LIMIT. */
 int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
 
-/* Next value of a per-table counter (colid 0 = implicit key): 1, 2, ... */
-int edb__counter_next(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
+/* Per-table counters (colid 0 = implicit key; others: AUTOINC columns).
+ * get: the last value handed out (0: none yet), a read only; set: store the
+ * last value handed out.  A writer reads first and stores only once nothing
+ * else can fail (update.c). */
+int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
+int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n);
 
 MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
 MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);

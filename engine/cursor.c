@@ -228,6 +228,7 @@ edb_cursor_close(edb_cursor *c)
     edb__buf_free(&c->key);
     edb__buf_free(&c->range_key);
     edb__buf_free(&c->prep_pk);
+    edb__wplan_free(c->wp);
     free(c);
 }
 
@@ -320,7 +321,17 @@ with_column(edb_cursor *c, edb_colid col, const char *fn,
         rc = edb__err(EDB_NOCURRENT, "%s: the cursor on '%s' is not on a record", fn, c->tname);
     MDB_val k = { c->pk.len, c->pk.p }, d;
     if (rc == 0) {
-        int mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
+        /* On the primary index a valid LMDB cursor sits on the record: read it
+         * there instead of searching the tree again. */
+        int mrc = -1;
+        if (c->index < 0 && c->mc_valid) {
+            MDB_val ck;
+            mrc = mdb_cursor_get(c->mc, &ck, &d, MDB_GET_CURRENT);
+            if (mrc != 0 || ck.mv_size != k.mv_size || memcmp(ck.mv_data, k.mv_data, k.mv_size) != 0)
+                mrc = -1;       /* not where it should be: search (cannot happen, cheap to check) */
+        }
+        if (mrc != 0)
+            mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
         if (mrc == MDB_NOTFOUND)
             rc = edb__err(EDB_NOCURRENT, "%s: the current record of '%s' is gone", fn, c->tname);
         else

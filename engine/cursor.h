@@ -65,7 +65,11 @@ struct edb_cursor {
     unsigned prep;                      /* 0, EDB_PREP_INSERT, EDB_PREP_REPLACE */
     edb__rec rec;                       /* the prepared record */
     edb__buf prep_pk;                   /* REPLACE: key of the record being replaced */
+    struct edb__wplan *wp;              /* write plan buffers, reused (update.c) */
 };
+
+/* Free a cursor's write plan buffers (NULL-safe). */
+void edb__wplan_free(struct edb__wplan *w);
 
 /* Make sure c's schema and MDB_cursor belong to the session's current
  * transaction @txn (re-reading the table when the transaction changed).

@@ -221,11 +221,15 @@ EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
  * Commit the innermost level.  Committing the outermost level makes the work
  * durable (unless #EDB_ENV_NOSYNC) and visible to new transactions everywhere.
  * Any update prepared on a cursor of the session is cancelled first.
+ * A level that has failed (see edb_update(): a write failed after it began
+ * changing the database, e.g. #EDB_FULL) cannot be committed: commit rolls it
+ * back and returns the original error, its detail naming the cause.
  * @return 0; #EDB_NOTXN; #EDB_FULL (nothing committed; the level was rolled back);
- *         #EDB_IO.
+ *         #EDB_IO; the error that failed the level (it was rolled back).
  */
 EDB_EXTERN int edb_txn_commit(edb_session *s);
-/** Roll back the innermost level.  @return 0, #EDB_NOTXN. */
+/** Roll back the innermost level (also a failed one: the levels around it are
+ *  intact and usable again).  @return 0, #EDB_NOTXN. */
 EDB_EXTERN int edb_txn_rollback(edb_session *s);
 /** @return the session's nesting depth (0 = no transaction). */
 EDB_EXTERN int edb_txn_depth(edb_session *s);
@@ -399,10 +403,23 @@ EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, si
 /**
  * Write the prepared record and keep every index exact.  After an insert the
  * cursor is on the new record (read its AUTOINC value with edb_column_get()).
- * On any error nothing is written: every index is as before and the update
- * stays prepared (fix it and retry, or cancel).
+ *
+ * Everything the caller can cause (#EDB_NOTNULL, #EDB_TOOBIG, #EDB_KEYDUP,
+ * #EDB_LIMIT) is checked before the first write: such an error writes nothing,
+ * every index is as before, the transaction goes on, and the update stays
+ * prepared (fix it and retry, or cancel).  A failure while writing (#EDB_FULL:
+ * the map is full; #EDB_IO) breaks the transaction it happens in (LMDB
+ * requires its abort): inside an explicit transaction the innermost level is
+ * then failed: every later call on the session returns that error, its detail
+ * naming the cause, until the level is rolled back (edb_txn_rollback(), or
+ * edb_txn_commit(), which rolls it back and returns the error).  Without an
+ * explicit transaction the call's own transaction is rolled back: the
+ * database is as before.  The same holds for edb_record_delete() and
+ * edb_escrow_update().
  * @return 0, #EDB_NOUPDATE, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
- *         #EDB_TOOBIG (key or record too large), #EDB_READONLY, #EDB_BUSY, #EDB_FULL.
+ *         #EDB_TOOBIG (key or record too large), #EDB_LIMIT (AUTOINC exhausted),
+ *         #EDB_READONLY, #EDB_BUSY, #EDB_FULL, #EDB_IO, or the error of an
+ *         earlier failure of the transaction.
  */
 EDB_EXTERN int edb_update(edb_cursor *c);
 /** Drop the prepared record, if any.  NULL-safe. */

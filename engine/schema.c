@@ -198,7 +198,11 @@ end_schema(edb_session *s, int rc)
     return rc;
 }
 
-/* Fill index @x's database from every record of @t (nested txn: all or nothing). */
+/* Fill index @x's database from every record of @t.  This is the one write
+ * that keeps a nested LMDB txn: a duplicate in a new UNIQUE index is found
+ * only while its entries are written (a plan would need the whole index in
+ * memory), and the child's O(open DBs) cost is nothing next to a scan of the
+ * table; an abort leaves the transaction as it was (no index created). */
 static int
 build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index *x)
 {

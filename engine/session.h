@@ -47,6 +47,14 @@ struct edb_session {
     uint64_t pos_epoch;                /* bumped when an explicit outermost txn begins or ends */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+
+    /* A write of the explicit transaction failed after it had begun changing
+     * the database (LMDB map full, I/O), or LMDB refuses the transaction: the
+     * innermost level (failed_depth == depth) can only be rolled back.  0 when
+     * the transaction is sound.  fail_msg: the detail of the original error. */
+    int failed;
+    int failed_depth;
+    char fail_msg[256];
 };
 
 /* The transaction a data call runs in.  With an explicit transaction it is the
@@ -58,8 +66,16 @@ struct edb_session {
 int edb__txn_enter(edb_session *s, bool write, MDB_txn **out);
 int edb__txn_leave(edb_session *s, int rc);
 
-/* Begin an LMDB child of @parent for an all-or-nothing multi-DB write (no
- * cursor of the session is used while it is open); ending it bumps write_seq
+/* A write failed after the first change was made: mark the session's
+ * explicit transaction failed (see `failed` above) and return @rc.  In an
+ * implicit transaction nothing is marked: edb__txn_leave aborts it whole. */
+int edb__txn_fail(edb_session *s, int rc);
+
+/* Begin an LMDB child of @parent for an all-or-nothing multi-DB write that
+ * cannot be validated before it writes (index creation, schema.c).  A child
+ * costs O(open DBs) and a dirty list of megabytes: row writes never use one
+ * (update.c plans, then writes; explicit nested levels are the caller's).  No
+ * cursor of the session is used while it is open; ending it bumps write_seq
  * so cursors re-find their entries.  Inside an implicit transaction the
  * implicit transaction itself is the unit (it is aborted whole on error), so
  * @out is @parent and no child is made. */

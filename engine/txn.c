@@ -16,12 +16,25 @@
  * another thread cannot leave a dangling pointer behind; env uids are never
  * reused within a process.
  *
+ * Failed transactions.  A data call validates everything that can fail for a
+ * caller's reason before its first write (update.c), so a write that fails
+ * after that fails for a reason that breaks the LMDB transaction itself (map
+ * full, I/O: LMDB then refuses the txn until it is aborted).  The innermost
+ * explicit level is then marked failed (s->failed, the original code and
+ * detail): every later call on the session returns that error naming the
+ * cause, commit rolls the level back and returns it, rollback clears it.  The
+ * levels around it are intact (an LMDB child's abort leaves its parent as it
+ * was) and usable again once it is rolled back.  Besides the explicit marks
+ * (edb__txn_fail), edb__txn_leave asks LMDB whether a failed call left the
+ * txn refused, which covers every other writer (schema changes).
+ *
  * Thread safety: as the session (one thread at a time); a write transaction
  * is ended by the thread that began it.
  */
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "catalog.h"
@@ -69,6 +82,25 @@ writer_pop(edb_session *s)
         }
 }
 
+int
+edb__txn_fail(edb_session *s, int rc)
+{
+    if (rc >= 0 || s->implicit || s->depth == 0 || s->failed != 0)
+        return rc;
+    s->failed = rc;
+    s->failed_depth = s->depth;
+    snprintf(s->fail_msg, sizeof s->fail_msg, "%s", edb_error_last());
+    return rc;
+}
+
+/* The error every call on a failed transaction returns. */
+static int
+failed_err(const edb_session *s, const char *fn)
+{
+    return edb__err(s->failed, "%s: the transaction failed and must be rolled back (%s)", fn,
+                    s->fail_msg);
+}
+
 /* Begin a top-level LMDB transaction for the session. */
 static int
 begin_top(edb_session *s, bool write, MDB_txn **out)
@@ -99,6 +131,8 @@ edb_txn_begin(edb_session *s, unsigned flags)
         return edb__err(EDB_INVAL, "edb_txn_begin: unknown flags 0x%x", flags);
     if (s->implicit)
         return edb__err(EDB_INVAL, "edb_txn_begin: called inside an operation");
+    if (s->failed != 0)
+        return failed_err(s, "edb_txn_begin");
     if (s->depth == EDB_TXN_MAX_DEPTH)
         return edb__err(EDB_TXNDEPTH, "edb_txn_begin: %d levels already", EDB_TXN_MAX_DEPTH);
     bool ro = (flags & EDB_TXN_READONLY) != 0;
@@ -137,6 +171,11 @@ end_level(edb_session *s, bool commit)
     edb__session_cancel_updates(s);
     s->txn[d] = NULL;
     s->depth = d;
+    if (s->failed != 0 && d < s->failed_depth) {
+        s->failed = 0;
+        s->failed_depth = 0;
+        s->fail_msg[0] = '\0';
+    }
     if (s->rdonly) {
         if (d == 0)
             edb__ro_end(s->env, txn);   /* nothing to keep: the pool handles are env-wide */
@@ -161,6 +200,15 @@ edb_txn_commit(edb_session *s)
     EDB_RET(edb__session_check(s, "edb_txn_commit"));
     if (s->depth == 0)
         return edb__err(EDB_NOTXN, "edb_txn_commit: no transaction is active");
+    if (s->failed != 0) {
+        /* LMDB cannot commit it; keep the cause for the message */
+        int rc = s->failed;
+        char msg[sizeof s->fail_msg];
+        memcpy(msg, s->fail_msg, sizeof msg);
+        end_level(s, false);
+        return edb__err(rc, "edb_txn_commit: the transaction was rolled back: it had failed (%s)",
+                        msg);
+    }
     EDB_RET(end_level(s, true));
     edb__err_clear();
     return 0;
@@ -207,6 +255,8 @@ edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
     if (s->depth > 0) {
         if (write && s->rdonly)
             return edb__err(EDB_READONLY, "write in a read-only transaction");
+        if (s->failed != 0)
+            return failed_err(s, write ? "write" : "read");
         *out = s->txn[s->depth - 1];
         return 0;
     }
@@ -222,11 +272,23 @@ edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
     return 0;
 }
 
+/* Did LMDB mark the innermost explicit level as one that must abort?  A read
+ * of the catalog answers: LMDB refuses any operation on such a txn. */
+static bool
+lmdb_refuses(edb_session *s)
+{
+    MDB_val k = { 7, (void *)"\0format" }, v;
+    return mdb_get(s->txn[s->depth - 1], edb__cat(s->env)->cat, &k, &v) == MDB_BAD_TXN;
+}
+
 int
 edb__txn_leave(edb_session *s, int rc)
 {
-    if (!s->implicit)
+    if (!s->implicit) {
+        if (rc < 0 && s->depth > 0 && !s->rdonly && s->failed == 0 && lmdb_refuses(s))
+            edb__txn_fail(s, rc);
         return rc;
+    }
     MDB_txn *txn = s->imp_txn;
     bool write = s->implicit_write;
     s->implicit = false;

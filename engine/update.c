@@ -2,10 +2,14 @@
  * update.c: building and writing records through a cursor: prepare, set,
  * update, cancel, delete and escrow.
  *
- * Every write of a record and its index entries runs in an LMDB child of the
- * session's transaction (edb__txn_child_begin), so a failure half way
- * (EDB_KEYDUP in the third index, EDB_FULL) leaves the record and every index
- * exactly as they were, and the update stays prepared.
+ * A write of a record and its index entries is planned with reads only, then
+ * applied (see "writes" below): a failure the caller can fix (EDB_KEYDUP in
+ * the third index, EDB_NOTNULL, EDB_TOOBIG) is found before anything is
+ * written, so the record and every index are exactly as they were and the
+ * update stays prepared.  A failure while applying (EDB_FULL, I/O) marks the
+ * session's explicit transaction failed (txn.c): it must be rolled back.  No
+ * nested LMDB transaction is used: one costs O(open DBs) and a dirty list of
+ * megabytes per row.
  *
  * Index entries: the primary index is the record DB itself (key = encoded
  * primary key, or the implicit 8-byte big-endian counter).  A unique
@@ -80,6 +84,63 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
 
 /* ------------------------------------------------------------------ writes */
 
+/*
+ * Writes run in two phases, so that no write needs a nested LMDB transaction
+ * to be undone (one costs O(open DBs) plus a dirty list of megabytes).
+ *
+ * plan: reads only.  Everything that can fail for the caller's reason is
+ * checked and every key computed: NOT NULL, the record's size, each index
+ * key encodes and fits, the primary key and every UNIQUE index are free (a
+ * read in the same txn; an entry that belongs to the record being replaced
+ * does not count).  AUTOINC and implicit-key counters are read, not yet
+ * written.
+ *
+ * apply: the puts and deletes.  The first write of an insert is the record
+ * put with MDB_NOOVERWRITE, which is also its primary-key check: when it
+ * finds the key taken, LMDB returns before changing anything.  Any other
+ * failure from here on (map full, I/O, or an entry found where the plan saw
+ * none, which would be a bug) leaves the txn half written; LMDB itself
+ * refuses a txn after such a failure, so the session's transaction is marked
+ * failed (edb__txn_fail): it can only be rolled back.
+ */
+
+/* Entry state per secondary index. */
+enum { ENT_NONE = 0, ENT_PUT = 1 };
+
+typedef struct edb__wplan {
+    edb__buf raw;                               /* the encoded record */
+    edb__buf pk;                                /* its primary key */
+    bool pk_same;                               /* replace keeps the primary key */
+    uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
+    edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
+} edb__wplan;
+
+void
+edb__wplan_free(edb__wplan *w)
+{
+    if (w == NULL)
+        return;
+    edb__buf_free(&w->raw);
+    edb__buf_free(&w->pk);
+    for (unsigned i = 0; i <= EDB_MAX_INDEXES; i++) {
+        edb__buf_free(&w->ok[i]);
+        edb__buf_free(&w->nk[i]);
+    }
+    free(w);
+}
+
+/* The cursor's plan buffers (kept between updates: no allocation per row). */
+static int
+wplan_get(edb_cursor *c, edb__wplan **out)
+{
+    if (c->wp == NULL && (c->wp = calloc(1, sizeof *c->wp)) == NULL)
+        return edb__err(EDB_NOMEM, "table '%s': update", c->tname);
+    c->wp->raw.len = c->wp->pk.len = 0;
+    c->wp->pk_same = false;
+    *out = c->wp;
+    return 0;
+}
+
 static bool
 buf_eq(const edb__buf *a, const edb__buf *b)
 {
@@ -91,6 +152,20 @@ keydup(const edb__table *t, const char *index)
 {
     return edb__err(EDB_KEYDUP, "table '%s': duplicate key in %s index '%s'", t->name,
                     index ? "unique" : "primary", index ? index : (t->primary >= 0 ? t->idx[t->primary].name : "(implicit)"));
+}
+
+/* Is @k present in @dbi?  With @data, also its value (valid while the txn lives). */
+static int
+exists(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, MDB_val *data, const char *what)
+{
+    MDB_val key = { k->len, k->p }, d;
+    int rc = mdb_get(txn, dbi, &key, &d);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    EDB_RET(edb__mdb_err(rc, what));
+    if (data != NULL)
+        *data = d;
+    return 1;
 }
 
 static int
@@ -110,81 +185,100 @@ del(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const char *what)
     return rc == MDB_NOTFOUND ? 0 : edb__mdb_err(rc, what);
 }
 
-/* Remove the index entries of record @rec (primary key @pk). */
-static int
-unindex(MDB_txn *txn, const edb__table *t, const edb__rec *rec, const edb__buf *pk)
-{
-    edb__buf k = { 0 };
-    int ret = 0;
-    for (uint32_t i = 0; i < t->nidx; i++) {
-        const edb__index *x = &t->idx[i];
-        if (x->flags & EDB_IDX_PRIMARY)
-            continue;
-        int rc = edb__index_entry(t, x, rec, pk->p, pk->len, &k);
-        if (rc < 0) {
-            /* an entry that could not have been written is not there */
-            if (rc == EDB_TOOBIG)
-                continue;
-            EDB_ERR(rc);
-        }
-        if (rc == 1)
-            continue;
-        EDB_ERR(del(txn, x->dbi, &k, "delete index entry"));
-    }
-    ret = 0;
-err:
-    edb__buf_free(&k);
-    return ret;
-}
-
 /*
- * Write @rec under primary key @pk, replacing @old (primary key @oldpk) when
- * not NULL, inserting otherwise, and make every index exact.  Runs inside a
- * child transaction the caller aborts on error.
+ * Plan writing @rec (primary key already in w->pk) over @old (primary key
+ * @oldpk) when not NULL, or as a new record: encode it, compute every
+ * secondary entry, check the unique ones.  Reads only.
  */
 static int
-write_record(MDB_txn *txn, const edb__table *t, const edb__rec *old, const edb__buf *oldpk,
-             const edb__rec *rec, const edb__buf *pk)
+plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *old,
+            const edb__buf *oldpk, const edb__rec *rec)
 {
-    edb__buf raw = { 0 }, ok = { 0 }, nk = { 0 };
-    int ret = 0, rc;
-    EDB_ERR(edb__rec_encode(rec, &raw));
-    bool pk_same = old != NULL && buf_eq(oldpk, pk);
-    if (old != NULL && !pk_same)
-        EDB_ERR(del(txn, t->rec_dbi, oldpk, "delete record"));
-    rc = put(txn, t->rec_dbi, pk, raw.p, raw.len, pk_same ? 0 : MDB_NOOVERWRITE, "write record");
-    if (rc == EDB_KEYDUP)
-        EDB_ERR(keydup(t, NULL));
-    EDB_ERR(rc);
+    EDB_RET(edb__rec_encode(rec, &w->raw));
+    w->pk_same = old != NULL && buf_eq(oldpk, &w->pk);
+    int dup = -2;           /* the first unique index that clashes (-1: the primary) */
+    if (old != NULL && !w->pk_same) {
+        int e;
+        EDB_RET(e = exists(txn, t->rec_dbi, &w->pk, NULL, "read record"));
+        if (e)
+            return keydup(t, NULL);
+    }
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
+        w->ost[i] = w->nst[i] = ENT_NONE;
         if (x->flags & EDB_IDX_PRIMARY)
             continue;
         int nrc;
-        EDB_ERR(nrc = edb__index_entry(t, x, rec, pk->p, pk->len, &nk));
+        EDB_RET(nrc = edb__index_entry(t, x, rec, w->pk.p, w->pk.len, &w->nk[i]));
+        if (nrc == 0)
+            w->nst[i] = ENT_PUT;
         if (old != NULL) {
-            int orc = edb__index_entry(t, x, old, oldpk->p, oldpk->len, &ok);
+            int orc = edb__index_entry(t, x, old, oldpk->p, oldpk->len, &w->ok[i]);
             if (orc < 0 && orc != EDB_TOOBIG)
-                EDB_ERR(orc);
-            if (orc == 0 && nrc == 0 && pk_same && buf_eq(&ok, &nk))
-                continue;       /* entry unchanged */
+                return orc;
+            /* an old entry that could not have been written (TOOBIG) is not there */
             if (orc == 0)
-                EDB_ERR(del(txn, x->dbi, &ok, "delete index entry"));
+                w->ost[i] = ENT_PUT;
+            if (orc == 0 && nrc == 0 && w->pk_same && buf_eq(&w->ok[i], &w->nk[i])) {
+                w->ost[i] = w->nst[i] = ENT_NONE;   /* entry unchanged */
+                continue;
+            }
         }
-        if (nrc == 1)
+        if (w->nst[i] == ENT_PUT && (x->flags & EDB_IDX_UNIQUE) && dup == -2) {
+            MDB_val d;
+            int e;
+            EDB_RET(e = exists(txn, x->dbi, &w->nk[i], &d, "read index entry"));
+            /* taken, unless by the record being replaced (its entry goes) */
+            if (e && !(old != NULL && d.mv_size == oldpk->len &&
+                       memcmp(d.mv_data, oldpk->p, oldpk->len) == 0))
+                dup = (int)i;
+        }
+    }
+    if (dup >= 0) {
+        /* a taken primary key is reported first, as the apply phase would */
+        if (old == NULL) {
+            int e;
+            EDB_RET(e = exists(txn, t->rec_dbi, &w->pk, NULL, "read record"));
+            if (e)
+                return keydup(t, NULL);
+        }
+        return keydup(t, t->idx[dup].name);
+    }
+    return 0;
+}
+
+/*
+ * Apply a plan.  Returns EDB_KEYDUP only when an insert's primary key is
+ * taken, before anything was written; any other error means the txn is half
+ * written (the caller marks it failed).  *wrote tells which.
+ */
+static int
+apply_record(const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
+             const edb__buf *oldpk, bool *wrote)
+{
+    *wrote = false;
+    int rc = put(txn, t->rec_dbi, &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
+                 "write record");
+    if (rc == EDB_KEYDUP)
+        return keydup(t, NULL);
+    *wrote = true;
+    EDB_RET(rc);
+    if (replace && !w->pk_same)
+        EDB_RET(del(txn, t->rec_dbi, oldpk, "delete record"));
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        if (w->ost[i] == ENT_PUT)
+            EDB_RET(del(txn, x->dbi, &w->ok[i], "delete index entry"));
+        if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, x->dbi, &nk, pk->p, pk->len,
+        rc = put(txn, x->dbi, &w->nk[i], w->pk.p, w->pk.len,
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
-            EDB_ERR(keydup(t, x->name));
-        EDB_ERR(rc);
+            return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
+                            "did not see", t->name, x->name);
+        EDB_RET(rc);
     }
-    ret = 0;    /* "no entry" (1) from the last index is not a result */
-err:
-    edb__buf_free(&raw);
-    edb__buf_free(&ok);
-    edb__buf_free(&nk);
-    return ret;
+    return 0;
 }
 
 /* Read and decode the record with primary key @pk. */
@@ -302,16 +396,21 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
     EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[col - 1];
-    char what[160];
-    snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
-        return edb__err(EDB_INVAL, "%s: APPEND on a single-valued column", what);
+        return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
+                        c->tname, def->name);
     if (def->flags & EDB_COL_AUTOINC)
-        return edb__err(EDB_INVAL, "%s is AUTOINC: the engine assigns it", what);
-    if (data != NULL)
-        EDB_RET(edb__value_check(def, data, size, what));
-    else if (size != 0)
-        return edb__err(EDB_INVAL, "%s: NULL data with size %zu", what, size);
+        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it",
+                        c->tname, def->name);
+    if (data == NULL && size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
+                        def->name, size);
+    if (data != NULL && edb__value_check(def, data, size, "") < 0) {
+        /* the message names the column: formatted on failure only (hot path) */
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
+        return edb__value_check(def, data, size, what);
+    }
     EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
     edb__err_clear();
     return 0;
@@ -327,7 +426,7 @@ check_notnull(const edb__table *t, const edb__rec *rec)
     return 0;
 }
 
-/* Assign the AUTOINC columns of a new record. */
+/* Assign the AUTOINC columns of a new record (counters read, not written). */
 static int
 assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
 {
@@ -336,7 +435,10 @@ assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
         if (!(def->flags & EDB_COL_AUTOINC))
             continue;
         uint64_t n;
-        EDB_RET(edb__counter_next(&n, c->s->env, txn, c->t->slot, i + 1));
+        EDB_RET(edb__counter_get(&n, c->s->env, txn, c->t->slot, i + 1));
+        if (n == UINT64_MAX)
+            return edb__err(EDB_LIMIT, "table '%s': AUTOINC column '%s' is exhausted", c->tname, def->name);
+        n++;
         uint8_t v[8];
         size_t size = (size_t)edb__type_size(def->type);
         if ((def->type == EDB_COL_INT32 && n > INT32_MAX) || (def->type == EDB_COL_UINT32 && n > UINT32_MAX) ||
@@ -353,6 +455,39 @@ assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
     return 0;
 }
 
+/* Store the counters a new record used: its AUTOINC values, and the implicit
+ * key @implicit_n (0: the table has a primary index).  Apply phase. */
+static int
+store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *rec, uint64_t implicit_n)
+{
+    for (uint32_t i = 0; i < c->t->ncols; i++) {
+        const edb__column *def = &c->t->cols[i];
+        if (!(def->flags & EDB_COL_AUTOINC))
+            continue;
+        uint64_t n = 0;
+        if (rec->cols[i].area.len == 4) {
+            uint32_t x;
+            memcpy(&x, rec->cols[i].area.p, 4);
+            n = x;
+        } else {
+            memcpy(&n, rec->cols[i].area.p, 8);
+        }
+        EDB_RET(edb__counter_set(c->s->env, txn, c->t->slot, i + 1, n));
+    }
+    if (implicit_n != 0)
+        EDB_RET(edb__counter_set(c->s->env, txn, c->t->slot, 0, implicit_n));
+    return 0;
+}
+
+static bool
+has_autoinc(const edb__table *t)
+{
+    for (uint32_t i = 0; i < t->ncols; i++)
+        if (t->cols[i].flags & EDB_COL_AUTOINC)
+            return true;
+    return false;
+}
+
 int
 edb_update(edb_cursor *c)
 {
@@ -362,58 +497,69 @@ edb_update(edb_cursor *c)
         return edb__err(EDB_NOUPDATE, "edb_update: no update is prepared on '%s'", c->tname);
     EDB_RET(check_writable(c, "edb_update"));
     edb_session *s = c->s;
-    MDB_txn *txn, *child = NULL;
-    edb__rec work = { 0 }, old = { 0 };
-    edb__buf pk = { 0 };
+    MDB_txn *txn;
+    edb__rec copy = { 0 }, old = { 0 };
+    const edb__rec *work = &c->rec;
+    edb__wplan *w = NULL;
+    uint64_t implicit_n = 0;
+    bool wrote = false;
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
     EDB_ERR(edb__cursor_bind(c, txn));
     EDB_ERR(rec_fit(&c->rec, c->t));
-    EDB_ERR(edb__txn_child_begin(s, txn, &child));
-    /* Work on a copy: on failure the prepared record stays as the caller set it. */
-    {
-        edb__buf raw = { 0 };
-        ret = edb__rec_encode(&c->rec, &raw);
-        if (ret == 0)
-            ret = edb__rec_decode(&work, c->t, raw.p, raw.len);
-        edb__buf_free(&raw);
-        EDB_ERR(ret);
-    }
+    EDB_ERR(wplan_get(c, &w));
+    /* ---- plan: reads only; a failure leaves the update prepared as the caller set it */
     if (c->prep == EDB_PREP_INSERT) {
-        EDB_ERR(assign_autoinc(c, child, &work));
-        EDB_ERR(check_notnull(c->t, &work));
+        if (has_autoinc(c->t)) {
+            /* assign on a copy: the prepared record keeps its NULLs on failure */
+            EDB_ERR(edb__rec_encode(&c->rec, &w->raw));
+            EDB_ERR(edb__rec_decode(&copy, c->t, w->raw.p, w->raw.len));
+            EDB_ERR(assign_autoinc(c, txn, &copy));
+            work = &copy;
+        }
+        EDB_ERR(check_notnull(c->t, work));
         if (c->t->primary >= 0) {
-            EDB_ERR(edb__primary_key(c->t, &work, &pk));
+            EDB_ERR(edb__primary_key(c->t, work, &w->pk));
         } else {
-            uint64_t n;
-            EDB_ERR(edb__counter_next(&n, s->env, child, c->t->slot, 0));
+            EDB_ERR(edb__counter_get(&implicit_n, s->env, txn, c->t->slot, 0));
+            if (implicit_n == UINT64_MAX)
+                EDB_ERR(edb__err(EDB_LIMIT, "table '%s': implicit key counter exhausted", c->tname));
+            implicit_n++;
             uint8_t be[8];
             for (int i = 0; i < 8; i++)
-                be[i] = (uint8_t)(n >> (56 - 8 * i));
-            EDB_ERR(edb__buf_set(&pk, be, 8));
+                be[i] = (uint8_t)(implicit_n >> (56 - 8 * i));
+            EDB_ERR(edb__buf_set(&w->pk, be, 8));
         }
-        EDB_ERR(write_record(child, c->t, NULL, NULL, &work, &pk));
+        EDB_ERR(plan_record(w, txn, c->t, NULL, NULL, work));
+        /* ---- apply */
+        ret = apply_record(w, txn, c->t, false, NULL, &wrote);
+        if (ret == 0)
+            ret = store_counters(c, txn, work, implicit_n);
     } else {
-        EDB_ERR(check_notnull(c->t, &work));
-        EDB_ERR(load_record(child, c->t, &c->prep_pk, &old));
+        EDB_ERR(check_notnull(c->t, work));
+        EDB_ERR(load_record(txn, c->t, &c->prep_pk, &old));
         if (c->t->primary >= 0)
-            EDB_ERR(edb__primary_key(c->t, &work, &pk));
+            EDB_ERR(edb__primary_key(c->t, work, &w->pk));
         else
-            EDB_ERR(edb__buf_set(&pk, c->prep_pk.p, c->prep_pk.len));
-        EDB_ERR(write_record(child, c->t, &old, &c->prep_pk, &work, &pk));
+            EDB_ERR(edb__buf_set(&w->pk, c->prep_pk.p, c->prep_pk.len));
+        EDB_ERR(plan_record(w, txn, c->t, &old, &c->prep_pk, work));
+        /* ---- apply */
+        ret = apply_record(w, txn, c->t, true, &c->prep_pk, &wrote);
+    }
+    if (wrote) {
+        s->write_seq++;         /* cursors re-find their entries */
+        if (ret < 0)
+            ret = edb__txn_fail(s, ret);
     }
 err:
-    if (child != NULL)
-        ret = edb__txn_child_end(s, child, ret);
     if (ret >= 0) {
-        int prc = position_on(c, &work, &pk);
+        int prc = position_on(c, work, &w->pk);
         edb_update_cancel(c);
         if (prc < 0)
             ret = prc;
     }
-    edb__rec_free(&work);
+    edb__rec_free(&copy);
     edb__rec_free(&old);
-    edb__buf_free(&pk);
     ret = edb__txn_leave(s, ret);
     if (ret == 0)
         edb__err_clear();
@@ -427,21 +573,41 @@ edb_record_delete(edb_cursor *c)
         return edb__err(EDB_INVAL, "edb_record_delete: cursor is NULL");
     EDB_RET(check_writable(c, "edb_record_delete"));
     edb_session *s = c->s;
-    MDB_txn *txn, *child = NULL;
+    MDB_txn *txn;
     edb__rec old = { 0 };
+    edb__wplan *w = NULL;
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
     EDB_ERR(edb__cursor_bind(c, txn));
     if (edb__cursor_state(c) != POS_ON)
         EDB_ERR(edb__err(EDB_NOCURRENT, "edb_record_delete: the cursor on '%s' is not on a record",
                          c->tname));
-    EDB_ERR(edb__txn_child_begin(s, txn, &child));
-    EDB_ERR(load_record(child, c->t, &c->pk, &old));
-    EDB_ERR(unindex(child, c->t, &old, &c->pk));
-    EDB_ERR(del(child, c->t->rec_dbi, &c->pk, "delete record"));
+    EDB_ERR(wplan_get(c, &w));
+    /* plan: the record and every entry it has (one that could not have been
+     * written, TOOBIG, is not there) */
+    EDB_ERR(load_record(txn, c->t, &c->pk, &old));
+    const edb__table *t = c->t;
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        w->ost[i] = ENT_NONE;
+        if (x->flags & EDB_IDX_PRIMARY)
+            continue;
+        int rc = edb__index_entry(t, x, &old, c->pk.p, c->pk.len, &w->ok[i]);
+        if (rc < 0 && rc != EDB_TOOBIG)
+            EDB_ERR(rc);
+        if (rc == 0)
+            w->ost[i] = ENT_PUT;
+    }
+    /* apply: a failure here leaves the txn half written */
+    s->write_seq++;
+    for (uint32_t i = 0; i < t->nidx && ret == 0; i++)
+        if (w->ost[i] == ENT_PUT)
+            ret = del(txn, t->idx[i].dbi, &w->ok[i], "delete index entry");
+    if (ret == 0)
+        ret = del(txn, t->rec_dbi, &c->pk, "delete record");
+    if (ret < 0)
+        ret = edb__txn_fail(s, ret);
 err:
-    if (child != NULL)
-        ret = edb__txn_child_end(s, child, ret);
     if (ret == 0)
         c->pos = POS_BETWEEN;   /* NEXT: the entry after the deleted one */
     edb__rec_free(&old);
@@ -462,8 +628,10 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
         return edb__err(EDB_INVAL, "edb_escrow_update: an update is prepared on '%s'", c->tname);
     EDB_RET(check_writable(c, "edb_escrow_update"));
     edb_session *s = c->s;
-    MDB_txn *txn, *child = NULL;
+    MDB_txn *txn;
     edb__rec rec = { 0 }, before = { 0 };
+    edb__wplan *w = NULL;
+    bool wrote = false;
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
     EDB_ERR(edb__cursor_bind(c, txn));
@@ -476,9 +644,9 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     if (edb__cursor_state(c) != POS_ON)
         EDB_ERR(edb__err(EDB_NOCURRENT, "edb_escrow_update: the cursor on '%s' is not on a record",
                          c->tname));
-    EDB_ERR(edb__txn_child_begin(s, txn, &child));
-    EDB_ERR(load_record(child, c->t, &c->pk, &before));
-    EDB_ERR(load_record(child, c->t, &c->pk, &rec));
+    EDB_ERR(wplan_get(c, &w));
+    EDB_ERR(load_record(txn, c->t, &c->pk, &before));
+    EDB_ERR(load_record(txn, c->t, &c->pk, &rec));
     edb__colval *v = &rec.cols[col - 1];
     int64_t cur = 0, next;
     if (!v->null) {
@@ -500,12 +668,17 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     } else {
         EDB_ERR(edb__colval_set(v, def, &next, 8, false));
     }
-    EDB_ERR(write_record(child, c->t, &before, &c->pk, &rec, &c->pk));
-    if (old != NULL)
+    EDB_ERR(edb__buf_set(&w->pk, c->pk.p, c->pk.len));
+    EDB_ERR(plan_record(w, txn, c->t, &before, &c->pk, &rec));
+    ret = apply_record(w, txn, c->t, true, &c->pk, &wrote);
+    if (wrote) {
+        s->write_seq++;
+        if (ret < 0)
+            ret = edb__txn_fail(s, ret);
+    }
+    if (ret == 0 && old != NULL)
         *old = cur;
 err:
-    if (child != NULL)
-        ret = edb__txn_child_end(s, child, ret);
     if (ret < 0 && old != NULL)
         *old = 0;
     edb__rec_free(&rec);

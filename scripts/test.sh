@@ -33,7 +33,7 @@ if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
     sh scripts/build.sh build-tsan --enable-tsan --disable-fuzz
     stage "tsan build"
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        make -C build-tsan -j"$(nproc)" check TESTS="$(cat "$top/tests/tsan-suites" 2>/dev/null || echo tests/bin/errors)" \
+        make -C build-tsan -j"$(nproc)" check TESTS="$(tr '\n' ' ' < "$top/tests/tsan-suites" 2>/dev/null || echo tests/bin/errors)" \
         || { cat build-tsan/test-suite.log; exit 1; }
     logs="$logs build-tsan/test-suite.log"
     stage "tsan make check"

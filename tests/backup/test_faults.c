@@ -13,7 +13,10 @@
  * - the backup's read transaction is released (mdb_reader_list) and its
  *   copier thread is gone (/proc/self/task);
  * - nothing looks complete that is not: a backup stream that failed never
- *   yielded bytes that verify accepts; a failed restore leaves no target and
+ *   yielded bytes that verify accepts; a failed edb_backup_save() leaves no
+ *   file at its name and no temporary file; edb_backup_write_fd() into a pipe
+ *   read by verify is accepted only when the write succeeded (and SIGPIPE,
+ *   which the library must block, never kills the test); a failed restore leaves no target and
  *   no temporary directory; a restore reported successful holds exactly the
  *   source's data;
  * - no leak: the suite runs in the ASan+LSan build in CI.
@@ -102,16 +105,25 @@ world_fini(world *w, const char *name)
     fprintf(stderr, "%s: %ld runs, faults injected: %ld\n", name, w->runs, w->injected);
 }
 
+/* @rc is a clean result: 0, or a named error whose message (@msg, the detail
+ * of the thread that got @rc) starts with the code's name. */
 static void
-clean_code(int rc, const char *what, long n)
+clean_code_msg(int rc, const char *msg, const char *what, long n)
 {
     if (rc == 0)
         return;
     const char *name = edb_err_name(rc);
     cr_assert_str_neq(name, "EDB_UNKNOWN", "%s, fault at call %ld: unknown code %d", what, n, rc);
     cr_assert(rc < 0, "%s, fault at call %ld: a warning %d as a failure", what, n, rc);
-    cr_assert(strncmp(edb_error_last(), "EDB_", 4) == 0, "%s, fault at call %ld: message '%s'",
-              what, n, edb_error_last());
+    cr_assert(strncmp(msg, name, strlen(name)) == 0, "%s, fault at call %ld: %s with message '%s'",
+              what, n, name, msg);
+}
+
+/* The same for a call made by this thread. */
+static void
+clean_code(int rc, const char *what, long n)
+{
+    clean_code_msg(rc, edb_error_last(), what, n);
 }
 
 /* Does @p[0..n) read as a complete archive? */
@@ -239,6 +251,7 @@ typedef struct pump {
     int fd;
     int rc;                 /* the stream's result */
     bool epipe;             /* the reader side went away */
+    char msg[512];          /* the pump thread's error detail */
 } pump;
 
 static void *
@@ -254,6 +267,8 @@ pump_main(void *arg)
     for (;;) {
         size_t got = 0;
         p->rc = edb_backup_read(p->s, buf, 65536, &got);
+        if (p->rc != 0)
+            snprintf(p->msg, sizeof p->msg, "%s", edb_error_last());
         if (p->rc != 0 || got == 0)
             break;
         size_t off = 0;
@@ -289,6 +304,7 @@ scen_pipe(world *w, const char *what, long n, bool armed)
         rc = edb_backup_open(&s, bk);
     int vrc = -1;
     pump p = { .s = s, .rc = rc };
+    char vmsg[512] = "";
     if (rc == 0) {
         int fds[2];
         cr_assert_eq(pipe(fds), 0);
@@ -297,13 +313,17 @@ scen_pipe(world *w, const char *what, long n, bool armed)
         cr_assert_eq(pthread_create(&t, NULL, pump_main, &p), 0);
         edb_backup_source src = { .path = NULL, .fd = fds[0], .name = "pipe" };
         vrc = edb_backup_verify(NULL, &src, 1, NULL, NULL);
+        snprintf(vmsg, sizeof vmsg, "%s", edb_error_last());
         close(fds[0]);      /* a pump still writing gets EPIPE, not a hang */
         cr_assert_eq(pthread_join(t, NULL), 0);
     }
     edb__fault_disarm();
-    clean_code(p.rc, what, n);
+    if (p.rc != 0 && s == NULL)
+        clean_code(p.rc, what, n);          /* begin or open failed in this thread */
+    else
+        clean_code_msg(p.rc, p.msg, what, n);
     if (vrc != -1)
-        clean_code(vrc, what, n);
+        clean_code_msg(vrc, vmsg, what, n);
     if (!armed)
         cr_assert(p.rc == 0 && vrc == 0, "%s: %s", what, edb_error_last());
     if (vrc == 0)
@@ -322,6 +342,112 @@ Test(backup_faults, pipe_into_verify, .timeout = 300)
     world_init(&w);
     fault_loop(&w, scen_pipe, "backup through a pipe");
     world_fini(&w, "backup_faults::pipe_into_verify");
+}
+
+/* ---- the library's file writer: edb_backup_save() ---- */
+
+static void
+scen_save(world *w, const char *what, long n, bool armed)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/save.edbk", w->dir);
+    edb_backup *bk = NULL;
+    int rc = edb_backup_begin(&bk, w->env, NULL);
+    if (rc == 0)
+        rc = edb_backup_save(bk, path, 0, NULL, NULL);
+    edb__fault_disarm();
+    clean_code(rc, what, n);
+    if (!armed)
+        cr_assert_eq(rc, 0, "%s: %s", what, edb_error_last());
+    edb_backup_end(bk);
+    struct stat st;
+    bool present = lstat(path, &st) == 0;
+    if (rc == 0) {
+        cr_assert(present, "%s, fault at call %ld: saved, but no file", what, n);
+        cr_assert_eq(st.st_mode & 0777, 0600);
+        edb_backup_source src = { .path = path };
+        cr_assert_eq(edb_backup_verify(NULL, &src, 1, NULL, NULL), 0, "%s, fault at call %ld: "
+                     "the saved archive does not verify: %s", what, n, edb_error_last());
+        unlink(path);
+    } else {
+        cr_assert(!present, "%s, fault at call %ld: save failed (%s) but left a file at the "
+                  "archive's name", what, n, edb_err_name(rc));
+    }
+    /* Nothing else beside it, not even the temporary file. */
+    DIR *d = opendir(w->dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        cr_assert(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+                  strcmp(e->d_name, "db") == 0, "%s, fault at call %ld: '%s' left behind", what,
+                  n, e->d_name);
+    closedir(d);
+    world_check(w, what, n);
+}
+
+Test(backup_faults, save_to_a_file, .timeout = 300)
+{
+    world w;
+    world_init(&w);
+    fault_loop(&w, scen_save, "edb_backup_save");
+    world_fini(&w, "backup_faults::save_to_a_file");
+}
+
+/* ---- the library's descriptor writer: edb_backup_write_fd() into a pipe ---- */
+
+typedef struct vside {
+    int fd;
+    int rc;
+    char msg[512];          /* the verify thread's error detail */
+} vside;
+
+static void *
+verify_main(void *arg)
+{
+    vside *v = arg;
+    edb_backup_source src = { .path = NULL, .fd = v->fd, .name = "pipe" };
+    v->rc = edb_backup_verify(NULL, &src, 1, NULL, NULL);
+    snprintf(v->msg, sizeof v->msg, "%s", edb_error_last());
+    close(v->fd);           /* a writer still writing gets EPIPE */
+    return NULL;
+}
+
+static void
+scen_write_fd(world *w, const char *what, long n, bool armed)
+{
+    edb_backup *bk = NULL;
+    int rc = edb_backup_begin(&bk, w->env, NULL);
+    vside v = { -1, -1, "" };
+    if (rc == 0) {
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        v.fd = fds[0];
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, verify_main, &v), 0);
+        /* SIGPIPE is the library's to block: if it did not, this process dies here. */
+        rc = edb_backup_write_fd(bk, fds[1], NULL, NULL);
+        close(fds[1]);
+        cr_assert_eq(pthread_join(t, NULL), 0);
+    }
+    edb__fault_disarm();
+    clean_code(rc, what, n);
+    if (v.rc != -1)
+        clean_code_msg(v.rc, v.msg, what, n);
+    if (!armed)
+        cr_assert(rc == 0 && v.rc == 0, "%s: %s", what, edb_error_last());
+    if (v.rc == 0)
+        cr_assert_eq(rc, 0, "%s, fault at call %ld: verify accepted the output of a write that "
+                     "failed with %s", what, n, edb_err_name(rc));
+    edb_backup_end(bk);
+    world_check(w, what, n);
+}
+
+Test(backup_faults, write_fd_into_a_pipe, .timeout = 300)
+{
+    world w;
+    world_init(&w);
+    fault_loop(&w, scen_write_fd, "edb_backup_write_fd");
+    world_fini(&w, "backup_faults::write_fd_into_a_pipe");
 }
 
 /* ---- verify and restore from a file ---- */

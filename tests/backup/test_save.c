@@ -3,8 +3,8 @@
  * edb_backup_write_fd (a pipe).  What they promise: a complete, verifiable
  * archive or no file at the final name (and no temporary file left); 0600
  * whatever the umask; no clobbering without EDB_SAVE_OVERWRITE; cancel from
- * another thread; a reader that goes away is an error, never a SIGPIPE death;
- * every injected system-call fault ends in success or a clean error.
+ * another thread; a reader that goes away is an error, never a SIGPIPE death
+ * (the fault countdown over both writers is in test_faults.c).
  */
 #include "bk_helpers.h"
 
@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sys.h"
 
 static char *dir;
 static edb_env *env;
@@ -45,7 +44,6 @@ setup(void)
 static void
 teardown(void)
 {
-    edb__fault_disarm();
     edb_env_close(env);
     bk_rm_tree(dir);
     free(dir);
@@ -264,52 +262,7 @@ Test(backup_save, pipe_fully_read_is_a_valid_archive, .init = setup, .fini = tea
     OK(verify_file(path));
 }
 
-/* SQLite's countdown: the N-th wrapped call fails, for N = 1, 2, ... until a
- * run completes without reaching its fault.  Every run ends in success (a
- * verifiable archive) or a clean error with nothing at the final name. */
-static long
-fault_loop_save(int err, unsigned flags)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/f.edbk", dir);
-    long faults = 0;
-    for (long n = 1; n < 100000; n++) {
-        unlink(path);
-        edb_backup *bk;
-        int rc = edb_backup_begin(&bk, env, NULL);
-        cr_assert_eq(rc, 0, "%s", edb_error_last());
-        edb__fault_arm(n, err, flags);
-        rc = edb_backup_save(bk, path, 0, NULL, NULL);
-        long fired = edb__fault_fired();
-        edb__fault_disarm();
-        edb_backup_end(bk);
-        cr_assert_eq(copiers_gone(), 0, "n=%ld: a thread is left", n);
-        cr_assert_eq(bk_readers(edb__env_mdb(env)), 0, "n=%ld: the snapshot is still pinned", n);
-        if (rc == 0) {
-            cr_assert_eq(verify_file(path), 0, "n=%ld errno %d: saved but does not verify: %s", n, err,
-                         edb_error_last());
-        } else {
-            cr_assert_lt(rc, 0);
-            cr_assert_neq(edb_error_last()[0], '\0', "n=%ld: an error without a message", n);
-            cr_assert_eq(access(path, F_OK), -1, "n=%ld errno %d: a failed save left %s", n, err, path);
-        }
-        unlink(path);
-        cr_assert_eq(leftovers(NULL), 0, "n=%ld errno %d: temporary file left", n, err);
-        if (fired == 0)
-            return faults;                      /* the countdown outlived the scenario: done */
-        faults++;
-    }
-    cr_assert_fail("the fault loop did not end");
-    return faults;
-}
-
-Test(backup_save, every_fault_is_clean, .init = setup, .fini = teardown, .timeout = 600)
-{
-    long total = 0;
-    total += fault_loop_save(EIO, 0);
-    total += fault_loop_save(ENOSPC, EDB__FAULT_PERSISTENT);
-    total += fault_loop_save(EINTR, 0);
-    total += fault_loop_save(0, EDB__FAULT_SHORT);
-    cr_log_info("backup_save: %ld faults injected", total);
-    cr_assert_gt(total, 20, "only %ld faults were injected: the shim is not on this path", total);
-}
+/* The fault countdown over edb_backup_save and edb_backup_write_fd (every
+ * wrapped call failing once and persistently, several errnos, short writes) is
+ * in tests/backup/test_faults.c: backup_faults::save_to_a_file and
+ * backup_faults::write_fd_into_a_pipe. */

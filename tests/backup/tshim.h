@@ -28,6 +28,8 @@
 struct tshim_params {
     int timeout;                 /* seconds; 0: none */
     const char *description;
+    void (*init)(void);          /* run before the test, in its process */
+    void (*fini)(void);          /* run after it passed */
 };
 
 struct tshim_test {
@@ -85,7 +87,12 @@ tshim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 #define cr_assert_null(p, ...) tshim_check((p) == NULL, #p " == NULL", __VA_ARGS__)
 #define cr_assert_not_null(p, ...) tshim_check((p) != NULL, #p " != NULL", __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...) tshim_check(strcmp((a), (b)) == 0, #a " eq " #b, __VA_ARGS__)
+#define cr_assert_str_neq(a, b, ...) tshim_check(strcmp((a), (b)) != 0, #a " neq " #b, __VA_ARGS__)
+#define cr_assert_not(c, ...) tshim_check(!(c), "!(" #c ")", __VA_ARGS__)
+#define cr_assert_fail(...) tshim_check(0, "cr_assert_fail", __VA_ARGS__)
 #define cr_log_info(...) do { fprintf(stderr, "[LOG ] " __VA_ARGS__); fprintf(stderr, "\n"); } while (0)
+#define cr_log_warn(...) do { fprintf(stderr, "[WARN] " __VA_ARGS__); fprintf(stderr, "\n"); } while (0)
+#define cr_log_error(...) do { fprintf(stderr, "[ERR ] " __VA_ARGS__); fprintf(stderr, "\n"); } while (0)
 
 int
 main(int argc, char **argv)
@@ -109,7 +116,11 @@ main(int argc, char **argv)
         if (pid == 0) {
             if (t->p.timeout > 0)
                 alarm((unsigned)t->p.timeout * factor);
+            if (t->p.init != NULL)
+                t->p.init();
             t->fn();
+            if (t->p.fini != NULL)
+                t->p.fini();
             exit(0);
         }
         int st;

@@ -350,9 +350,41 @@ Test(records, busy_on_implicit_write_in_second_session)
     edb_session_end(w);
 }
 
-/* A full map fails the one update with EDB_FULL; the transaction around it
- * keeps its earlier work (the failed write was in a nested LMDB txn). */
-Test(records, full_map_fails_one_update)
+/* Fill the map of a small database inside the session's transaction until
+ * an update fails; returns the rows written before it. */
+static int
+fill_until_full(edb_cursor *c)
+{
+    uint8_t val[300];
+    int rc = 0, n = 0;
+    for (; n < 100000; n++) {
+        memset(val, 0x55, sizeof val);
+        snprintf((char *)val, 16, "%08d", n + 1000);
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, val, sizeof val, 0));
+        if ((rc = edb_update(c)) != 0)
+            break;
+    }
+    cr_assert_eq(rc, EDB_FULL, "after %d rows: %s", n, edb_error_last());
+    cr_assert_gt(n, 10);
+    return n;
+}
+
+static void
+assert_entries(const char *index, uint64_t want)
+{
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "big", index));
+    cr_assert_eq(st.entries, want, "%s: %llu entries, want %llu", index ? index : "records",
+                 (unsigned long long)st.entries, (unsigned long long)want);
+}
+
+/* A full map fails the update with EDB_FULL after it began writing: the
+ * transaction is then failed (LMDB must abort it): every later call on it
+ * returns EDB_FULL naming the cause, commit rolls it back and returns
+ * EDB_FULL, rollback works; the database is as before the transaction, and an
+ * enclosing level keeps its work. */
+Test(records, full_map_fails_the_transaction)
 {
     edb_session_end(s);
     edb_env_close(env);
@@ -367,26 +399,153 @@ Test(records, full_map_fails_one_update)
     OK(edb_table_create(s, &def));
     edb_cursor *c;
     OK(edb_cursor_open(&c, s, "big"));
-    OK(edb_txn_begin(s, 0));
-    uint8_t val[300];
-    int rc = 0, n = 0;
-    for (; n < 100000; n++) {
-        memset(val, 0x55, sizeof val);
-        snprintf((char *)val, 16, "%08d", n);
+    for (int i = 0; i < 3; i++) {                   /* committed before */
         OK(edb_update_prepare(c, EDB_PREP_INSERT));
-        OK(edb_column_set(c, 1, val, sizeof val, 0));
-        if ((rc = edb_update(c)) != 0)
-            break;
+        OK(edb_column_set(c, 1, &i, sizeof i, 0));
+        OK(edb_update(c));
     }
-    cr_assert_eq(rc, EDB_FULL, "after %d rows: %s", n, edb_error_last());
-    cr_assert_gt(n, 10);
+
+    /* 1: commit of a failed transaction rolls it back and returns the error */
+    OK(edb_txn_begin(s, 0));
+    fill_until_full(c);
+    cr_assert(strstr(edb_error_last(), "EDB_FULL") != NULL, "%s", edb_error_last());
+    RC(edb_update(c), EDB_FULL);                    /* still prepared, refused */
+    cr_assert(strstr(edb_error_last(), "rolled back") != NULL, "%s", edb_error_last());
+    cr_assert(strstr(edb_error_last(), "MDB_MAP_FULL") != NULL, "%s", edb_error_last());
     edb_update_cancel(c);
-    /* the transaction is still usable: its rows are there, index exact */
     edb_tree_stat st;
-    OK(edb_table_stat(&st, s, "big", NULL));
-    cr_assert_eq(st.entries, (uint64_t)n);
-    OK(edb_table_stat(&st, s, "big", "v"));
-    cr_assert_eq(st.entries, (uint64_t)n);
+    RC(edb_table_stat(&st, s, "big", NULL), EDB_FULL);
+    RC(edb_cursor_move(c, EDB_MOVE_FIRST), EDB_FULL);
+    RC(edb_update_prepare(c, EDB_PREP_INSERT), EDB_FULL);
+    RC(edb_txn_begin(s, 0), EDB_FULL);
+    cr_assert_eq(edb_txn_depth(s), 1);
+    RC(edb_txn_commit(s), EDB_FULL);
+    cr_assert(strstr(edb_error_last(), "rolled back") != NULL, "%s", edb_error_last());
+    cr_assert_eq(edb_txn_depth(s), 0);
+    assert_entries(NULL, 3);
+    assert_entries("v", 3);
+
+    /* 2: rollback */
+    OK(edb_txn_begin(s, 0));
+    fill_until_full(c);
+    edb_update_cancel(c);
     OK(edb_txn_rollback(s));
+    assert_entries(NULL, 3);
+    assert_entries("v", 3);
+
+    /* 3: a nested level fails; rolling it back leaves the outer level's work */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, "outer", 5, 0));
+    OK(edb_update(c));
+    OK(edb_txn_begin(s, 0));
+    fill_until_full(c);
+    edb_update_cancel(c);
+    RC(edb_table_stat(&st, s, "big", NULL), EDB_FULL);
+    OK(edb_txn_rollback(s));
+    assert_entries(NULL, 4);
+    assert_entries("v", 4);
+    OK(edb_txn_commit(s));
+    assert_entries(NULL, 4);
+    assert_entries("v", 4);
+    edb_cursor_close(c);
+}
+
+/* An update that fails for the caller's reason in the middle of a multi-index
+ * table, inside a transaction, writes nothing: the transaction goes on and
+ * every index is exact. */
+Test(records, failed_update_in_txn_leaves_indexes_exact)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT32, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "a", EDB_COL_INT32, 0, 0, NULL, 0 },
+        { "blob", EDB_COL_BINARY, 0, 0, NULL, 0 },
+        { "u", EDB_COL_INT32, EDB_COL_NOTNULL, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = {
+        { "pk", "+id\0", EDB_IDX_PRIMARY },
+        { "a", "+a\0", 0 },
+        { "blob", "+blob\0", 0 },
+        { "u", "+u\0", EDB_IDX_UNIQUE },
+    };
+    edb_table_def def = { "big", cols, 4, idx, 4 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "big"));
+    OK(edb_txn_begin(s, 0));
+    for (int32_t i = 1; i <= 4; i++) {
+        int32_t a = i * 10, u = i * 100;
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, &i, 4, 0));
+        OK(edb_column_set(c, 2, &a, 4, 0));
+        OK(edb_column_set(c, 3, "b", 1, 0));
+        OK(edb_column_set(c, 4, &u, 4, 0));
+        OK(edb_update(c));
+    }
+    static uint8_t huge[600];
+    int32_t id = 9, a = 90, u = 100, u2 = 900;
+    /* KEYDUP in the last index */
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, &id, 4, 0));
+    OK(edb_column_set(c, 2, &a, 4, 0));
+    OK(edb_column_set(c, 4, &u, 4, 0));
+    RC(edb_update(c), EDB_KEYDUP);
+    cr_assert(strstr(edb_error_last(), "'u'") != NULL, "%s", edb_error_last());
+    /* TOOBIG in the middle index */
+    OK(edb_column_set(c, 4, &u2, 4, 0));
+    OK(edb_column_set(c, 3, huge, sizeof huge, 0));
+    RC(edb_update(c), EDB_TOOBIG);
+    cr_assert(strstr(edb_error_last(), "'blob'") != NULL, "%s", edb_error_last());
+    /* NOT NULL */
+    OK(edb_column_set(c, 3, "b", 1, 0));
+    OK(edb_column_set(c, 4, NULL, 0, 0));
+    RC(edb_update(c), EDB_NOTNULL);
+    /* a primary key taken */
+    OK(edb_column_set(c, 4, &u2, 4, 0));
+    OK(edb_column_set(c, 1, &(int32_t){ 2 }, 4, 0));
+    RC(edb_update(c), EDB_KEYDUP);
+    cr_assert(strstr(edb_error_last(), "primary") != NULL, "%s", edb_error_last());
+    edb_update_cancel(c);
+    /* replaces of row 3 that fail in each way leave its entries */
+    int32_t three = 3;
+    OK(edb_key_make(c, &three, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 2, &a, 4, 0));
+    OK(edb_column_set(c, 4, &(int32_t){ 400 }, 4, 0));
+    RC(edb_update(c), EDB_KEYDUP);
+    OK(edb_column_set(c, 4, &(int32_t){ 300 }, 4, 0));
+    OK(edb_column_set(c, 3, huge, sizeof huge, 0));
+    RC(edb_update(c), EDB_TOOBIG);
+    OK(edb_column_set(c, 3, "b", 1, 0));
+    OK(edb_column_set(c, 1, &(int32_t){ 4 }, 4, 0));
+    RC(edb_update(c), EDB_KEYDUP);
+    edb_update_cancel(c);
+    /* the transaction goes on; then every index holds exactly rows 1..4 */
+    for (int pass = 0; pass < 2; pass++) {
+        assert_entries(NULL, 4);
+        assert_entries("a", 4);
+        assert_entries("blob", 4);
+        assert_entries("u", 4);
+        const char *names[] = { NULL, "a", "blob", "u" };
+        for (int k = 0; k < 4; k++) {
+            OK(edb_cursor_set_index(c, names[k]));
+            int32_t n = 0, seen = 0;
+            while (edb_cursor_move(c, EDB_MOVE_NEXT) == 0) {
+                int32_t rid, ra, ru;
+                OK(edb_column_get(c, 1, &rid, 4, NULL, 0));
+                OK(edb_column_get(c, 2, &ra, 4, NULL, 0));
+                OK(edb_column_get(c, 4, &ru, 4, NULL, 0));
+                cr_assert_eq(ra, rid * 10, "index %s", names[k] ? names[k] : "pk");
+                cr_assert_eq(ru, rid * 100, "index %s", names[k] ? names[k] : "pk");
+                seen |= 1 << rid;
+                n++;
+            }
+            cr_assert_eq(n, 4);
+            cr_assert_eq(seen, 0x1e);
+        }
+        if (pass == 0)
+            OK(edb_txn_commit(s));
+    }
     edb_cursor_close(c);
 }

@@ -2,8 +2,8 @@
  * test_fuzz_regress.c: regression tests for what the fuzz targets found
  * (tests/fuzz/crashes/), one test per reproducer, named after it.
  *
- * A test for a bug that is reported but not fixed yet is .disabled with the
- * reference to tests/fuzz/crashes/KNOWN; enable it with the fix.
+ * A test for a bug that is reported but not fixed yet is .disabled with a
+ * reference to its line in tests/fuzz/crashes/KNOWN; enable it with the fix.
  */
 #include "config.h"
 
@@ -27,11 +27,13 @@ import_parse(const char *text)
     return j;
 }
 
-/* crashes/jsonval/quote-big-ints-fraction (input "-2e-4"): the DOUBLE
- * -0.0002 is written as -0.00020000000000000001 (%.17g), and
- * jv_quote_big_ints() quotes its 20-digit fraction as if it were a big
- * integer, so the text no longer parses: import refuses what export wrote.
- * Fixed: number tokens are scanned whole (sign, digits, fraction, exponent). */
+/* crashes/jsonval/quote-big-ints-fraction (input "-2e-4") and
+ * crashes/jsonval/quote-big-ints-long-fraction: the DOUBLE -0.0002 was
+ * written as -0.00020000000000000001 (%.17g), and jv_quote_big_ints() quoted
+ * its 20-digit fraction as if it were a big integer, so the text no longer
+ * parsed: import refused what export wrote, and any real with a 19+ digit
+ * fraction or exponent.  Fixed on the dbtool branch: number tokens are
+ * scanned whole (sign, digits, fraction, exponent). */
 Test(fuzz_regress, quote_big_ints_fraction, .timeout = 10)
 {
     static const char *const reals[] = {
