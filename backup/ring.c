@@ -201,45 +201,74 @@ edb__ring_waiting(edb__ring *r)
 
 /* ---- reader side ---------------------------------------------------------- */
 
-int
-edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
+/* Under r->mu: take the reader's role and wait until a slot is filled, the
+ * copier is done, or the stream is canceled.  Returns 0 with the role taken
+ * (the caller gives it back with r->reading = false), 1 when the end was
+ * delivered already (nothing to read, nothing left to cancel), or EDB_INVAL
+ * when another thread is reading. */
+static int
+reader_enter(edb__ring *r)
 {
-    uint8_t *dst = buf;
-    size_t got = 0;
-    int rc = 0;
-
-    pthread_mutex_lock(&r->mu);
-    if (r->eof) {                   /* the end was delivered: nothing left to cancel */
-        pthread_mutex_unlock(&r->mu);
-        *nread = 0;
-        return 0;
-    }
-    if (r->reading) {
-        pthread_mutex_unlock(&r->mu);
-        *nread = 0;
+    if (r->eof)
+        return 1;
+    if (r->reading)
         return edb__err(EDB_INVAL, "backup stream: another thread is reading it");
-    }
     r->reading = true;
     r->waiting++;
     while (!r->canceled && r->count == 0 && !r->done)
         pthread_cond_wait(&r->not_empty, &r->mu);
     r->waiting--;
+    return 0;
+}
+
+/* Under r->mu, when a reader that has taken nothing finds no slot to take:
+ * EDB_CANCELED, the copier's error once its bytes are drained, or 0 at the
+ * end (delivered once: later reads return 0 at once). */
+static int
+reader_stop(edb__ring *r)
+{
+    if (r->canceled)
+        return edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
+    if (r->err != 0)
+        return edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
+    r->eof = true;
+    return 0;
+}
+
+/* Under r->mu: the reader has taken n more bytes of the oldest slot; a slot
+ * taken whole goes back to the copier. */
+static void
+reader_took(edb__ring *r, size_t n)
+{
+    edb__slot *sl = &r->slots[r->tail];
+    sl->off += n;
+    if (sl->off == sl->len) {
+        r->tail = (r->tail + 1) % r->nslots;
+        r->count--;
+        pthread_cond_broadcast(&r->not_full);
+    }
+}
+
+int
+edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
+{
+    uint8_t *dst = buf;
+    size_t got = 0;
+
+    *nread = 0;
+    pthread_mutex_lock(&r->mu);
+    int rc = reader_enter(r);
+    if (rc != 0) {
+        pthread_mutex_unlock(&r->mu);
+        return rc < 0 ? rc : 0;
+    }
     while (got < size) {
-        if (r->canceled) {
-            /* Bytes already copied are returned; the next call sees the cancel. */
+        if (r->canceled || r->count == 0) {
+            /* Bytes already copied are returned; the next call sees the
+             * cancel or the end.  Never wait once something was copied. */
             if (got == 0)
-                rc = edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
+                rc = reader_stop(r);
             break;
-        }
-        if (r->count == 0) {
-            if (got == 0 && r->done) {
-                if (r->err != 0) {
-                    rc = edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
-                } else {
-                    r->eof = true;
-                }
-            }
-            break;          /* never wait once something was copied */
         }
         edb__slot *sl = &r->slots[r->tail];
         size_t n = sl->len - sl->off;
@@ -251,12 +280,7 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
         memcpy(dst + got, src, n);
         pthread_mutex_lock(&r->mu);
         got += n;
-        sl->off += n;
-        if (sl->off == sl->len) {
-            r->tail = (r->tail + 1) % r->nslots;
-            r->count--;
-            pthread_cond_broadcast(&r->not_full);
-        }
+        reader_took(r, n);
     }
     r->reading = false;
     pthread_mutex_unlock(&r->mu);
@@ -267,29 +291,15 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
 int
 edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed)
 {
-    int rc = 0;
     *nconsumed = 0;
     pthread_mutex_lock(&r->mu);
-    if (r->eof) {
+    int rc = reader_enter(r);
+    if (rc != 0) {
         pthread_mutex_unlock(&r->mu);
-        return 0;
+        return rc < 0 ? rc : 0;
     }
-    if (r->reading) {
-        pthread_mutex_unlock(&r->mu);
-        return edb__err(EDB_INVAL, "backup stream: another thread is reading it");
-    }
-    r->reading = true;
-    r->waiting++;
-    while (!r->canceled && r->count == 0 && !r->done)
-        pthread_cond_wait(&r->not_empty, &r->mu);
-    r->waiting--;
-    if (r->canceled) {
-        rc = edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
-    } else if (r->count == 0) {                 /* done */
-        if (r->err != 0)
-            rc = edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
-        else
-            r->eof = true;
+    if (r->canceled || r->count == 0) {
+        rc = reader_stop(r);
     } else {
         edb__slot *sl = &r->slots[r->tail];
         /* The slot is the reader's (it is in [tail, tail + count)): hand it
@@ -300,13 +310,8 @@ edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsum
         pthread_mutex_lock(&r->mu);
         if (used > sl->len - sl->off)
             used = sl->len - sl->off;
-        sl->off += used;
         *nconsumed = used;
-        if (sl->off == sl->len) {
-            r->tail = (r->tail + 1) % r->nslots;
-            r->count--;
-            pthread_cond_broadcast(&r->not_full);
-        }
+        reader_took(r, used);
     }
     r->reading = false;
     pthread_mutex_unlock(&r->mu);
