@@ -211,7 +211,7 @@ inline sput() {
     fi
 }
 
-/* edb__ring_cancel (ring.c:173-181): sticky flag under ring.mu, broadcast both */
+/* edb__ring_cancel (ring.c:174-182): sticky flag under ring.mu, broadcast both */
 inline ring_cancel() {
     CS {
 #ifndef BUG_CANCEL_NO_MUTEX
@@ -313,7 +313,7 @@ proctype copier()
     do
     :: b == NBATCH -> break
     :: b < NBATCH ->
-        CS {                                            /* edb__ring_reserve (ring.c:105-117) */
+        CS {                                            /* edb__ring_reserve (ring.c:106-118) */
             LOCK(mu, sfreed);
             do
 #ifndef BUG_WAIT_IGNORES_CANCEL
@@ -345,7 +345,7 @@ proctype copier()
         if
         :: skip
         :: RATEAT == 255 || b == RATEAT ->
-           CS {                                         /* edb__ring_sleep_until (ring.c:131-149) */
+           CS {                                         /* edb__ring_sleep_until (ring.c:132-150) */
                LOCK(mu, sfreed);
                do
                :: canceled -> rc = R_CANCELED; break    /* :137-140 */
@@ -371,7 +371,7 @@ proctype copier()
         :: rc != R_OK -> break
         :: else
         fi;
-        CS {                                            /* edb__ring_commit (ring.c:119-129) */
+        CS {                                            /* edb__ring_commit (ring.c:120-130) */
             LOCK(mu, sfreed);
             count++;
             w_ne = 0;                                   /* broadcast not_empty */
@@ -380,7 +380,7 @@ proctype copier()
         b++
     od;
     /* the one exit path */
-    CS {                                                /* edb__ring_finish (ring.c:151-169) */
+    CS {                                                /* edb__ring_finish (ring.c:152-170) */
         LOCK(mu, sfreed);
         done = 1;
         err = rc;
@@ -427,7 +427,8 @@ proctype reader(bit closes)
        if
        :: !ref -> rc = R_CANCELED                       /* :165 */
        :: else ->
-           /* edb__ring_read (ring.c:203-264) */
+           /* edb__ring_read (ring.c:252-289, with reader_enter/stop/took 209-250;
+              the :NNN marks below are lines of ring.c as of commit caaf293) */
            got = 0;
            entered = 0;
            rc = R_OK;
