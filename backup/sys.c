@@ -298,12 +298,14 @@ edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
     return pthread_create(t, NULL, fn, arg);
 }
 
-int
-edb__sys_write_all(int fd, const void *buf, size_t n)
+/* The full-transfer loops: off < 0 means the file position (write/read),
+ * else positional I/O (pwrite/pread) from off. */
+static int
+write_loop(int fd, const void *buf, size_t n, off_t off)
 {
     const char *p = buf;
     while (n > 0) {
-        ssize_t w = edb__sys_write(fd, p, n);
+        ssize_t w = off < 0 ? edb__sys_write(fd, p, n) : edb__sys_pwrite(fd, p, n, off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -314,72 +316,65 @@ edb__sys_write_all(int fd, const void *buf, size_t n)
             return -1;
         }
         p += w;
+        if (off >= 0)
+            off += w;
         n -= (size_t)w;
     }
     return 0;
+}
+
+static int
+read_loop(int fd, void *buf, size_t n, off_t off, size_t *got)
+{
+    char *p = buf;
+    *got = 0;
+    while (n > 0) {
+        ssize_t r = off < 0 ? edb__sys_read(fd, p, n) : edb__sys_pread(fd, p, n, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        p += r;
+        if (off >= 0)
+            off += r;
+        *got += (size_t)r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+int
+edb__sys_write_all(int fd, const void *buf, size_t n)
+{
+    return write_loop(fd, buf, n, -1);
 }
 
 int
 edb__sys_pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = edb__sys_pwrite(fd, p, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        off += w;
-        n -= (size_t)w;
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
     }
-    return 0;
+    return write_loop(fd, buf, n, off);
 }
 
 int
 edb__sys_read_full(int fd, void *buf, size_t n, size_t *got)
 {
-    char *p = buf;
-    *got = 0;
-    while (n > 0) {
-        ssize_t r = edb__sys_read(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        p += r;
-        *got += (size_t)r;
-        n -= (size_t)r;
-    }
-    return 0;
+    return read_loop(fd, buf, n, -1, got);
 }
 
 int
 edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got)
 {
-    char *p = buf;
-    *got = 0;
-    while (n > 0) {
-        ssize_t r = edb__sys_pread(fd, p, n, off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        p += r;
-        off += r;
-        *got += (size_t)r;
-        n -= (size_t)r;
+    if (off < 0) {
+        *got = 0;
+        errno = EINVAL;
+        return -1;
     }
-    return 0;
+    return read_loop(fd, buf, n, off, got);
 }
