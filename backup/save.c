@@ -50,7 +50,6 @@
 typedef struct sink {
     int fd;
     bool direct;               /* fd has O_DIRECT */
-    bool pipe;                 /* EPIPE: SIGPIPE handling applies */
     const char *what;          /* for messages: the path or "descriptor N" */
     edb_backup *bk;
     edb_backup_progress_fn progress;
@@ -127,7 +126,7 @@ edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, voi
         return edb__err(EDB_INVAL, "edb_backup_write_fd: %s", bk == NULL ? "backup is NULL" : "bad descriptor");
     char what[64];
     snprintf(what, sizeof what, "descriptor %d", fd);
-    sink k = { .fd = fd, .pipe = true, .what = what, .bk = bk, .progress = progress, .ctx = ctx };
+    sink k = { .fd = fd, .what = what, .bk = bk, .progress = progress, .ctx = ctx };
 
     /* Block SIGPIPE in this thread only; remember whether one was pending
      * already, so that only a SIGPIPE our own write raised is consumed. */
