@@ -62,6 +62,22 @@ start(fixture *f, edb_backup **bk, uint64_t rate, size_t ring)
     return s;
 }
 
+/* A new stream of bk reads to the end and decodes as a valid archive
+ * (bk_decode asserts every structure). */
+static void
+check_new_stream_works(edb_backup *bk)
+{
+    edb_backup_stream *s;
+    OK(edb_backup_open(&s, bk));
+    bk_buf b = { 0 };
+    OK(bk_read_all(s, &b, 1 << 16));
+    bk_arch a;
+    bk_decode(&a, b.p, b.n);
+    bk_arch_free(&a);
+    free(b.p);
+    edb_backup_close(s);
+}
+
 /* Time edb_backup_close (must return at once). */
 static void
 close_now(edb_backup_stream *s)
@@ -140,15 +156,7 @@ Test(backup_cancel, close_mid_stream, .timeout = 20)
     }
     close_now(s);
     /* The backup outlives its stream: a new stream works. */
-    edb_backup_stream *s2;
-    OK(edb_backup_open(&s2, bk));
-    bk_buf b = { 0 };
-    OK(bk_read_all(s2, &b, 1 << 16));
-    bk_arch a;
-    bk_decode(&a, b.p, b.n);
-    bk_arch_free(&a);
-    free(b.p);
-    edb_backup_close(s2);
+    check_new_stream_works(bk);
     edb_backup_end(bk);
     check_released(&f);
     teardown(&f);
@@ -293,14 +301,7 @@ Test(backup_cancel, stop_from_another_thread, .timeout = 20)
     /* Backups begun after the stop are unaffected. */
     edb_backup *later;
     OK(edb_backup_begin(&later, f.env, NULL));
-    OK(edb_backup_open(&s2, later));
-    bk_buf b = { 0 };
-    OK(bk_read_all(s2, &b, 1 << 16));
-    bk_arch a;
-    bk_decode(&a, b.p, b.n);
-    bk_arch_free(&a);
-    free(b.p);
-    edb_backup_close(s2);
+    check_new_stream_works(later);
     edb_backup_end(later);
     check_released(&f);
     teardown(&f);
