@@ -88,6 +88,31 @@ edb__arch_hstate_digest(edb__arch_hstate *st, edb__arch_hash *out)
     hash_store(out, XXH3_128bits_digest((XXH3_state_t *)(void *)st->opaque));
 }
 
+void
+edb__arch_archive_hash(edb__arch_hash *out, const uint8_t *a, size_t len)
+{
+    edb__arch_hstate st;
+    edb__arch_hstate_reset(&st);
+    size_t off = 0;
+    uint32_t ps = 0;
+    if (len >= EDB__ARCH_BLOCK && memcmp(a, EDB__ARCH_MAGIC_HEADER, 8) == 0) {
+        ps = edb__le32(a + 16);
+        edb__arch_hstate_update(&st, a, EDB__ARCH_BLOCK);
+        off = EDB__ARCH_BLOCK;
+    }
+    while (ps >= EDB__ARCH_PAGE_MIN && ps <= EDB__ARCH_PAGE_MAX && len - off >= EDB__ARCH_BLOCK &&
+           memcmp(a + off, EDB__ARCH_MAGIC_FRAME, 4) == 0) {
+        uint32_t count = edb__le32(a + off + 4);
+        if (count < 1 || count > EDB__ARCH_FRAME_MAX ||
+            (uint64_t)count * ps > len - off - EDB__ARCH_BLOCK)
+            break;
+        edb__arch_hstate_update(&st, a + off, EDB__ARCH_BLOCK);
+        off += EDB__ARCH_BLOCK + (size_t)count * ps;
+    }
+    edb__arch_hstate_update(&st, a + off, len - off);
+    edb__arch_hstate_digest(&st, out);
+}
+
 /* ---- shared checks ---- */
 
 static bool
@@ -195,9 +220,13 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
         return edb__err(EDB_CORRUPT, "header at offset %llu: bad magic (not an edb backup archive)",
                         (unsigned long long)off);
     uint32_t version = edb__le32(block + 8);
+    if (version == 1)
+        return edb__err(EDB_VERSION, "header at offset %llu: archive format version 1 (written by a "
+                        "pre-release edb); this reader reads version %u only: make a new backup",
+                        (unsigned long long)off, EDB__ARCH_VERSION);
     if (version != EDB__ARCH_VERSION)
         return edb__err(EDB_VERSION, "header at offset %llu: archive format version %u; this reader "
-                        "supports version %u", (unsigned long long)off, version, EDB__ARCH_VERSION);
+                        "reads version %u", (unsigned long long)off, version, EDB__ARCH_VERSION);
     EDB_RET(check_block_hash(block, "header", off));
     edb__arch_header h;
     memset(&h, 0, sizeof h);
@@ -434,9 +463,9 @@ edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK],
         return edb__err(EDB_CORRUPT, "end block at offset %llu: backup id differs from the header's "
                         "(blocks of two archives mixed)", (unsigned long long)off);
     if (!edb__arch_hash_eq(&e.archive_hash, archive_hash))
-        return edb__err(EDB_CHECKSUM, "end block at offset %llu: archive hash mismatch (bytes "
-                        "0..%llu were altered)", (unsigned long long)off,
-                        (unsigned long long)(off ? off - 1 : 0));
+        return edb__err(EDB_CHECKSUM, "end block at offset %llu: archive hash mismatch (the header, "
+                        "a frame header, the trailer or the page hash table in bytes 0..%llu was "
+                        "altered)", (unsigned long long)off, (unsigned long long)(off ? off - 1 : 0));
     *out = e;
     return 0;
 }

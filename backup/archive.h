@@ -1,5 +1,5 @@
 /*
- * archive.h: the block codec of the backup archive (`.edbk`, format version 1,
+ * archive.h: the block codec of the backup archive (`.edbk`, format version 2,
  * specified byte by byte in doc/backup-format.md).
  *
  * Pure functions, no I/O and no allocation: encoders fill one 4096-byte block
@@ -29,7 +29,7 @@
 
 #define EDB__ARCH_BLOCK        4096u   /* every structure is one block */
 #define EDB__ARCH_HASH_OFF     4080u   /* block hash: H(bytes 0..4079, 0) */
-#define EDB__ARCH_VERSION      1u
+#define EDB__ARCH_VERSION      2u
 #define EDB__ARCH_PAGE_MIN     512u
 #define EDB__ARCH_PAGE_MAX     65536u
 #define EDB__ARCH_FRAME_MAX    168u    /* (4080 - 32) / 24 entries fit a frame block */
@@ -138,6 +138,16 @@ void edb__arch_hstate_reset(edb__arch_hstate *st);
 void edb__arch_hstate_update(edb__arch_hstate *st, const void *p, size_t n);
 void edb__arch_hstate_digest(edb__arch_hstate *st, edb__arch_hash *out);
 
+/* The archive hash (format version 2) of the archive bytes @a[0 .. @len), @len
+ * being the end block's offset: H of every byte except the pages of frames,
+ * i.e. the header block, each frame header block, the trailer block and the
+ * page hash table, in archive order, seed 0.  Pages are covered through their
+ * hashes in the frame header blocks.  The walk follows frame header blocks
+ * while they announce 1..EDB__ARCH_FRAME_MAX pages that fit before @len;
+ * everything after the last such frame is hashed as it is, so any input has a
+ * defined result (tests and fuzz targets seal mutated archives with it). */
+void edb__arch_archive_hash(edb__arch_hash *out, const uint8_t *a, size_t len);
+
 /* ---- blocks ---- */
 /* The kind a block announces by its magic (no other check). */
 edb__arch_kind edb__arch_block_kind(const uint8_t block[EDB__ARCH_BLOCK]);
@@ -169,7 +179,8 @@ int edb__arch_trailer_decode(edb__arch_trailer *out, const uint8_t block[EDB__AR
                              const edb__arch_header *h, uint64_t frames_read,
                              uint64_t pages_read, uint64_t off);
 /* End block: magic, block hash, reserved, length == @off + block, backup_id ==
- * h->backup_id, archive_hash == @archive_hash (of bytes 0 .. @off - 1). */
+ * h->backup_id, archive_hash == @archive_hash (edb__arch_archive_hash() of bytes
+ * 0 .. @off - 1). */
 int edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK],
                          const edb__arch_header *h, const edb__arch_hash *archive_hash,
                          uint64_t off);

@@ -4,11 +4,20 @@
  * It writes the archive of doc/backup-format.md into the stream's ring:
  *   header block | frames (header block + up to 64 pages) | trailer block |
  *   page hash table (padded to a block) | end block
+ * The archive hash covers everything before the end block except the pages
+ * (format version 2): each page is hashed once, into its frame entry.
  * Pages 2..npages-1 of the snapshot are read with pread from data.mdb (they
  * are immutable while the snapshot's read txn lives), free pages are skipped
  * (their table entry is the hash of a zero page), each page is hashed with
  * XXH3-128 seeded by its page number, and a frame is built directly in a
  * reserved ring slot, so a page is copied once (file -> slot).
+ *
+ * Zero-copy streams (the library's file writer, stream.h): a full backup's
+ * pages are hashed from a read-only map of data.mdb and published as
+ * references into it (emit_frames_zc), not copied; after the ring is
+ * finished the copier waits until the sink drained every slot (or cancel)
+ * before it releases the snapshot, so the pages a sink writes are the
+ * snapshot's.  Incremental and low-pin copiers always copy.
  *
  * Every stream of a backup produces the same bytes: everything in the archive
  * comes from the snapshot and its plan (snapshot.h), including pin_us, which
@@ -47,13 +56,15 @@
 
 #define COPIER_BATCH EDB__ARCH_FRAME_EDB   /* pages per frame */
 
+_Atomic unsigned long edb__copier_zc_frames;
+
 typedef struct work {
     edb__arch_hash *table;     /* npages entries: the page hash table */
     uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
     uint8_t *ibuf;             /* incremental, low-pin: COPIER_BATCH pages read before the choice */
     struct lpstate *lp;        /* low-pin only */
     void *hraw;                /* allocation holding hs (64-byte aligned) */
-    edb__arch_hstate *hs;      /* archive hash over every byte emitted */
+    edb__arch_hstate *hs;      /* archive hash: every byte emitted but the pages of frames */
     edb__arch_frame frame;
     uint8_t *cur;              /* slot being filled by out_bytes, or NULL */
     size_t cur_len;
@@ -176,16 +187,27 @@ rate_wait(edb__copier *c, size_t len)
     return edb__ring_sleep_until(&c->s->ring, &ts);
 }
 
-/* Publish len bytes of the reserved slot (after the rate limiter). */
+/* Publish len bytes of the reserved slot (after the rate limiter); the
+ * first hashed of them feed the archive hash (format version 2: everything
+ * but the pages of frames). */
 static int
-publish(edb__copier *c, uint8_t *slot, size_t len)
+publish_iov(edb__copier *c, uint8_t *slot, size_t len, size_t hashed, unsigned niov)
 {
     work *w = c->work;
-    edb__arch_hstate_update(w->hs, slot, len);
+    edb__arch_hstate_update(w->hs, slot, hashed);
     w->length += len;
     EDB_RET(rate_wait(c, len));
-    edb__ring_commit(&c->s->ring, len);
+    if (niov > 0)
+        edb__ring_commit_iov(&c->s->ring, len, niov);
+    else
+        edb__ring_commit(&c->s->ring, len);
     return 0;
+}
+
+static int
+publish(edb__copier *c, uint8_t *slot, size_t len, size_t hashed)
+{
+    return publish_iov(c, slot, len, hashed, 0);
 }
 
 /* Append bytes to the archive through partially filled slots. */
@@ -210,7 +232,7 @@ out_bytes(edb__copier *c, const void *p, size_t n)
         if (w->cur_len == cap) {
             uint8_t *slot = w->cur;
             w->cur = NULL;
-            EDB_RET(publish(c, slot, cap));
+            EDB_RET(publish(c, slot, cap, cap));
         }
     }
     return 0;
@@ -236,7 +258,7 @@ out_flush(edb__copier *c)
         return 0;
     uint8_t *slot = w->cur;
     w->cur = NULL;
-    return w->cur_len ? publish(c, slot, w->cur_len) : 0;
+    return w->cur_len ? publish(c, slot, w->cur_len, w->cur_len) : 0;
 }
 
 /* ---- the archive ------------------------------------------------------------- */
@@ -308,9 +330,11 @@ read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned
     return 0;
 }
 
-/* Frame the n pages already in slot (entries in w->frame) and publish it. */
+/* Frame the n pages (entries in w->frame) and publish the slot: the pages
+ * follow the header block in the slot, or, with niov > 0, the slot's iovec
+ * entries 1 .. niov-1 reference them in the map (entry 0 is the header block). */
 static int
-frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
+frame_publish_iov(edb__copier *c, uint8_t *slot, unsigned n, unsigned niov)
 {
     work *w = c->work;
     w->frame.count = n;
@@ -318,7 +342,84 @@ frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
     edb__arch_frame_encode(slot, &w->frame);
     w->frames++;
     w->pages += n;
-    return publish(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size);
+    return publish_iov(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size, EDB__ARCH_BLOCK,
+                       niov);
+}
+
+static int
+frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
+{
+    return frame_publish_iov(c, slot, n, 0);
+}
+
+/* Zero-copy streams: map the snapshot's data.mdb read-only (the stream keeps
+ * the map until its last put).  NULL when the file is shorter than the
+ * snapshot (a page past its end would fault) or mapping fails: the caller
+ * then copies, as for any stream. */
+static const uint8_t *
+zc_map(edb__copier *c)
+{
+    edb_backup_stream *s = c->s;
+    const edb__snap *sn = c->snap;
+    if (!s->zerocopy)
+        return NULL;
+    if (s->zc_map != NULL)
+        return s->zc_map;
+    size_t len = (size_t)sn->npages * sn->page_size;
+    struct stat st;
+    if (edb__sys_fstat(sn->fd, &st) != 0 || (uint64_t)st.st_size < (uint64_t)len)
+        return NULL;
+    void *mp = edb__sys_mmap(len, PROT_READ, MAP_SHARED, sn->fd, 0);
+    if (mp == MAP_FAILED)
+        return NULL;
+    s->zc_map = mp;
+    s->zc_len = len;
+    return mp;
+}
+
+/* A full backup's frames without copying the pages: each page is hashed from
+ * the map on this thread, and the slot carries the frame header block plus
+ * one iovec entry per run of consecutive pages in the map, for the sink's
+ * writev.  The map's pages are the snapshot's while its read txn is held:
+ * the copier holds it until the ring is drained (copier_main). */
+static int
+emit_frames_zc(edb__copier *c, const uint8_t *map)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    size_t psize = sn->page_size;
+    uint64_t p = 2;
+    for (;;) {
+        unsigned n = 0;
+        while (p < sn->npages && n < COPIER_BATCH) {
+            if (!skip_free(c, p))
+                w->frame.entries[n++].pgno = p;
+            p++;
+        }
+        if (n == 0)
+            return 0;
+        uint8_t *slot;
+        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
+        struct iovec *iov = edb__ring_slot_iov(&c->s->ring);
+        iov[0].iov_base = slot;
+        iov[0].iov_len = EDB__ARCH_BLOCK;
+        unsigned niov = 1;
+        for (unsigned i = 0; i < n; i++) {
+            edb__arch_entry *e = &w->frame.entries[i];
+            const uint8_t *page = map + e->pgno * psize;
+            edb__arch_page_hash(&e->hash, page, psize, e->pgno);
+            w->table[e->pgno] = e->hash;
+            if (i > 0 && e->pgno == w->frame.entries[i - 1].pgno + 1) {
+                iov[niov - 1].iov_len += psize;
+            } else {
+                iov[niov].iov_base = (void *)page;
+                iov[niov].iov_len = psize;
+                niov++;
+            }
+        }
+        EDB_RET(frame_publish_iov(c, slot, n, niov));
+        atomic_fetch_add_explicit(&edb__copier_zc_frames, 1, memory_order_relaxed);
+    }
 }
 
 static int
@@ -327,6 +428,9 @@ emit_frames(edb__copier *c)
     const edb__snap *sn = c->snap;
     work *w = c->work;
     size_t psize = sn->page_size;
+    const uint8_t *map = zc_map(c);
+    if (map != NULL)
+        return emit_frames_zc(c, map);
     uint64_t p = 2;
     for (;;) {
         unsigned n = 0;
@@ -790,6 +894,11 @@ copier_main(void *arg)
     edb__copier *c = arg;
     int rc = run(c);
     edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last() : NULL);
+    /* Zero-copy slots reference the snapshot's pages: hold its read txn
+     * until they are written, or until cancel (then nothing written from
+     * them is kept).  A wait like reserve's, woken by cancel. */
+    if (c->s->zc_map != NULL)
+        (void)edb__ring_drain(&c->s->ring);
     copier_release(c);
 
     edb__bk_reg *reg = c->reg;

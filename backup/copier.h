@@ -11,6 +11,7 @@
 #define EDB_COPIER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "backup.h"
@@ -39,5 +40,9 @@ int edb__copier_start(edb__copier *c);
 void edb__copier_free(edb__copier *c);
 /* Env close: join a claimed copier and free it. */
 void edb__copier_join(edb__copier *c);
+
+/* Frames published as references into the snapshot's map (zero-copy), since
+ * the process started: tests check that edb_backup_save took that path. */
+extern _Atomic unsigned long edb__copier_zc_frames;
 
 #endif

@@ -15,7 +15,9 @@
  *   less than INBUF), so every page pointer of one frame stays valid until
  *   on_frame_end() of that frame returned, and consecutive pages of a frame
  *   are consecutive in memory: restore writes them with one call.
- * - Every byte before the end block feeds the archive hash as it is consumed.
+ * - Every byte before the end block except the pages of frames feeds the
+ *   archive hash as it is consumed (format version 2); each page is hashed
+ *   once, against its frame entry, which the archive hash covers.
  * - Allocations grow with bytes read only (table entries and carried pages
  *   are appended as they arrive); length fields are range-checked by archive.c
  *   before they are used for anything.
@@ -92,8 +94,10 @@ avail(const struct rd *r)
     return r->len - r->pos;
 }
 
+/* Consume @n bytes (*p points at them); they feed the archive hash unless
+ * they are a frame's pages (@hash false) or the end block. */
 static int
-take(struct rd *r, size_t n, const uint8_t **p, const char *what)
+take_bytes(struct rd *r, size_t n, const uint8_t **p, const char *what, bool hash)
 {
     EDB_RET(fill(r, n));
     if (avail(r) < n)
@@ -101,11 +105,17 @@ take(struct rd *r, size_t n, const uint8_t **p, const char *what)
                         "(%zu of %zu bytes present)", (unsigned long long)(r->off + avail(r)),
                         what, avail(r), n);
     *p = r->buf + r->pos;
-    if (r->hashing)
+    if (r->hashing && hash)
         edb__arch_hstate_update(&r->hs, *p, n);
     r->pos += n;
     r->off += n;
     return 0;
+}
+
+static int
+take(struct rd *r, size_t n, const uint8_t **p, const char *what)
+{
+    return take_bytes(r, n, p, what, true);
 }
 
 static int
@@ -224,7 +234,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             uint64_t pgno = f.entries[i].pgno;
             a->where = (edb__where){ (int64_t)*frames, (int64_t)pgno, (int64_t)r->off };
             uint64_t poff = r->off;
-            EDB_RET(take(r, h->page_size, &page, "a page"));
+            EDB_RET(take_bytes(r, h->page_size, &page, "a page", false));
             edb__arch_hash ph;
             edb__arch_page_hash(&ph, page, h->page_size, pgno);
             if (!edb__arch_hash_eq(&ph, &f.entries[i].hash)) {
@@ -238,7 +248,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
                     snprintf(first_bad, first_sz, "%s", edb_error_last() + strlen("EDB_CHECKSUM: "));
                 cbs->on_bad_page(cbs->ctx, &a->where);
             } else if (cbs != NULL && cbs->on_page != NULL) {
-                EDB_RET(cbs->on_page(cbs->ctx, h, *frames, pgno, page));
+                EDB_RET(cbs->on_page(cbs->ctx, h, *frames, pgno, page, &ph));
             }
             EDB_RET(carried_add(a, &cap, pgno, *frames, &f.entries[i].hash));
             (*pages)++;

@@ -38,9 +38,11 @@ typedef struct edb__reader_cbs {
     /* After the header validated; a non-zero return stops the read with it. */
     int (*on_header)(void *ctx, const edb__arch_header *h);
     /* Each page after its hash matched, in archive order; @page is valid until
-     * on_frame_end() of its frame returns (or the next on_page without it). */
+     * on_frame_end() of its frame returns (or the next on_page without it).
+     * @hash is H(page, pgno), computed from the bytes at @page (which nothing
+     * changes until then), so a consumer need not hash them again. */
     int (*on_page)(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno,
-                   const uint8_t *page);
+                   const uint8_t *page, const edb__arch_hash *hash);
     /* Each page whose hash does not match its entry (detail in edb_error_last()).
      * Without it the read stops at the first bad page; with it the read goes on
      * and fails with EDB_CHECKSUM at the end. */

@@ -22,10 +22,12 @@
  * What is proven, without reading data.mdb back:
  * - Writes: the pages of a frame arrive (reader.c) already checked against
  *   their frame entries and all in the reader's buffer; a run of consecutive
- *   page numbers is written with one pwrite straight from that buffer.  Right
- *   before the write, each page of the run is hashed again (H(page, pgno))
- *   from the very bytes handed to the kernel and recorded, in archive order,
- *   in r->wr (one entry per page the archive carries).
+ *   page numbers is written with one pwrite straight from that buffer.  The
+ *   hash the reader computed for each page (H(page, pgno)) is of the very
+ *   bytes handed to the kernel: the reader hashed them in its buffer, and
+ *   nothing writes that buffer until on_frame_end() of the frame returned,
+ *   after the pwrite.  It is recorded, in archive order, in r->wr (one entry
+ *   per page the archive carries), so each page is hashed once per restore.
  * - State: r->cur[p] is the hash of what data.mdb holds at page p, for every
  *   p < r->cur_n (the file's size in pages).  It starts empty (a new, empty
  *   file).  After archive i was read and written (advance_state()):
@@ -347,29 +349,28 @@ on_header(void *ctx, const edb__arch_header *h)
     return 0;
 }
 
-/* Hash each page of the pending run from the bytes about to be written,
- * record it, and write the run with one call. */
+/* Room for one more entry in r->wr. */
+static int
+wrote_reserve(struct restore *r)
+{
+    if (r->wr_n < r->wr_cap)
+        return 0;
+    size_t ncap = r->wr_cap ? r->wr_cap * 2 : 4096;
+    struct wrote *w = edb__sys_realloc(r->wr, ncap * sizeof *w);
+    if (w == NULL)
+        return edb__err(EDB_NOMEM, "restore: hashes of %zu written pages", ncap);
+    r->wr = w;
+    r->wr_cap = ncap;
+    return 0;
+}
+
+/* Write the pending run (its pages' hashes are in r->wr already) with one call. */
 static int
 flush_run(struct restore *r)
 {
     if (r->run_n == 0)
         return 0;
     uint32_t ps = r->page_size;
-    if (r->wr_cap - r->wr_n < r->run_n) {
-        size_t ncap = r->wr_cap ? r->wr_cap : 4096;
-        while (ncap - r->wr_n < r->run_n)
-            ncap *= 2;
-        struct wrote *w = edb__sys_realloc(r->wr, ncap * sizeof *w);
-        if (w == NULL)
-            return edb__err(EDB_NOMEM, "restore: hashes of %zu written pages", ncap);
-        r->wr = w;
-        r->wr_cap = ncap;
-    }
-    for (size_t i = 0; i < r->run_n; i++) {
-        struct wrote *w = &r->wr[r->wr_n++];
-        w->pgno = r->run_pgno + i;
-        edb__arch_page_hash(&w->hash, r->run + i * ps, ps, w->pgno);
-    }
     size_t n = r->run_n;
     r->run_n = 0;
     if (edb__sys_pwrite_all(r->datafd, r->run, n * ps, (off_t)(r->run_pgno * ps)) != 0)
@@ -389,10 +390,15 @@ flush_run(struct restore *r)
 }
 
 static int
-on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page)
+on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page,
+        const edb__arch_hash *hash)
 {
     struct restore *r = ctx;
     (void)frame;
+    EDB_RET(wrote_reserve(r));
+    struct wrote *w = &r->wr[r->wr_n++];
+    w->pgno = pgno;
+    w->hash = *hash;
     if (r->run_n > 0 && pgno == r->run_pgno + r->run_n &&
         page == r->run + r->run_n * h->page_size) {
         r->run_n++;

@@ -9,6 +9,8 @@
  *   edb__ring_finish       copier: the one exit: record error, done, broadcast both
  *   edb__ring_cancel       any:    canceled = true, broadcast both
  *   edb__ring_read         reader: wait while empty, not done, not canceled
+ *   edb__ring_drain        copier (zero-copy only): after finish, wait while
+ *                          slots are filled and not canceled (as reserve waits)
  *
  * Invariants
  * - `canceled`, `done`, `err`, `head`, `tail`, `count`, `waiting` change only
@@ -16,6 +18,10 @@
  * - No function here calls anything that blocks (I/O, join, LMDB) while it
  *   holds `mu`; slot bytes are copied by their owner without the mutex.
  * - A reader never waits once it has copied a byte: it returns what it has.
+ * - Zero-copy slots (niov > 0) point into memory outside the ring (the
+ *   copier's read-only map of the snapshot); the copier keeps that memory
+ *   valid and the snapshot pinned until edb__ring_drain() says every slot was
+ *   drained, or the stream is canceled (then nothing written from it is kept).
  *
  * Thread safety: one copier and one reader at a time; cancel from any thread.
  */
@@ -32,9 +38,23 @@
 
 #define RING_DEFAULT_BYTES ((size_t)8 << 20)
 #define RING_MIN_SLOTS 2
+#define RING_GATHER_MAX 1024u      /* IOV_MAX on Linux: one writev */
+
+static void
+ring_free_mem(edb__ring *r)
+{
+    free(r->slots);
+    free(r->mem);
+    free(r->iovmem);
+    free(r->gather);
+    r->slots = NULL;
+    r->mem = NULL;
+    r->iovmem = NULL;
+    r->gather = NULL;
+}
 
 int
-edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap)
+edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap, unsigned slot_iov)
 {
     memset(r, 0, sizeof *r);
     if (ring_bytes == 0)
@@ -46,16 +66,24 @@ edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap)
         return edb__err(EDB_INVAL, "backup ring of %zu bytes is too large", ring_bytes);
     r->nslots = n;
     r->slot_cap = slot_cap;
+    r->slot_iov = slot_iov;
+    size_t ng = n * (slot_iov ? slot_iov : 1);
+    r->ngather = ng < RING_GATHER_MAX ? (unsigned)ng : RING_GATHER_MAX;
     r->slots = edb__sys_calloc(n, sizeof *r->slots);
     /* Page-aligned: a consumer may hand slots to write() on an O_DIRECT file. */
     r->mem = edb__sys_aligned_alloc(4096, n * slot_cap);
-    if (r->slots == NULL || r->mem == NULL) {
-        free(r->slots);
-        free(r->mem);
+    r->gather = edb__sys_calloc(r->ngather, sizeof *r->gather);
+    if (slot_iov > 0)
+        r->iovmem = edb__sys_calloc(n * slot_iov, sizeof *r->iovmem);
+    if (r->slots == NULL || r->mem == NULL || r->gather == NULL || (slot_iov > 0 && r->iovmem == NULL)) {
+        ring_free_mem(r);
         return edb__err(EDB_NOMEM, "backup ring: %zu slots of %zu bytes", n, slot_cap);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         r->slots[i].buf = r->mem + i * slot_cap;
+        if (slot_iov > 0)
+            r->slots[i].iov = r->iovmem + i * slot_iov;
+    }
 
     pthread_condattr_t ca;
     int e = pthread_condattr_init(&ca);
@@ -78,10 +106,7 @@ edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap)
         }
     }
     if (e != 0) {
-        free(r->slots);
-        free(r->mem);
-        r->slots = NULL;
-        r->mem = NULL;
+        ring_free_mem(r);
         return edb__sys_err(e, "backup ring: initialising its mutex and conditions");
     }
     return 0;
@@ -95,10 +120,7 @@ edb__ring_destroy(edb__ring *r)
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->not_full);
     pthread_cond_destroy(&r->not_empty);
-    free(r->slots);
-    free(r->mem);
-    r->slots = NULL;
-    r->mem = NULL;
+    ring_free_mem(r);
 }
 
 /* ---- copier side ---------------------------------------------------------- */
@@ -117,16 +139,47 @@ edb__ring_reserve(edb__ring *r, uint8_t **out)
     return rc;
 }
 
-void
-edb__ring_commit(edb__ring *r, size_t len)
+static void
+commit(edb__ring *r, size_t len, unsigned niov)
 {
     pthread_mutex_lock(&r->mu);
     r->slots[r->head].len = len;
     r->slots[r->head].off = 0;
+    r->slots[r->head].niov = niov;
     r->head = (r->head + 1) % r->nslots;
     r->count++;
     pthread_cond_broadcast(&r->not_empty);
     pthread_mutex_unlock(&r->mu);
+}
+
+void
+edb__ring_commit(edb__ring *r, size_t len)
+{
+    commit(r, len, 0);
+}
+
+struct iovec *
+edb__ring_slot_iov(edb__ring *r)
+{
+    /* head is moved only by this (the copier's) thread: no lock needed to read it */
+    return r->slots[r->head].iov;
+}
+
+void
+edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov)
+{
+    commit(r, len, niov);
+}
+
+int
+edb__ring_drain(edb__ring *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->canceled && r->count > 0)
+        pthread_cond_wait(&r->not_full, &r->mu);
+    int rc = r->canceled ? EDB_CANCELED : 0;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
 }
 
 int
@@ -235,17 +288,80 @@ reader_stop(edb__ring *r)
     return 0;
 }
 
-/* Under r->mu: the reader has taken n more bytes of the oldest slot; a slot
- * taken whole goes back to the copier. */
+/* Under r->mu: the reader has taken n more bytes, from the oldest slot on;
+ * each slot taken whole goes back to the copier. */
 static void
 reader_took(edb__ring *r, size_t n)
 {
-    edb__slot *sl = &r->slots[r->tail];
-    sl->off += n;
-    if (sl->off == sl->len) {
+    bool freed = false;
+    while (n > 0 && r->count > 0) {
+        edb__slot *sl = &r->slots[r->tail];
+        size_t k = sl->len - sl->off;
+        if (k > n)
+            k = n;
+        sl->off += k;
+        n -= k;
+        if (sl->off < sl->len)
+            break;
         r->tail = (r->tail + 1) % r->nslots;
         r->count--;
+        freed = true;
+    }
+    if (freed)
         pthread_cond_broadcast(&r->not_full);
+}
+
+/* Up to @max iovec entries for the unread bytes of slot @sl, into @out;
+ * *bytes gets their total.  Called by the slot's owner (the reader). */
+static unsigned
+slot_gather(const edb__slot *sl, struct iovec *out, unsigned max, size_t *bytes)
+{
+    *bytes = 0;
+    if (max == 0 || sl->off == sl->len)
+        return 0;
+    if (sl->niov == 0) {
+        out[0].iov_base = sl->buf + sl->off;
+        out[0].iov_len = sl->len - sl->off;
+        *bytes = out[0].iov_len;
+        return 1;
+    }
+    size_t skip = sl->off;
+    unsigned k = 0;
+    for (unsigned i = 0; i < sl->niov && k < max; i++) {
+        size_t len = sl->iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        out[k].iov_base = (uint8_t *)sl->iov[i].iov_base + skip;
+        out[k].iov_len = len - skip;
+        *bytes += out[k].iov_len;
+        skip = 0;
+        k++;
+    }
+    return k;
+}
+
+/* Copy @n unread bytes of slot @sl (n <= len - off) to @dst (owner only). */
+static void
+slot_copy(const edb__slot *sl, uint8_t *dst, size_t n)
+{
+    if (sl->niov == 0) {
+        memcpy(dst, sl->buf + sl->off, n);
+        return;
+    }
+    size_t skip = sl->off;
+    for (unsigned i = 0; i < sl->niov && n > 0; i++) {
+        size_t len = sl->iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        size_t k = len - skip < n ? len - skip : n;
+        memcpy(dst, (const uint8_t *)sl->iov[i].iov_base + skip, k);
+        dst += k;
+        n -= k;
+        skip = 0;
     }
 }
 
@@ -274,10 +390,9 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
         size_t n = sl->len - sl->off;
         if (n > size - got)
             n = size - got;
-        const uint8_t *src = sl->buf + sl->off;
         /* The slot is ours (it is in [tail, tail + count)): copy without the mutex. */
         pthread_mutex_unlock(&r->mu);
-        memcpy(dst + got, src, n);
+        slot_copy(sl, dst + got, n);
         pthread_mutex_lock(&r->mu);
         got += n;
         reader_took(r, n);
@@ -301,15 +416,26 @@ edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsum
     if (r->canceled || r->count == 0) {
         rc = reader_stop(r);
     } else {
-        edb__slot *sl = &r->slots[r->tail];
-        /* The slot is the reader's (it is in [tail, tail + count)): hand it
-         * to the sink without the mutex, so the sink may do I/O. */
+        /* Slots [tail, tail + count) are the reader's: gather them (the
+         * oldest first, as many as the entries hold) and hand them to the
+         * sink without the mutex, so the sink may do I/O. */
+        unsigned k = 0;
+        size_t total = 0;
+        for (size_t i = 0; i < r->count && k < r->ngather; i++) {
+            const edb__slot *sl = &r->slots[(r->tail + i) % r->nslots];
+            size_t b;
+            unsigned m = slot_gather(sl, r->gather + k, r->ngather - k, &b);
+            k += m;
+            total += b;
+            if (b < sl->len - sl->off)
+                break;                         /* entries full inside this slot */
+        }
         pthread_mutex_unlock(&r->mu);
         size_t used = 0;
-        rc = fn(ctx, sl->buf + sl->off, sl->len - sl->off, &used);
+        rc = fn(ctx, r->gather, (int)k, total, &used);
         pthread_mutex_lock(&r->mu);
-        if (used > sl->len - sl->off)
-            used = sl->len - sl->off;
+        if (used > total)
+            used = total;
         *nconsumed = used;
         reader_took(r, used);
     }

@@ -23,12 +23,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
+/* A slot's bytes are buf[0 .. len), or, when niov > 0 (zero-copy slots, see
+ * edb__ring_commit_iov), the concatenation of iov[0 .. niov), len in all. */
 typedef struct edb__slot {
     uint8_t *buf;      /* slot_cap bytes */
     size_t len;        /* bytes filled by the copier */
     size_t off;        /* bytes already handed to readers */
+    struct iovec *iov; /* slot_iov entries (NULL when the ring has none) */
+    unsigned niov;     /* 0: the bytes are buf[0 .. len) */
 } edb__slot;
 
 typedef struct edb__ring {
@@ -46,11 +51,16 @@ typedef struct edb__ring {
     size_t head, tail, count;  /* next slot to fill, next slot to drain, slots filled */
     edb__slot *slots;
     uint8_t *mem;              /* nslots * slot_cap */
+    unsigned slot_iov;         /* iovec entries per slot (0: no zero-copy slots) */
+    struct iovec *iovmem;      /* nslots * slot_iov */
+    struct iovec *gather;      /* the consumer's: up to ngather entries over several slots */
+    unsigned ngather;
 } edb__ring;
 
-/* Slots for ring_bytes (0 = 8 MiB default): at least 2, rounded down.
+/* Slots for ring_bytes (0 = 8 MiB default): at least 2, rounded down; each
+ * slot also gets @slot_iov iovec entries for zero-copy slots (0: none).
  * @return 0, EDB_NOMEM, EDB_INTERNAL (pthread init failed). */
-int edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap);
+int edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap, unsigned slot_iov);
 /* Free the slots and the synchronisation objects; no thread may use r. */
 void edb__ring_destroy(edb__ring *r);
 
@@ -60,6 +70,17 @@ void edb__ring_destroy(edb__ring *r);
 int edb__ring_reserve(edb__ring *r, uint8_t **out);
 /* Publish the reserved slot with its first len bytes; wakes readers. */
 void edb__ring_commit(edb__ring *r, size_t len);
+/* The reserved slot's iovec entries (slot_iov of them), the copier's until commit. */
+struct iovec *edb__ring_slot_iov(edb__ring *r);
+/* Publish the reserved slot as the niov (1 ..= slot_iov) entries of its iovec
+ * array, len bytes in all.  The memory they point at must stay readable and
+ * unchanged until the slot is drained: see edb__ring_drain(). */
+void edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov);
+/* A copier that published zero-copy slots waits here, after edb__ring_finish(),
+ * until the readers have drained every slot (so nothing refers to memory the
+ * copier is about to release) or the stream is canceled; woken like reserve
+ * (not_full).  @return 0 when drained, EDB_CANCELED. */
+int edb__ring_drain(edb__ring *r);
 /* The rate limiter's sleep: a timed wait on not_full until *deadline
  * (CLOCK_MONOTONIC).  @return 0 at the deadline, EDB_CANCELED as soon as canceled. */
 int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
@@ -77,14 +98,17 @@ bool edb__ring_is_canceled(edb__ring *r);
  * cancel.  @return 0 (*nread == 0: the archive is complete), EDB_CANCELED, or
  * the copier's error once every byte before it has been read. */
 int edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread);
-/* A consumer that takes bytes straight from a slot (no copy).  It is called
- * without the mutex; it sets *used to the bytes it took (all of them, unless
- * it fails) and returns 0 or a negative EDB_* code. */
-typedef int (*edb__ring_sink_fn)(void *ctx, const uint8_t *p, size_t n, size_t *used);
+/* A consumer that takes bytes straight from the slots (no copy): @iov[0 ..
+ * @iovcnt) hold @n bytes.  It is called without the mutex; it sets *used to
+ * the bytes it took (all of them, unless it fails) and returns 0 or a
+ * negative EDB_* code. */
+typedef int (*edb__ring_sink_fn)(void *ctx, const struct iovec *iov, int iovcnt, size_t n,
+                                 size_t *used);
 /* Zero-copy read: wait as edb__ring_read() does, then hand the unread bytes of
- * the oldest filled slot to fn and release the slot once it took them all.
- * *nconsumed = bytes taken; 0 with 0 returned is the end.  Returns the sink's
- * error, EDB_CANCELED, or the copier's error once its bytes are drained. */
+ * the filled slots (as many as fit ngather iovec entries, at least the oldest)
+ * to fn and release each slot it took whole.  *nconsumed = bytes taken; 0
+ * with 0 returned is the end.  Returns the sink's error, EDB_CANCELED, or the
+ * copier's error once its bytes are drained. */
 int edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
 /* Readers currently blocked in edb__ring_read() (tests use it to know a read is parked). */
 unsigned edb__ring_waiting(edb__ring *r);

@@ -3,11 +3,18 @@
  * and edb_backup_write_fd (any descriptor: a pipe, a socket, stdout).
  *
  * Both open one stream of the backup and write its ring slots straight from
- * the ring (edb__stream_consume: no copy), so the copier hashes the next
- * batch while this thread writes the last one.  Slot memory is page-aligned
- * and every archive structure is a multiple of 4096 bytes, so a file is
- * written with O_DIRECT where the file system allows it (no page-cache
- * copy, no writeback storm); it falls back to buffered writes otherwise.
+ * the ring (edb__stream_consume: no copy), every filled slot in one writev,
+ * so the copier hashes the next batch while this thread writes the last ones.
+ * Slot memory is page-aligned and every archive structure is a multiple of
+ * 4096 bytes, so a file is written with O_DIRECT where the file system
+ * allows it (no page-cache copy, no writeback storm); it falls back to
+ * buffered writes otherwise.
+ *
+ * edb_backup_save's stream is zero-copy (edb__stream_open): a full backup's
+ * frames reach writev as their header block plus the snapshot's pages in the
+ * copier's read-only map of data.mdb, never copied in user space (DESIGN.md,
+ * "Speed"), and the bytes are those edb_backup_read() returns.  Incremental
+ * and low-pin backups, and edb_backup_write_fd, write copies from the slots.
  *
  * Guarantees of edb_backup_save: the final name appears only when the
  * archive is complete and durable (data, fsync, rename, fsync of the
@@ -47,6 +54,8 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
+#define SINK_IOV 1024              /* IOV_MAX on Linux */
+
 typedef struct sink {
     int fd;
     bool direct;               /* fd has O_DIRECT */
@@ -57,25 +66,43 @@ typedef struct sink {
     uint64_t written;
 } sink;
 
-/* Write n bytes at p, looping over EINTR and short writes.  An O_DIRECT write
- * the file system refuses (EINVAL) switches the descriptor to buffered I/O and
- * goes on: correctness never depends on O_DIRECT. */
+/* Drop O_DIRECT from the descriptor: buffered writes from now on. */
+static void
+sink_buffered(sink *k)
+{
+    int fl = fcntl(k->fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(k->fd, F_SETFL, fl & ~O_DIRECT);
+    k->direct = false;
+}
+
+/* Write the n bytes of iov[0 .. cnt) with writev, looping over EINTR and short
+ * writes (the entries are advanced in a private copy).  An O_DIRECT write
+ * the file system refuses (EINVAL), or an entry that is not 4 KiB-aligned,
+ * switches the descriptor to buffered I/O and goes on: correctness never
+ * depends on O_DIRECT. */
 static int
-sink_write(void *arg, const uint8_t *p, size_t n, size_t *used)
+sink_write(void *arg, const struct iovec *iov, int cnt, size_t n, size_t *used)
 {
     sink *k = arg;
+    struct iovec v[SINK_IOV];
+    int vn = 0, next = 0;            /* v[0 .. vn): entries not yet written; next: first of iov not in v */
     *used = 0;
     while (*used < n) {
-        size_t len = n - *used;
-        if (len > (size_t)1 << 30)
-            len = (size_t)1 << 30;
-        if (k->direct && (len % 4096 != 0 || (uintptr_t)(p + *used) % 4096 != 0)) {
-            int fl = fcntl(k->fd, F_GETFL);
-            if (fl >= 0)
-                (void)fcntl(k->fd, F_SETFL, fl & ~O_DIRECT);
-            k->direct = false;
+        /* Refill the window from iov (entries already written are gone from v). */
+        while (vn < SINK_IOV && next < cnt) {
+            if (iov[next].iov_len > 0)
+                v[vn++] = iov[next];
+            next++;
         }
-        ssize_t w = edb__sys_write(k->fd, p + *used, len);
+        if (k->direct) {
+            for (int i = 0; i < vn; i++)
+                if (v[i].iov_len % 4096 != 0 || (uintptr_t)v[i].iov_base % 4096 != 0) {
+                    sink_buffered(k);
+                    break;
+                }
+        }
+        ssize_t w = edb__sys_writev(k->fd, v, vn);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -94,6 +121,17 @@ sink_write(void *arg, const uint8_t *p, size_t n, size_t *used)
         if (w == 0)
             return edb__err(EDB_IO, "writing the archive to %s: the write made no progress", k->what);
         *used += (size_t)w;
+        /* Drop the entries written whole, trim the one written in part. */
+        size_t left = (size_t)w;
+        int i = 0;
+        while (i < vn && left >= v[i].iov_len)
+            left -= v[i++].iov_len;
+        if (i < vn) {
+            v[i].iov_base = (uint8_t *)v[i].iov_base + left;
+            v[i].iov_len -= left;
+        }
+        memmove(v, v + i, (size_t)(vn - i) * sizeof *v);
+        vn -= i;
     }
     k->written += n;
     if (k->progress != NULL) {
@@ -106,10 +144,10 @@ sink_write(void *arg, const uint8_t *p, size_t n, size_t *used)
 
 /* Drain one new stream of bk into k.  Closes the stream on every path. */
 static int
-pump(sink *k)
+pump(sink *k, bool zerocopy)
 {
     edb_backup_stream *s;
-    EDB_RET(edb_backup_open(&s, k->bk));
+    EDB_RET(edb__stream_open(&s, k->bk, zerocopy));
     int rc;
     size_t n;
     do {
@@ -138,7 +176,7 @@ edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, voi
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
 
-    int rc = pump(&k);
+    int rc = pump(&k, false);
 
     if (!was_pending) {
         sigpending(&pending);
@@ -227,7 +265,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
     int fl = fcntl(fd, F_GETFL);
     sink k = { .fd = fd, .direct = fl >= 0 && (fl & O_DIRECT), .what = path, .bk = bk,
                .progress = progress, .ctx = ctx };
-    EDB_ERR(pump(&k));
+    EDB_ERR(pump(&k, true));
 
     if (edb__sys_fsync(fd) != 0)
         EDB_ERR(edb__sys_err(errno, path));

@@ -30,6 +30,8 @@ edb__stream_put(edb_backup_stream *s)
     if (s == NULL || !edb__ref_put(&s->ref))
         return;
     edb__ring_destroy(&s->ring);
+    if (s->zc_map != NULL)
+        edb__sys_munmap(s->zc_map, s->zc_len);
     edb_backup *bk = s->bk;
     edb__obj_free(EDB__OBJ_STREAM, s);
     if (bk != NULL)
@@ -68,6 +70,12 @@ stream_unlink(edb_backup_stream *s)
 int
 edb_backup_open(edb_backup_stream **out, edb_backup *bk)
 {
+    return edb__stream_open(out, bk, false);
+}
+
+int
+edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy)
+{
     int ret = 0;
     if (out == NULL)
         return edb__err(EDB_INVAL, "edb_backup_open: out is NULL");
@@ -100,8 +108,12 @@ edb_backup_open(edb_backup_stream **out, edb_backup *bk)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_open: stream"));
     edb__ref_init(&s->ref, 1);                 /* the handle */
     atomic_init(&s->consumed, 0);
+    s->zerocopy = zerocopy &&
+                  !(snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN));
+    /* A zero-copy frame: its header block, then at most one entry per page. */
     ret = edb__ring_init(&s->ring, snap->plan.ring_size,
-                         EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size);
+                         EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size,
+                         s->zerocopy ? 1 + EDB__ARCH_FRAME_EDB : 0);
     if (ret != 0) {
         edb__obj_free(EDB__OBJ_STREAM, s);
         s = NULL;

@@ -23,7 +23,24 @@ struct edb_backup_stream {
     struct edb_backup_stream *next;    /* in bk->streams; guarded by bk->lock */
     bool linked;                       /* guarded by bk->lock */
     _Atomic uint64_t consumed;         /* archive bytes handed to readers */
+    /* Zero-copy (edb__stream_open_zc, the library's own file writer): frames
+     * are published as their header block plus references into zc_map, the
+     * copier's read-only map of the snapshot's data.mdb.  Set before the
+     * copier starts (zerocopy) or by the copier before its first zero-copy
+     * slot (zc_map, zc_len); unmapped by the last put, so a sink never writes
+     * from unmapped memory.  The copier keeps the snapshot pinned until those
+     * slots are drained (edb__ring_drain). */
+    bool zerocopy;
+    void *zc_map;
+    size_t zc_len;
 };
+
+/* edb_backup_open() for the library's own writers: with @zerocopy, frames of
+ * a full backup reference the snapshot's pages in a map instead of carrying
+ * copies (incremental and low-pin backups, or a map that cannot be made, fall
+ * back to copies).  Such a stream must be drained with edb__stream_consume()
+ * by a caller that closes it when it stops. */
+int edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy);
 
 /* Drop a reference; the last frees the stream. */
 void edb__stream_put(edb_backup_stream *s);

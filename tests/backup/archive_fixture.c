@@ -179,7 +179,7 @@ fx_build(fx_archive *out, const fx_image *img, const fx_archive *base, uint32_t 
     uint8_t *tab = grow(&b, edb__arch_table_bytes(img->npages));
     for (uint64_t p = 0; p < img->npages; p++)
         memcpy(tab + p * 16, out->table[p].b, 16);
-    edb__arch_hash_bytes(&out->archive_hash, b.p, b.len, 0);
+    edb__arch_archive_hash(&out->archive_hash, b.p, b.len);
     edb__arch_end e;
     memset(&e, 0, sizeof e);
     out->end_off = b.len;
@@ -200,7 +200,7 @@ fx_reseal(fx_archive *a, size_t off)
     edb__arch_block_hash(&h, blk);
     memcpy(blk + EDB__ARCH_HASH_OFF, h.b, 16);
     if (off != a->end_off) {
-        edb__arch_hash_bytes(&a->archive_hash, a->data, a->end_off, 0);
+        edb__arch_archive_hash(&a->archive_hash, a->data, a->end_off);
         uint8_t *end = a->data + a->end_off;
         memcpy(end + 40, a->archive_hash.b, 16);
         edb__arch_block_hash(&h, end);

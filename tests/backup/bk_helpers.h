@@ -278,6 +278,12 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
     cr_assert_eq(a->h.flags & EDB__ARCH_F_INCREMENTAL, 0);
     uint64_t psize = a->h.page_size;
     a->page = calloc(a->h.start_npages + 1, sizeof *a->page);
+    /* The archive hash (format version 2): every byte before the end block
+     * but the pages of frames, computed here independently of the library's
+     * edb__arch_archive_hash(). */
+    edb__arch_hstate hs;
+    edb__arch_hstate_reset(&hs);
+    edb__arch_hstate_update(&hs, p, B);
     uint64_t off = B;
     for (;;) {
         cr_assert_leq(B, n - off, "archive ends inside a frame at %llu", (unsigned long long)off);
@@ -286,6 +292,7 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
         edb__arch_frame f;
         OK(edb__arch_frame_decode(&f, p + off, &a->h, a->frames, off));
         cr_assert_leq(f.count, EDB__ARCH_FRAME_EDB);
+        edb__arch_hstate_update(&hs, p + off, B);
         off += B;
         cr_assert_leq(f.count * psize, n - off);
         for (unsigned i = 0; i < f.count; i++) {
@@ -301,6 +308,7 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
         a->frames++;
         a->pages += f.count;
     }
+    uint64_t toff = off;
     OK(edb__arch_trailer_decode(&a->t, p + off, &a->h, a->frames, a->pages, off));
     cr_assert_eq(a->t.npages, a->h.start_npages);
     cr_assert_eq(a->t.txnid, a->h.start_txnid);
@@ -312,8 +320,11 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
         cr_assert_eq(p[off + i], 0, "table padding");
     off += tb;
     cr_assert_eq(n - off, B, "bytes after the end block");
-    edb__arch_hash ah;
-    edb__arch_hash_bytes(&ah, p, off, 0);
+    edb__arch_hstate_update(&hs, p + toff, off - toff);
+    edb__arch_hash ah, lib;
+    edb__arch_hstate_digest(&hs, &ah);
+    edb__arch_archive_hash(&lib, p, off);
+    cr_assert(edb__arch_hash_eq(&ah, &lib), "edb__arch_archive_hash differs from the walk");
     OK(edb__arch_end_decode(&a->e, p + off, &a->h, &ah, off));
     cr_assert_eq(a->e.length, n);
     /* The table is the hash of every restored page. */

@@ -179,9 +179,13 @@ Test(archive_codec, header_refusals_name_the_field, .timeout = 10)
     cr_assert_eq(edb__arch_header_decode(&d, blk, 0), EDB_CORRUPT);
     expect_msg("not an edb backup archive");
 
-    h = good_header(0); h.version = 2;
+    h = good_header(0); h.version = 3;
     cr_assert_eq(decode_header_with(h), EDB_VERSION);
-    expect_msg("version 2");
+    expect_msg("version 3");
+    /* Version 1 (pre-release, the archive hash covered the pages) is refused by name. */
+    h.version = 1;
+    cr_assert_eq(decode_header_with(h), EDB_VERSION);
+    expect_msg("format version 1");
     h.version = 0;
     cr_assert_eq(decode_header_with(h), EDB_VERSION);
 

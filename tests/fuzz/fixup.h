@@ -95,7 +95,7 @@ fx_fixup(uint8_t *a, size_t n)
     edb__put_le64(e + 8, (uint64_t)off + FX_B);
     memcpy(e + 24, a + 24, 16);
     edb__arch_hash ah;
-    edb__arch_hash_bytes(&ah, a, off, 0);
+    edb__arch_archive_hash(&ah, a, off);
     memcpy(e + 40, ah.b, 16);
     fx_reseal(e);
 }

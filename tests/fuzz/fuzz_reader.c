@@ -44,10 +44,16 @@ load(const uint8_t *p, size_t n)
 }
 
 static int
-on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page)
+on_page(void *ctx, const edb__arch_header *h, uint64_t frame, uint64_t pgno, const uint8_t *page,
+        const edb__arch_hash *hash)
 {
     (void)frame;
     if (pgno < 2 || pgno >= h->max_pages)
+        abort();
+    /* The hash handed over is the page's (restore writes it as proven). */
+    edb__arch_hash ph;
+    edb__arch_page_hash(&ph, page, h->page_size, pgno);
+    if (!edb__arch_hash_eq(&ph, hash))
         abort();
     /* Touch every byte: ASan sees a page pointer that runs past its buffer. */
     uint8_t x = 0;
