@@ -16,6 +16,22 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+/* On x86-64, libxxhash's _dispatch entry points pick the widest vector code
+ * the CPU has (AVX2, AVX-512) at run time; the plain ones are built for the
+ * baseline (SSE2).  Same results, 2 to 3 times the speed here. */
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
+#define XXH_DISPATCH_DISABLE_REPLACE 1
+#include <xxh_x86dispatch.h>
+#define H128_SEED(p, n, seed)   XXH3_128bits_withSeed_dispatch((p), (n), (seed))
+#define H128_UPDATE(st, p, n)   XXH3_128bits_update_dispatch((st), (p), (n))
+#endif
+#endif
+#ifndef H128_SEED
+#define H128_SEED(p, n, seed)   XXH3_128bits_withSeed((p), (n), (seed))
+#define H128_UPDATE(st, p, n)   XXH3_128bits_update((st), (p), (n))
+#endif
+
 #include "archive.h"
 #include "error.h"
 
@@ -36,7 +52,7 @@ hash_store(edb__arch_hash *out, XXH128_hash_t h)
 void
 edb__arch_hash_bytes(edb__arch_hash *out, const void *p, size_t n, uint64_t seed)
 {
-    hash_store(out, XXH3_128bits_withSeed(p, n, seed));
+    hash_store(out, H128_SEED(p, n, seed));
 }
 
 void
@@ -79,7 +95,7 @@ edb__arch_hstate_reset(edb__arch_hstate *st)
 void
 edb__arch_hstate_update(edb__arch_hstate *st, const void *p, size_t n)
 {
-    (void)XXH3_128bits_update((XXH3_state_t *)(void *)st->opaque, p, n);
+    (void)H128_UPDATE((XXH3_state_t *)(void *)st->opaque, p, n);
 }
 
 void

@@ -352,31 +352,6 @@ frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
     return frame_publish_iov(c, slot, n, 0);
 }
 
-/* Zero-copy streams: map the snapshot's data.mdb read-only (the stream keeps
- * the map until its last put).  NULL when the file is shorter than the
- * snapshot (a page past its end would fault) or mapping fails: the caller
- * then copies, as for any stream. */
-static const uint8_t *
-zc_map(edb__copier *c)
-{
-    edb_backup_stream *s = c->s;
-    const edb__snap *sn = c->snap;
-    if (!s->zerocopy)
-        return NULL;
-    if (s->zc_map != NULL)
-        return s->zc_map;
-    size_t len = (size_t)sn->npages * sn->page_size;
-    struct stat st;
-    if (edb__sys_fstat(sn->fd, &st) != 0 || (uint64_t)st.st_size < (uint64_t)len)
-        return NULL;
-    void *mp = edb__sys_mmap(len, PROT_READ, MAP_SHARED, sn->fd, 0);
-    if (mp == MAP_FAILED)
-        return NULL;
-    s->zc_map = mp;
-    s->zc_len = len;
-    return mp;
-}
-
 /* A full backup's frames without copying the pages: each page is hashed from
  * the map on this thread, and the slot carries the frame header block plus
  * one iovec entry per run of consecutive pages in the map, for the sink's
@@ -428,9 +403,8 @@ emit_frames(edb__copier *c)
     const edb__snap *sn = c->snap;
     work *w = c->work;
     size_t psize = sn->page_size;
-    const uint8_t *map = zc_map(c);
-    if (map != NULL)
-        return emit_frames_zc(c, map);
+    if (c->s->zc_map != NULL)               /* set by edb__stream_open, before we started */
+        return emit_frames_zc(c, c->s->zc_map);
     uint64_t p = 2;
     for (;;) {
         unsigned n = 0;

@@ -167,7 +167,12 @@ static int
 carried_finish(edb__archive *a)
 {
     const edb__arch_header *h = &a->header;
-    if (a->ncarried > 1)
+    /* A full or incremental archive carries its pages in increasing order
+     * (they were appended in archive order): sort only when they are not. */
+    bool sorted = true;
+    for (size_t i = 1; i < a->ncarried && sorted; i++)
+        sorted = carried_cmp(&a->carried[i - 1], &a->carried[i]) <= 0;
+    if (!sorted)
         qsort(a->carried, a->ncarried, sizeof *a->carried, carried_cmp);
     size_t w = 0;
     for (size_t i = 0; i < a->ncarried; i++) {

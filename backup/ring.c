@@ -37,6 +37,9 @@
 #include "sys.h"
 
 #define RING_DEFAULT_BYTES ((size_t)8 << 20)
+/* Zero-copy slots hold a 4 KiB block and references: more of them cost
+ * little memory and let the sink write larger batches. */
+#define RING_DEFAULT_ZC_BYTES ((size_t)32 << 20)
 #define RING_MIN_SLOTS 2
 #define RING_GATHER_MAX 1024u      /* IOV_MAX on Linux: one writev */
 
@@ -54,12 +57,12 @@ ring_free_mem(edb__ring *r)
 }
 
 int
-edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap, unsigned slot_iov)
+edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_bytes, size_t slot_cap, unsigned slot_iov)
 {
     memset(r, 0, sizeof *r);
     if (ring_bytes == 0)
-        ring_bytes = RING_DEFAULT_BYTES;
-    size_t n = ring_bytes / slot_cap;
+        ring_bytes = slot_iov > 0 ? RING_DEFAULT_ZC_BYTES : RING_DEFAULT_BYTES;
+    size_t n = ring_bytes / slot_bytes;
     if (n < RING_MIN_SLOTS)
         n = RING_MIN_SLOTS;
     if (n > SIZE_MAX / slot_cap / 2)
@@ -421,7 +424,10 @@ edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsum
          * sink without the mutex, so the sink may do I/O. */
         unsigned k = 0;
         size_t total = 0;
-        for (size_t i = 0; i < r->count && k < r->ngather; i++) {
+        /* At most half the ring (at least one slot): the copier refills the
+         * other half while the sink writes this one. */
+        size_t nmax = r->nslots / 2 ? r->nslots / 2 : 1;
+        for (size_t i = 0; i < r->count && i < nmax && k < r->ngather; i++) {
             const edb__slot *sl = &r->slots[(r->tail + i) % r->nslots];
             size_t b;
             unsigned m = slot_gather(sl, r->gather + k, r->ngather - k, &b);

@@ -57,10 +57,13 @@ typedef struct edb__ring {
     unsigned ngather;
 } edb__ring;
 
-/* Slots for ring_bytes (0 = 8 MiB default): at least 2, rounded down; each
- * slot also gets @slot_iov iovec entries for zero-copy slots (0: none).
+/* ring_bytes / slot_bytes slots (ring_bytes 0: 8 MiB, or 32 MiB with
+ * zero-copy slots), at least 2, each with a buffer of slot_cap bytes and
+ * @slot_iov iovec entries for zero-copy slots (0: none; then slot_bytes ==
+ * slot_cap, the bytes a slot holds).
  * @return 0, EDB_NOMEM, EDB_INTERNAL (pthread init failed). */
-int edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_cap, unsigned slot_iov);
+int edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_bytes, size_t slot_cap,
+                   unsigned slot_iov);
 /* Free the slots and the synchronisation objects; no thread may use r. */
 void edb__ring_destroy(edb__ring *r);
 

@@ -18,11 +18,34 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "copier.h"
 #include "error.h"
 #include "stream.h"
 #include "sys.h"
+#include "sys_fs.h"
+
+#define ZC_SLOT_CAP ((size_t)64 << 10)
+
+/* Map the snapshot's data.mdb read-only for a zero-copy stream (the last put
+ * unmaps it).  Left a copying stream when the file is shorter than the
+ * snapshot (a page past its end would fault) or mapping fails. */
+static void
+zc_map(edb_backup_stream *s, const edb__snap *snap)
+{
+    size_t len = (size_t)snap->npages * snap->page_size;
+    struct stat st;
+    if (edb__sys_fstat(snap->fd, &st) != 0 || (uint64_t)st.st_size < (uint64_t)len)
+        return;
+    void *mp = edb__sys_mmap(len, PROT_READ, MAP_SHARED, snap->fd, 0);
+    if (mp == MAP_FAILED)
+        return;
+    s->zc_map = mp;
+    s->zc_len = len;
+    s->zerocopy = true;
+}
 
 void
 edb__stream_put(edb_backup_stream *s)
@@ -108,11 +131,14 @@ edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_open: stream"));
     edb__ref_init(&s->ref, 1);                 /* the handle */
     atomic_init(&s->consumed, 0);
-    s->zerocopy = zerocopy &&
-                  !(snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN));
-    /* A zero-copy frame: its header block, then at most one entry per page. */
-    ret = edb__ring_init(&s->ring, snap->plan.ring_size,
-                         EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size,
+    if (zerocopy && !(snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)))
+        zc_map(s, snap);
+    /* A slot holds a frame: its bytes, or (zero-copy) its header block and
+     * at most one iovec entry per page; a zero-copy slot's buffer also takes
+     * the header, trailer and table bytes, ZC_SLOT_CAP at a time. */
+    size_t frame = EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size;
+    ret = edb__ring_init(&s->ring, snap->plan.ring_size, frame,
+                         s->zerocopy ? ZC_SLOT_CAP : frame,
                          s->zerocopy ? 1 + EDB__ARCH_FRAME_EDB : 0);
     if (ret != 0) {
         edb__obj_free(EDB__OBJ_STREAM, s);

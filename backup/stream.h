@@ -25,11 +25,11 @@ struct edb_backup_stream {
     _Atomic uint64_t consumed;         /* archive bytes handed to readers */
     /* Zero-copy (edb__stream_open_zc, the library's own file writer): frames
      * are published as their header block plus references into zc_map, the
-     * copier's read-only map of the snapshot's data.mdb.  Set before the
-     * copier starts (zerocopy) or by the copier before its first zero-copy
-     * slot (zc_map, zc_len); unmapped by the last put, so a sink never writes
-     * from unmapped memory.  The copier keeps the snapshot pinned until those
-     * slots are drained (edb__ring_drain). */
+     * copier's read-only map of the snapshot's data.mdb.  Set by
+     * edb__stream_open before the copier starts, read-only afterwards;
+     * unmapped by the last put, so a sink never writes from unmapped memory.
+     * The copier keeps the snapshot pinned until those slots are drained
+     * (edb__ring_drain). */
     bool zerocopy;
     void *zc_map;
     size_t zc_len;
