@@ -207,6 +207,43 @@ stop_later(void *arg)
     return NULL;
 }
 
+static void *
+close_env_later(void *arg)
+{
+    struct stopper *st = arg;
+    bk_sleep_ms(st->after_ms);
+    edb_env_close(st->env);
+    return NULL;
+}
+
+/* The zero-copy save writes from a map of data.mdb while the copier holds the
+ * snapshot: env close from another thread mid-save cancels it, joins the
+ * copier (which must not wait for the writer), and the save fails cleanly,
+ * its map still valid under its last write. */
+Test(backup_save, env_close_during_a_zero_copy_save, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    edb_backup_opts o = { .rate_limit = 256 << 10 };
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, &o));
+    unsigned long zc0 = atomic_load(&edb__copier_zc_frames);
+    struct stopper st = { env, 150 };
+    pthread_t t;
+    pthread_create(&t, NULL, close_env_later, &st);
+    uint64_t t0 = bk_now_ms();
+    RC(edb_backup_save(bk, path, 0, NULL, NULL), EDB_CANCELED);
+    uint64_t took = bk_now_ms() - t0;
+    pthread_join(t, NULL);
+    env = NULL;                                 /* closed: teardown must not close it again */
+    edb_backup_end(bk);                         /* ended by env close: a harmless no-op */
+    cr_assert_gt(atomic_load(&edb__copier_zc_frames) - zc0, 0, "the save was not zero-copy");
+    cr_assert_lt(took, bk_ms(2000), "env close took %llu ms to end the save", (unsigned long long)took);
+    cr_assert_eq(access(path, F_OK), -1, "a canceled save left the final file");
+    cr_assert_eq(leftovers(NULL), 0);
+    cr_assert_eq(copiers_gone(), 0);
+}
+
 Test(backup_save, stop_from_another_thread_leaves_nothing, .init = setup, .fini = teardown, .timeout = 60)
 {
     char path[4096];
