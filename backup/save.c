@@ -10,11 +10,11 @@
  * allows it (no page-cache copy, no writeback storm); it falls back to
  * buffered writes otherwise.
  *
- * edb_backup_save's stream is zero-copy (edb__stream_open): a full backup's
- * frames reach writev as their header block plus the snapshot's pages in the
- * copier's read-only map of data.mdb, never copied in user space (DESIGN.md,
+ * Their streams are zero-copy (edb__stream_open): a full backup's frames
+ * reach writev as their header block plus the snapshot's pages in the
+ * stream's read-only map of data.mdb, never copied in user space (DESIGN.md,
  * "Speed"), and the bytes are those edb_backup_read() returns.  Incremental
- * and low-pin backups, and edb_backup_write_fd, write copies from the slots.
+ * and low-pin backups write copies from the slots.
  *
  * Guarantees of edb_backup_save: the final name appears only when the
  * archive is complete and durable (data, fsync, rename, fsync of the
@@ -142,9 +142,15 @@ sink_write(void *arg, const struct iovec *iov, int cnt, size_t n, size_t *used)
     return 0;
 }
 
-/* Drain one new stream of bk into k.  Closes the stream on every path. */
+/* Drain one new stream of bk into k.  Closes the stream on every path,
+ * except that on success with @keep non-NULL it is handed back open in *keep
+ * for the caller to close: edb_backup_save closes it only once the archive
+ * has its final name, because the last put of a zero-copy stream unmaps the
+ * snapshot's pages (milliseconds for a large database), and nothing should
+ * widen the moment in which a killed process leaves a complete temporary
+ * file behind. */
 static int
-pump(sink *k, bool zerocopy)
+pump(sink *k, bool zerocopy, edb_backup_stream **keep)
 {
     edb_backup_stream *s;
     EDB_RET(edb__stream_open(&s, k->bk, zerocopy));
@@ -153,6 +159,10 @@ pump(sink *k, bool zerocopy)
     do {
         rc = edb__stream_consume(s, sink_write, k, &n);
     } while (rc == 0 && n > 0);
+    if (rc == 0 && keep != NULL) {
+        *keep = s;
+        return 0;
+    }
     edb_backup_close(s);
     return rc;
 }
@@ -176,7 +186,7 @@ edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, voi
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
 
-    int rc = pump(&k, false);
+    int rc = pump(&k, true, NULL);
 
     if (!was_pending) {
         sigpending(&pending);
@@ -222,6 +232,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
                 edb_backup_progress_fn progress, void *ctx)
 {
     int ret = 0, dirfd = -1, fd = -1;
+    edb_backup_stream *stream = NULL;
     const char *base = NULL;
     char tmp[NAME_MAX + 1];
     bool created = false, renamed = false;
@@ -265,7 +276,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
     int fl = fcntl(fd, F_GETFL);
     sink k = { .fd = fd, .direct = fl >= 0 && (fl & O_DIRECT), .what = path, .bk = bk,
                .progress = progress, .ctx = ctx };
-    EDB_ERR(pump(&k, true));
+    EDB_ERR(pump(&k, true, &stream));
 
     if (edb__sys_fsync(fd) != 0)
         EDB_ERR(edb__sys_err(errno, path));
@@ -291,6 +302,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
     if (edb__sys_fsync(dirfd) != 0)
         EDB_ERR(edb__sys_err(errno, "the directory of the archive"));
     edb__sys_close(dirfd);
+    edb_backup_close(stream);
     edb__err_clear();
     return 0;
 
@@ -306,5 +318,6 @@ err:
         (void)unlinkat(dirfd, base, 0);
     if (dirfd >= 0)
         edb__sys_close(dirfd);
+    edb_backup_close(stream);
     return ret;
 }

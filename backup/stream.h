@@ -35,7 +35,7 @@ struct edb_backup_stream {
     size_t zc_len;
 };
 
-/* edb_backup_open() for the library's own writers: with @zerocopy, frames of
+/* edb_backup_open() for the library's own writers (save.c): with @zerocopy, frames of
  * a full backup reference the snapshot's pages in a map instead of carrying
  * copies (incremental and low-pin backups, or a map that cannot be made, fall
  * back to copies).  Such a stream must be drained with edb__stream_consume()

@@ -315,10 +315,26 @@ Test(backup_save, pipe_fully_read_is_a_valid_archive, .init = setup, .fini = tea
     cr_assert_geq(out, 0);
     edb_backup *bk;
     OK(edb_backup_begin(&bk, env, NULL));
+    unsigned long zc0 = atomic_load(&edb__copier_zc_frames);
     OK(edb_backup_write_fd(bk, out, NULL, NULL));
+    cr_assert_gt(atomic_load(&edb__copier_zc_frames) - zc0, 1, "edb_backup_write_fd did not write zero-copy");
+    /* the same bytes as a stream of the same backup read with edb_backup_read */
+    edb_backup_stream *s;
+    OK(edb_backup_open(&s, bk));
+    bk_buf mem = { 0 };
+    OK(bk_read_all(s, &mem, 100000));
+    edb_backup_close(s);
     edb_backup_end(bk);
     close(out);
     OK(verify_file(path));
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    uint8_t *file = malloc(mem.n + 1);
+    cr_assert_eq(read(fd, file, mem.n + 1), (ssize_t)mem.n, "the file and the stream differ in length");
+    close(fd);
+    cr_assert(memcmp(file, mem.p, mem.n) == 0, "the file differs from the stream's bytes");
+    free(file);
+    free(mem.p);
 }
 
 /* The fault countdown over edb_backup_save and edb_backup_write_fd (every
