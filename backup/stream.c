@@ -141,6 +141,8 @@ edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy)
                          s->zerocopy ? ZC_SLOT_CAP : frame,
                          s->zerocopy ? 1 + EDB__ARCH_FRAME_EDB : 0);
     if (ret != 0) {
+        if (s->zc_map != NULL)
+            edb__sys_munmap(s->zc_map, s->zc_len);
         edb__obj_free(EDB__OBJ_STREAM, s);
         s = NULL;
         goto err;
