@@ -439,6 +439,7 @@ verify_main(void *arg)
 static void
 scen_write_fd(world *w, const char *what, long n, bool armed)
 {
+    int maps = data_maps(w);
     edb_backup *bk = NULL;
     int rc = edb_backup_begin(&bk, w->env, NULL);
     vside v = { -1, -1, "" };
@@ -463,6 +464,10 @@ scen_write_fd(world *w, const char *what, long n, bool armed)
         cr_assert_eq(rc, 0, "%s, fault at call %ld: verify accepted the output of a write that "
                      "failed with %s", what, n, edb_err_name(rc));
     edb_backup_end(bk);
+    for (int i = 0; i < 1000 && data_maps(w) != maps; i++)
+        bk_sleep_ms(2);
+    cr_assert_eq(data_maps(w), maps, "%s, fault at call %ld: a map of data.mdb was left behind",
+                 what, n);
     world_check(w, what, n);
 }
 
