@@ -15,6 +15,17 @@
  *   POS_BEFORE  before the first entry;  POS_AFTER  after the last
  * A position taken under an older session pos_epoch (another explicit
  * transaction) reads as POS_NONE.
+ *
+ * Record cache.  `rv` is the current record's value as LMDB returned it
+ * (pointing into LMDB's pages) and `rv_hdr` its checked header once a column
+ * was read.  LMDB keeps a value valid until the next write in its txn or the
+ * txn's end, so the cache is used only while all of these hold: rv_ok (set
+ * when a move or seek lands on an entry and the record is at hand, cleared by
+ * every landing (edb__cursor_set_on) and by every bind that had to look at
+ * the schema), the state is POS_ON, and the session's txn id and write_seq
+ * are rv_txn_id and rv_write_seq.  Every write through the session bumps
+ * write_seq (a rolled-back nested level too), and no other session can write
+ * in this session's txn.
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
@@ -62,6 +73,11 @@ struct edb_cursor {
     unsigned range_flags;
     edb__buf range_key;
 
+    bool rv_ok, rv_hdr_ok;              /* record cache, see above */
+    uint64_t rv_txn_id, rv_write_seq;
+    MDB_val rv;
+    edb__rechdr rv_hdr;
+
     unsigned prep;                      /* 0, EDB_PREP_INSERT, EDB_PREP_REPLACE */
     edb__rec rec;                       /* the prepared record */
     edb__buf prep_pk;                   /* REPLACE: key of the record being replaced */
@@ -73,13 +89,27 @@ void edb__wplan_free(struct edb__wplan *w);
 
 /* Make sure c's schema and MDB_cursor belong to the session's current
  * transaction @txn (re-reading the table when the transaction changed).
- * EDB_NOTFOUND when the table was dropped. */
-int edb__cursor_bind(edb_cursor *c, MDB_txn *txn);
+ * EDB_NOTFOUND when the table was dropped.  The inline part is the case where
+ * nothing changed since the last bind: the same txn, no schema change and no
+ * write through the session (then the slow path would do nothing either: the
+ * MDB_cursor is on the current index's DB, see edb__cursor_bind_slow). */
+int edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn);
+static inline int
+edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
+{
+    const edb_session *s = c->s;
+    uint64_t id = edb__txn_id(s);
+    if (c->mc != NULL && c->mc_txn_id == id && c->bind_txn_id == id &&
+        c->bind_schema_seq == s->schema_seq && c->mc_write_seq == s->write_seq)
+        return 0;
+    return edb__cursor_bind_slow(c, txn);
+}
 /* The DB the current index lives in. */
 MDB_dbi edb__cursor_dbi(const edb_cursor *c);
 /* The logical key of an index entry (strips the primary key of a non-unique entry). */
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
-/* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON. */
+/* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
+ * empties the record cache. */
 int edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d);
 /* Effective state (POS_NONE when the epoch is old). */
 int edb__cursor_state(const edb_cursor *c);

@@ -54,13 +54,19 @@ reserve(edb__buf *b, size_t n)
 }
 
 int
-edb__buf_set(edb__buf *b, const void *data, size_t n)
+edb__buf_set_slow(edb__buf *b, const void *data, size_t n)
 {
     EDB_RET(reserve(b, n ? n : 1));
     if (n)
         memcpy(b->p, data, n);
     b->len = n;
     return 0;
+}
+
+int
+edb__buf_reserve(edb__buf *b, size_t n)
+{
+    return reserve(b, n);
 }
 
 int
@@ -282,8 +288,8 @@ edb__rec_init(edb__rec *r, const edb__table *t)
     return 0;
 }
 
-/* Parse the header: N, bitmap and offsets pointers, data pointer and size. */
-typedef struct hdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } hdr;
+/* The parsed header: N, bitmap and offsets pointers, data pointer and size. */
+typedef edb__rechdr hdr;
 
 static int
 parse_hdr(hdr *h, const void *raw, size_t len)
@@ -344,15 +350,19 @@ hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
 }
 
 int
-edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col)
+edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
 {
-    hdr h;
-    EDB_RET(parse_hdr(&h, raw, len));
-    if (h.n > t->ncols)
+    return parse_hdr(out, raw, len);
+}
+
+int
+edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
+{
+    if (h->n > t->ncols)
         return edb__err(EDB_CORRUPT, "record of table '%s' has %u columns, the table %u", t->name,
-                        h.n, t->ncols);
+                        h->n, t->ncols);
     const edb__column *c = &t->cols[col - 1];
-    if (col > h.n) {
+    if (col > h->n) {
         /* The column was added after this record was written. */
         memset(out, 0, sizeof *out);
         out->null = !c->has_default;
@@ -364,7 +374,15 @@ edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t le
         }
         return 0;
     }
-    return hdr_col(out, &h, c, col);
+    return hdr_col(out, h, c, col);
+}
+
+int
+edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col)
+{
+    hdr h;
+    EDB_RET(parse_hdr(&h, raw, len));
+    return edb__rec_hdr_view(out, t, &h, col);
 }
 
 int

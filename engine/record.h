@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "catalog.h"
 #include "edb.h"
@@ -18,9 +19,25 @@
 
 typedef struct edb__buf { uint8_t *p; size_t len, cap; } edb__buf;
 
-int edb__buf_set(edb__buf *b, const void *data, size_t n);
+static inline int edb__buf_set(edb__buf *b, const void *data, size_t n);
+/* edb__buf_set's general path (grows the buffer). */
+int edb__buf_set_slow(edb__buf *b, const void *data, size_t n);
 int edb__buf_add(edb__buf *b, const void *data, size_t n);
+/* Make room for n bytes in all (len unchanged). */
+int edb__buf_reserve(edb__buf *b, size_t n);
 void edb__buf_free(edb__buf *b);
+
+/* Copy n bytes into b (b->p is never NULL after a successful call). */
+static inline int
+edb__buf_set(edb__buf *b, const void *data, size_t n)
+{
+    if (n != 0 && n <= b->cap) {
+        memcpy(b->p, data, n);
+        b->len = n;
+        return 0;
+    }
+    return edb__buf_set_slow(b, data, n);
+}
 
 /* One column of an in-memory record.  `area` holds the column's bytes as the
  * record stores them: the value (single-valued) or (u32 len, bytes) per value
@@ -56,6 +73,16 @@ int edb__rec_encode(const edb__rec *r, edb__buf *out);
  * table @t in it; columns the record predates read as their default or NULL.
  * EDB_CORRUPT when malformed. */
 int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col);
+
+/* The checked header of an encoded record: edb__rec_view in two steps, so
+ * that a cursor reading several columns of one record checks its header once.
+ * The pointers point into the record's bytes. */
+typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } edb__rechdr;
+/* Check the header of an encoded record (as edb__rec_view does). */
+int edb__rec_parse(edb__rechdr *out, const void *raw, size_t len);
+/* Column @col (1-based) of table @t in a record whose header @h was checked
+ * by edb__rec_parse; EDB_CORRUPT when the record has more columns than @t. */
+int edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col);
 /* Check a whole encoded record (check.c): header, offsets, every value valid
  * for its column's type. */
 int edb__rec_validate(const edb__table *t, const void *raw, size_t len);

@@ -64,10 +64,12 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
     }
     int ret = 0;
-    uint8_t buf[EDB_MAX_KEY_SIZE];
+    /* The segment is encoded in place, after the key's current bytes;
+     * c->key.len moves only on success. */
+    if (c->key.cap < EDB_MAX_KEY_SIZE)
+        EDB_RET(edb__buf_reserve(&c->key, EDB_MAX_KEY_SIZE));
+    uint8_t *buf = c->key.p;
     size_t len = c->key.len;
-    if (len)
-        memcpy(buf, c->key.p, len);
     const edb__table *t = c->t;
     const edb__index *x = c->index >= 0 ? &t->idx[c->index] : (t->primary >= 0 ? &t->idx[t->primary] : NULL);
     if (x == NULL) {
@@ -85,7 +87,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (c->key_nseg >= x->nseg)
             return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
         const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
-        ret = edb__key_append(buf, sizeof buf, &len, def->type, data, size, x->seg[c->key_nseg].desc);
+        ret = edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, data, size, x->seg[c->key_nseg].desc);
         if (ret == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "edb_key_make: key of index '%s' over %d bytes", x->name,
                             EDB_MAX_KEY_SIZE);
@@ -97,11 +99,11 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (edb__key_successor(buf, &len) != 0) {
             /* nothing sorts after it: an all-0xFF key; keep it and let
              * comparisons treat it as the largest */
-            buf[len < sizeof buf ? len : sizeof buf - 1] = 0xFF;
+            buf[len < EDB_MAX_KEY_SIZE ? len : EDB_MAX_KEY_SIZE - 1] = 0xFF;
         }
         c->key_closed = true;
     }
-    EDB_RET(edb__buf_set(&c->key, buf, len));
+    c->key.len = len;
     c->key_nseg++;
     c->key_valid = true;
     edb__err_clear();
@@ -113,9 +115,27 @@ static int
 mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 {
     int rc = mdb_cursor_get(c->mc, k, d, op);
+    if (rc == 0)
+        return 0;
     if (rc == MDB_NOTFOUND)
         return EDB_NOTFOUND;
     return edb__mdb_err(rc, "cursor");
+}
+
+/* Land on the entry (k, d) the LMDB cursor just returned.  On the primary
+ * index d is the record: keep it for column reads (cursor.h, record cache). */
+static int
+land(edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    EDB_RET(edb__cursor_set_on(c, k, d));
+    if (c->index < 0) {
+        c->rv = *d;
+        c->rv_txn_id = edb__txn_id(c->s);
+        c->rv_write_seq = c->s->write_seq;
+        c->rv_hdr_ok = false;
+        c->rv_ok = true;
+    }
+    return 0;
 }
 
 static int
@@ -214,7 +234,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
     }
     c->key_valid = false;
     if (rc == 0)
-        rc = edb__cursor_set_on(c, &k, &d);
+        rc = land(c, &k, &d);
     else {
         c->pos = POS_NONE;
         c->mc_valid = false;
@@ -287,7 +307,7 @@ step(edb_cursor *c, int dir)
         c->mc_valid = false;
         return EDB_NOTFOUND;
     }
-    return edb__cursor_set_on(c, &k, &d);
+    return land(c, &k, &d);
 }
 
 int

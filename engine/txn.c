@@ -249,7 +249,7 @@ edb__txn_abort_all(edb_session *s)
 }
 
 int
-edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
+edb__txn_enter_slow(edb_session *s, bool write, MDB_txn **out)
 {
     *out = NULL;
     if (s->depth > 0) {
@@ -282,7 +282,7 @@ lmdb_refuses(edb_session *s)
 }
 
 int
-edb__txn_leave(edb_session *s, int rc)
+edb__txn_leave_slow(edb_session *s, int rc)
 {
     if (!s->implicit) {
         if (rc < 0 && s->depth > 0 && !s->rdonly && s->failed == 0 && lmdb_refuses(s))
