@@ -64,6 +64,7 @@ drop_mc(edb_cursor *c)
         mdb_cursor_close(c->mc);
     c->mc = NULL;
     c->mc_valid = false;
+    c->bound_id = 0;
 }
 
 MDB_dbi
@@ -86,26 +87,6 @@ edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
     return k->mv_size;
 }
 
-int
-edb__cursor_state(const edb_cursor *c)
-{
-    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
-}
-
-int
-edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
-{
-    EDB_RET(edb__buf_set(&c->anchor, k->mv_data, k->mv_size));
-    if (c->index < 0)
-        EDB_RET(edb__buf_set(&c->pk, k->mv_data, k->mv_size));
-    else
-        EDB_RET(edb__buf_set(&c->pk, d->mv_data, d->mv_size));
-    c->pos = POS_ON;
-    c->pos_epoch = c->s->pos_epoch;
-    c->mc_valid = true;
-    c->rv_ok = false;
-    return 0;
-}
 
 int
 edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
@@ -179,6 +160,7 @@ cursor:;
         c->mc_valid = false;
         c->mc_write_seq = s->write_seq;
     }
+    c->bound_id = id;
     return 0;
 }
 
@@ -363,7 +345,7 @@ column_view(edb_cursor *c, MDB_txn *txn, edb_colid col, const char *fn, edb__col
 
 /* Enter the session's transaction and bind the cursor, unless an update is
  * prepared (its record is in memory: *txn = NULL, nothing to leave). */
-static int
+static inline int
 enter_for_read(edb_cursor *c, MDB_txn **txn)
 {
     *txn = NULL;
@@ -376,7 +358,7 @@ enter_for_read(edb_cursor *c, MDB_txn **txn)
     return 0;
 }
 
-static int
+static inline int
 leave_after_read(edb_cursor *c, MDB_txn *txn, int rc)
 {
     return txn == NULL ? rc : edb__txn_leave(c->s, rc);
@@ -396,10 +378,11 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
     edb__colview v;
     int rc = column_view(c, txn, col, "edb_column_get", &v);
     if (rc == 0) {
-        const uint8_t *data;
-        size_t n;
+        const uint8_t *data = v.area;
+        size_t n = v.len;
         bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
-        if (!edb__colview_value(&v, multi, itag == 0 ? 1 : itag, &data, &n)) {
+        if ((multi || v.null || itag > 1) &&
+            !edb__colview_value(&v, multi, itag == 0 ? 1 : itag, &data, &n)) {
             rc = EDB_WRN_NULL;
         } else {
             if (actual != NULL)

@@ -57,6 +57,8 @@ struct edb_cursor {
     bool mc_rdonly;                     /* read txn cursors must be closed by us */
     uint64_t mc_txn_id, mc_write_seq;
     bool mc_valid;                      /* mc is on anchor */
+    uint64_t bound_id;                  /* txn id of the last complete bind (0: none since
+                                           mc was dropped): schema and mc belong to it */
     uint64_t bind_txn_id;               /* schema checked under this txn */
     uint64_t bind_schema_seq;           /* ... and this session schema_seq */
 
@@ -98,9 +100,8 @@ static inline int
 edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
 {
     const edb_session *s = c->s;
-    uint64_t id = edb__txn_id(s);
-    if (c->mc != NULL && c->mc_txn_id == id && c->bind_txn_id == id &&
-        c->bind_schema_seq == s->schema_seq && c->mc_write_seq == s->write_seq)
+    if (c->bound_id == edb__txn_id(s) && c->mc_write_seq == s->write_seq &&
+        c->bind_schema_seq == s->schema_seq)
         return 0;
     return edb__cursor_bind_slow(c, txn);
 }
@@ -110,9 +111,28 @@ MDB_dbi edb__cursor_dbi(const edb_cursor *c);
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
 /* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
  * empties the record cache. */
-int edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d);
+static inline int
+edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    const MDB_val *pk = c->index < 0 ? k : d;
+    int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
+    if (rc == 0)
+        rc = edb__buf_set(&c->pk, pk->mv_data, pk->mv_size);
+    if (rc < 0)
+        return rc;
+    c->pos = POS_ON;
+    c->pos_epoch = c->s->pos_epoch;
+    c->mc_valid = true;
+    c->rv_ok = false;
+    return 0;
+}
+
 /* Effective state (POS_NONE when the epoch is old). */
-int edb__cursor_state(const edb_cursor *c);
+static inline int
+edb__cursor_state(const edb_cursor *c)
+{
+    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
+}
 /* Build the index entry of @idx for the record values in @rec with primary key
  * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL). */
 int edb__index_entry(const edb__table *t, const edb__index *idx, const edb__rec *rec,

@@ -356,7 +356,7 @@ edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
 }
 
 int
-edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
+edb__rec_hdr_view_slow(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
 {
     if (h->n > t->ncols)
         return edb__err(EDB_CORRUPT, "record of table '%s' has %u columns, the table %u", t->name,

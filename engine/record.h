@@ -32,7 +32,13 @@ static inline int
 edb__buf_set(edb__buf *b, const void *data, size_t n)
 {
     if (n != 0 && n <= b->cap) {
-        memcpy(b->p, data, n);
+        if (n >= 8 && n <= 16) {
+            /* keys of one or two 8-byte values: two overlapping word copies */
+            memcpy(b->p, data, 8);
+            memcpy(b->p + n - 8, (const uint8_t *)data + n - 8, 8);
+        } else {
+            memcpy(b->p, data, n);
+        }
         b->len = n;
         return 0;
     }
@@ -80,9 +86,31 @@ int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_
 typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } edb__rechdr;
 /* Check the header of an encoded record (as edb__rec_view does). */
 int edb__rec_parse(edb__rechdr *out, const void *raw, size_t len);
-/* Column @col (1-based) of table @t in a record whose header @h was checked
- * by edb__rec_parse; EDB_CORRUPT when the record has more columns than @t. */
-int edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col);
+/* Column @col (1-based, at most t->ncols) of table @t in a record whose
+ * header @h was checked by edb__rec_parse; EDB_CORRUPT when the record has
+ * more columns than @t.  The inline part serves a non-NULL single-valued
+ * column the record holds; the rest (NULL, multi-valued, a column the record
+ * predates, errors) is edb__rec_hdr_view_slow. */
+int edb__rec_hdr_view_slow(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col);
+static inline int
+edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
+{
+    uint32_t i = col - 1;
+    if (col <= h->n && h->n <= t->ncols && !(t->cols[i].flags & EDB_COL_MULTIVALUED) &&
+        !((h->bitmap[i / 8] >> (i % 8)) & 1)) {
+        const uint8_t *e = h->offs + 4 * (size_t)i;     /* little-endian end offsets */
+        uint32_t end = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+        uint32_t start = i == 0 ? 0 : ((uint32_t)e[-4] | (uint32_t)e[-3] << 8 | (uint32_t)e[-2] << 16 |
+                                       (uint32_t)e[-1] << 24);
+        out->null = false;
+        out->single = false;
+        out->count = 1;
+        out->area = h->data + start;
+        out->len = end - start;
+        return 0;
+    }
+    return edb__rec_hdr_view_slow(out, t, h, col);
+}
 /* Check a whole encoded record (check.c): header, offsets, every value valid
  * for its column's type. */
 int edb__rec_validate(const edb__table *t, const void *raw, size_t len);

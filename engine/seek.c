@@ -124,7 +124,7 @@ mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 
 /* Land on the entry (k, d) the LMDB cursor just returned.  On the primary
  * index d is the record: keep it for column reads (cursor.h, record cache). */
-static int
+static inline int
 land(edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
     EDB_RET(edb__cursor_set_on(c, k, d));
@@ -183,7 +183,7 @@ outside(const edb_cursor *c, const MDB_val *k, const MDB_val *d, int dir)
     return incl ? r < 0 : r <= 0;
 }
 
-static int
+static inline int
 enter_bound(edb_cursor *c, MDB_txn **txn, const char *fn)
 {
     if (c == NULL)
@@ -262,6 +262,33 @@ resync(edb_cursor *c, int st, MDB_val *k, MDB_val *d, int *found)
     return POS_BETWEEN;
 }
 
+/* The end of a move by one: rc and (k, d) are what LMDB returned. */
+static inline int
+step_done(edb_cursor *c, int rc, const MDB_val *k, const MDB_val *d, int dir)
+{
+    if (rc == EDB_NOTFOUND) {
+        c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    if (rc < 0)
+        return rc;
+    if (outside(c, k, d, dir)) {
+        /* Stop between the last entry inside and this one. */
+        EDB_RET(edb__buf_set(&c->anchor, k->mv_data, k->mv_size));
+        if (dir < 0) {
+            uint8_t zero = 0;
+            EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
+        }
+        c->pos = POS_BETWEEN;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    return land(c, k, d);
+}
+
 static int
 step(edb_cursor *c, int dir)
 {
@@ -287,27 +314,7 @@ step(edb_cursor *c, int dir)
     } else {
         rc = EDB_NOTFOUND;
     }
-    if (rc == EDB_NOTFOUND) {
-        c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
-        c->pos_epoch = c->s->pos_epoch;
-        c->mc_valid = false;
-        return EDB_NOTFOUND;
-    }
-    if (rc < 0)
-        return rc;
-    if (outside(c, &k, &d, dir)) {
-        /* Stop between the last entry inside and this one. */
-        EDB_RET(edb__buf_set(&c->anchor, k.mv_data, k.mv_size));
-        if (dir < 0) {
-            uint8_t zero = 0;
-            EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
-        }
-        c->pos = POS_BETWEEN;
-        c->pos_epoch = c->s->pos_epoch;
-        c->mc_valid = false;
-        return EDB_NOTFOUND;
-    }
-    return land(c, &k, &d);
+    return step_done(c, rc, &k, &d, dir);
 }
 
 int
@@ -318,7 +325,13 @@ edb_cursor_move(edb_cursor *c, int how)
         return edb__err(EDB_INVAL, "edb_cursor_move: 0 is not a move");
     EDB_RET(enter_bound(c, &txn, "edb_cursor_move"));
     int rc = 0;
-    if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
+    if ((how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV) && c->mc_valid &&
+        edb__cursor_state(c) == POS_ON) {
+        /* the common case: the LMDB cursor is on the current entry */
+        MDB_val k, d;
+        rc = mget(c, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
+        rc = step_done(c, rc, &k, &d, how);
+    } else if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
         c->range = false;
         c->pos = how == EDB_MOVE_FIRST ? POS_BEFORE : POS_AFTER;
         c->pos_epoch = c->s->pos_epoch;

@@ -42,6 +42,8 @@ struct edb_session {
     uint64_t next_id;                  /* source of txn ids, unique within the session */
     uint64_t level_id[EDB_TXN_MAX_DEPTH]; /* id of each level's MDB_txn (read-only levels share) */
     uint64_t imp_id;                   /* id of the implicit txn */
+    uint64_t cur_id;                   /* edb__txn_id: kept by txn.c whenever a level or
+                                          the implicit txn begins or ends */
     uint64_t write_seq;                /* bumped on every write through this session */
     uint64_t schema_seq;               /* bumped by every schema change through this session */
     uint64_t pos_epoch;                /* bumped when an explicit outermost txn begins or ends */
@@ -91,9 +93,7 @@ int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
 static inline uint64_t
 edb__txn_id(const edb_session *s)
 {
-    if (s->implicit)
-        return s->imp_id;
-    return s->depth > 0 ? s->level_id[s->depth - 1] : 0;
+    return s->cur_id;
 }
 
 static inline int
