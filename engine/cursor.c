@@ -326,7 +326,7 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
 /* Column @col's view in the prepared record, or in the current record
  * (then the view points into LMDB's pages: use it before edb__txn_leave).
  * @txn: the entered transaction (NULL while an update is prepared). */
-static int
+static inline int
 column_view(edb_cursor *c, MDB_txn *txn, edb_colid col, const char *fn, edb__colview *v)
 {
     if (col == 0 || col > c->t->ncols)
@@ -364,6 +364,57 @@ leave_after_read(edb_cursor *c, MDB_txn *txn, int rc)
     return txn == NULL ? rc : edb__txn_leave(c->s, rc);
 }
 
+/* Copy value @itag of column @col (view @v) out as edb_column_get does;
+ * returns 0 or a warning. */
+static inline int
+copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
+           size_t *actual, unsigned itag)
+{
+    const uint8_t *data = v->area;
+    size_t n = v->len;
+    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
+    if ((multi || v->null || itag > 1) &&
+        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
+        return EDB_WRN_NULL;
+    int rc = 0;
+    if (actual != NULL)
+        *actual = n;
+    if (n > size) {
+        rc = EDB_WRN_TRUNCATED;
+        n = size;
+    }
+    if (n >= 4 && n <= 16) {
+        /* fixed-size values: overlapping word copies instead of a call */
+        uint8_t *o = buf;
+        if (n >= 8) {
+            memcpy(o, data, 8);
+            memcpy(o + n - 8, data + n - 8, 8);
+        } else {
+            memcpy(o, data, 4);
+            memcpy(o + n - 4, data + n - 4, 4);
+        }
+    } else if (n > 0) {
+        memcpy(buf, data, n);
+    }
+    return rc;
+}
+
+/* The general path of edb_column_get (arguments checked). */
+static int
+column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    MDB_txn *txn;
+    EDB_RET(enter_for_read(c, &txn));
+    edb__colview v;
+    int rc = column_view(c, txn, col, "edb_column_get", &v);
+    if (rc == 0)
+        rc = copy_value(c, col, &v, buf, size, actual, itag);
+    rc = leave_after_read(c, txn, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
 int
 edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
 {
@@ -373,32 +424,26 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         return edb__err(EDB_INVAL, "edb_column_get: buf is NULL with size %zu", size);
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_column_get: cursor is NULL");
-    MDB_txn *txn;
-    EDB_RET(enter_for_read(c, &txn));
-    edb__colview v;
-    int rc = column_view(c, txn, col, "edb_column_get", &v);
-    if (rc == 0) {
-        const uint8_t *data = v.area;
-        size_t n = v.len;
-        bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
-        if ((multi || v.null || itag > 1) &&
-            !edb__colview_value(&v, multi, itag == 0 ? 1 : itag, &data, &n)) {
-            rc = EDB_WRN_NULL;
-        } else {
-            if (actual != NULL)
-                *actual = n;
-            if (n > size) {
-                rc = EDB_WRN_TRUNCATED;
-                n = size;
-            }
-            if (n > 0)
-                memcpy(buf, data, n);
+    /* The fast path: in an explicit transaction, on a record whose value is
+     * cached (cursor.h).  A cached record implies a bind in this txn (it was
+     * read or landed on after one), so with no schema change since, the bind
+     * would do nothing a read needs.  Anything else, errors included, takes
+     * the general path. */
+    const edb_session *s = c->s;
+    if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
+        c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
+        c->pos == POS_ON && c->pos_epoch == s->pos_epoch && col != 0 && col <= c->t->ncols) {
+        edb__colview v;
+        if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
+            c->rv_hdr_ok = true;
+        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, col) == 0) {
+            int rc = copy_value(c, col, &v, buf, size, actual, itag);
+            if (rc == 0)
+                edb__err_clear();
+            return rc;
         }
     }
-    rc = leave_after_read(c, txn, rc);
-    if (rc == 0)
-        edb__err_clear();
-    return rc;
+    return column_get_slow(c, col, buf, size, actual, itag);
 }
 
 int

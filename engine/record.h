@@ -27,6 +27,20 @@ int edb__buf_add(edb__buf *b, const void *data, size_t n);
 int edb__buf_reserve(edb__buf *b, size_t n);
 void edb__buf_free(edb__buf *b);
 
+/* The little-endian u32 at p. */
+static inline uint32_t
+edb__rd32le(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#elif !defined(__BYTE_ORDER__)
+    v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
+    return v;
+}
+
 /* Copy n bytes into b (b->p is never NULL after a successful call). */
 static inline int
 edb__buf_set(edb__buf *b, const void *data, size_t n)
@@ -84,7 +98,9 @@ int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_
  * that a cursor reading several columns of one record checks its header once.
  * The pointers point into the record's bytes. */
 typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } edb__rechdr;
-/* Check the header of an encoded record (as edb__rec_view does). */
+/* Check the header of an encoded record: version, column count, sizes, and
+ * the last end offset (the others are checked per column read, by
+ * edb__rec_hdr_view; record.c, "Invariants"). */
 int edb__rec_parse(edb__rechdr *out, const void *raw, size_t len);
 /* Column @col (1-based, at most t->ncols) of table @t in a record whose
  * header @h was checked by edb__rec_parse; EDB_CORRUPT when the record has
@@ -98,10 +114,11 @@ edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, 
     uint32_t i = col - 1;
     if (col <= h->n && h->n <= t->ncols && !(t->cols[i].flags & EDB_COL_MULTIVALUED) &&
         !((h->bitmap[i / 8] >> (i % 8)) & 1)) {
-        const uint8_t *e = h->offs + 4 * (size_t)i;     /* little-endian end offsets */
-        uint32_t end = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
-        uint32_t start = i == 0 ? 0 : ((uint32_t)e[-4] | (uint32_t)e[-3] << 8 | (uint32_t)e[-2] << 16 |
-                                       (uint32_t)e[-1] << 24);
+        const uint8_t *e = h->offs + 4 * (size_t)i;
+        uint32_t end = edb__rd32le(e);
+        uint32_t start = i == 0 ? 0 : edb__rd32le(e - 4);
+        if (end < start || end > h->dlen)
+            return edb__rec_hdr_view_slow(out, t, h, col);     /* EDB_CORRUPT */
         out->null = false;
         out->single = false;
         out->count = 1;
