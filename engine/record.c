@@ -361,7 +361,7 @@ hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
 }
 
 int
-edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
+edb__rec_parse_slow(edb__rechdr *out, const void *raw, size_t len)
 {
     return parse_hdr(out, raw, len, false);
 }

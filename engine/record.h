@@ -101,7 +101,26 @@ typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; si
 /* Check the header of an encoded record: version, column count, sizes, and
  * the last end offset (the others are checked per column read, by
  * edb__rec_hdr_view; record.c, "Invariants"). */
-int edb__rec_parse(edb__rechdr *out, const void *raw, size_t len);
+int edb__rec_parse_slow(edb__rechdr *out, const void *raw, size_t len);
+static inline int
+edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
+{
+    const uint8_t *p = raw;
+    if (len >= 4 && p[0] == EDB__RECORD_VERSION) {
+        uint32_t n = (uint32_t)p[2] | (uint32_t)p[3] << 8;
+        size_t b = (n + 7) / 8;
+        if (b + 4 * (size_t)n <= len - 4) {
+            out->n = n;
+            out->bitmap = p + 4;
+            out->offs = p + 4 + b;
+            out->data = out->offs + 4 * (size_t)n;
+            out->dlen = len - (size_t)(out->data - p);
+            if ((n == 0 ? 0 : edb__rd32le(out->offs + 4 * (size_t)(n - 1))) == out->dlen)
+                return 0;
+        }
+    }
+    return edb__rec_parse_slow(out, raw, len);     /* EDB_CORRUPT or EDB_VERSION */
+}
 /* Column @col (1-based, at most t->ncols) of table @t in a record whose
  * header @h was checked by edb__rec_parse; EDB_CORRUPT when the record has
  * more columns than @t.  The inline part serves a non-NULL single-valued
