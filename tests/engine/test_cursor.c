@@ -72,7 +72,8 @@ seek1(int32_t v, unsigned flags, unsigned how)
     return edb_cursor_seek(c, how);
 }
 
-Test(cursor, seek_unique_primary)
+static void
+seek_unique_body(void)
 {
     OK(seek1(20, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 20);
     RC(seek1(21, 0, EDB_SEEK_EQ), EDB_NOTFOUND);
@@ -97,7 +98,21 @@ Test(cursor, seek_unique_primary)
     RC(edb_cursor_seek(NULL, EDB_SEEK_EQ), EDB_INVAL);
 }
 
-Test(cursor, seek_non_unique_ascending_and_descending)
+Test(cursor, seek_unique_primary)
+{
+    seek_unique_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, seek_unique_primary_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_unique_body();
+    OK(edb_txn_commit(s));
+}
+
+static void
+seek_non_unique_body(void)
 {
     OK(edb_cursor_set_index(c, "g"));
     /* grp 2 holds ids 20..28 */
@@ -116,6 +131,19 @@ Test(cursor, seek_non_unique_ascending_and_descending)
     OK(seek1(2, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 38);    /* before it: grp 3's last */
     OK(seek1(2, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 28);
     OK(seek1(2, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 20);
+}
+
+Test(cursor, seek_non_unique_ascending_and_descending)
+{
+    seek_non_unique_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, seek_non_unique_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_non_unique_body();
+    OK(edb_txn_commit(s));
 }
 
 static int
@@ -180,7 +208,8 @@ walk(int how, int32_t *ids, int max)
     return n;
 }
 
-Test(cursor, ranges)
+static void
+ranges_body(void)
 {
     int32_t ids[64];
     /* ids 20..30 inclusive upper */
@@ -236,7 +265,29 @@ Test(cursor, ranges)
     cr_assert_eq(n, 24);
 }
 
-Test(cursor, moves_at_the_ends_and_by_n)
+Test(cursor, ranges)
+{
+    ranges_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, ranges_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    ranges_body();
+    OK(edb_txn_commit(s));
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, ranges_in_a_write_txn)
+{
+    OK(edb_txn_begin(s, 0));
+    ranges_body();
+    OK(edb_txn_commit(s));
+}
+
+static void
+moves_body(void)
 {
     int32_t ids[64];
     int n = walk(EDB_MOVE_NEXT, ids, 64);      /* unpositioned: NEXT starts at the first */
@@ -271,6 +322,19 @@ Test(cursor, moves_at_the_ends_and_by_n)
     RC(edb_cursor_set_index(c, "nosuch"), EDB_NOTFOUND);
     RC(edb_cursor_set_index(NULL, NULL), EDB_INVAL);
     cr_assert_null(edb_cursor_index(NULL));
+}
+
+Test(cursor, moves_at_the_ends_and_by_n)
+{
+    moves_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, moves_in_a_write_txn)
+{
+    OK(edb_txn_begin(s, 0));
+    moves_body();
+    OK(edb_txn_commit(s));
 }
 
 Test(cursor, open_and_column_id_arguments)
