@@ -22,10 +22,18 @@
  * txn's end, so the cache is used only while all of these hold: rv_ok (set
  * when a move or seek lands on an entry and the record is at hand, cleared by
  * every landing (edb__cursor_set_on) and by every bind that had to look at
- * the schema), the state is POS_ON, and the session's txn id and write_seq
- * are rv_txn_id and rv_write_seq.  Every write through the session bumps
- * write_seq (a rolled-back nested level too), and no other session can write
- * in this session's txn.
+ * the schema), the state is POS_ON, the session's txn id and write_seq are
+ * rv_txn_id and rv_write_seq, and no schema change happened since the last
+ * bind (schema_seq: edb_column_get's fast path compares it, the general path
+ * binds).  Every row write through the session and every end of a level (a
+ * rolled-back nested one too) bump write_seq; a schema change that rewrites
+ * or drops a DB either bumps it (index creation) or is a schema change the
+ * bind sees (table drop); no other session can write in this session's txn.
+ *
+ * Fast paths.  edb_cursor_move by one and edb_column_get skip the general
+ * code when, in an explicit transaction, the inline part of edb__cursor_bind
+ * would return at once and the position (and for a read the record cache) is
+ * valid; they do exactly what the general path would in that state.
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
