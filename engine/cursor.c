@@ -64,6 +64,7 @@ drop_mc(edb_cursor *c)
         mdb_cursor_close(c->mc);
     c->mc = NULL;
     c->mc_valid = false;
+    c->bound_id = 0;
 }
 
 MDB_dbi
@@ -86,28 +87,9 @@ edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
     return k->mv_size;
 }
 
-int
-edb__cursor_state(const edb_cursor *c)
-{
-    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
-}
 
 int
-edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
-{
-    EDB_RET(edb__buf_set(&c->anchor, k->mv_data, k->mv_size));
-    if (c->index < 0)
-        EDB_RET(edb__buf_set(&c->pk, k->mv_data, k->mv_size));
-    else
-        EDB_RET(edb__buf_set(&c->pk, d->mv_data, d->mv_size));
-    c->pos = POS_ON;
-    c->pos_epoch = c->s->pos_epoch;
-    c->mc_valid = true;
-    return 0;
-}
-
-int
-edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
+edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
 {
     edb_session *s = c->s;
     uint64_t id = edb__txn_id(s);
@@ -115,6 +97,7 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
         drop_mc(c);
     if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq) {
         edb__table *t;
+        c->rv_ok = false;
         MDB_val blob;
         int rc = edb__table_blob(s->env, txn, c->tname, &blob);
         if (rc < 0) {
@@ -177,6 +160,7 @@ cursor:;
         c->mc_valid = false;
         c->mc_write_seq = s->write_seq;
     }
+    c->bound_id = id;
     return 0;
 }
 
@@ -298,74 +282,137 @@ edb_cursor_index(edb_cursor *c)
     return c->t->primary >= 0 ? c->t->idx[c->t->primary].name : NULL;
 }
 
-/* Read the current record (or the prepared one) and call fn on column col's view. */
+/* The record the cursor is on, from the cache or LMDB, with its checked
+ * header; fills the cache. */
 static int
-with_column(edb_cursor *c, edb_colid col, const char *fn,
-            int (*use)(void *ctx, const edb__column *def, const edb__colview *v), void *ctx)
+current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **out)
 {
-    if (c == NULL)
-        return edb__err(EDB_INVAL, "%s: cursor is NULL", fn);
-    if (c->prep != 0) {
-        if (col == 0 || col > c->t->ncols)
-            return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
-        const edb__colval *cv = &c->rec.cols[col - 1];
-        edb__colview v = { cv->null, false, cv->count, cv->area.p, cv->area.len };
-        return use(ctx, &c->t->cols[col - 1], &v);
-    }
-    MDB_txn *txn;
-    EDB_RET(edb__txn_enter(c->s, false, &txn));
-    int rc = edb__cursor_bind(c, txn);
-    if (rc == 0 && (col == 0 || col > c->t->ncols))
-        rc = edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
-    if (rc == 0 && edb__cursor_state(c) != POS_ON)
-        rc = edb__err(EDB_NOCURRENT, "%s: the cursor on '%s' is not on a record", fn, c->tname);
-    MDB_val k = { c->pk.len, c->pk.p }, d;
-    if (rc == 0) {
-        /* On the primary index a valid LMDB cursor sits on the record: read it
-         * there instead of searching the tree again. */
-        int mrc = -1;
-        if (c->index < 0 && c->mc_valid) {
-            MDB_val ck;
-            mrc = mdb_cursor_get(c->mc, &ck, &d, MDB_GET_CURRENT);
-            if (mrc != 0 || ck.mv_size != k.mv_size || memcmp(ck.mv_data, k.mv_data, k.mv_size) != 0)
-                mrc = -1;       /* not where it should be: search (cannot happen, cheap to check) */
+    edb_session *s = c->s;
+    uint64_t id = edb__txn_id(s);
+    if (c->rv_ok && c->rv_txn_id == id && c->rv_write_seq == s->write_seq) {
+        if (!c->rv_hdr_ok) {
+            EDB_RET(edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size));
+            c->rv_hdr_ok = true;
         }
-        if (mrc != 0)
-            mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
-        if (mrc == MDB_NOTFOUND)
-            rc = edb__err(EDB_NOCURRENT, "%s: the current record of '%s' is gone", fn, c->tname);
-        else
-            rc = edb__mdb_err(mrc, fn);
+        *out = &c->rv_hdr;
+        return 0;
     }
-    edb__colview v;
-    if (rc == 0)
-        rc = edb__rec_view(&v, c->t, d.mv_data, d.mv_size, col);
-    if (rc == 0)
-        rc = use(ctx, &c->t->cols[col - 1], &v);
-    return edb__txn_leave(c->s, rc);
+    MDB_val k = { c->pk.len, c->pk.p }, d;
+    /* On the primary index a valid LMDB cursor sits on the record: read it
+     * there instead of searching the tree again. */
+    int mrc = -1;
+    if (c->index < 0 && c->mc_valid) {
+        MDB_val ck;
+        mrc = mdb_cursor_get(c->mc, &ck, &d, MDB_GET_CURRENT);
+        if (mrc != 0 || ck.mv_size != k.mv_size || memcmp(ck.mv_data, k.mv_data, k.mv_size) != 0)
+            mrc = -1;       /* not where it should be: search (cannot happen, cheap to check) */
+    }
+    if (mrc != 0)
+        mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
+    if (mrc == MDB_NOTFOUND)
+        return edb__err(EDB_NOCURRENT, "%s: the current record of '%s' is gone", fn, c->tname);
+    EDB_RET(edb__mdb_err(mrc, fn));
+    c->rv_ok = false;
+    EDB_RET(edb__rec_parse(&c->rv_hdr, d.mv_data, d.mv_size));
+    c->rv = d;
+    c->rv_txn_id = id;
+    c->rv_write_seq = s->write_seq;
+    c->rv_hdr_ok = true;
+    c->rv_ok = true;
+    *out = &c->rv_hdr;
+    return 0;
 }
 
-typedef struct get_ctx { void *buf; size_t size; size_t *actual; unsigned itag; } get_ctx;
-
-static int
-get_value(void *ctx, const edb__column *def, const edb__colview *v)
+/* Column @col's view in the prepared record, or in the current record
+ * (then the view points into LMDB's pages: use it before edb__txn_leave).
+ * @txn: the entered transaction (NULL while an update is prepared). */
+static inline int
+column_view(edb_cursor *c, MDB_txn *txn, edb_colid col, const char *fn, edb__colview *v)
 {
-    get_ctx *g = ctx;
-    const uint8_t *data;
-    size_t size;
-    bool multi = (def->flags & EDB_COL_MULTIVALUED) != 0;
-    unsigned n = g->itag == 0 ? 1 : g->itag;
-    if (!edb__colview_value(v, multi, n, &data, &size)) {
-        if (g->actual != NULL)
-            *g->actual = 0;
-        return EDB_WRN_NULL;
+    if (col == 0 || col > c->t->ncols)
+        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    if (c->prep != 0) {
+        const edb__colval *cv = &c->rec.cols[col - 1];
+        *v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
+        return 0;
     }
-    if (g->actual != NULL)
-        *g->actual = size;
-    size_t n_copy = size < g->size ? size : g->size;
-    if (n_copy > 0)
-        memcpy(g->buf, data, n_copy);
-    return size > g->size ? EDB_WRN_TRUNCATED : 0;
+    if (edb__cursor_state(c) != POS_ON)
+        return edb__err(EDB_NOCURRENT, "%s: the cursor on '%s' is not on a record", fn, c->tname);
+    const edb__rechdr *h = NULL;
+    EDB_RET(current_record(c, txn, fn, &h));
+    return edb__rec_hdr_view(v, c->t, h, col);
+}
+
+/* Enter the session's transaction and bind the cursor, unless an update is
+ * prepared (its record is in memory: *txn = NULL, nothing to leave). */
+static inline int
+enter_for_read(edb_cursor *c, MDB_txn **txn)
+{
+    *txn = NULL;
+    if (c->prep != 0)
+        return 0;
+    EDB_RET(edb__txn_enter(c->s, false, txn));
+    int rc = edb__cursor_bind(c, *txn);
+    if (rc < 0)
+        return edb__txn_leave(c->s, rc);
+    return 0;
+}
+
+static inline int
+leave_after_read(edb_cursor *c, MDB_txn *txn, int rc)
+{
+    return txn == NULL ? rc : edb__txn_leave(c->s, rc);
+}
+
+/* Copy value @itag of column @col (view @v) out as edb_column_get does;
+ * returns 0 or a warning. */
+static inline int
+copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
+           size_t *actual, unsigned itag)
+{
+    const uint8_t *data = v->area;
+    size_t n = v->len;
+    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
+    if ((multi || v->null || itag > 1) &&
+        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
+        return EDB_WRN_NULL;
+    int rc = 0;
+    if (actual != NULL)
+        *actual = n;
+    if (n > size) {
+        rc = EDB_WRN_TRUNCATED;
+        n = size;
+    }
+    if (n >= 4 && n <= 16) {
+        /* fixed-size values: overlapping word copies instead of a call */
+        uint8_t *o = buf;
+        if (n >= 8) {
+            memcpy(o, data, 8);
+            memcpy(o + n - 8, data + n - 8, 8);
+        } else {
+            memcpy(o, data, 4);
+            memcpy(o + n - 4, data + n - 4, 4);
+        }
+    } else if (n > 0) {
+        memcpy(buf, data, n);
+    }
+    return rc;
+}
+
+/* The general path of edb_column_get (arguments checked). */
+static int
+column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    MDB_txn *txn;
+    EDB_RET(enter_for_read(c, &txn));
+    edb__colview v;
+    int rc = column_view(c, txn, col, "edb_column_get", &v);
+    if (rc == 0)
+        rc = copy_value(c, col, &v, buf, size, actual, itag);
+    rc = leave_after_read(c, txn, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
 }
 
 int
@@ -375,18 +422,28 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         *actual = 0;
     if (buf == NULL && size != 0)
         return edb__err(EDB_INVAL, "edb_column_get: buf is NULL with size %zu", size);
-    get_ctx g = { buf, size, actual, itag };
-    int rc = with_column(c, col, "edb_column_get", get_value, &g);
-    if (rc == 0)
-        edb__err_clear();
-    return rc;
-}
-
-static int
-count_values(void *ctx, const edb__column *def, const edb__colview *v)
-{
-    *(unsigned *)ctx = v->null ? 0 : v->count;
-    return 0;
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_get: cursor is NULL");
+    /* The fast path: in an explicit transaction, on a record whose value is
+     * cached (cursor.h).  A cached record implies a bind in this txn (it was
+     * read or landed on after one), so with no schema change since, the bind
+     * would do nothing a read needs.  Anything else, errors included, takes
+     * the general path. */
+    const edb_session *s = c->s;
+    if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
+        c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
+        c->pos == POS_ON && c->pos_epoch == s->pos_epoch && col != 0 && col <= c->t->ncols) {
+        edb__colview v;
+        if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
+            c->rv_hdr_ok = true;
+        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, col) == 0) {
+            int rc = copy_value(c, col, &v, buf, size, actual, itag);
+            if (rc == 0)
+                edb__err_clear();
+            return rc;
+        }
+    }
+    return column_get_slow(c, col, buf, size, actual, itag);
 }
 
 int
@@ -395,8 +452,14 @@ edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
     if (out == NULL)
         return edb__err(EDB_INVAL, "edb_column_count: out is NULL");
     *out = 0;
-    unsigned n = 0;
-    int rc = with_column(c, col, "edb_column_count", count_values, &n);
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_count: cursor is NULL");
+    MDB_txn *txn;
+    EDB_RET(enter_for_read(c, &txn));
+    edb__colview v;
+    int rc = column_view(c, txn, col, "edb_column_count", &v);
+    unsigned n = rc == 0 && !v.null ? v.count : 0;
+    rc = leave_after_read(c, txn, rc);
     if (rc == 0) {
         *out = n;
         edb__err_clear();

@@ -15,6 +15,25 @@
  *   POS_BEFORE  before the first entry;  POS_AFTER  after the last
  * A position taken under an older session pos_epoch (another explicit
  * transaction) reads as POS_NONE.
+ *
+ * Record cache.  `rv` is the current record's value as LMDB returned it
+ * (pointing into LMDB's pages) and `rv_hdr` its checked header once a column
+ * was read.  LMDB keeps a value valid until the next write in its txn or the
+ * txn's end, so the cache is used only while all of these hold: rv_ok (set
+ * when a move or seek lands on an entry and the record is at hand, cleared by
+ * every landing (edb__cursor_set_on) and by every bind that had to look at
+ * the schema), the state is POS_ON, the session's txn id and write_seq are
+ * rv_txn_id and rv_write_seq, and no schema change happened since the last
+ * bind (schema_seq: edb_column_get's fast path compares it, the general path
+ * binds).  Every row write through the session and every end of a level (a
+ * rolled-back nested one too) bump write_seq; a schema change that rewrites
+ * or drops a DB either bumps it (index creation) or is a schema change the
+ * bind sees (table drop); no other session can write in this session's txn.
+ *
+ * Fast paths.  edb_cursor_move by one and edb_column_get skip the general
+ * code when, in an explicit transaction, the inline part of edb__cursor_bind
+ * would return at once and the position (and for a read the record cache) is
+ * valid; they do exactly what the general path would in that state.
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
@@ -46,6 +65,8 @@ struct edb_cursor {
     bool mc_rdonly;                     /* read txn cursors must be closed by us */
     uint64_t mc_txn_id, mc_write_seq;
     bool mc_valid;                      /* mc is on anchor */
+    uint64_t bound_id;                  /* txn id of the last complete bind (0: none since
+                                           mc was dropped): schema and mc belong to it */
     uint64_t bind_txn_id;               /* schema checked under this txn */
     uint64_t bind_schema_seq;           /* ... and this session schema_seq */
 
@@ -62,6 +83,11 @@ struct edb_cursor {
     unsigned range_flags;
     edb__buf range_key;
 
+    bool rv_ok, rv_hdr_ok;              /* record cache, see above */
+    uint64_t rv_txn_id, rv_write_seq;
+    MDB_val rv;
+    edb__rechdr rv_hdr;
+
     unsigned prep;                      /* 0, EDB_PREP_INSERT, EDB_PREP_REPLACE */
     edb__rec rec;                       /* the prepared record */
     edb__buf prep_pk;                   /* REPLACE: key of the record being replaced */
@@ -73,16 +99,48 @@ void edb__wplan_free(struct edb__wplan *w);
 
 /* Make sure c's schema and MDB_cursor belong to the session's current
  * transaction @txn (re-reading the table when the transaction changed).
- * EDB_NOTFOUND when the table was dropped. */
-int edb__cursor_bind(edb_cursor *c, MDB_txn *txn);
+ * EDB_NOTFOUND when the table was dropped.  The inline part is the case where
+ * nothing changed since the last bind: the same txn, no schema change and no
+ * write through the session (then the slow path would do nothing either: the
+ * MDB_cursor is on the current index's DB, see edb__cursor_bind_slow). */
+int edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn);
+static inline int
+edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
+{
+    const edb_session *s = c->s;
+    if (c->bound_id == edb__txn_id(s) && c->mc_write_seq == s->write_seq &&
+        c->bind_schema_seq == s->schema_seq)
+        return 0;
+    return edb__cursor_bind_slow(c, txn);
+}
 /* The DB the current index lives in. */
 MDB_dbi edb__cursor_dbi(const edb_cursor *c);
 /* The logical key of an index entry (strips the primary key of a non-unique entry). */
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
-/* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON. */
-int edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d);
+/* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
+ * empties the record cache. */
+static inline int
+edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    const MDB_val *pk = c->index < 0 ? k : d;
+    int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
+    if (rc == 0)
+        rc = edb__buf_set(&c->pk, pk->mv_data, pk->mv_size);
+    if (rc < 0)
+        return rc;
+    c->pos = POS_ON;
+    c->pos_epoch = c->s->pos_epoch;
+    c->mc_valid = true;
+    c->rv_ok = false;
+    return 0;
+}
+
 /* Effective state (POS_NONE when the epoch is old). */
-int edb__cursor_state(const edb_cursor *c);
+static inline int
+edb__cursor_state(const edb_cursor *c)
+{
+    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
+}
 /* Build the index entry of @idx for the record values in @rec with primary key
  * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL). */
 int edb__index_entry(const edb__table *t, const edb__index *idx, const edb__rec *rec,

@@ -23,8 +23,13 @@
  * rows, and a record never needs more than the columns it was written with.
  *
  * Invariants: end offsets never decrease and the last one equals the data
- * size; a NULL column has an empty area.  edb__rec_view checks both before
- * trusting a record, so a damaged record is EDB_CORRUPT, never a crash.
+ * size; a NULL column has an empty area.  edb__rec_view, edb__rec_decode and
+ * edb__rec_validate check every offset before trusting a record, so a damaged
+ * record is EDB_CORRUPT, never a crash.  The cursor's read path
+ * (edb__rec_parse + edb__rec_hdr_view, once per record and per column read)
+ * checks the header, the last offset and the two offsets around the column it
+ * reads: as safe, but a record damaged only in columns that are not read
+ * reads without an error there (edb_env_check finds it).
  */
 #include "config.h"
 
@@ -54,13 +59,19 @@ reserve(edb__buf *b, size_t n)
 }
 
 int
-edb__buf_set(edb__buf *b, const void *data, size_t n)
+edb__buf_set_slow(edb__buf *b, const void *data, size_t n)
 {
     EDB_RET(reserve(b, n ? n : 1));
     if (n)
         memcpy(b->p, data, n);
     b->len = n;
     return 0;
+}
+
+int
+edb__buf_reserve(edb__buf *b, size_t n)
+{
+    return reserve(b, n);
 }
 
 int
@@ -84,7 +95,7 @@ edb__buf_free(edb__buf *b)
 static uint32_t
 rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return edb__rd32le(p);
 }
 
 static void
@@ -282,11 +293,13 @@ edb__rec_init(edb__rec *r, const edb__table *t)
     return 0;
 }
 
-/* Parse the header: N, bitmap and offsets pointers, data pointer and size. */
-typedef struct hdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } hdr;
+/* The parsed header: N, bitmap and offsets pointers, data pointer and size. */
+typedef edb__rechdr hdr;
 
+/* @all: check every end offset; otherwise the last one only (the reader of a
+ * column checks the two around it, hdr_col / edb__rec_hdr_view). */
 static int
-parse_hdr(hdr *h, const void *raw, size_t len)
+parse_hdr(hdr *h, const void *raw, size_t len, bool all)
 {
     const uint8_t *p = raw;
     if (len < 4)
@@ -303,7 +316,9 @@ parse_hdr(hdr *h, const void *raw, size_t len)
     h->data = h->offs + 4 * (size_t)h->n;
     h->dlen = len - (size_t)(h->data - p);
     uint32_t prev = 0;
-    for (uint32_t i = 0; i < h->n; i++) {
+    if (!all && h->n > 0)
+        prev = rd32(h->offs + 4 * (size_t)(h->n - 1));
+    for (uint32_t i = 0; all && i < h->n; i++) {
         uint32_t end = rd32(h->offs + 4 * i);
         if (end < prev || end > h->dlen)
             return edb__err(EDB_CORRUPT, "record: column %u ends at %u of %zu", i + 1, end, h->dlen);
@@ -320,6 +335,8 @@ hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
     uint32_t i = col - 1;
     uint32_t start = i == 0 ? 0 : rd32(h->offs + 4 * (i - 1));
     uint32_t end = rd32(h->offs + 4 * i);
+    if (end < start || end > h->dlen)
+        return edb__err(EDB_CORRUPT, "record: column %u ends at %u of %zu", col, end, h->dlen);
     v->null = (h->bitmap[i / 8] >> (i % 8)) & 1;
     v->single = false;
     v->area = h->data + start;
@@ -344,15 +361,19 @@ hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
 }
 
 int
-edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col)
+edb__rec_parse_slow(edb__rechdr *out, const void *raw, size_t len)
 {
-    hdr h;
-    EDB_RET(parse_hdr(&h, raw, len));
-    if (h.n > t->ncols)
+    return parse_hdr(out, raw, len, false);
+}
+
+int
+edb__rec_hdr_view_slow(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
+{
+    if (h->n > t->ncols)
         return edb__err(EDB_CORRUPT, "record of table '%s' has %u columns, the table %u", t->name,
-                        h.n, t->ncols);
+                        h->n, t->ncols);
     const edb__column *c = &t->cols[col - 1];
-    if (col > h.n) {
+    if (col > h->n) {
         /* The column was added after this record was written. */
         memset(out, 0, sizeof *out);
         out->null = !c->has_default;
@@ -364,14 +385,22 @@ edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t le
         }
         return 0;
     }
-    return hdr_col(out, &h, c, col);
+    return hdr_col(out, h, c, col);
+}
+
+int
+edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col)
+{
+    hdr h;
+    EDB_RET(parse_hdr(&h, raw, len, true));
+    return edb__rec_hdr_view(out, t, &h, col);
 }
 
 int
 edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len)
 {
     hdr h;
-    EDB_RET(parse_hdr(&h, raw, len));
+    EDB_RET(parse_hdr(&h, raw, len, true));
     if (h.n > t->ncols)
         return edb__err(EDB_CORRUPT, "record of table '%s' has %u columns, the table %u", t->name,
                         h.n, t->ncols);
@@ -428,7 +457,7 @@ int
 edb__rec_validate(const edb__table *t, const void *raw, size_t len)
 {
     hdr h;
-    EDB_RET(parse_hdr(&h, raw, len));
+    EDB_RET(parse_hdr(&h, raw, len, true));
     if (h.n > t->ncols)
         return edb__err(EDB_CORRUPT, "record of table '%s' has %u columns, the table %u", t->name,
                         h.n, t->ncols);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "catalog.h"
 #include "edb.h"
@@ -18,9 +19,45 @@
 
 typedef struct edb__buf { uint8_t *p; size_t len, cap; } edb__buf;
 
-int edb__buf_set(edb__buf *b, const void *data, size_t n);
+static inline int edb__buf_set(edb__buf *b, const void *data, size_t n);
+/* edb__buf_set's general path (grows the buffer). */
+int edb__buf_set_slow(edb__buf *b, const void *data, size_t n);
 int edb__buf_add(edb__buf *b, const void *data, size_t n);
+/* Make room for n bytes in all (len unchanged). */
+int edb__buf_reserve(edb__buf *b, size_t n);
 void edb__buf_free(edb__buf *b);
+
+/* The little-endian u32 at p. */
+static inline uint32_t
+edb__rd32le(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#elif !defined(__BYTE_ORDER__)
+    v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
+    return v;
+}
+
+/* Copy n bytes into b (b->p is never NULL after a successful call). */
+static inline int
+edb__buf_set(edb__buf *b, const void *data, size_t n)
+{
+    if (n != 0 && n <= b->cap) {
+        if (n >= 8 && n <= 16) {
+            /* keys of one or two 8-byte values: two overlapping word copies */
+            memcpy(b->p, data, 8);
+            memcpy(b->p + n - 8, (const uint8_t *)data + n - 8, 8);
+        } else {
+            memcpy(b->p, data, n);
+        }
+        b->len = n;
+        return 0;
+    }
+    return edb__buf_set_slow(b, data, n);
+}
 
 /* One column of an in-memory record.  `area` holds the column's bytes as the
  * record stores them: the value (single-valued) or (u32 len, bytes) per value
@@ -56,6 +93,60 @@ int edb__rec_encode(const edb__rec *r, edb__buf *out);
  * table @t in it; columns the record predates read as their default or NULL.
  * EDB_CORRUPT when malformed. */
 int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_t len, edb_colid col);
+
+/* The checked header of an encoded record: edb__rec_view in two steps, so
+ * that a cursor reading several columns of one record checks its header once.
+ * The pointers point into the record's bytes. */
+typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } edb__rechdr;
+/* Check the header of an encoded record: version, column count, sizes, and
+ * the last end offset (the others are checked per column read, by
+ * edb__rec_hdr_view; record.c, "Invariants"). */
+int edb__rec_parse_slow(edb__rechdr *out, const void *raw, size_t len);
+static inline int
+edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
+{
+    const uint8_t *p = raw;
+    if (len >= 4 && p[0] == EDB__RECORD_VERSION) {
+        uint32_t n = (uint32_t)p[2] | (uint32_t)p[3] << 8;
+        size_t b = (n + 7) / 8;
+        if (b + 4 * (size_t)n <= len - 4) {
+            out->n = n;
+            out->bitmap = p + 4;
+            out->offs = p + 4 + b;
+            out->data = out->offs + 4 * (size_t)n;
+            out->dlen = len - (size_t)(out->data - p);
+            if ((n == 0 ? 0 : edb__rd32le(out->offs + 4 * (size_t)(n - 1))) == out->dlen)
+                return 0;
+        }
+    }
+    return edb__rec_parse_slow(out, raw, len);     /* EDB_CORRUPT or EDB_VERSION */
+}
+/* Column @col (1-based, at most t->ncols) of table @t in a record whose
+ * header @h was checked by edb__rec_parse; EDB_CORRUPT when the record has
+ * more columns than @t.  The inline part serves a non-NULL single-valued
+ * column the record holds; the rest (NULL, multi-valued, a column the record
+ * predates, errors) is edb__rec_hdr_view_slow. */
+int edb__rec_hdr_view_slow(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col);
+static inline int
+edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, edb_colid col)
+{
+    uint32_t i = col - 1;
+    if (col <= h->n && h->n <= t->ncols && !(t->cols[i].flags & EDB_COL_MULTIVALUED) &&
+        !((h->bitmap[i / 8] >> (i % 8)) & 1)) {
+        const uint8_t *e = h->offs + 4 * (size_t)i;
+        uint32_t end = edb__rd32le(e);
+        uint32_t start = i == 0 ? 0 : edb__rd32le(e - 4);
+        if (end < start || end > h->dlen)
+            return edb__rec_hdr_view_slow(out, t, h, col);     /* EDB_CORRUPT */
+        out->null = false;
+        out->single = false;
+        out->count = 1;
+        out->area = h->data + start;
+        out->len = end - start;
+        return 0;
+    }
+    return edb__rec_hdr_view_slow(out, t, h, col);
+}
 /* Check a whole encoded record (check.c): header, offsets, every value valid
  * for its column's type. */
 int edb__rec_validate(const edb__table *t, const void *raw, size_t len);

@@ -64,10 +64,12 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
     }
     int ret = 0;
-    uint8_t buf[EDB_MAX_KEY_SIZE];
+    /* The segment is encoded in place, after the key's current bytes;
+     * c->key.len moves only on success. */
+    if (c->key.cap < EDB_MAX_KEY_SIZE)
+        EDB_RET(edb__buf_reserve(&c->key, EDB_MAX_KEY_SIZE));
+    uint8_t *buf = c->key.p;
     size_t len = c->key.len;
-    if (len)
-        memcpy(buf, c->key.p, len);
     const edb__table *t = c->t;
     const edb__index *x = c->index >= 0 ? &t->idx[c->index] : (t->primary >= 0 ? &t->idx[t->primary] : NULL);
     if (x == NULL) {
@@ -85,7 +87,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (c->key_nseg >= x->nseg)
             return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
         const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
-        ret = edb__key_append(buf, sizeof buf, &len, def->type, data, size, x->seg[c->key_nseg].desc);
+        ret = edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, data, size, x->seg[c->key_nseg].desc);
         if (ret == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "edb_key_make: key of index '%s' over %d bytes", x->name,
                             EDB_MAX_KEY_SIZE);
@@ -97,11 +99,11 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (edb__key_successor(buf, &len) != 0) {
             /* nothing sorts after it: an all-0xFF key; keep it and let
              * comparisons treat it as the largest */
-            buf[len < sizeof buf ? len : sizeof buf - 1] = 0xFF;
+            buf[len < EDB_MAX_KEY_SIZE ? len : EDB_MAX_KEY_SIZE - 1] = 0xFF;
         }
         c->key_closed = true;
     }
-    EDB_RET(edb__buf_set(&c->key, buf, len));
+    c->key.len = len;
     c->key_nseg++;
     c->key_valid = true;
     edb__err_clear();
@@ -113,9 +115,27 @@ static int
 mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 {
     int rc = mdb_cursor_get(c->mc, k, d, op);
+    if (rc == 0)
+        return 0;
     if (rc == MDB_NOTFOUND)
         return EDB_NOTFOUND;
     return edb__mdb_err(rc, "cursor");
+}
+
+/* Land on the entry (k, d) the LMDB cursor just returned.  On the primary
+ * index d is the record: keep it for column reads (cursor.h, record cache). */
+static inline int
+land(edb_cursor *c, const MDB_val *k, const MDB_val *d)
+{
+    EDB_RET(edb__cursor_set_on(c, k, d));
+    if (c->index < 0) {
+        c->rv = *d;
+        c->rv_txn_id = edb__txn_id(c->s);
+        c->rv_write_seq = c->s->write_seq;
+        c->rv_hdr_ok = false;
+        c->rv_ok = true;
+    }
+    return 0;
 }
 
 static int
@@ -163,7 +183,7 @@ outside(const edb_cursor *c, const MDB_val *k, const MDB_val *d, int dir)
     return incl ? r < 0 : r <= 0;
 }
 
-static int
+static inline int
 enter_bound(edb_cursor *c, MDB_txn **txn, const char *fn)
 {
     if (c == NULL)
@@ -214,7 +234,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
     }
     c->key_valid = false;
     if (rc == 0)
-        rc = edb__cursor_set_on(c, &k, &d);
+        rc = land(c, &k, &d);
     else {
         c->pos = POS_NONE;
         c->mc_valid = false;
@@ -242,6 +262,33 @@ resync(edb_cursor *c, int st, MDB_val *k, MDB_val *d, int *found)
     return POS_BETWEEN;
 }
 
+/* The end of a move by one: rc and (k, d) are what LMDB returned. */
+static inline int
+step_done(edb_cursor *c, int rc, const MDB_val *k, const MDB_val *d, int dir)
+{
+    if (rc == EDB_NOTFOUND) {
+        c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    if (rc < 0)
+        return rc;
+    if (outside(c, k, d, dir)) {
+        /* Stop between the last entry inside and this one. */
+        EDB_RET(edb__buf_set(&c->anchor, k->mv_data, k->mv_size));
+        if (dir < 0) {
+            uint8_t zero = 0;
+            EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
+        }
+        c->pos = POS_BETWEEN;
+        c->pos_epoch = c->s->pos_epoch;
+        c->mc_valid = false;
+        return EDB_NOTFOUND;
+    }
+    return land(c, k, d);
+}
+
 static int
 step(edb_cursor *c, int dir)
 {
@@ -267,27 +314,7 @@ step(edb_cursor *c, int dir)
     } else {
         rc = EDB_NOTFOUND;
     }
-    if (rc == EDB_NOTFOUND) {
-        c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
-        c->pos_epoch = c->s->pos_epoch;
-        c->mc_valid = false;
-        return EDB_NOTFOUND;
-    }
-    if (rc < 0)
-        return rc;
-    if (outside(c, &k, &d, dir)) {
-        /* Stop between the last entry inside and this one. */
-        EDB_RET(edb__buf_set(&c->anchor, k.mv_data, k.mv_size));
-        if (dir < 0) {
-            uint8_t zero = 0;
-            EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
-        }
-        c->pos = POS_BETWEEN;
-        c->pos_epoch = c->s->pos_epoch;
-        c->mc_valid = false;
-        return EDB_NOTFOUND;
-    }
-    return edb__cursor_set_on(c, &k, &d);
+    return step_done(c, rc, &k, &d, dir);
 }
 
 int
@@ -296,9 +323,35 @@ edb_cursor_move(edb_cursor *c, int how)
     MDB_txn *txn;
     if (c != NULL && how == 0)
         return edb__err(EDB_INVAL, "edb_cursor_move: 0 is not a move");
+    /* The fast path: a move by one in an explicit transaction, the cursor
+     * bound (the inline part of edb__cursor_bind holds), on an entry with the
+     * LMDB cursor on it, no range.  Anything else takes the general path. */
+    if (c != NULL && (how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV)) {
+        const edb_session *s = c->s;
+        if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
+            c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
+            c->mc_valid && c->pos == POS_ON && c->pos_epoch == s->pos_epoch && !c->range) {
+            MDB_val k, d;
+            int rc = mget(c, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
+            rc = rc == 0 ? land(c, &k, &d) : step_done(c, rc, &k, &d, how);
+            if (rc == 0) {
+                edb__err_clear();
+                return 0;
+            }
+            if (rc == EDB_NOTFOUND)
+                rc = edb__err(EDB_NOTFOUND, "no more entries in '%s'", c->tname);
+            return edb__txn_leave(c->s, rc);
+        }
+    }
     EDB_RET(enter_bound(c, &txn, "edb_cursor_move"));
     int rc = 0;
-    if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
+    if ((how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV) && c->mc_valid &&
+        edb__cursor_state(c) == POS_ON) {
+        /* the common case: the LMDB cursor is on the current entry */
+        MDB_val k, d;
+        rc = mget(c, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
+        rc = step_done(c, rc, &k, &d, how);
+    } else if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
         c->range = false;
         c->pos = how == EDB_MOVE_FIRST ? POS_BEFORE : POS_AFTER;
         c->pos_epoch = c->s->pos_epoch;

@@ -42,6 +42,8 @@ struct edb_session {
     uint64_t next_id;                  /* source of txn ids, unique within the session */
     uint64_t level_id[EDB_TXN_MAX_DEPTH]; /* id of each level's MDB_txn (read-only levels share) */
     uint64_t imp_id;                   /* id of the implicit txn */
+    uint64_t cur_id;                   /* edb__txn_id: kept by txn.c whenever a level or
+                                          the implicit txn begins or ends */
     uint64_t write_seq;                /* bumped on every write through this session */
     uint64_t schema_seq;               /* bumped by every schema change through this session */
     uint64_t pos_epoch;                /* bumped when an explicit outermost txn begins or ends */
@@ -63,8 +65,13 @@ struct edb_session {
  * one edb__txn_leave(s, rc): rc >= 0 commits an implicit txn, rc < 0 aborts
  * it; with an explicit transaction leave does nothing.  Returns rc, or the
  * commit's error. */
-int edb__txn_enter(edb_session *s, bool write, MDB_txn **out);
-int edb__txn_leave(edb_session *s, int rc);
+static inline int edb__txn_enter(edb_session *s, bool write, MDB_txn **out);
+static inline int edb__txn_leave(edb_session *s, int rc);
+/* The general paths of the two (txn.c); the inline versions below serve the
+ * common cases (an explicit transaction that can serve the call; a call that
+ * succeeded in one) without a function call. */
+int edb__txn_enter_slow(edb_session *s, bool write, MDB_txn **out);
+int edb__txn_leave_slow(edb_session *s, int rc);
 
 /* A write failed after the first change was made: mark the session's
  * explicit transaction failed (see `failed` above) and return @rc.  In an
@@ -86,9 +93,25 @@ int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
 static inline uint64_t
 edb__txn_id(const edb_session *s)
 {
-    if (s->implicit)
-        return s->imp_id;
-    return s->depth > 0 ? s->level_id[s->depth - 1] : 0;
+    return s->cur_id;
+}
+
+static inline int
+edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
+{
+    if (s->depth > 0 && s->failed == 0 && !(write && s->rdonly)) {
+        *out = s->txn[s->depth - 1];
+        return 0;
+    }
+    return edb__txn_enter_slow(s, write, out);
+}
+
+static inline int
+edb__txn_leave(edb_session *s, int rc)
+{
+    if (rc >= 0 && !s->implicit)
+        return rc;
+    return edb__txn_leave_slow(s, rc);
 }
 
 /* Check a session argument; sets the error detail. */

@@ -101,6 +101,16 @@ failed_err(const edb_session *s, const char *fn)
                     s->fail_msg);
 }
 
+/* Recompute s->cur_id after the levels or the implicit txn changed. */
+static void
+sync_id(edb_session *s)
+{
+    if (s->implicit)
+        s->cur_id = s->imp_id;
+    else
+        s->cur_id = s->depth > 0 ? s->level_id[s->depth - 1] : 0;
+}
+
 /* Begin a top-level LMDB transaction for the session. */
 static int
 begin_top(edb_session *s, bool write, MDB_txn **out)
@@ -157,6 +167,7 @@ edb_txn_begin(edb_session *s, unsigned flags)
         s->level_id[s->depth] = ++s->next_id;
     }
     s->depth++;
+    sync_id(s);
     edb__err_clear();
     return 0;
 }
@@ -171,6 +182,7 @@ end_level(edb_session *s, bool commit)
     edb__session_cancel_updates(s);
     s->txn[d] = NULL;
     s->depth = d;
+    sync_id(s);
     if (s->failed != 0 && d < s->failed_depth) {
         s->failed = 0;
         s->failed_depth = 0;
@@ -245,11 +257,12 @@ edb__txn_abort_all(edb_session *s)
         }
         s->implicit = false;
         s->imp_txn = NULL;
+        sync_id(s);
     }
 }
 
 int
-edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
+edb__txn_enter_slow(edb_session *s, bool write, MDB_txn **out)
 {
     *out = NULL;
     if (s->depth > 0) {
@@ -268,6 +281,7 @@ edb__txn_enter(edb_session *s, bool write, MDB_txn **out)
     s->implicit_write = write;
     s->imp_txn = txn;
     s->imp_id = ++s->next_id;
+    sync_id(s);
     *out = txn;
     return 0;
 }
@@ -282,7 +296,7 @@ lmdb_refuses(edb_session *s)
 }
 
 int
-edb__txn_leave(edb_session *s, int rc)
+edb__txn_leave_slow(edb_session *s, int rc)
 {
     if (!s->implicit) {
         if (rc < 0 && s->depth > 0 && !s->rdonly && s->failed == 0 && lmdb_refuses(s))
@@ -293,6 +307,7 @@ edb__txn_leave(edb_session *s, int rc)
     bool write = s->implicit_write;
     s->implicit = false;
     s->imp_txn = NULL;
+    sync_id(s);
     if (write) {
         writer_pop(s);
         s->write_seq++;

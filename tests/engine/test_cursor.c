@@ -72,7 +72,8 @@ seek1(int32_t v, unsigned flags, unsigned how)
     return edb_cursor_seek(c, how);
 }
 
-Test(cursor, seek_unique_primary)
+static void
+seek_unique_body(void)
 {
     OK(seek1(20, 0, EDB_SEEK_EQ)); cr_assert_eq(cur_id(), 20);
     RC(seek1(21, 0, EDB_SEEK_EQ), EDB_NOTFOUND);
@@ -97,7 +98,21 @@ Test(cursor, seek_unique_primary)
     RC(edb_cursor_seek(NULL, EDB_SEEK_EQ), EDB_INVAL);
 }
 
-Test(cursor, seek_non_unique_ascending_and_descending)
+Test(cursor, seek_unique_primary)
+{
+    seek_unique_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, seek_unique_primary_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_unique_body();
+    OK(edb_txn_commit(s));
+}
+
+static void
+seek_non_unique_body(void)
 {
     OK(edb_cursor_set_index(c, "g"));
     /* grp 2 holds ids 20..28 */
@@ -116,6 +131,19 @@ Test(cursor, seek_non_unique_ascending_and_descending)
     OK(seek1(2, 0, EDB_SEEK_LT)); cr_assert_eq(cur_id(), 38);    /* before it: grp 3's last */
     OK(seek1(2, 0, EDB_SEEK_LE)); cr_assert_eq(cur_id(), 28);
     OK(seek1(2, 0, EDB_SEEK_GE)); cr_assert_eq(cur_id(), 20);
+}
+
+Test(cursor, seek_non_unique_ascending_and_descending)
+{
+    seek_non_unique_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, seek_non_unique_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_non_unique_body();
+    OK(edb_txn_commit(s));
 }
 
 static int
@@ -180,7 +208,8 @@ walk(int how, int32_t *ids, int max)
     return n;
 }
 
-Test(cursor, ranges)
+static void
+ranges_body(void)
 {
     int32_t ids[64];
     /* ids 20..30 inclusive upper */
@@ -236,7 +265,29 @@ Test(cursor, ranges)
     cr_assert_eq(n, 24);
 }
 
-Test(cursor, moves_at_the_ends_and_by_n)
+Test(cursor, ranges)
+{
+    ranges_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, ranges_in_a_read_only_txn)
+{
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    ranges_body();
+    OK(edb_txn_commit(s));
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, ranges_in_a_write_txn)
+{
+    OK(edb_txn_begin(s, 0));
+    ranges_body();
+    OK(edb_txn_commit(s));
+}
+
+static void
+moves_body(void)
 {
     int32_t ids[64];
     int n = walk(EDB_MOVE_NEXT, ids, 64);      /* unpositioned: NEXT starts at the first */
@@ -271,6 +322,19 @@ Test(cursor, moves_at_the_ends_and_by_n)
     RC(edb_cursor_set_index(c, "nosuch"), EDB_NOTFOUND);
     RC(edb_cursor_set_index(NULL, NULL), EDB_INVAL);
     cr_assert_null(edb_cursor_index(NULL));
+}
+
+Test(cursor, moves_at_the_ends_and_by_n)
+{
+    moves_body();
+}
+
+/* the same in an explicit transaction, where moves and reads take their fast paths */
+Test(cursor, moves_in_a_write_txn)
+{
+    OK(edb_txn_begin(s, 0));
+    moves_body();
+    OK(edb_txn_commit(s));
 }
 
 Test(cursor, open_and_column_id_arguments)
@@ -321,4 +385,167 @@ Test(cursor, implicit_txns_keep_position_and_session_end_closes_cursors)
     OK(edb_cursor_open(&c2, s2, "t"));
     OK(edb_cursor_open(&c2, s2, "t"));
     edb_session_end(s2);       /* closes both cursors (LSan checks) */
+}
+
+/* ---- the cursor's cache of the current record (cursor.h, "Record cache") ----
+ * Each check below reads a column of a record the cursor already read, after
+ * something changed that record or the transaction under it: a stale cache
+ * returns the old value or reads freed pages (ASan). */
+
+static void
+name_of(edb_cursor *cc, const char *want)
+{
+    char buf[64];
+    size_t n = 0;
+    OK(edb_column_get(cc, 3, buf, sizeof buf, &n, 0));
+    cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0, "name '%.*s', want '%s'", (int)n, buf, want);
+}
+
+static void
+seek_on(edb_cursor *cc, int32_t id)
+{
+    OK(edb_key_make(cc, &id, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(cc, EDB_SEEK_EQ));
+}
+
+static void
+rename_at(edb_cursor *cc, int32_t id, const char *name)
+{
+    seek_on(cc, id);
+    OK(edb_update_prepare(cc, EDB_PREP_REPLACE));
+    OK(edb_column_set(cc, 3, name, strlen(name), 0));
+    OK(edb_update(cc));
+}
+
+Test(cursor, cache_sees_writes_through_another_cursor)
+{
+    edb_cursor *c2;
+    OK(edb_cursor_open(&c2, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    seek_on(c, 20);
+    name_of(c, "n0");
+    rename_at(c2, 20, "changed");
+    name_of(c, "changed");
+    /* enough inserts through c2 to split and move the pages under c */
+    for (int32_t id = 1000; id < 3000; id++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "x%d", id);
+        OK(edb_update_prepare(c2, EDB_PREP_INSERT));
+        OK(edb_column_set(c2, 1, &id, 4, 0));
+        OK(edb_column_set(c2, 3, nm, strlen(nm), 0));
+        OK(edb_update(c2));
+    }
+    name_of(c, "changed");
+    cr_assert_eq(cur_id(), 20);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 22);
+    name_of(c, "n2");
+    /* the current record deleted through c2: gone for reads, NEXT goes on after it */
+    seek_on(c2, 22);
+    OK(edb_record_delete(c2));
+    RC(edb_column_get(c, 3, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    RC(edb_column_count(&(unsigned){ 0 }, c, 3), EDB_NOCURRENT);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 24);
+    /* and through the same cursor */
+    rename_at(c, 24, "self");
+    name_of(c, "self");
+    OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    cr_assert_eq(cur_id(), 20);
+    OK(edb_txn_commit(s));
+    edb_cursor_close(c2);
+}
+
+Test(cursor, cache_and_nested_rollback)
+{
+    edb_cursor *c2;
+    OK(edb_cursor_open(&c2, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    seek_on(c, 30);
+    name_of(c, "n0");
+    OK(edb_txn_begin(s, 0));
+    rename_at(c2, 30, "nested");
+    name_of(c, "nested");
+    OK(edb_txn_rollback(s));
+    name_of(c, "n0");
+    cr_assert_eq(cur_id(), 30);
+    /* read first in the nested level, write through the cursor itself, roll back */
+    OK(edb_txn_begin(s, 0));
+    name_of(c, "n0");
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 3, "mine", 4, 0));
+    OK(edb_update(c));
+    name_of(c, "mine");
+    OK(edb_txn_rollback(s));
+    name_of(c, "n0");
+    /* a nested level that commits keeps its write */
+    OK(edb_txn_begin(s, 0));
+    rename_at(c2, 30, "kept");
+    OK(edb_txn_commit(s));
+    name_of(c, "kept");
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 32);
+    OK(edb_txn_commit(s));
+    edb_cursor_close(c2);
+}
+
+Test(cursor, cache_across_transactions_and_sessions)
+{
+    edb_session *s2;
+    edb_cursor *c2;
+    OK(edb_session_begin(&s2, env));
+    OK(edb_cursor_open(&c2, s2, "t"));
+    /* implicit transactions: each call sees the last commit */
+    seek_on(c, 40);
+    name_of(c, "n0");
+    rename_at(c2, 40, "other");
+    name_of(c, "other");
+    cr_assert_eq(cur_id(), 40);
+    /* a read-only transaction keeps its snapshot, the next one sees the commit */
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_on(c, 40);
+    name_of(c, "other");
+    rename_at(c2, 40, "later");
+    name_of(c, "other");
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));     /* a nested read-only level */
+    name_of(c, "other");
+    OK(edb_txn_rollback(s));
+    name_of(c, "other");
+    OK(edb_txn_commit(s));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    RC(edb_column_get(c, 3, NULL, 0, NULL, 0), EDB_NOCURRENT);   /* a new txn: unpositioned */
+    seek_on(c, 40);
+    name_of(c, "later");
+    OK(edb_txn_commit(s));
+    /* one transaction: the primary, then a secondary index; several columns of one record */
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    seek_on(c, 40);
+    name_of(c, "later");
+    OK(edb_cursor_set_index(c, "g"));
+    int32_t g = 2;
+    OK(edb_key_make(c, &g, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    cr_assert_eq(cur_id(), 20);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    cr_assert_eq(cur_id(), 10);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 12);
+    OK(edb_cursor_move(c, 9));
+    int32_t id = cur_id(), grp = 0;
+    cr_assert_eq(id, 30);
+    OK(edb_column_get(c, 2, &grp, 4, NULL, 0));
+    cr_assert_eq(grp, 3);
+    cr_assert_eq(cur_id(), 30);
+    OK(edb_txn_commit(s));
+    /* a column added while the cursor sits on a record it read */
+    OK(edb_cursor_set_index(c, NULL));
+    seek_on(c, 40);
+    name_of(c, "later");
+    edb_column_def extra = { "extra", EDB_COL_INT32, 0, 0, &(int32_t){ 7 }, 4 };
+    OK(edb_column_add(s2, "t", &extra));
+    int32_t x = 0;
+    OK(edb_column_get(c, 4, &x, 4, NULL, 0));
+    cr_assert_eq(x, 7);
+    name_of(c, "later");
+    edb_session_end(s2);
 }

@@ -7,6 +7,10 @@
 
 #include "helpers.h"
 
+#include "catalog.h"    /* the read path's internals (damaged records) */
+#include "key.h"
+#include "record.h"
+
 static char *dir;
 static edb_env *env;
 static edb_session *s;
@@ -548,4 +552,179 @@ Test(records, failed_update_in_txn_leaves_indexes_exact)
             OK(edb_txn_commit(s));
     }
     edb_cursor_close(c);
+}
+
+/* ---- the cursor's read path on damaged records (record.c, "Invariants") ----
+ * edb__rec_parse checks the header and the last end offset, edb__rec_hdr_view
+ * the offsets around the column it reads: a damaged record read is
+ * EDB_CORRUPT or EDB_VERSION, never a read outside the record. */
+
+static void
+damage_table(edb__table **t)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT32, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "name", EDB_COL_TEXT, 0, 0, NULL, 0 },
+        { "tags", EDB_COL_TEXT, EDB_COL_MULTIVALUED, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY } };
+    edb_table_def def = { "d", cols, 3, idx, 1 };
+    OK(edb_table_create(s, &def));
+    MDB_txn *txn;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(t, env, txn, "d"));
+    edb__ro_end(env, txn);
+}
+
+/* Encode (id, name, two tags) for table t. */
+static void
+good_record(const edb__table *t, edb__buf *out)
+{
+    edb__rec r = { 0 };
+    OK(edb__rec_init(&r, t));
+    int32_t id = 7;
+    OK(edb__colval_set(&r.cols[0], &t->cols[0], &id, 4, false));
+    OK(edb__colval_set(&r.cols[1], &t->cols[1], "seven", 5, false));
+    OK(edb__colval_set(&r.cols[2], &t->cols[2], "a", 1, true));
+    OK(edb__colval_set(&r.cols[2], &t->cols[2], "bc", 2, true));
+    OK(edb__rec_encode(&r, out));
+    edb__rec_free(&r);
+}
+
+/* Read column col of raw[0..len) the way the cursor does. */
+static int
+read_col(const edb__table *t, const uint8_t *raw, size_t len, edb_colid col, edb__colview *v)
+{
+    edb__rechdr h;
+    int rc = edb__rec_parse(&h, raw, len);
+    if (rc == 0)
+        rc = edb__rec_hdr_view(v, t, &h, col);
+    if (rc == 0 && !v->single)
+        cr_assert(v->area >= raw && v->len <= len && v->area + v->len <= raw + len,
+                  "column %u read outside the record", col);
+    return rc;
+}
+
+static void
+set32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+Test(records, read_path_refuses_damaged_records)
+{
+    edb__table *t;
+    damage_table(&t);
+    edb__buf good = { 0 };
+    good_record(t, &good);
+    uint8_t raw[256];
+    size_t len = good.len;
+    cr_assert(len <= sizeof raw);
+    edb__colview v;
+    /* intact: every column reads, as the full check reads it */
+    for (edb_colid col = 1; col <= 3; col++) {
+        edb__colview full;
+        OK(read_col(t, good.p, len, col, &v));
+        OK(edb__rec_view(&full, t, good.p, len, col));
+        cr_assert(v.null == full.null && v.count == full.count && v.len == full.len && v.area == full.area);
+    }
+    OK(read_col(t, good.p, len, 2, &v));
+    cr_assert(v.len == 5 && memcmp(v.area, "seven", 5) == 0);
+    /* header: N = 3, bitmap 1 byte, offsets at 5, 9, 13, data at 17 */
+    size_t offs = 5, data = 17;
+    RC(read_col(t, good.p, 3, 1, &v), EDB_CORRUPT);                 /* shorter than a header */
+    memcpy(raw, good.p, len); raw[0] = 2;
+    RC(read_col(t, raw, len, 1, &v), EDB_VERSION);                  /* a newer format */
+    memcpy(raw, good.p, len); raw[0] = 0;
+    RC(read_col(t, raw, len, 1, &v), EDB_CORRUPT);
+    memcpy(raw, good.p, len); raw[2] = 0xFF; raw[3] = 0x7F;
+    RC(read_col(t, raw, len, 1, &v), EDB_CORRUPT);                  /* header larger than the record */
+    RC(read_col(t, good.p, len - 1, 1, &v), EDB_CORRUPT);           /* last offset past the end */
+    memcpy(raw, good.p, len); raw[len] = 0;
+    RC(read_col(t, raw, len + 1, 1, &v), EDB_CORRUPT);              /* a trailing byte */
+    /* column 2 ends past the data: columns 2 and 3 are refused, column 1 reads */
+    memcpy(raw, good.p, len); set32(raw + offs + 4, 1000);
+    RC(read_col(t, raw, len, 2, &v), EDB_CORRUPT);
+    RC(read_col(t, raw, len, 3, &v), EDB_CORRUPT);
+    OK(read_col(t, raw, len, 1, &v));
+    RC(edb__rec_view(&v, t, raw, len, 1), EDB_CORRUPT);             /* the full check refuses all */
+    /* column 2 ends before it starts */
+    memcpy(raw, good.p, len); set32(raw + offs + 4, 2);
+    RC(read_col(t, raw, len, 2, &v), EDB_CORRUPT);
+    /* a NULL column with bytes */
+    memcpy(raw, good.p, len); raw[4] |= 2;
+    RC(read_col(t, raw, len, 2, &v), EDB_CORRUPT);
+    /* a multi-valued column whose value lengths overrun its area */
+    memcpy(raw, good.p, len); set32(raw + data + 9, 200);
+    RC(read_col(t, raw, len, 3, &v), EDB_CORRUPT);
+    /* a record with more columns than its table */
+    uint32_t ncols = t->ncols;
+    t->ncols = 2;
+    RC(read_col(t, good.p, len, 1, &v), EDB_CORRUPT);
+    t->ncols = ncols;
+    /* every single-byte damage: refused, or read inside the record; when the
+     * full check accepts the record, both reads agree */
+    for (size_t i = 0; i < len; i++)
+        for (int m = 0; m < 8; m++) {
+            memcpy(raw, good.p, len);
+            raw[i] ^= (uint8_t)(1u << m);
+            for (edb_colid col = 1; col <= 3; col++) {
+                int rc = read_col(t, raw, len, col, &v);
+                cr_assert(rc == 0 || rc == EDB_CORRUPT || rc == EDB_VERSION, "byte %zu bit %d: %d", i, m, rc);
+                edb__colview full;
+                if (edb__rec_view(&full, t, raw, len, col) == 0) {
+                    cr_assert_eq(rc, 0, "byte %zu bit %d column %u: the full check reads it", i, m, col);
+                    cr_assert(v.null == full.null && v.count == full.count && v.len == full.len &&
+                              v.area == full.area);
+                }
+            }
+        }
+    edb__buf_free(&good);
+    edb__table_free(t);
+}
+
+Test(records, cursor_reads_of_a_damaged_record)
+{
+    edb__table *t;
+    damage_table(&t);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "d"));
+    for (int32_t id = 1; id <= 3; id++) {
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, &id, 4, 0));
+        OK(edb_column_set(c, 2, "name", 4, 0));
+        OK(edb_update(c));
+    }
+    /* damage record 2 under the engine: column 2 ends past the data */
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(env->mdb, NULL, 0, &txn), 0);
+    uint8_t kb[16];
+    size_t kl = 0;
+    int32_t two = 2;
+    OK(edb__key_append(kb, sizeof kb, &kl, EDB_COL_INT32, &two, 4, false));   /* the key of id 2 */
+    MDB_val k = { kl, kb }, d;
+    cr_assert_eq(mdb_get(txn, t->rec_dbi, &k, &d), 0, "record 2 not under the expected key");
+    uint8_t raw[256];
+    cr_assert(d.mv_size <= sizeof raw);
+    memcpy(raw, d.mv_data, d.mv_size);
+    set32(raw + 5 + 4, 1000);
+    d.mv_data = raw;
+    cr_assert_eq(mdb_put(txn, t->rec_dbi, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    char buf[16];
+    OK(edb_column_get(c, 2, buf, sizeof buf, NULL, 0));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    int32_t id = 0;
+    OK(edb_column_get(c, 1, &id, 4, NULL, 0));       /* an intact column of the damaged record */
+    cr_assert_eq(id, 2);
+    RC(edb_column_get(c, 2, buf, sizeof buf, NULL, 0), EDB_CORRUPT);
+    RC(edb_column_get(c, 3, buf, sizeof buf, NULL, 0), EDB_CORRUPT);
+    RC(edb_column_count(&(unsigned){ 0 }, c, 2), EDB_CORRUPT);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    OK(edb_column_get(c, 2, buf, sizeof buf, NULL, 0));
+    OK(edb_txn_commit(s));
+    edb_cursor_close(c);
+    edb__table_free(t);
 }
