@@ -266,11 +266,14 @@ typedef void (*edb_backup_progress_fn)(void *ctx, uint64_t done, uint64_t total)
 
 /**
  * Write the backup's whole archive to the file @p path, atomically and durably:
- * a temporary file beside it (created 0600 with O_EXCL|O_NOFOLLOW whatever the
+ * an unnamed file in @p path's directory (O_TMPFILE, mode 0600 whatever the
  * umask), written straight from the copier's ring (O_DIRECT where the file system
- * allows it), fsynced, renamed to @p path, and the directory fsynced.  The final
- * name appears only when the archive is complete; on any error or cancellation the
- * temporary file is removed and @p path is untouched.  Opens (and closes) one
+ * allows it), fsynced, linked as @p path, and the directory fsynced.  The final
+ * name appears only when the archive is complete, and a process killed before
+ * that leaves no file at all.  Where the file system or a missing /proc refuses
+ * unnamed files, a hidden temporary file beside @p path is used instead (created
+ * with O_EXCL|O_NOFOLLOW, renamed into place); a SIGKILL leaves that one behind.
+ * On any error or cancellation nothing written is left and @p path is untouched.  Opens (and closes) one
  * stream of @p bk.
  * @param[in] flags    0 or #EDB_SAVE_OVERWRITE
  * @param[in] progress called after each batch (may be NULL)

@@ -17,10 +17,12 @@
  * and low-pin backups write copies from the slots.
  *
  * Guarantees of edb_backup_save: the final name appears only when the
- * archive is complete and durable (data, fsync, rename, fsync of the
- * directory); on any error or cancellation the temporary file is removed and
- * the final name is untouched.  The temporary file is created 0600 with
- * O_EXCL|O_NOFOLLOW beside the target, whatever the umask.
+ * archive is complete and durable (data, fsync, link or rename, fsync of the
+ * directory); until then the file has no name at all (O_TMPFILE), so even a
+ * SIGKILL leaves nothing, or, where unnamed files are refused, a hidden
+ * temporary name (O_EXCL|O_NOFOLLOW) beside the target.  On any error or
+ * cancellation what was written is removed and the final name is untouched.
+ * The file is 0600 whatever the umask.
  *
  * SIGPIPE never kills the host: edb_backup_write_fd blocks it in the calling
  * thread while it writes, and consumes a SIGPIPE its own write raised (the
@@ -227,6 +229,105 @@ open_parent(const char *path, int *dirfd, const char **base)
     return 0;
 }
 
+/* A hidden name beside the target: ".<base>.tmp.<12 hex digits>". */
+static int
+temp_name(char tmp[NAME_MAX + 1], const char *base)
+{
+    unsigned char rnd[6];
+    if (edb__sys_random(rnd, sizeof rnd) != 0)
+        return edb__sys_err(errno, "random name for the temporary archive");
+    snprintf(tmp, NAME_MAX + 1, ".%s.tmp.%02x%02x%02x%02x%02x%02x", base,
+             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+    return 0;
+}
+
+/* Open @name in @dirfd (NULL: an unnamed O_TMPFILE file in the directory)
+ * for writing, 0600, with O_DIRECT where the file system accepts it. */
+static int
+open_out(int dirfd, const char *name)
+{
+    int oflags = name == NULL ? O_WRONLY | O_TMPFILE
+                              : O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+    const char *at = name == NULL ? "." : name;
+    int fd = edb__sys_openat(dirfd, at, oflags | O_DIRECT, 0600);
+    if (fd < 0 && errno == EINVAL)              /* no O_DIRECT here (tmpfs): buffered */
+        fd = edb__sys_openat(dirfd, at, oflags, 0600);
+    return fd;
+}
+
+/* Create the output file; *tmp is its name, or "" for an unnamed file.
+ *
+ * Preferred is an unnamed file (O_TMPFILE): it gets a name only once it is
+ * complete and durable, so a process killed at any earlier moment leaves
+ * nothing behind.  Linking it needs /proc/self/fd (linkat with
+ * AT_EMPTY_PATH needs a capability).  Where either is missing, a hidden
+ * temporary name is used instead: removed on every error, but left behind by
+ * a SIGKILL (verify and restore refuse it: it has no end block). */
+static int
+create_out(int dirfd, const char *path, const char *base, char tmp[NAME_MAX + 1], int *out)
+{
+    tmp[0] = '\0';
+    int fd = -1;
+    if (access("/proc/self/fd", X_OK) == 0) {  /* a probe, not a fault site */
+        fd = open_out(dirfd, NULL);
+        if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+            return edb__sys_err(errno, path);
+    }
+    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+        EDB_RET(temp_name(tmp, base));
+        fd = open_out(dirfd, tmp);
+        if (fd < 0 && errno != EEXIST)
+            return edb__sys_err(errno, path);
+    }
+    if (fd < 0)
+        return edb__err(EDB_EXISTS, "no free temporary name beside '%s'", path);
+    *out = fd;
+    return 0;
+}
+
+/* Give the complete, fsynced output its final name: a link of the unnamed
+ * file (which, like RENAME_NOREPLACE, never replaces), or a rename of the
+ * temporary name.  EDB_SAVE_OVERWRITE: an unnamed file is linked under a
+ * temporary name first, then renamed over the target.  On failure *tmp names
+ * what must be removed ("" when nothing was linked). */
+static int
+publish(int dirfd, int fd, const char *path, const char *base, unsigned flags,
+        char tmp[NAME_MAX + 1])
+{
+    if (tmp[0] == '\0') {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        const char *to = base;
+        if (flags & EDB_SAVE_OVERWRITE) {
+            EDB_RET(temp_name(tmp, base));
+            to = tmp;
+        }
+        if (edb__sys_linkat(AT_FDCWD, proc, dirfd, to, AT_SYMLINK_FOLLOW) != 0) {
+            int e = errno;
+            tmp[0] = '\0';
+            if (e == EEXIST && to == base)
+                return edb__err(EDB_EXISTS, "'%s' appeared while the backup ran; the backup was not kept", path);
+            return edb__sys_err(e, path);
+        }
+        if (to == base)
+            return 0;
+    }
+    if (flags & EDB_SAVE_OVERWRITE) {
+        if (edb__sys_renameat(dirfd, tmp, dirfd, base) != 0)
+            return edb__sys_err(errno, path);
+    } else if (edb__sys_renameat2(dirfd, tmp, dirfd, base, RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST)
+            return edb__err(EDB_EXISTS, "'%s' appeared while the backup ran; the backup was not kept", path);
+        if (errno != EINVAL && errno != ENOSYS)
+            return edb__sys_err(errno, path);
+        /* No RENAME_NOREPLACE on this file system: the existence check before
+         * the backup stands. */
+        if (edb__sys_renameat(dirfd, tmp, dirfd, base) != 0)
+            return edb__sys_err(errno, path);
+    }
+    return 0;
+}
+
 int
 edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
                 edb_backup_progress_fn progress, void *ctx)
@@ -234,8 +335,8 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
     int ret = 0, dirfd = -1, fd = -1;
     edb_backup_stream *stream = NULL;
     const char *base = NULL;
-    char tmp[NAME_MAX + 1];
-    bool created = false, renamed = false;
+    char tmp[NAME_MAX + 1] = "";
+    bool renamed = false;
 
     if (bk == NULL || path == NULL || *path == '\0')
         return edb__err(EDB_INVAL, "edb_backup_save: %s", bk == NULL ? "backup is NULL" : "no path");
@@ -253,23 +354,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
         EDB_ERR(edb__sys_err(errno, path));
     }
 
-    /* The temporary file: ".<base>.tmp.<random>" beside the target. */
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-        unsigned char rnd[6];
-        if (edb__sys_random(rnd, sizeof rnd) != 0)
-            EDB_ERR(edb__sys_err(errno, "random name for the temporary archive"));
-        snprintf(tmp, sizeof tmp, ".%s.tmp.%02x%02x%02x%02x%02x%02x", base,
-                 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-        int oflags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
-        fd = edb__sys_openat(dirfd, tmp, oflags | O_DIRECT, 0600);
-        if (fd < 0 && errno == EINVAL)          /* no O_DIRECT here (tmpfs): buffered */
-            fd = edb__sys_openat(dirfd, tmp, oflags, 0600);
-        if (fd < 0 && errno != EEXIST)
-            EDB_ERR(edb__sys_err(errno, path));
-    }
-    if (fd < 0)
-        EDB_ERR(edb__err(EDB_EXISTS, "no free temporary name beside '%s'", path));
-    created = true;
+    EDB_ERR(create_out(dirfd, path, base, tmp, &fd));
     if (edb__sys_fchmod(fd, 0600) != 0)         /* exact, whatever the umask */
         EDB_ERR(edb__sys_err(errno, path));
 
@@ -280,25 +365,13 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
 
     if (edb__sys_fsync(fd) != 0)
         EDB_ERR(edb__sys_err(errno, path));
-    if (edb__sys_close(fd) != 0) {
-        fd = -1;
-        EDB_ERR(edb__sys_err(errno, path));
-    }
-    fd = -1;
-    if (flags & EDB_SAVE_OVERWRITE) {
-        if (edb__sys_renameat(dirfd, tmp, dirfd, base) != 0)
-            EDB_ERR(edb__sys_err(errno, path));
-    } else if (edb__sys_renameat2(dirfd, tmp, dirfd, base, RENAME_NOREPLACE) != 0) {
-        if (errno == EEXIST)
-            EDB_ERR(edb__err(EDB_EXISTS, "'%s' appeared while the backup ran; the backup was not kept", path));
-        if (errno != EINVAL && errno != ENOSYS)
-            EDB_ERR(edb__sys_err(errno, path));
-        /* No RENAME_NOREPLACE on this file system: the existence check above stands. */
-        if (edb__sys_renameat(dirfd, tmp, dirfd, base) != 0)
-            EDB_ERR(edb__sys_err(errno, path));
-    }
-    created = false;
+    EDB_ERR(publish(dirfd, fd, path, base, flags, tmp));
+    tmp[0] = '\0';
     renamed = true;
+    int cfd = fd;
+    fd = -1;
+    if (edb__sys_close(cfd) != 0)
+        EDB_ERR(edb__sys_err(errno, path));
     if (edb__sys_fsync(dirfd) != 0)
         EDB_ERR(edb__sys_err(errno, "the directory of the archive"));
     edb__sys_close(dirfd);
@@ -309,10 +382,11 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
 err:
     if (fd >= 0)
         edb__sys_close(fd);
-    /* Remove what we wrote (unwrapped: cleanup is not a fault site).  After the
-     * rename only the directory's fsync can have failed: the name may not be
+    /* Remove what we wrote (unwrapped: cleanup is not a fault site); an
+     * unnamed file vanishes with its descriptor.  After the rename only the
+     * close or the directory's fsync can have failed: the name may not be
      * durable, and an error must not leave a complete-looking archive behind. */
-    if (created)
+    if (tmp[0] != '\0')
         (void)unlinkat(dirfd, tmp, 0);
     if (renamed)
         (void)unlinkat(dirfd, base, 0);

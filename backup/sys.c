@@ -211,6 +211,13 @@ edb__sys_renameat(int fromfd, const char *from, int tofd, const char *to)
 }
 
 int
+edb__sys_linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
+{
+    FAULT(-1);
+    return linkat(fromfd, from, tofd, to, flags);
+}
+
+int
 edb__sys_unlink(const char *path)
 {
     FAULT(-1);

@@ -40,6 +40,7 @@ int     edb__sys_rename(const char *from, const char *to);
 int     edb__sys_renameat(int fromfd, const char *from, int tofd, const char *to);
 int     edb__sys_unlink(const char *path);
 int     edb__sys_unlinkat(int dirfd, const char *path, int flags);
+int     edb__sys_linkat(int fromfd, const char *from, int tofd, const char *to, int flags);
 int     edb__sys_mkdir(const char *path, mode_t mode);
 int     edb__sys_mkdirat(int dirfd, const char *path, mode_t mode);
 void   *edb__sys_malloc(size_t n);

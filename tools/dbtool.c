@@ -78,8 +78,10 @@ static const dbt_cmd commands[] = {
     { "backup", dbt_cmd_backup,
       "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
-      "output) while writers keep going. The file is written as ARCHIVE.tmp.XXXXXX (mode 0600)\n"
-      "beside ARCHIVE, synced and renamed: a file named ARCHIVE is always complete.\n"
+      "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
+      "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
+      "complete, and a killed backup leaves no file (where the file system has no unnamed\n"
+      "files, a hidden .ARCHIVE.tmp.XXXXXXXXXXXX is used and renamed).\n"
       "--incremental BASE writes only the pages that differ from the archive BASE (a full\n"
       "archive or an incremental; restore needs the whole chain). --rate-limit caps the copier\n"
       "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"

@@ -8,6 +8,7 @@
  */
 #include "bk_helpers.h"
 #include "copier.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -105,6 +106,81 @@ Test(backup_save, file_is_complete_private_and_alone, .init = setup, .fini = tea
     cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
     OK(verify_file(path));
     cr_assert_eq(leftovers("a.edbk"), 0);
+}
+
+/* Progress callback: the most names (other than "db") seen in dir while the
+ * backup was being written. */
+static void
+progress_names(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)done;
+    (void)total;
+    int *most = ctx;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strcmp(e->d_name, "db") != 0;
+    closedir(d);
+    if (n > *most)
+        *most = n;
+}
+
+/* The archive is written into an unnamed file (O_TMPFILE) that gets its name
+ * only when complete: while it is written, the directory shows nothing, so a
+ * process killed at that moment leaves nothing behind. */
+Test(backup_save, no_name_until_complete, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/a.edbk", dir);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, env, NULL));
+    int most = 0;
+    OK(edb_backup_save(bk, path, 0, progress_names, &most));
+    edb_backup_end(bk);
+    cr_assert_eq(most, 0, "a name appeared in the directory while the archive was written");
+    OK(verify_file(path));
+    cr_assert_eq(leftovers("a.edbk"), 0);
+
+    /* With EDB_SAVE_OVERWRITE the unnamed file is linked under a temporary
+     * name and renamed over the old archive. */
+    OK(edb_backup_begin(&bk, env, NULL));
+    most = 0;
+    OK(edb_backup_save(bk, path, EDB_SAVE_OVERWRITE, progress_names, &most));
+    edb_backup_end(bk);
+    cr_assert_eq(most, 1, "only the old archive may be seen during an overwrite (saw %d names)", most);
+    OK(verify_file(path));
+    cr_assert_eq(leftovers("a.edbk"), 0);
+}
+
+/* Where the file system refuses O_TMPFILE (EOPNOTSUPP, EISDIR on old
+ * kernels), the archive is written under a hidden temporary name, renamed
+ * into place when complete. */
+Test(backup_save, named_temporary_when_unnamed_files_are_refused, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    static const int refusals[] = { EOPNOTSUPP, EISDIR };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/a%zu.edbk", dir, i);
+        edb_backup *bk;
+        OK(edb_backup_begin(&bk, env, NULL));
+        int most = 0;
+        /* The save's third wrapped call is the O_TMPFILE open (after the
+         * directory's open and the target's fstatat). */
+        edb__fault_arm(3, refusals[i], 0);
+        int rc = edb_backup_save(bk, path, 0, progress_names, &most);
+        long fired = edb__fault_fired();
+        edb__fault_disarm();
+        edb_backup_end(bk);
+        cr_assert_eq(rc, 0, "%s", edb_error_last());
+        cr_assert_eq(fired, 1, "the O_TMPFILE open was not the faulted call");
+        cr_assert_eq(most, 1, "the hidden temporary name was not seen during the save");
+        OK(verify_file(path));
+        cr_assert_eq(leftovers(path + strlen(dir) + 1), 0);
+        unlink(path);
+    }
 }
 
 /* edb_backup_save writes a full backup zero-copy (frames reference the
