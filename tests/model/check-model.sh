@@ -9,7 +9,8 @@
 #      nothing) a liveness run; one of them must report an error.
 #
 # Scenarios: by default the three of -DQUICK in one run, which together race
-# every pair of threads; ALL=1 checks each of the sixteen combinations on its
+# every pair of threads, and -DSC_BEGIN (edb_backup_begin racing env close
+# and stop); ALL=1 checks each of the sixteen combinations on its
 # own, to completion: safety, liveness, and liveness under weak fairness
 # (the proof of the whole model; about an hour and up to ~12 GB, see
 # README.md); FULL=1 runs all sixteen in one model (more memory than
@@ -27,7 +28,7 @@
 #      and print its path; -v print pan's full output of every run.
 # Environment: ALL=1 (each of the sixteen scenarios on its own: pan -m,
 # pan -a and pan -a -f, with -DCOLLAPSE; MEMLIM defaults to 16384 and
-# PAN_TIMEOUT to 7200; a table per scenario at the end; SCEN="c2s1o4 ..."
+# PAN_TIMEOUT to 7200; a table per scenario at the end; SCEN="c2s1o4 begin ..."
 # picks some of them), FULL=1 (every scenario in one run, all claims),
 # FAIR=1 (liveness under weak fairness, pan -a -f), BUGS="BUG_x ..." (a
 # subset; BUGS=none: no seeded bug), SPIN, CC,
@@ -76,7 +77,8 @@ cd "$tmp" || exit 1
 # calls edb_backup_stop x edb_backup_end / edb_env_close / both in one thread
 # / both in two threads.  By default -DQUICK: three of them in one run (read +
 # end || env close; close from another thread + env close; read + stop +
-# end), which race every pair of threads.  FULL=1: all sixteen in one run
+# end), which race every pair of threads; and -DSC_BEGIN, edb_backup_begin
+# racing edb_env_close (and stop).  FULL=1: all sixteen in one run
 # (more than 100 million states: compiled with -DCOLLAPSE, MEMLIM raised to
 # 16384 and PAN_TIMEOUT to 7200 unless set; see README.md).
 if [ "${ALL:-0}" = 1 ]; then
@@ -89,7 +91,8 @@ if [ "${ALL:-0}" = 1 ]; then
         fi
         SCENARIOS="$SCENARIOS $name:-DSC_CLOSE=$c,-DSC_STOP=$st,-DSC_OWNER=$o"
     done; done; done
-    [ -n "$SCENARIOS" ] || { echo "FAIL: SCEN='${SCEN:-}' names no scenario (c1s0o1 .. c2s1o4)" >&2; exit 1; }
+    case " ${SCEN:-begin} " in *" begin "*) SCENARIOS="$SCENARIOS begin:-DSC_BEGIN" ;; esac
+    [ -n "$SCENARIOS" ] || { echo "FAIL: SCEN='${SCEN:-}' names no scenario (c1s0o1 .. c2s1o4, begin)" >&2; exit 1; }
     COLLAPSE=-DCOLLAPSE
     [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
     [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
@@ -99,7 +102,7 @@ elif [ "${FULL:-0}" = 1 ]; then
     [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
     [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
 else
-    SCENARIOS="quick:-DQUICK"
+    SCENARIOS="quick:-DQUICK begin:-DSC_BEGIN"
     COLLAPSE=
 fi
 
@@ -110,7 +113,9 @@ BUG_SIGNAL_ONE:-DSC_CLOSE=1,-DSC_STOP=0,-DSC_OWNER=1
 BUG_JOIN_LOCKED:-DSC_CLOSE=1,-DSC_STOP=0,-DSC_OWNER=2
 BUG_FREE_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
 BUG_READ_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
-BUG_END_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1"
+BUG_END_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
+BUG_BEGIN_LEAVE_EARLY:-DSC_BEGIN
+BUG_BEGIN_NO_BUSY:-DSC_BEGIN"
 BUGS=${BUGS:-$(echo "$ALLBUGS" | sed 's/:.*//')}
 [ "$BUGS" = none ] && BUGS=
 
