@@ -41,11 +41,14 @@
  *                            snapshot of a backup it cancels because env close is closing
  *                            (the order of backup.c before commit "begin: leave busy last")
  *   BUG_BEGIN_NO_BUSY        (SC_BEGIN) edb_backup_begin does not count itself in reg->busy
+ *   BUG_OPEN_START_LATE      (SC_BEGIN) edb_backup_open registers and starts the copier after
+ *                            leaving reg->busy
  *
  * -DSC_BEGIN: a different start, edb_backup_begin racing edb_env_close (the
  * busy / closing handshake): no backup, stream or copier exists yet, the
  * registry does; one thread calls edb_backup_begin and, if it succeeds,
- * edb_backup_end; another closes the env; edb_backup_stop may race (SC_STOP).
+ * edb_backup_open, edb_backup_close and edb_backup_end; another closes the
+ * env; edb_backup_stop may race (SC_STOP).
  */
 
 #ifndef RING
@@ -130,6 +133,7 @@ bit  want_env, env_closed;
 bit  begin_done;       /* SC_BEGIN: edb_backup_begin (and end, if it succeeded) returned */
 bit  el;               /* env->bk_lock (SC_BEGIN: the only steps that take it are modelled) */
 bit  env_gone;         /* env->bk_state == &env_closed */
+bit  c_started;        /* SC_BEGIN: edb_backup_open started a copier thread */
 
 /* ---- locks and condition variables (TESTING.md "Hangs") ----
  *
@@ -603,6 +607,90 @@ proctype stopper()
 }
 
 #ifdef SC_BEGIN
+/* edb_backup_open (stream.c:69-152) after a successful begin; sets opened */
+inline backup_open() {
+    opened = 0;
+    atomic {                                            /* :77 edb__handle_ref(EDB__H_BACKUP) */
+        if
+        :: bk_inh -> assert(!bkfreed); bkrefs++; ok = 1
+        :: else -> ok = 0                               /* EDB_CANCELED */
+        fi
+    };
+    if
+    :: ok ->
+        CS {                                            /* :86 edb__reg_enter */
+            LOCK(rl, rfreed);
+            if
+            :: closing -> ok = 0
+            :: else -> busy++
+            fi;
+            UNLOCK(rl, rfreed)
+        };
+        if
+        :: ok ->
+            CS {                                        /* :88-94 a snapshot reference unless ended or stopped */
+                LOCK(bkl, bkfreed);
+                if
+                :: !bk_ended && !bk_canceled -> assert(!snfreed && snrefs > 0); snrefs++; got = 1
+                :: else -> got = 0
+                fi;
+                UNLOCK(bkl, bkfreed)
+            };
+            if
+            :: got ->
+                /* :98-112 the stream (the handle's reference, its reference on bk)
+                 * and the copier (references on the stream, the snapshot and the
+                 * registry) */
+                atomic { srefs = 2; bkrefs++; assert(!snfreed); snrefs++; assert(!rfreed); rrefs++ };
+                atomic { s_inh = 1 };                   /* :113 edb__handle_add */
+                CS {                                    /* :116-123 link unless ended or stopped */
+                    LOCK(bkl, bkfreed);
+                    ok = !bk_ended && !bk_canceled;
+                    if
+                    :: ok -> linked = 1
+                    :: else
+                    fi;
+                    UNLOCK(bkl, bkfreed)
+                };
+                if
+                :: ok ->
+#ifndef BUG_OPEN_START_LATE
+                    /* :127 edb__copier_start (copier.c:818-835): register, then the thread */
+                    CS { LOCK(rl, rfreed); c_registered = 1; UNLOCK(rl, rfreed) };
+                    c_started = 1;
+                    run copier();
+                    snput();                            /* :133 */
+                    reg_leave();                        /* :134 */
+#else
+                    snput();
+                    reg_leave();
+                    CS { LOCK(rl, rfreed); c_registered = 1; UNLOCK(rl, rfreed) };
+                    c_started = 1;
+                    run copier();
+#endif
+                    bkput();                            /* :135 this call's reference */
+                    opened = 1
+                :: else ->                              /* :124-125 EDB_CANCELED, err: (:140-151) */
+                    sput(); snput(); rput();            /* edb__copier_free: the copier's references */
+                    atomic { rm = s_inh; s_inh = 0 };   /* edb__handle_remove */
+                    if
+                    :: rm -> sput()
+                    :: else
+                    fi;
+                    snput();                            /* this call's */
+                    reg_leave();
+                    bkput()
+                fi
+            :: else ->                                  /* :95-96 ended or stopped: EDB_CANCELED */
+                reg_leave();
+                bkput()
+            fi
+        :: else -> bkput()                              /* closing: EDB_CANCELED */
+        fi
+    :: else
+    fi
+}
+
 /* edb_backup_begin (backup.c:318-425, lines of the model2 branch) racing
  * edb_env_close; on success the same thread calls edb_backup_end.  The
  * registry exists (an earlier backup made it): reg_get only takes a reference.
@@ -611,7 +699,7 @@ proctype stopper()
  * snapshot before it leaves busy). */
 proctype beginner()
 {
-    bit ok, closing_seen, rm, mine, took, hassnap, last;
+    bit ok, closing_seen, rm, mine, took, hassnap, last, got, opened;
     CS {                                                /* :343 reg_get (:201-236) */
         LOCK(el, 0);
         if
@@ -673,7 +761,14 @@ proctype beginner()
 #if !defined(BUG_BEGIN_LEAVE_EARLY) && !defined(BUG_BEGIN_NO_BUSY)
         reg_leave();                                    /* :409 */
 #endif
-        backup_end()                                    /* the application ends it */
+        /* the application opens a stream (no reader: the copier fills the
+         * ring and waits), closes it, and ends the backup */
+        backup_open();
+        if
+        :: opened -> backup_close()
+        :: else
+        fi;
+        backup_end()
     fi;
 out:
     begin_done = 1
@@ -829,7 +924,7 @@ init {
 /* begin (and end) and env close return; the snapshot, a backup that was
  * made and the registry are freed */
 ltl all_done { <> (begin_done && stop_done && owner_done == owners && env_closed && rfreed &&
-                         (bkrefs == 0) && (snrefs == 0)) }
+                   bkrefs == 0 && snrefs == 0 && srefs == 0 && (!c_started || copier_gone)) }
 #else
 /* Everything returns and everything is freed.  The flags are sticky, so this
  * one claim is the conjunction of the ones below (check-model.sh runs it;

@@ -9,8 +9,8 @@
 #      nothing) a liveness run; one of them must report an error.
 #
 # Scenarios: by default the three of -DQUICK in one run, which together race
-# every pair of threads, and -DSC_BEGIN (edb_backup_begin racing env close
-# and stop); ALL=1 checks each of the sixteen combinations on its
+# every pair of threads, and -DSC_BEGIN (edb_backup_begin, open, close and
+# end racing env close and stop); ALL=1 checks each of the sixteen combinations on its
 # own, to completion: safety, liveness, and liveness under weak fairness
 # (the proof of the whole model; about an hour and up to ~12 GB, see
 # README.md); FULL=1 runs all sixteen in one model (more memory than
@@ -78,7 +78,7 @@ cd "$tmp" || exit 1
 # / both in two threads.  By default -DQUICK: three of them in one run (read +
 # end || env close; close from another thread + env close; read + stop +
 # end), which race every pair of threads; and -DSC_BEGIN, edb_backup_begin
-# racing edb_env_close (and stop).  FULL=1: all sixteen in one run
+# and edb_backup_open racing edb_env_close (and stop).  FULL=1: all sixteen in one run
 # (more than 100 million states: compiled with -DCOLLAPSE, MEMLIM raised to
 # 16384 and PAN_TIMEOUT to 7200 unless set; see README.md).
 if [ "${ALL:-0}" = 1 ]; then
@@ -115,7 +115,8 @@ BUG_FREE_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
 BUG_READ_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
 BUG_END_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
 BUG_BEGIN_LEAVE_EARLY:-DSC_BEGIN
-BUG_BEGIN_NO_BUSY:-DSC_BEGIN"
+BUG_BEGIN_NO_BUSY:-DSC_BEGIN
+BUG_OPEN_START_LATE:-DSC_BEGIN"
 BUGS=${BUGS:-$(echo "$ALLBUGS" | sed 's/:.*//')}
 [ "$BUGS" = none ] && BUGS=
 
