@@ -23,7 +23,8 @@
  * init picks the scenario nondeterministically (16 of them; -DQUICK: 3).
  *
  * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
- * caaf293 of the backup branch (README.md).
+ * caaf293 of the backup branch (README.md), except in the SC_BEGIN parts
+ * (beginner, backup_open): backup.c and stream.c at commit 3f40f84 (model2).
  *
  * Memory safety: each object (ring+stream, backup, registry, snapshot) has a
  * reference count and a `freed` flag set by the put that drops the last
@@ -39,7 +40,7 @@
  *   BUG_END_NO_REF           bk_end_work closes a stream without taking a reference on it
  *   BUG_BEGIN_LEAVE_EARLY    (SC_BEGIN) edb_backup_begin leaves reg->busy before releasing the
  *                            snapshot of a backup it cancels because env close is closing
- *                            (the order of backup.c before commit "begin: leave busy last")
+ *                            (the order of backup.c before commit 3f40f84)
  *   BUG_BEGIN_NO_BUSY        (SC_BEGIN) edb_backup_begin does not count itself in reg->busy
  *   BUG_OPEN_START_LATE      (SC_BEGIN) edb_backup_open registers and starts the copier after
  *                            leaving reg->busy
@@ -607,7 +608,7 @@ proctype stopper()
 }
 
 #ifdef SC_BEGIN
-/* edb_backup_open (stream.c:69-152) after a successful begin; sets opened */
+/* edb_backup_open (stream.c:68-153) after a successful begin; sets opened */
 inline backup_open() {
     opened = 0;
     atomic {                                            /* :77 edb__handle_ref(EDB__H_BACKUP) */
@@ -691,7 +692,7 @@ inline backup_open() {
     fi
 }
 
-/* edb_backup_begin (backup.c:318-425, lines of the model2 branch) racing
+/* edb_backup_begin (backup.c:313-427 at 3f40f84) racing
  * edb_env_close; on success the same thread calls edb_backup_end.  The
  * registry exists (an earlier backup made it): reg_get only takes a reference.
  * Option checks, the base archive, random_id and allocation failures are left
@@ -730,7 +731,7 @@ proctype beginner()
     fi;
     /* :348 edb__snap_take: a read txn on the env's LMDB, no lock held */
     atomic { assert(!lmdb_closed); snrefs = 1 };
-    /* :370-385 bk: the handle's reference, our registry reference, the
+    /* :367-385 bk: the handle's reference, our registry reference, the
      * snapshot; edb__handle_add */
     atomic { bkrefs = 1; bk_hassnap = 1; bk_inh = 1 };
     CS {                                                /* :387-395 link unless closing */
@@ -746,7 +747,7 @@ proctype beginner()
     reg_leave();                                        /* busy-- before the snapshot is released */
 #endif
     if
-    :: closing_seen ->                                  /* :397-408 */
+    :: closing_seen ->                                  /* :397-407 */
         atomic { rm = bk_inh; bk_inh = 0 };             /* edb__handle_remove */
         if
         :: rm -> bk_end_work(); bkput()
