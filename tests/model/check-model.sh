@@ -12,8 +12,8 @@
 # every pair of threads, and -DSC_BEGIN (edb_backup_begin, open, close and
 # end racing env close and stop); ALL=1 checks each of the sixteen combinations on its
 # own, to completion: safety, liveness, and liveness under weak fairness
-# (the proof of the whole model; about an hour and up to ~12 GB, see
-# README.md); FULL=1 runs all sixteen in one model (more memory than
+# (the proof of the whole model; about two hours of CPU and up to 10 GB,
+# see README.md); FULL=1 runs all sixteen in one model (more memory than
 # that: it has never completed).  pan is generated and compiled with cc -O2 in a temporary
 # directory, never in the source tree; every pan run is bounded in time
 # (PAN_TIMEOUT) and memory (MEMLIM MB), and a run that hits a bound counts
