@@ -394,14 +394,19 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     }
     pthread_mutex_unlock(&r->lock);
     entered = false;
-    edb__reg_leave(r);
     if (closing) {
+        /* Leave busy only after the snapshot is released: env close waits
+         * for busy == 0 and then closes LMDB, under a read txn still open
+         * otherwise.  r outlives the bk_put: env close holds the env's
+         * reference until it has seen busy == 0 (tests/model, SC_BEGIN). */
         if (edb__handle_remove(EDB__H_BACKUP, bk)) {
             bk_end_work(bk);
             edb__bk_put(bk);
         }
+        edb__reg_leave(r);
         return edb__err(EDB_CANCELED, "edb_backup_begin: the environment is closing");
     }
+    edb__reg_leave(r);
     edb__err_clear();
     *out = bk;
     return 0;

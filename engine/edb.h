@@ -253,7 +253,8 @@ EDB_EXTERN const char *edb_coltype_name(edb_coltype type);
 EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
 
 #define EDB_COL_NOTNULL     0x1u  /**< an insert or replace that leaves it NULL is #EDB_NOTNULL */
-#define EDB_COL_AUTOINC     0x2u  /**< INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert, never reused */
+#define EDB_COL_AUTOINC     0x2u  /**< INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert, never reused
+                                         (a loader may supply the value: #EDB_SET_AUTOINC_VALUE) */
 #define EDB_COL_ESCROW      0x4u  /**< INT32/INT64 with a default: edb_escrow_update() adds atomically */
 #define EDB_COL_MULTIVALUED 0x8u  /**< holds 0..n values; EDB_SET_APPEND adds one */
 
@@ -389,20 +390,43 @@ EDB_EXTERN int edb_column_id(edb_colid *out, edb_cursor *c, const char *column);
 EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
 
 #define EDB_SET_APPEND 0x1u  /**< multi-valued: add this value after the others */
+/**
+ * Supply the value of an AUTOINC column of a new record instead of letting
+ * the table assign it: for loaders that restore exported rows with their ids.
+ * Only with #EDB_PREP_INSERT and only on an AUTOINC column.  The value is
+ * 1 or more (the values the table assigns).  @p data NULL drops a value set
+ * before: the table assigns one again.  edb_update() checks the record as
+ * usual, so a value taken in the primary index or in a UNIQUE index is
+ * #EDB_KEYDUP; an AUTOINC column in no unique index is not checked (a
+ * supplied value may equal another row's).  When the insert succeeds, the
+ * table's counter moves up to the value if it was below, so values the
+ * table assigns later are larger than every value supplied; the counter is
+ * part of the transaction and is rolled back with it.
+ */
+#define EDB_SET_AUTOINC_VALUE 0x2u
 
 /**
  * Set a column of the prepared record.  @p data NULL sets NULL (for a
  * multi-valued column: removes every value).  Without #EDB_SET_APPEND a
- * multi-valued column is left with this one value.
+ * multi-valued column is left with this one value.  An AUTOINC column can
+ * only be set with #EDB_SET_AUTOINC_VALUE (see there).
+ * @param[in] data  the value in native form (header table); copied
+ * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE
  * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (size or
- *         encoding wrong, APPEND on a single-valued column, AUTOINC column),
+ *         encoding wrong, unknown flags, APPEND on a single-valued column, an
+ *         AUTOINC column without #EDB_SET_AUTOINC_VALUE, that flag on another
+ *         column or in a replace, an AUTOINC value below 1),
  *         #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ * Thread safety: as the cursor's session.
  */
 EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags);
 
 /**
  * Write the prepared record and keep every index exact.  After an insert the
  * cursor is on the new record (read its AUTOINC value with edb_column_get()).
+ * An insert assigns each AUTOINC column the table's counter plus one, unless
+ * the value was supplied (#EDB_SET_AUTOINC_VALUE); either way the counter
+ * ends at least at the record's value, within the transaction.
  *
  * Everything the caller can cause (#EDB_NOTNULL, #EDB_TOOBIG, #EDB_KEYDUP,
  * #EDB_LIMIT) is checked before the first write: such an error writes nothing,

@@ -383,6 +383,19 @@ edb_update_prepare(edb_cursor *c, unsigned mode)
     return rc;
 }
 
+/* The value of an AUTOINC column in native form (size checked by the
+ * caller), as the counter counts; 0 for a value below 1. */
+static uint64_t
+autoinc_value(const edb__column *def, const void *data)
+{
+    switch (def->type) {
+    case EDB_COL_INT32: { int32_t x; memcpy(&x, data, 4); return x > 0 ? (uint64_t)x : 0; }
+    case EDB_COL_UINT32: { uint32_t x; memcpy(&x, data, 4); return x; }
+    case EDB_COL_INT64: { int64_t x; memcpy(&x, data, 8); return x > 0 ? (uint64_t)x : 0; }
+    default: { uint64_t x; memcpy(&x, data, 8); return x; }
+    }
+}
+
 int
 edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags)
 {
@@ -390,7 +403,7 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         return edb__err(EDB_INVAL, "edb_column_set: cursor is NULL");
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
-    if (flags & ~EDB_SET_APPEND)
+    if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
         return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
     if (col == 0 || col > c->t->ncols)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
@@ -399,9 +412,15 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
         return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
                         c->tname, def->name);
-    if (def->flags & EDB_COL_AUTOINC)
-        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it",
-                        c->tname, def->name);
+    if ((def->flags & EDB_COL_AUTOINC) && !(flags & EDB_SET_AUTOINC_VALUE))
+        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it "
+                        "(a loader supplies it with EDB_SET_AUTOINC_VALUE)", c->tname, def->name);
+    if ((flags & EDB_SET_AUTOINC_VALUE) && !(def->flags & EDB_COL_AUTOINC))
+        return edb__err(EDB_INVAL, "table '%s': column '%s': EDB_SET_AUTOINC_VALUE on a column "
+                        "that is not AUTOINC", c->tname, def->name);
+    if ((flags & EDB_SET_AUTOINC_VALUE) && c->prep != EDB_PREP_INSERT)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': an AUTOINC value is set at insert "
+                        "only", c->tname, def->name);
     if (data == NULL && size != 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
                         def->name, size);
@@ -411,6 +430,9 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
         return edb__value_check(def, data, size, what);
     }
+    if (data != NULL && (def->flags & EDB_COL_AUTOINC) && autoinc_value(def, data) == 0)
+        return edb__err(EDB_INVAL, "table '%s': AUTOINC column '%s': a value must be 1 or more",
+                        c->tname, def->name);
     EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
     edb__err_clear();
     return 0;
@@ -426,13 +448,14 @@ check_notnull(const edb__table *t, const edb__rec *rec)
     return 0;
 }
 
-/* Assign the AUTOINC columns of a new record (counters read, not written). */
+/* Assign the AUTOINC columns of a new record that the caller did not supply
+ * (EDB_SET_AUTOINC_VALUE): counters read, not written. */
 static int
 assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
 {
     for (uint32_t i = 0; i < c->t->ncols; i++) {
         const edb__column *def = &c->t->cols[i];
-        if (!(def->flags & EDB_COL_AUTOINC))
+        if (!(def->flags & EDB_COL_AUTOINC) || !rec->cols[i].null)
             continue;
         uint64_t n;
         EDB_RET(edb__counter_get(&n, c->s->env, txn, c->t->slot, i + 1));
@@ -456,21 +479,23 @@ assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
 }
 
 /* Store the counters a new record used: its AUTOINC values, and the implicit
- * key @implicit_n (0: the table has a primary index).  Apply phase. */
+ * key @implicit_n (0: the table has a primary index).  An assigned value is
+ * the counter plus one; a supplied one (non-NULL in the prepared record
+ * @prep) moves the counter only up.  Apply phase. */
 static int
-store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *rec, uint64_t implicit_n)
+store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *prep, const edb__rec *rec,
+               uint64_t implicit_n)
 {
     for (uint32_t i = 0; i < c->t->ncols; i++) {
         const edb__column *def = &c->t->cols[i];
         if (!(def->flags & EDB_COL_AUTOINC))
             continue;
-        uint64_t n = 0;
-        if (rec->cols[i].area.len == 4) {
-            uint32_t x;
-            memcpy(&x, rec->cols[i].area.p, 4);
-            n = x;
-        } else {
-            memcpy(&n, rec->cols[i].area.p, 8);
+        uint64_t n = autoinc_value(def, rec->cols[i].area.p);
+        if (!prep->cols[i].null) {
+            uint64_t cur;
+            EDB_RET(edb__counter_get(&cur, c->s->env, txn, c->t->slot, i + 1));
+            if (n <= cur)
+                continue;
         }
         EDB_RET(edb__counter_set(c->s->env, txn, c->t->slot, i + 1, n));
     }
@@ -534,7 +559,7 @@ edb_update(edb_cursor *c)
         /* ---- apply */
         ret = apply_record(w, txn, c->t, false, NULL, &wrote);
         if (ret == 0)
-            ret = store_counters(c, txn, work, implicit_n);
+            ret = store_counters(c, txn, &c->rec, work, implicit_n);
     } else {
         EDB_ERR(check_notnull(c->t, work));
         EDB_ERR(load_record(txn, c->t, &c->prep_pk, &old));

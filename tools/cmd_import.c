@@ -6,8 +6,10 @@
  * for a commit every N rows, so a bad row N leaves the table exactly as it
  * was (with --batch: as of the last commit, which the message states).  The
  * error names the line (the first physical line of a CSV record) and the
- * column.  AUTOINC columns cannot be set; a value given for one must equal the
- * value the table assigns, so that export | import never changes a row.
+ * column.  A value given for an AUTOINC column is stored as given
+ * (EDB_SET_AUTOINC_VALUE: unique through the table's unique indexes, and the
+ * table's counter moves past it), so export | import keeps every id, gaps
+ * included; a row without one gets the next value the table assigns.
  *
  * CSV (RFC 4180): fields separated by ',', records by LF or CRLF, a field in
  * double quotes may hold ',', CR, LF and '""' for a quote.  An empty unquoted
@@ -31,8 +33,6 @@ typedef struct importer {
     edb_cursor *c;
     uint64_t line, rows, committed, batch;
     jv_buf val;
-    jv_buf *expect;            /* per column: AUTOINC value the input gave */
-    bool *has_expect;
     char err[600];
 } importer;
 
@@ -67,14 +67,8 @@ static int
 set_native(importer *im, int col, const void *data, size_t size, unsigned flags)
 {
     const edb_column_def *cd = &im->t.def->columns[col];
-    if (cd->flags & EDB_COL_AUTOINC) {
-        if (data == NULL)
-            return DBT_OK;
-        if (jv_buf_add(&im->expect[col], data, size) != 0)
-            return row_fail(im, EDB_NOMEM, "out of memory");
-        im->has_expect[col] = true;
-        return DBT_OK;
-    }
+    if (cd->flags & EDB_COL_AUTOINC)
+        flags |= EDB_SET_AUTOINC_VALUE;     /* null: the table assigns it */
     int rc = edb_column_set(im->c, im->t.colids[col], data == NULL ? NULL : size ? data : "", size, flags);
     if (rc < 0)
         return row_fail(im, rc, "column '%s': %s", cd->name, detail());
@@ -120,10 +114,6 @@ row_begin(importer *im)
     int rc = edb_update_prepare(im->c, EDB_PREP_INSERT);
     if (rc < 0)
         return row_fail(im, rc, "%s", detail());
-    for (size_t i = 0; i < im->t.def->ncolumns; i++) {
-        im->has_expect[i] = false;
-        im->expect[i].len = 0;
-    }
     return DBT_OK;
 }
 
@@ -133,26 +123,6 @@ row_end(importer *im, dbt_progress *pg)
     int rc = edb_update(im->c);
     if (rc < 0)
         return row_fail(im, rc, "%s", detail());
-    for (size_t i = 0; i < im->t.def->ncolumns; i++) {
-        if (!im->has_expect[i])
-            continue;
-        size_t actual = 0;
-        uint8_t got[8] = { 0 };
-        rc = edb_column_get(im->c, im->t.colids[i], got, sizeof got, &actual, 0);
-        if (rc < 0)
-            return row_fail(im, rc, "column '%s': %s", im->t.def->columns[i].name, detail());
-        if (actual != im->expect[i].len || memcmp(got, im->expect[i].p, actual) != 0) {
-            jv_buf a = { 0 }, b = { 0 };
-            jv_write_text(&a, im->t.def->columns[i].type, im->expect[i].p, im->expect[i].len);
-            jv_write_text(&b, im->t.def->columns[i].type, got, actual);
-            rc = row_fail(im, EDB_INVAL, "column '%s' is AUTOINC: the input gives %s, the table assigned %s "
-                          "(AUTOINC values cannot be set; import into an empty table, in key order)",
-                          im->t.def->columns[i].name, a.p ? a.p : "?", b.p ? b.p : "?");
-            jv_buf_free(&a);
-            jv_buf_free(&b);
-            return rc;
-        }
-    }
     im->rows++;
     dbt_progress_rows(pg, im->rows);
     if (im->batch && im->rows % im->batch == 0) {
@@ -360,12 +330,6 @@ dbt_cmd_import(int argc, char **argv)
         ret = dbt_fail(what, rc);
         goto out;
     }
-    im.expect = calloc(im.t.def->ncolumns, sizeof *im.expect);
-    im.has_expect = calloc(im.t.def->ncolumns, sizeof *im.has_expect);
-    if (im.expect == NULL || im.has_expect == NULL) {
-        ret = dbt_failf(what, EDB_NOMEM, "out of memory");
-        goto out;
-    }
     dbt_progress_begin(&pg, "import");
     ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
     dbt_progress_end(&pg);
@@ -376,11 +340,6 @@ dbt_cmd_import(int argc, char **argv)
     /* on failure edb_session_end() rolls the open transaction back */
 out:
     edb_cursor_close(im.c);
-    if (im.expect)
-        for (size_t i = 0; i < im.t.def->ncolumns; i++)
-            jv_buf_free(&im.expect[i]);
-    free(im.expect);
-    free(im.has_expect);
     jv_buf_free(&im.val);
     dbt_table_free(&im.t);
     edb_session_end(im.s);

@@ -44,8 +44,10 @@ static const dbt_cmd commands[] = {
       "column's cell is a JSON array. Columns not given are NULL or their default. The import\n"
       "is one transaction: a bad row imports nothing, and the message names its line and\n"
       "column. --batch N commits every N rows instead (a failure keeps the committed batches).\n"
-      "An AUTOINC column cannot be set: a value given for it must equal the value the table\n"
-      "assigns, which holds when exported rows are imported into an empty table.\n" },
+      "A value given for an AUTOINC column is kept: it must be 1 or more and, when the column\n"
+      "is in the primary or a unique index, unused (EDB_KEYDUP otherwise); the table's counter\n"
+      "moves past it, so rows given without one, and later inserts, get larger values. An\n"
+      "export therefore imports back with the same ids, gaps included.\n" },
     { "export", dbt_cmd_export, "export DB TABLE [--format jsonl|csv] [--index I]",
       "Write every row to standard output as JSON lines (the default) or CSV with a header row,\n"
       "in primary-key order or in the order of index I. The output imports back unchanged.\n" },

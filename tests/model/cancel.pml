@@ -23,7 +23,8 @@
  * init picks the scenario nondeterministically (16 of them; -DQUICK: 3).
  *
  * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
- * caaf293 of the backup branch (README.md).
+ * caaf293 of the backup branch (README.md), except in the SC_BEGIN parts
+ * (beginner, backup_open): backup.c and stream.c at commit 3f40f84 (model2).
  *
  * Memory safety: each object (ring+stream, backup, registry, snapshot) has a
  * reference count and a `freed` flag set by the put that drops the last
@@ -37,6 +38,18 @@
  *   BUG_FREE_NO_REF          edb_backup_close frees the stream instead of dropping its reference
  *   BUG_READ_NO_REF          edb_backup_read does not hold a reference while it reads
  *   BUG_END_NO_REF           bk_end_work closes a stream without taking a reference on it
+ *   BUG_BEGIN_LEAVE_EARLY    (SC_BEGIN) edb_backup_begin leaves reg->busy before releasing the
+ *                            snapshot of a backup it cancels because env close is closing
+ *                            (the order of backup.c before commit 3f40f84)
+ *   BUG_BEGIN_NO_BUSY        (SC_BEGIN) edb_backup_begin does not count itself in reg->busy
+ *   BUG_OPEN_START_LATE      (SC_BEGIN) edb_backup_open registers and starts the copier after
+ *                            leaving reg->busy
+ *
+ * -DSC_BEGIN: a different start, edb_backup_begin racing edb_env_close (the
+ * busy / closing handshake): no backup, stream or copier exists yet, the
+ * registry does; one thread calls edb_backup_begin and, if it succeeds,
+ * edb_backup_open, edb_backup_close and edb_backup_end; another closes the
+ * env; edb_backup_stop may race (SC_STOP).
  */
 
 #ifndef RING
@@ -56,6 +69,16 @@
 #define RATEAT  255    /* the batch after which the rate limiter may sleep; 255: any */
 #endif
 
+/* The initial state: after edb_backup_begin + edb_backup_open (default), or
+ * before edb_backup_begin, with the env's registry created (SC_BEGIN). */
+#ifdef SC_BEGIN
+#define I_ONE  0       /* backup, stream, copier, snapshot: not yet */
+#define I_REG  1       /* the registry: the env's reference only */
+#else
+#define I_ONE  1
+#define I_REG  3       /* the env, the backup, the copier */
+#endif
+
 #define R_OK       0
 #define R_CANCELED 1
 #define R_EOF      2
@@ -71,34 +94,34 @@ bit  done;             /* ring.done */
 byte err;              /* ring.err: R_OK, R_CANCELED or R_ERR */
 bit  eof;              /* ring.eof: the end was handed to a reader */
 bit  reading;          /* ring.reading */
-byte srefs = 2;        /* s->ref: the handle and the copier */
+byte srefs = 2*I_ONE;  /* s->ref: the handle and the copier */
 bit  sfreed;
-bit  linked = 1;       /* s->linked: in bk->streams, under bk->lock */
-bit  s_inh = 1;        /* the stream handle is in the handle table (g_lock) */
+bit  linked = I_ONE;   /* s->linked: in bk->streams, under bk->lock */
+bit  s_inh = I_ONE;    /* the stream handle is in the handle table (g_lock) */
 
 /* ---- backup (backup.h struct edb_backup) ---- */
 bit  bkl;              /* bk->lock */
-byte bkrefs = 2;       /* bk->ref: the handle and the stream */
+byte bkrefs = 2*I_ONE; /* bk->ref: the handle and the stream */
 bit  bkfreed;
-bit  bk_inh = 1;       /* the backup handle is in the handle table */
-bit  bk_linked = 1;    /* bk->linked: in reg->backups, under reg->lock */
+bit  bk_inh = I_ONE;   /* the backup handle is in the handle table */
+bit  bk_linked = I_ONE; /* bk->linked: in reg->backups, under reg->lock */
 bit  bk_ended, bk_canceled;
-bit  bk_hassnap = 1;   /* bk->snap != NULL */
+bit  bk_hassnap = I_ONE; /* bk->snap != NULL */
 
 /* ---- registry (backup.h struct edb__bk_reg) and the copier's entry in it ---- */
 bit  rl;               /* reg->lock */
-byte rrefs = 3;        /* reg->ref: the env, the backup, the copier */
+byte rrefs = I_REG;    /* reg->ref: the env, the backup, the copier */
 bit  rfreed;
 bit  env_inh = 1;      /* the env is in the handle table */
 bit  closing;          /* reg->closing */
 byte busy;             /* reg->busy */
 bit  w_idle;           /* env close waits on reg->idle */
-bit  c_registered = 1; /* c->registered: in reg->copiers */
+bit  c_registered = I_ONE; /* c->registered: in reg->copiers */
 bit  c_claimed;        /* c->claimed: env close will join it */
 bit  c_detached;
 
 /* ---- snapshot (snapshot.h edb__snap): the backup and the copier hold it ---- */
-byte snrefs = 2;
+byte snrefs = 2*I_ONE;
 bit  snfreed;
 bit  lmdb_closed;      /* edb_env_close went on to close LMDB */
 
@@ -108,6 +131,10 @@ byte spur = MAXSPUR;
 bit  close_ret, reader_done, copier_gone, stop_done;
 byte owner_done, owners = 1;   /* owner threads finished / started */
 bit  want_env, env_closed;
+bit  begin_done;       /* SC_BEGIN: edb_backup_begin (and end, if it succeeded) returned */
+bit  el;               /* env->bk_lock (SC_BEGIN: the only steps that take it are modelled) */
+bit  env_gone;         /* env->bk_state == &env_closed */
+bit  c_started;        /* SC_BEGIN: edb_backup_open started a copier thread */
 
 /* ---- locks and condition variables (TESTING.md "Hangs") ----
  *
@@ -276,6 +303,43 @@ inline bk_end_work() {
     fi;
     if
     :: hassnap -> snput()                               /* :292 may abort the read txn */
+    :: else
+    fi
+}
+
+/* edb__reg_leave (backup.c:189-196) */
+inline reg_leave() {
+    CS {
+        LOCK(rl, rfreed);
+        busy--;
+        if
+        :: busy == 0 -> w_idle = 0                      /* broadcast reg->idle */
+        :: else
+        fi;
+        UNLOCK(rl, rfreed)
+    }
+}
+
+/* edb_backup_end (backup.c:424-450) */
+inline backup_end() {
+    atomic { rm = bk_inh; bk_inh = 0 };                 /* :427 edb__handle_remove */
+    if
+    :: rm ->
+        CS {
+            LOCK(rl, rfreed);                           /* :432 */
+            if
+            :: bk_linked -> bk_linked = 0; busy++; mine = 1   /* :433-443 */
+            :: else -> mine = 0
+            fi;
+            UNLOCK(rl, rfreed)
+        };
+        if
+        :: mine ->
+            bk_end_work();                              /* :446 */
+            reg_leave()
+        :: else
+        fi;
+        bkput()                                         /* :449 the handle's reference */
     :: else
     fi
 }
@@ -543,6 +607,175 @@ proctype stopper()
     stop_done = 1
 }
 
+#ifdef SC_BEGIN
+/* edb_backup_open (stream.c:68-153) after a successful begin; sets opened */
+inline backup_open() {
+    opened = 0;
+    atomic {                                            /* :77 edb__handle_ref(EDB__H_BACKUP) */
+        if
+        :: bk_inh -> assert(!bkfreed); bkrefs++; ok = 1
+        :: else -> ok = 0                               /* EDB_CANCELED */
+        fi
+    };
+    if
+    :: ok ->
+        CS {                                            /* :86 edb__reg_enter */
+            LOCK(rl, rfreed);
+            if
+            :: closing -> ok = 0
+            :: else -> busy++
+            fi;
+            UNLOCK(rl, rfreed)
+        };
+        if
+        :: ok ->
+            CS {                                        /* :88-94 a snapshot reference unless ended or stopped */
+                LOCK(bkl, bkfreed);
+                if
+                :: !bk_ended && !bk_canceled -> assert(!snfreed && snrefs > 0); snrefs++; got = 1
+                :: else -> got = 0
+                fi;
+                UNLOCK(bkl, bkfreed)
+            };
+            if
+            :: got ->
+                /* :98-112 the stream (the handle's reference, its reference on bk)
+                 * and the copier (references on the stream, the snapshot and the
+                 * registry) */
+                atomic { srefs = 2; bkrefs++; assert(!snfreed); snrefs++; assert(!rfreed); rrefs++ };
+                atomic { s_inh = 1 };                   /* :113 edb__handle_add */
+                CS {                                    /* :116-123 link unless ended or stopped */
+                    LOCK(bkl, bkfreed);
+                    ok = !bk_ended && !bk_canceled;
+                    if
+                    :: ok -> linked = 1
+                    :: else
+                    fi;
+                    UNLOCK(bkl, bkfreed)
+                };
+                if
+                :: ok ->
+#ifndef BUG_OPEN_START_LATE
+                    /* :127 edb__copier_start (copier.c:818-835): register, then the thread */
+                    CS { LOCK(rl, rfreed); c_registered = 1; UNLOCK(rl, rfreed) };
+                    c_started = 1;
+                    run copier();
+                    snput();                            /* :133 */
+                    reg_leave();                        /* :134 */
+#else
+                    snput();
+                    reg_leave();
+                    CS { LOCK(rl, rfreed); c_registered = 1; UNLOCK(rl, rfreed) };
+                    c_started = 1;
+                    run copier();
+#endif
+                    bkput();                            /* :135 this call's reference */
+                    opened = 1
+                :: else ->                              /* :124-125 EDB_CANCELED, err: (:140-151) */
+                    sput(); snput(); rput();            /* edb__copier_free: the copier's references */
+                    atomic { rm = s_inh; s_inh = 0 };   /* edb__handle_remove */
+                    if
+                    :: rm -> sput()
+                    :: else
+                    fi;
+                    snput();                            /* this call's */
+                    reg_leave();
+                    bkput()
+                fi
+            :: else ->                                  /* :95-96 ended or stopped: EDB_CANCELED */
+                reg_leave();
+                bkput()
+            fi
+        :: else -> bkput()                              /* closing: EDB_CANCELED */
+        fi
+    :: else
+    fi
+}
+
+/* edb_backup_begin (backup.c:313-427 at 3f40f84) racing
+ * edb_env_close; on success the same thread calls edb_backup_end.  The
+ * registry exists (an earlier backup made it): reg_get only takes a reference.
+ * Option checks, the base archive, random_id and allocation failures are left
+ * out (they return before reg_get or through the err: path, which releases the
+ * snapshot before it leaves busy). */
+proctype beginner()
+{
+    bit ok, closing_seen, rm, mine, took, hassnap, last, got, opened;
+    CS {                                                /* :343 reg_get (:201-236) */
+        LOCK(el, 0);
+        if
+        :: env_gone -> ok = 0                           /* EDB_CANCELED */
+        :: else -> assert(!rfreed); rrefs++; ok = 1     /* edb__ref_get */
+        fi;
+        UNLOCK(el, 0)
+    };
+    if
+    :: !ok -> goto out
+    :: else
+    fi;
+    CS {                                                /* :344 edb__reg_enter (:177-188) */
+        LOCK(rl, rfreed);
+        if
+        :: closing -> ok = 0                            /* EDB_CANCELED */
+#ifndef BUG_BEGIN_NO_BUSY
+        :: else -> busy++
+#else
+        :: else
+#endif
+        fi;
+        UNLOCK(rl, rfreed)
+    };
+    if
+    :: !ok -> rput(); goto out                          /* err: edb__reg_put */
+    :: else
+    fi;
+    /* :348 edb__snap_take: a read txn on the env's LMDB, no lock held */
+    atomic { assert(!lmdb_closed); snrefs = 1 };
+    /* :367-385 bk: the handle's reference, our registry reference, the
+     * snapshot; edb__handle_add */
+    atomic { bkrefs = 1; bk_hassnap = 1; bk_inh = 1 };
+    CS {                                                /* :387-395 link unless closing */
+        LOCK(rl, rfreed);
+        closing_seen = closing;
+        if
+        :: !closing -> bk_linked = 1
+        :: else
+        fi;
+        UNLOCK(rl, rfreed)
+    };
+#if defined(BUG_BEGIN_LEAVE_EARLY) && !defined(BUG_BEGIN_NO_BUSY)
+    reg_leave();                                        /* busy-- before the snapshot is released */
+#endif
+    if
+    :: closing_seen ->                                  /* :397-407 */
+        atomic { rm = bk_inh; bk_inh = 0 };             /* edb__handle_remove */
+        if
+        :: rm -> bk_end_work(); bkput()
+        :: else
+        fi;
+#if !defined(BUG_BEGIN_LEAVE_EARLY) && !defined(BUG_BEGIN_NO_BUSY)
+        reg_leave()                                     /* :406 */
+#else
+        skip
+#endif
+    :: else ->
+#if !defined(BUG_BEGIN_LEAVE_EARLY) && !defined(BUG_BEGIN_NO_BUSY)
+        reg_leave();                                    /* :409 */
+#endif
+        /* the application opens a stream (no reader: the copier fills the
+         * ring and waits), closes it, and ends the backup */
+        backup_open();
+        if
+        :: opened -> backup_close()
+        :: else
+        fi;
+        backup_end()
+    fi;
+out:
+    begin_done = 1
+}
+#endif
+
 /* An application thread that owns the backup or the env.  how: 1
  * edb_backup_end, 2 edb_env_close, 3 edb_backup_end then edb_env_close.
  * (Scenario 4 runs owner(1) and owner(2) in two threads: env close may race
@@ -552,40 +785,19 @@ proctype owner(byte how)
     bit rm, mine, took, hassnap, last, takebk, claim;
     if
     :: how & 1 ->
-        /* edb_backup_end (backup.c:424-450) */
-        atomic { rm = bk_inh; bk_inh = 0 };             /* :427 edb__handle_remove */
-        if
-        :: rm ->
-            CS {
-                LOCK(rl, rfreed);                       /* :432 */
-                if
-                :: bk_linked -> bk_linked = 0; busy++; mine = 1   /* :433-443 */
-                :: else -> mine = 0
-                fi;
-                UNLOCK(rl, rfreed)
-            };
-            if
-            :: mine ->
-                bk_end_work();                          /* :446 */
-                CS {                                    /* edb__reg_leave (backup.c:189-196) */
-                    LOCK(rl, rfreed);
-                    busy--;
-                    if
-                    :: busy == 0 -> w_idle = 0          /* broadcast reg->idle */
-                    :: else
-                    fi;
-                    UNLOCK(rl, rfreed)
-                }
-            :: else
-            fi;
-            bkput()                                     /* :449 the handle's reference */
-        :: else
-        fi
+        backup_end()
     :: else
     fi;
     if
     :: how & 2 ->
         /* edb_env_close (engine/env.c:181-206) -> reg_shutdown (backup.c:541-587) */
+#ifdef SC_BEGIN
+        CS {                                            /* reg_shutdown :549-552: a later reg_get fails */
+            LOCK(el, 0);
+            env_gone = 1;
+            UNLOCK(el, 0)
+        };
+#endif
         atomic { env_inh = 0 };                         /* :550 edb__handle_remove(EDB__H_ENV) */
         CS {
             LOCK(rl, rfreed);                           /* :552 */
@@ -652,6 +864,18 @@ proctype owner(byte how)
  * default to one case. */
 init {
     atomic {
+#ifdef SC_BEGIN
+        run beginner();
+        want_env = 1; run owner(2);
+        if
+#if !defined(SC_STOP) || SC_STOP == 1
+        :: run stopper()
+#endif
+#if !defined(SC_STOP) || SC_STOP == 0
+        :: stop_done = 1
+#endif
+        fi
+#else
         run copier();
 #ifdef QUICK
         if
@@ -692,10 +916,17 @@ init {
 #endif
         fi
 #endif
+#endif
     }
 }
 
 #ifdef LIVE
+#ifdef SC_BEGIN
+/* begin (and end) and env close return; the snapshot, a backup that was
+ * made and the registry are freed */
+ltl all_done { <> (begin_done && stop_done && owner_done == owners && env_closed && rfreed &&
+                   bkrefs == 0 && snrefs == 0 && srefs == 0 && (!c_started || copier_gone)) }
+#else
 /* Everything returns and everything is freed.  The flags are sticky, so this
  * one claim is the conjunction of the ones below (check-model.sh runs it;
  * FULL=1 runs the others too). */
@@ -711,4 +942,5 @@ ltl copier_ends   { [] (canceled -> <> copier_gone) }
 ltl freed_ends    { <> (sfreed && bkfreed && snfreed) }
 /* edb_backup_end / edb_env_close return, and env close frees the registry */
 ltl owner_returns { <> (owner_done == owners && (!want_env || (env_closed && rfreed))) }
+#endif
 #endif

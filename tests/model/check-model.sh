@@ -9,7 +9,12 @@
 #      nothing) a liveness run; one of them must report an error.
 #
 # Scenarios: by default the three of -DQUICK in one run, which together race
-# every pair of threads; FULL=1 runs all sixteen combinations (long).  pan is generated and compiled with cc -O2 in a temporary
+# every pair of threads, and -DSC_BEGIN (edb_backup_begin, open, close and
+# end racing env close and stop); ALL=1 checks each of the sixteen combinations on its
+# own, to completion: safety, liveness, and liveness under weak fairness
+# (the proof of the whole model; about two hours of CPU and up to 10 GB,
+# see README.md); FULL=1 runs all sixteen in one model (more memory than
+# that: it has never completed).  pan is generated and compiled with cc -O2 in a temporary
 # directory, never in the source tree; every pan run is bounded in time
 # (PAN_TIMEOUT) and memory (MEMLIM MB), and a run that hits a bound counts
 # as a failure, never as a pass.  One line per run: verdict, errors, states
@@ -21,8 +26,12 @@
 # Usage: sh tests/model/check-model.sh [-k] [-v]
 #   -k keep the temporary directory (pan sources, outputs and .trail files)
 #      and print its path; -v print pan's full output of every run.
-# Environment: FULL=1 (every scenario, all claims), FAIR=1 (liveness under
-# weak fairness, pan -a -f), BUGS="BUG_x ..." (a subset), SPIN, CC,
+# Environment: ALL=1 (each of the sixteen scenarios on its own: pan -m,
+# pan -a and pan -a -f, with -DCOLLAPSE; MEMLIM defaults to 16384 and
+# PAN_TIMEOUT to 7200; a table per scenario at the end; SCEN="c2s1o4 begin ..."
+# picks some of them), FULL=1 (every scenario in one run, all claims),
+# FAIR=1 (liveness under weak fairness, pan -a -f), BUGS="BUG_x ..." (a
+# subset; BUGS=none: no seeded bug), SPIN, CC,
 # PAN_TIMEOUT (s per pan run, default 600: a bound against a runaway, not a
 # budget; a QUICK run takes 5-80 s depending on load), MEMLIM (MB, default
 # 2048), DEPTH (pan -m, default 100000).
@@ -68,16 +77,32 @@ cd "$tmp" || exit 1
 # calls edb_backup_stop x edb_backup_end / edb_env_close / both in one thread
 # / both in two threads.  By default -DQUICK: three of them in one run (read +
 # end || env close; close from another thread + env close; read + stop +
-# end), which race every pair of threads.  FULL=1: all sixteen in one run
+# end), which race every pair of threads; and -DSC_BEGIN, edb_backup_begin
+# and edb_backup_open racing edb_env_close (and stop).  FULL=1: all sixteen in one run
 # (more than 100 million states: compiled with -DCOLLAPSE, MEMLIM raised to
 # 16384 and PAN_TIMEOUT to 7200 unless set; see README.md).
-if [ "${FULL:-0}" = 1 ]; then
+if [ "${ALL:-0}" = 1 ]; then
+    # cNsNoN = -DSC_CLOSE=N -DSC_STOP=N -DSC_OWNER=N, smallest first
+    SCENARIOS=
+    for c in 1 2; do for st in 0 1; do for o in 1 2 3 4; do
+        name=c${c}s${st}o${o}
+        if [ -n "${SCEN:-}" ]; then
+            case " $SCEN " in *" $name "*) ;; *) continue ;; esac
+        fi
+        SCENARIOS="$SCENARIOS $name:-DSC_CLOSE=$c,-DSC_STOP=$st,-DSC_OWNER=$o"
+    done; done; done
+    case " ${SCEN:-begin} " in *" begin "*) SCENARIOS="$SCENARIOS begin:-DSC_BEGIN" ;; esac
+    [ -n "$SCENARIOS" ] || { echo "FAIL: SCEN='${SCEN:-}' names no scenario (c1s0o1 .. c2s1o4, begin)" >&2; exit 1; }
+    COLLAPSE=-DCOLLAPSE
+    [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
+    [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
+elif [ "${FULL:-0}" = 1 ]; then
     SCENARIOS="full:"
     COLLAPSE=-DCOLLAPSE
     [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
     [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
 else
-    SCENARIOS="quick:-DQUICK"
+    SCENARIOS="quick:-DQUICK begin:-DSC_BEGIN"
     COLLAPSE=
 fi
 
@@ -88,8 +113,12 @@ BUG_SIGNAL_ONE:-DSC_CLOSE=1,-DSC_STOP=0,-DSC_OWNER=1
 BUG_JOIN_LOCKED:-DSC_CLOSE=1,-DSC_STOP=0,-DSC_OWNER=2
 BUG_FREE_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
 BUG_READ_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
-BUG_END_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1"
+BUG_END_NO_REF:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
+BUG_BEGIN_LEAVE_EARLY:-DSC_BEGIN
+BUG_BEGIN_NO_BUSY:-DSC_BEGIN
+BUG_OPEN_START_LATE:-DSC_BEGIN"
 BUGS=${BUGS:-$(echo "$ALLBUGS" | sed 's/:.*//')}
+[ "$BUGS" = none ] && BUGS=
 
 # The LTL claims (ltl NAME { ... } inside #ifdef LIVE).  all_done is the
 # conjunction of the others (their flags are sticky, so "each eventually"
@@ -162,25 +191,54 @@ safety() {
 live() {
     d=$1 label=$2 claim=$3; shift 3
     if [ -x "$d/pan" ] || build "$d" "$COLLAPSE" -DLIVE "$@"; then
-        run "$d" "$label live:$claim" -a $FAIRFLAG -m"$DEPTH" -w24 -N "$claim"
+        run "$d" "$label live:$claim" -a $FAIRFLAG -m"$DEPTH" -w24 -N "${claim%(fair)}"
     else
         verdict=incomplete
     fi
 }
 
-echo "clean model (${FULL:+FULL: }every run must pass)"
+# ALL=1: one row per scenario, "verdict states depth time" per run
+rows=
+cell() { echo "$verdict ${states:-?} ${depth:-?} ${ptime:-?}s"; }
+
+echo "clean model (${FULL:+FULL: }${ALL:+ALL: }every run must pass)"
 for sc in $SCENARIOS; do
     name=${sc%%:*}
     defs=$(echo "${sc#*:}" | tr ',' ' ')
     # shellcheck disable=SC2086
     safety "clean-$name-s" "$name" $defs
     [ "$verdict" = ok ] || failures=$((failures + 1))
+    row="$(cell)"
     for c in $CLAIMS; do
         # shellcheck disable=SC2086
         live "clean-$name-l" "$name" "$c" $defs
         [ "$verdict" = ok ] || failures=$((failures + 1))
+        row="$row | $(cell)"
     done
+    rows="$rows
+$name | $row"
+    [ "$keep" = 1 ] || rm -rf "clean-$name-s"
 done
+if [ "${ALL:-0}" = 1 ]; then
+    # Weak fairness, after every scenario's safety and liveness (pan -a
+    # without -f already covers every execution, fair or not; these runs
+    # check it as TESTING.md writes it): the same pan, compiled once.
+    table=
+    FAIRFLAG=-f
+    for sc in $SCENARIOS; do
+        name=${sc%%:*}
+        defs=$(echo "${sc#*:}" | tr ',' ' ')
+        # shellcheck disable=SC2086
+        live "clean-$name-l" "$name" "all_done(fair)" $defs
+        [ "$verdict" = ok ] || failures=$((failures + 1))
+        table="$table
+$(echo "$rows" | grep "^$name |") | $(cell)"
+        [ "$keep" = 1 ] || rm -rf "clean-$name-l"
+    done
+    FAIRFLAG=
+    echo "per scenario: verdict, states stored, depth, pan time (safety | live all_done | live all_done -f)"
+    echo "$table" | sed '/^$/d'
+fi
 [ "$failures" -eq 0 ] || echo "FAIL: the clean model must pass every run ($failures did not)"
 
 echo "seeded bugs: each must be caught"

@@ -383,23 +383,113 @@ Test(dbtool_cli, bad_rows_import_nothing, .timeout = 120)
     db_free(&a);
 }
 
-Test(dbtool_cli, autoinc_values_must_match, .timeout = 60)
+static const char *LOG_SCHEMA =
+    "{\"name\": \"log\", \"columns\": [{\"name\": \"seq\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
+    "{\"name\": \"msg\", \"type\": \"text\"}], \"indexes\": [{\"name\": \"pk\", \"key\": [\"+seq\"],"
+    " \"flags\": [\"primary\"]}]}";
+
+static char *
+export_of(db *d, const char *table, const char *format)
+{
+    run_result r = dbt_runv(NULL, "export", d->path, table, "--format", format, NULL);
+    cr_assert_eq(r.status, 0, "export: %s", r.err);
+    char *out = strdup(r.out);
+    run_free(&r);
+    return out;
+}
+
+Test(dbtool_cli, autoinc_values_are_kept, .timeout = 60)
+{
+    db a = db_new();
+    mktable(&a, LOG_SCHEMA);
+    /* given values are kept, missing ones are assigned after the largest so far */
+    run_result r = dbt_runv("{\"msg\": \"a\"}\n{\"seq\": 7, \"msg\": \"b\"}\n{\"msg\": \"c\"}\n"
+                            "{\"seq\": 3, \"msg\": \"d\"}\n{\"seq\": null, \"msg\": \"e\"}\n",
+                            "import", a.path, "log", "-", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    char *out = export_of(&a, "log", "jsonl");
+    cr_assert_str_eq(out, "{\"seq\": 1, \"msg\": \"a\"}\n{\"seq\": 3, \"msg\": \"d\"}\n"
+                          "{\"seq\": 7, \"msg\": \"b\"}\n{\"seq\": 8, \"msg\": \"c\"}\n"
+                          "{\"seq\": 9, \"msg\": \"e\"}\n");
+    free(out);
+    /* a taken id, 0 and a negative id are refused, and nothing of the file is imported */
+    const char *bad[][2] = { { "{\"seq\": 20, \"msg\": \"ok\"}\n{\"seq\": 7, \"msg\": \"x\"}\n", "EDB_KEYDUP" },
+                             { "{\"seq\": 20, \"msg\": \"ok\"}\n{\"seq\": 0, \"msg\": \"x\"}\n", "EDB_INVAL" },
+                             { "{\"seq\": 20, \"msg\": \"ok\"}\n{\"seq\": -4, \"msg\": \"x\"}\n", "EDB_INVAL" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = dbt_runv(bad[i][0], "import", a.path, "log", "-", NULL);
+        expect_fail(&r, bad[i][1], "line 2");
+        run_free(&r);
+    }
+    cr_assert_eq(count(&a, "log"), 5);
+    /* the failed imports rolled the counter back with their rows: the next is 10 */
+    r = dbt_runv("{\"msg\": \"f\"}\n", "import", a.path, "log", "-", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(NULL, "get", a.path, "log", "10", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "{\"seq\": 10, \"msg\": \"f\"}\n");
+    run_free(&r);
+    db_free(&a);
+}
+
+/* export | import keeps every id when rows were deleted (gaps), in JSON lines
+ * and CSV, in key order and in another index's order; later inserts go on
+ * after the largest id. */
+Test(dbtool_cli, autoinc_round_trip_with_gaps, .timeout = 120)
 {
     db a = db_new();
     mktable(&a, "{\"name\": \"log\", \"columns\": [{\"name\": \"seq\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
                 "{\"name\": \"msg\", \"type\": \"text\"}], \"indexes\": [{\"name\": \"pk\", \"key\": [\"+seq\"],"
-                " \"flags\": [\"primary\"]}]}");
-    run_result r = dbt_runv("{\"msg\": \"a\"}\n{\"msg\": \"b\"}\n{\"seq\": 3, \"msg\": \"c\"}\n", "import", a.path, "log", "-", NULL);
+                " \"flags\": [\"primary\"]}, {\"name\": \"by_msg\", \"key\": [\"-msg\"]}]}");
+    char rows[4096] = "";
+    for (int i = 1; i <= 40; i++)
+        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "{\"msg\": \"m%02d\"}\n", i);
+    run_result r = dbt_runv(rows, "import", a.path, "log", "-", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     run_free(&r);
-    r = dbt_runv("{\"seq\": 9, \"msg\": \"x\"}\n", "import", a.path, "log", "-", NULL);
-    expect_fail(&r, "EDB_INVAL", "AUTOINC");
-    run_free(&r);
-    cr_assert_eq(count(&a, "log"), 3);
-    r = dbt_runv(NULL, "get", a.path, "log", "2", NULL);
+    const char *gone[] = { "1", "2", "17", "18", "19", "33", "40" };   /* the largest id too */
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        r = dbt_runv(NULL, "delete", a.path, "log", gone[i], NULL);
+        cr_assert_eq(r.status, 0, "delete %s: %s", gone[i], r.err);
+        run_free(&r);
+    }
+    r = dbt_runv(NULL, "schema", a.path, "log", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert_str_eq(r.out, "{\"seq\": 2, \"msg\": \"b\"}\n");
+    char *schema = strdup(r.out);
     run_free(&r);
+    const char *formats[] = { "jsonl", "csv" };
+    for (int k = 0; k < 4; k++) {
+        const char *fmt = formats[k % 2];
+        bool by_msg = k >= 2;
+        char *orig = export_of(&a, "log", fmt);
+        run_result e = by_msg ? dbt_runv(NULL, "export", a.path, "log", "--format", fmt, "--index", "by_msg", NULL)
+                              : dbt_runv(NULL, "export", a.path, "log", "--format", fmt, NULL);
+        cr_assert_eq(e.status, 0, "%s", e.err);
+        db b = db_new();
+        mktable(&b, schema);
+        r = k % 2 ? dbt_runv(e.out, "import", b.path, "log", "-", "--csv", NULL)
+                  : dbt_runv(e.out, "import", b.path, "log", "-", NULL);
+        cr_assert_eq(r.status, 0, "import %s%s: %s", fmt, by_msg ? " by_msg" : "", r.err);
+        run_free(&r);
+        run_free(&e);
+        char *copy = export_of(&b, "log", fmt);
+        cr_assert_str_eq(copy, orig, "%s%s: the round trip changed the rows", fmt, by_msg ? " by_msg" : "");
+        cr_assert_eq(count(&b, "log"), 33);
+        /* a new row continues after the largest id that was imported (39) */
+        r = dbt_runv("{\"msg\": \"new\"}\n", "import", b.path, "log", "-", NULL);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        run_free(&r);
+        r = dbt_runv(NULL, "get", b.path, "log", "40", NULL);
+        cr_assert_eq(r.status, 0, "%s: %s", fmt, r.err);
+        cr_assert_str_eq(r.out, "{\"seq\": 40, \"msg\": \"new\"}\n");
+        run_free(&r);
+        free(copy);
+        free(orig);
+        db_free(&b);
+    }
+    free(schema);
     db_free(&a);
 }
 
