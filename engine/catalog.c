@@ -25,8 +25,14 @@
  * Invariants: a stored blob always decodes; every colid in an index is a
  * column of the table; at most one index is PRIMARY; index slots are distinct.
  *
- * Thread safety: the pool handles are written once, under env->dbi_lock,
- * during edb_env_open, and only read afterwards.
+ * Thread safety: the pool (catalog.h) is opened by the holder of
+ * cat->pool_busy only (taken and given back under env->dbi_lock, which is
+ * also held around every mdb_dbi_open); a handle below opened is written
+ * once before opened passes it and only read afterwards.  Lock order:
+ * env->dbi_lock, then nothing (it is never held across an LMDB begin of a
+ * write txn); pool_busy may be held across a whole write txn, and the only
+ * waiters for it are begins that found a handle missing, which a write txn
+ * holding it cannot cause in its own process (it began after catching up).
  */
 #include "config.h"
 
@@ -37,11 +43,16 @@
 
 #include "catalog.h"
 #include "error.h"
+#include "session.h"
 
 static atomic_uint_fast64_t env_uids;
 
 static const char FORMAT_KEY[] = "\0format";   /* 7 bytes, leading NUL */
 #define FORMAT_KEY_LEN 7
+static const char SLOTS_KEY[] = "\0slots";     /* 6 bytes, leading NUL */
+#define SLOTS_KEY_LEN 6
+#define NO_DBI ((MDB_dbi)-1)
+#define PER EDB__DBS_PER_TABLE
 #define BLOB_VERSION 1
 
 /* ------------------------------------------------------------------ pool */
@@ -53,35 +64,6 @@ pool_name(char *buf, size_t cap, uint32_t slot, int k)
         snprintf(buf, cap, "edb:r%04u", (unsigned)slot);
     else
         snprintf(buf, cap, "edb:i%04u.%02u", (unsigned)slot, (unsigned)k);
-}
-
-MDB_dbi
-edb__pool_rec(edb_env *env, uint32_t slot)
-{
-    return edb__cat(env)->dbis[slot * EDB__DBS_PER_TABLE];
-}
-
-MDB_dbi
-edb__pool_idx(edb_env *env, uint32_t slot, unsigned k)
-{
-    return edb__cat(env)->dbis[slot * EDB__DBS_PER_TABLE + 1 + k];
-}
-
-static int
-open_pool(edb__catalog *cat, MDB_txn *txn, bool create)
-{
-    unsigned n = cat->max_tables * EDB__DBS_PER_TABLE;
-    for (unsigned i = 0; i < n; i++) {
-        char name[32];
-        pool_name(name, sizeof name, i / EDB__DBS_PER_TABLE, (int)(i % EDB__DBS_PER_TABLE) - 1);
-        int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, &cat->dbis[i]);
-        if (rc != 0) {
-            int r = edb__mdb_err(rc, name);
-            return r == EDB_NOTFOUND ? edb__err(EDB_CORRUPT, "catalog: database '%s' is missing", name)
-                                     : r;
-        }
-    }
-    return 0;
 }
 
 static void
@@ -96,6 +78,223 @@ get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+MDB_dbi
+edb__pool_rec(edb_env *env, uint32_t slot)
+{
+    return atomic_load_explicit(&edb__cat(env)->dbis[slot * PER], memory_order_relaxed);
+}
+
+MDB_dbi
+edb__pool_idx(edb_env *env, uint32_t slot, unsigned k)
+{
+    return atomic_load_explicit(&edb__cat(env)->dbis[slot * PER + 1 + k], memory_order_relaxed);
+}
+
+unsigned
+edb__pool_opened(edb_env *env)
+{
+    return atomic_load_explicit(&edb__cat(env)->opened, memory_order_acquire);
+}
+
+/* The slot high-water mark as @txn sees it; a format-1 catalog (no mark):
+ * every slot. */
+static int
+read_mark(edb__catalog *cat, MDB_txn *txn, unsigned *out)
+{
+    MDB_val k = { SLOTS_KEY_LEN, (void *)SLOTS_KEY }, v;
+    int rc = mdb_get(txn, cat->cat, &k, &v);
+    *out = cat->max_tables;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return edb__mdb_err(rc, "catalog: slot mark");
+    if (v.mv_size != 4 || get_u32(v.mv_data) > cat->max_tables)
+        return edb__err(EDB_CORRUPT, "catalog: slot mark out of range");
+    *out = get_u32(v.mv_data);
+    return 0;
+}
+
+static int
+write_mark(edb__catalog *cat, MDB_txn *txn, unsigned mark)
+{
+    uint8_t b[4];
+    put_u32(b, mark);
+    MDB_val k = { SLOTS_KEY_LEN, (void *)SLOTS_KEY }, v = { 4, b };
+    return edb__mdb_err(mdb_put(txn, cat->cat, &k, &v, 0), "catalog: slot mark");
+}
+
+/* Open (with @create, create) the databases of slots [from, to) in @txn. */
+static int
+open_slots(edb_env *env, MDB_txn *txn, unsigned from, unsigned to, bool create)
+{
+    edb__catalog *cat = edb__cat(env);
+    int ret = 0;
+    pthread_mutex_lock(&env->dbi_lock);
+    for (unsigned i = from * PER; i < to * PER; i++) {
+        char name[32];
+        MDB_dbi dbi;
+        pool_name(name, sizeof name, i / PER, (int)(i % PER) - 1);
+        int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, &dbi);
+        if (rc != 0) {
+            ret = edb__mdb_err(rc, name);
+            if (ret == EDB_NOTFOUND)
+                ret = edb__err(EDB_CORRUPT, "catalog: database '%s' is missing", name);
+            break;
+        }
+        atomic_store_explicit(&cat->dbis[i], dbi, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&env->dbi_lock);
+    return ret;
+}
+
+/* Take the pool for this thread (waiting for its holder). */
+static int
+pool_take(edb_env *env)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&env->dbi_lock);
+    while (cat->pool_busy) {
+        if (pthread_equal(cat->pool_thread, pthread_self())) {
+            pthread_mutex_unlock(&env->dbi_lock);
+            return edb__err(EDB_BUSY, "'%s': this thread's write transaction created a table; "
+                            "the other sessions of this thread must wait for it to end",
+                            env->path);
+        }
+        pthread_cond_wait(&cat->pool_cv, &env->dbi_lock);
+    }
+    cat->pool_busy = true;
+    cat->pool_thread = pthread_self();
+    cat->pool_upto = 0;
+    pthread_mutex_unlock(&env->dbi_lock);
+    return 0;
+}
+
+static void
+pool_give(edb_env *env)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&env->dbi_lock);
+    cat->pool_busy = false;
+    pthread_cond_broadcast(&cat->pool_cv);
+    pthread_mutex_unlock(&env->dbi_lock);
+}
+
+/* With the pool held: open env-wide the slots below the latest committed
+ * mark, in a read txn of its own (committing keeps its handles). */
+static int
+sync_held(edb_env *env)
+{
+    edb__catalog *cat = edb__cat(env);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return edb__mdb_err(rc, "open table handles: begin");
+    unsigned mark;
+    unsigned from = atomic_load_explicit(&cat->opened, memory_order_relaxed);
+    int ret = read_mark(cat, txn, &mark);
+    if (ret == 0 && mark > from)
+        ret = open_slots(env, txn, from, mark, false);
+    if (ret < 0) {
+        mdb_txn_abort(txn);     /* closes what it opened */
+        return ret;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return edb__mdb_err(rc, "open table handles: commit");
+    if (mark > from)
+        atomic_store_explicit(&cat->opened, mark, memory_order_release);
+    return 0;
+}
+
+int
+edb__pool_sync(edb_env *env)
+{
+    EDB_RET(pool_take(env));
+    int ret = sync_held(env);
+    pool_give(env);
+    return ret;
+}
+
+int
+edb__pool_check(edb_env *env, MDB_txn *txn, bool cache)
+{
+    edb__catalog *cat = edb__cat(env);
+    uint64_t id = (uint64_t)mdb_txn_id(txn);
+    uint64_t c = cache ? atomic_load_explicit(&cat->mark_cache, memory_order_relaxed) : 0;
+    unsigned mark;
+    if ((c >> 12) == id && (c & (1u << 11)))
+        mark = (unsigned)(c & 0x7ff);
+    else {
+        EDB_RET(read_mark(cat, txn, &mark));
+        if (cache)
+            atomic_store_explicit(&cat->mark_cache, id << 12 | 1u << 11 | mark,
+                                  memory_order_relaxed);
+    }
+    if (mark == 0)
+        return 0;
+    if (mark > atomic_load_explicit(&cat->opened, memory_order_acquire))
+        return 1;
+    /* Opened env-wide, but this txn may have begun in the moment between a
+     * commit that opened them and LMDB publishing them: ask LMDB.  Handles
+     * are numbered in the order they were opened, so the last one answers. */
+    unsigned flags;
+    MDB_dbi last = atomic_load_explicit(&cat->dbis[mark * PER - 1], memory_order_relaxed);
+    return mdb_dbi_flags(txn, last, &flags) == 0 ? 0 : 1;
+}
+
+int
+edb__pool_claim(edb_session *s, MDB_txn *txn, uint32_t slot)
+{
+    edb_env *env = s->env;
+    edb__catalog *cat = edb__cat(env);
+    unsigned mark;
+    EDB_RET(read_mark(cat, txn, &mark));
+    if (slot >= mark)
+        EDB_RET(write_mark(cat, txn, slot + 1));
+    if (slot < atomic_load_explicit(&cat->opened, memory_order_acquire))
+        return 0;
+    if (!s->pool_held) {
+        EDB_RET(pool_take(env));
+        s->pool_held = true;
+    }
+    /* Idempotent: handles this txn (or a committed child) opened are found
+     * again, those a rolled-back child opened are opened anew. */
+    EDB_RET(open_slots(env, txn, atomic_load_explicit(&cat->opened, memory_order_relaxed),
+                       slot + 1, false));
+    if (slot + 1 > cat->pool_upto)
+        cat->pool_upto = slot + 1;
+    return 0;
+}
+
+void
+edb__pool_release(edb_session *s, bool committed)
+{
+    if (!s->pool_held)
+        return;
+    s->pool_held = false;
+    edb_env *env = s->env;
+    edb__catalog *cat = edb__cat(env);
+    /* A commit made its handles env-wide: find them again (a read txn's
+     * mdb_dbi_open of an open name returns its handle) and move opened; an
+     * abort closed them.  A failed sync leaves it to the next begin. */
+    if (committed)
+        (void)sync_held(env);
+    unsigned opened = atomic_load_explicit(&cat->opened, memory_order_relaxed);
+    for (unsigned i = opened * PER; i < cat->pool_upto * PER; i++)
+        atomic_store_explicit(&cat->dbis[i], NO_DBI, memory_order_relaxed);
+    pool_give(env);
+}
+
+typedef struct maxslot_ctx { unsigned mark; } maxslot_ctx;
+
+static int
+note_slot(void *ctx, const edb__table *t)
+{
+    maxslot_ctx *mc = ctx;
+    if (t->slot + 1 > mc->mark)
+        mc->mark = t->slot + 1;
+    return 0;
+}
+
 int
 edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
 {
@@ -107,14 +306,24 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
     pthread_mutex_init(&cat->ro_lock, NULL);
+    pthread_cond_init(&cat->pool_cv, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
     *stored = 0;
+    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL)
+        return edb__err(EDB_NOMEM, "catalog");
+    for (unsigned i = 0; i < max_tables * PER; i++)
+        atomic_init(&cat->dbis[i], NO_DBI);
+    atomic_init(&cat->opened, 0);
+    atomic_init(&cat->mark_cache, 0);
 
     if ((rc = mdb_txn_begin(env->mdb, NULL, rdonly ? MDB_RDONLY : 0, &txn)) != 0) {
         txn = NULL;
         EDB_ERR(edb__mdb_err(rc, "catalog: begin"));
     }
+    unsigned mark = 0;
+    uint8_t rec[12];
+    MDB_val fk = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, fv = { sizeof rec, rec };
     rc = mdb_dbi_open(txn, "edb:catalog", 0, &cat->cat);
     if (rc == MDB_NOTFOUND) {
         MDB_dbi main_dbi;
@@ -126,23 +335,29 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
             EDB_ERR(edb__err(EDB_VERSION, "'%s' is not an edb database (no catalog)", env->path));
         if ((rc = mdb_dbi_open(txn, "edb:catalog", MDB_CREATE, &cat->cat)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: create"));
-        uint8_t rec[12];
         put_u32(rec, EDB__FORMAT_MAGIC);
         put_u32(rec + 4, EDB__FORMAT_VERSION);
         put_u32(rec + 8, max_tables);
-        MDB_val k = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, v = { sizeof rec, rec };
-        if ((rc = mdb_put(txn, cat->cat, &k, &v, 0)) != 0)
+        if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
-        if ((cat->dbis = calloc(max_tables * EDB__DBS_PER_TABLE, sizeof *cat->dbis)) == NULL)
-            EDB_ERR(edb__err(EDB_NOMEM, "catalog"));
-        EDB_ERR(open_pool(cat, txn, true));
+        EDB_ERR(write_mark(cat, txn, 0));
+        /* Every slot's databases are created now (tools and tests find a
+         * table's databases by name); creating opened them all, which would
+         * make every transaction of this env pay for them: the caller opens
+         * LMDB again. */
+        EDB_ERR(open_slots(env, txn, 0, max_tables, true));
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+        if (rc != 0)
+            EDB_ERR(edb__mdb_err(rc, "catalog: commit"));
+        return 2;
     } else if (rc != 0) {
         EDB_ERR(rc == MDB_INCOMPATIBLE
                     ? edb__err(EDB_VERSION, "'%s' is not an edb database", env->path)
                     : edb__mdb_err(rc, "catalog: open"));
     } else {
-        MDB_val k = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, v;
-        rc = mdb_get(txn, cat->cat, &k, &v);
+        MDB_val v;
+        rc = mdb_get(txn, cat->cat, &fk, &v);
         if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size < 12) ||
             (rc == 0 && get_u32(v.mv_data) != EDB__FORMAT_MAGIC))
             EDB_ERR(edb__err(EDB_VERSION, "'%s': catalog has no edb format record", env->path));
@@ -160,15 +375,27 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
             mdb_txn_abort(txn);
             return 1;
         }
-        if ((cat->dbis = calloc(max_tables * EDB__DBS_PER_TABLE, sizeof *cat->dbis)) == NULL)
-            EDB_ERR(edb__err(EDB_NOMEM, "catalog"));
-        EDB_ERR(open_pool(cat, txn, false));
+        if (version == 1 && !rdonly) {
+            /* Format 1 created every slot's databases and has no mark: the
+             * mark is 1 + the highest slot in use; format 2 makes libraries
+             * that would not keep the mark refuse the database. */
+            maxslot_ctx mc = { 0 };
+            EDB_ERR(edb__catalog_foreach(env, txn, note_slot, &mc));
+            EDB_ERR(write_mark(cat, txn, mc.mark));
+            memcpy(rec, v.mv_data, 12);
+            put_u32(rec + 4, EDB__FORMAT_VERSION);
+            if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
+                EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
+        }
+        EDB_ERR(read_mark(cat, txn, &mark));
+        EDB_ERR(open_slots(env, txn, 0, mark, false));
     }
     /* Committing (also a read txn) keeps the handles for the env's life. */
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
         EDB_ERR(edb__mdb_err(rc, "catalog: commit"));
+    atomic_store_explicit(&cat->opened, mark, memory_order_release);
     return 0;
 err:
     if (txn != NULL)
@@ -185,33 +412,49 @@ edb__catalog_close(edb_env *env)
     for (int i = 0; i < cat->ro_nspare; i++)
         mdb_txn_abort(cat->ro_spare[i]);
     pthread_mutex_destroy(&cat->ro_lock);
+    pthread_cond_destroy(&cat->pool_cv);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
 }
 
+/* Up to this many rounds of "begin, find a handle missing, open, again"
+ * (each round follows a table creation committed by another process). */
+#define POOL_ROUNDS 16
+
 int
 edb__ro_begin(edb_env *env, MDB_txn **out)
 {
     edb__catalog *cat = edb__cat(env);
-    MDB_txn *txn = NULL;
-    pthread_mutex_lock(&cat->ro_lock);
-    if (cat->ro_nspare > 0)
-        txn = cat->ro_spare[--cat->ro_nspare];
-    pthread_mutex_unlock(&cat->ro_lock);
-    if (txn != NULL) {
-        if (mdb_txn_renew(txn) == 0) {
+    *out = NULL;
+    for (int round = 0;; round++) {
+        MDB_txn *txn = NULL;
+        pthread_mutex_lock(&cat->ro_lock);
+        if (cat->ro_nspare > 0)
+            txn = cat->ro_spare[--cat->ro_nspare];
+        pthread_mutex_unlock(&cat->ro_lock);
+        if (txn != NULL && mdb_txn_renew(txn) != 0) {
+            mdb_txn_abort(txn);
+            txn = NULL;
+        }
+        if (txn == NULL) {
+            int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+            if (rc != 0)
+                return edb__mdb_err(rc, "begin read transaction");
+        }
+        int c = edb__pool_check(env, txn, true);
+        if (c == 0) {
             *out = txn;
             return 0;
         }
-        mdb_txn_abort(txn);
+        edb__ro_end(env, txn);
+        if (c < 0)
+            return c;
+        if (round == POOL_ROUNDS)
+            return edb__err(EDB_BUSY, "begin read transaction: the tables' database handles "
+                            "kept changing (%d rounds)", POOL_ROUNDS);
+        EDB_RET(edb__pool_sync(env));
     }
-    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
-    if (rc != 0) {
-        *out = NULL;
-        return edb__mdb_err(rc, "begin read transaction");
-    }
-    return 0;
 }
 
 void

@@ -2,18 +2,32 @@
  * catalog.h: the schema as stored in the catalog (catalog.c) and the pool of
  * LMDB databases that tables and indexes live in.
  *
- * Pool.  mdb_dbi_open is not thread-safe and a handle opened in a transaction
- * that aborts is gone, and a transaction begun before a handle was opened
- * cannot use it.  edb sidesteps all three: when an environment is created, it
- * creates every database a table or index can ever need (max_tables slots of
- * 1 + EDB_MAX_INDEXES databases: "edb:r%04u" for the records of table slot t,
- * "edb:i%04u.%02u" for index k of slot t), and edb_env_open opens them all in
- * one transaction before any other can exist.  The handles are then constant
- * for the life of the env (dbi_lock guards the opening); creating a table
- * takes a free slot, dropping it empties the slot's databases.
+ * Pool.  Table slot t owns 1 + EDB_MAX_INDEXES LMDB databases: "edb:r%04u"
+ * for its records, "edb:i%04u.%02u" for index k, all created with the
+ * environment (a dropped table's are emptied).  LMDB makes every
+ * transaction begin and end loop over every handle the env has open, so edb
+ * opens only the slots below the catalog's high-water mark (the "\0slots"
+ * key: 1 + the highest slot ever allocated; slots are taken lowest free
+ * first) instead of all max_tables.  The rules LMDB imposes and how they are
+ * kept (doc/engine.md, "Opening the pool"):
+ * - a transaction can use only handles committed before it began: every
+ *   top-level begin (edb__pool_check) reads the mark of its snapshot and, when
+ *   a handle it may need is not valid in it, is ended and begun again after
+ *   edb__pool_sync opened the missing slots in a short read txn of its own;
+ * - a table created by this process: its slot's databases are opened
+ *   inside the creating write txn (edb__pool_claim), which holds the
+ *   pool ("pool_busy") until it ends; handles opened in a txn that aborts
+ *   (also a nested one) are closed by LMDB, so "opened" moves only after the
+ *   top level committed (edb__pool_release);
+ * - mdb_dbi_open never runs in two transactions at once, and a transaction
+ *   that opened handles ends before another may open any: every opening holds
+ *   pool_busy (waited for under env->dbi_lock).
+ * Databases of format 1 (the same databases, no mark) get the mark and
+ * format 2 at their first writable open.
  *
  * Catalog DB ("edb:catalog", plain keys):
  *   "\0format"      -> u32 magic 0x45444231 ("EDB1"), u32 format version, u32 max_tables
+ *   "\0slots"       -> u32 slot high-water mark (format 2; absent: every slot)
  *   "t" name        -> the table's schema blob (catalog.c documents its bytes)
  *   "c" u32be slot u32be colid -> u64 counter (colid 0: implicit primary key)
  * Schema changes are ordinary writes to this DB, so they are transactional and
@@ -24,14 +38,17 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "edb.h"
 #include "env.h"
 
+struct edb_session;
+
 #define EDB__FORMAT_MAGIC   0x45444231u
-#define EDB__FORMAT_VERSION 1u
+#define EDB__FORMAT_VERSION 2u
 #define EDB__NAME_MAX       64
 #define EDB__DBS_PER_TABLE  (1 + EDB_MAX_INDEXES)
 #define EDB__MAX_TABLES_LIMIT 1024u
@@ -77,29 +94,65 @@ typedef struct edb__table {
 
 #define EDB__RO_SPARES 4
 
-/* Per-env catalog state (env->catalog).  Everything but the spare read
- * transactions is immutable after open. */
+/* Per-env catalog state (env->catalog).  cat, max_tables and uid are
+ * immutable after open; the pool fields are described with them. */
 typedef struct edb__catalog {
     MDB_dbi cat;
     unsigned max_tables;
     uint64_t uid;                   /* process-unique id of this env (never reused) */
-    MDB_dbi *dbis;                  /* max_tables * EDB__DBS_PER_TABLE handles */
-    /* Reset read transactions kept for reuse (mdb_txn_renew is much cheaper
-     * than a new one with thousands of DB slots).  Each holds a reader slot.
-     * ro_lock guards both fields; it is a leaf lock (nothing is called under it). */
+    /* max_tables * EDB__DBS_PER_TABLE handles, (MDB_dbi)-1 until opened.  An
+     * element below opened * EDB__DBS_PER_TABLE is written once, before
+     * opened passes it (release); above it, only by the pool's holder. */
+    _Atomic MDB_dbi *dbis;
+    /* Slots whose handles are open env-wide (committed), release-stored
+     * under dbi_lock by the pool's holder, acquire-loaded by everyone. */
+    atomic_uint opened;
+    /* The mark of the last snapshot checked: txn id << 12 | 1 << 11 | mark. */
+    atomic_uint_fast64_t mark_cache;
+    /* The pool (the right to call mdb_dbi_open): held by a short sync or by a
+     * write txn that created a table beyond opened, until its top level
+     * ends.  Guarded by env->dbi_lock; pool_cv signals its release. */
+    bool pool_busy;
+    pthread_t pool_thread;          /* the holder (to refuse waiting for oneself) */
+    unsigned pool_upto;             /* slots the holder opened in its txn */
+    pthread_cond_t pool_cv;
+    /* Reset read transactions kept for reuse (mdb_txn_renew is cheaper than a
+     * new one).  Each holds a reader slot.  ro_lock guards both fields; it is
+     * a leaf lock (nothing is called under it). */
     pthread_mutex_t ro_lock;
     MDB_txn *ro_spare[EDB__RO_SPARES];
     int ro_nspare;
 } edb__catalog;
 
-/* A read transaction (from the spares when there is one). */
+/* After beginning a top-level transaction: 0 when it can use the handles of
+ * every table its snapshot may hold, 1 when it must be ended, edb__pool_sync
+ * called and begun again (nothing may have been read in it), < 0 an error.
+ * @cache: remember the mark per txn id (read txns only: a write txn may
+ * change the mark of its id). */
+int edb__pool_check(edb_env *env, MDB_txn *txn, bool cache);
+/* Open the slots below the latest committed mark (a read txn of its own). */
+int edb__pool_sync(edb_env *env);
+/* Table creation in write txn @txn of @s took @slot: raise the mark and,
+ * beyond the opened slots, open its databases in @txn (taking
+ * the pool until the top level ends). */
+int edb__pool_claim(struct edb_session *s, MDB_txn *txn, uint32_t slot);
+/* The top-level write txn of @s ended (committed or not): give back the pool
+ * if it holds it, after opening env-wide what the txn committed. */
+void edb__pool_release(struct edb_session *s, bool committed);
+/* Slots open env-wide (tests, tools). */
+unsigned edb__pool_opened(edb_env *env);
+
+/* A read transaction (from the spares when there is one), checked with
+ * edb__pool_check. */
 int edb__ro_begin(edb_env *env, MDB_txn **out);
 /* End a read transaction: reset and kept as a spare, or aborted. */
 void edb__ro_end(edb_env *env, MDB_txn *txn);
 
 /* Open (creating it on a new, empty environment) the catalog and the pool.
  * Returns 1 with *stored set when the database was created with another
- * max_tables (the caller reopens LMDB with that many handles).
+ * max_tables (the caller reopens LMDB with that many handles), 2 when it
+ * created the database (the caller reopens LMDB: creating opened every
+ * handle).
  * EDB_VERSION for an LMDB file that is not edb's or a newer format. */
 int edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored);
 void edb__catalog_close(edb_env *env);

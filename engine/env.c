@@ -145,13 +145,18 @@ edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts)
     for (int attempt = 0;; attempt++) {
         EDB_ERR(open_mdb(env, path, &o));
         unsigned stored = 0;
-        pthread_mutex_lock(&env->dbi_lock);
-        ret = edb__catalog_open(env, o.max_tables, &stored);
-        pthread_mutex_unlock(&env->dbi_lock);
+        ret = edb__catalog_open(env, o.max_tables, &stored);    /* takes dbi_lock itself */
         if (ret < 0)
             goto err;
         if (ret == 0)
             break;
+        if (ret == 2 && attempt == 0) {
+            /* Just created: open it again, without the pool's handles. */
+            edb__catalog_close(env);
+            mdb_env_close(env->mdb);
+            env->mdb = NULL;
+            continue;
+        }
         /* The database was created with another table count: its pool needs
          * exactly that many handles, which LMDB fixes before open. */
         edb__catalog_close(env);

@@ -22,8 +22,9 @@ struct edb_env {
     uint32_t page_size;
     unsigned max_tables;
 
-    /* Engine state.  dbi_lock guards mdb_dbi_open (not thread-safe in LMDB)
-     * and the catalog cache. */
+    /* Engine state.  dbi_lock is held around every mdb_dbi_open (not
+     * thread-safe in LMDB) and guards the pool flag (catalog.h, "Pool"),
+     * which a write txn that created a table holds until it ends. */
     pthread_mutex_t dbi_lock;
     void *catalog;             /* owned by catalog.c */
 

@@ -304,6 +304,8 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         ret = edb__err(EDB_EXISTS, "table '%s' already exists", def->name);
     } else if (ret == EDB_NOTFOUND) {
         ret = edb__catalog_free_slot(&t->slot, s->env, txn);
+        if (ret == 0)
+            ret = edb__pool_claim(s, txn, t->slot);
     }
     if (ret == 0) {
         t->created = mdb_txn_id(txn);

@@ -157,7 +157,9 @@ bk_dbi(edb_env *env)
     pthread_mutex_lock(&env->dbi_lock);
     MDB_OK(mdb_txn_begin(m, NULL, MDB_RDONLY, &t));
     MDB_OK(mdb_dbi_open(t, BK_DATA_DB, 0, &d));
-    mdb_txn_abort(t);
+    /* committed: edb opens a table slot's handles only once a table uses it,
+     * and LMDB closes handles opened in a txn that aborts */
+    MDB_OK(mdb_txn_commit(t));
     pthread_mutex_unlock(&env->dbi_lock);
     return d;
 }

@@ -123,7 +123,7 @@ data_dbi(edb_env *env)
     pthread_mutex_lock(&env->dbi_lock);
     MCHECK("read txn", mdb_txn_begin(edb__env_mdb(env), NULL, MDB_RDONLY, &t));
     MCHECK("data DB", mdb_dbi_open(t, DATA_DB, 0, &d));
-    mdb_txn_abort(t);
+    MCHECK("commit", mdb_txn_commit(t));    /* keeps the handle (edb opens slot 0 only for a table) */
     pthread_mutex_unlock(&env->dbi_lock);
     return d;
 }

@@ -4,13 +4,17 @@
  * Writers in four threads insert through their own sessions (LMDB serializes
  * them), readers scan read-only snapshots meanwhile, one thread checks that a
  * second write transaction on the same thread is EDB_BUSY, and the env is
- * closed with sessions still open.  Ends with "N passed, N failed"; exit 1 on
+ * closed with sessions still open.  A second env: threads create tables (so
+ * open table handles, catalog.h "Pool") while others begin transactions and
+ * read the tables created so far.  Ends with "N passed, N failed"; exit 1 on
  * any failure.  A watchdog alarm ends a hang.
  */
 #include "config.h"
 
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +120,162 @@ self_deadlock(void *arg)
     return NULL;
 }
 
+/* ---- tables created by several threads while others read ---- */
+
+#define NCREATORS 4
+#define TABLES_PER_CREATOR 6
+#define NPEEKERS 2
+
+static edb_env *penv;
+static atomic_int creators_left;
+
+static void
+tname(char *buf, size_t cap, int who, int i)
+{
+    snprintf(buf, cap, "c%d_%d", who, i);
+}
+
+/* Creates its tables, each with one row in the same transaction; every third
+ * one is rolled back (top level or, every other time, a nested level). */
+static void *
+creator(void *arg)
+{
+    int who = (int)(intptr_t)arg;
+    edb_session *s;
+    if (edb_session_begin(&s, penv) != 0) {
+        EXPECT(0, "creator session");
+        atomic_fetch_sub(&creators_left, 1);
+        return NULL;
+    }
+    edb_column_def cols[] = { { "id", EDB_COL_INT32, 0, 0, NULL, 0 }, { "v", EDB_COL_INT32, 0, 0, NULL, 0 } };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY }, { "v", "+v\0", 0 } };
+    int errors = 0;
+    for (int i = 0; i < TABLES_PER_CREATOR; i++) {
+        char name[32];
+        tname(name, sizeof name, who, i);
+        edb_table_def def = { name, cols, 2, idx, 2 };
+        bool drop = i % 3 == 2, nested = drop && (i / 3) % 2 == 1;
+        if (edb_txn_begin(s, 0) != 0 || (nested && edb_txn_begin(s, 0) != 0)) {
+            errors++;
+            continue;
+        }
+        edb_cursor *c = NULL;
+        int32_t id = 1, v = who * 100 + i;
+        if (edb_table_create(s, &def) != 0 || edb_cursor_open(&c, s, name) != 0 ||
+            edb_update_prepare(c, EDB_PREP_INSERT) != 0 || edb_column_set(c, 1, &id, 4, 0) != 0 ||
+            edb_column_set(c, 2, &v, 4, 0) != 0 || edb_update(c) != 0)
+            errors++;
+        edb_cursor_close(c);
+        if (nested)
+            edb_txn_rollback(s);
+        if ((drop ? edb_txn_rollback(s) : edb_txn_commit(s)) != 0)
+            errors++;
+    }
+    EXPECT(errors == 0, "creator %d: %d errors", who, errors);
+    edb_session_end(s);
+    atomic_fetch_sub(&creators_left, 1);
+    return NULL;
+}
+
+/* Reads whatever tables exist: each one it finds holds its one row, through
+ * both indexes.  Implicit and explicit read transactions, and writes. */
+static void *
+peeker(void *arg)
+{
+    (void)arg;
+    edb_session *s;
+    if (edb_session_begin(&s, penv) != 0) {
+        EXPECT(0, "peeker session");
+        return NULL;
+    }
+    int bad = 0, seen = 0;
+    unsigned rounds = 0, after = 0;
+    /* rounds while the creators run, then two more that must see tables */
+    for (unsigned round = 0; atomic_load(&creators_left) > 0 || after++ < 2; round++) {
+        rounds = round + 1;
+        bool explicit_txn = round % 2 == 1;
+        if (explicit_txn && edb_txn_begin(s, EDB_TXN_READONLY) != 0) {
+            bad++;
+            continue;
+        }
+        for (int who = 0; who < NCREATORS; who++)
+            for (int i = 0; i < TABLES_PER_CREATOR; i++) {
+                char name[32];
+                tname(name, sizeof name, who, i);
+                edb_cursor *c;
+                int rc = edb_cursor_open(&c, s, name);
+                if (rc == EDB_NOTFOUND)
+                    continue;
+                int32_t v = -1;
+                if (rc != 0 || edb_cursor_move(c, EDB_MOVE_FIRST) != 0 ||
+                    edb_column_get(c, 2, &v, 4, NULL, 0) != 0 || v != who * 100 + i ||
+                    edb_cursor_set_index(c, "v") != 0 || edb_cursor_move(c, EDB_MOVE_FIRST) != 0 ||
+                    edb_cursor_move(c, EDB_MOVE_NEXT) != EDB_NOTFOUND) {
+                    fprintf(stderr, "peeker: table %s: %s\n", name, edb_error_last());
+                    bad++;
+                }
+                seen++;
+                if (rc == 0)
+                    edb_cursor_close(c);
+            }
+        if (explicit_txn)
+            edb_txn_commit(s);
+    }
+    EXPECT(bad == 0 && seen > 0, "peeker: %d bad reads of %d in %u rounds", bad, seen, rounds);
+    edb_session_end(s);
+    return NULL;
+}
+
+static void
+creators_phase(const char *dir)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/pool", dir);
+    edb_env_opts o = { .max_tables = 32 };
+    if (edb_env_open(&penv, path, &o) != 0) {
+        EXPECT(0, "open pool env");
+        return;
+    }
+    atomic_store(&creators_left, NCREATORS);
+    pthread_t th[NCREATORS + NPEEKERS];
+    for (int i = 0; i < NCREATORS; i++)
+        pthread_create(&th[i], NULL, creator, (void *)(intptr_t)i);
+    for (int i = 0; i < NPEEKERS; i++)
+        pthread_create(&th[NCREATORS + i], NULL, peeker, NULL);
+    for (int i = 0; i < NCREATORS + NPEEKERS; i++)
+        pthread_join(th[i], NULL);
+    /* every committed table, none of the rolled back ones, lowest slots first */
+    edb_session *s;
+    int present = 0, wrong = 0;
+    if (edb_session_begin(&s, penv) == 0) {
+        for (int who = 0; who < NCREATORS; who++)
+            for (int i = 0; i < TABLES_PER_CREATOR; i++) {
+                char name[32];
+                tname(name, sizeof name, who, i);
+                edb_cursor *c;
+                int rc = edb_cursor_open(&c, s, name);
+                if (rc == 0) {
+                    present++;
+                    edb_cursor_close(c);
+                }
+                if ((rc == 0) != (i % 3 != 2))
+                    wrong++;
+            }
+        edb_session_end(s);
+    }
+    EXPECT(wrong == 0 && present == NCREATORS * TABLES_PER_CREATOR * 2 / 3,
+           "tables after the creators: %d present, %d wrong", present, wrong);
+    edb_env_close(penv);
+    /* a new env on it opens the same tables */
+    if (edb_env_open(&penv, path, &o) != 0 || edb_session_begin(&s, penv) != 0) {
+        EXPECT(0, "reopen pool env");
+        return;
+    }
+    edb_tree_stat st;
+    EXPECT(edb_table_stat(&st, s, "c3_4", "v") == 0 && st.entries == 1, "reopened: c3_4");
+    edb_env_close(penv);
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -161,6 +321,7 @@ main(void)
     /* close with a session and a read transaction still open */
     edb_txn_begin(s, EDB_TXN_READONLY);
     edb_env_close(env);
+    creators_phase(dir);
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
