@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 status=0
 for s in $suites; do
     cc -std=c11 -g -O1 -pthread -DEDB_TEST_SHIM -DEDB_BUILDING -I"$top/$build" -I"$top/engine" \
-       -I"$top/backup" "$top/tests/backup/test_$s.c" "$lib" -llmdb -lxxhash -o "$out/$s"
+       -I"$top/backup" -I"$top/tests/shim" "$top/tests/backup/test_$s.c" "$top/tests/backup/tshim.c" "$lib" -llmdb -lxxhash -lffi -o "$out/$s"
     echo "== $tool: backup_$s"
     EDB_TEST_SLOW=${EDB_TEST_SLOW:-30} EDB_TEST_SCALE=${EDB_TEST_SCALE:-3} valgrind --tool="$tool" --error-exitcode=1 -q \
         --suppressions="$top/tests/backup/helgrind.supp" "$out/$s" || status=1

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <lmdb.h>
@@ -255,20 +256,25 @@ Test(txn, busy_instead_of_self_deadlock)
     edb_env_close(env);
 }
 
-struct writer_arg { edb_env *env; int rc; };
+/* stage: 1 once the session is begun, 2 once edb_txn_begin returned (atomic:
+ * the main thread polls it while the writer runs) */
+struct writer_arg { edb_env *env; int rc; atomic_int stage; };
 
 static void *
 writer_thread(void *p)
 {
     struct writer_arg *w = p;
     edb_session *s;
-    w->rc = edb_session_begin(&s, w->env);
-    if (w->rc == 0) {
-        w->rc = edb_txn_begin(s, 0);     /* waits for the main thread's writer */
-        if (w->rc == 0)
-            w->rc = edb_txn_commit(s);
+    int rc = edb_session_begin(&s, w->env);
+    if (rc == 0) {
+        atomic_store(&w->stage, 1);
+        rc = edb_txn_begin(s, 0);        /* waits for the main thread's writer */
+        atomic_store(&w->stage, 2);
+        if (rc == 0)
+            rc = edb_txn_commit(s);
         edb_session_end(s);
     }
+    w->rc = rc;                          /* read by the main thread after the join */
     return NULL;
 }
 
@@ -278,13 +284,17 @@ Test(txn, writers_in_two_threads_serialize)
     edb_session *a;
     OK(edb_session_begin(&a, env));
     OK(edb_txn_begin(a, 0));
-    struct writer_arg w = { env, -100 };
+    struct writer_arg w = { env, -100, 0 };
     pthread_t th;
-    pthread_create(&th, NULL, writer_thread, &w);
+    cr_assert_eq(pthread_create(&th, NULL, writer_thread, &w), 0);
+    for (int i = 0; i < 10000 && atomic_load(&w.stage) == 0; i++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&w.stage), 1, "the second session did not begin");
     usleep(50000);
-    cr_assert_eq(w.rc, 0 /* session begun, txn pending */ );
+    cr_assert_eq(atomic_load(&w.stage), 1, "a second write transaction began while one was open");
     OK(edb_txn_commit(a));
     pthread_join(th, NULL);
+    cr_assert_eq(atomic_load(&w.stage), 2);
     OK(w.rc);
     edb_session_end(a);
     edb_env_close(env);
