@@ -32,7 +32,7 @@ Test(env, open_creates_private_dir_and_files)
     edb_env_info info;
     OK(edb_env_info_get(&info, env));
     cr_assert_gt(info.page_size, 0);
-    cr_assert_eq(info.map_size, 64ull << 30);
+    cr_assert_eq(info.map_size, test_map_size() ? test_map_size() : 64ull << 30);
     cr_assert_eq(info.max_readers, 126);
     edb_env_close(env);
     /* reopen works and keeps its pool */
@@ -104,7 +104,7 @@ Test(env, table_count_fixed_at_creation)
     edb_env_close(env);
     char path[512];
     snprintf(path, sizeof path, "%s/db", dir);
-    edb_env_opts o = { .max_tables = 20 };
+    edb_env_opts o = { .max_tables = 20, .map_size = test_map_size() };
     OK(edb_env_open(&env, path, &o));
     edb_env_info info;
     OK(edb_env_info_get(&info, env));
@@ -198,7 +198,7 @@ Test(env, compact_copies)
     RC(edb_env_compact(env, out), EDB_EXISTS);
     RC(edb_env_compact(NULL, out), EDB_INVAL);
     edb_env_close(env);
-    edb_env_opts o = { .max_tables = 8 };
+    edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
     OK(edb_env_open(&env, out, &o));
     edb_env_close(env);
 }
