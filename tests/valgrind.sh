@@ -3,8 +3,7 @@
 #
 # Usage: MODE=memcheck|helgrind sh tests/valgrind.sh [BUILD_DIR (default build-vg)] [SUITE...]
 #
-# BUILD_DIR must be built with --enable-test-shim (configured here when it does not
-# exist): the suites then run with tests/backup/tshim.h instead of Criterion, one
+# BUILD_DIR is built here with --enable-test-shim --disable-fuzz: the suites then run with tests/backup/tshim.h instead of Criterion, one
 # forked process per test, which valgrind follows by itself (a fork without exec
 # stays under valgrind), so every test's errors and leaks are reported by the
 # process that made them.  Criterion's own runner (threads, nanomsg sockets,
@@ -24,11 +23,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 mode=${MODE:-memcheck}
 build=${1:-build-vg}; [ $# -gt 0 ] && shift
 cd "$top"
-if [ ! -f "$build/Makefile" ]; then
-    sh scripts/build.sh "$build" --enable-test-shim --disable-fuzz
-fi
-grep -q '^TEST_CFLAGS = .*EDB_TEST_SHIM' "$build/Makefile" ||
-    { echo "valgrind.sh: $build is not configured with --enable-test-shim"; exit 2; }
+# (Re)configures only when needed, and then with these options.  -O0: at -O2 a
+# pointer may live only in a register, and memcheck then calls the blocks that
+# a forked helper process (which _exits) inherited "definitely lost".
+sh scripts/build.sh "$build" --enable-test-shim --disable-fuzz CFLAGS="-g -O0"
+grep -q '^TEST_CFLAGS = .*EDB_TEST_SHIM' "$build/Makefile" && grep -q '^CFLAGS = -g -O0$' "$build/Makefile" ||
+    { echo "valgrind.sh: $build is not configured with --enable-test-shim CFLAGS='-g -O0'"; exit 2; }
 make -C "$build" -j"$(nproc)" check TESTS= >/dev/null
 suites=${*:-$(sed 's|^tests/bin/||' tests/tsan-suites)}
 case $mode in
