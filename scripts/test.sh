@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite (make check).
 # With CI=true it also runs the suite in an ASan+UBSan build, every Criterion
-# suite in a TSan build (tests/tsan-suites), and the long fuzz run (FUZZ_SECONDS per target,
+# suite in a TSan build (tests/tsan-suites) and under valgrind memcheck and
+# helgrind (tests/valgrind.sh), and the long fuzz run (FUZZ_SECONDS per target,
 # default 120).  Each stage prints its wall time; the whole CI run is meant
-# to stay under an hour on two cores (doc/reliability.md has the figures).
+# to stay within CI's 90 minutes on two cores (doc/reliability.md has the figures).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -43,6 +44,12 @@ if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
         || { cat build-tsan/test-suite.log; exit 1; }
     logs="$logs build-tsan/test-suite.log"
     stage "tsan make check"
+    # Every suite under valgrind, memcheck then helgrind (tests/valgrind.sh builds
+    # build-vg with the test shim at -O0); each fails on any valgrind report.
+    sh tests/valgrind.sh build-vg
+    stage "valgrind memcheck"
+    MODE=helgrind sh tests/valgrind.sh build-vg
+    stage "valgrind helgrind"
     FUZZ_SECONDS=${FUZZ_SECONDS:-120} make -C build fuzz-long
     stage "fuzz-long"
 fi
