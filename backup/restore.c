@@ -12,7 +12,10 @@
  *   to the target after every archive was read to its verified end block and
  *   every page of the result was proven to match the last page hash table
  *   (see "What is proven" below).  Any failure removes that directory; the
- *   target is untouched.
+ *   target is untouched.  The directory carries a locked owner marker while
+ *   the restore runs, and each restore first removes the temporary
+ *   directories that killed restores left beside the same target
+ *   (restore_tmp.c says exactly which).
  * - An existing database is replaced only with EDB_RESTORE_FORCE, only when it
  *   holds nothing but data.mdb and lock.mdb, and only while we hold an
  *   open-file-description write lock on byte 0 of its lock.mdb, which every
@@ -63,6 +66,7 @@
 #include "chain.h"
 #include "error.h"
 #include "reader.h"
+#include "restore.h"
 #include "sys.h"
 #include "sys_fs.h"
 
@@ -70,7 +74,7 @@
 #define RENAME_EXCHANGE (1u << 1)
 #endif
 
-#define WRITEBACK (32u << 20)
+uint64_t edb__restore_writeback = 32u << 20;
 
 enum tstate { T_ABSENT, T_EMPTY, T_DATABASE };
 
@@ -78,6 +82,7 @@ struct restore {
     int parentfd;
     int tmpfd;
     int datafd;
+    int markfd;              /* holds the lock of the owner marker; -1: none */
     char base[256];
     char tmpname[300];
     bool tmp_created;
@@ -296,6 +301,8 @@ remove_db_dir(int parentfd, const char *name)
     if (dfd >= 0) {
         edb__sys_unlinkat(dfd, "data.mdb", 0);
         edb__sys_unlinkat(dfd, "lock.mdb", 0);
+        edb__sys_unlinkat(dfd, EDB__RESTORE_MARK, 0);
+        edb__sys_unlinkat(dfd, EDB__RESTORE_MARK ".new", 0);
         edb__sys_close(dfd);
     }
     edb__sys_unlinkat(parentfd, name, AT_REMOVEDIR);
@@ -331,6 +338,7 @@ make_tmpdir(struct restore *r)
         return edb__sys_err(errno, "restore: opening the temporary directory");
     if (edb__sys_fchmod(r->tmpfd, 0700) != 0)
         return edb__sys_err(errno, "restore: chmod 0700 of the temporary directory");
+    EDB_RET(edb__restore_mark(&r->markfd, r->tmpfd));
     r->datafd = edb__sys_openat(r->tmpfd, "data.mdb",
                                 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (r->datafd < 0)
@@ -378,7 +386,7 @@ flush_run(struct restore *r)
     /* Let the disk work while we go on reading and hashing, so the final
      * fsync (which stays the durability point) has little left to wait for. */
     r->unsynced += n * ps;
-    if (r->unsynced >= WRITEBACK && r->writeback) {
+    if (r->unsynced >= edb__restore_writeback && r->writeback) {
         r->unsynced = 0;
         if (edb__sys_writeback(r->datafd) != 0) {
             if (errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
@@ -621,7 +629,7 @@ edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_so
     char parent[4096];
     struct restore r;
     memset(&r, 0, sizeof r);
-    r.parentfd = r.tmpfd = r.datafd = -1;
+    r.parentfd = r.tmpfd = r.datafd = r.markfd = -1;
     r.writeback = true;
     edb_backup_info info;
     memset(&info, 0, sizeof info);
@@ -657,6 +665,7 @@ edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_so
     r.links = edb__sys_calloc(n, sizeof *r.links);
     if (r.links == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "restore: %zu archives", n));
+    edb__restore_sweep(r.parentfd, r.base);
     EDB_ERR(make_tmpdir(&r));
     EDB_ERR(read_archives(&r, src, n, &info));
     if (edb__sys_fsync(r.datafd) != 0)
@@ -666,6 +675,10 @@ edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_so
         EDB_ERR(edb__sys_err(errno, "restore: closing data.mdb"));
     }
     r.datafd = -1;
+    /* The marker must not reach the target; from here until the rename a
+     * kill leaves an unmarked directory, which no sweep removes. */
+    if (r.markfd >= 0 && edb__sys_unlinkat(r.tmpfd, EDB__RESTORE_MARK, 0) != 0)
+        EDB_ERR(edb__sys_err(errno, "restore: removing the temporary directory's owner marker"));
     if (edb__sys_fsync(r.tmpfd) != 0)
         EDB_ERR(edb__sys_err(errno, "restore: fsync of the new directory"));
     EDB_ERR(put_in_place(&r, target, flags));
@@ -680,6 +693,8 @@ err:
         edb__sys_close(r.tmpfd);
     if (r.tmp_created)
         remove_db_dir(r.parentfd, r.tmpname);
+    if (r.markfd >= 0)
+        edb__sys_close(r.markfd);      /* after the removal: the lock kept sweepers away */
     if (r.parentfd >= 0)
         edb__sys_close(r.parentfd);
     free(r.links);

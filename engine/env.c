@@ -28,6 +28,7 @@
 #include "catalog.h"
 #include "env.h"
 #include "error.h"
+#include "metaread.h"
 #include "session.h"
 
 #define DEFAULT_MAP_SIZE   (64ull << 30)
@@ -86,6 +87,8 @@ open_mdb(edb_env *env, const char *path, const edb_env_opts *o)
     if ((rc = mdb_env_open(env->mdb, path, mflags, 0600)) != 0) {
         char what[PATH_MAX + 32];
         snprintf(what, sizeof what, "open '%s'", path);
+        if (edb__mdb_is_invalid(rc))        /* not LMDB's, or a short read: see metaread.c */
+            return edb__meta_explain_invalid(path, what);
         return edb__mdb_err(rc, what);
     }
     int dead = 0;

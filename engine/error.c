@@ -116,6 +116,12 @@ edb__mdb_err(int mdb_rc, const char *what)
     return edb__err(rc, "%s: %s", what ? what : "lmdb", mdb_strerror(mdb_rc));
 }
 
+bool
+edb__mdb_is_invalid(int mdb_rc)
+{
+    return mdb_rc == MDB_INVALID;
+}
+
 int
 edb__sys_err(int errnum, const char *what)
 {

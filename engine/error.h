@@ -9,6 +9,8 @@
 #ifndef EDB_ERROR_H
 #define EDB_ERROR_H
 
+#include <stdbool.h>
+
 #include "edb.h"
 
 #if defined(__GNUC__)
@@ -24,6 +26,9 @@ int edb__err(int rc, const char *fmt, ...) EDB__PRINTF(2, 3);
 int edb__mdb_err(int mdb_rc, const char *what);
 /* Same for an errno value (EIO, ENOSPC, ...): "<EDB_NAME>: <what>: <strerror>". */
 int edb__sys_err(int errnum, const char *what);
+/* Is this mdb_env_open() code MDB_INVALID (a foreign file, or a meta page LMDB
+ * could not read whole: engine/metaread.c tells which)? */
+bool edb__mdb_is_invalid(int mdb_rc);
 /* Clear the detail (called at the start of public functions that succeed quietly). */
 void edb__err_clear(void);
 

@@ -505,8 +505,14 @@ read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, bool own, uint8_t *meta)
             return edb__mdb_err(rc, "check: begin read txn");
         uint64_t id = (uint64_t)mdb_txn_id(*txn);
         for (int k = 0; k < 2; k++) {
-            ssize_t n = pread(w->fd, m[k], sizeof m[k], (off_t)k * w->psize);
-            if (n != (ssize_t)sizeof m[k])
+            ssize_t n;
+            do
+                n = pread(w->fd, m[k], sizeof m[k], (off_t)k * w->psize);
+            while (n < 0 && errno == EINTR);
+            if (n < 0)      /* an I/O error is not damage: EDB_IO with the errno */
+                return edb__err(EDB_IO, "check: reading meta page %d of data.mdb: %s", k,
+                                strerror(errno));
+            if (n != (ssize_t)sizeof m[k])   /* regular file: short only at its end */
                 return edb__err(EDB_CORRUPT, "check: data.mdb is too short to hold its meta pages");
             if (rd32(m[k] + 16) != META_MAGIC)
                 return edb__err(EDB_VERSION, "check: meta page %d has no LMDB magic", k);

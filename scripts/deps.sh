@@ -3,7 +3,7 @@
 # or through sudo).  Safe to run again: it installs only what is absent.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config liblmdb-dev libxxhash-dev
-libcriterion-dev libjansson-dev lmdb-utils xxhash sqlite3 libsqlite3-dev spin clang
+libcriterion-dev libffi-dev libjansson-dev lmdb-utils xxhash sqlite3 libsqlite3-dev spin clang
 libclang-rt-14-dev valgrind bc hyperfine fiu-utils"
 [ $# -gt 0 ] && pkgs="$pkgs $*"
 missing=""

@@ -419,7 +419,9 @@ Test(rate, holds_the_limit_and_cancel_wakes_the_sleep, .timeout = 60)
     cr_assert_gt(out.n, 4u << 20, "archive of %zu bytes is too small to measure", out.n);
     /* Never faster than the limit (plus one slot of start-up); slower only by scheduling. */
     cr_assert_leq(got, (double)rate * 1.05 + (double)(out.n > 0 ? 270000 : 0) / secs);
-    cr_assert_geq(got, (double)rate * 0.5);
+    /* (The lower bound is a speed, not the limit: a sanitizer or valgrind,
+     * bk_slow(), divides it.) */
+    cr_assert_geq(got, (double)rate * 0.5 / bk_slow());
     free(out.p);
     edb_backup_close(s);
     edb_backup_end(bk);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <lmdb.h>
@@ -31,7 +32,7 @@ Test(env, open_creates_private_dir_and_files)
     edb_env_info info;
     OK(edb_env_info_get(&info, env));
     cr_assert_gt(info.page_size, 0);
-    cr_assert_eq(info.map_size, 64ull << 30);
+    cr_assert_eq(info.map_size, test_map_size() ? test_map_size() : 64ull << 30);
     cr_assert_eq(info.max_readers, 126);
     edb_env_close(env);
     /* reopen works and keeps its pool */
@@ -103,7 +104,7 @@ Test(env, table_count_fixed_at_creation)
     edb_env_close(env);
     char path[512];
     snprintf(path, sizeof path, "%s/db", dir);
-    edb_env_opts o = { .max_tables = 20 };
+    edb_env_opts o = { .max_tables = 20, .map_size = test_map_size() };
     OK(edb_env_open(&env, path, &o));
     edb_env_info info;
     OK(edb_env_info_get(&info, env));
@@ -128,7 +129,9 @@ Test(env, refuses_foreign_and_newer)
     cr_assert_eq(mdb_txn_commit(t), 0);
     mdb_env_close(m);
     edb_env *env = NULL;
-    RC(edb_env_open(&env, path, NULL), EDB_VERSION);
+    /* the default map, except under valgrind (see test_map_size) */
+    edb_env_opts vo = { .map_size = test_map_size() };
+    RC(edb_env_open(&env, path, &vo), EDB_VERSION);
     cr_assert_null(env);
 
     /* garbage data.mdb */
@@ -140,7 +143,7 @@ Test(env, refuses_foreign_and_newer)
     for (int i = 0; i < 20000; i++)
         fputc(i * 7, fp);
     fclose(fp);
-    RC(edb_env_open(&env, path, NULL), EDB_VERSION);
+    RC(edb_env_open(&env, path, &vo), EDB_VERSION);
 
     /* newer format: bump the version in the catalog record */
     env = open_env(dir, 0);
@@ -160,7 +163,7 @@ Test(env, refuses_foreign_and_newer)
     cr_assert_eq(mdb_put(t, dbi, &fk, &fv, 0), 0);
     cr_assert_eq(mdb_txn_commit(t), 0);
     mdb_env_close(m);
-    RC(edb_env_open(&env, path, NULL), EDB_VERSION);
+    RC(edb_env_open(&env, path, &vo), EDB_VERSION);
     cr_assert(strstr(edb_error_last(), "newer") != NULL, "%s", edb_error_last());
 }
 
@@ -197,7 +200,7 @@ Test(env, compact_copies)
     RC(edb_env_compact(env, out), EDB_EXISTS);
     RC(edb_env_compact(NULL, out), EDB_INVAL);
     edb_env_close(env);
-    edb_env_opts o = { .max_tables = 8 };
+    edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
     OK(edb_env_open(&env, out, &o));
     edb_env_close(env);
 }
@@ -255,20 +258,25 @@ Test(txn, busy_instead_of_self_deadlock)
     edb_env_close(env);
 }
 
-struct writer_arg { edb_env *env; int rc; };
+/* stage: 1 once the session is begun, 2 once edb_txn_begin returned (atomic:
+ * the main thread polls it while the writer runs) */
+struct writer_arg { edb_env *env; int rc; atomic_int stage; };
 
 static void *
 writer_thread(void *p)
 {
     struct writer_arg *w = p;
     edb_session *s;
-    w->rc = edb_session_begin(&s, w->env);
-    if (w->rc == 0) {
-        w->rc = edb_txn_begin(s, 0);     /* waits for the main thread's writer */
-        if (w->rc == 0)
-            w->rc = edb_txn_commit(s);
+    int rc = edb_session_begin(&s, w->env);
+    if (rc == 0) {
+        atomic_store(&w->stage, 1);
+        rc = edb_txn_begin(s, 0);        /* waits for the main thread's writer */
+        atomic_store(&w->stage, 2);
+        if (rc == 0)
+            rc = edb_txn_commit(s);
         edb_session_end(s);
     }
+    w->rc = rc;                          /* read by the main thread after the join */
     return NULL;
 }
 
@@ -278,13 +286,17 @@ Test(txn, writers_in_two_threads_serialize)
     edb_session *a;
     OK(edb_session_begin(&a, env));
     OK(edb_txn_begin(a, 0));
-    struct writer_arg w = { env, -100 };
+    struct writer_arg w = { env, -100, 0 };
     pthread_t th;
-    pthread_create(&th, NULL, writer_thread, &w);
+    cr_assert_eq(pthread_create(&th, NULL, writer_thread, &w), 0);
+    for (int i = 0; i < 10000 && atomic_load(&w.stage) == 0; i++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&w.stage), 1, "the second session did not begin");
     usleep(50000);
-    cr_assert_eq(w.rc, 0 /* session begun, txn pending */ );
+    cr_assert_eq(atomic_load(&w.stage), 1, "a second write transaction began while one was open");
     OK(edb_txn_commit(a));
     pthread_join(th, NULL);
+    cr_assert_eq(atomic_load(&w.stage), 2);
     OK(w.rc);
     edb_session_end(a);
     edb_env_close(env);

@@ -321,7 +321,7 @@ Test(schema, visible_across_processes)
     if (pid == 0) {
         edb_env *e2;
         edb_session *s2;
-        edb_env_opts o = { .max_tables = 8 };
+        edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
         if (edb_env_open(&e2, path, &o) != 0 || edb_session_begin(&s2, e2) != 0)
             _exit(2);
         edb_column_def cols[] = { { "id", EDB_COL_INT32, 0, 0, NULL, 0 } };
