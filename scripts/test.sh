@@ -48,11 +48,13 @@ if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
     # build-vg with the test shim at -O0); each fails on any valgrind report.
     sh tests/valgrind.sh build-vg
     stage "valgrind memcheck"
-    # helgrind: every suite but the fault loops (tens of thousands of backups: about
-    # 45 minutes under helgrind, too long for CI; TSan runs them above) and the
-    # single-threaded crash suite (tests/valgrind.sh says why).
+    # helgrind: every suite but the fault loops (faults, backup_countdown,
+    # tool_faults: thousands of backups, about 50 minutes under helgrind, too long
+    # for CI; TSan and memcheck run them above) and the single-threaded crash
+    # suite (tests/valgrind.sh says why).  `MODE=helgrind sh tests/valgrind.sh`
+    # runs them all.
     # shellcheck disable=SC2046
-    MODE=helgrind sh tests/valgrind.sh build-vg $(grep -vxE 'tests/bin/(crash|faults)' tests/tsan-suites | sed 's|^tests/bin/||')
+    MODE=helgrind sh tests/valgrind.sh build-vg $(grep -vxE 'tests/bin/(crash|faults|backup_countdown|tool_faults)' tests/tsan-suites | sed 's|^tests/bin/||')
     stage "valgrind helgrind"
     FUZZ_SECONDS=${FUZZ_SECONDS:-120} make -C build fuzz-long
     stage "fuzz-long"
