@@ -352,6 +352,22 @@ frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
     return frame_publish_iov(c, slot, n, 0);
 }
 
+/* The page numbers of the next frame, from *p on (free pages skipped unless
+ * kept), into the work frame's entries; returns how many (0: the end). */
+static unsigned
+next_batch(edb__copier *c, uint64_t *p)
+{
+    const edb__snap *sn = c->snap;
+    work *w = c->work;
+    unsigned n = 0;
+    while (*p < sn->npages && n < COPIER_BATCH) {
+        if (!skip_free(c, *p))
+            w->frame.entries[n++].pgno = *p;
+        (*p)++;
+    }
+    return n;
+}
+
 /* A full backup's frames without copying the pages: each page is hashed from
  * the map on this thread, and the slot carries the frame header block plus
  * one iovec entry per run of consecutive pages in the map, for the sink's
@@ -365,12 +381,7 @@ emit_frames_zc(edb__copier *c, const uint8_t *map)
     size_t psize = sn->page_size;
     uint64_t p = 2;
     for (;;) {
-        unsigned n = 0;
-        while (p < sn->npages && n < COPIER_BATCH) {
-            if (!skip_free(c, p))
-                w->frame.entries[n++].pgno = p;
-            p++;
-        }
+        unsigned n = next_batch(c, &p);
         if (n == 0)
             return 0;
         uint8_t *slot;
@@ -407,12 +418,7 @@ emit_frames(edb__copier *c)
         return emit_frames_zc(c, c->s->zc_map);
     uint64_t p = 2;
     for (;;) {
-        unsigned n = 0;
-        while (p < sn->npages && n < COPIER_BATCH) {
-            if (!skip_free(c, p))
-                w->frame.entries[n++].pgno = p;
-            p++;
-        }
+        unsigned n = next_batch(c, &p);
         if (n == 0)
             return 0;
         uint8_t *slot;
