@@ -158,9 +158,6 @@ edb__handle_ref(int kind, void *p)
 
 /* ---- registry ------------------------------------------------------------------ */
 
-/* env->bk_state after shutdown: begins that race with env close get EDB_CANCELED. */
-static char env_closed;
-
 static void reg_shutdown(edb_env *env);
 
 void
@@ -196,17 +193,18 @@ edb__reg_leave(edb__bk_reg *reg)
 }
 
 /* The env's registry with a reference for the caller; created on first use,
- * together with the env-close hook. */
+ * together with the env-close hook.  EDB_CANCELED once edb_env_close() has
+ * started (edb__env_bk_lock: then env is not touched), also when no backup was
+ * ever made on the env: close reads the hook and leaves the list of open envs
+ * under the same locks, so a hook installed here is always run by close. */
 static int
 reg_get(edb__bk_reg **out, edb_env *env)
 {
     int rc = 0;
     *out = NULL;
-    pthread_mutex_lock(&env->bk_lock);
+    EDB_RET(edb__env_bk_lock(env, "edb_backup_begin"));
     edb__bk_reg *reg = env->bk_state;
-    if (reg == (void *)&env_closed) {
-        rc = edb__err(EDB_CANCELED, "backup: the environment is closing");
-    } else if (reg == NULL) {
+    if (reg == NULL) {
         reg = edb__obj_alloc(EDB__OBJ_REG, sizeof *reg);
         if (reg == NULL) {
             rc = edb__err(EDB_NOMEM, "backup: registry");
@@ -546,11 +544,13 @@ edb_backup_pin_time(edb_backup *bk, uint64_t *longest_us, uint64_t *current_us)
 static void
 reg_shutdown(edb_env *env)
 {
+    /* env close has taken env out of the list of open envs: no reg_get can
+     * reach bk_state any more. */
     pthread_mutex_lock(&env->bk_lock);
     edb__bk_reg *reg = env->bk_state;
-    env->bk_state = &env_closed;
+    env->bk_state = NULL;
     pthread_mutex_unlock(&env->bk_lock);
-    if (reg == NULL || reg == (void *)&env_closed)
+    if (reg == NULL)
         return;
     edb__handle_remove(EDB__H_ENV, env);        /* later stops find nothing */
 

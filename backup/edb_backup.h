@@ -70,8 +70,11 @@ typedef struct edb_backup_opts {
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
- *         slot); #EDB_CANCELED (the env is closing); #EDB_BUSY (writers rewrote both
+ *         slot); #EDB_CANCELED (the env is closing or closed: edb_env_close() started
+ *         before this call registered, also when no backup was ever made on @p env;
+ *         @p env is then looked up, not touched); #EDB_BUSY (writers rewrote both
  *         meta pages during each of 1000 capture attempts); #EDB_NOMEM; #EDB_IO.
+ * Thread safety: any thread, also racing edb_env_close() of @p env.
  */
 EDB_EXTERN int edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts);
 

@@ -8,12 +8,17 @@
  * the catalog (catalog.c), which refuses LMDB files that are not edb's.
  *
  * Invariants: env->mdb, env->catalog and the pool handles are set before the
- * env is returned and never change until close.  Close runs the backup hook
- * first (it may wait for copiers, each bounded by one page batch), then ends
- * the sessions still open, then frees.
+ * env is returned and never change until close.  An open env is in the
+ * process-wide list `g_live` from the end of its open until its close starts;
+ * close takes it out and reads the backup hook in one critical section
+ * (g_live_lock, then env->bk_lock), so a backup begin either installed the
+ * hook before (close runs it) or finds the env gone (edb__env_bk_lock).
+ * Close runs the backup hook first (it may wait for copiers, each bounded by
+ * one page batch), then ends the sessions still open, then frees.
  *
  * Thread safety: open/close/info/path/compact may be called from any thread;
- * close must not race with other use of the env (backup calls excepted).
+ * close must not race with other use of the env (backup calls excepted:
+ * they reach the env through edb__env_bk_lock).
  */
 #include "config.h"
 
@@ -35,6 +40,26 @@
 #define DEFAULT_MAX_TABLES 128u
 #define DEFAULT_MAX_READERS 126u
 #define SYSTEM_DBS         2u
+
+/* The open envs (see the invariants above).  g_live_lock is taken before any
+ * env's bk_lock and held only for the list walk. */
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static edb_env *g_live;
+
+int
+edb__env_bk_lock(edb_env *env, const char *who)
+{
+    pthread_mutex_lock(&g_live_lock);
+    edb_env *e = g_live;
+    while (e != NULL && e != env)
+        e = e->live_next;
+    if (e != NULL)
+        pthread_mutex_lock(&env->bk_lock);
+    pthread_mutex_unlock(&g_live_lock);
+    if (e == NULL)
+        return edb__err(EDB_CANCELED, "%s: the environment is closed or closing", who);
+    return 0;
+}
 
 static int
 prepare_dir(const char *path, bool rdonly)
@@ -170,6 +195,10 @@ edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts)
         o.max_tables = stored;
     }
     env->max_tables = edb__cat(env)->max_tables;
+    pthread_mutex_lock(&g_live_lock);
+    env->live_next = g_live;
+    g_live = env;
+    pthread_mutex_unlock(&g_live_lock);
     edb__err_clear();
     *out = env;
     return 0;
@@ -190,10 +219,20 @@ edb_env_close(edb_env *env)
 {
     if (env == NULL)
         return;
-    /* Backups first: their copiers hold read transactions on this env. */
+    /* Backups first: their copiers hold read transactions on this env.  Leave
+     * the list of open envs and read the hook in one step: a backup begin
+     * that installs the hook later cannot find the env (edb__env_bk_lock). */
+    pthread_mutex_lock(&g_live_lock);
+    for (edb_env **pp = &g_live; *pp != NULL; pp = &(*pp)->live_next) {
+        if (*pp == env) {
+            *pp = env->live_next;
+            break;
+        }
+    }
     pthread_mutex_lock(&env->bk_lock);
     void (*shutdown)(edb_env *) = env->bk_shutdown;
     pthread_mutex_unlock(&env->bk_lock);
+    pthread_mutex_unlock(&g_live_lock);
     if (shutdown != NULL)
         shutdown(env);
     for (;;) {

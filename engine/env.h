@@ -1,7 +1,8 @@
 /*
  * env.h: the environment's private body, shared by engine/ and backup/.
  *
- * Lock order (outermost first): sess_lock, dbi_lock, bk_lock.  No lock is held
+ * Lock order (outermost first): sess_lock, dbi_lock, the process-wide list
+ * of open envs (env.c), bk_lock.  No lock is held
  * across a blocking LMDB call (mdb_txn_begin of a write txn) or across I/O.
  */
 #ifndef EDB_ENV_H
@@ -39,7 +40,27 @@ struct edb_env {
     pthread_mutex_t bk_lock;
     void *bk_state;
     void (*bk_shutdown)(edb_env *env);
+
+    /* The process-wide list of open envs (env.c), guarded by its lock.  An
+     * env leaves it when edb_env_close() starts, in the same critical
+     * section (under bk_lock) that reads bk_shutdown. */
+    struct edb_env *live_next;
 };
+
+/*
+ * Lock env->bk_lock if env is open and its close has not started; else return
+ * EDB_CANCELED (with a detail naming the caller `who`) without touching *env:
+ * the env is looked up by pointer in the list of open envs.  Every backup
+ * entry point that may race edb_env_close() reaches env->bk_lock only through
+ * here, so either it locks bk_lock before close reads bk_shutdown (and close
+ * then runs the hook it installs), or it sees the env closing.  A pointer
+ * freed by close and reused by a later edb_env_open() is indistinguishable
+ * from that new env (using a closed env is a caller error, only a harmless
+ * one).
+ *
+ * Thread safety: any thread.
+ */
+int edb__env_bk_lock(edb_env *env, const char *who);
 
 /* The underlying LMDB environment (for backup/ and tools that walk pages). */
 static inline MDB_env *

@@ -6,6 +6,8 @@
  * EDB_CANCELED promptly, the copier thread is gone, the reader slot is
  * released (and ASan/LSan see no leak). */
 #include "bk_helpers.h"
+
+#include <sched.h>
 #include "sys.h"
 
 #define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
@@ -412,4 +414,77 @@ Test(backup_cancel, copier_exits_within_a_batch, .timeout = 30)
         check_released(&f);
     }
     teardown(&f);
+}
+
+/* ---- edb_env_close racing edb_backup_begin on a fresh env ---- */
+
+typedef struct beginner {
+    edb_env *env;
+    atomic_int started;
+    int made;               /* backups begun and ended */
+    int rc;                 /* the error that ended the loop */
+} beginner;
+
+static void *
+begin_loop(void *p)
+{
+    beginner *b = p;
+    atomic_store(&b->started, 1);
+    for (;;) {
+        edb_backup *bk = NULL;
+        int rc = edb_backup_begin(&bk, b->env, NULL);
+        if (rc != 0) {
+            b->rc = rc;
+            if (bk != NULL)
+                b->rc = -1000;              /* an error must leave *out NULL */
+            return NULL;
+        }
+        b->made++;
+        edb_backup_end(bk);
+    }
+}
+
+/* Each round opens the env afresh (no registry: no backup was ever made on
+ * it), starts a thread that begins and ends backups until begin fails, and
+ * closes the env from this thread, at varying moments: before the thread's
+ * first begin, during its registry creation, during a snapshot.  The begin
+ * that loses the race must fail with EDB_CANCELED (never a snapshot of a
+ * closing LMDB, never a touch of the freed env), and nothing may be left:
+ * no thread, no reader slot, no backup object. */
+Test(backup_cancel, env_close_races_first_begin, .timeout = 60)
+{
+    char *dir = bk_tmpdir();
+    edb_env *env = bk_env_open(dir);
+    edb_env_close(env);
+    int tasks = bk_tasks_baseline();
+    int rounds = (int)bk_scale(400), early = 0, late = 0;
+    if (rounds < 100)
+        rounds = 100;                       /* sanitizers, valgrind: still a hundred races */
+    for (int i = 0; i < rounds; i++) {
+        env = bk_env_open(dir);
+        beginner b = { .env = env };
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, begin_loop, &b), 0);
+        if (i % 4 != 0) {
+            while (!atomic_load(&b.started))
+                sched_yield();
+            for (volatile int spin = (i * 7919) % 200000; spin > 0; spin--)
+                ;                           /* 0 to ~1 ms: before, during, after a begin */
+        }
+        edb_env_close(env);
+        pthread_join(t, NULL);
+        cr_assert_eq(b.rc, EDB_CANCELED, "round %d: begin ended with %d, not EDB_CANCELED", i, b.rc);
+        if (b.made == 0)
+            early++;
+        else
+            late++;
+        cr_assert_eq(bk_readers_path(dir), 0, "round %d: reader slots left after env close", i);
+    }
+    cr_log_info("env_close_races_first_begin: %d rounds, %d closed before any backup, %d after",
+                rounds, early, late);
+    cr_assert_eq(bk_wait_tasks(tasks, 3000), tasks, "threads left");
+    bk_assert_no_objects(3000);
+    bk_rm_tree(dir);
+    free(dir);
+    BK_LEAK_CHECK();
 }

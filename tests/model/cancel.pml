@@ -24,7 +24,9 @@
  *
  * Line numbers (file:line) refer to backup/*.c and engine/env.c at commit
  * caaf293 of the backup branch (README.md), except in the SC_BEGIN parts
- * (beginner, backup_open): backup.c and stream.c at commit 3f40f84 (model2).
+ * (beginner, backup_open): backup.c and stream.c at commit 3f40f84 (model2);
+ * reg_get and env close's first step: backup.c and engine/env.c at commit
+ * 3cc9bc6 (model3); the zero-copy drain: ring.c and copier.c at main 5920ab2.
  *
  * Memory safety: each object (ring+stream, backup, registry, snapshot) has a
  * reference count and a `freed` flag set by the put that drops the last
@@ -44,12 +46,26 @@
  *   BUG_BEGIN_NO_BUSY        (SC_BEGIN) edb_backup_begin does not count itself in reg->busy
  *   BUG_OPEN_START_LATE      (SC_BEGIN) edb_backup_open registers and starts the copier after
  *                            leaving reg->busy
+ *   BUG_DRAIN_IGNORES_CANCEL edb__ring_drain (zero-copy copier, after finish) waits while slots
+ *                            are filled without re-checking canceled
+ *   BUG_CLOSE_NO_MARK        (SC_BEGIN) edb_env_close marks the env closed for backups only when
+ *                            a registry exists (engine/env.c before commit 3cc9bc6): a begin that
+ *                            makes the first registry just after close looked snapshots a
+ *                            closing LMDB
  *
  * -DSC_BEGIN: a different start, edb_backup_begin racing edb_env_close (the
  * busy / closing handshake): no backup, stream or copier exists yet, the
  * registry does; one thread calls edb_backup_begin and, if it succeeds,
  * edb_backup_open, edb_backup_close and edb_backup_end; another closes the
- * env; edb_backup_stop may race (SC_STOP).
+ * env; edb_backup_stop may race (SC_STOP).  The registry may also not exist
+ * yet (no backup was ever made on the env): then begin creates it, with the
+ * env-close hook, unless env close has already taken the env out of the list
+ * of open envs (engine/env.c edb__env_bk_lock, commit 3cc9bc6).
+ *
+ * Zero-copy streams (edb_backup_save / edb_backup_write_fd): in every start
+ * the stream is nondeterministically zero-copy (zc): its slots reference the
+ * snapshot's pages, and the copier waits in edb__ring_drain after finishing
+ * until every slot is drained or the stream is canceled.
  */
 
 #ifndef RING
@@ -135,6 +151,8 @@ bit  begin_done;       /* SC_BEGIN: edb_backup_begin (and end, if it succeeded) 
 bit  el;               /* env->bk_lock (SC_BEGIN: the only steps that take it are modelled) */
 bit  env_gone;         /* env->bk_state == &env_closed */
 bit  c_started;        /* SC_BEGIN: edb_backup_open started a copier thread */
+bit  hook = 1;         /* env->bk_shutdown is set (a registry was made); SC_BEGIN may start without */
+bit  zc;               /* the stream is zero-copy: its slots point into the snapshot's map */
 
 /* ---- locks and condition variables (TESTING.md "Hangs") ----
  *
@@ -452,6 +470,22 @@ proctype copier()
         w_nf = 0;
         UNLOCK(mu, sfreed)
     };
+    if                                                  /* copier.c:874-875 (main 5920ab2) */
+    :: zc ->
+        CS {                                            /* edb__ring_drain (ring.c:178-186) */
+            LOCK(mu, sfreed);
+            do
+#ifndef BUG_DRAIN_IGNORES_CANCEL
+            :: !canceled && count > 0 -> WAIT(mu, sfreed, w_nf)   /* :181-182 */
+#else
+            :: count > 0 -> WAIT(mu, sfreed, w_nf)
+#endif
+            :: else -> break
+            od;
+            UNLOCK(mu, sfreed)
+        }
+    :: else
+    fi;
     sput();                                             /* copier_release (copier.c:121-132) */
     snput();
     CS {                                                /* copier.c:763-777 */
@@ -536,6 +570,10 @@ proctype reader(bit closes)
            :: ph == PH_COPY ->
                CS {
                    assert(!sfreed);                     /* :250 memcpy from the slot */
+                   /* a zero-copy slot's pages (save.c's sink writes them from
+                    * the map) are the snapshot's while its read txn is held;
+                    * after a cancel nothing written is kept */
+                   assert(!zc || snrefs > 0 || canceled);
                    LOCK(mu, sfreed);                    /* :251 */
                    got = 1;
                    count--;                             /* :253-257 slot drained */
@@ -701,11 +739,17 @@ inline backup_open() {
 proctype beginner()
 {
     bit ok, closing_seen, rm, mine, took, hassnap, last, got, opened;
-    CS {                                                /* :343 reg_get (:201-236) */
-        LOCK(el, 0);
+    CS {                                                /* :341 reg_get (backup.c:201-236 at 3cc9bc6) */
+        LOCK(el, 0);                                    /* :205 edb__env_bk_lock (env.c:49-61) */
         if
-        :: env_gone -> ok = 0                           /* EDB_CANCELED */
-        :: else -> assert(!rfreed); rrefs++; ok = 1     /* edb__ref_get */
+        :: env_gone -> ok = 0                           /* EDB_CANCELED: env not in the open list */
+        :: !env_gone && !hook ->                        /* :207-229 first use: create it, install the hook */
+            assert(rrefs == 0 && !lmdb_closed);
+            rrefs = 2;                                  /* the env's and ours */
+            env_inh = 1;                                /* edb__handle_add(EDB__H_ENV) */
+            hook = 1;
+            ok = 1
+        :: !env_gone && hook -> assert(!rfreed); rrefs++; ok = 1   /* edb__ref_get */
         fi;
         UNLOCK(el, 0)
     };
@@ -782,7 +826,7 @@ out:
  * with everything, also with edb_backup_end.) */
 proctype owner(byte how)
 {
-    bit rm, mine, took, hassnap, last, takebk, claim;
+    bit rm, mine, took, hassnap, last, takebk, claim, hk;
     if
     :: how & 1 ->
         backup_end()
@@ -792,11 +836,27 @@ proctype owner(byte how)
     :: how & 2 ->
         /* edb_env_close (engine/env.c:181-206) -> reg_shutdown (backup.c:541-587) */
 #ifdef SC_BEGIN
-        CS {                                            /* reg_shutdown :549-552: a later reg_get fails */
+        /* env.c:222-232 (3cc9bc6): leave the list of open envs (a later
+         * reg_get fails) and read the hook, under g_live_lock and bk_lock */
+        CS {
+            LOCK(el, 0);
+#ifndef BUG_CLOSE_NO_MARK
+            env_gone = 1;
+#endif
+            hk = hook;
+            UNLOCK(el, 0)
+        };
+        if
+        :: !hk -> goto lmdb                             /* env.c:233-234 no hook: no backup state */
+        :: else
+        fi;
+#ifdef BUG_CLOSE_NO_MARK
+        CS {                                            /* only reg_shutdown marked the env closed */
             LOCK(el, 0);
             env_gone = 1;
             UNLOCK(el, 0)
         };
+#endif
 #endif
         atomic { env_inh = 0 };                         /* :550 edb__handle_remove(EDB__H_ENV) */
         CS {
@@ -848,6 +908,9 @@ proctype owner(byte how)
         rput();                                         /* :586 the env's reference */
         /* env.c:191-200 then ends sessions and closes LMDB: every snapshot's read
          * txn must have been released by now (backup.c:14-17) */
+#ifdef SC_BEGIN
+lmdb:
+#endif
         assert(snrefs == 0);
         lmdb_closed = 1;
         env_closed = 1
@@ -865,6 +928,14 @@ proctype owner(byte how)
 init {
     atomic {
 #ifdef SC_BEGIN
+        if
+        :: skip                                         /* an earlier backup made the registry */
+        :: hook = 0; rrefs = 0; env_inh = 0             /* no backup was ever made on the env */
+        fi;
+        if
+        :: zc = 1                                       /* edb_backup_open through save / write_fd */
+        :: skip
+        fi;
         run beginner();
         want_env = 1; run owner(2);
         if
@@ -876,15 +947,24 @@ init {
 #endif
         fi
 #else
-        run copier();
 #ifdef QUICK
+        /* zero-copy in the first two (the drain ends by draining, by end, by
+         * env close, by a close from another thread; env close joins a copier
+         * in it), copying in the third: the size of make check's run stays
+         * that of one choice; every SC_ selection and ALL=1 check both */
         if
-        :: run reader(1); stop_done = 1;                                /* read; end || env close */
+        :: zc = 1; run copier(); run reader(1); stop_done = 1;          /* read; end || env close */
            want_env = 1; owners = 2; run owner(1); run owner(2)
-        :: run reader(0); run closer(); stop_done = 1; want_env = 1; run owner(2)   /* close thread, env close */
-        :: run reader(1); run stopper(); run owner(1)                 /* read, stop, end */
+        :: zc = 1; run copier(); run reader(0); run closer(); stop_done = 1;
+           want_env = 1; run owner(2)                                   /* close thread, env close */
+        :: run copier(); run reader(1); run stopper(); run owner(1)     /* read, stop, end */
         fi
 #else
+        if
+        :: zc = 1                                       /* edb_backup_save / write_fd (zero-copy) */
+        :: skip
+        fi;
+        run copier();
         if
 #if !defined(SC_CLOSE) || SC_CLOSE == 1
         :: run reader(1)                                /* the reading thread closes */
@@ -924,7 +1004,7 @@ init {
 #ifdef SC_BEGIN
 /* begin (and end) and env close return; the snapshot, a backup that was
  * made and the registry are freed */
-ltl all_done { <> (begin_done && stop_done && owner_done == owners && env_closed && rfreed &&
+ltl all_done { <> (begin_done && stop_done && owner_done == owners && env_closed && (rfreed || !hook) &&
                    bkrefs == 0 && snrefs == 0 && srefs == 0 && (!c_started || copier_gone)) }
 #else
 /* Everything returns and everything is freed.  The flags are sticky, so this
