@@ -28,7 +28,7 @@ static struct {
     atomic_int writeback_errno;       /* sync_file_range fails with it (0: passes) */
     atomic_int direct_opens, plain_opens_after, direct_writes_refused, writes_after_refusal;
     atomic_int writebacks;
-    char name[64];                    /* openat: only names starting with this */
+    char name[64];                    /* openat: O_TMPFILE opens and names starting with this */
 } inj;
 
 typedef int (*openat_fn)(int, const char *, int, ...);
@@ -61,7 +61,9 @@ openat(int dirfd, const char *path, int flags, ...)
         mode = (mode_t)va_arg(ap, int);
         va_end(ap);
     }
-    if (inj.name[0] != '\0' && strncmp(path, inj.name, strlen(inj.name)) == 0) {
+    /* The save's file: its unnamed O_TMPFILE file, or its named temporary. */
+    bool ours = (flags & O_TMPFILE) == O_TMPFILE || strncmp(path, inj.name, strlen(inj.name)) == 0;
+    if (inj.name[0] != '\0' && ours) {
         if (flags & O_DIRECT) {
             atomic_fetch_add(&inj.direct_opens, 1);
             if (atomic_load(&inj.refuse_direct_open)) {
