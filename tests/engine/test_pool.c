@@ -22,7 +22,7 @@ setup(void)
 {
     dir = make_tmpdir();
     snprintf(path, sizeof path, "%s/db", dir);
-    edb_env_opts o = { .max_tables = 16 };
+    edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
     OK(edb_env_open(&env, path, &o));
     OK(edb_session_begin(&s, env));
 }
@@ -124,7 +124,7 @@ Test(pool, tables_of_another_process_beyond_the_opened_slots)
     if (pid == 0) {
         edb_env *e2;
         edb_session *s2;
-        edb_env_opts o = { .max_tables = 16 };
+        edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
         if (edb_env_open(&e2, path, &o) != 0 || edb_session_begin(&s2, e2) != 0)
             _exit(2);
         if (edb__pool_opened(e2) != 1)
@@ -180,7 +180,7 @@ Test(pool, write_transaction_after_another_process_created_tables)
     if (pid == 0) {
         edb_env *e2;
         edb_session *s2;
-        edb_env_opts o = { .max_tables = 16 };
+        edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
         if (edb_env_open(&e2, path, &o) != 0 || edb_session_begin(&s2, e2) != 0)
             _exit(2);
         int rc = create_in(s2, "a") || create_in(s2, "b") || insert_in(s2, "b", 1, 1);
@@ -255,7 +255,7 @@ Test(pool, creation_rolled_back)
     /* what another env sees after reopening: the same tables, 3 slots open */
     edb_session_end(s);
     edb_env_close(env);
-    edb_env_opts o = { .max_tables = 16 };
+    edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
     OK(edb_env_open(&env, path, &o));
     OK(edb_session_begin(&s, env));
     cr_assert_eq(edb__pool_opened(env), 3);
@@ -348,7 +348,7 @@ Test(pool, format1_is_upgraded)
     cr_assert_eq(mdb_txn_commit(t), 0);
     mdb_env_close(m);
 
-    edb_env_opts ro = { .max_tables = 16, .flags = EDB_ENV_READONLY };
+    edb_env_opts ro = { .map_size = test_map_size(), .max_tables = 16, .flags = EDB_ENV_READONLY };
     OK(edb_env_open(&env, path, &ro));
     OK(edb_session_begin(&s, env));
     cr_assert_eq(edb__pool_opened(env), 16);
@@ -358,7 +358,7 @@ Test(pool, format1_is_upgraded)
     edb_session_end(s);
     edb_env_close(env);
 
-    edb_env_opts o = { .max_tables = 16 };
+    edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
     OK(edb_env_open(&env, path, &o));
     OK(edb_session_begin(&s, env));
     cr_assert_eq(edb__pool_opened(env), 2);    /* "b" is in slot 1 */
@@ -403,7 +403,7 @@ Test(pool, damaged_mark_is_refused)
     cr_assert_eq(mdb_put(t, cat, &mk, &mv, 0), 0);
     cr_assert_eq(mdb_txn_commit(t), 0);
     mdb_env_close(m);
-    edb_env_opts o = { .max_tables = 16 };
+    edb_env_opts o = { .map_size = test_map_size(), .max_tables = 16 };
     RC(edb_env_open(&env, path, &o), EDB_CORRUPT);
     cr_assert_null(env);
 }
