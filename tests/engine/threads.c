@@ -226,12 +226,21 @@ peeker(void *arg)
     return NULL;
 }
 
+/* EDB_TEST_MAP_MB: a smaller map for valgrind (tests/valgrind.sh), which
+ * cannot reserve edb's default 64 GiB; 0 (the default) otherwise. */
+static uint64_t
+test_map_size(void)
+{
+    const char *mb = getenv("EDB_TEST_MAP_MB");
+    return mb != NULL && atoi(mb) > 0 ? (uint64_t)atoi(mb) << 20 : 0;
+}
+
 static void
 creators_phase(const char *dir)
 {
     char path[64];
     snprintf(path, sizeof path, "%s/pool", dir);
-    edb_env_opts o = { .max_tables = 32 };
+    edb_env_opts o = { .max_tables = 32, .map_size = test_map_size() };
     if (edb_env_open(&penv, path, &o) != 0) {
         EXPECT(0, "open pool env");
         return;
@@ -292,11 +301,7 @@ main(void)
         return 1;
     char path[64];
     snprintf(path, sizeof path, "%s/db", dir);
-    /* EDB_TEST_MAP_MB: a smaller map for valgrind (tests/valgrind.sh), which
-     * cannot reserve edb's default 64 GiB */
-    const char *mb = getenv("EDB_TEST_MAP_MB");
-    edb_env_opts o = { .max_tables = 4,
-                       .map_size = mb != NULL && atoi(mb) > 0 ? (uint64_t)atoi(mb) << 20 : 0 };
+    edb_env_opts o = { .max_tables = 4, .map_size = test_map_size() };
     if (edb_env_open(&env, path, &o) != 0) {
         fprintf(stderr, "open: %s\n", edb_error_last());
         return 1;
