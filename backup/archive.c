@@ -52,18 +52,32 @@ _Static_assert(32 + EDB__ARCH_FRAME_MAX * EDB__ARCH_ENTRY_SIZE <= EDB__ARCH_HASH
  * SSE2 code and the instruction would not exist).  Right after a call no
  * vector register holds a live value (they are all caller-saved, and the
  * hash comes back in rax:rdx).  Code built with AVX enabled needs nothing. */
+#if defined(H128_DISPATCH) && !defined(__AVX__)
+static int cpu_avx;                            /* set once, at load */
+#endif
+
+/* At load, before any thread can hash: libxxhash's dispatcher picks its code
+ * on its first call and stores the choice in a global without
+ * synchronization (two threads making their first calls at once race on
+ * it), and whether vec_leave() may use vzeroupper is read from the CPU once. */
+#ifdef H128_DISPATCH
+__attribute__((constructor)) static void
+hash_init(void)
+{
+    static const unsigned char byte;
+    (void)XXH3_128bits_withSeed_dispatch(&byte, 1, 0);
+#ifndef __AVX__
+    __builtin_cpu_init();
+    cpu_avx = __builtin_cpu_supports("avx") ? 1 : 0;
+#endif
+}
+#endif
+
 static inline void
 vec_leave(void)
 {
 #if defined(H128_DISPATCH) && !defined(__AVX__)
-    static _Atomic int avx = -1;               /* -1: not known yet (a benign race) */
-    int a = atomic_load_explicit(&avx, memory_order_relaxed);
-    if (a < 0) {
-        __builtin_cpu_init();
-        a = __builtin_cpu_supports("avx") ? 1 : 0;
-        atomic_store_explicit(&avx, a, memory_order_relaxed);
-    }
-    if (a)
+    if (cpu_avx)
         __asm__ volatile("vzeroupper" ::: "memory");
 #endif
 }
