@@ -11,18 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-/* Helgrind does not understand C11 atomics: tell it that every put happens
- * before the free of the last put (no-ops when not run under valgrind). */
-#if defined(__has_include)
-#if __has_include(<valgrind/helgrind.h>)
-#include <valgrind/helgrind.h>
-#endif
-#endif
-#ifndef ANNOTATE_HAPPENS_BEFORE
-#define ANNOTATE_HAPPENS_BEFORE(obj) ((void)(obj))
-#define ANNOTATE_HAPPENS_AFTER(obj) ((void)(obj))
-#define ANNOTATE_HAPPENS_BEFORE_FORGET_ALL(obj) ((void)(obj))
-#endif
+#include "annotate.h"
 
 typedef struct edb__ref { atomic_uint count; } edb__ref;
 
@@ -44,10 +33,10 @@ edb__ref_get(edb__ref *r)
 static inline bool
 edb__ref_put(edb__ref *r)
 {
-    ANNOTATE_HAPPENS_BEFORE(&r->count);
+    EDB_HB_BEFORE(&r->count);
     if (atomic_fetch_sub_explicit(&r->count, 1, memory_order_acq_rel) == 1) {
-        ANNOTATE_HAPPENS_AFTER(&r->count);
-        ANNOTATE_HAPPENS_BEFORE_FORGET_ALL(&r->count);
+        EDB_HB_AFTER(&r->count);
+        EDB_HB_FORGET(&r->count);
         return true;
     }
     return false;
