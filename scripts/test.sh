@@ -53,12 +53,8 @@ if [ "${CI:-}" = "true" ] || [ "${EDB_SANITIZERS:-}" = "1" ]; then
     # for CI; TSan and memcheck run them above) and the single-threaded crash
     # suite (tests/valgrind.sh says why).  `MODE=helgrind sh tests/valgrind.sh`
     # runs them all.
-    # backup_cancel is out for now: its new env_close_races_first_begin test draws
-    # a helgrind report at the registry's last put (edb__reg_put's free after an
-    # atomic refcount drop, which helgrind does not model; TSan and ASan pass it).
-    # Open in issue #6's note until it is confirmed a false positive or fixed.
     # shellcheck disable=SC2046
-    MODE=helgrind sh tests/valgrind.sh build-vg $(grep -vxE 'tests/bin/(crash|faults|backup_countdown|tool_faults|backup_cancel)' tests/tsan-suites | sed 's|^tests/bin/||')
+    MODE=helgrind sh tests/valgrind.sh build-vg $(grep -vxE 'tests/bin/(crash|faults|backup_countdown|tool_faults)' tests/tsan-suites | sed 's|^tests/bin/||')
     stage "valgrind helgrind"
     FUZZ_SECONDS=${FUZZ_SECONDS:-120} make -C build fuzz-long
     stage "fuzz-long"
