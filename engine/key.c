@@ -61,8 +61,8 @@
 #include "error.h"
 #include "key.h"
 
-#define PREFIX_NULL  0x01u
-#define PREFIX_VALUE 0x02u
+#define PREFIX_NULL  EDB__KEY_PREFIX_NULL
+#define PREFIX_VALUE EDB__KEY_PREFIX_VALUE
 
 /* Payload size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
 static int

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "edb.h"
 
@@ -21,6 +22,30 @@
  * NaN, bad UTF-8), EDB_TOOBIG (would pass cap; *len unchanged). */
 int edb__key_append(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
                     const void *data, size_t size, bool desc);
+
+/* The segment prefix bytes (key.c's table): NULL sorts before every value. */
+#define EDB__KEY_PREFIX_NULL  0x01u
+#define EDB__KEY_PREFIX_VALUE 0x02u
+
+/* The 9-byte segment of a non-NULL INT64 (@sign: sign bit flipped) or UINT64
+ * value v: the prefix, then v big-endian, inverted when @desc.  Exactly what
+ * edb__key_append writes for these types; the caller checked the room. */
+static inline void
+edb__key_put64(uint8_t *p, uint64_t v, bool sign, bool desc)
+{
+    if (sign)
+        v ^= UINT64_C(1) << 63;
+    if (desc)
+        v = ~v;
+    p[0] = EDB__KEY_PREFIX_VALUE;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+    memcpy(p + 1, &v, 8);
+#else
+    for (int i = 8; i >= 1; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+#endif
+}
 
 /* Turn buf[0..*len) into the smallest byte string greater than every string
  * that starts with it (drop trailing 0xFF bytes, increment the last).  Returns

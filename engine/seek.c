@@ -46,6 +46,26 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         return edb__err(EDB_INVAL, "edb_key_make: cursor is NULL");
     if (flags & ~(EDB_KEY_NEW | EDB_KEY_PREFIX_END))
         return edb__err(EDB_INVAL, "edb_key_make: unknown flags 0x%x", flags);
+    /* The fast path (point lookups): a new key's first segment, a 64-bit
+     * integer, on a cursor bound since the last schema change.  The general
+     * path below writes the same bytes (tests/engine/test_keys.c). */
+    const edb__table *t = c->t;
+    if (flags == EDB_KEY_NEW && data != NULL && size == 8 && t != NULL &&
+        c->bind_schema_seq == c->s->schema_seq && c->key.cap >= EDB_MAX_KEY_SIZE) {
+        const edb__index *x = c->index >= 0 ? &t->idx[c->index] : t->primary >= 0 ? &t->idx[t->primary] : NULL;
+        edb_coltype type = x != NULL ? t->cols[x->seg[0].col - 1].type : EDB_COL_BINARY;
+        if (type == EDB_COL_INT64 || type == EDB_COL_UINT64) {
+            uint64_t v;
+            memcpy(&v, data, 8);
+            edb__key_put64(c->key.p, v, type == EDB_COL_INT64, x->seg[0].desc);
+            c->key.len = 9;
+            c->key_nseg = 1;
+            c->key_closed = false;
+            c->key_valid = true;
+            edb__err_clear();
+            return 0;
+        }
+    }
     if (!(flags & EDB_KEY_NEW) && !c->key_valid)
         return edb__err(EDB_INVAL, "edb_key_make: the first segment needs EDB_KEY_NEW");
     if (data == NULL && size != 0)
@@ -70,7 +90,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         EDB_RET(edb__buf_reserve(&c->key, EDB_MAX_KEY_SIZE));
     uint8_t *buf = c->key.p;
     size_t len = c->key.len;
-    const edb__table *t = c->t;
+    t = c->t;
     const edb__index *x = c->index >= 0 ? &t->idx[c->index] : (t->primary >= 0 ? &t->idx[t->primary] : NULL);
     if (x == NULL) {
         /* the implicit key: one unsigned 64-bit value, stored big-endian */

@@ -549,3 +549,90 @@ Test(cursor, cache_across_transactions_and_sessions)
     name_of(c, "later");
     edb_session_end(s2);
 }
+
+/* 64-bit integer keys take edb_key_make's fast path (engine/seek.c) for their
+ * first segment: ascending and descending, signed and unsigned, with a second
+ * segment made by the general path after it, and with the schema changed in
+ * between (the fast path needs a bind from after the last change). */
+Test(cursor, int64_keys_fast_path)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT64, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "u", EDB_COL_UINT64, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "name", EDB_COL_TEXT, 0, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = {
+        { "pk", "+id\0", EDB_IDX_PRIMARY },
+        { "ud", "-u\0", EDB_IDX_UNIQUE },
+        { "idn", "-id\0+name\0", EDB_IDX_UNIQUE },
+    };
+    edb_table_def def = { "w", cols, 3, idx, 3 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *w;
+    OK(edb_cursor_open(&w, s, "w"));
+    static const int64_t ids[] = { INT64_MIN, -3000000000000000000, -256, -1, 0, 1, 255, 256,
+                                   3000000000000000000, INT64_MAX };
+    enum { N = sizeof ids / sizeof ids[0] };
+    OK(edb_txn_begin(s, 0));
+    for (int i = 0; i < N; i++) {
+        uint64_t u = (uint64_t)ids[i] * UINT64_C(0x9E3779B97F4A7C15);
+        OK(edb_update_prepare(w, EDB_PREP_INSERT));
+        OK(edb_column_set(w, 1, &ids[i], 8, 0));
+        OK(edb_column_set(w, 2, &u, 8, 0));
+        OK(edb_column_set(w, 3, "x", 1, 0));
+        OK(edb_update(w));
+    }
+    OK(edb_txn_commit(s));
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            /* a schema change: the cursor must rebind before the fast path */
+            edb_column_def extra = { "note", EDB_COL_TEXT, 0, 0, NULL, 0 };
+            OK(edb_column_add(s, "w", &extra));
+        }
+        OK(edb_txn_begin(s, EDB_TXN_READONLY));
+        for (int i = 0; i < N; i++) {
+            int64_t got;
+            uint64_t u = (uint64_t)ids[i] * UINT64_C(0x9E3779B97F4A7C15), gu;
+            OK(edb_cursor_set_index(w, NULL));
+            OK(edb_key_make(w, &ids[i], 8, EDB_KEY_NEW));
+            OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+            OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+            cr_assert_eq(got, ids[i]);
+            /* GE on id + 1: the next larger id (ascending) */
+            if (ids[i] != INT64_MAX) {
+                int64_t next = ids[i] + 1;
+                OK(edb_key_make(w, &next, 8, EDB_KEY_NEW));
+                if (i + 1 < N) {
+                    OK(edb_cursor_seek(w, EDB_SEEK_GE));
+                    OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+                    cr_assert_eq(got, ids[i + 1]);
+                }
+            }
+            OK(edb_cursor_set_index(w, "ud"));
+            OK(edb_key_make(w, &u, 8, EDB_KEY_NEW));
+            OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+            OK(edb_column_get(w, 2, &gu, 8, NULL, 0));
+            cr_assert_eq(gu, u);
+            OK(edb_cursor_set_index(w, "idn"));
+            OK(edb_key_make(w, &ids[i], 8, EDB_KEY_NEW));
+            OK(edb_key_make(w, "x", 1, 0));
+            OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+            OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+            cr_assert_eq(got, ids[i]);
+            OK(edb_key_make(w, &ids[i], 8, EDB_KEY_NEW));
+            OK(edb_key_make(w, "y", 1, 0));
+            RC(edb_cursor_seek(w, EDB_SEEK_EQ), EDB_NOTFOUND);
+        }
+        /* descending walk of idn: ids from largest to smallest */
+        OK(edb_cursor_set_index(w, "idn"));
+        int k = N - 1;
+        for (int rc = edb_cursor_move(w, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(w, EDB_MOVE_NEXT), k--) {
+            int64_t got;
+            OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+            cr_assert_eq(got, ids[k]);
+        }
+        cr_assert_eq(k, -1);
+        OK(edb_txn_commit(s));
+    }
+    edb_cursor_close(w);
+}

@@ -930,3 +930,30 @@ Test(keys, decode_refuses_malformed_segments, .timeout = KEYS_TIMEOUT)
     off = 0;
     cr_assert_eq(edb__key_decode(key, len, &off, (edb_coltype)77, false, &back, 8, NULL), EDB_INVAL);
 }
+
+/* edb_key_make's fast path (engine/seek.c) writes 64-bit integer segments with
+ * edb__key_put64; it must produce edb__key_append's bytes for every value. */
+Test(keys, put64_equals_append, .timeout = KEYS_TIMEOUT)
+{
+    uint64_t seed = seed_rng(0x640ULL);
+    cr_log_info("seed %llu", (unsigned long long)seed);
+    static const uint64_t edges[] = {
+        0, 1, 0x7f, 0x80, 0xff, 0x100, UINT64_C(0x7fffffffffffffff),
+        UINT64_C(0x8000000000000000), UINT64_C(0x8000000000000001), UINT64_MAX, UINT64_MAX - 1,
+    };
+    size_t nedges = sizeof edges / sizeof edges[0];
+    for (size_t i = 0; i < nedges + 20000; i++) {
+        uint64_t v = i < nedges ? edges[i] : rnd();
+        for (int k = 0; k < 4; k++) {
+            bool sign = k & 1, desc = k & 2;
+            uint8_t want[16], got[16] = { 0 };
+            size_t len = 0;
+            cr_assert_eq(edb__key_append(want, sizeof want, &len, sign ? EDB_COL_INT64 : EDB_COL_UINT64,
+                                         &v, 8, desc), 0);
+            cr_assert_eq(len, 9);
+            edb__key_put64(got, v, sign, desc);
+            cr_assert(memcmp(got, want, 9) == 0, "value 0x%llx, %s, %s",
+                      (unsigned long long)v, sign ? "INT64" : "UINT64", desc ? "descending" : "ascending");
+        }
+    }
+}
