@@ -196,6 +196,8 @@ be64(uint8_t out[8], int64_t v)
 /* -C: time with the thread's CPU clock instead of the wall clock (a loaded
  * machine deschedules the benchmark; CPU time leaves that out). */
 static bool cpu_clock;
+/* -k: keep each run's database (for mdb_stat, sqlite3_analyzer). */
+static bool keep_dbs;
 
 static double
 now(void)
@@ -604,7 +606,10 @@ run_engine(int e, const data *d, const char *base, double secs[NPHASES], uint64_
     case E_LMDB: lmdb_close_(&ls); break;
     default: sqlite_close_(&ss); break;
     }
-    rm_tree(dir);
+    if (keep_dbs)
+        printf("%s: database kept in %s\n", engine_name[e], dir);
+    else
+        rm_tree(dir);
 }
 
 static int
@@ -642,7 +647,7 @@ optarg_num(unsigned v)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-m]\n"
+    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-k] [-m]\n"
                "  -n ROWS  rows (default 1000000)\n"
                "  -r REPS  interleaved repetitions, medians reported (default 3, at most %d)\n"
                "  -e LIST  engines to run (default edb,lmdb,sqlite)\n"
@@ -653,6 +658,7 @@ usage(FILE *f)
                "  -T N     edb's max_tables (default: edb's default)\n"
                "  -a       also time ROWS/%d point lookups in a transaction each (autolookup)\n"
                "  -C       time with the thread's CPU clock, not the wall clock (loaded machines)\n"
+               "  -k       keep every run's database and print where it is\n"
                "  -m       print the summary as a Markdown table\n", MAXREPS, AUTO_DIV);
 }
 
@@ -665,10 +671,11 @@ main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     uint64_t seed = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:aCmh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:aCkmh")) != -1) {
         switch (opt) {
         case 'a': auto_on = true; break;
         case 'C': cpu_clock = true; break;
+        case 'k': keep_dbs = true; break;
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'r': reps = atoi(optarg); break;
         case 'd': base = optarg; break;
