@@ -172,6 +172,23 @@ tmpdir_new(void)
     return d;
 }
 
+char *
+dbt_make_db(char *path, size_t cap, const char *schema, const char *table, const char *rows)
+{
+    char *dir = tmpdir_new();
+    snprintf(path, cap, "%s/db", dir);
+    run_result r = dbt_runv(NULL, "create", path, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(schema, "create-table", path, "-", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(rows, "import", path, table, "-", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    return dir;
+}
+
 static int
 rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {

@@ -26,6 +26,10 @@ char *tmpdir_new(void);
 void rm_tree(const char *path);
 /* Write a whole file. */
 void write_file(const char *path, const char *text);
+/* A database at <new temporary dir>/db (written to path[cap]) made by dbtool:
+ * create, create-table from the JSON schema, import of the JSON-lines rows
+ * into its table.  Returns the directory (rm_tree, free). */
+char *dbt_make_db(char *path, size_t cap, const char *schema, const char *table, const char *rows);
 /* Count lines of s. */
 size_t count_lines(const char *s);
 

@@ -46,16 +46,9 @@ expect_ok(run_result *r, const char *what)
 static void
 fx_init(struct fx *f, unsigned rows, unsigned width)
 {
-    f->dir = tmpdir_new();
-    snprintf(f->db, sizeof f->db, "%s/db", f->dir);
-    run_result r = dbt_runv(NULL, "create", f->db, NULL);
-    expect_ok(&r, "create");
-    run_free(&r);
-    r = dbt_runv(SCHEMA, "create-table", f->db, "-", NULL);
-    expect_ok(&r, "create-table");
-    run_free(&r);
     size_t cap = (size_t)rows * (width + 32) + 1;
     char *in = malloc(cap), *p = in;
+    cr_assert_not_null(in);
     for (unsigned i = 0; i < rows; i++) {
         p += sprintf(p, "{\"v\": \"");
         for (unsigned j = 0; j < width; j++)
@@ -63,9 +56,7 @@ fx_init(struct fx *f, unsigned rows, unsigned width)
         p += sprintf(p, "\"}\n");
     }
     *p = '\0';
-    r = dbt_runv(in, "import", f->db, "t", "-", NULL);
-    expect_ok(&r, "import");
-    run_free(&r);
+    f->dir = dbt_make_db(f->db, sizeof f->db, SCHEMA, "t", in);
     free(in);
 }
 

@@ -41,14 +41,6 @@ static const char *SCHEMA =
 static char *
 make_db(char *path, size_t cap, int n)
 {
-    char *dir = tmpdir_new();
-    snprintf(path, cap, "%s/db", dir);
-    run_result r = dbt_runv(NULL, "create", path, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
-    r = dbt_runv(SCHEMA, "create-table", path, "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
     size_t sz = (size_t)n * 3200 + 1;
     char *rows = malloc(sz), *p = rows;
     cr_assert_not_null(rows);
@@ -60,9 +52,7 @@ make_db(char *path, size_t cap, int n)
         p += sprintf(p, "\"}\n");
     }
     *p = '\0';
-    r = dbt_runv(rows, "import", path, "t", "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    char *dir = dbt_make_db(path, cap, SCHEMA, "t", rows);
     free(rows);
     return dir;
 }

@@ -40,23 +40,14 @@ static const char *NUMS_SCHEMA =
 static char *
 nums_db(char *path, size_t cap, int n)
 {
-    char *dir = tmpdir_new();
-    snprintf(path, cap, "%s/db", dir);
-    run_result r = dbt_runv(NULL, "create", path, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
-    r = dbt_runv(NUMS_SCHEMA, "create-table", path, "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
     size_t sz = (size_t)n * 200 + 1;
     char *rows = malloc(sz), *p = rows;
+    cr_assert_not_null(rows);
     for (int i = 1; i <= n; i++)
         p += sprintf(p, "{\"id\": %d, \"grp\": \"g%d\", \"pad\": \"%s\"}\n", i, i % 7,
                      i % 50 == 0 ? "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=" : "AAAA");
     *p = '\0';
-    r = dbt_runv(rows, "import", path, "nums", "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    char *dir = dbt_make_db(path, cap, NUMS_SCHEMA, "nums", rows);
     free(rows);
     return dir;
 }

@@ -46,15 +46,8 @@ static const char *SCHEMA =
 static char *
 make_db(char *path, size_t cap, int n)
 {
-    char *dir = tmpdir_new();
-    snprintf(path, cap, "%s/db", dir);
-    run_result r = dbt_runv(NULL, "create", path, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
-    r = dbt_runv(SCHEMA, "create-table", path, "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
     char *rows = malloc((size_t)n * 600 + 1), *p = rows;
+    cr_assert_not_null(rows);
     for (int i = 1; i <= n; i++) {
         p += sprintf(p, "{\"id\": %d, \"b\": \"", i);
         for (int k = 0; k < 400; k++)
@@ -62,9 +55,7 @@ make_db(char *path, size_t cap, int n)
         p += sprintf(p, "\"}\n");
     }
     *p = '\0';
-    r = dbt_runv(rows, "import", path, "t", "-", NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    char *dir = dbt_make_db(path, cap, SCHEMA, "t", rows);
     free(rows);
     return dir;
 }
