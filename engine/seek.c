@@ -203,6 +203,16 @@ outside(const edb_cursor *c, const MDB_val *k, const MDB_val *d, int dir)
     return incl ? r < 0 : r <= 0;
 }
 
+/* Is the key being made a whole key of the primary index (or of the implicit
+ * one), so that at most one entry has it? */
+static inline bool
+whole_primary_key(const edb_cursor *c)
+{
+    const edb__table *t = c->t;
+    unsigned nseg = t->primary >= 0 ? t->idx[t->primary].nseg : 1;
+    return c->key_nseg == nseg && !c->key_closed;
+}
+
 static inline int
 enter_bound(edb_cursor *c, MDB_txn **txn, const char *fn)
 {
@@ -227,12 +237,25 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
     edb__buf *key = &c->key;
     MDB_val k, d;
     int rc;
+    bool got = false;
     c->range = false;
     switch (how) {
     case EDB_SEEK_GE:
         rc = set_range(c, key->p, key->len, &k, &d);
         break;
     case EDB_SEEK_EQ:
+        if (c->index < 0 && whole_primary_key(c)) {
+            /* One record by its whole key: an exact get, as mdb_get does it,
+             * without the positioned LMDB cursor's neighbourhood checks (a
+             * random lookup's old leaf is cold).  mc stays where it was and
+             * is marked stale below: a move finds the entry by its anchor. */
+            k.mv_size = key->len;
+            k.mv_data = key->p;
+            rc = mdb_get(txn, c->mc_dbi, &k, &d);
+            rc = rc == 0 ? 0 : rc == MDB_NOTFOUND ? EDB_NOTFOUND : edb__mdb_err(rc, "cursor");
+            got = true;
+            break;
+        }
         rc = set_range(c, key->p, key->len, &k, &d);
         if (rc == 0) {
             size_t l = edb__cursor_logical_len(c, &k, &d);
@@ -253,9 +276,11 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
         break;
     }
     c->key_valid = false;
-    if (rc == 0)
+    if (rc == 0) {
         rc = land(c, &k, &d);
-    else {
+        if (got)
+            c->mc_valid = false;
+    } else {
         c->pos = POS_NONE;
         c->mc_valid = false;
         if (rc == EDB_NOTFOUND)

@@ -598,6 +598,26 @@ Test(cursor, int64_keys_fast_path)
             OK(edb_cursor_seek(w, EDB_SEEK_EQ));
             OK(edb_column_get(w, 1, &got, 8, NULL, 0));
             cr_assert_eq(got, ids[i]);
+            /* moves from an exact primary-key seek (its LMDB cursor is not on
+             * the entry; the move finds it by its key) */
+            int rc = edb_cursor_move(w, EDB_MOVE_NEXT);
+            if (i + 1 < N) {
+                OK(rc);
+                OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+                cr_assert_eq(got, ids[i + 1]);
+            } else {
+                RC(rc, EDB_NOTFOUND);
+            }
+            OK(edb_key_make(w, &ids[i], 8, EDB_KEY_NEW));
+            OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+            rc = edb_cursor_move(w, EDB_MOVE_PREV);
+            if (i > 0) {
+                OK(rc);
+                OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+                cr_assert_eq(got, ids[i - 1]);
+            } else {
+                RC(rc, EDB_NOTFOUND);
+            }
             /* GE on id + 1: the next larger id (ascending) */
             if (ids[i] != INT64_MAX) {
                 int64_t next = ids[i] + 1;
@@ -634,5 +654,30 @@ Test(cursor, int64_keys_fast_path)
         cr_assert_eq(k, -1);
         OK(edb_txn_commit(s));
     }
+    /* In a write txn: replace and delete at an exact seek's position. */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_cursor_set_index(w, NULL));
+    for (int i = 0; i < N; i += 2) {
+        OK(edb_key_make(w, &ids[i], 8, EDB_KEY_NEW));
+        OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+        OK(edb_update_prepare(w, EDB_PREP_REPLACE));
+        OK(edb_column_set(w, 3, "z", 1, 0));
+        OK(edb_update(w));
+        OK(edb_key_make(w, &ids[i + 1], 8, EDB_KEY_NEW));
+        OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+        OK(edb_record_delete(w));
+    }
+    OK(edb_txn_commit(s));
+    int k = 0;
+    for (int rc = edb_cursor_move(w, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(w, EDB_MOVE_NEXT), k += 2) {
+        int64_t got;
+        char name[4];
+        size_t n;
+        OK(edb_column_get(w, 1, &got, 8, NULL, 0));
+        cr_assert_eq(got, ids[k]);
+        OK(edb_column_get(w, 3, name, sizeof name, &n, 0));
+        cr_assert(n == 1 && name[0] == 'z');
+    }
+    cr_assert_eq(k, N);
     edb_cursor_close(w);
 }
