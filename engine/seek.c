@@ -243,7 +243,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
     edb__buf *key = &c->key;
     MDB_val k, d;
     int rc;
-    bool got = false;
+    bool exact = false;          /* found by mdb_get: mc did not move */
     c->range = false;
     switch (how) {
     case EDB_SEEK_GE:
@@ -259,7 +259,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
             k.mv_size = key->len;
             k.mv_data = key->p;
             rc = found(mdb_get(txn, c->mc_dbi, &k, &d));
-            got = true;
+            exact = true;
             break;
         }
         rc = set_range(c, key->p, key->len, &k, &d);
@@ -284,7 +284,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
     c->key_valid = false;
     if (rc == 0) {
         rc = land(c, &k, &d);
-        if (got)
+        if (exact)
             c->mc_valid = false;
     } else {
         c->pos = POS_NONE;
