@@ -212,6 +212,14 @@ EDB_EXTERN void edb_session_end(edb_session *s);
  * and becomes part of its parent on commit.  A nested level inside a read-only
  * transaction is read-only too; #EDB_TXN_READONLY inside a write transaction is
  * #EDB_INVAL.  Without a transaction, each data call runs in one of its own.
+ *
+ * A transaction fails as a whole when LMDB refuses to go on with it: a write
+ * that failed after it began changing the database (see edb_update()), or a
+ * read that met a damaged page (#EDB_CORRUPT).  Every later call on the
+ * session returns that error, its detail naming the first cause, until the
+ * failed level is rolled back: for a write transaction the innermost level
+ * (the levels around it are intact), for a read-only transaction the
+ * outermost (its levels share one snapshot).
  * @return 0; #EDB_TXNDEPTH (an 8th level); #EDB_BUSY (this thread already holds
  *         the write transaction through another session); #EDB_READONLY (write
  *         transaction on a read-only env); #EDB_INVAL; #EDB_NOMEM; #EDB_IO.

@@ -26,7 +26,11 @@
  * levels around it are intact (an LMDB child's abort leaves its parent as it
  * was) and usable again once it is rolled back.  Besides the explicit marks
  * (edb__txn_fail), edb__txn_leave asks LMDB whether a failed call left the
- * txn refused, which covers every other writer (schema changes).
+ * txn refused, which covers every other writer (schema changes) and reads
+ * that met a damaged page (LMDB refuses a read-only txn after
+ * MDB_PAGE_NOTFOUND or MDB_CORRUPTED too).  A read-only transaction's levels
+ * share one LMDB txn: the whole of it is failed until its outermost level
+ * ends.
  *
  * Thread safety: as the session (one thread at a time); a write transaction
  * is ended by the thread that began it.
@@ -88,7 +92,9 @@ edb__txn_fail(edb_session *s, int rc)
     if (rc >= 0 || s->implicit || s->depth == 0 || s->failed != 0)
         return rc;
     s->failed = rc;
-    s->failed_depth = s->depth;
+    /* The levels of a read-only transaction share one LMDB txn: only ending
+     * the outermost level ends LMDB's refusal. */
+    s->failed_depth = s->rdonly ? 1 : s->depth;
     snprintf(s->fail_msg, sizeof s->fail_msg, "%s", edb_error_last());
     return rc;
 }
@@ -316,7 +322,8 @@ int
 edb__txn_leave_slow(edb_session *s, int rc)
 {
     if (!s->implicit) {
-        if (rc < 0 && s->depth > 0 && !s->rdonly && s->failed == 0 && lmdb_refuses(s))
+        /* A miss never breaks an LMDB txn: no need to ask after one. */
+        if (rc < 0 && rc != EDB_NOTFOUND && s->depth > 0 && s->failed == 0 && lmdb_refuses(s))
             edb__txn_fail(s, rc);
         return rc;
     }

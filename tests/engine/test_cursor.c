@@ -1,6 +1,8 @@
 /* Cursors: seeks in every mode, prefix keys, PREFIX_END, ranges, moves. */
 #include "config.h"
 
+#include <fcntl.h>
+
 #include "helpers.h"
 
 static char *dir;
@@ -680,4 +682,144 @@ Test(cursor, int64_keys_fast_path)
     }
     cr_assert_eq(k, N);
     edb_cursor_close(w);
+}
+
+/* ---- a damaged tree: LMDB's own errors reach the caller as EDB_CORRUPT ---- */
+
+/* LMDB 0.9's page layout (mdb.c, not in lmdb.h): flags at byte 10, the
+ * lower bound of the free space at 12, node offsets from 16; a branch node
+ * holds its child's page number in its first 6 bytes (lo, hi, flags). */
+enum { PG_FLAGS = 10, PG_LOWER = 12, PG_PTRS = 16, P_BRANCH = 0x01, P_META = 0x08 };
+
+/* Point every child of every branch page in @file at a page far past the
+ * file's end, except in the trees that name databases (keys "edb:..."; the
+ * env could not open): returns how many children were redirected. */
+static unsigned
+redirect_branch_children(const char *file)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    uint8_t *pg = malloc((size_t)psz);
+    int fd = open(file, O_RDWR);
+    cr_assert_geq(fd, 0);
+    unsigned n = 0;
+    for (off_t off = 0; pread(fd, pg, (size_t)psz, off) == psz; off += psz) {
+        uint16_t flags = (uint16_t)(pg[PG_FLAGS] | pg[PG_FLAGS + 1] << 8);
+        if (!(flags & P_BRANCH) || (flags & P_META))
+            continue;
+        unsigned lower = pg[PG_LOWER] | pg[PG_LOWER + 1] << 8;
+        bool names = false;
+        for (unsigned i = PG_PTRS; i + 1 < lower && i + 1 < (unsigned)psz; i += 2) {
+            unsigned at = pg[i] | pg[i + 1] << 8;
+            names |= at + 12 <= (unsigned)psz && memcmp(pg + at + 8, "edb:", 4) == 0;
+        }
+        if (names)
+            continue;
+        for (unsigned i = PG_PTRS; i + 1 < lower && i + 1 < (unsigned)psz; i += 2) {
+            unsigned at = pg[i] | pg[i + 1] << 8;
+            if (at + 4 > (unsigned)psz)
+                continue;
+            pg[at + 2] = pg[at + 3] = 0xFF;   /* hi: pgno >= 0xFFFF0000 */
+            n++;
+        }
+        cr_assert_eq(pwrite(fd, pg, (size_t)psz, off), psz);
+    }
+    close(fd);
+    free(pg);
+    return n;
+}
+
+/* Seeks and moves on a tree whose branch pages point nowhere: LMDB reports
+ * MDB_PAGE_NOTFOUND and refuses the txn from then on.  Every call returns
+ * EDB_CORRUPT naming the cause (not EDB_NOTFOUND, which would read as "no
+ * such row"; not LMDB's later MDB_BAD_TXN), in read-only and write
+ * transactions, nested or not, and implicit ones; ending the transaction
+ * makes the session usable again. */
+Test(damaged, lookups_report_corruption_not_absence, .timeout = 60)
+{
+    char *d = make_tmpdir(), file[600];
+    edb_env *e = open_env(d, 0);
+    edb_session *ss;
+    edb_cursor *cc, *sc;
+    OK(edb_session_begin(&ss, e));
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT64, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "v", EDB_COL_TEXT, 0, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY }, { "iv", "+v\0", 0 } };
+    edb_table_def def = { "big", cols, 2, idx, 2 }, small = { "small", cols, 2, idx, 1 };
+    OK(edb_table_create(ss, &def));
+    OK(edb_table_create(ss, &small));
+    OK(edb_cursor_open(&cc, ss, "big"));
+    OK(edb_cursor_open(&sc, ss, "small"));
+    OK(edb_txn_begin(ss, 0));
+    char v[100];
+    for (int64_t id = 0; id < 2000; id++) {   /* enough for branch roots */
+        snprintf(v, sizeof v, "%090lld", (long long)id);
+        edb_cursor *to = id < 10 ? sc : cc;
+        OK(edb_update_prepare(to, EDB_PREP_INSERT));
+        OK(edb_column_set(to, 1, &id, 8, 0));
+        OK(edb_column_set(to, 2, v, strlen(v), 0));
+        OK(edb_update(to));
+    }
+    OK(edb_txn_commit(ss));
+    edb_cursor_close(cc);
+    edb_cursor_close(sc);
+    edb_session_end(ss);
+    edb_env_close(e);
+
+    snprintf(file, sizeof file, "%s/db/data.mdb", d);
+    cr_assert_gt(redirect_branch_children(file), 2u);
+
+    e = open_env(d, 0);
+    OK(edb_session_begin(&ss, e));
+    OK(edb_cursor_open(&cc, ss, "big"));
+    OK(edb_cursor_open(&sc, ss, "small"));
+    int64_t id = 1000;
+    for (int ro = 1; ro >= 0; ro--) {
+        OK(edb_txn_begin(ss, ro ? EDB_TXN_READONLY : 0));
+        OK(edb_txn_begin(ss, ro ? EDB_TXN_READONLY : 0));
+        OK(edb_cursor_set_index(cc, NULL));
+        OK(edb_key_make(cc, &id, 8, EDB_KEY_NEW));
+        RC(edb_cursor_seek(cc, EDB_SEEK_EQ), EDB_CORRUPT);      /* the exact get */
+        cr_assert(strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
+        /* from now on the transaction is failed, with the first cause */
+        RC(edb_cursor_move(sc, EDB_MOVE_FIRST), EDB_CORRUPT);
+        cr_assert(strstr(edb_error_last(), "must be rolled back") != NULL &&
+                  strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
+        OK(edb_txn_rollback(ss));
+        /* a read-only txn's levels share one LMDB txn: still failed */
+        if (ro)
+            RC(edb_cursor_move(sc, EDB_MOVE_FIRST), EDB_CORRUPT);
+        else
+            OK(edb_cursor_move(sc, EDB_MOVE_FIRST));
+        OK(edb_key_make(cc, &id, 8, EDB_KEY_NEW));
+        RC(edb_cursor_seek(cc, EDB_SEEK_GE), EDB_CORRUPT);      /* a cursor positioning */
+        cr_assert(strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
+        RC(edb_txn_commit(ss), EDB_CORRUPT);                     /* rolled back */
+        cr_assert_eq(edb_txn_depth(ss), 0);
+    }
+    /* Each call in its own transaction: every one meets the damage alone. */
+    RC(edb_cursor_move(cc, EDB_MOVE_LAST), EDB_CORRUPT);
+    OK(edb_cursor_set_index(cc, "iv"));
+    OK(edb_key_make(cc, "5", 1, EDB_KEY_NEW));
+    RC(edb_cursor_seek(cc, EDB_SEEK_GE), EDB_CORRUPT);
+    OK(edb_cursor_set_index(cc, NULL));
+    int64_t nid = 5000;
+    OK(edb_update_prepare(cc, EDB_PREP_INSERT));
+    OK(edb_column_set(cc, 1, &nid, 8, 0));
+    RC(edb_update(cc), EDB_CORRUPT);
+    cr_assert(strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
+    edb_update_cancel(cc);
+    /* The undamaged table reads as written. */
+    int n = 0;
+    for (int rc = edb_cursor_move(sc, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(sc, EDB_MOVE_NEXT))
+        n++;
+    cr_assert_eq(n, 10);
+    edb_cursor_close(cc);
+    edb_cursor_close(sc);
+    edb_session_end(ss);
+    edb_env_close(e);
+    rm_tree(d);
+    free(d);
+    LEAK_CHECK();
 }
