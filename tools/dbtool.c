@@ -59,7 +59,9 @@ static const dbt_cmd commands[] = {
       "value per leading key column (fewer is a prefix) and are inclusive; --reverse walks\n"
       "from the end; --limit stops after N rows.\n" },
     { "count", dbt_cmd_count, "count DB TABLE [--index I] [--from V...] [--to V...] [--json]",
-      "Print the number of rows, or of index entries in the range (as scan).\n" },
+      "Print the number of rows, or of index entries in the range (as scan). Without a\n"
+      "range it is the B-tree's own entry count, read at once without reading the rows\n"
+      "('dbtool check' reads them all).\n" },
     { "delete", dbt_cmd_delete, "delete DB TABLE KEY...",
       "Delete the row whose primary key is KEY (one value per key column) and its index\n"
       "entries. Fails with EDB_NOTFOUND when there is none.\n" },
