@@ -706,21 +706,19 @@ redirect_branch_children(const char *file)
         uint16_t flags = (uint16_t)(pg[PG_FLAGS] | pg[PG_FLAGS + 1] << 8);
         if (!(flags & P_BRANCH) || (flags & P_META))
             continue;
-        unsigned lower = pg[PG_LOWER] | pg[PG_LOWER + 1] << 8;
+        unsigned lower = pg[PG_LOWER] | pg[PG_LOWER + 1] << 8, m = 0;
         bool names = false;
         for (unsigned i = PG_PTRS; i + 1 < lower && i + 1 < (unsigned)psz; i += 2) {
             unsigned at = pg[i] | pg[i + 1] << 8;
-            names |= at + 12 <= (unsigned)psz && memcmp(pg + at + 8, "edb:", 4) == 0;
+            if (at + 12 > (unsigned)psz)
+                continue;
+            names |= memcmp(pg + at + 8, "edb:", 4) == 0;
+            pg[at + 2] = pg[at + 3] = 0xFF;   /* hi: pgno >= 0xFFFF0000 */
+            m++;
         }
         if (names)
-            continue;
-        for (unsigned i = PG_PTRS; i + 1 < lower && i + 1 < (unsigned)psz; i += 2) {
-            unsigned at = pg[i] | pg[i + 1] << 8;
-            if (at + 4 > (unsigned)psz)
-                continue;
-            pg[at + 2] = pg[at + 3] = 0xFF;   /* hi: pgno >= 0xFFFF0000 */
-            n++;
-        }
+            continue;                           /* this copy is not written back */
+        n += m;
         cr_assert_eq(pwrite(fd, pg, (size_t)psz, off), psz);
     }
     close(fd);
