@@ -310,7 +310,8 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
     if (mrc != 0)
         mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
     if (mrc == MDB_NOTFOUND)
-        return edb__err(EDB_NOCURRENT, "%s: the current record of '%s' is gone", fn, c->tname);
+        return edb__err(EDB_RECORD_DELETED, "%s: the cursor's record of '%s' was deleted", fn,
+                        c->tname);
     EDB_RET(edb__mdb_err(mrc, fn));
     c->rv_ok = false;
     EDB_RET(edb__rec_parse(&c->rv_hdr, d.mv_data, d.mv_size));
@@ -432,7 +433,7 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
     const edb_session *s = c->s;
     if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-        c->pos == POS_ON && c->pos_epoch == s->pos_epoch && col != 0 && col <= c->t->ncols) {
+        c->pos == POS_ON && col != 0 && col <= c->t->ncols) {
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;

@@ -13,8 +13,16 @@
  *   POS_BETWEEN between entries: NEXT is the first entry >= anchor, PREV the
  *               last entry < anchor (after a delete or a range stop)
  *   POS_BEFORE  before the first entry;  POS_AFTER  after the last
- * A position taken under an older session pos_epoch (another explicit
- * transaction) reads as POS_NONE.
+ *
+ * Currency (ESE).  The position is kept across every begin, commit and
+ * rollback of the session's transactions, and across other sessions'
+ * commits: POS_ON means "on the entry `anchor`", whether or not that entry
+ * still exists in the current transaction.  Reads, REPLACE, delete and
+ * escrow find the record again by `pk` and return EDB_RECORD_DELETED when it
+ * is gone; NEXT and PREV continue from the anchor (resync in seek.c: the
+ * first entry >= anchor, the last < anchor).  A delete through the cursor
+ * leaves it POS_ON on the deleted entry, so a rollback puts it back on the
+ * record.
  *
  * Record cache.  `rv` is the current record's value as LMDB returned it
  * (pointing into LMDB's pages) and `rv_hdr` its checked header once a column
@@ -71,7 +79,6 @@ struct edb_cursor {
     uint64_t bind_schema_seq;           /* ... and this session schema_seq */
 
     int pos;
-    uint64_t pos_epoch;
     edb__buf anchor;                    /* full LMDB key of the entry */
     edb__buf pk;                        /* primary key of its record */
 
@@ -129,17 +136,16 @@ edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
     if (rc < 0)
         return rc;
     c->pos = POS_ON;
-    c->pos_epoch = c->s->pos_epoch;
     c->mc_valid = true;
     c->rv_ok = false;
     return 0;
 }
 
-/* Effective state (POS_NONE when the epoch is old). */
+/* The position state (one of the POS_* above). */
 static inline int
 edb__cursor_state(const edb_cursor *c)
 {
-    return c->pos_epoch == c->s->pos_epoch ? c->pos : POS_NONE;
+    return c->pos;
 }
 /* Build the index entry of @idx for the record values in @rec with primary key
  * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL). */

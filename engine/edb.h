@@ -95,7 +95,8 @@ EDB_EXTERN const char *edb_version(void);
     X(NOTXN,         -20, "no transaction is active")                           \
     X(CHAIN,         -21, "the backup chain is broken")                         \
     X(LIMIT,         -22, "a configured limit was reached")                     \
-    X(INTERNAL,      -23, "internal error")
+    X(INTERNAL,      -23, "internal error")                                   \
+    X(RECORD_DELETED, -24, "the cursor's record was deleted")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
@@ -212,6 +213,8 @@ EDB_EXTERN void edb_session_end(edb_session *s);
  * and becomes part of its parent on commit.  A nested level inside a read-only
  * transaction is read-only too; #EDB_TXN_READONLY inside a write transaction is
  * #EDB_INVAL.  Without a transaction, each data call runs in one of its own.
+ * The session's cursors keep their positions across begin, commit and
+ * rollback (#edb_cursor, currency).
  *
  * A transaction fails as a whole when LMDB refuses to go on with it: a write
  * that failed after it began changing the database (see edb_update()), or a
@@ -228,7 +231,8 @@ EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
 /**
  * Commit the innermost level.  Committing the outermost level makes the work
  * durable (unless #EDB_ENV_NOSYNC) and visible to new transactions everywhere.
- * Any update prepared on a cursor of the session is cancelled first.
+ * Any update prepared on a cursor of the session is cancelled first; the
+ * cursors keep their positions (#edb_cursor, currency).
  * A level that has failed (see edb_update(): a write failed after it began
  * changing the database, e.g. #EDB_FULL) cannot be committed: commit rolls it
  * back and returns the original error, its detail naming the cause.
@@ -237,7 +241,9 @@ EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
  */
 EDB_EXTERN int edb_txn_commit(edb_session *s);
 /** Roll back the innermost level (also a failed one: the levels around it are
- *  intact and usable again).  @return 0, #EDB_NOTXN. */
+ *  intact and usable again).  Prepared updates are cancelled; the cursors keep
+ *  their positions, on records found again by key (#edb_cursor, currency).
+ *  @return 0, #EDB_NOTXN. */
 EDB_EXTERN int edb_txn_rollback(edb_session *s);
 /** @return the session's nesting depth (0 = no transaction). */
 EDB_EXTERN int edb_txn_depth(edb_session *s);
@@ -370,10 +376,21 @@ EDB_EXTERN int edb_table_stat(edb_tree_stat *out, edb_session *s, const char *ta
 /**
  * A cursor on one table, positioned on a record of its current index (the
  * primary at open).  It belongs to its session and stays usable across the
- * session's transactions: a new transaction finds it unpositioned.  Calls
- * made outside a transaction (each in an implicit one of its own) keep the
- * position from one call to the next; if the entry was deleted meanwhile,
- * the cursor is between its neighbours (NEXT and PREV reach them).
+ * session's transactions.
+ *
+ * Currency (ESE's rule).  The cursor remembers its entry by key and keeps
+ * it across edb_txn_begin(), edb_txn_commit() and edb_txn_rollback() of its
+ * session, across calls made outside a transaction (each in an implicit one
+ * of its own) and across other sessions' commits: it is on the same record,
+ * found again by its key.  If that record is gone (deleted through this or
+ * another cursor or session, or inserted in a level that was rolled back),
+ * the cursor stays at its place: edb_column_get(), edb_column_count(),
+ * edb_update_prepare(#EDB_PREP_REPLACE), edb_record_delete(),
+ * edb_escrow_update() and edb_cursor_set_range() return #EDB_RECORD_DELETED,
+ * and #EDB_MOVE_NEXT / #EDB_MOVE_PREV move to the entries after / before its
+ * key.  A rolled-back delete puts the record back under the cursor.  A
+ * rollback does not move a cursor back to where it was when the level
+ * began.
  * Thread safety: as its session.
  */
 typedef struct edb_cursor edb_cursor;
@@ -392,8 +409,10 @@ EDB_EXTERN int edb_column_id(edb_colid *out, edb_cursor *c, const char *column);
 #define EDB_PREP_REPLACE 2  /**< change the current record: columns start at its values */
 
 /**
- * Start building a record.  @return 0, #EDB_NOCURRENT (REPLACE with no current
- * record), #EDB_INVAL (mode, or an update already prepared), #EDB_READONLY.
+ * Start building a record.
+ * @return 0, #EDB_NOCURRENT (REPLACE with no current record),
+ * #EDB_RECORD_DELETED (REPLACE: the cursor's record is gone), #EDB_INVAL
+ * (mode, or an update already prepared), #EDB_READONLY.
  */
 EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
 
@@ -448,7 +467,7 @@ EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, si
  * explicit transaction the call's own transaction is rolled back: the
  * database is as before.  The same holds for edb_record_delete() and
  * edb_escrow_update().
- * @return 0, #EDB_NOUPDATE, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
+ * * @return 0, #EDB_NOUPDATE, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
  *         #EDB_TOOBIG (key or record too large), #EDB_LIMIT (AUTOINC exhausted),
  *         #EDB_READONLY, #EDB_BUSY, #EDB_FULL, #EDB_IO, or the error of an
  *         earlier failure of the transaction.
@@ -465,20 +484,25 @@ EDB_EXTERN void edb_update_cancel(edb_cursor *c);
  * @param[out] actual full size of the value (may be NULL)
  * @return 0; #EDB_WRN_NULL (NULL, or no n-th value: *actual = 0);
  *         #EDB_WRN_TRUNCATED (@p size too small: @p size bytes copied, *actual = full size);
- *         #EDB_NOCURRENT, #EDB_NOTFOUND (colid), #EDB_INVAL, #EDB_CORRUPT.
+ *         #EDB_NOCURRENT, #EDB_RECORD_DELETED (see #edb_cursor, currency),
+ *         #EDB_NOTFOUND (colid), #EDB_INVAL, #EDB_CORRUPT.
  */
 EDB_EXTERN int edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag);
-/** @return 0 and the number of values of a column of the current record (0 for NULL), #EDB_NOCURRENT, #EDB_NOTFOUND. */
+/** @return 0 and the number of values of a column of the current record (0 for NULL),
+ *  #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_NOTFOUND. */
 EDB_EXTERN int edb_column_count(unsigned *out, edb_cursor *c, edb_colid col);
 
-/** Delete the current record and its index entries; the cursor is then between records.
- *  @return 0, #EDB_NOCURRENT, #EDB_READONLY, #EDB_BUSY. */
+/** Delete the current record and its index entries.  The cursor stays at the
+ *  record's place (#edb_cursor, currency): reads return #EDB_RECORD_DELETED,
+ *  NEXT and PREV reach its neighbours, a rollback brings the record back.
+ *  @return 0, #EDB_NOCURRENT, #EDB_RECORD_DELETED (already gone), #EDB_READONLY, #EDB_BUSY. */
 EDB_EXTERN int edb_record_delete(edb_cursor *c);
 
 /**
  * Add @p delta to an ESCROW column of the current record, atomically within the
  * transaction, and return the value before.  Overflow is #EDB_INVAL.
- * @return 0, #EDB_NOCURRENT, #EDB_TYPE (not an escrow column), #EDB_READONLY, #EDB_BUSY.
+ * @return 0, #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_TYPE (not an escrow column),
+ *         #EDB_INVAL (an update is prepared on @p c), #EDB_READONLY, #EDB_BUSY.
  */
 EDB_EXTERN int edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old);
 
@@ -521,7 +545,7 @@ EDB_EXTERN int edb_cursor_seek(edb_cursor *c, unsigned how);
  * Limit moves from the current entry to the key made with edb_key_make(): moving
  * past it returns #EDB_NOTFOUND.  Removed by a seek, a FIRST/LAST move, set_index.
  * @return 0; #EDB_NOTFOUND (the current entry is already outside: no range is set);
- *         #EDB_NOCURRENT; #EDB_INVAL (no key).
+ *         #EDB_NOCURRENT; #EDB_RECORD_DELETED (the current entry is gone); #EDB_INVAL (no key).
  */
 EDB_EXTERN int edb_cursor_set_range(edb_cursor *c, unsigned flags);
 

@@ -319,7 +319,6 @@ step_done(edb_cursor *c, int rc, const MDB_val *k, const MDB_val *d, int dir)
 {
     if (rc == EDB_NOTFOUND) {
         c->pos = dir > 0 ? POS_AFTER : POS_BEFORE;
-        c->pos_epoch = c->s->pos_epoch;
         c->mc_valid = false;
         return EDB_NOTFOUND;
     }
@@ -333,7 +332,6 @@ step_done(edb_cursor *c, int rc, const MDB_val *k, const MDB_val *d, int dir)
             EDB_RET(edb__buf_add(&c->anchor, &zero, 1));   /* just after this entry */
         }
         c->pos = POS_BETWEEN;
-        c->pos_epoch = c->s->pos_epoch;
         c->mc_valid = false;
         return EDB_NOTFOUND;
     }
@@ -381,7 +379,7 @@ edb_cursor_move(edb_cursor *c, int how)
         const edb_session *s = c->s;
         if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
             c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-            c->mc_valid && c->pos == POS_ON && c->pos_epoch == s->pos_epoch && !c->range) {
+            c->mc_valid && c->pos == POS_ON && !c->range) {
             MDB_val k, d;
             int rc = mget(c, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
             rc = rc == 0 ? land(c, &k, &d) : step_done(c, rc, &k, &d, how);
@@ -405,7 +403,6 @@ edb_cursor_move(edb_cursor *c, int how)
     } else if (how == EDB_MOVE_FIRST || how == EDB_MOVE_LAST) {
         c->range = false;
         c->pos = how == EDB_MOVE_FIRST ? POS_BEFORE : POS_AFTER;
-        c->pos_epoch = c->s->pos_epoch;
         rc = step(c, how == EDB_MOVE_FIRST ? 1 : -1);
     } else {
         int dir = how > 0 ? 1 : -1;
@@ -446,8 +443,8 @@ edb_cursor_set_range(edb_cursor *c, unsigned flags)
         if (!c->mc_valid) {
             rc = resync(c, st, &k, &d, &found);
             if (rc == POS_BETWEEN) {
-                c->pos = POS_BETWEEN;
-                rc = edb__err(EDB_NOCURRENT, "edb_cursor_set_range: the current entry is gone");
+                rc = edb__err(EDB_RECORD_DELETED, "edb_cursor_set_range: the cursor's entry of "
+                              "'%s' was deleted", c->tname);
             } else if (rc == POS_ON) {
                 rc = 0;
             }

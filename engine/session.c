@@ -36,7 +36,6 @@ edb_session_begin(edb_session **out, edb_env *env)
     if (s == NULL)
         return edb__err(EDB_NOMEM, "edb_session_begin");
     s->env = env;
-    s->pos_epoch = 1;
     pthread_mutex_lock(&env->sess_lock);
     s->next = env->sessions;
     if (env->sessions != NULL)

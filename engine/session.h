@@ -11,9 +11,8 @@
  * session (edb__txn_id), write_seq counts writes, and a cursor whose
  * remembered values differ re-opens its LMDB cursor (an LMDB cursor of a write
  * txn dies with it; the same pointer value may come back for the next txn, so
- * ids, not pointers, are compared) and re-finds its entry by key.  pos_epoch changes when an
- * explicit outermost transaction begins or ends: cursors positioned under an
- * older epoch are unpositioned ("a new transaction finds it unpositioned").
+ * ids, not pointers, are compared) and re-finds its entry by key.  A cursor's
+ * position is kept across every transaction boundary (ESE currency: cursor.h).
  */
 #ifndef EDB_SESSION_H
 #define EDB_SESSION_H
@@ -47,7 +46,6 @@ struct edb_session {
                                           the implicit txn begins or ends */
     uint64_t write_seq;                /* bumped on every write through this session */
     uint64_t schema_seq;               /* bumped by every schema change through this session */
-    uint64_t pos_epoch;                /* bumped when an explicit outermost txn begins or ends */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
 

@@ -171,7 +171,6 @@ edb_txn_begin(edb_session *s, unsigned flags)
         EDB_RET(begin_top(s, !ro, &txn));
         s->txn[0] = txn;
         s->rdonly = ro;
-        s->pos_epoch++;
         s->level_id[0] = ++s->next_id;
     } else if (s->rdonly) {
         s->txn[s->depth] = s->txn[s->depth - 1];
@@ -222,7 +221,6 @@ end_level(edb_session *s, bool commit)
             edb__pool_release(s, commit && rc == 0);
         }
         s->rdonly = false;
-        s->pos_epoch++;
     }
     s->write_seq++;
     return rc == 0 ? 0 : edb__mdb_err(rc, "commit");

@@ -281,15 +281,24 @@ apply_record(const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replac
     return 0;
 }
 
+/* The stored bytes of the record with primary key @pk (valid until the
+ * txn's next write or end); EDB_RECORD_DELETED when there is none. */
+static int
+load_raw(MDB_txn *txn, const edb__table *t, const edb__buf *pk, MDB_val *out)
+{
+    MDB_val k = { pk->len, pk->p };
+    int rc = mdb_get(txn, t->rec_dbi, &k, out);
+    if (rc == MDB_NOTFOUND)
+        return edb__err(EDB_RECORD_DELETED, "table '%s': the cursor's record was deleted", t->name);
+    return edb__mdb_err(rc, "read record");
+}
+
 /* Read and decode the record with primary key @pk. */
 static int
 load_record(MDB_txn *txn, const edb__table *t, const edb__buf *pk, edb__rec *out)
 {
-    MDB_val k = { pk->len, pk->p }, d;
-    int rc = mdb_get(txn, t->rec_dbi, &k, &d);
-    if (rc == MDB_NOTFOUND)
-        return edb__err(EDB_NOCURRENT, "table '%s': the current record is gone", t->name);
-    EDB_RET(edb__mdb_err(rc, "read record"));
+    MDB_val d;
+    EDB_RET(load_raw(txn, t, pk, &d));
     return edb__rec_decode(out, t, d.mv_data, d.mv_size);
 }
 
@@ -633,8 +642,9 @@ edb_record_delete(edb_cursor *c)
     if (ret < 0)
         ret = edb__txn_fail(s, ret);
 err:
-    if (ret == 0)
-        c->pos = POS_BETWEEN;   /* NEXT: the entry after the deleted one */
+    /* The cursor stays on the deleted entry (cursor.h, currency): reads are
+     * EDB_RECORD_DELETED, NEXT and PREV reach its neighbours, a rollback
+     * brings the record back under it. */
     edb__rec_free(&old);
     ret = edb__txn_leave(s, ret);
     if (ret == 0)

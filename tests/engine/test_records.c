@@ -180,7 +180,7 @@ Test(records, autoinc_increases_and_is_never_reused)
     }
     /* delete the last row: its id is not handed out again */
     OK(edb_record_delete(c));
-    RC(edb_record_delete(c), EDB_NOCURRENT);
+    RC(edb_record_delete(c), EDB_RECORD_DELETED);
     OK(edb_update_prepare(c, EDB_PREP_INSERT));
     OK(edb_column_set(c, 16, "x", 1, 0));
     OK(edb_update(c));
@@ -295,16 +295,17 @@ Test(records, rollback_and_nested_levels)
     edb_tree_stat st;
     OK(edb_table_stat(&st, s, "r", NULL));
     cr_assert_eq(st.entries, 2);
-    /* a cursor stays usable across transactions; a new one finds it unpositioned */
+    /* a cursor stays usable across transactions and keeps its position: it is
+     * on the third row, inserted in the level that was rolled back */
     OK(edb_txn_begin(s, EDB_TXN_READONLY));
     RC(edb_update_prepare(c, EDB_PREP_INSERT), EDB_READONLY);
-    RC(edb_column_get(c, 16, NULL, 0, NULL, 0), EDB_NOCURRENT);
+    RC(edb_column_get(c, 16, NULL, 0, NULL, 0), EDB_RECORD_DELETED);
     OK(edb_cursor_move(c, EDB_MOVE_LAST));
     OK(edb_txn_begin(s, 0));                 /* nested in read-only: read-only */
     RC(edb_record_delete(c), EDB_READONLY);
     OK(edb_txn_commit(s));
     OK(edb_txn_commit(s));
-    RC(edb_cursor_move(c, EDB_MOVE_NEXT), 0);    /* unpositioned: NEXT = FIRST */
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);   /* still on the last row */
     edb_cursor_close(c);
 }
 
@@ -326,9 +327,7 @@ Test(records, snapshot_isolation)
     OK(edb_cursor_move(cr, EDB_MOVE_FIRST));
     /* uncommitted work is invisible to others */
     OK(edb_txn_begin(w, 0));
-    RC(edb_record_delete(cw), EDB_NOCURRENT);   /* a new transaction: unpositioned */
-    OK(edb_cursor_move(cw, EDB_MOVE_FIRST));
-    OK(edb_record_delete(cw));
+    OK(edb_record_delete(cw));   /* a new transaction: cw is still on its row */
     OK(edb_cursor_move(cr, EDB_MOVE_FIRST));
     RC(edb_cursor_move(cw, EDB_MOVE_FIRST), EDB_NOTFOUND);
     OK(edb_txn_rollback(w));
