@@ -212,6 +212,7 @@ edb_cursor_close(edb_cursor *c)
     edb__buf_free(&c->key);
     edb__buf_free(&c->range_key);
     edb__buf_free(&c->prep_pk);
+    edb__buf_free(&c->prep_raw);
     edb__wplan_free(c->wp);
     free(c);
 }

@@ -98,6 +98,8 @@ struct edb_cursor {
     unsigned prep;                      /* 0, EDB_PREP_INSERT, EDB_PREP_REPLACE */
     edb__rec rec;                       /* the prepared record */
     edb__buf prep_pk;                   /* REPLACE: key of the record being replaced */
+    edb__buf prep_raw;                  /* REPLACE: its stored bytes at prepare: edb_update
+                                           writes only over these (no lost update) */
     struct edb__wplan *wp;              /* write plan buffers, reused (update.c) */
 };
 

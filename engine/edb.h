@@ -96,7 +96,8 @@ EDB_EXTERN const char *edb_version(void);
     X(CHAIN,         -21, "the backup chain is broken")                         \
     X(LIMIT,         -22, "a configured limit was reached")                     \
     X(INTERNAL,      -23, "internal error")                                   \
-    X(RECORD_DELETED, -24, "the cursor's record was deleted")
+    X(RECORD_DELETED, -24, "the cursor's record was deleted")                 \
+    X(WRITE_CONFLICT, -25, "the record changed since the update was prepared")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
@@ -409,7 +410,8 @@ EDB_EXTERN int edb_column_id(edb_colid *out, edb_cursor *c, const char *column);
 #define EDB_PREP_REPLACE 2  /**< change the current record: columns start at its values */
 
 /**
- * Start building a record.
+ * Start building a record.  #EDB_PREP_REPLACE also remembers the record as it
+ * is stored now: edb_update() writes only over that version (see there).
  * @return 0, #EDB_NOCURRENT (REPLACE with no current record),
  * #EDB_RECORD_DELETED (REPLACE: the cursor's record is gone), #EDB_INVAL
  * (mode, or an update already prepared), #EDB_READONLY.
@@ -467,7 +469,15 @@ EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, si
  * explicit transaction the call's own transaction is rolled back: the
  * database is as before.  The same holds for edb_record_delete() and
  * edb_escrow_update().
- * * @return 0, #EDB_NOUPDATE, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
+ *
+ * No lost update (ESE's JET_errWriteConflict).  A REPLACE is written only
+ * over the record edb_update_prepare() read: if the stored record has
+ * changed since (another session's commit, another cursor of this session,
+ * an escrow update) or was deleted, edb_update() returns
+ * #EDB_WRITE_CONFLICT and changes nothing; the update stays prepared.
+ * Cancel it and prepare again on the current record.  This holds whether
+ * the update was prepared inside the transaction or before it began.
+ * @return 0, #EDB_NOUPDATE, #EDB_WRITE_CONFLICT, #EDB_NOTNULL, #EDB_KEYDUP (naming the index),
  *         #EDB_TOOBIG (key or record too large), #EDB_LIMIT (AUTOINC exhausted),
  *         #EDB_READONLY, #EDB_BUSY, #EDB_FULL, #EDB_IO, or the error of an
  *         earlier failure of the transaction.

@@ -35,6 +35,7 @@ edb_update_cancel(edb_cursor *c)
         return;
     edb__rec_free(&c->rec);
     c->prep_pk.len = 0;
+    c->prep_raw.len = 0;
     c->prep = 0;
 }
 
@@ -377,8 +378,14 @@ edb_update_prepare(edb_cursor *c, unsigned mode)
         if (edb__cursor_state(c) != POS_ON)
             rc = edb__err(EDB_NOCURRENT, "edb_update_prepare: the cursor on '%s' is not on a record",
                           c->tname);
+        /* the stored bytes are the record's version: edb_update compares them */
+        MDB_val d;
         if (rc == 0)
-            rc = load_record(txn, c->t, &c->pk, &c->rec);
+            rc = load_raw(txn, c->t, &c->pk, &d);
+        if (rc == 0)
+            rc = edb__rec_decode(&c->rec, c->t, d.mv_data, d.mv_size);
+        if (rc == 0)
+            rc = edb__buf_set(&c->prep_raw, d.mv_data, d.mv_size);
         if (rc == 0)
             rc = edb__buf_set(&c->prep_pk, c->pk.p, c->pk.len);
     }
@@ -571,7 +578,21 @@ edb_update(edb_cursor *c)
             ret = store_counters(c, txn, &c->rec, work, implicit_n);
     } else {
         EDB_ERR(check_notnull(c->t, work));
-        EDB_ERR(load_record(txn, c->t, &c->prep_pk, &old));
+        /* No lost update: the record must still be the bytes prepare copied.
+         * Anything else (another session's commit, another cursor of this
+         * session, an escrow update, a delete) is a conflict; nothing is
+         * written and the update stays prepared. */
+        MDB_val now;
+        int lrc = load_raw(txn, c->t, &c->prep_pk, &now);
+        if (lrc == EDB_RECORD_DELETED)
+            EDB_ERR(edb__err(EDB_WRITE_CONFLICT, "table '%s': the record was deleted since "
+                             "edb_update_prepare", c->tname));
+        EDB_ERR(lrc);
+        if (now.mv_size != c->prep_raw.len || memcmp(now.mv_data, c->prep_raw.p, now.mv_size) != 0)
+            EDB_ERR(edb__err(EDB_WRITE_CONFLICT, "table '%s': the record changed since "
+                             "edb_update_prepare; cancel the update and prepare it again",
+                             c->tname));
+        EDB_ERR(edb__rec_decode(&old, c->t, now.mv_data, now.mv_size));
         if (c->t->primary >= 0)
             EDB_ERR(edb__primary_key(c->t, work, &w->pk));
         else
