@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -262,6 +263,9 @@ dbt_cmd_check(int argc, char **argv)
     if (pid == 0) {
         /* A fault must kill the child so that the parent sees the signal,
          * even in builds whose runtime (ASan) catches faults itself. */
+        /* Dies with its parent: verify --deep's supervisor kills the parent
+         * and then removes the directory this child reads. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         static const int faults[] = { SIGBUS, SIGSEGV, SIGILL, SIGFPE, SIGABRT };
         for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
             signal(faults[i], SIG_DFL);

@@ -225,9 +225,9 @@ dbt_cmd_create_table(int argc, char **argv)
     char what[600];
     snprintf(what, sizeof what, "create-table '%s'", argv[2]);
     json_error_t je;
-    FILE *f = strcmp(argv[2], "-") == 0 ? stdin : fopen(argv[2], "rb");
+    FILE *f = dbt_fopen_regular(argv[2], what);
     if (f == NULL)
-        return dbt_failf(what, EDB_IO, "cannot open: %s", strerror(errno));
+        return DBT_FAIL;
     jv_buf text = { 0 };
     char chunk[65536];
     size_t got;
