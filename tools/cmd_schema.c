@@ -254,7 +254,12 @@ dbt_cmd_create_table(int argc, char **argv)
     if (ret == DBT_OK)
         ret = dbt_open(&env, &sess, argv[1], DBT_OPEN_WRITE);
     if (ret == DBT_OK) {
-        snprintf(what, sizeof what, "create-table '%s'", s.def.name);
+        bool plain = true;            /* a name with control bytes stays out of the prefix */
+        for (const char *c = s.def.name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                plain = false;
+        if (plain)
+            snprintf(what, sizeof what, "create-table '%s'", s.def.name);
         int rc = edb_table_create(sess, &s.def);
         if (rc < 0)
             ret = dbt_fail(what, rc);

@@ -269,6 +269,8 @@ Test(tool_safety, names_with_nul_or_control_bytes_are_refused_by_dbtool, .timeou
         cr_assert_eq(r.status, 1, "accepted %s", bad[i]);
         cr_assert(strstr(r.err, "EDB_INVAL") != NULL, "%s", r.err);
         cr_assert(strstr(r.err, "[A-Za-z0-9_]") != NULL, "the message does not state the rule: %s", r.err);
+        for (const char *p = r.err; *p; p++)
+            cr_assert((unsigned char)*p >= 0x20 || *p == '\n', "a control byte in the message: %s", r.err);
         run_free(&r);
     }
     run_result r = dbt_runv(NULL, "tables", db, "--json", NULL);
