@@ -165,7 +165,8 @@ int dbt_tmpdir_sweep(const char *parent, const char *prefix, unsigned wait_ms);
  * runs once it is dead, "dbtool: <what>: EDB_CANCELED: interrupted ..." is
  * printed and 1 returned.  A child that died of a signal is cleaned up the
  * same way.  Otherwise returns the child's exit status.  The child has those
- * signals blocked and dies with this process (PR_SET_PDEATHSIG). */
+ * signals blocked and dies with this process (PR_SET_PDEATHSIG).  They stay
+ * blocked here after the return: call it last, then exit with its result. */
 int dbt_supervise(const char *what, int (*fn)(void *), void *arg, void (*cleanup)(void *), void *carg);
 
 /* Parse a non-negative decimal count; false when malformed. */

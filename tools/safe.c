@@ -335,10 +335,8 @@ dbt_supervise(const char *what, int (*fn)(void *), void *arg, void (*cleanup)(vo
             break;
         }
     }
-    /* a second Ctrl-C during the cleanup must not kill us once unblocked */
-    struct timespec zero = { 0, 0 };
-    while (sigtimedwait(&set, NULL, &zero) > 0) {
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    /* The signals stay blocked: the command ends with this result, and a
+     * Ctrl-C that comes after the work finished (or a second one during the
+     * cleanup) must not turn it into a death by signal. */
     return ret;
 }
