@@ -17,6 +17,14 @@
  * blocked, so a reader that goes away makes write() fail with EPIPE, reported
  * as an error.  Each stop leaves no file that looks complete.
  *
+ * restore and verify --deep create files through the library, which has no
+ * cancel point there: they run that work in a child process (dbt_supervise,
+ * safe.c), and on SIGINT, SIGTERM or SIGHUP the parent kills it and then
+ * removes what it left (edb_backup_restore_sweep() beside the target; the
+ * flocked dbtool-verify-XXXXXX in $TMPDIR), so they leave nothing either.
+ * Archives and the incremental base are opened here without blocking and
+ * refused unless they are regular files (a FIFO would block open() for ever).
+ *
  * Thread safety: the main thread and the signal thread share `stop_state`
  * under its mutex; the signal thread only calls edb_backup_stop() (any thread).
  */
@@ -249,7 +257,7 @@ dbt_cmd_backup(int argc, char **argv)
         /* A FIFO as the base would block the library's open() for ever. */
         if (strcmp(opts.base, "-") == 0)
             return dbt_usage(cmd, "--incremental needs the base archive as a file, not standard input");
-        int bfd = dbt_open_regular(opts.base, "backup --incremental");
+        int bfd = dbt_open_regular(opts.base, "backup --incremental", false);
         if (bfd < 0)
             return DBT_FAIL;
         close(bfd);
@@ -381,7 +389,7 @@ sources_from_args(edb_backup_source *src, char **names, size_t n, const char *cm
             src[i].fd = STDIN_FILENO;
             src[i].name = "standard input";
         } else {
-            src[i].fd = dbt_open_regular(names[i], cmd);
+            src[i].fd = dbt_open_regular(names[i], cmd, true);
             if (src[i].fd < 0)
                 return DBT_FAIL;
             src[i].name = names[i];

@@ -144,9 +144,10 @@ double dbt_now(void);
 
 /* Open an input that must be a regular file without blocking (O_NONBLOCK, then
  * fstat; blocking mode restored after): a FIFO, directory, device or socket is
- * refused with a message saying what it is.  "-" is standard input, returned
- * unchecked.  Returns the descriptor, or -1 after printing the failure. */
-int dbt_open_regular(const char *path, const char *what);
+ * refused with a message saying what it is (suggesting - when stdin_ok).  "-"
+ * is standard input, returned unchecked.  Returns the descriptor, or -1 after
+ * printing the failure. */
+int dbt_open_regular(const char *path, const char *what, bool stdin_ok);
 /* The same as a stdio stream; stdin for "-"; NULL after printing. */
 FILE *dbt_fopen_regular(const char *path, const char *what);
 

@@ -58,7 +58,7 @@ file_kind(mode_t m)
 }
 
 int
-dbt_open_regular(const char *path, const char *what)
+dbt_open_regular(const char *path, const char *what, bool stdin_ok)
 {
     if (strcmp(path, "-") == 0)
         return STDIN_FILENO;
@@ -77,8 +77,8 @@ dbt_open_regular(const char *path, const char *what)
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        dbt_failf(what, EDB_INVAL, "'%s' is %s, not a regular file (use - to read standard input)",
-                  path, file_kind(st.st_mode));
+        dbt_failf(what, EDB_INVAL, "'%s' is %s, not a regular file%s", path, file_kind(st.st_mode),
+                  stdin_ok ? " (use - to read standard input)" : "");
         return -1;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -94,7 +94,7 @@ dbt_open_regular(const char *path, const char *what)
 FILE *
 dbt_fopen_regular(const char *path, const char *what)
 {
-    int fd = dbt_open_regular(path, what);
+    int fd = dbt_open_regular(path, what, true);
     if (fd < 0)
         return NULL;
     if (fd == STDIN_FILENO)
