@@ -234,7 +234,15 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  * #EDB_EXISTS unless #EDB_RESTORE_FORCE, and then it is replaced only when it
  * holds nothing but `data.mdb` and `lock.mdb` and no process has it open (an
  * open-file-description lock on `lock.mdb` conflicts with every LMDB user);
- * the old directory is removed after the swap.  A symbolic link at @p target
+ * the old directory is removed after the swap.  The new database keeps the
+ * old `lock.mdb` (a hard link, emptied under that lock), so a process that
+ * opened the old `lock.mdb` before the swap and locks it later locks the file
+ * that guards the new `data.mdb` (and a later force restore sees it), and one
+ * already waiting for LMDB's shared lock fails to open (EINVAL from LMDB)
+ * instead of pairing the new `data.mdb` with a deleted lock file.  A killed
+ * restore leaves its temporary directory (or the old database swapped out);
+ * the next restore to the same target removes it, or
+ * edb_backup_restore_sweep().  A symbolic link at @p target
  * or inside it is never followed and is refused.  Nothing is written outside
  * @p target's parent directory.  Do not restore over a database this process
  * has open itself (it is detected through /proc/self/maps where available and
@@ -256,6 +264,23 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  */
 EDB_EXTERN int edb_backup_restore(edb_backup_info *out, const char *target,
                                   const edb_backup_source *src, size_t n, unsigned flags);
+
+/**
+ * Remove what killed restores to @p target left beside it: the
+ * `.<name>.restore-XXXXXX` directories that hold only the files a restore
+ * makes (data.mdb, lock.mdb, its owner marker; or nothing) and whose locks are
+ * all free, that is whose restore is dead and whose lock.mdb nobody has open.
+ * A live restore's directory is never touched (it holds a lock on the
+ * directory and on its marker for as long as it runs).  edb_backup_restore()
+ * does the same before it starts; this is for a supervisor that killed one.
+ *
+ * @param[out] out    how many directories were removed; may be NULL
+ * @param[in]  target the database directory of the restores
+ * @return 0; #EDB_INVAL (no or a bad target); #EDB_NOTFOUND (no parent
+ *         directory); #EDB_IO.
+ * Thread safety: any thread, concurrently with restores.
+ */
+EDB_EXTERN int edb_backup_restore_sweep(unsigned *out, const char *target);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -59,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -323,19 +324,51 @@ make_tmpdir(struct restore *r)
             suffix[i] = alnum[rnd[i] % (sizeof alnum - 1)];
         suffix[6] = '\0';
         snprintf(r->tmpname, sizeof r->tmpname, ".%s.restore-%s", r->base, suffix);
-        if (edb__sys_mkdirat(r->parentfd, r->tmpname, 0700) == 0) {
+        if (edb__sys_mkdirat(r->parentfd, r->tmpname, 0700) != 0) {
+            if (errno != EEXIST)
+                return edb__sys_err(errno, "restore: creating the temporary directory beside the "
+                                    "target");
+            continue;
+        }
+        /* Lock the directory on itself at once (restore_tmp.c): until then a
+         * sweep may take it for a dead restore's empty directory and remove
+         * it, so the name must still lead to what we locked. */
+        r->tmpfd = edb__sys_openat(r->parentfd, r->tmpname,
+                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (r->tmpfd < 0) {
+            if (errno == ENOENT)
+                continue;                        /* swept already */
+            r->tmp_created = true;
+            return edb__sys_err(errno, "restore: opening the temporary directory");
+        }
+        struct stat a, b;
+        if (edb__sys_flock(r->tmpfd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            edb__sys_close(r->tmpfd);
+            r->tmpfd = -1;
+            if (e == EWOULDBLOCK)
+                continue;                        /* a sweeper holds it and removes it */
+            r->tmp_created = true;
+            return edb__sys_err(e, "restore: locking the temporary directory");
+        }
+        if (edb__sys_fstat(r->tmpfd, &a) != 0) {
+            r->tmp_created = true;
+            return edb__sys_err(errno, "restore: inspecting the temporary directory");
+        }
+        int at = edb__sys_fstatat(r->parentfd, r->tmpname, &b, AT_SYMLINK_NOFOLLOW);
+        if (at != 0 && errno != ENOENT) {
+            r->tmp_created = true;
+            return edb__sys_err(errno, "restore: inspecting the temporary directory");
+        }
+        if (at == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
             r->tmp_created = true;
             break;
         }
-        if (errno != EEXIST)
-            return edb__sys_err(errno, "restore: creating the temporary directory beside the target");
+        edb__sys_close(r->tmpfd);                /* swept between mkdir and flock */
+        r->tmpfd = -1;
     }
     if (!r->tmp_created)
         return edb__err(EDB_IO, "restore: no free temporary directory name after 100 attempts");
-    r->tmpfd = edb__sys_openat(r->parentfd, r->tmpname,
-                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (r->tmpfd < 0)
-        return edb__sys_err(errno, "restore: opening the temporary directory");
     if (edb__sys_fchmod(r->tmpfd, 0700) != 0)
         return edb__sys_err(errno, "restore: chmod 0700 of the temporary directory");
     EDB_RET(edb__restore_mark(&r->markfd, r->tmpfd));
@@ -597,6 +630,47 @@ put_in_place(struct restore *r, const char *target, unsigned flags)
     int lockfd;
     EDB_RET(lock_target(r, target, &lockfd));
     int ret = 0;
+    /* The old directory is locked on itself like ours (restore_tmp.c): a kill
+     * after the swap leaves it at the temporary name for the sweep. */
+    int olddfd = edb__sys_openat(r->parentfd, r->base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (olddfd < 0) {
+        ret = edb__sys_err(errno, "restore: opening the target directory");
+        goto out;
+    }
+    if (edb__sys_flock(olddfd, LOCK_EX | LOCK_NB) != 0) {
+        ret = errno == EWOULDBLOCK
+                  ? edb__err(EDB_BUSY, "restore: another restore is replacing '%s'; not replaced", target)
+                  : edb__sys_err(errno, "restore: locking the target directory");
+        goto out;
+    }
+    if (lockfd >= 0) {
+        /* Close the window of a process that opened the old lock.mdb before
+         * the swap and locks it after (LMDB locks lock.mdb before it opens
+         * data.mdb by name, so it would pair the new data.mdb with a deleted
+         * lock file, invisible to the next restore --force): the new database
+         * gets the very same lock.mdb (a hard link), so every opener, early or
+         * late, locks the one file that guards the new data.mdb.  Emptied
+         * while we hold the exclusive lock (nobody has it open), it is
+         * initialised afresh by the next opener that takes LMDB's exclusive
+         * lock, and an opener already waiting for a shared lock fails on the
+         * empty file instead of trusting the old database's reader table. */
+        struct stat a, b;
+        if (edb__sys_fstat(lockfd, &a) != 0 ||
+            edb__sys_fstatat(olddfd, "lock.mdb", &b, AT_SYMLINK_NOFOLLOW) != 0 ||
+            a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+            ret = edb__err(EDB_BUSY, "restore: the lock file of '%s' changed while restoring; not "
+                           "replaced", target);
+            goto out;
+        }
+        if (edb__sys_ftruncate(lockfd, 0) != 0) {
+            ret = edb__sys_err(errno, "restore: emptying the target's lock.mdb");
+            goto out;
+        }
+        if (edb__sys_linkat(olddfd, "lock.mdb", r->tmpfd, "lock.mdb", 0) != 0) {
+            ret = edb__sys_err(errno, "restore: linking the target's lock.mdb into the new database");
+            goto out;
+        }
+    }
     if (edb__sys_renameat2(r->parentfd, r->tmpname, r->parentfd, r->base, RENAME_EXCHANGE) == 0) {
         /* the old database now sits at tmpname */
         remove_db_dir(r->parentfd, r->tmpname);
@@ -616,6 +690,9 @@ put_in_place(struct restore *r, const char *target, unsigned flags)
     } else {
         ret = edb__sys_err(errno, "restore: swapping the new database into place");
     }
+out:
+    if (olddfd >= 0)
+        edb__sys_close(olddfd);
     if (lockfd >= 0)
         edb__sys_close(lockfd);
     return ret;
@@ -689,10 +766,10 @@ edb_backup_restore(edb_backup_info *out, const char *target, const edb_backup_so
 err:
     if (r.datafd >= 0)
         edb__sys_close(r.datafd);
-    if (r.tmpfd >= 0)
-        edb__sys_close(r.tmpfd);
     if (r.tmp_created)
         remove_db_dir(r.parentfd, r.tmpname);
+    if (r.tmpfd >= 0)
+        edb__sys_close(r.tmpfd);        /* after the removal: its flock kept sweepers away */
     if (r.markfd >= 0)
         edb__sys_close(r.markfd);      /* after the removal: the lock kept sweepers away */
     if (r.parentfd >= 0)
@@ -701,4 +778,28 @@ err:
     free(r.wr);
     free(r.cur);
     return ret;
+}
+
+int
+edb_backup_restore_sweep(unsigned *out, const char *target)
+{
+    char parent[4096], base[256];
+    if (out != NULL)
+        *out = 0;
+    edb__err_clear();
+    if (target == NULL)
+        return edb__err(EDB_INVAL, "restore sweep: no target directory");
+    EDB_RET(split_target(target, parent, sizeof parent, base, sizeof base));
+    int pfd = edb__sys_open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (pfd < 0) {
+        if (errno == ENOENT)
+            return edb__err(EDB_NOTFOUND, "restore sweep: the target's parent directory '%s' does "
+                            "not exist", parent);
+        return edb__sys_err(errno, "restore sweep: opening the target's parent directory");
+    }
+    int n = edb__restore_sweep(pfd, base);
+    edb__sys_close(pfd);
+    if (out != NULL)
+        *out = (unsigned)n;
+    return 0;
 }

@@ -29,11 +29,11 @@ int  edb__restore_mark(int *out, int tmpfd);
 
 /* Remove the temporary directories beside @base in @parentfd that dead
  * restores left: `.<base>.restore-XXXXXX` (six letters or digits, nothing
- * more), a real directory owned by this user, holding either the marker and at
- * most data.mdb with the marker's lock free (a restore killed while building),
- * or only data.mdb and lock.mdb with nobody holding lock.mdb (the old database
- * a killed `force` restore had swapped out).  Anything else is left alone:
- * another name, a symbolic link, unknown content, a lock somebody holds.
+ * more), a real directory owned by this user, holding only regular files named
+ * restore.lock, restore.lock.new, data.mdb, lock.mdb (any or none), whose own
+ * flock, marker locks and lock.mdb byte 0 are all free (no live restore, no
+ * LMDB user; restore_tmp.c says why that is exact).  Anything else is left
+ * alone: another name, a symbolic link, unknown content, a lock somebody holds.
  * At most 16 candidates per call.  Best effort: failures are ignored.
  * Returns the number removed. */
 int  edb__restore_sweep(int parentfd, const char *base);

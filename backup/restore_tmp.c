@@ -12,21 +12,28 @@
  *   process), and a `restore.lock` whose lock is free belongs to a dead restore.
  *   Restore unlinks the marker before it renames the directory into place, so
  *   the marker never reaches the target.
- * - The old database that a `force` restore swapped out (renameat2
- *   RENAME_EXCHANGE) sits at the temporary name holding data.mdb and lock.mdb
- *   until restore removes it, while restore holds the write lock on byte 0 of
- *   its lock.mdb (which every LMDB process that has it open holds a shared lock
- *   on): with that lock free, nobody has it open and no restore owns it.
+ * - The directory itself: restore takes flock(LOCK_EX) on its descriptor of
+ *   the new directory right after mkdir (and checks that the name still
+ *   leads to that directory, else it tries another name), and a `force`
+ *   restore takes the same lock on the old database directory before it
+ *   swaps it out (renameat2 RENAME_EXCHANGE) to the temporary name.  Both
+ *   locks are held until the restore ends and die with it.
+ * - The old database swapped out also holds lock.mdb, whose byte 0 every
+ *   LMDB process that has it open holds a shared lock on (restore.c links the
+ *   same lock.mdb into the new database, so this also covers processes that
+ *   opened the new one).
  * - The sweep removes a directory only when all of these hold: its name is
  *   exactly `.<base>.restore-` and six letters or digits (the `.old` name of
  *   the rename fallback is never touched: while it exists, it may be the only
  *   copy of the old database); it is a real directory (opened with
  *   O_NOFOLLOW|O_DIRECTORY, so a symbolic link is never followed) owned by this
- *   user; it holds only regular files, either the marker and at most data.mdb,
- *   or exactly data.mdb and lock.mdb; and the lock above can be taken.  It
- *   keeps that lock while it unlinks, so a second sweeper skips the directory.
- *   Anything else (a directory in the instant between mkdir and marker, the
- *   instant between unlinking the marker and the rename, unknown files) stays.
+ *   user; it holds nothing but regular files named restore.lock,
+ *   restore.lock.new, data.mdb and lock.mdb (any of them, or none: every
+ *   shape a kill can leave, from the instant after mkdir to the instant
+ *   before rmdir); and every lock above can be taken: the directory's flock,
+ *   the marker's (or restore.lock.new's) write lock, byte 0 of lock.mdb.  It
+ *   keeps them while it unlinks, so a second sweeper or a live restore skips
+ *   the directory.  Unknown files or a symbolic link keep it.
  *
  * Thread safety: reentrant; open-file-description locks exclude threads of one
  * process from each other as they exclude processes.
@@ -38,6 +45,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,7 +123,7 @@ is_temp_name(const char *name, const char *base)
 
 /* What one candidate directory holds; false when anything is unknown or not
  * a regular file. */
-struct content { bool mark, data, lockmdb; };
+struct content { bool mark, marknew, data, lockmdb; };
 
 static bool
 read_content(int dfd, struct content *c)
@@ -136,6 +144,7 @@ read_content(int dfd, struct content *c)
         if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
             continue;
         bool *flag = strcmp(n, EDB__RESTORE_MARK) == 0 ? &c->mark
+                   : strcmp(n, MARK_NEW) == 0        ? &c->marknew
                    : strcmp(n, "data.mdb") == 0      ? &c->data
                    : strcmp(n, "lock.mdb") == 0      ? &c->lockmdb
                                                      : NULL;
@@ -150,6 +159,21 @@ read_content(int dfd, struct content *c)
     return ok;
 }
 
+/* Open dfd/name and take its write lock on [0, len): the descriptor, or -1
+ * (absent, not openable, or held by someone). */
+static int
+lock_file(int dfd, const char *name, off_t len)
+{
+    int fd = edb__sys_openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (try_lock(fd, len) != 0) {
+        edb__sys_close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* Remove one candidate if every condition at the top holds. */
 static bool
 sweep_one(int parentfd, const char *name)
@@ -160,32 +184,29 @@ sweep_one(int parentfd, const char *name)
     struct stat st;
     struct content c;
     bool removed = false;
+    int fds[3] = { -1, -1, -1 };
     if (edb__sys_fstat(dfd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
         !read_content(dfd, &c))
         goto out;
-    const char *lockname;
-    off_t len;
-    if (c.mark && !c.lockmdb) {
-        lockname = EDB__RESTORE_MARK;        /* a restore killed while building */
-        len = 0;
-    } else if (!c.mark && c.data && c.lockmdb) {
-        lockname = "lock.mdb";               /* an old database swapped out by a killed force restore */
-        len = 1;
-    } else {
+    if (edb__sys_flock(dfd, LOCK_EX | LOCK_NB) != 0)
+        goto out;                /* a live restore owns it (or another sweeper) */
+    /* content read again under the lock: what we lock is what we remove */
+    if (!read_content(dfd, &c))
         goto out;
-    }
-    int lfd = edb__sys_openat(dfd, lockname, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (lfd < 0)
+    if ((c.mark && (fds[0] = lock_file(dfd, EDB__RESTORE_MARK, 0)) < 0) ||
+        (c.marknew && (fds[1] = lock_file(dfd, MARK_NEW, 0)) < 0) ||
+        (c.lockmdb && (fds[2] = lock_file(dfd, "lock.mdb", 1)) < 0))
         goto out;
-    if (try_lock(lfd, len) == 0) {
-        /* ours now: a live restore would hold it; the lock stays until the end */
-        edb__sys_unlinkat(dfd, "data.mdb", 0);
-        edb__sys_unlinkat(dfd, "lock.mdb", 0);
-        edb__sys_unlinkat(dfd, EDB__RESTORE_MARK, 0);
-        removed = edb__sys_unlinkat(parentfd, name, AT_REMOVEDIR) == 0;
-    }
-    edb__sys_close(lfd);
+    /* ours now: every lock a live restore or an LMDB user would hold */
+    edb__sys_unlinkat(dfd, "data.mdb", 0);
+    edb__sys_unlinkat(dfd, "lock.mdb", 0);
+    edb__sys_unlinkat(dfd, EDB__RESTORE_MARK, 0);
+    edb__sys_unlinkat(dfd, MARK_NEW, 0);
+    removed = edb__sys_unlinkat(parentfd, name, AT_REMOVEDIR) == 0;
 out:
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            edb__sys_close(fds[i]);
     edb__sys_close(dfd);
     return removed;
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,6 +49,13 @@ edb__sys_fcntl_lock(int fd, int cmd, struct flock *fl)
 {
     FAULT(-1);
     return fcntl(fd, cmd, fl);
+}
+
+int
+edb__sys_flock(int fd, int op)
+{
+    FAULT(-1);
+    return flock(fd, op);
 }
 
 int

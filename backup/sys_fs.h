@@ -18,6 +18,8 @@ int     edb__sys_fstatat(int dirfd, const char *path, struct stat *st, int flags
 int     edb__sys_fchmod(int fd, mode_t mode);
 /* fcntl(fd, cmd, fl) for the F_*SETLK / F_OFD_* lock commands. */
 int     edb__sys_fcntl_lock(int fd, int cmd, struct flock *fl);
+/* flock(fd, op): restore's temporary directories are locked on themselves. */
+int     edb__sys_flock(int fd, int op);
 /* renameat2(2) with RENAME_EXCHANGE / RENAME_NOREPLACE; -1 with ENOSYS or
  * EINVAL when the kernel or file system lacks it. */
 int     edb__sys_renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned flags);

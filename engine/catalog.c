@@ -511,6 +511,32 @@ edb__name_ok(const char *name)
 }
 
 int
+edb__name_check(const char *name, const char *kind, const char *ctx)
+{
+    if (edb__name_ok(name))
+        return 0;
+    char q[4 * 80 + 8];
+    size_t o = 0;
+    if (name == NULL) {
+        snprintf(q, sizeof q, "(null)");
+    } else {
+        for (size_t i = 0; name[i] != '\0' && o + 8 < sizeof q; i++) {
+            unsigned char ch = (unsigned char)name[i];
+            if (i == 80) {
+                o += (size_t)snprintf(q + o, sizeof q - o, "...");
+                break;
+            }
+            if (ch < 0x20 || ch >= 0x7f || ch == '\\' || ch == '\'')
+                o += (size_t)snprintf(q + o, sizeof q - o, "\\x%02x", ch);
+            else
+                q[o++] = (char)ch;
+        }
+        q[o] = '\0';
+    }
+    return edb__err(EDB_INVAL, "%sbad %s name '%s': " EDB__NAME_RULE, ctx ? ctx : "", kind, q);
+}
+
+int
 edb__type_size(edb_coltype type)
 {
     switch (type) {

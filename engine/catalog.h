@@ -198,7 +198,12 @@ edb_colid edb__table_colid(const edb__table *t, const char *name);
 int edb__table_index(const edb__table *t, const char *name);
 
 /* Name rule: 1..64 bytes of [A-Za-z0-9_], not starting with a digit. */
+#define EDB__NAME_RULE "a name is 1..64 bytes of [A-Za-z0-9_], not starting with a digit"
 bool edb__name_ok(const char *name);
+/* 0 when edb__name_ok(name), else EDB_INVAL with the message "<ctx>bad <kind>
+ * name '<name>': <EDB__NAME_RULE>", the name quoted with control and non-ASCII
+ * bytes as \xHH (a name with a NUL or a control byte prints as it is). */
+int edb__name_check(const char *name, const char *kind, const char *ctx);
 /* Size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
 int edb__type_size(edb_coltype type);
 

@@ -61,9 +61,9 @@ static int
 check_column(const edb_column_def *d, const char *table, bool adding)
 {
     const char *n = d->name ? d->name : "(null)";
-    if (!edb__name_ok(d->name))
-        return edb__err(EDB_INVAL, "table '%s': bad column name '%s' (1..64 of [A-Za-z0-9_], "
-                        "not starting with a digit)", table, n);
+    char ctx[EDB__NAME_MAX + 16];
+    snprintf(ctx, sizeof ctx, "table '%s': ", table);
+    EDB_RET(edb__name_check(d->name, "column", ctx));
     int size = edb__type_size(d->type);
     if (size < 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': unknown type %d", table, n, (int)d->type);
@@ -135,8 +135,9 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
 {
     const char *n = d->name ? d->name : "(null)";
     memset(x, 0, sizeof *x);
-    if (!edb__name_ok(d->name))
-        return edb__err(EDB_INVAL, "table '%s': bad index name '%s'", t->name, n);
+    char ctx[EDB__NAME_MAX + 16];
+    snprintf(ctx, sizeof ctx, "table '%s': ", t->name);
+    EDB_RET(edb__name_check(d->name, "index", ctx));
     if (d->flags & ~(EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL))
         return edb__err(EDB_INVAL, "table '%s': index '%s': unknown flags 0x%x", t->name, n, d->flags);
     if ((d->flags & EDB_IDX_PRIMARY) && (d->flags & EDB_IDX_IGNORE_NULL))
@@ -249,9 +250,7 @@ edb_table_create(edb_session *s, const edb_table_def *def)
     EDB_RET(edb__session_check(s, "edb_table_create"));
     if (def == NULL)
         return edb__err(EDB_INVAL, "edb_table_create: def is NULL");
-    if (!edb__name_ok(def->name))
-        return edb__err(EDB_INVAL, "edb_table_create: bad table name '%s'",
-                        def->name ? def->name : "(null)");
+    EDB_RET(edb__name_check(def->name, "table", "edb_table_create: "));
     if (def->ncolumns == 0 || def->columns == NULL)
         return edb__err(EDB_INVAL, "table '%s': no columns", def->name);
     if (def->ncolumns > EDB_MAX_COLUMNS)

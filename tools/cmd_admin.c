@@ -11,11 +11,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -260,6 +263,9 @@ dbt_cmd_check(int argc, char **argv)
     if (pid == 0) {
         /* A fault must kill the child so that the parent sees the signal,
          * even in builds whose runtime (ASan) catches faults itself. */
+        /* Dies with its parent: verify --deep's supervisor kills the parent
+         * and then removes the directory this child reads. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         static const int faults[] = { SIGBUS, SIGSEGV, SIGILL, SIGFPE, SIGABRT };
         for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
             signal(faults[i], SIG_DFL);
@@ -320,20 +326,67 @@ compact_progress(void *arg)
     return NULL;
 }
 
-int
-dbt_cmd_compact(int argc, char **argv)
+/* compact's work, in the child of dbt_supervise (see safe.c): the copy is
+ * written as OUT_DIR/.compact-XXXXXX/data.mdb (the directory 0700 and locked,
+ * the file 0600 from its creation: umask 077 in this child), fsynced, renamed
+ * to OUT_DIR/data.mdb without replacing anything, and the directory fsynced.
+ * So OUT_DIR/data.mdb is absent or complete whatever happens; what a SIGKILL
+ * leaves is the locked-then-dead temporary directory, which the next compact
+ * into OUT_DIR (or the parent, on a signal) removes. */
+typedef struct compact_job {
+    const char *db, *out, *what;
+} compact_job;
+
+static int
+fsync_dir(const char *path)
 {
-    if (argc != 3 || strncmp(argv[1], "--", 2) == 0 || strncmp(argv[2], "--", 2) == 0)
-        return dbt_usage(argv[0], "expected DB and OUT_DIR");
-    char what[600], file[4096];
-    snprintf(what, sizeof what, "compact '%s' into '%s'", argv[1], argv[2]);
-    snprintf(file, sizeof file, "%s/data.mdb", argv[2]);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+static int
+compact_child(void *arg)
+{
+    compact_job *j = arg;
+    const char *what = j->what;
+    umask(077);
+    struct stat sb;
+    bool made = false;
+    if (stat(j->out, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode))
+            return dbt_failf(what, EDB_INVAL, "'%s' is not a directory", j->out);
+    } else if (errno != ENOENT) {
+        return dbt_failf(what, EDB_IO, "'%s': %s", j->out, strerror(errno));
+    } else if (mkdir(j->out, 0700) != 0) {
+        return dbt_failf(what, EDB_IO, "creating '%s': %s", j->out, strerror(errno));
+    } else {
+        made = true;
+    }
+    char data[4200], tmp[4200], tmpdata[4300];
+    snprintf(data, sizeof data, "%s/data.mdb", j->out);
+    if (lstat(data, &sb) == 0)
+        return dbt_failf(what, EDB_EXISTS, "'%s' already holds a database", j->out);
+    dbt_tmpdir_sweep(j->out, ".compact-", 0);
     edb_env *env;
     edb_session *s;
-    if (dbt_open(&env, &s, argv[1], DBT_OPEN_READ) != DBT_OK)
+    if (dbt_open(&env, &s, j->db, DBT_OPEN_READ) != DBT_OK)
         return DBT_FAIL;
     edb_session_end(s);
-    compact_watch w = { .file = file };
+    int lockfd, ret = DBT_FAIL;
+    if (dbt_tmpdir_make(tmp, sizeof tmp, &lockfd, j->out, ".compact-") != 0) {
+        ret = dbt_failf(what, EDB_IO, "creating a temporary directory in '%s': %s", j->out,
+                        strerror(errno));
+        edb_env_close(env);
+        return ret;
+    }
+    snprintf(tmpdata, sizeof tmpdata, "%s/data.mdb", tmp);
+    compact_watch w = { .file = tmpdata };
     pthread_t th;
     bool watching = false;
     if (isatty(STDERR_FILENO)) {
@@ -341,7 +394,7 @@ dbt_cmd_compact(int argc, char **argv)
         pthread_cond_init(&w.cv, NULL);
         watching = pthread_create(&th, NULL, compact_progress, &w) == 0;
     }
-    int rc = edb_env_compact(env, argv[2]);
+    int rc = edb_env_compact(env, tmp);
     if (watching) {
         pthread_mutex_lock(&w.mu);
         atomic_store(&w.done, true);
@@ -351,7 +404,69 @@ dbt_cmd_compact(int argc, char **argv)
         pthread_cond_destroy(&w.cv);
         pthread_mutex_destroy(&w.mu);
     }
-    int ret = rc < 0 ? dbt_fail(what, rc) : DBT_OK;
     edb_env_close(env);
+    if (rc < 0) {
+        ret = dbt_fail(what, rc);
+        goto out;
+    }
+    int fd = open(tmpdata, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+        ret = dbt_failf(what, errno == ENOSPC ? EDB_FULL : EDB_IO, "syncing the copy: %s",
+                        strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    close(fd);
+    /* never replace: a data.mdb that appeared meanwhile stays */
+    if (renameat2(AT_FDCWD, tmpdata, AT_FDCWD, data, RENAME_NOREPLACE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS) {
+            ret = dbt_failf(what, errno == EEXIST ? EDB_EXISTS : EDB_IO, "renaming the copy to '%s': %s",
+                            data, strerror(errno));
+            goto out;
+        }
+        if (link(tmpdata, data) != 0) {
+            ret = dbt_failf(what, errno == EEXIST ? EDB_EXISTS : EDB_IO, "linking the copy as '%s': %s",
+                            data, strerror(errno));
+            goto out;
+        }
+    }
+    if (fsync_dir(j->out) != 0) {
+        ret = dbt_failf(what, EDB_IO, "fsync of '%s': %s", j->out, strerror(errno));
+        goto out;
+    }
+    if (made) {
+        char parent[4200];
+        snprintf(parent, sizeof parent, "%s", j->out);
+        char *slash = strrchr(parent, '/');
+        if (slash == NULL)
+            snprintf(parent, sizeof parent, ".");
+        else if (slash == parent)
+            parent[1] = '\0';
+        else
+            *slash = '\0';
+        fsync_dir(parent);
+    }
+    ret = DBT_OK;
+out:
+    dbt_tmpdir_remove(tmp, lockfd);
     return ret;
+}
+
+static void
+compact_cleanup(void *arg)
+{
+    compact_job *j = arg;
+    dbt_tmpdir_sweep(j->out, ".compact-", 1000);
+}
+
+int
+dbt_cmd_compact(int argc, char **argv)
+{
+    if (argc != 3 || strncmp(argv[1], "--", 2) == 0 || strncmp(argv[2], "--", 2) == 0)
+        return dbt_usage(argv[0], "expected DB and OUT_DIR");
+    char what[600];
+    snprintf(what, sizeof what, "compact '%s' into '%s'", argv[1], argv[2]);
+    compact_job j = { argv[1], argv[2], what };
+    return dbt_supervise(what, compact_child, &j, compact_cleanup, &j);
 }

@@ -11,10 +11,19 @@
  * by a signal thread (sigwait), which calls edb_backup_stop(): the read in
  * progress returns EDB_CANCELED within a page batch and the main thread removes
  * the temporary file and exits 1.  Should the main thread be stuck in a write
- * to a stalled output, the signal thread exits the process itself after two
- * seconds.  SIGPIPE is
+ * to a stalled output (or in any other call that does not return), the signal
+ * thread exits the process itself after STOP_GRACE_MS, so Ctrl-C always ends a
+ * backup within half a second.  SIGPIPE is
  * blocked, so a reader that goes away makes write() fail with EPIPE, reported
  * as an error.  Each stop leaves no file that looks complete.
+ *
+ * restore and verify --deep create files through the library, which has no
+ * cancel point there: they run that work in a child process (dbt_supervise,
+ * safe.c), and on SIGINT, SIGTERM or SIGHUP the parent kills it and then
+ * removes what it left (edb_backup_restore_sweep() beside the target; the
+ * flocked dbtool-verify-XXXXXX in $TMPDIR), so they leave nothing either.
+ * Archives and the incremental base are opened here without blocking and
+ * refused unless they are regular files (a FIFO would block open() for ever).
  *
  * Thread safety: the main thread and the signal thread share `stop_state`
  * under its mutex; the signal thread only calls edb_backup_stop() (any thread).
@@ -92,13 +101,19 @@ parse_size(uint64_t *out, const char *s)
 
 /* ---- backup ---- */
 
+/* How long the signal thread lets the main thread clean up after a stop
+ * before it exits the process itself: the promise is that Ctrl-C ends a
+ * backup within 0.5 s (doc/dbtool.1), whatever the output does. */
+#define STOP_GRACE_MS 300
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t done_cv;
     edb_env *env;           /* set while a backup runs */
     int signo;              /* the signal that stopped us, 0: none */
     bool done;              /* the main thread finished; the signal thread may leave */
-} stop_state = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
+    bool writing;           /* the main thread is writing the archive */
+} stop_state = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false, false };
 
 static void *
 signal_thread(void *arg)
@@ -117,23 +132,32 @@ signal_thread(void *arg)
     pthread_mutex_unlock(&stop_state.lock);
     if (env != NULL)
         edb_backup_stop(env);
-    /* Give the main thread two seconds to clean up and exit on its own. */
+    /* Give the main thread STOP_GRACE_MS to clean up and exit on its own. */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 2;
+    dl.tv_nsec += STOP_GRACE_MS * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&stop_state.lock);
     while (!stop_state.done)
         if (pthread_cond_timedwait(&stop_state.done_cv, &stop_state.lock, &dl) == ETIMEDOUT)
             break;
-    bool done = stop_state.done;
+    bool done = stop_state.done, writing = stop_state.writing;
     pthread_mutex_unlock(&stop_state.lock);
     if (!done) {
-        /* Only a write stalled on its output gets here (a pipe nobody reads,
-         * a hung file system).  A file being written is still under its
-         * hidden temporary name, which never looks like a complete archive. */
-        static const char msg[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is stalled, "
-                                  "exiting without waiting for it\n";
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        /* A call that does not return: a write stalled on its output (a pipe
+         * nobody reads, a hung file system) or an open that hangs.  A file
+         * being written is still unnamed or under its hidden temporary name,
+         * which never looks like a complete archive. */
+        static const char stalled[] = "dbtool: backup: EDB_CANCELED: interrupted; the output is "
+                                      "stalled, exiting without waiting for it\n";
+        static const char hung[] = "dbtool: backup: EDB_CANCELED: interrupted; opening the database "
+                                   "or the base archive does not return, exiting without waiting "
+                                   "for it\n";
+        ssize_t w = writing ? write(STDERR_FILENO, stalled, sizeof stalled - 1)
+                            : write(STDERR_FILENO, hung, sizeof hung - 1);
         (void)w;
         _exit(1);
     }
@@ -229,6 +253,15 @@ dbt_cmd_backup(int argc, char **argv)
     }
     if (db == NULL || archive == NULL)
         return dbt_usage(cmd, "expected DB and ARCHIVE (or - for standard output)");
+    if (opts.base != NULL) {
+        /* A FIFO as the base would block the library's open() for ever. */
+        if (strcmp(opts.base, "-") == 0)
+            return dbt_usage(cmd, "--incremental needs the base archive as a file, not standard input");
+        int bfd = dbt_open_regular(opts.base, "backup --incremental", false);
+        if (bfd < 0)
+            return DBT_FAIL;
+        close(bfd);
+    }
     bool to_stdout = strcmp(archive, "-") == 0;
     if (to_stdout && isatty(STDOUT_FILENO))
         return dbt_usage(cmd, "refusing to write an archive to a terminal");
@@ -283,6 +316,9 @@ dbt_cmd_backup(int argc, char **argv)
     /* The library writes the archive straight from the copier's ring: to a
      * temporary file beside ARCHIVE that is fsynced and renamed into place
      * only when complete, or to standard output with SIGPIPE blocked. */
+    pthread_mutex_lock(&stop_state.lock);
+    stop_state.writing = true;
+    pthread_mutex_unlock(&stop_state.lock);
     if (to_stdout)
         rc = edb_backup_write_fd(bk, STDOUT_FILENO, progress_cb, &pg);
     else
@@ -333,25 +369,74 @@ done:
 
 /* ---- restore ---- */
 
+/* Each archive named is opened here, without blocking, and refused unless it
+ * is a regular file (a FIFO would block open() for ever); the library reads
+ * the descriptor.  "-" is standard input, once. */
 static int
 sources_from_args(edb_backup_source *src, char **names, size_t n, const char *cmd)
 {
     bool stdin_used = false;
     for (size_t i = 0; i < n; i++) {
         memset(&src[i], 0, sizeof src[i]);
+        src[i].fd = -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        src[i].path = NULL;
         if (strcmp(names[i], "-") == 0) {
             if (stdin_used)
                 return dbt_usage(cmd, "'-' (standard input) may be given once");
             stdin_used = true;
-            src[i].path = NULL;
             src[i].fd = STDIN_FILENO;
             src[i].name = "standard input";
         } else {
-            src[i].path = names[i];
-            src[i].fd = -1;
+            src[i].fd = dbt_open_regular(names[i], cmd, true);
+            if (src[i].fd < 0)
+                return DBT_FAIL;
+            src[i].name = names[i];
         }
     }
     return DBT_OK;
+}
+
+static void
+sources_close(edb_backup_source *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (src[i].fd > STDIN_FILENO)
+            close(src[i].fd);
+}
+
+/* restore runs in a child (dbt_supervise): a signal kills it, and the
+ * parent then removes what it left beside the target through the library's
+ * own sweep (its locks are free once it is dead). */
+typedef struct restore_job {
+    const char *what, *target;
+    edb_backup_source *src;
+    size_t n;
+    unsigned flags;
+} restore_job;
+
+static int
+restore_child(void *arg)
+{
+    restore_job *j = arg;
+    edb_backup_info info;
+    int rc = edb_backup_restore(&info, j->target, j->src, j->n, j->flags);
+    if (rc < 0)
+        return dbt_fail(j->what, rc);
+    char h[32];
+    human(h, sizeof h, (double)info.npages * info.page_size);
+    printf("restored '%s': %llu pages of %u bytes (%s), transaction %llu, from %zu archive%s\n",
+           j->target, (unsigned long long)info.npages, info.page_size, h,
+           (unsigned long long)info.txnid, info.archives, info.archives == 1 ? "" : "s");
+    return fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
+}
+
+static void
+restore_cleanup(void *arg)
+{
+    restore_job *j = arg;
+    edb_backup_restore_sweep(NULL, j->target);
 }
 
 int
@@ -386,25 +471,17 @@ dbt_cmd_restore(int argc, char **argv)
         goto out;
     }
     if ((ret = sources_from_args(src, names, n, cmd)) != DBT_OK) {
+        sources_close(src, n);
         free(src);
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    edb_backup_info info;
     char what[4200];
     snprintf(what, sizeof what, "restore '%s'", target);
-    int rc = edb_backup_restore(&info, target, src, n, flags);
+    restore_job job = { what, target, src, n, flags };
+    ret = dbt_supervise(what, restore_child, &job, restore_cleanup, &job);
+    sources_close(src, n);
     free(src);
-    if (rc < 0) {
-        ret = dbt_fail(what, rc);
-        goto out;
-    }
-    char h[32];
-    human(h, sizeof h, (double)info.npages * info.page_size);
-    printf("restored '%s': %llu pages of %u bytes (%s), transaction %llu, from %zu archive%s\n",
-           target, (unsigned long long)info.npages, info.page_size, h,
-           (unsigned long long)info.txnid, info.archives, info.archives == 1 ? "" : "s");
-    ret = fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
 out:
     free(names);
     return ret;
@@ -426,45 +503,66 @@ verify_problem(void *ctx, const edb_backup_problem *p)
     printf(": %s\n", p->message);
 }
 
-/* Restore into a private temporary directory and run 'dbtool check' there. */
+/* verify --deep: restore into a private temporary directory
+ * ($TMPDIR/dbtool-verify-XXXXXX, locked on itself while it lives, see safe.c)
+ * and run 'dbtool check' there.  It runs in a child (dbt_supervise): on
+ * SIGINT, SIGTERM or SIGHUP the parent kills it and removes the directory;
+ * what a SIGKILL of the whole command leaves, the next verify --deep removes. */
+typedef struct deep_job {
+    edb_backup_source *src;
+    size_t n;
+    const char *tmpdir;
+} deep_job;
+
+static const char DEEP_PREFIX[] = "dbtool-verify-";
+
 static int
-verify_deep(edb_backup_source *src, size_t n, char **names)
+deep_child(void *arg)
 {
-    const char *base = getenv("TMPDIR");
+    deep_job *j = arg;
     char dir[4200], db[4300];
-    snprintf(dir, sizeof dir, "%s/dbtool-verify-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        return dbt_failf("verify --deep", EDB_IO, "creating a temporary directory: %s",
-                         strerror(errno));
+    int lockfd;
+    dbt_tmpdir_sweep(j->tmpdir, DEEP_PREFIX, 0);
+    if (dbt_tmpdir_make(dir, sizeof dir, &lockfd, j->tmpdir, DEEP_PREFIX) != 0)
+        return dbt_failf("verify --deep", EDB_IO, "creating a temporary directory in '%s': %s",
+                         j->tmpdir, strerror(errno));
     snprintf(db, sizeof db, "%s/db", dir);
-    /* The sources were read by the first pass: reopen files; stdin cannot be. */
-    for (size_t i = 0; i < n; i++) {
-        if (src[i].path == NULL) {
-            rmdir(dir);
-            return dbt_failf("verify --deep", EDB_INVAL, "--deep reads each archive twice; "
-                             "standard input cannot be read again");
+    /* The first pass read the archives to their end: read them again. */
+    int ret = DBT_OK;
+    for (size_t i = 0; i < j->n && ret == DBT_OK; i++)
+        if (lseek(j->src[i].fd, 0, SEEK_SET) != 0)
+            ret = dbt_failf("verify --deep", EDB_IO, "'%s': cannot read it again: %s", j->src[i].name,
+                            strerror(errno));
+    if (ret == DBT_OK) {
+        int rc = edb_backup_restore(NULL, db, j->src, j->n, 0);
+        if (rc < 0) {
+            ret = dbt_fail("verify --deep: restore into a temporary directory", rc);
+        } else {
+            fflush(stdout);
+            char *av[] = { (char *)"check", db, NULL };
+            ret = dbt_cmd_check(2, av);
+            if (ret == DBT_OK)
+                printf("deep check: the restored database passed 'dbtool check'\n");
         }
     }
-    (void)names;
-    int ret;
-    int rc = edb_backup_restore(NULL, db, src, n, 0);
-    if (rc < 0) {
-        ret = dbt_fail("verify --deep: restore into a temporary directory", rc);
-    } else {
-        fflush(stdout);
-        char *av[] = { (char *)"check", db, NULL };
-        ret = dbt_cmd_check(2, av);
-        if (ret == DBT_OK)
-            printf("deep check: the restored database passed 'dbtool check'\n");
-    }
-    char f[4400];
-    snprintf(f, sizeof f, "%s/data.mdb", db);
-    unlink(f);
-    snprintf(f, sizeof f, "%s/lock.mdb", db);
-    unlink(f);
-    rmdir(db);
-    rmdir(dir);
+    dbt_tmpdir_remove(dir, lockfd);
     return ret;
+}
+
+static void
+deep_cleanup(void *arg)
+{
+    deep_job *j = arg;
+    /* the killed child's 'check' child may hold the lock a moment longer */
+    dbt_tmpdir_sweep(j->tmpdir, DEEP_PREFIX, 2000);
+}
+
+static int
+verify_deep(edb_backup_source *src, size_t n)
+{
+    const char *base = getenv("TMPDIR");
+    deep_job j = { src, n, base && *base ? base : "/tmp" };
+    return dbt_supervise("verify --deep", deep_child, &j, deep_cleanup, &j);
 }
 
 int
@@ -496,12 +594,14 @@ dbt_cmd_verify(int argc, char **argv)
         goto out;
     }
     if ((ret = sources_from_args(src, names, n, cmd)) != DBT_OK) {
+        sources_close(src, n);
         free(src);
         goto out;
     }
     if (deep) {
         for (size_t i = 0; i < n; i++)
-            if (src[i].path == NULL) {
+            if (src[i].fd == STDIN_FILENO) {
+                sources_close(src, n);
                 free(src);
                 ret = dbt_usage(cmd, "--deep cannot read standard input (it reads each archive "
                                 "twice)");
@@ -513,6 +613,7 @@ dbt_cmd_verify(int argc, char **argv)
     int rc = edb_backup_verify(&info, src, n, verify_problem, NULL);
     fflush(stdout);
     if (rc < 0) {
+        sources_close(src, n);
         free(src);
         ret = dbt_fail("verify", rc);
         goto out;
@@ -532,7 +633,8 @@ dbt_cmd_verify(int argc, char **argv)
                "together with its base archive\n", (unsigned long long)info.unchecked);
     ret = fflush(stdout) == 0 ? DBT_OK : DBT_FAIL;
     if (ret == DBT_OK && deep)
-        ret = verify_deep(src, n, names);
+        ret = verify_deep(src, n);
+    sources_close(src, n);
     free(src);
 out:
     free(names);

@@ -311,9 +311,9 @@ dbt_cmd_import(int argc, char **argv)
         return dbt_usage(argv[0], "expected DB, TABLE and FILE (or - for standard input)");
     char what[600];
     snprintf(what, sizeof what, "import into '%s'", pos[1]);
-    FILE *f = strcmp(pos[2], "-") == 0 ? stdin : fopen(pos[2], "rb");
+    FILE *f = dbt_fopen_regular(pos[2], what);
     if (f == NULL)
-        return dbt_failf(what, EDB_IO, "cannot open '%s': %s", pos[2], strerror(errno));
+        return DBT_FAIL;
     importer im = { .what = what, .batch = batch };
     edb_env *env = NULL;
     int ret, rc;

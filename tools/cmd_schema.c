@@ -65,6 +65,17 @@ only_members(const json_t *o, const char *const *allowed, const char **bad)
     return true;
 }
 
+/* The naming rule the engine applies (edb.h, edb_table_def), quoted in messages. */
+#define NAME_RULE "a name is 1..64 bytes of [A-Za-z0-9_], not starting with a digit"
+
+/* A string member used as a C string: false when it holds a NUL byte, which
+ * would silently cut the name (json_string_value stops there). */
+static bool
+whole_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
 /* Parse the document into s (strings point into doc).  Prints the failure. */
 static int
 schema_parse(schema *s, json_t *doc, const char *what)
@@ -82,6 +93,8 @@ schema_parse(schema *s, json_t *doc, const char *what)
            *idx = json_object_get(doc, "indexes");
     if (!json_is_string(name))
         return dbt_failf(what, EDB_INVAL, "\"name\" must be a string");
+    if (!whole_string(name))
+        return dbt_failf(what, EDB_INVAL, "the table name holds a NUL byte; " NAME_RULE);
     if (!json_is_array(cols) || json_array_size(cols) == 0)
         return dbt_failf(what, EDB_INVAL, "\"columns\" must be a non-empty array");
     if (idx && !json_is_array(idx))
@@ -107,11 +120,13 @@ schema_parse(schema *s, json_t *doc, const char *what)
                *cv = json_object_get(c, "default");
         if (!json_is_string(cn))
             return dbt_failf(what, EDB_INVAL, "column %zu: \"name\" must be a string", i + 1);
+        if (!whole_string(cn))
+            return dbt_failf(what, EDB_INVAL, "column %zu: the name holds a NUL byte; " NAME_RULE, i + 1);
         cd->name = json_string_value(cn);
         if (!only_members(c, col_keys, &bad))
             return dbt_failf(what, EDB_INVAL, "column '%s': unknown member '%s' (name, type, flags, "
                              "max_size, default)", cd->name, bad);
-        if (!json_is_string(ct) || edb_coltype_parse(&cd->type, json_string_value(ct)) != 0)
+        if (!whole_string(ct) || edb_coltype_parse(&cd->type, json_string_value(ct)) != 0)
             return dbt_failf(what, EDB_INVAL, "column '%s': unknown type %s%s%s (bool, int8, int16, int32, "
                              "int64, uint8, uint16, uint32, uint64, float, double, datetime, guid, text, binary)",
                              cd->name, json_is_string(ct) ? "'" : "",
@@ -124,7 +139,7 @@ schema_parse(schema *s, json_t *doc, const char *what)
         json_array_foreach(cf, k, f) {
             size_t m = 0;
             while (m < sizeof col_flags / sizeof col_flags[0] &&
-                   !(json_is_string(f) && strcmp(json_string_value(f), col_flags[m].name) == 0))
+                   !(whole_string(f) && strcmp(json_string_value(f), col_flags[m].name) == 0))
                 m++;
             if (m == sizeof col_flags / sizeof col_flags[0])
                 return dbt_failf(what, EDB_INVAL, "column '%s': unknown flag %s (notnull, autoinc, escrow, "
@@ -156,6 +171,8 @@ schema_parse(schema *s, json_t *doc, const char *what)
                *xf = json_object_get(x, "flags");
         if (!json_is_string(xn))
             return dbt_failf(what, EDB_INVAL, "index %zu: \"name\" must be a string", i + 1);
+        if (!whole_string(xn))
+            return dbt_failf(what, EDB_INVAL, "index %zu: the name holds a NUL byte; " NAME_RULE, i + 1);
         id->name = json_string_value(xn);
         if (!only_members(x, idx_keys, &bad))
             return dbt_failf(what, EDB_INVAL, "index '%s': unknown member '%s' (name, key, flags)", id->name, bad);
@@ -166,7 +183,7 @@ schema_parse(schema *s, json_t *doc, const char *what)
         size_t k;
         json_t *seg;
         json_array_foreach(xk, k, seg) {
-            const char *sv = json_is_string(seg) ? json_string_value(seg) : NULL;
+            const char *sv = whole_string(seg) ? json_string_value(seg) : NULL;
             if (sv == NULL || sv[0] == '\0' || ((sv[0] == '+' || sv[0] == '-') && sv[1] == '\0')) {
                 jv_buf_free(&key);
                 return dbt_failf(what, EDB_INVAL, "index '%s': key segment %zu must be \"+column\" or \"-column\"",
@@ -189,7 +206,7 @@ schema_parse(schema *s, json_t *doc, const char *what)
         json_array_foreach(xf, k, f) {
             size_t m = 0;
             while (m < sizeof idx_flags / sizeof idx_flags[0] &&
-                   !(json_is_string(f) && strcmp(json_string_value(f), idx_flags[m].name) == 0))
+                   !(whole_string(f) && strcmp(json_string_value(f), idx_flags[m].name) == 0))
                 m++;
             if (m == sizeof idx_flags / sizeof idx_flags[0])
                 return dbt_failf(what, EDB_INVAL, "index '%s': unknown flag %s (primary, unique, ignore_null)",
@@ -208,9 +225,9 @@ dbt_cmd_create_table(int argc, char **argv)
     char what[600];
     snprintf(what, sizeof what, "create-table '%s'", argv[2]);
     json_error_t je;
-    FILE *f = strcmp(argv[2], "-") == 0 ? stdin : fopen(argv[2], "rb");
+    FILE *f = dbt_fopen_regular(argv[2], what);
     if (f == NULL)
-        return dbt_failf(what, EDB_IO, "cannot open: %s", strerror(errno));
+        return DBT_FAIL;
     jv_buf text = { 0 };
     char chunk[65536];
     size_t got;
@@ -237,7 +254,12 @@ dbt_cmd_create_table(int argc, char **argv)
     if (ret == DBT_OK)
         ret = dbt_open(&env, &sess, argv[1], DBT_OPEN_WRITE);
     if (ret == DBT_OK) {
-        snprintf(what, sizeof what, "create-table '%s'", s.def.name);
+        bool plain = true;            /* a name with control bytes stays out of the prefix */
+        for (const char *c = s.def.name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                plain = false;
+        if (plain)
+            snprintf(what, sizeof what, "create-table '%s'", s.def.name);
         int rc = edb_table_create(sess, &s.def);
         if (rc < 0)
             ret = dbt_fail(what, rc);

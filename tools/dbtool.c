@@ -32,7 +32,10 @@ static const dbt_cmd commands[] = {
       "max_size limits text and binary values (bytes); default is a value as in a row.\n"
       "Index flags: primary, unique, ignore_null; each key segment is +column (ascending) or\n"
       "-column (descending). Unknown members are errors. The output of 'dbtool schema' is\n"
-      "accepted unchanged.\n" },
+      "accepted unchanged.\n"
+      "Table, column and index names are 1..64 bytes of [A-Za-z0-9_], not starting with a\n"
+      "digit; a name holding a NUL or control byte is refused, never cut. SCHEMA.json must be a\n"
+      "regular file or -.\n" },
     { "tables", dbt_cmd_tables, "tables DB [--json]",
       "List the tables with their row counts.\n" },
     { "schema", dbt_cmd_schema, "schema DB TABLE",
@@ -47,7 +50,9 @@ static const dbt_cmd commands[] = {
       "A value given for an AUTOINC column is kept: it must be 1 or more and, when the column\n"
       "is in the primary or a unique index, unused (EDB_KEYDUP otherwise); the table's counter\n"
       "moves past it, so rows given without one, and later inserts, get larger values. An\n"
-      "export therefore imports back with the same ids, gaps included.\n" },
+      "export therefore imports back with the same ids, gaps included.\n"
+      "FILE must be a regular file (a FIFO, directory or device is refused: use - and a\n"
+      "redirection).\n" },
     { "export", dbt_cmd_export, "export DB TABLE [--format jsonl|csv] [--index I]",
       "Write every row to standard output as JSON lines (the default) or CSV with a header row,\n"
       "in primary-key order or in the order of index I. The output imports back unchanged.\n" },
@@ -78,7 +83,11 @@ static const dbt_cmd commands[] = {
       "reader crash is reported as EDB_CORRUPT.\n" },
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
-      "OUT_DIR, from a read snapshot.\n" },
+      "OUT_DIR, from a read snapshot. The copy is written as OUT_DIR/.compact-XXXXXX/data.mdb\n"
+      "(mode 0600 from its creation), synced and renamed to OUT_DIR/data.mdb: interrupted\n"
+      "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
+      "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
+      "left.\n" },
     { "backup", dbt_cmd_backup,
       "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
@@ -92,7 +101,8 @@ static const dbt_cmd commands[] = {
       "under short snapshots so that the database file does not grow behind a long snapshot.\n"
       "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
-      "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n"
+      "closed pipe stops the backup within half a second, even when the output is stalled:\n"
+      "exit status 1, and no ARCHIVE file is left. BASE must be a regular file.\n"
       "An archive is never written to a terminal: - needs standard output redirected.\n" },
     { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
@@ -102,7 +112,12 @@ static const dbt_cmd commands[] = {
       "only then renamed into place. A damaged, truncated or mislinked archive (EDB_CORRUPT,\n"
       "EDB_CHECKSUM, EDB_CHAIN) leaves TARGET_DIR untouched. TARGET_DIR must be absent or\n"
       "empty; --force replaces an existing database directory (only data.mdb and lock.mdb)\n"
-      "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n" },
+      "when no process has it open (else EDB_BUSY); the new database keeps the old lock.mdb,\n"
+      "so a process that was opening the old one locks the new one's. Symbolic links are\n"
+      "never followed. Each ARCHIVE must be a regular file (or -); a FIFO or a directory is\n"
+      "refused. Ctrl-C (SIGINT, SIGTERM, SIGHUP) stops the restore (exit status 1) and removes\n"
+      "the new directory; what a killed restore leaves beside TARGET_DIR (.TARGET_DIR.restore-*)\n"
+      "the next restore to TARGET_DIR removes.\n" },
     { "verify", dbt_cmd_verify, "verify ARCHIVE... [--deep]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and, for several archives (a full one and its\n"
@@ -110,7 +125,11 @@ static const dbt_cmd commands[] = {
       "output with the archive, frame, page and byte offset concerned; exit status 1 when there\n"
       "is any. An incremental archive alone is checked as far as it can be without its base.\n"
       "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
-      "on the result (archives must be files, not standard input).\n" },
+      "on the result (archives must be files, not standard input). The directory,\n"
+      "$TMPDIR/dbtool-verify-XXXXXX (/tmp without TMPDIR), is removed at the end and on\n"
+      "Ctrl-C (SIGINT, SIGTERM, SIGHUP; exit status 1); what a killed run left, the next\n"
+      "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
+      "directory is refused.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -140,6 +140,36 @@ void dbt_progress_rows(dbt_progress *p, uint64_t rows);   /* cheap: call per row
 void dbt_progress_end(dbt_progress *p);
 double dbt_now(void);
 
+/* ---- files and interruption (safe.c) ------------------------------------ */
+
+/* Open an input that must be a regular file without blocking (O_NONBLOCK, then
+ * fstat; blocking mode restored after): a FIFO, directory, device or socket is
+ * refused with a message saying what it is (suggesting - when stdin_ok).  "-"
+ * is standard input, returned unchecked.  Returns the descriptor, or -1 after
+ * printing the failure. */
+int dbt_open_regular(const char *path, const char *what, bool stdin_ok);
+/* The same as a stdio stream; stdin for "-"; NULL after printing. */
+FILE *dbt_fopen_regular(const char *path, const char *what);
+
+/* Make <parent>/<prefix>XXXXXX (0700) holding flock(LOCK_EX) on it through
+ * *lockfd while it lives; the path goes to out.  0, or -1 with errno. */
+int dbt_tmpdir_make(char *out, size_t cap, int *lockfd, const char *parent, const char *prefix);
+/* Remove such a directory and what it holds (no link followed); closes lockfd. */
+void dbt_tmpdir_remove(const char *path, int lockfd);
+/* Remove the <prefix>XXXXXX directories in parent that killed runs left: real
+ * directories of this user whose lock can be taken (a held lock is retried for
+ * up to wait_ms, for processes being killed).  Returns how many. */
+int dbt_tmpdir_sweep(const char *parent, const char *prefix, unsigned wait_ms);
+
+/* Run fn(arg) in a child process; this process waits and takes SIGINT,
+ * SIGTERM and SIGHUP: on one, the child is killed (SIGKILL), cleanup(carg)
+ * runs once it is dead, "dbtool: <what>: EDB_CANCELED: interrupted ..." is
+ * printed and 1 returned.  A child that died of a signal is cleaned up the
+ * same way.  Otherwise returns the child's exit status.  The child has those
+ * signals blocked and dies with this process (PR_SET_PDEATHSIG).  They stay
+ * blocked here after the return: call it last, then exit with its result. */
+int dbt_supervise(const char *what, int (*fn)(void *), void *arg, void (*cleanup)(void *), void *carg);
+
 /* Parse a non-negative decimal count; false when malformed. */
 bool dbt_parse_count(uint64_t *out, const char *s);
 

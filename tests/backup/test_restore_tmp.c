@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,6 +92,63 @@ Test(restore_sweep, removes_what_dead_restores_left, .init = setup, .fini = tear
     cr_assert(!exists(".r.restore-000009"));
 }
 
+/* Issue #11: the shapes a kill leaves at the other instants of a restore,
+ * which the marker-only sweep never removed: right after mkdir (empty),
+ * between creating and naming the marker, after the marker was unlinked
+ * before the rename, with the target's lock.mdb linked in (force), and the
+ * old database half removed after the swap. */
+Test(restore_sweep, removes_every_shape_a_kill_leaves, .init = setup, .fini = teardown, .timeout = 30)
+{
+    const char *const shapes[][4] = {
+        { NULL },
+        { "restore.lock.new", NULL },
+        { "restore.lock.new", "data.mdb", NULL },
+        { "data.mdb", NULL },
+        { "data.mdb", "lock.mdb", NULL },
+        { "restore.lock", "data.mdb", "lock.mdb", NULL },
+        { "lock.mdb", NULL },
+    };
+    size_t n = sizeof shapes / sizeof shapes[0];
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, ".r.restore-shape%zu", i);
+        make_dir(name, shapes[i]);
+    }
+    int pfd = parent_fd();
+    cr_assert_eq(edb__restore_sweep(pfd, "r"), (int)n);
+    close(pfd);
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, ".r.restore-shape%zu", i);
+        cr_assert(!exists(name), "%s was left", name);
+    }
+}
+
+/* ...but not while the directory's own lock is held: a live restore takes it
+ * right after mkdir, before it has any file. */
+Test(restore_sweep, never_touches_a_directory_locked_on_itself, .init = setup, .fini = teardown,
+     .timeout = 30)
+{
+    make_dir(".r.restore-empty1", (const char *[]){ NULL });
+    make_dir(".r.restore-data01", (const char *[]){ "data.mdb", NULL });
+    char p[4200];
+    snprintf(p, sizeof p, "%s/.r.restore-empty1", dir);
+    int a = open(p, O_RDONLY | O_DIRECTORY);
+    snprintf(p, sizeof p, "%s/.r.restore-data01", dir);
+    int b = open(p, O_RDONLY | O_DIRECTORY);
+    cr_assert(a >= 0 && b >= 0);
+    cr_assert_eq(flock(a, LOCK_EX | LOCK_NB), 0);
+    cr_assert_eq(flock(b, LOCK_EX | LOCK_NB), 0);
+    int pfd = parent_fd();
+    cr_assert_eq(edb__restore_sweep(pfd, "r"), 0);
+    cr_assert(exists(".r.restore-empty1"));
+    cr_assert(exists(".r.restore-data01/data.mdb"));
+    close(a);
+    close(b);
+    cr_assert_eq(edb__restore_sweep(pfd, "r"), 2);
+    close(pfd);
+}
+
 Test(restore_sweep, never_touches_a_live_restore_or_an_open_database, .init = setup, .fini = teardown,
      .timeout = 30)
 {
@@ -123,9 +181,7 @@ Test(restore_sweep, leaves_links_other_names_and_unknown_content, .init = setup,
     snprintf(link, sizeof link, "%s/.r.restore-LINK00", dir);
     cr_assert_eq(symlink("elsewhere", link), 0);
     make_dir(".r.restore-notes1", (const char *[]){ "restore.lock", "notes.txt", NULL });
-    make_dir(".r.restore-both12", (const char *[]){ "restore.lock", "data.mdb", "lock.mdb", NULL });
-    make_dir(".r.restore-new123", (const char *[]){ "restore.lock.new", "data.mdb", NULL });
-    make_dir(".r.restore-data12", (const char *[]){ "data.mdb", NULL });    /* marker already unlinked */
+    make_dir(".r.restore-notes2", (const char *[]){ "data.mdb", "lock.mdb.bak", NULL });
     make_dir(".r.restore-AAAAAA.old", (const char *[]){ "data.mdb", "lock.mdb", NULL });
     make_dir(".r.restore-AAAAA", mark);
     make_dir(".r.restore-AAAAAAA", mark);
@@ -140,8 +196,7 @@ Test(restore_sweep, leaves_links_other_names_and_unknown_content, .init = setup,
     cr_assert(exists(".r.restore-LINK00"));
     cr_assert(exists("elsewhere/restore.lock"));
     cr_assert(exists("elsewhere/data.mdb"));
-    const char *kept[] = { ".r.restore-notes1/notes.txt", ".r.restore-both12/lock.mdb",
-                           ".r.restore-new123/data.mdb", ".r.restore-data12/data.mdb",
+    const char *kept[] = { ".r.restore-notes1/notes.txt", ".r.restore-notes2/lock.mdb.bak",
                            ".r.restore-AAAAAA.old/data.mdb", ".r.restore-AAAAA/data.mdb",
                            ".r.restore-AAAAAAA/data.mdb", ".r.restore-AA-AAA/data.mdb",
                            ".rr.restore-AAAAAA/data.mdb", "r.restore-AAAAAA/data.mdb",
