@@ -30,9 +30,13 @@ static const dbt_cmd commands[] = {
       "Types: bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float, double,\n"
       "datetime, guid, text, binary. Column flags: notnull, autoinc, escrow, multivalued;\n"
       "max_size limits text and binary values (bytes); default is a value as in a row.\n"
-      "Index flags: primary, unique, ignore_null; each key segment is +column (ascending) or\n"
-      "-column (descending). Unknown members are errors. The output of 'dbtool schema' is\n"
-      "accepted unchanged.\n" },
+      "Index flags: primary, unique, ignore_null (no entry for a row whose key columns are\n"
+      "all null), ignore_any_null (no entry for a row with a null key column),\n"
+      "sort_nulls_high (null after every value in ascending segments too); each key segment\n"
+      "is +column (ascending) or -column (descending). Null sorts before the values in an\n"
+      "ascending segment and after them in a descending one, so 'scan --index' on a\n"
+      "\"-size\" index lists the largest sizes first. Unknown members are errors. The output\n"
+      "of 'dbtool schema' is accepted unchanged.\n" },
     { "tables", dbt_cmd_tables, "tables DB [--json]",
       "List the tables with their row counts.\n" },
     { "schema", dbt_cmd_schema, "schema DB TABLE",
