@@ -145,7 +145,9 @@ typedef struct edb_env_opts {
  *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database,
  *         a newer format, or a format-2 or older database with a descending index
  *         segment, whose keys put NULL first: the message says how to move its
- *         data), #EDB_CORRUPT, #EDB_NOMEM.
+ *         data), #EDB_CORRUPT (among others: a data.mdb shorter than the pages
+ *         its meta page uses, refused before any of them is read; the message
+ *         names the file, its size and the size the meta page claims), #EDB_NOMEM.
  */
 EDB_EXTERN int edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts);
 

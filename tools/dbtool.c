@@ -79,7 +79,8 @@ static const dbt_cmd commands[] = {
       "and valid for its columns, keys in order, every index entry matched by its record and\n"
       "every record by its entries. Each problem is printed on standard output; exit status 1\n"
       "when there is any. The check runs in a child process, so a damaged file that makes the\n"
-      "reader crash is reported as EDB_CORRUPT.\n" },
+      "reader crash is reported as EDB_CORRUPT. A data.mdb shorter than the pages its meta page\n"
+      "uses is refused when any command opens it (EDB_CORRUPT, with both sizes), check included.\n" },
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot.\n" },
