@@ -1094,7 +1094,28 @@ Test(keys_index, seek_eq_with_prefix_end_key_is_inval, .init = kopen, .fini = kc
     OK(edb_cursor_seek(c, EDB_SEEK_LE));
     OK(edb_column_get(c, 1, &got, 4, NULL, 0));
     cr_assert_eq(got, 2, "LE found %d", got);
-    /* the same on a secondary index, and a plain key still seeks EQ */
+    /* the key lies between 2 and 3, never on 3 (its bytes are 3's key):
+     * GT is GE, an inclusive upper limit stops before 3, a lower one keeps 2 */
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_seek(c, EDB_SEEK_GT));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 3, "GT found %d", got);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2);
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    int32_t one = 1;
+    OK(edb_key_make(c, &one, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_set_range(c, 0));
+    OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2, "a lower PREFIX_END limit of 1 keeps 2");
+    RC(edb_cursor_move(c, EDB_MOVE_PREV), EDB_NOTFOUND);
+    /* a plain key still seeks EQ */
     edb_cursor_close(c);
     edb_cursor *d;
     OK(edb_cursor_open(&d, ks, "files"));
