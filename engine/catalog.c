@@ -313,6 +313,26 @@ note_slot(void *ctx, const edb__table *t)
     return 0;
 }
 
+typedef struct oldkeys_ctx { const char *path; uint32_t version; } oldkeys_ctx;
+
+/* A format 1/2 database is readable as format 3 unless an index has a
+ * descending segment (where those formats put NULL first): refuse that. */
+static int
+check_old_keys(void *ctx, const edb__table *t)
+{
+    oldkeys_ctx *oc = ctx;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        for (unsigned j = 0; j < t->idx[i].nseg; j++)
+            if (t->idx[i].seg[j].desc)
+                return edb__err(EDB_VERSION, "'%s': format %u database: index '%s' of table '%s' has "
+                                "a descending segment, which format %u sorts differently (NULL after "
+                                "the values); open it with the edb release that made it, dbtool export "
+                                "every table, then dbtool create a new database, create-table and "
+                                "import into it (dbtool upgrade will do this in place)", oc->path,
+                                oc->version, t->idx[i].name, t->name, EDB__FORMAT_VERSION);
+    return 0;
+}
+
 int
 edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
 {
@@ -395,13 +415,20 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
             mdb_txn_abort(txn);
             return 1;
         }
-        if (version == 1 && !rdonly) {
+        if (version < 3) {
+            oldkeys_ctx oc = { env->path, version };
+            EDB_ERR(edb__catalog_foreach(env, txn, check_old_keys, &oc));
+        }
+        if (version < EDB__FORMAT_VERSION && !rdonly) {
             /* Format 1 created every slot's databases and has no mark: the
              * mark is 1 + the highest slot in use; format 2 makes libraries
-             * that would not keep the mark refuse the database. */
-            maxslot_ctx mc = { 0 };
-            EDB_ERR(edb__catalog_foreach(env, txn, note_slot, &mc));
-            EDB_ERR(write_mark(cat, txn, mc.mark));
+             * that would not keep the mark refuse the database, format 3
+             * those that would write NULL first in descending segments. */
+            if (version == 1) {
+                maxslot_ctx mc = { 0 };
+                EDB_ERR(edb__catalog_foreach(env, txn, note_slot, &mc));
+                EDB_ERR(write_mark(cat, txn, mc.mark));
+            }
             memcpy(rec, v.mv_data, 12);
             put_u32(rec + 4, EDB__FORMAT_VERSION);
             if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)

@@ -22,8 +22,16 @@
  * - mdb_dbi_open never runs in two transactions at once, and a transaction
  *   that opened handles ends before another may open any: every opening holds
  *   pool_busy (waited for under env->dbi_lock).
- * Databases of format 1 (the same databases, no mark) get the mark and
- * format 2 at their first writable open.
+ * Databases of format 1 (the same databases, no mark) get the mark at their
+ * first writable open.
+ *
+ * Format 3 changed the key encoding: NULL sorts after every value in a
+ * descending segment (key.c), and indexes may carry EDB_IDX_SORT_NULLS_HIGH
+ * and EDB_IDX_IGNORE_ANY_NULL.  A database of format 1 or 2 whose indexes
+ * have no descending segment holds exactly the bytes format 3 would write:
+ * it is opened (and marked format 3 at its first writable open).  One with a
+ * descending segment is refused with EDB_VERSION (its entries with NULLs sit
+ * in the wrong place); the message says how to move the data.
  *
  * Catalog DB ("edb:catalog", plain keys):
  *   "\0format"      -> u32 magic 0x45444231 ("EDB1"), u32 format version, u32 max_tables
@@ -48,7 +56,7 @@
 struct edb_session;
 
 #define EDB__FORMAT_MAGIC   0x45444231u
-#define EDB__FORMAT_VERSION 2u
+#define EDB__FORMAT_VERSION 3u
 #define EDB__NAME_MAX       64
 #define EDB__DBS_PER_TABLE  (1 + EDB_MAX_INDEXES)
 #define EDB__MAX_TABLES_LIMIT 1024u

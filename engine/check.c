@@ -13,7 +13,8 @@
  *    strictly increasing primary-key order; each secondary index's entries are
  *    in key order (strictly for UNIQUE), and the multiset of records reached
  *    through the index equals the multiset of records that belong in it
- *    (all records, or those with a non-NULL key column for IGNORE_NULL),
+ *    (all records, or those with a non-NULL key column for IGNORE_NULL, or
+ *    with no NULL key column for IGNORE_ANY_NULL),
  *    compared by a 64-bit hash of each record's values; row and entry counts
  *    equal the trees' counts.
  *
@@ -323,22 +324,28 @@ read_record(chk *k, tbl *t, edb_cursor *c, uint64_t rowno, uint64_t *hash, bool 
 }
 
 /* Encode index x's key from the record's values.  Returns 0, EDB_WRN_NULL
- * (every key column NULL), or an error. */
+ * (the index gives the record no entry: IGNORE_NULL and every key column
+ * NULL, or IGNORE_ANY_NULL and one NULL), or an error. */
 static int
 record_key(tbl *t, int x, uint8_t *buf, size_t *len)
 {
-    bool allnull = true;
+    bool allnull = true, anynull = false;
+    unsigned flags = t->def->indexes[x].flags;
     *len = 0;
     for (int i = 0; i < t->nseg[x]; i++) {
         int col = t->seg[x][i];
         val *v = &t->vals[col];
         allnull &= v->null;
+        anynull |= v->null;
         int rc = edb__key_append(buf, EDB_MAX_KEY_SIZE + 16, len, t->def->columns[col].type,
-                                 v->null ? NULL : (v->p ? (const void *)v->p : ""), v->n, t->desc[x][i]);
+                                 v->null ? NULL : (v->p ? (const void *)v->p : ""), v->n,
+                                 edb__key_mode(t->desc[x][i], flags));
         if (rc < 0)
             return rc;
     }
-    return allnull ? EDB_WRN_NULL : 0;
+    if ((allnull && (flags & EDB_IDX_IGNORE_NULL)) || (anynull && (flags & EDB_IDX_IGNORE_ANY_NULL)))
+        return EDB_WRN_NULL;
+    return 0;
 }
 
 static int
@@ -490,7 +497,7 @@ check_table(chk *k, const char *name)
             if ((int)x == t.primary)
                 continue;
             int kr = record_key(&t, (int)x, key, &klen);
-            if (kr == EDB_WRN_NULL && (t.def->indexes[x].flags & EDB_IDX_IGNORE_NULL))
+            if (kr == EDB_WRN_NULL)
                 continue;
             EDB_ERR(push(&want[x], h));
         }

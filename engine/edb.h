@@ -144,8 +144,12 @@ typedef struct edb_env_opts {
  * @param[in]  path  directory; created (0700) when it does not exist
  * @param[in]  opts  NULL for defaults
  * @return 0; #EDB_INVAL (NULL args, bad options), #EDB_NOTFOUND (read-only and
- *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database
- *         or a newer format), #EDB_CORRUPT, #EDB_NOMEM.
+ *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database,
+ *         a newer format, or a format-2 or older database with a descending index
+ *         segment, whose keys put NULL first: the message says how to move its
+ *         data), #EDB_CORRUPT (among others: a data.mdb shorter than the pages
+ *         its meta page uses, refused before any of them is read; the message
+ *         names the file, its size and the size the meta page claims), #EDB_NOMEM.
  */
 EDB_EXTERN int edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts);
 
@@ -289,6 +293,14 @@ typedef struct edb_column_def {
 #define EDB_IDX_PRIMARY     0x1u  /**< the table's clustered key: unique, records are stored in its order */
 #define EDB_IDX_UNIQUE      0x2u  /**< a second record with an equal key is #EDB_KEYDUP */
 #define EDB_IDX_IGNORE_NULL 0x4u  /**< records whose key columns are all NULL get no entry */
+/** NULL sorts after every value in every segment (ESE's JET_bitIndexSortNullsHigh).  Without
+ *  it NULL sorts before every value in an ascending ('+') segment and after every value in a
+ *  descending ('-') one, as in ESE: a "-size" index lists the largest sizes first, then the
+ *  records without a size. */
+#define EDB_IDX_SORT_NULLS_HIGH 0x8u
+/** Records with a NULL in any key column get no entry (ESE's JET_bitIndexIgnoreAnyNull).
+ *  Not for a primary index. */
+#define EDB_IDX_IGNORE_ANY_NULL 0x10u
 
 /**
  * An index.  @p key lists segments as ESE does: each segment is '+' (ascending) or
@@ -299,7 +311,8 @@ typedef struct edb_column_def {
 typedef struct edb_index_def {
     const char *name;
     const char *key;
-    unsigned flags;              /**< EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL */
+    unsigned flags;              /**< EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL |
+                                      EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL */
 } edb_index_def;
 
 /** A table: columns and indexes.  At most one index is primary; without one the
@@ -523,12 +536,19 @@ EDB_EXTERN int edb_cursor_set_index(edb_cursor *c, const char *index);
 EDB_EXTERN const char *edb_cursor_index(edb_cursor *c);
 
 #define EDB_KEY_NEW        0x1u  /**< start a new key with this segment */
-#define EDB_KEY_PREFIX_END 0x2u  /**< the key sorts after every entry that starts with it */
+/** The key sorts after every entry that starts with it and before every other greater entry
+ *  (ESE's JET_bitFullColumnEndLimit); no segment may follow.  It lies between entries, never
+ *  on one: #EDB_SEEK_LE finds what #EDB_SEEK_LT finds, #EDB_SEEK_GT what #EDB_SEEK_GE finds,
+ *  #EDB_SEEK_EQ is #EDB_INVAL, an upper range limit excludes the entries after the prefix even
+ *  with #EDB_RANGE_INCLUSIVE and a lower one includes them. */
+#define EDB_KEY_PREFIX_END 0x2u
 
 /**
  * Add the next key segment (in the column's native form; @p data NULL = NULL) to
  * the cursor's search key.  The first call of a key passes #EDB_KEY_NEW.  A key
- * of the first k columns of the index is a prefix.
+ * of the first k columns of the index is a prefix.  A NULL segment sorts where the
+ * index keeps NULLs: before the values in an ascending segment, after them in a
+ * descending one or with #EDB_IDX_SORT_NULLS_HIGH.
  * @return 0, #EDB_INVAL (no EDB_KEY_NEW first, more segments than the index has,
  *         wrong size), #EDB_TOOBIG.
  */
@@ -543,7 +563,10 @@ EDB_EXTERN int edb_key_make(edb_cursor *c, const void *data, size_t size, unsign
 /**
  * Position on an entry of the current index relative to the key made with
  * edb_key_make() (consumed by the seek).  Removes an index range.
- * @return 0, #EDB_NOTFOUND (no such entry; the cursor is unpositioned), #EDB_INVAL (no key).
+ * @return 0, #EDB_NOTFOUND (no such entry; the cursor is unpositioned), #EDB_INVAL (no key;
+ *         or #EDB_SEEK_EQ with a key made with #EDB_KEY_PREFIX_END, which sorts after every
+ *         entry that starts with it and so equals none: the cursor and the key are left
+ *         as they were).
  */
 EDB_EXTERN int edb_cursor_seek(edb_cursor *c, unsigned how);
 

@@ -4,8 +4,9 @@
  * An environment is one LMDB environment opened with MDB_NOTLS (read
  * transactions are not tied to threads, so a backup's copier may hold one and
  * any thread may release it).  Open creates the directory (0700) and files
- * (0600) when absent, clears reader slots left by dead processes, and opens
- * the catalog (catalog.c), which refuses LMDB files that are not edb's.
+ * (0600) when absent, clears reader slots left by dead processes, refuses a
+ * data.mdb cut shorter than the pages its meta uses (metaread.c, EDB_CORRUPT),
+ * and opens the catalog (catalog.c), which refuses LMDB files that are not edb's.
  *
  * Invariants: env->mdb, env->catalog and the pool handles are set before the
  * env is returned and never change until close.  An open env is in the
@@ -123,7 +124,10 @@ open_mdb(edb_env *env, const char *path, const edb_env_opts *o)
     if ((rc = mdb_env_stat(env->mdb, &st)) != 0)
         return edb__mdb_err(rc, "edb_env_open: stat");
     env->page_size = st.ms_psize;
-    return 0;
+    /* LMDB opens a data.mdb shorter than its metas claim, and the first read
+     * of a page past its end is SIGBUS: refuse such a file before anything
+     * reads through the map (metaread.c). */
+    return edb__meta_check_length(env->mdb, path);
 }
 
 int

@@ -6,7 +6,10 @@
  *
  *   memcmp(encode(a1..an), encode(b1..bn)) has the sign of the lexicographic
  *   comparison of (a1..an) and (b1..bn), each column compared in its own
- *   direction, NULL before every value in both directions;
+ *   direction; NULL sorts before every value in an ascending segment and
+ *   after every value in a descending one (as ESE), and after every value in
+ *   both directions in an index with EDB_IDX_SORT_NULLS_HIGH (key.h's
+ *   segment modes);
  *
  *   the key of the first k columns is a byte prefix of the full key.
  *
@@ -14,11 +17,16 @@
  *
  * | part       | size          | ascending                 | descending                 |
  * |------------|---------------|---------------------------|----------------------------|
- * | prefix     | 1             | 0x01 NULL, 0x02 value     | 0x01 NULL, 0x02 value      |
+ * | prefix     | 1             | 0x01 NULL, 0x02 value;    | 0x02 value, 0x03 NULL      |
+ * |            |               | NULLS_HIGH: 0x03 NULL     |                            |
  * | payload    | per type      | as below (absent if NULL) | every payload byte XOR 0xFF|
  *
- * The prefix byte is never inverted, so NULL sorts first in a descending
- * segment too (0x01 < 0x02).  0x00 and 0x03..0xFF are never used as prefixes.
+ * The prefix byte is never inverted; the NULL's prefix says where NULL sorts:
+ * 0x01 before every value (ascending), 0x03 after every value (descending,
+ * or any segment of an EDB_IDX_SORT_NULLS_HIGH index).  A segment uses one of
+ * the two NULL prefixes, fixed by its mode; the decoder refuses the other.
+ * 0x00 and 0x04..0xFF are never used as prefixes.  (Format 2 and older wrote
+ * 0x01 for NULL in descending segments too: catalog.c refuses such a database.)
  *
  * Ascending payload by type (descending: the same bytes, each inverted):
  *
@@ -61,8 +69,17 @@
 #include "error.h"
 #include "key.h"
 
-#define PREFIX_NULL  EDB__KEY_PREFIX_NULL
-#define PREFIX_VALUE EDB__KEY_PREFIX_VALUE
+#define PREFIX_NULL      EDB__KEY_PREFIX_NULL
+#define PREFIX_VALUE     EDB__KEY_PREFIX_VALUE
+#define PREFIX_NULL_HIGH EDB__KEY_PREFIX_NULL_HIGH
+#define KNOWN_MODES      (EDB__KEY_DESC | EDB__KEY_NULLS_HIGH)
+
+/* The NULL prefix of a segment in @mode. */
+static inline uint8_t
+null_prefix(unsigned mode)
+{
+    return mode != 0 ? PREFIX_NULL_HIGH : PREFIX_NULL;
+}
 
 /* Payload size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
 static int
@@ -242,10 +259,13 @@ encode_fixed(uint8_t *p, edb_coltype type, const void *data, int n)
 
 int
 edb__key_append(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
-                const void *data, size_t size, bool desc)
+                const void *data, size_t size, unsigned mode)
 {
     if (buf == NULL || len == NULL)
         return edb__err(EDB_INVAL, "key segment: NULL buffer or length");
+    if (mode & ~KNOWN_MODES)
+        return edb__err(EDB_INVAL, "key segment: unknown mode 0x%x", mode);
+    bool desc = (mode & EDB__KEY_DESC) != 0;
     if (*len > cap)
         return edb__err(EDB_INVAL, "key segment: length %zu is past capacity %zu", *len, cap);
     int n = fixed_size(type);
@@ -257,7 +277,7 @@ edb__key_append(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
     if (data == NULL) {
         if (room < 1)
             return edb__err(EDB_TOOBIG, "key segment: NULL needs 1 byte, %zu left", room);
-        p[0] = PREFIX_NULL;
+        p[0] = null_prefix(mode);
         *len += 1;
         return 0;
     }
@@ -391,10 +411,13 @@ decode_fixed(uint8_t *v, edb_coltype type, const uint8_t *p, int n)
 
 int
 edb__key_decode(const uint8_t *key, size_t len, size_t *off, edb_coltype type,
-                bool desc, void *out, size_t cap, size_t *size)
+                unsigned mode, void *out, size_t cap, size_t *size)
 {
     if (key == NULL || off == NULL)
         return edb__err(EDB_INVAL, "key decode: NULL key or offset");
+    if (mode & ~KNOWN_MODES)
+        return edb__err(EDB_INVAL, "key decode: unknown mode 0x%x", mode);
+    bool desc = (mode & EDB__KEY_DESC) != 0;
     int n = fixed_size(type);
     if (n < 0)
         return edb__err(EDB_INVAL, "key decode: unknown column type %d", (int)type);
@@ -402,7 +425,7 @@ edb__key_decode(const uint8_t *key, size_t len, size_t *off, edb_coltype type,
     if (at >= len)
         return edb__err(EDB_CORRUPT, "key decode: no segment at offset %zu of %zu", at, len);
     uint8_t prefix = key[at];
-    if (prefix == PREFIX_NULL) {
+    if (prefix == null_prefix(mode)) {
         if (size != NULL)
             *size = 0;
         *off = at + 1;

@@ -138,9 +138,10 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
     char ctx[EDB__NAME_MAX + 16];
     snprintf(ctx, sizeof ctx, "table '%s': ", t->name);
     EDB_RET(edb__name_check(d->name, "index", ctx));
-    if (d->flags & ~(EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL))
+    if (d->flags & ~(EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL |
+                     EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL))
         return edb__err(EDB_INVAL, "table '%s': index '%s': unknown flags 0x%x", t->name, n, d->flags);
-    if ((d->flags & EDB_IDX_PRIMARY) && (d->flags & EDB_IDX_IGNORE_NULL))
+    if ((d->flags & EDB_IDX_PRIMARY) && (d->flags & (EDB_IDX_IGNORE_NULL | EDB_IDX_IGNORE_ANY_NULL)))
         return edb__err(EDB_INVAL, "table '%s': index '%s': a primary index cannot ignore NULLs",
                         t->name, n);
     if (d->key == NULL || d->key[0] == '\0')

@@ -11,8 +11,13 @@
  *   GT  first L > K:   SET_RANGE(K); on L == K, SET_RANGE(successor(K))
  *   LT  last L < K:    SET_RANGE(K) then PREV (LAST when nothing is >= K)
  *   LE  last L <= K:   GT's position then PREV (LAST when GT finds nothing)
- * EDB_KEY_PREFIX_END replaces K by its successor, so LE/LT and upper range
- * limits include every entry that starts with the key.
+ * EDB_KEY_PREFIX_END replaces K by its successor S, so LE/LT and upper range
+ * limits include every entry that starts with the key.  Such a key stands
+ * for a point after every entry that starts with the key made and before
+ * every other greater entry (ESE's end-limit keys), but S itself may be the
+ * whole key of the next entry (the successor of int 2 is int 3's key): so no
+ * entry equals it, LE is LT, GT is GE, an upper limit never includes an entry
+ * equal to S and a lower limit always does, and EQ is EDB_INVAL.
  *
  * Ranges: an upper limit stops NEXT moves at the first entry past it, a lower
  * limit stops PREV moves.  Stopping leaves the cursor between the last entry
@@ -107,7 +112,8 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (c->key_nseg >= x->nseg)
             return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
         const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
-        ret = edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, data, size, x->seg[c->key_nseg].desc);
+        ret = edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, data, size,
+                              edb__key_mode(x->seg[c->key_nseg].desc, x->flags));
         if (ret == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "edb_key_make: key of index '%s' over %d bytes", x->name,
                             EDB_MAX_KEY_SIZE);
@@ -239,6 +245,15 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
         return edb__err(EDB_INVAL, "edb_cursor_seek: mode %u", how);
     if (c != NULL && !c->key_valid)
         return edb__err(EDB_INVAL, "edb_cursor_seek: no key was made");
+    /* A PREFIX_END key is the successor of the key made, which no entry
+     * equals or starts with: SEEK_EQ would land on the next key's entries
+     * (ESE refuses JET_bitFullColumnEndLimit with JET_bitSeekEQ too). */
+    if (c != NULL && how == EDB_SEEK_EQ && c->key_closed)
+        return edb__err(EDB_INVAL, "edb_cursor_seek: EDB_SEEK_EQ with an EDB_KEY_PREFIX_END key "
+                        "(it sorts after every entry that starts with the key: use it with "
+                        "EDB_SEEK_LT/LE or as an upper range limit)");
+    if (c != NULL && c->key_closed)              /* no entry equals an end-limit key */
+        how = how == EDB_SEEK_LE ? EDB_SEEK_LT : how == EDB_SEEK_GT ? EDB_SEEK_GE : how;
     EDB_RET(enter_bound(c, &txn, "edb_cursor_seek"));
     edb__buf *key = &c->key;
     MDB_val k, d;
@@ -455,6 +470,10 @@ edb_cursor_set_range(edb_cursor *c, unsigned flags)
             d.mv_data = c->pk.p;
             d.mv_size = c->pk.len;
             c->range = true;
+            /* an end-limit key lies before the entry equal to its bytes */
+            if (c->key_closed)
+                flags = (flags & EDB_RANGE_UPPER) ? flags & ~EDB_RANGE_INCLUSIVE
+                                                  : flags | EDB_RANGE_INCLUSIVE;
             c->range_flags = flags;
             rc = edb__buf_set(&c->range_key, c->key.p, c->key.len);
             if (rc == 0 && outside(c, &k, &d, (flags & EDB_RANGE_UPPER) ? 1 : -1)) {

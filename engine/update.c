@@ -54,7 +54,7 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
 {
     uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = 0;
-    bool all_null = true;
+    bool all_null = true, any_null = false;
     for (unsigned i = 0; i < x->nseg; i++) {
         edb_colid col = x->seg[i].col;
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
@@ -62,8 +62,10 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
         bool null = v == NULL || v->null;
         if (!null)
             all_null = false;
+        else
+            any_null = true;
         int rc = edb__key_append(buf, sizeof buf, &len, def->type, null ? NULL : v->area.p,
-                                 null ? 0 : v->area.len, x->seg[i].desc);
+                                 null ? 0 : v->area.len, edb__key_mode(x->seg[i].desc, x->flags));
         if (rc == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
                             x->name, EDB_MAX_KEY_SIZE);
@@ -71,7 +73,8 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
             return edb__err(rc, "table '%s': index '%s': column '%s' cannot be a key", t->name,
                             x->name, def->name);
     }
-    if (all_null && (x->flags & EDB_IDX_IGNORE_NULL) && !(x->flags & EDB_IDX_PRIMARY))
+    if (!(x->flags & EDB_IDX_PRIMARY) && ((all_null && (x->flags & EDB_IDX_IGNORE_NULL)) ||
+                                          (any_null && (x->flags & EDB_IDX_IGNORE_ANY_NULL))))
         return 1;
     EDB_RET(edb__buf_set(key, buf, len));
     if (pk != NULL && !(x->flags & EDB_IDX_UNIQUE)) {

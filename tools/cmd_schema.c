@@ -6,7 +6,7 @@
  *    "columns": [{"name": "id", "type": "int64", "flags": ["notnull", "autoinc",
  *                 "escrow", "multivalued"], "max_size": 100, "default": VALUE}, ...],
  *    "indexes": [{"name": "pk", "key": ["+id", "-when"], "flags": ["primary",
- *                 "unique", "ignore_null"]}, ...]}
+ *                 "unique", "ignore_null", "sort_nulls_high", "ignore_any_null"]}, ...]}
  * VALUE is written as a row value is (jsonval.h).  Unknown members are errors,
  * so that a typo never silently drops a constraint.  schema's output is
  * accepted by create-table unchanged (the round trip is tested).
@@ -25,6 +25,7 @@ static const struct { const char *name; unsigned flag; } col_flags[] = {
 };
 static const struct { const char *name; unsigned flag; } idx_flags[] = {
     { "primary", EDB_IDX_PRIMARY }, { "unique", EDB_IDX_UNIQUE }, { "ignore_null", EDB_IDX_IGNORE_NULL },
+    { "sort_nulls_high", EDB_IDX_SORT_NULLS_HIGH }, { "ignore_any_null", EDB_IDX_IGNORE_ANY_NULL },
 };
 
 typedef struct schema {
@@ -209,7 +210,8 @@ schema_parse(schema *s, json_t *doc, const char *what)
                    !(whole_string(f) && strcmp(json_string_value(f), idx_flags[m].name) == 0))
                 m++;
             if (m == sizeof idx_flags / sizeof idx_flags[0])
-                return dbt_failf(what, EDB_INVAL, "index '%s': unknown flag %s (primary, unique, ignore_null)",
+                return dbt_failf(what, EDB_INVAL, "index '%s': unknown flag %s (primary, unique, ignore_null, "
+                                 "ignore_any_null, sort_nulls_high)",
                                  id->name, json_is_string(f) ? json_string_value(f) : "(not a string)");
             id->flags |= idx_flags[m].flag;
         }

@@ -30,9 +30,13 @@ static const dbt_cmd commands[] = {
       "Types: bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float, double,\n"
       "datetime, guid, text, binary. Column flags: notnull, autoinc, escrow, multivalued;\n"
       "max_size limits text and binary values (bytes); default is a value as in a row.\n"
-      "Index flags: primary, unique, ignore_null; each key segment is +column (ascending) or\n"
-      "-column (descending). Unknown members are errors. The output of 'dbtool schema' is\n"
-      "accepted unchanged.\n"
+      "Index flags: primary, unique, ignore_null (no entry for a row whose key columns are\n"
+      "all null), ignore_any_null (no entry for a row with a null key column),\n"
+      "sort_nulls_high (null after every value in ascending segments too); each key segment\n"
+      "is +column (ascending) or -column (descending). Null sorts before the values in an\n"
+      "ascending segment and after them in a descending one, so 'scan --index' on a\n"
+      "\"-size\" index lists the largest sizes first. Unknown members are errors. The output\n"
+      "of 'dbtool schema' is accepted unchanged.\n"
       "Table, column and index names are 1..64 bytes of [A-Za-z0-9_], not starting with a\n"
       "digit; a name holding a NUL or control byte is refused, never cut. SCHEMA.json must be a\n"
       "regular file or -.\n" },
@@ -80,7 +84,8 @@ static const dbt_cmd commands[] = {
       "and valid for its columns, keys in order, every index entry matched by its record and\n"
       "every record by its entries. Each problem is printed on standard output; exit status 1\n"
       "when there is any. The check runs in a child process, so a damaged file that makes the\n"
-      "reader crash is reported as EDB_CORRUPT.\n" },
+      "reader crash is reported as EDB_CORRUPT. A data.mdb shorter than the pages its meta page\n"
+      "uses is refused when any command opens it (EDB_CORRUPT, with both sizes), check included.\n" },
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot. The copy is written as OUT_DIR/.compact-XXXXXX/data.mdb\n"

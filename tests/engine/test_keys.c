@@ -1,9 +1,11 @@
 /*
  * Property tests of the key codec (engine/key.c).
  *
- * For every column type and both directions: memcmp order of encodings equals
- * value order (the sign, equality included), decode inverts encode, NULL sorts
- * first, multi-column keys order lexicographically by segment, a key of the
+ * For every column type and every segment mode (ascending, descending, each
+ * with and without NULLs high): memcmp order of encodings equals value order
+ * (the sign, equality included), decode inverts encode, NULL sorts first in an
+ * ascending segment and last in a descending one or with NULLs high,
+ * multi-column keys order lexicographically by segment, a key of the
  * first k segments is a byte prefix of the full key, the successor of a prefix
  * key lies after every extension and before the next value, EDB_TOOBIG at the
  * capacity, EDB_INVAL for wrong sizes, NaN and bad UTF-8, EDB_CORRUPT for
@@ -12,6 +14,8 @@
  * Theories cover the edge values pairwise; seeded random loops add volume.  The
  * seed is fixed (reproducible) unless EDB_TEST_SEED is set; failures print it.
  */
+#include "config.h"
+
 #include <criterion/criterion.h>
 #include <criterion/theories.h>
 #include <float.h>
@@ -20,7 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "key.h"
+
+#include <lmdb.h>
 
 #define KCAP EDB_MAX_KEY_SIZE
 /* One watchdog for every test: Criterion 2.4.1's runner leaks a timeout record
@@ -124,10 +131,25 @@ tval_str(char *out, size_t n, const tval *v)
         k += snprintf(out + k, n - (size_t)k, "%02x", v->b[i]);
 }
 
+/* The order of two values in a segment of mode @mode (key.h): values in the
+ * segment's direction; NULL equal to NULL, before every value when the mode
+ * is 0 (ascending, NULLs low), after every value otherwise (descending, or
+ * NULLs high). */
 static int
-enc(uint8_t *buf, size_t cap, size_t *len, const tval *v, bool desc)
+mode_cmp(const tval *x, const tval *y, unsigned mode)
 {
-    return edb__key_append(buf, cap, len, v->type, v->null ? NULL : v->b, v->size, desc);
+    if (x->null || y->null) {
+        int low = (int)!x->null - (int)!y->null;      /* NULL first */
+        return mode == 0 ? low : -low;
+    }
+    int c = tval_cmp(x, y);
+    return (mode & EDB__KEY_DESC) ? -c : c;
+}
+
+static int
+enc(uint8_t *buf, size_t cap, size_t *len, const tval *v, unsigned mode)
+{
+    return edb__key_append(buf, cap, len, v->type, v->null ? NULL : v->b, v->size, mode);
 }
 
 /* ---- random values ------------------------------------------------------ */
@@ -285,7 +307,7 @@ gen(tval *v, edb_coltype t, bool narrow, bool allow_null)
 
 /* Encode v alone, check the round trip, return the encoding. */
 static size_t
-enc_checked(uint8_t *buf, const tval *v, bool desc)
+enc_checked(uint8_t *buf, const tval *v, unsigned desc)
 {
     size_t len = 0;
     int rc = enc(buf, KCAP + 16, &len, v, desc);
@@ -310,13 +332,11 @@ enc_checked(uint8_t *buf, const tval *v, bool desc)
 
 /* The central property for one pair of values of one type. */
 static void
-check_pair(const tval *x, const tval *y, bool desc)
+check_pair(const tval *x, const tval *y, unsigned desc)
 {
     uint8_t a[KCAP + 16], b[KCAP + 16];
     size_t la = enc_checked(a, x, desc), lb = enc_checked(b, y, desc);
-    int want = tval_cmp(x, y);
-    if (desc && !x->null && !y->null)
-        want = -want;
+    int want = mode_cmp(x, y, desc);
     char sx[128], sy[128];
     tval_str(sx, sizeof sx, x);
     tval_str(sy, sizeof sy, y);
@@ -331,9 +351,9 @@ check_pair(const tval *x, const tval *y, bool desc)
 
 #define INT_THEORY(T, t, name, ...)                                                  \
     TheoryDataPoints(keys_theory, name) = {                                          \
-        DataPoints(T, __VA_ARGS__), DataPoints(T, __VA_ARGS__), DataPoints(bool, false, true), \
+        DataPoints(T, __VA_ARGS__), DataPoints(T, __VA_ARGS__), DataPoints(unsigned, 0, 1, 2, 3), \
     };                                                                               \
-    Theory((T x, T y, bool desc), keys_theory, name, .timeout = KEYS_TIMEOUT)                  \
+    Theory((T x, T y, unsigned desc), keys_theory, name, .timeout = KEYS_TIMEOUT)              \
     {                                                                                \
         tval a, b;                                                                   \
         SET(a, T, t, x);                                                             \
@@ -367,7 +387,7 @@ TheoryDataPoints(keys_theory, binary) = {
                "ff", "ff00", "ffff", "fffe"),
     DataPoints(const char *, "", "00", "0000", "00ff", "01", "61", "6100", "6101", "61ff", "6161",
                "ff", "ff00", "ffff", "fffe"),
-    DataPoints(bool, false, true),
+    DataPoints(unsigned, 0, 1, 2, 3),
 };
 
 static void
@@ -382,7 +402,7 @@ from_hex(tval *v, edb_coltype t, const char *hex)
     }
 }
 
-Theory((const char *x, const char *y, bool desc), keys_theory, binary, .timeout = KEYS_TIMEOUT)
+Theory((const char *x, const char *y, unsigned desc), keys_theory, binary, .timeout = KEYS_TIMEOUT)
 {
     tval a, b;
     from_hex(&a, EDB_COL_BINARY, x);
@@ -395,10 +415,10 @@ TheoryDataPoints(keys_theory, text) = {
                "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "a\xf4\x8f\xbf\xbf"),
     DataPoints(const char *, "", "a", "aa", "ab", "b", "\x7f", "\xc2\x80", "\xc3\xa9", "\xef\xbf\xbf",
                "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "a\xf4\x8f\xbf\xbf"),
-    DataPoints(bool, false, true),
+    DataPoints(unsigned, 0, 1, 2, 3),
 };
 
-Theory((const char *x, const char *y, bool desc), keys_theory, text, .timeout = KEYS_TIMEOUT)
+Theory((const char *x, const char *y, unsigned desc), keys_theory, text, .timeout = KEYS_TIMEOUT)
 {
     tval a, b;
     memset(&a, 0, sizeof a);
@@ -424,8 +444,8 @@ Test(keys, random_pairs_every_type, .timeout = KEYS_TIMEOUT)
             bool narrow = i % 4 == 0;
             gen(&x, all_types[ti], narrow, true);
             gen(&y, all_types[ti], narrow, true);
-            check_pair(&x, &y, i & 1);
-            check_pair(&x, &x, i & 1);         /* equal values, equal bytes */
+            check_pair(&x, &y, (unsigned)i & 3);
+            check_pair(&x, &x, (unsigned)i & 3);   /* equal values, equal bytes */
         }
 }
 
@@ -457,7 +477,11 @@ Test(keys, edge_values_round_trip, .timeout = KEYS_TIMEOUT)
     lb = enc_checked(b, &p, true);
     cr_assert(la == lb && memcmp(a, b, la) == 0);
     /* the documented examples of doc/key-encoding.md */
-    static const struct { edb_coltype t; const char *val; size_t vn; bool desc; const char *hex; } ex[] = {
+    static const struct { edb_coltype t; const char *val; size_t vn; unsigned desc; const char *hex; } ex[] = {
+        { EDB_COL_INT32, NULL, 0, 0, "01" },
+        { EDB_COL_INT32, NULL, 0, EDB__KEY_DESC, "03" },
+        { EDB_COL_INT32, NULL, 0, EDB__KEY_NULLS_HIGH, "03" },
+        { EDB_COL_INT32, "\x05\0\0\0", 4, EDB__KEY_NULLS_HIGH, "0280000005" },
         { EDB_COL_INT32, "\x05\0\0\0", 4, false, "0280000005" },
         { EDB_COL_INT32, "\x05\0\0\0", 4, true, "027ffffffa" },
         { EDB_COL_TEXT, "", 0, false, "020000" },
@@ -506,7 +530,10 @@ Test(keys, long_text_and_binary_round_trip, .timeout = KEYS_TIMEOUT)
 
 /* ---- NULL ----------------------------------------------------------------- */
 
-Test(keys, null_sorts_first_in_both_directions, .timeout = KEYS_TIMEOUT)
+/* NULL sorts before every value in an ascending segment (mode 0), after every
+ * value in a descending one and in any segment with NULLs high (ESE's
+ * order, EDB_IDX_SORT_NULLS_HIGH); two NULLs are equal. */
+Test(keys, null_position_by_mode, .timeout = KEYS_TIMEOUT)
 {
     seed_rng(0x0011);
     static tval n, v;
@@ -514,32 +541,45 @@ Test(keys, null_sorts_first_in_both_directions, .timeout = KEYS_TIMEOUT)
         memset(&n, 0, sizeof n);
         n.type = all_types[ti];
         n.null = true;
-        for (int d = 0; d < 2; d++) {
+        for (unsigned d = 0; d < 4; d++) {
+            int want = d == 0 ? -1 : 1;
             check_pair(&n, &n, d);
             for (int i = 0; i < 300; i++) {
                 gen(&v, all_types[ti], i % 3 == 0, false);
                 uint8_t a[KCAP + 16], b[KCAP + 16];
                 size_t la = enc_checked(a, &n, d), lb = enc_checked(b, &v, d);
-                cr_assert_eq(bytes_cmp(a, la, b, lb), -1, "type %d desc %d", all_types[ti], d);
+                cr_assert_eq(bytes_cmp(a, la, b, lb), want, "type %d mode %u", all_types[ti], d);
             }
         }
-        /* NULL in a later segment too: (1, NULL) < (1, v) < (2, NULL) */
+        /* NULL in a later segment too: (1, NULL) < (1, v) < (2, NULL) ascending,
+         * (1, v) < (1, NULL) < (2, v) with NULLs high */
         uint8_t k1[KCAP + 16], k2[KCAP + 16], k3[KCAP + 16];
         size_t l1 = 0, l2 = 0, l3 = 0;
         int32_t one = 1, two = 2;
         gen(&v, all_types[ti], false, false);
-        for (int d = 0; d < 2; d++) {
+        for (unsigned d = 0; d < 4; d++) {
             l1 = l2 = l3 = 0;
-            cr_assert_eq(edb__key_append(k1, sizeof k1, &l1, EDB_COL_INT32, &one, 4, false), 0);
+            cr_assert_eq(edb__key_append(k1, sizeof k1, &l1, EDB_COL_INT32, &one, 4, 0), 0);
             cr_assert_eq(enc(k1, sizeof k1, &l1, &n, d), 0);
-            cr_assert_eq(edb__key_append(k2, sizeof k2, &l2, EDB_COL_INT32, &one, 4, false), 0);
+            cr_assert_eq(edb__key_append(k2, sizeof k2, &l2, EDB_COL_INT32, &one, 4, 0), 0);
             cr_assert_eq(enc(k2, sizeof k2, &l2, &v, d), 0);
-            cr_assert_eq(edb__key_append(k3, sizeof k3, &l3, EDB_COL_INT32, &two, 4, false), 0);
-            cr_assert_eq(enc(k3, sizeof k3, &l3, &n, d), 0);
-            cr_assert_eq(bytes_cmp(k1, l1, k2, l2), -1);
-            cr_assert_eq(bytes_cmp(k2, l2, k3, l3), -1);
+            cr_assert_eq(edb__key_append(k3, sizeof k3, &l3, EDB_COL_INT32, &two, 4, 0), 0);
+            cr_assert_eq(enc(k3, sizeof k3, &l3, d == 0 ? &n : &v, d), 0);
+            cr_assert_eq(bytes_cmp(k1, l1, k2, l2), d == 0 ? -1 : 1, "mode %u", d);
+            cr_assert_eq(bytes_cmp(k1, l1, k3, l3), -1, "mode %u", d);
+            cr_assert_eq(bytes_cmp(k2, l2, k3, l3), -1, "mode %u", d);
         }
     }
+    /* the prefix bytes themselves (doc/key-encoding.md) */
+    uint8_t b[4];
+    for (unsigned d = 0; d < 4; d++) {
+        size_t len = 0;
+        cr_assert_eq(enc(b, sizeof b, &len, &n, d), 0);
+        cr_assert(len == 1 && b[0] == (d == 0 ? 0x01 : 0x03), "mode %u: NULL is %02x", d, b[0]);
+    }
+    size_t len = 0;
+    cr_assert_eq(enc(b, sizeof b, &len, &n, 4), EDB_INVAL);
+    cr_assert_eq(len, 0);
 }
 
 /* ---- multi-column keys ----------------------------------------------------- */
@@ -549,7 +589,7 @@ Test(keys, null_sorts_first_in_both_directions, .timeout = KEYS_TIMEOUT)
 typedef struct schema {
     size_t n;
     edb_coltype t[MAXSEG];
-    bool desc[MAXSEG];
+    unsigned desc[MAXSEG];                     /* the segment's mode (key.h) */
 } schema;
 
 typedef struct row {
@@ -564,9 +604,7 @@ static int
 row_cmp(const schema *s, const row *a, const row *b, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
-        int c = tval_cmp(&a->v[i], &b->v[i]);
-        if (s->desc[i] && !a->v[i].null && !b->v[i].null)
-            c = -c;
+        int c = mode_cmp(&a->v[i], &b->v[i], s->desc[i]);
         if (c != 0)
             return c;
     }
@@ -627,14 +665,15 @@ schema_random(schema *s)
     s->n = 1 + rnd() % MAXSEG;
     for (size_t i = 0; i < s->n; i++) {
         s->t[i] = all_types[rnd() % NTYPES];
-        s->desc[i] = rnd() & 1;
+        s->desc[i] = (unsigned)(rnd() & 3);
     }
 }
 
 Test(keys, mixed_int32_asc_text_desc_double_asc, .timeout = KEYS_TIMEOUT)
 {
     seed_rng(0x3c01);
-    schema s = { 3, { EDB_COL_INT32, EDB_COL_TEXT, EDB_COL_DOUBLE }, { false, true, false } };
+    schema s = { 3, { EDB_COL_INT32, EDB_COL_TEXT, EDB_COL_DOUBLE },
+                 { 0, EDB__KEY_DESC, EDB__KEY_NULLS_HIGH } };
     enum { N = 300 };
     static row rows[N];
     for (int i = 0; i < N; i++)
@@ -873,10 +912,13 @@ Test(keys, inval_wrong_sizes_nan_bad_utf8, .timeout = KEYS_TIMEOUT)
 
 Test(keys, decode_refuses_malformed_segments, .timeout = KEYS_TIMEOUT)
 {
-    struct { edb_coltype t; bool desc; const char *bytes; size_t n; } bad[] = {
+    struct { edb_coltype t; unsigned desc; const char *bytes; size_t n; } bad[] = {
         { EDB_COL_INT32, false, "", 0 },                       /* nothing */
         { EDB_COL_INT32, false, "\x00\x80\0\0\0", 5 },         /* prefix 0x00 */
-        { EDB_COL_INT32, false, "\x03\x80\0\0\0", 5 },         /* unknown prefix */
+        { EDB_COL_INT32, false, "\x04\x80\0\0\0", 5 },         /* unknown prefix */
+        { EDB_COL_INT32, false, "\x03", 1 },                   /* NULL high where NULLs are low */
+        { EDB_COL_INT32, EDB__KEY_DESC, "\x01", 1 },           /* NULL low in a descending segment */
+        { EDB_COL_TEXT, EDB__KEY_NULLS_HIGH, "\x01", 1 },      /* NULL low with NULLs high */
         { EDB_COL_INT32, false, "\x02\x80\0\0", 4 },           /* cut short */
         { EDB_COL_BOOL, false, "\x02\x02", 2 },                /* bool 2 */
         { EDB_COL_DOUBLE, false, "\x02\xff\xf8\0\0\0\0\0\0", 9 },  /* NaN */
@@ -918,6 +960,7 @@ Test(keys, decode_refuses_malformed_segments, .timeout = KEYS_TIMEOUT)
     cr_assert_eq(edb__key_decode(key, len, &off, EDB_COL_BINARY, true, NULL, 0, &sz), 0);
     cr_assert_eq(sz, 5);
     cr_assert_eq(off, after);
+    cr_assert_eq(key[0], 0x03);                /* a descending NULL sorts after the values */
     int64_t back = 0;
     cr_assert_eq(edb__key_decode(key, len, &off, EDB_COL_INT64, false, &back, 4, &sz), EDB_WRN_TRUNCATED);
     cr_assert_eq(sz, 8);
@@ -956,4 +999,335 @@ Test(keys, put64_equals_append, .timeout = KEYS_TIMEOUT)
                       (unsigned long long)v, sign ? "INT64" : "UINT64", desc ? "descending" : "ascending");
         }
     }
+}
+
+/* ---- the order through the API: indexes, seeks, the format ------------------- */
+
+static char *kdir;
+static edb_env *kenv;
+static edb_session *ks;
+
+static void
+kopen(void)
+{
+    kdir = make_tmpdir();
+    kenv = open_env(kdir, 0);
+    OK(edb_session_begin(&ks, kenv));
+}
+
+static void
+kclose(void)
+{
+    edb_session_end(ks);
+    edb_env_close(kenv);
+    ks = NULL;
+    kenv = NULL;
+    rm_tree(kdir);
+    free(kdir);
+    LEAK_CHECK();
+}
+
+/* files(id INT32 primary, size INT64, a INT32, b INT32) and the indexes given. */
+static void
+make_files(const edb_index_def *extra, size_t nextra)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT32, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "size", EDB_COL_INT64, 0, 0, NULL, 0 },
+        { "a", EDB_COL_INT32, 0, 0, NULL, 0 },
+        { "b", EDB_COL_INT32, 0, 0, NULL, 0 },
+    };
+    edb_index_def idx[8] = { { "pk", "+id\0", EDB_IDX_PRIMARY } };
+    for (size_t i = 0; i < nextra; i++)
+        idx[1 + i] = extra[i];
+    edb_table_def def = { "files", cols, 4, idx, 1 + nextra };
+    OK(edb_table_create(ks, &def));
+}
+
+/* Insert a row; a negative size, a or b is NULL. */
+static void
+put_file(edb_cursor *c, int32_t id, int64_t size, int32_t a, int32_t b)
+{
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, &id, 4, 0));
+    if (size >= 0)
+        OK(edb_column_set(c, 2, &size, 8, 0));
+    if (a >= 0)
+        OK(edb_column_set(c, 3, &a, 4, 0));
+    if (b >= 0)
+        OK(edb_column_set(c, 4, &b, 4, 0));
+    OK(edb_update(c));
+}
+
+/* The ids along index @name, first to last; returns how many (at most max). */
+static size_t
+walk_ids(edb_cursor *c, const char *name, int32_t *ids, size_t max)
+{
+    OK(edb_cursor_set_index(c, name));
+    size_t n = 0;
+    int rc = edb_cursor_move(c, EDB_MOVE_FIRST);
+    while (rc == 0 && n < max) {
+        OK(edb_column_get(c, 1, &ids[n++], 4, NULL, 0));
+        rc = edb_cursor_move(c, EDB_MOVE_NEXT);
+    }
+    cr_assert(rc == 0 || rc == EDB_NOTFOUND, "%s", edb_error_last());
+    return n;
+}
+
+/* Issue 10, point 7: "SEEK_EQ with a PREFIX_END key for k = 2 lands on k = 3". */
+Test(keys_index, seek_eq_with_prefix_end_key_is_inval, .init = kopen, .fini = kclose,
+     .timeout = KEYS_TIMEOUT)
+{
+    make_files(NULL, 0);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, ks, "files"));
+    for (int32_t k = 1; k <= 3; k++)
+        put_file(c, k, -1, -1, -1);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    int32_t two = 2, got = 0;
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    RC(edb_cursor_seek(c, EDB_SEEK_EQ), EDB_INVAL);
+    cr_assert(strstr(edb_error_last(), "EDB_KEY_PREFIX_END") != NULL, "%s", edb_error_last());
+    /* nothing moved, the key is still there: LE with it finds k = 2 */
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 1);
+    OK(edb_cursor_seek(c, EDB_SEEK_LE));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2, "LE found %d", got);
+    /* the key lies between 2 and 3, never on 3 (its bytes are 3's key):
+     * GT is GE, an inclusive upper limit stops before 3, a lower one keeps 2 */
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_seek(c, EDB_SEEK_GT));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 3, "GT found %d", got);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2);
+    RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    int32_t one = 1;
+    OK(edb_key_make(c, &one, 4, EDB_KEY_NEW | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_set_range(c, 0));
+    OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2, "a lower PREFIX_END limit of 1 keeps 2");
+    RC(edb_cursor_move(c, EDB_MOVE_PREV), EDB_NOTFOUND);
+    /* a plain key still seeks EQ */
+    edb_cursor_close(c);
+    edb_cursor *d;
+    OK(edb_cursor_open(&d, ks, "files"));
+    OK(edb_key_make(d, &two, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(d, EDB_SEEK_EQ));
+    OK(edb_column_get(d, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 2);
+    edb_cursor_close(d);
+}
+
+/* Issue 10, point 8: "the largest first" on a -size index starts with the
+ * largest sizes; the rows without a size come last (ESE's order). */
+Test(keys_index, descending_index_puts_nulls_last, .init = kopen, .fini = kclose,
+     .timeout = KEYS_TIMEOUT)
+{
+    edb_index_def x[] = {
+        { "by_size", "-size\0", 0 },
+        { "by_size_asc", "+size\0", 0 },
+        { "by_size_hi", "+size\0", EDB_IDX_SORT_NULLS_HIGH },
+        { "by_size_desc_hi", "-size\0", EDB_IDX_SORT_NULLS_HIGH },
+    };
+    make_files(x, 4);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, ks, "files"));
+    /* ids 1..12: sizes (id * 37) % 101, ids 3, 6, 9, 12 without one */
+    for (int32_t id = 1; id <= 12; id++)
+        put_file(c, id, id % 3 == 0 ? -1 : (id * 37) % 101, -1, -1);
+    int32_t ids[16];
+    /* sizes: 1:37 2:74 4:47 5:84 7:57 8:94 10:67 11:4 */
+    static const int32_t desc[] = { 8, 5, 2, 10, 7, 4, 1, 11, 3, 6, 9, 12 };
+    static const int32_t asc_low[] = { 3, 6, 9, 12, 11, 1, 4, 7, 10, 2, 5, 8 };
+    static const int32_t asc_high[] = { 11, 1, 4, 7, 10, 2, 5, 8, 3, 6, 9, 12 };
+    cr_assert_eq(walk_ids(c, "by_size", ids, 16), 12);
+    cr_assert(memcmp(ids, desc, sizeof desc) == 0, "-size: the largest first, NULLs last");
+    cr_assert_eq(walk_ids(c, "by_size_desc_hi", ids, 16), 12);
+    cr_assert(memcmp(ids, desc, sizeof desc) == 0, "-size, NULLs high: the same");
+    cr_assert_eq(walk_ids(c, "by_size_asc", ids, 16), 12);
+    cr_assert(memcmp(ids, asc_low, sizeof asc_low) == 0, "+size: NULLs first");
+    cr_assert_eq(walk_ids(c, "by_size_hi", ids, 16), 12);
+    cr_assert(memcmp(ids, asc_high, sizeof asc_high) == 0, "+size, NULLs high: NULLs last");
+
+    /* seeks with a NULL key find the NULLs where they sort */
+    int32_t got;
+    OK(edb_cursor_set_index(c, "by_size"));
+    OK(edb_key_make(c, NULL, 0, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 3);
+    OK(edb_key_make(c, NULL, 0, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_LT));          /* the smallest size */
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 11);
+    int64_t big = 90;
+    OK(edb_key_make(c, &big, 8, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_GE));          /* first size <= 90 */
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 5);
+    OK(edb_cursor_set_index(c, "by_size_hi"));
+    OK(edb_key_make(c, NULL, 0, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_LT));          /* the largest size */
+    OK(edb_column_get(c, 1, &got, 4, NULL, 0));
+    cr_assert_eq(got, 8);
+    edb_cursor_close(c);
+    uint64_t problems = 99;
+    OK(edb_env_check(&problems, kenv, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+}
+
+/* EDB_IDX_IGNORE_ANY_NULL: no entry when any key column is NULL;
+ * EDB_IDX_IGNORE_NULL: none only when all are. */
+Test(keys_index, ignore_any_null_skips_rows_with_a_null, .init = kopen, .fini = kclose,
+     .timeout = KEYS_TIMEOUT)
+{
+    edb_index_def x[] = {
+        { "ab_any", "+a\0-b\0", EDB_IDX_IGNORE_ANY_NULL },
+        { "ab_all", "+a\0-b\0", EDB_IDX_IGNORE_NULL },
+        { "ab", "+a\0-b\0", 0 },
+    };
+    make_files(x, 3);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, ks, "files"));
+    put_file(c, 1, -1, 1, 1);
+    put_file(c, 2, -1, 1, -1);
+    put_file(c, 3, -1, -1, 2);
+    put_file(c, 4, -1, -1, -1);
+    put_file(c, 5, -1, 1, 2);
+    int32_t ids[8];
+    static const int32_t any[] = { 5, 1 }, all[] = { 3, 5, 1, 2 }, none[] = { 3, 4, 5, 1, 2 };
+    cr_assert_eq(walk_ids(c, "ab_any", ids, 8), 2);
+    cr_assert(memcmp(ids, any, sizeof any) == 0);
+    cr_assert_eq(walk_ids(c, "ab_all", ids, 8), 4);
+    cr_assert(memcmp(ids, all, sizeof all) == 0);
+    cr_assert_eq(walk_ids(c, "ab", ids, 8), 5);
+    cr_assert(memcmp(ids, none, sizeof none) == 0);
+    /* a replace that sets the NULL column gives the row its entry, one that
+     * clears it takes the entry away */
+    OK(edb_cursor_set_index(c, NULL));
+    int32_t two = 2, seven = 7;
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 4, &seven, 4, 0));
+    OK(edb_update(c));
+    OK(edb_key_make(c, &two, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 3, NULL, 0, 0));
+    OK(edb_update(c));
+    static const int32_t any2[] = { 5, 1 };
+    cr_assert_eq(walk_ids(c, "ab_any", ids, 8), 2);
+    cr_assert(memcmp(ids, any2, sizeof any2) == 0);
+    edb_cursor_close(c);
+    uint64_t problems = 99;
+    OK(edb_env_check(&problems, kenv, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    /* not for a primary index; unknown flags stay refused */
+    edb_column_def col = { "k", EDB_COL_INT32, 0, 0, NULL, 0 };
+    edb_index_def bad = { "pk", "+k\0", EDB_IDX_PRIMARY | EDB_IDX_IGNORE_ANY_NULL };
+    edb_table_def def = { "t2", &col, 1, &bad, 1 };
+    RC(edb_table_create(ks, &def), EDB_INVAL);
+    bad.flags = EDB_IDX_UNIQUE | 0x20u;
+    RC(edb_table_create(ks, &def), EDB_INVAL);
+}
+
+/* Set the catalog's format record of the database at @path to @version. */
+static void
+set_format(const char *path, uint8_t version)
+{
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 4), 0);
+    cr_assert_eq(mdb_env_open(m, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb:catalog", 0, &dbi), 0);
+    MDB_val fk = { 7, "\0format" }, fv;
+    cr_assert_eq(mdb_get(t, dbi, &fk, &fv), 0);
+    uint8_t rec[12];
+    memcpy(rec, fv.mv_data, 12);
+    rec[4] = version;
+    fv.mv_data = rec;
+    cr_assert_eq(mdb_put(t, dbi, &fk, &fv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(m);
+}
+
+static uint8_t
+get_format(const char *path)
+{
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 4), 0);
+    cr_assert_eq(mdb_env_open(m, path, MDB_RDONLY, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, MDB_RDONLY, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb:catalog", 0, &dbi), 0);
+    MDB_val fk = { 7, "\0format" }, fv;
+    cr_assert_eq(mdb_get(t, dbi, &fk, &fv), 0);
+    uint8_t v = ((uint8_t *)fv.mv_data)[4];
+    mdb_txn_abort(t);
+    mdb_env_close(m);
+    return v;
+}
+
+/* The key encoding changed in format 3: a format-2 database with a
+ * descending segment (its NULLs sit first) is refused with a message that
+ * says what to do; one with ascending segments only has the same bytes and
+ * opens (marked format 3 by its first writable open). */
+Test(keys_index, older_format_with_descending_segment_is_refused, .init = kopen, .fini = kclose,
+     .timeout = KEYS_TIMEOUT)
+{
+    edb_index_def x[] = { { "by_size", "-size\0", 0 } };
+    make_files(x, 1);
+    edb_session_end(ks);
+    edb_env_close(kenv);
+    ks = NULL;
+    kenv = NULL;
+    char path[600];
+    snprintf(path, sizeof path, "%s/db", kdir);
+    cr_assert_eq(get_format(path), 3);
+    set_format(path, 2);
+    edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
+    edb_env_opts ro = { .max_tables = 8, .map_size = test_map_size(), .flags = EDB_ENV_READONLY };
+    RC(edb_env_open(&kenv, path, &o), EDB_VERSION);
+    cr_assert_null(kenv);
+    const char *m = edb_error_last();
+    cr_assert(strstr(m, "format 2") && strstr(m, "by_size") && strstr(m, "descending") &&
+              strstr(m, "dbtool export") && strstr(m, "import"), "%s", m);
+    RC(edb_env_open(&kenv, path, &ro), EDB_VERSION);
+    cr_assert_eq(get_format(path), 2, "a refused database is left as it was");
+    set_format(path, 1);
+    RC(edb_env_open(&kenv, path, &o), EDB_VERSION);
+
+    /* ascending segments only: the same bytes in every format */
+    char other[600];
+    snprintf(other, sizeof other, "%s/asc", kdir);
+    OK(edb_env_open(&kenv, other, &o));
+    OK(edb_session_begin(&ks, kenv));
+    edb_index_def y[] = { { "by_size", "+size\0", 0 } };
+    make_files(y, 1);
+    edb_session_end(ks);
+    edb_env_close(kenv);
+    ks = NULL;
+    kenv = NULL;
+    set_format(other, 2);
+    OK(edb_env_open(&kenv, other, &ro));
+    edb_env_close(kenv);
+    kenv = NULL;
+    cr_assert_eq(get_format(other), 2);
+    OK(edb_env_open(&kenv, other, &o));
+    cr_assert_eq(get_format(other), 3);
+    OK(edb_session_begin(&ks, kenv));
 }

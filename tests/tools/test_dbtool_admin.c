@@ -361,3 +361,56 @@ Test(dbtool_admin, check_is_clean_while_another_process_commits, .timeout = 120)
     rm_tree(dir);
     free(dir);
 }
+
+/* Issue 10, point 9: "count, scan, export, stat, backup all exit 135 on a
+ * file cut to half".  Every command that opens the database refuses it: exit
+ * 1, one line naming EDB_CORRUPT, the file and its sizes; never a signal. */
+Test(dbtool_admin, every_command_refuses_a_file_cut_to_half, .timeout = 120)
+{
+    char path[256], file[300], arch[300], out[300], schema[300];
+    char *dir = nums_db(path, sizeof path, 3000);
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    snprintf(arch, sizeof arch, "%s/b.edbk", dir);
+    snprintf(out, sizeof out, "%s/compacted", dir);
+    snprintf(schema, sizeof schema, "%s/s.json", dir);
+    write_file(schema, "{\"name\": \"u\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"}],"
+                       " \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}");
+    struct stat sb;
+    cr_assert_eq(stat(file, &sb), 0);
+    long ps = sysconf(_SC_PAGESIZE);
+    off_t half = sb.st_size / 2 / ps * ps;
+    cr_assert_eq(truncate(file, half), 0);
+    char size[64];
+    snprintf(size, sizeof size, "data.mdb has %lld bytes", (long long)half);
+    const char *const cmds[][8] = {
+        { "count", path, "nums", NULL },
+        { "count", path, "nums", "--from", "5", "--to", "9", NULL },
+        { "scan", path, "nums", NULL },
+        { "scan", path, "nums", "--index", "by_grp", "--reverse", NULL },
+        { "export", path, "nums", NULL },
+        { "export", path, "nums", "--format", "csv", NULL },
+        { "get", path, "nums", "7", NULL },
+        { "delete", path, "nums", "7", NULL },
+        { "import", path, "nums", "-", NULL },
+        { "tables", path, NULL },
+        { "schema", path, "nums", NULL },
+        { "create-table", path, schema, NULL },
+        { "stat", path, NULL },
+        { "check", path, NULL },
+        { "compact", path, out, NULL },
+        { "backup", path, arch, "--quiet", NULL },
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        run_result r = dbt_run("{\"id\": 5000}\n", cmds[i]);
+        cr_assert_eq(r.status, 1, "%s: exit %d\n%s", cmds[i][0], r.status, r.err);
+        cr_assert(strncmp(r.err, "dbtool: ", 8) == 0 && strstr(r.err, "EDB_CORRUPT") != NULL &&
+                  strstr(r.err, size) != NULL && strstr(r.err, "claims") != NULL,
+                  "%s: %s", cmds[i][0], r.err);
+        cr_assert_eq(count_lines(r.err), 1, "%s: %s", cmds[i][0], r.err);
+        run_free(&r);
+    }
+    struct stat ab;
+    cr_assert(stat(arch, &ab) != 0, "backup left an archive");
+    rm_tree(dir);
+    free(dir);
+}

@@ -687,3 +687,82 @@ Test(dbtool_cli, import_survives_garbage, .timeout = 120)
     run_free(&r);
     db_free(&a);
 }
+
+/* Issue 10, point 8: on a "-size" index, "the largest first" starts with the
+ * largest sizes, not with the rows that have none (NULL sorts after every
+ * value in a descending segment, as in ESE); the two new index flags go
+ * through create-table and schema. */
+Test(dbtool_cli, scan_desc_index_gives_the_largest_first, .timeout = 60)
+{
+    static const char *schema =
+        "{\"name\": \"files\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"},"
+        " {\"name\": \"size\", \"type\": \"int64\"}, {\"name\": \"owner\", \"type\": \"text\"}],"
+        " \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]},"
+        " {\"name\": \"by_size\", \"key\": [\"-size\"]},"
+        " {\"name\": \"by_size_hi\", \"key\": [\"+size\"], \"flags\": [\"sort_nulls_high\"]},"
+        " {\"name\": \"by_owner_size\", \"key\": [\"+owner\", \"-size\"], \"flags\": [\"ignore_any_null\"]}]}";
+    db a = db_new();
+    mktable(&a, schema);
+    /* ids 1..30: size id * 17 % 31 * 1000, every third row without a size,
+     * every fourth without an owner */
+    char rows[30 * 80] = "";
+    for (int i = 1; i <= 30; i++) {
+        char size[32] = "null", owner[16] = "null";
+        if (i % 3 != 0)
+            snprintf(size, sizeof size, "%d", i * 17 % 31 * 1000);
+        if (i % 4 != 0)
+            snprintf(owner, sizeof owner, "\"u%d\"", i % 2);
+        sprintf(rows + strlen(rows), "{\"id\": %d, \"size\": %s, \"owner\": %s}\n", i, size, owner);
+    }
+    run_result r = dbt_runv(rows, "import", a.path, "files", "-", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    /* the five largest sizes: 30000 (id 20), 28000 (29), 26000 (7), 24000 (16), 23000 (5) */
+    int id[64];
+    r = dbt_runv(NULL, "scan", a.path, "files", "--index", "by_size", "--limit", "5", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(ids(r.out, id, 64), 5, "%s", r.out);
+    static const int largest[] = { 20, 29, 7, 16, 5 };
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(id[i], largest[i], "row %d: id %d, want %d\n%s", i, id[i], largest[i], r.out);
+    run_free(&r);
+    /* all 30, the ten without a size last */
+    r = dbt_runv(NULL, "scan", a.path, "files", "--index", "by_size", NULL);
+    cr_assert_eq(ids(r.out, id, 64), 30);
+    for (int i = 20; i < 30; i++)
+        cr_assert_eq(id[i] % 3, 0, "row %d: id %d has a size", i, id[i]);
+    run_free(&r);
+    /* sort_nulls_high: ascending sizes, then the NULLs; --reverse gives the NULLs first */
+    r = dbt_runv(NULL, "scan", a.path, "files", "--index", "by_size_hi", "--limit", "2", NULL);
+    cr_assert_eq(ids(r.out, id, 64), 2);
+    cr_assert(id[0] == 11 && id[1] == 22, "smallest sizes 1000 (id 11), 2000 (id 22): %d %d\n%s", id[0],
+              id[1], r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "scan", a.path, "files", "--index", "by_size_hi", "--reverse", "--limit", "10", NULL);
+    cr_assert_eq(ids(r.out, id, 64), 10);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(id[i] % 3, 0, "row %d: id %d has a size", i, id[i]);
+    run_free(&r);
+    /* ignore_any_null: only rows with an owner and a size (ids not divisible by 3 or 4) */
+    r = dbt_runv(NULL, "count", a.path, "files", "--index", "by_owner_size", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "15\n");
+    run_free(&r);
+    r = dbt_runv(NULL, "scan", a.path, "files", "--index", "by_owner_size", "--from", "u1", "--limit", "1", NULL);
+    cr_assert_eq(ids(r.out, id, 64), 1);
+    cr_assert_eq(id[0], 29, "the largest size of u1 is id 29's 28000: %s", r.out);
+    run_free(&r);
+    /* the flags survive schema -> create-table */
+    r = dbt_runv(NULL, "schema", a.path, "files", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"sort_nulls_high\"") != NULL && strstr(r.out, "\"ignore_any_null\"") != NULL,
+              "%s", r.out);
+    db b = db_new();
+    mktable(&b, r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "check", a.path, NULL);
+    cr_assert_eq(r.status, 0, "check: %s%s", r.out, r.err);
+    run_free(&r);
+    db_free(&a);
+    db_free(&b);
+}
