@@ -6,13 +6,14 @@
  *
  * | offset | size | meaning                                             |
  * |--------|------|-----------------------------------------------------|
- * | 0      | 1    | blob version, 1                                     |
+ * | 0      | 1    | blob version, 2 (1: indexes carry no id)            |
  * | 1      | 1    | reserved, 0                                         |
  * | 2      | 1    | table name length n (1..64)                         |
  * | 3      | n    | table name                                          |
  * | 3+n    | 4    | pool slot                                           |
  * | 7+n    | 4    | gen (bumped by every schema change)                 |
- * | 11+n   | 8    | id of the transaction that created the table        |
+ * | 11+n   | 8    | the table's identity (edb__catalog_new_id; blobs    |
+ * |        |      | written before it: the creating transaction's id)   |
  * | 19+n   | 4    | column count C                                      |
  * | 23+n   | 4    | index count I                                       |
  * | 27+n   | ...  | C columns, then I indexes                           |
@@ -20,7 +21,10 @@
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
  * u8 has_default, u32 default size, default bytes (native form).
  * An index: u8 name length, name, u8 flags (EDB_IDX_*), u8 index slot,
- * u8 segment count S, then S times (u32 colid, u8 descending).
+ * u8 segment count S, then S times (u32 colid, u8 descending), then (version
+ * 2) u64 the index's identity.  Identities let handles tell a dropped table
+ * or index from a new one of the same name (cursor.c); version 1 blobs are
+ * read with index identity 0.
  *
  * Invariants: a stored blob always decodes; every colid in an index is a
  * column of the table; at most one index is PRIMARY; index slots are distinct.
@@ -40,6 +44,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "annotate.h"
 #include "catalog.h"
@@ -54,7 +62,7 @@ static const char SLOTS_KEY[] = "\0slots";     /* 6 bytes, leading NUL */
 #define SLOTS_KEY_LEN 6
 #define NO_DBI ((MDB_dbi)-1)
 #define PER EDB__DBS_PER_TABLE
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2
 
 /* ------------------------------------------------------------------ pool */
 
@@ -624,6 +632,8 @@ encode(wbuf *b, const edb__table *t)
             wu32(b, x->seg[j].col);
             wu8(b, x->seg[j].desc);
         }
+        wu32(b, (uint32_t)x->id);
+        wu32(b, (uint32_t)(x->id >> 32));
     }
     return b->oom ? edb__err(EDB_NOMEM, "table '%s': schema", t->name) : 0;
 }
@@ -689,7 +699,8 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     edb__table *t = calloc(1, sizeof *t);
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
-    if (size > 0 && ((const uint8_t *)blob)[0] != BLOB_VERSION) {
+    unsigned version = size > 0 ? ((const uint8_t *)blob)[0] : BLOB_VERSION;
+    if (version != 1 && version != BLOB_VERSION) {
         edb__table_free(t);
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
@@ -744,6 +755,10 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
             x->seg[j].desc = ru8(&b) != 0;
             if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
                 goto bad;
+        }
+        if (version >= 2) {
+            x->id = ru32(&b);
+            x->id |= (uint64_t)ru32(&b) << 32;
         }
         if (x->flags & EDB_IDX_PRIMARY) {
             t->primary = (int)i;
@@ -845,6 +860,26 @@ counter_key(uint8_t *k, uint32_t slot, edb_colid col)
     k[0] = 'c';
     k[1] = (uint8_t)(slot >> 24); k[2] = (uint8_t)(slot >> 16); k[3] = (uint8_t)(slot >> 8); k[4] = (uint8_t)slot;
     k[5] = (uint8_t)(col >> 24); k[6] = (uint8_t)(col >> 16); k[7] = (uint8_t)(col >> 8); k[8] = (uint8_t)col;
+}
+
+uint64_t
+edb__catalog_new_id(void)
+{
+    static atomic_uint_fast64_t seq;
+    struct {
+        uint64_t seq, pid;
+        struct timespec mono, real;
+        uint8_t rnd[16];
+    } in;
+    memset(&in, 0, sizeof in);
+    in.seq = atomic_fetch_add(&seq, 1) + 1;
+    in.pid = (uint64_t)getpid();
+    clock_gettime(CLOCK_MONOTONIC, &in.mono);
+    clock_gettime(CLOCK_REALTIME, &in.real);
+    if (getrandom(in.rnd, sizeof in.rnd, GRND_NONBLOCK) < 0)
+        memset(in.rnd, 0, sizeof in.rnd);    /* the counter, pid and clocks still differ */
+    uint64_t id = XXH3_64bits(&in, sizeof in);
+    return id != 0 ? id : 1;
 }
 
 int

@@ -74,6 +74,7 @@ typedef struct edb__index {
     unsigned slot;                  /* 0..EDB_MAX_INDEXES-1 within the table (primary: unused) */
     unsigned nseg;
     edb__segment seg[EDB_MAX_KEY_SEGMENTS];
+    uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
     MDB_dbi dbi;                    /* secondary indexes only */
 } edb__index;
 
@@ -81,7 +82,8 @@ typedef struct edb__table {
     char name[EDB__NAME_MAX + 1];
     uint32_t slot;
     uint32_t gen;                   /* bumped by every schema change of the table */
-    uint64_t created;               /* id of the transaction that created it: a table
+    uint64_t created;               /* identity drawn at creation (edb__catalog_new_id;
+                                       older tables: the creating txn's id): a table
                                        dropped and made again is another table */
     MDB_dbi rec_dbi;
     uint32_t ncols;
@@ -189,6 +191,11 @@ int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
  * else can fail (update.c). */
 int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
 int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n);
+
+/* A new identity for a table or an index: unique within the process (a
+ * counter) and, with overwhelming probability, across processes and time
+ * (hashed with the pid, the clocks and random bytes).  Never 0. */
+uint64_t edb__catalog_new_id(void);
 
 MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
 MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);

@@ -49,13 +49,6 @@ edb__session_cancel_updates(edb_session *s)
         edb_update_cancel(c);
 }
 
-void
-edb__session_close_cursors(edb_session *s)
-{
-    while (s->cursors != NULL)
-        edb_cursor_close(s->cursors);
-}
-
 /* Let go of the LMDB cursor. */
 static void
 drop_mc(edb_cursor *c)
@@ -65,6 +58,17 @@ drop_mc(edb_cursor *c)
     c->mc = NULL;
     c->mc_valid = false;
     c->bound_id = 0;
+}
+
+void
+edb__session_zombie_cursors(edb_session *s)
+{
+    for (edb_cursor *c = s->cursors; c != NULL; c = c->next) {
+        edb_update_cancel(c);
+        drop_mc(c);
+        c->pos = POS_NONE;
+        c->rv_ok = false;
+    }
 }
 
 MDB_dbi
@@ -88,21 +92,26 @@ edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
 }
 
 
-int
-edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
+/* The general bind (see cursor.h).  @index_may_go: the cursor's secondary
+ * index may be gone (edb_cursor_set_index is about to replace it): fall back
+ * to the primary instead of failing. */
+static int
+bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
 {
     edb_session *s = c->s;
+    EDB_RET(edb__cursor_check_live(c, "cursor"));
     uint64_t id = edb__txn_id(s);
     if (c->mc != NULL && c->mc_txn_id != id)
         drop_mc(c);
-    if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq) {
+    if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq ||
+        index_may_go) {
         edb__table *t;
         c->rv_ok = false;
         MDB_val blob;
         int rc = edb__table_blob(s->env, txn, c->tname, &blob);
         if (rc < 0) {
-            if (rc == EDB_NOTFOUND)
-                rc = edb__err(EDB_NOTFOUND, "table '%s' was dropped", c->tname);
+            if (rc == EDB_NOTFOUND && c->t_ident != 0)
+                rc = edb__err(EDB_DROPPED, "table '%s' was dropped", c->tname);
             return rc;
         }
         if (c->t != NULL && blob.mv_size == c->t_blob.len &&
@@ -113,21 +122,33 @@ edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
             goto cursor;
         }
         EDB_RET(edb__table_decode(&t, s->env, blob.mv_data, blob.mv_size));
-        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+        if (c->t_ident != 0 && t->created != c->t_ident) {
             edb__table_free(t);
-            return rc;
+            return edb__err(EDB_DROPPED, "table '%s' was dropped (a new table of that name "
+                            "is another table)", c->tname);
         }
-        bool moved = c->t == NULL || c->t->slot != t->slot || c->t->created != t->created;
+        bool moved = c->t == NULL;
         int index = -1;
         if (c->index_name[0] != '\0') {
             index = edb__table_index(t, c->index_name);
-            if (index < 0 || (t->idx[index].flags & EDB_IDX_PRIMARY)) {
-                if (index < 0) {
-                    c->index_name[0] = '\0';
-                    moved = true;
+            if (index < 0 || t->idx[index].id != c->index_ident ||
+                (t->idx[index].flags & EDB_IDX_PRIMARY)) {
+                if (!index_may_go) {
+                    bool other = index >= 0;
+                    edb__table_free(t);
+                    return edb__err(EDB_DROPPED, "index '%s' of table '%s' was dropped%s",
+                                    c->index_name, c->tname,
+                                    other ? " (a new index of that name is another index)" : "");
                 }
+                c->index_name[0] = '\0';
+                c->index_ident = 0;
                 index = -1;
+                moved = true;
             }
+        }
+        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+            edb__table_free(t);
+            return rc;
         }
         if (moved) {
             drop_mc(c);
@@ -136,6 +157,7 @@ edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
         }
         edb__table_free(c->t);
         c->t = t;
+        c->t_ident = t->created;
         c->index = index;
         c->bind_txn_id = id;
         c->bind_schema_seq = s->schema_seq;
@@ -162,6 +184,12 @@ cursor:;
     }
     c->bound_id = id;
     return 0;
+}
+
+int
+edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
+{
+    return bind(c, txn, false);
 }
 
 int
@@ -202,9 +230,12 @@ edb_cursor_close(edb_cursor *c)
 {
     if (c == NULL)
         return;
-    edb_update_cancel(c);
-    drop_mc(c);
-    edb__session_remove_cursor(c->s, c);
+    edb_session *s = c->s;
+    if (!s->dead) {     /* a zombie's update and LMDB cursor went when it died */
+        edb_update_cancel(c);
+        drop_mc(c);
+    }
+    edb__session_remove_cursor(s, c);
     edb__table_free(c->t);
     edb__buf_free(&c->t_blob);
     edb__buf_free(&c->anchor);
@@ -214,6 +245,8 @@ edb_cursor_close(edb_cursor *c)
     edb__buf_free(&c->prep_pk);
     edb__wplan_free(c->wp);
     free(c);
+    if (s->dead)
+        edb__session_release(s);    /* frees an ended session with its last cursor */
 }
 
 int
@@ -224,11 +257,12 @@ edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
     *out = 0;
     if (c == NULL || column == NULL)
         return edb__err(EDB_INVAL, "edb_column_id: %s is NULL", c == NULL ? "cursor" : "column");
-    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq || edb__table_colid(c->t, column) == 0) {
-        MDB_txn *txn;
-        EDB_RET(edb__txn_enter(c->s, false, &txn));
-        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
-    }
+    EDB_RET(edb__cursor_check_live(c, "edb_column_id"));
+    /* Always bound: the answer is about the table the cursor is on, which
+     * another session or process may have dropped since (EDB_DROPPED). */
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
     edb_colid id = edb__table_colid(c->t, column);
     if (id == 0)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);
@@ -244,7 +278,8 @@ edb_cursor_set_index(edb_cursor *c, const char *index)
         return edb__err(EDB_INVAL, "edb_cursor_set_index: cursor is NULL");
     MDB_txn *txn;
     EDB_RET(edb__txn_enter(c->s, false, &txn));
-    int rc = edb__cursor_bind(c, txn);
+    /* The index it leaves may have been dropped: that is no error here. */
+    int rc = c->index_name[0] != '\0' ? bind(c, txn, true) : edb__cursor_bind(c, txn);
     if (rc == 0 && index != NULL) {
         int i = edb__table_index(c->t, index);
         if (i < 0)
@@ -253,11 +288,13 @@ edb_cursor_set_index(edb_cursor *c, const char *index)
             index = NULL;
         else {
             snprintf(c->index_name, sizeof c->index_name, "%s", index);
+            c->index_ident = c->t->idx[i].id;
             c->index = i;
         }
     }
     if (rc == 0 && index == NULL) {
         c->index_name[0] = '\0';
+        c->index_ident = 0;
         c->index = -1;
     }
     if (rc == 0) {

@@ -95,7 +95,9 @@ EDB_EXTERN const char *edb_version(void);
     X(NOTXN,         -20, "no transaction is active")                           \
     X(CHAIN,         -21, "the backup chain is broken")                         \
     X(LIMIT,         -22, "a configured limit was reached")                     \
-    X(INTERNAL,      -23, "internal error")
+    X(INTERNAL,      -23, "internal error")                                   \
+    X(DROPPED,       -24, "the table, index or column was dropped")            \
+    X(CLOSED,        -25, "the handle's session or environment was closed")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,

@@ -308,7 +308,11 @@ edb_table_create(edb_session *s, const edb_table_def *def)
             ret = edb__pool_claim(s, txn, t->slot);
     }
     if (ret == 0) {
-        t->created = mdb_txn_id(txn);
+        /* identities, not names or slots, tell this table and its indexes
+         * from dropped ones of the same name (cursor.c) */
+        t->created = edb__catalog_new_id();
+        for (uint32_t i = 0; i < t->nidx; i++)
+            t->idx[i].id = edb__catalog_new_id();
         t->rec_dbi = edb__pool_rec(s->env, t->slot);
         ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
         for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)
@@ -397,6 +401,7 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     while (used[x.slot])
         x.slot++;
     x.dbi = edb__pool_idx(s->env, t->slot, x.slot);
+    x.id = edb__catalog_new_id();
     EDB_ERR(build_index(s, txn, t, &x));
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
     if (xs == NULL)

@@ -401,6 +401,7 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_column_set: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_column_set"));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
@@ -518,6 +519,7 @@ edb_update(edb_cursor *c)
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_update: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_update"));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_update: no update is prepared on '%s'", c->tname);
     EDB_RET(check_writable(c, "edb_update"));
