@@ -332,6 +332,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
     pthread_mutex_init(&cat->ro_lock, NULL);
+    pthread_mutex_init(&cat->hwm_lock, NULL);
     pthread_cond_init(&cat->pool_cv, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
@@ -440,7 +441,9 @@ edb__catalog_close(edb_env *env)
     for (int i = 0; i < cat->ro_nspare; i++)
         mdb_txn_abort(cat->ro_spare[i]);
     pthread_mutex_destroy(&cat->ro_lock);
+    pthread_mutex_destroy(&cat->hwm_lock);
     pthread_cond_destroy(&cat->pool_cv);
+    free(cat->hwm);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
@@ -862,6 +865,68 @@ counter_key(uint8_t *k, uint32_t slot, edb_colid col)
     k[5] = (uint8_t)(col >> 24); k[6] = (uint8_t)(col >> 16); k[7] = (uint8_t)(col >> 8); k[8] = (uint8_t)col;
 }
 
+/* The high-water mark of counter (slot, col), or NULL (hwm_lock held). */
+static struct edb__hwm *
+hwm_find(edb__catalog *cat, uint32_t slot, edb_colid col)
+{
+    for (size_t i = 0; i < cat->hwm_n; i++)
+        if (cat->hwm[i].slot == slot && cat->hwm[i].col == col)
+            return &cat->hwm[i];
+    return NULL;
+}
+
+static uint64_t
+hwm_get(edb_env *env, uint32_t slot, edb_colid col)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&cat->hwm_lock);
+    struct edb__hwm *h = hwm_find(cat, slot, col);
+    uint64_t n = h != NULL ? h->n : 0;
+    pthread_mutex_unlock(&cat->hwm_lock);
+    return n;
+}
+
+/* Raise the mark to @n.  Out of memory only loses the rollback guarantee for
+ * this counter, never a committed value: it is not an error. */
+static void
+hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&cat->hwm_lock);
+    struct edb__hwm *h = hwm_find(cat, slot, col);
+    if (h == NULL) {
+        if (cat->hwm_n == cat->hwm_cap) {
+            size_t cap = cat->hwm_cap ? cat->hwm_cap * 2 : 8;
+            struct edb__hwm *p = realloc(cat->hwm, cap * sizeof *p);
+            if (p != NULL) {
+                cat->hwm = p;
+                cat->hwm_cap = cap;
+            }
+        }
+        if (cat->hwm_n < cat->hwm_cap) {
+            h = &cat->hwm[cat->hwm_n++];
+            *h = (struct edb__hwm){ slot, col, 0 };
+        }
+    }
+    if (h != NULL && h->n < n)
+        h->n = n;
+    pthread_mutex_unlock(&cat->hwm_lock);
+}
+
+void
+edb__counter_forget(edb_env *env, uint32_t slot)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&cat->hwm_lock);
+    for (size_t i = 0; i < cat->hwm_n;) {
+        if (cat->hwm[i].slot == slot)
+            cat->hwm[i] = cat->hwm[--cat->hwm_n];
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&cat->hwm_lock);
+}
+
 uint64_t
 edb__catalog_new_id(void)
 {
@@ -885,6 +950,16 @@ edb__catalog_new_id(void)
 int
 edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
 {
+    EDB_RET(edb__counter_read(out, env, txn, slot, col));
+    uint64_t mark = hwm_get(env, slot, col);
+    if (mark > *out)
+        *out = mark;
+    return 0;
+}
+
+int
+edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+{
     uint8_t kb[9];
     counter_key(kb, slot, col);
     MDB_val k = { sizeof kb, kb }, v;
@@ -907,7 +982,9 @@ edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint6
     uint8_t kb[9];
     counter_key(kb, slot, col);
     MDB_val k = { sizeof kb, kb }, v = { 8, &n };
-    return edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter");
+    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
+    hwm_raise(env, slot, col, n);
+    return 0;
 }
 
 int

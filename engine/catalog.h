@@ -124,6 +124,11 @@ typedef struct edb__catalog {
     pthread_mutex_t ro_lock;
     MDB_txn *ro_spare[EDB__RO_SPARES];
     int ro_nspare;
+    /* Counter high-water marks (see edb__counter_get): hwm_n entries of
+     * (slot, colid, value).  hwm_lock guards them; a leaf lock. */
+    pthread_mutex_t hwm_lock;
+    struct edb__hwm { uint32_t slot; edb_colid col; uint64_t n; } *hwm;
+    size_t hwm_n, hwm_cap;
 } edb__catalog;
 
 /* After beginning a top-level transaction: 0 when it can use the handles of
@@ -188,9 +193,21 @@ int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
 /* Per-table counters (colid 0 = implicit key; others: AUTOINC columns).
  * get: the last value handed out (0: none yet), a read only; set: store the
  * last value handed out.  A writer reads first and stores only once nothing
- * else can fail (update.c). */
+ * else can fail (update.c).
+ * Values are never handed out twice by one env: besides the stored counter
+ * (transactional), the env keeps an in-memory high-water mark per counter
+ * that a rollback does not lower; get returns the larger of the two.  The
+ * mark of a slot is forgotten when a table is created in it
+ * (edb__counter_forget).  Other processes see only the stored counter: a
+ * value handed out in a transaction that rolled back in one process may be
+ * handed out by another (it was never committed). */
 int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
 int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n);
+/* The stored counter alone (what the transaction committed or will commit):
+ * a supplied AUTOINC value above it must be stored even when it is below the
+ * high-water mark, or a later env could hand it out again. */
+int edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
+void edb__counter_forget(edb_env *env, uint32_t slot);
 
 /* A new identity for a table or an index: unique within the process (a
  * counter) and, with overwhelming probability, across processes and time

@@ -425,6 +425,10 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if (data == NULL && size != 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
                         def->name, size);
+    if (data == NULL && (flags & EDB_SET_APPEND)) {
+        edb__err_clear();   /* appending NULL adds nothing (as ESE ignores it) */
+        return 0;
+    }
     if (data != NULL && edb__value_check(def, data, size, "") < 0) {
         /* the message names the column: formatted on failure only (hot path) */
         char what[160];
@@ -494,7 +498,7 @@ store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *prep, const edb__rec
         uint64_t n = autoinc_value(def, rec->cols[i].area.p);
         if (!prep->cols[i].null) {
             uint64_t cur;
-            EDB_RET(edb__counter_get(&cur, c->s->env, txn, c->t->slot, i + 1));
+            EDB_RET(edb__counter_read(&cur, c->s->env, txn, c->t->slot, i + 1));
             if (n <= cur)
                 continue;
         }
