@@ -19,7 +19,8 @@
  * | 27+n   | ...  | C columns, then I indexes                           |
  *
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
- * u8 has_default, u32 default size, default bytes (native form).
+ * u8 has_default, u32 default size, default bytes (native form), then
+ * (version 2) u64 the column's identity (column ids carry a tag of it).
  * An index: u8 name length, name, u8 flags (EDB_IDX_*), u8 index slot,
  * u8 segment count S, then S times (u32 colid, u8 descending), then (version
  * 2) u64 the index's identity.  Identities let handles tell a dropped table
@@ -624,6 +625,8 @@ encode(wbuf *b, const edb__table *t)
         wu32(b, c->has_default ? c->default_size : 0);
         if (c->has_default)
             wput(b, c->default_value, c->default_size);
+        wu32(b, (uint32_t)c->id);
+        wu32(b, (uint32_t)(c->id >> 32));
     }
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
@@ -743,6 +746,10 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
         dlen += c->default_size;
+        if (version >= 2) {
+            c->id = ru32(&b);
+            c->id |= (uint64_t)ru32(&b) << 32;
+        }
     }
     int nprimary = 0;
     for (uint32_t i = 0; i < t->nidx; i++) {

@@ -61,6 +61,7 @@ typedef struct edb__column {
     bool has_default;
     uint32_t default_size;
     const uint8_t *default_value;   /* points into the table's own copy */
+    uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
 } edb__column;
 
 typedef struct edb__segment {
@@ -216,6 +217,42 @@ uint64_t edb__catalog_new_id(void);
 
 MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
 MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);
+
+/* Column ids.  edb_column_id hands out the column's 1-based position in the
+ * low EDB__COLID_POS_BITS bits and a tag of its identity above them, so an id
+ * kept across a rolled-back edb_column_add (or a re-created table) is not
+ * taken for the column that took its position later.  A plain position (tag
+ * 0) is accepted too: tools and old callers address columns by position. */
+#define EDB__COLID_POS_BITS 11
+#define EDB__COLID_POS_MASK ((1u << EDB__COLID_POS_BITS) - 1)
+_Static_assert(EDB__COLID_POS_MASK == EDB_COLID_POSITION_MASK, "edb.h's EDB_COLID_POSITION_MASK");
+_Static_assert(EDB_MAX_COLUMNS <= EDB__COLID_POS_MASK, "a position fits the mask");
+static inline uint32_t
+edb__col_tag(uint64_t id)
+{
+    if (id == 0)
+        return 0;       /* a column of a version 1 blob: no identity to check */
+    uint32_t tag = (uint32_t)(id >> 43);    /* 21 bits */
+    return tag != 0 ? tag : 1;
+}
+static inline edb_colid
+edb__colid_make(const edb__table *t, uint32_t pos)
+{
+    return pos | edb__col_tag(t->cols[pos - 1].id) << EDB__COLID_POS_BITS;
+}
+/* The position @col names in @t, or 0 when it names no column of @t. */
+static inline uint32_t
+edb__colid_pos(const edb__table *t, edb_colid col)
+{
+    uint32_t pos = col & EDB__COLID_POS_MASK, tag = col >> EDB__COLID_POS_BITS;
+    if (pos == 0 || pos > t->ncols || (tag != 0 && tag != edb__col_tag(t->cols[pos - 1].id)))
+        return 0;
+    return pos;
+}
+/* Resolve *col (a colid of table @t) to its position in place; EDB_NOTFOUND
+ * for a position the table never had, EDB_DROPPED for a tagged id whose
+ * column is gone (cursor.c). */
+int edb__colid_resolve(edb_colid *col, const edb__table *t);
 
 /* Lookups; 0 / -1 when absent. */
 edb_colid edb__table_colid(const edb__table *t, const char *name);

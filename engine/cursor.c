@@ -267,8 +267,23 @@ edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
     if (id == 0)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);
     edb__err_clear();
-    *out = id;
+    *out = edb__colid_make(c->t, id);
     return 0;
+}
+
+int
+edb__colid_resolve(edb_colid *col, const edb__table *t)
+{
+    uint32_t pos = edb__colid_pos(t, *col);
+    if (pos != 0) {
+        *col = pos;
+        return 0;
+    }
+    if ((*col >> EDB__COLID_POS_BITS) != 0)
+        return edb__err(EDB_DROPPED, "table '%s': column id 0x%x names a column that is gone "
+                        "(its edb_column_add was rolled back, or the table was dropped)",
+                        t->name, (unsigned)*col);
+    return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", t->name, (unsigned)*col);
 }
 
 int
@@ -364,10 +379,10 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
  * (then the view points into LMDB's pages: use it before edb__txn_leave).
  * @txn: the entered transaction (NULL while an update is prepared). */
 static inline int
-column_view(edb_cursor *c, MDB_txn *txn, edb_colid col, const char *fn, edb__colview *v)
+column_view(edb_cursor *c, MDB_txn *txn, edb_colid *colp, const char *fn, edb__colview *v)
 {
-    if (col == 0 || col > c->t->ncols)
-        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    EDB_RET(edb__colid_resolve(colp, c->t));
+    edb_colid col = *colp;
     if (c->prep != 0) {
         const edb__colval *cv = &c->rec.cols[col - 1];
         *v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
@@ -443,7 +458,7 @@ column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *ac
     MDB_txn *txn;
     EDB_RET(enter_for_read(c, &txn));
     edb__colview v;
-    int rc = column_view(c, txn, col, "edb_column_get", &v);
+    int rc = column_view(c, txn, &col, "edb_column_get", &v);
     if (rc == 0)
         rc = copy_value(c, col, &v, buf, size, actual, itag);
     rc = leave_after_read(c, txn, rc);
@@ -467,14 +482,15 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
      * would do nothing a read needs.  Anything else, errors included, takes
      * the general path. */
     const edb_session *s = c->s;
+    edb_colid pos;
     if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-        c->pos == POS_ON && c->pos_epoch == s->pos_epoch && col != 0 && col <= c->t->ncols) {
+        c->pos == POS_ON && c->pos_epoch == s->pos_epoch && (pos = edb__colid_pos(c->t, col)) != 0) {
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;
-        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, col) == 0) {
-            int rc = copy_value(c, col, &v, buf, size, actual, itag);
+        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, pos) == 0) {
+            int rc = copy_value(c, pos, &v, buf, size, actual, itag);
             if (rc == 0)
                 edb__err_clear();
             return rc;
@@ -494,7 +510,7 @@ edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
     MDB_txn *txn;
     EDB_RET(enter_for_read(c, &txn));
     edb__colview v;
-    int rc = column_view(c, txn, col, "edb_column_count", &v);
+    int rc = column_view(c, txn, &col, "edb_column_count", &v);
     unsigned n = rc == 0 && !v.null ? v.count : 0;
     rc = leave_after_read(c, txn, rc);
     if (rc == 0) {

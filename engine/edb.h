@@ -310,8 +310,17 @@ EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
 #define EDB_COL_ESCROW      0x4u  /**< INT32/INT64 with a default: edb_escrow_update() adds atomically */
 #define EDB_COL_MULTIVALUED 0x8u  /**< holds 0..n values; EDB_SET_APPEND adds one */
 
-/** Column identifier within a table: 1-based position in the table's columns, stable. */
+/**
+ * Column identifier within a table.  Its low bits (#EDB_COLID_POSITION_MASK) are
+ * the column's 1-based position in the table's columns, which never changes; a
+ * plain position is a valid id.  edb_column_id() adds a tag of the column's
+ * identity above them, so an id kept across a rolled-back edb_column_add() is
+ * #EDB_DROPPED, never taken for a column added later at the same position (nor
+ * for a column of a table of the same name created later).
+ */
 typedef uint32_t edb_colid;
+/** The position bits of an #edb_colid. */
+#define EDB_COLID_POSITION_MASK 0x7FFu
 
 /** A column.  Strings and default bytes are copied by the call that takes them. */
 typedef struct edb_column_def {

@@ -313,6 +313,8 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         t->created = edb__catalog_new_id();
         for (uint32_t i = 0; i < t->nidx; i++)
             t->idx[i].id = edb__catalog_new_id();
+        for (uint32_t i = 0; i < t->ncols; i++)
+            t->cols[i].id = edb__catalog_new_id();
         edb__counter_forget(s->env, t->slot);
         t->rec_dbi = edb__pool_rec(s->env, t->slot);
         ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
@@ -368,6 +370,7 @@ edb_column_add(edb_session *s, const char *table, const edb_column_def *col)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_column_add"));
     t->cols = cols;
     column_from_def(&t->cols[t->ncols], col);
+    t->cols[t->ncols].id = edb__catalog_new_id();
     t->ncols++;
     ret = edb__table_store(s->env, txn, t);
 err:

@@ -406,8 +406,7 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
         return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
-    if (col == 0 || col > c->t->ncols)
-        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    EDB_RET(edb__colid_resolve(&col, c->t));
     EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[col - 1];
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
@@ -666,8 +665,7 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
     EDB_ERR(edb__cursor_bind(c, txn));
-    if (col == 0 || col > c->t->ncols)
-        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col));
+    EDB_ERR(edb__colid_resolve(&col, c->t));
     const edb__column *def = &c->t->cols[col - 1];
     if (!(def->flags & EDB_COL_ESCROW))
         EDB_ERR(edb__err(EDB_TYPE, "table '%s': column '%s' is not an ESCROW column", c->tname,

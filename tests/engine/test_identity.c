@@ -277,3 +277,63 @@ Test(identity, open_on_a_table_that_never_existed)
     cr_assert(strstr(edb_error_last(), "does not exist") != NULL, "%s", edb_error_last());
     cr_assert(strstr(edb_error_last(), "dropped") == NULL, "%s", edb_error_last());
 }
+
+/* The same for edb_column_id results: an id kept across a rolled-back
+ * edb_column_add is not taken for the column added later at its position. */
+Test(identity, column_id_across_a_rolled_back_column_add)
+{
+    make_old_table(s);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    edb_column_def x = { "extra", EDB_COL_INT32, 0, 0, NULL, 0 };
+    OK(edb_column_add(s, "t", &x));
+    edb_colid extra;
+    OK(edb_column_id(&extra, c, "extra"));
+    cr_assert_eq(extra & EDB_COLID_POSITION_MASK, 4);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    int32_t v = 42;
+    OK(edb_column_set(c, extra, &v, 4, 0));
+    OK(edb_update(c));
+    OK(edb_txn_rollback(s));
+    edb_colid again = 9;
+    RC(edb_column_id(&again, c, "extra"), EDB_NOTFOUND);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    char buf[16];
+    RC(edb_column_get(c, extra, buf, sizeof buf, NULL, 0), EDB_DROPPED);
+    /* another column takes position 4 */
+    edb_column_def y = { "secret", EDB_COL_TEXT, 0, 0, "s3cret", 6 };
+    OK(edb_column_add(s, "t", &y));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    RC(edb_column_get(c, extra, buf, sizeof buf, NULL, 0), EDB_DROPPED);
+    unsigned n;
+    RC(edb_column_count(&n, c, extra), EDB_DROPPED);
+    OK(edb_txn_begin(s, 0));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    RC(edb_column_get(c, extra, buf, sizeof buf, NULL, 0), EDB_DROPPED);   /* the fast path too */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    RC(edb_column_set(c, extra, &v, 4, 0), EDB_DROPPED);
+    RC(edb_column_get(c, extra, buf, sizeof buf, NULL, 0), EDB_DROPPED);  /* the prepared record */
+    edb_update_cancel(c);
+    OK(edb_txn_commit(s));
+    /* the new column's own id, and its plain position, read it */
+    edb_colid secret;
+    OK(edb_column_id(&secret, c, "secret"));
+    cr_assert_neq(secret, extra);
+    size_t len = 0;
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_column_get(c, secret, buf, sizeof buf, &len, 0));
+    cr_assert(len == 6 && memcmp(buf, "s3cret", 6) == 0);
+    OK(edb_column_get(c, 4, buf, sizeof buf, &len, 0));
+    cr_assert(len == 6 && memcmp(buf, "s3cret", 6) == 0);
+    /* an id of a dropped table's column is not a column of the new table */
+    edb_colid k;
+    OK(edb_column_id(&k, c, "k"));
+    edb_cursor_close(c);
+    OK(make_new_table(s));
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    RC(edb_column_get(c, k, buf, sizeof buf, NULL, 0), EDB_DROPPED);
+    edb_cursor_close(c);
+}
