@@ -229,7 +229,8 @@ EDB_EXTERN int edb_session_begin(edb_session **out, edb_env *env);
 /** Roll back every open transaction level and free the session.  Cursors still
  *  open on it become zombies (every call #EDB_CLOSED) and keep its memory until
  *  the last of them is closed with edb_cursor_close().  Also frees a session
- *  whose env was closed.  NULL-safe. */
+ *  whose env was closed.  Call it on the thread that began the session's write
+ *  transaction, if one is open (LMDB's writer lock is that thread's).  NULL-safe. */
 EDB_EXTERN void edb_session_end(edb_session *s);
 
 #define EDB_TXN_READONLY 0x1u  /**< a read-only snapshot: never blocks, is never blocked; writes are #EDB_READONLY */

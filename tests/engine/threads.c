@@ -294,6 +294,7 @@ creators_phase(const char *dir)
     }
     edb_tree_stat st;
     EXPECT(edb_table_stat(&st, s, "c3_4", "v") == 0 && st.entries == 1, "reopened: c3_4");
+    edb_session_end(s);
     edb_env_close(penv);
 }
 
