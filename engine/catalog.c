@@ -338,7 +338,8 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
     *stored = 0;
-    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL)
+    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL ||
+        (cat->hwm_table = calloc(max_tables, sizeof *cat->hwm_table)) == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     for (unsigned i = 0; i < max_tables * PER; i++)
         atomic_init(&cat->dbis[i], NO_DBI);
@@ -445,6 +446,7 @@ edb__catalog_close(edb_env *env)
     pthread_mutex_destroy(&cat->hwm_lock);
     pthread_cond_destroy(&cat->pool_cv);
     free(cat->hwm);
+    free(cat->hwm_table);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
@@ -921,15 +923,20 @@ hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
 }
 
 void
-edb__counter_forget(edb_env *env, uint32_t slot)
+edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table)
 {
     edb__catalog *cat = edb__cat(env);
+    if (slot >= cat->max_tables)
+        return;
     pthread_mutex_lock(&cat->hwm_lock);
-    for (size_t i = 0; i < cat->hwm_n;) {
-        if (cat->hwm[i].slot == slot)
-            cat->hwm[i] = cat->hwm[--cat->hwm_n];
-        else
-            i++;
+    if (cat->hwm_table[slot] != table) {
+        for (size_t i = 0; i < cat->hwm_n;) {
+            if (cat->hwm[i].slot == slot)
+                cat->hwm[i] = cat->hwm[--cat->hwm_n];
+            else
+                i++;
+        }
+        cat->hwm_table[slot] = table;
     }
     pthread_mutex_unlock(&cat->hwm_lock);
 }

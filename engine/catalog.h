@@ -130,6 +130,7 @@ typedef struct edb__catalog {
     pthread_mutex_t hwm_lock;
     struct edb__hwm { uint32_t slot; edb_colid col; uint64_t n; } *hwm;
     size_t hwm_n, hwm_cap;
+    uint64_t *hwm_table;            /* per slot: identity of the table the marks are of */
 } edb__catalog;
 
 /* After beginning a top-level transaction: 0 when it can use the handles of
@@ -198,8 +199,9 @@ int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
  * Values are never handed out twice by one env: besides the stored counter
  * (transactional), the env keeps an in-memory high-water mark per counter
  * that a rollback does not lower; get returns the larger of the two.  The
- * mark of a slot is forgotten when a table is created in it
- * (edb__counter_forget).  Other processes see only the stored counter: a
+ * marks of a slot belong to one table identity: a table created in the slot,
+ * or a cursor that finds another table in it (created by another process),
+ * forgets them (edb__counter_adopt).  Other processes see only the stored counter: a
  * value handed out in a transaction that rolled back in one process may be
  * handed out by another (it was never committed). */
 int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
@@ -208,7 +210,7 @@ int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, u
  * a supplied AUTOINC value above it must be stored even when it is below the
  * high-water mark, or a later env could hand it out again. */
 int edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
-void edb__counter_forget(edb_env *env, uint32_t slot);
+void edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table);
 
 /* A new identity for a table or an index: unique within the process (a
  * counter) and, with overwhelming probability, across processes and time

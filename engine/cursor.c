@@ -155,6 +155,8 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
             c->pos = POS_NONE;
             c->range = false;
         }
+        if (c->t == NULL)   /* AUTOINC marks belong to this table (catalog.h) */
+            edb__counter_adopt(s->env, t->slot, t->created);
         edb__table_free(c->t);
         c->t = t;
         c->t_ident = t->created;

@@ -315,7 +315,7 @@ edb_table_create(edb_session *s, const edb_table_def *def)
             t->idx[i].id = edb__catalog_new_id();
         for (uint32_t i = 0; i < t->ncols; i++)
             t->cols[i].id = edb__catalog_new_id();
-        edb__counter_forget(s->env, t->slot);
+        edb__counter_adopt(s->env, t->slot, t->created);
         t->rec_dbi = edb__pool_rec(s->env, t->slot);
         ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
         for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)

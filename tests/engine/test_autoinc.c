@@ -5,6 +5,8 @@
  * out again. */
 #include "config.h"
 
+#include <sys/wait.h>
+
 #include "helpers.h"
 
 static char *dir;
@@ -271,6 +273,35 @@ Test(autoinc, mark_survives_rollback_and_supplied_values_persist)
     /* a new table in the slot counts from 1, whatever the old one handed out */
     OK(edb_table_drop(s, "t"));
     make_table();
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    OK(insert(c, 0));
+    cr_assert_eq(current_id(c), 1);
+    OK(insert(c, 0));
+    OK(edb_txn_rollback(s));                    /* this env's mark is 2 now */
+    edb_cursor_close(c);
+    /* ... also when another process drops it and creates it again */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/db", dir);
+        edb_env *e2;
+        edb_session *s2;
+        edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
+        if (edb_env_open(&e2, path, &o) != 0 || edb_session_begin(&s2, e2) != 0)
+            _exit(2);
+        edb_column_def cols[] = { { "id", EDB_COL_INT64, EDB_COL_AUTOINC, 0, NULL, 0 },
+                                  { "v", EDB_COL_TEXT, 0, 0, NULL, 0 } };
+        edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY } };
+        edb_table_def def = { "t", cols, 2, idx, 1 };
+        int rc = edb_table_drop(s2, "t") != 0 || edb_table_create(s2, &def) != 0;
+        edb_session_end(s2);
+        edb_env_close(e2);
+        _exit(rc);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     OK(edb_cursor_open(&c, s, "t"));
     OK(insert(c, 0));
     cr_assert_eq(current_id(c), 1);
