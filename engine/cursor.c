@@ -4,7 +4,11 @@
  * writing (prepare, set, update, delete, escrow) in update.c.
  *
  * Invariants: c->t is the schema of table c->tname as seen by the session's
- * current transaction whenever a call has bound the cursor (edb__cursor_bind);
+ * current transaction whenever a call has bound the cursor (edb__cursor_bind),
+ * and always of the one table whose identity is c->t_ident (a bind that finds
+ * another identity, or none, fails with EDB_DROPPED and changes nothing; the
+ * same for the index and c->index_ident); a cursor of a dead session (a
+ * zombie, session.h) holds no LMDB cursor and no prepared update;
  * c->mc, when set, was opened in the transaction whose id is c->mc_txn_id; an
  * LMDB cursor of a write transaction that has ended is never touched (LMDB
  * freed it), one of a read transaction is closed by us.
