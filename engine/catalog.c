@@ -6,21 +6,26 @@
  *
  * | offset | size | meaning                                             |
  * |--------|------|-----------------------------------------------------|
- * | 0      | 1    | blob version, 1                                     |
+ * | 0      | 1    | blob version, 2 (1: indexes carry no id)            |
  * | 1      | 1    | reserved, 0                                         |
  * | 2      | 1    | table name length n (1..64)                         |
  * | 3      | n    | table name                                          |
  * | 3+n    | 4    | pool slot                                           |
  * | 7+n    | 4    | gen (bumped by every schema change)                 |
- * | 11+n   | 8    | id of the transaction that created the table        |
+ * | 11+n   | 8    | the table's identity (edb__catalog_new_id; blobs    |
+ * |        |      | written before it: the creating transaction's id)   |
  * | 19+n   | 4    | column count C                                      |
  * | 23+n   | 4    | index count I                                       |
  * | 27+n   | ...  | C columns, then I indexes                           |
  *
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
- * u8 has_default, u32 default size, default bytes (native form).
+ * u8 has_default, u32 default size, default bytes (native form), then
+ * (version 2) u64 the column's identity (column ids carry a tag of it).
  * An index: u8 name length, name, u8 flags (EDB_IDX_*), u8 index slot,
- * u8 segment count S, then S times (u32 colid, u8 descending).
+ * u8 segment count S, then S times (u32 colid, u8 descending), then (version
+ * 2) u64 the index's identity.  Identities let handles tell a dropped table
+ * or index from a new one of the same name (cursor.c); version 1 blobs are
+ * read with index identity 0.
  *
  * Invariants: a stored blob always decodes; every colid in an index is a
  * column of the table; at most one index is PRIMARY; index slots are distinct.
@@ -40,6 +45,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "annotate.h"
 #include "catalog.h"
@@ -54,7 +63,7 @@ static const char SLOTS_KEY[] = "\0slots";     /* 6 bytes, leading NUL */
 #define SLOTS_KEY_LEN 6
 #define NO_DBI ((MDB_dbi)-1)
 #define PER EDB__DBS_PER_TABLE
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2
 
 /* ------------------------------------------------------------------ pool */
 
@@ -344,11 +353,13 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
     pthread_mutex_init(&cat->ro_lock, NULL);
+    pthread_mutex_init(&cat->hwm_lock, NULL);
     pthread_cond_init(&cat->pool_cv, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
     cat->max_tables = max_tables;
     *stored = 0;
-    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL)
+    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL ||
+        (cat->hwm_table = calloc(max_tables, sizeof *cat->hwm_table)) == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     for (unsigned i = 0; i < max_tables * PER; i++)
         atomic_init(&cat->dbis[i], NO_DBI);
@@ -459,7 +470,10 @@ edb__catalog_close(edb_env *env)
     for (int i = 0; i < cat->ro_nspare; i++)
         mdb_txn_abort(cat->ro_spare[i]);
     pthread_mutex_destroy(&cat->ro_lock);
+    pthread_mutex_destroy(&cat->hwm_lock);
     pthread_cond_destroy(&cat->pool_cv);
+    free(cat->hwm);
+    free(cat->hwm_table);
     free(cat->dbis);
     free(cat);
     env->catalog = NULL;
@@ -666,6 +680,8 @@ encode(wbuf *b, const edb__table *t)
         wu32(b, c->has_default ? c->default_size : 0);
         if (c->has_default)
             wput(b, c->default_value, c->default_size);
+        wu32(b, (uint32_t)c->id);
+        wu32(b, (uint32_t)(c->id >> 32));
     }
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
@@ -677,6 +693,8 @@ encode(wbuf *b, const edb__table *t)
             wu32(b, x->seg[j].col);
             wu8(b, x->seg[j].desc);
         }
+        wu32(b, (uint32_t)x->id);
+        wu32(b, (uint32_t)(x->id >> 32));
     }
     return b->oom ? edb__err(EDB_NOMEM, "table '%s': schema", t->name) : 0;
 }
@@ -742,7 +760,8 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     edb__table *t = calloc(1, sizeof *t);
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
-    if (size > 0 && ((const uint8_t *)blob)[0] != BLOB_VERSION) {
+    unsigned version = size > 0 ? ((const uint8_t *)blob)[0] : BLOB_VERSION;
+    if (version != 1 && version != BLOB_VERSION) {
         edb__table_free(t);
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
@@ -782,6 +801,10 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
         dlen += c->default_size;
+        if (version >= 2) {
+            c->id = ru32(&b);
+            c->id |= (uint64_t)ru32(&b) << 32;
+        }
     }
     int nprimary = 0;
     for (uint32_t i = 0; i < t->nidx; i++) {
@@ -797,6 +820,10 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
             x->seg[j].desc = ru8(&b) != 0;
             if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
                 goto bad;
+        }
+        if (version >= 2) {
+            x->id = ru32(&b);
+            x->id |= (uint64_t)ru32(&b) << 32;
         }
         if (x->flags & EDB_IDX_PRIMARY) {
             t->primary = (int)i;
@@ -900,8 +927,105 @@ counter_key(uint8_t *k, uint32_t slot, edb_colid col)
     k[5] = (uint8_t)(col >> 24); k[6] = (uint8_t)(col >> 16); k[7] = (uint8_t)(col >> 8); k[8] = (uint8_t)col;
 }
 
+/* The high-water mark of counter (slot, col), or NULL (hwm_lock held). */
+static struct edb__hwm *
+hwm_find(edb__catalog *cat, uint32_t slot, edb_colid col)
+{
+    for (size_t i = 0; i < cat->hwm_n; i++)
+        if (cat->hwm[i].slot == slot && cat->hwm[i].col == col)
+            return &cat->hwm[i];
+    return NULL;
+}
+
+static uint64_t
+hwm_get(edb_env *env, uint32_t slot, edb_colid col)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&cat->hwm_lock);
+    struct edb__hwm *h = hwm_find(cat, slot, col);
+    uint64_t n = h != NULL ? h->n : 0;
+    pthread_mutex_unlock(&cat->hwm_lock);
+    return n;
+}
+
+/* Raise the mark to @n.  Out of memory only loses the rollback guarantee for
+ * this counter, never a committed value: it is not an error. */
+static void
+hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
+{
+    edb__catalog *cat = edb__cat(env);
+    pthread_mutex_lock(&cat->hwm_lock);
+    struct edb__hwm *h = hwm_find(cat, slot, col);
+    if (h == NULL) {
+        if (cat->hwm_n == cat->hwm_cap) {
+            size_t cap = cat->hwm_cap ? cat->hwm_cap * 2 : 8;
+            struct edb__hwm *p = realloc(cat->hwm, cap * sizeof *p);
+            if (p != NULL) {
+                cat->hwm = p;
+                cat->hwm_cap = cap;
+            }
+        }
+        if (cat->hwm_n < cat->hwm_cap) {
+            h = &cat->hwm[cat->hwm_n++];
+            *h = (struct edb__hwm){ slot, col, 0 };
+        }
+    }
+    if (h != NULL && h->n < n)
+        h->n = n;
+    pthread_mutex_unlock(&cat->hwm_lock);
+}
+
+void
+edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table)
+{
+    edb__catalog *cat = edb__cat(env);
+    if (slot >= cat->max_tables)
+        return;
+    pthread_mutex_lock(&cat->hwm_lock);
+    if (cat->hwm_table[slot] != table) {
+        for (size_t i = 0; i < cat->hwm_n;) {
+            if (cat->hwm[i].slot == slot)
+                cat->hwm[i] = cat->hwm[--cat->hwm_n];
+            else
+                i++;
+        }
+        cat->hwm_table[slot] = table;
+    }
+    pthread_mutex_unlock(&cat->hwm_lock);
+}
+
+uint64_t
+edb__catalog_new_id(void)
+{
+    static atomic_uint_fast64_t seq;
+    struct {
+        uint64_t seq, pid;
+        struct timespec mono, real;
+        uint8_t rnd[16];
+    } in;
+    memset(&in, 0, sizeof in);
+    in.seq = atomic_fetch_add(&seq, 1) + 1;
+    in.pid = (uint64_t)getpid();
+    clock_gettime(CLOCK_MONOTONIC, &in.mono);
+    clock_gettime(CLOCK_REALTIME, &in.real);
+    if (getrandom(in.rnd, sizeof in.rnd, GRND_NONBLOCK) < 0)
+        memset(in.rnd, 0, sizeof in.rnd);    /* the counter, pid and clocks still differ */
+    uint64_t id = XXH3_64bits(&in, sizeof in);
+    return id != 0 ? id : 1;
+}
+
 int
 edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+{
+    EDB_RET(edb__counter_read(out, env, txn, slot, col));
+    uint64_t mark = hwm_get(env, slot, col);
+    if (mark > *out)
+        *out = mark;
+    return 0;
+}
+
+int
+edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
 {
     uint8_t kb[9];
     counter_key(kb, slot, col);
@@ -925,7 +1049,9 @@ edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint6
     uint8_t kb[9];
     counter_key(kb, slot, col);
     MDB_val k = { sizeof kb, kb }, v = { 8, &n };
-    return edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter");
+    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
+    hwm_raise(env, slot, col, n);
+    return 0;
 }
 
 int

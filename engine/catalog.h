@@ -69,6 +69,7 @@ typedef struct edb__column {
     bool has_default;
     uint32_t default_size;
     const uint8_t *default_value;   /* points into the table's own copy */
+    uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
 } edb__column;
 
 typedef struct edb__segment {
@@ -82,6 +83,7 @@ typedef struct edb__index {
     unsigned slot;                  /* 0..EDB_MAX_INDEXES-1 within the table (primary: unused) */
     unsigned nseg;
     edb__segment seg[EDB_MAX_KEY_SEGMENTS];
+    uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
     MDB_dbi dbi;                    /* secondary indexes only */
 } edb__index;
 
@@ -89,7 +91,8 @@ typedef struct edb__table {
     char name[EDB__NAME_MAX + 1];
     uint32_t slot;
     uint32_t gen;                   /* bumped by every schema change of the table */
-    uint64_t created;               /* id of the transaction that created it: a table
+    uint64_t created;               /* identity drawn at creation (edb__catalog_new_id;
+                                       older tables: the creating txn's id): a table
                                        dropped and made again is another table */
     MDB_dbi rec_dbi;
     uint32_t ncols;
@@ -130,6 +133,12 @@ typedef struct edb__catalog {
     pthread_mutex_t ro_lock;
     MDB_txn *ro_spare[EDB__RO_SPARES];
     int ro_nspare;
+    /* Counter high-water marks (see edb__counter_get): hwm_n entries of
+     * (slot, colid, value).  hwm_lock guards them; a leaf lock. */
+    pthread_mutex_t hwm_lock;
+    struct edb__hwm { uint32_t slot; edb_colid col; uint64_t n; } *hwm;
+    size_t hwm_n, hwm_cap;
+    uint64_t *hwm_table;            /* per slot: identity of the table the marks are of */
 } edb__catalog;
 
 /* After beginning a top-level transaction: 0 when it can use the handles of
@@ -194,12 +203,66 @@ int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
 /* Per-table counters (colid 0 = implicit key; others: AUTOINC columns).
  * get: the last value handed out (0: none yet), a read only; set: store the
  * last value handed out.  A writer reads first and stores only once nothing
- * else can fail (update.c). */
+ * else can fail (update.c).
+ * Values are never handed out twice by one env: besides the stored counter
+ * (transactional), the env keeps an in-memory high-water mark per counter
+ * that a rollback does not lower; get returns the larger of the two.  The
+ * marks of a slot belong to one table identity: a table created in the slot,
+ * or a cursor that finds another table in it (created by another process),
+ * forgets them (edb__counter_adopt).  Other processes see only the stored counter: a
+ * value handed out in a transaction that rolled back in one process may be
+ * handed out by another (it was never committed). */
 int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
 int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n);
+/* The stored counter alone (what the transaction committed or will commit):
+ * a supplied AUTOINC value above it must be stored even when it is below the
+ * high-water mark, or a later env could hand it out again. */
+int edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
+void edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table);
+
+/* A new identity for a table or an index: unique within the process (a
+ * counter) and, with overwhelming probability, across processes and time
+ * (hashed with the pid, the clocks and random bytes).  Never 0. */
+uint64_t edb__catalog_new_id(void);
 
 MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
 MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);
+
+/* Column ids.  edb_column_id hands out the column's 1-based position in the
+ * low EDB__COLID_POS_BITS bits and a tag of its identity above them, so an id
+ * kept across a rolled-back edb_column_add (or a re-created table) is not
+ * taken for the column that took its position later.  A plain position (tag
+ * 0) is accepted too: tools and old callers address columns by position. */
+#define EDB__COLID_POS_BITS 11
+#define EDB__COLID_POS_MASK ((1u << EDB__COLID_POS_BITS) - 1)
+_Static_assert(EDB__COLID_POS_MASK == EDB_COLID_POSITION_MASK, "edb.h's EDB_COLID_POSITION_MASK");
+_Static_assert(EDB_MAX_COLUMNS <= EDB__COLID_POS_MASK, "a position fits the mask");
+static inline uint32_t
+edb__col_tag(uint64_t id)
+{
+    if (id == 0)
+        return 0;       /* a column of a version 1 blob: no identity to check */
+    uint32_t tag = (uint32_t)(id >> 43);    /* 21 bits */
+    return tag != 0 ? tag : 1;
+}
+static inline edb_colid
+edb__colid_make(const edb__table *t, uint32_t pos)
+{
+    return pos | edb__col_tag(t->cols[pos - 1].id) << EDB__COLID_POS_BITS;
+}
+/* The position @col names in @t, or 0 when it names no column of @t. */
+static inline uint32_t
+edb__colid_pos(const edb__table *t, edb_colid col)
+{
+    uint32_t pos = col & EDB__COLID_POS_MASK, tag = col >> EDB__COLID_POS_BITS;
+    if (pos == 0 || pos > t->ncols || (tag != 0 && tag != edb__col_tag(t->cols[pos - 1].id)))
+        return 0;
+    return pos;
+}
+/* Resolve *col (a colid of table @t) to its position in place; EDB_NOTFOUND
+ * for a position the table never had, EDB_DROPPED for a tagged id whose
+ * column is gone (cursor.c). */
+int edb__colid_resolve(edb_colid *col, const edb__table *t);
 
 /* Lookups; 0 / -1 when absent. */
 edb_colid edb__table_colid(const edb__table *t, const char *name);

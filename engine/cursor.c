@@ -4,7 +4,11 @@
  * writing (prepare, set, update, delete, escrow) in update.c.
  *
  * Invariants: c->t is the schema of table c->tname as seen by the session's
- * current transaction whenever a call has bound the cursor (edb__cursor_bind);
+ * current transaction whenever a call has bound the cursor (edb__cursor_bind),
+ * and always of the one table whose identity is c->t_ident (a bind that finds
+ * another identity, or none, fails with EDB_DROPPED and changes nothing; the
+ * same for the index and c->index_ident); a cursor of a dead session (a
+ * zombie, session.h) holds no LMDB cursor and no prepared update;
  * c->mc, when set, was opened in the transaction whose id is c->mc_txn_id; an
  * LMDB cursor of a write transaction that has ended is never touched (LMDB
  * freed it), one of a read transaction is closed by us.
@@ -49,13 +53,6 @@ edb__session_cancel_updates(edb_session *s)
         edb_update_cancel(c);
 }
 
-void
-edb__session_close_cursors(edb_session *s)
-{
-    while (s->cursors != NULL)
-        edb_cursor_close(s->cursors);
-}
-
 /* Let go of the LMDB cursor. */
 static void
 drop_mc(edb_cursor *c)
@@ -65,6 +62,17 @@ drop_mc(edb_cursor *c)
     c->mc = NULL;
     c->mc_valid = false;
     c->bound_id = 0;
+}
+
+void
+edb__session_zombie_cursors(edb_session *s)
+{
+    for (edb_cursor *c = s->cursors; c != NULL; c = c->next) {
+        edb_update_cancel(c);
+        drop_mc(c);
+        c->pos = POS_NONE;
+        c->rv_ok = false;
+    }
 }
 
 MDB_dbi
@@ -88,21 +96,26 @@ edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
 }
 
 
-int
-edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
+/* The general bind (see cursor.h).  @index_may_go: the cursor's secondary
+ * index may be gone (edb_cursor_set_index is about to replace it): fall back
+ * to the primary instead of failing. */
+static int
+bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
 {
     edb_session *s = c->s;
+    EDB_RET(edb__cursor_check_live(c, "cursor"));
     uint64_t id = edb__txn_id(s);
     if (c->mc != NULL && c->mc_txn_id != id)
         drop_mc(c);
-    if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq) {
+    if (c->t == NULL || c->bind_txn_id != id || c->bind_schema_seq != s->schema_seq ||
+        index_may_go) {
         edb__table *t;
         c->rv_ok = false;
         MDB_val blob;
         int rc = edb__table_blob(s->env, txn, c->tname, &blob);
         if (rc < 0) {
-            if (rc == EDB_NOTFOUND)
-                rc = edb__err(EDB_NOTFOUND, "table '%s' was dropped", c->tname);
+            if (rc == EDB_NOTFOUND && c->t_ident != 0)
+                rc = edb__err(EDB_DROPPED, "table '%s' was dropped", c->tname);
             return rc;
         }
         if (c->t != NULL && blob.mv_size == c->t_blob.len &&
@@ -113,29 +126,44 @@ edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
             goto cursor;
         }
         EDB_RET(edb__table_decode(&t, s->env, blob.mv_data, blob.mv_size));
-        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+        if (c->t_ident != 0 && t->created != c->t_ident) {
             edb__table_free(t);
-            return rc;
+            return edb__err(EDB_DROPPED, "table '%s' was dropped (a new table of that name "
+                            "is another table)", c->tname);
         }
-        bool moved = c->t == NULL || c->t->slot != t->slot || c->t->created != t->created;
+        bool moved = c->t == NULL;
         int index = -1;
         if (c->index_name[0] != '\0') {
             index = edb__table_index(t, c->index_name);
-            if (index < 0 || (t->idx[index].flags & EDB_IDX_PRIMARY)) {
-                if (index < 0) {
-                    c->index_name[0] = '\0';
-                    moved = true;
+            if (index < 0 || t->idx[index].id != c->index_ident ||
+                (t->idx[index].flags & EDB_IDX_PRIMARY)) {
+                if (!index_may_go) {
+                    bool other = index >= 0;
+                    edb__table_free(t);
+                    return edb__err(EDB_DROPPED, "index '%s' of table '%s' was dropped%s",
+                                    c->index_name, c->tname,
+                                    other ? " (a new index of that name is another index)" : "");
                 }
+                c->index_name[0] = '\0';
+                c->index_ident = 0;
                 index = -1;
+                moved = true;
             }
+        }
+        if ((rc = edb__buf_set(&c->t_blob, blob.mv_data, blob.mv_size)) < 0) {
+            edb__table_free(t);
+            return rc;
         }
         if (moved) {
             drop_mc(c);
             c->pos = POS_NONE;
             c->range = false;
         }
+        if (c->t == NULL)   /* AUTOINC marks belong to this table (catalog.h) */
+            edb__counter_adopt(s->env, t->slot, t->created);
         edb__table_free(c->t);
         c->t = t;
+        c->t_ident = t->created;
         c->index = index;
         c->bind_txn_id = id;
         c->bind_schema_seq = s->schema_seq;
@@ -162,6 +190,12 @@ cursor:;
     }
     c->bound_id = id;
     return 0;
+}
+
+int
+edb__cursor_bind_slow(edb_cursor *c, MDB_txn *txn)
+{
+    return bind(c, txn, false);
 }
 
 int
@@ -202,9 +236,12 @@ edb_cursor_close(edb_cursor *c)
 {
     if (c == NULL)
         return;
-    edb_update_cancel(c);
-    drop_mc(c);
-    edb__session_remove_cursor(c->s, c);
+    edb_session *s = c->s;
+    if (!s->dead) {     /* a zombie's update and LMDB cursor went when it died */
+        edb_update_cancel(c);
+        drop_mc(c);
+    }
+    edb__session_remove_cursor(s, c);
     edb__table_free(c->t);
     edb__buf_free(&c->t_blob);
     edb__buf_free(&c->anchor);
@@ -215,6 +252,8 @@ edb_cursor_close(edb_cursor *c)
     edb__buf_free(&c->prep_raw);
     edb__wplan_free(c->wp);
     free(c);
+    if (s->dead)
+        edb__session_release(s);    /* frees an ended session with its last cursor */
 }
 
 int
@@ -225,17 +264,33 @@ edb_column_id(edb_colid *out, edb_cursor *c, const char *column)
     *out = 0;
     if (c == NULL || column == NULL)
         return edb__err(EDB_INVAL, "edb_column_id: %s is NULL", c == NULL ? "cursor" : "column");
-    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq || edb__table_colid(c->t, column) == 0) {
-        MDB_txn *txn;
-        EDB_RET(edb__txn_enter(c->s, false, &txn));
-        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
-    }
+    EDB_RET(edb__cursor_check_live(c, "edb_column_id"));
+    /* Always bound: the answer is about the table the cursor is on, which
+     * another session or process may have dropped since (EDB_DROPPED). */
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(c->s, false, &txn));
+    EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
     edb_colid id = edb__table_colid(c->t, column);
     if (id == 0)
         return edb__err(EDB_NOTFOUND, "table '%s' has no column '%s'", c->tname, column);
     edb__err_clear();
-    *out = id;
+    *out = edb__colid_make(c->t, id);
     return 0;
+}
+
+int
+edb__colid_resolve(edb_colid *col, const edb__table *t)
+{
+    uint32_t pos = edb__colid_pos(t, *col);
+    if (pos != 0) {
+        *col = pos;
+        return 0;
+    }
+    if ((*col >> EDB__COLID_POS_BITS) != 0)
+        return edb__err(EDB_DROPPED, "table '%s': column id 0x%x names a column that is gone "
+                        "(its edb_column_add was rolled back, or the table was dropped)",
+                        t->name, (unsigned)*col);
+    return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", t->name, (unsigned)*col);
 }
 
 int
@@ -245,7 +300,8 @@ edb_cursor_set_index(edb_cursor *c, const char *index)
         return edb__err(EDB_INVAL, "edb_cursor_set_index: cursor is NULL");
     MDB_txn *txn;
     EDB_RET(edb__txn_enter(c->s, false, &txn));
-    int rc = edb__cursor_bind(c, txn);
+    /* The index it leaves may have been dropped: that is no error here. */
+    int rc = c->index_name[0] != '\0' ? bind(c, txn, true) : edb__cursor_bind(c, txn);
     if (rc == 0 && index != NULL) {
         int i = edb__table_index(c->t, index);
         if (i < 0)
@@ -254,11 +310,13 @@ edb_cursor_set_index(edb_cursor *c, const char *index)
             index = NULL;
         else {
             snprintf(c->index_name, sizeof c->index_name, "%s", index);
+            c->index_ident = c->t->idx[i].id;
             c->index = i;
         }
     }
     if (rc == 0 && index == NULL) {
         c->index_name[0] = '\0';
+        c->index_ident = 0;
         c->index = -1;
     }
     if (rc == 0) {
@@ -329,10 +387,10 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
  * (then the view points into LMDB's pages: use it before edb__txn_leave).
  * @txn: the entered transaction (NULL while an update is prepared). */
 static inline int
-column_view(edb_cursor *c, MDB_txn *txn, edb_colid col, const char *fn, edb__colview *v)
+column_view(edb_cursor *c, MDB_txn *txn, edb_colid *colp, const char *fn, edb__colview *v)
 {
-    if (col == 0 || col > c->t->ncols)
-        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    EDB_RET(edb__colid_resolve(colp, c->t));
+    edb_colid col = *colp;
     if (c->prep != 0) {
         const edb__colval *cv = &c->rec.cols[col - 1];
         *v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
@@ -408,7 +466,7 @@ column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *ac
     MDB_txn *txn;
     EDB_RET(enter_for_read(c, &txn));
     edb__colview v;
-    int rc = column_view(c, txn, col, "edb_column_get", &v);
+    int rc = column_view(c, txn, &col, "edb_column_get", &v);
     if (rc == 0)
         rc = copy_value(c, col, &v, buf, size, actual, itag);
     rc = leave_after_read(c, txn, rc);
@@ -432,14 +490,15 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
      * would do nothing a read needs.  Anything else, errors included, takes
      * the general path. */
     const edb_session *s = c->s;
+    edb_colid pos;
     if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-        c->pos == POS_ON && col != 0 && col <= c->t->ncols) {
+        c->pos == POS_ON && (pos = edb__colid_pos(c->t, col)) != 0) {
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;
-        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, col) == 0) {
-            int rc = copy_value(c, col, &v, buf, size, actual, itag);
+        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, pos) == 0) {
+            int rc = copy_value(c, pos, &v, buf, size, actual, itag);
             if (rc == 0)
                 edb__err_clear();
             return rc;
@@ -459,7 +518,7 @@ edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
     MDB_txn *txn;
     EDB_RET(enter_for_read(c, &txn));
     edb__colview v;
-    int rc = column_view(c, txn, col, "edb_column_count", &v);
+    int rc = column_view(c, txn, &col, "edb_column_count", &v);
     unsigned n = rc == 0 && !v.null ? v.count : 0;
     rc = leave_after_read(c, txn, rc);
     if (rc == 0) {

@@ -63,10 +63,13 @@ struct edb_cursor {
     edb_session *s;
     struct edb_cursor *next, *prev;     /* the session's list */
     char tname[EDB__NAME_MAX + 1];
+    uint64_t t_ident;                   /* identity of its table (edb__table.created),
+                                           0 until the first bind */
     edb__table *t;                      /* schema as of the last bind */
     edb__buf t_blob;                    /* its stored bytes: an equal blob needs no decoding */
     int index;                          /* position in t->idx, or -1: implicit primary */
     char index_name[EDB__NAME_MAX + 1]; /* "" for the primary */
+    uint64_t index_ident;               /* identity of that index (edb__index.id) */
 
     MDB_cursor *mc;                     /* cache, see above */
     MDB_dbi mc_dbi;
@@ -103,12 +106,22 @@ struct edb_cursor {
     struct edb__wplan *wp;              /* write plan buffers, reused (update.c) */
 };
 
+/* A cursor of a dead session (a zombie, session.h) refuses every call. */
+static inline int
+edb__cursor_check_live(const edb_cursor *c, const char *fn)
+{
+    return c->s->dead ? edb__session_closed_err(c->s, fn) : 0;
+}
+
 /* Free a cursor's write plan buffers (NULL-safe). */
 void edb__wplan_free(struct edb__wplan *w);
 
 /* Make sure c's schema and MDB_cursor belong to the session's current
  * transaction @txn (re-reading the table when the transaction changed).
- * EDB_NOTFOUND when the table was dropped.  The inline part is the case where
+ * Handles carry identity: EDB_DROPPED when the cursor's table (t_ident) or
+ * its secondary index (index_ident) is not in the catalog any more, also
+ * when another table or index of the same name took its place; nothing is
+ * then bound, so a drop that is rolled back makes the cursor usable again.  The inline part is the case where
  * nothing changed since the last bind: the same txn, no schema change and no
  * write through the session (then the slow path would do nothing either: the
  * MDB_cursor is on the current index's DB, see edb__cursor_bind_slow). */

@@ -15,6 +15,19 @@
  *   `EDB_NOTNULL: table 'orders': column 'qty' is NOT NULL`.
  * - Closers (`*_close`, `*_end`) return void, accept NULL and never block on
  *   anything that could be waiting for them.
+ * - Closers work in any order (SQLite's sqlite3_close_v2): closing a parent
+ *   (edb_env_close(), edb_session_end()) rolls back what it must and turns
+ *   the handles opened from it into zombies instead of freeing them.  Every
+ *   call on a zombie returns #EDB_CLOSED (edb_txn_depth(): 0); its own closer
+ *   frees it.  So every handle is closed exactly once by its own closer,
+ *   whatever the order: a session ended after its env closed, a cursor
+ *   closed after its session ended.  A handle never closed is leaked.
+ * - Handles carry identity, not names: a cursor stays on the table and the
+ *   index it was opened on or switched to.  When that table or index is
+ *   dropped, every call on the cursor returns #EDB_DROPPED, also after a new
+ *   table or index of the same name was created (in any process); it never
+ *   reads or writes the new one.  A drop that is rolled back leaves the
+ *   cursor as it was.
  * - Handles are opaque.  Nothing in this header mentions LMDB.
  *
  * Threads
@@ -26,6 +39,11 @@
  *   thread that already holds a write transaction (in any session of the same
  *   environment) and begins another one in a second session gets #EDB_BUSY
  *   instead of deadlocking on itself.
+ * - A write transaction belongs to the thread that began it (LMDB's writer
+ *   lock is that thread's): edb_txn_begin(), edb_txn_commit() and
+ *   edb_txn_rollback() on its session from any other thread return
+ *   #EDB_BUSY and leave it as it was, for its owner to end.  A read-only
+ *   transaction may be ended by any thread.
  * - Read-only transactions never block and are never blocked.
  *
  * Value formats (edb_column_set / edb_column_get / edb_key_make)
@@ -97,7 +115,9 @@ EDB_EXTERN const char *edb_version(void);
     X(LIMIT,         -22, "a configured limit was reached")                     \
     X(INTERNAL,      -23, "internal error")                                   \
     X(RECORD_DELETED, -24, "the cursor's record was deleted")                 \
-    X(WRITE_CONFLICT, -25, "the record changed since the update was prepared")
+    X(WRITE_CONFLICT, -25, "the record changed since the update was prepared") \
+    X(DROPPED,       -26, "the table, index or column was dropped")            \
+    X(CLOSED,        -27, "the handle's session or environment was closed")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
@@ -156,10 +176,15 @@ EDB_EXTERN int edb_env_open(edb_env **out, const char *path, const edb_env_opts 
 /**
  * Close the environment.  Ends every backup still open on it (their handles are
  * gone afterwards), waits only for bounded work (each copier finishes within one
- * page batch), ends sessions still open (rolling back their transactions) and
- * frees everything.  NULL-safe.  No other thread may use @p env or anything
+ * page batch), rolls back the transactions of sessions still open and turns
+ * those sessions and their cursors into zombies (every call #EDB_CLOSED; free
+ * each with edb_session_end() / edb_cursor_close(), in any order), closes the
+ * database files and frees the rest; the env's own memory goes with the last
+ * zombie session.  NULL-safe.  No other thread may use @p env or anything
  * opened from it once this is called, except edb_backup_* calls racing with it,
- * which return #EDB_CANCELED.
+ * which return #EDB_CANCELED.  A write transaction open in a session of
+ * another thread should be ended by that thread first (LMDB's writer lock
+ * belongs to it).
  */
 EDB_EXTERN void edb_env_close(edb_env *env);
 
@@ -203,10 +228,15 @@ typedef struct edb_session edb_session;
 
 /**
  * @param[out] out  the session; release with edb_session_end()
- * @return 0, #EDB_INVAL, #EDB_NOMEM.  Any thread.
+ * @return 0, #EDB_INVAL, #EDB_NOMEM, #EDB_CLOSED (@p env is closed but still
+ *         kept by zombie sessions).  Any thread.
  */
 EDB_EXTERN int edb_session_begin(edb_session **out, edb_env *env);
-/** Roll back every open transaction level, close the session's cursors, free it.  NULL-safe. */
+/** Roll back every open transaction level and free the session.  Cursors still
+ *  open on it become zombies (every call #EDB_CLOSED) and keep its memory until
+ *  the last of them is closed with edb_cursor_close().  Also frees a session
+ *  whose env was closed.  Call it on the thread that began the session's write
+ *  transaction, if one is open (LMDB's writer lock is that thread's).  NULL-safe. */
 EDB_EXTERN void edb_session_end(edb_session *s);
 
 #define EDB_TXN_READONLY 0x1u  /**< a read-only snapshot: never blocks, is never blocked; writes are #EDB_READONLY */
@@ -229,8 +259,10 @@ EDB_EXTERN void edb_session_end(edb_session *s);
  * (the levels around it are intact), for a read-only transaction the
  * outermost (its levels share one snapshot).
  * @return 0; #EDB_TXNDEPTH (an 8th level); #EDB_BUSY (this thread already holds
- *         the write transaction through another session); #EDB_READONLY (write
- *         transaction on a read-only env); #EDB_INVAL; #EDB_NOMEM; #EDB_IO.
+ *         the write transaction through another session, or the session's
+ *         write transaction belongs to another thread); #EDB_READONLY (write
+ *         transaction on a read-only env); #EDB_INVAL; #EDB_NOMEM; #EDB_IO;
+ *         #EDB_CLOSED (the session was ended or its env closed).
  */
 EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
 /**
@@ -241,14 +273,19 @@ EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
  * A level that has failed (see edb_update(): a write failed after it began
  * changing the database, e.g. #EDB_FULL) cannot be committed: commit rolls it
  * back and returns the original error, its detail naming the cause.
+ * Only the thread that began a write transaction may commit it (#EDB_BUSY
+ * from any other: nothing changes).
  * @return 0; #EDB_NOTXN; #EDB_FULL (nothing committed; the level was rolled back);
- *         #EDB_IO; the error that failed the level (it was rolled back).
+ *         #EDB_IO; the error that failed the level (it was rolled back);
+ *         #EDB_BUSY (another thread's write transaction); #EDB_CLOSED.
  */
 EDB_EXTERN int edb_txn_commit(edb_session *s);
 /** Roll back the innermost level (also a failed one: the levels around it are
  *  intact and usable again).  Prepared updates are cancelled; the cursors keep
  *  their positions, on records found again by key (#edb_cursor, currency).
- *  @return 0, #EDB_NOTXN. */
+ *  Only the thread that began a write transaction may roll it back.
+ *  @return 0, #EDB_NOTXN, #EDB_BUSY (another thread's write transaction:
+ *  nothing changes), #EDB_CLOSED. */
 EDB_EXTERN int edb_txn_rollback(edb_session *s);
 /** @return the session's nesting depth (0 = no transaction). */
 EDB_EXTERN int edb_txn_depth(edb_session *s);
@@ -272,13 +309,30 @@ EDB_EXTERN const char *edb_coltype_name(edb_coltype type);
 EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
 
 #define EDB_COL_NOTNULL     0x1u  /**< an insert or replace that leaves it NULL is #EDB_NOTNULL */
-#define EDB_COL_AUTOINC     0x2u  /**< INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert, never reused
-                                         (a loader may supply the value: #EDB_SET_AUTOINC_VALUE) */
+/** INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert (a loader may supply
+ *  the value: #EDB_SET_AUTOINC_VALUE).  Never reused, as in ESE: a value handed
+ *  out in a transaction that rolled back (also a nested level) is not handed out
+ *  again by the same #edb_env.  The table's counter in the database is
+ *  transactional; the env keeps in memory the highest value it handed out.  So
+ *  across processes, or after the env is closed and opened again, a value that
+ *  was never committed may come back; a committed value never does.  The same
+ *  holds for the implicit key of a table without a primary index.  A table
+ *  dropped and created again counts from 1. */
+#define EDB_COL_AUTOINC     0x2u
 #define EDB_COL_ESCROW      0x4u  /**< INT32/INT64 with a default: edb_escrow_update() adds atomically */
 #define EDB_COL_MULTIVALUED 0x8u  /**< holds 0..n values; EDB_SET_APPEND adds one */
 
-/** Column identifier within a table: 1-based position in the table's columns, stable. */
+/**
+ * Column identifier within a table.  Its low bits (#EDB_COLID_POSITION_MASK) are
+ * the column's 1-based position in the table's columns, which never changes; a
+ * plain position is a valid id.  edb_column_id() adds a tag of the column's
+ * identity above them, so an id kept across a rolled-back edb_column_add() is
+ * #EDB_DROPPED, never taken for a column added later at the same position (nor
+ * for a column of a table of the same name created later).
+ */
 typedef uint32_t edb_colid;
+/** The position bits of an #edb_colid. */
+#define EDB_COLID_POSITION_MASK 0x7FFu
 
 /** A column.  Strings and default bytes are copied by the call that takes them. */
 typedef struct edb_column_def {
@@ -338,7 +392,8 @@ typedef struct edb_table_def {
  *         #EDB_READONLY; #EDB_BUSY; #EDB_FULL.
  */
 EDB_EXTERN int edb_table_create(edb_session *s, const edb_table_def *def);
-/** Drop a table with its rows and indexes.  Cursors open on it return #EDB_NOTFOUND afterwards.
+/** Drop a table with its rows and indexes.  Cursors open on it return #EDB_DROPPED afterwards,
+ *  also once a new table of the same name exists (see "Handles carry identity" above).
  *  @return 0, #EDB_NOTFOUND, #EDB_INVAL, #EDB_READONLY, #EDB_BUSY. */
 EDB_EXTERN int edb_table_drop(edb_session *s, const char *table);
 /**
@@ -353,7 +408,9 @@ EDB_EXTERN int edb_column_add(edb_session *s, const char *table, const edb_colum
  *         (UNIQUE and two rows share a key: nothing is created), #EDB_TOOBIG, #EDB_LIMIT.
  */
 EDB_EXTERN int edb_index_create(edb_session *s, const char *table, const edb_index_def *idx);
-/** Drop a secondary index.  @return 0, #EDB_NOTFOUND, #EDB_INVAL (the primary index). */
+/** Drop a secondary index.  Cursors on it return #EDB_DROPPED until
+ *  edb_cursor_set_index() moves them to another index.
+ *  @return 0, #EDB_NOTFOUND, #EDB_INVAL (the primary index). */
 EDB_EXTERN int edb_index_drop(edb_session *s, const char *table, const char *index);
 
 /**
@@ -405,18 +462,28 @@ EDB_EXTERN int edb_table_stat(edb_tree_stat *out, edb_session *s, const char *ta
  * key.  A rolled-back delete puts the record back under the cursor.  A
  * rollback does not move a cursor back to where it was when the level
  * began.
+ *
+ * Every cursor call returns #EDB_DROPPED once the cursor's table or index
+ * was dropped (see "Handles carry identity" above; edb_key_make(), which
+ * reads no data, may still build a key on the schema the cursor last saw:
+ * the seek that uses it is #EDB_DROPPED) and #EDB_CLOSED once its session
+ * ended or its env closed (the cursor is then a zombie: close it).
  * Thread safety: as its session.
  */
 typedef struct edb_cursor edb_cursor;
 
 /**
  * @param[out] out the cursor, unpositioned, on the primary index
- * @return 0, #EDB_NOTFOUND (table), #EDB_INVAL, #EDB_NOMEM.
+ * @return 0, #EDB_NOTFOUND (no such table: "table 't' does not exist"),
+ *         #EDB_INVAL, #EDB_NOMEM, #EDB_CLOSED.
  */
 EDB_EXTERN int edb_cursor_open(edb_cursor **out, edb_session *s, const char *table);
-/** Cancel a prepared update and free the cursor.  NULL-safe. */
+/** Cancel a prepared update and free the cursor, also a zombie (its session
+ *  ended or env closed; the last zombie of an ended session frees the session
+ *  too).  NULL-safe. */
 EDB_EXTERN void edb_cursor_close(edb_cursor *c);
-/** @return 0 and the id of @p column, #EDB_NOTFOUND, #EDB_INVAL. */
+/** @return 0 and the id of @p column in the cursor's table as the session's
+ *  transaction sees it, #EDB_NOTFOUND, #EDB_INVAL, #EDB_DROPPED, #EDB_CLOSED. */
 EDB_EXTERN int edb_column_id(edb_colid *out, edb_cursor *c, const char *column);
 
 #define EDB_PREP_INSERT  1  /**< a new record: columns start NULL or at their defaults */
@@ -442,14 +509,15 @@ EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
  * #EDB_KEYDUP; an AUTOINC column in no unique index is not checked (a
  * supplied value may equal another row's).  When the insert succeeds, the
  * table's counter moves up to the value if it was below, so values the
- * table assigns later are larger than every value supplied; the counter is
- * part of the transaction and is rolled back with it.
+ * table assigns later are larger than every value supplied (see
+ * #EDB_COL_AUTOINC for rollbacks).
  */
 #define EDB_SET_AUTOINC_VALUE 0x2u
 
 /**
  * Set a column of the prepared record.  @p data NULL sets NULL (for a
- * multi-valued column: removes every value).  Without #EDB_SET_APPEND a
+ * multi-valued column: removes every value; with #EDB_SET_APPEND it adds
+ * nothing and changes nothing, as ESE ignores it).  Without #EDB_SET_APPEND a
  * multi-valued column is left with this one value.  An AUTOINC column can
  * only be set with #EDB_SET_AUTOINC_VALUE (see there).
  * @param[in] data  the value in native form (header table); copied
@@ -468,7 +536,9 @@ EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, si
  * cursor is on the new record (read its AUTOINC value with edb_column_get()).
  * An insert assigns each AUTOINC column the table's counter plus one, unless
  * the value was supplied (#EDB_SET_AUTOINC_VALUE); either way the counter
- * ends at least at the record's value, within the transaction.
+ * ends at least at the record's value.  A value handed out is never handed
+ * out again by this env, even when its transaction rolls back (see
+ * #EDB_COL_AUTOINC).
  *
  * Everything the caller can cause (#EDB_NOTNULL, #EDB_TOOBIG, #EDB_KEYDUP,
  * #EDB_LIMIT) is checked before the first write: such an error writes nothing,
@@ -530,7 +600,8 @@ EDB_EXTERN int edb_record_delete(edb_cursor *c);
 EDB_EXTERN int edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old);
 
 /** Switch to index @p index (NULL or the primary's name: primary).  Unpositions the cursor, removes a range.
- *  @return 0, #EDB_NOTFOUND, #EDB_INVAL. */
+ *  Also the way off an index that was dropped (the cursor's table must still exist).
+ *  @return 0, #EDB_NOTFOUND, #EDB_INVAL, #EDB_DROPPED (the table), #EDB_CLOSED. */
 EDB_EXTERN int edb_cursor_set_index(edb_cursor *c, const char *index);
 /** @return the current index's name (NULL for the implicit primary key); lives until the next set_index. */
 EDB_EXTERN const char *edb_cursor_index(edb_cursor *c);

@@ -15,7 +15,9 @@
  * (g_live_lock, then env->bk_lock), so a backup begin either installed the
  * hook before (close runs it) or finds the env gone (edb__env_bk_lock).
  * Close runs the backup hook first (it may wait for copiers, each bounded by
- * one page batch), then ends the sessions still open, then frees.
+ * one page batch), then kills the sessions still open (session.c: they
+ * become zombies that their own closers free), closes LMDB, and frees the
+ * env body when no session body refers to it any more (env->ref).
  *
  * Thread safety: open/close/info/path/compact may be called from any thread;
  * close must not race with other use of the env (backup calls excepted:
@@ -169,6 +171,7 @@ edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts)
     pthread_mutex_init(&env->dbi_lock, NULL);
     pthread_mutex_init(&env->sess_lock, NULL);
     pthread_mutex_init(&env->bk_lock, NULL);
+    edb__ref_init(&env->ref, 1);
     env->flags = o.flags;
     env->max_tables = o.max_tables;
     if ((env->path = strdup(path)) == NULL)
@@ -239,16 +242,29 @@ edb_env_close(edb_env *env)
     pthread_mutex_unlock(&g_live_lock);
     if (shutdown != NULL)
         shutdown(env);
+    /* Sessions still open die (their transactions roll back, their cursors
+     * become zombies) but stay allocated until their own closers run: each
+     * keeps the env body, not the LMDB env, alive. */
     for (;;) {
         pthread_mutex_lock(&env->sess_lock);
         edb_session *s = env->sessions;
         pthread_mutex_unlock(&env->sess_lock);
         if (s == NULL)
             break;
-        edb_session_end(s);
+        edb__session_kill(s);
     }
     edb__catalog_close(env);
     mdb_env_close(env->mdb);
+    env->mdb = NULL;
+    env->closed = true;
+    edb__env_put(env);
+}
+
+void
+edb__env_put(edb_env *env)
+{
+    if (!edb__ref_put(&env->ref))
+        return;
     pthread_mutex_destroy(&env->dbi_lock);
     pthread_mutex_destroy(&env->sess_lock);
     pthread_mutex_destroy(&env->bk_lock);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "edb.h"
+#include "ref.h"
 
 struct edb_session;
 
@@ -32,6 +33,13 @@ struct edb_env {
     /* Open sessions, so that env close can end them.  Guarded by sess_lock. */
     pthread_mutex_t sess_lock;
     struct edb_session *sessions;
+
+    /* Closers in any order: one reference for the open env and one per
+     * session body not yet freed (a session killed by env close keeps the
+     * env body, not the LMDB env, alive until edb_session_end frees it).
+     * closed: edb_env_close ran (LMDB env and catalog are gone). */
+    edb__ref ref;
+    bool closed;
 
     /* Backup state, owned by backup/.  The engine knows only this hook: env
      * close calls bk_shutdown (if set) first, which ends every backup and

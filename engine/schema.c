@@ -308,7 +308,14 @@ edb_table_create(edb_session *s, const edb_table_def *def)
             ret = edb__pool_claim(s, txn, t->slot);
     }
     if (ret == 0) {
-        t->created = mdb_txn_id(txn);
+        /* identities, not names or slots, tell this table and its indexes
+         * from dropped ones of the same name (cursor.c) */
+        t->created = edb__catalog_new_id();
+        for (uint32_t i = 0; i < t->nidx; i++)
+            t->idx[i].id = edb__catalog_new_id();
+        for (uint32_t i = 0; i < t->ncols; i++)
+            t->cols[i].id = edb__catalog_new_id();
+        edb__counter_adopt(s->env, t->slot, t->created);
         t->rec_dbi = edb__pool_rec(s->env, t->slot);
         ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
         for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)
@@ -363,6 +370,7 @@ edb_column_add(edb_session *s, const char *table, const edb_column_def *col)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_column_add"));
     t->cols = cols;
     column_from_def(&t->cols[t->ncols], col);
+    t->cols[t->ncols].id = edb__catalog_new_id();
     t->ncols++;
     ret = edb__table_store(s->env, txn, t);
 err:
@@ -397,6 +405,7 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     while (used[x.slot])
         x.slot++;
     x.dbi = edb__pool_idx(s->env, t->slot, x.slot);
+    x.id = edb__catalog_new_id();
     EDB_ERR(build_index(s, txn, t, &x));
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
     if (xs == NULL)

@@ -49,6 +49,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_key_make: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_key_make"));
     if (flags & ~(EDB_KEY_NEW | EDB_KEY_PREFIX_END))
         return edb__err(EDB_INVAL, "edb_key_make: unknown flags 0x%x", flags);
     /* The fast path (point lookups): a new key's first segment, a 64-bit
@@ -241,6 +242,8 @@ int
 edb_cursor_seek(edb_cursor *c, unsigned how)
 {
     MDB_txn *txn;
+    if (c != NULL)
+        EDB_RET(edb__cursor_check_live(c, "edb_cursor_seek"));
     if (c != NULL && (how < EDB_SEEK_EQ || how > EDB_SEEK_GT))
         return edb__err(EDB_INVAL, "edb_cursor_seek: mode %u", how);
     if (c != NULL && !c->key_valid)
@@ -437,6 +440,8 @@ int
 edb_cursor_set_range(edb_cursor *c, unsigned flags)
 {
     MDB_txn *txn;
+    if (c != NULL)
+        EDB_RET(edb__cursor_check_live(c, "edb_cursor_set_range"));
     if (c != NULL && (flags & ~(EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE | EDB_RANGE_REMOVE)))
         return edb__err(EDB_INVAL, "edb_cursor_set_range: unknown flags 0x%x", flags);
     if (c != NULL && (flags & EDB_RANGE_REMOVE)) {

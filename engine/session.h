@@ -18,6 +18,7 @@
 #define EDB_SESSION_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,6 +49,21 @@ struct edb_session {
     uint64_t schema_seq;               /* bumped by every schema change through this session */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+
+    /* Closers in any order (SQLite's sqlite3_close_v2 zombies).  dead: the
+     * session was ended by edb_session_end or killed by edb_env_close: its
+     * transactions are rolled back, it is off env->sessions, and every call
+     * on it or on its cursors returns EDB_CLOSED.  ended: edb_session_end was
+     * called.  The body is freed once it is ended and its last cursor is
+     * closed (cursors of a dead session are zombies that only their closer
+     * frees); it holds a reference on the env body until then. */
+    bool dead;
+    bool ended;
+
+    /* The thread that began the explicit write transaction (valid while
+     * depth > 0 && !rdonly): LMDB's writer lock belongs to it, so begin,
+     * commit and rollback from any other thread are refused (txn.c). */
+    pthread_t owner;
 
     /* A write of the explicit transaction failed after it had begun changing
      * the database (LMDB map full, I/O), or LMDB refuses the transaction: the
@@ -113,16 +129,29 @@ edb__txn_leave(edb_session *s, int rc)
     return edb__txn_leave_slow(s, rc);
 }
 
-/* Check a session argument; sets the error detail. */
+/* Check a session argument (NULL: EDB_INVAL; dead: EDB_CLOSED); sets the
+ * error detail. */
 int edb__session_check(edb_session *s, const char *fn);
+/* The EDB_CLOSED error of a call on dead session @s (or on one of its cursors). */
+int edb__session_closed_err(const edb_session *s, const char *fn);
 
 /* Link / unlink a cursor into its session (cursor.c). */
 void edb__session_add_cursor(edb_session *s, struct edb_cursor *c);
 void edb__session_remove_cursor(edb_session *s, struct edb_cursor *c);
 /* Cancel prepared updates on every cursor of the session (cursor.c). */
 void edb__session_cancel_updates(edb_session *s);
-/* Close every cursor of the session (cursor.c). */
-void edb__session_close_cursors(edb_session *s);
+/* Turn every cursor of the session into a zombie: its prepared update is
+ * cancelled and its LMDB cursor released (before the session's transactions
+ * end); the cursor stays allocated and linked until edb_cursor_close
+ * (cursor.c). */
+void edb__session_zombie_cursors(edb_session *s);
+/* Free a dead session's body once it is ended and has no cursors left. */
+void edb__session_release(edb_session *s);
+/* Make @s dead: zombie its cursors, roll back its transaction, take it off
+ * the env's list (session_end and env close).  No-op when already dead. */
+void edb__session_kill(edb_session *s);
+/* Drop a reference on the env body (env.c); the last frees it. */
+void edb__env_put(edb_env *env);
 
 /* Abort every level of the session's transaction (used by end and env close). */
 void edb__txn_abort_all(edb_session *s);

@@ -32,11 +32,19 @@
  * share one LMDB txn: the whole of it is failed until its outermost level
  * ends.
  *
+ * Owner thread.  LMDB's writer lock is a mutex of the thread that began the
+ * write transaction; committing or aborting from another thread cannot
+ * unlock it (the commit "succeeds" and every later writer waits forever).
+ * The session remembers that thread (s->owner) and refuses edb_txn_begin,
+ * commit and rollback of its explicit write transaction from any other with
+ * EDB_BUSY, leaving the transaction as it was for its owner.
+ *
  * Thread safety: as the session (one thread at a time); a write transaction
- * is ended by the thread that began it.
+ * is ended by the thread that began it (checked).
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +115,18 @@ failed_err(const edb_session *s, const char *fn)
                     s->fail_msg);
 }
 
+/* EDB_BUSY when the session's explicit write transaction belongs to another
+ * thread (see "Owner thread" above). */
+static int
+owner_check(const edb_session *s, const char *fn)
+{
+    if (s->depth > 0 && !s->rdonly && !pthread_equal(s->owner, pthread_self()))
+        return edb__err(EDB_BUSY, "%s: the session's write transaction belongs to the thread "
+                        "that began it; only that thread may begin, commit or roll back "
+                        "its levels", fn);
+    return 0;
+}
+
 /* Recompute s->cur_id after the levels or the implicit txn changed. */
 static void
 sync_id(edb_session *s)
@@ -161,6 +181,7 @@ edb_txn_begin(edb_session *s, unsigned flags)
         return edb__err(EDB_INVAL, "edb_txn_begin: unknown flags 0x%x", flags);
     if (s->implicit)
         return edb__err(EDB_INVAL, "edb_txn_begin: called inside an operation");
+    EDB_RET(owner_check(s, "edb_txn_begin"));
     if (s->failed != 0)
         return failed_err(s, "edb_txn_begin");
     if (s->depth == EDB_TXN_MAX_DEPTH)
@@ -171,6 +192,7 @@ edb_txn_begin(edb_session *s, unsigned flags)
         EDB_RET(begin_top(s, !ro, &txn));
         s->txn[0] = txn;
         s->rdonly = ro;
+        s->owner = pthread_self();
         s->level_id[0] = ++s->next_id;
     } else if (s->rdonly) {
         s->txn[s->depth] = s->txn[s->depth - 1];
@@ -232,6 +254,7 @@ edb_txn_commit(edb_session *s)
     EDB_RET(edb__session_check(s, "edb_txn_commit"));
     if (s->depth == 0)
         return edb__err(EDB_NOTXN, "edb_txn_commit: no transaction is active");
+    EDB_RET(owner_check(s, "edb_txn_commit"));
     if (s->failed != 0) {
         /* LMDB cannot commit it; keep the cause for the message */
         int rc = s->failed;
@@ -252,6 +275,7 @@ edb_txn_rollback(edb_session *s)
     EDB_RET(edb__session_check(s, "edb_txn_rollback"));
     if (s->depth == 0)
         return edb__err(EDB_NOTXN, "edb_txn_rollback: no transaction is active");
+    EDB_RET(owner_check(s, "edb_txn_rollback"));
     end_level(s, false);
     edb__err_clear();
     return 0;
@@ -286,6 +310,8 @@ int
 edb__txn_enter_slow(edb_session *s, bool write, MDB_txn **out)
 {
     *out = NULL;
+    if (s->dead)
+        return edb__session_closed_err(s, write ? "write" : "read");
     if (s->depth > 0) {
         if (write && s->rdonly)
             return edb__err(EDB_READONLY, "write in a read-only transaction");

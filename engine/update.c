@@ -420,12 +420,12 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_column_set: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_column_set"));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
         return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
-    if (col == 0 || col > c->t->ncols)
-        return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col);
+    EDB_RET(edb__colid_resolve(&col, c->t));
     EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[col - 1];
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
@@ -443,6 +443,10 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if (data == NULL && size != 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
                         def->name, size);
+    if (data == NULL && (flags & EDB_SET_APPEND)) {
+        edb__err_clear();   /* appending NULL adds nothing (as ESE ignores it) */
+        return 0;
+    }
     if (data != NULL && edb__value_check(def, data, size, "") < 0) {
         /* the message names the column: formatted on failure only (hot path) */
         char what[160];
@@ -512,7 +516,7 @@ store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *prep, const edb__rec
         uint64_t n = autoinc_value(def, rec->cols[i].area.p);
         if (!prep->cols[i].null) {
             uint64_t cur;
-            EDB_RET(edb__counter_get(&cur, c->s->env, txn, c->t->slot, i + 1));
+            EDB_RET(edb__counter_read(&cur, c->s->env, txn, c->t->slot, i + 1));
             if (n <= cur)
                 continue;
         }
@@ -537,6 +541,7 @@ edb_update(edb_cursor *c)
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_update: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_update"));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_update: no update is prepared on '%s'", c->tname);
     EDB_RET(check_writable(c, "edb_update"));
@@ -694,8 +699,7 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
     EDB_ERR(edb__cursor_bind(c, txn));
-    if (col == 0 || col > c->t->ncols)
-        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", c->tname, col));
+    EDB_ERR(edb__colid_resolve(&col, c->t));
     const edb__column *def = &c->t->cols[col - 1];
     if (!(def->flags & EDB_COL_ESCROW))
         EDB_ERR(edb__err(EDB_TYPE, "table '%s': column '%s' is not an ESCROW column", c->tname,

@@ -196,8 +196,8 @@ column_out(jv_buf *out, edb_cursor *c, const dbt_table *t, int col, jv_buf *scra
         rc = edb_column_count(&n, c, id);
         if (rc < 0)
             return rc;
-        if (n == 0)
-            return json ? jv_buf_adds(out, "null") : 0;
+        if (n == 0)     /* no values: an empty array, so the column's JSON type never changes */
+            return json ? jv_buf_adds(out, "[]") : 0;
         if (jv_buf_adds(out, "[") != 0)
             return EDB_NOMEM;
         for (unsigned i = 1; i <= n; i++) {
@@ -311,7 +311,7 @@ dbt_rows_add(dbt_rows *r, edb_cursor *c)
             size_t before = cell.len;
             if (cd->flags & EDB_COL_MULTIVALUED) {
                 rc = dbt_column_json(&cell, c, r->t, (int)i, &r->scratch);
-                if (rc >= 0 && strcmp(cell.p, "null") != 0)
+                if (rc >= 0 && strcmp(cell.p, "[]") != 0)  /* no values: an empty cell */
                     rc = csv_cell(&r->line, cell.p, cell.len, true);
                 continue;
             }

@@ -1,8 +1,11 @@
 /* AUTOINC values supplied by a loader (EDB_SET_AUTOINC_VALUE): refused
  * without the flag, uniqueness through the primary / UNIQUE index, the
- * counter moves up past supplied values and only up, and it is part of the
- * transaction (rollback, nested levels). */
+ * counter moves up past supplied values and only up, and a value handed out
+ * in a transaction that rolled back (also a nested level) is never handed
+ * out again. */
 #include "config.h"
+
+#include <sys/wait.h>
 
 #include "helpers.h"
 
@@ -169,7 +172,7 @@ Test(autoinc, unique_secondary_index_checks_it)
     edb_cursor_close(c);
 }
 
-Test(autoinc, rollback_rolls_the_counter_back)
+Test(autoinc, rollback_does_not_hand_values_out_again)
 {
     make_table();
     edb_cursor *c;
@@ -181,7 +184,8 @@ Test(autoinc, rollback_rolls_the_counter_back)
     cr_assert_eq(current_id(c), 101);
     OK(edb_txn_rollback(s));
     OK(insert(c, 0));
-    cr_assert_eq(current_id(c), 2, "the rolled-back 100 left no trace in the counter");
+    cr_assert_eq(current_id(c), 102, "101 was handed out in the rolled-back transaction: "
+                 "never again (ESE)");
     cr_assert_eq(count_rows(c), 2);
     edb_cursor_close(c);
 }
@@ -197,7 +201,7 @@ Test(autoinc, nested_transactions)
     OK(insert(c, 50));
     OK(edb_txn_rollback(s));                    /* the inner level goes with its 50 */
     OK(insert(c, 0));
-    cr_assert_eq(current_id(c), 2);
+    cr_assert_eq(current_id(c), 51);            /* 50 was handed out: never again */
     OK(edb_txn_begin(s, 0));
     OK(insert(c, 60));
     OK(edb_txn_commit(s));                      /* into the outer level */
@@ -211,7 +215,7 @@ Test(autoinc, nested_transactions)
         seen[n++] = current_id(c);
     }
     cr_assert_eq(n, 4);
-    cr_assert(seen[0] == 1 && seen[1] == 2 && seen[2] == 60 && seen[3] == 61);
+    cr_assert(seen[0] == 1 && seen[1] == 51 && seen[2] == 60 && seen[3] == 61);
     edb_cursor_close(c);
 }
 
@@ -236,5 +240,99 @@ Test(autoinc, unindexed_column_takes_the_value_as_given)
         OK(edb_column_get(c, 2, &seq, 4, NULL, 0));
         cr_assert_eq(seq, k == 1 ? 9 : 10);
     }
+    edb_cursor_close(c);
+}
+
+/* Issue #10, point 10: values handed out in a rolled-back transaction are
+ * not handed out again by this env, a supplied value below that mark still
+ * moves the stored counter (or an env opened later would hand it out), and a
+ * table dropped and created again counts from 1. */
+Test(autoinc, mark_survives_rollback_and_supplied_values_persist)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(insert(c, 0));                           /* 1 */
+    OK(edb_txn_begin(s, 0));
+    OK(insert(c, 0));                           /* 2 */
+    OK(insert(c, 10));
+    OK(edb_txn_rollback(s));                    /* the mark stays at 10, the counter at 1 */
+    OK(insert(c, 7));                           /* below the mark, above the counter */
+    OK(insert(c, 0));
+    cr_assert_eq(current_id(c), 11);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+    env = open_env(dir, 0);                     /* a new env knows only the stored counter */
+    OK(edb_session_begin(&s, env));
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(insert(c, 0));
+    cr_assert_eq(current_id(c), 12);
+    cr_assert_eq(count_rows(c), 4);
+    edb_cursor_close(c);
+    /* a new table in the slot counts from 1, whatever the old one handed out */
+    OK(edb_table_drop(s, "t"));
+    make_table();
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_txn_begin(s, 0));
+    OK(insert(c, 0));
+    cr_assert_eq(current_id(c), 1);
+    OK(insert(c, 0));
+    OK(edb_txn_rollback(s));                    /* this env's mark is 2 now */
+    edb_cursor_close(c);
+    /* ... also when another process drops it and creates it again */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/db", dir);
+        edb_env *e2;
+        edb_session *s2;
+        edb_env_opts o = { .max_tables = 8, .map_size = test_map_size() };
+        if (edb_env_open(&e2, path, &o) != 0 || edb_session_begin(&s2, e2) != 0)
+            _exit(2);
+        edb_column_def cols[] = { { "id", EDB_COL_INT64, EDB_COL_AUTOINC, 0, NULL, 0 },
+                                  { "v", EDB_COL_TEXT, 0, 0, NULL, 0 } };
+        edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY } };
+        edb_table_def def = { "t", cols, 2, idx, 1 };
+        int rc = edb_table_drop(s2, "t") != 0 || edb_table_create(s2, &def) != 0;
+        edb_session_end(s2);
+        edb_env_close(e2);
+        _exit(rc);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(insert(c, 0));
+    cr_assert_eq(current_id(c), 1);
+    edb_cursor_close(c);
+}
+
+/* The implicit key of a table without a primary index is never reused either. */
+Test(autoinc, implicit_key_not_reused_after_rollback)
+{
+    edb_column_def cols[] = { { "v", EDB_COL_TEXT, 0, 0, NULL, 0 } };
+    edb_table_def def = { "h", cols, 1, NULL, 0 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "h"));
+    for (int i = 0; i < 2; i++) {
+        OK(edb_txn_begin(s, 0));
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, 1, i == 0 ? "gone" : "kept", 4, 0));
+        OK(edb_update(c));
+        OK(i == 0 ? edb_txn_rollback(s) : edb_txn_commit(s));
+    }
+    /* the rolled-back row had key 1: the committed one has key 2 */
+    uint64_t k = 1;
+    OK(edb_key_make(c, &k, 8, EDB_KEY_NEW));
+    RC(edb_cursor_seek(c, EDB_SEEK_EQ), EDB_NOTFOUND);
+    k = 2;
+    OK(edb_key_make(c, &k, 8, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    char buf[8];
+    size_t got = 0;
+    OK(edb_column_get(c, 1, buf, sizeof buf, &got, 0));
+    cr_assert(got == 4 && memcmp(buf, "kept", 4) == 0);
     edb_cursor_close(c);
 }

@@ -727,3 +727,40 @@ Test(records, cursor_reads_of_a_damaged_record)
     edb_cursor_close(c);
     edb__table_free(t);
 }
+
+/* Issue #10, point 10: edb_column_set(c, col, NULL, 0, EDB_SET_APPEND) on a
+ * multi-valued column appends nothing (ESE ignores it); it deleted every
+ * value before. */
+Test(records, append_null_adds_nothing)
+{
+    make_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "r"));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 16, "x", 1, 0));
+    OK(edb_column_set(c, 18, "red", 3, 0));
+    OK(edb_column_set(c, 18, "green", 5, EDB_SET_APPEND));
+    OK(edb_column_set(c, 18, NULL, 0, EDB_SET_APPEND));
+    OK(edb_update(c));
+    unsigned n;
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 2, "appending NULL removed values: %u left", n);
+    /* in a replace too, and on a column that has no value yet */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 18, NULL, 0, EDB_SET_APPEND));
+    OK(edb_update(c));
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 2);
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 18, NULL, 0, 0));          /* without APPEND NULL still removes all */
+    OK(edb_column_set(c, 18, NULL, 0, EDB_SET_APPEND));
+    OK(edb_update(c));
+    OK(edb_column_count(&n, c, 18));
+    cr_assert_eq(n, 0);
+    /* NULL with a size and APPEND on a single-valued column stay errors */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    RC(edb_column_set(c, 18, NULL, 3, EDB_SET_APPEND), EDB_INVAL);
+    RC(edb_column_set(c, 16, NULL, 0, EDB_SET_APPEND), EDB_INVAL);
+    edb_update_cancel(c);
+    edb_cursor_close(c);
+}

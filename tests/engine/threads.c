@@ -294,6 +294,7 @@ creators_phase(const char *dir)
     }
     edb_tree_stat st;
     EXPECT(edb_table_stat(&st, s, "c3_4", "v") == 0 && st.entries == 1, "reopened: c3_4");
+    edb_session_end(s);
     edb_env_close(penv);
 }
 
@@ -342,6 +343,7 @@ main(void)
     /* close with a session and a read transaction still open */
     edb_txn_begin(s, EDB_TXN_READONLY);
     edb_env_close(env);
+    edb_session_end(s);     /* a zombie after the close: its closer frees it */
     creators_phase(dir);
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", passed, failed);
