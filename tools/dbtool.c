@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dbtool.h"
+#include "lifecycle.h"
 
 static const dbt_cmd commands[] = {
     { "create", dbt_cmd_create, "create DB",
@@ -111,6 +112,15 @@ static const dbt_cmd commands[] = {
       "is any. An incremental archive alone is checked as far as it can be without its base.\n"
       "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
       "on the result (archives must be files, not standard input).\n" },
+    { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",
+      "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
+      "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
+      "creation time, page size, pages in the snapshot and pages carried, bytes, and whether\n"
+      "it is complete. An interrupted or damaged archive is described as not complete, with\n"
+      "the problem, instead of failing. JSON members: id, base_id (null for a full archive),\n"
+      "kind, txn, created (ISO 8601 UTC), page_size, npages, pages, bytes, complete,\n"
+      "compression, and manifest (true) or problem when they apply. A file that is neither\n"
+      "an archive nor a manifest is an error (exit status 1); the others are still shown.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
