@@ -81,21 +81,27 @@ static const dbt_cmd commands[] = {
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot.\n" },
     { "backup", dbt_cmd_backup,
-      "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
       "complete, and a killed backup leaves no file (where the file system has no unnamed\n"
       "files, a hidden .ARCHIVE.tmp.XXXXXXXXXXXX is used and renamed).\n"
       "--incremental BASE writes only the pages that differ from the archive BASE (a full\n"
-      "archive or an incremental; restore needs the whole chain). --rate-limit caps the copier\n"
+      "archive or an incremental, or its manifest; restore needs the whole chain). An existing\n"
+      "ARCHIVE is refused unless --overwrite is given; it is then replaced atomically: the old\n"
+      "archive stays until the new one is complete. --manifest FILE also writes the archive's\n"
+      "manifest (its identity and page hash table, checksummed, a few KiB), which can be the\n"
+      "BASE of the next incremental when the archive itself is stored elsewhere (also with -).\n"
+      "--json prints one object describing the archive written (the members of 'dbtool info',\n"
+      "with database, file, manifest_file and pin_s). --rate-limit caps the copier\n"
       "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"
       "under short snapshots so that the database file does not grow behind a long snapshot.\n"
       "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
       "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n"
       "An archive is never written to a terminal: - needs standard output redirected.\n" },
-    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
+    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
       "Every archive is checked completely while it is read; the database is built in a new\n"
@@ -103,13 +109,20 @@ static const dbt_cmd commands[] = {
       "only then renamed into place. A damaged, truncated or mislinked archive (EDB_CORRUPT,\n"
       "EDB_CHECKSUM, EDB_CHAIN) leaves TARGET_DIR untouched. TARGET_DIR must be absent or\n"
       "empty; --force replaces an existing database directory (only data.mdb and lock.mdb)\n"
-      "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n" },
-    { "verify", dbt_cmd_verify, "verify ARCHIVE... [--deep]",
+      "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n"
+      "--json prints one object: database, id and txn of the snapshot restored, page_size,\n"
+      "npages, bytes, archives and archive_bytes read.\n" },
+    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
-      "page hash table, the end block and, for several archives (a full one and its\n"
-      "incrementals in order), every link of the chain. Each problem is printed on standard\n"
-      "output with the archive, frame, page and byte offset concerned; exit status 1 when there\n"
-      "is any. An incremental archive alone is checked as far as it can be without its base.\n"
+      "page hash table, the end block and every link of each chain. The arguments are grouped\n"
+      "into chains by their ids, in any order (a full archive and the incrementals that build\n"
+      "on it; several independent chains may be given at once), each chain is checked and\n"
+      "each archive reported. With - (standard input) the arguments are one chain in the\n"
+      "order given. Each problem is printed on standard output with the archive, frame, page\n"
+      "and byte offset concerned; exit status 1 when there is any. An incremental archive\n"
+      "whose base is not given is checked as far as it can be without it. --json prints one\n"
+      "object per archive: file, the members of 'dbtool info', chain (its number), verified\n"
+      "(true or false) and error.\n"
       "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
       "on the result (archives must be files, not standard input).\n" },
     { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",

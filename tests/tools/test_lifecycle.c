@@ -262,3 +262,255 @@ Test(lifecycle, info_refuses_what_is_not_an_archive, .timeout = 30)
     run_free(&r);
     fx_fini(&f);
 }
+
+/* ---- verify: chains grouped by ids ---- */
+
+Test(lifecycle, verify_groups_chains_in_any_order, .timeout = 90)
+{
+    struct fx f;
+    fx_init(&f, 300);
+    const char *a = fx_path(&f, 0, "a-full.edbk"), *a1 = fx_path(&f, 1, "a-incr1.edbk"),
+               *a2 = fx_path(&f, 2, "a-incr2.edbk"), *b = fx_path(&f, 3, "b-full.edbk");
+    backup(&f, a, NULL);
+    add_rows(&f, 1000, 40);
+    backup(&f, a1, a);
+    add_rows(&f, 2000, 40);
+    backup(&f, a2, a1);
+    backup(&f, b, NULL);
+    /* Two independent full archives: two chains (they failed as one before). */
+    run_result r = dbt_runv(NULL, "verify", a, b, NULL);
+    expect_ok(&r, "verify two full archives");
+    cr_assert(strstr(r.out, "chain 2 of 2") != NULL, "%s", r.out);
+    run_free(&r);
+    /* A chain given backwards, mixed with another chain. */
+    r = dbt_runv(NULL, "verify", a2, b, a1, a, NULL);
+    expect_ok(&r, "verify two chains in any order");
+    cr_assert(strstr(r.out, "ok: 3 archives") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "ok: 1 archive") != NULL, "%s", r.out);
+    cr_assert_eq(count_lines(r.out) >= 6, 1, "%s", r.out);
+    run_free(&r);
+    /* JSON: one object per archive, in chain order, with its chain. */
+    r = dbt_runv(NULL, "verify", a2, b, a1, a, "--json", NULL);
+    expect_ok(&r, "verify --json");
+    cr_assert_eq(count_lines(r.out), 4, "%s", r.out);
+    char l[2048], v[512];
+    const char *order[] = { "a-full.edbk", "a-incr1.edbk", "a-incr2.edbk", "b-full.edbk" };
+    for (int i = 0; i < 4; i++) {
+        line_n(l, sizeof l, r.out, i);
+        cr_assert(member(v, sizeof v, l, "file") && strstr(v, order[i]) != NULL, "%d: %s", i, l);
+        cr_assert(member(v, sizeof v, l, "verified") && strcmp(v, "true") == 0, "%s", l);
+        cr_assert(member(v, sizeof v, l, "chain") && atoi(v) == (i < 3 ? 1 : 2), "%s", l);
+    }
+    run_free(&r);
+    /* A damaged incremental fails its chain only; the other chain is still ok. */
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/a-incr1-bad.edbk", f.dir);
+    copy_prefix(a1, bad, file_size(a1));
+    int fd = open(bad, O_RDWR);
+    uint8_t byte;
+    cr_assert_eq(pread(fd, &byte, 1, 4096 + 4096 + 100), 1);
+    byte ^= 0x40;
+    cr_assert_eq(pwrite(fd, &byte, 1, 4096 + 4096 + 100), 1);
+    close(fd);
+    r = dbt_runv(NULL, "verify", a, bad, b, "--json", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    line_n(l, sizeof l, r.out, 1);
+    cr_assert(member(v, sizeof v, l, "verified") && strcmp(v, "false") == 0, "%s", l);
+    cr_assert(member(v, sizeof v, l, "error") && strstr(v, "EDB_CHECKSUM") != NULL, "%s", l);
+    line_n(l, sizeof l, r.out, 2);
+    cr_assert(member(v, sizeof v, l, "file") && strstr(v, "b-full") != NULL, "%s", l);
+    cr_assert(member(v, sizeof v, l, "verified") && strcmp(v, "true") == 0, "%s", l);
+    run_free(&r);
+    /* The same archive twice is still refused. */
+    r = dbt_runv(NULL, "verify", a, b, a, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_CHAIN") != NULL && strstr(r.err, "repeats") != NULL, "%s", r.err);
+    run_free(&r);
+    fx_fini(&f);
+}
+
+/* ---- backup --overwrite, --json; restore --json ---- */
+
+static void
+id_of(char out[64], const char *archive)
+{
+    run_result r = dbt_runv(NULL, "info", archive, "--json", NULL);
+    expect_ok(&r, "info");
+    cr_assert(member(out, 64, r.out, "id"), "%s", r.out);
+    run_free(&r);
+}
+
+Test(lifecycle, backup_overwrite_replaces_atomically, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 300);
+    const char *arch = fx_path(&f, 0, "nightly.edbk");
+    backup(&f, arch, NULL);
+    char id1[64], id2[64];
+    id_of(id1, arch);
+    /* Without the option: refused, and the message names it. */
+    run_result r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_EXISTS") != NULL && strstr(r.err, "--overwrite") != NULL, "%s", r.err);
+    run_free(&r);
+    /* A backup with --overwrite that fails leaves the old archive as it was. */
+    r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", "--overwrite", "--incremental",
+                 fx_path(&f, 1, "no-such-base.edbk"), NULL);
+    cr_assert_eq(r.status, 1);
+    run_free(&r);
+    id_of(id2, arch);
+    cr_assert_str_eq(id1, id2);
+    /* The second night: replaced by a new complete archive, no temporary left. */
+    add_rows(&f, 1000, 10);
+    r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", "--overwrite", "--json", NULL);
+    expect_ok(&r, "backup --overwrite");
+    char v[512];
+    cr_assert(member(v, sizeof v, r.out, "file") && strstr(v, "nightly.edbk") != NULL, "%s", r.out);
+    cr_assert(member(v, sizeof v, r.out, "complete") && strcmp(v, "true") == 0, "%s", r.out);
+    cr_assert(member(v, sizeof v, r.out, "kind") && strcmp(v, "full") == 0, "%s", r.out);
+    cr_assert(member(id2, 64, r.out, "id"));
+    cr_assert_str_neq(id1, id2);
+    run_free(&r);
+    char now[64];
+    id_of(now, arch);
+    cr_assert_str_eq(now, id2);
+    DIR *d = opendir(f.dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        cr_assert_null(strstr(de->d_name, ".tmp."), "left behind: %s", de->d_name);
+    closedir(d);
+    r = dbt_runv(NULL, "verify", arch, NULL);
+    expect_ok(&r, "verify the replaced archive");
+    run_free(&r);
+    /* restore --json says what was restored. */
+    const char *target = fx_path(&f, 2, "restored");
+    r = dbt_runv(NULL, "restore", target, arch, "--json", NULL);
+    expect_ok(&r, "restore --json");
+    cr_assert(member(v, sizeof v, r.out, "database") && strstr(v, "restored") != NULL, "%s", r.out);
+    cr_assert(member(v, sizeof v, r.out, "id") && strcmp(v, id2) == 0, "%s", r.out);
+    cr_assert(member(v, sizeof v, r.out, "archives") && strcmp(v, "1") == 0, "%s", r.out);
+    run_free(&r);
+    /* --json cannot share standard output with the archive. */
+    r = dbt_runv(NULL, "backup", f.db, "-", "--json", NULL);
+    cr_assert_eq(r.status, 2);
+    run_free(&r);
+    fx_fini(&f);
+}
+
+/* ---- manifests ---- */
+
+Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
+{
+    struct fx f;
+    fx_init(&f, 400);
+    const char *full = fx_path(&f, 0, "full.edbk"), *man = fx_path(&f, 1, "full.man"),
+               *i_arch = fx_path(&f, 2, "incr-a.edbk"), *i_man = fx_path(&f, 3, "incr-m.edbk"),
+               *man2 = fx_path(&f, 4, "incr-m.man");
+    run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
+    expect_ok(&r, "backup --manifest");
+    run_free(&r);
+    cr_assert_lt(file_size(man) * 4, file_size(full), "a manifest is small");
+    /* info reads it: the archive's identity. */
+    r = dbt_runv(NULL, "info", man, full, "--json", NULL);
+    expect_ok(&r, "info manifest");
+    char l0[2048], l1[2048], v0[128], v1[128];
+    line_n(l0, sizeof l0, r.out, 0);
+    line_n(l1, sizeof l1, r.out, 1);
+    cr_assert(member(v0, sizeof v0, l0, "manifest") && strcmp(v0, "true") == 0, "%s", l0);
+    const char *same[] = { "id", "txn", "npages", "pages", "bytes", "created" };
+    for (int i = 0; i < 6; i++) {
+        cr_assert(member(v0, sizeof v0, l0, same[i]) && member(v1, sizeof v1, l1, same[i]));
+        cr_assert_str_eq(v0, v1, "%s: %s / %s", same[i], l0, l1);
+    }
+    run_free(&r);
+    /* The same incremental from the manifest as from the archive; the full
+     * archive need not even be there. */
+    add_rows(&f, 5000, 60);
+    r = dbt_runv(NULL, "backup", f.db, i_arch, "--quiet", "--incremental", full, NULL);
+    expect_ok(&r, "incremental on the archive");
+    run_free(&r);
+    char moved[400];
+    snprintf(moved, sizeof moved, "%s/elsewhere.edbk", f.dir);
+    cr_assert_eq(rename(full, moved), 0);
+    /* To standard output, with the next manifest written beside. */
+    char cmdline[2000];
+    snprintf(cmdline, sizeof cmdline, "%s/dbtool backup '%s' - --quiet --incremental '%s' --manifest '%s' > '%s'",
+             getenv("top_builddir") ? getenv("top_builddir") : ".", f.db, man, man2, i_man);
+    cr_assert_eq(system(cmdline), 0, "%s", cmdline);
+    cr_assert_eq(rename(moved, full), 0);
+    r = dbt_runv(NULL, "info", i_arch, i_man, man2, "--json", NULL);
+    expect_ok(&r, "info incrementals");
+    char l2[2048];
+    line_n(l0, sizeof l0, r.out, 0);
+    line_n(l1, sizeof l1, r.out, 1);
+    line_n(l2, sizeof l2, r.out, 2);
+    const char *eq[] = { "base_id", "txn", "npages", "pages" };
+    for (int i = 0; i < 4; i++) {
+        cr_assert(member(v0, sizeof v0, l0, eq[i]) && member(v1, sizeof v1, l1, eq[i]));
+        cr_assert_str_eq(v0, v1, "%s: %s / %s", eq[i], l0, l1);
+    }
+    cr_assert(member(v0, sizeof v0, l1, "id") && member(v1, sizeof v1, l2, "id"));
+    cr_assert_str_eq(v0, v1, "the manifest of the streamed archive: %s / %s", l1, l2);
+    run_free(&r);
+    r = dbt_runv(NULL, "verify", i_man, full, NULL);
+    expect_ok(&r, "verify the chain built on a manifest");
+    run_free(&r);
+    const char *t = fx_path(&f, 5, "restored");
+    r = dbt_runv(NULL, "restore", t, full, i_man, NULL);
+    expect_ok(&r, "restore");
+    run_free(&r);
+    run_result e1 = dbt_runv(NULL, "export", t, "t", NULL), e2 = dbt_runv(NULL, "export", f.db, "t", NULL);
+    cr_assert_eq(e1.status, 0);
+    cr_assert_str_eq(e1.out, e2.out);
+    run_free(&e1);
+    run_free(&e2);
+    fx_fini(&f);
+}
+
+Test(lifecycle, manifest_damage_and_interruption_refused, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 300);
+    const char *full = fx_path(&f, 0, "full.edbk"), *man = fx_path(&f, 1, "full.man"),
+               *bad = fx_path(&f, 2, "bad.man"), *out = fx_path(&f, 3, "x.edbk"),
+               *man2 = fx_path(&f, 4, "x.man");
+    run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
+    expect_ok(&r, "backup --manifest");
+    run_free(&r);
+    /* An existing manifest is refused without --overwrite, naming it. */
+    r = dbt_runv(NULL, "backup", f.db, out, "--quiet", "--manifest", man, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "--overwrite") != NULL, "%s", r.err);
+    run_free(&r);
+    /* A flipped bit in the table, and one in the block: refused as a base. */
+    off_t offs[] = { 4096 + 40, 60 };
+    for (int i = 0; i < 2; i++) {
+        copy_prefix(man, bad, file_size(man));
+        int fd = open(bad, O_RDWR);
+        uint8_t byte;
+        cr_assert_eq(pread(fd, &byte, 1, offs[i]), 1);
+        byte ^= 2;
+        cr_assert_eq(pwrite(fd, &byte, 1, offs[i]), 1);
+        close(fd);
+        r = dbt_runv(NULL, "backup", f.db, out, "--quiet", "--incremental", bad, NULL);
+        cr_assert_eq(r.status, 1);
+        cr_assert(strstr(r.err, "EDB_CHECKSUM") != NULL, "%d: %s", i, r.err);
+        run_free(&r);
+        struct stat st;
+        cr_assert_neq(stat(out, &st), 0, "no archive after a refused base");
+    }
+    /* A truncated manifest. */
+    copy_prefix(man, bad, file_size(man) - 100);
+    r = dbt_runv(NULL, "backup", f.db, out, "--quiet", "--incremental", bad, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_CORRUPT") != NULL, "%s", r.err);
+    run_free(&r);
+    /* A stream whose reader goes away: no manifest is written. */
+    char cmdline[2000];
+    snprintf(cmdline, sizeof cmdline, "%s/dbtool backup '%s' - --quiet --manifest '%s' | head -c 10000 > /dev/null",
+             getenv("top_builddir") ? getenv("top_builddir") : ".", f.db, man2);
+    (void)system(cmdline);
+    struct stat st;
+    cr_assert_neq(stat(man2, &st), 0, "a manifest of a cut archive was written");
+    fx_fini(&f);
+}
