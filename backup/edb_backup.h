@@ -363,6 +363,32 @@ EDB_EXTERN int edb_backup_describe(edb_backup_summary *out, const edb_backup_sou
  */
 EDB_EXTERN int edb_backup_manifest_write(const edb_backup_source *archive, const char *path,
                                          unsigned flags);
+
+/**
+ * Merge a chain (a full archive, then its incrementals in order) into one new
+ * full archive at @p path that restores, byte for byte, what restoring the
+ * chain restores: the same snapshot (transaction, meta, page hash table, and
+ * the last archive's creation time), a new backup id, no flags.  The archives
+ * are not restored: their blocks are read and checked (every block, each
+ * archive hash, each link of the chain as edb_backup_restore() checks it),
+ * then for each page the archive that holds its restored content is read and
+ * the page is checked against the last archive's page hash table.  The output
+ * is written to a hidden temporary file beside @p path, fsynced, renamed and
+ * its directory fsynced; on any failure nothing is left.
+ * @param[out] out  the merged archive (archives = @p n, bytes = its length,
+ *                  backup_id = its new id); may be NULL
+ * @param[in]  src  @p n archives; each must be a regular file (read by offset)
+ * @param[in]  flags 0 or #EDB_SAVE_OVERWRITE
+ * @return 0; #EDB_CHAIN (the first archive is incremental, or a link is
+ *         missing, repeated, reordered or foreign); #EDB_CORRUPT /
+ *         #EDB_CHECKSUM / #EDB_VERSION (a damaged or interrupted archive;
+ *         the message names it); #EDB_EXISTS (@p path exists without
+ *         #EDB_SAVE_OVERWRITE); #EDB_INVAL (an archive that is not a regular
+ *         file, bad arguments); #EDB_NOTFOUND; #EDB_IO; #EDB_NOMEM.
+ * Thread safety: any thread; independent calls may run at once.
+ */
+EDB_EXTERN int edb_backup_merge(edb_backup_info *out, const char *path, const edb_backup_source *src,
+                                size_t n, unsigned flags);
 /** @} */
 
 #ifdef __cplusplus

@@ -528,84 +528,124 @@ edb__man_load_base(edb__base *out, int fd, const char *path)
     return 0;
 }
 
-/* ---- writing a manifest ---- */
+/* ---- atomic output files ---- */
 
-/* Write @len bytes at @buf to @path atomically: a hidden temporary file beside
- * it, fsynced, renamed, the directory fsynced. */
-static int
-write_atomic(const char *path, const uint8_t *head, size_t hlen, const void *body, size_t blen,
-             const uint8_t *pad, size_t plen, unsigned flags)
+int
+edb__atomic_open(edb__atomic *a, const char *path, unsigned flags)
 {
-    char dir[PATH_MAX], tmp[PATH_MAX + 64];
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
+    a->flags = flags;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    if (*base == '\0' || strlen(path) >= sizeof dir)
-        return edb__err(EDB_INVAL, "manifest path '%s' names no file", path);
+    if (*base == '\0' || strlen(path) >= sizeof a->path)
+        return edb__err(EDB_INVAL, "'%s' names no file", path);
+    snprintf(a->path, sizeof a->path, "%s", path);
     if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
+        snprintf(a->dir, sizeof a->dir, ".");
     else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
+        snprintf(a->dir, sizeof a->dir, "/");
     else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        snprintf(a->dir, sizeof a->dir, "%.*s", (int)(slash - path), path);
     struct stat st;
     if (edb__sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (!(flags & EDB_SAVE_OVERWRITE))
-            return edb__err(EDB_EXISTS, "manifest '%s' exists", path);
+            return edb__err(EDB_EXISTS, "'%s' exists", path);
         if (!S_ISREG(st.st_mode))
-            return edb__err(EDB_EXISTS, "manifest '%s' exists and is not a regular file", path);
+            return edb__err(EDB_EXISTS, "'%s' exists and is not a regular file", path);
     } else if (errno != ENOENT) {
         return edb__sys_err(errno, path);
     }
-    int fd = -1, ret = 0;
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+    for (int attempt = 0; attempt < 16 && a->fd < 0; attempt++) {
         uint8_t rnd[6];
-        EDB_RET(edb__sys_random(rnd, sizeof rnd) == 0 ? 0 : edb__sys_err(errno, "random name"));
+        if (edb__sys_random(rnd, sizeof rnd) != 0)
+            return edb__sys_err(errno, "random name");
         char hex[13];
         edb__arch_hex(hex, rnd, sizeof rnd);
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%s", dir, base, hex);
-        fd = edb__sys_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST)
-            return edb__sys_err(errno, path);
-    }
-    if (fd < 0)
-        return edb__err(EDB_EXISTS, "no free temporary name beside '%s'", path);
-    if (edb__sys_fchmod(fd, 0600) != 0 || edb__sys_write_all(fd, head, hlen) != 0 ||
-        edb__sys_write_all(fd, body, blen) != 0 || edb__sys_write_all(fd, pad, plen) != 0 ||
-        edb__sys_fsync(fd) != 0)
-        EDB_ERR(edb__sys_err(errno, path));
-    int cfd = fd;
-    fd = -1;
-    if (edb__sys_close(cfd) != 0)
-        EDB_ERR(edb__sys_err(errno, path));
-    if (!(flags & EDB_SAVE_OVERWRITE)) {
-        if (edb__sys_renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
-            if (errno == EEXIST)
-                EDB_ERR(edb__err(EDB_EXISTS, "manifest '%s' appeared meanwhile", path));
-            if (errno != EINVAL && errno != ENOSYS)
-                EDB_ERR(edb__sys_err(errno, path));
-            if (edb__sys_rename(tmp, path) != 0)
-                EDB_ERR(edb__sys_err(errno, path));
+        snprintf(a->tmp, sizeof a->tmp, "%s/.%s.tmp.%s", a->dir, base, hex);
+        a->fd = edb__sys_open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (a->fd < 0 && errno != EEXIST) {
+            int e = errno;
+            a->tmp[0] = '\0';
+            return edb__sys_err(e, path);
         }
-    } else if (edb__sys_rename(tmp, path) != 0) {
-        EDB_ERR(edb__sys_err(errno, path));
     }
-    tmp[0] = '\0';
-    int dfd = edb__sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (a->fd < 0) {
+        a->tmp[0] = '\0';
+        return edb__err(EDB_EXISTS, "no free temporary name beside '%s'", path);
+    }
+    if (edb__sys_fchmod(a->fd, 0600) != 0) {
+        int e = errno;
+        edb__atomic_abort(a);
+        return edb__sys_err(e, path);
+    }
+    return 0;
+}
+
+int
+edb__atomic_commit(edb__atomic *a)
+{
+    int ret = 0;
+    if (edb__sys_fsync(a->fd) != 0)
+        EDB_ERR(edb__sys_err(errno, a->path));
+    int cfd = a->fd;
+    a->fd = -1;
+    if (edb__sys_close(cfd) != 0)
+        EDB_ERR(edb__sys_err(errno, a->path));
+    if (!(a->flags & EDB_SAVE_OVERWRITE)) {
+        if (edb__sys_renameat2(AT_FDCWD, a->tmp, AT_FDCWD, a->path, RENAME_NOREPLACE) != 0) {
+            if (errno == EEXIST)
+                EDB_ERR(edb__err(EDB_EXISTS, "'%s' appeared meanwhile", a->path));
+            if (errno != EINVAL && errno != ENOSYS)
+                EDB_ERR(edb__sys_err(errno, a->path));
+            if (edb__sys_rename(a->tmp, a->path) != 0)
+                EDB_ERR(edb__sys_err(errno, a->path));
+        }
+    } else if (edb__sys_rename(a->tmp, a->path) != 0) {
+        EDB_ERR(edb__sys_err(errno, a->path));
+    }
+    a->tmp[0] = '\0';
+    int dfd = edb__sys_open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (dfd < 0)
-        return edb__sys_err(errno, "the manifest's directory");
+        return edb__sys_err(errno, "the directory of the new file");
     if (edb__sys_fsync(dfd) != 0) {
         int e = errno;
         edb__sys_close(dfd);
-        return edb__sys_err(e, "the manifest's directory");
+        return edb__sys_err(e, "the directory of the new file");
     }
     edb__sys_close(dfd);
     return 0;
 err:
-    if (fd >= 0)
-        edb__sys_close(fd);
-    if (tmp[0] != '\0')
-        (void)unlink(tmp);
+    edb__atomic_abort(a);
     return ret;
+}
+
+void
+edb__atomic_abort(edb__atomic *a)
+{
+    if (a->fd >= 0)
+        edb__sys_close(a->fd);
+    a->fd = -1;
+    if (a->tmp[0] != '\0')
+        (void)unlink(a->tmp);     /* cleanup: not a fault site */
+    a->tmp[0] = '\0';
+}
+
+/* ---- writing a manifest ---- */
+
+static int
+write_atomic(const char *path, const uint8_t *head, size_t hlen, const void *body, size_t blen,
+             const uint8_t *pad, size_t plen, unsigned flags)
+{
+    edb__atomic a;
+    EDB_RET(edb__atomic_open(&a, path, flags));
+    if (edb__sys_write_all(a.fd, head, hlen) != 0 || edb__sys_write_all(a.fd, body, blen) != 0 ||
+        edb__sys_write_all(a.fd, pad, plen) != 0) {
+        int e = errno;
+        edb__atomic_abort(&a);
+        return edb__sys_err(e, path);
+    }
+    return edb__atomic_commit(&a);
 }
 
 int

@@ -50,4 +50,20 @@ bool edb__man_is(const uint8_t block[EDB__ARCH_BLOCK]);
  * EDB_VERSION, EDB_IO, EDB_NOMEM; on failure @out owns nothing. */
 int edb__man_load_base(edb__base *out, int fd, const char *path);
 
+/* A file that appears under its name only when complete: a hidden
+ * temporary file beside @path (O_EXCL|O_NOFOLLOW, mode 0600), fsynced and
+ * renamed by edb__atomic_commit(), then the directory fsynced.  Without
+ * EDB_SAVE_OVERWRITE an existing @path is EDB_EXISTS (checked at open, and by
+ * RENAME_NOREPLACE where the file system has it). */
+typedef struct edb__atomic {
+    int fd;                  /* write here */
+    unsigned flags;
+    char path[4096], dir[4096], tmp[4200];
+} edb__atomic;
+int edb__atomic_open(edb__atomic *a, const char *path, unsigned flags);
+/* fsync, rename, fsync the directory; on failure the temporary file is removed. */
+int edb__atomic_commit(edb__atomic *a);
+/* Remove the temporary file (NULL-state safe, idempotent). */
+void edb__atomic_abort(edb__atomic *a);
+
 #endif

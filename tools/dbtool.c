@@ -134,6 +134,15 @@ static const dbt_cmd commands[] = {
       "kind, txn, created (ISO 8601 UTC), page_size, npages, pages, bytes, complete,\n"
       "compression, and manifest (true) or problem when they apply. A file that is neither\n"
       "an archive nor a manifest is an error (exit status 1); the others are still shown.\n" },
+    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
+      "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
+      "archive that restores exactly what the chain restores (the same snapshot, page for\n"
+      "page), without restoring it. The chain is checked as restore checks it: a broken chain\n"
+      "(EDB_CHAIN), a damaged or interrupted archive (EDB_CORRUPT, EDB_CHECKSUM) writes\n"
+      "nothing. Every page copied is checked against the last archive's page hash table. OUT\n"
+      "is written under a temporary name, synced and renamed when complete; an existing OUT\n"
+      "is replaced only with --overwrite. Archives must be files (they are read by offset).\n"
+      "--json prints the new archive's 'dbtool info' members with file, archives and seconds.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -16,6 +16,7 @@
 int dbt_cmd_info(int argc, char **argv);      /* cmd_info.c */
 /* verify over chains grouped by ids; one chain goes to dbt_cmd_verify(). */
 int dbt_cmd_verify_chains(int argc, char **argv);   /* cmd_verify.c */
+int dbt_cmd_merge(int argc, char **argv);     /* cmd_merge.c */
 
 /* "full", "incremental", then ",low-pin" and ",keep-free" as they apply. */
 void dbt_kind(char *out, size_t cap, unsigned flags);

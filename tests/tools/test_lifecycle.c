@@ -514,3 +514,165 @@ Test(lifecycle, manifest_damage_and_interruption_refused, .timeout = 60)
     cr_assert_neq(stat(man2, &st), 0, "a manifest of a cut archive was written");
     fx_fini(&f);
 }
+
+/* ---- merge ---- */
+
+static char *
+slurp_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = '\0';
+    *len = (size_t)n;
+    return b;
+}
+
+static char *
+mdb_dump_of(const char *db)
+{
+    char cmd[1600], out[700];
+    snprintf(out, sizeof out, "%s.dump", db);
+    snprintf(cmd, sizeof cmd, "mdb_dump -a '%s' > '%s'", db, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    size_t n;
+    return slurp_file(out, &n);
+}
+
+Test(lifecycle, merge_equals_restoring_the_chain, .timeout = 120)
+{
+    struct fx f;
+    fx_init(&f, 500);
+    const char *c[4] = { fx_path(&f, 0, "c0.edbk"), fx_path(&f, 1, "c1.edbk"),
+                         fx_path(&f, 2, "c2.edbk"), fx_path(&f, 3, "c3.edbk") };
+    const char *m = fx_path(&f, 4, "merged.edbk");
+    backup(&f, c[0], NULL);
+    add_rows(&f, 10000, 200);
+    backup(&f, c[1], c[0]);
+    /* Deletes free pages the earlier archives carried. */
+    for (int k = 1; k <= 300; k += 3) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", k);
+        run_result r = dbt_runv(NULL, "delete", f.db, "t", key, NULL);
+        expect_ok(&r, "delete");
+        run_free(&r);
+    }
+    run_result r = dbt_runv(NULL, "backup", f.db, c[2], "--quiet", "--low-pin", "--incremental", c[1], NULL);
+    expect_ok(&r, "low-pin incremental");
+    run_free(&r);
+    add_rows(&f, 20000, 50);
+    backup(&f, c[3], c[2]);
+
+    r = dbt_runv(NULL, "merge", m, c[0], c[1], c[2], c[3], "--json", NULL);
+    expect_ok(&r, "merge");
+    char v[128], txn[32];
+    cr_assert(member(v, sizeof v, r.out, "kind") && strcmp(v, "full") == 0, "%s", r.out);
+    cr_assert(member(txn, sizeof txn, r.out, "txn"));
+    run_free(&r);
+    r = dbt_runv(NULL, "info", c[3], "--json", NULL);
+    cr_assert(member(v, sizeof v, r.out, "txn") && strcmp(v, txn) == 0, "same snapshot: %s", r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "verify", m, NULL);
+    expect_ok(&r, "verify the merged archive");
+    run_free(&r);
+
+    const char *t1 = fx_path(&f, 5, "from-chain"), *t2 = fx_path(&f, 6, "from-merged");
+    r = dbt_runv(NULL, "restore", t1, c[0], c[1], c[2], c[3], NULL);
+    expect_ok(&r, "restore the chain");
+    run_free(&r);
+    r = dbt_runv(NULL, "restore", t2, m, NULL);
+    expect_ok(&r, "restore the merged archive");
+    run_free(&r);
+    char p1[500], p2[500];
+    snprintf(p1, sizeof p1, "%s/data.mdb", t1);
+    snprintf(p2, sizeof p2, "%s/data.mdb", t2);
+    size_t n1, n2;
+    char *d1 = slurp_file(p1, &n1), *d2 = slurp_file(p2, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert(memcmp(d1, d2, n1) == 0, "data.mdb differs");
+    free(d1);
+    free(d2);
+    char *u1 = mdb_dump_of(t1), *u2 = mdb_dump_of(t2);
+    cr_assert_str_eq(u1, u2);
+    free(u1);
+    free(u2);
+    /* A prefix merges too, and a merged archive can start a longer chain's merge. */
+    const char *m2 = fx_path(&f, 7, "merged2.edbk");
+    r = dbt_runv(NULL, "merge", m2, c[0], c[1], "--quiet", NULL);
+    expect_ok(&r, "merge a prefix");
+    cr_assert_str_eq(r.out, "");
+    run_free(&r);
+    fx_fini(&f);
+}
+
+Test(lifecycle, merge_refuses_broken_chains, .timeout = 90)
+{
+    struct fx f;
+    fx_init(&f, 300);
+    const char *c0 = fx_path(&f, 0, "c0.edbk"), *c1 = fx_path(&f, 1, "c1.edbk"),
+               *c2 = fx_path(&f, 2, "c2.edbk"), *m = fx_path(&f, 3, "m.edbk"),
+               *bad = fx_path(&f, 4, "bad.edbk");
+    backup(&f, c0, NULL);
+    add_rows(&f, 1000, 100);
+    backup(&f, c1, c0);
+    add_rows(&f, 2000, 100);
+    backup(&f, c2, c1);
+    struct { const char *args[4]; const char *code; } cases[] = {
+        { { c0, c2, NULL }, "EDB_CHAIN" },          /* a missing link */
+        { { c1, c2, NULL }, "EDB_CHAIN" },          /* starts with an incremental */
+        { { c0, c2, c1, NULL }, "EDB_CHAIN" },      /* out of order */
+        { { c0, c1, c1, NULL }, "EDB_CHAIN" },      /* a repeat */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[8] = { "merge", m };
+        int k = 2;
+        for (int j = 0; cases[i].args[j]; j++)
+            argv[k++] = cases[i].args[j];
+        argv[k] = NULL;
+        run_result r = dbt_run(NULL, argv);
+        cr_assert_eq(r.status, 1, "case %zu", i);
+        cr_assert(strstr(r.err, cases[i].code) != NULL, "case %zu: %s", i, r.err);
+        run_free(&r);
+        struct stat st;
+        cr_assert_neq(stat(m, &st), 0, "case %zu left an output", i);
+    }
+    /* A damaged page of the middle archive. */
+    copy_prefix(c1, bad, file_size(c1));
+    int fd = open(bad, O_RDWR);
+    uint8_t byte;
+    cr_assert_eq(pread(fd, &byte, 1, 4096 + 4096 + 50), 1);
+    byte ^= 1;
+    cr_assert_eq(pwrite(fd, &byte, 1, 4096 + 4096 + 50), 1);
+    close(fd);
+    run_result r = dbt_runv(NULL, "merge", m, c0, bad, c2, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_CHECKSUM") != NULL, "%s", r.err);
+    run_free(&r);
+    /* Interrupted last archive. */
+    copy_prefix(c2, bad, file_size(c2) - 4096);
+    r = dbt_runv(NULL, "merge", m, c0, c1, bad, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_CORRUPT") != NULL, "%s", r.err);
+    run_free(&r);
+    DIR *d = opendir(f.dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        cr_assert_null(strstr(de->d_name, ".tmp."), "left behind: %s", de->d_name);
+        cr_assert_str_neq(de->d_name, "m.edbk");
+    }
+    closedir(d);
+    /* An existing OUT, standard input. */
+    r = dbt_runv(NULL, "merge", c0, c0, c1, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_EXISTS") != NULL && strstr(r.err, "--overwrite") != NULL, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(NULL, "merge", m, "-", NULL);
+    cr_assert_eq(r.status, 2);
+    run_free(&r);
+    fx_fini(&f);
+}
