@@ -80,8 +80,8 @@ static const dbt_cmd commands[] = {
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot.\n" },
-    { "backup", dbt_cmd_backup,
-      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet]",
+    { "backup", dbt_cmd_backup_any,
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
@@ -100,8 +100,17 @@ static const dbt_cmd commands[] = {
       "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
       "closed pipe stops the backup at once: exit status 1, and no ARCHIVE file is left.\n"
-      "An archive is never written to a terminal: - needs standard output redirected.\n" },
-    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force] [--json]",
+      "An archive is never written to a terminal: - needs standard output redirected.\n"
+      "With --repo DIR the archive is the next one of the repository DIR (created if absent):\n"
+      "a full archive when DIR holds none or the last chain has N archives (--full-every N),\n"
+      "else an incremental on the last archive; then DIR/catalog.json is rewritten atomically.\n"
+      "An incremental that finds no changed page writes nothing but a catalog note. --every\n"
+      "SECONDS keeps taking backups (continuous mode) until SIGINT, SIGTERM or SIGHUP, which\n"
+      "end it cleanly: a backup in progress is abandoned without a trace, exit status 0.\n"
+      "--keep-last, --keep-daily, --keep-weekly and --max-chain apply 'repo prune' and 'repo\n"
+      "merge' after each backup. One line is printed per backup (--json: one object). Two\n"
+      "commands that change one repository at once are refused (EDB_BUSY).\n" },
+    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
       "Every archive is checked completely while it is read; the database is built in a new\n"
@@ -111,7 +120,11 @@ static const dbt_cmd commands[] = {
       "empty; --force replaces an existing database directory (only data.mdb and lock.mdb)\n"
       "when no process has it open (else EDB_BUSY). Symbolic links are never followed.\n"
       "--json prints one object: database, id and txn of the snapshot restored, page_size,\n"
-      "npages, bytes, archives and archive_bytes read.\n" },
+      "npages, bytes, archives and archive_bytes read.\n"
+      "With --repo DIR the archives come from a repository: the newest backup (--at TIME: the\n"
+      "newest taken at or before TIME, ISO 8601 with its zone such as 2026-12-07T15:04:05Z or\n"
+      "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
+      "transaction N), restored with the chain it needs.\n" },
     { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and every link of each chain. The arguments are grouped\n"
@@ -134,6 +147,16 @@ static const dbt_cmd commands[] = {
       "kind, txn, created (ISO 8601 UTC), page_size, npages, pages, bytes, complete,\n"
       "compression, and manifest (true) or problem when they apply. A file that is neither\n"
       "an archive nor a manifest is an error (exit status 1); the others are still shown.\n" },
+    { "repo", dbt_cmd_repo, "repo list DIR [--json] | repo prune DIR --keep-last N [--keep-daily D] [--keep-weekly W] [--dry-run] | repo merge DIR --max-chain K",
+      "Manage a backup repository written by 'backup --repo'. list prints its archives in the\n"
+      "order taken (* starts a chain; --json: one object per archive with file and the members\n"
+      "of 'dbtool info'). prune keeps the newest N backups, the newest of each of the last D\n"
+      "days and of the last W weeks (UTC, weeks from Monday) and removes only whole chains that\n"
+      "hold none of them, never a chain a kept backup needs; --dry-run only prints what would\n"
+      "go. merge replaces every chain longer than K archives by one merged full archive of its\n"
+      "last snapshot, so a restore never reads more than K archives (the intermediate points\n"
+      "of that chain are given up). The catalog is rewritten atomically before any file is\n"
+      "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n" },
     { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
       "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
       "archive that restores exactly what the chain restores (the same snapshot, page for\n"

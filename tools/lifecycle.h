@@ -17,6 +17,10 @@ int dbt_cmd_info(int argc, char **argv);      /* cmd_info.c */
 /* verify over chains grouped by ids; one chain goes to dbt_cmd_verify(). */
 int dbt_cmd_verify_chains(int argc, char **argv);   /* cmd_verify.c */
 int dbt_cmd_merge(int argc, char **argv);     /* cmd_merge.c */
+/* cmd_repo.c: backup and restore with --repo go there, the rest to cmd_backup.c. */
+int dbt_cmd_backup_any(int argc, char **argv);
+int dbt_cmd_restore_any(int argc, char **argv);
+int dbt_cmd_repo(int argc, char **argv);
 
 /* "full", "incremental", then ",low-pin" and ",keep-free" as they apply. */
 void dbt_kind(char *out, size_t cap, unsigned flags);
