@@ -605,12 +605,14 @@ edb__atomic_commit(edb__atomic *a)
         EDB_ERR(edb__sys_err(errno, a->path));
     }
     a->tmp[0] = '\0';
+    /* After the rename only the directory's fsync can fail: the name may not
+     * be durable, and an error must not leave a complete-looking file. */
     int dfd = edb__sys_open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (dfd < 0)
-        return edb__sys_err(errno, "the directory of the new file");
-    if (edb__sys_fsync(dfd) != 0) {
+    if (dfd < 0 || edb__sys_fsync(dfd) != 0) {
         int e = errno;
-        edb__sys_close(dfd);
+        if (dfd >= 0)
+            edb__sys_close(dfd);
+        (void)unlink(a->path);    /* cleanup: not a fault site */
         return edb__sys_err(e, "the directory of the new file");
     }
     edb__sys_close(dfd);
