@@ -318,10 +318,10 @@ typedef struct edb_backup_summary {
     unsigned flags;         /**< EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN */
     int manifest;           /**< 1: the file is a manifest, not an archive */
     int complete;           /**< 1: an archive whose end block is present and its archive hash
-                                 matches; a manifest: always true */
+                                 matches; a manifest: always 1 */
     uint32_t page_size;     /**< bytes per page */
     uint64_t txnid;         /**< transaction of the snapshot the archive restores (incomplete:
-                                 of its first snapshot) */
+                                 the trailer's when it was read, else the first snapshot's) */
     uint64_t npages;        /**< pages of that snapshot */
     uint64_t pages;         /**< pages the archive carries (incomplete: those read) */
     uint64_t frames;        /**< frames (incomplete: those read) */
