@@ -676,3 +676,29 @@ Test(lifecycle, merge_refuses_broken_chains, .timeout = 90)
     run_free(&r);
     fx_fini(&f);
 }
+
+/* ---- text output on a terminal ---- */
+
+Test(lifecycle, info_on_a_terminal_is_text, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 100);
+    const char *full = fx_path(&f, 0, "full.edbk"), *man = fx_path(&f, 1, "full.man");
+    run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
+    expect_ok(&r, "backup");
+    run_free(&r);
+    const char *argv[] = { "info", full, man, NULL };
+    r = dbt_run_tty(argv);
+    expect_ok(&r, "info on a tty");
+    cr_assert(strstr(r.out, "full archive, complete") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "full manifest") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "base:      - (a full archive)") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "{\"id\"") == NULL, "no JSON on a terminal: %s", r.out);
+    run_free(&r);
+    const char *jargv[] = { "info", full, "--json", NULL };
+    r = dbt_run_tty(jargv);
+    expect_ok(&r, "info --json on a tty");
+    cr_assert(strstr(r.out, "{\"id\"") != NULL, "%s", r.out);
+    run_free(&r);
+    fx_fini(&f);
+}
