@@ -5,7 +5,8 @@
  * Layout of DIR:
  *   catalog.json            {"format": "edb-repo", "version": 1, "next": N,
  *                            "archives": [ {file, the members of dbtool info,
- *                            created_us, unchanged_until}... ]}
+ *                            created_us, unchanged_until_us}... ],
+ *                            "chains": [ [file, ...], ... ] (derived)}
  *   NNNNNN-full.edbk        archive number NNNNNN (1, 2, ...), full or
  *   NNNNNN-incr.edbk        incremental on the archive listed before it in
  *                           its chain (base_id), or
@@ -251,6 +252,25 @@ repo_save(repo *r)
         json_array_append_new(arr, o);
     }
     json_object_set_new(doc, "archives", arr);
+    /* The chains, derived (readers may use them; the loader ignores them):
+     * each a list of files, full archive first. */
+    json_t *chains = json_array();
+    size_t *idx = r->n ? calloc(r->n, sizeof *idx) : NULL;
+    for (size_t i = 0; i < r->n && idx != NULL; i++) {
+        bool is_end = true;
+        for (size_t j = i + 1; j < r->n && is_end; j++)
+            if (repo_base_of(r, j) == (int)i)
+                is_end = false;
+        if (!is_end)
+            continue;
+        json_t *c = json_array();
+        size_t len = repo_chain_to(r, i, idx);
+        for (size_t j = 0; j < len; j++)
+            json_array_append_new(c, json_string(r->a[idx[j]].file));
+        json_array_append_new(chains, c);
+    }
+    free(idx);
+    json_object_set_new(doc, "chains", chains);
     char *text = json_dumps(doc, JSON_INDENT(1));
     json_decref(doc);
     if (text == NULL)
