@@ -210,10 +210,13 @@ dbt_cmd_verify_chains(int argc, char **argv)
             a[k++].file = argv[i];
     for (int i = 0; i < n; i++) {
         edb_backup_source src = { .path = a[i].file, .fd = -1, .name = NULL };
-        if (edb_backup_describe(&a[i].s, &src) == 0)
-            a[i].described = true;
-        else
+        if (edb_backup_describe(&a[i].s, &src) != 0)
             snprintf(a[i].error, sizeof a[i].error, "%s", edb_error_last());
+        else if (a[i].s.manifest)
+            snprintf(a[i].error, sizeof a[i].error, "EDB_INVAL: '%s' is a manifest, not an archive "
+                     "('dbtool info' describes it; verify checks the archive it names)", a[i].file);
+        else
+            a[i].described = true;
     }
     link_args(a, n);
 

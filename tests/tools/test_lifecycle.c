@@ -455,6 +455,12 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
     r = dbt_runv(NULL, "verify", i_man, full, NULL);
     expect_ok(&r, "verify the chain built on a manifest");
     run_free(&r);
+    /* A manifest given to verify is named as such, the archives still checked. */
+    r = dbt_runv(NULL, "verify", i_man, full, man, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "is a manifest") != NULL, "%s", r.err);
+    cr_assert(strstr(r.out, "ok: 2 archives") != NULL, "%s", r.out);
+    run_free(&r);
     const char *t = fx_path(&f, 5, "restored");
     r = dbt_runv(NULL, "restore", t, full, i_man, NULL);
     expect_ok(&r, "restore");
