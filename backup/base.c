@@ -38,6 +38,7 @@
 
 #include "base.h"
 #include "error.h"
+#include "manifest.h"
 #include "sys.h"
 #include "sys_fs.h"
 
@@ -262,7 +263,15 @@ edb__base_load(edb__base *out, const char *path)
         snprintf(what, sizeof what, "base archive '%s'", path);
         return edb__sys_err(errno, what);
     }
-    int rc = load(&ld, out);
+    /* A manifest (manifest.c) carries what a base needs without the archive. */
+    uint8_t magic[8];
+    size_t got = 0;
+    int rc;
+    if (edb__sys_pread_full(ld.fd, magic, sizeof magic, 0, &got) == 0 && got == sizeof magic &&
+        memcmp(magic, EDB__MAN_MAGIC, sizeof magic) == 0)
+        rc = edb__man_load_base(out, ld.fd, path);
+    else
+        rc = load(&ld, out);
     edb__sys_close(ld.fd);
     free(ld.ent);
     if (rc < 0)

@@ -327,6 +327,95 @@ EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
 EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);
 /** @} */
 
+
+/* ------------------------------------------------------------------------ */
+/** @name Describing archives and manifests
+ * A manifest is a small file holding an archive's identity and page hash
+ * table (doc/backup-format.md, "Manifest"): what the next incremental backup
+ * needs from its base, so the archive itself can live elsewhere (a pipe to
+ * object storage).  #edb_backup_opts.base accepts a manifest or an archive.
+ * @{ */
+
+/** What one archive or manifest says about itself (edb_backup_describe()). */
+typedef struct edb_backup_summary {
+    uint8_t backup_id[16];  /**< the archive's id */
+    uint8_t base_id[16];    /**< the base's id (incremental), else zero */
+    unsigned flags;         /**< EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN */
+    int manifest;           /**< 1: the file is a manifest, not an archive */
+    int complete;           /**< 1: an archive whose end block is present and its archive hash
+                                 matches; a manifest: always 1 */
+    uint32_t page_size;     /**< bytes per page */
+    uint64_t txnid;         /**< transaction of the snapshot the archive restores (incomplete:
+                                 the trailer's when it was read, else the first snapshot's) */
+    uint64_t npages;        /**< pages of that snapshot */
+    uint64_t pages;         /**< pages the archive carries (incomplete: those read) */
+    uint64_t frames;        /**< frames (incomplete: those read) */
+    uint64_t bytes;         /**< the archive's length (for a manifest: the archive it describes;
+                                 for an incomplete archive: the bytes present) */
+    uint64_t created_us;    /**< when the backup began, µs since 1970-01-01T00:00:00Z */
+    char problem[512];      /**< complete 0: why ("EDB_NAME: ..."), else empty */
+} edb_backup_summary;
+
+/**
+ * Describe an archive or a manifest from its blocks, without reading the
+ * pages of its frames (a file is read with seeks; a pipe is read through).
+ * The header, every frame header block, the trailer, the page hash table and
+ * the end block are checked as a reader checks them and the archive hash is
+ * computed; the pages are not hashed (edb_backup_verify() does that).  An
+ * archive cut short or damaged after its header is not an error: it is
+ * reported with @c complete 0 and @c problem saying where it stops.
+ * @param[out] out filled on success
+ * @param[in]  src one archive or manifest
+ * @return 0; #EDB_CORRUPT / #EDB_CHECKSUM (the first block is neither a valid
+ *         archive header nor a valid manifest); #EDB_VERSION (a newer format);
+ *         #EDB_NOTFOUND; #EDB_IO; #EDB_NOMEM; #EDB_INVAL.
+ * Thread safety: any thread; independent calls may run at once.
+ */
+EDB_EXTERN int edb_backup_describe(edb_backup_summary *out, const edb_backup_source *src);
+
+/**
+ * Write the manifest of the complete archive @p archive to @p path: read the
+ * archive as edb_backup_describe() does (a pipe works), then write the
+ * manifest to a hidden temporary file beside @p path (mode 0600, created with
+ * O_EXCL|O_NOFOLLOW), fsync it, rename it to @p path and fsync the directory,
+ * so a file named @p path is always a complete manifest.
+ * @param[in] flags 0 or #EDB_SAVE_OVERWRITE (replace an existing regular file)
+ * @return 0; #EDB_CORRUPT / #EDB_CHECKSUM (the archive is incomplete or
+ *         damaged: nothing is written); #EDB_EXISTS (@p path exists without
+ *         #EDB_SAVE_OVERWRITE, or is not a regular file); #EDB_VERSION;
+ *         #EDB_NOTFOUND; #EDB_IO; #EDB_NOMEM; #EDB_INVAL.
+ * Thread safety: any thread; two writers of one @p path: the last rename wins.
+ */
+EDB_EXTERN int edb_backup_manifest_write(const edb_backup_source *archive, const char *path,
+                                         unsigned flags);
+
+/**
+ * Merge a chain (a full archive, then its incrementals in order) into one new
+ * full archive at @p path that restores, byte for byte, what restoring the
+ * chain restores: the same snapshot (transaction, meta, page hash table, and
+ * the last archive's creation time), a new backup id, no flags.  The archives
+ * are not restored: their blocks are read and checked (every block, each
+ * archive hash, each link of the chain as edb_backup_restore() checks it),
+ * then for each page the archive that holds its restored content is read and
+ * the page is checked against the last archive's page hash table.  The output
+ * is written to a hidden temporary file beside @p path, fsynced, renamed and
+ * its directory fsynced; on any failure nothing is left.
+ * @param[out] out  the merged archive (archives = @p n, bytes = its length,
+ *                  backup_id = its new id); may be NULL
+ * @param[in]  src  @p n archives; each must be a regular file (read by offset)
+ * @param[in]  flags 0 or #EDB_SAVE_OVERWRITE
+ * @return 0; #EDB_CHAIN (the first archive is incremental, or a link is
+ *         missing, repeated, reordered or foreign); #EDB_CORRUPT /
+ *         #EDB_CHECKSUM / #EDB_VERSION (a damaged or interrupted archive;
+ *         the message names it); #EDB_EXISTS (@p path exists without
+ *         #EDB_SAVE_OVERWRITE); #EDB_INVAL (an archive that is not a regular
+ *         file, bad arguments); #EDB_NOTFOUND; #EDB_IO; #EDB_NOMEM.
+ * Thread safety: any thread; independent calls may run at once.
+ */
+EDB_EXTERN int edb_backup_merge(edb_backup_info *out, const char *path, const edb_backup_source *src,
+                                size_t n, unsigned flags);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

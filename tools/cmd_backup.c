@@ -45,6 +45,7 @@
 
 #include "dbtool.h"
 #include "edb_backup.h"
+#include "lifecycle.h"
 
 /* ---- shared bits ---- */
 
@@ -223,10 +224,19 @@ dbt_cmd_backup(int argc, char **argv)
     const char *db = NULL, *archive = NULL;
     edb_backup_opts opts;
     memset(&opts, 0, sizeof opts);
-    bool quiet = false;
+    bool quiet = false, overwrite = false, json = false;   /* lifecycle: backup_extra.c */
+    const char *manifest = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--incremental") == 0) {
+        if (strcmp(a, "--overwrite") == 0) {
+            overwrite = true;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--manifest") == 0) {
+            if (++i >= argc)
+                return dbt_usage(cmd, "--manifest needs a file name");
+            manifest = argv[i];
+        } else if (strcmp(a, "--incremental") == 0) {
             if (++i >= argc)
                 return dbt_usage(cmd, "--incremental needs the base archive");
             opts.flags |= EDB_BACKUP_INCREMENTAL;
@@ -265,6 +275,8 @@ dbt_cmd_backup(int argc, char **argv)
     bool to_stdout = strcmp(archive, "-") == 0;
     if (to_stdout && isatty(STDOUT_FILENO))
         return dbt_usage(cmd, "refusing to write an archive to a terminal");
+    if (to_stdout && json)
+        return dbt_usage(cmd, "--json cannot be used with - (standard output carries the archive)");
 
     /* Signals: block them here, before any thread exists, so every thread
      * inherits the mask; the signal thread takes them with sigwait. */
@@ -293,6 +305,8 @@ dbt_cmd_backup(int argc, char **argv)
         dbt_failf(what, EDB_NOTFOUND, "no database in '%s'", db);
         goto done;
     }
+    if (dbt_backup_precheck(what, archive, manifest, overwrite) != DBT_OK)
+        goto done;
     edb_env_opts eo;
     memset(&eo, 0, sizeof eo);
     eo.flags = EDB_ENV_READONLY;
@@ -319,10 +333,14 @@ dbt_cmd_backup(int argc, char **argv)
     pthread_mutex_lock(&stop_state.lock);
     stop_state.writing = true;
     pthread_mutex_unlock(&stop_state.lock);
-    if (to_stdout)
+    char tee_err[700] = "";
+    if (to_stdout && manifest != NULL)
+        rc = dbt_backup_tee(bk, STDOUT_FILENO, manifest, overwrite, progress_cb, &pg, tee_err,
+                            sizeof tee_err);
+    else if (to_stdout)
         rc = edb_backup_write_fd(bk, STDOUT_FILENO, progress_cb, &pg);
     else
-        rc = edb_backup_save(bk, archive, 0, progress_cb, &pg);
+        rc = edb_backup_save(bk, archive, overwrite ? EDB_SAVE_OVERWRITE : 0, progress_cb, &pg);
     if (pg.shown)
         progress_show(&pg, bk, rc == 0);
     if (rc < 0) {
@@ -332,6 +350,8 @@ dbt_cmd_backup(int argc, char **argv)
         if (sig != 0)
             dbt_failf(what, EDB_CANCELED, "interrupted by signal %d (%s); no archive was "
                       "written", sig, strsignal(sig));
+        else if (tee_err[0] != '\0')
+            fprintf(stderr, "dbtool: %s: %s\n", what, tee_err);
         else
             dbt_fail(what, rc);
         goto done;
@@ -341,11 +361,13 @@ dbt_cmd_backup(int argc, char **argv)
         goto done;
     }
     uint64_t written = pg.written;
+    uint64_t pin_us = 0;
+    edb_backup_pin_time(bk, &pin_us, NULL);
+    if (dbt_backup_report(what, db, archive, manifest, overwrite, json, (double)pin_us / 1e6) != DBT_OK)
+        goto done;
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
-        uint64_t pin_us = 0;
-        edb_backup_pin_time(bk, &pin_us, NULL);
         fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
                 (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
                 (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
@@ -414,6 +436,7 @@ typedef struct restore_job {
     edb_backup_source *src;
     size_t n;
     unsigned flags;
+    bool json;
 } restore_job;
 
 static int
@@ -424,6 +447,8 @@ restore_child(void *arg)
     int rc = edb_backup_restore(&info, j->target, j->src, j->n, j->flags);
     if (rc < 0)
         return dbt_fail(j->what, rc);
+    if (j->json)
+        return dbt_restore_json(j->target, &info);
     char h[32];
     human(h, sizeof h, (double)info.npages * info.page_size);
     printf("restored '%s': %llu pages of %u bytes (%s), transaction %llu, from %zu archive%s\n",
@@ -445,6 +470,7 @@ dbt_cmd_restore(int argc, char **argv)
     const char *cmd = "restore";
     const char *target = NULL;
     unsigned flags = 0;
+    bool json = false;
     char **names = calloc((size_t)argc, sizeof *names);
     size_t n = 0;
     if (names == NULL)
@@ -453,6 +479,8 @@ dbt_cmd_restore(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
             flags |= EDB_RESTORE_FORCE;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             ret = dbt_usage(cmd, "unknown option '%s'", argv[i]);
             goto out;
@@ -478,7 +506,7 @@ dbt_cmd_restore(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char what[4200];
     snprintf(what, sizeof what, "restore '%s'", target);
-    restore_job job = { what, target, src, n, flags };
+    restore_job job = { what, target, src, n, flags, json };
     ret = dbt_supervise(what, restore_child, &job, restore_cleanup, &job);
     sources_close(src, n);
     free(src);

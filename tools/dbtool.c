@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dbtool.h"
+#include "lifecycle.h"
 
 static const dbt_cmd commands[] = {
     { "create", dbt_cmd_create, "create DB",
@@ -93,23 +94,38 @@ static const dbt_cmd commands[] = {
       "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
-    { "backup", dbt_cmd_backup,
-      "backup DB ARCHIVE|- [--incremental BASE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--quiet]",
+    { "backup", dbt_cmd_backup_any,
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
       "complete, and a killed backup leaves no file (where the file system has no unnamed\n"
       "files, a hidden .ARCHIVE.tmp.XXXXXXXXXXXX is used and renamed).\n"
       "--incremental BASE writes only the pages that differ from the archive BASE (a full\n"
-      "archive or an incremental; restore needs the whole chain). --rate-limit caps the copier\n"
+      "archive or an incremental, or its manifest; restore needs the whole chain). An existing\n"
+      "ARCHIVE is refused unless --overwrite is given; it is then replaced atomically: the old\n"
+      "archive stays until the new one is complete. --manifest FILE also writes the archive's\n"
+      "manifest (its identity and page hash table, checksummed, a few KiB), which can be the\n"
+      "BASE of the next incremental when the archive itself is stored elsewhere (also with -).\n"
+      "--json prints one object describing the archive written (the members of 'dbtool info',\n"
+      "with database, file, manifest_file and pin_s). --rate-limit caps the copier\n"
       "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"
       "under short snapshots so that the database file does not grow behind a long snapshot.\n"
       "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
       "closed pipe stops the backup within half a second, even when the output is stalled:\n"
       "exit status 1, and no ARCHIVE file is left. BASE must be a regular file.\n"
-      "An archive is never written to a terminal: - needs standard output redirected.\n" },
-    { "restore", dbt_cmd_restore, "restore TARGET_DIR ARCHIVE|-... [--force]",
+      "An archive is never written to a terminal: - needs standard output redirected.\n"
+      "With --repo DIR the archive is the next one of the repository DIR (created if absent):\n"
+      "a full archive when DIR holds none or the last chain has N archives (--full-every N),\n"
+      "else an incremental on the last archive; then DIR/catalog.json is rewritten atomically.\n"
+      "An incremental that finds no changed page writes nothing but a catalog note. --every\n"
+      "SECONDS keeps taking backups (continuous mode) until SIGINT, SIGTERM or SIGHUP, which\n"
+      "end it cleanly: a backup in progress is abandoned without a trace, exit status 0.\n"
+      "--keep-last, --keep-daily, --keep-weekly and --max-chain apply 'repo prune' and 'repo\n"
+      "merge' after each backup. One line is printed per backup (--json: one object). Two\n"
+      "commands that change one repository at once are refused (EDB_BUSY).\n" },
+    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
       "Every archive is checked completely while it is read; the database is built in a new\n"
@@ -122,19 +138,58 @@ static const dbt_cmd commands[] = {
       "never followed. Each ARCHIVE must be a regular file (or -); a FIFO or a directory is\n"
       "refused. Ctrl-C (SIGINT, SIGTERM, SIGHUP) stops the restore (exit status 1) and removes\n"
       "the new directory; what a killed restore leaves beside TARGET_DIR (.TARGET_DIR.restore-*)\n"
-      "the next restore to TARGET_DIR removes.\n" },
-    { "verify", dbt_cmd_verify, "verify ARCHIVE... [--deep]",
+      "the next restore to TARGET_DIR removes.\n"
+      "--json prints one object: database, id and txn of the snapshot restored, page_size,\n"
+      "npages, bytes, archives and archive_bytes read.\n"
+      "With --repo DIR the archives come from a repository: the newest backup (--at TIME: the\n"
+      "newest taken at or before TIME, ISO 8601 with its zone such as 2026-12-07T15:04:05Z or\n"
+      "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
+      "transaction N), restored with the chain it needs.\n" },
+    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
-      "page hash table, the end block and, for several archives (a full one and its\n"
-      "incrementals in order), every link of the chain. Each problem is printed on standard\n"
-      "output with the archive, frame, page and byte offset concerned; exit status 1 when there\n"
-      "is any. An incremental archive alone is checked as far as it can be without its base.\n"
+      "page hash table, the end block and every link of each chain. The arguments are grouped\n"
+      "into chains by their ids, in any order (a full archive and the incrementals that build\n"
+      "on it; several independent chains may be given at once), each chain is checked and\n"
+      "each archive reported. With - (standard input) the arguments are one chain in the\n"
+      "order given. Each problem is printed on standard output with the archive, frame, page\n"
+      "and byte offset concerned; exit status 1 when there is any. An incremental archive\n"
+      "whose base is not given is checked as far as it can be without it. --json prints one\n"
+      "object per archive: file, the members of 'dbtool info', chain (its number), verified\n"
+      "(true or false) and error.\n"
       "--deep also restores the archives into a temporary directory and runs 'dbtool check'\n"
       "on the result (archives must be files, not standard input). The directory,\n"
       "$TMPDIR/dbtool-verify-XXXXXX (/tmp without TMPDIR), is removed at the end and on\n"
       "Ctrl-C (SIGINT, SIGTERM, SIGHUP; exit status 1); what a killed run left, the next\n"
       "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
       "directory is refused.\n" },
+    { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",
+      "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
+      "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
+      "creation time, page size, pages in the snapshot and pages carried, bytes, and whether\n"
+      "it is complete. An interrupted or damaged archive is described as not complete, with\n"
+      "the problem, instead of failing. JSON members: id, base_id (null for a full archive),\n"
+      "kind, txn, created (ISO 8601 UTC), page_size, npages, pages, bytes, complete,\n"
+      "compression, and manifest (true) or problem when they apply. A file that is neither\n"
+      "an archive nor a manifest is an error (exit status 1); the others are still shown.\n" },
+    { "repo", dbt_cmd_repo, "repo list DIR [--json] | repo prune DIR --keep-last N [--keep-daily D] [--keep-weekly W] [--dry-run] | repo merge DIR --max-chain K",
+      "Manage a backup repository written by 'backup --repo'. list prints its archives in the\n"
+      "order taken (* starts a chain; --json: one object per archive with file and the members\n"
+      "of 'dbtool info'). prune keeps the newest N backups, the newest of each of the last D\n"
+      "days and of the last W weeks (UTC, weeks from Monday) and removes only whole chains that\n"
+      "hold none of them, never a chain a kept backup needs; --dry-run only prints what would\n"
+      "go. merge replaces every chain longer than K archives by one merged full archive of its\n"
+      "last snapshot, so a restore never reads more than K archives (the intermediate points\n"
+      "of that chain are given up). The catalog is rewritten atomically before any file is\n"
+      "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n" },
+    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
+      "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
+      "archive that restores exactly what the chain restores (the same snapshot, page for\n"
+      "page), without restoring it. The chain is checked as restore checks it: a broken chain\n"
+      "(EDB_CHAIN), a damaged or interrupted archive (EDB_CORRUPT, EDB_CHECKSUM) writes\n"
+      "nothing. Every page copied is checked against the last archive's page hash table. OUT\n"
+      "is written under a temporary name, synced and renamed when complete; an existing OUT\n"
+      "is replaced only with --overwrite. Archives must be files (they are read by offset).\n"
+      "--json prints the new archive's 'dbtool info' members with file, archives and seconds.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
