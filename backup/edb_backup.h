@@ -296,7 +296,21 @@ EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
  * the calling thread while it writes (the process's disposition is not changed); a
  * reader that goes away is #EDB_IO "broken pipe".  The caller owns @p fd and decides
  * what a partial output means: the archive is complete only with its end block.
- * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL; the copier's errors.
+ *
+ * Cancellable even when @p fd never drains: the writes are non-blocking and a write
+ * that cannot proceed waits in poll() beside a wake-up descriptor of the stream, so
+ * edb_backup_stop(), edb_backup_end() of @p bk or edb_env_close() from another thread
+ * make this call return #EDB_CANCELED at once (tests measure under 100 ms; 0 ms on
+ * an idle machine), after which it writes nothing more.  Its stream is closed, so
+ * its copier and its hold on the snapshot go within one page batch; the snapshot
+ * itself is released by edb_backup_end() (or env close), as for every backup.
+ *
+ * Descriptor flags: O_NONBLOCK is set on @p fd's open file description for the
+ * call's duration and cleared again before it returns, when it was not set on
+ * entry (a descriptor already non-blocking stays so).  The flag is shared by every
+ * descriptor and process using that open file description (dup(), fork()): do not
+ * use it elsewhere for blocking I/O during the call.  A regular file ignores the flag.
+ * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL (bad descriptor); the copier's errors.
  * Thread safety: as edb_backup_save().
  */
 EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);

@@ -7,7 +7,8 @@
  *   edb__ring_commit       copier: publish a slot, broadcast not_empty
  *   edb__ring_sleep_until  copier: rate limiter, timed wait on not_full
  *   edb__ring_finish       copier: the one exit: record error, done, broadcast both
- *   edb__ring_cancel       any:    canceled = true, broadcast both
+ *   edb__ring_cancel       any:    canceled = true, broadcast both, signal the
+ *                          consumer's wake-up descriptor (edb__ring_set_wake)
  *   edb__ring_read         reader: wait while empty, not done, not canceled
  *   edb__ring_drain        copier (zero-copy only): after finish, wait while
  *                          slots are filled and not canceled (as reserve waits)
@@ -60,6 +61,7 @@ int
 edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_bytes, size_t slot_cap, unsigned slot_iov)
 {
     memset(r, 0, sizeof *r);
+    r->wake_fd = -1;
     if (ring_bytes == 0)
         ring_bytes = slot_iov > 0 ? RING_DEFAULT_ZC_BYTES : RING_DEFAULT_BYTES;
     size_t n = ring_bytes / slot_bytes;
@@ -234,6 +236,20 @@ edb__ring_cancel(edb__ring *r)
     r->canceled = true;
     pthread_cond_broadcast(&r->not_full);
     pthread_cond_broadcast(&r->not_empty);
+    /* Under mu: the consumer unregisters its descriptor under mu before it
+     * closes it.  An eventfd write never blocks: not I/O in rule 3's sense. */
+    if (r->wake_fd >= 0)
+        edb__sys_wake_signal(r->wake_fd);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+edb__ring_set_wake(edb__ring *r, int fd)
+{
+    pthread_mutex_lock(&r->mu);
+    r->wake_fd = fd;
+    if (fd >= 0 && r->canceled)
+        edb__sys_wake_signal(fd);
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -55,6 +55,9 @@ typedef struct edb__ring {
     struct iovec *iovmem;      /* nslots * slot_iov */
     struct iovec *gather;      /* the consumer's: up to ngather entries over several slots */
     unsigned ngather;
+    int wake_fd;               /* -1, or a consumer's wake-up descriptor (edb__ring_set_wake):
+                                  cancel makes it readable, under mu, so a sink waiting in
+                                  poll() for its output to drain is woken */
 } edb__ring;
 
 /* ring_bytes / slot_bytes slots (ring_bytes 0: 8 MiB, or 32 MiB with
@@ -92,7 +95,8 @@ int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
 void edb__ring_finish(edb__ring *r, int rc, const char *detail);
 
 /* ---- any thread ---- */
-/* Sticky cancel: set under the mutex, broadcast both conditions.  Idempotent. */
+/* Sticky cancel: set under the mutex, broadcast both conditions, and make the
+ * registered wake-up descriptor readable.  Idempotent. */
 void edb__ring_cancel(edb__ring *r);
 bool edb__ring_is_canceled(edb__ring *r);
 
@@ -113,6 +117,12 @@ typedef int (*edb__ring_sink_fn)(void *ctx, const struct iovec *iov, int iovcnt,
  * with 0 returned is the end.  Returns the sink's error, EDB_CANCELED, or the
  * copier's error once its bytes are drained. */
 int edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
+/* Register (@fd >= 0) or unregister (-1) the consumer's wake-up descriptor
+ * (edb__sys_wake_fd): from now on a cancel makes it readable, and it is made
+ * readable at once when the stream is canceled already.  The consumer
+ * unregisters it before it closes it, so cancel never writes to a closed or
+ * reused descriptor. */
+void edb__ring_set_wake(edb__ring *r, int fd);
 /* Readers currently blocked in edb__ring_read() (tests use it to know a read is parked). */
 unsigned edb__ring_waiting(edb__ring *r);
 
