@@ -206,7 +206,10 @@ typedef struct edb_backup_info {
  *         #EDB_VERSION (a newer format), #EDB_CHAIN (a missing, repeated,
  *         reordered or foreign link), #EDB_NOTFOUND / #EDB_IO (cannot read),
  *         #EDB_NOMEM, #EDB_INVAL (bad arguments).  edb_error_last() names the
- *         archive, and the frame, page and byte offset where they apply.
+ *         archive, and the frame, page and byte offset where they apply.  The
+ *         first problem is the first in archive order (a damaged page before a
+ *         later structural problem), with the very code and detail that
+ *         edb_backup_restore() reports for the same archives.
  * Thread safety: any thread; independent calls may run at once.
  */
 EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
@@ -249,8 +252,9 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  *         the message names the link); #EDB_EXISTS (target not empty, not a
  *         directory, a symbolic link, or not a database directory);
  *         #EDB_BUSY (a process has the target open); #EDB_NOTFOUND (the parent
- *         directory or an archive is missing); #EDB_IO (with the errno, e.g.
- *         ENOSPC); #EDB_INVAL.
+ *         directory or an archive is missing); #EDB_FULL (no space left for
+ *         data.mdb: ENOSPC or EDQUOT); #EDB_IO (other errors, with the errno);
+ *         #EDB_INVAL.
  * Thread safety: any thread; two restores to the same target race on the final
  * rename and one of them fails with #EDB_EXISTS.
  */
@@ -281,8 +285,9 @@ typedef void (*edb_backup_progress_fn)(void *ctx, uint64_t done, uint64_t total)
  * @param[in] flags    0 or #EDB_SAVE_OVERWRITE
  * @param[in] progress called after each batch (may be NULL)
  * @return 0; #EDB_EXISTS (@p path exists without #EDB_SAVE_OVERWRITE, or appeared
- *         meanwhile); #EDB_CANCELED (edb_backup_stop(), edb_env_close()); #EDB_IO
- *         (with the errno, e.g. ENOSPC); #EDB_NOTFOUND (the directory is missing);
+ *         meanwhile); #EDB_CANCELED (edb_backup_stop(), edb_env_close()); #EDB_FULL
+ *         (no space: ENOSPC, EDQUOT); #EDB_IO (other errors, with the errno);
+ *         #EDB_NOTFOUND (the directory is missing);
  *         #EDB_INVAL; the copier's errors.
  * Thread safety: as edb_backup_open(); blocks the calling thread until done;
  * cancel it from another thread with edb_backup_stop().
@@ -310,7 +315,8 @@ EDB_EXTERN int edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
  * entry (a descriptor already non-blocking stays so).  The flag is shared by every
  * descriptor and process using that open file description (dup(), fork()): do not
  * use it elsewhere for blocking I/O during the call.  A regular file ignores the flag.
- * @return 0; #EDB_IO; #EDB_CANCELED; #EDB_INVAL (bad descriptor); the copier's errors.
+ * @return 0; #EDB_IO; #EDB_FULL (the descriptor's file system is full); #EDB_CANCELED;
+ *         #EDB_INVAL (bad descriptor); the copier's errors.
  * Thread safety: as edb_backup_save().
  */
 EDB_EXTERN int edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, void *ctx);

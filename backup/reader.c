@@ -376,10 +376,11 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
     EDB_ERR(edb__arch_trailer_decode(&out->trailer, blk, &out->header, frames, pages, toff));
     EDB_ERR(carried_finish(out));
     EDB_ERR(read_table(&r, out, scratch));
-    /* Damaged pages also break the archive hash; report them, not that. */
+    /* Damaged pages also break the archive hash; report them, not that, and
+     * with the first one's own detail: the first problem in archive order,
+     * word for word what a restore (which stops there) reports. */
     if (nbad != 0)
-        EDB_ERR(edb__err(EDB_CHECKSUM, "%llu page(s) do not match their hashes; the first: %s",
-                         (unsigned long long)nbad, first_bad));
+        EDB_ERR(edb__err(EDB_CHECKSUM, "%s", first_bad));
 
     edb__arch_hash ah;
     edb__arch_hstate_digest(&r.hs, &ah);

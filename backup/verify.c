@@ -114,6 +114,7 @@ struct vctx {
     const char *name;
     const edb__link *links;
     size_t nbad;
+    char first[512];       /* the first damaged page's detail, archive named */
 };
 
 /* Re-set the thread's detail as "<NAME>: archive N 'name': <old detail>". */
@@ -150,7 +151,8 @@ on_bad_page(void *ctx, const edb__where *w)
 {
     struct vctx *v = ctx;
     name_archive(EDB_CHECKSUM, v->idx, v->name);
-    v->nbad++;
+    if (v->nbad++ == 0)
+        snprintf(v->first, sizeof v->first, "%s", edb_error_last());
     report(v, EDB_CHECKSUM, w);
 }
 
@@ -199,7 +201,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
     if (links == NULL)
         return edb__err(EDB_NOMEM, "verify: %zu archives", n);
 
-    struct vctx v = { fn, ctx, 0, NULL, links, 0 };
+    struct vctx v = { fn, ctx, 0, NULL, links, 0, "" };
     edb__reader_cbs cbs = { on_header, NULL, on_bad_page, &v, NULL };
     for (size_t i = 0; i < n; i++) {
         int fd;
@@ -207,6 +209,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
         v.idx = i;
         v.name = links[i].name;
         v.nbad = 0;
+        v.first[0] = '\0';
         ret = edb__source_open(&src[i], &fd, &owned, links[i].name, sizeof links[i].name);
         if (ret < 0) {
             name_archive(ret, i, links[i].name);
@@ -220,8 +223,15 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
             ret = edb__chain_table_check(&a, prev_table, &a.where);
         if (ret < 0) {
             name_archive(ret, i, links[i].name);
-            if (!(ret == EDB_CHECKSUM && v.nbad > 0))
+            /* A problem after damaged pages is reported too, but the result
+             * is the first problem in archive order, as restore's is (it
+             * stops at the first damaged page): same code, same detail. */
+            if (v.nbad == 0 || strcmp(edb_error_last(), v.first) != 0)
                 report(&v, ret, &a.where);
+            if (v.nbad > 0) {
+                const char *d = v.first + strlen("EDB_CHECKSUM: ");
+                ret = edb__err(EDB_CHECKSUM, "%s", d);
+            }
             goto err;
         }
         memcpy(links[i].backup_id, a.header.backup_id, 16);

@@ -883,3 +883,55 @@ Test(restore, chain_with_a_pipe_in_the_middle_and_a_trailing_slash, .timeout = 6
     fx_image_free(&i2);
     world_fini(&w);
 }
+
+/* verify and restore report the same first problem (code and detail) for the
+ * same damaged archive (issue #11, point 10; doc/backup.md says they agree):
+ * a damaged page followed by a truncation, a damaged frame block, a damaged
+ * page hash table entry, a damaged end block, trailing bytes; two damaged
+ * pages; and single damages.  Verify goes on after a damaged page; restore
+ * stops there; the first problem in archive order is the answer of both. */
+Test(verify, agrees_with_restore_on_the_first_problem, .timeout = 60)
+{
+    struct world w;
+    world_init(&w, 1500);
+    fx_archive *a = &w.full;
+    cr_assert_gt(a->nframes, 1);
+    size_t ps = w.img.page_size;
+    size_t page0 = a->frame_off[0] + EDB__ARCH_BLOCK + 2 * ps + 100;   /* frame 0, a page */
+    struct { const char *what; size_t flip2; size_t cut; size_t extra; bool page; } cases[] = {
+        { "a page, then a truncation", 0, a->frame_off[1] + EDB__ARCH_BLOCK + 10, 0, true },
+        { "a page, then a frame block", a->frame_off[1] + 40, 0, 0, true },
+        { "a page, then a page hash table entry", a->table_off + 16 * 3 + 1, 0, 0, true },
+        { "a page, then the end block", a->end_off + 50, 0, 0, true },
+        { "a page, then bytes after the end", 0, 0, 3, true },
+        { "two pages", a->frame_off[1] + EDB__ARCH_BLOCK + 7, 0, 0, true },
+        { "a frame block alone", a->frame_off[1] + 40, 0, 0, false },
+        { "a table entry alone", a->table_off + 16 * 3 + 1, 0, 0, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = cases[i].cut ? cases[i].cut : a->len + cases[i].extra;
+        uint8_t *d = calloc(1, a->len + 8);
+        memcpy(d, a->data, a->len);
+        if (cases[i].page)
+            d[page0] ^= 1;
+        if (cases[i].flip2)
+            d[cases[i].flip2] ^= 1;
+        char *p = put_archive(&w, "bad.edbk", d, len);
+        char vmsg[600];
+        int vrc = verify_paths(&p, 1);
+        snprintf(vmsg, sizeof vmsg, "%s", edb_error_last());
+        int rrc = restore_paths(w.out, &p, 1, 0);
+        cr_assert_lt(vrc, 0, "%s: verify accepted it", cases[i].what);
+        cr_assert_eq(vrc, rrc, "%s: verify says %s, restore %s", cases[i].what, edb_err_name(vrc),
+                     edb_err_name(rrc));
+        cr_assert_str_eq(vmsg, edb_error_last(), "%s: verify and restore differ", cases[i].what);
+        if (cases[i].page)
+            cr_assert(strstr(vmsg, "hash mismatch (the page was altered)") != NULL,
+                      "%s: the first problem is the damaged page, not: %s", cases[i].what, vmsg);
+        expect_dir(w.dir, "bad.edbk\ndb\n");
+        unlink(p);
+        free(p);
+        free(d);
+    }
+    world_fini(&w);
+}
