@@ -165,6 +165,13 @@ void edb__arch_end_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_end *e
 /* Header: magic, version (EDB_VERSION), block hash, block size, page size,
  * flags, reserved, base fields zero unless incremental, start_npages and
  * max_pages in range. */
+/* The reader's rules for a header's fields (version, block and page size,
+ * flags, base fields, max_pages, start_npages, base_npages): decode applies
+ * them to every header it reads, and the writer (edb_backup_begin, the copier)
+ * to every header before it writes one, so it never produces an archive its
+ * own reader refuses.  @off names the block in messages.
+ * @return 0, EDB_CORRUPT or EDB_VERSION with a detail. */
+int edb__arch_header_check(const edb__arch_header *h, uint64_t off);
 int edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLOCK],
                             uint64_t off);
 /* Frame: magic, block hash, count in range, seq == @seq, reserved, each pgno in

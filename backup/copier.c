@@ -263,10 +263,9 @@ out_flush(edb__copier *c)
 
 /* ---- the archive ------------------------------------------------------------- */
 
-static int
-emit_header(edb__copier *c)
+int
+edb__copier_header(edb__arch_header *out, const edb__snap *sn)
 {
-    const edb__snap *sn = c->snap;
     edb__arch_header h;
     memset(&h, 0, sizeof h);
     h.version = EDB__ARCH_VERSION;
@@ -283,6 +282,17 @@ emit_header(edb__copier *c)
     h.start_npages = sn->npages;
     h.max_pages = sn->max_pages;
     h.created_us = sn->plan.created_us;
+    *out = h;
+    /* The reader's own rules, before anything is written (issue #11): an
+     * archive its reader refuses is never produced. */
+    return edb__arch_header_check(&h, 0);
+}
+
+static int
+emit_header(edb__copier *c)
+{
+    edb__arch_header h;
+    EDB_RET(edb__copier_header(&h, c->snap));
     uint8_t block[EDB__ARCH_BLOCK];
     edb__arch_header_encode(block, &h);
     return out_bytes(c, block, sizeof block);

@@ -105,6 +105,52 @@ edb__chain_check(const edb__link *prev, size_t idx, const edb__arch_header *h, c
     return 0;
 }
 
+/* Free pages the free list can list per page the chain carries: a free page
+ * number is 8 bytes in LMDB's free list (FREE_DBI), whose pages are carried. */
+#define RESTORE_FREE_SLACK 64
+
+/* Bound the file by the archives' real content (issue #11): a page no archive
+ * of the chain carried is restored as zeros, and in a real database it is a
+ * free page, listed in the free list, whose pages the chain carries; each
+ * carried page can list at most page_size / 8 of them.  A trailer that claims
+ * more pages than that (a 4 MiB archive claiming a 16 GiB database) is
+ * refused before data.mdb is given that size; verify applies the same rule to
+ * a chain that starts with a full archive, so the two agree. */
+int
+edb__chain_room(edb__room *r, const edb__archive *a, size_t idx, const char *name)
+{
+    uint64_t npages = a->trailer.npages;
+    uint32_t ps = a->header.page_size;
+    if (npages > r->ever_n) {
+        size_t words = (size_t)((npages + 63) / 64), old = (size_t)((r->ever_n + 63) / 64);
+        uint64_t *e = edb__sys_realloc(r->ever, words * sizeof *e);
+        if (e == NULL)
+            return edb__err(EDB_NOMEM, "page set of %llu pages", (unsigned long long)npages);
+        memset(e + old, 0, (words - old) * sizeof *e);
+        r->ever = e;
+        r->ever_n = (uint64_t)words * 64;
+    }
+    for (size_t k = 0; k < a->ncarried; k++) {
+        uint64_t p = a->carried[k].pgno;
+        if (p < npages)
+            r->ever[p >> 6] |= (uint64_t)1 << (p & 63);
+    }
+    uint64_t carried = 0;
+    for (uint64_t p = 2; p < npages; p++)
+        carried += (r->ever[p >> 6] >> (p & 63)) & 1;
+    uint64_t zero = npages - 2 - carried;
+    uint64_t room = carried * (ps / 8) + RESTORE_FREE_SLACK;
+    if (zero > room)
+        return edb__err(EDB_CORRUPT, "archive %zu '%s': its snapshot has %llu pages, but the chain "
+                        "carries only %llu of them: the %llu others would be free pages, more than "
+                        "a free list in those pages can list (%llu); a forged or damaged trailer "
+                        "(a data.mdb of %llu bytes was not created)", idx + 1, name,
+                        (unsigned long long)npages, (unsigned long long)carried,
+                        (unsigned long long)zero, (unsigned long long)room,
+                        (unsigned long long)(npages * ps));
+    return 0;
+}
+
 /* ---- verify ---- */
 
 struct vctx {
@@ -190,6 +236,8 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
     edb__arch_hash *prev_table = NULL;
     edb__archive a;
     memset(&a, 0, sizeof a);
+    edb__room room = { NULL, 0 };
+    bool from_full = false;
     edb_backup_info info;
     memset(&info, 0, sizeof info);
     edb__err_clear();
@@ -221,6 +269,13 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
             edb__sys_close(fd);
         if (ret == 0 && i > 0 && prev_table != NULL)
             ret = edb__chain_table_check(&a, prev_table, &a.where);
+        if (ret == 0 && i == 0)
+            from_full = !(a.header.flags & EDB__ARCH_F_INCREMENTAL);
+        if (ret == 0 && from_full) {
+            ret = edb__chain_room(&room, &a, i, links[i].name);   /* as restore does */
+            if (ret < 0)
+                a.where = (edb__where){ -1, -1, -1 };
+        }
         if (ret < 0) {
             name_archive(ret, i, links[i].name);
             /* A problem after damaged pages is reported too, but the result
@@ -261,5 +316,6 @@ err:
     edb__archive_free(&a);
     free(prev_table);
     free(links);
+    free(room.ever);
     return ret;
 }
