@@ -884,11 +884,19 @@ copier_main(void *arg)
     edb__copier *c = arg;
     int rc = run(c);
     edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last() : NULL);
-    /* Zero-copy slots reference the snapshot's pages: hold its read txn
-     * until they are written, or until cancel (then nothing written from
-     * them is kept).  A wait like reserve's, woken by cancel. */
-    if (c->s->zc_map != NULL)
-        (void)edb__ring_drain(&c->s->ring);
+    /* Wait until no reader will touch a slot again (the end or the error
+     * was delivered, or the stream canceled): zero-copy slots reference the
+     * snapshot's pages, so its read txn is held until they are written (or
+     * canceled: then nothing written from them is kept).  A wait like
+     * reserve's, woken by cancel.  Then this thread frees the large memory,
+     * the ring's slots and the zero-copy map, so that no edb_backup_close()
+     * in the application's thread has to (issue #11: close < 1 ms). */
+    (void)edb__ring_drain(&c->s->ring);
+    edb__ring_release_mem(&c->s->ring);
+    if (c->s->zc_map != NULL) {
+        edb__sys_munmap(c->s->zc_map, c->s->zc_len);
+        c->s->zc_map = NULL;
+    }
     copier_release(c);
 
     edb__bk_reg *reg = c->reg;

@@ -102,7 +102,10 @@ EDB_EXTERN int edb_backup_open(edb_backup_stream **out, edb_backup *bk);
 EDB_EXTERN int edb_backup_read(edb_backup_stream *s, void *buf, size_t size, size_t *nread);
 
 /** Close a stream: returns at once; cancels its copier if not at its end.  NULL-safe;
- *  a stream already closed (by this call, edb_backup_end() or edb_env_close()) is ignored. */
+ *  a stream already closed (by this call, edb_backup_end() or edb_env_close()) is ignored.
+ *  It frees nothing large: the copier frees the stream's ring (and unmaps what it
+ *  mapped) in its own thread, once a reader was given the end or the stream was
+ *  canceled; close takes well under 1 ms in every state (`bench_backup states`). */
 EDB_EXTERN void edb_backup_close(edb_backup_stream *s);
 
 /** Close the backup's streams still open and release its snapshot (with the last

@@ -10,8 +10,10 @@
  *   edb__ring_cancel       any:    canceled = true, broadcast both, signal the
  *                          consumer's wake-up descriptor (edb__ring_set_wake)
  *   edb__ring_read         reader: wait while empty, not done, not canceled
- *   edb__ring_drain        copier (zero-copy only): after finish, wait while
- *                          slots are filled and not canceled (as reserve waits)
+ *   edb__ring_drain        copier: after finish, wait until a reader was given
+ *                          the end or the error, or canceled, and no reader is
+ *                          inside (as reserve waits); then the copier frees the
+ *                          slot memory (edb__ring_release_mem), not the last put
  *
  * Invariants
  * - `canceled`, `done`, `err`, `head`, `tail`, `count`, `waiting` change only
@@ -180,11 +182,34 @@ int
 edb__ring_drain(edb__ring *r)
 {
     pthread_mutex_lock(&r->mu);
-    while (!r->canceled && r->count > 0)
+    while ((!r->canceled && !r->drained) || r->reading)
         pthread_cond_wait(&r->not_full, &r->mu);
     int rc = r->canceled ? EDB_CANCELED : 0;
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+void
+edb__ring_release_mem(edb__ring *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint8_t *mem = r->mem;
+    struct iovec *iovmem = r->iovmem;
+    r->mem = NULL;                     /* slots[].buf and .iov dangle: never used again */
+    r->iovmem = NULL;
+    pthread_mutex_unlock(&r->mu);
+    free(mem);
+    free(iovmem);
+}
+
+/* Under r->mu, a reader leaving: give the role back; when no reader will
+ * touch a slot again, wake a copier waiting in edb__ring_drain(). */
+static void
+reader_leave(edb__ring *r)
+{
+    r->reading = false;
+    if (r->canceled || r->drained)
+        pthread_cond_broadcast(&r->not_full);
 }
 
 int
@@ -301,6 +326,7 @@ reader_stop(edb__ring *r)
 {
     if (r->canceled)
         return edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
+    r->drained = true;                 /* done and count == 0: the slots are finished with */
     if (r->err != 0)
         return edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
     r->eof = true;
@@ -416,7 +442,7 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
         got += n;
         reader_took(r, n);
     }
-    r->reading = false;
+    reader_leave(r);
     pthread_mutex_unlock(&r->mu);
     *nread = got;
     return rc;
@@ -461,7 +487,7 @@ edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsum
         *nconsumed = used;
         reader_took(r, used);
     }
-    r->reading = false;
+    reader_leave(r);
     pthread_mutex_unlock(&r->mu);
     return rc;
 }

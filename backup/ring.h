@@ -44,6 +44,8 @@ typedef struct edb__ring {
     bool done;                 /* the copier finished; err says how */
     bool eof;                  /* a reader has been given the end (nread == 0) */
     bool reading;              /* a reader is inside edb__ring_read() */
+    bool drained;              /* a reader was given the end or the copier's error: done,
+                                  count == 0, no reader will touch a slot again */
     int err;                   /* the copier's error (0 = the archive is complete) */
     char errmsg[256];          /* its edb_error_last() detail, without the code's name */
     unsigned waiting;          /* readers blocked in edb__ring_read() (for tests) */
@@ -82,11 +84,17 @@ struct iovec *edb__ring_slot_iov(edb__ring *r);
  * array, len bytes in all.  The memory they point at must stay readable and
  * unchanged until the slot is drained: see edb__ring_drain(). */
 void edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov);
-/* A copier that published zero-copy slots waits here, after edb__ring_finish(),
- * until the readers have drained every slot (so nothing refers to memory the
- * copier is about to release) or the stream is canceled; woken like reserve
- * (not_full).  @return 0 when drained, EDB_CANCELED. */
+/* The copier waits here, after edb__ring_finish(), until no reader will touch
+ * a slot again: a reader was given the end or the copier's error (`drained`),
+ * or the stream is canceled; and no reader is inside a read or consume call.
+ * Woken like reserve (not_full: a reader leaving a canceled or drained ring
+ * broadcasts it).  Then the slots' memory (and the zero-copy map they point
+ * into) may go: edb__ring_release_mem().  @return 0 when drained, EDB_CANCELED. */
 int edb__ring_drain(edb__ring *r);
+/* After edb__ring_drain(): free the slot buffers (the ring's large memory) in
+ * the caller's thread, so that the last put (often edb_backup_close(), in the
+ * application's thread) has only small things left to free.  The copier's. */
+void edb__ring_release_mem(edb__ring *r);
 /* The rate limiter's sleep: a timed wait on not_full until *deadline
  * (CLOCK_MONOTONIC).  @return 0 at the deadline, EDB_CANCELED as soon as canceled. */
 int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
