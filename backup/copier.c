@@ -891,6 +891,14 @@ copier_main(void *arg)
      * reserve's, woken by cancel.  Then this thread frees the large memory,
      * the ring's slots and the zero-copy map, so that no edb_backup_close()
      * in the application's thread has to (issue #11: close < 1 ms). */
+    if (c->s->zc_map == NULL) {
+        /* Copying slots hold copies: the snapshot and this thread's buffers
+         * are done with now, before the wait. */
+        work_free(c->work);
+        c->work = NULL;
+        edb__snap_put(c->snap);
+        c->snap = NULL;
+    }
     (void)edb__ring_drain(&c->s->ring);
     edb__ring_release_mem(&c->s->ring);
     if (c->s->zc_map != NULL) {

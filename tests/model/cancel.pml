@@ -496,6 +496,10 @@ proctype copier()
         w_nf = 0;
         UNLOCK(mu, sfreed)
     };
+    if                                                  /* a copying stream's copier drops */
+    :: !zc -> snput()                                   /* the snapshot before the wait */
+    :: else
+    fi;
     /* copier_main (issue #11): every copier waits in edb__ring_drain until no
      * reader will touch a slot again (a reader was given the end or the
      * error, or canceled) and no reader is inside, then frees the slot
@@ -519,7 +523,10 @@ proctype copier()
         UNLOCK(mu, sfreed)
     };
     sput();                                             /* copier_release (copier.c:121-132) */
-    snput();
+    if
+    :: zc -> snput()                                    /* a zero-copy copier's, after the drain */
+    :: else
+    fi;
     CS {                                                /* copier.c:763-777 */
         LOCK(rl, rfreed);
         if
