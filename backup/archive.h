@@ -192,6 +192,19 @@ int edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK
                          const edb__arch_header *h, const edb__arch_hash *archive_hash,
                          uint64_t off);
 
+/* The size rule (doc/backup-format.md, reader check 7): of a snapshot's
+ * @npages pages, those no archive carried (pages 2.. other than the @carried
+ * ones) are restored as zeros, so they must be free pages, listed in a free
+ * list whose pages are carried: page_size / 8 page numbers a page, plus a
+ * slack.  false when @npages is more than the carried pages justify. */
+#define EDB__ARCH_FREE_SLACK 64u
+static inline bool
+edb__arch_size_justified(uint64_t npages, uint64_t carried, uint32_t page_size)
+{
+    uint64_t zero = npages - 2 - carried;       /* the caller has 2 + carried <= npages */
+    return zero <= carried * (page_size / 8) + EDB__ARCH_FREE_SLACK;
+}
+
 /* Bytes of the page hash table including its zero padding, or UINT64_MAX when
  * @npages is absurd (the caller has validated npages <= max_pages, so that
  * cannot happen for a decoded trailer). */

@@ -105,10 +105,6 @@ edb__chain_check(const edb__link *prev, size_t idx, const edb__arch_header *h, c
     return 0;
 }
 
-/* Free pages the free list can list per page the chain carries: a free page
- * number is 8 bytes in LMDB's free list (FREE_DBI), whose pages are carried. */
-#define RESTORE_FREE_SLACK 64
-
 /* Bound the file by the archives' real content (issue #11): a page no archive
  * of the chain carried is restored as zeros, and in a real database it is a
  * free page, listed in the free list, whose pages the chain carries; each
@@ -139,8 +135,8 @@ edb__chain_room(edb__room *r, const edb__archive *a, size_t idx, const char *nam
     for (uint64_t p = 2; p < npages; p++)
         carried += (r->ever[p >> 6] >> (p & 63)) & 1;
     uint64_t zero = npages - 2 - carried;
-    uint64_t room = carried * (ps / 8) + RESTORE_FREE_SLACK;
-    if (zero > room)
+    uint64_t room = carried * (ps / 8) + EDB__ARCH_FREE_SLACK;
+    if (!edb__arch_size_justified(npages, carried, ps))
         return edb__err(EDB_CORRUPT, "archive %zu '%s': its snapshot has %llu pages, but the chain "
                         "carries only %llu of them: the %llu others would be free pages, more than "
                         "a free list in those pages can list (%llu); a forged or damaged trailer "
