@@ -547,7 +547,10 @@ fdwriter_start(fdwriter *w, edb_backup *bk, int p[2])
     int last = -1, same = 0;
     while (same < 5) {
         cr_assert_lt(bk_now_ms() - t0, 10000u, "the pipe never filled");
-        cr_assert_eq(atomic_load(&w->finished), 0, "write_fd returned early: %s", w->msg);
+        if (atomic_load(&w->finished)) {     /* w->msg is complete once finished is set */
+            pthread_join(w->t, NULL);
+            cr_assert_fail("write_fd returned before the pipe filled: %s", w->msg);
+        }
         bk_sleep_ms(10);
         int n = pipe_pending(p[0]);
         same = n == last && n >= cap ? same + 1 : 0;
