@@ -251,6 +251,8 @@ edb__arch_kind_name(edb__arch_kind k)
 
 /* ---- header ---- */
 
+static int header_rules(const edb__arch_header *h, const uint8_t *block, uint64_t off);
+
 void
 edb__arch_header_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_header *h)
 {
@@ -301,7 +303,27 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
     h.start_npages = edb__le64(block + 88);
     h.max_pages = edb__le64(block + 96);
     h.created_us = edb__le64(block + 104);
+    EDB_RET(header_rules(&h, block, off));
+    *out = h;
+    return 0;
+}
 
+int
+edb__arch_header_check(const edb__arch_header *h, uint64_t off)
+{
+    return header_rules(h, NULL, off);
+}
+
+/* The rules of a header's fields; @block (NULL for a header the writer is
+ * about to encode, whose reserved bytes the encoder zeroes) adds the check of
+ * its reserved bytes, in the order decode has always reported them. */
+static int
+header_rules(const edb__arch_header *hp, const uint8_t *block, uint64_t off)
+{
+    edb__arch_header h = *hp;
+    if (h.version != EDB__ARCH_VERSION)
+        return edb__err(EDB_VERSION, "header at offset %llu: archive format version %u; this reader "
+                        "reads version %u", (unsigned long long)off, h.version, EDB__ARCH_VERSION);
     if (h.block_size != EDB__ARCH_BLOCK)
         return edb__err(EDB_CORRUPT, "header at offset %llu: block size %u, expected %u",
                         (unsigned long long)off, h.block_size, EDB__ARCH_BLOCK);
@@ -313,9 +335,10 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
     if (h.flags & ~EDB__ARCH_F_KNOWN)
         return edb__err(EDB_CORRUPT, "header at offset %llu: unknown flag bits 0x%x",
                         (unsigned long long)off, h.flags & ~EDB__ARCH_F_KNOWN);
-    EDB_RET(check_reserved(block, 112, EDB__ARCH_HASH_OFF, "header", off));
+    if (block != NULL)
+        EDB_RET(check_reserved(block, 112, EDB__ARCH_HASH_OFF, "header", off));
     if (!(h.flags & EDB__ARCH_F_INCREMENTAL)) {
-        if (!all_zero(block + 40, 32) || h.base_npages != 0)
+        if (!all_zero(h.base_id, 16) || !all_zero(h.base_hash.b, 16) || h.base_npages != 0)
             return edb__err(EDB_CORRUPT, "header at offset %llu: a full archive with a base "
                             "(base_id, base_hash or base_npages not zero)", (unsigned long long)off);
     } else if (h.base_npages < 2) {
@@ -337,7 +360,6 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
         return edb__err(EDB_CORRUPT, "header at offset %llu: base_npages %llu exceeds max_pages %llu",
                         (unsigned long long)off, (unsigned long long)h.base_npages,
                         (unsigned long long)h.max_pages);
-    *out = h;
     return 0;
 }
 

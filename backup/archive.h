@@ -165,6 +165,13 @@ void edb__arch_end_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_end *e
 /* Header: magic, version (EDB_VERSION), block hash, block size, page size,
  * flags, reserved, base fields zero unless incremental, start_npages and
  * max_pages in range. */
+/* The reader's rules for a header's fields (version, block and page size,
+ * flags, base fields, max_pages, start_npages, base_npages): decode applies
+ * them to every header it reads, and the writer (edb_backup_begin, the copier)
+ * to every header before it writes one, so it never produces an archive its
+ * own reader refuses.  @off names the block in messages.
+ * @return 0, EDB_CORRUPT or EDB_VERSION with a detail. */
+int edb__arch_header_check(const edb__arch_header *h, uint64_t off);
 int edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLOCK],
                             uint64_t off);
 /* Frame: magic, block hash, count in range, seq == @seq, reserved, each pgno in
@@ -184,6 +191,19 @@ int edb__arch_trailer_decode(edb__arch_trailer *out, const uint8_t block[EDB__AR
 int edb__arch_end_decode(edb__arch_end *out, const uint8_t block[EDB__ARCH_BLOCK],
                          const edb__arch_header *h, const edb__arch_hash *archive_hash,
                          uint64_t off);
+
+/* The size rule (doc/backup-format.md, reader check 7): of a snapshot's
+ * @npages pages, those no archive carried (pages 2.. other than the @carried
+ * ones) are restored as zeros, so they must be free pages, listed in a free
+ * list whose pages are carried: page_size / 8 page numbers a page, plus a
+ * slack.  false when @npages is more than the carried pages justify. */
+#define EDB__ARCH_FREE_SLACK 64u
+static inline bool
+edb__arch_size_justified(uint64_t npages, uint64_t carried, uint32_t page_size)
+{
+    uint64_t zero = npages - 2 - carried;       /* the caller has 2 + carried <= npages */
+    return zero <= carried * (page_size / 8) + EDB__ARCH_FREE_SLACK;
+}
 
 /* Bytes of the page hash table including its zero padding, or UINT64_MAX when
  * @npages is absurd (the caller has validated npages <= max_pages, so that

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,6 +362,22 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         base.table = NULL;
     }
     EDB_ERR(random_id(snap->plan.backup_id));
+    {
+        /* The header every stream of this backup will write, checked now
+         * with the reader's rules: refuse here, before any copier runs,
+         * what would make an archive the reader refuses (a forged base
+         * larger than this database can ever be, say). */
+        edb__arch_header h;
+        if (edb__copier_header(&h, snap) != 0) {
+            char why[400];
+            const char *d = edb_error_last(), *colon = strstr(d, ": ");
+            snprintf(why, sizeof why, "%s", colon != NULL ? colon + 2 : d);
+            EDB_ERR(edb__err(EDB_CORRUPT, "edb_backup_begin: %s%s%sthe archive would break the "
+                             "format's rules: %s", o.base ? "base archive '" : "",
+                             o.base ? o.base : "", o.base ? "' does not fit this database; " : "",
+                             why));
+        }
+    }
 
     bk = edb__obj_alloc(EDB__OBJ_BACKUP, sizeof *bk);
     if (bk == NULL)

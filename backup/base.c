@@ -23,7 +23,9 @@
  * restore of the chain checks every restored page against the last table.
  *
  * Memory: the table (16 bytes a page of the base) and 24 bytes per carried
- * frame entry, both bounded by bytes actually read from the file.
+ * frame entry, both bounded by bytes actually read from the file: the table
+ * grows a chunk at a time as it is read, and an all-zero entry (a hole of a
+ * sparse file: no page hashes to zero) ends the load (issue #11).
  *
  * Thread safety: reentrant.
  */
@@ -140,6 +142,49 @@ check_carried(loader *ld, const edb__base *b)
     return rc;
 }
 
+/* Read the n entries of the page hash table at @toff into b->table, growing
+ * it chunk by chunk as bytes arrive, so memory follows what the file really
+ * holds, not what its length claims.  No page hashes to sixteen zero bytes
+ * (XXH3-128), so an all-zero entry is a hole or damage: a sparse forged base
+ * whose table is gigabytes long and kilobytes on disk is refused after its
+ * first hole, having cost one chunk, not the table's length. */
+#define BASE_TABLE_CHUNK ((size_t)65536)   /* entries per read: 1 MiB */
+static int
+read_table(loader *ld, edb__base *b, size_t n, uint64_t toff)
+{
+    static const uint8_t zero[sizeof b->table->b];
+    size_t have = 0, cap = 0;
+    while (have < n) {
+        size_t want = n - have < BASE_TABLE_CHUNK ? n - have : BASE_TABLE_CHUNK;
+        if (have + want > cap) {
+            size_t ncap = cap ? cap * 2 : BASE_TABLE_CHUNK;
+            if (ncap > n)
+                ncap = n;
+            edb__arch_hash *t = edb__sys_realloc(b->table, ncap * sizeof *t);
+            if (t == NULL)
+                return edb__err(EDB_NOMEM, "base archive '%s': page hash table of %zu pages",
+                                ld->path, ncap);
+            b->table = t;
+            cap = ncap;
+        }
+        size_t got;
+        off_t at = (off_t)(toff + (uint64_t)have * sizeof *b->table);
+        if (edb__sys_pread_full(ld->fd, b->table + have, want * sizeof *b->table, at, &got) != 0)
+            return edb__sys_err(errno, "base archive: reading the page hash table");
+        if (got != want * sizeof *b->table)
+            return edb__err(EDB_CORRUPT, "base archive '%s': truncated in the page hash table",
+                            ld->path);
+        for (size_t i = have; i < have + want; i++)
+            if (memcmp(b->table[i].b, zero, sizeof zero) == 0)
+                return edb__err(EDB_CORRUPT, "base archive '%s': page hash table entry %zu (offset "
+                                "%llu) is all zeros, which no page hashes to (a hole in a sparse "
+                                "or damaged file)", ld->path, i,
+                                (unsigned long long)(toff + (uint64_t)i * sizeof *b->table));
+        have += want;
+    }
+    return 0;
+}
+
 static int
 load(loader *ld, edb__base *b)
 {
@@ -204,15 +249,7 @@ load(loader *ld, edb__base *b)
 
     /* The table, then its zero padding. */
     size_t n = (size_t)t.npages;
-    b->table = edb__sys_malloc(n * sizeof *b->table);
-    if (b->table == NULL)
-        return edb__err(EDB_NOMEM, "base archive '%s': page hash table of %llu pages", ld->path,
-                        (unsigned long long)t.npages);
-    size_t got;
-    if (edb__sys_pread_full(ld->fd, b->table, n * sizeof *b->table, (off_t)toff, &got) != 0)
-        return edb__sys_err(errno, "base archive: reading the page hash table");
-    if (got != n * sizeof *b->table)
-        return edb__err(EDB_CORRUPT, "base archive '%s': truncated in the page hash table", ld->path);
+    EDB_RET(read_table(ld, b, n, toff));
     uint64_t pad_off = toff + n * sizeof *b->table;
     if (pad_off % EDB__ARCH_BLOCK != 0) {
         uint64_t blk = pad_off - pad_off % EDB__ARCH_BLOCK;

@@ -41,4 +41,17 @@ struct edb__where;
 int edb__chain_table_check(const struct edb__archive *a, const edb__arch_hash *prev,
                            struct edb__where *w);
 
+/* The pages an archive chain carried so far, a bit each (ever_n bits). */
+typedef struct edb__room {
+    uint64_t *ever;
+    uint64_t ever_n;
+} edb__room;
+/* Archive @a (number @idx, named @name) of a chain that starts with a full
+ * archive: add its carried pages to @r, then refuse (EDB_CORRUPT) a snapshot
+ * whose pages no archive carried (zeros, so free pages in a real database)
+ * outnumber what a free list in the carried pages can list: page_size / 8
+ * each, plus a small slack.  Bounds restore's data.mdb by the archives' real
+ * content.  EDB_NOMEM.  Free r->ever when done. */
+int edb__chain_room(edb__room *r, const struct edb__archive *a, size_t idx, const char *name);
+
 #endif

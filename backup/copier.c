@@ -263,10 +263,9 @@ out_flush(edb__copier *c)
 
 /* ---- the archive ------------------------------------------------------------- */
 
-static int
-emit_header(edb__copier *c)
+int
+edb__copier_header(edb__arch_header *out, const edb__snap *sn)
 {
-    const edb__snap *sn = c->snap;
     edb__arch_header h;
     memset(&h, 0, sizeof h);
     h.version = EDB__ARCH_VERSION;
@@ -283,6 +282,17 @@ emit_header(edb__copier *c)
     h.start_npages = sn->npages;
     h.max_pages = sn->max_pages;
     h.created_us = sn->plan.created_us;
+    *out = h;
+    /* The reader's own rules, before anything is written (issue #11): an
+     * archive its reader refuses is never produced. */
+    return edb__arch_header_check(&h, 0);
+}
+
+static int
+emit_header(edb__copier *c)
+{
+    edb__arch_header h;
+    EDB_RET(edb__copier_header(&h, c->snap));
     uint8_t block[EDB__ARCH_BLOCK];
     edb__arch_header_encode(block, &h);
     return out_bytes(c, block, sizeof block);
@@ -874,11 +884,27 @@ copier_main(void *arg)
     edb__copier *c = arg;
     int rc = run(c);
     edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last() : NULL);
-    /* Zero-copy slots reference the snapshot's pages: hold its read txn
-     * until they are written, or until cancel (then nothing written from
-     * them is kept).  A wait like reserve's, woken by cancel. */
-    if (c->s->zc_map != NULL)
-        (void)edb__ring_drain(&c->s->ring);
+    /* Wait until no reader will touch a slot again (the end or the error
+     * was delivered, or the stream canceled): zero-copy slots reference the
+     * snapshot's pages, so its read txn is held until they are written (or
+     * canceled: then nothing written from them is kept).  A wait like
+     * reserve's, woken by cancel.  Then this thread frees the large memory,
+     * the ring's slots and the zero-copy map, so that no edb_backup_close()
+     * in the application's thread has to (issue #11: close < 1 ms). */
+    if (c->s->zc_map == NULL) {
+        /* Copying slots hold copies: the snapshot and this thread's buffers
+         * are done with now, before the wait. */
+        work_free(c->work);
+        c->work = NULL;
+        edb__snap_put(c->snap);
+        c->snap = NULL;
+    }
+    (void)edb__ring_drain(&c->s->ring);
+    edb__ring_release_mem(&c->s->ring);
+    if (c->s->zc_map != NULL) {
+        edb__sys_munmap(c->s->zc_map, c->s->zc_len);
+        c->s->zc_map = NULL;
+    }
     copier_release(c);
 
     edb__bk_reg *reg = c->reg;

@@ -31,6 +31,10 @@ typedef struct edb__copier {
 /* Allocate a copier for stream s of snapshot snap (takes the three references
  * and allocates its page hash table).  @return 0, EDB_NOMEM. */
 int edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__bk_reg *reg);
+/* The archive header a copier of @sn writes, checked with the reader's rules
+ * (edb__arch_header_check).  @return 0, or EDB_CORRUPT / EDB_VERSION with a
+ * detail when the reader would refuse it. */
+int edb__copier_header(edb__arch_header *out, const edb__snap *sn);
 /* Register the copier in reg->copiers and start its thread.  On failure the
  * copier is unregistered and freed (its references dropped).
  * The caller is inside edb__reg_enter(), so env close cannot claim it before

@@ -375,11 +375,29 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
     EDB_ERR(take(&r, EDB__ARCH_BLOCK, &blk, "the trailer"));
     EDB_ERR(edb__arch_trailer_decode(&out->trailer, blk, &out->header, frames, pages, toff));
     EDB_ERR(carried_finish(out));
+    /* A full archive's size must be justified by what it carries (the size
+     * rule, archive.h), checked before its page hash table is read: memory
+     * and restore's data.mdb follow real content, not the trailer's claim.
+     * An incremental's own carried pages prove nothing about its base's:
+     * verify and restore check the whole chain (edb__chain_room). */
+    if (!(out->header.flags & EDB__ARCH_F_INCREMENTAL) &&
+        !edb__arch_size_justified(out->trailer.npages, out->ncarried, out->header.page_size)) {
+        out->where = (edb__where){ -1, -1, (int64_t)toff };
+        EDB_ERR(edb__err(EDB_CORRUPT, "trailer at offset %llu: the snapshot has %llu pages, but the "
+                         "archive carries only %zu of them: the %llu others would be free pages, "
+                         "more than a free list in those pages can list (%llu); a forged or damaged "
+                         "trailer", (unsigned long long)toff,
+                         (unsigned long long)out->trailer.npages, out->ncarried,
+                         (unsigned long long)(out->trailer.npages - 2 - out->ncarried),
+                         (unsigned long long)((uint64_t)out->ncarried * (out->header.page_size / 8) +
+                                              EDB__ARCH_FREE_SLACK)));
+    }
     EDB_ERR(read_table(&r, out, scratch));
-    /* Damaged pages also break the archive hash; report them, not that. */
+    /* Damaged pages also break the archive hash; report them, not that, and
+     * with the first one's own detail: the first problem in archive order,
+     * word for word what a restore (which stops there) reports. */
     if (nbad != 0)
-        EDB_ERR(edb__err(EDB_CHECKSUM, "%llu page(s) do not match their hashes; the first: %s",
-                         (unsigned long long)nbad, first_bad));
+        EDB_ERR(edb__err(EDB_CHECKSUM, "%s", first_bad));
 
     edb__arch_hash ah;
     edb__arch_hstate_digest(&r.hs, &ah);

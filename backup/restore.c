@@ -102,6 +102,8 @@ struct restore {
     /* hash of every page data.mdb holds (see "What is proven") */
     edb__arch_hash *cur;
     uint64_t cur_n;
+    /* pages any archive of the chain carried so far (edb__chain_room) */
+    edb__room room;
     /* bytes written since write-back was last started; false once the
      * system said it cannot start it */
     uint64_t unsynced;
@@ -578,6 +580,7 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
         page = edb__sys_malloc(a.header.page_size);
         if (page == NULL)
             EDB_ERR(edb__err(EDB_NOMEM, "restore: page buffer"));
+        EDB_ERR(edb__chain_room(&r->room, &a, i, r->name));   /* before data.mdb grows */
         EDB_ERR(advance_state(r, &a, page));
         EDB_ERR(check_result(r, &a, r->name));
         memcpy(r->links[i].backup_id, a.header.backup_id, 16);
@@ -777,6 +780,7 @@ err:
     free(r.links);
     free(r.wr);
     free(r.cur);
+    free(r.room.ever);
     return ret;
 }
 

@@ -7,10 +7,13 @@
  *   edb__ring_commit       copier: publish a slot, broadcast not_empty
  *   edb__ring_sleep_until  copier: rate limiter, timed wait on not_full
  *   edb__ring_finish       copier: the one exit: record error, done, broadcast both
- *   edb__ring_cancel       any:    canceled = true, broadcast both
+ *   edb__ring_cancel       any:    canceled = true, broadcast both, signal the
+ *                          consumer's wake-up descriptor (edb__ring_set_wake)
  *   edb__ring_read         reader: wait while empty, not done, not canceled
- *   edb__ring_drain        copier (zero-copy only): after finish, wait while
- *                          slots are filled and not canceled (as reserve waits)
+ *   edb__ring_drain        copier: after finish, wait until a reader was given
+ *                          the end or the error, or canceled, and no reader is
+ *                          inside (as reserve waits); then the copier frees the
+ *                          slot memory (edb__ring_release_mem), not the last put
  *
  * Invariants
  * - `canceled`, `done`, `err`, `head`, `tail`, `count`, `waiting` change only
@@ -60,6 +63,7 @@ int
 edb__ring_init(edb__ring *r, size_t ring_bytes, size_t slot_bytes, size_t slot_cap, unsigned slot_iov)
 {
     memset(r, 0, sizeof *r);
+    r->wake_fd = -1;
     if (ring_bytes == 0)
         ring_bytes = slot_iov > 0 ? RING_DEFAULT_ZC_BYTES : RING_DEFAULT_BYTES;
     size_t n = ring_bytes / slot_bytes;
@@ -178,11 +182,34 @@ int
 edb__ring_drain(edb__ring *r)
 {
     pthread_mutex_lock(&r->mu);
-    while (!r->canceled && r->count > 0)
+    while ((!r->canceled && !r->drained) || r->reading)
         pthread_cond_wait(&r->not_full, &r->mu);
     int rc = r->canceled ? EDB_CANCELED : 0;
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+void
+edb__ring_release_mem(edb__ring *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint8_t *mem = r->mem;
+    struct iovec *iovmem = r->iovmem;
+    r->mem = NULL;                     /* slots[].buf and .iov dangle: never used again */
+    r->iovmem = NULL;
+    pthread_mutex_unlock(&r->mu);
+    free(mem);
+    free(iovmem);
+}
+
+/* Under r->mu, a reader leaving: give the role back; when no reader will
+ * touch a slot again, wake a copier waiting in edb__ring_drain(). */
+static void
+reader_leave(edb__ring *r)
+{
+    r->reading = false;
+    if (r->canceled || r->drained)
+        pthread_cond_broadcast(&r->not_full);
 }
 
 int
@@ -234,6 +261,20 @@ edb__ring_cancel(edb__ring *r)
     r->canceled = true;
     pthread_cond_broadcast(&r->not_full);
     pthread_cond_broadcast(&r->not_empty);
+    /* Under mu: the consumer unregisters its descriptor under mu before it
+     * closes it.  An eventfd write never blocks: not I/O in rule 3's sense. */
+    if (r->wake_fd >= 0)
+        edb__sys_wake_signal(r->wake_fd);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+edb__ring_set_wake(edb__ring *r, int fd)
+{
+    pthread_mutex_lock(&r->mu);
+    r->wake_fd = fd;
+    if (fd >= 0 && r->canceled)
+        edb__sys_wake_signal(fd);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -285,6 +326,7 @@ reader_stop(edb__ring *r)
 {
     if (r->canceled)
         return edb__err(EDB_CANCELED, "backup stream was closed or the backup stopped");
+    r->drained = true;                 /* done and count == 0: the slots are finished with */
     if (r->err != 0)
         return edb__err(r->err, "%s", r->errmsg[0] ? r->errmsg : edb_strerror(r->err));
     r->eof = true;
@@ -400,7 +442,7 @@ edb__ring_read(edb__ring *r, void *buf, size_t size, size_t *nread)
         got += n;
         reader_took(r, n);
     }
-    r->reading = false;
+    reader_leave(r);
     pthread_mutex_unlock(&r->mu);
     *nread = got;
     return rc;
@@ -445,7 +487,7 @@ edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsum
         *nconsumed = used;
         reader_took(r, used);
     }
-    r->reading = false;
+    reader_leave(r);
     pthread_mutex_unlock(&r->mu);
     return rc;
 }

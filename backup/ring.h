@@ -44,6 +44,8 @@ typedef struct edb__ring {
     bool done;                 /* the copier finished; err says how */
     bool eof;                  /* a reader has been given the end (nread == 0) */
     bool reading;              /* a reader is inside edb__ring_read() */
+    bool drained;              /* a reader was given the end or the copier's error: done,
+                                  count == 0, no reader will touch a slot again */
     int err;                   /* the copier's error (0 = the archive is complete) */
     char errmsg[256];          /* its edb_error_last() detail, without the code's name */
     unsigned waiting;          /* readers blocked in edb__ring_read() (for tests) */
@@ -55,6 +57,9 @@ typedef struct edb__ring {
     struct iovec *iovmem;      /* nslots * slot_iov */
     struct iovec *gather;      /* the consumer's: up to ngather entries over several slots */
     unsigned ngather;
+    int wake_fd;               /* -1, or a consumer's wake-up descriptor (edb__ring_set_wake):
+                                  cancel makes it readable, under mu, so a sink waiting in
+                                  poll() for its output to drain is woken */
 } edb__ring;
 
 /* ring_bytes / slot_bytes slots (ring_bytes 0: 8 MiB, or 32 MiB with
@@ -79,11 +84,17 @@ struct iovec *edb__ring_slot_iov(edb__ring *r);
  * array, len bytes in all.  The memory they point at must stay readable and
  * unchanged until the slot is drained: see edb__ring_drain(). */
 void edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov);
-/* A copier that published zero-copy slots waits here, after edb__ring_finish(),
- * until the readers have drained every slot (so nothing refers to memory the
- * copier is about to release) or the stream is canceled; woken like reserve
- * (not_full).  @return 0 when drained, EDB_CANCELED. */
+/* The copier waits here, after edb__ring_finish(), until no reader will touch
+ * a slot again: a reader was given the end or the copier's error (`drained`),
+ * or the stream is canceled; and no reader is inside a read or consume call.
+ * Woken like reserve (not_full: a reader leaving a canceled or drained ring
+ * broadcasts it).  Then the slots' memory (and the zero-copy map they point
+ * into) may go: edb__ring_release_mem().  @return 0 when drained, EDB_CANCELED. */
 int edb__ring_drain(edb__ring *r);
+/* After edb__ring_drain(): free the slot buffers (the ring's large memory) in
+ * the caller's thread, so that the last put (often edb_backup_close(), in the
+ * application's thread) has only small things left to free.  The copier's. */
+void edb__ring_release_mem(edb__ring *r);
 /* The rate limiter's sleep: a timed wait on not_full until *deadline
  * (CLOCK_MONOTONIC).  @return 0 at the deadline, EDB_CANCELED as soon as canceled. */
 int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
@@ -92,7 +103,8 @@ int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
 void edb__ring_finish(edb__ring *r, int rc, const char *detail);
 
 /* ---- any thread ---- */
-/* Sticky cancel: set under the mutex, broadcast both conditions.  Idempotent. */
+/* Sticky cancel: set under the mutex, broadcast both conditions, and make the
+ * registered wake-up descriptor readable.  Idempotent. */
 void edb__ring_cancel(edb__ring *r);
 bool edb__ring_is_canceled(edb__ring *r);
 
@@ -113,6 +125,12 @@ typedef int (*edb__ring_sink_fn)(void *ctx, const struct iovec *iov, int iovcnt,
  * with 0 returned is the end.  Returns the sink's error, EDB_CANCELED, or the
  * copier's error once its bytes are drained. */
 int edb__ring_consume(edb__ring *r, edb__ring_sink_fn fn, void *ctx, size_t *nconsumed);
+/* Register (@fd >= 0) or unregister (-1) the consumer's wake-up descriptor
+ * (edb__sys_wake_fd): from now on a cancel makes it readable, and it is made
+ * readable at once when the stream is canceled already.  The consumer
+ * unregisters it before it closes it, so cancel never writes to a closed or
+ * reused descriptor. */
+void edb__ring_set_wake(edb__ring *r, int fd);
 /* Readers currently blocked in edb__ring_read() (tests use it to know a read is parked). */
 unsigned edb__ring_waiting(edb__ring *r);
 

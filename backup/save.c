@@ -24,6 +24,15 @@
  * cancellation what was written is removed and the final name is untouched.
  * The file is 0600 whatever the umask.
  *
+ * Cancellable whatever the output does (issue #11): the descriptor of
+ * edb_backup_write_fd is non-blocking for the call (its O_NONBLOCK restored on
+ * return); a write that would block waits in poll() on the descriptor and on
+ * a wake-up eventfd registered on the stream's ring, which edb__ring_cancel
+ * makes readable (stop, end, env close, close of the stream).  The sink also
+ * checks `canceled` before every write, so nothing is written once the cancel
+ * has returned, except a non-blocking write already in progress.
+ * tests/model/cancel.pml models this wait (the writer process, SC_WRITEFD).
+ *
  * SIGPIPE never kills the host: edb_backup_write_fd blocks it in the calling
  * thread while it writes, and consumes a SIGPIPE its own write raised (the
  * write's EPIPE is then reported as EDB_IO "broken pipe").  The process-wide
@@ -38,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +76,8 @@ typedef struct sink {
     edb_backup_progress_fn progress;
     void *ctx;
     uint64_t written;
+    edb__ring *ring;           /* the stream's ring while pump() drains it (cancel check) */
+    int wake;                  /* wake-up descriptor registered on ring (-1: none) */
 } sink;
 
 /* Drop O_DIRECT from the descriptor: buffered writes from now on. */
@@ -76,6 +88,36 @@ sink_buffered(sink *k)
     if (fl >= 0)
         (void)fcntl(k->fd, F_SETFL, fl & ~O_DIRECT);
     k->direct = false;
+}
+
+static int
+sink_canceled(sink *k)
+{
+    return edb__err(EDB_CANCELED, "writing the archive to %s: the backup was stopped or ended, "
+                    "or its environment closed", k->what);
+}
+
+/* The descriptor is non-blocking and full: wait until it drains or the
+ * stream is canceled (the wake-up descriptor becomes readable).  Never a
+ * wait the cancel cannot reach. */
+static int
+sink_wait(sink *k)
+{
+    for (;;) {
+        struct pollfd p[2] = { { .fd = k->fd, .events = POLLOUT }, { .fd = k->wake, .events = POLLIN } };
+        int r = edb__sys_poll(p, k->wake >= 0 ? 2 : 1, -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return edb__sys_err(errno, k->what);
+        }
+        if (k->wake >= 0 && (p[1].revents & POLLIN))
+            return sink_canceled(k);
+        if (p[0].revents & POLLNVAL)
+            return edb__err(EDB_INVAL, "writing the archive to %s: not an open descriptor", k->what);
+        if (p[0].revents & (POLLOUT | POLLERR | POLLHUP))
+            return 0;                  /* writable, or the write reports the error */
+    }
 }
 
 /* Write the n bytes of iov[0 .. cnt) with writev, looping over EINTR and short
@@ -91,6 +133,10 @@ sink_write(void *arg, const struct iovec *iov, int cnt, size_t n, size_t *used)
     int vn = 0, next = 0;            /* v[0 .. vn): entries not yet written; next: first of iov not in v */
     *used = 0;
     while (*used < n) {
+        /* Nothing is written once the stream is canceled (stop, end, env
+         * close, close of the stream). */
+        if (k->ring != NULL && edb__ring_is_canceled(k->ring))
+            return sink_canceled(k);
         /* Refill the window from iov (entries already written are gone from v). */
         while (vn < SINK_IOV && next < cnt) {
             if (iov[next].iov_len > 0)
@@ -108,6 +154,10 @@ sink_write(void *arg, const struct iovec *iov, int cnt, size_t n, size_t *used)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                EDB_RET(sink_wait(k));
+                continue;
+            }
             if (errno == EINVAL && k->direct) {
                 int fl = fcntl(k->fd, F_GETFL);
                 if (fl >= 0 && fcntl(k->fd, F_SETFL, fl & ~O_DIRECT) == 0) {
@@ -155,12 +205,34 @@ static int
 pump(sink *k, bool zerocopy, edb_backup_stream **keep)
 {
     edb_backup_stream *s;
-    EDB_RET(edb__stream_open(&s, k->bk, zerocopy));
-    int rc;
+    k->wake = edb__sys_wake_fd();
+    if (k->wake < 0)
+        return edb__sys_err(errno, "backup: a wake-up descriptor for the archive writer");
+    int rc = edb__stream_open(&s, k->bk, zerocopy);
+    if (rc != 0) {
+        edb__sys_close(k->wake);
+        k->wake = -1;
+        return rc;
+    }
+    /* Our own reference keeps the ring alive even when edb_backup_end() or
+     * edb_env_close() removes the handle meanwhile; from here on a cancel
+     * wakes a sink_wait(). */
+    if (edb__handle_ref(EDB__H_STREAM, s) == NULL) {
+        edb__sys_close(k->wake);
+        k->wake = -1;
+        return edb__err(EDB_CANCELED, "backup: the stream was closed (backup ended or environment closed)");
+    }
+    k->ring = &s->ring;
+    edb__ring_set_wake(k->ring, k->wake);
     size_t n;
     do {
         rc = edb__stream_consume(s, sink_write, k, &n);
     } while (rc == 0 && n > 0);
+    edb__ring_set_wake(k->ring, -1);
+    k->ring = NULL;
+    edb__sys_close(k->wake);
+    k->wake = -1;
+    edb__stream_put(s);                /* ours; the handle's is closed below or by its ender */
     if (rc == 0 && keep != NULL) {
         *keep = s;
         return 0;
@@ -176,7 +248,19 @@ edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, voi
         return edb__err(EDB_INVAL, "edb_backup_write_fd: %s", bk == NULL ? "backup is NULL" : "bad descriptor");
     char what[64];
     snprintf(what, sizeof what, "descriptor %d", fd);
-    sink k = { .fd = fd, .what = what, .bk = bk, .progress = progress, .ctx = ctx };
+    sink k = { .fd = fd, .what = what, .bk = bk, .progress = progress, .ctx = ctx, .wake = -1 };
+
+    /* Non-blocking for the call's duration, restored on return: a write that
+     * cannot proceed waits in poll() beside the wake-up descriptor, so a
+     * cancel reaches it (a blocking write to a pipe nobody reads could not be
+     * interrupted by anything). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return edb__err(errno == EBADF ? EDB_INVAL : EDB_IO, "edb_backup_write_fd: %s: %s", what,
+                        strerror(errno));
+    bool set_nonblock = !(fl & O_NONBLOCK);
+    if (set_nonblock && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return edb__sys_err(errno, what);
 
     /* Block SIGPIPE in this thread only; remember whether one was pending
      * already, so that only a SIGPIPE our own write raised is consumed. */
@@ -199,6 +283,11 @@ edb_backup_write_fd(edb_backup *bk, int fd, edb_backup_progress_fn progress, voi
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (set_nonblock) {
+        int now = fcntl(fd, F_GETFL);
+        if (now >= 0)
+            (void)fcntl(fd, F_SETFL, now & ~O_NONBLOCK);
+    }
     if (rc == 0)
         edb__err_clear();
     return rc;
@@ -360,7 +449,7 @@ edb_backup_save(edb_backup *bk, const char *path, unsigned flags,
 
     int fl = fcntl(fd, F_GETFL);
     sink k = { .fd = fd, .direct = fl >= 0 && (fl & O_DIRECT), .what = path, .bk = bk,
-               .progress = progress, .ctx = ctx };
+               .progress = progress, .ctx = ctx, .wake = -1 };
     EDB_ERR(pump(&k, true, &stream));
 
     if (edb__sys_fsync(fd) != 0)

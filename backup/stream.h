@@ -27,9 +27,10 @@ struct edb_backup_stream {
      * are published as their header block plus references into zc_map, the
      * copier's read-only map of the snapshot's data.mdb.  Set by
      * edb__stream_open before the copier starts, read-only afterwards;
-     * unmapped by the last put, so a sink never writes from unmapped memory.
-     * The copier keeps the snapshot pinned until those slots are drained
-     * (edb__ring_drain). */
+     * unmapped by the copier on its way out, after edb__ring_drain() (no
+     * reader will touch a slot again), or by the last put when no copier ran,
+     * so a sink never writes from unmapped memory and close never pays for
+     * the munmap.  The copier keeps the snapshot pinned until then. */
     bool zerocopy;
     void *zc_map;
     size_t zc_len;

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -303,6 +305,29 @@ edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 #endif
     (void)short_io;
     return pthread_create(t, NULL, fn, arg);
+}
+
+int
+edb__sys_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+    FAULT(-1);
+    return poll(fds, n, timeout_ms);
+}
+
+int
+edb__sys_wake_fd(void)
+{
+    FAULT(-1);
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void
+edb__sys_wake_signal(int fd)
+{
+    uint64_t one = 1;
+    /* EAGAIN only when the counter would overflow: it is readable then anyway. */
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 /* The full-transfer loops: off < 0 means the file position (write/read),

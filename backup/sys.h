@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -51,6 +52,14 @@ void   *edb__sys_aligned_alloc(size_t align, size_t n);
 void   *edb__sys_mmap(size_t len, int prot, int flags, int fd, off_t off);
 int     edb__sys_munmap(void *p, size_t len);     /* a release: never fault-injected */
 int     edb__sys_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+/* poll(2); a fault fails it with the armed errno. */
+int     edb__sys_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+/* A wake-up descriptor: eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).  Readable
+ * once edb__sys_wake_signal() wrote to it. */
+int     edb__sys_wake_fd(void);
+/* Make the wake-up descriptor readable (a write of 1 to the eventfd); never
+ * blocks, never fault-injected (cancel must always get through). */
+void    edb__sys_wake_signal(int fd);
 
 /* Loops over EINTR and short transfers; returns 0 or -1 with errno set (a
  * write that transfers 0 bytes is EIO).  Built on the wrappers above. */

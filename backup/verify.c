@@ -105,6 +105,48 @@ edb__chain_check(const edb__link *prev, size_t idx, const edb__arch_header *h, c
     return 0;
 }
 
+/* Bound the file by the archives' real content (issue #11): a page no archive
+ * of the chain carried is restored as zeros, and in a real database it is a
+ * free page, listed in the free list, whose pages the chain carries; each
+ * carried page can list at most page_size / 8 of them.  A trailer that claims
+ * more pages than that (a 4 MiB archive claiming a 16 GiB database) is
+ * refused before data.mdb is given that size; verify applies the same rule to
+ * a chain that starts with a full archive, so the two agree. */
+int
+edb__chain_room(edb__room *r, const edb__archive *a, size_t idx, const char *name)
+{
+    uint64_t npages = a->trailer.npages;
+    uint32_t ps = a->header.page_size;
+    if (npages > r->ever_n) {
+        size_t words = (size_t)((npages + 63) / 64), old = (size_t)((r->ever_n + 63) / 64);
+        uint64_t *e = edb__sys_realloc(r->ever, words * sizeof *e);
+        if (e == NULL)
+            return edb__err(EDB_NOMEM, "page set of %llu pages", (unsigned long long)npages);
+        memset(e + old, 0, (words - old) * sizeof *e);
+        r->ever = e;
+        r->ever_n = (uint64_t)words * 64;
+    }
+    for (size_t k = 0; k < a->ncarried; k++) {
+        uint64_t p = a->carried[k].pgno;
+        if (p < npages)
+            r->ever[p >> 6] |= (uint64_t)1 << (p & 63);
+    }
+    uint64_t carried = 0;
+    for (uint64_t p = 2; p < npages; p++)
+        carried += (r->ever[p >> 6] >> (p & 63)) & 1;
+    uint64_t zero = npages - 2 - carried;
+    uint64_t room = carried * (ps / 8) + EDB__ARCH_FREE_SLACK;
+    if (!edb__arch_size_justified(npages, carried, ps))
+        return edb__err(EDB_CORRUPT, "archive %zu '%s': its snapshot has %llu pages, but the chain "
+                        "carries only %llu of them: the %llu others would be free pages, more than "
+                        "a free list in those pages can list (%llu); a forged or damaged trailer "
+                        "(a data.mdb of %llu bytes was not created)", idx + 1, name,
+                        (unsigned long long)npages, (unsigned long long)carried,
+                        (unsigned long long)zero, (unsigned long long)room,
+                        (unsigned long long)(npages * ps));
+    return 0;
+}
+
 /* ---- verify ---- */
 
 struct vctx {
@@ -114,6 +156,7 @@ struct vctx {
     const char *name;
     const edb__link *links;
     size_t nbad;
+    char first[512];       /* the first damaged page's detail, archive named */
 };
 
 /* Re-set the thread's detail as "<NAME>: archive N 'name': <old detail>". */
@@ -150,7 +193,8 @@ on_bad_page(void *ctx, const edb__where *w)
 {
     struct vctx *v = ctx;
     name_archive(EDB_CHECKSUM, v->idx, v->name);
-    v->nbad++;
+    if (v->nbad++ == 0)
+        snprintf(v->first, sizeof v->first, "%s", edb_error_last());
     report(v, EDB_CHECKSUM, w);
 }
 
@@ -188,6 +232,8 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
     edb__arch_hash *prev_table = NULL;
     edb__archive a;
     memset(&a, 0, sizeof a);
+    edb__room room = { NULL, 0 };
+    bool from_full = false;
     edb_backup_info info;
     memset(&info, 0, sizeof info);
     edb__err_clear();
@@ -199,7 +245,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
     if (links == NULL)
         return edb__err(EDB_NOMEM, "verify: %zu archives", n);
 
-    struct vctx v = { fn, ctx, 0, NULL, links, 0 };
+    struct vctx v = { fn, ctx, 0, NULL, links, 0, "" };
     edb__reader_cbs cbs = { on_header, NULL, on_bad_page, &v, NULL };
     for (size_t i = 0; i < n; i++) {
         int fd;
@@ -207,6 +253,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
         v.idx = i;
         v.name = links[i].name;
         v.nbad = 0;
+        v.first[0] = '\0';
         ret = edb__source_open(&src[i], &fd, &owned, links[i].name, sizeof links[i].name);
         if (ret < 0) {
             name_archive(ret, i, links[i].name);
@@ -218,10 +265,24 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
             edb__sys_close(fd);
         if (ret == 0 && i > 0 && prev_table != NULL)
             ret = edb__chain_table_check(&a, prev_table, &a.where);
+        if (ret == 0 && i == 0)
+            from_full = !(a.header.flags & EDB__ARCH_F_INCREMENTAL);
+        if (ret == 0 && from_full) {
+            ret = edb__chain_room(&room, &a, i, links[i].name);   /* as restore does */
+            if (ret < 0)
+                a.where = (edb__where){ -1, -1, -1 };
+        }
         if (ret < 0) {
             name_archive(ret, i, links[i].name);
-            if (!(ret == EDB_CHECKSUM && v.nbad > 0))
+            /* A problem after damaged pages is reported too, but the result
+             * is the first problem in archive order, as restore's is (it
+             * stops at the first damaged page): same code, same detail. */
+            if (v.nbad == 0 || strcmp(edb_error_last(), v.first) != 0)
                 report(&v, ret, &a.where);
+            if (v.nbad > 0) {
+                const char *d = v.first + strlen("EDB_CHECKSUM: ");
+                ret = edb__err(EDB_CHECKSUM, "%s", d);
+            }
             goto err;
         }
         memcpy(links[i].backup_id, a.header.backup_id, 16);
@@ -251,5 +312,6 @@ err:
     edb__archive_free(&a);
     free(prev_table);
     free(links);
+    free(room.ever);
     return ret;
 }

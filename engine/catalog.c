@@ -400,7 +400,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
         rc = mdb_txn_commit(txn);
         txn = NULL;
         if (rc != 0)
-            EDB_ERR(edb__mdb_err(rc, "catalog: commit"));
+            EDB_ERR(edb__mdb_err_env(rc, env->mdb, "catalog: commit"));
         return 2;
     } else if (rc != 0) {
         EDB_ERR(rc == MDB_INCOMPATIBLE
@@ -452,7 +452,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
-        EDB_ERR(edb__mdb_err(rc, "catalog: commit"));
+        EDB_ERR(edb__mdb_err_env(rc, env->mdb, "catalog: commit"));
     publish_opened(cat, mark);
     return 0;
 err:

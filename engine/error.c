@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "error.h"
 
@@ -103,6 +104,9 @@ translate(int mdb_rc)
     case EBUSY:               return EDB_BUSY;
     case ECANCELED:           return EDB_CANCELED;
     case ENOSPC:              return EDB_FULL;
+#ifdef EDQUOT
+    case EDQUOT:              return EDB_FULL;
+#endif
     default:                  return EDB_IO;
     }
 }
@@ -114,6 +118,28 @@ edb__mdb_err(int mdb_rc, const char *what)
         return EDB_OK;
     int rc = translate(mdb_rc);
     return edb__err(rc, "%s: %s", what ? what : "lmdb", mdb_strerror(mdb_rc));
+}
+
+int
+edb__mdb_err_env(int mdb_rc, MDB_env *env, const char *what)
+{
+    int rc = edb__mdb_err(mdb_rc, what);
+    if (env == NULL || (mdb_rc != EIO && mdb_rc != ENOSPC
+#ifdef EDQUOT
+                        && mdb_rc != EDQUOT
+#endif
+                        ))
+        return rc;
+    /* The cause of an EIO LMDB made up for a short write: is it space? */
+    int fd = -1;
+    struct statvfs sv;
+    if (mdb_env_get_fd(env, &fd) != 0 || fd < 0 || fstatvfs(fd, &sv) != 0)
+        return rc;
+    unsigned long long avail = (unsigned long long)sv.f_bavail * (sv.f_frsize ? sv.f_frsize : sv.f_bsize);
+    if (avail >= EDB__FULL_SLACK)
+        return rc;
+    return edb__err(EDB_FULL, "%s: no space left on the file system of the database (%llu bytes "
+                    "free; LMDB said: %s)", what ? what : "lmdb", avail, mdb_strerror(mdb_rc));
 }
 
 bool

@@ -24,6 +24,15 @@ int edb__err(int rc, const char *fmt, ...) EDB__PRINTF(2, 3);
 /* Translate an LMDB (or errno) return code into an EDB_* code, recording
  * "<EDB_NAME>: <what>: <lmdb message>".  0 stays 0. */
 int edb__mdb_err(int mdb_rc, const char *what);
+/* edb__mdb_err() for a call that writes @env's data file (a commit): LMDB
+ * reports a short write as EIO ("short write, filesystem full?"), so an
+ * EIO, ENOSPC or EDQUOT there is EDB_FULL when the file system holding the
+ * data file has less than EDB__FULL_SLACK bytes left for unprivileged use
+ * (fstatvfs of LMDB's descriptor), EDB_IO otherwise.  @env may be NULL
+ * (then it is edb__mdb_err()). */
+struct MDB_env;
+#define EDB__FULL_SLACK ((unsigned long long)1 << 20)
+int edb__mdb_err_env(int mdb_rc, struct MDB_env *env, const char *what);
 /* Same for an errno value (EIO, ENOSPC, ...): "<EDB_NAME>: <what>: <strerror>". */
 int edb__sys_err(int errnum, const char *what);
 /* Is this mdb_env_open() code MDB_INVALID (a foreign file, or a meta page LMDB

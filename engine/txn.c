@@ -245,7 +245,7 @@ end_level(edb_session *s, bool commit)
         s->rdonly = false;
     }
     s->write_seq++;
-    return rc == 0 ? 0 : edb__mdb_err(rc, "commit");
+    return rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
 }
 
 int
@@ -372,7 +372,7 @@ edb__txn_leave_slow(edb_session *s, int rc)
     int mrc = mdb_txn_commit(txn);
     edb__pool_release(s, mrc == 0);
     if (mrc != 0)
-        return edb__mdb_err(mrc, "commit");
+        return edb__mdb_err_env(mrc, s->env->mdb, "commit");
     return rc;
 }
 

@@ -49,6 +49,8 @@ fx_image_load(fx_image *out, const char *dbdir)
     return 0;
 }
 
+int fx_skip_zero_pages;
+
 void
 fx_image_free(fx_image *img)
 {
@@ -130,6 +132,14 @@ fx_build(fx_archive *out, const fx_image *img, const fx_archive *base, uint32_t 
     for (uint64_t p = 2; p < img->npages; p++) {
         if (base && p < base->npages && edb__arch_hash_eq(&base->table[p], &out->table[p]))
             continue;
+        if (fx_skip_zero_pages && !base) {
+            const uint8_t *pg = img->data + p * ps;
+            size_t z = 0;
+            while (z < ps && pg[z] == 0)
+                z++;
+            if (z == ps)
+                continue;
+        }
         emit[n++] = p;
     }
     size_t nregular = n;

@@ -8,6 +8,7 @@
 #include "bk_helpers.h"
 
 #include <sched.h>
+#include <sys/ioctl.h>
 #include "sys.h"
 
 #define PROMPT_MS bk_ms(500)  /* "at once": generous for loaded machines and sanitizers */
@@ -487,4 +488,246 @@ Test(backup_cancel, env_close_races_first_begin, .timeout = 60)
     bk_rm_tree(dir);
     free(dir);
     BK_LEAK_CHECK();
+}
+
+/* ---- edb_backup_write_fd into a descriptor that never drains (issue #11.1) ----
+ *
+ * A thread writes a backup into a pipe nobody reads: the pipe fills and the
+ * writer waits.  edb_backup_stop(), edb_backup_end() or edb_env_close() from
+ * another thread must make it return EDB_CANCELED within 100 ms (the wait is
+ * a poll() beside the stream's wake-up descriptor, never a blocking write),
+ * the snapshot must be released, nothing may be written after the return,
+ * and the descriptor's O_NONBLOCK flag is as it was. */
+
+#define STALL_MS bk_ms(100)
+
+typedef struct fdwriter {
+    edb_backup *bk;
+    int fd;
+    pthread_t t;
+    int rc;
+    char msg[256];
+    atomic_int finished;
+    uint64_t returned_ms;
+} fdwriter;
+
+static void *
+fdwriter_main(void *p)
+{
+    fdwriter *w = p;
+    w->rc = edb_backup_write_fd(w->bk, w->fd, NULL, NULL);
+    snprintf(w->msg, sizeof w->msg, "%s", edb_error_last());
+    w->returned_ms = bk_now_ms();
+    atomic_store(&w->finished, 1);
+    return NULL;
+}
+
+/* Bytes waiting in the pipe. */
+static int
+pipe_pending(int rfd)
+{
+    int n = 0;
+    cr_assert_eq(ioctl(rfd, FIONREAD, &n), 0);
+    return n;
+}
+
+/* Start the writer on a one-page pipe and wait until the pipe is full and
+ * stays full (the writer is parked). */
+static void
+fdwriter_start(fdwriter *w, edb_backup *bk, int p[2])
+{
+    cr_assert_eq(pipe(p), 0);
+    int cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
+    cr_assert_gt(cap, 0);
+    memset(w, 0, sizeof *w);
+    w->bk = bk;
+    w->fd = p[1];
+    cr_assert_eq(pthread_create(&w->t, NULL, fdwriter_main, w), 0);
+    uint64_t t0 = bk_now_ms();
+    int last = -1, same = 0;
+    while (same < 5) {
+        cr_assert_lt(bk_now_ms() - t0, 10000u, "the pipe never filled");
+        if (atomic_load(&w->finished)) {     /* w->msg is complete once finished is set */
+            pthread_join(w->t, NULL);
+            cr_assert_fail("write_fd returned before the pipe filled: %s", w->msg);
+        }
+        bk_sleep_ms(10);
+        int n = pipe_pending(p[0]);
+        same = n == last && n >= cap ? same + 1 : 0;
+        last = n;
+    }
+}
+
+/* Join the writer, which must return EDB_CANCELED within STALL_MS of t0;
+ * then the pipe holds no more than it held, and stays so. */
+static void
+fdwriter_join_canceled(fdwriter *w, int p[2], uint64_t t0)
+{
+    int before = pipe_pending(p[0]);
+    while (!atomic_load(&w->finished) && bk_now_ms() - t0 < 10u * STALL_MS + 1000u)
+        bk_sleep_ms(1);
+    if (!atomic_load(&w->finished)) {
+        /* Blocked for good: drain the pipe so the writer can end, then fail. */
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        uint8_t buf[4096];
+        while (!atomic_load(&w->finished))
+            if (read(p[0], buf, sizeof buf) <= 0)
+                bk_sleep_ms(1);
+        pthread_join(w->t, NULL);
+        cr_assert_fail("edb_backup_write_fd still blocked %u ms after the cancel", 10u * STALL_MS + 1000u);
+    }
+    pthread_join(w->t, NULL);
+    cr_assert_eq(w->rc, EDB_CANCELED, "write_fd returned %s (%s)", edb_err_name(w->rc), w->msg);
+    cr_assert_lt(w->returned_ms - t0, STALL_MS, "write_fd returned %llu ms after the cancel",
+                 (unsigned long long)(w->returned_ms - t0));
+    cr_log_info("write_fd returned EDB_CANCELED %llu ms after the cancel",
+                (unsigned long long)(w->returned_ms - t0));
+    cr_assert_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0, "O_NONBLOCK left set on the caller's descriptor");
+    bk_sleep_ms(20);
+    cr_assert_eq(pipe_pending(p[0]), before, "bytes written after the cancel");
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(backup_cancel, write_fd_stalled_then_stop, .timeout = 30)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, f.env, NULL));
+    fdwriter w;
+    int p[2];
+    fdwriter_start(&w, bk, p);
+    uint64_t t0 = bk_now_ms();
+    OK(edb_backup_stop(f.env));
+    fdwriter_join_canceled(&w, p, t0);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "copier still running after stop");
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, write_fd_stalled_then_end, .timeout = 30)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, f.env, NULL));
+    fdwriter w;
+    int p[2];
+    fdwriter_start(&w, bk, p);
+    uint64_t t0 = bk_now_ms();
+    edb_backup_end(bk);
+    fdwriter_join_canceled(&w, p, t0);
+    check_released(&f);
+    teardown(&f);
+}
+
+Test(backup_cancel, write_fd_stalled_then_env_close, .timeout = 30)
+{
+    fixture f = setup(3000);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, f.env, NULL));
+    fdwriter w;
+    int p[2];
+    fdwriter_start(&w, bk, p);
+    uint64_t t0 = bk_now_ms();
+    edb_env_close(f.env);
+    cr_assert_lt(bk_now_ms() - t0, STALL_MS, "edb_env_close waited for the writer");
+    fdwriter_join_canceled(&w, p, t0);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "threads left after env close");
+    cr_assert_eq(bk_readers_path(f.dir), 0, "reader slots left after env close");
+    bk_rm_tree(f.dir);
+    free(f.dir);
+    bk_assert_no_objects(3000);
+    BK_LEAK_CHECK();
+}
+
+/* A descriptor that drains: the archive is complete and O_NONBLOCK is back
+ * as it was, cleared or set. */
+static void *
+drain_main(void *p)
+{
+    int fd = *(int *)p;
+    uint8_t buf[1 << 16];
+    size_t total = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)r;
+    return (void *)(uintptr_t)total;
+}
+
+Test(backup_cancel, write_fd_restores_the_descriptor_flags, .timeout = 30)
+{
+    fixture f = setup(2000);
+    for (int nb = 0; nb < 2; nb++) {
+        edb_backup *bk;
+        OK(edb_backup_begin(&bk, f.env, NULL));
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        if (nb)
+            cr_assert_eq(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, drain_main, &p[0]), 0);
+        OK(edb_backup_write_fd(bk, p[1], NULL, NULL));
+        cr_assert_eq((fcntl(p[1], F_GETFL) & O_NONBLOCK) != 0, nb != 0, "O_NONBLOCK changed");
+        close(p[1]);
+        void *got;
+        pthread_join(t, &got);
+        uint64_t done, total;
+        OK(edb_backup_progress(bk, &done, &total));
+        cr_assert_eq((uint64_t)(uintptr_t)got, total, "the reader got %zu bytes of %llu",
+                     (size_t)(uintptr_t)got, (unsigned long long)total);
+        close(p[0]);
+        edb_backup_end(bk);
+    }
+    check_released(&f);
+    teardown(&f);
+}
+
+/* ---- the copier frees the ring, not edb_backup_close (issue #11, point 9) ----
+ *
+ * Freeing the ring's slots (8 MiB by default) in the last put made a close
+ * after the end, or of the second of two streams, cost 1 to 10 ms in the
+ * application's thread.  Now the copier frees them on its way out, once a
+ * reader was given the end (or the stream was canceled): when the copier is
+ * gone, the ring holds no slot memory, and close frees only small things.
+ * The latency itself is measured by `bench_backup states` (make
+ * bench-backup), not here. */
+Test(backup_cancel, the_copier_frees_the_ring_before_close, .timeout = 30)
+{
+    fixture f = setup(1000);
+    edb_backup *bk;
+    edb_backup_stream *s = start(&f, &bk, 0, 1);   /* two-slot rings: the third fills */
+    edb_backup_stream *s2;
+    OK(edb_backup_open(&s2, bk));
+    bk_buf b = { 0 };
+    OK(bk_read_all(s, &b, 4096));
+    free(b.p);
+    b = (bk_buf){ 0 };
+    OK(bk_read_all(s2, &b, 1 << 16));
+    free(b.p);
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "copiers still running after the end");
+    pthread_mutex_lock(&s->ring.mu);
+    bool held = s->ring.mem != NULL;
+    pthread_mutex_unlock(&s->ring.mu);
+    pthread_mutex_lock(&s2->ring.mu);
+    bool held2 = s2->ring.mem != NULL;
+    pthread_mutex_unlock(&s2->ring.mu);
+    cr_assert(!held && !held2, "the ring's slots are left for edb_backup_close to free");
+    close_now(s);
+    close_now(s2);
+
+    /* Canceled mid-stream with the ring full: the copier frees it too. */
+    edb_backup_stream *s3;
+    OK(edb_backup_open(&s3, bk));
+    bk_wait_ring_full(s3, 5000);
+    edb__ring_cancel(&s3->ring);           /* as close does, keeping the handle to look */
+    cr_assert_eq(bk_wait_tasks(f.tasks, 3000), f.tasks, "the canceled copier is still running");
+    pthread_mutex_lock(&s3->ring.mu);
+    bool held3 = s3->ring.mem != NULL;
+    pthread_mutex_unlock(&s3->ring.mu);
+    cr_assert(!held3, "a canceled copier left the ring for close to free");
+    close_now(s3);
+    edb_backup_end(bk);
+    check_released(&f);
+    teardown(&f);
 }

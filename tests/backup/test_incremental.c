@@ -5,6 +5,8 @@
 #include "bk_helpers.h"
 
 #include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "archive_fixture.h"
 #include "base.h"
@@ -590,6 +592,168 @@ Test(faults, every_failing_call_of_incremental_and_low_pin, .timeout = 240)
     }
     cr_log_info("fault runs: %u, failed cleanly: %u", runs, failed);
     cr_assert_gt(failed, runs / 4);
+    edb_env_close(env);
+    bk_rm_tree(dir);
+    free(dir);
+}
+
+/* ---- a forged sparse base (issue #11, point 6) ----
+ *
+ * A real full archive rewritten so that its trailer claims 2^27 pages: its
+ * page hash table is then 2 GiB long, and the file is written sparse (the
+ * header, frames, trailer and the table's first real entries, then a hole,
+ * then the end block: about a hundred KiB on disk).  Every block decodes
+ * (header and trailer resealed, meta entries recomputed).  A backup with it as
+ * base must be refused without allocating the table's length: in a forked
+ * child (address space limited to 1 GiB unless a sanitizer or valgrind runs
+ * it), whose peak resident size the parent reads back. */
+static void
+forge_sparse_base(const char *full, const char *out, uint64_t npages, bool fill)
+{
+    bk_buf b = { 0 };
+    load_file(&b, full);
+    edb__arch_header h;
+    OK(edb__arch_header_decode(&h, b.p, 0));
+    uint64_t off = EDB__ARCH_BLOCK, frames = 0, pages = 0;
+    while (edb__arch_block_kind(b.p + off) == EDB__ARCH_FRAME) {
+        edb__arch_frame f;
+        OK(edb__arch_frame_decode(&f, b.p + off, &h, frames++, off));
+        pages += f.count;
+        off += EDB__ARCH_BLOCK + (uint64_t)f.count * h.page_size;
+    }
+    edb__arch_trailer t;
+    OK(edb__arch_trailer_decode(&t, b.p + off, &h, frames, pages, off));
+    uint64_t real_npages = t.npages;
+    const uint8_t *real_table = b.p + off + EDB__ARCH_BLOCK;
+
+    h.max_pages = npages;
+    edb__arch_header_encode(b.p, &h);
+    t.npages = npages;
+    edb__put_le64(t.meta + EDB__META_OFF_LASTPG, npages - 1);
+    edb__arch_trailer_encode(b.p + off, &t);
+    edb__arch_trailer t2;
+    OK(edb__arch_trailer_decode(&t2, b.p + off, &h, frames, pages, off));
+
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    uint64_t toff = off + EDB__ARCH_BLOCK;
+    cr_assert_eq(pwrite(fd, b.p, toff, 0), (ssize_t)toff);
+    /* the table: meta entries for the new meta, the real entries, then a hole */
+    size_t tlen = (size_t)real_npages * 16;
+    uint8_t *tab = malloc(tlen);
+    memcpy(tab, real_table, tlen);
+    uint8_t *scratch = malloc(h.page_size);
+    for (uint64_t p = 0; p < 2; p++) {
+        edb__arch_hash mh;
+        edb__arch_meta_hash(&mh, scratch, h.page_size, t.meta, p);
+        memcpy(tab + p * 16, mh.b, 16);
+    }
+    cr_assert_eq(pwrite(fd, tab, tlen, (off_t)toff), (ssize_t)tlen);
+    if (fill) {                                 /* real bytes instead of the hole */
+        size_t rest = (size_t)(npages - real_npages) * 16;
+        uint8_t *junk = malloc(rest);
+        memset(junk, 0x11, rest);
+        cr_assert_eq(pwrite(fd, junk, rest, (off_t)(toff + tlen)), (ssize_t)rest);
+        free(junk);
+    }
+    uint64_t end_off = toff + edb__arch_table_bytes(npages);
+    edb__arch_end e;
+    memset(&e, 0, sizeof e);
+    e.length = end_off + EDB__ARCH_BLOCK;
+    memcpy(e.backup_id, h.backup_id, 16);
+    memset(e.archive_hash.b, 0x5a, 16);
+    uint8_t blk[EDB__ARCH_BLOCK];
+    edb__arch_end_encode(blk, &e);
+    cr_assert_eq(pwrite(fd, blk, sizeof blk, (off_t)end_off), (ssize_t)sizeof blk);
+    close(fd);
+    free(scratch);
+    free(tab);
+    free(b.p);
+}
+
+Test(incremental, a_forged_sparse_base_allocates_nothing_like_its_length, .timeout = 120)
+{
+    char *dir = bk_tmpdir();
+    edb_env *env = bk_env_open(dir);
+    bk_populate(env, 200);
+    char full[4096], forged[4096], db[4096];
+    path_in(full, sizeof full, dir, "full.edbk");
+    path_in(forged, sizeof forged, dir, "forged.edbk");
+    snprintf(db, sizeof db, "%s/db", dir);
+    backup_to_file(env, NULL, full);
+    edb_env_close(env);
+    const uint64_t npages = (uint64_t)1 << 27;          /* a 2 GiB page hash table */
+    forge_sparse_base(full, forged, npages, false);
+    struct stat st;
+    cr_assert_eq(stat(forged, &st), 0);
+    cr_assert_gt((uint64_t)st.st_size, (uint64_t)2 << 30, "the forged base is %lld bytes long",
+                 (long long)st.st_size);
+    cr_assert_lt((uint64_t)st.st_blocks * 512, (uint64_t)4 << 20, "the forged base is not sparse "
+                 "(%lld bytes on disk)", (long long)st.st_blocks * 512);
+    cr_log_info("forged sparse base: %lld bytes long, %lld on disk", (long long)st.st_size,
+                (long long)st.st_blocks * 512);
+
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        if (bk_slow() == 1) {      /* sanitizers and valgrind need more address space */
+            struct rlimit rl = { (rlim_t)1 << 30, (rlim_t)1 << 30 };
+            (void)setrlimit(RLIMIT_AS, &rl);
+        }
+        edb_env_opts o = { .max_tables = 2, .flags = EDB_ENV_NOSYNC, .map_size = 1ull << 28 };
+        edb_env *e2 = NULL;
+        int rc = edb_env_open(&e2, db, &o);
+        if (rc == 0) {
+            edb_backup_opts bo = { .flags = EDB_BACKUP_INCREMENTAL, .base = forged };
+            edb_backup *bk = NULL;
+            rc = edb_backup_begin(&bk, e2, &bo);
+            fprintf(stderr, "begin with the forged base: %s\n", edb_error_last());
+        }
+        _exit(rc == EDB_CORRUPT ? 0 : 1);
+    }
+    int status;
+    struct rusage ru;
+    cr_assert_eq(wait4(pid, &status, 0, &ru), pid);
+    cr_assert(WIFEXITED(status), "the child died (signal %d)", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    cr_assert_eq(WEXITSTATUS(status), 0, "the forged base was not refused with EDB_CORRUPT (stderr)");
+    cr_log_info("forged sparse base: refused; the child's peak resident size %ld KiB", ru.ru_maxrss);
+    long limit_kib = (bk_slow() == 1 ? 256L : 768L) * 1024;   /* valgrind's own memory counts */
+    cr_assert_lt(ru.ru_maxrss, limit_kib, "the child's peak resident size was %ld KiB", ru.ru_maxrss);
+    bk_rm_tree(dir);
+    free(dir);
+}
+
+/* The writer checks the header it is about to write with the reader's own
+ * rules (edb__arch_header_check): a base larger than this database can ever
+ * be (real bytes this time, no hole) is refused by edb_backup_begin instead
+ * of producing an archive whose header the reader refuses ("base_npages
+ * exceeds max_pages"). */
+Test(incremental, a_base_larger_than_the_database_can_be_is_refused, .timeout = 60)
+{
+    char *dir = bk_tmpdir();
+    edb_env *env = bk_env_open(dir);            /* a 1 GiB map: 262144 pages of 4 KiB */
+    bk_populate(env, 200);
+    char full[4096], forged[4096], out[4096];
+    path_in(full, sizeof full, dir, "full.edbk");
+    path_in(forged, sizeof forged, dir, "big.edbk");
+    path_in(out, sizeof out, dir, "incr.edbk");
+    backup_to_file(env, NULL, full);
+    forge_sparse_base(full, forged, 300000, true);
+    edb_backup_opts bo = { .flags = EDB_BACKUP_INCREMENTAL, .base = forged };
+    edb_backup *bk = NULL;
+    int rc = edb_backup_begin(&bk, env, &bo);
+    if (rc == 0) {
+        /* the old behaviour: an archive its own reader refuses */
+        int r2 = edb_backup_save(bk, out, 0, NULL, NULL);
+        edb_backup_end(bk);
+        edb_backup_source src = { out, -1, NULL };
+        int v = r2 == 0 ? edb_backup_verify(NULL, &src, 1, NULL, NULL) : r2;
+        cr_assert_fail("edb_backup_begin accepted the base; the archive written: %s (%s)",
+                       edb_err_name(v), edb_error_last());
+    }
+    RC(rc, EDB_CORRUPT);
+    cr_assert(strstr(edb_error_last(), "exceeds max_pages") != NULL, "%s", edb_error_last());
+    cr_assert_null(bk);
     edb_env_close(env);
     bk_rm_tree(dir);
     free(dir);

@@ -883,3 +883,153 @@ Test(restore, chain_with_a_pipe_in_the_middle_and_a_trailing_slash, .timeout = 6
     fx_image_free(&i2);
     world_fini(&w);
 }
+
+/* verify and restore report the same first problem (code and detail) for the
+ * same damaged archive (issue #11, point 10; doc/backup.md says they agree):
+ * a damaged page followed by a truncation, a damaged frame block, a damaged
+ * page hash table entry, a damaged end block, trailing bytes; two damaged
+ * pages; and single damages.  Verify goes on after a damaged page; restore
+ * stops there; the first problem in archive order is the answer of both. */
+Test(verify, agrees_with_restore_on_the_first_problem, .timeout = 60)
+{
+    struct world w;
+    world_init(&w, 1500);
+    fx_archive *a = &w.full;
+    cr_assert_gt(a->nframes, 1);
+    size_t ps = w.img.page_size;
+    size_t page0 = a->frame_off[0] + EDB__ARCH_BLOCK + 2 * ps + 100;   /* frame 0, a page */
+    struct { const char *what; size_t flip2; size_t cut; size_t extra; bool page; } cases[] = {
+        { "a page, then a truncation", 0, a->frame_off[1] + EDB__ARCH_BLOCK + 10, 0, true },
+        { "a page, then a frame block", a->frame_off[1] + 40, 0, 0, true },
+        { "a page, then a page hash table entry", a->table_off + 16 * 3 + 1, 0, 0, true },
+        { "a page, then the end block", a->end_off + 50, 0, 0, true },
+        { "a page, then bytes after the end", 0, 0, 3, true },
+        { "two pages", a->frame_off[1] + EDB__ARCH_BLOCK + 7, 0, 0, true },
+        { "a frame block alone", a->frame_off[1] + 40, 0, 0, false },
+        { "a table entry alone", a->table_off + 16 * 3 + 1, 0, 0, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = cases[i].cut ? cases[i].cut : a->len + cases[i].extra;
+        uint8_t *d = calloc(1, a->len + 8);
+        memcpy(d, a->data, a->len);
+        if (cases[i].page)
+            d[page0] ^= 1;
+        if (cases[i].flip2)
+            d[cases[i].flip2] ^= 1;
+        char *p = put_archive(&w, "bad.edbk", d, len);
+        char vmsg[600];
+        int vrc = verify_paths(&p, 1);
+        snprintf(vmsg, sizeof vmsg, "%s", edb_error_last());
+        int rrc = restore_paths(w.out, &p, 1, 0);
+        cr_assert_lt(vrc, 0, "%s: verify accepted it", cases[i].what);
+        cr_assert_eq(vrc, rrc, "%s: verify says %s, restore %s", cases[i].what, edb_err_name(vrc),
+                     edb_err_name(rrc));
+        cr_assert_str_eq(vmsg, edb_error_last(), "%s: verify and restore differ", cases[i].what);
+        if (cases[i].page)
+            cr_assert(strstr(vmsg, "hash mismatch (the page was altered)") != NULL,
+                      "%s: the first problem is the damaged page, not: %s", cases[i].what, vmsg);
+        expect_dir(w.dir, "bad.edbk\ndb\n");
+        unlink(p);
+        free(p);
+        free(d);
+    }
+    world_fini(&w);
+}
+
+/* ---- bounded by real content (issue #11, point 6) ----
+ *
+ * A forged full archive whose trailer claims a snapshot of 32768 pages (128
+ * MiB) while it carries about thirty: every other page would be a zero (free)
+ * page, far more than a free list in thirty pages can list (512 page numbers
+ * a page).  Its hashes are all right (the uncarried pages' table entries are
+ * the hashes of zero pages), so only the size betrays it.  Verify and restore
+ * refuse it alike, and restore never gives data.mdb that size (the same
+ * trick scales to a 4 MiB archive with 64 KiB pages claiming 16 GiB). */
+Test(restore_refuses, a_snapshot_larger_than_its_content_justifies, .timeout = 60)
+{
+    struct world w;
+    world_init(&w, 300);
+    fx_image big = w.img;
+    big.npages = 32768;
+    if (big.max_pages < big.npages)
+        big.max_pages = big.npages;
+    big.data = calloc(big.npages, big.page_size);
+    cr_assert_not_null(big.data);
+    memcpy(big.data, w.img.data, w.img.npages * w.img.page_size);
+    edb__put_le64(big.meta + EDB__META_OFF_LASTPG, big.npages - 1);
+    fx_archive forged;
+    fx_skip_zero_pages = 1;
+    fx_build(&forged, &big, NULL, 0, 64, NULL, 0);
+    fx_skip_zero_pages = 0;
+    cr_assert_lt(forged.len, (size_t)(1u << 20), "the forged archive is small (%zu bytes)", forged.len);
+    char *p = put_archive(&w, "forged.edbk", forged.data, forged.len);
+    int vrc = verify_paths(&p, 1);
+    char vmsg[600];
+    snprintf(vmsg, sizeof vmsg, "%s", edb_error_last());
+    cr_assert_eq(vrc, EDB_CORRUPT, "verify: %s (%s)", edb_err_name(vrc), vmsg);
+    cr_assert(strstr(vmsg, "free list") != NULL, "%s", vmsg);
+    int rrc = restore_paths(w.out, &p, 1, 0);
+    cr_assert_eq(rrc, EDB_CORRUPT, "restore: %s (%s)", edb_err_name(rrc), edb_error_last());
+    cr_assert_str_eq(edb_error_last(), vmsg, "verify and restore differ");
+    expect_dir(w.dir, "db\nforged.edbk\n");
+    free(p);
+    fx_archive_free(&forged);
+    free(big.data);
+    world_fini(&w);
+}
+
+/* The bound admits a real database that is almost all free pages: rows
+ * written, then every one deleted; a library backup skips the free pages and
+ * restores them as zeros. */
+Test(restore, a_mostly_free_database_restores, .timeout = 60)
+{
+    char *dir = fx_tmpdir();
+    char db[4200], out[4200], arch[4200];
+    snprintf(db, sizeof db, "%s/db", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(arch, sizeof arch, "%s/lib.edbk", dir);
+    edb_env_opts o = { .map_size = 1ull << 30, .max_tables = 4 };
+    edb_env *env = NULL;
+    cr_assert_eq(edb_env_open(&env, db, &o), 0, "%s", edb_error_last());
+    MDB_env *m = edb__env_mdb(env);
+    MDB_txn *t;
+    MDB_dbi dbi;
+    char key[32], val[3000];
+    memset(val, 'v', sizeof val);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "raw", MDB_CREATE, &dbi), 0);
+    for (unsigned i = 0; i < 6000; i++) {
+        snprintf(key, sizeof key, "k%06u", i);
+        MDB_val k = { strlen(key), key }, v = { sizeof val, val };
+        cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_drop(t, dbi, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    for (int i = 0; i < 2; i++) {              /* the free list settles */
+        cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+        MDB_val k = { 3, "pad" }, v = { 3, "pad" };
+        cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+        cr_assert_eq(mdb_txn_commit(t), 0);
+    }
+    edb_backup *bk = NULL;
+    cr_assert_eq(edb_backup_begin(&bk, env, NULL), 0, "%s", edb_error_last());
+    cr_assert_eq(edb_backup_save(bk, arch, 0, NULL, NULL), 0, "%s", edb_error_last());
+    edb_backup_end(bk);
+    edb_env_close(env);
+    edb_backup_source src = { arch, -1, NULL };
+    edb_backup_info info;
+    cr_assert_eq(edb_backup_verify(&info, &src, 1, NULL, NULL), 0, "%s", edb_error_last());
+    cr_assert_gt(info.npages - info.pages, 10 * info.pages, "mostly free: %llu pages, %llu carried",
+                 (unsigned long long)info.npages, (unsigned long long)info.pages);
+    cr_assert_eq(edb_backup_restore(NULL, out, &src, 1, 0), 0, "%s", edb_error_last());
+    char *a = fx_dump(db), *b = fx_dump(out);
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    fx_rmrf(dir);
+    free(dir);
+}

@@ -4,6 +4,11 @@
  *   bench_backup fill DB MB            fill DB through the public API until data.mdb holds MB MiB
  *   bench_backup abort DB N            N backups aborted at random points: latency of
  *                                      edb_backup_close() and time until the copier thread is gone
+ *   bench_backup states DB N           edb_backup_close() latency in each state of a stream (N of
+ *                                      each, interleaved): before the first read, mid-stream, ring
+ *                                      full and consumer idle, rate-limited (copier asleep), after
+ *                                      the end (copier gone), and the second of two streams after
+ *                                      both ended; p50, p99, max per state (issue #11, point 9)
  *   bench_backup writer DB SECONDS REPS
  *                                      a writer's commits per second alone and while a backup
  *                                      streams to /dev/null, interleaved REPS times (medians)
@@ -186,6 +191,90 @@ abort_bench(const char *db, int n)
     edb_env_close(env);
 }
 
+/* ---- close latency per state (issue #11, point 9) ---- */
+
+enum { ST_FRESH, ST_MID, ST_FULL, ST_RATE, ST_END, ST_SECOND, ST_N };
+static const char *const st_name[ST_N] = { "fresh", "mid_stream", "ring_full", "rate_limited",
+                                           "after_end", "second_of_two" };
+
+/* Read s to its end. */
+static void
+read_to_end(edb_backup_stream *s, char *buf, size_t size)
+{
+    size_t got;
+    do
+        CHECK("backup read", edb_backup_read(s, buf, size, &got));
+    while (got > 0);
+}
+
+static double
+timed_close(edb_backup_stream *s)
+{
+    double t0 = now_s();
+    edb_backup_close(s);
+    return (now_s() - t0) * 1e6;
+}
+
+static void
+states_bench(const char *db, int n)
+{
+    edb_env *env = open_env(db);
+    double *us[ST_N];
+    for (int k = 0; k < ST_N; k++)
+        if ((us[k] = calloc((size_t)n, sizeof *us[k])) == NULL)
+            die("calloc", EDB_NOMEM);
+    static char buf[1 << 16];
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < ST_N; k++) {           /* interleaved: the machine's noise spreads evenly */
+            edb_backup *bk;
+            edb_backup_stream *s, *s2 = NULL;
+            edb_backup_opts o = { .rate_limit = k == ST_RATE ? 4096 : 0 };
+            CHECK("backup begin", edb_backup_begin(&bk, env, &o));
+            CHECK("backup open", edb_backup_open(&s, bk));
+            size_t got;
+            switch (k) {
+            case ST_FRESH:
+                break;
+            case ST_MID:
+                for (int c = 0; c < 8; c++)
+                    CHECK("backup read", edb_backup_read(s, buf, sizeof buf, &got));
+                break;
+            case ST_FULL:
+            case ST_RATE:
+                CHECK("backup read", edb_backup_read(s, buf, sizeof buf, &got));
+                usleep(20000);                          /* the copier fills the ring, or sleeps */
+                break;
+            case ST_END:
+                read_to_end(s, buf, sizeof buf);
+                usleep(2000);                           /* the copier is gone */
+                break;
+            case ST_SECOND:
+                CHECK("backup open", edb_backup_open(&s2, bk));
+                read_to_end(s, buf, sizeof buf);
+                read_to_end(s2, buf, sizeof buf);
+                usleep(2000);
+                edb_backup_close(s);
+                s = s2;
+                break;
+            }
+            us[k][i] = timed_close(s);
+            edb_backup_end(bk);
+        }
+    }
+    double worst = 0;
+    for (int k = 0; k < ST_N; k++) {
+        qsort(us[k], (size_t)n, sizeof *us[k], cmp_double);
+        printf("close_%s_p50 %.1f us\nclose_%s_p99 %.1f us\nclose_%s_max %.1f us\n", st_name[k],
+               pct(us[k], (size_t)n, 0.5), st_name[k], pct(us[k], (size_t)n, 0.99), st_name[k],
+               us[k][n - 1]);
+        if (us[k][n - 1] > worst)
+            worst = us[k][n - 1];
+        free(us[k]);
+    }
+    printf("close_states %d count\nclose_worst_any_state %.1f us\n", n, worst);
+    edb_env_close(env);
+}
+
 struct drain { edb_env *env; atomic_bool stop; uint64_t bytes; int rc; };
 
 /* Back up again and again to /dev/null until told to stop. */
@@ -298,10 +387,12 @@ main(int argc, char **argv)
         fill(argv[2], strtoull(argv[3], NULL, 10));
     else if (argc >= 4 && strcmp(argv[1], "abort") == 0)
         abort_bench(argv[2], atoi(argv[3]));
+    else if (argc >= 4 && strcmp(argv[1], "states") == 0)
+        states_bench(argv[2], atoi(argv[3]));
     else if (argc >= 5 && strcmp(argv[1], "writer") == 0)
         writer_bench(argv[2], atof(argv[3]), atoi(argv[4]));
     else {
-        fprintf(stderr, "usage: bench_backup fill DB MB | abort DB N | writer DB SECONDS REPS\n");
+        fprintf(stderr, "usage: bench_backup fill DB MB | abort DB N | states DB N | writer DB SECONDS REPS\n");
         return 2;
     }
     return 0;

@@ -46,8 +46,15 @@
  *   BUG_BEGIN_NO_BUSY        (SC_BEGIN) edb_backup_begin does not count itself in reg->busy
  *   BUG_OPEN_START_LATE      (SC_BEGIN) edb_backup_open registers and starts the copier after
  *                            leaving reg->busy
- *   BUG_DRAIN_IGNORES_CANCEL edb__ring_drain (zero-copy copier, after finish) waits while slots
- *                            are filled without re-checking canceled
+ *   BUG_DRAIN_IGNORES_CANCEL edb__ring_drain (every copier, after finish) waits until a reader
+ *                            got the end or the error, without re-checking canceled
+ *   BUG_LEAVE_NO_WAKE        a reader leaving a canceled or drained ring does not broadcast
+ *                            not_full: a copier waiting in edb__ring_drain for `!reading`
+ *                            sleeps on
+ *   BUG_POLL_IGNORES_WAKE    (SC_WRITEFD) edb_backup_write_fd's wait for its descriptor to
+ *                            drain (save.c sink_wait) polls the descriptor only, not the
+ *                            stream's wake-up eventfd: a cancel never reaches a writer whose
+ *                            reader stopped reading (the blocking write() of main ad5c262)
  *   BUG_CLOSE_NO_MARK        (SC_BEGIN) edb_env_close marks the env closed for backups only when
  *                            a registry exists (engine/env.c before commit 3cc9bc6): a begin that
  *                            makes the first registry just after close looked snapshots a
@@ -61,6 +68,12 @@
  * yet (no backup was ever made on the env): then begin creates it, with the
  * env-close hook, unless env close has already taken the env out of the list
  * of open envs (engine/env.c edb__env_bk_lock, commit 3cc9bc6).
+ *
+ * -DSC_WRITEFD: the stream is drained by edb_backup_write_fd (process
+ * writer, backup/save.c) into a non-blocking descriptor whose reader may stop
+ * reading at any moment; a write that would block polls the descriptor and
+ * the wake-up eventfd that edb__ring_cancel signals.  Others: stop then end,
+ * end, or env close.
  *
  * Zero-copy streams (edb_backup_save / edb_backup_write_fd): in every start
  * the stream is nondeterministically zero-copy (zc): its slots reference the
@@ -110,6 +123,8 @@ bit  done;             /* ring.done */
 byte err;              /* ring.err: R_OK, R_CANCELED or R_ERR */
 bit  eof;              /* ring.eof: the end was handed to a reader */
 bit  reading;          /* ring.reading */
+bit  drained;          /* ring.drained: a reader was given the end or the copier's error */
+bit  memfreed;         /* the copier freed the slot memory (edb__ring_release_mem) */
 byte srefs = 2*I_ONE;  /* s->ref: the handle and the copier */
 bit  sfreed;
 bit  linked = I_ONE;   /* s->linked: in bk->streams, under bk->lock */
@@ -153,6 +168,10 @@ bit  env_gone;         /* env->bk_state == &env_closed */
 bit  c_started;        /* SC_BEGIN: edb_backup_open started a copier thread */
 bit  hook = 1;         /* env->bk_shutdown is set (a registry was made); SC_BEGIN may start without */
 bit  zc;               /* the stream is zero-copy: its slots point into the snapshot's map */
+/* ---- SC_WRITEFD: edb_backup_write_fd's output descriptor and wake-up eventfd ---- */
+bit  wake_reg;         /* ring.wake_fd is registered (edb__ring_set_wake), under mu */
+bit  wakefd;           /* the eventfd is readable (cancel or set_wake wrote to it); sticky */
+bit  stalled;          /* the descriptor's reader stopped reading: writes would block, for good */
 
 /* ---- locks and condition variables (TESTING.md "Hangs") ----
  *
@@ -197,6 +216,9 @@ end:
     :: atomic { spur > 0 && w_ne == 1 -> spur--; w_ne = 0 }
     :: atomic { spur > 0 && w_idle == 1 -> spur--; w_idle = 0 }
     :: atomic { tmo && w_nf == 1 -> w_nf = 0; timedout = 1 }
+#ifdef SC_WRITEFD
+    :: atomic { !stalled -> stalled = 1 }   /* the descriptor's reader stops reading */
+#endif
     od
 }
 
@@ -268,6 +290,10 @@ inline ring_cancel() {
         w_nf = 0;                   /* broadcast not_full */
 #endif
         w_ne = 0;                   /* broadcast not_empty */
+        if                          /* edb__sys_wake_signal: the consumer's eventfd */
+        :: wake_reg -> wakefd = 1
+        :: else
+        fi;
 #ifndef BUG_CANCEL_NO_MUTEX
         UNLOCK(mu, sfreed)
 #endif
@@ -470,24 +496,37 @@ proctype copier()
         w_nf = 0;
         UNLOCK(mu, sfreed)
     };
-    if                                                  /* copier.c:874-875 (main 5920ab2) */
-    :: zc ->
-        CS {                                            /* edb__ring_drain (ring.c:178-186) */
-            LOCK(mu, sfreed);
-            do
-#ifndef BUG_DRAIN_IGNORES_CANCEL
-            :: !canceled && count > 0 -> WAIT(mu, sfreed, w_nf)   /* :181-182 */
-#else
-            :: count > 0 -> WAIT(mu, sfreed, w_nf)
-#endif
-            :: else -> break
-            od;
-            UNLOCK(mu, sfreed)
-        }
+    if                                                  /* a copying stream's copier drops */
+    :: !zc -> snput()                                   /* the snapshot before the wait */
     :: else
     fi;
+    /* copier_main (issue #11): every copier waits in edb__ring_drain until no
+     * reader will touch a slot again (a reader was given the end or the
+     * error, or canceled) and no reader is inside, then frees the slot
+     * memory (edb__ring_release_mem) and the zero-copy map itself */
+    CS {                                                /* edb__ring_drain */
+        LOCK(mu, sfreed);
+        do
+#ifndef BUG_DRAIN_IGNORES_CANCEL
+        :: (!canceled && !drained) || reading -> WAIT(mu, sfreed, w_nf)
+#else
+        :: !drained || reading -> WAIT(mu, sfreed, w_nf)
+#endif
+        :: else -> break
+        od;
+        UNLOCK(mu, sfreed)
+    };
+    CS {                                                /* edb__ring_release_mem */
+        LOCK(mu, sfreed);
+        assert(!reading);
+        memfreed = 1;
+        UNLOCK(mu, sfreed)
+    };
     sput();                                             /* copier_release (copier.c:121-132) */
-    snput();
+    if
+    :: zc -> snput()                                    /* a zero-copy copier's, after the drain */
+    :: else
+    fi;
     CS {                                                /* copier.c:763-777 */
         LOCK(rl, rfreed);
         if
@@ -557,8 +596,8 @@ proctype reader(bit closes)
                        ph = PH_END
                    :: !canceled && count == 0 ->        /* :233-243 never wait once copied */
                        if
-                       :: !got && done && err != R_OK -> rc = R_ERR
-                       :: !got && done && err == R_OK -> eof = 1; rc = R_EOF
+                       :: !got && done && err != R_OK -> drained = 1; rc = R_ERR
+                       :: !got && done && err == R_OK -> drained = 1; eof = 1; rc = R_EOF
                        :: else
                        fi;
                        ph = PH_END
@@ -569,7 +608,7 @@ proctype reader(bit closes)
                }
            :: ph == PH_COPY ->
                CS {
-                   assert(!sfreed);                     /* :250 memcpy from the slot */
+                   assert(!sfreed && !memfreed);        /* :250 memcpy from the slot */
                    /* a zero-copy slot's pages (save.c's sink writes them from
                     * the map) are the snapshot's while its read txn is held;
                     * after a cancel nothing written is kept */
@@ -586,7 +625,15 @@ proctype reader(bit closes)
            :: ph == PH_END ->
                CS {
                    if
-                   :: entered -> reading = 0            /* :259 */
+                   :: entered -> reading = 0;           /* reader_leave */
+#ifndef BUG_LEAVE_NO_WAKE
+                       if
+                       :: canceled || drained -> w_nf = 0   /* wake a copier in drain */
+                       :: else
+                       fi
+#else
+                       skip
+#endif
                    :: else                              /* returned at :211-215 */
                    fi;
                    UNLOCK(mu, sfreed)
@@ -610,6 +657,138 @@ proctype reader(bit closes)
     :: else
     fi
 }
+
+#ifdef SC_WRITEFD
+/* edb_backup_write_fd (backup/save.c: pump, sink_write, sink_wait): drains a
+ * zero-copy stream with edb__stream_consume into a non-blocking descriptor
+ * whose reader may stop reading at any moment (`stalled`, set by `wakeups`),
+ * and then never reads again.  A write that would block waits in poll() on
+ * the descriptor (POLLOUT: never, once stalled) and on the wake-up eventfd
+ * that edb__ring_cancel makes readable.  The consume steps are those of
+ * edb__ring_consume (reader_enter, reader_stop, reader_took) with one slot
+ * per call. */
+proctype writer()
+{
+    byte rc = R_OK;
+    bit ref, last, rm, c, entered;
+    atomic {                                            /* pump: edb__handle_ref, our own reference */
+        if
+        :: s_inh -> assert(!sfreed); srefs++; ref = 1
+        :: else -> ref = 0
+        fi
+    };
+    if
+    :: !ref -> rc = R_CANCELED; goto closed
+    :: else
+    fi;
+    CS {                                                /* edb__ring_set_wake(ring, wake) */
+        LOCK(mu, sfreed);
+        wake_reg = 1;
+        if
+        :: canceled -> wakefd = 1
+        :: else
+        fi;
+        UNLOCK(mu, sfreed)
+    };
+    do
+    :: rc != R_OK -> break
+    :: rc == R_OK ->
+        atomic {                                        /* edb__stream_consume: edb__handle_ref */
+            if
+            :: s_inh -> assert(!sfreed); srefs++; ref = 1
+            :: else -> ref = 0
+            fi
+        };
+        if
+        :: !ref -> rc = R_CANCELED; break
+        :: else
+        fi;
+        entered = 0;
+        CS {                                            /* edb__ring_consume: reader_enter */
+            LOCK(mu, sfreed);
+            if
+            :: eof -> rc = R_EOF
+            :: else ->
+                assert(!reading);
+                reading = 1;
+                entered = 1;
+                do
+                :: !canceled && count == 0 && !done -> WAIT(mu, sfreed, w_ne)
+                :: else -> break
+                od;
+                if
+                :: canceled -> rc = R_CANCELED          /* reader_stop */
+                :: !canceled && count == 0 && err != R_OK -> drained = 1; rc = R_ERR
+                :: !canceled && count == 0 && err == R_OK -> drained = 1; eof = 1; rc = R_EOF
+                :: !canceled && count > 0 -> skip       /* a slot for the sink */
+                fi;
+                if
+                :: rc != R_OK -> reading = 0;           /* reader_leave */
+                    if
+                    :: canceled || drained -> w_nf = 0
+                    :: else
+                    fi
+                :: else
+                fi
+            fi;
+            UNLOCK(mu, sfreed)
+        };
+        if
+        :: entered && rc == R_OK ->
+            /* sink_write, without the mutex: check canceled, then a
+             * non-blocking writev; EAGAIN -> sink_wait's poll() */
+            do
+            :: CS { LOCK(mu, sfreed); c = canceled; UNLOCK(mu, sfreed) };
+               if
+               :: c -> rc = R_CANCELED; break           /* nothing written once canceled */
+               :: else
+               fi;
+               if
+               :: !stalled ->                           /* writev took the slot's bytes */
+                   assert(!sfreed && !memfreed);
+                   assert(!zc || snrefs > 0 || canceled);   /* pages of a held snapshot */
+                   break
+               :: else ->                               /* EAGAIN: poll(fd POLLOUT, wake POLLIN) */
+#ifndef BUG_POLL_IGNORES_WAKE
+                   wakefd || !stalled;
+                   if
+                   :: wakefd -> rc = R_CANCELED; break
+                   :: else                              /* writable: write again */
+                   fi
+#else
+                   !stalled                             /* polls the descriptor only */
+#endif
+               fi
+            od;
+            CS {                                        /* reader_took, reading = false */
+                LOCK(mu, sfreed);
+                if
+                :: rc == R_OK -> count--; w_nf = 0
+                :: else
+                fi;
+                reading = 0;                            /* reader_leave */
+                if
+                :: canceled || drained -> w_nf = 0
+                :: else
+                fi;
+                UNLOCK(mu, sfreed)
+            }
+        :: else
+        fi;
+        sput()                                          /* edb__stream_consume's reference */
+    od;
+    CS {                                                /* edb__ring_set_wake(ring, -1); close(wake) */
+        LOCK(mu, sfreed);
+        wake_reg = 0;
+        UNLOCK(mu, sfreed)
+    };
+    sput();                                             /* pump's own reference */
+closed:
+    reader_done = 1;
+    backup_close();                                     /* pump: edb_backup_close */
+    close_ret = 1
+}
+#endif
 
 /* edb_backup_close from another application thread, at any moment */
 proctype closer()
@@ -947,7 +1126,18 @@ init {
 #endif
         fi
 #else
-#ifdef QUICK
+#ifdef SC_WRITEFD
+        /* edb_backup_write_fd in one thread (zero-copy); stop then end, end,
+         * or env close from others, while the descriptor drains or stalls */
+        zc = 1;
+        run copier();
+        run writer();
+        if
+        :: run stopper(); run owner(1)
+        :: stop_done = 1; run owner(1)
+        :: stop_done = 1; want_env = 1; run owner(2)
+        fi
+#elif defined(QUICK)
         /* zero-copy in the first two (the drain ends by draining, by end, by
          * env close, by a close from another thread; env close joins a copier
          * in it), copying in the third: the size of make check's run stays

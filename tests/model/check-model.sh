@@ -9,8 +9,10 @@
 #      nothing) a liveness run; one of them must report an error.
 #
 # Scenarios: by default the three of -DQUICK in one run, which together race
-# every pair of threads, and -DSC_BEGIN (edb_backup_begin, open, close and
-# end racing env close and stop); ALL=1 checks each of the sixteen combinations on its
+# every pair of threads, -DSC_BEGIN (edb_backup_begin, open, close and
+# end racing env close and stop) and -DSC_WRITEFD (edb_backup_write_fd
+# into a descriptor that may stop draining, canceled by stop, end or env
+# close: about 15 s of pan); ALL=1 checks each of the sixteen combinations on its
 # own, to completion: safety, liveness, and liveness under weak fairness
 # (the proof of the whole model; about two hours of CPU and up to 10 GB,
 # see README.md); FULL=1 runs all sixteen in one model (more memory than
@@ -92,7 +94,8 @@ if [ "${ALL:-0}" = 1 ]; then
         SCENARIOS="$SCENARIOS $name:-DSC_CLOSE=$c,-DSC_STOP=$st,-DSC_OWNER=$o"
     done; done; done
     case " ${SCEN:-begin} " in *" begin "*) SCENARIOS="$SCENARIOS begin:-DSC_BEGIN" ;; esac
-    [ -n "$SCENARIOS" ] || { echo "FAIL: SCEN='${SCEN:-}' names no scenario (c1s0o1 .. c2s1o4, begin)" >&2; exit 1; }
+    case " ${SCEN:-writefd} " in *" writefd "*) SCENARIOS="$SCENARIOS writefd:-DSC_WRITEFD" ;; esac
+    [ -n "$SCENARIOS" ] || { echo "FAIL: SCEN='${SCEN:-}' names no scenario (c1s0o1 .. c2s1o4, begin, writefd)" >&2; exit 1; }
     COLLAPSE=-DCOLLAPSE
     [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
     [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
@@ -102,7 +105,7 @@ elif [ "${FULL:-0}" = 1 ]; then
     [ "$MEMLIM_SET" = 1 ] || MEMLIM=16384
     [ "$TIMEOUT_SET" = 1 ] || PAN_TIMEOUT=7200
 else
-    SCENARIOS="quick:-DQUICK begin:-DSC_BEGIN"
+    SCENARIOS="quick:-DQUICK begin:-DSC_BEGIN writefd:-DSC_WRITEFD"
     COLLAPSE=
 fi
 
@@ -118,7 +121,9 @@ BUG_BEGIN_LEAVE_EARLY:-DSC_BEGIN
 BUG_BEGIN_NO_BUSY:-DSC_BEGIN
 BUG_OPEN_START_LATE:-DSC_BEGIN
 BUG_CLOSE_NO_MARK:-DSC_BEGIN
-BUG_DRAIN_IGNORES_CANCEL:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1"
+BUG_DRAIN_IGNORES_CANCEL:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1
+BUG_POLL_IGNORES_WAKE:-DSC_WRITEFD
+BUG_LEAVE_NO_WAKE:-DSC_CLOSE=2,-DSC_STOP=0,-DSC_OWNER=1"
 BUGS=${BUGS:-$(echo "$ALLBUGS" | sed 's/:.*//')}
 [ "$BUGS" = none ] && BUGS=
 
