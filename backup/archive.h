@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "edb.h"
+#include "lmdb_layout.h"
 
 #define EDB__ARCH_BLOCK        4096u   /* every structure is one block */
 #define EDB__ARCH_HASH_OFF     4080u   /* block hash: H(bytes 0..4079, 0) */
@@ -50,17 +51,8 @@
 #define EDB__ARCH_MAGIC_TRAILER "TRLR"             /* 4 bytes */
 #define EDB__ARCH_MAGIC_END     "EDBKEND\n"        /* 8 bytes */
 
-/* The LMDB meta (MDB_meta of liblmdb 0.9.x) inside the trailer's 256 bytes,
- * offsets from the start of the meta page. */
-#define EDB__META_MAGIC        0xBEEFC0DEu
-#define EDB__META_OFF_MAGIC    16u
-#define EDB__META_OFF_VERSION  20u
-#define EDB__META_OFF_MAPSIZE  32u
-#define EDB__META_OFF_FREEDB   40u     /* MDB_db of the freelist; its md_pad holds the page size */
-#define EDB__META_OFF_MAINDB   88u
-#define EDB__META_DB_ROOT      40u     /* md_root inside an MDB_db */
-#define EDB__META_OFF_LASTPG   136u
-#define EDB__META_OFF_TXNID    144u
+/* The LMDB meta inside the trailer's 256 bytes: offsets EDB__META_OFF_* from
+ * lmdb_layout.h, the one place LMDB's layout is written down. */
 
 /* A 128-bit XXH3 hash as stored: low 64 bits LE, then high 64 bits LE. */
 typedef struct edb__arch_hash {

@@ -53,17 +53,16 @@ edb__now_real_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* MDB_db as LMDB 0.9 lays it out: pad(4) flags(2) depth(2) branch(8) leaf(8)
- * overflow(8) entries(8) root(8). */
+/* Does the meta's MDB_db record (lmdb_layout.h) say what mdb_stat() said? */
 static bool
 db_matches(const uint8_t *db, const MDB_stat *st)
 {
-    unsigned depth = (unsigned)db[6] | (unsigned)db[7] << 8;
+    unsigned depth = (unsigned)db[EDB__DB_OFF_DEPTH] | (unsigned)db[EDB__DB_OFF_DEPTH + 1] << 8;
     return depth == st->ms_depth &&
-           edb__le64(db + 8) == st->ms_branch_pages &&
-           edb__le64(db + 16) == st->ms_leaf_pages &&
-           edb__le64(db + 24) == st->ms_overflow_pages &&
-           edb__le64(db + 32) == st->ms_entries;
+           edb__le64(db + EDB__DB_OFF_BRANCH) == st->ms_branch_pages &&
+           edb__le64(db + EDB__DB_OFF_LEAF) == st->ms_leaf_pages &&
+           edb__le64(db + EDB__DB_OFF_OVERFLOW) == st->ms_overflow_pages &&
+           edb__le64(db + EDB__DB_OFF_ENTRIES) == st->ms_entries;
 }
 
 /* Read meta page pgno's first 256 bytes. */

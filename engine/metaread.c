@@ -7,34 +7,14 @@
  * returns its errno (edb then reports EDB_IO), but a short one returns
  * MDB_INVALID, the code of a foreign file, which edb maps to EDB_VERSION.
  * So on MDB_INVALID the same bytes are read again here.  The layout used
- * (LMDB 0.9, data format version 1), offsets from the start of a meta page:
+ * (the offsets and flags are LMDB's layout, lmdb_layout.h): the magic, the data
+ * format version and the page size (md_pad of the free list's MDB_db), up to
+ * the end of what LMDB itself reads; and lock.mdb's magic.
  *
- *   offset  size  meaning
- *        0    16  page header
- *       16     4  mm_magic   0xBEEFC0DE
- *       20     4  mm_version 1
- *       40     4  mm_dbs[FREE_DBI].md_pad: the page size
- *      152        end of what LMDB reads (PAGEHDRSZ + sizeof(MDB_meta))
- *
- * lock.mdb starts with mti_magic (0xBEEFC0DE) and mti_format (4 bytes each).
- *
- * The length check (edb__meta_check_length) reads more of the meta page and
- * the free-list tree (LMDB 0.9, host byte order; pagecheck.c walks the same
- * layout in full):
- *
- *   meta page   offset  size  meaning
- *                   40    48  mm_dbs[FREE_DBI]: depth u16 @46, root u64 @80
- *                  136     8  mm_last_pg: the highest page number in use
- *                  144     8  mm_txnid: the transaction that wrote this meta
- *   tree page        0     8  page number          10  2  flags (1 branch, 2 leaf, 4 overflow)
- *                   12     2  lower (16 + 2 * nodes)  16 ...  u16 node offsets
- *   overflow page   12     4  page count of the run; the value starts at 16
- *   node             0     4  lo u16, hi u16: the data size (leaf) or, with the flags
- *                             u16 @4 as bits 32..47, the child page (branch)
- *                    4     2  flags (1: the data is an overflow page number)
- *                    6     2  key size; the key then the data follow at 8
- *   free record           the key is a txn id; the data an IDL: u64 count, then
- *                         that many u64 page numbers
+ * The length check (edb__meta_check_length) reads more of the meta page
+ * (last_pg, txnid, the free list's root) and walks the free-list tree: branch
+ * and leaf pages, their nodes, overflow runs holding large IDLs (pagecheck.c
+ * walks the same layout in full).
  *
  * LMDB writes a transaction's pages before its meta page, so the file holds
  * every page a committed meta reaches; but it does not write a page that a
@@ -62,11 +42,12 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "lmdb_layout.h"
 #include "metaread.h"
 
-#define LMDB_MAGIC     0xBEEFC0DEu
-#define LMDB_DATA_VER  1u
-#define META_READ      152u
+#define LMDB_MAGIC     EDB__META_MAGIC
+#define LMDB_DATA_VER  EDB__META_DATA_VERSION
+#define META_READ      EDB__META_READ_END
 
 static uint32_t
 rd32(const uint8_t *p)
@@ -132,14 +113,14 @@ explain_data(int fd, const char *what)
                             "%zu bytes) of a file of %lld bytes", what, k, n, sizeof m,
                             (long long)st.st_size);
         }
-        if (rd32(m + 16) != LMDB_MAGIC)
+        if (rd32(m + EDB__META_OFF_MAGIC) != LMDB_MAGIC)
             return edb__err(EDB_VERSION, "%s: meta page %d of data.mdb has no LMDB magic: not "
                             "an LMDB environment", what, k);
-        if (rd32(m + 20) != LMDB_DATA_VER)
+        if (rd32(m + EDB__META_OFF_VERSION) != LMDB_DATA_VER)
             return edb__err(EDB_VERSION, "%s: meta page %d of data.mdb is in LMDB data format %u, "
-                            "not %u", what, k, rd32(m + 20), LMDB_DATA_VER);
+                            "not %u", what, k, rd32(m + EDB__META_OFF_VERSION), LMDB_DATA_VER);
         if (k == 0) {
-            psize = rd32(m + 40);
+            psize = rd32(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_PAD);
             if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)) != 0)
                 return edb__err(EDB_CORRUPT, "%s: meta page 0 of data.mdb gives page size %u",
                                 what, psize);
@@ -176,11 +157,11 @@ edb__meta_explain_invalid(const char *path, const char *what)
 
 /* ---------------------------------------------------------------- length */
 
-#define PAGEHDRSZ   16u
-#define P_BRANCH    0x01u
-#define P_LEAF      0x02u
-#define P_OVERFLOW  0x04u
-#define F_BIGDATA   0x01u
+#define PAGEHDRSZ   EDB__PAGE_HDR
+#define P_BRANCH    EDB__PAGE_F_BRANCH
+#define P_LEAF      EDB__PAGE_F_LEAF
+#define P_OVERFLOW  EDB__PAGE_F_OVERFLOW
+#define F_BIGDATA   EDB__NODE_F_BIGDATA
 #define MAX_DEPTH   40
 #define MAX_GAP     (UINT64_C(1) << 27)     /* pages a bitmap may cover (16 MiB) */
 
@@ -255,7 +236,7 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
         return false;
     }
     bool ok = gap_read(g, pg, page, g->psize);
-    unsigned flags = ok ? rd16(page + 10) : 0, lower = ok ? rd16(page + 12) : 0;
+    unsigned flags = ok ? rd16(page + EDB__PAGE_OFF_FLAGS) : 0, lower = ok ? rd16(page + EDB__PAGE_OFF_LOWER) : 0;
     if (ok && (rd64(page) != pg || !(flags & (P_BRANCH | P_LEAF)) || lower < PAGEHDRSZ ||
                lower > g->psize || lower % 2 != 0)) {
         g->bad = "is not a tree page";
@@ -265,28 +246,28 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
     unsigned n = ok ? (lower - PAGEHDRSZ) / 2 : 0;
     for (unsigned i = 0; ok && i < n; i++) {
         unsigned at = rd16(page + PAGEHDRSZ + 2 * i);
-        if (at < PAGEHDRSZ || at > g->psize - 8) {
+        if (at < PAGEHDRSZ || at > g->psize - EDB__NODE_SIZE) {
             g->bad = "has a node outside the page";
             g->bad_pg = pg;
             ok = false;
             break;
         }
         const uint8_t *node = page + at;
-        uint64_t lo = rd16(node), hi = rd16(node + 2), nf = rd16(node + 4);
-        size_t ksize = rd16(node + 6);
+        uint64_t lo = rd16(node + EDB__NODE_OFF_LO), hi = rd16(node + EDB__NODE_OFF_HI), nf = rd16(node + EDB__NODE_OFF_FLAGS);
+        size_t ksize = rd16(node + EDB__NODE_OFF_KSIZE);
         if (flags & P_BRANCH) {
             ok = gap_tree(g, lo | hi << 16 | nf << 32, depth + 1);
             continue;
         }
         size_t dsize = (size_t)(lo | hi << 16);
-        size_t avail = g->psize - at - 8;
+        size_t avail = g->psize - at - EDB__NODE_SIZE;
         if (ksize > avail || ((nf & F_BIGDATA) ? 8 : dsize) > avail - ksize) {
             g->bad = "has a node running past the page";
             g->bad_pg = pg;
             ok = false;
             break;
         }
-        const uint8_t *data = node + 8 + ksize;
+        const uint8_t *data = node + EDB__NODE_SIZE + ksize;
         if (!(nf & F_BIGDATA)) {
             ok = gap_idl(g, data, dsize, pg);
             continue;
@@ -307,7 +288,7 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
             break;
         }
         ok = gap_read(g, opg, big, (size_t)npages * g->psize);
-        if (ok && (!(rd16(big + 10) & P_OVERFLOW) || rd64(big) != opg || rd32(big + 12) != npages)) {
+        if (ok && (!(rd16(big + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || rd64(big) != opg || rd32(big + EDB__PAGE_OFF_OVPAGES) != npages)) {
             g->bad = "has a bad overflow page";
             g->bad_pg = opg;
             ok = false;
@@ -332,7 +313,7 @@ snapshot_meta(int fd, uint32_t psize, MDB_txn *txn, uint8_t *m, size_t n)
             return edb__err(EDB_IO, "reading meta page %d of data.mdb: %s", k, strerror(errno));
         if ((size_t)r != n)
             return edb__err(EDB_IO, "reading meta page %d of data.mdb: short read", k);
-        if (rd32(m + 16) == LMDB_MAGIC && rd64(m + 144) == id)
+        if (rd32(m + EDB__META_OFF_MAGIC) == LMDB_MAGIC && rd64(m + EDB__META_OFF_TXNID) == id)
             return 0;
     }
     return 1;
@@ -373,12 +354,12 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
             mdb_txn_abort(txn);
         return ret;
     }
-    uint64_t last = rd64(m + 136), size = (uint64_t)st.st_size;
+    uint64_t last = rd64(m + EDB__META_OFF_LASTPG), size = (uint64_t)st.st_size;
     uint64_t first = size / psize;              /* pages wholly in the file */
     if (last < 1 || last >= (UINT64_C(1) << 40)) {
         mdb_txn_abort(txn);
         return edb__err(EDB_CORRUPT, "open '%s': data.mdb: its meta page (txn %" PRIu64 ") gives an "
-                        "impossible last page %" PRIu64, path, rd64(m + 144), last);
+                        "impossible last page %" PRIu64, path, rd64(m + EDB__META_OFF_TXNID), last);
     }
     if (last < first) {
         mdb_txn_abort(txn);
@@ -387,7 +368,7 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
     /* Short: each page past the end must be on the snapshot's free list. */
     uint64_t need = (last + 1) * psize, gap = last - first + 1;
     gapwalk g = { .fd = fd, .psize = psize, .first = first, .last = last, .budget = first };
-    uint64_t root = rd64(m + 80);
+    uint64_t root = rd64(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_ROOT);
     if (gap <= MAX_GAP && first >= 2 && root != UINT64_MAX) {
         g.bits = calloc((size_t)((gap + 7) / 8), 1);
         if (g.bits == NULL) {
@@ -414,9 +395,9 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
         return edb__err(EDB_CORRUPT, "open '%s': data.mdb has %" PRIu64 " bytes, its meta page (txn %"
                         PRIu64 ") claims %" PRIu64 " ((last page %" PRIu64 " + 1) * page size %u); the "
                         "free list that might explain it %s (page %" PRIu64 "): the file is cut short "
-                        "or damaged", path, size, rd64(m + 144), need, last, psize, g.bad, g.bad_pg);
+                        "or damaged", path, size, rd64(m + EDB__META_OFF_TXNID), need, last, psize, g.bad, g.bad_pg);
     return edb__err(EDB_CORRUPT, "open '%s': data.mdb has %" PRIu64 " bytes, its meta page (txn %" PRIu64
                     ") claims %" PRIu64 " ((last page %" PRIu64 " + 1) * page size %u); %" PRIu64 " of "
                     "the %" PRIu64 " pages past its end are not on its free list: the file is cut short "
-                    "or damaged", path, size, rd64(m + 144), need, last, psize, in_use, gap);
+                    "or damaged", path, size, rd64(m + EDB__META_OFF_TXNID), need, last, psize, in_use, gap);
 }

@@ -1,27 +1,8 @@
 /*
  * pagecheck.c: structural check of LMDB's B-trees (see pagecheck.h).
  *
- * LMDB 0.9 on-disk layout used here (64-bit build, little-endian host):
- *
- * Page header (PAGEHDRSZ = 16):
- * | off | size | field                                                      |
- * |-----|------|------------------------------------------------------------|
- * | 0   | 8    | mp_pgno: the page's own number                             |
- * | 8   | 2    | mp_pad: key size on a LEAF2 page                           |
- * | 10  | 2    | mp_flags: BRANCH 0x01, LEAF 0x02, OVERFLOW 0x04, META 0x08, LEAF2 0x20, SUBP 0x40 |
- * | 12  | 2+2  | mp_lower, mp_upper (free space bounds); overflow: 4-byte page count |
- * | 16  | 2*n  | mp_ptrs: offsets of the n = (lower-16)/2 nodes             |
- *
- * Node (NODESIZE = 8, then key, then data):
- * | 0 | 2 | lo | 2 | 2 | hi | 4 | 2 | flags | 6 | 2 | key size |
- * Branch: child page = lo | hi << 16 | flags << 32.  Leaf: data size = lo | hi << 16;
- * flags BIGDATA 0x01 (data = 8-byte first overflow page), SUBDATA 0x02 (data is an
- * MDB_db), DUPDATA 0x04 (duplicates: a sub-page inline, or with SUBDATA a sub-tree).
- *
- * MDB_db (48 bytes): pad u32 (page size in FREE_DBI's), flags u16, depth u16,
- * branch_pages, leaf_pages, overflow_pages, entries, root (u64 each; root ~0 = empty).
- * Meta (pages 0 and 1, after the header): magic 0xBEEFC0DE @16, version @20,
- * address @24, mapsize @32, dbs[FREE, MAIN] @40/@88, last_pg @136, txnid @144.
+ * It reads LMDB 0.9's on-disk layout (page header, nodes, MDB_db, meta page)
+ * with the offsets and flags of lmdb_layout.h, where the byte tables are.
  *
  * Invariants checked: see pagecheck.h.  The walk never trusts a number from
  * the file before bounding it: page numbers against last_pg and the file size,
@@ -41,21 +22,22 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "lmdb_layout.h"
 #include "pagecheck.h"
 
-#define PAGEHDRSZ 16u
-#define NODESIZE 8u
-#define P_BRANCH 0x01u
-#define P_LEAF 0x02u
-#define P_OVERFLOW 0x04u
-#define P_META 0x08u
-#define P_LEAF2 0x20u
-#define P_SUBP 0x40u
-#define F_BIGDATA 0x01u
-#define F_SUBDATA 0x02u
-#define F_DUPDATA 0x04u
-#define DB_SIZE 48u
-#define META_MAGIC 0xBEEFC0DEu
+#define PAGEHDRSZ EDB__PAGE_HDR
+#define NODESIZE EDB__NODE_SIZE
+#define P_BRANCH EDB__PAGE_F_BRANCH
+#define P_LEAF EDB__PAGE_F_LEAF
+#define P_OVERFLOW EDB__PAGE_F_OVERFLOW
+#define P_META EDB__PAGE_F_META
+#define P_LEAF2 EDB__PAGE_F_LEAF2
+#define P_SUBP EDB__PAGE_F_SUBP
+#define F_BIGDATA EDB__NODE_F_BIGDATA
+#define F_SUBDATA EDB__NODE_F_SUBDATA
+#define F_DUPDATA EDB__NODE_F_DUPDATA
+#define DB_SIZE EDB__DB_SIZE
+#define META_MAGIC EDB__META_MAGIC
 #define P_INVALID UINT64_MAX
 #define MAX_DEPTH 40
 #define MAX_REPORTS 200       /* problems described one by one; the rest only counted */
@@ -134,14 +116,14 @@ static dbrec
 rddb(const uint8_t *p)
 {
     dbrec d;
-    d.pad = rd32(p);
-    d.flags = rd16(p + 4);
-    d.depth = rd16(p + 6);
-    d.branch = rd64(p + 8);
-    d.leaf = rd64(p + 16);
-    d.overflow = rd64(p + 24);
-    d.entries = rd64(p + 32);
-    d.root = rd64(p + 40);
+    d.pad = rd32(p + EDB__DB_OFF_PAD);
+    d.flags = rd16(p + EDB__DB_OFF_FLAGS);
+    d.depth = rd16(p + EDB__DB_OFF_DEPTH);
+    d.branch = rd64(p + EDB__DB_OFF_BRANCH);
+    d.leaf = rd64(p + EDB__DB_OFF_LEAF);
+    d.overflow = rd64(p + EDB__DB_OFF_OVERFLOW);
+    d.entries = rd64(p + EDB__DB_OFF_ENTRIES);
+    d.root = rd64(p + EDB__DB_OFF_ROOT);
     return d;
 }
 
@@ -250,8 +232,8 @@ add_free(walk *w, tree *t, const uint8_t *data, size_t size)
 static void
 leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t pg)
 {
-    unsigned nflags = rd16(node + 4), ksize = rd16(node + 6);
-    size_t dsize = (size_t)rd16(node) | (size_t)rd16(node + 2) << 16;
+    unsigned nflags = rd16(node + EDB__NODE_OFF_FLAGS), ksize = rd16(node + EDB__NODE_OFF_KSIZE);
+    size_t dsize = (size_t)rd16(node + EDB__NODE_OFF_LO) | (size_t)rd16(node + EDB__NODE_OFF_HI) << 16;
     const uint8_t *data = node + NODESIZE + ksize;
     size_t avail = (size_t)(page + w->psize - data);
     uint8_t *big = NULL;
@@ -275,11 +257,11 @@ leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t p
             free(first);
             return;
         }
-        uint32_t have = rd32(first + 12);
-        if (!(rd16(first + 10) & P_OVERFLOW) || rd64(first) != opg || have != want) {
+        uint32_t have = rd32(first + EDB__PAGE_OFF_OVPAGES);
+        if (!(rd16(first + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || rd64(first) != opg || have != want) {
             problem(w, "tree '%s': page %" PRIu64 ": overflow page %" PRIu64 " has a bad header "
                     "(flags 0x%x, %u pages, %" PRIu64 " expected)", t->name, pg, opg,
-                    rd16(first + 10), have, want);
+                    rd16(first + EDB__PAGE_OFF_FLAGS), have, want);
             free(first);
             return;
         }
@@ -342,12 +324,12 @@ leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t p
         return;
     }
     if (nflags & F_DUPDATA) {              /* inline sub-page of duplicates */
-        if (dsize < PAGEHDRSZ || rd16(data + 12) < PAGEHDRSZ || rd16(data + 12) > dsize ||
-            !(rd16(data + 10) & P_SUBP)) {
+        if (dsize < PAGEHDRSZ || rd16(data + EDB__PAGE_OFF_LOWER) < PAGEHDRSZ || rd16(data + EDB__PAGE_OFF_LOWER) > dsize ||
+            !(rd16(data + EDB__PAGE_OFF_FLAGS) & P_SUBP)) {
             problem(w, "tree '%s': page %" PRIu64 ": malformed inline duplicate page", t->name, pg);
             return;
         }
-        t->entries += (uint64_t)(rd16(data + 12) - PAGEHDRSZ) / 2;
+        t->entries += (uint64_t)(rd16(data + EDB__PAGE_OFF_LOWER) - PAGEHDRSZ) / 2;
         return;
     }
     t->entries++;
@@ -371,7 +353,7 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
     if (!read_page(w, t->name, pg, page))
         goto out;
     uint64_t self = rd64(page);
-    unsigned flags = rd16(page + 10), lower = rd16(page + 12), upper = rd16(page + 14);
+    unsigned flags = rd16(page + EDB__PAGE_OFF_FLAGS), lower = rd16(page + EDB__PAGE_OFF_LOWER), upper = rd16(page + EDB__PAGE_OFF_UPPER);
     if (self != pg) {
         problem(w, "tree '%s': page %" PRIu64 " says it is page %" PRIu64, t->name, pg, self);
         goto out;
@@ -403,7 +385,7 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
                     t->name, pg, level, t->leaf_depth);
     }
     bool leaf2 = flags & P_LEAF2;
-    unsigned k2 = rd16(page + 8);
+    unsigned k2 = rd16(page + EDB__PAGE_OFF_PAD);
     if (leaf2 && (k2 == 0 || PAGEHDRSZ + (size_t)n * k2 > w->psize)) {
         problem(w, "tree '%s': page %" PRIu64 ": fixed-size keys do not fit the page", t->name, pg);
         goto out;
@@ -424,7 +406,7 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
                 goto out;
             }
             node = page + off;
-            ksize = rd16(node + 6);
+            ksize = rd16(node + EDB__NODE_OFF_KSIZE);
             if (ksize > w->psize - off - NODESIZE) {
                 problem(w, "tree '%s': page %" PRIu64 ": node %u's key runs past the page", t->name, pg, i);
                 goto out;
@@ -447,15 +429,15 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
             prevn = ksize;
         }
         if (branch) {
-            uint64_t child = (uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16 |
-                             (uint64_t)rd16(node + 4) << 32;
+            uint64_t child = (uint64_t)rd16(node + EDB__NODE_OFF_LO) | (uint64_t)rd16(node + EDB__NODE_OFF_HI) << 16 |
+                             (uint64_t)rd16(node + EDB__NODE_OFF_FLAGS) << 32;
             bound clo = haskey ? (bound){ key, ksize, true } : lo;
             bound chi = hi;
             if (i + 1 < n) {
                 unsigned noff = rd16(page + PAGEHDRSZ + 2 * (i + 1));
                 if (noff >= upper && noff <= w->psize - NODESIZE &&
-                    rd16(page + noff + 6) <= w->psize - noff - NODESIZE)
-                    chi = (bound){ page + noff + NODESIZE, rd16(page + noff + 6), true };
+                    rd16(page + noff + EDB__NODE_OFF_KSIZE) <= w->psize - noff - NODESIZE)
+                    chi = (bound){ page + noff + NODESIZE, rd16(page + noff + EDB__NODE_OFF_KSIZE), true };
             }
             walk_page(w, t, child, level + 1, clo, chi);
         } else if (leaf2) {
@@ -498,7 +480,7 @@ walk_tree(walk *w, const char *name, dbrec db, bool is_free, bool is_main, unsig
 static int
 read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, bool own, uint8_t *meta)
 {
-    uint8_t m[2][160];
+    uint8_t m[2][EDB__META_READ_END];
     for (int attempt = 0; attempt < 1000; attempt++) {
         int rc = !own ? 0 : *txn ? mdb_txn_renew(*txn) : mdb_txn_begin(mdb, NULL, MDB_RDONLY, txn);
         if (rc != 0)
@@ -514,9 +496,9 @@ read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, bool own, uint8_t *meta)
                                 strerror(errno));
             if (n != (ssize_t)sizeof m[k])   /* regular file: short only at its end */
                 return edb__err(EDB_CORRUPT, "check: data.mdb is too short to hold its meta pages");
-            if (rd32(m[k] + 16) != META_MAGIC)
+            if (rd32(m[k] + EDB__META_OFF_MAGIC) != META_MAGIC)
                 return edb__err(EDB_VERSION, "check: meta page %d has no LMDB magic", k);
-            if (rd64(m[k] + 144) == id) {
+            if (rd64(m[k] + EDB__META_OFF_TXNID) == id) {
                 memcpy(meta, m[k], sizeof m[k]);
                 return 0;
             }
@@ -536,7 +518,7 @@ edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb, MDB
     MDB_txn *txn = snap;
     bool own = snap == NULL;
     walk w = { .fn = fn, .ctx = ctx };
-    uint8_t meta[160] = { 0 };
+    uint8_t meta[EDB__META_READ_END] = { 0 };
     MDB_stat est;
     struct stat sb;
 
@@ -551,10 +533,10 @@ edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb, MDB
     if (fstat(w.fd, &sb) != 0)
         EDB_ERR(edb__sys_err(errno, "check: stat data.mdb"));
     w.file_pages = (uint64_t)sb.st_size / w.psize;
-    dbrec freedb = rddb(meta + 40), maindb = rddb(meta + 88);
-    w.last_pg = rd64(meta + 136);
+    dbrec freedb = rddb(meta + EDB__META_OFF_FREEDB), maindb = rddb(meta + EDB__META_OFF_MAINDB);
+    w.last_pg = rd64(meta + EDB__META_OFF_LASTPG);
     w.st.page_size = w.psize;
-    w.st.txnid = rd64(meta + 144);
+    w.st.txnid = rd64(meta + EDB__META_OFF_TXNID);
     w.st.last_pg = w.last_pg;
     if (freedb.pad != w.psize)
         problem(&w, "meta: page size %u, the environment uses %u", freedb.pad, w.psize);
