@@ -131,7 +131,7 @@ read_mark(edb__catalog *cat, MDB_txn *txn, unsigned *out)
     MDB_val k = { SLOTS_KEY_LEN, (void *)SLOTS_KEY }, v;
     int rc = mdb_get(txn, cat->cat, &k, &v);
     *out = cat->max_tables;
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return 0;
     if (rc != 0)
         return edb__mdb_err(rc, "catalog: slot mark");
@@ -376,7 +376,7 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     uint8_t rec[12];
     MDB_val fk = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, fv = { sizeof rec, rec };
     rc = mdb_dbi_open(txn, "edb:catalog", 0, &cat->cat);
-    if (rc == MDB_NOTFOUND) {
+    if (edb__mdb_is_notfound(rc)) {
         MDB_dbi main_dbi;
         MDB_stat st;
         if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
@@ -403,13 +403,13 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
             EDB_ERR(edb__mdb_err_env(rc, env->mdb, "catalog: commit"));
         return 2;
     } else if (rc != 0) {
-        EDB_ERR(rc == MDB_INCOMPATIBLE
+        EDB_ERR(edb__mdb_is_incompatible(rc)
                     ? edb__err(EDB_VERSION, "'%s' is not an edb database", env->path)
                     : edb__mdb_err(rc, "catalog: open"));
     } else {
         MDB_val v;
         rc = mdb_get(txn, cat->cat, &fk, &v);
-        if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size < 12) ||
+        if (edb__mdb_is_notfound(rc) || (rc == 0 && v.mv_size < 12) ||
             (rc == 0 && get_u32(v.mv_data) != EDB__FORMAT_MAGIC))
             EDB_ERR(edb__err(EDB_VERSION, "'%s': catalog has no edb format record", env->path));
         if (rc != 0)
@@ -881,7 +881,7 @@ edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out)
     MDB_val k;
     table_key(&k, buf, name);
     int rc = mdb_get(txn, edb__cat(env)->cat, &k, out);
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
     return edb__mdb_err(rc, "catalog: read");
 }
@@ -896,7 +896,7 @@ edb__table_load(edb__table **out, edb_env *env, MDB_txn *txn, const char *name)
     MDB_val k, v;
     table_key(&k, buf, name);
     int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return edb__err(EDB_NOTFOUND, "table '%s' does not exist", name);
     if (rc != 0)
         return edb__mdb_err(rc, "catalog: read");
@@ -1037,7 +1037,7 @@ edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_
         memcpy(&n, v.mv_data, 8);
     else if (rc == 0)
         return edb__err(EDB_CORRUPT, "catalog: counter of table slot %u", (unsigned)slot);
-    else if (rc != MDB_NOTFOUND)
+    else if (!edb__mdb_is_notfound(rc))
         return edb__mdb_err(rc, "catalog: counter");
     *out = n;
     return 0;
@@ -1077,7 +1077,7 @@ edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
         if (mine)
             rc = mdb_cursor_del(cur, 0);
         mdb_cursor_close(cur);
-        if (rc != 0 && rc != MDB_NOTFOUND)
+        if (rc != 0 && !edb__mdb_is_notfound(rc))
             return edb__mdb_err(rc, "catalog: drop counters");
         if (!mine)
             return 0;
@@ -1105,7 +1105,7 @@ edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb_
     mdb_cursor_close(cur);
     if (ret != 0)
         return ret;
-    if (rc != 0 && rc != MDB_NOTFOUND)
+    if (rc != 0 && !edb__mdb_is_notfound(rc))
         return edb__mdb_err(rc, "catalog: walk");
     return 0;
 }

@@ -368,7 +368,7 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
     }
     if (mrc != 0)
         mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
-    if (mrc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(mrc))
         return edb__err(EDB_RECORD_DELETED, "%s: the cursor's record of '%s' was deleted", fn,
                         c->tname);
     EDB_RET(edb__mdb_err(mrc, fn));

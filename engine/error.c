@@ -148,6 +148,30 @@ edb__mdb_is_invalid(int mdb_rc)
     return mdb_rc == MDB_INVALID;
 }
 
+bool
+edb__mdb_is_notfound(int mdb_rc)
+{
+    return mdb_rc == MDB_NOTFOUND;
+}
+
+bool
+edb__mdb_is_keyexist(int mdb_rc)
+{
+    return mdb_rc == MDB_KEYEXIST;
+}
+
+bool
+edb__mdb_is_incompatible(int mdb_rc)
+{
+    return mdb_rc == MDB_INCOMPATIBLE;
+}
+
+bool
+edb__mdb_is_bad_txn(int mdb_rc)
+{
+    return mdb_rc == MDB_BAD_TXN;
+}
+
 int
 edb__sys_err(int errnum, const char *what)
 {

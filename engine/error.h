@@ -38,6 +38,14 @@ int edb__sys_err(int errnum, const char *what);
 /* Is this mdb_env_open() code MDB_INVALID (a foreign file, or a meta page LMDB
  * could not read whole: engine/metaread.c tells which)? */
 bool edb__mdb_is_invalid(int mdb_rc);
+/* The other LMDB codes some callers branch on before (or instead of)
+ * translating them, so that every comparison with an MDB_* code stays in
+ * error.c: MDB_NOTFOUND (no such key; not MDB_BAD_DBI, which edb__mdb_err()
+ * also makes EDB_NOTFOUND), MDB_KEYEXIST, MDB_INCOMPATIBLE, MDB_BAD_TXN. */
+bool edb__mdb_is_notfound(int mdb_rc);
+bool edb__mdb_is_keyexist(int mdb_rc);
+bool edb__mdb_is_incompatible(int mdb_rc);
+bool edb__mdb_is_bad_txn(int mdb_rc);
 /* Clear the detail (called at the start of public functions that succeed quietly). */
 void edb__err_clear(void);
 

@@ -5,7 +5,7 @@
  * refused open and checks a short file, pagecheck.c walks the B-trees,
  * backup/snapshot.c captures a snapshot's meta, backup/archive.c checks the
  * meta kept in an archive's trailer.  They all take offsets, sizes and flags
- * from here (tests/check-layout.sh fails when a second copy appears).
+ * from here (tests/check-one-place.sh fails when a second copy appears).
  *
  * The layout is liblmdb 0.9.x, data format version 1, as built on a 64-bit
  * host (pgno_t and size_t of 8 bytes); fields are in host byte order, which

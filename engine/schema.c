@@ -225,14 +225,14 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
         if (e == 0) {
             MDB_val ik = { k.len, k.p }, iv = { rk.mv_size, rk.mv_data };
             int prc = mdb_put(child, x->dbi, &ik, &iv, (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
-            if (prc == MDB_KEYEXIST)
+            if (edb__mdb_is_keyexist(prc))
                 EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique index '%s'",
                                  t->name, x->name));
             EDB_ERR(edb__mdb_err(prc, "write index entry"));
         }
         rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT);
     }
-    if (rc != MDB_NOTFOUND)
+    if (!edb__mdb_is_notfound(rc))
         EDB_ERR(edb__mdb_err(rc, "scan records"));
     ret = 0;
 err:

@@ -143,7 +143,7 @@ found(int rc)
 {
     if (rc == 0)
         return 0;
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return EDB_NOTFOUND;
     return edb__mdb_err(rc, "cursor");
 }

@@ -339,7 +339,7 @@ static bool
 lmdb_refuses(edb_session *s)
 {
     MDB_val k = { 7, (void *)"\0format" }, v;
-    return mdb_get(s->txn[s->depth - 1], edb__cat(s->env)->cat, &k, &v) == MDB_BAD_TXN;
+    return edb__mdb_is_bad_txn(mdb_get(s->txn[s->depth - 1], edb__cat(s->env)->cat, &k, &v));
 }
 
 int

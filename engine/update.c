@@ -164,7 +164,7 @@ exists(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, MDB_val *data, const char *
 {
     MDB_val key = { k->len, k->p }, d;
     int rc = mdb_get(txn, dbi, &key, &d);
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return 0;
     EDB_RET(edb__mdb_err(rc, what));
     if (data != NULL)
@@ -178,7 +178,7 @@ put(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const void *d, size_t dlen, un
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
     int rc = mdb_put(txn, dbi, &key, &data, flags);
-    return rc == MDB_KEYEXIST ? EDB_KEYDUP : edb__mdb_err(rc, what);
+    return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
 static int
@@ -186,7 +186,7 @@ del(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const char *what)
 {
     MDB_val key = { k->len, k->p };
     int rc = mdb_del(txn, dbi, &key, NULL);
-    return rc == MDB_NOTFOUND ? 0 : edb__mdb_err(rc, what);
+    return edb__mdb_is_notfound(rc) ? 0 : edb__mdb_err(rc, what);
 }
 
 /*
@@ -292,7 +292,7 @@ load_raw(MDB_txn *txn, const edb__table *t, const edb__buf *pk, MDB_val *out)
 {
     MDB_val k = { pk->len, pk->p };
     int rc = mdb_get(txn, t->rec_dbi, &k, out);
-    if (rc == MDB_NOTFOUND)
+    if (edb__mdb_is_notfound(rc))
         return edb__err(EDB_RECORD_DELETED, "table '%s': the cursor's record was deleted", t->name);
     return edb__mdb_err(rc, "read record");
 }
