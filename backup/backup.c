@@ -370,8 +370,7 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         edb__arch_header h;
         if (edb__copier_header(&h, snap) != 0) {
             char why[400];
-            const char *d = edb_error_last(), *colon = strstr(d, ": ");
-            snprintf(why, sizeof why, "%s", colon != NULL ? colon + 2 : d);
+            snprintf(why, sizeof why, "%s", edb_error_last_message());
             EDB_ERR(edb__err(EDB_CORRUPT, "edb_backup_begin: %s%s%sthe archive would break the "
                              "format's rules: %s", o.base ? "base archive '" : "",
                              o.base ? o.base : "", o.base ? "' does not fit this database; " : "",

@@ -73,10 +73,8 @@ named(int rc, const char *path)
 {
     if (rc >= 0)
         return rc;
-    const char *d = edb_error_last();
-    const char *colon = strstr(d, ": ");
     char buf[512];
-    snprintf(buf, sizeof buf, "%s", colon != NULL ? colon + 2 : d);
+    snprintf(buf, sizeof buf, "%s", edb_error_last_message());
     return edb__err(rc, "base archive '%s': %s", path, buf);
 }
 

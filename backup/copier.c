@@ -883,7 +883,7 @@ copier_main(void *arg)
 {
     edb__copier *c = arg;
     int rc = run(c);
-    edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last() : NULL);
+    edb__ring_finish(&c->s->ring, rc, rc != 0 ? edb_error_last_message() : NULL);
     /* Wait until no reader will touch a slot again (the end or the error
      * was delivered, or the stream canceled): zero-copy slots reference the
      * snapshot's pages, so its read txn is held until they are written (or

@@ -69,9 +69,7 @@ named(int rc, size_t idx, const char *name)
     if (rc >= 0)
         return rc;
     char old[512];
-    const char *d = edb_error_last();
-    const char *colon = strstr(d, ": ");
-    snprintf(old, sizeof old, "%s", colon && strncmp(d, "EDB_", 4) == 0 ? colon + 2 : d);
+    snprintf(old, sizeof old, "%s", edb_error_last_message());
     return edb__err(rc, "archive %zu '%s': %s", idx + 1, name, old);
 }
 

@@ -250,7 +250,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
                 if (cbs == NULL || cbs->on_bad_page == NULL)
                     return rc;
                 if ((*nbad)++ == 0)
-                    snprintf(first_bad, first_sz, "%s", edb_error_last() + strlen("EDB_CHECKSUM: "));
+                    snprintf(first_bad, first_sz, "%s", edb_error_last_message());
                 cbs->on_bad_page(cbs->ctx, &a->where);
             } else if (cbs != NULL && cbs->on_page != NULL) {
                 EDB_RET(cbs->on_page(cbs->ctx, h, *frames, pgno, page, &ph));

@@ -538,9 +538,7 @@ static int
 name_archive(int rc, size_t idx, const char *name)
 {
     char old[512];
-    const char *d = edb_error_last();
-    const char *colon = strstr(d, ": ");
-    snprintf(old, sizeof old, "%s", colon && strncmp(d, "EDB_", 4) == 0 ? colon + 2 : d);
+    snprintf(old, sizeof old, "%s", edb_error_last_message());
     if (strncmp(old, "archive ", 8) == 0 || strncmp(old, "restore: ", 9) == 0)
         return edb__err(rc, "%s", old);
     return edb__err(rc, "archive %zu '%s': %s", idx + 1, name, old);

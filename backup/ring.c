@@ -238,15 +238,8 @@ edb__ring_finish(edb__ring *r, int rc, const char *detail)
     pthread_mutex_lock(&r->mu);
     r->done = true;
     r->err = rc;
-    if (rc != 0 && detail != NULL) {
-        /* Keep the detail without its "EDB_NAME: " prefix; the reader's
-         * edb__err() adds it again in the reader's thread. */
-        const char *name = edb_err_name(rc);
-        size_t nl = strlen(name);
-        if (strncmp(detail, name, nl) == 0 && detail[nl] == ':' && detail[nl + 1] == ' ')
-            detail += nl + 2;
+    if (rc != 0 && detail != NULL)
         snprintf(r->errmsg, sizeof r->errmsg, "%s", detail);
-    }
     pthread_cond_broadcast(&r->not_empty);
     pthread_cond_broadcast(&r->not_full);
     pthread_mutex_unlock(&r->mu);

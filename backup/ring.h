@@ -99,7 +99,9 @@ void edb__ring_release_mem(edb__ring *r);
  * (CLOCK_MONOTONIC).  @return 0 at the deadline, EDB_CANCELED as soon as canceled. */
 int edb__ring_sleep_until(edb__ring *r, const struct timespec *deadline);
 /* The copier's exit: records rc (0 = complete) and its detail, marks done and
- * broadcasts both conditions.  Called exactly once, by the copier. */
+ * broadcasts both conditions.  Called exactly once, by the copier.  @detail
+ * is the message without the code's name (edb_error_last_message()); the
+ * reader's edb__err() names the code again in the reader's thread. */
 void edb__ring_finish(edb__ring *r, int rc, const char *detail);
 
 /* ---- any thread ---- */

@@ -157,6 +157,7 @@ struct vctx {
     const edb__link *links;
     size_t nbad;
     char first[512];       /* the first damaged page's detail, archive named */
+    size_t first_msg;      /* where its message starts (after the code's name) */
 };
 
 /* Re-set the thread's detail as "<NAME>: archive N 'name': <old detail>". */
@@ -164,9 +165,7 @@ static int
 name_archive(int rc, size_t idx, const char *name)
 {
     char old[512];
-    const char *d = edb_error_last();
-    const char *colon = strstr(d, ": ");
-    snprintf(old, sizeof old, "%s", colon && strncmp(d, "EDB_", 4) == 0 ? colon + 2 : d);
+    snprintf(old, sizeof old, "%s", edb_error_last_message());
     if (strncmp(old, "archive ", 8) == 0)
         return edb__err(rc, "%s", old);
     return edb__err(rc, "archive %zu '%s': %s", idx + 1, name, old);
@@ -193,8 +192,10 @@ on_bad_page(void *ctx, const edb__where *w)
 {
     struct vctx *v = ctx;
     name_archive(EDB_CHECKSUM, v->idx, v->name);
-    if (v->nbad++ == 0)
+    if (v->nbad++ == 0) {
         snprintf(v->first, sizeof v->first, "%s", edb_error_last());
+        v->first_msg = (size_t)(edb_error_last_message() - edb_error_last());   /* same storage */
+    }
     report(v, EDB_CHECKSUM, w);
 }
 
@@ -245,7 +246,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
     if (links == NULL)
         return edb__err(EDB_NOMEM, "verify: %zu archives", n);
 
-    struct vctx v = { fn, ctx, 0, NULL, links, 0, "" };
+    struct vctx v = { fn, ctx, 0, NULL, links, 0, "", 0 };
     edb__reader_cbs cbs = { on_header, NULL, on_bad_page, &v, NULL };
     for (size_t i = 0; i < n; i++) {
         int fd;
@@ -280,7 +281,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
             if (v.nbad == 0 || strcmp(edb_error_last(), v.first) != 0)
                 report(&v, ret, &a.where);
             if (v.nbad > 0) {
-                const char *d = v.first + strlen("EDB_CHECKSUM: ");
+                const char *d = v.first + v.first_msg;
                 ret = edb__err(EDB_CHECKSUM, "%s", d);
             }
             goto err;

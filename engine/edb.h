@@ -12,7 +12,9 @@
  *   on entry and assigned only on success.
  * - Every error also leaves a one-line detail for the calling thread in
  *   edb_error_last(), starting with the code's name, e.g.
- *   `EDB_NOTNULL: table 'orders': column 'qty' is NOT NULL`.
+ *   `EDB_NOTNULL: table 'orders': column 'qty' is NOT NULL`; its two parts
+ *   are edb_error_last_code() and edb_error_last_message() (no need to cut
+ *   the string).
  * - Closers (`*_close`, `*_end`) return void, accept NULL and never block on
  *   anything that could be waiting for them.
  * - Closers work in any order (SQLite's sqlite3_close_v2): closing a parent
@@ -134,6 +136,19 @@ EDB_EXTERN const char *edb_err_name(int rc);
  * ("" before any error).  Valid until this thread's next edb call.
  */
 EDB_EXTERN const char *edb_error_last(void);
+/**
+ * @return the code of the calling thread's most recent error detail: the
+ * code edb_error_last() names, 0 before any error or after a call that
+ * cleared it.  Any thread (each sees its own).
+ */
+EDB_EXTERN int edb_error_last_code(void);
+/**
+ * @return the calling thread's most recent error detail without the code's
+ * name, e.g. "table 'orders': column 'qty' is NOT NULL" for the example above;
+ * never NULL ("" before any error).  Valid until this thread's next edb call;
+ * points into the same storage as edb_error_last().
+ */
+EDB_EXTERN const char *edb_error_last_message(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -14,7 +14,12 @@
 #include "error.h"
 
 #define EDB__DETAIL_MAX 512
+/* The thread's last error: its code, and "<EDB_NAME>: <message>" with the
+ * offset of the message, so that callers get either part without cutting
+ * strings (edb_error_last_code(), edb_error_last_message()). */
 static _Thread_local char last_detail[EDB__DETAIL_MAX];
+static _Thread_local int last_code;
+static _Thread_local unsigned last_msg;
 
 const char *
 edb_version(void)
@@ -50,16 +55,32 @@ edb_error_last(void)
     return last_detail;
 }
 
+int
+edb_error_last_code(void)
+{
+    return last_code;
+}
+
+const char *
+edb_error_last_message(void)
+{
+    return last_detail + last_msg;
+}
+
 void
 edb__err_clear(void)
 {
     last_detail[0] = '\0';
+    last_code = 0;
+    last_msg = 0;
 }
 
 int
 edb__err(int rc, const char *fmt, ...)
 {
     int n = snprintf(last_detail, sizeof last_detail, "%s: ", edb_err_name(rc));
+    last_code = rc;
+    last_msg = n < 0 ? 0 : (size_t)n >= sizeof last_detail ? sizeof last_detail - 1 : (unsigned)n;
     if (n < 0 || (size_t)n >= sizeof last_detail)
         return rc;
     if (fmt == NULL || fmt[0] == '\0') {

@@ -109,7 +109,7 @@ check_column(const edb_column_def *d, const char *table, bool adding)
         int rc = edb__value_check(&c, d->default_value, d->default_size, what);
         if (rc < 0) {
             char msg[512];
-            snprintf(msg, sizeof msg, "%s", edb_error_last() + strlen(edb_err_name(rc)) + 2);
+            snprintf(msg, sizeof msg, "%s", edb_error_last_message());
             return edb__err(EDB_INVAL, "%s", msg);
         }
     }

@@ -3,7 +3,9 @@
 # - LMDB's on-disk layout is written down once, in engine/lmdb_layout.h: fail
 #   when a file outside it states the magic, defines a page-header, node or
 #   meta constant as a number, or reads a meta or page field at a literal offset;
-# - LMDB's return codes are compared with MDB_* only in engine/error.c.
+# - LMDB's return codes are compared with MDB_* only in engine/error.c;
+# - nobody cuts the code's name off the thread's last error: its message is
+#   edb_error_last_message(), its code edb_error_last_code().
 set -eu
 top="${top_srcdir:-.}"
 cd "$top"
@@ -19,5 +21,7 @@ hits=$(grep -En '(rd|le)(16|32|64)\((m|meta|pick|page|node|big|first|data|db)(\[
 [ -z "$hits" ] || report "a page or meta field read at a literal offset" "$hits"
 hits=$(grep -En '(==|!=) *MDB_[A-Z_]+|MDB_[A-Z_]+ *(==|!=)|case +MDB_' $(printf '%s\n' $files | grep -vx engine/error.c) || true)
 [ -z "$hits" ] || report "an LMDB code compared outside engine/error.c" "$hits"
+hits=$(grep -En 'edb_error_last\(\) *\+|strlen\("EDB_|strncmp\([a-z]+, "EDB_", *4\)|strlen\(edb_err_name\([a-z]+\)\) *\+ *2|strstr\((d|detail), ": "\)|strncmp\(detail, name, nl\)' $files || true)
+[ -z "$hits" ] || report "the code's name cut off an error string" "$hits"
 [ "$fail" -eq 0 ] || exit 1
-echo "check-one-place: LMDB's layout in engine/lmdb_layout.h only, its codes compared in engine/error.c only ($(echo $files | wc -w) files)"
+echo "check-one-place: LMDB's layout in engine/lmdb_layout.h only, its codes compared in engine/error.c only, no error string cut ($(echo $files | wc -w) files)"

@@ -40,10 +40,7 @@ typedef struct importer {
 static const char *
 detail(void)
 {
-    const char *d = edb_error_last();
-    if (strncmp(d, "EDB_", 4) == 0 && strstr(d, ": "))
-        return strstr(d, ": ") + 2;
-    return d;
+    return edb_error_last_message();
 }
 
 static int

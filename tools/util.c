@@ -20,16 +20,9 @@
 int
 dbt_fail(const char *what, int rc)
 {
-    const char *detail = edb_error_last();
-    const char *name = edb_err_name(rc);
-    size_t nl = strlen(name);
-    /* The engine's detail already starts with the code's name. */
-    if (detail[0] && strncmp(detail, name, nl) == 0 && detail[nl] == ':')
-        fprintf(stderr, "dbtool: %s: %s\n", what, detail);
-    else if (detail[0] && strncmp(detail, "EDB_", 4) == 0)
-        fprintf(stderr, "dbtool: %s: %s: %s\n", what, name, strchr(detail, ':') ? strchr(detail, ':') + 2 : detail);
-    else
-        fprintf(stderr, "dbtool: %s: %s: %s\n", what, name, detail[0] ? detail : edb_strerror(rc));
+    /* @rc's name, then the engine's message (whatever code it was set with). */
+    const char *msg = edb_error_last_message();
+    fprintf(stderr, "dbtool: %s: %s: %s\n", what, edb_err_name(rc), msg[0] ? msg : edb_strerror(rc));
     return DBT_FAIL;
 }
 

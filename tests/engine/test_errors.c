@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
+#include "error.h"
 #include "helpers.h"
 
 Test(errors, names_and_messages_cover_every_code, .timeout = 10)
@@ -37,6 +38,41 @@ Test(errors, last_error_is_never_null, .timeout = 10)
 {
     cr_assert_not_null(edb_error_last());
     cr_assert_str_eq(edb_version(), EDB_VERSION_STRING);
+}
+
+/* The thread's last error is kept as code + message: callers read either part
+ * without cutting "EDB_NAME: " off the string (issue 13). */
+Test(errors, last_error_is_code_and_message, .timeout = 10)
+{
+    edb__err_clear();
+    cr_assert_eq(edb_error_last_code(), 0);
+    cr_assert_str_eq(edb_error_last_message(), "");
+    /* a message that itself holds "EDB_...: " is returned whole */
+    int rc = edb__err(EDB_INVAL, "table '%s': EDB_CORRUPT: looks like a code", "t");
+    cr_assert_eq(rc, EDB_INVAL);
+    cr_assert_eq(edb_error_last_code(), EDB_INVAL);
+    cr_assert_str_eq(edb_error_last_message(), "table 't': EDB_CORRUPT: looks like a code");
+    cr_assert_str_eq(edb_error_last(), "EDB_INVAL: table 't': EDB_CORRUPT: looks like a code");
+    /* no format: the code's own message */
+    edb__err(EDB_BUSY, NULL);
+    cr_assert_eq(edb_error_last_code(), EDB_BUSY);
+    cr_assert_str_eq(edb_error_last_message(), edb_strerror(EDB_BUSY));
+
+    /* through the public API: an open that fails names its code */
+    char missing[] = "/nonexistent-edb-dir/sub/db";
+    edb_env *env = NULL;
+    rc = edb_env_open(&env, missing, NULL);
+    cr_assert_lt(rc, 0);
+    cr_assert_eq(edb_error_last_code(), rc, "%s", edb_error_last());
+    const char *full = edb_error_last(), *msg = edb_error_last_message();
+    size_t nl = strlen(edb_err_name(rc));
+    cr_assert(strncmp(full, edb_err_name(rc), nl) == 0 && full[nl] == ':', "%s", full);
+    cr_assert_str_eq(full + nl + 2, msg);
+    cr_assert_neq(msg[0], '\0');
+    /* cleared: no code, no message */
+    edb__err_clear();
+    cr_assert_eq(edb_error_last_code(), 0);
+    cr_assert_str_eq(edb_error_last_message(), "");
 }
 
 /* ---- a full disk at commit is EDB_FULL (issue #11, point 10) ----
