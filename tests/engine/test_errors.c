@@ -40,6 +40,17 @@ Test(errors, last_error_is_never_null, .timeout = 10)
     cr_assert_str_eq(edb_version(), EDB_VERSION_STRING);
 }
 
+/* The version is written once (configure.ac's AC_INIT): the generated macros,
+ * the string and edb_version() all agree with the package version. */
+Test(errors, version_macros_come_from_configure, .timeout = 10)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", EDB_VERSION_MAJOR, EDB_VERSION_MINOR, EDB_VERSION_PATCH);
+    cr_assert_str_eq(want, PACKAGE_VERSION);
+    cr_assert_str_eq(EDB_VERSION_STRING, PACKAGE_VERSION);
+    cr_assert_str_eq(edb_version(), PACKAGE_VERSION);
+}
+
 /* The thread's last error is kept as code + message: callers read either part
  * without cutting "EDB_NAME: " off the string (issue 13). */
 Test(errors, last_error_is_code_and_message, .timeout = 10)
