@@ -4,7 +4,8 @@
  * call fail (SQLite's I/O-error countdown).
  *
  * The wrappers behave exactly like the calls they wrap (same return values and
- * errno).  With EDB_FAULT_INJECTION defined (the default build) a countdown may
+ * errno).  With EDB_FAULT_INJECTION defined (libedb_test.la, which the test
+ * programs link; never the installed libedb, see Makefile.am) a countdown may
  * be armed: when it reaches zero the call fails with the armed errno without
  * running, or, for read/write calls with EDB__FAULT_SHORT, transfers less than
  * asked.  Once-only faults disarm after firing; persistent faults keep failing.
@@ -69,7 +70,9 @@ int     edb__sys_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 int     edb__sys_read_full(int fd, void *buf, size_t n, size_t *got);
 int     edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got);
 
-/* ---- fault injection (test builds) ---- */
+/* ---- fault injection (test builds) ----
+ * edb__fault_* exist in libedb_test.la only (built with EDB_FAULT_INJECTION);
+ * a program that calls them must link it, as the test programs do. */
 /* One countdown step for wrappers defined outside sys.c (backup/sys_fs.c):
  * 0 to let the call run, else the errno to fail it with (short transfers are
  * not simulated there). */

@@ -1,5 +1,6 @@
 #!/bin/sh
 # Configure and build edb in build dir $1 (default: build) with configure args $2...
+# (always with --enable-werror: CI and developers build warning-free).
 # Regenerates the autotools files when configure is missing or older than its inputs.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,6 @@ fi
 mkdir -p "$dir"
 cd "$dir"
 if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
-    "$top/configure" -q "$@"
+    "$top/configure" -q --enable-werror "$@"
 fi
 make -j"$(nproc)" >/dev/null
