@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "lmdb_layout.h"
 
 enum fault { NONE, SHORT, FAIL };
 
@@ -170,11 +171,11 @@ Test(metaread, short_file_is_corrupt_foreign_file_is_version)
     cr_assert(strstr(edb_error_last(), "meta page 1") != NULL, "%s", edb_error_last());
     /* LMDB's magic, another data format version */
     uint8_t page[4096] = { 0 };
-    uint32_t magic = 0xBEEFC0DEu, ver = 2, ps = 4096;
-    memcpy(page + 16, &magic, 4);
-    memcpy(page + 20, &ver, 4);
-    memcpy(page + 40, &ps, 4);
-    page[10] = 0x08;                            /* P_META in the page header's flags */
+    uint32_t magic = EDB__META_MAGIC, ver = EDB__META_DATA_VERSION + 1, ps = 4096;
+    memcpy(page + EDB__META_OFF_MAGIC, &magic, 4);
+    memcpy(page + EDB__META_OFF_VERSION, &ver, 4);
+    memcpy(page + EDB__META_OFF_FREEDB + EDB__DB_OFF_PAD, &ps, 4);
+    page[EDB__PAGE_OFF_FLAGS] = EDB__PAGE_F_META;
     int fd = open(data, O_WRONLY | O_TRUNC);
     cr_assert_geq(fd, 0);
     for (int k = 0; k < 4; k++)

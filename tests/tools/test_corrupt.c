@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "dbtool_run.h"
+#include "lmdb_layout.h"
 
 static const char *SCHEMA =
     "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"}, {\"name\": \"s\", \"type\": \"text\"},"
@@ -158,10 +159,10 @@ Test(corrupt, check_survives_systematic_damage, .timeout = 240)
     const size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     /* last_pg of the newer meta: the pages in use are 0 .. last_pg. */
     uint64_t t0, t1, lp0, lp1;
-    memcpy(&t0, pristine + 144, 8);
-    memcpy(&t1, pristine + ps + 144, 8);
-    memcpy(&lp0, pristine + 136, 8);
-    memcpy(&lp1, pristine + ps + 136, 8);
+    memcpy(&t0, pristine + EDB__META_OFF_TXNID, 8);
+    memcpy(&t1, pristine + ps + EDB__META_OFF_TXNID, 8);
+    memcpy(&lp0, pristine + EDB__META_OFF_LASTPG, 8);
+    memcpy(&lp1, pristine + ps + EDB__META_OFF_LASTPG, 8);
     uint64_t last_pg = t1 > t0 ? lp1 : lp0;
     cr_assert_leq((last_pg + 1) * ps, n);
     outcome o = { 0 };
@@ -172,10 +173,11 @@ Test(corrupt, check_survives_systematic_damage, .timeout = 240)
     /* Every branch page: its first child points past the end. */
     for (uint64_t pg = 2; pg <= last_pg && branches < 40; pg++) {
         const uint8_t *p = pristine + pg * ps;
-        if (!(u16(p + 10) & 0x01) || u16(p + 12) < 18 || IS_FREE(pg))
+        if (!(u16(p + EDB__PAGE_OFF_FLAGS) & EDB__PAGE_F_BRANCH) || u16(p + EDB__PAGE_OFF_LOWER) < 18 ||
+            IS_FREE(pg))
             continue;
         memcpy(work, pristine, n);
-        uint8_t *node = work + pg * ps + u16(p + 16);
+        uint8_t *node = work + pg * ps + u16(p + EDB__PAGE_HDR);
         put16(node, 0xFFF0);
         put16(node + 2, 0x7FFF);
         snprintf(label, sizeof label, "branch page %llu: child past the end", (unsigned long long)pg);
@@ -186,11 +188,12 @@ Test(corrupt, check_survives_systematic_damage, .timeout = 240)
     /* Leaf pages: lower beyond upper. */
     for (uint64_t pg = 2; pg <= last_pg && leaves < 40; pg += 1) {
         const uint8_t *p = pristine + pg * ps;
-        if (!(u16(p + 10) & 0x02) || (u16(p + 10) & 0x08) || IS_FREE(pg))
+        if (!(u16(p + EDB__PAGE_OFF_FLAGS) & EDB__PAGE_F_LEAF) || (u16(p + EDB__PAGE_OFF_FLAGS) & EDB__PAGE_F_META) ||
+            IS_FREE(pg))
             continue;
         memcpy(work, pristine, n);
-        put16(work + pg * ps + 12, (uint16_t)(ps - 2));
-        put16(work + pg * ps + 14, 20);
+        put16(work + pg * ps + EDB__PAGE_OFF_LOWER, (uint16_t)(ps - 2));
+        put16(work + pg * ps + EDB__PAGE_OFF_UPPER, 20);
         snprintf(label, sizeof label, "leaf page %llu: lower > upper", (unsigned long long)pg);
         spit(file, work, n);
         check_damaged(db, label, true, &o);
