@@ -2,9 +2,11 @@
  * error.h: internal error helpers.
  *
  * Every failing path sets the thread's last-error detail through edb__err(),
- * which prefixes the code's name, and returns the code.  LMDB's return codes are
- * translated in exactly one place, edb__mdb_err(); no other file compares with
- * MDB_* constants.
+ * which records the code and the message (edb_error_last_code(),
+ * edb_error_last_message(); edb_error_last() is both, "<EDB_NAME>: <message>")
+ * and returns the code.  LMDB's return codes are translated in exactly one
+ * place, edb__mdb_err(), and compared with MDB_* constants only in error.c (the
+ * edb__mdb_is_* predicates below); tests/check-one-place.sh keeps it so.
  */
 #ifndef EDB_ERROR_H
 #define EDB_ERROR_H
