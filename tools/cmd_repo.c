@@ -1132,3 +1132,96 @@ dbt_cmd_restore_any(int argc, char **argv)
             return restore_repo(argc, argv);
     return dbt_cmd_restore(argc, argv);
 }
+
+/* ---- info and verify of archives in a bucket ---- */
+
+/* Run @fn with every s3://BUCKET/PREFIX/NAME argument replaced by a download
+ * of that object into a temporary directory (in $TMPDIR), with the --s3-*
+ * options taken out; without such an argument, @fn runs on argv as given. */
+static int
+with_downloads(const char *cmd, int argc, char **argv, int (*fn)(int, char **))
+{
+    bool any = false;
+    for (int i = 1; i < argc && !any; i++)
+        any = store_is_s3(argv[i]);
+    if (!any)
+        return fn(argc, argv);
+    store_opts so;
+    memset(&so, 0, sizeof so);
+    char **nv = calloc((size_t)argc + 1, sizeof *nv);
+    char (*local)[4400] = calloc((size_t)argc, sizeof *local);
+    if (nv == NULL || local == NULL) {
+        free(nv), free(local);
+        return dbt_failf(cmd, EDB_NOMEM, "out of memory");
+    }
+    int nc = 0, ret = DBT_FAIL;
+    nv[nc++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        int sr = store_parse_opt(&so, cmd, argc, argv, &i);
+        if (sr == 0)
+            continue;
+        if (sr != 1) {
+            free(nv), free(local);
+            return sr;
+        }
+        nv[nc++] = argv[i];
+    }
+    char tmp[4200];
+    int tmpfd = -1;
+    dbt_tmpdir_sweep(tmp_parent(), TMP_PREFIX, 0);
+    if (dbt_tmpdir_make(tmp, sizeof tmp, &tmpfd, tmp_parent(), TMP_PREFIX) != 0) {
+        free(nv), free(local);
+        return dbt_failf(cmd, EDB_IO, "making a temporary directory in '%s': %s", tmp_parent(), strerror(errno));
+    }
+    for (int i = 1; i < nc; i++) {
+        if (!store_is_s3(nv[i]))
+            continue;
+        char base[4200], err[1024];
+        snprintf(base, sizeof base, "%s", nv[i]);
+        char *sl = strrchr(base, '/');
+        if (sl == NULL || sl <= base + 5 || sl[1] == '\0') {
+            dbt_failf(cmd, EDB_INVAL, "'%s': give an object, s3://BUCKET/PREFIX/NAME", nv[i]);
+            goto out;
+        }
+        *sl = '\0';
+        const char *name = sl + 1;
+        store *st = NULL;
+        int rc = store_open(&st, base, &so, false, err, sizeof err);
+        if (rc == 0) {
+            snprintf(local[i], sizeof local[i], "%s/%s", tmp, name);
+            int fd = open(local[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                rc = EDB_IO;
+                snprintf(err, sizeof err, "creating '%s': %s", local[i], strerror(errno));
+            } else {
+                rc = store_get(st, name, fd, 0, 0, err, sizeof err);
+                close(fd);
+            }
+        }
+        store_close(st);
+        if (rc != 0) {
+            dbt_failf(cmd, rc, "downloading '%s': %s", nv[i], err);
+            goto out;
+        }
+        nv[i] = local[i];
+    }
+    nv[nc] = NULL;
+    ret = fn(nc, nv);
+out:
+    dbt_tmpdir_remove(tmp, tmpfd);
+    free(nv);
+    free(local);
+    return ret;
+}
+
+int
+dbt_cmd_info_any(int argc, char **argv)
+{
+    return with_downloads("info", argc, argv, dbt_cmd_info);
+}
+
+int
+dbt_cmd_verify_any(int argc, char **argv)
+{
+    return with_downloads("verify", argc, argv, dbt_cmd_verify_chains);
+}

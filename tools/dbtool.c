@@ -145,7 +145,7 @@ static const dbt_cmd commands[] = {
       "newest taken at or before TIME, ISO 8601 with its zone such as 2026-12-07T15:04:05Z or\n"
       "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
       "transaction N), restored with the chain it needs.\n" },
-    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
+    { "verify", dbt_cmd_verify_any, "verify ARCHIVE... [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and every link of each chain. The arguments are grouped\n"
       "into chains by their ids, in any order (a full archive and the incrementals that build\n"
@@ -162,7 +162,7 @@ static const dbt_cmd commands[] = {
       "Ctrl-C (SIGINT, SIGTERM, SIGHUP; exit status 1); what a killed run left, the next\n"
       "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
       "directory is refused.\n" },
-    { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",
+    { "info", dbt_cmd_info_any, "info ARCHIVE|MANIFEST|-... [--json]",
       "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
       "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
       "creation time, page size, pages in the snapshot and pages carried, bytes, and whether\n"

@@ -390,6 +390,14 @@ make_url(store *s, const char *name, const char *query)
     return u;
 }
 
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static bool
 sleep_cancellable(store *s, unsigned ms)
 {
@@ -483,7 +491,12 @@ perform(store *s, req *q, char *err, size_t errcap)
         /* Drive it on the multi handle, so a cancel is seen every 50 ms
          * even while nothing moves. */
         CURLcode cc = CURLE_OK;
-        bool canceled = false;
+        bool canceled = false, stalled = false;
+        /* Our own low-speed deadline (curl's averages over a few seconds,
+         * so a burst then a drip would outlive --s3-timeout): fail when
+         * less than 1 KiB moved, either way, for timeout_s seconds. */
+        double mark_t = mono_s();
+        curl_off_t mark_b = 0;
         curl_multi_add_handle(s->multi, c);
         for (;;) {
             int running = 0;
@@ -500,6 +513,17 @@ perform(store *s, req *q, char *err, size_t errcap)
             }
             if (s->cancel != NULL && s->cancel(s->cancel_ctx)) {
                 canceled = true;
+                break;
+            }
+            curl_off_t up = 0, down = 0;
+            curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+            curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+            double t = mono_s();
+            if (up + down - mark_b >= 1024) {
+                mark_b = up + down;
+                mark_t = t;
+            } else if (t - mark_t >= (double)s->timeout_s) {
+                stalled = true;
                 break;
             }
             curl_multi_poll(s->multi, NULL, 0, 50, NULL);
@@ -528,6 +552,8 @@ perform(store *s, req *q, char *err, size_t errcap)
             }
             continue;
         }
+        if (stalled)
+            cc = CURLE_OPERATION_TIMEDOUT;
         if (cc == CURLE_OPERATION_TIMEDOUT) {
             ret = errf(err, errcap, EDB_IO, "%s '%s': the server did not answer or moved less than 1 KiB/s "
                        "for %u s (--s3-timeout): %s", q->method, what_of(q), s->timeout_s, errbuf);
