@@ -238,6 +238,13 @@ typedef struct req {
     uint64_t clen;
     bool have_clen;
     bool write_failed;
+    /* While the request runs: read ahead from side_fd into side_buf (the
+     * next part of a multipart upload), so copying and uploading overlap. */
+    int side_fd;                /* -1: none */
+    char *side_buf;
+    size_t side_cap, side_got;
+    bool side_eof;
+    int side_errno;
 } req;
 
 static size_t
@@ -526,7 +533,18 @@ perform(store *s, req *q, char *err, size_t errcap)
                 stalled = true;
                 break;
             }
-            curl_multi_poll(s->multi, NULL, 0, 50, NULL);
+            bool side = q->side_fd >= 0 && !q->side_eof && q->side_errno == 0 && q->side_got < q->side_cap;
+            struct curl_waitfd wfd = { .fd = q->side_fd, .events = CURL_WAIT_POLLIN, .revents = 0 };
+            curl_multi_poll(s->multi, side ? &wfd : NULL, side ? 1 : 0, 50, NULL);
+            if (side && (wfd.revents & (CURL_WAIT_POLLIN | POLLHUP | POLLERR)) != 0) {
+                ssize_t r = read(q->side_fd, q->side_buf + q->side_got, q->side_cap - q->side_got);
+                if (r > 0)
+                    q->side_got += (size_t)r;
+                else if (r == 0)
+                    q->side_eof = true;
+                else if (errno != EINTR && errno != EAGAIN)
+                    q->side_errno = errno;
+            }
         }
         curl_multi_remove_handle(s->multi, c);
         curl_slist_free_all(h);
@@ -817,6 +835,7 @@ req_init(req *q, const char *method, const char *name, const char *query)
     q->name = name;
     q->query = query ? query : "";
     q->out_fd = -1;
+    q->side_fd = -1;
 }
 
 int
@@ -926,32 +945,43 @@ store_put_stream(store *s, const char *name, int fd, store_commit_fn commit, voi
         return errf(err, errcap, EDB_IO, "POST '%s?uploads': the answer has no UploadId", name);
     char *qid = curl_easy_escape(s->easy, id, 0);
     free(id);
-    char *buf = malloc((size_t)s->part_size);
+    char *bufs[2] = { malloc((size_t)s->part_size), malloc((size_t)s->part_size) };
+    char *buf = bufs[0];
     size_t xcap = 256, xlen = 0;
     char *xml = malloc(xcap);
-    if (qid == NULL || buf == NULL || xml == NULL) {
+    if (qid == NULL || bufs[0] == NULL || bufs[1] == NULL || xml == NULL) {
         rc = errf(err, errcap, EDB_NOMEM, "out of memory");
         goto fail;
     }
     xlen = (size_t)snprintf(xml, xcap, "<CompleteMultipartUpload>");
+    /* Two buffers: part N uploads from one while part N+1 is read into the
+     * other (perform's side reader), then the rest of N+1 is read here. */
+    size_t got;
+    bool eof = false;
+    rc = read_part(s, fd, buf, (size_t)s->part_size, &got, err, errcap);
+    if (rc != 0)
+        goto fail;
+    eof = got < s->part_size;
     for (unsigned part = 1;; part++) {
-        size_t got;
-        rc = read_part(s, fd, buf, (size_t)s->part_size, &got, err, errcap);
-        if (rc != 0)
-            goto fail;
-        if (got == 0 && part > 1)
-            break;
         if (part > 10000) {
             rc = errf(err, errcap, EDB_LIMIT, "'%s' needs more than 10000 parts: raise --s3-part-size", name);
             goto fail;
         }
+        char *next = buf == bufs[0] ? bufs[1] : bufs[0];
         char qs[1300];
         snprintf(qs, sizeof qs, "partNumber=%u&uploadId=%s", part, qid);
         req_init(&q, "PUT", name, qs);
         q.body = buf;
         q.body_len = got;
+        if (!eof) {
+            q.side_fd = fd;
+            q.side_buf = next;
+            q.side_cap = (size_t)s->part_size;
+        }
         rc = s3_do(s, &q, err, errcap);
         free(q.out);
+        if (rc == 0 && q.side_errno != 0)
+            rc = errf(err, errcap, EDB_IO, "reading the archive: %s", strerror(q.side_errno));
         if (rc != 0)
             goto fail;
         if (q.etag[0] == '\0') {
@@ -971,7 +1001,20 @@ store_put_stream(store *s, const char *name, int fd, store_commit_fn commit, voi
         }
         xlen += (size_t)snprintf(xml + xlen, xcap - xlen, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
                                  part, q.etag);
-        if (got < s->part_size)
+        if (eof)
+            break;
+        /* The next part: what the side reader got, then the rest. */
+        got = q.side_got;
+        if (!q.side_eof && got < s->part_size) {
+            size_t more = 0;
+            rc = read_part(s, fd, next + got, (size_t)s->part_size - got, &more, err, errcap);
+            if (rc != 0)
+                goto fail;
+            got += more;
+        }
+        eof = got < s->part_size;
+        buf = next;
+        if (got == 0)
             break;
     }
     if (xlen + 32 > xcap) {
@@ -1011,14 +1054,16 @@ store_put_stream(store *s, const char *name, int fd, store_commit_fn commit, voi
             goto fail;
     }
     curl_free(qid);
-    free(buf);
+    free(bufs[0]);
+    free(bufs[1]);
     free(xml);
     return 0;
 fail:
     if (qid != NULL)
         s3_abort(s, name, qid);
     curl_free(qid);
-    free(buf);
+    free(bufs[0]);
+    free(bufs[1]);
     free(xml);
     return rc;
 }
