@@ -245,6 +245,7 @@ typedef struct req {
     size_t side_cap, side_got;
     bool side_eof;
     int side_errno;
+    long total_ms;              /* 0, or a deadline for the whole request */
 } req;
 
 static size_t
@@ -475,6 +476,10 @@ perform(store *s, req *q, char *err, size_t errcap)
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->timeout_s);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        if (q->total_ms > 0) {
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, q->total_ms);
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, q->total_ms);
+        }
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
@@ -563,7 +568,7 @@ perform(store *s, req *q, char *err, size_t errcap)
                          cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
                          (cc == CURLE_OK && q->code >= 500 && q->code <= 599);
         bool rewindable = q->out_fd < 0 || lseek(q->out_fd, 0, SEEK_CUR) >= 0;
-        if (transient && attempt + 1 < MAX_TRIES && rewindable) {
+        if (transient && attempt + 1 < MAX_TRIES && rewindable && q->total_ms == 0) {
             if (!sleep_cancellable(s, 200u << attempt)) {
                 ret = errf(err, errcap, EDB_CANCELED, "%s '%s': canceled", q->method, what_of(q));
                 break;
@@ -879,9 +884,11 @@ read_part(store *s, int fd, char *buf, size_t cap, size_t *got, char *err, size_
 }
 
 static void
-s3_abort(store *s, const char *name, const char *qid)
+s3_abort(store *s, const char *name, const char *qid, bool canceled)
 {
-    /* Best effort even after a cancel: a short request without the check. */
+    /* Best effort even after a cancel: a short request without the check
+     * (after a stop, 700 ms at most, so the process still ends at once; an
+     * upload left behind is invisible, and a lifecycle rule removes it). */
     store_cancel_fn fn = s->cancel;
     unsigned t = s->timeout_s;
     s->cancel = NULL;
@@ -890,6 +897,7 @@ s3_abort(store *s, const char *name, const char *qid)
     snprintf(q, sizeof q, "uploadId=%s", qid);
     req r;
     req_init(&r, "DELETE", name, q);
+    r.total_ms = canceled ? 700 : 0;
     s3_do(s, &r, e, sizeof e);
     free(r.out);
     s->cancel = fn;
@@ -1060,7 +1068,7 @@ store_put_stream(store *s, const char *name, int fd, store_commit_fn commit, voi
     return 0;
 fail:
     if (qid != NULL)
-        s3_abort(s, name, qid);
+        s3_abort(s, name, qid, rc == EDB_CANCELED);
     curl_free(qid);
     free(bufs[0]);
     free(bufs[1]);

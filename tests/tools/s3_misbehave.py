@@ -10,6 +10,7 @@ memory, and misbehaves on UploadPart as MODE says:
 
     ok     answer 200
     stall  read the request line and headers, then never answer
+    stallall  the same, and AbortMultipartUpload (DELETE) never answered either
     drip   read the part, then send the answer one byte per second
     reset  read part of the body, then reset the connection (RST), every time
     500    answer 500 InternalError to the first part, 200 after
@@ -82,6 +83,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         log("DELETE " + self.path)
+        if MODE == "stallall":
+            while True:
+                time.sleep(3600)
         objects.pop(self.key(), None)
         self.answer(204)
 
@@ -105,7 +109,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             parts_seen[0] += 1
             nth = parts_seen[0]
-        if MODE == "stall":
+        if MODE in ("stall", "stallall"):
             while True:
                 time.sleep(3600)
         if MODE == "reset":

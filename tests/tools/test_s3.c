@@ -678,13 +678,15 @@ Test(s3, forbidden_403_is_not_retried, .timeout = 60)
 }
 
 /* SIGTERM while a part is in flight to a server that never answers (and a
- * 60 s timeout): dbtool ends at once. */
-Test(s3, sigterm_with_part_in_flight_exits_at_once, .timeout = 60)
+ * 60 s timeout): dbtool ends at once, also when the abort itself is never
+ * answered (@mode "stallall"). */
+static void
+sigterm_in_flight(const char *mode)
 {
     struct fx f;
     fx_init(&f, 100);
     creds(true);
-    misbehave_start(&f.srv, f.dir, "stall");
+    misbehave_start(&f.srv, f.dir, mode);
     const char *top = getenv("top_builddir");
     char bin[4096], out[512];
     snprintf(bin, sizeof bin, "%s/dbtool", top ? top : ".");
@@ -714,6 +716,16 @@ Test(s3, sigterm_with_part_in_flight_exits_at_once, .timeout = 60)
     cr_assert_null(strstr(text, SECRET));
     cr_assert_null(strstr(text, TOKEN));
     fx_fini(&f);
+}
+
+Test(s3, sigterm_with_part_in_flight_exits_at_once, .timeout = 60)
+{
+    sigterm_in_flight("stall");
+}
+
+Test(s3, sigterm_exits_at_once_when_the_abort_stalls_too, .timeout = 60)
+{
+    sigterm_in_flight("stallall");
 }
 
 Test(s3, credentials_never_in_output, .timeout = 60)
