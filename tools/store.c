@@ -597,7 +597,9 @@ static int
 http_fail(const req *q, char *err, size_t errcap)
 {
     char *code = xml_tag(q->out, "Code", NULL), *msg = xml_tag(q->out, "Message", NULL);
-    int rc = q->code == 404 ? EDB_NOTFOUND : EDB_IO;
+    /* A missing object is EDB_NOTFOUND; a missing bucket is not (the
+     * repository would look empty). */
+    int rc = q->code == 404 && (code == NULL || strcmp(code, "NoSuchBucket") != 0) ? EDB_NOTFOUND : EDB_IO;
     errf(err, errcap, rc, "%s '%s': HTTP %ld%s%s%s%s%s", q->method, what_of(q), q->code,
          q->code == 403 ? " (access denied: check the credentials, the region and the bucket policy)" : "",
          code ? " " : "", code ? code : "", msg ? ": " : "", msg ? msg : "");

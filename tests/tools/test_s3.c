@@ -534,6 +534,20 @@ Test(s3, s3rver_signed_round_trip, .timeout = 120)
     fx_fini(&f);
 }
 
+/* A bucket that does not exist is an error, not an empty repository. */
+Test(s3, missing_bucket_is_an_error, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 10);
+    moto_start(&f.srv, f.dir);
+    const char *ls[] = { "repo", "list", "s3://nosuchbucket/x", NULL };
+    run_result r = s3run(&f, ls);
+    cr_assert_neq(r.status, 0, "listing a missing bucket succeeded: %s", r.out);
+    cr_assert(strstr(r.err, "NoSuchBucket") != NULL, "%s", r.err);
+    run_free(&r);
+    fx_fini(&f);
+}
+
 Test(s3, moto_continuous_until_sigterm, .timeout = 60)
 {
     struct fx f;
