@@ -534,6 +534,55 @@ Test(s3, s3rver_signed_round_trip, .timeout = 120)
     fx_fini(&f);
 }
 
+/* An archive of several parts (--s3-part-size 5M, S3's minimum, which moto
+ * enforces for every part but the last): uploaded while the copier runs,
+ * completed in order, restored equal. */
+Test(s3, moto_multipart_archive, .timeout = 120)
+{
+    struct fx f;
+    unsigned rows = 12000;
+    char *in = malloc((size_t)rows * 1100 + 1), *q = in;
+    cr_assert_not_null(in);
+    for (unsigned i = 0; i < rows; i++) {
+        q += sprintf(q, "{\"v\": \"");
+        for (unsigned k = 0; k < 1000; k++)
+            *q++ = (char)('a' + (i * 31u + k * 7u) % 26u);
+        q += sprintf(q, "\"}\n");
+    }
+    *q = '\0';
+    f.dir = dbt_make_db(f.db, sizeof f.db, SCHEMA, "t", in);
+    free(in);
+    snprintf(f.url, sizeof f.url, "s3://bkt/big");
+    creds(false);
+    moto_start(&f.srv, f.dir);
+    const char *b[] = { "backup", f.db, "--repo", f.url, "--s3-part-size", "5M", "--json", NULL };
+    run_result r = s3run(&f, b);
+    expect_ok(&r, "backup of several parts");
+    const char *bp = strstr(r.out, "\"bytes\":");
+    cr_assert_not_null(bp, "%s", r.out);
+    unsigned long long bytes = strtoull(bp + 8, NULL, 10), part = 5u << 20;
+    unsigned long long nparts = (bytes + part - 1) / part;
+    run_free(&r);
+    cr_assert_geq(nparts, 3, "the archive (%llu bytes) should need 3 parts or more", bytes);
+    char pn[64];
+    snprintf(pn, sizeof pn, "partNumber=%llu&", nparts);
+    cr_assert_eq(log_count(&f.srv, pn), 1, "part %llu of %llu bytes was not sent once", nparts, bytes);
+    snprintf(pn, sizeof pn, "partNumber=%llu&", nparts + 1);
+    cr_assert_eq(log_count(&f.srv, pn), 0, "more parts than the archive needs");
+    char tgt[400];
+    snprintf(tgt, sizeof tgt, "%s/r", f.dir);
+    const char *rs[] = { "restore", tgt, "--repo", f.url, NULL };
+    r = s3run(&f, rs);
+    expect_ok(&r, "restore of a multipart archive");
+    run_free(&r);
+    cr_assert_eq(count_rows(tgt), (long)rows);
+    const char *ve[] = { "verify", "s3://bkt/big/000001-full.edbk", "--deep", NULL };
+    r = s3run(&f, ve);
+    expect_ok(&r, "verify --deep of a multipart archive");
+    run_free(&r);
+    fx_fini(&f);
+}
+
 /* A bucket that does not exist is an error, not an empty repository. */
 Test(s3, missing_bucket_is_an_error, .timeout = 60)
 {
