@@ -656,6 +656,27 @@ Test(s3, moto_interrupted_upload_leaves_nothing, .timeout = 60)
     fx_fini(&f);
 }
 
+/* A copier that fails (no such database) completes no upload: nothing in the
+ * bucket, no multipart upload left, the copier's own message shown. */
+Test(s3, moto_failed_copier_leaves_nothing, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 10);
+    moto_start(&f.srv, f.dir);
+    char nodb[400];
+    snprintf(nodb, sizeof nodb, "%s/nodb", f.dir);
+    const char *b[] = { "backup", nodb, "--repo", f.url, NULL };
+    run_result r = s3run(&f, b);
+    cr_assert_neq(r.status, 0);
+    cr_assert(strstr(r.err, "no database") != NULL, "%s", r.err);
+    run_free(&r);
+    char *keys = bucket_keys(&f, "list-type=2&prefix=prod/db1/");
+    cr_assert_null(strstr(keys, "<Key>"), "objects left: %s", keys);
+    keys = bucket_keys(&f, "uploads");
+    cr_assert_null(strstr(keys, "<Upload>"), "a multipart upload was left: %s", keys);
+    fx_fini(&f);
+}
+
 /* ---- a misbehaving endpoint ---- */
 
 static run_result
