@@ -889,7 +889,7 @@ static void
 s3_abort(store *s, const char *name, const char *qid, bool canceled)
 {
     /* Best effort even after a cancel: a short request without the check
-     * (after a stop, 700 ms at most, so the process still ends at once; an
+     * (after a stop, 300 ms at most, so the process still ends at once; an
      * upload left behind is invisible, and a lifecycle rule removes it). */
     store_cancel_fn fn = s->cancel;
     unsigned t = s->timeout_s;
@@ -899,7 +899,7 @@ s3_abort(store *s, const char *name, const char *qid, bool canceled)
     snprintf(q, sizeof q, "uploadId=%s", qid);
     req r;
     req_init(&r, "DELETE", name, q);
-    r.total_ms = canceled ? 700 : 0;
+    r.total_ms = canceled ? 300 : 0;
     s3_do(s, &r, e, sizeof e);
     free(r.out);
     s->cancel = fn;
