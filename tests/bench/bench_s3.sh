@@ -63,7 +63,6 @@ else
     exit 0
 fi
 ep="http://127.0.0.1:$p"
-s3opt="--s3-endpoint $ep --s3-path-style"
 sign() {  # curl with the same SigV4 signing libcurl gives dbtool
     curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
@@ -81,7 +80,7 @@ echo "server: $server on $ep; archive: $bytes bytes ($rows rows)"
 
 : > "$work/t_up"; : > "$work/t_curl"; : > "$work/t_two"; : > "$work/t_rs"; : > "$work/t_dl"
 for r in $(seq 1 "$reps"); do
-    t0=$(now); "$dbtool" backup "$work/db" --repo "s3://bkt/bench/r$r" $s3opt --quiet; t1=$(now)
+    t0=$(now); "$dbtool" backup "$work/db" --repo "s3://bkt/bench/r$r" --s3-endpoint "$ep" --s3-path-style --quiet; t1=$(now)
     sign -T "$work/a.edbk" "$ep/bkt/curl/a$r.edbk" >/dev/null; t2=$(now)
     "$dbtool" backup "$work/db" "$work/b.edbk" --quiet --overwrite; t3=$(now)
     a=$(secs "$t0" "$t1"); b=$(secs "$t1" "$t2"); c=$(secs "$t2" "$t3")
@@ -95,7 +94,7 @@ echo "median two steps (backup to a file, then curl -T): $mt s; backup --repo s3
 
 for r in $(seq 1 "$reps"); do
     rm -rf "$work/r1" "$work/r2" "$work/dl.edbk"
-    t0=$(now); "$dbtool" restore "$work/r1" --repo "s3://bkt/bench/r$r" $s3opt >/dev/null; t1=$(now)
+    t0=$(now); "$dbtool" restore "$work/r1" --repo "s3://bkt/bench/r$r" --s3-endpoint "$ep" --s3-path-style >/dev/null; t1=$(now)
     sign -o "$work/dl.edbk" "$ep/bkt/curl/a$r.edbk"; "$dbtool" restore "$work/r2" "$work/dl.edbk" >/dev/null; t2=$(now)
     a=$(secs "$t0" "$t1"); b=$(secs "$t1" "$t2")
     echo "$a" >> "$work/t_rs"; echo "$b" >> "$work/t_dl"
