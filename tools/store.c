@@ -579,7 +579,8 @@ perform(store *s, req *q, char *err, size_t errcap)
             cc = CURLE_OPERATION_TIMEDOUT;
         if (cc == CURLE_OPERATION_TIMEDOUT) {
             ret = errf(err, errcap, EDB_IO, "%s '%s': the server did not answer or moved less than 1 KiB/s "
-                       "for %u s (--s3-timeout): %s", q->method, what_of(q), s->timeout_s, errbuf);
+                       "for %u s (--s3-timeout)%s%s", q->method, what_of(q), s->timeout_s, errbuf[0] ? ": " : "",
+                       errbuf);
         } else if (cc != CURLE_OK) {
             ret = errf(err, errcap, EDB_IO, "%s '%s': %s%s%s", q->method, what_of(q), curl_easy_strerror(cc),
                        errbuf[0] ? ": " : "", errbuf);
