@@ -28,7 +28,10 @@
  * hashes the next incremental builds on, so it never reads the archive
  * back).  Archives are multipart uploads, visible only once complete; the
  * catalog is one PUT, made after the archive and its manifest.  A bucket has
- * no lock: run one writer at a time (readers need none).
+ * no lock: run one writer at a time (readers need none).  Leftovers there
+ * also include multipart uploads a SIGKILL left in progress: every locked
+ * command aborts those of archive names (ListMultipartUploads, where the
+ * server has it).
  *
  * The lock is flock(LOCK_EX | LOCK_NB) on DIR/lock, held for the whole
  * command (continuous mode: for its whole run); a second writer fails with
@@ -316,9 +319,22 @@ ours(const char *name, size_t *archive)
     return false;
 }
 
+static bool
+ours_archive(const char *name)
+{
+    size_t alen = 0;
+    return ours(name, &alen) && alen != 0 && name[alen] == '\0';
+}
+
 void
 repo_clean(repo *r)
 {
+    /* A bucket: uploads a killed run left in progress (not every server
+     * lists them: s3rver answers NotImplemented, which is ignored). */
+    unsigned aborted = 0;
+    char aerr[1024];
+    store_abort_uploads(r->st, ours_archive, &aborted, aerr, sizeof aerr);
+
     char **names = NULL, err[1024];
     size_t n = 0;
     if (store_list(r->st, &names, &n, err, sizeof err) != 0)

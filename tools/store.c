@@ -1308,3 +1308,53 @@ store_head(store *s, const char *name, uint64_t *size, char *err, size_t errcap)
         *size = q.clen;
     return rc;
 }
+
+int
+store_abort_uploads(store *s, bool (*pick)(const char *name), unsigned *aborted, char *err, size_t errcap)
+{
+    *aborted = 0;
+    if (s->dir)
+        return 0;
+    char *ep = curl_easy_escape(s->easy, s->prefix, 0);
+    size_t ql = (ep ? strlen(ep) : 0) + 32;
+    char *qs = malloc(ql);
+    if (ep == NULL || qs == NULL) {
+        curl_free(ep);
+        free(qs);
+        return errf(err, errcap, EDB_NOMEM, "out of memory");
+    }
+    snprintf(qs, ql, "uploads&prefix=%s", ep);
+    curl_free(ep);
+    req q;
+    req_init(&q, "GET", NULL, qs);
+    int rc = s3_do(s, &q, err, errcap);
+    free(qs);
+    size_t pl = strlen(s->prefix);
+    for (const char *u = rc == 0 && q.out ? strstr(q.out, "<Upload>") : NULL; u != NULL && rc == 0;
+         u = strstr(u + 8, "<Upload>")) {
+        const char *end = strstr(u, "</Upload>");
+        if (end == NULL)
+            break;
+        char *block = strndup(u, (size_t)(end - u));
+        char *key = block ? xml_tag(block, "Key", NULL) : NULL, *id = block ? xml_tag(block, "UploadId", NULL) : NULL;
+        if (key != NULL && id != NULL && strncmp(key, s->prefix, pl) == 0 && strchr(key + pl, '/') == NULL &&
+            pick(key + pl)) {
+            char *qid = curl_easy_escape(s->easy, id, 0);
+            if (qid != NULL) {
+                char aq[1200];
+                snprintf(aq, sizeof aq, "uploadId=%s", qid);
+                req d;
+                req_init(&d, "DELETE", key + pl, aq);
+                if (s3_do(s, &d, err, errcap) == 0)
+                    (*aborted)++;
+                free(d.out);
+                curl_free(qid);
+            }
+        }
+        free(key);
+        free(id);
+        free(block);
+    }
+    free(q.out);
+    return rc;
+}

@@ -69,6 +69,9 @@ int store_list(store *s, char ***names, size_t *n, char *err, size_t errcap);
 void store_names_free(char **names, size_t n);
 /* Remove @name; a missing object is not an error. */
 int store_delete(store *s, const char *name, char *err, size_t errcap);
+/* Abort every multipart upload in progress of an object @pick accepts (what
+ * a SIGKILLed upload left; a directory has none).  *aborted: how many. */
+int store_abort_uploads(store *s, bool (*pick)(const char *name), unsigned *aborted, char *err, size_t errcap);
 /* The length of @name; EDB_NOTFOUND when there is none. */
 int store_head(store *s, const char *name, uint64_t *size, char *err, size_t errcap);
 

@@ -656,6 +656,36 @@ Test(s3, moto_interrupted_upload_leaves_nothing, .timeout = 60)
     fx_fini(&f);
 }
 
+/* SIGKILL cannot abort: the upload stays in progress, and the next command
+ * that changes the repository aborts it. */
+Test(s3, moto_upload_left_by_sigkill_is_aborted_next_time, .timeout = 60)
+{
+    struct fx f;
+    fx_init(&f, 3000);
+    moto_start(&f.srv, f.dir);
+    const char *top = getenv("top_builddir");
+    char bin[4096], out[512];
+    snprintf(bin, sizeof bin, "%s/dbtool", top ? top : ".");
+    snprintf(out, sizeof out, "%s/bk.out", f.dir);
+    const char *av[] = { bin, "backup", f.db, "--repo", f.url, "--rate-limit", "100K", "--s3-endpoint",
+                         f.srv.endpoint, "--s3-path-style", NULL };
+    pid_t pid = spawn(av, out);
+    for (int i = 0; i < 200 && log_count(&f.srv, "?uploads") == 0; i++)
+        sleep_ms(50);
+    cr_assert_gt(log_count(&f.srv, "?uploads"), 0, "the upload never started");
+    kill(-pid, SIGKILL);        /* dbtool and its copier child */
+    waitpid(pid, NULL, 0);
+    char *keys = bucket_keys(&f, "uploads");
+    cr_assert(strstr(keys, "<Upload>") != NULL, "the killed upload should still be in progress: %s", keys);
+    const char *pr[] = { "repo", "prune", f.url, "--keep-last", "1", NULL };
+    run_result r = s3run(&f, pr);
+    expect_ok(&r, "repo prune");
+    run_free(&r);
+    keys = bucket_keys(&f, "uploads");
+    cr_assert_null(strstr(keys, "<Upload>"), "the killed upload was not aborted: %s", keys);
+    fx_fini(&f);
+}
+
 /* A copier that fails (no such database) completes no upload: nothing in the
  * bucket, no multipart upload left, the copier's own message shown. */
 Test(s3, moto_failed_copier_leaves_nothing, .timeout = 60)
