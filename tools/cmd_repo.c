@@ -6,6 +6,8 @@
  *   dbtool repo prune DIR --keep-last N [--keep-daily D] [--keep-weekly W] [--dry-run]
  *   dbtool repo merge DIR --max-chain K
  *   dbtool restore TARGET --repo DIR [--at TIME | --txn N] [--force] [--json]
+ * DIR may be s3://BUCKET/PREFIX (store.c), with --s3-endpoint, --s3-region,
+ * --s3-path-style, --s3-timeout, --s3-part-size.
  *
  * Each backup runs in a child process (fork, then cmd_backup.c's backup as
  * for a plain 'dbtool backup'), so its signal handling, atomic file and
@@ -16,10 +18,20 @@
  * forwarded to the child, whose archive in progress is then removed; the
  * catalog is untouched.  Between backups the parent sleeps in sigtimedwait,
  * so a stop is taken at once.
+ *
+ * In a bucket, the child writes the archive to a pipe ("backup DB -
+ * --manifest TMP/new.manifest"), and the parent uploads the pipe part by
+ * part (store_put_stream: multipart, no temporary copy of the archive); the
+ * upload is completed only after the child exited 0, else aborted.  Then the
+ * manifest object, then the catalog.  The base of an incremental is the
+ * manifest object of the last archive, downloaded to TMP.  Merge and restore
+ * download the chain's archives into a temporary directory (.edb-s3-XXXXXX,
+ * beside the target for restore, in $TMPDIR for merge) removed afterwards.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +43,8 @@
 #include <unistd.h>
 
 #include "repo.h"
+
+#define TMP_PREFIX ".edb-s3-"
 
 static uint64_t
 now_us(void)
@@ -118,11 +132,8 @@ apply_prune(repo *r, const bool *keep, bool dry_run, bool quiet)
     r->n = m;
     int rc = repo_save(r);
     if (rc == DBT_OK) {
-        for (size_t i = 0; i < ng; i++) {
-            char p[4400];
-            snprintf(p, sizeof p, "%s/%s", r->dir, gone[i]);
-            unlink(p);
-        }
+        for (size_t i = 0; i < ng; i++)
+            repo_remove_files(r, gone[i]);
     }
     free(gone);
     return rc;
@@ -137,11 +148,91 @@ chain_len_at(const repo *r, size_t i)
     return len;
 }
 
+static const char *
+tmp_parent(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t != NULL && t[0] != '\0' ? t : "/tmp";
+}
+
+/* The local files of chain @idx[0..len) into paths[]: a directory's own
+ * files, or a bucket's objects downloaded into a new temporary directory
+ * under @parent (tmp[], *tmpfd; remove with dbt_tmpdir_remove). */
+static int
+chain_files(repo *r, const size_t *idx, size_t len, char (*paths)[4400], const char *parent, char *tmp,
+            size_t tmpcap, int *tmpfd, const char *what)
+{
+    tmp[0] = '\0';
+    *tmpfd = -1;
+    if (store_dir(r->st) != NULL) {
+        for (size_t j = 0; j < len; j++)
+            repo_path(r, &r->a[idx[j]], paths[j], sizeof paths[j]);
+        return DBT_OK;
+    }
+    dbt_tmpdir_sweep(parent, TMP_PREFIX, 0);
+    if (dbt_tmpdir_make(tmp, tmpcap, tmpfd, parent, TMP_PREFIX) != 0)
+        return dbt_failf(what, EDB_IO, "making a temporary directory in '%s': %s", parent, strerror(errno));
+    for (size_t j = 0; j < len; j++) {
+        snprintf(paths[j], sizeof paths[j], "%s/%s", tmp, r->a[idx[j]].file);
+        int fd = open(paths[j], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        char err[1024];
+        int rc = fd < 0 ? EDB_IO : store_get(r->st, r->a[idx[j]].file, fd, 0, 0, err, sizeof err);
+        if (fd < 0)
+            snprintf(err, sizeof err, "creating '%s': %s", paths[j], strerror(errno));
+        if (fd >= 0 && close(fd) != 0 && rc == 0)
+            rc = EDB_IO, snprintf(err, sizeof err, "writing '%s': %s", paths[j], strerror(errno));
+        if (rc != 0) {
+            dbt_tmpdir_remove(tmp, *tmpfd);
+            tmp[0] = '\0';
+            *tmpfd = -1;
+            return dbt_failf(what, rc, "downloading '%s' from '%s': %s", r->a[idx[j]].file, r->dir, err);
+        }
+    }
+    return DBT_OK;
+}
+
+/* Upload local file @path as object @name and its manifest (bucket only). */
+static int
+upload_with_manifest(repo *r, const char *name, const char *path, const char *mpath, const char *what)
+{
+    char err[1024], mname[300];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dbt_failf(what, EDB_IO, "opening '%s': %s", path, strerror(errno));
+    uint64_t bytes;
+    int rc = store_put_stream(r->st, name, fd, NULL, NULL, &bytes, err, sizeof err);
+    close(fd);
+    if (rc != 0)
+        return dbt_failf(what, rc, "uploading '%s' to '%s': %s", name, r->dir, err);
+    char *m = NULL;
+    size_t mlen = 0;
+    FILE *f = fopen(mpath, "re");
+    if (f != NULL) {
+        struct stat st;
+        if (fstat(fileno(f), &st) == 0 && (m = malloc((size_t)st.st_size + 1)) != NULL)
+            mlen = fread(m, 1, (size_t)st.st_size, f);
+        fclose(f);
+    }
+    if (m == NULL) {
+        repo_remove_files(r, name);
+        return dbt_failf(what, EDB_IO, "reading the manifest '%s'", mpath);
+    }
+    repo_manifest_name(mname, sizeof mname, name);
+    rc = store_put(r->st, mname, m, mlen, err, sizeof err);
+    free(m);
+    if (rc != 0) {
+        repo_remove_files(r, name);
+        return dbt_failf(what, rc, "uploading '%s' to '%s': %s", mname, r->dir, err);
+    }
+    return DBT_OK;
+}
+
 /* Replace every chain longer than @k (ending at a chain's last entry) by one
  * merged full archive. */
 static int
 apply_merge(repo *r, uint64_t k, bool quiet)
 {
+    bool bucket = store_dir(r->st) == NULL;
     for (size_t i = 0; i < r->n; i++) {
         bool is_end = true;
         for (size_t j = i + 1; j < r->n && is_end; j++)
@@ -152,37 +243,59 @@ apply_merge(repo *r, uint64_t k, bool quiet)
         size_t *idx = calloc(r->n, sizeof *idx);
         edb_backup_source *src = calloc(r->n, sizeof *src);
         char (*paths)[4400] = calloc(r->n, sizeof *paths);
-        if (idx == NULL || src == NULL || paths == NULL) {
-            free(idx), free(src), free(paths);
+        char (*names)[256] = calloc(r->n, sizeof *names);
+        if (idx == NULL || src == NULL || paths == NULL || names == NULL) {
+            free(idx), free(src), free(paths), free(names);
             return dbt_failf("repo merge", EDB_NOMEM, "out of memory");
         }
         size_t len = repo_chain_to(r, i, idx);
+        char tmp[4200];
+        int tmpfd = -1;
+        if (chain_files(r, idx, len, paths, tmp_parent(), tmp, sizeof tmp, &tmpfd, "repo merge") != DBT_OK) {
+            free(idx), free(src), free(paths), free(names);
+            return DBT_FAIL;
+        }
         for (size_t j = 0; j < len; j++) {
-            repo_path(r, &r->a[idx[j]], paths[j], sizeof paths[j]);
             src[j].path = paths[j];
             src[j].fd = -1;
+            snprintf(names[j], sizeof names[j], "%s", r->a[idx[j]].file);
         }
         repo_entry e;
         memset(&e, 0, sizeof e);
         snprintf(e.file, sizeof e.file, "%06" PRIu64 "-merged.edbk", r->next);
-        char out[4400];
-        repo_path(r, &e, out, sizeof out);
+        char out[4600], mout[4700];
+        if (bucket)
+            snprintf(out, sizeof out, "%s/%s", tmp, e.file);
+        else
+            repo_path(r, &e, out, sizeof out);
+        snprintf(mout, sizeof mout, "%s.manifest", out);
         int rc = edb_backup_merge(NULL, out, src, len, 0);
         edb_backup_source o = { .path = out, .fd = -1, .name = NULL };
         if (rc == 0)
             rc = edb_backup_describe(&e.s, &o);
+        if (rc == 0 && bucket)
+            rc = edb_backup_manifest_write(&o, mout, 0);
         free(src);
         if (rc < 0) {
-            free(idx), free(paths);
+            free(idx), free(paths), free(names);
             unlink(out);
+            if (bucket)
+                dbt_tmpdir_remove(tmp, tmpfd);
             return dbt_fail("repo merge", rc);
         }
+        if (bucket && upload_with_manifest(r, e.file, out, mout, "repo merge") != DBT_OK) {
+            free(idx), free(paths), free(names);
+            dbt_tmpdir_remove(tmp, tmpfd);
+            return DBT_FAIL;
+        }
+        if (bucket)
+            dbt_tmpdir_remove(tmp, tmpfd);
         e.unchanged_until_us = r->a[i].unchanged_until_us;
         r->next++;
         /* The merged archive takes the place of the chain's last entry. */
         bool *drop = calloc(r->n, sizeof *drop);
         if (drop == NULL) {
-            free(idx), free(paths);
+            free(idx), free(paths), free(names);
             return dbt_failf("repo merge", EDB_NOMEM, "out of memory");
         }
         for (size_t j = 0; j < len; j++)
@@ -201,12 +314,13 @@ apply_merge(repo *r, uint64_t k, bool quiet)
         rc = repo_save(r);
         if (rc == DBT_OK) {
             for (size_t j = 0; j < len; j++)
-                unlink(paths[j]);
+                repo_remove_files(r, names[j]);
             if (!quiet)
                 printf("merged %zu archives into %s (transaction %" PRIu64 ")\n", len, e.file, e.s.txnid);
         }
         free(idx);
         free(paths);
+        free(names);
         if (rc != DBT_OK)
             return rc;
         i = pos;
@@ -220,6 +334,7 @@ typedef struct rb_opts {
     const char *db, *dir;
     uint64_t full_every, every, max_chain;
     keep_opts keep;
+    store_opts so;
     bool quiet, json;
     char *pass[8];              /* options handed to the backup itself */
     int npass;
@@ -248,11 +363,193 @@ wait_child(pid_t child, int *sig)
     }
 }
 
+/* ---- backup into a bucket ---- */
+
+typedef struct up_ctx {
+    pid_t child;
+    bool reaped;
+    int status;                 /* the child's exit status once reaped */
+    int sig;                    /* the stop signal taken, 0: none */
+} up_ctx;
+
+/* store_cancel_fn: a pending stop signal cancels the upload (and stops the
+ * child, whose archive is then incomplete anyway). */
+static bool
+up_cancel(void *arg)
+{
+    up_ctx *u = arg;
+    if (u->sig == 0) {
+        struct timespec zero = { 0, 0 };
+        int s = sigtimedwait(&stop_set, NULL, &zero);
+        if (s > 0) {
+            u->sig = s;
+            if (!u->reaped)
+                kill(u->child, SIGTERM);
+        }
+    }
+    return u->sig != 0;
+}
+
+/* store_commit_fn: the stream ended; the archive is complete only when the
+ * child says so. */
+static int
+up_commit(void *arg)
+{
+    up_ctx *u = arg;
+    if (!u->reaped) {
+        u->status = wait_child(u->child, &u->sig);
+        u->reaped = true;
+    }
+    if (u->sig != 0)
+        return EDB_CANCELED;
+    return u->status == 0 ? 0 : EDB_IO;
+}
+
+/* Read a small local file into memory. */
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    struct stat st;
+    char *m = NULL;
+    if (fstat(fileno(f), &st) == 0 && (m = malloc((size_t)st.st_size + 1)) != NULL)
+        *len = fread(m, 1, (size_t)st.st_size, f);
+    fclose(f);
+    return m;
+}
+
+static int record_backup(repo *r, const rb_opts *o, repo_entry *e, bool full);
+
+static int
+bucket_backup_once(repo *r, const rb_opts *o)
+{
+    const char *what = "backup --repo";
+    const repo_entry *last = r->n ? &r->a[r->n - 1] : NULL;
+    char tmp[4200], base[4400], mfile[4400], err[1024];
+    int tmpfd = -1;
+    dbt_tmpdir_sweep(tmp_parent(), TMP_PREFIX, 0);
+    if (dbt_tmpdir_make(tmp, sizeof tmp, &tmpfd, tmp_parent(), TMP_PREFIX) != 0)
+        return dbt_failf(what, EDB_IO, "making a temporary directory in '%s': %s", tmp_parent(), strerror(errno));
+    snprintf(base, sizeof base, "%s/base.manifest", tmp);
+    snprintf(mfile, sizeof mfile, "%s/new.manifest", tmp);
+    bool full = last == NULL || (o->full_every && chain_len_at(r, r->n - 1) >= o->full_every);
+    int ret = DBT_FAIL;
+    if (!full) {
+        /* The base's page hashes come from its manifest object. */
+        char mname[300];
+        repo_manifest_name(mname, sizeof mname, last->file);
+        int fd = open(base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int rc = fd < 0 ? EDB_IO : store_get(r->st, mname, fd, 0, 0, err, sizeof err);
+        if (fd >= 0)
+            close(fd);
+        if (rc == EDB_NOTFOUND) {
+            full = true;
+        } else if (rc != 0) {
+            dbt_failf(what, rc, "downloading '%s' from '%s': %s", mname, r->dir,
+                      fd < 0 ? strerror(errno) : err);
+            goto out;
+        }
+    }
+    repo_entry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.file, sizeof e.file, "%06" PRIu64 "-%s.edbk", r->next, full ? "full" : "incr");
+    const char *av[24];
+    int ac = 0;
+    av[ac++] = "backup";
+    av[ac++] = o->db;
+    av[ac++] = "-";
+    av[ac++] = "--quiet";
+    av[ac++] = "--manifest";
+    av[ac++] = mfile;
+    if (!full) {
+        av[ac++] = "--incremental";
+        av[ac++] = base;
+    }
+    for (int i = 0; i < o->npass; i++)
+        av[ac++] = o->pass[i];
+    av[ac] = NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        dbt_failf(what, EDB_IO, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    up_ctx u = { .child = fork() };
+    if (u.child < 0) {
+        close(pfd[0]), close(pfd[1]);
+        dbt_failf(what, EDB_IO, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (u.child == 0) {
+        if (r->lock_fd >= 0)
+            close(r->lock_fd);
+        close(pfd[0]);
+        if (dup2(pfd[1], STDOUT_FILENO) < 0)
+            _exit(DBT_FAIL);
+        close(pfd[1]);
+        int rc = dbt_cmd_backup(ac, (char **)av);
+        _exit(rc);
+    }
+    close(pfd[1]);
+    store_set_cancel(r->st, up_cancel, &u);
+    uint64_t bytes = 0;
+    int rc = store_put_stream(r->st, e.file, pfd[0], up_commit, &u, &bytes, err, sizeof err);
+    close(pfd[0]);               /* a child still writing gets EPIPE */
+    if (!u.reaped) {
+        if (rc != 0)
+            kill(u.child, SIGTERM);
+        u.status = wait_child(u.child, &u.sig);
+        u.reaped = true;
+    }
+    if (u.sig != 0) {
+        store_set_cancel(r->st, NULL, NULL);
+        ret = -u.sig;
+        goto out;
+    }
+    if (rc != 0) {
+        if (u.status == 0 || rc != EDB_IO || strstr(err, "refused") == NULL)
+            dbt_failf(what, rc, "uploading '%s' to '%s': %s", e.file, r->dir, err);
+        goto out;                /* else the child said why */
+    }
+    edb_backup_source src = { .path = mfile, .fd = -1, .name = NULL };
+    rc = edb_backup_describe(&e.s, &src);
+    if (rc < 0 || e.s.bytes != bytes) {
+        repo_remove_files(r, e.file);
+        if (rc < 0)
+            dbt_fail(what, rc);
+        else
+            dbt_failf(what, EDB_CORRUPT, "uploaded %" PRIu64 " bytes but the archive has %" PRIu64, bytes,
+                      e.s.bytes);
+        goto out;
+    }
+    char mname[300];
+    size_t mlen = 0;
+    char *m = slurp(mfile, &mlen);
+    repo_manifest_name(mname, sizeof mname, e.file);
+    rc = m == NULL ? EDB_IO : store_put(r->st, mname, m, mlen, err, sizeof err);
+    free(m);
+    if (rc != 0) {
+        repo_remove_files(r, e.file);
+        dbt_failf(what, rc, "uploading '%s' to '%s': %s", mname, r->dir, m == NULL ? "reading it" : err);
+        goto out;
+    }
+    ret = record_backup(r, o, &e, full);
+out:
+    store_set_cancel(r->st, NULL, NULL);
+    dbt_tmpdir_remove(tmp, tmpfd);
+    return ret;
+}
+
 /* One backup into the repository.  Returns DBT_OK, DBT_FAIL, or -signal
  * when stopped. */
 static int
 repo_backup_once(repo *r, const rb_opts *o)
 {
+    if (store_dir(r->st) == NULL)
+        return bucket_backup_once(r, o);
     bool full = r->n == 0;
     const repo_entry *last = r->n ? &r->a[r->n - 1] : NULL;
     char base[4400] = "";
@@ -306,6 +603,16 @@ repo_backup_once(repo *r, const rb_opts *o)
         return rc < 0 ? dbt_fail("backup --repo", rc)
                       : dbt_failf("backup --repo", EDB_CORRUPT, "%s", e.s.problem);
     }
+    return record_backup(r, o, &e, full);
+}
+
+/* The archive @e is stored and complete: catalog it (or note an unchanged
+ * database), report, then merge and prune as asked. */
+static int
+record_backup(repo *r, const rb_opts *o, repo_entry *ep, bool full)
+{
+    repo_entry e = *ep;
+    const repo_entry *last = r->n ? &r->a[r->n - 1] : NULL;
     bool unchanged = !full && e.s.pages == 0 && last != NULL && e.s.txnid == last->s.txnid &&
                      e.s.npages == last->s.npages;
     if (unchanged) {
@@ -313,19 +620,19 @@ repo_backup_once(repo *r, const rb_opts *o)
     } else {
         r->next++;
         if (repo_append(r, &e) != DBT_OK) {
-            unlink(path);
+            repo_remove_files(r, e.file);
             return DBT_FAIL;
         }
     }
     if (repo_save(r) != DBT_OK) {
         if (!unchanged) {
             r->n--;
-            unlink(path);
+            repo_remove_files(r, e.file);
         }
         return DBT_FAIL;
     }
     if (unchanged)
-        unlink(path);              /* after the catalog: a kill between leaves a leftover, cleaned later */
+        repo_remove_files(r, e.file);              /* after the catalog: a kill between leaves a leftover, cleaned later */
     char when[48];
     jv_datetime_format(when, sizeof when, (int64_t)e.s.created_us);
     if (o->json) {
@@ -393,6 +700,8 @@ repo_backup(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int kr = parse_keep(&o.keep, cmd, argc, argv, &i);
+        if (kr == 1)
+            kr = store_parse_opt(&o.so, cmd, argc, argv, &i);
         if (kr == 0)
             continue;
         if (kr != 1)
@@ -447,7 +756,7 @@ repo_backup(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     repo r;
-    if (repo_open(&r, o.dir, true, true) != DBT_OK)
+    if (repo_open(&r, o.dir, true, true, &o.so) != DBT_OK)
         return DBT_FAIL;
     int ret = DBT_OK;
     uint64_t count = 0;
@@ -522,7 +831,14 @@ repo_list(int argc, char **argv)
     const char *cmd = "repo";
     const char *dir = NULL;
     bool json = false;
+    store_opts so;
+    memset(&so, 0, sizeof so);
     for (int i = 2; i < argc; i++) {
+        int sr = store_parse_opt(&so, cmd, argc, argv, &i);
+        if (sr == 0)
+            continue;
+        if (sr != 1)
+            return sr;
         if (strcmp(argv[i], "--json") == 0)
             json = true;
         else if (argv[i][0] == '-')
@@ -535,7 +851,7 @@ repo_list(int argc, char **argv)
     if (dir == NULL)
         return dbt_usage(cmd, "repo list needs DIR");
     repo r;
-    if (repo_open(&r, dir, false, false) != DBT_OK)
+    if (repo_open(&r, dir, false, false, &so) != DBT_OK)
         return DBT_FAIL;
     bool as_json = dbt_output_format(json) == DBT_FMT_JSON;
     uint64_t total = 0;
@@ -577,8 +893,12 @@ repo_prune(int argc, char **argv)
     keep_opts k;
     memset(&k, 0, sizeof k);
     bool dry = false;
+    store_opts so;
+    memset(&so, 0, sizeof so);
     for (int i = 2; i < argc; i++) {
         int kr = parse_keep(&k, cmd, argc, argv, &i);
+        if (kr == 1)
+            kr = store_parse_opt(&so, cmd, argc, argv, &i);
         if (kr == 0)
             continue;
         if (kr != 1)
@@ -595,7 +915,7 @@ repo_prune(int argc, char **argv)
     if (dir == NULL || k.last == 0)
         return dbt_usage(cmd, "repo prune needs DIR and --keep-last N (N >= 1)");
     repo r;
-    if (repo_open(&r, dir, false, true) != DBT_OK)
+    if (repo_open(&r, dir, false, true, &so) != DBT_OK)
         return DBT_FAIL;
     bool *keep = calloc(r.n ? r.n : 1, sizeof *keep);
     int ret = DBT_FAIL;
@@ -619,7 +939,14 @@ repo_merge(int argc, char **argv)
     const char *cmd = "repo";
     const char *dir = NULL;
     uint64_t k = 0;
+    store_opts so;
+    memset(&so, 0, sizeof so);
     for (int i = 2; i < argc; i++) {
+        int sr = store_parse_opt(&so, cmd, argc, argv, &i);
+        if (sr == 0)
+            continue;
+        if (sr != 1)
+            return sr;
         if (strcmp(argv[i], "--max-chain") == 0) {
             if (++i >= argc || !parse_u64(&k, argv[i], 1))
                 return dbt_usage(cmd, "--max-chain needs a count of at least 1");
@@ -634,7 +961,7 @@ repo_merge(int argc, char **argv)
     if (dir == NULL || k == 0)
         return dbt_usage(cmd, "repo merge needs DIR and --max-chain K");
     repo r;
-    if (repo_open(&r, dir, false, true) != DBT_OK)
+    if (repo_open(&r, dir, false, true, &so) != DBT_OK)
         return DBT_FAIL;
     int ret = apply_merge(&r, k, false);
     repo_close(&r);
@@ -678,8 +1005,15 @@ restore_repo(int argc, char **argv)
     uint64_t txn = 0;
     bool by_txn = false, json = false;
     unsigned flags = 0;
+    store_opts so;
+    memset(&so, 0, sizeof so);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int sr = store_parse_opt(&so, cmd, argc, argv, &i);
+        if (sr == 0)
+            continue;
+        if (sr != 1)
+            return sr;
         if (strcmp(a, "--repo") == 0) {
             if (++i >= argc)
                 return dbt_usage(cmd, "--repo needs a directory");
@@ -718,7 +1052,7 @@ restore_repo(int argc, char **argv)
      * between reading the catalog and opening it: read it again once. */
     for (int attempt = 0; attempt < 2; attempt++) {
         repo r;
-        if (repo_open(&r, dir, false, false) != DBT_OK)
+        if (repo_open(&r, dir, false, false, &so) != DBT_OK)
             return DBT_FAIL;
         long pick = -1;
         for (size_t i = r.n; i-- > 0 && pick < 0;) {
@@ -745,13 +1079,30 @@ restore_repo(int argc, char **argv)
             return dbt_failf(what, EDB_NOMEM, "out of memory");
         }
         size_t len = repo_chain_to(&r, (size_t)pick, idx);
+        /* From a bucket: the chain is downloaded beside the target. */
+        char parent[4200], tmp[4200];
+        int tmpfd = -1;
+        snprintf(parent, sizeof parent, "%s", target);
+        char *sl = strrchr(parent, '/');
+        if (sl == NULL)
+            snprintf(parent, sizeof parent, ".");
+        else if (sl == parent)
+            parent[1] = '\0';
+        else
+            *sl = '\0';
+        if (chain_files(&r, idx, len, paths, parent, tmp, sizeof tmp, &tmpfd, what) != DBT_OK) {
+            free(idx), free(src), free(paths);
+            repo_close(&r);
+            return DBT_FAIL;
+        }
         for (size_t j = 0; j < len; j++) {
-            repo_path(&r, &r.a[idx[j]], paths[j], sizeof paths[j]);
             src[j].path = paths[j];
             src[j].fd = -1;
         }
         edb_backup_info info;
         int rc = edb_backup_restore(&info, target, src, len, flags);
+        if (tmp[0] != '\0')
+            dbt_tmpdir_remove(tmp, tmpfd);
         char picked[256];
         snprintf(picked, sizeof picked, "%s", r.a[pick].file);
         free(idx), free(src), free(paths);
@@ -780,4 +1131,97 @@ dbt_cmd_restore_any(int argc, char **argv)
         if (strcmp(argv[i], "--repo") == 0)
             return restore_repo(argc, argv);
     return dbt_cmd_restore(argc, argv);
+}
+
+/* ---- info and verify of archives in a bucket ---- */
+
+/* Run @fn with every s3://BUCKET/PREFIX/NAME argument replaced by a download
+ * of that object into a temporary directory (in $TMPDIR), with the --s3-*
+ * options taken out; without such an argument, @fn runs on argv as given. */
+static int
+with_downloads(const char *cmd, int argc, char **argv, int (*fn)(int, char **))
+{
+    bool any = false;
+    for (int i = 1; i < argc && !any; i++)
+        any = store_is_s3(argv[i]);
+    if (!any)
+        return fn(argc, argv);
+    store_opts so;
+    memset(&so, 0, sizeof so);
+    char **nv = calloc((size_t)argc + 1, sizeof *nv);
+    char (*local)[4400] = calloc((size_t)argc, sizeof *local);
+    if (nv == NULL || local == NULL) {
+        free(nv), free(local);
+        return dbt_failf(cmd, EDB_NOMEM, "out of memory");
+    }
+    int nc = 0, ret = DBT_FAIL;
+    nv[nc++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        int sr = store_parse_opt(&so, cmd, argc, argv, &i);
+        if (sr == 0)
+            continue;
+        if (sr != 1) {
+            free(nv), free(local);
+            return sr;
+        }
+        nv[nc++] = argv[i];
+    }
+    char tmp[4200];
+    int tmpfd = -1;
+    dbt_tmpdir_sweep(tmp_parent(), TMP_PREFIX, 0);
+    if (dbt_tmpdir_make(tmp, sizeof tmp, &tmpfd, tmp_parent(), TMP_PREFIX) != 0) {
+        free(nv), free(local);
+        return dbt_failf(cmd, EDB_IO, "making a temporary directory in '%s': %s", tmp_parent(), strerror(errno));
+    }
+    for (int i = 1; i < nc; i++) {
+        if (!store_is_s3(nv[i]))
+            continue;
+        char base[4200], err[1024];
+        snprintf(base, sizeof base, "%s", nv[i]);
+        char *sl = strrchr(base, '/');
+        if (sl == NULL || sl <= base + 5 || sl[1] == '\0') {
+            dbt_failf(cmd, EDB_INVAL, "'%s': give an object, s3://BUCKET/PREFIX/NAME", nv[i]);
+            goto out;
+        }
+        *sl = '\0';
+        const char *name = sl + 1;
+        store *st = NULL;
+        int rc = store_open(&st, base, &so, false, err, sizeof err);
+        if (rc == 0) {
+            snprintf(local[i], sizeof local[i], "%s/%s", tmp, name);
+            int fd = open(local[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                rc = EDB_IO;
+                snprintf(err, sizeof err, "creating '%s': %s", local[i], strerror(errno));
+            } else {
+                rc = store_get(st, name, fd, 0, 0, err, sizeof err);
+                close(fd);
+            }
+        }
+        store_close(st);
+        if (rc != 0) {
+            dbt_failf(cmd, rc, "downloading '%s': %s", nv[i], err);
+            goto out;
+        }
+        nv[i] = local[i];
+    }
+    nv[nc] = NULL;
+    ret = fn(nc, nv);
+out:
+    dbt_tmpdir_remove(tmp, tmpfd);
+    free(nv);
+    free(local);
+    return ret;
+}
+
+int
+dbt_cmd_info_any(int argc, char **argv)
+{
+    return with_downloads("info", argc, argv, dbt_cmd_info);
+}
+
+int
+dbt_cmd_verify_any(int argc, char **argv)
+{
+    return with_downloads("verify", argc, argv, dbt_cmd_verify_chains);
 }

@@ -95,7 +95,7 @@ static const dbt_cmd commands[] = {
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
     { "backup", dbt_cmd_backup_any,
-      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
@@ -124,7 +124,16 @@ static const dbt_cmd commands[] = {
       "end it cleanly: a backup in progress is abandoned without a trace, exit status 0.\n"
       "--keep-last, --keep-daily, --keep-weekly and --max-chain apply 'repo prune' and 'repo\n"
       "merge' after each backup. One line is printed per backup (--json: one object). Two\n"
-      "commands that change one repository at once are refused (EDB_BUSY).\n" },
+      "commands that change one repository at once are refused (EDB_BUSY).\n"
+      "DIR may be s3://BUCKET/PREFIX, an S3-compatible bucket with the same layout (plus a\n"
+      "manifest object beside each archive), for every --repo command: the archive streams\n"
+      "into a multipart upload (aborted on failure or stop, so no object is left) and the\n"
+      "catalog is written last. Options: --s3-endpoint URL (default AWS for the region),\n"
+      "--s3-region R, --s3-path-style (MinIO and local servers), --s3-timeout SECONDS\n"
+      "(default 60: connecting, or less than 1 KiB moved for that long, fails), --s3-part-size\n"
+      "SIZE (5M to 5G, default 8M). 5xx answers and resets are retried, 4xx never.\n"
+      "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or\n"
+      "~/.aws/credentials; they are never printed. A bucket has no lock: one writer at a time.\n" },
     { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
@@ -144,8 +153,9 @@ static const dbt_cmd commands[] = {
       "With --repo DIR the archives come from a repository: the newest backup (--at TIME: the\n"
       "newest taken at or before TIME, ISO 8601 with its zone such as 2026-12-07T15:04:05Z or\n"
       "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
-      "transaction N), restored with the chain it needs.\n" },
-    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
+      "transaction N), restored with the chain it needs. DIR may be s3://BUCKET/PREFIX (the\n"
+      "--s3-* options of backup): the chain is downloaded beside TARGET_DIR first.\n" },
+    { "verify", dbt_cmd_verify_any, "verify ARCHIVE... [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and every link of each chain. The arguments are grouped\n"
       "into chains by their ids, in any order (a full archive and the incrementals that build\n"
@@ -161,8 +171,9 @@ static const dbt_cmd commands[] = {
       "$TMPDIR/dbtool-verify-XXXXXX (/tmp without TMPDIR), is removed at the end and on\n"
       "Ctrl-C (SIGINT, SIGTERM, SIGHUP; exit status 1); what a killed run left, the next\n"
       "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
-      "directory is refused.\n" },
-    { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",
+      "directory is refused. An ARCHIVE s3://BUCKET/PREFIX/NAME is downloaded first (the\n"
+      "--s3-* options of backup).\n" },
+    { "info", dbt_cmd_info_any, "info ARCHIVE|MANIFEST|-... [--json]",
       "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
       "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
       "creation time, page size, pages in the snapshot and pages carried, bytes, and whether\n"
@@ -170,7 +181,8 @@ static const dbt_cmd commands[] = {
       "the problem, instead of failing. JSON members: id, base_id (null for a full archive),\n"
       "kind, txn, created (ISO 8601 UTC), page_size, npages, pages, bytes, complete,\n"
       "compression, and manifest (true) or problem when they apply. A file that is neither\n"
-      "an archive nor a manifest is an error (exit status 1); the others are still shown.\n" },
+      "an archive nor a manifest is an error (exit status 1); the others are still shown.\n"
+      "An ARCHIVE s3://BUCKET/PREFIX/NAME is downloaded first (the --s3-* options of backup).\n" },
     { "repo", dbt_cmd_repo, "repo list DIR [--json] | repo prune DIR --keep-last N [--keep-daily D] [--keep-weekly W] [--dry-run] | repo merge DIR --max-chain K",
       "Manage a backup repository written by 'backup --repo'. list prints its archives in the\n"
       "order taken (* starts a chain; --json: one object per archive with file and the members\n"
@@ -180,7 +192,8 @@ static const dbt_cmd commands[] = {
       "go. merge replaces every chain longer than K archives by one merged full archive of its\n"
       "last snapshot, so a restore never reads more than K archives (the intermediate points\n"
       "of that chain are given up). The catalog is rewritten atomically before any file is\n"
-      "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n" },
+      "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n"
+      "DIR may be s3://BUCKET/PREFIX (the --s3-* options of backup).\n" },
     { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
       "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
       "archive that restores exactly what the chain restores (the same snapshot, page for\n"

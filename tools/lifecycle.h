@@ -21,6 +21,9 @@ int dbt_cmd_merge(int argc, char **argv);     /* cmd_merge.c */
 int dbt_cmd_backup_any(int argc, char **argv);
 int dbt_cmd_restore_any(int argc, char **argv);
 int dbt_cmd_repo(int argc, char **argv);
+/* info and verify that also take s3://BUCKET/PREFIX/NAME objects (downloaded first). */
+int dbt_cmd_info_any(int argc, char **argv);
+int dbt_cmd_verify_any(int argc, char **argv);
 
 /* "full", "incremental", then ",low-pin" and ",keep-free" as they apply. */
 void dbt_kind(char *out, size_t cap, unsigned flags);

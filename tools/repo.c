@@ -23,13 +23,22 @@
  * before it starts.  Readers (list, restore) need no lock: they read the
  * catalog, which is always complete, and only archives it lists.
  *
+ * A bucket (s3://BUCKET/PREFIX, store.c) holds the same objects under the
+ * keys PREFIX/NAME, plus NNNNNN-*.edbk.manifest beside each archive (the page
+ * hashes the next incremental builds on, so it never reads the archive
+ * back).  Archives are multipart uploads, visible only once complete; the
+ * catalog is one PUT, made after the archive and its manifest.  A bucket has
+ * no lock: run one writer at a time (readers need none).  Leftovers there
+ * also include multipart uploads a SIGKILL left in progress: every locked
+ * command aborts those of archive names (ListMultipartUploads, where the
+ * server has it).
+ *
  * The lock is flock(LOCK_EX | LOCK_NB) on DIR/lock, held for the whole
  * command (continuous mode: for its whole run); a second writer fails with
  * EDB_BUSY.  The kernel drops it when the process dies, however it dies.
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -75,31 +84,28 @@ kind_flags(const char *kind)
 /* ---- open, lock ---- */
 
 int
-repo_open(repo *r, const char *dir, bool create, bool lock)
+repo_open(repo *r, const char *dir, bool create, bool lock, const store_opts *so)
 {
     memset(r, 0, sizeof *r);
     r->lock_fd = -1;
     r->next = 1;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        if (errno != ENOENT || !create)
-            return dbt_failf("repo", EDB_NOTFOUND, "no repository directory '%s'", dir);
-        if (mkdir(dir, 0700) != 0)
-            return dbt_failf("repo", EDB_IO, "creating '%s': %s", dir, strerror(errno));
-    } else if (!S_ISDIR(st.st_mode)) {
-        return dbt_failf("repo", EDB_EXISTS, "'%s' is not a directory", dir);
-    }
-    if (lock) {
+    char err[1024];
+    int src = store_open(&r->st, dir, so, create, err, sizeof err);
+    if (src != 0)
+        return dbt_failf("repo", src, "%s", err);
+    if (lock && store_dir(r->st) != NULL) {
         char p[4200];
         snprintf(p, sizeof p, "%s/lock", dir);
         r->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (r->lock_fd < 0)
-            return dbt_failf("repo", EDB_IO, "opening '%s': %s", p, strerror(errno));
+        if (r->lock_fd < 0) {
+            int e = errno;
+            repo_close(r);
+            return dbt_failf("repo", EDB_IO, "opening '%s': %s", p, strerror(e));
+        }
         if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
             int e = errno;
-            close(r->lock_fd);
-            r->lock_fd = -1;
+            repo_close(r);
             if (e == EWOULDBLOCK)
                 return dbt_failf("repo", EDB_BUSY, "repository '%s' is in use by another dbtool "
                                  "(its lock file is held); try again when it has finished", dir);
@@ -122,6 +128,8 @@ repo_close(repo *r)
     if (r->lock_fd >= 0)
         close(r->lock_fd);       /* drops the flock */
     r->lock_fd = -1;
+    store_close(r->st);
+    r->st = NULL;
     free(r->a);
     r->a = NULL;
     r->n = r->cap = 0;
@@ -159,16 +167,20 @@ safe_name(const char *f)
 int
 repo_load(repo *r)
 {
-    char p[4200];
+    char p[4200], err[1024];
     snprintf(p, sizeof p, "%s/catalog.json", r->dir);
+    char *text = NULL;
+    size_t tlen = 0;
+    int grc = store_get_mem(r->st, "catalog.json", &text, &tlen, err, sizeof err);
+    if (grc == EDB_NOTFOUND)
+        return DBT_OK;                        /* a new repository */
+    if (grc != 0)
+        return dbt_failf("repo", grc, "catalog '%s': %s", p, err);
     json_error_t jerr;
-    json_t *doc = json_load_file(p, 0, &jerr);
-    if (doc == NULL) {
-        struct stat st;
-        if (stat(p, &st) != 0 && errno == ENOENT)
-            return DBT_OK;                    /* a new repository */
+    json_t *doc = json_loadb(text, tlen, 0, &jerr);
+    free(text);
+    if (doc == NULL)
         return dbt_failf("repo", EDB_CORRUPT, "catalog '%s': %s (line %d)", p, jerr.text, jerr.line);
-    }
     int ret = DBT_OK;
     json_t *arr = json_object_get(doc, "archives");
     const char *fmt = json_string_value(json_object_get(doc, "format"));
@@ -275,75 +287,69 @@ repo_save(repo *r)
     json_decref(doc);
     if (text == NULL)
         return dbt_failf("repo", EDB_NOMEM, "out of memory");
-    char tmp[4300], p[4200];
-    snprintf(p, sizeof p, "%s/catalog.json", r->dir);
-    snprintf(tmp, sizeof tmp, "%s/.catalog.json.tmp.%ld", r->dir, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    size_t len = strlen(text);
-    bool ok = fd >= 0;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        ok = w > 0;
-        if (ok)
-            off += (size_t)w;
-    }
-    ok = ok && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    int e = errno;
-    if (fd >= 0 && close(fd) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
+    char err[1024];
+    int prc = store_put(r->st, "catalog.json", text, strlen(text), err, sizeof err);
     free(text);
-    if (!ok || rename(tmp, p) != 0) {
-        if (ok)
-            e = errno;
-        unlink(tmp);
-        return dbt_failf("repo", EDB_IO, "writing the catalog '%s': %s", p, strerror(e));
-    }
-    int dfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        e = errno;
-        if (dfd >= 0)
-            close(dfd);
-        return dbt_failf("repo", EDB_IO, "syncing the directory '%s': %s", r->dir, strerror(e));
-    }
-    close(dfd);
+    if (prc != 0)
+        return dbt_failf("repo", prc, "writing the catalog of '%s': %s", r->dir, err);
     return DBT_OK;
 }
 
 /* ---- leftovers ---- */
 
+/* Names a repository writes: NNNNNN-{full,incr,merged}.edbk[.manifest]
+ * and hidden temporary files.  *archive: the archive's name length. */
 static bool
-ours(const char *name)
+ours(const char *name, size_t *archive)
 {
     if (name[0] == '.')
         return strstr(name, ".tmp.") != NULL;
     size_t n = strlen(name);
     if (n < 12 || strspn(name, "0123456789") != 6 || name[6] != '-')
         return false;
-    return strcmp(name + 7, "full.edbk") == 0 || strcmp(name + 7, "incr.edbk") == 0 ||
-           strcmp(name + 7, "merged.edbk") == 0;
+    static const char *const kinds[] = { "full.edbk", "incr.edbk", "merged.edbk" };
+    for (size_t k = 0; k < 3; k++) {
+        size_t kl = strlen(kinds[k]);
+        if (strncmp(name + 7, kinds[k], kl) == 0 &&
+            (name[7 + kl] == '\0' || strcmp(name + 7 + kl, ".manifest") == 0)) {
+            *archive = 7 + kl;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+ours_archive(const char *name)
+{
+    size_t alen = 0;
+    return ours(name, &alen) && alen != 0 && name[alen] == '\0';
 }
 
 void
 repo_clean(repo *r)
 {
-    DIR *d = opendir(r->dir);
-    if (d == NULL)
+    /* A bucket: uploads a killed run left in progress (not every server
+     * lists them: s3rver answers NotImplemented, which is ignored). */
+    unsigned aborted = 0;
+    char aerr[1024];
+    store_abort_uploads(r->st, ours_archive, &aborted, aerr, sizeof aerr);
+
+    char **names = NULL, err[1024];
+    size_t n = 0;
+    if (store_list(r->st, &names, &n, err, sizeof err) != 0)
         return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!ours(de->d_name))
+    for (size_t j = 0; j < n; j++) {
+        size_t alen = 0;
+        if (!ours(names[j], &alen))
             continue;
         bool listed = false;
-        for (size_t i = 0; i < r->n && !listed; i++)
-            listed = strcmp(r->a[i].file, de->d_name) == 0;
+        for (size_t i = 0; i < r->n && !listed && alen != 0; i++)
+            listed = strlen(r->a[i].file) == alen && strncmp(r->a[i].file, names[j], alen) == 0;
         if (!listed)
-            unlinkat(dirfd(d), de->d_name, 0);
+            store_delete(r->st, names[j], err, sizeof err);
     }
-    closedir(d);
+    store_names_free(names, n);
 }
 
 /* ---- chains ---- */
@@ -389,6 +395,23 @@ void
 repo_path(const repo *r, const repo_entry *e, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", r->dir, e->file);
+}
+
+void
+repo_manifest_name(char *out, size_t cap, const char *file)
+{
+    snprintf(out, cap, "%s.manifest", file);
+}
+
+void
+repo_remove_files(repo *r, const char *file)
+{
+    char err[1024], m[300];
+    store_delete(r->st, file, err, sizeof err);
+    if (store_dir(r->st) == NULL) {
+        repo_manifest_name(m, sizeof m, file);
+        store_delete(r->st, m, err, sizeof err);
+    }
 }
 
 json_t *
