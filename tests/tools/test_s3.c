@@ -639,9 +639,9 @@ Test(s3, moto_interrupted_upload_leaves_nothing, .timeout = 60)
     const char *av[] = { bin, "backup", f.db, "--repo", f.url, "--rate-limit", "100K", "--s3-endpoint",
                          f.srv.endpoint, "--s3-path-style", NULL };
     pid_t pid = spawn(av, out);
-    for (int i = 0; i < 200 && log_count(&f.srv, "?uploads") == 0; i++)
+    for (int i = 0; i < 200 && log_count(&f.srv, ".edbk?uploads ") == 0; i++)
         sleep_ms(50);
-    cr_assert_gt(log_count(&f.srv, "?uploads"), 0, "the upload never started");
+    cr_assert_gt(log_count(&f.srv, ".edbk?uploads "), 0, "the upload never started");
     sleep_ms(300);
     kill(pid, SIGTERM);
     int st;
@@ -670,9 +670,9 @@ Test(s3, moto_upload_left_by_sigkill_is_aborted_next_time, .timeout = 60)
     const char *av[] = { bin, "backup", f.db, "--repo", f.url, "--rate-limit", "100K", "--s3-endpoint",
                          f.srv.endpoint, "--s3-path-style", NULL };
     pid_t pid = spawn(av, out);
-    for (int i = 0; i < 200 && log_count(&f.srv, "?uploads") == 0; i++)
+    for (int i = 0; i < 200 && log_count(&f.srv, ".edbk?uploads ") == 0; i++)
         sleep_ms(50);
-    cr_assert_gt(log_count(&f.srv, "?uploads"), 0, "the upload never started");
+    cr_assert_gt(log_count(&f.srv, ".edbk?uploads "), 0, "the upload never started");
     kill(-pid, SIGKILL);        /* dbtool and its copier child */
     waitpid(pid, NULL, 0);
     char *keys = bucket_keys(&f, "uploads");
