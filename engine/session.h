@@ -38,7 +38,6 @@ struct edb_session {
     bool implicit;                     /* an implicit transaction is active (depth 0) */
     bool implicit_write;
     MDB_txn *imp_txn;
-    bool pool_held;                    /* its write txn holds the DBI pool (catalog.c) */
 
     uint64_t next_id;                  /* source of txn ids, unique within the session */
     uint64_t level_id[EDB_TXN_MAX_DEPTH]; /* id of each level's MDB_txn (read-only levels share) */

@@ -94,6 +94,14 @@ static const dbt_cmd commands[] = {
       "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
+    { "upgrade", dbt_cmd_upgrade, "upgrade DB",
+      "Convert DB from an older format (1, 2 or 3: one LMDB database per table and index)\n"
+      "to format 4 (every table and index a key range of three LMDB databases). The new\n"
+      "database is built in DB.upgrade beside DB from every table's schema, rows and\n"
+      "counters, checked, and exchanged with DB in one atomic rename; the old files are then\n"
+      "removed. Until that rename DB is not written: an interrupted upgrade leaves it as it\n"
+      "was (the next upgrade removes the partial DB.upgrade). No program may have DB open\n"
+      "meanwhile. A format-4 database is left alone.\n" },
     { "backup", dbt_cmd_backup_any,
       "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
