@@ -265,20 +265,6 @@ edb__name_check(const char *name, const char *kind, const char *ctx)
     return edb__err(EDB_INVAL, "%sbad %s name '%s': " EDB__NAME_RULE, ctx ? ctx : "", kind, q);
 }
 
-int
-edb__type_size(edb_coltype type)
-{
-    switch (type) {
-    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
-    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
-    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
-    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
-    case EDB_COL_GUID: return 16;
-    case EDB_COL_TEXT: case EDB_COL_BINARY: return 0;
-    }
-    return -1;
-}
-
 edb_colid
 edb__table_colid(const edb__table *t, const char *name)
 {
@@ -798,8 +784,8 @@ edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
     return erase_keys(env, txn, 'n', t->kid);
 }
 
-int
-edb__rows_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid)
+static int
+rows_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid)
 {
     uint8_t kb[5];
     kid_key(kb, 'n', kid);
@@ -816,12 +802,67 @@ edb__rows_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid)
 }
 
 int
-edb__rows_add(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta)
+edb__rows_get(uint64_t *out, edb_session *s, MDB_txn *txn, uint32_t kid)
+{
+    *out = 0;
+    EDB_RET(edb__rows_flush(s, txn));
+    return rows_read(out, s->env, txn, kid);
+}
+
+int
+edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+{
+    if (delta == 0)
+        return 0;
+    /* the last few notes: an insert loop touches the same table and indexes */
+    size_t n = s->rows_npend;
+    for (size_t i = n; i > 0 && i + 8 > n; i--)
+        if (s->rows_pend[i - 1].kid == kid) {
+            s->rows_pend[i - 1].delta += delta;
+            return 0;
+        }
+    if (n == s->rows_cap) {
+        size_t cap = s->rows_cap ? s->rows_cap * 2 : 16;
+        struct edb__rows_delta *p = realloc(s->rows_pend, cap * sizeof *p);
+        if (p == NULL)
+            return edb__err(EDB_NOMEM, "row count");
+        s->rows_pend = p;
+        s->rows_cap = cap;
+    }
+    s->rows_pend[n].kid = kid;
+    s->rows_pend[n].delta = delta;
+    s->rows_npend = n + 1;
+    return 0;
+}
+
+int
+edb__rows_flush(edb_session *s, MDB_txn *txn)
+{
+    for (size_t i = 0; i < s->rows_npend; i++) {
+        int rc = edb__rows_write(s->env, txn, s->rows_pend[i].kid, s->rows_pend[i].delta);
+        if (rc < 0) {
+            /* what was written stays in txn, which the caller aborts */
+            s->rows_npend = 0;
+            return rc;
+        }
+    }
+    s->rows_npend = 0;
+    return 0;
+}
+
+void
+edb__rows_drop(edb_session *s)
+{
+    s->rows_npend = 0;
+}
+
+int
+edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta)
 {
     if (delta == 0)
         return 0;
     uint64_t n;
-    EDB_RET(edb__rows_get(&n, env, txn, kid));
+    EDB_RET(rows_read(&n, env, txn, kid));
     if (delta < 0 && n < (uint64_t)-delta)
         return edb__err(EDB_CORRUPT, "catalog: row count of id %u below 0", (unsigned)kid);
     n += (uint64_t)delta;

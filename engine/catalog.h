@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "coltype.h"
 #include "edb.h"
 #include "env.h"
 #include "keyspace.h"
@@ -149,9 +150,19 @@ int edb__catalog_foreach(edb_env *env, MDB_txn *txn,
 int edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn);
 
 /* Row counts ("n" keys): rows of a table, entries of a secondary index,
- * by compact id.  add: change by @delta in @txn (so a rollback takes it back). */
-int edb__rows_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid);
-int edb__rows_add(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta);
+ * by compact id, changed in the writing transaction so that a rollback takes
+ * the change back.  An insert or delete only notes its change in the session
+ * (edb__rows_add, no LMDB write: one catalog write per table and level, not
+ * per row); edb__rows_flush writes the notes into the innermost write txn
+ * and is called before a nested level begins, before a level or an implicit
+ * txn commits, before a schema change and by edb__rows_get;
+ * edb__rows_drop forgets them when that txn aborts.  edb__rows_write
+ * changes the stored count at once (index builds). */
+int edb__rows_get(uint64_t *out, struct edb_session *s, MDB_txn *txn, uint32_t kid);
+int edb__rows_add(struct edb_session *s, uint32_t kid, int64_t delta);
+int edb__rows_flush(struct edb_session *s, MDB_txn *txn);
+void edb__rows_drop(struct edb_session *s);
+int edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta);
 
 /* Per-table counters (colid 0 = implicit key; others: AUTOINC columns).
  * get: the last value handed out (0: none yet), a read only; set: store the
@@ -226,7 +237,5 @@ bool edb__name_ok(const char *name);
  * name '<name>': <EDB__NAME_RULE>", the name quoted with control and non-ASCII
  * bytes as \xHH (a name with a NUL or a control byte prints as it is). */
 int edb__name_check(const char *name, const char *kind, const char *ctx);
-/* Size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
-int edb__type_size(edb_coltype type);
 
 #endif

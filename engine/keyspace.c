@@ -69,7 +69,7 @@ inside(int rc, const edb__ks *ks, MDB_val *k)
 }
 
 int
-edb__ks_cursor_get(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d, MDB_cursor_op op)
+edb__ks_cursor_get_slow(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 {
     uint8_t buf[LMDB_KEY_MAX];
     MDB_val pk;

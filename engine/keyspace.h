@@ -64,7 +64,22 @@ int edb__ks_del(MDB_txn *txn, const edb__ks *ks, const MDB_val *key);
 /* mdb_cursor_get within the range, for MDB_FIRST, MDB_LAST, MDB_NEXT,
  * MDB_PREV, MDB_SET_RANGE and MDB_GET_CURRENT; the key returned is without
  * the prefix.  NEXT and PREV need a positioned cursor. */
-int edb__ks_cursor_get(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d, MDB_cursor_op op);
+int edb__ks_cursor_get_slow(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d, MDB_cursor_op op);
+static inline int
+edb__ks_cursor_get(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d, MDB_cursor_op op)
+{
+    /* NEXT and PREV inline: a scan's every step */
+    if (op != MDB_NEXT && op != MDB_PREV)
+        return edb__ks_cursor_get_slow(mc, ks, k, d, op);
+    int rc = mdb_cursor_get(mc, k, d, op);
+    if (rc != 0)
+        return rc;
+    if (k->mv_size < EDB__KS_PREFIX || memcmp(k->mv_data, ks->pfx, EDB__KS_PREFIX) != 0)
+        return MDB_NOTFOUND;
+    k->mv_data = (uint8_t *)k->mv_data + EDB__KS_PREFIX;
+    k->mv_size -= EDB__KS_PREFIX;
+    return 0;
+}
 /* Delete every key of the range (its pages are free at the commit). */
 int edb__ks_clear(MDB_txn *txn, const edb__ks *ks);
 

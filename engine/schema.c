@@ -24,37 +24,6 @@
 #include "record.h"
 #include "session.h"
 
-static const char *const type_names[] = {
-    [EDB_COL_BOOL] = "bool",     [EDB_COL_INT8] = "int8",     [EDB_COL_INT16] = "int16",
-    [EDB_COL_INT32] = "int32",   [EDB_COL_INT64] = "int64",   [EDB_COL_UINT8] = "uint8",
-    [EDB_COL_UINT16] = "uint16", [EDB_COL_UINT32] = "uint32", [EDB_COL_UINT64] = "uint64",
-    [EDB_COL_FLOAT] = "float",   [EDB_COL_DOUBLE] = "double", [EDB_COL_DATETIME] = "datetime",
-    [EDB_COL_GUID] = "guid",     [EDB_COL_TEXT] = "text",     [EDB_COL_BINARY] = "binary",
-};
-
-const char *
-edb_coltype_name(edb_coltype type)
-{
-    if ((int)type < EDB_COL_BOOL || (int)type > EDB_COL_BINARY)
-        return NULL;
-    return type_names[type];
-}
-
-int
-edb_coltype_parse(edb_coltype *out, const char *name)
-{
-    if (out == NULL || name == NULL)
-        return edb__err(EDB_INVAL, "edb_coltype_parse: %s is NULL", out == NULL ? "out" : "name");
-    *out = 0;
-    for (int t = EDB_COL_BOOL; t <= EDB_COL_BINARY; t++)
-        if (strcmp(type_names[t], name) == 0) {
-            *out = (edb_coltype)t;
-            edb__err_clear();
-            return 0;
-        }
-    return edb__err(EDB_INVAL, "unknown column type '%s'", name);
-}
-
 /* ------------------------------------------------------------------ validation */
 
 static int
@@ -186,7 +155,10 @@ begin_schema(edb_session *s, const char *fn, MDB_txn **txn)
     EDB_RET(edb__session_check(s, fn));
     if (s->env->flags & EDB_ENV_READONLY)
         return edb__err(EDB_READONLY, "%s: '%s' is open read-only", fn, s->env->path);
-    return edb__txn_enter(s, true, txn);
+    EDB_RET(edb__txn_enter(s, true, txn));
+    /* the session's row-count notes go in first (a drop deletes counts) */
+    int rc = edb__rows_flush(s, *txn);
+    return rc < 0 ? edb__txn_leave(s, rc) : 0;
 }
 
 static int
@@ -235,7 +207,7 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     }
     if (rc != MDB_NOTFOUND)
         EDB_ERR(edb__mdb_err(rc, "scan records"));
-    EDB_ERR(edb__rows_add(s->env, child, x->kid, (int64_t)n));
+    EDB_ERR(edb__rows_write(s->env, child, x->kid, (int64_t)n));
     ret = 0;
 err:
     if (cur != NULL)
@@ -615,7 +587,7 @@ edb_table_stat(edb_tree_stat *out, edb_session *s, const char *table, const char
     /* entries: the catalog's exact count; the tree figures are those of the
      * shared database the range lives in (edb.records or edb.index) */
     MDB_stat st;
-    EDB_ERR(edb__rows_get(&out->entries, s->env, txn, kid));
+    EDB_ERR(edb__rows_get(&out->entries, s, txn, kid));
     EDB_ERR(edb__mdb_err(mdb_stat(txn, dbi, &st), "edb_table_stat"));
     out->depth = st.ms_depth;
     out->branch_pages = st.ms_branch_pages;

@@ -49,6 +49,13 @@ struct edb_session {
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
 
+    /* Row-count changes not yet written to the catalog (edb__rows_add): all
+     * belong to the innermost write txn; written to it before a nested level
+     * begins, before it commits, before a schema change or a count is read,
+     * dropped when it aborts (catalog.c). */
+    struct edb__rows_delta { uint32_t kid; int64_t delta; } *rows_pend;
+    size_t rows_npend, rows_cap;
+
     /* Closers in any order (SQLite's sqlite3_close_v2 zombies).  dead: the
      * session was ended by edb_session_end or killed by edb_env_close: its
      * transactions are rolled back, it is off env->sessions, and every call

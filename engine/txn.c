@@ -185,6 +185,8 @@ edb_txn_begin(edb_session *s, unsigned flags)
     } else {
         if (ro)
             return edb__err(EDB_INVAL, "edb_txn_begin: a read-only level inside a write transaction");
+        /* the parent's row-count notes go into the parent (catalog.h) */
+        EDB_RET(edb__rows_flush(s, s->txn[s->depth - 1]));
         MDB_txn *child;
         int rc = mdb_txn_begin(s->env->mdb, s->txn[s->depth - 1], 0, &child);
         if (rc != 0)
@@ -218,8 +220,15 @@ end_level(edb_session *s, bool commit)
         if (d == 0)
             edb__ro_end(s->env, txn);
     } else if (commit) {
-        rc = mdb_txn_commit(txn);
+        rc = edb__rows_flush(s, txn);
+        if (rc < 0) {
+            mdb_txn_abort(txn);
+        } else {
+            rc = mdb_txn_commit(txn);
+            rc = rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
+        }
     } else {
+        edb__rows_drop(s);
         mdb_txn_abort(txn);
     }
     if (d == 0) {
@@ -228,7 +237,7 @@ end_level(edb_session *s, bool commit)
         s->rdonly = false;
     }
     s->write_seq++;
-    return rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
+    return rc;
 }
 
 int
@@ -277,6 +286,7 @@ edb__txn_abort_all(edb_session *s)
         end_level(s, false);
     if (s->implicit) {
         if (s->implicit_write) {
+            edb__rows_drop(s);
             mdb_txn_abort(s->imp_txn);
             writer_pop(s);
         } else {
@@ -346,7 +356,12 @@ edb__txn_leave_slow(edb_session *s, int rc)
         edb__ro_end(s->env, txn);
         return rc;
     }
+    if (rc >= 0) {
+        int frc = edb__rows_flush(s, txn);
+        rc = frc < 0 ? frc : rc;
+    }
     if (rc < 0) {
+        edb__rows_drop(s);
         mdb_txn_abort(txn);
         return rc;
     }

@@ -257,7 +257,7 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
  * written (the caller marks it failed).  *wrote tells which.
  */
 static int
-apply_record(edb_env *env, const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
+apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
              const edb__buf *oldpk, bool *wrote)
 {
     *wrote = false;
@@ -270,11 +270,11 @@ apply_record(edb_env *env, const edb__wplan *w, MDB_txn *txn, const edb__table *
     if (replace && !w->pk_same)
         EDB_RET(del(txn, &t->rec, oldpk, "delete record"));
     if (!replace)
-        EDB_RET(edb__rows_add(env, txn, t->kid, 1));
+        EDB_RET(edb__rows_add(s, t->kid, 1));
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
         /* the index's count moves by (new entry) - (old entry) */
-        EDB_RET(edb__rows_add(env, txn, x->kid, (w->nst[i] == ENT_PUT) - (w->ost[i] == ENT_PUT)));
+        EDB_RET(edb__rows_add(s, x->kid, (w->nst[i] == ENT_PUT) - (w->ost[i] == ENT_PUT)));
         if (w->ost[i] == ENT_PUT)
             EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
@@ -585,7 +585,7 @@ edb_update(edb_cursor *c)
         }
         EDB_ERR(plan_record(w, txn, c->t, NULL, NULL, work));
         /* ---- apply */
-        ret = apply_record(c->s->env, w, txn, c->t, false, NULL, &wrote);
+        ret = apply_record(c->s, w, txn, c->t, false, NULL, &wrote);
         if (ret == 0)
             ret = store_counters(c, txn, &c->rec, work, implicit_n);
     } else {
@@ -611,7 +611,7 @@ edb_update(edb_cursor *c)
             EDB_ERR(edb__buf_set(&w->pk, c->prep_pk.p, c->prep_pk.len));
         EDB_ERR(plan_record(w, txn, c->t, &old, &c->prep_pk, work));
         /* ---- apply */
-        ret = apply_record(c->s->env, w, txn, c->t, true, &c->prep_pk, &wrote);
+        ret = apply_record(c->s, w, txn, c->t, true, &c->prep_pk, &wrote);
     }
     if (wrote) {
         s->write_seq++;         /* cursors re-find their entries */
@@ -671,12 +671,12 @@ edb_record_delete(edb_cursor *c)
         if (w->ost[i] == ENT_PUT) {
             ret = del(txn, &t->idx[i].ks, &w->ok[i], "delete index entry");
             if (ret == 0)
-                ret = edb__rows_add(s->env, txn, t->idx[i].kid, -1);
+                ret = edb__rows_add(s, t->idx[i].kid, -1);
         }
     if (ret == 0)
         ret = del(txn, &t->rec, &c->pk, "delete record");
     if (ret == 0)
-        ret = edb__rows_add(s->env, txn, t->kid, -1);
+        ret = edb__rows_add(s, t->kid, -1);
     if (ret < 0)
         ret = edb__txn_fail(s, ret);
 err:
@@ -742,7 +742,7 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     }
     EDB_ERR(edb__buf_set(&w->pk, c->pk.p, c->pk.len));
     EDB_ERR(plan_record(w, txn, c->t, &before, &c->pk, &rec));
-    ret = apply_record(c->s->env, w, txn, c->t, true, &c->pk, &wrote);
+    ret = apply_record(c->s, w, txn, c->t, true, &c->pk, &wrote);
     if (wrote) {
         s->write_seq++;
         if (ret < 0)

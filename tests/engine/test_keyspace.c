@@ -398,3 +398,56 @@ Test(keyspace, older_formats_are_refused)
     cr_assert_eq(named_dbs(names, 8), 2);            /* nothing was added */
     cr_assert_str_eq(names[0], "edb:catalog");
 }
+
+static void
+count_problem(void *ctx, int code, const char *what)
+{
+    (void)code;
+    if (strstr(what, "the catalog counts") != NULL)
+        ++*(int *)ctx;
+}
+
+/* check compares the walked rows and entries with the catalog's counts: a
+ * count changed behind edb's back is reported. */
+Test(keyspace, check_finds_a_wrong_row_count)
+{
+    OK(create_in(s, "t"));
+    for (int i = 0; i < 5; i++)
+        OK(insert_in(s, "t", i, i, i));
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    edb_session_end(s);
+    edb_env_close(env);
+    s = NULL;
+    env = NULL;
+    /* the table is the database's first id: "n" 00000001 */
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi cat;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
+    cr_assert_eq(mdb_env_open(m, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb.catalog", 0, &cat), 0);
+    uint8_t kb[5] = { 'n', 0, 0, 0, 1 };
+    uint64_t n;
+    MDB_val k = { 5, kb }, v;
+    cr_assert_eq(mdb_get(t, cat, &k, &v), 0);
+    memcpy(&n, v.mv_data, 8);
+    cr_assert_eq(n, 5);
+    n = 6;
+    v.mv_data = &n;
+    v.mv_size = 8;
+    cr_assert_eq(mdb_put(t, cat, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(m);
+    edb_env_opts o = { .map_size = test_map_size() };
+    OK(edb_env_open(&env, path, &o));
+    OK(edb_session_begin(&s, env));
+    cr_assert_eq(entries("t", NULL), 6);
+    int found = 0;
+    OK(edb_env_check(&problems, env, count_problem, &found, NULL));
+    cr_assert_eq(problems, 1);
+    cr_assert_eq(found, 1);
+}
