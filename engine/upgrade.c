@@ -16,16 +16,16 @@
  * colid, u8 descending), (v2) u64 id.
  *
  * The new database is built with the public API in "<path>.upgrade" beside
- * the old one: every table created with its columns and indexes, every record
- * inserted from its column values (so index keys are written in format 4's
- * encoding, also for old descending segments), AUTOINC and implicit-key
- * counters carried over.  Then it is checked (edb_env_check, and every
- * table's row count against the old record database's), closed (its commits
- * were synchronous), and swapped with the old directory in one
- * renameat2(RENAME_EXCHANGE), the parent directory fsynced; the old files are
- * removed last.  Until the exchange the old directory is untouched, so an
- * interrupted upgrade leaves it as it was (the next run removes the partial
- * "<path>.upgrade").
+ * the old one, with the old one's map size: every table created with its
+ * columns and indexes, every record inserted from its column values (so
+ * index keys are written in format 4's encoding, also for old descending
+ * segments), AUTOINC and implicit-key counters carried over.  Then it is
+ * checked (edb_env_check, and every table's row count against the old record
+ * database's), closed (its commits were synchronous), and swapped with the
+ * old directory in one renameat2(RENAME_EXCHANGE), the parent directory
+ * fsynced; the old files are removed last.  Until the exchange the old
+ * directory is untouched, so an interrupted upgrade leaves it as it was (the
+ * next run removes the partial "<path>.upgrade").
  *
  * Thread safety: no other thread or process may use the database while it
  * runs (the caller's promise; doc/engine.md).
@@ -320,14 +320,14 @@ fsync_path(const char *path)
 
 /* The new database at @tmp from the old one at @path (read in @otxn). */
 static int
-build(const char *path, const char *tmp, MDB_txn *otxn, MDB_dbi cat)
+build(const char *path, const char *tmp, MDB_txn *otxn, MDB_dbi cat, uint64_t map_size)
 {
     int ret = 0;
     edb_env *env = NULL;
     edb_session *s = NULL;
     MDB_cursor *mc = NULL;
     old_table ot = { 0 };
-    edb_env_opts o = { 0 };
+    edb_env_opts o = { .map_size = map_size };    /* the old database's: it fits */
     EDB_ERR(edb_env_open(&env, tmp, &o));
     EDB_ERR(edb_session_begin(&s, env));
     EDB_ERR(edb__mdb_err(mdb_cursor_open(otxn, cat, &mc), "upgrade: old catalog"));
@@ -421,7 +421,11 @@ edb_env_upgrade(unsigned *out, const char *path)
     MDB_dbi cat;
     rc = mdb_dbi_open(otxn, EDB__KS_CATALOG, 0, &cat);
     if (rc == 0) {
-        *out = EDB__FORMAT_VERSION;         /* nothing to do (edb_env_open checks the rest) */
+        /* nothing to do (edb_env_open checks the rest) but what an upgrade
+         * killed after its exchange left: the old files in "<path>.upgrade" */
+        *out = EDB__FORMAT_VERSION;
+        if (lstat(tmp, &sb) == 0)
+            EDB_ERR(remove_db_dir(tmp));
         goto err;
     }
     rc = mdb_dbi_open(otxn, "edb:catalog", 0, &cat);
@@ -440,7 +444,10 @@ edb_env_upgrade(unsigned *out, const char *path)
     /* a partial upgrade left behind is removed first */
     if (lstat(tmp, &sb) == 0)
         EDB_ERR(remove_db_dir(tmp));
-    EDB_ERR(build(path, tmp, otxn, cat));
+    MDB_envinfo info;
+    EDB_ERR(edb__mdb_err(mdb_env_info(old, &info), "upgrade: old database"));
+    uint64_t map_size = info.me_mapsize > (1u << 20) ? (uint64_t)info.me_mapsize : 1u << 20;
+    EDB_ERR(build(path, tmp, otxn, cat, map_size));
     mdb_txn_abort(otxn);
     otxn = NULL;
     mdb_env_close(old);

@@ -14,7 +14,10 @@
 #include "config.h"
 
 #include <lmdb.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -265,4 +268,112 @@ Test(upgrade, interrupted_and_failed_upgrades)
     char none[600];
     snprintf(none, sizeof none, "%s/none", dir);
     RC(edb_env_upgrade(&from, none), EDB_NOTFOUND);
+}
+
+static unsigned
+scaled(unsigned n)
+{
+    unsigned pct = 100;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    pct = 10;
+#endif
+    const char *e = getenv("EDB_TEST_SCALE");
+    if (e != NULL && *e)
+        pct = (unsigned)atoi(e);
+    unsigned long long v = (unsigned long long)n * pct / 100;
+    return v > 0 ? (unsigned)v : 1;
+}
+
+static double
+now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The bytes of @path (the test's own small files). */
+static size_t
+slurp(const char *path, uint8_t **out)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *out = malloc((size_t)n + 1);
+    cr_assert_eq(fread(*out, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return (size_t)n;
+}
+
+/* SIGKILL at a random moment of an upgrade: the database is then either the
+ * old one, byte for byte, or the new one whole; the next upgrade finishes the
+ * work (or has nothing left but a leftover to remove). */
+Test(upgrade, killed_upgrades_leave_old_or_new, .timeout = 300)
+{
+    char data[600], ref[600], tmp[600];
+    snprintf(data, sizeof data, "%s/data.mdb", db);
+    snprintf(tmp, sizeof tmp, "%s.upgrade", db);
+    uint8_t *want;
+    size_t wantn = slurp(data, &want);
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    load_dump("format2.dump", ref);
+    unsigned from;
+    double t0 = now_us();
+    OK(edb_env_upgrade(&from, ref));
+    double span = now_us() - t0;
+    unsigned rounds = scaled(40), old_seen = 0, new_seen = 0;
+    uint64_t seed = (uint64_t)t0;
+    fprintf(stderr, "upgrade::killed_upgrades: seed %llu\n", (unsigned long long)seed);
+    for (unsigned r = 0; r < rounds; r++) {
+        rm_tree(db);
+        rm_tree(tmp);
+        load_dump("format2.dump", db);
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        useconds_t delay = (useconds_t)((seed >> 33) % (uint64_t)(span * 1.5 + 1));
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            unsigned f;
+            _exit(edb_env_upgrade(&f, db) == 0 ? 0 : 1);
+        }
+        usleep(delay);
+        kill(pid, SIGKILL);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0), "round %u: status %d", r, st);
+        edb_env *env;
+        edb_env_opts o = { .map_size = test_map_size() };
+        int rc = edb_env_open(&env, db, &o);
+        if (rc == EDB_VERSION) {
+            /* the old one, as it was (LMDB's lock file aside) */
+            uint8_t *got;
+            size_t gotn = slurp(data, &got);
+            cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "round %u: the old data.mdb changed", r);
+            free(got);
+            old_seen++;
+        } else {
+            cr_assert_eq(rc, 0, "round %u: %s", r, edb_error_last());
+            edb_session *s;
+            OK(edb_session_begin(&s, env));
+            cr_assert_eq(entries(s, "orders", NULL), 3, "round %u", r);
+            edb_session_end(s);
+            edb_env_close(env);
+            new_seen++;
+        }
+        OK(edb_env_upgrade(&from, db));
+        cr_assert(from == 2 || from == 4);
+        struct stat sb;
+        cr_assert_neq(lstat(tmp, &sb), 0, "round %u: '%s' left", r, tmp);
+        edb_session *s;
+        env = open_db(&s);
+        cr_assert_eq(entries(s, "orders", NULL), 3);
+        cr_assert_eq(entries(s, "notes", "by_score"), 2);
+        edb_session_end(s);
+        edb_env_close(env);
+    }
+    free(want);
+    fprintf(stderr, "upgrade::killed_upgrades: %u rounds, %u left the old database, %u the new "
+            "(an upgrade takes %.0f us)\n", rounds, old_seen, new_seen, span);
 }
