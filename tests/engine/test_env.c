@@ -35,7 +35,7 @@ Test(env, open_creates_private_dir_and_files)
     cr_assert_eq(info.map_size, test_map_size() ? test_map_size() : 64ull << 30);
     cr_assert_eq(info.max_readers, 126);
     edb_env_close(env);
-    /* reopen works and keeps its pool */
+    /* reopen works and keeps its keyspace */
     env = open_env(dir, 0);
     edb_env_close(env);
 }

@@ -370,7 +370,7 @@ Test(schema, recreated_table_is_another_table)
     insert_row(c, 1, "old");
     OK(edb_table_drop(s, "t"));
     OK(create1("t", (edb_column_def){ "v", EDB_COL_TEXT, 0, 0, NULL, 0 }, NULL, 0));
-    /* same name, same slot, same columns: still another table, which the
+    /* same name, same columns: still another table, which the
      * old cursor never reads nor writes (tests/engine/test_identity.c) */
     RC(edb_column_get(c, 2, NULL, 0, NULL, 0), EDB_DROPPED);
     RC(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_DROPPED);

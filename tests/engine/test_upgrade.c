@@ -377,3 +377,46 @@ Test(upgrade, killed_upgrades_leave_old_or_new, .timeout = 300)
     fprintf(stderr, "upgrade::killed_upgrades: %u rounds, %u left the old database, %u the new "
             "(an upgrade takes %.0f us)\n", rounds, old_seen, new_seen, span);
 }
+
+/* A format-3 database (blob version 2, NULLs after the values in a
+ * descending segment, SORT_NULLS_HIGH and IGNORE_ANY_NULL indexes), made by
+ * f703d06's library (tests/engine/fixtures/make_format3.c). */
+Test(upgrade, format3_database_is_converted)
+{
+    char p3[600];
+    snprintf(p3, sizeof p3, "%s/f3", dir);
+    load_dump("format3.dump", p3);
+    edb_env *env;
+    edb_env_opts o = { .map_size = test_map_size() };
+    RC(edb_env_open(&env, p3, &o), EDB_VERSION);
+    cr_assert(strstr(edb_error_last(), "format 3") != NULL, "%s", edb_error_last());
+    unsigned from = 0;
+    OK(edb_env_upgrade(&from, p3));
+    cr_assert_eq(from, 3);
+    edb_session *s;
+    OK(edb_env_open(&env, p3, &o));
+    OK(edb_session_begin(&s, env));
+    cr_assert_eq(entries(s, "items", NULL), 3);
+    cr_assert_eq(entries(s, "items", "by_score"), 3);
+    cr_assert_eq(entries(s, "items", "by_name"), 2);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "items"));
+    OK(edb_cursor_set_index(c, "by_score"));
+    int64_t order[3];
+    int i = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0 && i < 3; rc = edb_cursor_move(c, 1))
+        order[i++] = col64(c, 1);
+    cr_assert(i == 3 && order[0] == 3 && order[1] == 1 && order[2] == 2, "NULL score last");
+    /* AUTOINC: 4 was handed out, then deleted */
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_update(c));
+    OK(edb_cursor_set_index(c, NULL));
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    cr_assert_eq(col64(c, 1), 5);
+    edb_cursor_close(c);
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    edb_session_end(s);
+    edb_env_close(env);
+}
