@@ -28,6 +28,12 @@ edb_coltype_name(edb_coltype type)
 }
 
 int
+edb_coltype_size(edb_coltype type)
+{
+    return edb__type_size(type);
+}
+
+int
 edb_coltype_parse(edb_coltype *out, const char *name)
 {
     if (out == NULL || name == NULL)

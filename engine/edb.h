@@ -307,6 +307,10 @@ typedef enum edb_coltype {
 EDB_EXTERN const char *edb_coltype_name(edb_coltype type);
 /** @return 0 and the type named @p name in @p out, or #EDB_INVAL. */
 EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
+/** @return the size in bytes of a fixed-size column type's value, 0 for
+ *  #EDB_COL_TEXT and #EDB_COL_BINARY, -1 for a value that is no type (the
+ *  engine's column-type table; thread-safe, no error is set). */
+EDB_EXTERN int edb_coltype_size(edb_coltype type);
 
 #define EDB_COL_NOTNULL     0x1u  /**< an insert or replace that leaves it NULL is #EDB_NOTNULL */
 /** INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert (a loader may supply

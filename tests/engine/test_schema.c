@@ -384,3 +384,26 @@ Test(schema, recreated_table_is_another_table)
     cr_assert_eq(id, 2);
     edb_cursor_close(c);
 }
+
+/* The column-type table (engine/coltype.h): every type's size and name, one
+ * place for the engine and dbtool. */
+Test(coltypes, sizes_and_names)
+{
+    static const struct { edb_coltype t; int size; const char *name; } want[] = {
+        { EDB_COL_BOOL, 1, "bool" },     { EDB_COL_INT8, 1, "int8" },       { EDB_COL_INT16, 2, "int16" },
+        { EDB_COL_INT32, 4, "int32" },   { EDB_COL_INT64, 8, "int64" },     { EDB_COL_UINT8, 1, "uint8" },
+        { EDB_COL_UINT16, 2, "uint16" }, { EDB_COL_UINT32, 4, "uint32" },   { EDB_COL_UINT64, 8, "uint64" },
+        { EDB_COL_FLOAT, 4, "float" },   { EDB_COL_DOUBLE, 8, "double" },   { EDB_COL_DATETIME, 8, "datetime" },
+        { EDB_COL_GUID, 16, "guid" },    { EDB_COL_TEXT, 0, "text" },       { EDB_COL_BINARY, 0, "binary" },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_assert_eq(edb_coltype_size(want[i].t), want[i].size, "%s", want[i].name);
+        cr_assert_str_eq(edb_coltype_name(want[i].t), want[i].name);
+        edb_coltype t;
+        OK(edb_coltype_parse(&t, want[i].name));
+        cr_assert_eq(t, want[i].t);
+    }
+    cr_assert_eq(edb_coltype_size((edb_coltype)0), -1);
+    cr_assert_eq(edb_coltype_size((edb_coltype)(EDB_COL_BINARY + 1)), -1);
+    cr_assert_null(edb_coltype_name((edb_coltype)0));
+}
