@@ -45,7 +45,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "annotate.h"
 #include "catalog.h"
 #include "error.h"
 #include "session.h"

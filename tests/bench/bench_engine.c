@@ -33,7 +33,8 @@
  * are reported, because the machine is shared and noisy.  Every read phase
  * computes a checksum of what it read; the engines must agree, or the run fails.
  *
- * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-m]
+ * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-t N] [-a] [-C] [-m]
+ *   -t N creates N more empty edb tables (two indexes each) before the phases.
  *   -a adds a fifth phase, autolookup: ROWS/10 point lookups, each in a transaction of
  *      its own (no target; it shows the per-transaction cost).
  *   -C times with the thread's CPU clock (CLOCK_THREAD_CPUTIME_ID) instead of the wall clock.
@@ -237,6 +238,7 @@ typedef struct edb_state {
 
 static uint64_t map_size = UINT64_C(64) << 30;   /* -M: edb's default, for both */
 static unsigned max_tables;                       /* -T: 0 = edb's default */
+static unsigned extra_tables;                     /* -t: empty tables made before the phases */
 
 static void
 edb_open_(edb_state *st, const char *dir)
@@ -267,6 +269,19 @@ edb_open_(edb_state *st, const char *dir)
     edb_table_def nt = { .name = "nest", .columns = ncols, .ncolumns = 2, .indexes = nidx, .nindexes = 1 };
     EDB_CHECK(edb_table_create(st->s, &nt), "table create");
     EDB_CHECK(edb_cursor_open(&st->nc, st->s, "nest"), "cursor open");
+    /* -t: more tables (two indexes each), to show what the count costs */
+    if (extra_tables > 0) {
+        EDB_CHECK(edb_txn_begin(st->s, 0), "txn begin");
+        static const edb_index_def xidx[] = { { .name = "pk", .key = "+id\0", .flags = EDB_IDX_PRIMARY },
+                                              { .name = "by_sk", .key = "+sk\0", .flags = 0 } };
+        for (unsigned i = 0; i < extra_tables; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "extra%06u", i);
+            edb_table_def xt = { .name = name, .columns = cols, .ncolumns = 3, .indexes = xidx, .nindexes = 2 };
+            EDB_CHECK(edb_table_create(st->s, &xt), "extra table create");
+        }
+        EDB_CHECK(edb_txn_commit(st->s), "commit");
+    }
 }
 
 static void
@@ -724,7 +739,7 @@ optarg_num(unsigned v)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-k] [-m]\n"
+    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-t N] [-a] [-C] [-k] [-m]\n"
                "  -n ROWS  rows (default 1000000)\n"
                "  -r REPS  interleaved repetitions, medians reported (default 3, at most %d)\n"
                "  -e LIST  engines to run (default edb,lmdb,sqlite)\n"
@@ -733,6 +748,7 @@ usage(FILE *f)
                "  -c KIB   SQLite page cache in KiB (default: SQLite's own, 2000 KiB)\n"
                "  -M MIB   edb and LMDB map size (default 65536; valgrind needs less)\n"
                "  -T N     edb's max_tables (ignored since format 4: no table limit)\n"
+               "  -t N     create N more (empty) edb tables with two indexes each first\n"
                "  -a       also time ROWS/%d point lookups in a transaction each (autolookup)\n"
                "  -C       time with the thread's CPU clock, not the wall clock (loaded machines)\n"
                "  -k       keep every run's database and print where it is\n"
@@ -748,7 +764,7 @@ main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     uint64_t seed = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:aCkmh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:t:aCkmh")) != -1) {
         switch (opt) {
         case 'a': auto_on = true; break;
         case 'C': cpu_clock = true; break;
@@ -761,6 +777,7 @@ main(int argc, char **argv)
         case 'c': sqlite_cache_kib = atol(optarg); break;
         case 'M': map_size = strtoull(optarg, NULL, 10) << 20; break;
         case 'T': max_tables = (unsigned)atoi(optarg); break;
+        case 't': extra_tables = (unsigned)atoi(optarg); break;
         case 'e':
             for (int e = 0; e < NENGINES; e++)
                 on[e] = strstr(optarg, engine_name[e]) != NULL;
