@@ -804,22 +804,28 @@ int
 edb__rows_get(uint64_t *out, edb_session *s, MDB_txn *txn, uint32_t kid)
 {
     *out = 0;
-    EDB_RET(edb__rows_flush(s, txn));
-    return rows_read(out, s->env, txn, kid);
+    uint64_t n;
+    EDB_RET(rows_read(&n, s->env, txn, kid));
+    for (size_t i = 0; i < s->rows_npend; i++)
+        if (s->rows_pend[i].kid == kid && !s->rows_pend[i].erased)
+            n += (uint64_t)s->rows_pend[i].delta;
+    *out = n;
+    return 0;
 }
 
-int
-edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+static int
+note(edb_session *s, uint32_t kid, int64_t delta, bool erased)
 {
-    if (delta == 0)
-        return 0;
+    int depth = s->depth;
     /* the last few notes: an insert loop touches the same table and indexes */
     size_t n = s->rows_npend;
-    for (size_t i = n; i > 0 && i + 8 > n; i--)
-        if (s->rows_pend[i - 1].kid == kid) {
-            s->rows_pend[i - 1].delta += delta;
+    for (size_t i = n; !erased && i > 0 && i + 8 > n; i--) {
+        struct edb__rows_delta *e = &s->rows_pend[i - 1];
+        if (e->kid == kid && e->depth == depth && !e->erased) {
+            e->delta += delta;
             return 0;
         }
+    }
     if (n == s->rows_cap) {
         size_t cap = s->rows_cap ? s->rows_cap * 2 : 16;
         struct edb__rows_delta *p = realloc(s->rows_pend, cap * sizeof *p);
@@ -828,16 +834,70 @@ edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
         s->rows_pend = p;
         s->rows_cap = cap;
     }
-    s->rows_pend[n].kid = kid;
-    s->rows_pend[n].delta = delta;
+    s->rows_pend[n] = (struct edb__rows_delta){ kid, depth, erased, delta };
     s->rows_npend = n + 1;
     return 0;
 }
 
 int
+edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+{
+    return delta == 0 ? 0 : note(s, kid, delta, false);
+}
+
+int
+edb__rows_erased(edb_session *s, uint32_t kid)
+{
+    return note(s, kid, 0, true);
+}
+
+void
+edb__rows_level_end(edb_session *s, int level, bool commit)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < s->rows_npend; i++) {
+        struct edb__rows_delta e = s->rows_pend[i];
+        if (e.depth >= level) {
+            if (!commit)
+                continue;               /* rolled back with the level */
+            e.depth = level - 1;        /* the parent's now */
+            /* merged into the parent's note of the id when it is among the
+             * last few (a level per row must not grow the list) */
+            bool merged = false;
+            for (size_t j = o; !e.erased && j > 0 && j + 8 > o && !merged; j--) {
+                struct edb__rows_delta *p = &s->rows_pend[j - 1];
+                if (p->kid == e.kid && p->depth == e.depth && !p->erased) {
+                    p->delta += e.delta;
+                    merged = true;
+                }
+            }
+            if (merged)
+                continue;
+        }
+        s->rows_pend[o++] = e;
+    }
+    s->rows_npend = o;
+}
+
+/* Was kid's range deleted by a drop noted in this txn? */
+static bool
+erased(const edb_session *s, uint32_t kid)
+{
+    for (size_t i = 0; i < s->rows_npend; i++)
+        if (s->rows_pend[i].kid == kid && s->rows_pend[i].erased)
+            return true;
+    return false;
+}
+
+int
 edb__rows_flush(edb_session *s, MDB_txn *txn)
 {
+    bool drops = false;         /* only then look for them (a drop is rare) */
+    for (size_t i = 0; i < s->rows_npend && !drops; i++)
+        drops = s->rows_pend[i].erased;
     for (size_t i = 0; i < s->rows_npend; i++) {
+        if (drops && (s->rows_pend[i].erased || erased(s, s->rows_pend[i].kid)))
+            continue;
         int rc = edb__rows_write(s->env, txn, s->rows_pend[i].kid, s->rows_pend[i].delta);
         if (rc < 0) {
             /* what was written stays in txn, which the caller aborts */

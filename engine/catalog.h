@@ -152,14 +152,18 @@ int edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn);
 /* Row counts ("n" keys): rows of a table, entries of a secondary index,
  * by compact id, changed in the writing transaction so that a rollback takes
  * the change back.  An insert or delete only notes its change in the session
- * (edb__rows_add, no LMDB write: one catalog write per table and level, not
- * per row); edb__rows_flush writes the notes into the innermost write txn
- * and is called before a nested level begins, before a level or an implicit
- * txn commits, before a schema change and by edb__rows_get;
- * edb__rows_drop forgets them when that txn aborts.  edb__rows_write
- * changes the stored count at once (index builds). */
+ * (edb__rows_add, no LMDB write), labelled with its level: a nested commit
+ * hands the level's notes to the parent (edb__rows_level_end), a rollback
+ * drops them, and the top-level (or implicit) commit writes them all, one
+ * catalog write per table or index (edb__rows_flush); edb__rows_drop
+ * forgets them when the top level aborts.  edb__rows_get adds the notes to
+ * the stored count.  edb__rows_erased notes that a drop deleted the range
+ * (its notes are then never written).  edb__rows_write changes the stored
+ * count at once (index builds). */
 int edb__rows_get(uint64_t *out, struct edb_session *s, MDB_txn *txn, uint32_t kid);
 int edb__rows_add(struct edb_session *s, uint32_t kid, int64_t delta);
+int edb__rows_erased(struct edb_session *s, uint32_t kid);
+void edb__rows_level_end(struct edb_session *s, int level, bool commit);
 int edb__rows_flush(struct edb_session *s, MDB_txn *txn);
 void edb__rows_drop(struct edb_session *s);
 int edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta);

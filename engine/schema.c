@@ -155,10 +155,7 @@ begin_schema(edb_session *s, const char *fn, MDB_txn **txn)
     EDB_RET(edb__session_check(s, fn));
     if (s->env->flags & EDB_ENV_READONLY)
         return edb__err(EDB_READONLY, "%s: '%s' is open read-only", fn, s->env->path);
-    EDB_RET(edb__txn_enter(s, true, txn));
-    /* the session's row-count notes go in first (a drop deletes counts) */
-    int rc = edb__rows_flush(s, *txn);
-    return rc < 0 ? edb__txn_leave(s, rc) : 0;
+    return edb__txn_enter(s, true, txn);
 }
 
 static int
@@ -310,6 +307,12 @@ edb_table_drop(edb_session *s, const char *table)
     int rc = edb__table_load(&t, s->env, txn, table);
     if (rc == 0) {
         rc = edb__table_erase(s->env, txn, t);
+        /* the range is gone: row-count notes of this txn for it are void */
+        if (rc == 0)
+            rc = edb__rows_erased(s, t->kid);
+        for (uint32_t i = 0; rc == 0 && i < t->nidx; i++)
+            if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+                rc = edb__rows_erased(s, t->idx[i].kid);
         edb__table_free(t);
     }
     return end_schema(s, rc);
@@ -396,6 +399,7 @@ edb_index_drop(edb_session *s, const char *table, const char *index)
     if (t->idx[i].flags & EDB_IDX_PRIMARY)
         EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index", table, index));
     EDB_ERR(edb__index_erase(s->env, txn, &t->idx[i]));
+    EDB_ERR(edb__rows_erased(s, t->idx[i].kid));
     memmove(&t->idx[i], &t->idx[i + 1], (t->nidx - (uint32_t)i - 1) * sizeof *t->idx);
     t->nidx--;
     if (t->primary > i)

@@ -49,11 +49,13 @@ struct edb_session {
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
 
-    /* Row-count changes not yet written to the catalog (edb__rows_add): all
-     * belong to the innermost write txn; written to it before a nested level
-     * begins, before it commits, before a schema change or a count is read,
-     * dropped when it aborts (catalog.c). */
-    struct edb__rows_delta { uint32_t kid; int64_t delta; } *rows_pend;
+    /* Row-count changes not yet written to the catalog (edb__rows_add), each
+     * labelled with the level that made it (0: the implicit txn); a nested
+     * commit relabels its notes to the parent, a rollback drops its level's
+     * and deeper ones, the top-level commit writes them (catalog.c).
+     * erased: the range was deleted at that level (a drop): its notes are
+     * not written. */
+    struct edb__rows_delta { uint32_t kid; int depth; bool erased; int64_t delta; } *rows_pend;
     size_t rows_npend, rows_cap;
 
     /* Closers in any order (SQLite's sqlite3_close_v2 zombies).  dead: the

@@ -185,8 +185,6 @@ edb_txn_begin(edb_session *s, unsigned flags)
     } else {
         if (ro)
             return edb__err(EDB_INVAL, "edb_txn_begin: a read-only level inside a write transaction");
-        /* the parent's row-count notes go into the parent (catalog.h) */
-        EDB_RET(edb__rows_flush(s, s->txn[s->depth - 1]));
         MDB_txn *child;
         int rc = mdb_txn_begin(s->env->mdb, s->txn[s->depth - 1], 0, &child);
         if (rc != 0)
@@ -220,15 +218,22 @@ end_level(edb_session *s, bool commit)
         if (d == 0)
             edb__ro_end(s->env, txn);
     } else if (commit) {
-        rc = edb__rows_flush(s, txn);
+        /* row-count notes: the top level writes them, a nested one hands
+         * them to its parent (catalog.h) */
+        rc = d == 0 ? edb__rows_flush(s, txn) : 0;
         if (rc < 0) {
             mdb_txn_abort(txn);
         } else {
             rc = mdb_txn_commit(txn);
             rc = rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
         }
+        if (d > 0)
+            edb__rows_level_end(s, d + 1, rc == 0);
     } else {
-        edb__rows_drop(s);
+        if (d == 0)
+            edb__rows_drop(s);
+        else
+            edb__rows_level_end(s, d + 1, false);
         mdb_txn_abort(txn);
     }
     if (d == 0) {

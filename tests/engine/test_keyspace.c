@@ -451,3 +451,65 @@ Test(keyspace, check_finds_a_wrong_row_count)
     cr_assert_eq(problems, 1);
     cr_assert_eq(found, 1);
 }
+
+/* The stored count of compact id @kid ("n" key), -1 when absent. */
+static int64_t
+stored_count(uint32_t kid)
+{
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi cat;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
+    cr_assert_eq(mdb_env_open(m, path, MDB_RDONLY, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, MDB_RDONLY, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb.catalog", 0, &cat), 0);
+    uint8_t kb[5] = { 'n', (uint8_t)(kid >> 24), (uint8_t)(kid >> 16), (uint8_t)(kid >> 8), (uint8_t)kid };
+    MDB_val k = { 5, kb }, v;
+    int64_t n = -1;
+    if (mdb_get(t, cat, &k, &v) == 0)
+        memcpy(&n, v.mv_data, 8);
+    mdb_txn_abort(t);
+    mdb_env_close(m);
+    return n;
+}
+
+/* Counts noted in outer levels and a drop in a nested one: a committed drop
+ * leaves no count behind, a rolled-back one keeps the outer level's rows
+ * counted; nested levels commit and roll back their own notes. */
+Test(keyspace, counts_across_nested_levels_and_drops)
+{
+    OK(edb_txn_begin(s, 0));
+    OK(create_in(s, "a"));                   /* ids 1 (a), 2 (by_v), 3 (by_w) */
+    OK(insert_in(s, "a", 1, 1, 1));
+    OK(insert_in(s, "a", 2, 2, -1));
+    OK(edb_txn_begin(s, 0));
+    OK(insert_in(s, "a", 3, 3, 3));
+    OK(edb_txn_begin(s, 0));
+    OK(insert_in(s, "a", 4, 4, 4));
+    cr_assert_eq(entries("a", NULL), 4);
+    OK(edb_txn_rollback(s));                 /* row 4 goes */
+    cr_assert_eq(entries("a", NULL), 3);
+    OK(edb_txn_commit(s));                   /* row 3 stays, now the outer level's */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_table_drop(s, "a"));
+    OK(edb_txn_rollback(s));                 /* the drop goes */
+    cr_assert_eq(entries("a", NULL), 3);
+    cr_assert_eq(entries("a", "by_w"), 2);
+    OK(edb_txn_commit(s));
+    cr_assert_eq(stored_count(1), 3);
+    cr_assert_eq(stored_count(3), 2);
+
+    OK(edb_txn_begin(s, 0));
+    OK(insert_in(s, "a", 5, 5, 5));
+    OK(edb_txn_begin(s, 0));
+    OK(edb_table_drop(s, "a"));
+    OK(edb_txn_commit(s));
+    OK(edb_txn_commit(s));
+    cr_assert_eq(stored_count(1), -1, "a dropped table's count is gone");
+    cr_assert_eq(stored_count(2), -1);
+    cr_assert_eq(stored_count(3), -1);
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+}
