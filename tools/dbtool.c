@@ -77,8 +77,9 @@ static const dbt_cmd commands[] = {
       "entries. Fails with EDB_NOTFOUND when there is none.\n" },
     { "stat", dbt_cmd_stat, "stat DB [--json]",
       "Print the page size, map size, pages in use, last transaction, reader slots in use, and\n"
-      "per table its row count and the B-tree statistics (entries, depth, branch, leaf and\n"
-      "overflow pages) of its records and of each index.\n" },
+      "per table its row count and, for its records and each index, the exact entry count\n"
+      "(kept in the catalog) and the statistics (depth, branch, leaf and overflow pages) of\n"
+      "the shared B-tree they live in (edb.records or edb.index).\n" },
     { "check", dbt_cmd_check, "check DB [--json]",
       "Check the whole database in a read snapshot (writers keep going): every B-tree page\n"
       "reachable once or free and none lost, the catalog consistent, every record decodable\n"
