@@ -1,43 +1,38 @@
 /*
- * catalog.c: the catalog DB, the database pool and table schema blobs.
+ * catalog.c: the catalog DB, the keyspace's databases and table schema blobs.
  *
- * See catalog.h for the pool and the catalog's keys.  A table's schema is one
- * blob (all integers little-endian):
+ * See catalog.h for the keyspace and the catalog's keys.  A table's schema is
+ * one blob (all integers little-endian):
  *
  * | offset | size | meaning                                             |
  * |--------|------|-----------------------------------------------------|
- * | 0      | 1    | blob version, 2 (1: indexes carry no id)            |
+ * | 0      | 1    | blob version, 3                                     |
  * | 1      | 1    | reserved, 0                                         |
  * | 2      | 1    | table name length n (1..64)                         |
  * | 3      | n    | table name                                          |
- * | 3+n    | 4    | pool slot                                           |
+ * | 3+n    | 4    | the table's compact id (prefix of its records)      |
  * | 7+n    | 4    | gen (bumped by every schema change)                 |
- * | 11+n   | 8    | the table's identity (edb__catalog_new_id; blobs    |
- * |        |      | written before it: the creating transaction's id)   |
+ * | 11+n   | 8    | the table's identity (edb__catalog_new_id)          |
  * | 19+n   | 4    | column count C                                      |
  * | 23+n   | 4    | index count I                                       |
  * | 27+n   | ...  | C columns, then I indexes                           |
  *
  * A column: u8 name length, name, u8 type, u8 flags, u32 max_size,
- * u8 has_default, u32 default size, default bytes (native form), then
- * (version 2) u64 the column's identity (column ids carry a tag of it).
- * An index: u8 name length, name, u8 flags (EDB_IDX_*), u8 index slot,
- * u8 segment count S, then S times (u32 colid, u8 descending), then (version
- * 2) u64 the index's identity.  Identities let handles tell a dropped table
- * or index from a new one of the same name (cursor.c); version 1 blobs are
- * read with index identity 0.
+ * u8 has_default, u32 default size, default bytes (native form), u64 the
+ * column's identity (column ids carry a tag of it).
+ * An index: u8 name length, name, u8 flags (EDB_IDX_*), u32 the index's
+ * compact id (prefix of its entries; 0 for the primary index), u8 segment
+ * count S, then S times (u32 colid, u8 descending), then u64 the index's
+ * identity.  Identities let handles tell a dropped table or index from a new
+ * one of the same name (cursor.c).  Blob versions 1 and 2 belong to formats
+ * 1-3, which this library refuses (catalog.h).
  *
  * Invariants: a stored blob always decodes; every colid in an index is a
- * column of the table; at most one index is PRIMARY; index slots are distinct.
+ * column of the table; at most one index is PRIMARY; compact ids are
+ * distinct across every table and index of the database.
  *
- * Thread safety: the pool (catalog.h) is opened by the holder of
- * cat->pool_busy only (taken and given back under env->dbi_lock, which is
- * also held around every mdb_dbi_open); a handle below opened is written
- * once before opened passes it and only read afterwards.  Lock order:
- * env->dbi_lock, then nothing (it is never held across an LMDB begin of a
- * write txn); pool_busy may be held across a whole write txn, and the only
- * waiters for it are begins that found a handle missing, which a write txn
- * holding it cannot cause in its own process (it began after catching up).
+ * Thread safety: the handles are opened once, by edb__catalog_open, before
+ * the env is shared; ro_lock and hwm_lock are leaf locks.
  */
 #include "config.h"
 
@@ -50,7 +45,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "annotate.h"
 #include "catalog.h"
 #include "error.h"
 #include "session.h"
@@ -59,22 +53,11 @@ static atomic_uint_fast64_t env_uids;
 
 static const char FORMAT_KEY[] = "\0format";   /* 7 bytes, leading NUL */
 #define FORMAT_KEY_LEN 7
-static const char SLOTS_KEY[] = "\0slots";     /* 6 bytes, leading NUL */
-#define SLOTS_KEY_LEN 6
-#define NO_DBI ((MDB_dbi)-1)
-#define PER EDB__DBS_PER_TABLE
-#define BLOB_VERSION 2
+static const char NEXTID_KEY[] = "\0nextid";  /* 7 bytes, leading NUL */
+#define NEXTID_KEY_LEN 7
+#define BLOB_VERSION 3
 
-/* ------------------------------------------------------------------ pool */
-
-static void
-pool_name(char *buf, size_t cap, uint32_t slot, int k)
-{
-    if (k < 0)
-        snprintf(buf, cap, "edb:r%04u", (unsigned)slot);
-    else
-        snprintf(buf, cap, "edb:i%04u.%02u", (unsigned)slot, (unsigned)k);
-}
+/* ------------------------------------------------------------------ open */
 
 static void
 put_u32(uint8_t *p, uint32_t v)
@@ -88,262 +71,22 @@ get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-MDB_dbi
-edb__pool_rec(edb_env *env, uint32_t slot)
+/* The format of a database made before the keyspace (its catalog is the
+ * pool's "edb:catalog"), for the message; 0 when unreadable. */
+static uint32_t
+old_format(MDB_txn *txn)
 {
-    return atomic_load_explicit(&edb__cat(env)->dbis[slot * PER], memory_order_relaxed);
-}
-
-MDB_dbi
-edb__pool_idx(edb_env *env, uint32_t slot, unsigned k)
-{
-    return atomic_load_explicit(&edb__cat(env)->dbis[slot * PER + 1 + k], memory_order_relaxed);
-}
-
-/* opened is published with release after its handles are written and read
- * with acquire before they are; the annotations say so to helgrind. */
-static unsigned
-load_opened(edb__catalog *cat)
-{
-    unsigned v = atomic_load_explicit(&cat->opened, memory_order_acquire);
-    EDB_HB_AFTER(&cat->opened);
-    return v;
-}
-
-static void
-publish_opened(edb__catalog *cat, unsigned v)
-{
-    EDB_HB_BEFORE(&cat->opened);
-    atomic_store_explicit(&cat->opened, v, memory_order_release);
-}
-
-unsigned
-edb__pool_opened(edb_env *env)
-{
-    return load_opened(edb__cat(env));
-}
-
-/* The slot high-water mark as @txn sees it; a format-1 catalog (no mark):
- * every slot. */
-static int
-read_mark(edb__catalog *cat, MDB_txn *txn, unsigned *out)
-{
-    MDB_val k = { SLOTS_KEY_LEN, (void *)SLOTS_KEY }, v;
-    int rc = mdb_get(txn, cat->cat, &k, &v);
-    *out = cat->max_tables;
-    if (edb__mdb_is_notfound(rc))
+    MDB_dbi dbi;
+    MDB_val k = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, v;
+    if (mdb_dbi_open(txn, "edb:catalog", 0, &dbi) != 0)
         return 0;
-    if (rc != 0)
-        return edb__mdb_err(rc, "catalog: slot mark");
-    if (v.mv_size != 4 || get_u32(v.mv_data) > cat->max_tables)
-        return edb__err(EDB_CORRUPT, "catalog: slot mark out of range");
-    *out = get_u32(v.mv_data);
-    return 0;
-}
-
-static int
-write_mark(edb__catalog *cat, MDB_txn *txn, unsigned mark)
-{
-    uint8_t b[4];
-    put_u32(b, mark);
-    MDB_val k = { SLOTS_KEY_LEN, (void *)SLOTS_KEY }, v = { 4, b };
-    return edb__mdb_err(mdb_put(txn, cat->cat, &k, &v, 0), "catalog: slot mark");
-}
-
-/* Open (with @create, create) the databases of slots [from, to) in @txn. */
-static int
-open_slots(edb_env *env, MDB_txn *txn, unsigned from, unsigned to, bool create)
-{
-    edb__catalog *cat = edb__cat(env);
-    int ret = 0;
-    pthread_mutex_lock(&env->dbi_lock);
-    for (unsigned i = from * PER; i < to * PER; i++) {
-        char name[32];
-        MDB_dbi dbi;
-        pool_name(name, sizeof name, i / PER, (int)(i % PER) - 1);
-        int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, &dbi);
-        if (rc != 0) {
-            ret = edb__mdb_err(rc, name);
-            if (ret == EDB_NOTFOUND)
-                ret = edb__err(EDB_CORRUPT, "catalog: database '%s' is missing", name);
-            break;
-        }
-        atomic_store_explicit(&cat->dbis[i], dbi, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&env->dbi_lock);
-    return ret;
-}
-
-/* Take the pool for this thread (waiting for its holder). */
-static int
-pool_take(edb_env *env)
-{
-    edb__catalog *cat = edb__cat(env);
-    pthread_mutex_lock(&env->dbi_lock);
-    while (cat->pool_busy) {
-        if (pthread_equal(cat->pool_thread, pthread_self())) {
-            pthread_mutex_unlock(&env->dbi_lock);
-            return edb__err(EDB_BUSY, "'%s': this thread's write transaction created a table; "
-                            "the other sessions of this thread must wait for it to end",
-                            env->path);
-        }
-        pthread_cond_wait(&cat->pool_cv, &env->dbi_lock);
-    }
-    cat->pool_busy = true;
-    cat->pool_thread = pthread_self();
-    cat->pool_upto = 0;
-    pthread_mutex_unlock(&env->dbi_lock);
-    return 0;
-}
-
-static void
-pool_give(edb_env *env)
-{
-    edb__catalog *cat = edb__cat(env);
-    pthread_mutex_lock(&env->dbi_lock);
-    cat->pool_busy = false;
-    pthread_cond_broadcast(&cat->pool_cv);
-    pthread_mutex_unlock(&env->dbi_lock);
-}
-
-/* With the pool held: open env-wide the slots below the latest committed
- * mark, in a read txn of its own (committing keeps its handles). */
-static int
-sync_held(edb_env *env)
-{
-    edb__catalog *cat = edb__cat(env);
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
-    if (rc != 0)
-        return edb__mdb_err(rc, "open table handles: begin");
-    unsigned mark;
-    unsigned from = atomic_load_explicit(&cat->opened, memory_order_relaxed);
-    int ret = read_mark(cat, txn, &mark);
-    if (ret == 0 && mark > from)
-        ret = open_slots(env, txn, from, mark, false);
-    if (ret < 0) {
-        mdb_txn_abort(txn);     /* closes what it opened */
-        return ret;
-    }
-    if ((rc = mdb_txn_commit(txn)) != 0)
-        return edb__mdb_err(rc, "open table handles: commit");
-    if (mark > from)
-        publish_opened(cat, mark);
-    return 0;
-}
-
-int
-edb__pool_sync(edb_env *env)
-{
-    EDB_RET(pool_take(env));
-    int ret = sync_held(env);
-    pool_give(env);
-    return ret;
-}
-
-int
-edb__pool_check(edb_env *env, MDB_txn *txn, bool cache)
-{
-    edb__catalog *cat = edb__cat(env);
-    uint64_t id = (uint64_t)mdb_txn_id(txn);
-    uint64_t c = cache ? atomic_load_explicit(&cat->mark_cache, memory_order_relaxed) : 0;
-    unsigned mark;
-    if ((c >> 12) == id && (c & (1u << 11)))
-        mark = (unsigned)(c & 0x7ff);
-    else {
-        EDB_RET(read_mark(cat, txn, &mark));
-        if (cache)
-            atomic_store_explicit(&cat->mark_cache, id << 12 | 1u << 11 | mark,
-                                  memory_order_relaxed);
-    }
-    if (mark == 0)
+    if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size < 8 || get_u32(v.mv_data) != EDB__FORMAT_MAGIC)
         return 0;
-    if (mark > load_opened(cat))
-        return 1;
-    /* Opened env-wide, but this txn may have begun in the moment between a
-     * commit that opened them and LMDB publishing them: ask LMDB.  Handles
-     * are numbered in the order they were opened, so the last one answers. */
-    unsigned flags;
-    MDB_dbi last = atomic_load_explicit(&cat->dbis[mark * PER - 1], memory_order_relaxed);
-    return mdb_dbi_flags(txn, last, &flags) == 0 ? 0 : 1;
+    return get_u32((uint8_t *)v.mv_data + 4);
 }
 
 int
-edb__pool_claim(edb_session *s, MDB_txn *txn, uint32_t slot)
-{
-    edb_env *env = s->env;
-    edb__catalog *cat = edb__cat(env);
-    unsigned mark;
-    EDB_RET(read_mark(cat, txn, &mark));
-    if (slot >= mark)
-        EDB_RET(write_mark(cat, txn, slot + 1));
-    if (slot < load_opened(cat))
-        return 0;
-    if (!s->pool_held) {
-        EDB_RET(pool_take(env));
-        s->pool_held = true;
-    }
-    /* Idempotent: handles this txn (or a committed child) opened are found
-     * again, those a rolled-back child opened are opened anew. */
-    EDB_RET(open_slots(env, txn, atomic_load_explicit(&cat->opened, memory_order_relaxed),
-                       slot + 1, false));
-    if (slot + 1 > cat->pool_upto)
-        cat->pool_upto = slot + 1;
-    return 0;
-}
-
-void
-edb__pool_release(edb_session *s, bool committed)
-{
-    if (!s->pool_held)
-        return;
-    s->pool_held = false;
-    edb_env *env = s->env;
-    edb__catalog *cat = edb__cat(env);
-    /* A commit made its handles env-wide: find them again (a read txn's
-     * mdb_dbi_open of an open name returns its handle) and move opened; an
-     * abort closed them.  A failed sync leaves it to the next begin. */
-    if (committed)
-        (void)sync_held(env);
-    unsigned opened = atomic_load_explicit(&cat->opened, memory_order_relaxed);
-    for (unsigned i = opened * PER; i < cat->pool_upto * PER; i++)
-        atomic_store_explicit(&cat->dbis[i], NO_DBI, memory_order_relaxed);
-    pool_give(env);
-}
-
-typedef struct maxslot_ctx { unsigned mark; } maxslot_ctx;
-
-static int
-note_slot(void *ctx, const edb__table *t)
-{
-    maxslot_ctx *mc = ctx;
-    if (t->slot + 1 > mc->mark)
-        mc->mark = t->slot + 1;
-    return 0;
-}
-
-typedef struct oldkeys_ctx { const char *path; uint32_t version; } oldkeys_ctx;
-
-/* A format 1/2 database is readable as format 3 unless an index has a
- * descending segment (where those formats put NULL first): refuse that. */
-static int
-check_old_keys(void *ctx, const edb__table *t)
-{
-    oldkeys_ctx *oc = ctx;
-    for (uint32_t i = 0; i < t->nidx; i++)
-        for (unsigned j = 0; j < t->idx[i].nseg; j++)
-            if (t->idx[i].seg[j].desc)
-                return edb__err(EDB_VERSION, "'%s': format %u database: index '%s' of table '%s' has "
-                                "a descending segment, which format %u sorts differently (NULL after "
-                                "the values); open it with the edb release that made it, dbtool export "
-                                "every table, then dbtool create a new database, create-table and "
-                                "import into it (dbtool upgrade will do this in place)", oc->path,
-                                oc->version, t->idx[i].name, t->name, EDB__FORMAT_VERSION);
-    return 0;
-}
-
-int
-edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
+edb__catalog_open(edb_env *env)
 {
     int ret = 0, rc;
     MDB_txn *txn = NULL;
@@ -354,29 +97,21 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
     env->catalog = cat;
     pthread_mutex_init(&cat->ro_lock, NULL);
     pthread_mutex_init(&cat->hwm_lock, NULL);
-    pthread_cond_init(&cat->pool_cv, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
-    cat->max_tables = max_tables;
-    *stored = 0;
-    if ((cat->dbis = malloc(max_tables * PER * sizeof *cat->dbis)) == NULL ||
-        (cat->hwm_table = calloc(max_tables, sizeof *cat->hwm_table)) == NULL)
-        return edb__err(EDB_NOMEM, "catalog");
-    for (unsigned i = 0; i < max_tables * PER; i++)
-        atomic_init(&cat->dbis[i], NO_DBI);
-    atomic_init(&cat->opened, 0);
-    atomic_init(&cat->mark_cache, 0);
-    EDB_ATOMIC_VAR(&cat->opened, sizeof cat->opened);
-    EDB_ATOMIC_VAR(&cat->mark_cache, sizeof cat->mark_cache);
 
     if ((rc = mdb_txn_begin(env->mdb, NULL, rdonly ? MDB_RDONLY : 0, &txn)) != 0) {
         txn = NULL;
         EDB_ERR(edb__mdb_err(rc, "catalog: begin"));
     }
-    unsigned mark = 0;
     uint8_t rec[12];
     MDB_val fk = { FORMAT_KEY_LEN, (void *)FORMAT_KEY }, fv = { sizeof rec, rec };
-    rc = mdb_dbi_open(txn, "edb:catalog", 0, &cat->cat);
+    rc = mdb_dbi_open(txn, EDB__KS_CATALOG, 0, &cat->cat);
     if (edb__mdb_is_notfound(rc)) {
+        uint32_t old = old_format(txn);
+        if (old != 0)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s' is a format %u database (one LMDB database per "
+                             "table); this library reads format %u: convert it with "
+                             "`dbtool upgrade %s`", env->path, old, EDB__FORMAT_VERSION, env->path));
         MDB_dbi main_dbi;
         MDB_stat st;
         if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
@@ -384,24 +119,15 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
             EDB_ERR(edb__mdb_err(rc, "catalog: main database"));
         if (st.ms_entries != 0 || rdonly)
             EDB_ERR(edb__err(EDB_VERSION, "'%s' is not an edb database (no catalog)", env->path));
-        if ((rc = mdb_dbi_open(txn, "edb:catalog", MDB_CREATE, &cat->cat)) != 0)
+        if ((rc = mdb_dbi_open(txn, EDB__KS_CATALOG, MDB_CREATE, &cat->cat)) != 0 ||
+            (rc = mdb_dbi_open(txn, EDB__KS_RECORDS, MDB_CREATE, &cat->recs)) != 0 ||
+            (rc = mdb_dbi_open(txn, EDB__KS_INDEX, MDB_CREATE, &cat->idx)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: create"));
         put_u32(rec, EDB__FORMAT_MAGIC);
         put_u32(rec + 4, EDB__FORMAT_VERSION);
-        put_u32(rec + 8, max_tables);
+        put_u32(rec + 8, 0);
         if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
-        EDB_ERR(write_mark(cat, txn, 0));
-        /* Every slot's databases are created now (tools and tests find a
-         * table's databases by name); creating opened them all, which would
-         * make every transaction of this env pay for them: the caller opens
-         * LMDB again. */
-        EDB_ERR(open_slots(env, txn, 0, max_tables, true));
-        rc = mdb_txn_commit(txn);
-        txn = NULL;
-        if (rc != 0)
-            EDB_ERR(edb__mdb_err_env(rc, env->mdb, "catalog: commit"));
-        return 2;
     } else if (rc != 0) {
         EDB_ERR(edb__mdb_is_incompatible(rc)
                     ? edb__err(EDB_VERSION, "'%s' is not an edb database", env->path)
@@ -415,45 +141,25 @@ edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored)
         if (rc != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
         uint32_t version = get_u32((uint8_t *)v.mv_data + 4);
-        uint32_t tables = get_u32((uint8_t *)v.mv_data + 8);
         if (version > EDB__FORMAT_VERSION)
             EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u is newer than this library's %u",
                              env->path, version, EDB__FORMAT_VERSION));
-        if (version == 0)
-            EDB_ERR(edb__err(EDB_VERSION, "'%s': format version 0", env->path));
-        if (tables != max_tables) {
-            *stored = tables;
-            mdb_txn_abort(txn);
-            return 1;
-        }
-        if (version < 3) {
-            oldkeys_ctx oc = { env->path, version };
-            EDB_ERR(edb__catalog_foreach(env, txn, check_old_keys, &oc));
-        }
-        if (version < EDB__FORMAT_VERSION && !rdonly) {
-            /* Format 1 created every slot's databases and has no mark: the
-             * mark is 1 + the highest slot in use; format 2 makes libraries
-             * that would not keep the mark refuse the database, format 3
-             * those that would write NULL first in descending segments. */
-            if (version == 1) {
-                maxslot_ctx mc = { 0 };
-                EDB_ERR(edb__catalog_foreach(env, txn, note_slot, &mc));
-                EDB_ERR(write_mark(cat, txn, mc.mark));
-            }
-            memcpy(rec, v.mv_data, 12);
-            put_u32(rec + 4, EDB__FORMAT_VERSION);
-            if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
-                EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
-        }
-        EDB_ERR(read_mark(cat, txn, &mark));
-        EDB_ERR(open_slots(env, txn, 0, mark, false));
+        if (version < EDB__FORMAT_VERSION)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u; this library reads format %u: "
+                             "convert it with `dbtool upgrade %s`", env->path, version,
+                             EDB__FORMAT_VERSION, env->path));
+        if ((rc = mdb_dbi_open(txn, EDB__KS_RECORDS, 0, &cat->recs)) != 0 ||
+            (rc = mdb_dbi_open(txn, EDB__KS_INDEX, 0, &cat->idx)) != 0)
+            EDB_ERR(edb__mdb_is_notfound(rc)
+                        ? edb__err(EDB_CORRUPT, "'%s': the catalog's records or index database "
+                                   "is missing", env->path)
+                        : edb__mdb_err(rc, "catalog: open"));
     }
     /* Committing (also a read txn) keeps the handles for the env's life. */
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
         EDB_ERR(edb__mdb_err_env(rc, env->mdb, "catalog: commit"));
-    publish_opened(cat, mark);
     return 0;
 err:
     if (txn != NULL)
@@ -471,51 +177,32 @@ edb__catalog_close(edb_env *env)
         mdb_txn_abort(cat->ro_spare[i]);
     pthread_mutex_destroy(&cat->ro_lock);
     pthread_mutex_destroy(&cat->hwm_lock);
-    pthread_cond_destroy(&cat->pool_cv);
     free(cat->hwm);
-    free(cat->hwm_table);
-    free(cat->dbis);
     free(cat);
     env->catalog = NULL;
 }
-
-/* Up to this many rounds of "begin, find a handle missing, open, again"
- * (each round follows a table creation committed by another process). */
-#define POOL_ROUNDS 16
 
 int
 edb__ro_begin(edb_env *env, MDB_txn **out)
 {
     edb__catalog *cat = edb__cat(env);
     *out = NULL;
-    for (int round = 0;; round++) {
-        MDB_txn *txn = NULL;
-        pthread_mutex_lock(&cat->ro_lock);
-        if (cat->ro_nspare > 0)
-            txn = cat->ro_spare[--cat->ro_nspare];
-        pthread_mutex_unlock(&cat->ro_lock);
-        if (txn != NULL && mdb_txn_renew(txn) != 0) {
-            mdb_txn_abort(txn);
-            txn = NULL;
-        }
-        if (txn == NULL) {
-            int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
-            if (rc != 0)
-                return edb__mdb_err(rc, "begin read transaction");
-        }
-        int c = edb__pool_check(env, txn, true);
-        if (c == 0) {
-            *out = txn;
-            return 0;
-        }
-        edb__ro_end(env, txn);
-        if (c < 0)
-            return c;
-        if (round == POOL_ROUNDS)
-            return edb__err(EDB_BUSY, "begin read transaction: the tables' database handles "
-                            "kept changing (%d rounds)", POOL_ROUNDS);
-        EDB_RET(edb__pool_sync(env));
+    MDB_txn *txn = NULL;
+    pthread_mutex_lock(&cat->ro_lock);
+    if (cat->ro_nspare > 0)
+        txn = cat->ro_spare[--cat->ro_nspare];
+    pthread_mutex_unlock(&cat->ro_lock);
+    if (txn != NULL && mdb_txn_renew(txn) != 0) {
+        mdb_txn_abort(txn);
+        txn = NULL;
     }
+    if (txn == NULL) {
+        int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+        if (rc != 0)
+            return edb__mdb_err(rc, "begin read transaction");
+    }
+    *out = txn;
+    return 0;
 }
 
 void
@@ -575,20 +262,6 @@ edb__name_check(const char *name, const char *kind, const char *ctx)
         q[o] = '\0';
     }
     return edb__err(EDB_INVAL, "%sbad %s name '%s': " EDB__NAME_RULE, ctx ? ctx : "", kind, q);
-}
-
-int
-edb__type_size(edb_coltype type)
-{
-    switch (type) {
-    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
-    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
-    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
-    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
-    case EDB_COL_GUID: return 16;
-    case EDB_COL_TEXT: case EDB_COL_BINARY: return 0;
-    }
-    return -1;
 }
 
 edb_colid
@@ -664,7 +337,7 @@ encode(wbuf *b, const edb__table *t)
     wu8(b, BLOB_VERSION);
     wu8(b, 0);
     wname(b, t->name);
-    wu32(b, t->slot);
+    wu32(b, t->kid);
     wu32(b, t->gen);
     wu32(b, (uint32_t)t->created);
     wu32(b, (uint32_t)(t->created >> 32));
@@ -687,7 +360,7 @@ encode(wbuf *b, const edb__table *t)
         const edb__index *x = &t->idx[i];
         wname(b, x->name);
         wu8(b, x->flags);
-        wu8(b, x->slot);
+        wu32(b, x->kid);
         wu8(b, x->nseg);
         for (unsigned j = 0; j < x->nseg; j++) {
             wu32(b, x->seg[j].col);
@@ -761,7 +434,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     unsigned version = size > 0 ? ((const uint8_t *)blob)[0] : BLOB_VERSION;
-    if (version != 1 && version != BLOB_VERSION) {
+    if (version != BLOB_VERSION) {
         edb__table_free(t);
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
@@ -769,15 +442,14 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     ru8(&b);
     ru8(&b);
     rname(&b, t->name);
-    t->slot = ru32(&b);
+    t->kid = ru32(&b);
     t->gen = ru32(&b);
     t->created = ru32(&b);
     t->created |= (uint64_t)ru32(&b) << 32;
     t->ncols = ru32(&b);
     t->nidx = ru32(&b);
     t->primary = -1;
-    unsigned max_tables = env ? edb__cat(env)->max_tables : UINT32_MAX;
-    if (b.bad || t->slot >= max_tables || t->ncols > EDB_MAX_COLUMNS || t->nidx > EDB_MAX_INDEXES)
+    if (b.bad || t->kid == 0 || t->ncols > EDB_MAX_COLUMNS || t->nidx > EDB_MAX_INDEXES)
         goto bad;
     t->cols = calloc(t->ncols ? t->ncols : 1, sizeof *t->cols);
     t->idx = calloc(t->nidx ? t->nidx : 1, sizeof *t->idx);
@@ -801,19 +473,17 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
         dlen += c->default_size;
-        if (version >= 2) {
-            c->id = ru32(&b);
-            c->id |= (uint64_t)ru32(&b) << 32;
-        }
+        c->id = ru32(&b);
+        c->id |= (uint64_t)ru32(&b) << 32;
     }
     int nprimary = 0;
     for (uint32_t i = 0; i < t->nidx; i++) {
         edb__index *x = &t->idx[i];
         rname(&b, x->name);
         x->flags = ru8(&b);
-        x->slot = ru8(&b);
+        x->kid = ru32(&b);
         x->nseg = ru8(&b);
-        if (b.bad || x->nseg == 0 || x->nseg > EDB_MAX_KEY_SEGMENTS || x->slot >= EDB_MAX_INDEXES)
+        if (b.bad || x->nseg == 0 || x->nseg > EDB_MAX_KEY_SEGMENTS)
             goto bad;
         for (unsigned j = 0; j < x->nseg; j++) {
             x->seg[j].col = ru32(&b);
@@ -821,21 +491,21 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
             if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
                 goto bad;
         }
-        if (version >= 2) {
-            x->id = ru32(&b);
-            x->id |= (uint64_t)ru32(&b) << 32;
-        }
+        x->id = ru32(&b);
+        x->id |= (uint64_t)ru32(&b) << 32;
         if (x->flags & EDB_IDX_PRIMARY) {
             t->primary = (int)i;
             nprimary++;
+        } else if (x->kid == 0) {
+            goto bad;
         } else if (env != NULL) {
-            x->dbi = edb__pool_idx(env, t->slot, x->slot);
+            edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid);
         }
     }
     if (b.bad || b.off != b.len || nprimary > 1)
         goto bad;
     if (env != NULL)
-        t->rec_dbi = edb__pool_rec(env, t->slot);
+        edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid);
     *out = t;
     return 0;
 bad:;
@@ -853,9 +523,9 @@ edb__table_clone(edb__table **out, const edb__table *t)
     if (rc == 0) {
         rc = edb__table_decode(out, NULL, b.p, b.len);
         if (rc == 0) {
-            (*out)->rec_dbi = t->rec_dbi;
+            (*out)->rec = t->rec;
             for (uint32_t i = 0; i < t->nidx; i++)
-                (*out)->idx[i].dbi = t->idx[i].dbi;
+                (*out)->idx[i].ks = t->idx[i].ks;
         }
     }
     free(b.p);
@@ -920,29 +590,29 @@ edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t)
 }
 
 static void
-counter_key(uint8_t *k, uint32_t slot, edb_colid col)
+counter_key(uint8_t *k, uint32_t kid, edb_colid col)
 {
     k[0] = 'c';
-    k[1] = (uint8_t)(slot >> 24); k[2] = (uint8_t)(slot >> 16); k[3] = (uint8_t)(slot >> 8); k[4] = (uint8_t)slot;
+    k[1] = (uint8_t)(kid >> 24); k[2] = (uint8_t)(kid >> 16); k[3] = (uint8_t)(kid >> 8); k[4] = (uint8_t)kid;
     k[5] = (uint8_t)(col >> 24); k[6] = (uint8_t)(col >> 16); k[7] = (uint8_t)(col >> 8); k[8] = (uint8_t)col;
 }
 
-/* The high-water mark of counter (slot, col), or NULL (hwm_lock held). */
+/* The high-water mark of counter (kid, col), or NULL (hwm_lock held). */
 static struct edb__hwm *
-hwm_find(edb__catalog *cat, uint32_t slot, edb_colid col)
+hwm_find(edb__catalog *cat, uint32_t kid, edb_colid col)
 {
     for (size_t i = 0; i < cat->hwm_n; i++)
-        if (cat->hwm[i].slot == slot && cat->hwm[i].col == col)
+        if (cat->hwm[i].kid == kid && cat->hwm[i].col == col)
             return &cat->hwm[i];
     return NULL;
 }
 
 static uint64_t
-hwm_get(edb_env *env, uint32_t slot, edb_colid col)
+hwm_get(edb_env *env, uint32_t kid, edb_colid col)
 {
     edb__catalog *cat = edb__cat(env);
     pthread_mutex_lock(&cat->hwm_lock);
-    struct edb__hwm *h = hwm_find(cat, slot, col);
+    struct edb__hwm *h = hwm_find(cat, kid, col);
     uint64_t n = h != NULL ? h->n : 0;
     pthread_mutex_unlock(&cat->hwm_lock);
     return n;
@@ -951,11 +621,11 @@ hwm_get(edb_env *env, uint32_t slot, edb_colid col)
 /* Raise the mark to @n.  Out of memory only loses the rollback guarantee for
  * this counter, never a committed value: it is not an error. */
 static void
-hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
+hwm_raise(edb_env *env, uint32_t kid, edb_colid col, uint64_t n)
 {
     edb__catalog *cat = edb__cat(env);
     pthread_mutex_lock(&cat->hwm_lock);
-    struct edb__hwm *h = hwm_find(cat, slot, col);
+    struct edb__hwm *h = hwm_find(cat, kid, col);
     if (h == NULL) {
         if (cat->hwm_n == cat->hwm_cap) {
             size_t cap = cat->hwm_cap ? cat->hwm_cap * 2 : 8;
@@ -967,7 +637,7 @@ hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
         }
         if (cat->hwm_n < cat->hwm_cap) {
             h = &cat->hwm[cat->hwm_n++];
-            *h = (struct edb__hwm){ slot, col, 0 };
+            *h = (struct edb__hwm){ kid, col, 0 };
         }
     }
     if (h != NULL && h->n < n)
@@ -975,23 +645,28 @@ hwm_raise(edb_env *env, uint32_t slot, edb_colid col, uint64_t n)
     pthread_mutex_unlock(&cat->hwm_lock);
 }
 
+/* The owner of a compact id's marks is kept as an entry of its own, with
+ * this column and the table identity as its value. */
+#define OWNER_COL ((edb_colid)-1)
+
 void
-edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table)
+edb__counter_adopt(edb_env *env, uint32_t kid, uint64_t table)
 {
     edb__catalog *cat = edb__cat(env);
-    if (slot >= cat->max_tables)
-        return;
     pthread_mutex_lock(&cat->hwm_lock);
-    if (cat->hwm_table[slot] != table) {
+    struct edb__hwm *own = hwm_find(cat, kid, OWNER_COL);
+    bool other = own == NULL || own->n != table;
+    if (other) {
         for (size_t i = 0; i < cat->hwm_n;) {
-            if (cat->hwm[i].slot == slot)
+            if (cat->hwm[i].kid == kid)
                 cat->hwm[i] = cat->hwm[--cat->hwm_n];
             else
                 i++;
         }
-        cat->hwm_table[slot] = table;
     }
     pthread_mutex_unlock(&cat->hwm_lock);
+    if (other)
+        hwm_raise(env, kid, OWNER_COL, table);
 }
 
 uint64_t
@@ -1015,20 +690,20 @@ edb__catalog_new_id(void)
 }
 
 int
-edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col)
 {
-    EDB_RET(edb__counter_read(out, env, txn, slot, col));
-    uint64_t mark = hwm_get(env, slot, col);
+    EDB_RET(edb__counter_read(out, env, txn, kid, col));
+    uint64_t mark = hwm_get(env, kid, col);
     if (mark > *out)
         *out = mark;
     return 0;
 }
 
 int
-edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col)
+edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col)
 {
     uint8_t kb[9];
-    counter_key(kb, slot, col);
+    counter_key(kb, kid, col);
     MDB_val k = { sizeof kb, kb }, v;
     uint64_t n = 0;
     *out = 0;
@@ -1036,7 +711,7 @@ edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_
     if (rc == 0 && v.mv_size == 8)
         memcpy(&n, v.mv_data, 8);
     else if (rc == 0)
-        return edb__err(EDB_CORRUPT, "catalog: counter of table slot %u", (unsigned)slot);
+        return edb__err(EDB_CORRUPT, "catalog: counter of table kid %u", (unsigned)kid);
     else if (!edb__mdb_is_notfound(rc))
         return edb__mdb_err(rc, "catalog: counter");
     *out = n;
@@ -1044,14 +719,53 @@ edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_
 }
 
 int
-edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n)
+edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col, uint64_t n)
 {
     uint8_t kb[9];
-    counter_key(kb, slot, col);
+    counter_key(kb, kid, col);
     MDB_val k = { sizeof kb, kb }, v = { 8, &n };
     EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
-    hwm_raise(env, slot, col, n);
+    hwm_raise(env, kid, col, n);
     return 0;
+}
+
+/* Delete the catalog keys "<tag>" u32be kid ...; a handful per table. */
+/* "<tag>" u32be kid: the 5-byte start of a counter or row-count key. */
+static void
+kid_key(uint8_t *k, char tag, uint32_t kid)
+{
+    k[0] = (uint8_t)tag;
+    k[1] = (uint8_t)(kid >> 24); k[2] = (uint8_t)(kid >> 16); k[3] = (uint8_t)(kid >> 8); k[4] = (uint8_t)kid;
+}
+
+static int
+erase_keys(edb_env *env, MDB_txn *txn, char tag, uint32_t kid)
+{
+    uint8_t kb[5];
+    kid_key(kb, tag, kid);
+    MDB_cursor *cur;
+    EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
+    int rc;
+    for (;;) {
+        MDB_val ck = { 5, kb }, cv;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
+        bool mine = rc == 0 && ck.mv_size >= 5 && memcmp(ck.mv_data, kb, 5) == 0;
+        if (!mine)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && !edb__mdb_is_notfound(rc))
+        return edb__mdb_err(rc, "catalog: drop counters");
+    return 0;
+}
+
+int
+edb__index_erase(edb_env *env, MDB_txn *txn, const edb__index *x)
+{
+    EDB_RET(edb__mdb_err(edb__ks_clear(txn, &x->ks), "drop index"));
+    return erase_keys(env, txn, 'n', x->kid);
 }
 
 int
@@ -1061,27 +775,160 @@ edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
     MDB_val k;
     table_key(&k, buf, t->name);
     EDB_RET(edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: drop"));
-    EDB_RET(edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "drop records"));
+    EDB_RET(edb__mdb_err(edb__ks_clear(txn, &t->rec), "drop records"));
     for (uint32_t i = 0; i < t->nidx; i++)
         if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
-            EDB_RET(edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "drop index"));
-    /* Counters: keys "c" + slot (a handful per table). */
-    uint8_t kb[9];
-    counter_key(kb, t->slot, 0);
-    for (;;) {
-        MDB_cursor *cur;
-        EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
-        MDB_val ck = { 9, kb }, cv;
-        int rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
-        bool mine = rc == 0 && ck.mv_size == 9 && memcmp(ck.mv_data, kb, 5) == 0;
-        if (mine)
-            rc = mdb_cursor_del(cur, 0);
-        mdb_cursor_close(cur);
-        if (rc != 0 && !edb__mdb_is_notfound(rc))
-            return edb__mdb_err(rc, "catalog: drop counters");
-        if (!mine)
+            EDB_RET(edb__index_erase(env, txn, &t->idx[i]));
+    EDB_RET(erase_keys(env, txn, 'c', t->kid));
+    return erase_keys(env, txn, 'n', t->kid);
+}
+
+static int
+rows_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid)
+{
+    uint8_t kb[5];
+    kid_key(kb, 'n', kid);
+    MDB_val k = { sizeof kb, kb }, v;
+    *out = 0;
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
+    if (edb__mdb_is_notfound(rc))
+        return 0;
+    EDB_RET(edb__mdb_err(rc, "catalog: row count"));
+    if (v.mv_size != 8)
+        return edb__err(EDB_CORRUPT, "catalog: row count of id %u", (unsigned)kid);
+    memcpy(out, v.mv_data, 8);
+    return 0;
+}
+
+int
+edb__rows_get(uint64_t *out, edb_session *s, MDB_txn *txn, uint32_t kid)
+{
+    *out = 0;
+    uint64_t n;
+    EDB_RET(rows_read(&n, s->env, txn, kid));
+    for (size_t i = 0; i < s->rows_npend; i++)
+        if (s->rows_pend[i].kid == kid && !s->rows_pend[i].erased)
+            n += (uint64_t)s->rows_pend[i].delta;
+    *out = n;
+    return 0;
+}
+
+static int
+note(edb_session *s, uint32_t kid, int64_t delta, bool erased)
+{
+    int depth = s->depth;
+    /* the last few notes: an insert loop touches the same table and indexes */
+    size_t n = s->rows_npend;
+    for (size_t i = n; !erased && i > 0 && i + 8 > n; i--) {
+        struct edb__rows_delta *e = &s->rows_pend[i - 1];
+        if (e->kid == kid && e->depth == depth && !e->erased) {
+            e->delta += delta;
             return 0;
+        }
     }
+    if (n == s->rows_cap) {
+        size_t cap = s->rows_cap ? s->rows_cap * 2 : 16;
+        struct edb__rows_delta *p = realloc(s->rows_pend, cap * sizeof *p);
+        if (p == NULL)
+            return edb__err(EDB_NOMEM, "row count");
+        s->rows_pend = p;
+        s->rows_cap = cap;
+    }
+    s->rows_pend[n] = (struct edb__rows_delta){ kid, depth, erased, delta };
+    s->rows_npend = n + 1;
+    return 0;
+}
+
+int
+edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+{
+    return delta == 0 ? 0 : note(s, kid, delta, false);
+}
+
+int
+edb__rows_erased(edb_session *s, uint32_t kid)
+{
+    return note(s, kid, 0, true);
+}
+
+void
+edb__rows_level_end(edb_session *s, int level, bool commit)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < s->rows_npend; i++) {
+        struct edb__rows_delta e = s->rows_pend[i];
+        if (e.depth >= level) {
+            if (!commit)
+                continue;               /* rolled back with the level */
+            e.depth = level - 1;        /* the parent's now */
+            /* merged into the parent's note of the id when it is among the
+             * last few (a level per row must not grow the list) */
+            bool merged = false;
+            for (size_t j = o; !e.erased && j > 0 && j + 8 > o && !merged; j--) {
+                struct edb__rows_delta *p = &s->rows_pend[j - 1];
+                if (p->kid == e.kid && p->depth == e.depth && !p->erased) {
+                    p->delta += e.delta;
+                    merged = true;
+                }
+            }
+            if (merged)
+                continue;
+        }
+        s->rows_pend[o++] = e;
+    }
+    s->rows_npend = o;
+}
+
+/* Was kid's range deleted by a drop noted in this txn? */
+static bool
+erased(const edb_session *s, uint32_t kid)
+{
+    for (size_t i = 0; i < s->rows_npend; i++)
+        if (s->rows_pend[i].kid == kid && s->rows_pend[i].erased)
+            return true;
+    return false;
+}
+
+int
+edb__rows_flush(edb_session *s, MDB_txn *txn)
+{
+    bool drops = false;         /* only then look for them (a drop is rare) */
+    for (size_t i = 0; i < s->rows_npend && !drops; i++)
+        drops = s->rows_pend[i].erased;
+    for (size_t i = 0; i < s->rows_npend; i++) {
+        if (drops && (s->rows_pend[i].erased || erased(s, s->rows_pend[i].kid)))
+            continue;
+        int rc = edb__rows_write(s->env, txn, s->rows_pend[i].kid, s->rows_pend[i].delta);
+        if (rc < 0) {
+            /* what was written stays in txn, which the caller aborts */
+            s->rows_npend = 0;
+            return rc;
+        }
+    }
+    s->rows_npend = 0;
+    return 0;
+}
+
+void
+edb__rows_drop(edb_session *s)
+{
+    s->rows_npend = 0;
+}
+
+int
+edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta)
+{
+    if (delta == 0)
+        return 0;
+    uint64_t n;
+    EDB_RET(rows_read(&n, env, txn, kid));
+    if (delta < 0 && n < (uint64_t)-delta)
+        return edb__err(EDB_CORRUPT, "catalog: row count of id %u below 0", (unsigned)kid);
+    n += (uint64_t)delta;
+    uint8_t kb[5];
+    kid_key(kb, 'n', kid);
+    MDB_val k = { sizeof kb, kb }, v = { 8, &n };
+    return edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: row count");
 }
 
 int
@@ -1110,34 +957,26 @@ edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb_
     return 0;
 }
 
-typedef struct slots_ctx { uint8_t *used; unsigned n; } slots_ctx;
-
-static int
-mark_slot(void *ctx, const edb__table *t)
-{
-    slots_ctx *sc = ctx;
-    if (t->slot < sc->n)
-        sc->used[t->slot] = 1;
-    return 0;
-}
-
 int
-edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn)
+edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn)
 {
-    unsigned n = edb__cat(env)->max_tables;
-    slots_ctx sc = { calloc(n, 1), n };
-    if (sc.used == NULL)
-        return edb__err(EDB_NOMEM, "catalog");
-    int rc = edb__catalog_foreach(env, txn, mark_slot, &sc);
-    if (rc == 0) {
-        rc = edb__err(EDB_LIMIT, "the environment holds its maximum of %u tables", n);
-        for (unsigned i = 0; i < n; i++)
-            if (!sc.used[i]) {
-                *out = i;
-                rc = 0;
-                break;
-            }
-    }
-    free(sc.used);
-    return rc;
+    MDB_val k = { NEXTID_KEY_LEN, (void *)NEXTID_KEY }, v;
+    uint32_t next = 1;
+    int rc = mdb_get(txn, edb__cat(env)->cat, &k, &v);
+    if (rc == 0 && v.mv_size == 4)
+        next = get_u32(v.mv_data);
+    else if (rc == 0)
+        return edb__err(EDB_CORRUPT, "catalog: the id counter");
+    else if (!edb__mdb_is_notfound(rc))
+        return edb__mdb_err(rc, "catalog: the id counter");
+    if (next == 0 || next == UINT32_MAX)
+        return edb__err(EDB_LIMIT, "the database has handed out every table and index id "
+                        "(2^32 - 1)");
+    uint8_t b[4];
+    put_u32(b, next + 1);
+    v.mv_size = 4;
+    v.mv_data = b;
+    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: the id counter"));
+    *out = next;
+    return 0;
 }

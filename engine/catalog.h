@@ -1,45 +1,29 @@
 /*
- * catalog.h: the schema as stored in the catalog (catalog.c) and the pool of
- * LMDB databases that tables and indexes live in.
+ * catalog.h: the schema as stored in the catalog (catalog.c).
  *
- * Pool.  Table slot t owns 1 + EDB_MAX_INDEXES LMDB databases: "edb:r%04u"
- * for its records, "edb:i%04u.%02u" for index k, all created with the
- * environment (a dropped table's are emptied).  LMDB makes every
- * transaction begin and end loop over every handle the env has open, so edb
- * opens only the slots below the catalog's high-water mark (the "\0slots"
- * key: 1 + the highest slot ever allocated; slots are taken lowest free
- * first) instead of all max_tables.  The rules LMDB imposes and how they are
- * kept (doc/engine.md, "Opening the pool"):
- * - a transaction can use only handles committed before it began: every
- *   top-level begin (edb__pool_check) reads the mark of its snapshot and, when
- *   a handle it may need is not valid in it, is ended and begun again after
- *   edb__pool_sync opened the missing slots in a short read txn of its own;
- * - a table created by this process: its slot's databases are opened
- *   inside the creating write txn (edb__pool_claim), which holds the
- *   pool ("pool_busy") until it ends; handles opened in a txn that aborts
- *   (also a nested one) are closed by LMDB, so "opened" moves only after the
- *   top level committed (edb__pool_release);
- * - mdb_dbi_open never runs in two transactions at once, and a transaction
- *   that opened handles ends before another may open any: every opening holds
- *   pool_busy (waited for under env->dbi_lock).
- * Databases of format 1 (the same databases, no mark) get the mark at their
- * first writable open.
+ * Keyspace (format 4, keyspace.h).  Three LMDB databases, opened once when
+ * the env opens: edb.catalog, edb.records and edb.index.  A table's records
+ * are the keys of edb.records under the table's compact id, each secondary
+ * index's entries the keys of edb.index under the index's compact id.  Ids
+ * come from the "\0nextid" counter and are never reused in a database, so
+ * there is no table limit, creating or dropping a table or an index is an
+ * ordinary write in the caller's transaction (a drop deletes the range), and
+ * another process sees a table as soon as it is committed.
  *
- * Format 3 changed the key encoding: NULL sorts after every value in a
- * descending segment (key.c), and indexes may carry EDB_IDX_SORT_NULLS_HIGH
- * and EDB_IDX_IGNORE_ANY_NULL.  A database of format 1 or 2 whose indexes
- * have no descending segment holds exactly the bytes format 3 would write:
- * it is opened (and marked format 3 at its first writable open).  One with a
- * descending segment is refused with EDB_VERSION (its entries with NULLs sit
- * in the wrong place); the message says how to move the data.
+ * Older formats (1-3: one LMDB database per table and index, from a pool
+ * named "edb:catalog", "edb:r0000", "edb:i0000.00", ...) are refused with
+ * EDB_VERSION; `dbtool upgrade DB` converts them.
  *
- * Catalog DB ("edb:catalog", plain keys):
- *   "\0format"      -> u32 magic 0x45444231 ("EDB1"), u32 format version, u32 max_tables
- *   "\0slots"       -> u32 slot high-water mark (format 2; absent: every slot)
+ * Catalog DB ("edb.catalog", plain keys):
+ *   "\0format"      -> u32 magic 0x45444231 ("EDB1"), u32 format version, u32 0
+ *   "\0nextid"      -> u32 the next compact id to hand out (absent: 1)
  *   "t" name        -> the table's schema blob (catalog.c documents its bytes)
- *   "c" u32be slot u32be colid -> u64 counter (colid 0: implicit primary key)
- * Schema changes are ordinary writes to this DB, so they are transactional and
- * other processes see them in their next transaction.
+ *   "c" u32be kid u32be colid -> u64 counter (colid 0: implicit primary key)
+ *   "n" u32be kid   -> u64 rows of the table (kid of the table) or entries of
+ *                      the index (kid of a secondary index); absent: 0
+ * Schema changes and row counts are ordinary writes to this DB, so they are
+ * transactional (a rollback takes them back) and other processes see them in
+ * their next transaction.
  */
 #ifndef EDB_CATALOG_H
 #define EDB_CATALOG_H
@@ -50,16 +34,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "coltype.h"
 #include "edb.h"
 #include "env.h"
+#include "keyspace.h"
 
 struct edb_session;
 
 #define EDB__FORMAT_MAGIC   0x45444231u
-#define EDB__FORMAT_VERSION 3u
+#define EDB__FORMAT_VERSION 4u
 #define EDB__NAME_MAX       64
-#define EDB__DBS_PER_TABLE  (1 + EDB_MAX_INDEXES)
-#define EDB__MAX_TABLES_LIMIT 1024u
 
 typedef struct edb__column {
     char name[EDB__NAME_MAX + 1];
@@ -80,21 +64,21 @@ typedef struct edb__segment {
 typedef struct edb__index {
     char name[EDB__NAME_MAX + 1];
     unsigned flags;                 /* EDB_IDX_* */
-    unsigned slot;                  /* 0..EDB_MAX_INDEXES-1 within the table (primary: unused) */
+    uint32_t kid;                   /* compact id: prefix of its entries (primary: 0) */
     unsigned nseg;
     edb__segment seg[EDB_MAX_KEY_SEGMENTS];
     uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
-    MDB_dbi dbi;                    /* secondary indexes only */
+    edb__ks ks;                     /* its range of edb.index (secondary indexes only) */
 } edb__index;
 
 typedef struct edb__table {
     char name[EDB__NAME_MAX + 1];
-    uint32_t slot;
+    uint32_t kid;                   /* compact id: prefix of its records (keyspace.h) */
     uint32_t gen;                   /* bumped by every schema change of the table */
     uint64_t created;               /* identity drawn at creation (edb__catalog_new_id;
                                        older tables: the creating txn's id): a table
                                        dropped and made again is another table */
-    MDB_dbi rec_dbi;
+    edb__ks rec;                    /* its range of edb.records */
     uint32_t ncols;
     edb__column *cols;              /* colid = position + 1 */
     uint32_t nidx;
@@ -105,28 +89,11 @@ typedef struct edb__table {
 
 #define EDB__RO_SPARES 4
 
-/* Per-env catalog state (env->catalog).  cat, max_tables and uid are
- * immutable after open; the pool fields are described with them. */
+/* Per-env catalog state (env->catalog).  The handles and uid are
+ * immutable after open. */
 typedef struct edb__catalog {
-    MDB_dbi cat;
-    unsigned max_tables;
+    MDB_dbi cat, recs, idx;         /* edb.catalog, edb.records, edb.index */
     uint64_t uid;                   /* process-unique id of this env (never reused) */
-    /* max_tables * EDB__DBS_PER_TABLE handles, (MDB_dbi)-1 until opened.  An
-     * element below opened * EDB__DBS_PER_TABLE is written once, before
-     * opened passes it (release); above it, only by the pool's holder. */
-    _Atomic MDB_dbi *dbis;
-    /* Slots whose handles are open env-wide (committed), release-stored
-     * under dbi_lock by the pool's holder, acquire-loaded by everyone. */
-    atomic_uint opened;
-    /* The mark of the last snapshot checked: txn id << 12 | 1 << 11 | mark. */
-    atomic_uint_fast64_t mark_cache;
-    /* The pool (the right to call mdb_dbi_open): held by a short sync or by a
-     * write txn that created a table beyond opened, until its top level
-     * ends.  Guarded by env->dbi_lock; pool_cv signals its release. */
-    bool pool_busy;
-    pthread_t pool_thread;          /* the holder (to refuse waiting for oneself) */
-    unsigned pool_upto;             /* slots the holder opened in its txn */
-    pthread_cond_t pool_cv;
     /* Reset read transactions kept for reuse (mdb_txn_renew is cheaper than a
      * new one).  Each holds a reader slot.  ro_lock guards both fields; it is
      * a leaf lock (nothing is called under it). */
@@ -134,44 +101,22 @@ typedef struct edb__catalog {
     MDB_txn *ro_spare[EDB__RO_SPARES];
     int ro_nspare;
     /* Counter high-water marks (see edb__counter_get): hwm_n entries of
-     * (slot, colid, value).  hwm_lock guards them; a leaf lock. */
+     * (kid, colid, value); colid (edb_colid)-1 holds the identity of the table
+     * the marks of kid belong to.  hwm_lock guards them; a leaf lock. */
     pthread_mutex_t hwm_lock;
-    struct edb__hwm { uint32_t slot; edb_colid col; uint64_t n; } *hwm;
+    struct edb__hwm { uint32_t kid; edb_colid col; uint64_t n; } *hwm;
     size_t hwm_n, hwm_cap;
-    uint64_t *hwm_table;            /* per slot: identity of the table the marks are of */
 } edb__catalog;
 
-/* After beginning a top-level transaction: 0 when it can use the handles of
- * every table its snapshot may hold, 1 when it must be ended, edb__pool_sync
- * called and begun again (nothing may have been read in it), < 0 an error.
- * @cache: remember the mark per txn id (read txns only: a write txn may
- * change the mark of its id). */
-int edb__pool_check(edb_env *env, MDB_txn *txn, bool cache);
-/* Open the slots below the latest committed mark (a read txn of its own). */
-int edb__pool_sync(edb_env *env);
-/* Table creation in write txn @txn of @s took @slot: raise the mark and,
- * beyond the opened slots, open its databases in @txn (taking
- * the pool until the top level ends). */
-int edb__pool_claim(struct edb_session *s, MDB_txn *txn, uint32_t slot);
-/* The top-level write txn of @s ended (committed or not): give back the pool
- * if it holds it, after opening env-wide what the txn committed. */
-void edb__pool_release(struct edb_session *s, bool committed);
-/* Slots open env-wide (tests, tools). */
-unsigned edb__pool_opened(edb_env *env);
-
-/* A read transaction (from the spares when there is one), checked with
- * edb__pool_check. */
+/* A read transaction (from the spares when there is one). */
 int edb__ro_begin(edb_env *env, MDB_txn **out);
 /* End a read transaction: reset and kept as a spare, or aborted. */
 void edb__ro_end(edb_env *env, MDB_txn *txn);
 
-/* Open (creating it on a new, empty environment) the catalog and the pool.
- * Returns 1 with *stored set when the database was created with another
- * max_tables (the caller reopens LMDB with that many handles), 2 when it
- * created the database (the caller reopens LMDB: creating opened every
- * handle).
- * EDB_VERSION for an LMDB file that is not edb's or a newer format. */
-int edb__catalog_open(edb_env *env, unsigned max_tables, unsigned *stored);
+/* Open (creating them on a new, empty environment) the catalog and the
+ * keyspace's databases.  EDB_VERSION for an LMDB file that is not edb's, a
+ * newer format, or an older one (the message names `dbtool upgrade`). */
+int edb__catalog_open(edb_env *env);
 void edb__catalog_close(edb_env *env);
 static inline edb__catalog *
 edb__cat(edb_env *env)
@@ -187,8 +132,11 @@ int edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out);
 int edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size);
 /* Write table @t (bumping its gen) into the catalog. */
 int edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t);
-/* Remove table @t's catalog entry and counters and empty its databases. */
+/* Remove table @t's catalog entry, counters and row counts and delete its
+ * records' and indexes' ranges. */
 int edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t);
+/* Delete secondary index @x's entries and row count (not its schema). */
+int edb__index_erase(edb_env *env, MDB_txn *txn, const edb__index *x);
 void edb__table_free(edb__table *t);
 /* Deep copy. */
 int edb__table_clone(edb__table **out, const edb__table *t);
@@ -197,8 +145,28 @@ int edb__table_clone(edb__table **out, const edb__table *t);
  * and is returned.  @t is freed after @fn returns. */
 int edb__catalog_foreach(edb_env *env, MDB_txn *txn,
                          int (*fn)(void *ctx, const edb__table *t), void *ctx);
-/* A free table slot, or EDB_LIMIT. */
-int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
+/* A new compact id for a table or an index (never handed out before in this
+ * database once @txn commits); EDB_LIMIT after 2^32 - 1 of them. */
+int edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn);
+
+/* Row counts ("n" keys): rows of a table, entries of a secondary index,
+ * by compact id, changed in the writing transaction so that a rollback takes
+ * the change back.  An insert or delete only notes its change in the session
+ * (edb__rows_add, no LMDB write), labelled with its level: a nested commit
+ * hands the level's notes to the parent (edb__rows_level_end), a rollback
+ * drops them, and the top-level (or implicit) commit writes them all, one
+ * catalog write per table or index (edb__rows_flush); edb__rows_drop
+ * forgets them when the top level aborts.  edb__rows_get adds the notes to
+ * the stored count.  edb__rows_erased notes that a drop deleted the range
+ * (its notes are then never written).  edb__rows_write changes the stored
+ * count at once (index builds). */
+int edb__rows_get(uint64_t *out, struct edb_session *s, MDB_txn *txn, uint32_t kid);
+int edb__rows_add(struct edb_session *s, uint32_t kid, int64_t delta);
+int edb__rows_erased(struct edb_session *s, uint32_t kid);
+void edb__rows_level_end(struct edb_session *s, int level, bool commit);
+int edb__rows_flush(struct edb_session *s, MDB_txn *txn);
+void edb__rows_drop(struct edb_session *s);
+int edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta);
 
 /* Per-table counters (colid 0 = implicit key; others: AUTOINC columns).
  * get: the last value handed out (0: none yet), a read only; set: store the
@@ -207,26 +175,24 @@ int edb__catalog_free_slot(uint32_t *out, edb_env *env, MDB_txn *txn);
  * Values are never handed out twice by one env: besides the stored counter
  * (transactional), the env keeps an in-memory high-water mark per counter
  * that a rollback does not lower; get returns the larger of the two.  The
- * marks of a slot belong to one table identity: a table created in the slot,
- * or a cursor that finds another table in it (created by another process),
- * forgets them (edb__counter_adopt).  Other processes see only the stored counter: a
+ * marks of a compact id belong to one table identity: a table created with
+ * the id, or a cursor that finds another table with it (an id handed out by
+ * a rolled-back txn here and committed by another process), forgets them
+ * (edb__counter_adopt).  Other processes see only the stored counter: a
  * value handed out in a transaction that rolled back in one process may be
  * handed out by another (it was never committed). */
-int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
-int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col, uint64_t n);
+int edb__counter_get(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col);
+int edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col, uint64_t n);
 /* The stored counter alone (what the transaction committed or will commit):
  * a supplied AUTOINC value above it must be stored even when it is below the
  * high-water mark, or a later env could hand it out again. */
-int edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t slot, edb_colid col);
-void edb__counter_adopt(edb_env *env, uint32_t slot, uint64_t table);
+int edb__counter_read(uint64_t *out, edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col);
+void edb__counter_adopt(edb_env *env, uint32_t kid, uint64_t table);
 
 /* A new identity for a table or an index: unique within the process (a
  * counter) and, with overwhelming probability, across processes and time
  * (hashed with the pid, the clocks and random bytes).  Never 0. */
 uint64_t edb__catalog_new_id(void);
-
-MDB_dbi edb__pool_rec(edb_env *env, uint32_t slot);
-MDB_dbi edb__pool_idx(edb_env *env, uint32_t slot, unsigned k);
 
 /* Column ids.  edb_column_id hands out the column's 1-based position in the
  * low EDB__COLID_POS_BITS bits and a tag of its identity above them, so an id
@@ -275,7 +241,5 @@ bool edb__name_ok(const char *name);
  * name '<name>': <EDB__NAME_RULE>", the name quoted with control and non-ASCII
  * bytes as \xHH (a name with a NUL or a control byte prints as it is). */
 int edb__name_check(const char *name, const char *kind, const char *ctx);
-/* Size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
-int edb__type_size(edb_coltype type);
 
 #endif

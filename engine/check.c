@@ -31,6 +31,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "coltype.h"
 #include "env.h"
 #include "error.h"
 #include "key.h"
@@ -76,14 +77,8 @@ page_problem(void *ctx, int code, const char *what)
 static size_t
 fixed_size(edb_coltype t)
 {
-    switch (t) {
-    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
-    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
-    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
-    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
-    case EDB_COL_GUID: return 16;
-    default: return 0;
-    }
+    int n = edb__type_size(t);     /* the column-type table (coltype.h) */
+    return n > 0 ? (size_t)n : 0;
 }
 
 static bool
@@ -507,7 +502,7 @@ check_table(chk *k, const char *name)
                 (unsigned long long)rows, edb_error_last());
     edb_tree_stat ts;
     if (edb_table_stat(&ts, k->s, name, NULL) == 0 && ts.entries != rows)
-        problem(k, EDB_CORRUPT, "table '%s': %llu rows walked, its tree counts %llu", name,
+        problem(k, EDB_CORRUPT, "table '%s': %llu rows walked, the catalog counts %llu", name,
                 (unsigned long long)rows, (unsigned long long)ts.entries);
     /* Each secondary index against the records. */
     for (size_t x = 0; x < t.def->nindexes; x++) {
@@ -518,7 +513,7 @@ check_table(chk *k, const char *name)
         EDB_ERR(walk_index(k, &t, c, (int)x, &got, &entries));
         compare(k, &t, t.def->indexes[x].name, &want[x], &got);
         if (edb_table_stat(&ts, k->s, name, t.def->indexes[x].name) == 0 && ts.entries != entries)
-            problem(k, EDB_CORRUPT, "table '%s': index '%s': %llu entries walked, its tree counts %llu", name,
+            problem(k, EDB_CORRUPT, "table '%s': index '%s': %llu entries walked, the catalog counts %llu", name,
                     t.def->indexes[x].name, (unsigned long long)entries, (unsigned long long)ts.entries);
     }
 out:

@@ -75,10 +75,10 @@ edb__session_zombie_cursors(edb_session *s)
     }
 }
 
-MDB_dbi
-edb__cursor_dbi(const edb_cursor *c)
+const edb__ks *
+edb__cursor_ks(const edb_cursor *c)
 {
-    return c->index < 0 ? c->t->rec_dbi : c->t->idx[c->index].dbi;
+    return c->index < 0 ? &c->t->rec : &c->t->idx[c->index].ks;
 }
 
 static bool
@@ -160,7 +160,7 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
             c->range = false;
         }
         if (c->t == NULL)   /* AUTOINC marks belong to this table (catalog.h) */
-            edb__counter_adopt(s->env, t->slot, t->created);
+            edb__counter_adopt(s->env, t->kid, t->created);
         edb__table_free(c->t);
         c->t = t;
         c->t_ident = t->created;
@@ -169,16 +169,16 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
         c->bind_schema_seq = s->schema_seq;
     }
 cursor:;
-    MDB_dbi dbi = edb__cursor_dbi(c);
-    if (c->mc != NULL && c->mc_dbi != dbi)
+    const edb__ks *ks = edb__cursor_ks(c);
+    if (c->mc != NULL && !edb__ks_eq(&c->mc_ks, ks))
         drop_mc(c);
     if (c->mc == NULL) {
-        int rc = mdb_cursor_open(txn, dbi, &c->mc);
+        int rc = mdb_cursor_open(txn, ks->dbi, &c->mc);
         if (rc != 0) {
             c->mc = NULL;
             return edb__mdb_err(rc, "cursor");
         }
-        c->mc_dbi = dbi;
+        c->mc_ks = *ks;
         c->mc_txn_id = id;
         c->mc_rdonly = s->implicit ? !s->implicit_write : s->rdonly;
         c->mc_valid = false;
@@ -362,12 +362,12 @@ current_record(edb_cursor *c, MDB_txn *txn, const char *fn, const edb__rechdr **
     int mrc = -1;
     if (c->index < 0 && c->mc_valid) {
         MDB_val ck;
-        mrc = mdb_cursor_get(c->mc, &ck, &d, MDB_GET_CURRENT);
+        mrc = edb__ks_cursor_get(c->mc, &c->mc_ks, &ck, &d, MDB_GET_CURRENT);
         if (mrc != 0 || ck.mv_size != k.mv_size || memcmp(ck.mv_data, k.mv_data, k.mv_size) != 0)
             mrc = -1;       /* not where it should be: search (cannot happen, cheap to check) */
     }
     if (mrc != 0)
-        mrc = mdb_get(txn, c->t->rec_dbi, &k, &d);
+        mrc = edb__ks_get(txn, &c->t->rec, &k, &d);
     if (edb__mdb_is_notfound(mrc))
         return edb__err(EDB_RECORD_DELETED, "%s: the cursor's record of '%s' was deleted", fn,
                         c->tname);

@@ -56,8 +56,9 @@
 
 enum { POS_NONE, POS_ON, POS_BETWEEN, POS_BEFORE, POS_AFTER };
 
-/* LMDB's key limit; a non-unique index entry (logical key + primary key) must fit. */
-#define EDB__LMDB_KEY_MAX 511
+/* LMDB's key limit less the keyspace's id prefix (keyspace.h); a non-unique
+ * index entry (logical key + primary key) must fit. */
+#define EDB__LMDB_KEY_MAX (511 - EDB__KS_PREFIX)
 
 struct edb_cursor {
     edb_session *s;
@@ -72,7 +73,7 @@ struct edb_cursor {
     uint64_t index_ident;               /* identity of that index (edb__index.id) */
 
     MDB_cursor *mc;                     /* cache, see above */
-    MDB_dbi mc_dbi;
+    edb__ks mc_ks;                      /* the range mc walks */
     bool mc_rdonly;                     /* read txn cursors must be closed by us */
     uint64_t mc_txn_id, mc_write_seq;
     bool mc_valid;                      /* mc is on anchor */
@@ -136,7 +137,7 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
     return edb__cursor_bind_slow(c, txn);
 }
 /* The DB the current index lives in. */
-MDB_dbi edb__cursor_dbi(const edb_cursor *c);
+const edb__ks *edb__cursor_ks(const edb_cursor *c);
 /* The logical key of an index entry (strips the primary key of a non-unique entry). */
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
 /* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;

@@ -169,7 +169,7 @@ typedef struct edb_env edb_env;
 /** Options for edb_env_open(); zero fields take defaults. */
 typedef struct edb_env_opts {
     uint64_t map_size;     /**< bytes of address space reserved; default 64 GiB (sparse, costs no disk) */
-    unsigned max_tables;   /**< tables the environment can hold; default 128 */
+    unsigned max_tables;   /**< ignored since format 4 (the keyspace: no table limit); kept for source compatibility */
     unsigned max_readers;  /**< concurrent read transactions across processes; default 126 */
     unsigned flags;        /**< EDB_ENV_READONLY | EDB_ENV_NOSYNC */
 } edb_env_opts;
@@ -183,9 +183,9 @@ typedef struct edb_env_opts {
  * @param[in]  opts  NULL for defaults
  * @return 0; #EDB_INVAL (NULL args, bad options), #EDB_NOTFOUND (read-only and
  *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database,
- *         a newer format, or a format-2 or older database with a descending index
- *         segment, whose keys put NULL first: the message says how to move its
- *         data), #EDB_CORRUPT (among others: a data.mdb shorter than the pages
+ *         a newer format, or an older one: formats 1-3 kept one LMDB database per
+ *         table and index; the message names `dbtool upgrade DB`, which converts
+ *         them), #EDB_CORRUPT (among others: a data.mdb shorter than the pages
  *         its meta page uses, refused before any of them is read; the message
  *         names the file, its size and the size the meta page claims), #EDB_NOMEM.
  */
@@ -325,6 +325,10 @@ typedef enum edb_coltype {
 EDB_EXTERN const char *edb_coltype_name(edb_coltype type);
 /** @return 0 and the type named @p name in @p out, or #EDB_INVAL. */
 EDB_EXTERN int edb_coltype_parse(edb_coltype *out, const char *name);
+/** @return the size in bytes of a fixed-size column type's value, 0 for
+ *  #EDB_COL_TEXT and #EDB_COL_BINARY, -1 for a value that is no type (the
+ *  engine's column-type table; thread-safe, no error is set). */
+EDB_EXTERN int edb_coltype_size(edb_coltype type);
 
 #define EDB_COL_NOTNULL     0x1u  /**< an insert or replace that leaves it NULL is #EDB_NOTNULL */
 /** INT32/INT64/UINT32/UINT64: assigned 1, 2, ... at insert (a loader may supply
@@ -398,7 +402,9 @@ typedef struct edb_table_def {
 #define EDB_MAX_COLUMNS 1024
 #define EDB_MAX_INDEXES 16
 #define EDB_MAX_KEY_SEGMENTS 12
-/** Largest encoded key (LMDB's limit minus edb's own framing). */
+/** Largest encoded key (LMDB's 511 bytes minus edb's own framing and the
+ *  4-byte id prefix of the keyspace; a non-unique index entry, key + primary
+ *  key, must fit in 507 bytes: doc/key-encoding.md). */
 #define EDB_MAX_KEY_SIZE 500
 
 /**
@@ -406,7 +412,8 @@ typedef struct edb_table_def {
  * one of its own).  Visible to other processes once committed.
  * @return 0; #EDB_EXISTS (table name taken); #EDB_INVAL (bad names, duplicate
  *         columns, unknown key column, bad flags for the type, two primaries, a
- *         default of the wrong size); #EDB_LIMIT (max_tables, columns, indexes);
+ *         default of the wrong size); #EDB_LIMIT (columns, indexes; tables have no
+ *         limit but the 2^32 - 1 ids a database hands out to tables and indexes);
  *         #EDB_READONLY; #EDB_BUSY; #EDB_FULL.
  */
 EDB_EXTERN int edb_table_create(edb_session *s, const edb_table_def *def);
@@ -447,13 +454,17 @@ EDB_EXTERN int edb_table_describe(edb_table_def **out, edb_session *s, const cha
 /** Free memory returned by edb_table_list() and edb_table_describe().  NULL-safe. */
 EDB_EXTERN void edb_free(void *p);
 
-/** Statistics of one B-tree (a table's records or one index). */
+/** Statistics of a table's records or of one index: the exact entry count of the
+ *  range, and the shape of the shared B-tree it lives in (every table's records
+ *  share one LMDB database, every index's entries another: doc/engine.md). */
 typedef struct edb_tree_stat {
     uint64_t entries, depth, branch_pages, leaf_pages, overflow_pages;
 } edb_tree_stat;
 /**
  * Statistics of a table's record tree (index NULL) or of one of its indexes.
- * `entries` of the record tree is the row count (O(1)).
+ * `entries` of the record tree is the row count, of an index its entry count
+ * (both exact and O(1): kept in the catalog, in the writing transaction);
+ * depth and pages are those of the shared tree.
  * @return 0, #EDB_NOTFOUND, #EDB_INVAL.
  */
 EDB_EXTERN int edb_table_stat(edb_tree_stat *out, edb_session *s, const char *table, const char *index);
@@ -683,6 +694,27 @@ EDB_EXTERN int edb_cursor_set_range(edb_cursor *c, unsigned flags);
  * #EDB_INVAL (0).
  */
 EDB_EXTERN int edb_cursor_move(edb_cursor *c, int how);
+/**
+ * Convert the database in directory @p path from an older format (1, 2 or 3:
+ * one LMDB database per table and index) to this library's format 4 (the
+ * keyspace), the way `dbtool upgrade DB` does.  A new database is built in
+ * "<path>.upgrade" beside it from every table's schema, rows and counters,
+ * checked (edb_env_check() and every table's row count), then exchanged with
+ * the old directory in one atomic rename (renameat2 RENAME_EXCHANGE; the
+ * parent directory fsynced), and the old files are removed.  Until that
+ * rename the old database is not written, so an interrupted upgrade leaves it
+ * as it was; a "<path>.upgrade" left by one is removed by the next call.
+ * Thread safety: no process or thread may have the database open meanwhile.
+ * @param[out] out the format the database had (4 when it already
+ *                 was format 4: nothing is done)
+ * @param[in]  path the database directory
+ * @return 0; #EDB_INVAL; #EDB_NOTFOUND (no data.mdb); #EDB_VERSION (not an edb
+ *         database, or a format this library cannot read); #EDB_CORRUPT (the old
+ *         data is malformed, or the new database failed its check: the old one
+ *         is kept); #EDB_EXISTS ("<path>.upgrade" holds other files); #EDB_IO;
+ *         #EDB_FULL; #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_env_upgrade(unsigned *out, const char *path);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

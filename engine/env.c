@@ -8,7 +8,7 @@
  * data.mdb cut shorter than the pages its meta uses (metaread.c, EDB_CORRUPT),
  * and opens the catalog (catalog.c), which refuses LMDB files that are not edb's.
  *
- * Invariants: env->mdb, env->catalog and the pool handles are set before the
+ * Invariants: env->mdb, env->catalog and the keyspace handles are set before the
  * env is returned and never change until close.  An open env is in the
  * process-wide list `g_live` from the end of its open until its close starts;
  * close takes it out and reads the backup hook in one critical section
@@ -40,9 +40,9 @@
 #include "session.h"
 
 #define DEFAULT_MAP_SIZE   (64ull << 30)
-#define DEFAULT_MAX_TABLES 128u
 #define DEFAULT_MAX_READERS 126u
-#define SYSTEM_DBS         2u
+/* The keyspace's databases (catalog.h) and room for as many again. */
+#define EDB__MAX_DBS       8u
 
 /* The open envs (see the invariants above).  g_live_lock is taken before any
  * env's bk_lock and held only for the list walk. */
@@ -102,7 +102,7 @@ open_mdb(edb_env *env, const char *path, const edb_env_opts *o)
         env->mdb = NULL;
         return edb__mdb_err(rc, "mdb_env_create");
     }
-    unsigned maxdbs = o->max_tables * EDB__DBS_PER_TABLE + SYSTEM_DBS;
+    unsigned maxdbs = EDB__MAX_DBS;
     if ((rc = mdb_env_set_mapsize(env->mdb, (size_t)o->map_size)) != 0 ||
         (rc = mdb_env_set_maxreaders(env->mdb, o->max_readers)) != 0 ||
         (rc = mdb_env_set_maxdbs(env->mdb, maxdbs)) != 0)
@@ -153,11 +153,6 @@ edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts)
     if (o.map_size < (1u << 20) || o.map_size > ((uint64_t)SIZE_MAX >> 1))
         return edb__err(EDB_INVAL, "edb_env_open: map_size %llu out of range",
                         (unsigned long long)o.map_size);
-    if (o.max_tables == 0)
-        o.max_tables = DEFAULT_MAX_TABLES;
-    if (o.max_tables > EDB__MAX_TABLES_LIMIT)
-        return edb__err(EDB_INVAL, "edb_env_open: max_tables %u over %u", o.max_tables,
-                        EDB__MAX_TABLES_LIMIT);
     if (o.max_readers == 0)
         o.max_readers = DEFAULT_MAX_READERS;
     if (o.max_readers > 65536)
@@ -168,40 +163,15 @@ edb_env_open(edb_env **out, const char *path, const edb_env_opts *opts)
     env = calloc(1, sizeof *env);
     if (env == NULL)
         return edb__err(EDB_NOMEM, "edb_env_open");
-    pthread_mutex_init(&env->dbi_lock, NULL);
     pthread_mutex_init(&env->sess_lock, NULL);
     pthread_mutex_init(&env->bk_lock, NULL);
     edb__ref_init(&env->ref, 1);
     env->flags = o.flags;
-    env->max_tables = o.max_tables;
     if ((env->path = strdup(path)) == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_env_open"));
 
-    for (int attempt = 0;; attempt++) {
-        EDB_ERR(open_mdb(env, path, &o));
-        unsigned stored = 0;
-        ret = edb__catalog_open(env, o.max_tables, &stored);    /* takes dbi_lock itself */
-        if (ret < 0)
-            goto err;
-        if (ret == 0)
-            break;
-        if (ret == 2 && attempt == 0) {
-            /* Just created: open it again, without the pool's handles. */
-            edb__catalog_close(env);
-            mdb_env_close(env->mdb);
-            env->mdb = NULL;
-            continue;
-        }
-        /* The database was created with another table count: its pool needs
-         * exactly that many handles, which LMDB fixes before open. */
-        edb__catalog_close(env);
-        mdb_env_close(env->mdb);
-        env->mdb = NULL;
-        if (attempt > 0 || stored == 0 || stored > EDB__MAX_TABLES_LIMIT)
-            EDB_ERR(edb__err(EDB_CORRUPT, "'%s': catalog records %u tables", path, stored));
-        o.max_tables = stored;
-    }
-    env->max_tables = edb__cat(env)->max_tables;
+    EDB_ERR(open_mdb(env, path, &o));
+    EDB_ERR(edb__catalog_open(env));
     pthread_mutex_lock(&g_live_lock);
     env->live_next = g_live;
     g_live = env;
@@ -213,7 +183,6 @@ err:
     edb__catalog_close(env);
     if (env->mdb != NULL)
         mdb_env_close(env->mdb);
-    pthread_mutex_destroy(&env->dbi_lock);
     pthread_mutex_destroy(&env->sess_lock);
     pthread_mutex_destroy(&env->bk_lock);
     free(env->path);
@@ -265,7 +234,6 @@ edb__env_put(edb_env *env)
 {
     if (!edb__ref_put(&env->ref))
         return;
-    pthread_mutex_destroy(&env->dbi_lock);
     pthread_mutex_destroy(&env->sess_lock);
     pthread_mutex_destroy(&env->bk_lock);
     free(env->path);

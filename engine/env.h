@@ -1,7 +1,7 @@
 /*
  * env.h: the environment's private body, shared by engine/ and backup/.
  *
- * Lock order (outermost first): sess_lock, dbi_lock, the process-wide list
+ * Lock order (outermost first): sess_lock, the process-wide list
  * of open envs (env.c), bk_lock.  No lock is held
  * across a blocking LMDB call (mdb_txn_begin of a write txn) or across I/O.
  */
@@ -22,12 +22,8 @@ struct edb_env {
     char *path;                /* the directory, as given */
     unsigned flags;            /* EDB_ENV_* */
     uint32_t page_size;
-    unsigned max_tables;
 
-    /* Engine state.  dbi_lock is held around every mdb_dbi_open (not
-     * thread-safe in LMDB) and guards the pool flag (catalog.h, "Pool"),
-     * which a write txn that created a table holds until it ends. */
-    pthread_mutex_t dbi_lock;
+    /* Engine state: the catalog and the keyspace's handles (catalog.h). */
     void *catalog;             /* owned by catalog.c */
 
     /* Open sessions, so that env close can end them.  Guarded by sess_lock. */

@@ -66,6 +66,7 @@
 #include <float.h>
 #include <string.h>
 
+#include "coltype.h"
 #include "error.h"
 #include "key.h"
 
@@ -81,43 +82,19 @@ null_prefix(unsigned mode)
     return mode != 0 ? PREFIX_NULL_HIGH : PREFIX_NULL;
 }
 
-/* Payload size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown type. */
-static int
+/* Payload size of a fixed-size type, 0 for TEXT/BINARY, -1 for an unknown
+ * type; the name; the sign flip: the column-type table (coltype.h). */
+static inline int
 fixed_size(edb_coltype type)
 {
-    switch (type) {
-    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
-    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
-    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
-    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE:
-    case EDB_COL_DATETIME: return 8;
-    case EDB_COL_GUID: return 16;
-    case EDB_COL_TEXT: case EDB_COL_BINARY: return 0;
-    }
-    return -1;
+    return edb__type_size(type);
 }
 
 static const char *
 type_name(edb_coltype type)
 {
-    switch (type) {
-    case EDB_COL_BOOL: return "bool";
-    case EDB_COL_INT8: return "int8";
-    case EDB_COL_INT16: return "int16";
-    case EDB_COL_INT32: return "int32";
-    case EDB_COL_INT64: return "int64";
-    case EDB_COL_UINT8: return "uint8";
-    case EDB_COL_UINT16: return "uint16";
-    case EDB_COL_UINT32: return "uint32";
-    case EDB_COL_UINT64: return "uint64";
-    case EDB_COL_FLOAT: return "float";
-    case EDB_COL_DOUBLE: return "double";
-    case EDB_COL_DATETIME: return "datetime";
-    case EDB_COL_GUID: return "guid";
-    case EDB_COL_TEXT: return "text";
-    case EDB_COL_BINARY: return "binary";
-    }
-    return "unknown";
+    const edb__coltype *c = edb__coltype_of(type);
+    return c != NULL ? c->name : "unknown";
 }
 
 /* Read a native unsigned integer of n bytes (host order) as uint64. */
@@ -162,8 +139,8 @@ store_be(uint8_t *p, uint64_t v, int n)
 static bool
 is_signed(edb_coltype type)
 {
-    return type == EDB_COL_INT8 || type == EDB_COL_INT16 || type == EDB_COL_INT32 ||
-           type == EDB_COL_INT64 || type == EDB_COL_DATETIME;
+    const edb__coltype *c = edb__coltype_of(type);
+    return c != NULL && c->is_signed;
 }
 
 /* Strict UTF-8 check (RFC 3629), NUL refused.  Returns the offset of the first

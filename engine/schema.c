@@ -24,37 +24,6 @@
 #include "record.h"
 #include "session.h"
 
-static const char *const type_names[] = {
-    [EDB_COL_BOOL] = "bool",     [EDB_COL_INT8] = "int8",     [EDB_COL_INT16] = "int16",
-    [EDB_COL_INT32] = "int32",   [EDB_COL_INT64] = "int64",   [EDB_COL_UINT8] = "uint8",
-    [EDB_COL_UINT16] = "uint16", [EDB_COL_UINT32] = "uint32", [EDB_COL_UINT64] = "uint64",
-    [EDB_COL_FLOAT] = "float",   [EDB_COL_DOUBLE] = "double", [EDB_COL_DATETIME] = "datetime",
-    [EDB_COL_GUID] = "guid",     [EDB_COL_TEXT] = "text",     [EDB_COL_BINARY] = "binary",
-};
-
-const char *
-edb_coltype_name(edb_coltype type)
-{
-    if ((int)type < EDB_COL_BOOL || (int)type > EDB_COL_BINARY)
-        return NULL;
-    return type_names[type];
-}
-
-int
-edb_coltype_parse(edb_coltype *out, const char *name)
-{
-    if (out == NULL || name == NULL)
-        return edb__err(EDB_INVAL, "edb_coltype_parse: %s is NULL", out == NULL ? "out" : "name");
-    *out = 0;
-    for (int t = EDB_COL_BOOL; t <= EDB_COL_BINARY; t++)
-        if (strcmp(type_names[t], name) == 0) {
-            *out = (edb_coltype)t;
-            edb__err_clear();
-            return 0;
-        }
-    return edb__err(EDB_INVAL, "unknown column type '%s'", name);
-}
-
 /* ------------------------------------------------------------------ validation */
 
 static int
@@ -214,26 +183,28 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     edb__buf k = { 0 };
     int ret = 0;
     EDB_RET(edb__txn_child_begin(s, txn, &child));
-    EDB_ERR(edb__mdb_err(mdb_drop(child, x->dbi, 0), "empty index"));
-    EDB_ERR(edb__mdb_err(mdb_cursor_open(child, t->rec_dbi, &cur), "cursor"));
+    EDB_ERR(edb__mdb_err(mdb_cursor_open(child, t->rec.dbi, &cur), "cursor"));
     MDB_val rk, rv;
-    int rc = mdb_cursor_get(cur, &rk, &rv, MDB_FIRST);
+    uint64_t n = 0;
+    int rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_FIRST);
     while (rc == 0) {
         EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
         int e;
         EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
         if (e == 0) {
             MDB_val ik = { k.len, k.p }, iv = { rk.mv_size, rk.mv_data };
-            int prc = mdb_put(child, x->dbi, &ik, &iv, (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
+            int prc = edb__ks_put(child, &x->ks, &ik, &iv, (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
             if (edb__mdb_is_keyexist(prc))
                 EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique index '%s'",
                                  t->name, x->name));
             EDB_ERR(edb__mdb_err(prc, "write index entry"));
+            n++;
         }
-        rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT);
+        rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_NEXT);
     }
     if (!edb__mdb_is_notfound(rc))
         EDB_ERR(edb__mdb_err(rc, "scan records"));
+    EDB_ERR(edb__rows_write(s->env, child, x->kid, (int64_t)n));
     ret = 0;
 err:
     if (cur != NULL)
@@ -279,7 +250,6 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         column_from_def(&t->cols[i], &def->columns[i]);
         t->ncols++;
     }
-    unsigned next_slot = 0;
     for (size_t i = 0; i < def->nindexes; i++) {
         edb__index *x = &t->idx[i];
         EDB_ERR(index_from_def(x, &def->indexes[i], t));
@@ -290,8 +260,6 @@ edb_table_create(edb_session *s, const edb_table_def *def)
                 EDB_ERR(edb__err(EDB_INVAL, "table '%s': two primary indexes ('%s', '%s')", def->name,
                                  t->idx[t->primary].name, x->name));
             t->primary = (int)i;
-        } else {
-            x->slot = next_slot++;
         }
         t->nidx++;
     }
@@ -303,9 +271,10 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         edb__table_free(old);
         ret = edb__err(EDB_EXISTS, "table '%s' already exists", def->name);
     } else if (ret == EDB_NOTFOUND) {
-        ret = edb__catalog_free_slot(&t->slot, s->env, txn);
-        if (ret == 0)
-            ret = edb__pool_claim(s, txn, t->slot);
+        ret = edb__catalog_new_kid(&t->kid, s->env, txn);
+        for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)
+            if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+                ret = edb__catalog_new_kid(&t->idx[i].kid, s->env, txn);
     }
     if (ret == 0) {
         /* identities, not names or slots, tell this table and its indexes
@@ -315,14 +284,8 @@ edb_table_create(edb_session *s, const edb_table_def *def)
             t->idx[i].id = edb__catalog_new_id();
         for (uint32_t i = 0; i < t->ncols; i++)
             t->cols[i].id = edb__catalog_new_id();
-        edb__counter_adopt(s->env, t->slot, t->created);
-        t->rec_dbi = edb__pool_rec(s->env, t->slot);
-        ret = edb__mdb_err(mdb_drop(txn, t->rec_dbi, 0), "empty records");
-        for (uint32_t i = 0; ret == 0 && i < t->nidx; i++)
-            if (!(t->idx[i].flags & EDB_IDX_PRIMARY)) {
-                t->idx[i].dbi = edb__pool_idx(s->env, t->slot, t->idx[i].slot);
-                ret = edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "empty index");
-            }
+        edb__counter_adopt(s->env, t->kid, t->created);
+        /* new ids: their ranges are empty (ids are never reused) */
     }
     if (ret == 0)
         ret = edb__table_store(s->env, txn, t);
@@ -344,6 +307,12 @@ edb_table_drop(edb_session *s, const char *table)
     int rc = edb__table_load(&t, s->env, txn, table);
     if (rc == 0) {
         rc = edb__table_erase(s->env, txn, t);
+        /* the range is gone: row-count notes of this txn for it are void */
+        if (rc == 0)
+            rc = edb__rows_erased(s, t->kid);
+        for (uint32_t i = 0; rc == 0 && i < t->nidx; i++)
+            if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
+                rc = edb__rows_erased(s, t->idx[i].kid);
         edb__table_free(t);
     }
     return end_schema(s, rc);
@@ -398,13 +367,8 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
         EDB_ERR(edb__err(EDB_EXISTS, "table '%s' already has an index '%s'", table, x.name));
     if (t->nidx >= EDB_MAX_INDEXES)
         EDB_ERR(edb__err(EDB_LIMIT, "table '%s' has %d indexes", table, EDB_MAX_INDEXES));
-    bool used[EDB_MAX_INDEXES] = { false };
-    for (uint32_t i = 0; i < t->nidx; i++)
-        if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
-            used[t->idx[i].slot] = true;
-    while (used[x.slot])
-        x.slot++;
-    x.dbi = edb__pool_idx(s->env, t->slot, x.slot);
+    EDB_ERR(edb__catalog_new_kid(&x.kid, s->env, txn));
+    edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid);
     x.id = edb__catalog_new_id();
     EDB_ERR(build_index(s, txn, t, &x));
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
@@ -434,7 +398,8 @@ edb_index_drop(edb_session *s, const char *table, const char *index)
         EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
     if (t->idx[i].flags & EDB_IDX_PRIMARY)
         EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index", table, index));
-    EDB_ERR(edb__mdb_err(mdb_drop(txn, t->idx[i].dbi, 0), "drop index"));
+    EDB_ERR(edb__index_erase(s->env, txn, &t->idx[i]));
+    EDB_ERR(edb__rows_erased(s, t->idx[i].kid));
     memmove(&t->idx[i], &t->idx[i + 1], (t->nidx - (uint32_t)i - 1) * sizeof *t->idx);
     t->nidx--;
     if (t->primary > i)
@@ -612,17 +577,22 @@ edb_table_stat(edb_tree_stat *out, edb_session *s, const char *table, const char
     edb__table *t = NULL;
     int ret = 0;
     EDB_ERR(edb__table_load(&t, s->env, txn, table));
-    MDB_dbi dbi = t->rec_dbi;
+    MDB_dbi dbi = t->rec.dbi;
+    uint32_t kid = t->kid;
     if (index != NULL) {
         int i = edb__table_index(t, index);
         if (i < 0)
             EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
-        if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
-            dbi = t->idx[i].dbi;
+        if (!(t->idx[i].flags & EDB_IDX_PRIMARY)) {
+            dbi = t->idx[i].ks.dbi;
+            kid = t->idx[i].kid;
+        }
     }
+    /* entries: the catalog's exact count; the tree figures are those of the
+     * shared database the range lives in (edb.records or edb.index) */
     MDB_stat st;
+    EDB_ERR(edb__rows_get(&out->entries, s, txn, kid));
     EDB_ERR(edb__mdb_err(mdb_stat(txn, dbi, &st), "edb_table_stat"));
-    out->entries = st.ms_entries;
     out->depth = st.ms_depth;
     out->branch_pages = st.ms_branch_pages;
     out->leaf_pages = st.ms_leaf_pages;

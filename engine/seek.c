@@ -152,7 +152,7 @@ found(int rc)
 static int
 mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 {
-    return found(mdb_cursor_get(c->mc, k, d, op));
+    return found(edb__ks_cursor_get(c->mc, &c->mc_ks, k, d, op));
 }
 
 /* Land on the entry (k, d) the LMDB cursor just returned.  On the primary
@@ -276,7 +276,7 @@ edb_cursor_seek(edb_cursor *c, unsigned how)
              * anchor (doc/performance.md, "Lookups at 1,000,000 rows"). */
             k.mv_size = key->len;
             k.mv_data = key->p;
-            rc = found(mdb_get(txn, c->mc_dbi, &k, &d));
+            rc = found(edb__ks_get(txn, &c->mc_ks, &k, &d));
             exact = true;
             break;
         }

@@ -94,6 +94,7 @@ edb__session_release(edb_session *s)
     if (!s->ended || s->cursors != NULL)
         return;
     edb_env *env = s->env;
+    free(s->rows_pend);
     free(s);
     edb__env_put(env);
 }

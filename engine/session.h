@@ -38,7 +38,6 @@ struct edb_session {
     bool implicit;                     /* an implicit transaction is active (depth 0) */
     bool implicit_write;
     MDB_txn *imp_txn;
-    bool pool_held;                    /* its write txn holds the DBI pool (catalog.c) */
 
     uint64_t next_id;                  /* source of txn ids, unique within the session */
     uint64_t level_id[EDB_TXN_MAX_DEPTH]; /* id of each level's MDB_txn (read-only levels share) */
@@ -49,6 +48,15 @@ struct edb_session {
     uint64_t schema_seq;               /* bumped by every schema change through this session */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+
+    /* Row-count changes not yet written to the catalog (edb__rows_add), each
+     * labelled with the level that made it (0: the implicit txn); a nested
+     * commit relabels its notes to the parent, a rollback drops its level's
+     * and deeper ones, the top-level commit writes them (catalog.c).
+     * erased: the range was deleted at that level (a drop): its notes are
+     * not written. */
+    struct edb__rows_delta { uint32_t kid; int depth; bool erased; int64_t delta; } *rows_pend;
+    size_t rows_npend, rows_cap;
 
     /* Closers in any order (SQLite's sqlite3_close_v2 zombies).  dead: the
      * session was ended by edb_session_end or killed by edb_env_close: its

@@ -149,25 +149,10 @@ begin_top(edb_session *s, bool write, MDB_txn **out)
     } else {
         return edb__ro_begin(s->env, out);
     }
-    /* A write txn that lacks a table's handles (created by another process)
-     * is ended and begun again once they are open (catalog.h, "Pool"). */
-    for (int round = 0;; round++) {
-        int rc = mdb_txn_begin(s->env->mdb, NULL, 0, out);
-        if (rc != 0) {
-            *out = NULL;
-            return edb__mdb_err(rc, "begin transaction");
-        }
-        int c = edb__pool_check(s->env, *out, false);
-        if (c == 0)
-            break;
-        mdb_txn_abort(*out);
+    int rc = mdb_txn_begin(s->env->mdb, NULL, 0, out);
+    if (rc != 0) {
         *out = NULL;
-        if (c < 0)
-            return c;
-        if (round == 16)
-            return edb__err(EDB_BUSY, "begin transaction: the tables' database handles kept "
-                            "changing (%d rounds)", round);
-        EDB_RET(edb__pool_sync(s->env));
+        return edb__mdb_err(rc, "begin transaction");
     }
     writer_push(s);
     return 0;
@@ -231,21 +216,33 @@ end_level(edb_session *s, bool commit)
     }
     if (s->rdonly) {
         if (d == 0)
-            edb__ro_end(s->env, txn);   /* nothing to keep: the pool handles are env-wide */
+            edb__ro_end(s->env, txn);
     } else if (commit) {
-        rc = mdb_txn_commit(txn);
+        /* row-count notes: the top level writes them, a nested one hands
+         * them to its parent (catalog.h) */
+        rc = d == 0 ? edb__rows_flush(s, txn) : 0;
+        if (rc < 0) {
+            mdb_txn_abort(txn);
+        } else {
+            rc = mdb_txn_commit(txn);
+            rc = rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
+        }
+        if (d > 0)
+            edb__rows_level_end(s, d + 1, rc == 0);
     } else {
+        if (d == 0)
+            edb__rows_drop(s);
+        else
+            edb__rows_level_end(s, d + 1, false);
         mdb_txn_abort(txn);
     }
     if (d == 0) {
-        if (!s->rdonly) {
+        if (!s->rdonly)
             writer_pop(s);
-            edb__pool_release(s, commit && rc == 0);
-        }
         s->rdonly = false;
     }
     s->write_seq++;
-    return rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
+    return rc;
 }
 
 int
@@ -294,9 +291,9 @@ edb__txn_abort_all(edb_session *s)
         end_level(s, false);
     if (s->implicit) {
         if (s->implicit_write) {
+            edb__rows_drop(s);
             mdb_txn_abort(s->imp_txn);
             writer_pop(s);
-            edb__pool_release(s, false);
         } else {
             edb__ro_end(s->env, s->imp_txn);
         }
@@ -364,13 +361,16 @@ edb__txn_leave_slow(edb_session *s, int rc)
         edb__ro_end(s->env, txn);
         return rc;
     }
+    if (rc >= 0) {
+        int frc = edb__rows_flush(s, txn);
+        rc = frc < 0 ? frc : rc;
+    }
     if (rc < 0) {
+        edb__rows_drop(s);
         mdb_txn_abort(txn);
-        edb__pool_release(s, false);
         return rc;
     }
     int mrc = mdb_txn_commit(txn);
-    edb__pool_release(s, mrc == 0);
     if (mrc != 0)
         return edb__mdb_err_env(mrc, s->env->mdb, "commit");
     return rc;

@@ -158,12 +158,12 @@ keydup(const edb__table *t, const char *index)
                     index ? "unique" : "primary", index ? index : (t->primary >= 0 ? t->idx[t->primary].name : "(implicit)"));
 }
 
-/* Is @k present in @dbi?  With @data, also its value (valid while the txn lives). */
+/* Is @k present in range @ks?  With @data, also its value (valid while the txn lives). */
 static int
-exists(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, MDB_val *data, const char *what)
+exists(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, MDB_val *data, const char *what)
 {
     MDB_val key = { k->len, k->p }, d;
-    int rc = mdb_get(txn, dbi, &key, &d);
+    int rc = edb__ks_get(txn, ks, &key, &d);
     if (edb__mdb_is_notfound(rc))
         return 0;
     EDB_RET(edb__mdb_err(rc, what));
@@ -173,19 +173,19 @@ exists(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, MDB_val *data, const char *
 }
 
 static int
-put(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const void *d, size_t dlen, unsigned flags,
+put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dlen, unsigned flags,
     const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    int rc = mdb_put(txn, dbi, &key, &data, flags);
+    int rc = edb__ks_put(txn, ks, &key, &data, flags);
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
 static int
-del(MDB_txn *txn, MDB_dbi dbi, const edb__buf *k, const char *what)
+del(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const char *what)
 {
     MDB_val key = { k->len, k->p };
-    int rc = mdb_del(txn, dbi, &key, NULL);
+    int rc = edb__ks_del(txn, ks, &key);
     return edb__mdb_is_notfound(rc) ? 0 : edb__mdb_err(rc, what);
 }
 
@@ -203,7 +203,7 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
     int dup = -2;           /* the first unique index that clashes (-1: the primary) */
     if (old != NULL && !w->pk_same) {
         int e;
-        EDB_RET(e = exists(txn, t->rec_dbi, &w->pk, NULL, "read record"));
+        EDB_RET(e = exists(txn, &t->rec, &w->pk, NULL, "read record"));
         if (e)
             return keydup(t, NULL);
     }
@@ -231,7 +231,7 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
         if (w->nst[i] == ENT_PUT && (x->flags & EDB_IDX_UNIQUE) && dup == -2) {
             MDB_val d;
             int e;
-            EDB_RET(e = exists(txn, x->dbi, &w->nk[i], &d, "read index entry"));
+            EDB_RET(e = exists(txn, &x->ks, &w->nk[i], &d, "read index entry"));
             /* taken, unless by the record being replaced (its entry goes) */
             if (e && !(old != NULL && d.mv_size == oldpk->len &&
                        memcmp(d.mv_data, oldpk->p, oldpk->len) == 0))
@@ -242,7 +242,7 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
         /* a taken primary key is reported first, as the apply phase would */
         if (old == NULL) {
             int e;
-            EDB_RET(e = exists(txn, t->rec_dbi, &w->pk, NULL, "read record"));
+            EDB_RET(e = exists(txn, &t->rec, &w->pk, NULL, "read record"));
             if (e)
                 return keydup(t, NULL);
         }
@@ -257,25 +257,29 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
  * written (the caller marks it failed).  *wrote tells which.
  */
 static int
-apply_record(const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
+apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
              const edb__buf *oldpk, bool *wrote)
 {
     *wrote = false;
-    int rc = put(txn, t->rec_dbi, &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
+    int rc = put(txn, &t->rec, &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
                  "write record");
     if (rc == EDB_KEYDUP)
         return keydup(t, NULL);
     *wrote = true;
     EDB_RET(rc);
     if (replace && !w->pk_same)
-        EDB_RET(del(txn, t->rec_dbi, oldpk, "delete record"));
+        EDB_RET(del(txn, &t->rec, oldpk, "delete record"));
+    if (!replace)
+        EDB_RET(edb__rows_add(s, t->kid, 1));
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
+        /* the index's count moves by (new entry) - (old entry) */
+        EDB_RET(edb__rows_add(s, x->kid, (w->nst[i] == ENT_PUT) - (w->ost[i] == ENT_PUT)));
         if (w->ost[i] == ENT_PUT)
-            EDB_RET(del(txn, x->dbi, &w->ok[i], "delete index entry"));
+            EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, x->dbi, &w->nk[i], w->pk.p, w->pk.len,
+        rc = put(txn, &x->ks, &w->nk[i], w->pk.p, w->pk.len,
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -291,7 +295,7 @@ static int
 load_raw(MDB_txn *txn, const edb__table *t, const edb__buf *pk, MDB_val *out)
 {
     MDB_val k = { pk->len, pk->p };
-    int rc = mdb_get(txn, t->rec_dbi, &k, out);
+    int rc = edb__ks_get(txn, &t->rec, &k, out);
     if (edb__mdb_is_notfound(rc))
         return edb__err(EDB_RECORD_DELETED, "table '%s': the cursor's record was deleted", t->name);
     return edb__mdb_err(rc, "read record");
@@ -481,7 +485,7 @@ assign_autoinc(edb_cursor *c, MDB_txn *txn, edb__rec *rec)
         if (!(def->flags & EDB_COL_AUTOINC) || !rec->cols[i].null)
             continue;
         uint64_t n;
-        EDB_RET(edb__counter_get(&n, c->s->env, txn, c->t->slot, i + 1));
+        EDB_RET(edb__counter_get(&n, c->s->env, txn, c->t->kid, i + 1));
         if (n == UINT64_MAX)
             return edb__err(EDB_LIMIT, "table '%s': AUTOINC column '%s' is exhausted", c->tname, def->name);
         n++;
@@ -516,14 +520,14 @@ store_counters(edb_cursor *c, MDB_txn *txn, const edb__rec *prep, const edb__rec
         uint64_t n = autoinc_value(def, rec->cols[i].area.p);
         if (!prep->cols[i].null) {
             uint64_t cur;
-            EDB_RET(edb__counter_read(&cur, c->s->env, txn, c->t->slot, i + 1));
+            EDB_RET(edb__counter_read(&cur, c->s->env, txn, c->t->kid, i + 1));
             if (n <= cur)
                 continue;
         }
-        EDB_RET(edb__counter_set(c->s->env, txn, c->t->slot, i + 1, n));
+        EDB_RET(edb__counter_set(c->s->env, txn, c->t->kid, i + 1, n));
     }
     if (implicit_n != 0)
-        EDB_RET(edb__counter_set(c->s->env, txn, c->t->slot, 0, implicit_n));
+        EDB_RET(edb__counter_set(c->s->env, txn, c->t->kid, 0, implicit_n));
     return 0;
 }
 
@@ -570,7 +574,7 @@ edb_update(edb_cursor *c)
         if (c->t->primary >= 0) {
             EDB_ERR(edb__primary_key(c->t, work, &w->pk));
         } else {
-            EDB_ERR(edb__counter_get(&implicit_n, s->env, txn, c->t->slot, 0));
+            EDB_ERR(edb__counter_get(&implicit_n, s->env, txn, c->t->kid, 0));
             if (implicit_n == UINT64_MAX)
                 EDB_ERR(edb__err(EDB_LIMIT, "table '%s': implicit key counter exhausted", c->tname));
             implicit_n++;
@@ -581,7 +585,7 @@ edb_update(edb_cursor *c)
         }
         EDB_ERR(plan_record(w, txn, c->t, NULL, NULL, work));
         /* ---- apply */
-        ret = apply_record(w, txn, c->t, false, NULL, &wrote);
+        ret = apply_record(c->s, w, txn, c->t, false, NULL, &wrote);
         if (ret == 0)
             ret = store_counters(c, txn, &c->rec, work, implicit_n);
     } else {
@@ -607,7 +611,7 @@ edb_update(edb_cursor *c)
             EDB_ERR(edb__buf_set(&w->pk, c->prep_pk.p, c->prep_pk.len));
         EDB_ERR(plan_record(w, txn, c->t, &old, &c->prep_pk, work));
         /* ---- apply */
-        ret = apply_record(w, txn, c->t, true, &c->prep_pk, &wrote);
+        ret = apply_record(c->s, w, txn, c->t, true, &c->prep_pk, &wrote);
     }
     if (wrote) {
         s->write_seq++;         /* cursors re-find their entries */
@@ -664,10 +668,15 @@ edb_record_delete(edb_cursor *c)
     /* apply: a failure here leaves the txn half written */
     s->write_seq++;
     for (uint32_t i = 0; i < t->nidx && ret == 0; i++)
-        if (w->ost[i] == ENT_PUT)
-            ret = del(txn, t->idx[i].dbi, &w->ok[i], "delete index entry");
+        if (w->ost[i] == ENT_PUT) {
+            ret = del(txn, &t->idx[i].ks, &w->ok[i], "delete index entry");
+            if (ret == 0)
+                ret = edb__rows_add(s, t->idx[i].kid, -1);
+        }
     if (ret == 0)
-        ret = del(txn, t->rec_dbi, &c->pk, "delete record");
+        ret = del(txn, &t->rec, &c->pk, "delete record");
+    if (ret == 0)
+        ret = edb__rows_add(s, t->kid, -1);
     if (ret < 0)
         ret = edb__txn_fail(s, ret);
 err:
@@ -733,7 +742,7 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     }
     EDB_ERR(edb__buf_set(&w->pk, c->pk.p, c->pk.len));
     EDB_ERR(plan_record(w, txn, c->t, &before, &c->pk, &rec));
-    ret = apply_record(w, txn, c->t, true, &c->pk, &wrote);
+    ret = apply_record(c->s, w, txn, c->t, true, &c->pk, &wrote);
     if (wrote) {
         s->write_seq++;
         if (ret < 0)

@@ -19,7 +19,10 @@ hits=$(grep -En '^#define +(PAGEHDRSZ|NODESIZE|P_(BRANCH|LEAF|LEAF2|OVERFLOW|MET
 [ -z "$hits" ] || report "a layout constant defined as a number outside engine/lmdb_layout.h" "$hits"
 hits=$(grep -En '(rd|le)(16|32|64)\((m|meta|pick|page|node|big|first|data|db)(\[[a-z0-9]+\])? \+ (10|12|14|16|20|40|46|80|88|136|144)\)' $files || true)
 [ -z "$hits" ] || report "a page or meta field read at a literal offset" "$hits"
-hits=$(grep -En '(==|!=) *MDB_[A-Z_]+|MDB_[A-Z_]+ *(==|!=)|case +MDB_' $(printf '%s\n' $files | grep -vx engine/error.c) || true)
+# (cursor operations such as MDB_NEXT are not codes: they may be compared anywhere)
+ops='MDB_(FIRST|FIRST_DUP|GET_BOTH|GET_BOTH_RANGE|GET_CURRENT|GET_MULTIPLE|LAST|LAST_DUP|NEXT|NEXT_DUP|NEXT_MULTIPLE|NEXT_NODUP|PREV|PREV_DUP|PREV_NODUP|PREV_MULTIPLE|SET|SET_KEY|SET_RANGE)\b'
+hits=$(grep -En '(==|!=) *MDB_[A-Z_]+|MDB_[A-Z_]+ *(==|!=)|case +MDB_' $(printf '%s\n' $files | grep -vx engine/error.c) |
+       grep -Ev "(==|!=) *$ops|$ops *(==|!=)|case +$ops" || true)
 [ -z "$hits" ] || report "an LMDB code compared outside engine/error.c" "$hits"
 hits=$(grep -En 'edb_error_last\(\) *\+|strlen\("EDB_|strncmp\([a-z]+, "EDB_", *4\)|strlen\(edb_err_name\([a-z]+\)\) *\+ *2|strstr\((d|detail), ": "\)|strncmp\(detail, name, nl\)' $files || true)
 [ -z "$hits" ] || report "the code's name cut off an error string" "$hits"

@@ -77,8 +77,9 @@ static const dbt_cmd commands[] = {
       "entries. Fails with EDB_NOTFOUND when there is none.\n" },
     { "stat", dbt_cmd_stat, "stat DB [--json]",
       "Print the page size, map size, pages in use, last transaction, reader slots in use, and\n"
-      "per table its row count and the B-tree statistics (entries, depth, branch, leaf and\n"
-      "overflow pages) of its records and of each index.\n" },
+      "per table its row count and, for its records and each index, the exact entry count\n"
+      "(kept in the catalog) and the statistics (depth, branch, leaf and overflow pages) of\n"
+      "the shared B-tree they live in (edb.records or edb.index).\n" },
     { "check", dbt_cmd_check, "check DB [--json]",
       "Check the whole database in a read snapshot (writers keep going): every B-tree page\n"
       "reachable once or free and none lost, the catalog consistent, every record decodable\n"
@@ -94,6 +95,14 @@ static const dbt_cmd commands[] = {
       "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
+    { "upgrade", dbt_cmd_upgrade, "upgrade DB",
+      "Convert DB from an older format (1, 2 or 3: one LMDB database per table and index)\n"
+      "to format 4 (every table and index a key range of three LMDB databases). The new\n"
+      "database is built in DB.upgrade beside DB from every table's schema, rows and\n"
+      "counters, checked, and exchanged with DB in one atomic rename; the old files are then\n"
+      "removed. Until that rename DB is not written: an interrupted upgrade leaves it as it\n"
+      "was (the next upgrade removes the partial DB.upgrade). No program may have DB open\n"
+      "meanwhile. A format-4 database is left alone.\n" },
     { "backup", dbt_cmd_backup_any,
       "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"

@@ -43,6 +43,7 @@ int dbt_cmd_delete(int argc, char **argv);
 int dbt_cmd_stat(int argc, char **argv);
 int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
+int dbt_cmd_upgrade(int argc, char **argv);    /* cmd_upgrade.c */
 int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
 int dbt_cmd_restore(int argc, char **argv);
 int dbt_cmd_verify(int argc, char **argv);

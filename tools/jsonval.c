@@ -72,14 +72,8 @@ jv_buf_free(jv_buf *b)
 size_t
 jv_fixed_size(edb_coltype t)
 {
-    switch (t) {
-    case EDB_COL_BOOL: case EDB_COL_INT8: case EDB_COL_UINT8: return 1;
-    case EDB_COL_INT16: case EDB_COL_UINT16: return 2;
-    case EDB_COL_INT32: case EDB_COL_UINT32: case EDB_COL_FLOAT: return 4;
-    case EDB_COL_INT64: case EDB_COL_UINT64: case EDB_COL_DOUBLE: case EDB_COL_DATETIME: return 8;
-    case EDB_COL_GUID: return 16;
-    default: return 0;
-    }
+    int n = edb_coltype_size(t);   /* the engine's column-type table (engine/coltype.h) */
+    return n > 0 ? (size_t)n : 0;
 }
 
 static bool

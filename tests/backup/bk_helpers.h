@@ -41,7 +41,7 @@
                    edb_err_name(rc__), edb_err_name(want), edb_error_last()); } while (0)
 #define MDB_OK(x) do { int m__ = (x); cr_assert_eq(m__, 0, "%s -> %s", #x, mdb_strerror(m__)); } while (0)
 
-#define BK_DATA_DB "edb:r0000"
+#define BK_DATA_DB "edb.records"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Criterion's parallel runner leaks a few bytes of its own (libcriterion
@@ -154,13 +154,9 @@ bk_dbi(edb_env *env)
     MDB_env *m = edb__env_mdb(env);
     MDB_txn *t;
     MDB_dbi d;
-    pthread_mutex_lock(&env->dbi_lock);
     MDB_OK(mdb_txn_begin(m, NULL, MDB_RDONLY, &t));
-    MDB_OK(mdb_dbi_open(t, BK_DATA_DB, 0, &d));
-    /* committed: edb opens a table slot's handles only once a table uses it,
-     * and LMDB closes handles opened in a txn that aborts */
+    MDB_OK(mdb_dbi_open(t, BK_DATA_DB, 0, &d));    /* open already: edb opened it */
     MDB_OK(mdb_txn_commit(t));
-    pthread_mutex_unlock(&env->dbi_lock);
     return d;
 }
 

@@ -8,6 +8,14 @@
  *   lookup  n random point lookups by primary key, reading the payload
  *   seek    n random seeks on the secondary index, fetching the record's payload
  *   scan    a full scan in primary-key order reading one column (the secondary key)
+ *   plain   ROWS/10 inserts of sequential int32 keys into a second table (id, v),
+ *           one outer transaction
+ *   nested  as many more, each in a nested level of its own: begin + insert +
+ *           commit per row, in one outer transaction (ESE code that nests a
+ *           level per update).  nested/plain is the cost of a level; the
+ *           keyspace (format 4) makes it independent of the number of tables
+ *           (issue #13's target: at least 0.5).  LMDB: a nested write txn
+ *           (mdb_txn_begin with a parent) per row; SQLite: SAVEPOINT/RELEASE.
  *
  * run three ways in the same process run:
  *
@@ -25,7 +33,8 @@
  * are reported, because the machine is shared and noisy.  Every read phase
  * computes a checksum of what it read; the engines must agree, or the run fails.
  *
- * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-m]
+ * Usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-t N] [-a] [-C] [-m]
+ *   -t N creates N more empty edb tables (two indexes each) before the phases.
  *   -a adds a fifth phase, autolookup: ROWS/10 point lookups, each in a transaction of
  *      its own (no target; it shows the per-transaction cost).
  *   -C times with the thread's CPU clock (CLOCK_THREAD_CPUTIME_ID) instead of the wall clock.
@@ -73,19 +82,20 @@
 #define BATCH 10000
 #define MAXREPS 31
 
-enum { PH_INSERT, PH_LOOKUP, PH_SEEK, PH_SCAN, PH_AUTO, NPHASES };
-static const char *const phase_name[NPHASES] = { "insert", "lookup", "seek", "scan", "autolookup" };
+enum { PH_INSERT, PH_LOOKUP, PH_SEEK, PH_SCAN, PH_AUTO, PH_PLAIN, PH_NESTED, NPHASES };
+static const char *const phase_name[NPHASES] = { "insert", "lookup", "seek", "scan", "autolookup",
+                                                 "plain", "nested" };
 /* PH_AUTO (-a): n / AUTO_DIV point lookups by primary key, each in a transaction of
  * its own (edb: no explicit transaction; LMDB: a read txn reset and renewed per
  * lookup, as edb does; SQLite: an autocommit SELECT).  It measures what a
- * transaction costs, which grows with edb's max_tables (-T). */
+ * transaction costs (before format 4 it grew with edb's max_tables, -T). */
 #define AUTO_DIV 10
 static bool auto_on;
 
 static size_t
 phase_rows(size_t n, int ph)
 {
-    if (ph != PH_AUTO)
+    if (ph != PH_AUTO && ph != PH_PLAIN && ph != PH_NESTED)
         return n;
     return n / AUTO_DIV > 0 ? n / AUTO_DIV : 1;
 }
@@ -219,7 +229,7 @@ die(const char *engine, const char *what, const char *msg)
 typedef struct edb_state {
     edb_env *env;
     edb_session *s;
-    edb_cursor *c;
+    edb_cursor *c, *nc;     /* nc: the second table, "nest" (plain, nested) */
     edb_colid id, sk, payload;
 } edb_state;
 
@@ -228,6 +238,7 @@ typedef struct edb_state {
 
 static uint64_t map_size = UINT64_C(64) << 30;   /* -M: edb's default, for both */
 static unsigned max_tables;                       /* -T: 0 = edb's default */
+static unsigned extra_tables;                     /* -t: empty tables made before the phases */
 
 static void
 edb_open_(edb_state *st, const char *dir)
@@ -250,12 +261,34 @@ edb_open_(edb_state *st, const char *dir)
     EDB_CHECK(edb_column_id(&st->id, st->c, "id"), "column id");
     EDB_CHECK(edb_column_id(&st->sk, st->c, "sk"), "column sk");
     EDB_CHECK(edb_column_id(&st->payload, st->c, "payload"), "column payload");
+    static const edb_column_def ncols[] = {
+        { .name = "id", .type = EDB_COL_INT32, .flags = EDB_COL_NOTNULL },
+        { .name = "v", .type = EDB_COL_INT32 },
+    };
+    static const edb_index_def nidx[] = { { .name = "pk", .key = "+id\0", .flags = EDB_IDX_PRIMARY } };
+    edb_table_def nt = { .name = "nest", .columns = ncols, .ncolumns = 2, .indexes = nidx, .nindexes = 1 };
+    EDB_CHECK(edb_table_create(st->s, &nt), "table create");
+    EDB_CHECK(edb_cursor_open(&st->nc, st->s, "nest"), "cursor open");
+    /* -t: more tables (two indexes each), to show what the count costs */
+    if (extra_tables > 0) {
+        EDB_CHECK(edb_txn_begin(st->s, 0), "txn begin");
+        static const edb_index_def xidx[] = { { .name = "pk", .key = "+id\0", .flags = EDB_IDX_PRIMARY },
+                                              { .name = "by_sk", .key = "+sk\0", .flags = 0 } };
+        for (unsigned i = 0; i < extra_tables; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "extra%06u", i);
+            edb_table_def xt = { .name = name, .columns = cols, .ncolumns = 3, .indexes = xidx, .nindexes = 2 };
+            EDB_CHECK(edb_table_create(st->s, &xt), "extra table create");
+        }
+        EDB_CHECK(edb_txn_commit(st->s), "commit");
+    }
 }
 
 static void
 edb_close_(edb_state *st)
 {
     edb_cursor_close(st->c);
+    edb_cursor_close(st->nc);
     edb_session_end(st->s);
     edb_env_close(st->env);
 }
@@ -279,6 +312,22 @@ edb_phase(edb_state *st, const data *d, int ph)
             }
             EDB_CHECK(edb_txn_commit(st->s), "commit");
         }
+        return 0;
+    }
+    if (ph == PH_PLAIN || ph == PH_NESTED) {
+        int32_t m = (int32_t)phase_rows(d->n, ph), base = ph == PH_PLAIN ? 1 : m + 1;
+        EDB_CHECK(edb_txn_begin(st->s, 0), "txn begin");
+        for (int32_t id = base; id < base + m; id++) {
+            if (ph == PH_NESTED)
+                EDB_CHECK(edb_txn_begin(st->s, 0), "nested begin");
+            EDB_CHECK(edb_update_prepare(st->nc, EDB_PREP_INSERT), "prepare");
+            EDB_CHECK(edb_column_set(st->nc, 1, &id, 4, 0), "set id");
+            EDB_CHECK(edb_column_set(st->nc, 2, &id, 4, 0), "set v");
+            EDB_CHECK(edb_update(st->nc), "update");
+            if (ph == PH_NESTED)
+                EDB_CHECK(edb_txn_commit(st->s), "nested commit");
+        }
+        EDB_CHECK(edb_txn_commit(st->s), "commit");
         return 0;
     }
     if (ph == PH_AUTO) {
@@ -329,7 +378,7 @@ edb_phase(edb_state *st, const data *d, int ph)
 
 typedef struct lmdb_state {
     MDB_env *env;
-    MDB_dbi prim, index;
+    MDB_dbi prim, index, nest;
 } lmdb_state;
 
 #define MDB_CHECK(call, what) do { int rc_ = (call); \
@@ -346,6 +395,7 @@ lmdb_open_(lmdb_state *st, const char *dir)
     MDB_CHECK(mdb_txn_begin(st->env, NULL, 0, &txn), "txn");
     MDB_CHECK(mdb_dbi_open(txn, "primary", MDB_CREATE, &st->prim), "dbi primary");
     MDB_CHECK(mdb_dbi_open(txn, "index", MDB_CREATE, &st->index), "dbi index");
+    MDB_CHECK(mdb_dbi_open(txn, "nest", MDB_CREATE, &st->nest), "dbi nest");
     MDB_CHECK(mdb_txn_commit(txn), "commit");
 }
 
@@ -380,6 +430,23 @@ lmdb_phase(lmdb_state *st, const data *d, int ph)
             }
             MDB_CHECK(mdb_txn_commit(txn), "commit");
         }
+        return 0;
+    }
+    if (ph == PH_PLAIN || ph == PH_NESTED) {
+        int32_t m = (int32_t)phase_rows(d->n, ph), base = ph == PH_PLAIN ? 1 : m + 1;
+        MDB_CHECK(mdb_txn_begin(st->env, NULL, 0, &txn), "txn begin");
+        for (int32_t id = base; id < base + m; id++) {
+            MDB_txn *w = txn;
+            if (ph == PH_NESTED)
+                MDB_CHECK(mdb_txn_begin(st->env, txn, 0, &w), "nested begin");
+            uint32_t u = (uint32_t)id ^ 0x80000000u;
+            uint8_t nk[4] = { (uint8_t)(u >> 24), (uint8_t)(u >> 16), (uint8_t)(u >> 8), (uint8_t)u };
+            MDB_val key = { 4, nk }, val = { 4, &id };
+            MDB_CHECK(mdb_put(w, st->nest, &key, &val, MDB_NOOVERWRITE), "put nest");
+            if (ph == PH_NESTED)
+                MDB_CHECK(mdb_txn_commit(w), "nested commit");
+        }
+        MDB_CHECK(mdb_txn_commit(txn), "commit");
         return 0;
     }
     if (ph == PH_AUTO) {
@@ -435,7 +502,7 @@ static long sqlite_cache_kib;   /* -c: 0 = SQLite's default */
 
 typedef struct sqlite_state {
     sqlite3 *db;
-    sqlite3_stmt *ins, *look, *seek, *scan;
+    sqlite3_stmt *ins, *look, *seek, *scan, *nest, *sp, *rel;
 } sqlite_state;
 
 static void
@@ -476,6 +543,10 @@ sqlite_open_(sqlite_state *st, const char *dir)
     st->look = sql_prepare(st, "SELECT payload FROM bench WHERE id = ?1");
     st->seek = sql_prepare(st, "SELECT payload FROM bench WHERE sk = ?1");
     st->scan = sql_prepare(st, "SELECT sk FROM bench ORDER BY id");
+    sql_exec(st, "CREATE TABLE nest(id INTEGER PRIMARY KEY, v INTEGER)");
+    st->nest = sql_prepare(st, "INSERT INTO nest(id, v) VALUES (?1, ?1)");
+    st->sp = sql_prepare(st, "SAVEPOINT level");
+    st->rel = sql_prepare(st, "RELEASE level");
 }
 
 static void
@@ -485,6 +556,9 @@ sqlite_close_(sqlite_state *st)
     sqlite3_finalize(st->look);
     sqlite3_finalize(st->seek);
     sqlite3_finalize(st->scan);
+    sqlite3_finalize(st->nest);
+    sqlite3_finalize(st->sp);
+    sqlite3_finalize(st->rel);
     sqlite3_close(st->db);
 }
 
@@ -506,6 +580,24 @@ sqlite_phase(sqlite_state *st, const data *d, int ph)
             }
             sql_exec(st, "COMMIT");
         }
+        return 0;
+    }
+    if (ph == PH_PLAIN || ph == PH_NESTED) {
+        int64_t m = (int64_t)phase_rows(d->n, ph), base = ph == PH_PLAIN ? 1 : m + 1;
+        sql_exec(st, "BEGIN");
+        for (int64_t id = base; id < base + m; id++) {
+            if (ph == PH_NESTED && sqlite3_step(st->sp) != SQLITE_DONE)
+                die("sqlite", "savepoint", sqlite3_errmsg(st->db));
+            sqlite3_reset(st->sp);
+            sqlite3_bind_int64(st->nest, 1, id);
+            if (sqlite3_step(st->nest) != SQLITE_DONE)
+                die("sqlite", "insert", sqlite3_errmsg(st->db));
+            sqlite3_reset(st->nest);
+            if (ph == PH_NESTED && sqlite3_step(st->rel) != SQLITE_DONE)
+                die("sqlite", "release", sqlite3_errmsg(st->db));
+            sqlite3_reset(st->rel);
+        }
+        sql_exec(st, "COMMIT");
         return 0;
     }
     if (ph == PH_AUTO) {
@@ -647,7 +739,7 @@ optarg_num(unsigned v)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-a] [-C] [-k] [-m]\n"
+    fprintf(f, "usage: bench_engine [-n ROWS] [-r REPS] [-e edb,lmdb,sqlite] [-d DIR] [-s SEED] [-c KIB] [-M MIB] [-T N] [-t N] [-a] [-C] [-k] [-m]\n"
                "  -n ROWS  rows (default 1000000)\n"
                "  -r REPS  interleaved repetitions, medians reported (default 3, at most %d)\n"
                "  -e LIST  engines to run (default edb,lmdb,sqlite)\n"
@@ -655,7 +747,8 @@ usage(FILE *f)
                "  -s SEED  data and order seed (default 1)\n"
                "  -c KIB   SQLite page cache in KiB (default: SQLite's own, 2000 KiB)\n"
                "  -M MIB   edb and LMDB map size (default 65536; valgrind needs less)\n"
-               "  -T N     edb's max_tables (default: edb's default)\n"
+               "  -T N     edb's max_tables (ignored since format 4: no table limit)\n"
+               "  -t N     create N more (empty) edb tables with two indexes each first\n"
                "  -a       also time ROWS/%d point lookups in a transaction each (autolookup)\n"
                "  -C       time with the thread's CPU clock, not the wall clock (loaded machines)\n"
                "  -k       keep every run's database and print where it is\n"
@@ -671,7 +764,7 @@ main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     uint64_t seed = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:aCkmh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:e:d:s:c:M:T:t:aCkmh")) != -1) {
         switch (opt) {
         case 'a': auto_on = true; break;
         case 'C': cpu_clock = true; break;
@@ -684,6 +777,7 @@ main(int argc, char **argv)
         case 'c': sqlite_cache_kib = atol(optarg); break;
         case 'M': map_size = strtoull(optarg, NULL, 10) << 20; break;
         case 'T': max_tables = (unsigned)atoi(optarg); break;
+        case 't': extra_tables = (unsigned)atoi(optarg); break;
         case 'e':
             for (int e = 0; e < NENGINES; e++)
                 on[e] = strstr(optarg, engine_name[e]) != NULL;
@@ -746,7 +840,7 @@ main(int argc, char **argv)
                     die(engine_name[e], phase_name[ph], "read different data than the other engines");
     }
 
-    static const double target_lmdb[NPHASES] = { 0.6, 0.8, 0.7, 0.5, 0 };   /* 0: no target */
+    static const double target_lmdb[NPHASES] = { 0.6, 0.8, 0.7, 0.5, 0, 0, 0 };   /* 0: no target */
     double med[NENGINES][NPHASES];
     for (int e = 0; e < NENGINES; e++)
         for (int ph = 0; ph < NPHASES; ph++)
@@ -789,6 +883,12 @@ main(int argc, char **argv)
             printf("%-7s %12.0f %12.0f %12.0f %20s %20s\n", phase_name[ph], med[E_EDB][ph],
                    med[E_LMDB][ph], med[E_SQLITE][ph], rl, rs);
     }
+    /* a nested level's cost: nested rows/s over plain rows/s, per engine */
+    printf("nested/plain (a nested level per insert; edb's target 0.5):");
+    for (int e = 0; e < NENGINES; e++)
+        if (on[e])
+            printf("  %s %.2f", engine_name[e], med[e][PH_NESTED] / med[e][PH_PLAIN]);
+    printf("\n");
     if (on[E_EDB] && (on[E_LMDB] || on[E_SQLITE]))
         printf("%s\n", missed ? "some targets missed (see MISS)" : "every target met");
     free(d.ins);

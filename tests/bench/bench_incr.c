@@ -45,7 +45,7 @@
 #include "env.h"
 
 #define ROW      3000u
-#define DATA_DB  "edb:r0000"
+#define DATA_DB  "edb.records"
 
 static void
 die(const char *what, int rc)

@@ -270,7 +270,7 @@ Test(autoinc, mark_survives_rollback_and_supplied_values_persist)
     cr_assert_eq(current_id(c), 12);
     cr_assert_eq(count_rows(c), 4);
     edb_cursor_close(c);
-    /* a new table in the slot counts from 1, whatever the old one handed out */
+    /* a new table of the name counts from 1, whatever the old one handed out */
     OK(edb_table_drop(s, "t"));
     make_table();
     OK(edb_cursor_open(&c, s, "t"));

@@ -153,7 +153,7 @@ Test(identity, cursor_on_table_recreated_by_another_process)
 }
 
 /* Created, dropped and created again inside one transaction: one txn id, one
- * slot, one name, still two tables. */
+ * name, still two tables. */
 Test(identity, recreated_in_one_transaction_is_another_table)
 {
     OK(edb_txn_begin(s, 0));

@@ -702,13 +702,13 @@ Test(records, cursor_reads_of_a_damaged_record)
     int32_t two = 2;
     OK(edb__key_append(kb, sizeof kb, &kl, EDB_COL_INT32, &two, 4, false));   /* the key of id 2 */
     MDB_val k = { kl, kb }, d;
-    cr_assert_eq(mdb_get(txn, t->rec_dbi, &k, &d), 0, "record 2 not under the expected key");
+    cr_assert_eq(edb__ks_get(txn, &t->rec, &k, &d), 0, "record 2 not under the expected key");
     uint8_t raw[256];
     cr_assert(d.mv_size <= sizeof raw);
     memcpy(raw, d.mv_data, d.mv_size);
     set32(raw + 5 + 4, 1000);
     d.mv_data = raw;
-    cr_assert_eq(mdb_put(txn, t->rec_dbi, &k, &d, 0), 0);
+    cr_assert_eq(edb__ks_put(txn, &t->rec, &k, &d, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     OK(edb_txn_begin(s, EDB_TXN_READONLY));
     OK(edb_cursor_move(c, EDB_MOVE_FIRST));

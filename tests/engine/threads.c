@@ -4,9 +4,9 @@
  * Writers in four threads insert through their own sessions (LMDB serializes
  * them), readers scan read-only snapshots meanwhile, one thread checks that a
  * second write transaction on the same thread is EDB_BUSY, and the env is
- * closed with sessions still open.  A second env: threads create tables (so
- * open table handles, catalog.h "Pool") while others begin transactions and
- * read the tables created so far.  Ends with "N passed, N failed"; exit 1 on
+ * closed with sessions still open.  A second env: threads create tables
+ * (catalog writes and new key ranges, catalog.h) while others begin
+ * transactions and read the tables created so far.  Ends with "N passed, N failed"; exit 1 on
  * any failure.  A watchdog alarm ends a hang.
  */
 #include "config.h"
@@ -265,7 +265,7 @@ creators_phase(const char *dir)
         pthread_create(&th[NCREATORS + i], NULL, peeker, NULL);
     for (int i = 0; i < NCREATORS + NPEEKERS; i++)
         pthread_join(th[i], NULL);
-    /* every committed table, none of the rolled back ones, lowest slots first */
+    /* every committed table, none of the rolled back ones */
     edb_session *s;
     int present = 0, wrong = 0;
     if (edb_session_begin(&s, penv) == 0) {

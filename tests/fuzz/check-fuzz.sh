@@ -36,7 +36,7 @@ cflags="-g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-omit-fr
   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
   -DEDB_BUILDING -I$(cd "$builddir" && pwd) -I$srcdir/engine -I$srcdir/backup -I$srcdir/tools
   -I$srcdir/tests/fuzz $pc"
-lib_srcs="engine/error.c backup/archive.c backup/reader.c backup/verify.c backup/sys.c
+lib_srcs="engine/error.c engine/coltype.c backup/archive.c backup/reader.c backup/verify.c backup/sys.c
   backup/sys_fs.c tools/csv.c tools/jsonval.c backup/base.c backup/manifest.c"
 targets="blocks reader jsonval import manifest"
 

@@ -42,7 +42,7 @@
 #include "edb_backup.h"
 #include "env.h"
 
-#define DATA_DB "edb:r0000"
+#define DATA_DB "edb.records"
 #define BUDGET_MS_BASE 15000u
 /* Under valgrind (tests/valgrind.sh sets EDB_TEST_SLOW) the test process and
  * its forked writers run many times slower: the writers' kill windows stretch

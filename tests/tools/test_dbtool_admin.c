@@ -184,7 +184,7 @@ Test(dbtool_admin, check_reports_truncated_file_without_crashing, .timeout = 120
 }
 
 /* Delete the first entry of the first named LMDB database whose name starts
- * with prefix ("edb:i": an index, "edb:r": the records), behind edb's back. */
+ * with prefix ("edb.index": the indexes, "edb.records": the records), behind edb's back. */
 static void
 delete_first_entry(const char *path, const char *prefix)
 {
@@ -244,12 +244,12 @@ logical_damage(const char *prefix, const char *needle)
 
 Test(dbtool_admin, check_finds_a_record_without_its_index_entry, .timeout = 60)
 {
-    logical_damage("edb:i", "without their entry");
+    logical_damage("edb.index", "without their entry");
 }
 
 Test(dbtool_admin, check_finds_an_index_entry_without_its_record, .timeout = 60)
 {
-    logical_damage("edb:r", "entr");
+    logical_damage("edb.records", "entr");
 }
 
 /* A child process holds a write transaction open (rows inserted, not

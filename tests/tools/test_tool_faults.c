@@ -202,7 +202,9 @@ Test(tool_faults, backup_and_restore_on_a_full_disk, .timeout = 240)
 Test(tool_faults, pipes_that_break, .timeout = 120)
 {
     char db[300], target[400], what[200], err[4096];
-    char *dir = make_db(db, sizeof db, 600);
+    /* 2,400 rows: an archive of about 1 MiB, so that the eighth a reader
+     * leaves unread is more than a pipe's buffer holds (64 KiB) */
+    char *dir = make_db(db, sizeof db, 2400);
     snprintf(target, sizeof target, "%s/r", dir);
     /* The archive, through standard output. */
     char arch[400];

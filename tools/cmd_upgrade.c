@@ -1,0 +1,28 @@
+/*
+ * cmd_upgrade.c: dbtool upgrade DB — convert a database of an older format
+ * (1, 2 or 3) to the library's format (edb_env_upgrade, engine/upgrade.c).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dbtool.h"
+
+int
+dbt_cmd_upgrade(int argc, char **argv)
+{
+    if (argc != 2 || strncmp(argv[1], "--", 2) == 0)
+        return dbt_usage(argv[0], "expected DB");
+    char what[600];
+    snprintf(what, sizeof what, "upgrade '%s'", argv[1]);
+    unsigned from = 0;
+    int rc = edb_env_upgrade(&from, argv[1]);
+    if (rc < 0)
+        return dbt_fail(what, rc);
+    if (from == 4)
+        printf("'%s' is format 4 already: nothing to do\n", argv[1]);
+    else
+        printf("upgraded '%s' from format %u to format 4\n", argv[1], from);
+    return 0;
+}
