@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include "error.h"
 #include "keyspace.h"
 
 #define LMDB_KEY_MAX 511
