@@ -67,6 +67,8 @@ work_free(work *w)
     free(w->table);
     free(w->scratch);
     free(w->ibuf);
+    free(w->zbuf);
+    edb__codec_free(&w->codec);
     edb__lp_free(w->lp);
     free(w->hraw);
     free(w);
@@ -91,7 +93,12 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
     bool choose = (snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) != 0;
     if (choose)
         w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
-    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL))
+    if (snap->plan.codec != EDB__ARCH_CODEC_NONE) {
+        w->zcap = edb__codec_bound((size_t)COPIER_BATCH * snap->page_size);
+        w->zbuf = edb__sys_malloc(w->zcap);
+    }
+    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL) ||
+        (w->zcap != 0 && w->zbuf == NULL))
         goto nomem;
     w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
     edb__ref_get(&s->ref);
@@ -263,6 +270,11 @@ edb__copier_header(edb__arch_header *out, const edb__snap *sn)
     h.start_npages = sn->npages;
     h.max_pages = sn->max_pages;
     h.created_us = sn->plan.created_us;
+    if (sn->plan.codec != EDB__ARCH_CODEC_NONE) {
+        h.version = EDB__ARCH_VERSION_Z;
+        h.codec = sn->plan.codec;
+        h.codec_level = sn->plan.codec_level;
+    }
     *out = h;
     /* The reader's own rules, before anything is written (issue #11): an
      * archive its reader refuses is never produced. */
@@ -366,6 +378,23 @@ edb__fw_flush(edb__copier *c)
         return 0;      /* reserved, never committed: the next reserve gets it again */
     w->frame.count = n;
     w->frame.seq = w->frames;
+    if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE) {
+        /* Version 3: the pages, compressed (or stored when that is not
+         * smaller), follow a header of n entries; both go where the block
+         * and the pages were (header + payload <= block + pages). */
+        size_t raw = (size_t)n * c->snap->page_size, z, hl = EDB__ARCH_ZHDR_SIZE(n);
+        EDB_RET(edb__codec_compress(&z, &w->codec, w->zbuf, w->zcap, slot + EDB__ARCH_BLOCK, raw,
+                                    (int)c->snap->plan.codec_level));
+        if (z != 0)
+            memcpy(slot + hl, w->zbuf, z);
+        else
+            memmove(slot + hl, slot + EDB__ARCH_BLOCK, raw);
+        edb__arch_zframe_encode(slot, &w->frame, z ? EDB__ARCH_ZM_ZSTD : EDB__ARCH_ZM_STORED,
+                                (uint32_t)(z ? z : raw));
+        w->frames++;
+        w->pages += n;
+        return publish(c, slot, hl + (z ? z : raw), hl);
+    }
     edb__arch_frame_encode(slot, &w->frame);
     w->frames++;
     w->pages += n;

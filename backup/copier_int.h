@@ -7,7 +7,9 @@
  * A path adds pages one at a time (edb__fw_add); a full frame is published at
  * once, a partial one by edb__fw_flush.  Publishing encodes the frame header
  * block, sets the page hash table entries of the frame's pages, counts the
- * frame and hands the slot to the ring (after the rate limiter).
+ * frame and hands the slot to the ring (after the rate limiter).  In a
+ * compressed archive (format version 3) it compresses the frame's pages in
+ * place of the slot and writes the version-3 frame header instead.
  *
  * Thread safety: the copier's thread only.
  */
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "codec.h"
 #include "copier.h"
 
 #define COPIER_BATCH EDB__ARCH_FRAME_EDB   /* pages per frame */
@@ -36,6 +39,9 @@ typedef struct edb__cwork {
     unsigned fn;               /* pages in the open frame */
     unsigned fniov;            /* zero-copy frame: iovec entries used (0: pages copied into fslot) */
     bool zc;                   /* pages are referenced in the map, not copied */
+    uint8_t *zbuf;             /* compressed archive: one frame's compressed pages */
+    size_t zcap;
+    edb__codec codec;
     uint8_t *cur;              /* slot being filled by out_bytes, or NULL */
     size_t cur_len;
     uint64_t length;           /* archive bytes emitted */

@@ -59,14 +59,23 @@ typedef struct edb_backup_opts {
                                   zero-copy stream of edb_backup_save() and edb_backup_write_fd(), whose slots reference the
                                   snapshot's pages instead of holding copies).  Rounded down to whole
                                   slots of one frame (4 KiB + 64 pages), at least 2 slots */
+    unsigned compress;       /**< #EDB_BACKUP_COMPRESS_NONE (0) or #EDB_BACKUP_COMPRESS_ZSTD: every
+                                  frame's pages compressed on their own (archive format version 3;
+                                  page hashes stay over the uncompressed pages).  A compressed
+                                  archive never uses the zero-copy path */
+    int compress_level;      /**< zstd level 1 ..= 22; 0 = 1 */
 } edb_backup_opts;
+
+#define EDB_BACKUP_COMPRESS_NONE 0u   /**< plain archive, format version 2 */
+#define EDB_BACKUP_COMPRESS_ZSTD 1u   /**< zstd per frame, format version 3 */
 
 /**
  * Take a consistent snapshot of @p env for backing up.  Never takes LMDB's writer
  * lock and never begins a write transaction, so it is safe in a thread that holds one.
  * @param[out] out the backup; release with edb_backup_end()
  * @param[in]  opts NULL for a full backup with defaults
- * @return 0; #EDB_INVAL (bad flags; #EDB_BACKUP_INCREMENTAL without @c base or
+ * @return 0; #EDB_INVAL (bad flags; an unknown @c compress or a @c compress_level
+ *         out of 0 ..= 22; #EDB_BACKUP_INCREMENTAL without @c base or
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
@@ -377,6 +386,10 @@ typedef struct edb_backup_summary {
                                  for an incomplete archive: the bytes present) */
     uint64_t created_us;    /**< when the backup began, µs since 1970-01-01T00:00:00Z */
     char problem[512];      /**< complete 0: why ("EDB_NAME: ..."), else empty */
+    unsigned compress;      /**< #EDB_BACKUP_COMPRESS_ZSTD for a compressed archive (format
+                                 version 3), else #EDB_BACKUP_COMPRESS_NONE (also for a
+                                 manifest, which does not record it) */
+    int compress_level;     /**< the level it was written with, 0 when not compressed */
 } edb_backup_summary;
 
 /**

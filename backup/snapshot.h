@@ -36,6 +36,8 @@ typedef struct edb__plan {
     edb__arch_hash *base_table;     /* base_npages entries (incremental), owned */
     uint64_t rate_limit;            /* bytes per second, 0 = unlimited */
     size_t ring_size;               /* bytes, 0 = default */
+    unsigned codec;                 /* EDB__ARCH_CODEC_* */
+    unsigned codec_level;           /* 1 ..= 22 when codec is set */
 } edb__plan;
 
 typedef struct edb__snap {

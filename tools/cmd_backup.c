@@ -217,6 +217,26 @@ progress_cb(void *ctx, uint64_t done, uint64_t total)
     progress_show(p, p->bk, false);
 }
 
+/* --compress zstd[:LEVEL] into @o; false when the text is not that. */
+bool
+dbt_parse_compress(struct edb_backup_opts *o, const char *s)
+{
+    if (strncmp(s, "zstd", 4) != 0 || (s[4] != '\0' && s[4] != ':'))
+        return false;
+    int level = 1;
+    if (s[4] == ':') {
+        char *end;
+        errno = 0;
+        long l = strtol(s + 5, &end, 10);
+        if (errno != 0 || end == s + 5 || *end != '\0' || l < 1 || l > 22)
+            return false;
+        level = (int)l;
+    }
+    o->compress = EDB_BACKUP_COMPRESS_ZSTD;
+    o->compress_level = level;
+    return true;
+}
+
 int
 dbt_cmd_backup(int argc, char **argv)
 {
@@ -245,6 +265,9 @@ dbt_cmd_backup(int argc, char **argv)
             if (++i >= argc || !parse_size(&opts.rate_limit, argv[i]) || opts.rate_limit == 0)
                 return dbt_usage(cmd, "--rate-limit needs a positive number of bytes per second "
                                  "(e.g. 1048576 or 50M)");
+        } else if (strcmp(a, "--compress") == 0) {
+            if (++i >= argc || !dbt_parse_compress(&opts, argv[i]))
+                return dbt_usage(cmd, "--compress needs zstd or zstd:LEVEL (LEVEL 1..22)");
         } else if (strcmp(a, "--low-pin") == 0) {
             opts.flags |= EDB_BACKUP_LOW_PIN;
         } else if (strcmp(a, "--keep-free") == 0) {

@@ -416,9 +416,9 @@ repo_backup(int argc, char **argv)
             o.json = true;
         } else if (strcmp(a, "--low-pin") == 0 || strcmp(a, "--keep-free") == 0) {
             o.pass[o.npass++] = argv[i];
-        } else if (strcmp(a, "--rate-limit") == 0) {
+        } else if (strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0) {
             if (i + 1 >= argc)
-                return dbt_usage(cmd, "--rate-limit needs a number of bytes per second");
+                return dbt_usage(cmd, "%s needs a value", a);
             o.pass[o.npass++] = argv[i];
             o.pass[o.npass++] = argv[++i];
         } else if (strcmp(a, "--incremental") == 0 || strcmp(a, "--overwrite") == 0 ||

@@ -44,6 +44,8 @@ int dbt_cmd_stat(int argc, char **argv);
 int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
 int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
+struct edb_backup_opts;
+bool dbt_parse_compress(struct edb_backup_opts *o, const char *s);   /* cmd_backup.c: --compress zstd[:L] */
 int dbt_cmd_restore(int argc, char **argv);
 int dbt_cmd_verify(int argc, char **argv);
 

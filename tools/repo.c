@@ -202,6 +202,9 @@ repo_load(repo *r)
         e.s.pages = (uint64_t)json_integer_value(json_object_get(o, "pages"));
         e.s.bytes = (uint64_t)json_integer_value(json_object_get(o, "bytes"));
         e.s.created_us = (uint64_t)json_integer_value(json_object_get(o, "created_us"));
+        const char *comp = json_string_value(json_object_get(o, "compression"));
+        if (comp != NULL && sscanf(comp, "zstd:%d", &e.s.compress_level) == 1)
+            e.s.compress = EDB_BACKUP_COMPRESS_ZSTD;
         e.unchanged_until_us = (uint64_t)json_integer_value(json_object_get(o, "unchanged_until_us"));
         if (add(r, &e) != 0) {
             ret = dbt_failf("repo", EDB_NOMEM, "out of memory");

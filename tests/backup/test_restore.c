@@ -393,7 +393,8 @@ Test(restore_refuses, resealed_fields_out_of_range, .timeout = 60)
     memcpy(save, a->data, a->len);
     struct { size_t off; int width; uint64_t v; const char *needle; } cases[] = {
         { 8, 4, 1, "format version 1" },                          /* pre-release format */
-        { 8, 4, 3, "format version 3" },
+        { 8, 4, 4, "format version 4" },
+        { 8, 4, 3, "unknown codec 0" },                           /* version 3 names its codec */
         { 16, 4, 3000, "not a power of two" },                    /* page size */
         { 16, 4, 0, "not a power of two" },
         { 12, 4, 8192, "block size" },

@@ -1,0 +1,36 @@
+/*
+ * codec.h: the frame codec of version-3 archives (zstd, libzstd), one frame's
+ * pages at a time, each frame on its own (doc/backup-format.md "Version 3").
+ *
+ * The only file that calls libzstd.  A context is reused frame after frame
+ * by one thread; contexts are created lazily and freed with the owner.
+ *
+ * Thread safety: a context belongs to one thread at a time.
+ */
+#ifndef EDB_CODEC_H
+#define EDB_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct edb__codec {
+    void *cctx;              /* ZSTD_CCtx, created on first compress */
+    void *dctx;              /* ZSTD_DCtx, created on first decompress */
+} edb__codec;
+
+/* Worst-case compressed size of @n bytes (the buffer compress needs). */
+size_t edb__codec_bound(size_t n);
+/* Compress src[0..n) at @level into dst (@cap >= edb__codec_bound(n)).
+ * *out = the compressed size, or 0 when it is not smaller than @n (the frame
+ * is then stored).  @return 0, EDB_NOMEM (context), EDB_IO (libzstd failed). */
+int edb__codec_compress(size_t *out, edb__codec *c, uint8_t *dst, size_t cap, const uint8_t *src,
+                        size_t n, int level);
+/* Decompress the @stored bytes at src into exactly @n bytes at dst.
+ * @return 0, EDB_NOMEM (context), EDB_CORRUPT (not a zstd frame of exactly
+ * @n bytes: a damaged payload), with a detail naming @what. */
+int edb__codec_decompress(edb__codec *c, uint8_t *dst, size_t n, const uint8_t *src, size_t stored,
+                          const char *what);
+/* Free the contexts (the struct itself is the caller's).  NULL is fine. */
+void edb__codec_free(edb__codec *c);
+
+#endif
