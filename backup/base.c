@@ -270,11 +270,13 @@ load(loader *ld, edb__base *b)
     /* The table, then its zero padding. */
     size_t n = (size_t)t.npages;
     EDB_RET(read_table(ld, b, n, toff));
-    uint64_t pad_off = toff + n * sizeof *b->table;
-    if (pad_off % EDB__ARCH_BLOCK != 0) {
-        uint64_t blk = pad_off - pad_off % EDB__ARCH_BLOCK;
+    /* The padding is what is left of the table's last block (the table
+     * starts on a block boundary in version 2, anywhere in version 3). */
+    uint64_t tab = (uint64_t)n * sizeof *b->table;
+    if (tab % EDB__ARCH_BLOCK != 0) {
+        uint64_t blk = toff + tab - tab % EDB__ARCH_BLOCK;
         EDB_RET(read_block(ld, block, blk, "page hash table"));
-        for (size_t i = (size_t)(pad_off - blk); i < EDB__ARCH_BLOCK; i++)
+        for (size_t i = (size_t)(tab % EDB__ARCH_BLOCK); i < EDB__ARCH_BLOCK; i++)
             if (block[i] != 0)
                 return edb__err(EDB_CORRUPT, "base archive '%s': non-zero padding after the page hash "
                                 "table at offset %llu", ld->path, (unsigned long long)(blk + i));
