@@ -330,6 +330,9 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         return edb__err(EDB_INVAL, "edb_backup_begin: a base archive needs EDB_BACKUP_INCREMENTAL");
     if (o.compress != EDB_BACKUP_COMPRESS_NONE && o.compress != EDB_BACKUP_COMPRESS_ZSTD)
         return edb__err(EDB_INVAL, "edb_backup_begin: unknown compression %u", o.compress);
+    if (o.compress_threads > 64)
+        return edb__err(EDB_INVAL, "edb_backup_begin: %u compression threads (at most 64)",
+                        o.compress_threads);
     if (o.compress_level < 0 || o.compress_level > (int)EDB__ARCH_ZLEVEL_MAX)
         return edb__err(EDB_INVAL, "edb_backup_begin: compression level %d out of range 1..%u",
                         o.compress_level, EDB__ARCH_ZLEVEL_MAX);
@@ -359,6 +362,7 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     if (o.compress == EDB_BACKUP_COMPRESS_ZSTD) {
         snap->plan.codec = EDB__ARCH_CODEC_ZSTD;
         snap->plan.codec_level = o.compress_level > 0 ? (unsigned)o.compress_level : 1u;
+        snap->plan.codec_threads = o.compress_threads;
     }
     if (o.flags & EDB_BACKUP_INCREMENTAL) {
         if (base.page_size != snap->page_size)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 typedef struct edb__codec {
     void *cctx;              /* ZSTD_CCtx, created on first compress */
@@ -32,5 +33,30 @@ int edb__codec_decompress(edb__codec *c, uint8_t *dst, size_t n, const uint8_t *
                           const char *what);
 /* Free the contexts (the struct itself is the caller's).  NULL is fine. */
 void edb__codec_free(edb__codec *c);
+
+/* A pool of helper threads that compress parts of one frame while the
+ * calling thread compresses the first part: the payload is then the parts'
+ * zstd frames one after the other (a zstd decoder reads concatenated frames
+ * as one content).  The helpers wait only on the pool's condition variable
+ * and never on the ring, so a job always ends within one part's compression;
+ * edb__zpool_free() joins them.
+ * Thread safety: one calling thread (the copier); the pool's fields are
+ * guarded by its mutex. */
+typedef struct edb__zpool edb__zpool;
+/* A pool for @threads compressing threads in all (the caller included), parts
+ * of at most @part bytes.  Fewer helpers when threads cannot be created (the
+ * frame is then compressed by fewer threads); *out NULL when @threads < 2.
+ * @return 0, EDB_NOMEM. */
+int edb__zpool_new(edb__zpool **out, unsigned threads, size_t part);
+/* Join the helpers and free everything.  NULL is fine. */
+void edb__zpool_free(edb__zpool *p);
+/* How many parts a job may have (helpers + 1). */
+unsigned edb__zpool_width(const edb__zpool *p);
+/* Compress src[0..n) in parts of @part bytes (the last one shorter; at most
+ * edb__zpool_width() parts) into dst, one zstd frame a part; *out = the
+ * payload's size, or 0 when it is not smaller than @n.  @c compresses the
+ * first part on the calling thread.  @return 0, EDB_NOMEM, EDB_IO. */
+int edb__zpool_compress(size_t *out, edb__zpool *p, edb__codec *c, uint8_t *dst, size_t cap,
+                        const uint8_t *src, size_t n, size_t part, int level);
 
 #endif

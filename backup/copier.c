@@ -68,6 +68,7 @@ work_free(work *w)
     free(w->scratch);
     free(w->ibuf);
     free(w->zbuf);
+    edb__zpool_free(w->zpool);      /* joins its helpers: they never wait on anything but it */
     edb__codec_free(&w->codec);
     edb__lp_free(w->lp);
     free(w->hraw);
@@ -382,9 +383,19 @@ edb__fw_flush(edb__copier *c)
         /* Version 3: the pages, compressed (or stored when that is not
          * smaller), follow a header of n entries; both go where the block
          * and the pages were (header + payload <= block + pages). */
-        size_t raw = (size_t)n * c->snap->page_size, z, hl = EDB__ARCH_ZHDR_SIZE(n);
-        EDB_RET(edb__codec_compress(&z, &w->codec, w->zbuf, w->zcap, slot + EDB__ARCH_BLOCK, raw,
-                                    (int)c->snap->plan.codec_level));
+        size_t psize = c->snap->page_size;
+        size_t raw = (size_t)n * psize, z, hl = EDB__ARCH_ZHDR_SIZE(n);
+        if (!w->zpool_tried) {
+            /* Made here, on the copier's thread: the helpers inherit its
+             * mask (every signal blocked). */
+            w->zpool_tried = true;
+            EDB_RET(edb__zpool_new(&w->zpool, c->snap->plan.codec_threads,
+                                   (size_t)COPIER_BATCH * psize));
+        }
+        unsigned width = edb__zpool_width(w->zpool);
+        size_t part = (size_t)((n + width - 1) / width) * psize;
+        EDB_RET(edb__zpool_compress(&z, w->zpool, &w->codec, w->zbuf, w->zcap, slot + EDB__ARCH_BLOCK,
+                                    raw, part, (int)c->snap->plan.codec_level));
         if (z != 0)
             memcpy(slot + hl, w->zbuf, z);
         else

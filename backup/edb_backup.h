@@ -64,6 +64,9 @@ typedef struct edb_backup_opts {
                                   page hashes stay over the uncompressed pages).  A compressed
                                   archive never uses the zero-copy path */
     int compress_level;      /**< zstd level 1 ..= 22; 0 = 1 */
+    unsigned compress_threads; /**< threads compressing each frame's parts, the copier's own
+                                  included: 0 or 1 = the copier's thread only, at most 64.  With
+                                  N > 1 a frame's payload is up to N zstd frames, one per part */
 } edb_backup_opts;
 
 #define EDB_BACKUP_COMPRESS_NONE 0u   /**< plain archive, format version 2 */
@@ -74,8 +77,8 @@ typedef struct edb_backup_opts {
  * lock and never begins a write transaction, so it is safe in a thread that holds one.
  * @param[out] out the backup; release with edb_backup_end()
  * @param[in]  opts NULL for a full backup with defaults
- * @return 0; #EDB_INVAL (bad flags; an unknown @c compress or a @c compress_level
- *         out of 0 ..= 22; #EDB_BACKUP_INCREMENTAL without @c base or
+ * @return 0; #EDB_INVAL (bad flags; an unknown @c compress, a @c compress_level
+ *         out of 0 ..= 22 or @c compress_threads over 64; #EDB_BACKUP_INCREMENTAL without @c base or
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader

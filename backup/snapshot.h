@@ -38,6 +38,7 @@ typedef struct edb__plan {
     size_t ring_size;               /* bytes, 0 = default */
     unsigned codec;                 /* EDB__ARCH_CODEC_* */
     unsigned codec_level;           /* 1 ..= 22 when codec is set */
+    unsigned codec_threads;         /* compressing threads, the copier's included (0, 1: one) */
 } edb__plan;
 
 typedef struct edb__snap {

@@ -268,6 +268,12 @@ dbt_cmd_backup(int argc, char **argv)
         } else if (strcmp(a, "--compress") == 0) {
             if (++i >= argc || !dbt_parse_compress(&opts, argv[i]))
                 return dbt_usage(cmd, "--compress needs zstd or zstd:LEVEL (LEVEL 1..22)");
+        } else if (strcmp(a, "--threads") == 0) {
+            char *end;
+            unsigned long t = ++i < argc ? strtoul(argv[i], &end, 10) : 0;
+            if (i >= argc || end == argv[i] || *end != '\0' || t < 1 || t > 64)
+                return dbt_usage(cmd, "--threads needs a number of threads, 1..64");
+            opts.compress_threads = (unsigned)t;
         } else if (strcmp(a, "--low-pin") == 0) {
             opts.flags |= EDB_BACKUP_LOW_PIN;
         } else if (strcmp(a, "--keep-free") == 0) {
@@ -391,7 +397,8 @@ dbt_cmd_backup(int argc, char **argv)
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
-        fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+        fprintf(stderr, "backup: %s%s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+                opts.compress == EDB_BACKUP_COMPRESS_ZSTD ? "zstd-compressed " : "",
                 (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
                 (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
                 to_stdout ? "standard output" : archive, h, (double)pin_us / 1e6);

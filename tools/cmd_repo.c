@@ -221,7 +221,7 @@ typedef struct rb_opts {
     uint64_t full_every, every, max_chain;
     keep_opts keep;
     bool quiet, json;
-    char *pass[8];              /* options handed to the backup itself */
+    char *pass[12];             /* options handed to the backup itself (av below has room) */
     int npass;
 } rb_opts;
 
@@ -414,9 +414,15 @@ repo_backup(int argc, char **argv)
             o.quiet = true;
         } else if (strcmp(a, "--json") == 0) {
             o.json = true;
+        } else if (o.npass + 2 > (int)(sizeof o.pass / sizeof o.pass[0]) &&
+                   (strcmp(a, "--low-pin") == 0 || strcmp(a, "--keep-free") == 0 ||
+                    strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0 ||
+                    strcmp(a, "--threads") == 0)) {
+            return dbt_usage(cmd, "too many backup options ('%s')", a);
         } else if (strcmp(a, "--low-pin") == 0 || strcmp(a, "--keep-free") == 0) {
             o.pass[o.npass++] = argv[i];
-        } else if (strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0) {
+        } else if (strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0 ||
+                   strcmp(a, "--threads") == 0) {
             if (i + 1 >= argc)
                 return dbt_usage(cmd, "%s needs a value", a);
             o.pass[o.npass++] = argv[i];

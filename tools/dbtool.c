@@ -95,7 +95,7 @@ static const dbt_cmd commands[] = {
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
     { "backup", dbt_cmd_backup_any,
-      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL]] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL]] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
@@ -115,7 +115,8 @@ static const dbt_cmd commands[] = {
       "compresses each frame of pages on its own with zstd (LEVEL 1..22, default 1; archive\n"
       "format version 3): page hashes stay over the uncompressed pages, so verify checks every\n"
       "page and names the pages of a damaged frame; restore, merge and incrementals work alike,\n"
-      "and a chain may mix compressed and plain archives. A progress bar is shown on a\n"
+      "and a chain may mix compressed and plain archives. --threads N compresses each frame\n"
+      "in N parts at once (one zstd frame a part). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
       "closed pipe stops the backup within half a second, even when the output is stalled:\n"
       "exit status 1, and no ARCHIVE file is left. BASE must be a regular file.\n"

@@ -5,7 +5,7 @@
 #   text  rows of text with a repeated digit string (compresses about 5x);
 #   mixed rows whose text is half random hex (compresses about 2x).
 # For each shape, REPS runs (default 3) interleave A B C: dbtool backup
-# --compress zstd (writes a file, fsynced), zstd -1 -T0 of the plain archive
+# --compress zstd --threads $(nproc) (BENCH_Z_THREADS; writes a file, fsynced), zstd -1 -T0 of the plain archive
 # (from the page cache, to a file, fsynced), zstd -1 single-threaded; the
 # throughput is uncompressed archive bytes per second.  Prints each run and
 # the medians, and the ratios the issue targets:
@@ -20,6 +20,7 @@ reps=${3:-3}
 dbtool="$build/dbtool"
 [ -x "$dbtool" ] || { echo "bench_compress: $dbtool not built"; exit 1; }
 command -v zstd >/dev/null || { echo "bench_compress: zstd (the command) is missing"; exit 1; }
+threads=${BENCH_Z_THREADS:-$(nproc)}    # as zstd -T0: one per core
 work=$(mktemp -d /tmp/edb-bench-compress-XXXXXX)
 trap 'rm -rf "$work"' EXIT INT TERM
 
@@ -51,7 +52,7 @@ for shape in text mixed; do
     : > "$work/r_edb"; : > "$work/r_t0"; : > "$work/r_z1"; : > "$work/r_size"; : > "$work/r_thr"
     for r in $(seq 1 "$reps"); do
         cat "$work/plain.edbk" > /dev/null
-        t0=$(now); "$dbtool" backup "$db" "$work/z.edbk" --compress zstd --quiet --overwrite; t1=$(now)
+        t0=$(now); "$dbtool" backup "$db" "$work/z.edbk" --compress zstd --threads "$threads" --quiet --overwrite; t1=$(now)
         t2=$(now); zstd -1 -T0 -q -f "$work/plain.edbk" -o "$work/t0.zst"; sync "$work/t0.zst"; t3=$(now)
         t4=$(now); zstd -1 -q -f "$work/plain.edbk" -o "$work/z1.zst"; sync "$work/z1.zst"; t5=$(now)
         ez=$(stat -c %s "$work/z.edbk")
