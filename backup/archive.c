@@ -282,6 +282,8 @@ edb__arch_header_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_header *
     edb__put_le64(block + 104, h->created_us);
     edb__put_le32(block + 112, h->codec);
     edb__put_le32(block + 116, h->codec_level);
+    edb__put_le32(block + 120, h->cipher);
+    memcpy(block + 124, h->key_id, 16);
     seal(block);
 }
 
@@ -319,6 +321,8 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
     if (version == EDB__ARCH_VERSION_Z) {
         h.codec = edb__le32(block + 112);
         h.codec_level = edb__le32(block + 116);
+        h.cipher = edb__le32(block + 120);
+        memcpy(h.key_id, block + 124, 16);
     }
     EDB_RET(header_rules(&h, block, off));
     *out = h;
@@ -355,17 +359,30 @@ header_rules(const edb__arch_header *hp, const uint8_t *block, uint64_t off)
                         (unsigned long long)off, h.flags & ~EDB__ARCH_F_KNOWN);
     /* Version 2 has no codec (bytes 112.. reserved); version 3 exists for
      * its codec, so it names a known one and its level. */
-    if (h.version == EDB__ARCH_VERSION && (h.codec != EDB__ARCH_CODEC_NONE || h.codec_level != 0))
+    if (h.version == EDB__ARCH_VERSION &&
+        (h.codec != EDB__ARCH_CODEC_NONE || h.codec_level != 0 || h.cipher != EDB__ARCH_CIPHER_NONE))
         return edb__err(EDB_CORRUPT, "header at offset %llu: a codec in a version-%u archive",
                         (unsigned long long)off, EDB__ARCH_VERSION);
-    if (h.version == EDB__ARCH_VERSION_Z && h.codec != EDB__ARCH_CODEC_ZSTD)
+    if (h.version == EDB__ARCH_VERSION_Z && h.cipher != EDB__ARCH_CIPHER_NONE &&
+        h.cipher != EDB__ARCH_CIPHER_SS)
+        return edb__err(EDB_CORRUPT, "header at offset %llu: unknown cipher %u (this reader knows "
+                        "%u, secretstream)", (unsigned long long)off, h.cipher, EDB__ARCH_CIPHER_SS);
+    if (h.version == EDB__ARCH_VERSION_Z && h.cipher == EDB__ARCH_CIPHER_NONE && !all_zero(h.key_id, 16))
+        return edb__err(EDB_CORRUPT, "header at offset %llu: a key id without a cipher",
+                        (unsigned long long)off);
+    /* An encrypted archive may be uncompressed (codec 0, level 0); an
+     * archive without a cipher is version 3 only for its codec. */
+    bool nocodec = h.cipher != EDB__ARCH_CIPHER_NONE && h.codec == EDB__ARCH_CODEC_NONE &&
+                   h.codec_level == 0;
+    if (h.version == EDB__ARCH_VERSION_Z && !nocodec && h.codec != EDB__ARCH_CODEC_ZSTD)
         return edb__err(EDB_CORRUPT, "header at offset %llu: unknown codec %u (this reader knows "
                         "%u, zstd)", (unsigned long long)off, h.codec, EDB__ARCH_CODEC_ZSTD);
-    if (h.version == EDB__ARCH_VERSION_Z && (h.codec_level < 1 || h.codec_level > EDB__ARCH_ZLEVEL_MAX))
+    if (h.version == EDB__ARCH_VERSION_Z && !nocodec &&
+        (h.codec_level < 1 || h.codec_level > EDB__ARCH_ZLEVEL_MAX))
         return edb__err(EDB_CORRUPT, "header at offset %llu: codec level %u out of range 1..%u",
                         (unsigned long long)off, h.codec_level, EDB__ARCH_ZLEVEL_MAX);
     if (block != NULL)
-        EDB_RET(check_reserved(block, h.version == EDB__ARCH_VERSION ? 112 : 120,
+        EDB_RET(check_reserved(block, h.version == EDB__ARCH_VERSION ? 112 : 140,
                                EDB__ARCH_HASH_OFF, "header", off));
     if (!(h.flags & EDB__ARCH_F_INCREMENTAL)) {
         if (!all_zero(h.base_id, 16) || !all_zero(h.base_hash.b, 16) || h.base_npages != 0)
@@ -521,6 +538,19 @@ edb__arch_zframe_decode(edb__arch_frame *out, uint32_t *method, uint32_t *stored
     uint32_t st = edb__le32(p + 16), m = edb__le32(p + 20);
     EDB_RET(check_reserved(p, 24, 32, "frame", off));
     uint64_t raw = (uint64_t)count * h->page_size;
+    /* Encrypted: the payload is the sealed form of what the rules below
+     * describe, EDB__ARCH_SEAL bytes longer. */
+    uint32_t st_all = st;
+    if (h->cipher != EDB__ARCH_CIPHER_NONE) {
+        if (st < EDB__ARCH_SEAL + 1)
+            return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: encrypted payload of %u bytes "
+                            "(at least %u)", (unsigned long long)seq, (unsigned long long)off, st,
+                            EDB__ARCH_SEAL + 1);
+        st -= EDB__ARCH_SEAL;
+    }
+    if (m == EDB__ARCH_ZM_ZSTD && h->codec != EDB__ARCH_CODEC_ZSTD)
+        return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: a compressed frame in an archive "
+                        "without a codec", (unsigned long long)seq, (unsigned long long)off);
     if (m != EDB__ARCH_ZM_STORED && m != EDB__ARCH_ZM_ZSTD)
         return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: unknown payload method %u",
                         (unsigned long long)seq, (unsigned long long)off, m);
@@ -543,7 +573,7 @@ edb__arch_zframe_decode(edb__arch_frame *out, uint32_t *method, uint32_t *stored
     out->count = count;
     out->seq = fseq;
     *method = m;
-    *stored = st;
+    *stored = st_all;
     return 0;
 }
 

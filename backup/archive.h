@@ -57,6 +57,9 @@
 #define EDB__ARCH_CODEC_NONE    0u
 #define EDB__ARCH_CODEC_ZSTD    1u
 #define EDB__ARCH_ZLEVEL_MAX    22u
+#define EDB__ARCH_CIPHER_NONE   0u
+#define EDB__ARCH_CIPHER_SS     1u    /* libsodium crypto_secretstream_xchacha20poly1305, a stream a frame */
+#define EDB__ARCH_SEAL          41u   /* its bytes per frame: 24-byte stream header + 17-byte tag */
 #define EDB__ARCH_ZM_STORED     0u    /* payload: the pages as they are */
 #define EDB__ARCH_ZM_ZSTD       1u    /* payload: one zstd frame of the pages, smaller than them */
 #define EDB__ARCH_ZFIXED        32u   /* a version-3 frame header before its entries */
@@ -104,7 +107,9 @@ typedef struct edb__arch_header {
     uint64_t max_pages;      /* every pgno < max_pages; max_pages * page_size fits an off_t */
     uint64_t created_us;
     uint32_t codec;          /* version 3: EDB__ARCH_CODEC_ZSTD; version 2: NONE */
-    uint32_t codec_level;    /* version 3: the level it was written with, 1 ..= 22 */
+    uint32_t codec_level;    /* version 3: the level it was written with, 1 ..= 22 (0: no codec) */
+    uint32_t cipher;         /* version 3: EDB__ARCH_CIPHER_* */
+    uint8_t key_id[16];      /* version 3 with a cipher: the key's id (codec.h), else zero */
 } edb__arch_header;
 
 typedef struct edb__arch_entry {

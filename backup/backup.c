@@ -35,6 +35,7 @@
 
 #include "backup.h"
 #include "base.h"
+#include "codec.h"
 #include "copier.h"
 #include "error.h"
 #include "stream.h"
@@ -359,6 +360,11 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     snap->plan.created_us = edb__now_real_us();
     snap->plan.rate_limit = o.rate_limit;
     snap->plan.ring_size = o.ring_size;
+    if (o.encrypt_key != NULL) {
+        snap->plan.cipher = EDB__ARCH_CIPHER_SS;
+        memcpy(snap->plan.key, o.encrypt_key, sizeof snap->plan.key);
+        EDB_ERR(edb__key_id(snap->plan.key_id, snap->plan.key));
+    }
     if (o.compress == EDB_BACKUP_COMPRESS_ZSTD) {
         snap->plan.codec = EDB__ARCH_CODEC_ZSTD;
         snap->plan.codec_level = o.compress_level > 0 ? (unsigned)o.compress_level : 1u;

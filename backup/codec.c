@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <zstd.h>
 
 #include "codec.h"
@@ -260,5 +261,68 @@ edb__zpool_compress(size_t *out, edb__zpool *p, edb__codec *c, uint8_t *dst, siz
         total += z->out;
     }
     *out = total < n ? total : 0;
+    return 0;
+}
+
+/* ---- encryption (libsodium) ---------------------------------------------------- */
+
+static int
+sodium_ready(void)
+{
+    if (sodium_init() < 0)
+        return edb__err(EDB_INTERNAL, "backup: libsodium could not be initialised");
+    return 0;
+}
+
+int
+edb__key_id(uint8_t out[EDB__KEY_ID_BYTES], const uint8_t key[EDB__KEY_BYTES])
+{
+    EDB_RET(sodium_ready());
+    /* BLAKE2b keyed with the key over a fixed context: names the key, and
+     * says nothing about it. */
+    static const char ctx[] = "edb archive key id v1";
+    if (crypto_generichash(out, EDB__KEY_ID_BYTES, (const unsigned char *)ctx, sizeof ctx - 1, key,
+                           EDB__KEY_BYTES) != 0)
+        return edb__err(EDB_INTERNAL, "backup: key id");
+    return 0;
+}
+
+int
+edb__seal(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *ad, size_t adlen,
+          const uint8_t key[EDB__KEY_BYTES])
+{
+    EDB_RET(sodium_ready());
+    crypto_secretstream_xchacha20poly1305_state st;
+    if (crypto_secretstream_xchacha20poly1305_init_push(&st, dst, key) != 0)
+        return edb__err(EDB_INTERNAL, "backup: encryption could not start");
+    unsigned long long clen;
+    int rc = crypto_secretstream_xchacha20poly1305_push(
+        &st, dst + crypto_secretstream_xchacha20poly1305_HEADERBYTES, &clen, src, n, ad, adlen,
+        crypto_secretstream_xchacha20poly1305_TAG_FINAL);
+    sodium_memzero(&st, sizeof st);
+    if (rc != 0)
+        return edb__err(EDB_INTERNAL, "backup: encryption failed");
+    return 0;
+}
+
+int
+edb__unseal(uint8_t *dst, const uint8_t *src, size_t stored, const uint8_t *ad, size_t adlen,
+            const uint8_t key[EDB__KEY_BYTES], const char *what)
+{
+    EDB_RET(sodium_ready());
+    if (stored < EDB__SEAL_OVERHEAD)
+        return edb__err(EDB_CHECKSUM, "%s: encrypted payload of %zu bytes is too short", what, stored);
+    crypto_secretstream_xchacha20poly1305_state st;
+    unsigned char tag = 0;
+    unsigned long long mlen;
+    int rc = crypto_secretstream_xchacha20poly1305_init_pull(&st, src, key);
+    if (rc == 0)
+        rc = crypto_secretstream_xchacha20poly1305_pull(
+            &st, dst, &mlen, &tag, src + crypto_secretstream_xchacha20poly1305_HEADERBYTES,
+            stored - crypto_secretstream_xchacha20poly1305_HEADERBYTES, ad, adlen);
+    sodium_memzero(&st, sizeof st);
+    if (rc != 0 || tag != crypto_secretstream_xchacha20poly1305_TAG_FINAL ||
+        mlen != stored - EDB__SEAL_OVERHEAD)
+        return edb__err(EDB_CHECKSUM, "%s: authentication failed (the frame was altered)", what);
     return 0;
 }

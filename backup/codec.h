@@ -34,6 +34,27 @@ int edb__codec_decompress(edb__codec *c, uint8_t *dst, size_t n, const uint8_t *
 /* Free the contexts (the struct itself is the caller's).  NULL is fine. */
 void edb__codec_free(edb__codec *c);
 
+/* Encryption (libsodium's crypto_secretstream_xchacha20poly1305), one
+ * stream per frame: its 24-byte header, then the one message (tag FINAL) of
+ * the payload with its 17-byte tag; the frame header is the message's
+ * additional data, so it is authenticated with it. */
+#define EDB__KEY_BYTES     32u
+#define EDB__KEY_ID_BYTES  16u
+#define EDB__SEAL_OVERHEAD (24u + 17u)
+/* The key id written in the header: BLAKE2b-128 keyed with the key over a
+ * fixed context string (it names the key and reveals nothing of it).
+ * @return 0, EDB_INTERNAL. */
+int edb__key_id(uint8_t out[EDB__KEY_ID_BYTES], const uint8_t key[EDB__KEY_BYTES]);
+/* Encrypt src[0..n) into dst (n + EDB__SEAL_OVERHEAD bytes, not overlapping
+ * src), authenticating ad[0..adlen) with it.  @return 0, EDB_INTERNAL. */
+int edb__seal(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *ad, size_t adlen,
+              const uint8_t key[EDB__KEY_BYTES]);
+/* Decrypt and authenticate the @stored bytes at src into dst (stored -
+ * EDB__SEAL_OVERHEAD bytes).  @return 0, EDB_CHECKSUM (altered, cut, or not
+ * sealed with this key and ad) with a detail starting with @what. */
+int edb__unseal(uint8_t *dst, const uint8_t *src, size_t stored, const uint8_t *ad, size_t adlen,
+                const uint8_t key[EDB__KEY_BYTES], const char *what);
+
 /* A pool of helper threads that compress parts of one frame while the
  * calling thread compresses the first part: the payload is then the parts'
  * zstd frames one after the other (a zstd decoder reads concatenated frames

@@ -68,6 +68,7 @@ work_free(work *w)
     free(w->scratch);
     free(w->ibuf);
     free(w->zbuf);
+    free(w->ebuf);
     edb__zpool_free(w->zpool);      /* joins its helpers: they never wait on anything but it */
     edb__codec_free(&w->codec);
     edb__lp_free(w->lp);
@@ -98,8 +99,12 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
         w->zcap = edb__codec_bound((size_t)COPIER_BATCH * snap->page_size);
         w->zbuf = edb__sys_malloc(w->zcap);
     }
+    if (snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+        w->ecap = (size_t)COPIER_BATCH * snap->page_size + EDB__ARCH_SEAL;
+        w->ebuf = edb__sys_malloc(w->ecap);
+    }
     if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL) ||
-        (w->zcap != 0 && w->zbuf == NULL))
+        (w->zcap != 0 && w->zbuf == NULL) || (w->ecap != 0 && w->ebuf == NULL))
         goto nomem;
     w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
     edb__ref_get(&s->ref);
@@ -271,10 +276,12 @@ edb__copier_header(edb__arch_header *out, const edb__snap *sn)
     h.start_npages = sn->npages;
     h.max_pages = sn->max_pages;
     h.created_us = sn->plan.created_us;
-    if (sn->plan.codec != EDB__ARCH_CODEC_NONE) {
+    if (sn->plan.codec != EDB__ARCH_CODEC_NONE || sn->plan.cipher != EDB__ARCH_CIPHER_NONE) {
         h.version = EDB__ARCH_VERSION_Z;
         h.codec = sn->plan.codec;
-        h.codec_level = sn->plan.codec_level;
+        h.codec_level = sn->plan.codec != EDB__ARCH_CODEC_NONE ? sn->plan.codec_level : 0;
+        h.cipher = sn->plan.cipher;
+        memcpy(h.key_id, sn->plan.key_id, sizeof h.key_id);
     }
     *out = h;
     /* The reader's own rules, before anything is written (issue #11): an
@@ -379,13 +386,13 @@ edb__fw_flush(edb__copier *c)
         return 0;      /* reserved, never committed: the next reserve gets it again */
     w->frame.count = n;
     w->frame.seq = w->frames;
-    if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE) {
+    if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE || c->snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
         /* Version 3: the pages, compressed (or stored when that is not
          * smaller), follow a header of n entries; both go where the block
          * and the pages were (header + payload <= block + pages). */
         size_t psize = c->snap->page_size;
-        size_t raw = (size_t)n * psize, z, hl = EDB__ARCH_ZHDR_SIZE(n);
-        if (!w->zpool_tried) {
+        size_t raw = (size_t)n * psize, z = 0, hl = EDB__ARCH_ZHDR_SIZE(n);
+        if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE && !w->zpool_tried) {
             /* Made here, on the copier's thread: the helpers inherit its
              * mask (every signal blocked). */
             w->zpool_tried = true;
@@ -394,8 +401,25 @@ edb__fw_flush(edb__copier *c)
         }
         unsigned width = edb__zpool_width(w->zpool);
         size_t part = (size_t)((n + width - 1) / width) * psize;
-        EDB_RET(edb__zpool_compress(&z, w->zpool, &w->codec, w->zbuf, w->zcap, slot + EDB__ARCH_BLOCK,
-                                    raw, part, (int)c->snap->plan.codec_level));
+        if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE)
+            EDB_RET(edb__zpool_compress(&z, w->zpool, &w->codec, w->zbuf, w->zcap,
+                                        slot + EDB__ARCH_BLOCK, raw, part,
+                                        (int)c->snap->plan.codec_level));
+        if (c->snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+            /* Compressed (or not), then sealed with the frame header as
+             * additional data; the header goes in first, then the payload. */
+            uint8_t hdr[EDB__ARCH_BLOCK];
+            size_t plen = z ? z : raw;
+            edb__arch_zframe_encode(hdr, &w->frame, z ? EDB__ARCH_ZM_ZSTD : EDB__ARCH_ZM_STORED,
+                                    (uint32_t)(plen + EDB__ARCH_SEAL));
+            EDB_RET(edb__seal(w->ebuf, z ? w->zbuf : slot + EDB__ARCH_BLOCK, plen, hdr, hl - 16,
+                              c->snap->plan.key));
+            memcpy(slot, hdr, hl);
+            memcpy(slot + hl, w->ebuf, plen + EDB__ARCH_SEAL);
+            w->frames++;
+            w->pages += n;
+            return publish(c, slot, hl + plen + EDB__ARCH_SEAL, hl);
+        }
         if (z != 0)
             memcpy(slot + hl, w->zbuf, z);
         else

@@ -42,6 +42,8 @@ typedef struct edb__cwork {
     uint8_t *zbuf;             /* compressed archive: one frame's compressed pages */
     size_t zcap;
     edb__codec codec;
+    uint8_t *ebuf;             /* encrypted archive: one frame's sealed payload */
+    size_t ecap;
     edb__zpool *zpool;         /* helper threads (plan.codec_threads > 1), made on the copier's thread */
     bool zpool_tried;
     uint8_t *cur;              /* slot being filled by out_bytes, or NULL */

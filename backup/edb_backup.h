@@ -64,6 +64,11 @@ typedef struct edb_backup_opts {
                                   page hashes stay over the uncompressed pages).  A compressed
                                   archive never uses the zero-copy path */
     int compress_level;      /**< zstd level 1 ..= 22; 0 = 1 */
+    const uint8_t *encrypt_key; /**< NULL, or 32 bytes: every frame is encrypted and authenticated
+                                  with libsodium's crypto_secretstream_xchacha20poly1305 under this
+                                  key (after compression; archive format version 3; the header
+                                  names the key by its id, never the key).  Copied: the caller
+                                  may free it after edb_backup_begin() */
     unsigned compress_threads; /**< threads compressing each frame's parts, the copier's own
                                   included: 0 or 1 = the copier's thread only, at most 64.  With
                                   N > 1 a frame's payload is up to N zstd frames, one per part */
@@ -170,6 +175,11 @@ typedef struct edb_backup_source {
     int fd;             /**< with @c path NULL: read from this descriptor (file or pipe);
                              it is read to its end and left open */
     const char *name;   /**< name used in messages; NULL: @c path, or "fd N" */
+    const uint8_t *key; /**< 32 bytes: the key of an encrypted archive (edb_backup_opts.encrypt_key),
+                             else NULL.  An encrypted archive read without its key, or with
+                             another one, is #EDB_AUTH before any frame is read; a frame that
+                             fails authentication is #EDB_CHECKSUM naming its pages.
+                             edb_backup_describe() needs no key */
 } edb_backup_source;
 
 /** One problem found by edb_backup_verify(). */
@@ -393,6 +403,8 @@ typedef struct edb_backup_summary {
                                  version 3), else #EDB_BACKUP_COMPRESS_NONE (also for a
                                  manifest, which does not record it) */
     int compress_level;     /**< the level it was written with, 0 when not compressed */
+    int encrypted;          /**< 1: frames are encrypted (the key is needed to verify or restore) */
+    uint8_t key_id[16];     /**< encrypted: the id of its key (dbtool keygen prints it), else zero */
 } edb_backup_summary;
 
 /**

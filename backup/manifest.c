@@ -498,6 +498,8 @@ walk_source(walk *w, const edb_backup_source *src)
     s->page_size = w->h.page_size;
     s->compress = w->h.codec == EDB__ARCH_CODEC_ZSTD ? EDB_BACKUP_COMPRESS_ZSTD : EDB_BACKUP_COMPRESS_NONE;
     s->compress_level = (int)w->h.codec_level;
+    s->encrypted = w->h.cipher != EDB__ARCH_CIPHER_NONE;
+    memcpy(s->key_id, w->h.key_id, sizeof s->key_id);
     s->txnid = w->h.start_txnid;
     s->npages = w->h.start_npages;
     s->created_us = w->h.created_us;

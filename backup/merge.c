@@ -73,7 +73,9 @@ typedef struct march {
     edb__arch_hash *table;   /* the last archive only */
     uint8_t *zpages;         /* version 3: the last frame decompressed (zkey: its payload offset) */
     uint8_t *zin;
+    uint8_t *din;            /* encrypted: the frame's header and sealed payload */
     uint64_t zkey;
+    const uint8_t *key;      /* encrypted: its key (the source's) */
 } march;
 
 static int
@@ -128,6 +130,17 @@ walk(march *a, bool keep_table, uint8_t *block, edb__arch_frame *f, edb__arch_hs
     a->size = (uint64_t)st.st_size;
     EDB_RET(rd_block(a, block, 0, "header"));
     EDB_RET(edb__arch_header_decode(&a->h, block, 0));
+    if (a->h.cipher != EDB__ARCH_CIPHER_NONE) {
+        char hid[33];
+        edb__arch_hex(hid, a->h.key_id, 16);
+        if (a->key == NULL)
+            return edb__err(EDB_AUTH, "the archive is encrypted (key id %s): its key is needed", hid);
+        uint8_t id[EDB__KEY_ID_BYTES];
+        EDB_RET(edb__key_id(id, a->key));
+        if (memcmp(id, a->h.key_id, sizeof id) != 0)
+            return edb__err(EDB_AUTH, "the archive is encrypted with key id %s, not with the key "
+                            "given (a wrong key)", hid);
+    }
     edb__arch_hstate_reset(hs);
     edb__arch_hstate_update(hs, block, EDB__ARCH_BLOCK);
     uint64_t off = EDB__ARCH_BLOCK, frames = 0, pages = 0;
@@ -235,26 +248,45 @@ static int
 read_page(march *a, const mloc *l, uint8_t *dst, uint32_t psize, edb__codec *codec)
 {
     size_t got;
-    if (l->method == EDB__ARCH_ZM_ZSTD) {
+    if (a->h.cipher != EDB__ARCH_CIPHER_NONE || l->method == EDB__ARCH_ZM_ZSTD) {
         size_t raw = (size_t)l->count * psize;
         if (a->zkey != l->off + 1) {
             if (a->zpages == NULL) {
+                size_t cap = (size_t)EDB__ARCH_FRAME_MAX * psize + EDB__ARCH_BLOCK + EDB__ARCH_SEAL;
                 a->zpages = edb__sys_malloc((size_t)EDB__ARCH_FRAME_MAX * psize);
-                a->zin = edb__sys_malloc((size_t)EDB__ARCH_FRAME_MAX * psize);
-                if (a->zpages == NULL || a->zin == NULL)
+                a->zin = edb__sys_malloc(cap);
+                a->din = edb__sys_malloc(cap);
+                if (a->zpages == NULL || a->zin == NULL || a->din == NULL)
                     return edb__err(EDB_NOMEM, "merge: frame buffers");
             }
             a->zkey = 0;
-            /* stored < count * page_size: checked by the frame's decoder. */
-            if (edb__sys_pread_full(a->fd, a->zin, l->stored, (off_t)l->off, &got) != 0)
-                return edb__sys_err(errno, a->name);
-            if (got != l->stored)
-                return edb__err(EDB_CORRUPT, "archive '%s': truncated in the frame at offset %llu",
-                                a->name, (unsigned long long)l->off);
             char what[320];
             snprintf(what, sizeof what, "archive '%s': the frame whose payload is at offset %llu",
                      a->name, (unsigned long long)l->off);
-            int rc = edb__codec_decompress(codec, a->zpages, raw, a->zin, l->stored, what);
+            /* stored <= count * page_size (+ the seal): checked by the
+             * frame's decoder.  Encrypted: the header too (the seal's
+             * additional data). */
+            size_t hl = EDB__ARCH_ZHDR_SIZE(l->count);
+            bool sealed = a->h.cipher != EDB__ARCH_CIPHER_NONE;
+            uint64_t from = sealed ? l->off - hl : l->off;
+            size_t len = (sealed ? hl : 0) + l->stored;
+            if (edb__sys_pread_full(a->fd, a->zin, len, (off_t)from, &got) != 0)
+                return edb__sys_err(errno, a->name);
+            if (got != len)
+                return edb__err(EDB_CORRUPT, "archive '%s': truncated in the frame at offset %llu",
+                                a->name, (unsigned long long)l->off);
+            const uint8_t *pl = a->zin;
+            size_t plen = l->stored;
+            if (sealed) {
+                EDB_RET(edb__unseal(a->din, a->zin + hl, l->stored, a->zin, hl - 16, a->key, what));
+                pl = a->din;
+                plen = l->stored - EDB__ARCH_SEAL;
+            }
+            int rc = 0;
+            if (l->method == EDB__ARCH_ZM_ZSTD)
+                rc = edb__codec_decompress(codec, a->zpages, raw, pl, plen, what);
+            else
+                memcpy(a->zpages, pl, raw);     /* stored: plen == raw */
             if (rc != 0)
                 return rc == EDB_CORRUPT ? edb__err(EDB_CHECKSUM, "%s (page %llu is lost)",
                                                     edb_error_last() + strlen("EDB_CORRUPT: "),
@@ -289,7 +321,7 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
     uint8_t *zero = edb__sys_calloc(1, psize);
     uint8_t *block = edb__sys_aligned_alloc(64, EDB__ARCH_BLOCK);
     edb__arch_frame *f = edb__sys_malloc(sizeof *f);
-    uint8_t *zbuf = NULL;
+    uint8_t *zbuf = NULL, *ebuf = NULL;
     size_t zcap = 0;
     edb__codec codec = { NULL, NULL };
     mout o;
@@ -332,13 +364,17 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
     h.max_pages = last->h.max_pages;
     h.created_us = last->h.created_us;
     if (last->h.version == EDB__ARCH_VERSION_Z) {
-        /* The merged archive keeps the last archive's compression. */
+        /* The merged archive keeps the last archive's compression and
+         * encryption (with its key). */
         h.version = EDB__ARCH_VERSION_Z;
         h.codec = last->h.codec;
         h.codec_level = last->h.codec_level;
+        h.cipher = last->h.cipher;
+        memcpy(h.key_id, last->h.key_id, 16);
         zcap = edb__codec_bound((size_t)EDB__ARCH_FRAME_EDB * psize);
         zbuf = edb__sys_malloc(zcap);
-        if (zbuf == NULL)
+        ebuf = edb__sys_malloc((size_t)EDB__ARCH_FRAME_EDB * psize + EDB__ARCH_SEAL);
+        if (zbuf == NULL || ebuf == NULL)
             EDB_ERR(edb__err(EDB_NOMEM, "merge: compression buffer"));
     }
     edb__arch_header_encode(block, &h);
@@ -379,12 +415,20 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
         if (f->count == 0)
             continue;
         if (zbuf != NULL) {
-            size_t raw = (size_t)f->count * psize, z;
-            EDB_ERR(edb__codec_compress(&z, &codec, zbuf, zcap, frame_pages, raw, (int)h.codec_level));
+            size_t raw = (size_t)f->count * psize, z = 0, hl = EDB__ARCH_ZHDR_SIZE(f->count);
+            if (h.codec != EDB__ARCH_CODEC_NONE)
+                EDB_ERR(edb__codec_compress(&z, &codec, zbuf, zcap, frame_pages, raw, (int)h.codec_level));
+            const uint8_t *pl = z ? zbuf : frame_pages;
+            size_t plen = z ? z : raw, seal = h.cipher != EDB__ARCH_CIPHER_NONE ? EDB__ARCH_SEAL : 0;
             edb__arch_zframe_encode(block, f, z ? EDB__ARCH_ZM_ZSTD : EDB__ARCH_ZM_STORED,
-                                    (uint32_t)(z ? z : raw));
-            EDB_ERR(put(&o, block, EDB__ARCH_ZHDR_SIZE(f->count), true));
-            EDB_ERR(put(&o, z ? zbuf : frame_pages, z ? z : raw, false));
+                                    (uint32_t)(plen + seal));
+            if (seal) {
+                EDB_ERR(edb__seal(ebuf, pl, plen, block, hl - 16, last->key));
+                pl = ebuf;
+                plen += seal;
+            }
+            EDB_ERR(put(&o, block, hl, true));
+            EDB_ERR(put(&o, pl, plen, false));
         } else {
             edb__arch_frame_encode(block, f);
             EDB_ERR(put(&o, block, EDB__ARCH_BLOCK, true));
@@ -427,6 +471,7 @@ err:
     free(where);
     free(frame_pages);
     free(zbuf);
+    free(ebuf);
     edb__codec_free(&codec);
     free(zero);
     free(block);
@@ -454,6 +499,7 @@ edb_backup_merge(edb_backup_info *out, const char *path, const edb_backup_source
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_merge: %zu archives", n));
     for (size_t i = 0; i < n; i++) {
         EDB_ERR(edb__source_open(&src[i], &a[i].fd, &a[i].owned, a[i].name, sizeof a[i].name));
+        a[i].key = src[i].key;
         opened = i + 1;
         EDB_ERR(named(walk(&a[i], i + 1 == n, block, f, hs), i, a[i].name));
         EDB_ERR(edb__chain_check(links, i, &a[i].h, a[i].name, true));
@@ -473,6 +519,7 @@ err:
         free(a[i].table);
         free(a[i].zpages);
         free(a[i].zin);
+        free(a[i].din);
     }
     free(a);
     free(links);

@@ -58,6 +58,8 @@ struct rd {
     uint64_t off;            /* archive offset of buf[pos] */
     uint8_t *zout;           /* version 3: one frame's decompressed pages */
     size_t zcap;
+    uint8_t *dout;           /* encrypted: one frame's decrypted payload */
+    size_t dcap;
     edb__codec codec;
 };
 
@@ -258,13 +260,39 @@ read_zframe(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, edb__arch
     const uint8_t *hdr, *payload;
     EDB_RET(take(r, EDB__ARCH_ZHDR_SIZE(count), &hdr, "a frame header"));
     EDB_RET(edb__arch_zframe_decode(f, &method, &stored, hdr, h, fr, foff));
+    /* The header is the sealed payload's additional data: kept, because
+     * taking the payload may move the input buffer. */
+    uint8_t hcopy[EDB__ARCH_BLOCK];
+    size_t hl = EDB__ARCH_ZHDR_SIZE(count);
+    memcpy(hcopy, hdr, hl);
     uint64_t zoff = r->off;
     a->where = (edb__where){ (int64_t)fr, (int64_t)f->entries[0].pgno, (int64_t)zoff };
     /* stored <= count * page_size (decode's rule): at most a frame's bytes. */
     EDB_RET(take_bytes(r, stored, &payload, "a frame's payload", false));
     size_t raw = (size_t)count * h->page_size;
     const uint8_t *pages = payload;
-    if (method == EDB__ARCH_ZM_ZSTD) {
+    int zrc = 0;
+    char what[96];
+    snprintf(what, sizeof what, "frame %llu at offset %llu", (unsigned long long)fr,
+             (unsigned long long)foff);
+    if (h->cipher != EDB__ARCH_CIPHER_NONE) {
+        /* stored - EDB__ARCH_SEAL <= raw (decode's rule) */
+        size_t plen = stored - EDB__ARCH_SEAL;
+        if (r->dcap < plen) {
+            uint8_t *d = edb__sys_realloc(r->dout, plen);
+            if (d == NULL)
+                return edb__err(EDB_NOMEM, "archive reader: a frame of %zu bytes", plen);
+            r->dout = d;
+            r->dcap = plen;
+        }
+        zrc = edb__unseal(r->dout, payload, stored, hcopy, hl - 16, cbs->key, what);
+        if (zrc != 0 && zrc != EDB_CHECKSUM)
+            return zrc;
+        payload = r->dout;
+        pages = payload;
+        stored = (uint32_t)plen;
+    }
+    if (zrc == 0 && method == EDB__ARCH_ZM_ZSTD) {
         if (r->zcap < raw) {
             uint8_t *z = edb__sys_realloc(r->zout, raw);
             if (z == NULL)
@@ -272,15 +300,16 @@ read_zframe(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, edb__arch
             r->zout = z;
             r->zcap = raw;
         }
-        char what[96];
-        snprintf(what, sizeof what, "frame %llu at offset %llu", (unsigned long long)fr,
-                 (unsigned long long)foff);
-        int zrc = edb__codec_decompress(&r->codec, r->zout, raw, payload, stored, what);
+        zrc = edb__codec_decompress(&r->codec, r->zout, raw, payload, stored, what);
+        if (zrc != 0 && zrc != EDB_CORRUPT)
+            return zrc;
+        pages = r->zout;
+    }
+    {
         if (zrc != 0) {
-            if (zrc != EDB_CORRUPT)
-                return zrc;
             char why[200];
-            snprintf(why, sizeof why, "%s", edb_error_last() + strlen("EDB_CORRUPT: "));
+            const char *d = edb_error_last(), *colon = strstr(d, ": ");
+            snprintf(why, sizeof why, "%s", colon != NULL ? colon + 2 : d);
             if (cbs == NULL || cbs->on_bad_page == NULL)
                 return edb__err(EDB_CHECKSUM, "%s: its %u pages (%llu .. %llu) are lost", why,
                                 count, (unsigned long long)f->entries[0].pgno,
@@ -295,7 +324,6 @@ read_zframe(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, edb__arch
             }
             return 0;
         }
-        pages = r->zout;
     }
     for (uint32_t i = 0; i < count; i++)
         EDB_RET(page_check(a, cbs, fr, foff, &f->entries[i], pages + (size_t)i * h->page_size,
@@ -466,6 +494,20 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
         EDB_ERR(edb__err(EDB_CORRUPT, "the archive is empty (0 bytes)"));
     EDB_ERR(take(&r, EDB__ARCH_BLOCK, &blk, "the header"));
     EDB_ERR(edb__arch_header_decode(&out->header, blk, 0));
+    if (out->header.cipher != EDB__ARCH_CIPHER_NONE) {
+        /* The key first: nothing of an encrypted archive is read without it. */
+        char hid[33], kid[33];
+        edb__arch_hex(hid, out->header.key_id, 16);
+        if (cbs == NULL || cbs->key == NULL)
+            EDB_ERR(edb__err(EDB_AUTH, "the archive is encrypted (key id %s): its key is needed", hid));
+        uint8_t id[EDB__KEY_ID_BYTES];
+        EDB_ERR(edb__key_id(id, cbs->key));
+        if (memcmp(id, out->header.key_id, sizeof id) != 0) {
+            edb__arch_hex(kid, id, 16);
+            EDB_ERR(edb__err(EDB_AUTH, "the archive is encrypted with key id %s, the key given is "
+                             "key id %s (a wrong key)", hid, kid));
+        }
+    }
     if (cbs != NULL && cbs->on_header != NULL)
         EDB_ERR(cbs->on_header(cbs->ctx, &out->header));
     scratch = edb__sys_malloc(out->header.page_size);
@@ -525,6 +567,7 @@ err:
     free(scratch);
     free(r.buf);
     free(r.zout);
+    free(r.dout);
     edb__codec_free(&r.codec);
     return ret;
 }

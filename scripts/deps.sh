@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config liblmdb-dev libxxhash-dev
 libcriterion-dev libffi-dev libjansson-dev lmdb-utils xxhash sqlite3 libsqlite3-dev spin clang
-libclang-rt-14-dev valgrind bc hyperfine fiu-utils libzstd-dev zstd"
+libclang-rt-14-dev valgrind bc hyperfine fiu-utils libzstd-dev zstd libsodium-dev"
 [ $# -gt 0 ] && pkgs="$pkgs $*"
 missing=""
 for p in $pkgs; do

@@ -290,6 +290,7 @@ dbt_cmd_backup(int argc, char **argv)
             return dbt_usage(cmd, "too many arguments ('%s')", a);
         }
     }
+    opts.encrypt_key = dbt_key;
     if (db == NULL || archive == NULL)
         return dbt_usage(cmd, "expected DB and ARCHIVE (or - for standard output)");
     if (opts.base != NULL) {
@@ -431,6 +432,7 @@ sources_from_args(edb_backup_source *src, char **names, size_t n, const char *cm
     for (size_t i = 0; i < n; i++) {
         memset(&src[i], 0, sizeof src[i]);
         src[i].fd = -1;
+        src[i].key = dbt_key;
     }
     for (size_t i = 0; i < n; i++) {
         src[i].path = NULL;

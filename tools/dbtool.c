@@ -95,7 +95,7 @@ static const dbt_cmd commands[] = {
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
     { "backup", dbt_cmd_backup_any,
-      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
@@ -130,7 +130,7 @@ static const dbt_cmd commands[] = {
       "--keep-last, --keep-daily, --keep-weekly and --max-chain apply 'repo prune' and 'repo\n"
       "merge' after each backup. One line is printed per backup (--json: one object). Two\n"
       "commands that change one repository at once are refused (EDB_BUSY).\n" },
-    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--force] [--json]",
+    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--encrypt-key FILE] [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--encrypt-key FILE] [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
       "Every archive is checked completely while it is read; the database is built in a new\n"
@@ -150,7 +150,7 @@ static const dbt_cmd commands[] = {
       "newest taken at or before TIME, ISO 8601 with its zone such as 2026-12-07T15:04:05Z or\n"
       "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
       "transaction N), restored with the chain it needs.\n" },
-    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--deep] [--json]",
+    { "verify", dbt_cmd_verify_chains, "verify ARCHIVE... [--encrypt-key FILE] [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and every link of each chain. The arguments are grouped\n"
       "into chains by their ids, in any order (a full archive and the incrementals that build\n"
@@ -167,6 +167,15 @@ static const dbt_cmd commands[] = {
       "Ctrl-C (SIGINT, SIGTERM, SIGHUP; exit status 1); what a killed run left, the next\n"
       "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
       "directory is refused.\n" },
+    { "keygen", dbt_cmd_keygen, "keygen FILE",
+      "Create FILE holding a new random 32-byte key for encrypted archives (mode 0600; an\n"
+      "existing FILE is never overwritten) and print its key id. Give it to backup, restore,\n"
+      "verify, merge and repo commands with --encrypt-key FILE: every frame of the archive is\n"
+      "then encrypted and authenticated (libsodium's secretstream, XChaCha20-Poly1305) after\n"
+      "compression. The archive's header names the key by its id, never the key itself; info\n"
+      "shows an encrypted archive without the key. A wrong or missing key is EDB_AUTH, a frame\n"
+      "that fails authentication EDB_CHECKSUM naming its pages. Keep the key apart from the\n"
+      "archives: without it they cannot be restored.\n" },
     { "info", dbt_cmd_info, "info ARCHIVE|MANIFEST|-... [--json]",
       "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
       "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
@@ -186,7 +195,7 @@ static const dbt_cmd commands[] = {
       "last snapshot, so a restore never reads more than K archives (the intermediate points\n"
       "of that chain are given up). The catalog is rewritten atomically before any file is\n"
       "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n" },
-    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
+    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--encrypt-key FILE] [--overwrite] [--json] [--quiet]",
       "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
       "archive that restores exactly what the chain restores (the same snapshot, page for\n"
       "page), without restoring it. The chain is checked as restore checks it: a broken chain\n"
@@ -263,5 +272,18 @@ main(int argc, char **argv)
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return help(c->name);
+    /* --encrypt-key FILE: every archive command's, taken out here. */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--encrypt-key") != 0)
+            continue;
+        if (i + 1 >= argc)
+            return dbt_usage(c->name, "--encrypt-key needs a key file (see 'dbtool keygen')");
+        int rc = dbt_key_load(argv[i + 1]);
+        if (rc != DBT_OK)
+            return rc;
+        memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+        argc -= 2;
+        i--;
+    }
     return c->run(argc - 1, argv + 1);
 }

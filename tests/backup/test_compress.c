@@ -8,8 +8,12 @@
 #include <stdarg.h>
 
 #include "archive_fixture.h"
+#include "codec.h"
 #include "copier.h"
 #include "sys.h"
+
+static const uint8_t KEY[32] = "0123456789abcdef0123456789abcdef";
+static const uint8_t KEY2[32] = "fedcba9876543210fedcba9876543210";
 
 /* ---- helpers ---- */
 
@@ -58,6 +62,26 @@ load(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return p;
+}
+
+static int
+restore_keyed(const char *target, char **paths, size_t n, const uint8_t *key)
+{
+    edb_backup_source src[8];
+    cr_assert_leq(n, 8u);
+    for (size_t i = 0; i < n; i++)
+        src[i] = (edb_backup_source){ .path = paths[i], .fd = -1, .key = key };
+    return edb_backup_restore(NULL, target, src, n, 0);
+}
+
+static int
+verify_keyed(char **paths, size_t n, const uint8_t *key, void *pr, edb_backup_problem_fn fn)
+{
+    edb_backup_source src[8];
+    cr_assert_leq(n, 8u);
+    for (size_t i = 0; i < n; i++)
+        src[i] = (edb_backup_source){ .path = paths[i], .fd = -1, .key = key };
+    return edb_backup_verify(NULL, src, n, fn, pr);
 }
 
 static int
@@ -552,7 +576,8 @@ fault_scenario(edb_env *env, const char *dir, long n, int errnum, unsigned flags
     /* Odd rounds with two compressing threads: a helper that cannot be
      * started leaves the copier to compress alone. */
     edb_backup_opts o = { .compress = EDB_BACKUP_COMPRESS_ZSTD, .ring_size = 1,
-                          .compress_threads = n % 2 ? 2 : 0 };
+                          .compress_threads = n % 2 ? 2 : 0,
+                          .encrypt_key = n % 3 == 0 ? KEY : NULL };
     edb__fault_arm(n, errnum, flags);
     edb_backup *bk = NULL;
     int rc = edb_backup_begin(&bk, env, &o);
@@ -563,7 +588,7 @@ fault_scenario(edb_env *env, const char *dir, long n, int errnum, unsigned flags
     if (rc != 0)
         cr_assert_neq(access(path, F_OK), 0, "fault %ld: a failed save left %s", n, path);
     if (rc == 0) {
-        edb_backup_source src = { .path = path, .fd = -1 };
+        edb_backup_source src = { .path = path, .fd = -1, .key = o.encrypt_key };
         rc = edb_backup_verify(NULL, &src, 1, NULL, NULL);
         if (rc == 0)
             rc = edb_backup_restore(NULL, target, &src, 1, 0);
@@ -641,4 +666,171 @@ Test(compress, countdown_every_call_fails_from_the_nth_on, .timeout = 600)
     unsigned ok = 0, failed = 0;
     countdown(EIO, EDB__FAULT_PERSISTENT, &ok, &failed);
     cr_assert_gt(failed, 10u);
+}
+
+/* ---- encryption ---- */
+
+static void
+save_enc(edb_env *env, int level, const char *base, const char *path, const uint8_t *key)
+{
+    edb_backup_opts o = { .encrypt_key = key };
+    if (level > 0) {
+        o.compress = EDB_BACKUP_COMPRESS_ZSTD;
+        o.compress_level = level;
+    }
+    if (base != NULL) {
+        o.flags = EDB_BACKUP_INCREMENTAL;
+        o.base = base;
+    }
+    edb_backup *bk = NULL;
+    OK(edb_backup_begin(&bk, env, &o));
+    OK(edb_backup_save(bk, path, 0, NULL, NULL));
+    edb_backup_end(bk);
+}
+
+Test(encrypt, chain_round_trip_and_info_without_the_key, .timeout = 120)
+{
+    struct world w;
+    world_init(&w, bk_scale(4000));
+    MDB_env *m = edb__env_mdb(w.env);
+    MDB_dbi d = bk_dbi(w.env);
+    char p0[1100], p1[1100], p2[1100];
+    path_in(p0, sizeof p0, w.dir, "e0.edbk");
+    path_in(p1, sizeof p1, w.dir, "e1.edbk");
+    path_in(p2, sizeof p2, w.dir, "e2.edbk");
+    save_enc(w.env, 1, NULL, p0, KEY);                  /* compressed, encrypted */
+    char *dump0 = db_dump(&w);
+    MDB_OK(bk_write(m, d, 10, 200, 2, 0));
+    save_enc(w.env, 0, p0, p1, KEY);                    /* encrypted only, on an encrypted base */
+    MDB_OK(bk_write(m, d, 700, 200, 3, 0));
+    save(w.env, 1, p1, p2);                             /* plain compressed on it */
+    char *dump2 = db_dump(&w);
+
+    /* The key is nowhere in the archive; its id is in the header. */
+    size_t len;
+    uint8_t *a = load(p0, &len);
+    cr_assert_null(memmem(a, len, KEY, sizeof KEY), "the key is in the archive");
+    edb__arch_header h;
+    OK(edb__arch_header_decode(&h, a, 0));
+    uint8_t id[16];
+    OK(edb__key_id(id, KEY));
+    cr_assert_eq(h.cipher, EDB__ARCH_CIPHER_SS);
+    cr_assert_arr_eq(h.key_id, id, 16);
+    free(a);
+
+    /* describe (dbtool info) needs no key. */
+    edb_backup_summary s;
+    OK(edb_backup_describe(&s, &(edb_backup_source){ .path = p1, .fd = -1 }));
+    cr_assert_eq(s.complete, 1, "%s", s.problem);
+    cr_assert_eq(s.encrypted, 1);
+    cr_assert_arr_eq(s.key_id, id, 16);
+    cr_assert_eq(s.compress, EDB_BACKUP_COMPRESS_NONE);
+
+    char *chain[] = { p0, p1, p2 };
+    OK(verify_keyed(chain, 3, KEY, NULL, NULL));
+    char t0[1100], t2[1100];
+    path_in(t0, sizeof t0, w.dir, "r0");
+    path_in(t2, sizeof t2, w.dir, "r2");
+    OK(restore_keyed(t0, chain, 1, KEY));
+    OK(restore_keyed(t2, chain, 3, KEY));
+    char *g0 = fx_dump(t0), *g2 = fx_dump(t2);
+    cr_assert_str_eq(g0, dump0);
+    cr_assert_str_eq(g2, dump2);
+    free(g0);
+    free(g2);
+    free(dump0);
+    free(dump2);
+    world_end(&w);
+}
+
+Test(encrypt, missing_or_wrong_key_is_edb_auth, .timeout = 120)
+{
+    struct world w;
+    world_init(&w, bk_scale(2000));
+    char p[1100], out[1100], t[1100];
+    path_in(p, sizeof p, w.dir, "e.edbk");
+    path_in(out, sizeof out, w.dir, "m.edbk");
+    path_in(t, sizeof t, w.dir, "r");
+    save_enc(w.env, 1, NULL, p, KEY);
+    char *pp = p;
+    const uint8_t *keys[] = { NULL, KEY2 };
+    for (int i = 0; i < 2; i++) {
+        RC(verify_keyed(&pp, 1, keys[i], NULL, NULL), EDB_AUTH);
+        cr_assert(strstr(edb_error_last(), i == 0 ? "its key is needed" : "a wrong key") != NULL,
+                  "%s", edb_error_last());
+        cr_assert_null(memmem(edb_error_last(), strlen(edb_error_last()), KEY, 8));
+        RC(restore_keyed(t, &pp, 1, keys[i]), EDB_AUTH);
+        cr_assert_neq(access(t, F_OK), 0);
+        edb_backup_source src = { .path = p, .fd = -1, .key = keys[i] };
+        RC(edb_backup_merge(NULL, out, &src, 1, 0), EDB_AUTH);
+        cr_assert_neq(access(out, F_OK), 0);
+    }
+    /* The right key merges into an encrypted archive with the same key id. */
+    edb_backup_source src = { .path = p, .fd = -1, .key = KEY };
+    OK(edb_backup_merge(NULL, out, &src, 1, 0));
+    edb_backup_summary s;
+    OK(edb_backup_describe(&s, &(edb_backup_source){ .path = out, .fd = -1 }));
+    cr_assert_eq(s.encrypted, 1);
+    char *po = out;
+    RC(verify_keyed(&po, 1, NULL, NULL, NULL), EDB_AUTH);
+    OK(verify_keyed(&po, 1, KEY, NULL, NULL));
+    world_end(&w);
+}
+
+Test(encrypt, tampered_frames_are_named, .timeout = 120)
+{
+    struct world w;
+    world_init(&w, bk_scale(3000));
+    char p[1100], bad[1100];
+    path_in(p, sizeof p, w.dir, "e.edbk");
+    path_in(bad, sizeof bad, w.dir, "bad.edbk");
+    save_enc(w.env, 1, NULL, p, KEY);
+    size_t len;
+    uint8_t *a = load(p, &len);
+    zframes *z = malloc(sizeof *z);
+    walk_frames(z, a, len);
+    cr_assert_geq(z->n, 2u);
+    edb__arch_header h;
+    OK(edb__arch_header_decode(&h, a, 0));
+    edb__arch_frame f;
+    uint32_t method, stored;
+    OK(edb__arch_zframe_decode(&f, &method, &stored, a + z->off[1], &h, 1, z->off[1]));
+    size_t hl = EDB__ARCH_ZHDR_SIZE(f.count);
+    /* 0: a byte of the ciphertext; 1: a page hash in the frame header,
+     * header hash recomputed (it is no secret): the seal covers the header;
+     * 2: the stream header. */
+    size_t at[] = { z->off[1] + hl + stored / 2, z->off[1] + EDB__ARCH_ZFIXED + 24 + 8,
+                    z->off[1] + hl + 3 };
+    for (int k = 0; k < 3; k++) {
+        uint8_t *c = malloc(len);
+        memcpy(c, a, len);
+        c[at[k]] ^= 0x01;
+        if (k == 1)
+            zreseal(c + z->off[1]);
+        cr_assert_eq(fx_write(bad, c, len), 0);
+        free(c);
+        problems pr = { 0 };
+        char *pb = bad;
+        RC(verify_keyed(&pb, 1, KEY, &pr, on_problem), EDB_CHECKSUM);
+        /* Every page of frame 1 first (case 1 then also finds the page
+         * hash table disagreeing with the altered entry). */
+        cr_assert_geq(pr.n, f.count, "case %d: %zu problems, frame 1 has %u pages", k, pr.n, f.count);
+        cr_assert_leq(pr.n, f.count + 1u, "case %d: %zu problems", k, pr.n);
+        for (uint32_t j = 0; j < f.count; j++) {
+            cr_assert_eq(pr.frame[j], 1);
+            cr_assert_eq(pr.pgno[j], (int64_t)f.entries[j].pgno);
+        }
+        char t[1100];
+        path_in(t, sizeof t, w.dir, "r%d", k);
+        RC(restore_keyed(t, &pb, 1, KEY), EDB_CHECKSUM);
+        cr_assert(strstr(edb_error_last(), "authentication failed") != NULL, "%s", edb_error_last());
+        cr_assert_neq(access(t, F_OK), 0);
+    }
+    /* Cut short: refused as a truncation. */
+    cr_assert_eq(fx_write(bad, a, z->off[1] + hl + stored / 2), 0);
+    char *pb = bad;
+    RC(verify_keyed(&pb, 1, KEY, NULL, NULL), EDB_CORRUPT);
+    free(z);
+    free(a);
+    world_end(&w);
 }

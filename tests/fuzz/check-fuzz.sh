@@ -30,8 +30,8 @@ if ! "$cc" -fsanitize=fuzzer,address,undefined "$out/probe.c" -o "$out/probe" >/
     exit 77
 fi
 
-pc=$(pkg-config --cflags lmdb libxxhash jansson libzstd)
-libs="$(pkg-config --libs lmdb libxxhash jansson libzstd) -pthread"
+pc=$(pkg-config --cflags lmdb libxxhash jansson libzstd libsodium)
+libs="$(pkg-config --libs lmdb libxxhash jansson libzstd libsodium) -pthread"
 cflags="-g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-omit-frame-pointer
   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
   -DEDB_BUILDING -I$(cd "$builddir" && pwd) -I$srcdir/engine -I$srcdir/backup -I$srcdir/tools
