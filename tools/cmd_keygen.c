@@ -32,11 +32,13 @@ const uint8_t *dbt_key;
 
 /* The id of @key: the same as edb writes in the header (BLAKE2b-128 keyed
  * with the key over a fixed context). */
-static void
-key_id_hex(char out[33], const uint8_t key[32])
+void
+dbt_key_id_hex(char out[33], const uint8_t key[32])
 {
     static const char ctx[] = "edb archive key id v1";
     uint8_t id[16];
+    if (sodium_init() < 0)
+        return;      /* out stays what it was: callers pass "" */
     crypto_generichash(id, sizeof id, (const unsigned char *)ctx, sizeof ctx - 1, key, 32);
     dbt_hex16(out, id);
 }
@@ -97,7 +99,7 @@ dbt_cmd_keygen(int argc, char **argv)
     int e = errno;
     ok = close(fd) == 0 && ok;
     char id[33];
-    key_id_hex(id, key);
+    dbt_key_id_hex(id, key);
     sodium_memzero(key, sizeof key);
     if (!ok) {
         unlink(path);

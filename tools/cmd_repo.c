@@ -161,6 +161,7 @@ apply_merge(repo *r, uint64_t k, bool quiet)
             repo_path(r, &r->a[idx[j]], paths[j], sizeof paths[j]);
             src[j].path = paths[j];
             src[j].fd = -1;
+            src[j].key = dbt_key;
         }
         repo_entry e;
         memset(&e, 0, sizeof e);
@@ -168,7 +169,7 @@ apply_merge(repo *r, uint64_t k, bool quiet)
         char out[4400];
         repo_path(r, &e, out, sizeof out);
         int rc = edb_backup_merge(NULL, out, src, len, 0);
-        edb_backup_source o = { .path = out, .fd = -1, .name = NULL };
+        edb_backup_source o = { .path = out, .fd = -1, .name = NULL, .key = dbt_key };
         if (rc == 0)
             rc = edb_backup_describe(&e.s, &o);
         free(src);
@@ -455,6 +456,25 @@ repo_backup(int argc, char **argv)
     repo r;
     if (repo_open(&r, o.dir, true, true) != DBT_OK)
         return DBT_FAIL;
+    /* A repository created with a key takes only backups with that key
+     * (its catalog records the key's id); one created without takes none. */
+    char kid[33] = "";
+    if (dbt_key != NULL)
+        dbt_key_id_hex(kid, dbt_key);
+    if (r.key_id[0] != '\0' && strcmp(r.key_id, kid) != 0) {
+        repo_close(&r);
+        return dbt_failf(cmd, EDB_AUTH, "repository '%s' was created with --encrypt-key (key id %s): "
+                         "%s", o.dir, r.key_id, kid[0] ? "this is another key" :
+                         "its backups must be encrypted with that key");
+    }
+    if (r.key_id[0] == '\0' && kid[0] != '\0') {
+        if (r.n > 0) {
+            repo_close(&r);
+            return dbt_failf(cmd, EDB_INVAL, "repository '%s' was created without --encrypt-key; "
+                             "start a new repository for encrypted backups", o.dir);
+        }
+        snprintf(r.key_id, sizeof r.key_id, "%s", kid);
+    }
     int ret = DBT_OK;
     uint64_t count = 0;
     for (;;) {
@@ -755,6 +775,7 @@ restore_repo(int argc, char **argv)
             repo_path(&r, &r.a[idx[j]], paths[j], sizeof paths[j]);
             src[j].path = paths[j];
             src[j].fd = -1;
+            src[j].key = dbt_key;
         }
         edb_backup_info info;
         int rc = edb_backup_restore(&info, target, src, len, flags);
