@@ -229,6 +229,12 @@ main(int argc, char **argv)
             made += save(argv[1], "reader", "z-full.edbk", a, n) == 0;
             free(a);
         }
+        static const uint8_t fuzz_key[32] = "edb fuzz key: 32 bytes, no use.";
+        edb_backup_opts oe = { .compress = EDB_BACKUP_COMPRESS_ZSTD, .encrypt_key = fuzz_key };
+        if (backup(env, &oe, &a, &n) == 0) {
+            made += save(argv[1], "reader", "z-enc.edbk", a, n) == 0;
+            free(a);
+        }
         oz.flags = EDB_BACKUP_INCREMENTAL;
         oz.base = base;
         if (wrote && backup(env, &oz, &a, &n) == 0) {
