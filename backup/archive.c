@@ -159,7 +159,17 @@ edb__arch_archive_hash(edb__arch_hash *out, const uint8_t *a, size_t len)
         edb__arch_hstate_update(&st, a, EDB__ARCH_BLOCK);
         off = EDB__ARCH_BLOCK;
     }
-    while (ps >= EDB__ARCH_PAGE_MIN && ps <= EDB__ARCH_PAGE_MAX && len - off >= EDB__ARCH_BLOCK &&
+    bool v3 = off != 0 && edb__le32(a + 8) == EDB__ARCH_VERSION_Z;
+    while (v3 && ps >= EDB__ARCH_PAGE_MIN && ps <= EDB__ARCH_PAGE_MAX &&
+           len - off >= EDB__ARCH_ZFIXED && memcmp(a + off, EDB__ARCH_MAGIC_ZFRAME, 4) == 0) {
+        uint32_t count = edb__le32(a + off + 4), stored = edb__le32(a + off + 16);
+        if (count < 1 || count > EDB__ARCH_FRAME_MAX || EDB__ARCH_ZHDR_SIZE(count) > len - off ||
+            stored > len - off - EDB__ARCH_ZHDR_SIZE(count))
+            break;
+        edb__arch_hstate_update(&st, a + off, EDB__ARCH_ZHDR_SIZE(count));
+        off += EDB__ARCH_ZHDR_SIZE(count) + stored;
+    }
+    while (!v3 && ps >= EDB__ARCH_PAGE_MIN && ps <= EDB__ARCH_PAGE_MAX && len - off >= EDB__ARCH_BLOCK &&
            memcmp(a + off, EDB__ARCH_MAGIC_FRAME, 4) == 0) {
         uint32_t count = edb__le32(a + off + 4);
         if (count < 1 || count > EDB__ARCH_FRAME_MAX ||
@@ -270,6 +280,10 @@ edb__arch_header_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_header *
     edb__put_le64(block + 88, h->start_npages);
     edb__put_le64(block + 96, h->max_pages);
     edb__put_le64(block + 104, h->created_us);
+    edb__put_le32(block + 112, h->codec);
+    edb__put_le32(block + 116, h->codec_level);
+    edb__put_le32(block + 120, h->cipher);
+    memcpy(block + 124, h->key_id, 16);
     seal(block);
 }
 
@@ -285,9 +299,10 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
         return edb__err(EDB_VERSION, "header at offset %llu: archive format version 1 (written by a "
                         "pre-release edb); this reader reads version %u only: make a new backup",
                         (unsigned long long)off, EDB__ARCH_VERSION);
-    if (version != EDB__ARCH_VERSION)
+    if (version != EDB__ARCH_VERSION && version != EDB__ARCH_VERSION_Z)
         return edb__err(EDB_VERSION, "header at offset %llu: archive format version %u; this reader "
-                        "reads version %u", (unsigned long long)off, version, EDB__ARCH_VERSION);
+                        "reads versions %u and %u", (unsigned long long)off, version,
+                        EDB__ARCH_VERSION, EDB__ARCH_VERSION_Z);
     EDB_RET(check_block_hash(block, "header", off));
     edb__arch_header h;
     memset(&h, 0, sizeof h);
@@ -303,6 +318,12 @@ edb__arch_header_decode(edb__arch_header *out, const uint8_t block[EDB__ARCH_BLO
     h.start_npages = edb__le64(block + 88);
     h.max_pages = edb__le64(block + 96);
     h.created_us = edb__le64(block + 104);
+    if (version == EDB__ARCH_VERSION_Z) {
+        h.codec = edb__le32(block + 112);
+        h.codec_level = edb__le32(block + 116);
+        h.cipher = edb__le32(block + 120);
+        memcpy(h.key_id, block + 124, 16);
+    }
     EDB_RET(header_rules(&h, block, off));
     *out = h;
     return 0;
@@ -321,9 +342,10 @@ static int
 header_rules(const edb__arch_header *hp, const uint8_t *block, uint64_t off)
 {
     edb__arch_header h = *hp;
-    if (h.version != EDB__ARCH_VERSION)
+    if (h.version != EDB__ARCH_VERSION && h.version != EDB__ARCH_VERSION_Z)
         return edb__err(EDB_VERSION, "header at offset %llu: archive format version %u; this reader "
-                        "reads version %u", (unsigned long long)off, h.version, EDB__ARCH_VERSION);
+                        "reads versions %u and %u", (unsigned long long)off, h.version,
+                        EDB__ARCH_VERSION, EDB__ARCH_VERSION_Z);
     if (h.block_size != EDB__ARCH_BLOCK)
         return edb__err(EDB_CORRUPT, "header at offset %llu: block size %u, expected %u",
                         (unsigned long long)off, h.block_size, EDB__ARCH_BLOCK);
@@ -335,8 +357,33 @@ header_rules(const edb__arch_header *hp, const uint8_t *block, uint64_t off)
     if (h.flags & ~EDB__ARCH_F_KNOWN)
         return edb__err(EDB_CORRUPT, "header at offset %llu: unknown flag bits 0x%x",
                         (unsigned long long)off, h.flags & ~EDB__ARCH_F_KNOWN);
+    /* Version 2 has no codec (bytes 112.. reserved); version 3 exists for
+     * its codec, so it names a known one and its level. */
+    if (h.version == EDB__ARCH_VERSION &&
+        (h.codec != EDB__ARCH_CODEC_NONE || h.codec_level != 0 || h.cipher != EDB__ARCH_CIPHER_NONE))
+        return edb__err(EDB_CORRUPT, "header at offset %llu: a codec in a version-%u archive",
+                        (unsigned long long)off, EDB__ARCH_VERSION);
+    if (h.version == EDB__ARCH_VERSION_Z && h.cipher != EDB__ARCH_CIPHER_NONE &&
+        h.cipher != EDB__ARCH_CIPHER_SS)
+        return edb__err(EDB_CORRUPT, "header at offset %llu: unknown cipher %u (this reader knows "
+                        "%u, secretstream)", (unsigned long long)off, h.cipher, EDB__ARCH_CIPHER_SS);
+    if (h.version == EDB__ARCH_VERSION_Z && h.cipher == EDB__ARCH_CIPHER_NONE && !all_zero(h.key_id, 16))
+        return edb__err(EDB_CORRUPT, "header at offset %llu: a key id without a cipher",
+                        (unsigned long long)off);
+    /* An encrypted archive may be uncompressed (codec 0, level 0); an
+     * archive without a cipher is version 3 only for its codec. */
+    bool nocodec = h.cipher != EDB__ARCH_CIPHER_NONE && h.codec == EDB__ARCH_CODEC_NONE &&
+                   h.codec_level == 0;
+    if (h.version == EDB__ARCH_VERSION_Z && !nocodec && h.codec != EDB__ARCH_CODEC_ZSTD)
+        return edb__err(EDB_CORRUPT, "header at offset %llu: unknown codec %u (this reader knows "
+                        "%u, zstd)", (unsigned long long)off, h.codec, EDB__ARCH_CODEC_ZSTD);
+    if (h.version == EDB__ARCH_VERSION_Z && !nocodec &&
+        (h.codec_level < 1 || h.codec_level > EDB__ARCH_ZLEVEL_MAX))
+        return edb__err(EDB_CORRUPT, "header at offset %llu: codec level %u out of range 1..%u",
+                        (unsigned long long)off, h.codec_level, EDB__ARCH_ZLEVEL_MAX);
     if (block != NULL)
-        EDB_RET(check_reserved(block, 112, EDB__ARCH_HASH_OFF, "header", off));
+        EDB_RET(check_reserved(block, h.version == EDB__ARCH_VERSION ? 112 : 140,
+                               EDB__ARCH_HASH_OFF, "header", off));
     if (!(h.flags & EDB__ARCH_F_INCREMENTAL)) {
         if (!all_zero(h.base_id, 16) || !all_zero(h.base_hash.b, 16) || h.base_npages != 0)
             return edb__err(EDB_CORRUPT, "header at offset %llu: a full archive with a base "
@@ -415,6 +462,118 @@ edb__arch_frame_decode(edb__arch_frame *out, const uint8_t block[EDB__ARCH_BLOCK
     }
     out->count = count;
     out->seq = fseq;
+    return 0;
+}
+
+/* ---- version-3 frame ----
+ *
+ * | offset | size | field |
+ * | 0 | 4 | magic "ZFRM" |
+ * | 4 | 4 | count, 1 ..= 168 |
+ * | 8 | 8 | seq |
+ * | 16 | 4 | stored: payload bytes after this header |
+ * | 20 | 4 | method: 0 stored, 1 zstd |
+ * | 24 | 8 | reserved, zero |
+ * | 32 | 24 x count | entries: pgno, page hash (as in version 2) |
+ * | 32 + 24 x count | 16 | header hash: H(bytes 0 .. 32 + 24 x count - 1, 0) |
+ */
+
+void
+edb__arch_zframe_encode(uint8_t *out, const edb__arch_frame *f, uint32_t method, uint32_t stored)
+{
+    uint32_t n = f->count <= EDB__ARCH_FRAME_MAX ? f->count : EDB__ARCH_FRAME_MAX;
+    memset(out, 0, EDB__ARCH_ZFIXED);
+    memcpy(out, EDB__ARCH_MAGIC_ZFRAME, 4);
+    edb__put_le32(out + 4, n);
+    edb__put_le64(out + 8, f->seq);
+    edb__put_le32(out + 16, stored);
+    edb__put_le32(out + 20, method);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *e = out + EDB__ARCH_ZFIXED + (size_t)i * EDB__ARCH_ENTRY_SIZE;
+        edb__put_le64(e, f->entries[i].pgno);
+        memcpy(e + 8, f->entries[i].hash.b, 16);
+    }
+    size_t hl = EDB__ARCH_ZHDR_SIZE(n) - 16;
+    edb__arch_hash h;
+    edb__arch_hash_bytes(&h, out, hl, 0);
+    memcpy(out + hl, h.b, 16);
+}
+
+int
+edb__arch_zframe_count(uint32_t *out, const uint8_t *p, uint64_t seq, uint64_t off)
+{
+    *out = 0;
+    if (memcmp(p, EDB__ARCH_MAGIC_ZFRAME, 4) != 0)
+        return edb__err(EDB_CORRUPT, "expected frame or trailer at offset %llu (frame %llu)",
+                        (unsigned long long)off, (unsigned long long)seq);
+    uint32_t count = edb__le32(p + 4);
+    if (count < 1 || count > EDB__ARCH_FRAME_MAX)
+        return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: page count %u out of range 1..%u",
+                        (unsigned long long)seq, (unsigned long long)off, count, EDB__ARCH_FRAME_MAX);
+    *out = count;
+    return 0;
+}
+
+int
+edb__arch_zframe_decode(edb__arch_frame *out, uint32_t *method, uint32_t *stored, const uint8_t *p,
+                        const edb__arch_header *h, uint64_t seq, uint64_t off)
+{
+    out->count = 0;
+    out->seq = 0;
+    *method = 0;
+    *stored = 0;
+    uint32_t count;
+    EDB_RET(edb__arch_zframe_count(&count, p, seq, off));
+    size_t hl = EDB__ARCH_ZHDR_SIZE(count) - 16;
+    edb__arch_hash hh;
+    edb__arch_hash_bytes(&hh, p, hl, 0);
+    if (!edb__arch_hash_eq(&hh, (const edb__arch_hash *)(const void *)(p + hl)))
+        return edb__err(EDB_CHECKSUM, "frame %llu at offset %llu: header hash mismatch (the frame "
+                        "header was altered)", (unsigned long long)seq, (unsigned long long)off);
+    uint64_t fseq = edb__le64(p + 8);
+    if (fseq != seq)
+        return edb__err(EDB_CORRUPT, "frame at offset %llu: sequence number %llu, expected %llu "
+                        "(a frame is missing, repeated or out of order)", (unsigned long long)off,
+                        (unsigned long long)fseq, (unsigned long long)seq);
+    uint32_t st = edb__le32(p + 16), m = edb__le32(p + 20);
+    EDB_RET(check_reserved(p, 24, 32, "frame", off));
+    uint64_t raw = (uint64_t)count * h->page_size;
+    /* Encrypted: the payload is the sealed form of what the rules below
+     * describe, EDB__ARCH_SEAL bytes longer. */
+    uint32_t st_all = st;
+    if (h->cipher != EDB__ARCH_CIPHER_NONE) {
+        if (st < EDB__ARCH_SEAL + 1)
+            return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: encrypted payload of %u bytes "
+                            "(at least %u)", (unsigned long long)seq, (unsigned long long)off, st,
+                            EDB__ARCH_SEAL + 1);
+        st -= EDB__ARCH_SEAL;
+    }
+    if (m == EDB__ARCH_ZM_ZSTD && h->codec != EDB__ARCH_CODEC_ZSTD)
+        return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: a compressed frame in an archive "
+                        "without a codec", (unsigned long long)seq, (unsigned long long)off);
+    if (m != EDB__ARCH_ZM_STORED && m != EDB__ARCH_ZM_ZSTD)
+        return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: unknown payload method %u",
+                        (unsigned long long)seq, (unsigned long long)off, m);
+    if ((m == EDB__ARCH_ZM_STORED && st != raw) || (m == EDB__ARCH_ZM_ZSTD && (st < 1 || st >= raw)))
+        return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: payload of %u bytes for %u pages "
+                        "of %u bytes (%s)", (unsigned long long)seq, (unsigned long long)off, st,
+                        count, h->page_size,
+                        m == EDB__ARCH_ZM_STORED ? "stored: must be exactly their size"
+                                                 : "compressed: must be smaller than them");
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *e = p + EDB__ARCH_ZFIXED + (size_t)i * EDB__ARCH_ENTRY_SIZE;
+        uint64_t pgno = edb__le64(e);
+        if (pgno < 2 || pgno >= h->max_pages)
+            return edb__err(EDB_CORRUPT, "frame %llu at offset %llu: entry %u: page number %llu out "
+                            "of range 2..%llu", (unsigned long long)seq, (unsigned long long)off, i,
+                            (unsigned long long)pgno, (unsigned long long)(h->max_pages - 1));
+        out->entries[i].pgno = pgno;
+        memcpy(out->entries[i].hash.b, e + 8, 16);
+    }
+    out->count = count;
+    out->seq = fseq;
+    *method = m;
+    *stored = st_all;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * archive.h: the block codec of the backup archive (`.edbk`, format version 2,
- * specified byte by byte in doc/backup-format.md).
+ * and version 3 for compressed frames, specified byte by byte in
+ * doc/backup-format.md).
  *
  * Pure functions, no I/O and no allocation: encoders fill one 4096-byte block
  * from a struct (computing the block hash), decoders validate one block and
@@ -30,7 +31,8 @@
 
 #define EDB__ARCH_BLOCK        4096u   /* every structure is one block */
 #define EDB__ARCH_HASH_OFF     4080u   /* block hash: H(bytes 0..4079, 0) */
-#define EDB__ARCH_VERSION      2u
+#define EDB__ARCH_VERSION      2u   /* plain archives (no codec) */
+#define EDB__ARCH_VERSION_Z    3u   /* archives whose frames are compressed */
 #define EDB__ARCH_PAGE_MIN     512u
 #define EDB__ARCH_PAGE_MAX     65536u
 #define EDB__ARCH_FRAME_MAX    168u    /* (4080 - 32) / 24 entries fit a frame block */
@@ -50,6 +52,21 @@
 #define EDB__ARCH_MAGIC_FRAME   "FRAM"             /* 4 bytes */
 #define EDB__ARCH_MAGIC_TRAILER "TRLR"             /* 4 bytes */
 #define EDB__ARCH_MAGIC_END     "EDBKEND\n"        /* 8 bytes */
+#define EDB__ARCH_MAGIC_ZFRAME  "ZFRM"             /* 4 bytes: a frame of a version-3 archive */
+
+/* Codecs (header field `codec`, version 3), and a frame's payload method. */
+#define EDB__ARCH_CODEC_NONE    0u
+#define EDB__ARCH_CODEC_ZSTD    1u
+#define EDB__ARCH_ZLEVEL_MAX    22u
+#define EDB__ARCH_CIPHER_NONE   0u
+#define EDB__ARCH_CIPHER_SS     1u    /* libsodium crypto_secretstream_xchacha20poly1305, a stream a frame */
+#define EDB__ARCH_SEAL          41u   /* its bytes per frame: 24-byte stream header + 17-byte tag */
+#define EDB__ARCH_ZM_STORED     0u    /* payload: the pages as they are */
+#define EDB__ARCH_ZM_ZSTD       1u    /* payload: one zstd frame of the pages, smaller than them */
+#define EDB__ARCH_ZFIXED        32u   /* a version-3 frame header before its entries */
+/* Bytes of a version-3 frame header of @count entries: the fixed part, the
+ * entries, the header hash. */
+#define EDB__ARCH_ZHDR_SIZE(count) (EDB__ARCH_ZFIXED + (size_t)(count) * EDB__ARCH_ENTRY_SIZE + 16u)
 
 /* The LMDB meta inside the trailer's 256 bytes: offsets EDB__META_OFF_* from
  * lmdb_layout.h, the one place LMDB's layout is written down. */
@@ -81,6 +98,10 @@ typedef struct edb__arch_header {
     uint64_t start_npages;
     uint64_t max_pages;      /* every pgno < max_pages; max_pages * page_size fits an off_t */
     uint64_t created_us;
+    uint32_t codec;          /* version 3: EDB__ARCH_CODEC_ZSTD; version 2: NONE */
+    uint32_t codec_level;    /* version 3: the level it was written with, 1 ..= 22 (0: no codec) */
+    uint32_t cipher;         /* version 3: EDB__ARCH_CIPHER_* */
+    uint8_t key_id[16];      /* version 3 with a cipher: the key's id (codec.h), else zero */
 } edb__arch_header;
 
 typedef struct edb__arch_entry {
@@ -152,6 +173,24 @@ void edb__arch_header_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_hea
 void edb__arch_frame_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_frame *f);
 void edb__arch_trailer_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_trailer *t);
 void edb__arch_end_encode(uint8_t block[EDB__ARCH_BLOCK], const edb__arch_end *e);
+
+/* Version 3 (compressed) frames: a variable-length frame header, then
+ * @stored payload bytes (doc/backup-format.md "Version 3").  Encode writes
+ * EDB__ARCH_ZHDR_SIZE(f->count) bytes at @out, header hash last. */
+void edb__arch_zframe_encode(uint8_t *out, const edb__arch_frame *f, uint32_t method,
+                             uint32_t stored);
+/* The count a version-3 frame header announces (its first EDB__ARCH_ZFIXED
+ * bytes at @p), checked against 1 ..= EDB__ARCH_FRAME_MAX, so the caller
+ * knows how many header bytes to read.  @return 0 or EDB_CORRUPT. */
+int edb__arch_zframe_count(uint32_t *out, const uint8_t *p, uint64_t seq, uint64_t off);
+/* A whole version-3 frame header (EDB__ARCH_ZHDR_SIZE(count) bytes at @p):
+ * magic, header hash (EDB_CHECKSUM), count, seq, method known, reserved zero,
+ * stored length (STORED: exactly count * page_size; ZSTD: 1 ..= count *
+ * page_size - 1, so a payload never costs more memory than its pages), each
+ * pgno in 2 .. max_pages - 1. */
+int edb__arch_zframe_decode(edb__arch_frame *out, uint32_t *method, uint32_t *stored,
+                            const uint8_t *p, const edb__arch_header *h, uint64_t seq,
+                            uint64_t off);
 
 /* Decoders.  @off is the block's byte offset in the archive (for messages). */
 /* Header: magic, version (EDB_VERSION), block hash, block size, page size,

@@ -35,6 +35,7 @@
 
 #include "backup.h"
 #include "base.h"
+#include "codec.h"
 #include "copier.h"
 #include "error.h"
 #include "stream.h"
@@ -328,6 +329,14 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
         return edb__err(EDB_INVAL, "edb_backup_begin: EDB_BACKUP_INCREMENTAL needs a base archive");
     if (!(o.flags & EDB_BACKUP_INCREMENTAL) && o.base != NULL)
         return edb__err(EDB_INVAL, "edb_backup_begin: a base archive needs EDB_BACKUP_INCREMENTAL");
+    if (o.compress != EDB_BACKUP_COMPRESS_NONE && o.compress != EDB_BACKUP_COMPRESS_ZSTD)
+        return edb__err(EDB_INVAL, "edb_backup_begin: unknown compression %u", o.compress);
+    if (o.compress_threads > 64)
+        return edb__err(EDB_INVAL, "edb_backup_begin: %u compression threads (at most 64)",
+                        o.compress_threads);
+    if (o.compress_level < 0 || o.compress_level > (int)EDB__ARCH_ZLEVEL_MAX)
+        return edb__err(EDB_INVAL, "edb_backup_begin: compression level %d out of range 1..%u",
+                        o.compress_level, EDB__ARCH_ZLEVEL_MAX);
 
     edb__bk_reg *reg = NULL;
     edb__snap *snap = NULL;
@@ -351,6 +360,16 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     snap->plan.created_us = edb__now_real_us();
     snap->plan.rate_limit = o.rate_limit;
     snap->plan.ring_size = o.ring_size;
+    if (o.encrypt_key != NULL) {
+        snap->plan.cipher = EDB__ARCH_CIPHER_SS;
+        memcpy(snap->plan.key, o.encrypt_key, sizeof snap->plan.key);
+        EDB_ERR(edb__key_id(snap->plan.key_id, snap->plan.key));
+    }
+    if (o.compress == EDB_BACKUP_COMPRESS_ZSTD) {
+        snap->plan.codec = EDB__ARCH_CODEC_ZSTD;
+        snap->plan.codec_level = o.compress_level > 0 ? (unsigned)o.compress_level : 1u;
+        snap->plan.codec_threads = o.compress_threads;
+    }
     if (o.flags & EDB_BACKUP_INCREMENTAL) {
         if (base.page_size != snap->page_size)
             EDB_ERR(edb__err(EDB_CHAIN, "edb_backup_begin: base archive '%s' has %u-byte pages, "

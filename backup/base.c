@@ -193,7 +193,7 @@ load(loader *ld, edb__base *b)
     if (!S_ISREG(st.st_mode))
         return edb__err(EDB_INVAL, "base archive '%s': not a regular file", ld->path);
     ld->size = (uint64_t)st.st_size;
-    if (ld->size < 4 * (uint64_t)EDB__ARCH_BLOCK || ld->size % EDB__ARCH_BLOCK != 0)
+    if (ld->size < 4 * (uint64_t)EDB__ARCH_BLOCK)
         return edb__err(EDB_CORRUPT, "base archive '%s': %llu bytes is not a complete archive",
                         ld->path, (unsigned long long)ld->size);
     uint64_t end_off = ld->size - EDB__ARCH_BLOCK;
@@ -201,6 +201,10 @@ load(loader *ld, edb__base *b)
     edb__arch_header h;
     EDB_RET(read_block(ld, block, 0, "header"));
     EDB_RET(named(edb__arch_header_decode(&h, block, 0), ld->path));
+    /* Version 2 is whole blocks; version 3's frames are not. */
+    if (h.version == EDB__ARCH_VERSION && ld->size % EDB__ARCH_BLOCK != 0)
+        return edb__err(EDB_CORRUPT, "base archive '%s': %llu bytes is not a complete archive",
+                        ld->path, (unsigned long long)ld->size);
 
     /* Frames, up to the trailer. */
     uint64_t off = EDB__ARCH_BLOCK, frames = 0, pages = 0;
@@ -213,6 +217,22 @@ load(loader *ld, edb__base *b)
         edb__arch_kind k = edb__arch_block_kind(block);
         if (k == EDB__ARCH_TRAILER)
             break;
+        if (h.version == EDB__ARCH_VERSION_Z) {
+            /* A version-3 frame: its header (at most 4080 bytes) is in the
+             * block; the payload is skipped like the pages of version 2. */
+            uint32_t method, stored;
+            EDB_RET(named(edb__arch_zframe_decode(&f, &method, &stored, block, &h, frames, off),
+                          ld->path));
+            uint64_t len = EDB__ARCH_ZHDR_SIZE(f.count) + (uint64_t)stored;
+            if (len > end_off - off)
+                return edb__err(EDB_CORRUPT, "base archive '%s': frame %llu at offset %llu runs past "
+                                "the end", ld->path, (unsigned long long)frames, (unsigned long long)off);
+            EDB_RET(add_entries(ld, &f));
+            off += len;
+            frames++;
+            pages += f.count;
+            continue;
+        }
         if (k != EDB__ARCH_FRAME)
             return edb__err(EDB_CORRUPT, "base archive '%s': expected frame or trailer at offset %llu",
                             ld->path, (unsigned long long)off);
@@ -248,11 +268,13 @@ load(loader *ld, edb__base *b)
     /* The table, then its zero padding. */
     size_t n = (size_t)t.npages;
     EDB_RET(read_table(ld, b, n, toff));
-    uint64_t pad_off = toff + n * sizeof *b->table;
-    if (pad_off % EDB__ARCH_BLOCK != 0) {
-        uint64_t blk = pad_off - pad_off % EDB__ARCH_BLOCK;
+    /* The padding is what is left of the table's last block (the table
+     * starts on a block boundary in version 2, anywhere in version 3). */
+    uint64_t tab = (uint64_t)n * sizeof *b->table;
+    if (tab % EDB__ARCH_BLOCK != 0) {
+        uint64_t blk = toff + tab - tab % EDB__ARCH_BLOCK;
         EDB_RET(read_block(ld, block, blk, "page hash table"));
-        for (size_t i = (size_t)(pad_off - blk); i < EDB__ARCH_BLOCK; i++)
+        for (size_t i = (size_t)(tab % EDB__ARCH_BLOCK); i < EDB__ARCH_BLOCK; i++)
             if (block[i] != 0)
                 return edb__err(EDB_CORRUPT, "base archive '%s': non-zero padding after the page hash "
                                 "table at offset %llu", ld->path, (unsigned long long)(blk + i));

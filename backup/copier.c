@@ -48,33 +48,14 @@
 #include <time.h>
 
 #include "archive.h"
-#include "copier.h"
-#include "lowpin.h"
+#include "copier_int.h"
 #include "sys_fs.h"
 #include "error.h"
 #include "sys.h"
 
-#define COPIER_BATCH EDB__ARCH_FRAME_EDB   /* pages per frame */
-
 _Atomic unsigned long edb__copier_zc_frames;
 
-typedef struct work {
-    edb__arch_hash *table;     /* npages entries: the page hash table */
-    uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
-    uint8_t *ibuf;             /* incremental, low-pin: COPIER_BATCH pages read before the choice */
-    struct lpstate *lp;        /* low-pin only */
-    void *hraw;                /* allocation holding hs (64-byte aligned) */
-    edb__arch_hstate *hs;      /* archive hash: every byte emitted but the pages of frames */
-    edb__arch_frame frame;
-    uint8_t *cur;              /* slot being filled by out_bytes, or NULL */
-    size_t cur_len;
-    uint64_t length;           /* archive bytes emitted */
-    uint64_t frames, pages;
-    uint64_t rate_next_ns;     /* token bucket: when the next byte may go */
-} work;
-
-struct lpstate;
-static void lp_free(struct lpstate *lp);
+typedef edb__cwork work;
 
 /* ---- allocation -------------------------------------------------------------- */
 
@@ -86,7 +67,11 @@ work_free(work *w)
     free(w->table);
     free(w->scratch);
     free(w->ibuf);
-    lp_free(w->lp);
+    free(w->zbuf);
+    free(w->ebuf);
+    edb__zpool_free(w->zpool);      /* joins its helpers: they never wait on anything but it */
+    edb__codec_free(&w->codec);
+    edb__lp_free(w->lp);
     free(w->hraw);
     free(w);
 }
@@ -110,7 +95,16 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
     bool choose = (snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) != 0;
     if (choose)
         w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
-    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL))
+    if (snap->plan.codec != EDB__ARCH_CODEC_NONE) {
+        w->zcap = edb__codec_bound((size_t)COPIER_BATCH * snap->page_size);
+        w->zbuf = edb__sys_malloc(w->zcap);
+    }
+    if (snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+        w->ecap = (size_t)COPIER_BATCH * snap->page_size + EDB__ARCH_SEAL;
+        w->ebuf = edb__sys_malloc(w->ecap);
+    }
+    if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL) ||
+        (w->zcap != 0 && w->zbuf == NULL) || (w->ecap != 0 && w->ebuf == NULL))
         goto nomem;
     w->hs = (edb__arch_hstate *)(((uintptr_t)w->hraw + 63) & ~(uintptr_t)63);
     edb__ref_get(&s->ref);
@@ -282,6 +276,13 @@ edb__copier_header(edb__arch_header *out, const edb__snap *sn)
     h.start_npages = sn->npages;
     h.max_pages = sn->max_pages;
     h.created_us = sn->plan.created_us;
+    if (sn->plan.codec != EDB__ARCH_CODEC_NONE || sn->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+        h.version = EDB__ARCH_VERSION_Z;
+        h.codec = sn->plan.codec;
+        h.codec_level = sn->plan.codec != EDB__ARCH_CODEC_NONE ? sn->plan.codec_level : 0;
+        h.cipher = sn->plan.cipher;
+        memcpy(h.key_id, sn->plan.key_id, sizeof h.key_id);
+    }
     *out = h;
     /* The reader's own rules, before anything is written (issue #11): an
      * archive its reader refuses is never produced. */
@@ -316,8 +317,8 @@ skip_free(edb__copier *c, uint64_t p)
 
 /* Read pages e[0..n) into dst (page i at dst + i * psize), one pread per run
  * of consecutive page numbers. */
-static int
-read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned n)
+int
+edb__copier_read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned n)
 {
     size_t psize = sn->page_size;
     unsigned i = 0;
@@ -340,114 +341,187 @@ read_pages(const edb__snap *sn, uint8_t *dst, const edb__arch_entry *e, unsigned
     return 0;
 }
 
-/* Frame the n pages (entries in w->frame) and publish the slot: the pages
- * follow the header block in the slot, or, with niov > 0, the slot's iovec
- * entries 1 .. niov-1 reference them in the map (entry 0 is the header block). */
+/* ---- the frame writer (copier_int.h) ----------------------------------------- */
+
 static int
-frame_publish_iov(edb__copier *c, uint8_t *slot, unsigned n, unsigned niov)
+fw_open(edb__copier *c)
 {
     work *w = c->work;
+    if (w->fslot != NULL)
+        return 0;
+    EDB_RET(edb__ring_reserve(&c->s->ring, &w->fslot));
+    w->fn = 0;
+    w->fniov = 0;
+    if (w->zc) {
+        struct iovec *iov = edb__ring_slot_iov(&c->s->ring);
+        iov[0].iov_base = w->fslot;
+        iov[0].iov_len = EDB__ARCH_BLOCK;
+        w->fniov = 1;
+    }
+    return 0;
+}
+
+int
+edb__fw_dst(edb__copier *c, uint8_t **out)
+{
+    work *w = c->work;
+    *out = NULL;
+    EDB_RET(fw_open(c));
+    *out = w->fslot + EDB__ARCH_BLOCK + (size_t)w->fn * c->snap->page_size;
+    return 0;
+}
+
+int
+edb__fw_flush(edb__copier *c)
+{
+    work *w = c->work;
+    if (w->fslot == NULL)
+        return 0;
+    uint8_t *slot = w->fslot;
+    unsigned n = w->fn, niov = w->fniov;
+    w->fslot = NULL;
+    w->fn = 0;
+    w->fniov = 0;
+    if (n == 0)
+        return 0;      /* reserved, never committed: the next reserve gets it again */
     w->frame.count = n;
     w->frame.seq = w->frames;
+    if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE || c->snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+        /* Version 3: the pages, compressed (or stored when that is not
+         * smaller), follow a header of n entries; both go where the block
+         * and the pages were (header + payload <= block + pages). */
+        size_t psize = c->snap->page_size;
+        size_t raw = (size_t)n * psize, z = 0, hl = EDB__ARCH_ZHDR_SIZE(n);
+        if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE && !w->zpool_tried) {
+            /* Made here, on the copier's thread: the helpers inherit its
+             * mask (every signal blocked). */
+            w->zpool_tried = true;
+            EDB_RET(edb__zpool_new(&w->zpool, c->snap->plan.codec_threads,
+                                   (size_t)COPIER_BATCH * psize));
+        }
+        unsigned width = edb__zpool_width(w->zpool);
+        size_t part = (size_t)((n + width - 1) / width) * psize;
+        if (c->snap->plan.codec != EDB__ARCH_CODEC_NONE)
+            EDB_RET(edb__zpool_compress(&z, w->zpool, &w->codec, w->zbuf, w->zcap,
+                                        slot + EDB__ARCH_BLOCK, raw, part,
+                                        (int)c->snap->plan.codec_level));
+        if (c->snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
+            /* Compressed (or not), then sealed with the frame header as
+             * additional data; the header goes in first, then the payload. */
+            uint8_t hdr[EDB__ARCH_BLOCK];
+            size_t plen = z ? z : raw;
+            edb__arch_zframe_encode(hdr, &w->frame, z ? EDB__ARCH_ZM_ZSTD : EDB__ARCH_ZM_STORED,
+                                    (uint32_t)(plen + EDB__ARCH_SEAL));
+            EDB_RET(edb__seal(w->ebuf, z ? w->zbuf : slot + EDB__ARCH_BLOCK, plen, hdr, hl - 16,
+                              c->snap->plan.key));
+            memcpy(slot, hdr, hl);
+            memcpy(slot + hl, w->ebuf, plen + EDB__ARCH_SEAL);
+            w->frames++;
+            w->pages += n;
+            return publish(c, slot, hl + plen + EDB__ARCH_SEAL, hl);
+        }
+        if (z != 0)
+            memcpy(slot + hl, w->zbuf, z);
+        else
+            memmove(slot + hl, slot + EDB__ARCH_BLOCK, raw);
+        edb__arch_zframe_encode(slot, &w->frame, z ? EDB__ARCH_ZM_ZSTD : EDB__ARCH_ZM_STORED,
+                                (uint32_t)(z ? z : raw));
+        w->frames++;
+        w->pages += n;
+        return publish(c, slot, hl + (z ? z : raw), hl);
+    }
     edb__arch_frame_encode(slot, &w->frame);
     w->frames++;
     w->pages += n;
+    if (niov > 0)
+        atomic_fetch_add_explicit(&edb__copier_zc_frames, 1, memory_order_relaxed);
     return publish_iov(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size, EDB__ARCH_BLOCK,
                        niov);
 }
 
-static int
-frame_publish(edb__copier *c, uint8_t *slot, unsigned n)
+int
+edb__fw_add(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
 {
-    return frame_publish_iov(c, slot, n, 0);
+    work *w = c->work;
+    size_t psize = c->snap->page_size;
+    EDB_RET(fw_open(c));
+    if (w->zc) {
+        struct iovec *iov = edb__ring_slot_iov(&c->s->ring);
+        if (w->fn > 0 && e->pgno == w->frame.entries[w->fn - 1].pgno + 1 &&
+            (const uint8_t *)iov[w->fniov - 1].iov_base + iov[w->fniov - 1].iov_len == page) {
+            iov[w->fniov - 1].iov_len += psize;
+        } else {
+            iov[w->fniov].iov_base = (void *)page;
+            iov[w->fniov].iov_len = psize;
+            w->fniov++;
+        }
+    } else {
+        uint8_t *dst = w->fslot + EDB__ARCH_BLOCK + (size_t)w->fn * psize;
+        if (dst != page)
+            memcpy(dst, page, psize);
+    }
+    w->frame.entries[w->fn++] = *e;
+    w->table[e->pgno] = e->hash;
+    return w->fn == COPIER_BATCH ? edb__fw_flush(c) : 0;
 }
 
-/* The page numbers of the next frame, from *p on (free pages skipped unless
- * kept), into the work frame's entries; returns how many (0: the end). */
+/* ---- the four paths ------------------------------------------------------------ */
+
+/* The page numbers of the next batch, from *p on (free pages skipped unless
+ * kept), into e; returns how many (0: the end). */
 static unsigned
-next_batch(edb__copier *c, uint64_t *p)
+next_batch(edb__copier *c, uint64_t *p, edb__arch_entry *e)
 {
     const edb__snap *sn = c->snap;
-    work *w = c->work;
     unsigned n = 0;
     while (*p < sn->npages && n < COPIER_BATCH) {
         if (!skip_free(c, *p))
-            w->frame.entries[n++].pgno = *p;
+            e[n++].pgno = *p;
         (*p)++;
     }
     return n;
 }
 
-/* A full backup's frames without copying the pages: each page is hashed from
- * the map on this thread, and the slot carries the frame header block plus
+/* A full backup.  Zero-copy streams (c->s->zc_map): each page is hashed from
+ * the map on this thread, and the frame's slot carries its header block plus
  * one iovec entry per run of consecutive pages in the map, for the sink's
- * writev.  The map's pages are the snapshot's while its read txn is held:
- * the copier holds it until the ring is drained (copier_main). */
-static int
-emit_frames_zc(edb__copier *c, const uint8_t *map)
-{
-    const edb__snap *sn = c->snap;
-    work *w = c->work;
-    size_t psize = sn->page_size;
-    uint64_t p = 2;
-    for (;;) {
-        unsigned n = next_batch(c, &p);
-        if (n == 0)
-            return 0;
-        uint8_t *slot;
-        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-        struct iovec *iov = edb__ring_slot_iov(&c->s->ring);
-        iov[0].iov_base = slot;
-        iov[0].iov_len = EDB__ARCH_BLOCK;
-        unsigned niov = 1;
-        for (unsigned i = 0; i < n; i++) {
-            edb__arch_entry *e = &w->frame.entries[i];
-            const uint8_t *page = map + e->pgno * psize;
-            edb__arch_page_hash(&e->hash, page, psize, e->pgno);
-            w->table[e->pgno] = e->hash;
-            if (i > 0 && e->pgno == w->frame.entries[i - 1].pgno + 1) {
-                iov[niov - 1].iov_len += psize;
-            } else {
-                iov[niov].iov_base = (void *)page;
-                iov[niov].iov_len = psize;
-                niov++;
-            }
-        }
-        EDB_RET(frame_publish_iov(c, slot, n, niov));
-        atomic_fetch_add_explicit(&edb__copier_zc_frames, 1, memory_order_relaxed);
-    }
-}
-
+ * writev; the map's pages are the snapshot's while its read txn is held, and
+ * the copier holds it until the ring is drained (copier_main).  Otherwise
+ * the pages are read straight into the frame's slot. */
 static int
 emit_frames(edb__copier *c)
 {
     const edb__snap *sn = c->snap;
     work *w = c->work;
     size_t psize = sn->page_size;
-    if (c->s->zc_map != NULL)               /* set by edb__stream_open, before we started */
-        return emit_frames_zc(c, c->s->zc_map);
+    const uint8_t *map = c->s->zc_map;      /* set by edb__stream_open, before we started */
+    w->zc = map != NULL;
+    edb__arch_entry e[COPIER_BATCH];
     uint64_t p = 2;
     for (;;) {
-        unsigned n = next_batch(c, &p);
+        unsigned n = next_batch(c, &p, e);
         if (n == 0)
-            return 0;
-        uint8_t *slot;
-        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-        EDB_RET(read_pages(sn, slot + EDB__ARCH_BLOCK, w->frame.entries, n));
-        for (unsigned i = 0; i < n; i++) {
-            edb__arch_entry *e = &w->frame.entries[i];
-            edb__arch_page_hash(&e->hash, slot + EDB__ARCH_BLOCK + i * psize, psize, e->pgno);
-            w->table[e->pgno] = e->hash;
+            return edb__fw_flush(c);
+        uint8_t *dst = NULL;
+        if (map == NULL) {
+            /* The open frame is empty here (frames hold one batch): read the
+             * batch into its slot. */
+            EDB_RET(edb__fw_dst(c, &dst));
+            EDB_RET(edb__copier_read_pages(sn, dst, e, n));
         }
-        EDB_RET(frame_publish(c, slot, n));
+        for (unsigned i = 0; i < n; i++) {
+            const uint8_t *page = map != NULL ? map + e[i].pgno * psize : dst + (size_t)i * psize;
+            edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
+            EDB_RET(edb__fw_add(c, &e[i], page));
+        }
     }
 }
 
 /* Incremental: every page of the snapshot is read (into w->ibuf, 64 at a
  * time) and hashed; only a page at or past the base's npages, or whose hash
- * differs from the base's table entry, is copied into a frame.  The table
- * gets every page's hash either way.  A slot is reserved only once a page is
- * to be emitted, so the scan checks cancel once per batch itself. */
+ * differs from the base's table entry, goes to a frame.  The table gets every
+ * page's hash either way.  A slot is reserved only once a page is to be
+ * emitted, so the scan checks cancel once per batch itself. */
 static int
 emit_frames_incr(edb__copier *c)
 {
@@ -455,46 +529,27 @@ emit_frames_incr(edb__copier *c)
     work *w = c->work;
     size_t psize = sn->page_size;
     edb__arch_entry cand[COPIER_BATCH];
-    uint8_t *slot = NULL;
-    unsigned n = 0;
     uint64_t p = 2;
     for (;;) {
-        unsigned m = 0;
-        while (p < sn->npages && m < COPIER_BATCH) {
-            if (!skip_free(c, p))
-                cand[m++].pgno = p;
-            p++;
-        }
+        unsigned m = next_batch(c, &p, cand);
         if (m == 0)
-            break;
+            return edb__fw_flush(c);
         /* Every batch, also while a slot is held: unchanged pages never
          * reach a ring wait, and the copier must go within one batch. */
         if (edb__ring_is_canceled(&c->s->ring))
             return edb__err(EDB_CANCELED, "backup copier: canceled");
-        EDB_RET(read_pages(sn, w->ibuf, cand, m));
+        EDB_RET(edb__copier_read_pages(sn, w->ibuf, cand, m));
         for (unsigned i = 0; i < m; i++) {
             const uint8_t *page = w->ibuf + (size_t)i * psize;
             uint64_t pg = cand[i].pgno;
-            edb__arch_page_hash(&w->table[pg], page, psize, pg);
-            if (pg < sn->plan.base_npages && edb__arch_hash_eq(&w->table[pg], &sn->plan.base_table[pg]))
+            edb__arch_page_hash(&cand[i].hash, page, psize, pg);
+            w->table[pg] = cand[i].hash;
+            if (pg < sn->plan.base_npages && edb__arch_hash_eq(&cand[i].hash, &sn->plan.base_table[pg]))
                 continue;
-            if (slot == NULL)
-                EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-            memcpy(slot + EDB__ARCH_BLOCK + (size_t)n * psize, page, psize);
-            w->frame.entries[n].pgno = pg;
-            w->frame.entries[n].hash = w->table[pg];
-            if (++n == COPIER_BATCH) {
-                uint8_t *full = slot;
-                slot = NULL;
-                n = 0;
-                EDB_RET(frame_publish(c, full, COPIER_BATCH));
-            }
+            EDB_RET(edb__fw_add(c, &cand[i], page));
         }
     }
-    return n > 0 ? frame_publish(c, slot, n) : 0;
 }
-
-static int emit_tail(edb__copier *c, edb__arch_trailer *t);
 
 static int
 emit_trailer_and_end(edb__copier *c)
@@ -516,16 +571,15 @@ emit_trailer_and_end(edb__copier *c)
     t.txnid = sn->txnid;
     t.pin_us = pin;
     memcpy(t.meta, sn->meta, sizeof t.meta);
-    return emit_tail(c, &t);
+    return edb__copier_tail(c, &t);
 }
 
-/* The trailer @t (frames and pages filled here), the first t->npages entries
- * of w->table, the padding and the end block. */
-static int
-emit_tail(edb__copier *c, edb__arch_trailer *t)
+int
+edb__copier_tail(edb__copier *c, edb__arch_trailer *t)
 {
     const edb__snap *sn = c->snap;
     work *w = c->work;
+    EDB_RET(edb__fw_flush(c));
     t->frames = w->frames;
     t->pages = w->pages;
     uint8_t block[EDB__ARCH_BLOCK];
@@ -555,309 +609,6 @@ emit_tail(edb__copier *c, edb__arch_trailer *t)
     return 0;
 }
 
-/* ---- low-pin (lowpin.h) ---------------------------------------------------------
- *
- * w->table[p] is the hash of what the archive emitted so far restores page p
- * to, when bit p of lp->known is set: the last emitted copy, else (an
- * incremental) the base's page.  An unknown page restores to zeros and is
- * emitted whenever it is reachable.  A page is emitted when its hash under the
- * current snapshot differs, so after the final pass every page reachable in
- * the final snapshot is known with its final hash, and the table is complete
- * by construction (a free page keeps what restore puts there).
- */
-typedef struct lpstate {
-    uint64_t n;                /* entries of w->table and bits of known */
-    uint64_t *known;
-    uint8_t *buf;              /* EDB__LP_BATCH_PAGES pages read under one short snapshot */
-    edb__arch_entry *ent;      /* their entries */
-    uint8_t *stage;            /* final pass: changed pages, read pinned, emitted unpinned */
-    edb__arch_entry *sent;
-    size_t nstage, capstage;
-} lpstate;
-
-static void
-lp_free(lpstate *lp)
-{
-    if (lp == NULL)
-        return;
-    free(lp->known);
-    free(lp->buf);
-    free(lp->ent);
-    free(lp->stage);
-    free(lp->sent);
-    free(lp);
-}
-
-/* Grow the table and the known bits to n pages (new pages: the base's, else unknown). */
-static int
-lp_grow(edb__copier *c, uint64_t n)
-{
-    work *w = c->work;
-    lpstate *lp = w->lp;
-    if (n <= lp->n)
-        return 0;
-    size_t words = (size_t)((n + 63) / 64), old = (size_t)((lp->n + 63) / 64);
-    edb__arch_hash *t = edb__sys_realloc(w->table, (size_t)n * sizeof *t);
-    if (t == NULL)
-        return edb__err(EDB_NOMEM, "backup copier: page hash table of %llu pages", (unsigned long long)n);
-    w->table = t;
-    uint64_t *k = edb__sys_realloc(lp->known, words * sizeof *k);
-    if (k == NULL)
-        return edb__err(EDB_NOMEM, "backup copier: page set of %llu pages", (unsigned long long)n);
-    lp->known = k;
-    if (words > old)
-        memset(k + old, 0, (words - old) * sizeof *k);
-    const edb__plan *pl = &c->snap->plan;
-    for (uint64_t p = lp->n; p < n; p++) {
-        k[p >> 6] &= ~((uint64_t)1 << (p & 63));
-        if ((pl->flags & EDB__ARCH_F_INCREMENTAL) && p < pl->base_npages) {
-            t[p] = pl->base_table[p];
-            k[p >> 6] |= (uint64_t)1 << (p & 63);
-        }
-    }
-    lp->n = n;
-    return 0;
-}
-
-static bool
-lp_changed(const edb__copier *c, const edb__arch_entry *e)
-{
-    const work *w = c->work;
-    const lpstate *lp = w->lp;
-    return !((lp->known[e->pgno >> 6] >> (e->pgno & 63)) & 1u) ||
-           !edb__arch_hash_eq(&w->table[e->pgno], &e->hash);
-}
-
-/* Emit pages e[0..n) (contents at pages) in frames; they become known. */
-static int
-lp_emit(edb__copier *c, const edb__arch_entry *e, const uint8_t *pages, size_t n)
-{
-    work *w = c->work;
-    lpstate *lp = w->lp;
-    size_t psize = c->snap->page_size;
-    while (n > 0) {
-        unsigned k = n < COPIER_BATCH ? (unsigned)n : COPIER_BATCH;
-        uint8_t *slot;
-        EDB_RET(edb__ring_reserve(&c->s->ring, &slot));
-        memcpy(slot + EDB__ARCH_BLOCK, pages, (size_t)k * psize);
-        for (unsigned i = 0; i < k; i++) {
-            w->frame.entries[i] = e[i];
-            w->table[e[i].pgno] = e[i].hash;
-            lp->known[e[i].pgno >> 6] |= (uint64_t)1 << (e[i].pgno & 63);
-        }
-        EDB_RET(frame_publish(c, slot, k));
-        e += k;
-        pages += (size_t)k * psize;
-        n -= k;
-    }
-    return 0;
-}
-
-/* Collect up to max reachable pages of sn from *p into e. */
-static unsigned
-lp_collect(const edb__snap *sn, uint64_t *p, edb__arch_entry *e, unsigned max)
-{
-    unsigned m = 0;
-    while (*p < sn->npages && m < max) {
-        if (!edb__snap_is_free(sn, *p))
-            e[m++].pgno = *p;
-        (*p)++;
-    }
-    return m;
-}
-
-static void
-lp_pin_begin(edb__copier *c, const edb__snap *sn)
-{
-    atomic_store(&c->snap->pin_since_ns, sn->pin_start_ns);
-}
-
-/* Release a snapshot of ours, accounting how long it was pinned (ns). */
-static uint64_t
-lp_pin_end(edb__copier *c, edb__snap *sn)
-{
-    uint64_t held = edb__now_ns() - sn->pin_start_ns;
-    edb__snap_put(sn);
-    edb__snap_pin_account(c->snap, held);
-    atomic_store(&c->snap->pin_since_ns, 0);
-    return held;
-}
-
-/* One short pass: batches of EDB__LP_BATCH_PAGES read under a fresh snapshot
- * each, released before the batch is hashed and its changed pages emitted. */
-static int
-lp_short_pass(edb__copier *c, uint64_t *changed)
-{
-    work *w = c->work;
-    lpstate *lp = w->lp;
-    size_t psize = c->snap->page_size;
-    uint64_t p = 2;
-    *changed = 0;
-    for (;;) {
-        if (edb__ring_is_canceled(&c->s->ring))
-            return edb__err(EDB_CANCELED, "backup copier: canceled");
-        edb__snap *sn;
-        EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
-        lp_pin_begin(c, sn);
-        int rc = lp_grow(c, sn->npages);
-        unsigned n = 0;
-        while (rc == 0 && n < EDB__LP_BATCH_PAGES) {
-            unsigned m = lp_collect(sn, &p, lp->ent + n,
-                                    EDB__LP_BATCH_PAGES - n < COPIER_BATCH ? EDB__LP_BATCH_PAGES - n : COPIER_BATCH);
-            if (m == 0)
-                break;
-            rc = read_pages(sn, lp->buf + (size_t)n * psize, lp->ent + n, m);
-            n += m;
-        }
-        bool done = p >= sn->npages;
-        lp_pin_end(c, sn);
-        EDB_RET(rc);
-        /* Unpinned: hash, keep the changed pages (compacted in place), emit. */
-        unsigned k = 0;
-        for (unsigned i = 0; i < n; i++) {
-            edb__arch_entry *e = &lp->ent[i];
-            const uint8_t *page = lp->buf + (size_t)i * psize;
-            edb__arch_page_hash(&e->hash, page, psize, e->pgno);
-            if (!lp_changed(c, e))
-                continue;
-            if (k != i) {
-                memcpy(lp->buf + (size_t)k * psize, page, psize);
-                lp->ent[k] = *e;
-            }
-            k++;
-        }
-        EDB_RET(lp_emit(c, lp->ent, lp->buf, k));
-        *changed += k;
-        if (done)
-            return 0;
-    }
-}
-
-static int
-lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
-{
-    lpstate *lp = ((work *)c->work)->lp;
-    size_t psize = c->snap->page_size, max = atomic_load(&edb__lp_stage_bytes) / psize;
-    if (max == 0)
-        max = 1;
-    if (lp->nstage == lp->capstage) {
-        if (lp->capstage == max) {
-            /* More changed than the stage holds: emit it pinned (bounded degrade). */
-            atomic_fetch_add(&edb__lp_stage_flushes, 1);
-            EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
-            lp->nstage = 0;
-        } else {
-            size_t cap = lp->capstage ? lp->capstage * 2 : 256;
-            if (cap > max)
-                cap = max;
-            uint8_t *st = edb__sys_realloc(lp->stage, cap * psize);
-            if (st == NULL)
-                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
-            lp->stage = st;
-            edb__arch_entry *se = edb__sys_realloc(lp->sent, cap * sizeof *se);
-            if (se == NULL)
-                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
-            lp->sent = se;
-            lp->capstage = cap;
-        }
-    }
-    memcpy(lp->stage + lp->nstage * psize, page, psize);
-    lp->sent[lp->nstage++] = *e;
-    return 0;
-}
-
-/* The final pass: one snapshot, held for reading and hashing every reachable
- * page and reading the changed ones into the stage; released before they are
- * emitted.  Then the trailer of that snapshot. */
-static int
-lp_final_pass(edb__copier *c)
-{
-    work *w = c->work;
-    lpstate *lp = w->lp;
-    size_t psize = c->snap->page_size;
-    edb__snap *sn;
-    EDB_RET(edb__snap_take(&sn, c->snap->env, (c->snap->plan.flags & EDB__ARCH_F_KEEP_FREE) != 0));
-    lp_pin_begin(c, sn);
-    int rc = lp_grow(c, sn->npages);
-    /* The pin lasts as long as this pass: hash straight from a read-only map
-     * of data.mdb (no copy) when the file holds the whole snapshot (a shorter
-     * file would fault: then, or if mapping fails, pread as elsewhere). */
-    size_t maplen = (size_t)sn->npages * psize;
-    const uint8_t *map = NULL;
-    struct stat st;
-    if (rc == 0 && edb__sys_fstat(sn->fd, &st) == 0 && (uint64_t)st.st_size >= (uint64_t)maplen) {
-        void *mp = edb__sys_mmap(maplen, PROT_READ, MAP_SHARED, sn->fd, 0);
-        if (mp != MAP_FAILED)
-            map = mp;
-    }
-    uint64_t p = 2;
-    edb__arch_entry e[COPIER_BATCH];
-    lp->nstage = 0;
-    while (rc == 0) {
-        unsigned m = lp_collect(sn, &p, e, COPIER_BATCH);
-        if (m == 0)
-            break;
-        if (edb__ring_is_canceled(&c->s->ring)) {
-            rc = edb__err(EDB_CANCELED, "backup copier: canceled");
-            break;
-        }
-        if (map == NULL)
-            rc = read_pages(sn, w->ibuf, e, m);
-        for (unsigned i = 0; rc == 0 && i < m; i++) {
-            const uint8_t *page = map != NULL ? map + e[i].pgno * psize : w->ibuf + (size_t)i * psize;
-            edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
-            if (lp_changed(c, &e[i]))
-                rc = lp_stage(c, &e[i], page);
-        }
-    }
-    if (map != NULL)
-        edb__sys_munmap((void *)map, maplen);
-    edb__arch_trailer t;
-    memset(&t, 0, sizeof t);
-    t.npages = sn->npages;
-    t.txnid = sn->txnid;
-    memcpy(t.meta, sn->meta, sizeof t.meta);
-    t.pin_us = lp_pin_end(c, sn) / 1000u;
-    EDB_RET(rc);
-    EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
-
-    for (uint64_t q = 2; q < t.npages; q++)
-        if (!((lp->known[q >> 6] >> (q & 63)) & 1u))
-            edb__arch_zero_hash(&w->table[q], w->scratch, psize, q);
-    edb__arch_meta_hash(&w->table[0], w->scratch, psize, t.meta, 0);
-    edb__arch_meta_hash(&w->table[1], w->scratch, psize, t.meta, 1);
-    return emit_tail(c, &t);
-}
-
-static int
-emit_lowpin(edb__copier *c)
-{
-    work *w = c->work;
-    lpstate *lp = edb__sys_calloc(1, sizeof *lp);
-    if (lp == NULL)
-        return edb__err(EDB_NOMEM, "backup copier: low-pin state");
-    w->lp = lp;
-    lp->buf = edb__sys_malloc((size_t)EDB__LP_BATCH_PAGES * c->snap->page_size);
-    lp->ent = edb__sys_malloc(EDB__LP_BATCH_PAGES * sizeof *lp->ent);
-    if (lp->buf == NULL || lp->ent == NULL)
-        return edb__err(EDB_NOMEM, "backup copier: low-pin batch buffer");
-    /* w->table came with the first snapshot's npages entries, all unknown. */
-    edb__arch_hash *t = w->table;
-    w->table = NULL;
-    free(t);
-    EDB_RET(lp_grow(c, c->snap->npages));
-
-    uint64_t stage_pages = atomic_load(&edb__lp_stage_bytes) / c->snap->page_size;
-    uint64_t changed = 0, prev = UINT64_MAX;
-    for (unsigned passes = 0; !edb__lp_final_next(passes, changed, prev, stage_pages); passes++) {
-        prev = passes ? changed : UINT64_MAX;
-        EDB_RET(lp_short_pass(c, &changed));
-    }
-    if (edb__lp_before_final != NULL)
-        edb__lp_before_final();
-    return lp_final_pass(c);
-}
-
 static int
 run(edb__copier *c)
 {
@@ -865,7 +616,7 @@ run(edb__copier *c)
     EDB_RET(emit_header(c));
     EDB_RET(out_flush(c));
     if (c->snap->plan.flags & EDB__ARCH_F_LOW_PIN)
-        return emit_lowpin(c);
+        return edb__lp_run(c);
     if (c->snap->plan.flags & EDB__ARCH_F_INCREMENTAL)
         EDB_RET(emit_frames_incr(c));
     else

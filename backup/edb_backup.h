@@ -59,14 +59,31 @@ typedef struct edb_backup_opts {
                                   zero-copy stream of edb_backup_save() and edb_backup_write_fd(), whose slots reference the
                                   snapshot's pages instead of holding copies).  Rounded down to whole
                                   slots of one frame (4 KiB + 64 pages), at least 2 slots */
+    unsigned compress;       /**< #EDB_BACKUP_COMPRESS_NONE (0) or #EDB_BACKUP_COMPRESS_ZSTD: every
+                                  frame's pages compressed on their own (archive format version 3;
+                                  page hashes stay over the uncompressed pages).  A compressed
+                                  archive never uses the zero-copy path */
+    int compress_level;      /**< zstd level 1 ..= 22; 0 = 1 */
+    const uint8_t *encrypt_key; /**< NULL, or 32 bytes: every frame is encrypted and authenticated
+                                  with libsodium's crypto_secretstream_xchacha20poly1305 under this
+                                  key (after compression; archive format version 3; the header
+                                  names the key by its id, never the key).  Copied: the caller
+                                  may free it after edb_backup_begin() */
+    unsigned compress_threads; /**< threads compressing each frame's parts, the copier's own
+                                  included: 0 or 1 = the copier's thread only, at most 64.  With
+                                  N > 1 a frame's payload is up to N zstd frames, one per part */
 } edb_backup_opts;
+
+#define EDB_BACKUP_COMPRESS_NONE 0u   /**< plain archive, format version 2 */
+#define EDB_BACKUP_COMPRESS_ZSTD 1u   /**< zstd per frame, format version 3 */
 
 /**
  * Take a consistent snapshot of @p env for backing up.  Never takes LMDB's writer
  * lock and never begins a write transaction, so it is safe in a thread that holds one.
  * @param[out] out the backup; release with edb_backup_end()
  * @param[in]  opts NULL for a full backup with defaults
- * @return 0; #EDB_INVAL (bad flags; #EDB_BACKUP_INCREMENTAL without @c base or
+ * @return 0; #EDB_INVAL (bad flags; an unknown @c compress, a @c compress_level
+ *         out of 0 ..= 22 or @c compress_threads over 64; #EDB_BACKUP_INCREMENTAL without @c base or
  *         @c base without it; @c base not a regular file); #EDB_NOTFOUND (base
  *         archive missing); #EDB_CORRUPT / #EDB_CHECKSUM / #EDB_VERSION (base
  *         archive unusable); #EDB_CHAIN (base of another page size); #EDB_LIMIT (no reader
@@ -158,6 +175,11 @@ typedef struct edb_backup_source {
     int fd;             /**< with @c path NULL: read from this descriptor (file or pipe);
                              it is read to its end and left open */
     const char *name;   /**< name used in messages; NULL: @c path, or "fd N" */
+    const uint8_t *key; /**< 32 bytes: the key of an encrypted archive (edb_backup_opts.encrypt_key),
+                             else NULL.  An encrypted archive read without its key, or with
+                             another one, is #EDB_AUTH before any frame is read; a frame that
+                             fails authentication is #EDB_CHECKSUM naming its pages.
+                             edb_backup_describe() needs no key */
 } edb_backup_source;
 
 /** One problem found by edb_backup_verify(). */
@@ -377,6 +399,12 @@ typedef struct edb_backup_summary {
                                  for an incomplete archive: the bytes present) */
     uint64_t created_us;    /**< when the backup began, µs since 1970-01-01T00:00:00Z */
     char problem[512];      /**< complete 0: why ("EDB_NAME: ..."), else empty */
+    unsigned compress;      /**< #EDB_BACKUP_COMPRESS_ZSTD for a compressed archive (format
+                                 version 3), else #EDB_BACKUP_COMPRESS_NONE (also for a
+                                 manifest, which does not record it) */
+    int compress_level;     /**< the level it was written with, 0 when not compressed */
+    int encrypted;          /**< 1: frames are encrypted (the key is needed to verify or restore) */
+    uint8_t key_id[16];     /**< encrypted: the id of its key (dbtool keygen prints it), else zero */
 } edb_backup_summary;
 
 /**

@@ -228,10 +228,55 @@ walk_rest(walk *w, src_rd *r, edb__arch_hstate *hs, uint8_t *block)
     if (f == NULL)
         return edb__err(EDB_NOMEM, "%s: frame buffer", r->name);
     int rc = 0;
+    bool v3 = w->h.version == EDB__ARCH_VERSION_Z;
     for (;;) {
         uint64_t off = r->off;
-        if ((rc = rd_read(r, block, EDB__ARCH_BLOCK, &got)) != 0)
+        /* Version 3: a frame header is shorter than a block; read its fixed
+         * part first, and the rest of a trailer block only for a trailer. */
+        size_t first = v3 ? EDB__ARCH_ZFIXED : EDB__ARCH_BLOCK;
+        if ((rc = rd_read(r, block, first, &got)) != 0)
             goto out;
+        if (v3 && got == first && memcmp(block, EDB__ARCH_MAGIC_ZFRAME, 4) == 0) {
+            uint32_t count, method, stored;
+            if ((rc = edb__arch_zframe_count(&count, block, frames, off)) != 0) {
+                rc = incomplete(w, rc);
+                goto out;
+            }
+            size_t hl = EDB__ARCH_ZHDR_SIZE(count);
+            if ((rc = rd_read(r, block + first, hl - first, &got)) != 0)
+                goto out;
+            if (got != hl - first) {
+                rc = incomplete(w, edb__err(EDB_CORRUPT, "archive '%s': ends at offset %llu inside "
+                                            "frame %llu (an interrupted backup)", r->name,
+                                            (unsigned long long)r->off, (unsigned long long)frames));
+                goto out;
+            }
+            if ((rc = edb__arch_zframe_decode(f, &method, &stored, block, &w->h, frames, off)) != 0) {
+                rc = incomplete(w, rc);
+                goto out;
+            }
+            edb__arch_hstate_update(hs, block, hl);
+            uint64_t skipped = 0;
+            if ((rc = rd_skip(r, stored, &skipped)) != 0)
+                goto out;
+            if (skipped != stored) {
+                rc = incomplete(w, edb__err(EDB_CORRUPT, "archive '%s': ends at offset %llu inside "
+                                            "frame %llu (an interrupted backup)", r->name,
+                                            (unsigned long long)r->off, (unsigned long long)frames));
+                goto out;
+            }
+            frames++;
+            pages += f->count;
+            s->frames = frames;
+            s->pages = pages;
+            continue;
+        }
+        if (v3 && got == first) {
+            size_t more;
+            if ((rc = rd_read(r, block + first, EDB__ARCH_BLOCK - first, &more)) != 0)
+                goto out;
+            got += more;
+        }
         if (got != EDB__ARCH_BLOCK) {
             rc = incomplete(w, edb__err(EDB_CORRUPT, "archive '%s': ends at offset %llu after %llu "
                                         "frame(s), before its trailer (an interrupted backup)",
@@ -451,6 +496,10 @@ walk_source(walk *w, const edb_backup_source *src)
     memcpy(s->base_id, w->h.base_id, 16);
     s->flags = w->h.flags;
     s->page_size = w->h.page_size;
+    s->compress = w->h.codec == EDB__ARCH_CODEC_ZSTD ? EDB_BACKUP_COMPRESS_ZSTD : EDB_BACKUP_COMPRESS_NONE;
+    s->compress_level = (int)w->h.codec_level;
+    s->encrypted = w->h.cipher != EDB__ARCH_CIPHER_NONE;
+    memcpy(s->key_id, w->h.key_id, sizeof s->key_id);
     s->txnid = w->h.start_txnid;
     s->npages = w->h.start_npages;
     s->created_us = w->h.created_us;

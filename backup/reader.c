@@ -17,7 +17,11 @@
  *   are consecutive in memory: restore writes them with one call.
  * - Every byte before the end block except the pages of frames feeds the
  *   archive hash as it is consumed (format version 2); each page is hashed
- *   once, against its frame entry, which the archive hash covers.
+ *   once, against its frame entry, which the archive hash covers.  Version 3
+ *   (compressed frames): the same with each frame's payload in place of its
+ *   pages; a compressed payload is decompressed into a buffer of exactly the
+ *   frame's pages (count * page_size, the count checked first), so memory
+ *   never follows a length the file claims.
  * - Allocations grow with bytes read only (table entries and carried pages
  *   are appended as they arrive); length fields are range-checked by archive.c
  *   before they are used for anything.
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "error.h"
 #include "reader.h"
 #include "sys.h"
@@ -51,6 +56,11 @@ struct rd {
     uint8_t *buf;
     size_t pos, len;
     uint64_t off;            /* archive offset of buf[pos] */
+    uint8_t *zout;           /* version 3: one frame's decompressed pages */
+    size_t zcap;
+    uint8_t *dout;           /* encrypted: one frame's decrypted payload */
+    size_t dcap;
+    edb__codec codec;
 };
 
 /* Make at least @need bytes (at most INBUF) available unless the input ends
@@ -201,6 +211,127 @@ carried_finish(edb__archive *a)
     return 0;
 }
 
+/* Check one page of frame @fr against its entry and hand it on (or report
+ * it bad); shared by both frame layouts. */
+static int
+page_check(edb__archive *a, const edb__reader_cbs *cbs, uint64_t fr, uint64_t foff,
+           const edb__arch_entry *ent, const uint8_t *page, uint64_t poff, uint64_t *nbad,
+           char *first_bad, size_t first_sz)
+{
+    const edb__arch_header *h = &a->header;
+    uint64_t pgno = ent->pgno;
+    a->where = (edb__where){ (int64_t)fr, (int64_t)pgno, (int64_t)poff };
+    edb__arch_hash ph;
+    edb__arch_page_hash(&ph, page, h->page_size, pgno);
+    if (!edb__arch_hash_eq(&ph, &ent->hash)) {
+        int rc = edb__err(EDB_CHECKSUM, "frame %llu at offset %llu: page %llu (at offset "
+                          "%llu%s): hash mismatch (the page was altered)",
+                          (unsigned long long)fr, (unsigned long long)foff,
+                          (unsigned long long)pgno, (unsigned long long)poff,
+                          h->version == EDB__ARCH_VERSION_Z ? ", in the frame's payload" : "");
+        if (cbs == NULL || cbs->on_bad_page == NULL)
+            return rc;
+        if ((*nbad)++ == 0)
+            snprintf(first_bad, first_sz, "%s", edb_error_last_message());
+        cbs->on_bad_page(cbs->ctx, &a->where);
+    } else if (cbs != NULL && cbs->on_page != NULL) {
+        EDB_RET(cbs->on_page(cbs->ctx, h, fr, pgno, page, &ph));
+    }
+    return 0;
+}
+
+/* A version-3 frame (doc/backup-format.md "Version 3"): its header (hashed
+ * into the archive hash), its payload (not hashed: the page hashes cover the
+ * pages), decompressed into r->zout when it is compressed.  A payload that
+ * does not decompress to exactly its pages is EDB_CHECKSUM naming every page
+ * of the frame (reported one by one through on_bad_page when it is set). */
+static int
+read_zframe(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, edb__arch_frame *f,
+            uint64_t fr, uint64_t *nbad, char *first_bad, size_t first_sz)
+{
+    const edb__arch_header *h = &a->header;
+    uint64_t foff = r->off;
+    uint32_t count, method, stored;
+    if (avail(r) < EDB__ARCH_ZFIXED)
+        return edb__err(EDB_CORRUPT, "truncated at offset %llu: the archive ends inside the header "
+                        "of frame %llu", (unsigned long long)(r->off + avail(r)),
+                        (unsigned long long)fr);
+    EDB_RET(edb__arch_zframe_count(&count, r->buf + r->pos, fr, foff));
+    const uint8_t *hdr, *payload;
+    EDB_RET(take(r, EDB__ARCH_ZHDR_SIZE(count), &hdr, "a frame header"));
+    EDB_RET(edb__arch_zframe_decode(f, &method, &stored, hdr, h, fr, foff));
+    /* The header is the sealed payload's additional data: kept, because
+     * taking the payload may move the input buffer. */
+    uint8_t hcopy[EDB__ARCH_BLOCK];
+    size_t hl = EDB__ARCH_ZHDR_SIZE(count);
+    memcpy(hcopy, hdr, hl);
+    uint64_t zoff = r->off;
+    a->where = (edb__where){ (int64_t)fr, (int64_t)f->entries[0].pgno, (int64_t)zoff };
+    /* stored <= count * page_size (decode's rule): at most a frame's bytes. */
+    EDB_RET(take_bytes(r, stored, &payload, "a frame's payload", false));
+    size_t raw = (size_t)count * h->page_size;
+    const uint8_t *pages = payload;
+    int zrc = 0;
+    char what[96];
+    snprintf(what, sizeof what, "frame %llu at offset %llu", (unsigned long long)fr,
+             (unsigned long long)foff);
+    if (h->cipher != EDB__ARCH_CIPHER_NONE) {
+        /* stored - EDB__ARCH_SEAL <= raw (decode's rule) */
+        size_t plen = stored - EDB__ARCH_SEAL;
+        if (r->dcap < plen) {
+            uint8_t *d = edb__sys_realloc(r->dout, plen);
+            if (d == NULL)
+                return edb__err(EDB_NOMEM, "archive reader: a frame of %zu bytes", plen);
+            r->dout = d;
+            r->dcap = plen;
+        }
+        zrc = edb__unseal(r->dout, payload, stored, hcopy, hl - 16, cbs->key, what);
+        if (zrc != 0 && zrc != EDB_CHECKSUM)
+            return zrc;
+        payload = r->dout;
+        pages = payload;
+        stored = (uint32_t)plen;
+    }
+    if (zrc == 0 && method == EDB__ARCH_ZM_ZSTD) {
+        if (r->zcap < raw) {
+            uint8_t *z = edb__sys_realloc(r->zout, raw);
+            if (z == NULL)
+                return edb__err(EDB_NOMEM, "archive reader: a frame of %zu bytes", raw);
+            r->zout = z;
+            r->zcap = raw;
+        }
+        zrc = edb__codec_decompress(&r->codec, r->zout, raw, payload, stored, what);
+        if (zrc != 0 && zrc != EDB_CORRUPT)
+            return zrc;
+        pages = r->zout;
+    }
+    {
+        if (zrc != 0) {
+            char why[200];
+            const char *d = edb_error_last(), *colon = strstr(d, ": ");
+            snprintf(why, sizeof why, "%s", colon != NULL ? colon + 2 : d);
+            if (cbs == NULL || cbs->on_bad_page == NULL)
+                return edb__err(EDB_CHECKSUM, "%s: its %u pages (%llu .. %llu) are lost", why,
+                                count, (unsigned long long)f->entries[0].pgno,
+                                (unsigned long long)f->entries[count - 1].pgno);
+            for (uint32_t i = 0; i < count; i++) {
+                a->where = (edb__where){ (int64_t)fr, (int64_t)f->entries[i].pgno, (int64_t)zoff };
+                (void)edb__err(EDB_CHECKSUM, "%s: page %llu is lost", why,
+                               (unsigned long long)f->entries[i].pgno);
+                if ((*nbad)++ == 0)
+                    snprintf(first_bad, first_sz, "%s", edb_error_last_message());
+                cbs->on_bad_page(cbs->ctx, &a->where);
+            }
+            return 0;
+        }
+    }
+    for (uint32_t i = 0; i < count; i++)
+        EDB_RET(page_check(a, cbs, fr, foff, &f->entries[i], pages + (size_t)i * h->page_size,
+                           zoff + (method == EDB__ARCH_ZM_STORED ? (uint64_t)i * h->page_size : 0),
+                           nbad, first_bad, first_sz));
+    return 0;
+}
+
 static int
 read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t *frames,
             uint64_t *pages, uint64_t *nbad, char *first_bad, size_t first_sz)
@@ -222,6 +353,20 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
         edb__arch_kind kind = edb__arch_block_kind(r->buf + r->pos);
         if (kind == EDB__ARCH_TRAILER)
             return 0;
+        if (h->version == EDB__ARCH_VERSION_Z && memcmp(r->buf + r->pos, EDB__ARCH_MAGIC_ZFRAME, 4) == 0) {
+            a->where.frame = (int64_t)*frames;
+            EDB_RET(read_zframe(r, a, cbs, &f, *frames, nbad, first_bad, first_sz));
+            for (uint32_t i = 0; i < f.count; i++) {
+                EDB_RET(carried_add(a, &cap, f.entries[i].pgno, *frames, &f.entries[i].hash));
+                (*pages)++;
+            }
+            if (cbs != NULL && cbs->on_frame_end != NULL && *nbad == 0)
+                EDB_RET(cbs->on_frame_end(cbs->ctx, h, *frames));
+            (*frames)++;
+            continue;
+        }
+        if (h->version == EDB__ARCH_VERSION_Z && kind == EDB__ARCH_FRAME)
+            kind = EDB__ARCH_UNKNOWN;     /* a version-2 frame has no place here */
         if (kind != EDB__ARCH_FRAME)
             return edb__err(EDB_CORRUPT, "expected frame or trailer at offset %llu (frame %llu), "
                             "found %s", (unsigned long long)r->off, (unsigned long long)*frames,
@@ -240,21 +385,8 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             a->where = (edb__where){ (int64_t)*frames, (int64_t)pgno, (int64_t)r->off };
             uint64_t poff = r->off;
             EDB_RET(take_bytes(r, h->page_size, &page, "a page", false));
-            edb__arch_hash ph;
-            edb__arch_page_hash(&ph, page, h->page_size, pgno);
-            if (!edb__arch_hash_eq(&ph, &f.entries[i].hash)) {
-                int rc = edb__err(EDB_CHECKSUM, "frame %llu at offset %llu: page %llu (at offset "
-                                  "%llu): hash mismatch (the page was altered)",
-                                  (unsigned long long)*frames, (unsigned long long)foff,
-                                  (unsigned long long)pgno, (unsigned long long)poff);
-                if (cbs == NULL || cbs->on_bad_page == NULL)
-                    return rc;
-                if ((*nbad)++ == 0)
-                    snprintf(first_bad, first_sz, "%s", edb_error_last_message());
-                cbs->on_bad_page(cbs->ctx, &a->where);
-            } else if (cbs != NULL && cbs->on_page != NULL) {
-                EDB_RET(cbs->on_page(cbs->ctx, h, *frames, pgno, page, &ph));
-            }
+            EDB_RET(page_check(a, cbs, *frames, foff, &f.entries[i], page, poff, nbad, first_bad,
+                               first_sz));
             EDB_RET(carried_add(a, &cap, pgno, *frames, &f.entries[i].hash));
             (*pages)++;
         }
@@ -362,6 +494,20 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
         EDB_ERR(edb__err(EDB_CORRUPT, "the archive is empty (0 bytes)"));
     EDB_ERR(take(&r, EDB__ARCH_BLOCK, &blk, "the header"));
     EDB_ERR(edb__arch_header_decode(&out->header, blk, 0));
+    if (out->header.cipher != EDB__ARCH_CIPHER_NONE) {
+        /* The key first: nothing of an encrypted archive is read without it. */
+        char hid[33], kid[33];
+        edb__arch_hex(hid, out->header.key_id, 16);
+        if (cbs == NULL || cbs->key == NULL)
+            EDB_ERR(edb__err(EDB_AUTH, "the archive is encrypted (key id %s): its key is needed", hid));
+        uint8_t id[EDB__KEY_ID_BYTES];
+        EDB_ERR(edb__key_id(id, cbs->key));
+        if (memcmp(id, out->header.key_id, sizeof id) != 0) {
+            edb__arch_hex(kid, id, 16);
+            EDB_ERR(edb__err(EDB_AUTH, "the archive is encrypted with key id %s, the key given is "
+                             "key id %s (a wrong key)", hid, kid));
+        }
+    }
     if (cbs != NULL && cbs->on_header != NULL)
         EDB_ERR(cbs->on_header(cbs->ctx, &out->header));
     scratch = edb__sys_malloc(out->header.page_size);
@@ -420,6 +566,9 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
 err:
     free(scratch);
     free(r.buf);
+    free(r.zout);
+    free(r.dout);
+    edb__codec_free(&r.codec);
     return ret;
 }
 

@@ -53,6 +53,8 @@ typedef struct edb__reader_cbs {
      * valid until this returns, and consecutive pages of the frame are
      * consecutive in memory.  A non-zero return stops the read with it. */
     int (*on_frame_end)(void *ctx, const edb__arch_header *h, uint64_t frame);
+    /* The key of an encrypted archive (32 bytes) or NULL. */
+    const uint8_t *key;
 } edb__reader_cbs;
 
 /* One archive as read. */

@@ -552,7 +552,7 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
     uint8_t *page = NULL;
     edb__archive a;
     memset(&a, 0, sizeof a);
-    edb__reader_cbs cbs = { on_header, on_page, NULL, r, on_frame_end };
+    edb__reader_cbs cbs = { on_header, on_page, NULL, r, on_frame_end, NULL };
     for (size_t i = 0; i < n; i++) {
         int fd;
         bool owned;
@@ -563,6 +563,7 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
         ret = edb__source_open(&src[i], &fd, &owned, r->links[i].name, sizeof r->links[i].name);
         if (ret < 0)
             goto err;
+        cbs.key = src[i].key;
         ret = edb__reader_read(&a, fd, &cbs);
         if (owned)
             edb__sys_close(fd);

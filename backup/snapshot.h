@@ -36,6 +36,12 @@ typedef struct edb__plan {
     edb__arch_hash *base_table;     /* base_npages entries (incremental), owned */
     uint64_t rate_limit;            /* bytes per second, 0 = unlimited */
     size_t ring_size;               /* bytes, 0 = default */
+    unsigned codec;                 /* EDB__ARCH_CODEC_* */
+    unsigned codec_level;           /* 1 ..= 22 when codec is set */
+    unsigned cipher;                /* EDB__ARCH_CIPHER_* */
+    uint8_t key[32];                /* cipher: the key (copied from the options) */
+    uint8_t key_id[16];
+    unsigned codec_threads;         /* compressing threads, the copier's included (0, 1: one) */
 } edb__plan;
 
 typedef struct edb__snap {

@@ -131,7 +131,9 @@ edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_backup_open: stream"));
     edb__ref_init(&s->ref, 1);                 /* the handle */
     atomic_init(&s->consumed, 0);
-    if (zerocopy && !(snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)))
+    if (zerocopy && !(snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) &&
+        snap->plan.codec == EDB__ARCH_CODEC_NONE && snap->plan.cipher == EDB__ARCH_CIPHER_NONE)
+        /* compressed or encrypted frames are built in the slot */
         zc_map(s, snap);
     /* A slot holds a frame: its bytes, or (zero-copy) its header block and
      * at most one iovec entry per page; a zero-copy slot's buffer also takes

@@ -122,7 +122,8 @@ EDB_EXTERN const char *edb_version(void);
     X(RECORD_DELETED, -24, "the cursor's record was deleted")                 \
     X(WRITE_CONFLICT, -25, "the record changed since the update was prepared") \
     X(DROPPED,       -26, "the table, index or column was dropped")            \
-    X(CLOSED,        -27, "the handle's session or environment was closed")
+    X(CLOSED,        -27, "the handle's session or environment was closed")    \
+    X(AUTH,          -28, "the archive's encryption key is missing or wrong")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,

@@ -217,6 +217,26 @@ progress_cb(void *ctx, uint64_t done, uint64_t total)
     progress_show(p, p->bk, false);
 }
 
+/* --compress zstd[:LEVEL] into @o; false when the text is not that. */
+bool
+dbt_parse_compress(struct edb_backup_opts *o, const char *s)
+{
+    if (strncmp(s, "zstd", 4) != 0 || (s[4] != '\0' && s[4] != ':'))
+        return false;
+    int level = 1;
+    if (s[4] == ':') {
+        char *end;
+        errno = 0;
+        long l = strtol(s + 5, &end, 10);
+        if (errno != 0 || end == s + 5 || *end != '\0' || l < 1 || l > 22)
+            return false;
+        level = (int)l;
+    }
+    o->compress = EDB_BACKUP_COMPRESS_ZSTD;
+    o->compress_level = level;
+    return true;
+}
+
 int
 dbt_cmd_backup(int argc, char **argv)
 {
@@ -245,6 +265,15 @@ dbt_cmd_backup(int argc, char **argv)
             if (++i >= argc || !parse_size(&opts.rate_limit, argv[i]) || opts.rate_limit == 0)
                 return dbt_usage(cmd, "--rate-limit needs a positive number of bytes per second "
                                  "(e.g. 1048576 or 50M)");
+        } else if (strcmp(a, "--compress") == 0) {
+            if (++i >= argc || !dbt_parse_compress(&opts, argv[i]))
+                return dbt_usage(cmd, "--compress needs zstd or zstd:LEVEL (LEVEL 1..22)");
+        } else if (strcmp(a, "--threads") == 0) {
+            char *end;
+            unsigned long t = ++i < argc ? strtoul(argv[i], &end, 10) : 0;
+            if (i >= argc || end == argv[i] || *end != '\0' || t < 1 || t > 64)
+                return dbt_usage(cmd, "--threads needs a number of threads, 1..64");
+            opts.compress_threads = (unsigned)t;
         } else if (strcmp(a, "--low-pin") == 0) {
             opts.flags |= EDB_BACKUP_LOW_PIN;
         } else if (strcmp(a, "--keep-free") == 0) {
@@ -261,6 +290,7 @@ dbt_cmd_backup(int argc, char **argv)
             return dbt_usage(cmd, "too many arguments ('%s')", a);
         }
     }
+    opts.encrypt_key = dbt_key;
     if (db == NULL || archive == NULL)
         return dbt_usage(cmd, "expected DB and ARCHIVE (or - for standard output)");
     if (opts.base != NULL) {
@@ -368,7 +398,8 @@ dbt_cmd_backup(int argc, char **argv)
     if (!quiet) {
         char h[32];
         human(h, sizeof h, (double)written);
-        fprintf(stderr, "backup: %s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+        fprintf(stderr, "backup: %s%s%s archive of '%s' written to %s (%s); snapshot pinned %.3f s at most\n",
+                opts.compress == EDB_BACKUP_COMPRESS_ZSTD ? "zstd-compressed " : "",
                 (opts.flags & EDB_BACKUP_LOW_PIN) ? "low-pin " : "",
                 (opts.flags & EDB_BACKUP_INCREMENTAL) ? "incremental" : "full", db,
                 to_stdout ? "standard output" : archive, h, (double)pin_us / 1e6);
@@ -401,6 +432,7 @@ sources_from_args(edb_backup_source *src, char **names, size_t n, const char *cm
     for (size_t i = 0; i < n; i++) {
         memset(&src[i], 0, sizeof src[i]);
         src[i].fd = -1;
+        src[i].key = dbt_key;
     }
     for (size_t i = 0; i < n; i++) {
         src[i].path = NULL;

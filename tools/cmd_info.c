@@ -55,14 +55,26 @@ dbt_summary_members(jv_buf *out, const edb_backup_summary *s)
         snprintf(base + 33, sizeof base - 33, "\"");
     }
     dbt_kind(kind, sizeof kind, s->flags);
+    char comp[32] = "null";
+    if (s->compress == EDB_BACKUP_COMPRESS_ZSTD) {
+        snprintf(kind + strlen(kind), sizeof kind - strlen(kind), ",compressed");
+        snprintf(comp, sizeof comp, "\"zstd:%d\"", s->compress_level);
+    }
+    char enc[80] = "null";
+    if (s->encrypted) {
+        char kid[33];
+        snprintf(kind + strlen(kind), sizeof kind - strlen(kind), ",encrypted");
+        dbt_hex16(kid, s->key_id);
+        snprintf(enc, sizeof enc, "{\"key_id\":\"%s\"}", kid);
+    }
     if (jv_datetime_format(when, sizeof when, (int64_t)s->created_us) != 0)
         snprintf(when, sizeof when, "?");
     snprintf(tmp, sizeof tmp,
              "\"id\":\"%s\",\"base_id\":%s,\"kind\":\"%s\",\"txn\":%" PRIu64 ",\"created\":\"%s\","
              "\"page_size\":%u,\"npages\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"bytes\":%" PRIu64 ","
-             "\"complete\":%s,\"compression\":null",
+             "\"complete\":%s,\"compression\":%s,\"encryption\":%s",
              id, base, kind, s->txnid, when, s->page_size, s->npages, s->pages, s->bytes,
-             s->complete ? "true" : "false");
+             s->complete ? "true" : "false", comp, enc);
     if (jv_buf_adds(out, tmp) != 0)
         return EDB_NOMEM;
     if (s->manifest && jv_buf_adds(out, ",\"manifest\":true") != 0)
@@ -103,6 +115,13 @@ print_text(const char *name, const edb_backup_summary *s)
            s->txnid, s->npages, s->page_size, when);
     printf("  carried:   %" PRIu64 " pages in %" PRIu64 " frames, %s%s\n", s->pages, s->frames, h,
            s->manifest ? " (the archive's length)" : "");
+    if (s->compress == EDB_BACKUP_COMPRESS_ZSTD)
+        printf("  compressed: zstd level %d (format version 3)\n", s->compress_level);
+    if (s->encrypted) {
+        char kid[33];
+        dbt_hex16(kid, s->key_id);
+        printf("  encrypted: key id %s (verify and restore need --encrypt-key)\n", kid);
+    }
     if (!s->complete)
         printf("  problem:   %s\n", s->problem);
 }

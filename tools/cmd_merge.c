@@ -40,6 +40,7 @@ dbt_cmd_merge(int argc, char **argv)
         } else {
             src[n].path = a;
             src[n].fd = -1;
+            src[n].key = dbt_key;
             n++;
         }
     }
@@ -62,7 +63,7 @@ dbt_cmd_merge(int argc, char **argv)
     double secs = dbt_now() - t0;
     if (json) {
         edb_backup_summary s;
-        edb_backup_source o = { .path = out, .fd = -1, .name = NULL };
+        edb_backup_source o = { .path = out, .fd = -1, .name = NULL, .key = dbt_key };
         if ((rc = edb_backup_describe(&s, &o)) < 0) {
             ret = dbt_fail(what, rc);
             goto out;

@@ -259,6 +259,7 @@ apply_merge(repo *r, uint64_t k, bool quiet)
             src[j].path = paths[j];
             src[j].fd = -1;
             snprintf(names[j], sizeof names[j], "%s", r->a[idx[j]].file);
+            src[j].key = dbt_key;
         }
         repo_entry e;
         memset(&e, 0, sizeof e);
@@ -270,7 +271,7 @@ apply_merge(repo *r, uint64_t k, bool quiet)
             repo_path(r, &e, out, sizeof out);
         snprintf(mout, sizeof mout, "%s.manifest", out);
         int rc = edb_backup_merge(NULL, out, src, len, 0);
-        edb_backup_source o = { .path = out, .fd = -1, .name = NULL };
+        edb_backup_source o = { .path = out, .fd = -1, .name = NULL, .key = dbt_key };
         if (rc == 0)
             rc = edb_backup_describe(&e.s, &o);
         if (rc == 0 && bucket)
@@ -336,7 +337,7 @@ typedef struct rb_opts {
     keep_opts keep;
     store_opts so;
     bool quiet, json;
-    char *pass[8];              /* options handed to the backup itself */
+    char *pass[12];             /* options handed to the backup itself (av below has room) */
     int npass;
 } rb_opts;
 
@@ -723,11 +724,17 @@ repo_backup(int argc, char **argv)
             o.quiet = true;
         } else if (strcmp(a, "--json") == 0) {
             o.json = true;
+        } else if (o.npass + 2 > (int)(sizeof o.pass / sizeof o.pass[0]) &&
+                   (strcmp(a, "--low-pin") == 0 || strcmp(a, "--keep-free") == 0 ||
+                    strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0 ||
+                    strcmp(a, "--threads") == 0)) {
+            return dbt_usage(cmd, "too many backup options ('%s')", a);
         } else if (strcmp(a, "--low-pin") == 0 || strcmp(a, "--keep-free") == 0) {
             o.pass[o.npass++] = argv[i];
-        } else if (strcmp(a, "--rate-limit") == 0) {
+        } else if (strcmp(a, "--rate-limit") == 0 || strcmp(a, "--compress") == 0 ||
+                   strcmp(a, "--threads") == 0) {
             if (i + 1 >= argc)
-                return dbt_usage(cmd, "--rate-limit needs a number of bytes per second");
+                return dbt_usage(cmd, "%s needs a value", a);
             o.pass[o.npass++] = argv[i];
             o.pass[o.npass++] = argv[++i];
         } else if (strcmp(a, "--incremental") == 0 || strcmp(a, "--overwrite") == 0 ||
@@ -758,6 +765,25 @@ repo_backup(int argc, char **argv)
     repo r;
     if (repo_open(&r, o.dir, true, true, &o.so) != DBT_OK)
         return DBT_FAIL;
+    /* A repository created with a key takes only backups with that key
+     * (its catalog records the key's id); one created without takes none. */
+    char kid[33] = "";
+    if (dbt_key != NULL)
+        dbt_key_id_hex(kid, dbt_key);
+    if (r.key_id[0] != '\0' && strcmp(r.key_id, kid) != 0) {
+        repo_close(&r);
+        return dbt_failf(cmd, EDB_AUTH, "repository '%s' was created with --encrypt-key (key id %s): "
+                         "%s", o.dir, r.key_id, kid[0] ? "this is another key" :
+                         "its backups must be encrypted with that key");
+    }
+    if (r.key_id[0] == '\0' && kid[0] != '\0') {
+        if (r.n > 0) {
+            repo_close(&r);
+            return dbt_failf(cmd, EDB_INVAL, "repository '%s' was created without --encrypt-key; "
+                             "start a new repository for encrypted backups", o.dir);
+        }
+        snprintf(r.key_id, sizeof r.key_id, "%s", kid);
+    }
     int ret = DBT_OK;
     uint64_t count = 0;
     for (;;) {
@@ -1098,6 +1124,7 @@ restore_repo(int argc, char **argv)
         for (size_t j = 0; j < len; j++) {
             src[j].path = paths[j];
             src[j].fd = -1;
+            src[j].key = dbt_key;
         }
         edb_backup_info info;
         int rc = edb_backup_restore(&info, target, src, len, flags);

@@ -91,6 +91,7 @@ verify_chain_json(varch *a, const int *idx, size_t n)
     for (size_t i = 0; i < n; i++) {
         src[i].path = a[idx[i]].file;
         src[i].fd = -1;
+        src[i].key = dbt_key;
         a[idx[i]].error[0] = '\0';
     }
     collect c = { a, idx, n, n };
@@ -209,7 +210,7 @@ dbt_cmd_verify_chains(int argc, char **argv)
         if (argv[i][0] != '-')
             a[k++].file = argv[i];
     for (int i = 0; i < n; i++) {
-        edb_backup_source src = { .path = a[i].file, .fd = -1, .name = NULL };
+        edb_backup_source src = { .path = a[i].file, .fd = -1, .name = NULL, .key = dbt_key };
         if (edb_backup_describe(&a[i].s, &src) != 0)
             snprintf(a[i].error, sizeof a[i].error, "%s", edb_error_last());
         else if (a[i].s.manifest)

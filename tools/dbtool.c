@@ -104,7 +104,7 @@ static const dbt_cmd commands[] = {
       "was (the next upgrade removes the partial DB.upgrade). No program may have DB open\n"
       "meanwhile. A format-4 database is left alone.\n" },
     { "backup", dbt_cmd_backup_any,
-      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
+      "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"
       "output) while writers keep going. The file is written unnamed (mode 0600) in ARCHIVE's\n"
       "directory, synced and linked as ARCHIVE when complete: a file named ARCHIVE is always\n"
@@ -120,7 +120,12 @@ static const dbt_cmd commands[] = {
       "with database, file, manifest_file and pin_s). --rate-limit caps the copier\n"
       "(bytes per second; K, M, G suffixes are powers of 1024). --low-pin copies in passes\n"
       "under short snapshots so that the database file does not grow behind a long snapshot.\n"
-      "--keep-free copies free pages too (a byte-exact image). A progress bar is shown on a\n"
+      "--keep-free copies free pages too (a byte-exact image). --compress zstd[:LEVEL]\n"
+      "compresses each frame of pages on its own with zstd (LEVEL 1..22, default 1; archive\n"
+      "format version 3): page hashes stay over the uncompressed pages, so verify checks every\n"
+      "page and names the pages of a damaged frame; restore, merge and incrementals work alike,\n"
+      "and a chain may mix compressed and plain archives. --threads N compresses each frame\n"
+      "in N parts at once (one zstd frame a part). A progress bar is shown on a\n"
       "terminal; --quiet silences it and the summary. Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a\n"
       "closed pipe stops the backup within half a second, even when the output is stalled:\n"
       "exit status 1, and no ARCHIVE file is left. BASE must be a regular file.\n"
@@ -143,7 +148,7 @@ static const dbt_cmd commands[] = {
       "SIZE (5M to 5G, default 8M). 5xx answers and resets are retried, 4xx never.\n"
       "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or\n"
       "~/.aws/credentials; they are never printed. A bucket has no lock: one writer at a time.\n" },
-    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--force] [--json]",
+    { "restore", dbt_cmd_restore_any, "restore TARGET_DIR ARCHIVE|-... [--encrypt-key FILE] [--force] [--json] | restore TARGET_DIR --repo DIR [--at TIME | --txn N] [--encrypt-key FILE] [--force] [--json]",
       "Rebuild a database in TARGET_DIR from a full archive followed by its incremental\n"
       "archives, in the order they were taken (- reads one of them from standard input).\n"
       "Every archive is checked completely while it is read; the database is built in a new\n"
@@ -164,7 +169,7 @@ static const dbt_cmd commands[] = {
       "+01:00; a local time without a zone is refused; --txn N: the one whose snapshot is\n"
       "transaction N), restored with the chain it needs. DIR may be s3://BUCKET/PREFIX (the\n"
       "--s3-* options of backup): the chain is downloaded beside TARGET_DIR first.\n" },
-    { "verify", dbt_cmd_verify_any, "verify ARCHIVE... [--deep] [--json]",
+    { "verify", dbt_cmd_verify_any, "verify ARCHIVE... [--encrypt-key FILE] [--deep] [--json]",
       "Check archives without restoring them: every block, every page's hash, the trailer, the\n"
       "page hash table, the end block and every link of each chain. The arguments are grouped\n"
       "into chains by their ids, in any order (a full archive and the incrementals that build\n"
@@ -182,6 +187,15 @@ static const dbt_cmd commands[] = {
       "verify --deep removes. Each ARCHIVE must be a regular file (or -); a FIFO or a\n"
       "directory is refused. An ARCHIVE s3://BUCKET/PREFIX/NAME is downloaded first (the\n"
       "--s3-* options of backup).\n" },
+    { "keygen", dbt_cmd_keygen, "keygen FILE",
+      "Create FILE holding a new random 32-byte key for encrypted archives (mode 0600; an\n"
+      "existing FILE is never overwritten) and print its key id. Give it to backup, restore,\n"
+      "verify, merge and repo commands with --encrypt-key FILE: every frame of the archive is\n"
+      "then encrypted and authenticated (libsodium's secretstream, XChaCha20-Poly1305) after\n"
+      "compression. The archive's header names the key by its id, never the key itself; info\n"
+      "shows an encrypted archive without the key. A wrong or missing key is EDB_AUTH, a frame\n"
+      "that fails authentication EDB_CHECKSUM naming its pages. Keep the key apart from the\n"
+      "archives: without it they cannot be restored.\n" },
     { "info", dbt_cmd_info_any, "info ARCHIVE|MANIFEST|-... [--json]",
       "Describe each archive or manifest from its blocks, without reading its pages: id, base\n"
       "id, kind (full or incremental, with low-pin and keep-free), snapshot transaction,\n"
@@ -203,7 +217,7 @@ static const dbt_cmd commands[] = {
       "of that chain are given up). The catalog is rewritten atomically before any file is\n"
       "removed; prune and merge take the repository's lock (EDB_BUSY when it is in use).\n"
       "DIR may be s3://BUCKET/PREFIX (the --s3-* options of backup).\n" },
-    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--overwrite] [--json] [--quiet]",
+    { "merge", dbt_cmd_merge, "merge OUT FULL INCR... [--encrypt-key FILE] [--overwrite] [--json] [--quiet]",
       "Merge a chain (the full archive, then its incrementals in order) into OUT, one new full\n"
       "archive that restores exactly what the chain restores (the same snapshot, page for\n"
       "page), without restoring it. The chain is checked as restore checks it: a broken chain\n"
@@ -280,5 +294,18 @@ main(int argc, char **argv)
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return help(c->name);
+    /* --encrypt-key FILE: every archive command's, taken out here. */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--encrypt-key") != 0)
+            continue;
+        if (i + 1 >= argc)
+            return dbt_usage(c->name, "--encrypt-key needs a key file (see 'dbtool keygen')");
+        int rc = dbt_key_load(argv[i + 1]);
+        if (rc != DBT_OK)
+            return rc;
+        memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+        argc -= 2;
+        i--;
+    }
     return c->run(argc - 1, argv + 1);
 }

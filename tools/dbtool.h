@@ -45,6 +45,14 @@ int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
 int dbt_cmd_upgrade(int argc, char **argv);    /* cmd_upgrade.c */
 int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
+/* cmd_keygen.c: dbtool keygen, and the key of --encrypt-key FILE (NULL when
+ * not given), loaded by main() before the command runs. */
+int dbt_cmd_keygen(int argc, char **argv);
+int dbt_key_load(const char *path);
+void dbt_key_id_hex(char out[33], const uint8_t key[32]);
+extern const uint8_t *dbt_key;
+struct edb_backup_opts;
+bool dbt_parse_compress(struct edb_backup_opts *o, const char *s);   /* cmd_backup.c: --compress zstd[:L] */
 int dbt_cmd_restore(int argc, char **argv);
 int dbt_cmd_verify(int argc, char **argv);
 

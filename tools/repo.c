@@ -191,6 +191,9 @@ repo_load(repo *r)
         goto out;
     }
     r->next = (uint64_t)json_integer_value(json_object_get(doc, "next"));
+    const char *kid = json_string_value(json_object_get(doc, "key_id"));
+    if (kid != NULL)
+        snprintf(r->key_id, sizeof r->key_id, "%s", kid);
     size_t i;
     json_t *o;
     json_array_foreach(arr, i, o) {
@@ -214,6 +217,12 @@ repo_load(repo *r)
         e.s.pages = (uint64_t)json_integer_value(json_object_get(o, "pages"));
         e.s.bytes = (uint64_t)json_integer_value(json_object_get(o, "bytes"));
         e.s.created_us = (uint64_t)json_integer_value(json_object_get(o, "created_us"));
+        const char *ekid = json_string_value(json_object_get(json_object_get(o, "encryption"), "key_id"));
+        if (ekid != NULL && unhex16(e.s.key_id, ekid) == 0)
+            e.s.encrypted = 1;
+        const char *comp = json_string_value(json_object_get(o, "compression"));
+        if (comp != NULL && sscanf(comp, "zstd:%d", &e.s.compress_level) == 1)
+            e.s.compress = EDB_BACKUP_COMPRESS_ZSTD;
         e.unchanged_until_us = (uint64_t)json_integer_value(json_object_get(o, "unchanged_until_us"));
         if (add(r, &e) != 0) {
             ret = dbt_failf("repo", EDB_NOMEM, "out of memory");
@@ -254,6 +263,8 @@ repo_save(repo *r)
     json_object_set_new(doc, "format", json_string("edb-repo"));
     json_object_set_new(doc, "version", json_integer(1));
     json_object_set_new(doc, "next", json_integer((json_int_t)r->next));
+    if (r->key_id[0] != '\0')
+        json_object_set_new(doc, "key_id", json_string(r->key_id));
     for (size_t i = 0; i < r->n; i++) {
         json_t *o = entry_json(&r->a[i], true);
         if (o == NULL) {

@@ -28,6 +28,7 @@ typedef struct repo {
     uint64_t next;               /* number of the next archive file */
     repo_entry *a;               /* in the order taken (merged chains at their last place) */
     size_t n, cap;
+    char key_id[33];             /* created with --encrypt-key: its key id (hex); "" when not */
 } repo;
 
 /* Open DIR or s3://BUCKET/PREFIX (a directory is created when @create),

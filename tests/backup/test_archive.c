@@ -179,9 +179,27 @@ Test(archive_codec, header_refusals_name_the_field, .timeout = 10)
     cr_assert_eq(edb__arch_header_decode(&d, blk, 0), EDB_CORRUPT);
     expect_msg("not an edb backup archive");
 
-    h = good_header(0); h.version = 3;
+    h = good_header(0); h.version = 4;
     cr_assert_eq(decode_header_with(h), EDB_VERSION);
-    expect_msg("version 3");
+    expect_msg("version 4");
+    /* Version 3 exists for its codec: none, an unknown one or a level out
+     * of range is refused; version 2 with a codec too. */
+    h = good_header(0); h.version = 3;
+    cr_assert_eq(decode_header_with(h), EDB_CORRUPT);
+    expect_msg("unknown codec 0");
+    h.codec = 2; h.codec_level = 1;
+    cr_assert_eq(decode_header_with(h), EDB_CORRUPT);
+    expect_msg("unknown codec 2");
+    h.codec = EDB__ARCH_CODEC_ZSTD; h.codec_level = 23;
+    cr_assert_eq(decode_header_with(h), EDB_CORRUPT);
+    expect_msg("level 23");
+    h.codec_level = 1;
+    cr_assert_eq(decode_header_with(h), 0, "%s", edb_error_last());
+    h.version = 2;
+    cr_assert_eq(decode_header_with(h), EDB_CORRUPT);
+    expect_msg("reserved byte 112");
+    cr_assert_eq(edb__arch_header_check(&h, 0), EDB_CORRUPT);
+    expect_msg("a codec in a version-2 archive");
     /* Version 1 (pre-release, the archive hash covered the pages) is refused by name. */
     h.version = 1;
     cr_assert_eq(decode_header_with(h), EDB_VERSION);

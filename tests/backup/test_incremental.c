@@ -746,7 +746,7 @@ Test(incremental, a_base_larger_than_the_database_can_be_is_refused, .timeout = 
         /* the old behaviour: an archive its own reader refuses */
         int r2 = edb_backup_save(bk, out, 0, NULL, NULL);
         edb_backup_end(bk);
-        edb_backup_source src = { out, -1, NULL };
+        edb_backup_source src = { out, -1, NULL, NULL };
         int v = r2 == 0 ? edb_backup_verify(NULL, &src, 1, NULL, NULL) : r2;
         cr_assert_fail("edb_backup_begin accepted the base; the archive written: %s (%s)",
                        edb_err_name(v), edb_error_last());

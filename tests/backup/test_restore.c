@@ -147,7 +147,7 @@ Test(restore, full_archive_restores_the_snapshot_whatever_the_umask, .timeout = 
         cr_assert_eq(verify_paths(&arch, 1), 0, "%s", edb_error_last());
         mode_t old = umask(masks[m]);
         edb_backup_info info;
-        edb_backup_source src = { arch, -1, NULL };
+        edb_backup_source src = { arch, -1, NULL, NULL };
         int rc = edb_backup_restore(&info, w.out, &src, 1, 0);
         umask(old);
         cr_assert_eq(rc, 0, "%s", edb_error_last());
@@ -182,7 +182,7 @@ Test(restore, chain_of_incrementals_restores_the_last_snapshot, .timeout = 60)
     char *p[3] = { put_archive(&w, "a.edbk", w.full.data, w.full.len),
                    put_archive(&w, "b.edbk", inc1.data, inc1.len),
                    put_archive(&w, "c.edbk", inc2.data, inc2.len) };
-    edb_backup_source src[3] = { { p[0], -1, NULL }, { p[1], -1, NULL }, { p[2], -1, NULL } };
+    edb_backup_source src[3] = { { p[0], -1, NULL, NULL }, { p[1], -1, NULL, NULL }, { p[2], -1, NULL, NULL } };
     edb_backup_info info;
     cr_assert_eq(edb_backup_verify(&info, src, 3, NULL, NULL), 0, "%s", edb_error_last());
     cr_assert_eq(info.archives, 3);
@@ -226,7 +226,7 @@ Test(restore, from_a_pipe, .timeout = 30)
         _exit(0);
     }
     close(fds[1]);
-    edb_backup_source src = { NULL, fds[0], "stdin" };
+    edb_backup_source src = { NULL, fds[0], "stdin", NULL };
     int rc = edb_backup_restore(NULL, w.out, &src, 1, 0);
     close(fds[0]);
     int st;
@@ -393,7 +393,8 @@ Test(restore_refuses, resealed_fields_out_of_range, .timeout = 60)
     memcpy(save, a->data, a->len);
     struct { size_t off; int width; uint64_t v; const char *needle; } cases[] = {
         { 8, 4, 1, "format version 1" },                          /* pre-release format */
-        { 8, 4, 3, "format version 3" },
+        { 8, 4, 4, "format version 4" },
+        { 8, 4, 3, "unknown codec 0" },                           /* version 3 names its codec */
         { 16, 4, 3000, "not a power of two" },                    /* page size */
         { 16, 4, 0, "not a power of two" },
         { 12, 4, 8192, "block size" },
@@ -580,7 +581,7 @@ Test(verify, reports_every_damaged_page_with_frame_page_and_offset, .timeout = 3
     a->data[p1 + 100] ^= 1;
     a->data[p2 + 7] ^= 1;
     char *p = put_archive(&w, "bad.edbk", a->data, a->len);
-    edb_backup_source src = { p, -1, "bad" };
+    edb_backup_source src = { p, -1, "bad", NULL };
     struct seen s = { 0 };
     int rc = edb_backup_verify(NULL, &src, 1, collect, &s);
     cr_assert_eq(rc, EDB_CHECKSUM);
@@ -598,11 +599,11 @@ Test(verify, reports_every_damaged_page_with_frame_page_and_offset, .timeout = 3
 Test(verify, bad_arguments_and_missing_files, .timeout = 10)
 {
     cr_assert_eq(edb_backup_verify(NULL, NULL, 1, NULL, NULL), EDB_INVAL);
-    edb_backup_source src = { "/nonexistent/x.edbk", -1, NULL };
+    edb_backup_source src = { "/nonexistent/x.edbk", -1, NULL, NULL };
     cr_assert_eq(edb_backup_verify(NULL, &src, 0, NULL, NULL), EDB_INVAL);
     cr_assert_eq(edb_backup_verify(NULL, &src, 1, NULL, NULL), EDB_NOTFOUND);
     expect_msg("/nonexistent/x.edbk");
-    edb_backup_source bad = { NULL, -1, NULL };
+    edb_backup_source bad = { NULL, -1, NULL, NULL };
     cr_assert_eq(edb_backup_verify(NULL, &bad, 1, NULL, NULL), EDB_INVAL);
     cr_assert_eq(edb_backup_restore(NULL, NULL, &src, 1, 0), EDB_INVAL);
     cr_assert_eq(edb_backup_restore(NULL, "/tmp/x", &src, 1, 0x80), EDB_INVAL);
@@ -799,7 +800,7 @@ library_backup_round_trip(unsigned flags)
 
     char *p = arch;
     edb_backup_info info;
-    edb_backup_source src = { p, -1, NULL };
+    edb_backup_source src = { p, -1, NULL, NULL };
     cr_assert_eq(edb_backup_verify(&info, &src, 1, NULL, NULL), 0, "%s", edb_error_last());
     cr_assert_eq(edb_backup_restore(NULL, out, &src, 1, 0), 0, "%s", edb_error_last());
     /* the database was quiescent: the snapshot is its current state */
@@ -866,7 +867,7 @@ Test(restore, chain_with_a_pipe_in_the_middle_and_a_trailing_slash, .timeout = 6
         _exit(0);
     }
     close(fds[1]);
-    edb_backup_source src[2] = { { a, -1, NULL }, { NULL, fds[0], "the pipe" } };
+    edb_backup_source src[2] = { { a, -1, NULL, NULL }, { NULL, fds[0], "the pipe", NULL } };
     char target[4300];
     snprintf(target, sizeof target, "%s//", w.out);
     edb_backup_info info;
@@ -1018,7 +1019,7 @@ Test(restore, a_mostly_free_database_restores, .timeout = 60)
     cr_assert_eq(edb_backup_save(bk, arch, 0, NULL, NULL), 0, "%s", edb_error_last());
     edb_backup_end(bk);
     edb_env_close(env);
-    edb_backup_source src = { arch, -1, NULL };
+    edb_backup_source src = { arch, -1, NULL, NULL };
     edb_backup_info info;
     cr_assert_eq(edb_backup_verify(&info, &src, 1, NULL, NULL), 0, "%s", edb_error_last());
     cr_assert_gt(info.npages - info.pages, 10 * info.pages, "mostly free: %llu pages, %llu carried",

@@ -30,14 +30,14 @@ if ! "$cc" -fsanitize=fuzzer,address,undefined "$out/probe.c" -o "$out/probe" >/
     exit 77
 fi
 
-pc=$(pkg-config --cflags lmdb libxxhash jansson)
-libs="$(pkg-config --libs lmdb libxxhash jansson) -pthread"
+pc=$(pkg-config --cflags lmdb libxxhash jansson libzstd libsodium)
+libs="$(pkg-config --libs lmdb libxxhash jansson libzstd libsodium) -pthread"
 cflags="-g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-omit-frame-pointer
   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
   -DEDB_BUILDING -I$(cd "$builddir" && pwd) -I$srcdir/engine -I$srcdir/backup -I$srcdir/tools
   -I$srcdir/tests/fuzz $pc"
 lib_srcs="engine/error.c engine/coltype.c backup/archive.c backup/reader.c backup/verify.c backup/sys.c
-  backup/sys_fs.c tools/csv.c tools/jsonval.c backup/base.c backup/manifest.c"
+  backup/sys_fs.c tools/csv.c tools/jsonval.c backup/base.c backup/manifest.c backup/codec.c"
 targets="blocks reader jsonval import manifest"
 
 # Rebuild everything when any source or header changed since the last build.

@@ -5,7 +5,8 @@
  * fx_fixup() walks the blocks the way a writer lays them out and recomputes,
  * in place: every block hash, every frame entry's page hash, the page hash
  * table (from the pages as restore would produce them), and the end block's
- * length, backup id and archive hash.  Fields it cannot make sense of are
+ * length, backup id and archive hash.  In a compressed (version 3) archive
+ * it reseals the frame headers, the trailer and the end block only.  Fields it cannot make sense of are
  * left as they are, and the walk stops there: the reader must refuse them.
  * Only for fuzz targets: it trusts nothing and bounds every loop by the input.
  */
@@ -41,6 +42,21 @@ fx_fixup(uint8_t *a, size_t n)
     static const uint8_t *last[MAXP];
     memset(last, 0, sizeof last);
     size_t off = FX_B;
+    /* Version 3: reseal each frame header (its page hashes are over
+     * compressed pages: left as they are) and step over its payload. */
+    while (edb__le32(a + 8) == EDB__ARCH_VERSION_Z && n - off >= EDB__ARCH_ZFIXED &&
+           memcmp(a + off, EDB__ARCH_MAGIC_ZFRAME, 4) == 0) {
+        uint32_t count = edb__le32(a + off + 4), stored = edb__le32(a + off + 16);
+        if (count < 1 || count > EDB__ARCH_FRAME_MAX || EDB__ARCH_ZHDR_SIZE(count) > n - off)
+            return;
+        size_t hl = EDB__ARCH_ZHDR_SIZE(count) - 16;
+        edb__arch_hash h;
+        edb__arch_hash_bytes(&h, a + off, hl, 0);
+        memcpy(a + off + hl, h.b, 16);
+        if (stored > n - off - hl - 16)
+            return;
+        off += hl + 16 + stored;
+    }
     while (n - off >= FX_B && edb__arch_block_kind(a + off) == EDB__ARCH_FRAME) {
         uint8_t *f = a + off;
         uint32_t count = edb__le32(f + 4);
@@ -77,7 +93,7 @@ fx_fixup(uint8_t *a, size_t n)
     uint8_t *scratch = malloc(ps);
     if (scratch == NULL)
         return;
-    for (uint64_t p = 0; p < npages; p++) {
+    for (uint64_t p = 0; p < npages && edb__le32(a + 8) != EDB__ARCH_VERSION_Z; p++) {
         edb__arch_hash h;
         if (p < 2)
             edb__arch_meta_hash(&h, scratch, ps, t + 48, p);

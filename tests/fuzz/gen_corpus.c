@@ -219,6 +219,29 @@ main(int argc, char **argv)
             fprintf(stderr, "gen_corpus: incremental: %s (skipped)\n", edb_error_last());
         }
     }
+    /* Compressed archives (format version 3): a full one and an
+     * incremental on the plain full one. */
+    {
+        edb_backup_opts oz = { .compress = EDB_BACKUP_COMPRESS_ZSTD, .compress_level = 1 };
+        uint8_t *a;
+        size_t n;
+        if (backup(env, &oz, &a, &n) == 0) {
+            made += save(argv[1], "reader", "z-full.edbk", a, n) == 0;
+            free(a);
+        }
+        static const uint8_t fuzz_key[32] = "edb fuzz key: 32 bytes, no use.";
+        edb_backup_opts oe = { .compress = EDB_BACKUP_COMPRESS_ZSTD, .encrypt_key = fuzz_key };
+        if (backup(env, &oe, &a, &n) == 0) {
+            made += save(argv[1], "reader", "z-enc.edbk", a, n) == 0;
+            free(a);
+        }
+        oz.flags = EDB_BACKUP_INCREMENTAL;
+        oz.base = base;
+        if (wrote && backup(env, &oz, &a, &n) == 0) {
+            made += save(argv[1], "reader", "z-incr.edbk", a, n) == 0;
+            free(a);
+        }
+    }
     edb_env_close(env);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);

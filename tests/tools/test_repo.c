@@ -659,3 +659,76 @@ Test(repo, restore_drill, .timeout = 300)
     free(full);
     fx_fini(&f);
 }
+
+/* dbtool keygen and --encrypt-key: the key file is 0600 and never
+ * overwritten; a repository created with a key refuses backups without it
+ * or with another one, and one created without refuses a key; restore from
+ * it needs the key; the key is never printed. */
+Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
+{
+    struct fx f;
+    fx_init(&f, 50);
+    char k1[500], k2[500], bad[500], t[500], plain[500];
+    snprintf(k1, sizeof k1, "%s/k1", f.dir);
+    snprintf(k2, sizeof k2, "%s/k2", f.dir);
+    snprintf(bad, sizeof bad, "%s/bad.key", f.dir);
+    snprintf(t, sizeof t, "%s/restored", f.dir);
+    snprintf(plain, sizeof plain, "%s/plainrepo", f.dir);
+    run_result r = dbt_runv(NULL, "keygen", k1, NULL);
+    expect_ok(&r, "keygen");
+    cr_assert(strstr(r.out, "key id ") != NULL, "%s", r.out);
+    run_free(&r);
+    struct stat st;
+    cr_assert_eq(stat(k1, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(st.st_size, 32);
+    r = dbt_runv(NULL, "keygen", k1, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_EXISTS") != NULL, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(NULL, "keygen", k2, NULL);
+    expect_ok(&r, "keygen 2");
+    run_free(&r);
+    write_file(bad, "short");
+    r = dbt_runv(NULL, "verify", k1, "--encrypt-key", bad, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "not a key file") != NULL, "%s", r.err);
+    run_free(&r);
+
+    r = dbt_runv(NULL, "backup", f.db, "--repo", f.repo, "--encrypt-key", k1, "--compress", "zstd", NULL);
+    expect_ok(&r, "encrypted backup --repo");
+    run_free(&r);
+    const char *const refused[][10] = {
+        { "backup", f.db, "--repo", f.repo, NULL },
+        { "backup", f.db, "--repo", f.repo, "--encrypt-key", k2, NULL },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        r = dbt_run(NULL, refused[i]);
+        cr_assert_eq(r.status, 1, "%zu", i);
+        cr_assert(strstr(r.err, "EDB_AUTH") != NULL, "%zu: %s", i, r.err);
+        run_free(&r);
+    }
+    add_rows(&f, 20);
+    r = dbt_runv(NULL, "backup", f.db, "--repo", f.repo, "--encrypt-key", k1, NULL);
+    expect_ok(&r, "second encrypted backup");
+    run_free(&r);
+    r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
+    expect_ok(&r, "list");
+    cr_assert(strstr(r.out, "\"encryption\":{\"key_id\":") != NULL, "%s", r.out);
+    run_free(&r);
+    r = dbt_runv(NULL, "restore", t, "--repo", f.repo, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "EDB_AUTH") != NULL, "%s", r.err);
+    run_free(&r);
+    r = dbt_runv(NULL, "restore", t, "--repo", f.repo, "--encrypt-key", k1, NULL);
+    expect_ok(&r, "restore with the key");
+    run_free(&r);
+    r = dbt_runv(NULL, "backup", f.db, "--repo", plain, NULL);
+    expect_ok(&r, "plain repo");
+    run_free(&r);
+    r = dbt_runv(NULL, "backup", f.db, "--repo", plain, "--encrypt-key", k1, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "created without --encrypt-key") != NULL, "%s", r.err);
+    run_free(&r);
+    fx_fini(&f);
+}
