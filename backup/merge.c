@@ -287,7 +287,7 @@ read_page(march *a, const mloc *l, uint8_t *dst, uint32_t psize, edb__codec *cod
                 memcpy(a->zpages, pl, raw);     /* stored: plen == raw */
             if (rc != 0)
                 return rc == EDB_CORRUPT ? edb__err(EDB_CHECKSUM, "%s (page %llu is lost)",
-                                                    edb_error_last() + strlen("EDB_CORRUPT: "),
+                                                    edb_error_last_message(),
                                                     (unsigned long long)l->pgno)
                                          : rc;
             a->zkey = l->off + 1;

@@ -308,8 +308,7 @@ read_zframe(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, edb__arch
     {
         if (zrc != 0) {
             char why[200];
-            const char *d = edb_error_last(), *colon = strstr(d, ": ");
-            snprintf(why, sizeof why, "%s", colon != NULL ? colon + 2 : d);
+            snprintf(why, sizeof why, "%s", edb_error_last_message());
             if (cbs == NULL || cbs->on_bad_page == NULL)
                 return edb__err(EDB_CHECKSUM, "%s: its %u pages (%llu .. %llu) are lost", why,
                                 count, (unsigned long long)f->entries[0].pgno,

@@ -180,7 +180,7 @@ Test(dbtool_cli, help_texts_are_the_man_page, .timeout = 60)
         sscanf(p + 2, "%63s", name);
         run_result h = dbt_runv(NULL, "help", name, NULL);
         cr_assert_eq(h.status, 0, "help %s", name);
-        char syn[512];
+        char syn[2048];
         snprintf(syn, sizeof syn, ".B dbtool %.*s", (int)(strchr(h.out, '\n') - h.out - 14), h.out + 14);
         cr_assert(man_has_line(man, syn), "man page lacks the synopsis: %s", syn);
         for (char *l = strstr(h.out, "\n\n") + 2; *l;) {
