@@ -372,10 +372,8 @@ encode(wbuf *b, const edb__table *t)
     return b->oom ? edb__err(EDB_NOMEM, "table '%s': schema", t->name) : 0;
 }
 
-typedef struct rbuf { const uint8_t *p; size_t len, off; bool bad; } rbuf;
-
-static const uint8_t *
-rget(rbuf *b, size_t n)
+const uint8_t *
+edb__rbuf_take(edb__rbuf *b, size_t n)
 {
     if (b->bad || n > b->len - b->off) {
         b->bad = true;
@@ -386,25 +384,25 @@ rget(rbuf *b, size_t n)
     return p;
 }
 
-static unsigned
-ru8(rbuf *b)
+unsigned
+edb__rbuf_u8(edb__rbuf *b)
 {
-    const uint8_t *p = rget(b, 1);
+    const uint8_t *p = edb__rbuf_take(b, 1);
     return p ? *p : 0;
 }
 
-static uint32_t
-ru32(rbuf *b)
+uint32_t
+edb__rbuf_u32(edb__rbuf *b)
 {
-    const uint8_t *p = rget(b, 4);
+    const uint8_t *p = edb__rbuf_take(b, 4);
     return p ? get_u32(p) : 0;
 }
 
-static void
-rname(rbuf *b, char *out)
+void
+edb__rbuf_name(edb__rbuf *b, char *out)
 {
-    unsigned n = ru8(b);
-    const uint8_t *p = rget(b, n);
+    unsigned n = edb__rbuf_u8(b);
+    const uint8_t *p = edb__rbuf_take(b, n);
     if (p == NULL || n == 0 || n > EDB__NAME_MAX) {
         b->bad = true;
         out[0] = '\0';
@@ -429,7 +427,7 @@ int
 edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
 {
     *out = NULL;
-    rbuf b = { blob, size, 0, false };
+    edb__rbuf b = { blob, size, 0, false };
     edb__table *t = calloc(1, sizeof *t);
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
@@ -439,15 +437,15 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
     }
-    ru8(&b);
-    ru8(&b);
-    rname(&b, t->name);
-    t->kid = ru32(&b);
-    t->gen = ru32(&b);
-    t->created = ru32(&b);
-    t->created |= (uint64_t)ru32(&b) << 32;
-    t->ncols = ru32(&b);
-    t->nidx = ru32(&b);
+    edb__rbuf_u8(&b);
+    edb__rbuf_u8(&b);
+    edb__rbuf_name(&b, t->name);
+    t->kid = edb__rbuf_u32(&b);
+    t->gen = edb__rbuf_u32(&b);
+    t->created = edb__rbuf_u32(&b);
+    t->created |= (uint64_t)edb__rbuf_u32(&b) << 32;
+    t->ncols = edb__rbuf_u32(&b);
+    t->nidx = edb__rbuf_u32(&b);
     t->primary = -1;
     if (b.bad || t->kid == 0 || t->ncols > EDB_MAX_COLUMNS || t->nidx > EDB_MAX_INDEXES)
         goto bad;
@@ -461,38 +459,38 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     size_t dlen = 0;
     for (uint32_t i = 0; i < t->ncols; i++) {
         edb__column *c = &t->cols[i];
-        rname(&b, c->name);
-        c->type = (edb_coltype)ru8(&b);
-        c->flags = ru8(&b);
-        c->max_size = ru32(&b);
-        c->has_default = ru8(&b) != 0;
-        c->default_size = ru32(&b);
-        const uint8_t *d = rget(&b, c->default_size);
+        edb__rbuf_name(&b, c->name);
+        c->type = (edb_coltype)edb__rbuf_u8(&b);
+        c->flags = edb__rbuf_u8(&b);
+        c->max_size = edb__rbuf_u32(&b);
+        c->has_default = edb__rbuf_u8(&b) != 0;
+        c->default_size = edb__rbuf_u32(&b);
+        const uint8_t *d = edb__rbuf_take(&b, c->default_size);
         if (b.bad || edb__type_size(c->type) < 0)
             goto bad;
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
         dlen += c->default_size;
-        c->id = ru32(&b);
-        c->id |= (uint64_t)ru32(&b) << 32;
+        c->id = edb__rbuf_u32(&b);
+        c->id |= (uint64_t)edb__rbuf_u32(&b) << 32;
     }
     int nprimary = 0;
     for (uint32_t i = 0; i < t->nidx; i++) {
         edb__index *x = &t->idx[i];
-        rname(&b, x->name);
-        x->flags = ru8(&b);
-        x->kid = ru32(&b);
-        x->nseg = ru8(&b);
+        edb__rbuf_name(&b, x->name);
+        x->flags = edb__rbuf_u8(&b);
+        x->kid = edb__rbuf_u32(&b);
+        x->nseg = edb__rbuf_u8(&b);
         if (b.bad || x->nseg == 0 || x->nseg > EDB_MAX_KEY_SEGMENTS)
             goto bad;
         for (unsigned j = 0; j < x->nseg; j++) {
-            x->seg[j].col = ru32(&b);
-            x->seg[j].desc = ru8(&b) != 0;
+            x->seg[j].col = edb__rbuf_u32(&b);
+            x->seg[j].desc = edb__rbuf_u8(&b) != 0;
             if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
                 goto bad;
         }
-        x->id = ru32(&b);
-        x->id |= (uint64_t)ru32(&b) << 32;
+        x->id = edb__rbuf_u32(&b);
+        x->id |= (uint64_t)edb__rbuf_u32(&b) << 32;
         if (x->flags & EDB_IDX_PRIMARY) {
             t->primary = (int)i;
             nprimary++;

@@ -242,4 +242,13 @@ bool edb__name_ok(const char *name);
  * bytes as \xHH (a name with a NUL or a control byte prints as it is). */
 int edb__name_check(const char *name, const char *kind, const char *ctx);
 
+/* A bounds-checked reader of stored bytes (schema blobs, old catalogs): a
+ * read past the end sets `bad` and returns NULL / 0 / "" instead. */
+typedef struct edb__rbuf { const uint8_t *p; size_t len, off; bool bad; } edb__rbuf;
+const uint8_t *edb__rbuf_take(edb__rbuf *b, size_t n);
+unsigned edb__rbuf_u8(edb__rbuf *b);
+uint32_t edb__rbuf_u32(edb__rbuf *b);
+/* A name: one length byte (1..EDB__NAME_MAX), then its bytes; @out holds EDB__NAME_MAX + 1. */
+void edb__rbuf_name(edb__rbuf *b, char *out);
+
 #endif

@@ -51,48 +51,6 @@
 #define OLD_MAX_DBS (1024u * 17u + 2u)
 #define ROWS_PER_TXN 5000
 
-typedef struct rd { const uint8_t *p; size_t len, off; bool bad; } rd;
-
-static const uint8_t *
-take(rd *b, size_t n)
-{
-    if (b->bad || n > b->len - b->off) {
-        b->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = b->p + b->off;
-    b->off += n;
-    return p;
-}
-
-static unsigned
-u8(rd *b)
-{
-    const uint8_t *p = take(b, 1);
-    return p ? *p : 0;
-}
-
-static uint32_t
-u32(rd *b)
-{
-    const uint8_t *p = take(b, 4);
-    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
-}
-
-static void
-name(rd *b, char *out)
-{
-    unsigned n = u8(b);
-    const uint8_t *p = take(b, n);
-    if (p == NULL || n == 0 || n > EDB__NAME_MAX) {
-        b->bad = true;
-        out[0] = '\0';
-        return;
-    }
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
 /* An old table, as much as the conversion needs. */
 typedef struct old_table {
     char name[EDB__NAME_MAX + 1];
@@ -121,18 +79,18 @@ static int
 old_decode(old_table *t, const void *blob, size_t size)
 {
     memset(t, 0, sizeof *t);
-    rd b = { blob, size, 0, false };
-    unsigned version = u8(&b);
+    edb__rbuf b = { blob, size, 0, false };
+    unsigned version = edb__rbuf_u8(&b);
     if (version != 1 && version != 2)
         return edb__err(EDB_CORRUPT, "upgrade: table schema version %u", version);
-    u8(&b);
-    name(&b, t->name);
-    t->slot = u32(&b);
-    u32(&b);            /* gen */
-    u32(&b);            /* identity: the new database draws new ones */
-    u32(&b);
-    t->ncols = u32(&b);
-    t->nidx = u32(&b);
+    edb__rbuf_u8(&b);
+    edb__rbuf_name(&b, t->name);
+    t->slot = edb__rbuf_u32(&b);
+    edb__rbuf_u32(&b);            /* gen */
+    edb__rbuf_u32(&b);            /* identity: the new database draws new ones */
+    edb__rbuf_u32(&b);
+    t->ncols = edb__rbuf_u32(&b);
+    t->nidx = edb__rbuf_u32(&b);
     if (b.bad || t->ncols == 0 || t->ncols > EDB_MAX_COLUMNS || t->nidx > EDB_MAX_INDEXES || t->slot >= 1024)
         goto bad;
     t->cols = calloc(t->ncols, sizeof *t->cols);
@@ -146,36 +104,36 @@ old_decode(old_table *t, const void *blob, size_t size)
     }
     for (uint32_t i = 0; i < t->ncols; i++) {
         edb_column_def *c = &t->cols[i];
-        name(&b, t->colnames[i]);
+        edb__rbuf_name(&b, t->colnames[i]);
         c->name = t->colnames[i];
-        c->type = (edb_coltype)u8(&b);
-        c->flags = u8(&b);
-        c->max_size = u32(&b);
-        bool has_default = u8(&b) != 0;
-        uint32_t dsize = u32(&b);
-        const uint8_t *d = take(&b, dsize);
+        c->type = (edb_coltype)edb__rbuf_u8(&b);
+        c->flags = edb__rbuf_u8(&b);
+        c->max_size = edb__rbuf_u32(&b);
+        bool has_default = edb__rbuf_u8(&b) != 0;
+        uint32_t dsize = edb__rbuf_u32(&b);
+        const uint8_t *d = edb__rbuf_take(&b, dsize);
         if (has_default) {
             c->default_value = d;
             c->default_size = dsize;
         }
         if (version == 2)
-            take(&b, 8);
+            edb__rbuf_take(&b, 8);
         if (b.bad)
             goto bad;
     }
     for (uint32_t i = 0; i < t->nidx; i++) {
         edb_index_def *x = &t->idx[i];
-        name(&b, t->idxnames[i]);
+        edb__rbuf_name(&b, t->idxnames[i]);
         x->name = t->idxnames[i];
-        x->flags = u8(&b);
-        u8(&b);         /* index slot */
-        unsigned nseg = u8(&b);
+        x->flags = edb__rbuf_u8(&b);
+        edb__rbuf_u8(&b);         /* index slot */
+        unsigned nseg = edb__rbuf_u8(&b);
         if (b.bad || nseg == 0 || nseg > EDB_MAX_KEY_SEGMENTS)
             goto bad;
         size_t o = 0;
         for (unsigned j = 0; j < nseg; j++) {
-            uint32_t col = u32(&b);
-            bool desc = u8(&b) != 0;
+            uint32_t col = edb__rbuf_u32(&b);
+            bool desc = edb__rbuf_u8(&b) != 0;
             if (b.bad || col == 0 || col > t->ncols)
                 goto bad;
             o += (size_t)snprintf(t->keys[i] + o, sizeof t->keys[i] - o, "%c%s", desc ? '-' : '+',
@@ -183,7 +141,7 @@ old_decode(old_table *t, const void *blob, size_t size)
         }
         x->key = t->keys[i];
         if (version == 2)
-            take(&b, 8);
+            edb__rbuf_take(&b, 8);
     }
     if (b.bad || b.off != b.len)
         goto bad;
