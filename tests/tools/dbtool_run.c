@@ -229,3 +229,9 @@ __lsan_default_suppressions(void)
 {
     return "leak:libcriterion.so\n";
 }
+
+void
+dbt_expect_ok(const run_result *r, const char *what)
+{
+    cr_assert_eq(r->status, 0, "%s: exit %d: %s%s", what, r->status, r->err, r->out);
+}

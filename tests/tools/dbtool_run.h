@@ -18,6 +18,8 @@ run_result dbt_run(const char *in, const char *const *argv);
 /* Variadic convenience: dbt_runv(in, "scan", db, "t", NULL). */
 run_result dbt_runv(const char *in, ...);
 void run_free(run_result *r);
+/* Assert that the run exited 0; the message names @what, the status, stderr and stdout. */
+void dbt_expect_ok(const run_result *r, const char *what);
 /* The same with stdout on a pseudo-terminal (carriage returns removed). */
 run_result dbt_run_tty(const char *const *argv);
 

@@ -36,12 +36,6 @@ struct fx {
     char path[400];   /* scratch */
 };
 
-static void
-expect_ok(run_result *r, const char *what)
-{
-    cr_assert_eq(r->status, 0, "%s: exit %d: %s", what, r->status, r->err);
-}
-
 /* A database with @rows rows of ~@width bytes of text. */
 static void
 fx_init(struct fx *f, unsigned rows, unsigned width)
@@ -105,7 +99,7 @@ Test(backup_cli, backup_to_a_file_verify_restore, .timeout = 60)
     snprintf(arch, sizeof arch, "%s/a.edbk", f.dir);
     snprintf(target, sizeof target, "%s/restored", f.dir);
     run_result r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", NULL);
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     cr_assert_str_eq(r.err, "", "--quiet prints nothing: %s", r.err);
     run_free(&r);
     struct stat st;
@@ -114,12 +108,12 @@ Test(backup_cli, backup_to_a_file_verify_restore, .timeout = 60)
     expect_no_file_like(f.dir, ".tmp.");
 
     r = dbt_runv(NULL, "verify", arch, NULL);
-    expect_ok(&r, "verify");
+    dbt_expect_ok(&r, "verify");
     cr_assert(strstr(r.out, "ok: 1 archive") != NULL, "%s", r.out);
     run_free(&r);
 
     r = dbt_runv(NULL, "restore", target, arch, NULL);
-    expect_ok(&r, "restore");
+    dbt_expect_ok(&r, "restore");
     cr_assert(strstr(r.out, "restored") != NULL, "%s", r.out);
     run_free(&r);
     char *a = export_rows(f.db), *b = export_rows(target);
@@ -134,11 +128,11 @@ Test(backup_cli, backup_to_a_file_verify_restore, .timeout = 60)
     cr_assert(strstr(r.err, ": EDB_EXISTS: ") != NULL, "%s", r.err);
     run_free(&r);
     r = dbt_runv(NULL, "restore", target, arch, "--force", NULL);
-    expect_ok(&r, "restore --force");
+    dbt_expect_ok(&r, "restore --force");
     run_free(&r);
 
     r = dbt_runv(NULL, "verify", "--deep", arch, NULL);
-    expect_ok(&r, "verify --deep");
+    dbt_expect_ok(&r, "verify --deep");
     cr_assert(strstr(r.out, "passed 'dbtool check'") != NULL, "%s", r.out);
     run_free(&r);
     fx_fini(&f);
@@ -162,7 +156,7 @@ Test(backup_cli, incremental_chain_low_pin_and_rate_limit, .timeout = 60)
             r = dbt_runv(NULL, "backup", "--incremental", a[0], f.db, a[i], NULL);
         else
             r = dbt_runv(NULL, "backup", f.db, a[i], "--incremental", a[1], "--low-pin", "--rate-limit", "20M", NULL);
-        expect_ok(&r, "backup");
+        dbt_expect_ok(&r, "backup");
         const char *kind = i == 0 ? "full archive" : i == 1 ? "incremental archive" : "low-pin incremental archive";
         cr_assert(strstr(r.err, kind) != NULL, "%s", r.err);
         cr_assert(strstr(r.err, "snapshot pinned") != NULL, "%s", r.err);
@@ -171,7 +165,7 @@ Test(backup_cli, incremental_chain_low_pin_and_rate_limit, .timeout = 60)
         char more[64];
         snprintf(more, sizeof more, "{\"v\": \"change %d\"}\n", i);
         r = dbt_runv(more, "import", f.db, "t", "-", NULL);
-        expect_ok(&r, "import");
+        dbt_expect_ok(&r, "import");
         run_free(&r);
     }
     struct stat s0, s2;
@@ -180,14 +174,14 @@ Test(backup_cli, incremental_chain_low_pin_and_rate_limit, .timeout = 60)
     cr_assert_lt(s2.st_size * 4, s0.st_size, "incremental %lld bytes, full %lld", (long long)s2.st_size,
                  (long long)s0.st_size);
     run_result r = dbt_runv(NULL, "verify", a[0], a[1], a[2], NULL);
-    expect_ok(&r, "verify chain");
+    dbt_expect_ok(&r, "verify chain");
     run_free(&r);
     for (int k = 1; k <= 3; k++) {
         snprintf(target, sizeof target, "%s/r%d", f.dir, k);
         r = k == 1 ? dbt_runv(NULL, "restore", target, a[0], NULL)
           : k == 2 ? dbt_runv(NULL, "restore", target, a[0], a[1], NULL)
                    : dbt_runv(NULL, "restore", target, a[0], a[1], a[2], NULL);
-        expect_ok(&r, "restore prefix");
+        dbt_expect_ok(&r, "restore prefix");
         run_free(&r);
         char *got = export_rows(target);
         cr_assert_str_eq(got, rows[k - 1], "prefix of %d archives", k);
@@ -209,7 +203,7 @@ Test(backup_cli, backup_to_stdout_then_restore_from_stdin, .timeout = 60)
     struct fx f;
     fx_init(&f, 1500, 80);
     run_result r = dbt_runv(NULL, "backup", f.db, "-", "--quiet", NULL);
-    expect_ok(&r, "backup -");
+    dbt_expect_ok(&r, "backup -");
     cr_assert_gt(r.out_len, 3 * 4096);
     cr_assert_eq(r.out_len % 4096, 0);
     char *arch = strdup(in_dir(&f, "s.edbk"));
@@ -218,7 +212,7 @@ Test(backup_cli, backup_to_stdout_then_restore_from_stdin, .timeout = 60)
     fclose(o);
     run_free(&r);
     r = dbt_runv(NULL, "verify", arch, NULL);
-    expect_ok(&r, "verify");
+    dbt_expect_ok(&r, "verify");
     run_free(&r);
     /* restore reads the archive from standard input */
     FILE *in = fopen(arch, "rb");
@@ -304,7 +298,7 @@ Test(backup_cli, failures_exit_1_with_the_code_name, .timeout = 60)
     snprintf(bad, sizeof bad, "%s/bad.edbk", f.dir);
     snprintf(target, sizeof target, "%s/r", f.dir);
     run_result r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", NULL);
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     run_free(&r);
 
     r = dbt_runv(NULL, "backup", in_dir(&f, "nodb"), arch, NULL);
@@ -623,7 +617,7 @@ Test(backup_consistency, restored_totals_never_change_under_a_writer, .timeout =
     char db[400];
     snprintf(db, sizeof db, "%s/db", dir);
     run_result r = dbt_runv(NULL, "create", db, NULL);
-    expect_ok(&r, "create");
+    dbt_expect_ok(&r, "create");
     run_free(&r);
     seed_accounts(db);
     pid_t w = fork();
@@ -646,13 +640,13 @@ Test(backup_consistency, restored_totals_never_change_under_a_writer, .timeout =
             r = dbt_runv(NULL, "backup", db, arch, "--quiet", "--incremental", prev, lp, NULL);
         else
             r = dbt_runv(NULL, "backup", db, arch, "--quiet", lp, NULL);
-        expect_ok(&r, "backup under a writer");
+        dbt_expect_ok(&r, "backup under a writer");
         run_free(&r);
         if (i % 2 == 1)
             r = dbt_runv(NULL, "restore", target, prev, arch, NULL);
         else
             r = dbt_runv(NULL, "restore", target, arch, NULL);
-        expect_ok(&r, "restore");
+        dbt_expect_ok(&r, "restore");
         run_free(&r);
         unsigned n;
         int64_t sum = total_of(target, &n);
@@ -680,18 +674,18 @@ Test(backup_cli, incremental_chain_restores_every_prefix, .timeout = 90)
         if (i == 1) {
             run_result r = dbt_runv("{\"v\": \"added after the full backup\"}\n", "import", f.db, "t",
                                     "-", NULL);
-            expect_ok(&r, "import");
+            dbt_expect_ok(&r, "import");
             run_free(&r);
         } else if (i == 2) {
             run_result r = dbt_runv(NULL, "delete", f.db, "t", "7", NULL);
-            expect_ok(&r, "delete");
+            dbt_expect_ok(&r, "delete");
             run_free(&r);
         }
         state[i] = export_rows(f.db);
         run_result r = i == 0 ? dbt_runv(NULL, "backup", f.db, arch[0], "--quiet", NULL)
                               : dbt_runv(NULL, "backup", f.db, arch[i], "--quiet", "--incremental",
                                          arch[i - 1], NULL);
-        expect_ok(&r, "backup");
+        dbt_expect_ok(&r, "backup");
         run_free(&r);
     }
     struct stat s0, s2;
@@ -700,15 +694,15 @@ Test(backup_cli, incremental_chain_restores_every_prefix, .timeout = 90)
     cr_assert_lt(s2.st_size, s0.st_size, "an incremental is smaller than the full archive");
 
     run_result r = dbt_runv(NULL, "verify", arch[0], arch[1], arch[2], NULL);
-    expect_ok(&r, "verify chain");
+    dbt_expect_ok(&r, "verify chain");
     cr_assert(strstr(r.out, "ok: 3 archives") != NULL, "%s", r.out);
     run_free(&r);
     r = dbt_runv(NULL, "verify", arch[2], NULL);
-    expect_ok(&r, "verify an incremental alone");
+    dbt_expect_ok(&r, "verify an incremental alone");
     cr_assert(strstr(r.out, "note: ") != NULL, "%s", r.out);
     run_free(&r);
     r = dbt_runv(NULL, "verify", "--deep", arch[0], arch[1], arch[2], NULL);
-    expect_ok(&r, "verify --deep chain");
+    dbt_expect_ok(&r, "verify --deep chain");
     run_free(&r);
 
     for (int n = 1; n <= 3; n++) {
@@ -716,7 +710,7 @@ Test(backup_cli, incremental_chain_restores_every_prefix, .timeout = 90)
         const char *argv[] = { "restore", target, arch[0], arch[1], arch[2], NULL };
         argv[2 + n] = NULL;
         r = dbt_run(NULL, argv);
-        expect_ok(&r, "restore a prefix of the chain");
+        dbt_expect_ok(&r, "restore a prefix of the chain");
         run_free(&r);
         char *got = export_rows(target);
         cr_assert_str_eq(got, state[n - 1], "prefix of %d archive(s)", n);

@@ -29,12 +29,6 @@ struct fx {
     char p[8][400];   /* paths in dir */
 };
 
-static void
-expect_ok(run_result *r, const char *what)
-{
-    cr_assert_eq(r->status, 0, "%s: exit %d: %s%s", what, r->status, r->err, r->out);
-}
-
 static char *
 rows_json(unsigned first, unsigned rows)
 {
@@ -78,7 +72,7 @@ add_rows(struct fx *f, unsigned first, unsigned rows)
     write_file(rp, in);
     free(in);
     run_result r = dbt_runv(NULL, "import", f->db, "t", rp, NULL);
-    expect_ok(&r, "import");
+    dbt_expect_ok(&r, "import");
     run_free(&r);
 }
 
@@ -87,7 +81,7 @@ backup(struct fx *f, const char *out, const char *base)
 {
     run_result r = base ? dbt_runv(NULL, "backup", f->db, out, "--quiet", "--incremental", base, NULL)
                         : dbt_runv(NULL, "backup", f->db, out, "--quiet", NULL);
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     run_free(&r);
 }
 
@@ -169,7 +163,7 @@ Test(lifecycle, info_full_and_incremental, .timeout = 60)
     backup(&f, incr, full);
 
     run_result r = dbt_runv(NULL, "info", full, incr, "--json", NULL);
-    expect_ok(&r, "info");
+    dbt_expect_ok(&r, "info");
     cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
     char l0[2048], l1[2048], v[128], id0[64], txn0[32];
     line_n(l0, sizeof l0, r.out, 0);
@@ -210,7 +204,7 @@ Test(lifecycle, info_interrupted_archive_is_not_complete, .timeout = 60)
     copy_prefix(full, cut, sz / 3);
     copy_prefix(full, noend, sz - 4096);
     run_result r = dbt_runv(NULL, "info", cut, noend, full, "--json", NULL);
-    expect_ok(&r, "info of interrupted archives");
+    dbt_expect_ok(&r, "info of interrupted archives");
     char l[2048], v[256];
     for (int i = 0; i < 2; i++) {
         line_n(l, sizeof l, r.out, i);
@@ -235,7 +229,7 @@ Test(lifecycle, info_interrupted_archive_is_not_complete, .timeout = 60)
     cr_assert_eq(pwrite(fd, &b, 1, sz - 4096 - 8), 1);
     close(fd);
     r = dbt_runv(NULL, "info", bad, "--json", NULL);
-    expect_ok(&r, "info of a damaged archive");
+    dbt_expect_ok(&r, "info of a damaged archive");
     cr_assert(member(v, sizeof v, r.out, "complete") && strcmp(v, "false") == 0, "%s", r.out);
     run_free(&r);
     fx_fini(&f);
@@ -279,19 +273,19 @@ Test(lifecycle, verify_groups_chains_in_any_order, .timeout = 90)
     backup(&f, b, NULL);
     /* Two independent full archives: two chains (they failed as one before). */
     run_result r = dbt_runv(NULL, "verify", a, b, NULL);
-    expect_ok(&r, "verify two full archives");
+    dbt_expect_ok(&r, "verify two full archives");
     cr_assert(strstr(r.out, "chain 2 of 2") != NULL, "%s", r.out);
     run_free(&r);
     /* A chain given backwards, mixed with another chain. */
     r = dbt_runv(NULL, "verify", a2, b, a1, a, NULL);
-    expect_ok(&r, "verify two chains in any order");
+    dbt_expect_ok(&r, "verify two chains in any order");
     cr_assert(strstr(r.out, "ok: 3 archives") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "ok: 1 archive") != NULL, "%s", r.out);
     cr_assert_eq(count_lines(r.out) >= 6, 1, "%s", r.out);
     run_free(&r);
     /* JSON: one object per archive, in chain order, with its chain. */
     r = dbt_runv(NULL, "verify", a2, b, a1, a, "--json", NULL);
-    expect_ok(&r, "verify --json");
+    dbt_expect_ok(&r, "verify --json");
     cr_assert_eq(count_lines(r.out), 4, "%s", r.out);
     char l[2048], v[512];
     const char *order[] = { "a-full.edbk", "a-incr1.edbk", "a-incr2.edbk", "b-full.edbk" };
@@ -335,7 +329,7 @@ static void
 id_of(char out[64], const char *archive)
 {
     run_result r = dbt_runv(NULL, "info", archive, "--json", NULL);
-    expect_ok(&r, "info");
+    dbt_expect_ok(&r, "info");
     cr_assert(member(out, 64, r.out, "id"), "%s", r.out);
     run_free(&r);
 }
@@ -363,7 +357,7 @@ Test(lifecycle, backup_overwrite_replaces_atomically, .timeout = 60)
     /* The second night: replaced by a new complete archive, no temporary left. */
     add_rows(&f, 1000, 10);
     r = dbt_runv(NULL, "backup", f.db, arch, "--quiet", "--overwrite", "--json", NULL);
-    expect_ok(&r, "backup --overwrite");
+    dbt_expect_ok(&r, "backup --overwrite");
     char v[512];
     cr_assert(member(v, sizeof v, r.out, "file") && strstr(v, "nightly.edbk") != NULL, "%s", r.out);
     cr_assert(member(v, sizeof v, r.out, "complete") && strcmp(v, "true") == 0, "%s", r.out);
@@ -380,12 +374,12 @@ Test(lifecycle, backup_overwrite_replaces_atomically, .timeout = 60)
         cr_assert_null(strstr(de->d_name, ".tmp."), "left behind: %s", de->d_name);
     closedir(d);
     r = dbt_runv(NULL, "verify", arch, NULL);
-    expect_ok(&r, "verify the replaced archive");
+    dbt_expect_ok(&r, "verify the replaced archive");
     run_free(&r);
     /* restore --json says what was restored. */
     const char *target = fx_path(&f, 2, "restored");
     r = dbt_runv(NULL, "restore", target, arch, "--json", NULL);
-    expect_ok(&r, "restore --json");
+    dbt_expect_ok(&r, "restore --json");
     cr_assert(member(v, sizeof v, r.out, "database") && strstr(v, "restored") != NULL, "%s", r.out);
     cr_assert(member(v, sizeof v, r.out, "id") && strcmp(v, id2) == 0, "%s", r.out);
     cr_assert(member(v, sizeof v, r.out, "archives") && strcmp(v, "1") == 0, "%s", r.out);
@@ -407,12 +401,12 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
                *i_arch = fx_path(&f, 2, "incr-a.edbk"), *i_man = fx_path(&f, 3, "incr-m.edbk"),
                *man2 = fx_path(&f, 4, "incr-m.man");
     run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
-    expect_ok(&r, "backup --manifest");
+    dbt_expect_ok(&r, "backup --manifest");
     run_free(&r);
     cr_assert_lt(file_size(man) * 4, file_size(full), "a manifest is small");
     /* info reads it: the archive's identity. */
     r = dbt_runv(NULL, "info", man, full, "--json", NULL);
-    expect_ok(&r, "info manifest");
+    dbt_expect_ok(&r, "info manifest");
     char l0[2048], l1[2048], v0[128], v1[128];
     line_n(l0, sizeof l0, r.out, 0);
     line_n(l1, sizeof l1, r.out, 1);
@@ -427,7 +421,7 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
      * archive need not even be there. */
     add_rows(&f, 5000, 60);
     r = dbt_runv(NULL, "backup", f.db, i_arch, "--quiet", "--incremental", full, NULL);
-    expect_ok(&r, "incremental on the archive");
+    dbt_expect_ok(&r, "incremental on the archive");
     run_free(&r);
     char moved[400];
     snprintf(moved, sizeof moved, "%s/elsewhere.edbk", f.dir);
@@ -439,7 +433,7 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
     cr_assert_eq(system(cmdline), 0, "%s", cmdline);
     cr_assert_eq(rename(moved, full), 0);
     r = dbt_runv(NULL, "info", i_arch, i_man, man2, "--json", NULL);
-    expect_ok(&r, "info incrementals");
+    dbt_expect_ok(&r, "info incrementals");
     char l2[2048];
     line_n(l0, sizeof l0, r.out, 0);
     line_n(l1, sizeof l1, r.out, 1);
@@ -453,7 +447,7 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
     cr_assert_str_eq(v0, v1, "the manifest of the streamed archive: %s / %s", l1, l2);
     run_free(&r);
     r = dbt_runv(NULL, "verify", i_man, full, NULL);
-    expect_ok(&r, "verify the chain built on a manifest");
+    dbt_expect_ok(&r, "verify the chain built on a manifest");
     run_free(&r);
     /* A manifest given to verify is named as such, the archives still checked. */
     r = dbt_runv(NULL, "verify", i_man, full, man, NULL);
@@ -463,7 +457,7 @@ Test(lifecycle, manifest_is_a_base_for_incrementals, .timeout = 90)
     run_free(&r);
     const char *t = fx_path(&f, 5, "restored");
     r = dbt_runv(NULL, "restore", t, full, i_man, NULL);
-    expect_ok(&r, "restore");
+    dbt_expect_ok(&r, "restore");
     run_free(&r);
     run_result e1 = dbt_runv(NULL, "export", t, "t", NULL), e2 = dbt_runv(NULL, "export", f.db, "t", NULL);
     cr_assert_eq(e1.status, 0);
@@ -481,7 +475,7 @@ Test(lifecycle, manifest_damage_and_interruption_refused, .timeout = 60)
                *bad = fx_path(&f, 2, "bad.man"), *out = fx_path(&f, 3, "x.edbk"),
                *man2 = fx_path(&f, 4, "x.man");
     run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
-    expect_ok(&r, "backup --manifest");
+    dbt_expect_ok(&r, "backup --manifest");
     run_free(&r);
     /* An existing manifest is refused without --overwrite, naming it. */
     r = dbt_runv(NULL, "backup", f.db, out, "--quiet", "--manifest", man, NULL);
@@ -565,17 +559,17 @@ Test(lifecycle, merge_equals_restoring_the_chain, .timeout = 120)
         char key[16];
         snprintf(key, sizeof key, "%d", k);
         run_result r = dbt_runv(NULL, "delete", f.db, "t", key, NULL);
-        expect_ok(&r, "delete");
+        dbt_expect_ok(&r, "delete");
         run_free(&r);
     }
     run_result r = dbt_runv(NULL, "backup", f.db, c[2], "--quiet", "--low-pin", "--incremental", c[1], NULL);
-    expect_ok(&r, "low-pin incremental");
+    dbt_expect_ok(&r, "low-pin incremental");
     run_free(&r);
     add_rows(&f, 20000, 50);
     backup(&f, c[3], c[2]);
 
     r = dbt_runv(NULL, "merge", m, c[0], c[1], c[2], c[3], "--json", NULL);
-    expect_ok(&r, "merge");
+    dbt_expect_ok(&r, "merge");
     char v[128], txn[32];
     cr_assert(member(v, sizeof v, r.out, "kind") && strcmp(v, "full") == 0, "%s", r.out);
     cr_assert(member(txn, sizeof txn, r.out, "txn"));
@@ -584,15 +578,15 @@ Test(lifecycle, merge_equals_restoring_the_chain, .timeout = 120)
     cr_assert(member(v, sizeof v, r.out, "txn") && strcmp(v, txn) == 0, "same snapshot: %s", r.out);
     run_free(&r);
     r = dbt_runv(NULL, "verify", m, NULL);
-    expect_ok(&r, "verify the merged archive");
+    dbt_expect_ok(&r, "verify the merged archive");
     run_free(&r);
 
     const char *t1 = fx_path(&f, 5, "from-chain"), *t2 = fx_path(&f, 6, "from-merged");
     r = dbt_runv(NULL, "restore", t1, c[0], c[1], c[2], c[3], NULL);
-    expect_ok(&r, "restore the chain");
+    dbt_expect_ok(&r, "restore the chain");
     run_free(&r);
     r = dbt_runv(NULL, "restore", t2, m, NULL);
-    expect_ok(&r, "restore the merged archive");
+    dbt_expect_ok(&r, "restore the merged archive");
     run_free(&r);
     char p1[500], p2[500];
     snprintf(p1, sizeof p1, "%s/data.mdb", t1);
@@ -610,7 +604,7 @@ Test(lifecycle, merge_equals_restoring_the_chain, .timeout = 120)
     /* A prefix merges too, and a merged archive can start a longer chain's merge. */
     const char *m2 = fx_path(&f, 7, "merged2.edbk");
     r = dbt_runv(NULL, "merge", m2, c[0], c[1], "--quiet", NULL);
-    expect_ok(&r, "merge a prefix");
+    dbt_expect_ok(&r, "merge a prefix");
     cr_assert_str_eq(r.out, "");
     run_free(&r);
     fx_fini(&f);
@@ -691,11 +685,11 @@ Test(lifecycle, info_on_a_terminal_is_text, .timeout = 60)
     fx_init(&f, 100);
     const char *full = fx_path(&f, 0, "full.edbk"), *man = fx_path(&f, 1, "full.man");
     run_result r = dbt_runv(NULL, "backup", f.db, full, "--quiet", "--manifest", man, NULL);
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     run_free(&r);
     const char *argv[] = { "info", full, man, NULL };
     r = dbt_run_tty(argv);
-    expect_ok(&r, "info on a tty");
+    dbt_expect_ok(&r, "info on a tty");
     cr_assert(strstr(r.out, "full archive, complete") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "full manifest") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "base:      - (a full archive)") != NULL, "%s", r.out);
@@ -703,7 +697,7 @@ Test(lifecycle, info_on_a_terminal_is_text, .timeout = 60)
     run_free(&r);
     const char *jargv[] = { "info", full, "--json", NULL };
     r = dbt_run_tty(jargv);
-    expect_ok(&r, "info --json on a tty");
+    dbt_expect_ok(&r, "info --json on a tty");
     cr_assert(strstr(r.out, "{\"id\"") != NULL, "%s", r.out);
     run_free(&r);
     fx_fini(&f);

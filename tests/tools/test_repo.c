@@ -45,12 +45,6 @@ struct fx {
     unsigned next_row;
 };
 
-static void
-expect_ok(run_result *r, const char *what)
-{
-    cr_assert_eq(r->status, 0, "%s: exit %d: %s%s", what, r->status, r->err, r->out);
-}
-
 static char *
 rows_json(unsigned first, unsigned rows)
 {
@@ -87,7 +81,7 @@ add_rows(struct fx *f, unsigned rows)
     f->next_row += rows;
     run_result r = dbt_runv(in, "import", f->db, "t", "-", NULL);
     free(in);
-    expect_ok(&r, "import");
+    dbt_expect_ok(&r, "import");
     run_free(&r);
 }
 
@@ -139,7 +133,7 @@ static uint64_t
 db_txn(const char *db)
 {
     run_result r = dbt_runv(NULL, "stat", db, "--json", NULL);
-    expect_ok(&r, "stat");
+    dbt_expect_ok(&r, "stat");
     uint64_t t = member_u64(r.out, "last_txn");
     run_free(&r);
     return t;
@@ -149,7 +143,7 @@ static char *
 export_of(const char *db)
 {
     run_result r = dbt_runv(NULL, "export", db, "t", NULL);
-    expect_ok(&r, "export");
+    dbt_expect_ok(&r, "export");
     char *o = r.out;
     r.out = NULL;
     run_free(&r);
@@ -161,7 +155,7 @@ repo_backup(struct fx *f, const char *extra)
 {
     run_result r = extra ? dbt_runv(NULL, "backup", f->db, "--repo", f->repo, extra, "2", NULL)
                          : dbt_runv(NULL, "backup", f->db, "--repo", f->repo, NULL);
-    expect_ok(&r, "backup --repo");
+    dbt_expect_ok(&r, "backup --repo");
     run_free(&r);
 }
 
@@ -196,7 +190,7 @@ static size_t
 check_repo(const char *repo)
 {
     run_result r = dbt_runv(NULL, "repo", "list", repo, "--json", NULL);
-    expect_ok(&r, "repo list");
+    dbt_expect_ok(&r, "repo list");
     char *lines[512];
     size_t n = split_lines(r.out, lines, 512);
     char *args[520];
@@ -233,13 +227,13 @@ Test(repo, backups_make_chains_and_list_them, .timeout = 90)
     /* An unchanged database: a catalog note, no archive. */
     size_t before = count_files(f.repo, ".edbk");
     run_result r = dbt_runv(NULL, "backup", f.db, "--repo", f.repo, "--full-every", "2", NULL);
-    expect_ok(&r, "unchanged");
+    dbt_expect_ok(&r, "unchanged");
     cr_assert(strstr(r.out, "no page changed") != NULL, "%s", r.out);
     run_free(&r);
     cr_assert_eq(count_files(f.repo, ".edbk"), before);
 
     r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
-    expect_ok(&r, "repo list");
+    dbt_expect_ok(&r, "repo list");
     char *lines[16];
     size_t n = split_lines(r.out, lines, 16);
     cr_assert_eq(n, 5, "%s", r.out);
@@ -295,13 +289,13 @@ Test(repo, prune_removes_whole_chains_only, .timeout = 120)
         repo_backup(&f, "--full-every");
     }
     run_result r = dbt_runv(NULL, "repo", "prune", f.repo, "--keep-last", "1", "--dry-run", NULL);
-    expect_ok(&r, "prune --dry-run");
+    dbt_expect_ok(&r, "prune --dry-run");
     cr_assert(strstr(r.out, "would remove 4 archives") != NULL, "%s", r.out);
     run_free(&r);
     cr_assert_eq(count_files(f.repo, ".edbk"), 6, "a dry run removes nothing");
     /* --keep-last 3 keeps archives 4..6: the chain of 4 (3+4) and of 5..6. */
     r = dbt_runv(NULL, "repo", "prune", f.repo, "--keep-last", "3", NULL);
-    expect_ok(&r, "prune");
+    dbt_expect_ok(&r, "prune");
     cr_assert(strstr(r.out, "removed: 000001-full.edbk") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "removed: 000002-incr.edbk") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "000003") == NULL, "a chain a kept backup needs stays: %s", r.out);
@@ -310,7 +304,7 @@ Test(repo, prune_removes_whole_chains_only, .timeout = 120)
     cr_assert_eq(check_repo(f.repo), 4);
     /* --keep-daily: all were taken today: the newest, hence its chain. */
     r = dbt_runv(NULL, "repo", "prune", f.repo, "--keep-last", "1", "--keep-daily", "7", "--keep-weekly", "4", NULL);
-    expect_ok(&r, "prune");
+    dbt_expect_ok(&r, "prune");
     run_free(&r);
     cr_assert_eq(check_repo(f.repo), 2);
     r = dbt_runv(NULL, "repo", "prune", f.repo, "--dry-run", NULL);
@@ -330,7 +324,7 @@ Test(repo, merge_bounds_chains_and_restores_the_same, .timeout = 120)
     }
     char *want = export_of(f.db);
     run_result r = dbt_runv(NULL, "repo", "merge", f.repo, "--max-chain", "3", NULL);
-    expect_ok(&r, "repo merge");
+    dbt_expect_ok(&r, "repo merge");
     cr_assert(strstr(r.out, "merged 5 archives") != NULL, "%s", r.out);
     run_free(&r);
     cr_assert_eq(check_repo(f.repo), 1);
@@ -342,7 +336,7 @@ Test(repo, merge_bounds_chains_and_restores_the_same, .timeout = 120)
     char *want2 = export_of(f.db);
     snprintf(f.p, sizeof f.p, "%s/restored", f.dir);
     r = dbt_runv(NULL, "restore", f.p, "--repo", f.repo, NULL);
-    expect_ok(&r, "restore --repo");
+    dbt_expect_ok(&r, "restore --repo");
     run_free(&r);
     char *got = export_of(f.p);
     cr_assert_str_eq(got, want2);
@@ -369,7 +363,7 @@ Test(repo, restore_at_a_time_or_a_transaction, .timeout = 120)
         usleep(20000);
     }
     run_result r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
-    expect_ok(&r, "list");
+    dbt_expect_ok(&r, "list");
     char *lines[8];
     cr_assert_eq(split_lines(r.out, lines, 8), 4);
     for (int i = 0; i < 4; i++) {
@@ -379,7 +373,7 @@ Test(repo, restore_at_a_time_or_a_transaction, .timeout = 120)
         /* --at the backup's own time picks it. */
         snprintf(target, sizeof target, "%s/at%d", f.dir, i);
         run_result x = dbt_runv(NULL, "restore", target, "--repo", f.repo, "--at", created, "--json", NULL);
-        expect_ok(&x, "restore --at");
+        dbt_expect_ok(&x, "restore --at");
         cr_assert_eq(member_u64(x.out, "txn"), txn[i], "%s", x.out);
         cr_assert_eq(member_u64(x.out, "archives"), (uint64_t)i + 1);
         run_free(&x);
@@ -390,7 +384,7 @@ Test(repo, restore_at_a_time_or_a_transaction, .timeout = 120)
         snprintf(target, sizeof target, "%s/txn%d", f.dir, i);
         snprintf(tx, sizeof tx, "%llu", (unsigned long long)txn[i]);
         x = dbt_runv(NULL, "restore", target, "--repo", f.repo, "--txn", tx, NULL);
-        expect_ok(&x, "restore --txn");
+        dbt_expect_ok(&x, "restore --txn");
         run_free(&x);
         got = export_of(target);
         cr_assert_str_eq(got, state[i]);
@@ -409,7 +403,7 @@ Test(repo, restore_at_a_time_or_a_transaction, .timeout = 120)
     strcat(between, "+00:00");
     snprintf(f.p, sizeof f.p, "%s/between", f.dir);
     run_result x = dbt_runv(NULL, "restore", f.p, "--repo", f.repo, "--at", between, "--json", NULL);
-    expect_ok(&x, "restore --at between");
+    dbt_expect_ok(&x, "restore --at between");
     cr_assert_eq(member_u64(x.out, "txn"), txn[1], "%s: %s", between, x.out);
     run_free(&x);
     /* A local time without a zone is refused; a time before the first backup finds none. */
@@ -459,7 +453,7 @@ Test(repo, a_second_writer_is_refused, .timeout = 60)
     }
     /* Readers need no lock. */
     run_result r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
-    expect_ok(&r, "list while locked");
+    dbt_expect_ok(&r, "list while locked");
     run_free(&r);
     close(fd);
     repo_backup(&f, NULL);
@@ -572,7 +566,7 @@ Test(repo, sigkill_leaves_a_valid_repository, .timeout = 180)
     char *want = export_of(f.db);
     snprintf(f.p, sizeof f.p, "%s/restored", f.dir);
     run_result r = dbt_runv(NULL, "restore", f.p, "--repo", f.repo, NULL);
-    expect_ok(&r, "restore after kills");
+    dbt_expect_ok(&r, "restore after kills");
     run_free(&r);
     char *got = export_of(f.p);
     cr_assert_str_eq(got, want);
@@ -623,7 +617,7 @@ Test(repo, restore_drill, .timeout = 300)
 
     char *full = export_of(f.db);
     run_result r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
-    expect_ok(&r, "list");
+    dbt_expect_ok(&r, "list");
     char *lines[512];
     size_t n = split_lines(r.out, lines, 512);
     /* Several points: every listed backup (up to 8), restored by its time. */
@@ -634,7 +628,7 @@ Test(repo, restore_drill, .timeout = 300)
         uint64_t txn = member_u64(lines[i], "txn");
         snprintf(target, sizeof target, "%s/pit%zu", f.dir, i);
         run_result x = dbt_runv(NULL, "restore", target, "--repo", f.repo, "--at", created, "--json", NULL);
-        expect_ok(&x, "restore --at");
+        dbt_expect_ok(&x, "restore --at");
         cr_assert_eq(member_u64(x.out, "txn"), txn, "%s", x.out);
         run_free(&x);
         /* The state at that snapshot: the rows of the last import at or before it. */
@@ -675,7 +669,7 @@ Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
     snprintf(t, sizeof t, "%s/restored", f.dir);
     snprintf(plain, sizeof plain, "%s/plainrepo", f.dir);
     run_result r = dbt_runv(NULL, "keygen", k1, NULL);
-    expect_ok(&r, "keygen");
+    dbt_expect_ok(&r, "keygen");
     cr_assert(strstr(r.out, "key id ") != NULL, "%s", r.out);
     run_free(&r);
     struct stat st;
@@ -687,7 +681,7 @@ Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
     cr_assert(strstr(r.err, "EDB_EXISTS") != NULL, "%s", r.err);
     run_free(&r);
     r = dbt_runv(NULL, "keygen", k2, NULL);
-    expect_ok(&r, "keygen 2");
+    dbt_expect_ok(&r, "keygen 2");
     run_free(&r);
     write_file(bad, "short");
     r = dbt_runv(NULL, "verify", k1, "--encrypt-key", bad, NULL);
@@ -696,7 +690,7 @@ Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
     run_free(&r);
 
     r = dbt_runv(NULL, "backup", f.db, "--repo", f.repo, "--encrypt-key", k1, "--compress", "zstd", NULL);
-    expect_ok(&r, "encrypted backup --repo");
+    dbt_expect_ok(&r, "encrypted backup --repo");
     run_free(&r);
     const char *const refused[][10] = {
         { "backup", f.db, "--repo", f.repo, NULL },
@@ -710,10 +704,10 @@ Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
     }
     add_rows(&f, 20);
     r = dbt_runv(NULL, "backup", f.db, "--repo", f.repo, "--encrypt-key", k1, NULL);
-    expect_ok(&r, "second encrypted backup");
+    dbt_expect_ok(&r, "second encrypted backup");
     run_free(&r);
     r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
-    expect_ok(&r, "list");
+    dbt_expect_ok(&r, "list");
     cr_assert(strstr(r.out, "\"encryption\":{\"key_id\":") != NULL, "%s", r.out);
     run_free(&r);
     r = dbt_runv(NULL, "restore", t, "--repo", f.repo, NULL);
@@ -721,10 +715,10 @@ Test(repo, encrypted_repository_takes_only_its_key, .timeout = 120)
     cr_assert(strstr(r.err, "EDB_AUTH") != NULL, "%s", r.err);
     run_free(&r);
     r = dbt_runv(NULL, "restore", t, "--repo", f.repo, "--encrypt-key", k1, NULL);
-    expect_ok(&r, "restore with the key");
+    dbt_expect_ok(&r, "restore with the key");
     run_free(&r);
     r = dbt_runv(NULL, "backup", f.db, "--repo", plain, NULL);
-    expect_ok(&r, "plain repo");
+    dbt_expect_ok(&r, "plain repo");
     run_free(&r);
     r = dbt_runv(NULL, "backup", f.db, "--repo", plain, "--encrypt-key", k1, NULL);
     cr_assert_eq(r.status, 1);

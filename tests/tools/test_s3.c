@@ -64,12 +64,6 @@ sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-static void
-expect_ok(run_result *r, const char *what)
-{
-    cr_assert_eq(r->status, 0, "%s: exit %d: %s%s", what, r->status, r->err, r->out);
-}
-
 static char *
 rows_json(unsigned first, unsigned rows)
 {
@@ -339,7 +333,7 @@ add_rows(struct fx *f, unsigned first, unsigned n)
     char *in = rows_json(first, n);
     run_result r = dbt_runv(in, "import", f->db, "t", "-", NULL);
     free(in);
-    expect_ok(&r, "import");
+    dbt_expect_ok(&r, "import");
     run_free(&r);
 }
 
@@ -347,7 +341,7 @@ static long
 count_rows(const char *db)
 {
     run_result r = dbt_runv(NULL, "count", db, "t", NULL);
-    expect_ok(&r, "count");
+    dbt_expect_ok(&r, "count");
     long n = atol(r.out);
     run_free(&r);
     return n;
@@ -392,7 +386,7 @@ round_trip(struct fx *f, bool merge_and_prune)
 {
     const char *b1[] = { "backup", f->db, "--repo", f->url, NULL };
     run_result r = s3run(f, b1);
-    expect_ok(&r, "full backup to the bucket");
+    dbt_expect_ok(&r, "full backup to the bucket");
     cr_assert(strstr(r.out, "000001-full.edbk") != NULL, "%s", r.out);
     no_secrets(&r);
     run_free(&r);
@@ -408,22 +402,22 @@ round_trip(struct fx *f, bool merge_and_prune)
     sleep_ms(1100);
     add_rows(f, 1000, 50);
     r = s3run(f, b1);
-    expect_ok(&r, "incremental backup to the bucket");
+    dbt_expect_ok(&r, "incremental backup to the bucket");
     cr_assert(strstr(r.out, "000002-incr.edbk") != NULL, "%s", r.out);
     run_free(&r);
     r = s3run(f, b1);                   /* nothing changed: nothing written */
-    expect_ok(&r, "unchanged backup");
+    dbt_expect_ok(&r, "unchanged backup");
     cr_assert(strstr(r.out, "no page changed") != NULL, "%s", r.out);
     run_free(&r);
     add_rows(f, 2000, 50);
     r = s3run(f, b1);
-    expect_ok(&r, "second incremental");
+    dbt_expect_ok(&r, "second incremental");
     run_free(&r);
     long rows3 = count_rows(f->db);
 
     const char *ls[] = { "repo", "list", f->url, "--json", NULL };
     r = s3run(f, ls);
-    expect_ok(&r, "repo list");
+    dbt_expect_ok(&r, "repo list");
     cr_assert_eq(count_lines(r.out), 3, "%s", r.out);
     cr_assert(strstr(r.out, "\"kind\":\"incremental\"") != NULL, "%s", r.out);
     run_free(&r);
@@ -440,14 +434,14 @@ round_trip(struct fx *f, bool merge_and_prune)
     snprintf(tgt, sizeof tgt, "%s/r-now", f->dir);
     const char *rs[] = { "restore", tgt, "--repo", f->url, NULL };
     r = s3run(f, rs);
-    expect_ok(&r, "restore the newest from the bucket");
+    dbt_expect_ok(&r, "restore the newest from the bucket");
     cr_assert(strstr(r.out, "3 archives") != NULL, "%s", r.out);
     run_free(&r);
     cr_assert_eq(count_rows(tgt), rows3);
     snprintf(tgt, sizeof tgt, "%s/r-t1", f->dir);
     const char *rs1[] = { "restore", tgt, "--repo", f->url, "--at", t1, NULL };
     r = s3run(f, rs1);
-    expect_ok(&r, "restore --at from the bucket");
+    dbt_expect_ok(&r, "restore --at from the bucket");
     run_free(&r);
     cr_assert_eq(count_rows(tgt), rows1);
     /* No download left behind beside the target. */
@@ -461,19 +455,19 @@ round_trip(struct fx *f, bool merge_and_prune)
     snprintf(a2, sizeof a2, "%s/000002-incr.edbk", f->url);
     const char *inf[] = { "info", a2, "--json", NULL };
     r = s3run(f, inf);
-    expect_ok(&r, "info of an archive in the bucket");
+    dbt_expect_ok(&r, "info of an archive in the bucket");
     cr_assert(strstr(r.out, "\"kind\":\"incremental\"") != NULL, "%s", r.out);
     run_free(&r);
     const char *ver[] = { "verify", a1, a2, NULL };
     r = s3run(f, ver);
-    expect_ok(&r, "verify of a chain in the bucket");
+    dbt_expect_ok(&r, "verify of a chain in the bucket");
     run_free(&r);
 
     if (!merge_and_prune)
         return;
     const char *mg[] = { "repo", "merge", f->url, "--max-chain", "1", NULL };
     r = s3run(f, mg);
-    expect_ok(&r, "repo merge in the bucket");
+    dbt_expect_ok(&r, "repo merge in the bucket");
     cr_assert(strstr(r.out, "merged 3 archives into 000004-merged.edbk") != NULL, "%s", r.out);
     run_free(&r);
     keys = bucket_keys(f, "list-type=2&prefix=prod/db1/");
@@ -481,18 +475,18 @@ round_trip(struct fx *f, bool merge_and_prune)
     cr_assert(strstr(keys, "000004-merged.edbk.manifest") != NULL, "%s", keys);
     add_rows(f, 3000, 10);
     r = s3run(f, b1);
-    expect_ok(&r, "incremental on the merged archive");
+    dbt_expect_ok(&r, "incremental on the merged archive");
     cr_assert(strstr(r.out, "000005-incr.edbk") != NULL, "%s", r.out);
     run_free(&r);
     const char *full[] = { "backup", f->db, "--repo", f->url, "--full-every", "1", NULL };
     add_rows(f, 4000, 10);
     r = s3run(f, full);
-    expect_ok(&r, "full backup");
+    dbt_expect_ok(&r, "full backup");
     cr_assert(strstr(r.out, "000006-full.edbk") != NULL, "%s", r.out);
     run_free(&r);
     const char *pr[] = { "repo", "prune", f->url, "--keep-last", "1", NULL };
     r = s3run(f, pr);
-    expect_ok(&r, "repo prune in the bucket");
+    dbt_expect_ok(&r, "repo prune in the bucket");
     cr_assert(strstr(r.out, "removed 2 archives") != NULL, "%s", r.out);
     run_free(&r);
     keys = bucket_keys(f, "list-type=2&prefix=prod/db1/");
@@ -502,7 +496,7 @@ round_trip(struct fx *f, bool merge_and_prune)
     snprintf(tgt, sizeof tgt, "%s/r-last", f->dir);
     const char *rs2[] = { "restore", tgt, "--repo", f->url, NULL };
     r = s3run(f, rs2);
-    expect_ok(&r, "restore after prune");
+    dbt_expect_ok(&r, "restore after prune");
     run_free(&r);
     cr_assert_eq(count_rows(tgt), count_rows(f->db));
 }
@@ -557,7 +551,7 @@ Test(s3, moto_multipart_archive, .timeout = 120)
     moto_start(&f.srv, f.dir);
     const char *b[] = { "backup", f.db, "--repo", f.url, "--s3-part-size", "5M", "--json", NULL };
     run_result r = s3run(&f, b);
-    expect_ok(&r, "backup of several parts");
+    dbt_expect_ok(&r, "backup of several parts");
     const char *bp = strstr(r.out, "\"bytes\":");
     cr_assert_not_null(bp, "%s", r.out);
     unsigned long long bytes = strtoull(bp + 8, NULL, 10), part = 5u << 20;
@@ -573,12 +567,12 @@ Test(s3, moto_multipart_archive, .timeout = 120)
     snprintf(tgt, sizeof tgt, "%s/r", f.dir);
     const char *rs[] = { "restore", tgt, "--repo", f.url, NULL };
     r = s3run(&f, rs);
-    expect_ok(&r, "restore of a multipart archive");
+    dbt_expect_ok(&r, "restore of a multipart archive");
     run_free(&r);
     cr_assert_eq(count_rows(tgt), (long)rows);
     const char *ve[] = { "verify", "s3://bkt/big/000001-full.edbk", "--deep", NULL };
     r = s3run(&f, ve);
-    expect_ok(&r, "verify --deep of a multipart archive");
+    dbt_expect_ok(&r, "verify --deep of a multipart archive");
     run_free(&r);
     fx_fini(&f);
 }
@@ -618,7 +612,7 @@ Test(s3, moto_continuous_until_sigterm, .timeout = 60)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "continuous mode ended with status %d", st);
     const char *ls[] = { "repo", "list", f.url, "--json", NULL };
     run_result r = s3run(&f, ls);
-    expect_ok(&r, "repo list");
+    dbt_expect_ok(&r, "repo list");
     cr_assert_eq(count_lines(r.out), 2, "a full and an incremental expected: %s", r.out);
     run_free(&r);
     fx_fini(&f);
@@ -679,7 +673,7 @@ Test(s3, moto_upload_left_by_sigkill_is_aborted_next_time, .timeout = 60)
     cr_assert(strstr(keys, "<Upload>") != NULL, "the killed upload should still be in progress: %s", keys);
     const char *pr[] = { "repo", "prune", f.url, "--keep-last", "1", NULL };
     run_result r = s3run(&f, pr);
-    expect_ok(&r, "repo prune");
+    dbt_expect_ok(&r, "repo prune");
     run_free(&r);
     keys = bucket_keys(&f, "uploads");
     cr_assert_null(strstr(keys, "<Upload>"), "the killed upload was not aborted: %s", keys);
@@ -768,7 +762,7 @@ Test(s3, server_error_500_is_retried, .timeout = 60)
     fx_init(&f, 100);
     misbehave_start(&f.srv, f.dir, "500");
     run_result r = bad_backup(&f, "5");
-    expect_ok(&r, "backup through one 500");
+    dbt_expect_ok(&r, "backup through one 500");
     run_free(&r);
     cr_assert_eq(log_count(&f.srv, "part-start"), 2, "500 then 200: two tries");
     cr_assert_gt(log_count(&f.srv, "PUT /bkt/prod/db1/catalog.json"), 0, "no catalog written");
@@ -849,7 +843,7 @@ Test(s3, credentials_never_in_output, .timeout = 60)
     creds(true);
     misbehave_start(&f.srv, f.dir, "ok");
     run_result r = bad_backup(&f, "5");
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     no_secrets(&r);
     run_free(&r);
     const char *ls[] = { "repo", "list", f.url, "--json", NULL };
@@ -893,7 +887,7 @@ Test(s3, credentials_file, .timeout = 60)
     unsetenv("AWS_SECRET_ACCESS_KEY");
     setenv("HOME", home, 1);
     run_result r = bad_backup(&f, "5");
-    expect_ok(&r, "backup with ~/.aws/credentials");
+    dbt_expect_ok(&r, "backup with ~/.aws/credentials");
     no_secrets(&r);
     run_free(&r);
     fx_fini(&f);

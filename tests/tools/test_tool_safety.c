@@ -235,16 +235,10 @@ big_db(char *path, size_t cap, unsigned rows, unsigned width)
 }
 
 static void
-expect_ok(run_result *r, const char *what)
-{
-    cr_assert_eq(r->status, 0, "%s: exit %d: %s", what, r->status, r->err);
-}
-
-static void
 make_archive(const char *db, const char *arch)
 {
     run_result r = dbt_runv(NULL, "backup", db, arch, "--quiet", NULL);
-    expect_ok(&r, "backup");
+    dbt_expect_ok(&r, "backup");
     run_free(&r);
 }
 
@@ -274,7 +268,7 @@ Test(tool_safety, names_with_nul_or_control_bytes_are_refused_by_dbtool, .timeou
         run_free(&r);
     }
     run_result r = dbt_runv(NULL, "tables", db, "--json", NULL);
-    expect_ok(&r, "tables");
+    dbt_expect_ok(&r, "tables");
     cr_assert_eq(count_lines(r.out), 1, "a table was created: %s", r.out);
     cr_assert(strstr(r.out, "\"ab\"") == NULL, "%s", r.out);
     run_free(&r);
@@ -321,7 +315,7 @@ run_compact_once(const char *db, const char *out)
     double t0 = mono();
     run_result r = dbt_runv(NULL, "compact", db, out, NULL);
     double t = mono() - t0;
-    expect_ok(&r, "compact");
+    dbt_expect_ok(&r, "compact");
     run_free(&r);
     return t;
 }
@@ -516,7 +510,7 @@ Test(tool_safety, restore_interrupted_leaves_nothing_and_the_next_run_sweeps, .t
     close(wfd);
     wait_unlocked(parent, ".restore-");
     run_result r = dbt_runv(NULL, "restore", target, arch, NULL);
-    expect_ok(&r, "restore after a kill");
+    dbt_expect_ok(&r, "restore after a kill");
     run_free(&r);
     cr_assert_eq(count_like(parent, ".restore-"), 0, "the next restore did not sweep");
     /* a killed restore --force over the database, then the sweep again */
@@ -538,12 +532,12 @@ Test(tool_safety, restore_interrupted_leaves_nothing_and_the_next_run_sweeps, .t
         close(p[1]);
         wait_unlocked(parent, ".restore-");
         r = dbt_runv(NULL, "restore", target, arch, "--force", NULL);
-        expect_ok(&r, "restore --force after a kill");
+        dbt_expect_ok(&r, "restore --force after a kill");
         run_free(&r);
         cr_assert_eq(count_like(parent, ".restore-"), 0, "the next restore --force did not sweep");
     }
     r = dbt_runv(NULL, "check", target, NULL);
-    expect_ok(&r, "check of the restored database");
+    dbt_expect_ok(&r, "check of the restored database");
     run_free(&r);
     free(bytes);
     rm_tree(dir);
@@ -673,10 +667,10 @@ Test(tool_safety, restore_force_cannot_replace_a_database_a_late_opener_locked, 
     make_archive(db, arch);
     snprintf(target, sizeof target, "%s/tgt", dir);
     run_result r = dbt_runv(NULL, "restore", target, arch, NULL);
-    expect_ok(&r, "restore");
+    dbt_expect_ok(&r, "restore");
     run_free(&r);
     r = dbt_runv(NULL, "count", target, "t", NULL);   /* creates lock.mdb */
-    expect_ok(&r, "count");
+    dbt_expect_ok(&r, "count");
     run_free(&r);
     int to, from;
     pid_t pid = delayed_opener(target, &to, &from);
@@ -685,7 +679,7 @@ Test(tool_safety, restore_force_cannot_replace_a_database_a_late_opener_locked, 
     cr_assert_eq(c, 'r', "the opener could not open lock.mdb");
     /* the opener has the file open but no lock yet: the swap goes ahead */
     r = dbt_runv(NULL, "restore", target, arch, "--force", NULL);
-    expect_ok(&r, "restore --force with an opener that holds no lock yet");
+    dbt_expect_ok(&r, "restore --force with an opener that holds no lock yet");
     run_free(&r);
     cr_assert_eq(write(to, "g", 1), 1);
     cr_assert_eq(read(from, &c, 1), 1);
@@ -699,10 +693,10 @@ Test(tool_safety, restore_force_cannot_replace_a_database_a_late_opener_locked, 
     close(from);
     waitpid(pid, NULL, 0);
     r = dbt_runv(NULL, "restore", target, arch, "--force", NULL);
-    expect_ok(&r, "restore --force once the opener is gone");
+    dbt_expect_ok(&r, "restore --force once the opener is gone");
     run_free(&r);
     r = dbt_runv(NULL, "check", target, NULL);
-    expect_ok(&r, "check");
+    dbt_expect_ok(&r, "check");
     run_free(&r);
     rm_tree(dir);
     free(dir);
