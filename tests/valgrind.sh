@@ -72,7 +72,7 @@ for s in $suites; do
         "$mode" "$s" "$r" "$tests" "$procs" "$bad" "$(( $(date +%s) - t0 ))"
     if [ "$r" != ok ] || [ "$bad" -gt 0 ]; then
         status=1
-        grep '^\[FAIL\]' "$logs/$s.out" || true
+        grep -E '^\[(FAIL|----)\]' "$logs/$s.out" || true
         for f in $(grep -l 'ERROR SUMMARY: [1-9]' "$logs/$s".[0-9]* 2>/dev/null); do
             sed -n '1,200p' "$f"
         done
