@@ -63,6 +63,9 @@
 #ifndef EDB_LMDB_LAYOUT_H
 #define EDB_LMDB_LAYOUT_H
 
+#include <stdint.h>
+#include <string.h>
+
 /* ---- magic and format ---- */
 #define EDB__META_MAGIC        0xBEEFC0DEu     /* mm_magic, and mti_magic of lock.mdb */
 #define EDB__META_DATA_VERSION 1u              /* mm_version */
@@ -114,5 +117,32 @@
 #define EDB__META_OFF_LASTPG   136u
 #define EDB__META_OFF_TXNID    144u
 #define EDB__META_READ_END     152u    /* PAGEHDRSZ + sizeof(MDB_meta) */
+
+/* ---- reading the fields ---- */
+/* LMDB writes its pages and metas in the host's byte order, at offsets that
+ * need not be aligned for the type: read them byte-wise. */
+static inline uint16_t
+edb__lmdb_rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline uint32_t
+edb__lmdb_rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint64_t
+edb__lmdb_rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 #endif

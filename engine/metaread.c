@@ -49,29 +49,8 @@
 #define LMDB_DATA_VER  EDB__META_DATA_VERSION
 #define META_READ      EDB__META_READ_END
 
-static uint32_t
-rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);          /* LMDB writes its metas in host order */
-    return v;
-}
 
-static uint16_t
-rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
 
-static uint64_t
-rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 /* pread until n bytes, end of file or an error; the count, or -1 with errno. */
 static ssize_t
@@ -113,14 +92,14 @@ explain_data(int fd, const char *what)
                             "%zu bytes) of a file of %lld bytes", what, k, n, sizeof m,
                             (long long)st.st_size);
         }
-        if (rd32(m + EDB__META_OFF_MAGIC) != LMDB_MAGIC)
+        if (edb__lmdb_rd32(m + EDB__META_OFF_MAGIC) != LMDB_MAGIC)
             return edb__err(EDB_VERSION, "%s: meta page %d of data.mdb has no LMDB magic: not "
                             "an LMDB environment", what, k);
-        if (rd32(m + EDB__META_OFF_VERSION) != LMDB_DATA_VER)
+        if (edb__lmdb_rd32(m + EDB__META_OFF_VERSION) != LMDB_DATA_VER)
             return edb__err(EDB_VERSION, "%s: meta page %d of data.mdb is in LMDB data format %u, "
-                            "not %u", what, k, rd32(m + EDB__META_OFF_VERSION), LMDB_DATA_VER);
+                            "not %u", what, k, edb__lmdb_rd32(m + EDB__META_OFF_VERSION), LMDB_DATA_VER);
         if (k == 0) {
-            psize = rd32(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_PAD);
+            psize = edb__lmdb_rd32(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_PAD);
             if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)) != 0)
                 return edb__err(EDB_CORRUPT, "%s: meta page 0 of data.mdb gives page size %u",
                                 what, psize);
@@ -148,7 +127,7 @@ edb__meta_explain_invalid(const char *path, const char *what)
         uint8_t h[8];
         ssize_t n = read_at(fd, h, sizeof h, 0);
         close(fd);
-        if (n == (ssize_t)sizeof h && rd32(h) != LMDB_MAGIC)
+        if (n == (ssize_t)sizeof h && edb__lmdb_rd32(h) != LMDB_MAGIC)
             return edb__err(EDB_VERSION, "%s: lock.mdb has no LMDB magic", what);
     }
     return edb__err(EDB_IO, "%s: LMDB could not read a meta page of data.mdb whole (a short "
@@ -208,13 +187,13 @@ gap_read(gapwalk *g, uint64_t pg, uint8_t *buf, size_t n)
 static bool
 gap_idl(gapwalk *g, const uint8_t *data, size_t size, uint64_t pg)
 {
-    if (size < 8 || size % 8 != 0 || rd64(data) != size / 8 - 1) {
+    if (size < 8 || size % 8 != 0 || edb__lmdb_rd64(data) != size / 8 - 1) {
         g->bad = "holds a malformed free-list record";
         g->bad_pg = pg;
         return false;
     }
     for (size_t i = 1; i < size / 8; i++) {
-        uint64_t p = rd64(data + 8 * i);
+        uint64_t p = edb__lmdb_rd64(data + 8 * i);
         if (p >= g->first && p <= g->last)
             g->bits[(p - g->first) / 8] |= (uint8_t)(1u << ((p - g->first) % 8));
     }
@@ -236,8 +215,8 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
         return false;
     }
     bool ok = gap_read(g, pg, page, g->psize);
-    unsigned flags = ok ? rd16(page + EDB__PAGE_OFF_FLAGS) : 0, lower = ok ? rd16(page + EDB__PAGE_OFF_LOWER) : 0;
-    if (ok && (rd64(page) != pg || !(flags & (P_BRANCH | P_LEAF)) || lower < PAGEHDRSZ ||
+    unsigned flags = ok ? edb__lmdb_rd16(page + EDB__PAGE_OFF_FLAGS) : 0, lower = ok ? edb__lmdb_rd16(page + EDB__PAGE_OFF_LOWER) : 0;
+    if (ok && (edb__lmdb_rd64(page) != pg || !(flags & (P_BRANCH | P_LEAF)) || lower < PAGEHDRSZ ||
                lower > g->psize || lower % 2 != 0)) {
         g->bad = "is not a tree page";
         g->bad_pg = pg;
@@ -245,7 +224,7 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
     }
     unsigned n = ok ? (lower - PAGEHDRSZ) / 2 : 0;
     for (unsigned i = 0; ok && i < n; i++) {
-        unsigned at = rd16(page + PAGEHDRSZ + 2 * i);
+        unsigned at = edb__lmdb_rd16(page + PAGEHDRSZ + 2 * i);
         if (at < PAGEHDRSZ || at > g->psize - EDB__NODE_SIZE) {
             g->bad = "has a node outside the page";
             g->bad_pg = pg;
@@ -253,8 +232,8 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
             break;
         }
         const uint8_t *node = page + at;
-        uint64_t lo = rd16(node + EDB__NODE_OFF_LO), hi = rd16(node + EDB__NODE_OFF_HI), nf = rd16(node + EDB__NODE_OFF_FLAGS);
-        size_t ksize = rd16(node + EDB__NODE_OFF_KSIZE);
+        uint64_t lo = edb__lmdb_rd16(node + EDB__NODE_OFF_LO), hi = edb__lmdb_rd16(node + EDB__NODE_OFF_HI), nf = edb__lmdb_rd16(node + EDB__NODE_OFF_FLAGS);
+        size_t ksize = edb__lmdb_rd16(node + EDB__NODE_OFF_KSIZE);
         if (flags & P_BRANCH) {
             ok = gap_tree(g, lo | hi << 16 | nf << 32, depth + 1);
             continue;
@@ -273,7 +252,7 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
             continue;
         }
         /* a large record: an overflow run of whole pages, the value after its header */
-        uint64_t opg = rd64(data);
+        uint64_t opg = edb__lmdb_rd64(data);
         uint64_t npages = ((uint64_t)dsize + PAGEHDRSZ + g->psize - 1) / g->psize;
         if (opg >= g->first || npages > g->first - opg) {
             g->bad = "has an overflow record past the end of the file";
@@ -288,7 +267,7 @@ gap_tree(gapwalk *g, uint64_t pg, int depth)
             break;
         }
         ok = gap_read(g, opg, big, (size_t)npages * g->psize);
-        if (ok && (!(rd16(big + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || rd64(big) != opg || rd32(big + EDB__PAGE_OFF_OVPAGES) != npages)) {
+        if (ok && (!(edb__lmdb_rd16(big + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || edb__lmdb_rd64(big) != opg || edb__lmdb_rd32(big + EDB__PAGE_OFF_OVPAGES) != npages)) {
             g->bad = "has a bad overflow page";
             g->bad_pg = opg;
             ok = false;
@@ -313,7 +292,7 @@ snapshot_meta(int fd, uint32_t psize, MDB_txn *txn, uint8_t *m, size_t n)
             return edb__err(EDB_IO, "reading meta page %d of data.mdb: %s", k, strerror(errno));
         if ((size_t)r != n)
             return edb__err(EDB_IO, "reading meta page %d of data.mdb: short read", k);
-        if (rd32(m + EDB__META_OFF_MAGIC) == LMDB_MAGIC && rd64(m + EDB__META_OFF_TXNID) == id)
+        if (edb__lmdb_rd32(m + EDB__META_OFF_MAGIC) == LMDB_MAGIC && edb__lmdb_rd64(m + EDB__META_OFF_TXNID) == id)
             return 0;
     }
     return 1;
@@ -354,12 +333,12 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
             mdb_txn_abort(txn);
         return ret;
     }
-    uint64_t last = rd64(m + EDB__META_OFF_LASTPG), size = (uint64_t)st.st_size;
+    uint64_t last = edb__lmdb_rd64(m + EDB__META_OFF_LASTPG), size = (uint64_t)st.st_size;
     uint64_t first = size / psize;              /* pages wholly in the file */
     if (last < 1 || last >= (UINT64_C(1) << 40)) {
         mdb_txn_abort(txn);
         return edb__err(EDB_CORRUPT, "open '%s': data.mdb: its meta page (txn %" PRIu64 ") gives an "
-                        "impossible last page %" PRIu64, path, rd64(m + EDB__META_OFF_TXNID), last);
+                        "impossible last page %" PRIu64, path, edb__lmdb_rd64(m + EDB__META_OFF_TXNID), last);
     }
     if (last < first) {
         mdb_txn_abort(txn);
@@ -368,7 +347,7 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
     /* Short: each page past the end must be on the snapshot's free list. */
     uint64_t need = (last + 1) * psize, gap = last - first + 1;
     gapwalk g = { .fd = fd, .psize = psize, .first = first, .last = last, .budget = first };
-    uint64_t root = rd64(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_ROOT);
+    uint64_t root = edb__lmdb_rd64(m + EDB__META_OFF_FREEDB + EDB__DB_OFF_ROOT);
     if (gap <= MAX_GAP && first >= 2 && root != UINT64_MAX) {
         g.bits = calloc((size_t)((gap + 7) / 8), 1);
         if (g.bits == NULL) {
@@ -395,9 +374,9 @@ edb__meta_check_length(MDB_env *mdb, const char *path)
         return edb__err(EDB_CORRUPT, "open '%s': data.mdb has %" PRIu64 " bytes, its meta page (txn %"
                         PRIu64 ") claims %" PRIu64 " ((last page %" PRIu64 " + 1) * page size %u); the "
                         "free list that might explain it %s (page %" PRIu64 "): the file is cut short "
-                        "or damaged", path, size, rd64(m + EDB__META_OFF_TXNID), need, last, psize, g.bad, g.bad_pg);
+                        "or damaged", path, size, edb__lmdb_rd64(m + EDB__META_OFF_TXNID), need, last, psize, g.bad, g.bad_pg);
     return edb__err(EDB_CORRUPT, "open '%s': data.mdb has %" PRIu64 " bytes, its meta page (txn %" PRIu64
                     ") claims %" PRIu64 " ((last page %" PRIu64 " + 1) * page size %u); %" PRIu64 " of "
                     "the %" PRIu64 " pages past its end are not on its free list: the file is cut short "
-                    "or damaged", path, size, rd64(m + EDB__META_OFF_TXNID), need, last, psize, in_use, gap);
+                    "or damaged", path, size, edb__lmdb_rd64(m + EDB__META_OFF_TXNID), need, last, psize, in_use, gap);
 }

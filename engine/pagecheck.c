@@ -88,42 +88,21 @@ problem(walk *w, const char *fmt, ...)
     w->fn(w->ctx, EDB_CORRUPT, msg);
 }
 
-static uint16_t
-rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
 
-static uint32_t
-rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
 
-static uint64_t
-rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 static dbrec
 rddb(const uint8_t *p)
 {
     dbrec d;
-    d.pad = rd32(p + EDB__DB_OFF_PAD);
-    d.flags = rd16(p + EDB__DB_OFF_FLAGS);
-    d.depth = rd16(p + EDB__DB_OFF_DEPTH);
-    d.branch = rd64(p + EDB__DB_OFF_BRANCH);
-    d.leaf = rd64(p + EDB__DB_OFF_LEAF);
-    d.overflow = rd64(p + EDB__DB_OFF_OVERFLOW);
-    d.entries = rd64(p + EDB__DB_OFF_ENTRIES);
-    d.root = rd64(p + EDB__DB_OFF_ROOT);
+    d.pad = edb__lmdb_rd32(p + EDB__DB_OFF_PAD);
+    d.flags = edb__lmdb_rd16(p + EDB__DB_OFF_FLAGS);
+    d.depth = edb__lmdb_rd16(p + EDB__DB_OFF_DEPTH);
+    d.branch = edb__lmdb_rd64(p + EDB__DB_OFF_BRANCH);
+    d.leaf = edb__lmdb_rd64(p + EDB__DB_OFF_LEAF);
+    d.overflow = edb__lmdb_rd64(p + EDB__DB_OFF_OVERFLOW);
+    d.entries = edb__lmdb_rd64(p + EDB__DB_OFF_ENTRIES);
+    d.root = edb__lmdb_rd64(p + EDB__DB_OFF_ROOT);
     return d;
 }
 
@@ -180,7 +159,7 @@ static int
 keycmp(unsigned dbflags, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     if ((dbflags & MDB_INTEGERKEY) && an == bn && (an == 4 || an == 8)) {
-        uint64_t x = an == 4 ? rd32(a) : rd64(a), y = an == 4 ? rd32(b) : rd64(b);
+        uint64_t x = an == 4 ? edb__lmdb_rd32(a) : edb__lmdb_rd64(a), y = an == 4 ? edb__lmdb_rd32(b) : edb__lmdb_rd64(b);
         return x < y ? -1 : x > y;
     }
     if (dbflags & MDB_REVERSEKEY) {
@@ -207,7 +186,7 @@ static void walk_tree(walk *w, const char *name, dbrec db, bool is_free, bool is
 static void
 add_free(walk *w, tree *t, const uint8_t *data, size_t size)
 {
-    if (size < 8 || size % 8 != 0 || rd64(data) != size / 8 - 1) {
+    if (size < 8 || size % 8 != 0 || edb__lmdb_rd64(data) != size / 8 - 1) {
         problem(w, "tree '%s': a free-list record of %zu bytes is malformed", t->name, size);
         return;
     }
@@ -225,15 +204,15 @@ add_free(walk *w, tree *t, const uint8_t *data, size_t size)
         w->capfree = cap;
     }
     for (size_t i = 0; i < n; i++)
-        w->freepg[w->nfree++] = rd64(data + 8 + 8 * i);
+        w->freepg[w->nfree++] = edb__lmdb_rd64(data + 8 + 8 * i);
 }
 
 /* Check one leaf node's data: overflow runs, sub-trees, inline duplicate pages. */
 static void
 leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t pg)
 {
-    unsigned nflags = rd16(node + EDB__NODE_OFF_FLAGS), ksize = rd16(node + EDB__NODE_OFF_KSIZE);
-    size_t dsize = (size_t)rd16(node + EDB__NODE_OFF_LO) | (size_t)rd16(node + EDB__NODE_OFF_HI) << 16;
+    unsigned nflags = edb__lmdb_rd16(node + EDB__NODE_OFF_FLAGS), ksize = edb__lmdb_rd16(node + EDB__NODE_OFF_KSIZE);
+    size_t dsize = (size_t)edb__lmdb_rd16(node + EDB__NODE_OFF_LO) | (size_t)edb__lmdb_rd16(node + EDB__NODE_OFF_HI) << 16;
     const uint8_t *data = node + NODESIZE + ksize;
     size_t avail = (size_t)(page + w->psize - data);
     uint8_t *big = NULL;
@@ -243,7 +222,7 @@ leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t p
             problem(w, "tree '%s': page %" PRIu64 ": overflow node runs past the page", t->name, pg);
             return;
         }
-        uint64_t opg = rd64(data);
+        uint64_t opg = edb__lmdb_rd64(data);
         uint64_t want = (PAGEHDRSZ - 1 + (uint64_t)dsize) / w->psize + 1;
         uint8_t *first = malloc(w->psize);
         if (first == NULL) {
@@ -257,11 +236,11 @@ leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t p
             free(first);
             return;
         }
-        uint32_t have = rd32(first + EDB__PAGE_OFF_OVPAGES);
-        if (!(rd16(first + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || rd64(first) != opg || have != want) {
+        uint32_t have = edb__lmdb_rd32(first + EDB__PAGE_OFF_OVPAGES);
+        if (!(edb__lmdb_rd16(first + EDB__PAGE_OFF_FLAGS) & P_OVERFLOW) || edb__lmdb_rd64(first) != opg || have != want) {
             problem(w, "tree '%s': page %" PRIu64 ": overflow page %" PRIu64 " has a bad header "
                     "(flags 0x%x, %u pages, %" PRIu64 " expected)", t->name, pg, opg,
-                    rd16(first + EDB__PAGE_OFF_FLAGS), have, want);
+                    edb__lmdb_rd16(first + EDB__PAGE_OFF_FLAGS), have, want);
             free(first);
             return;
         }
@@ -324,12 +303,12 @@ leaf_node(walk *w, tree *t, const uint8_t *page, const uint8_t *node, uint64_t p
         return;
     }
     if (nflags & F_DUPDATA) {              /* inline sub-page of duplicates */
-        if (dsize < PAGEHDRSZ || rd16(data + EDB__PAGE_OFF_LOWER) < PAGEHDRSZ || rd16(data + EDB__PAGE_OFF_LOWER) > dsize ||
-            !(rd16(data + EDB__PAGE_OFF_FLAGS) & P_SUBP)) {
+        if (dsize < PAGEHDRSZ || edb__lmdb_rd16(data + EDB__PAGE_OFF_LOWER) < PAGEHDRSZ || edb__lmdb_rd16(data + EDB__PAGE_OFF_LOWER) > dsize ||
+            !(edb__lmdb_rd16(data + EDB__PAGE_OFF_FLAGS) & P_SUBP)) {
             problem(w, "tree '%s': page %" PRIu64 ": malformed inline duplicate page", t->name, pg);
             return;
         }
-        t->entries += (uint64_t)(rd16(data + EDB__PAGE_OFF_LOWER) - PAGEHDRSZ) / 2;
+        t->entries += (uint64_t)(edb__lmdb_rd16(data + EDB__PAGE_OFF_LOWER) - PAGEHDRSZ) / 2;
         return;
     }
     t->entries++;
@@ -352,8 +331,8 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
     }
     if (!read_page(w, t->name, pg, page))
         goto out;
-    uint64_t self = rd64(page);
-    unsigned flags = rd16(page + EDB__PAGE_OFF_FLAGS), lower = rd16(page + EDB__PAGE_OFF_LOWER), upper = rd16(page + EDB__PAGE_OFF_UPPER);
+    uint64_t self = edb__lmdb_rd64(page);
+    unsigned flags = edb__lmdb_rd16(page + EDB__PAGE_OFF_FLAGS), lower = edb__lmdb_rd16(page + EDB__PAGE_OFF_LOWER), upper = edb__lmdb_rd16(page + EDB__PAGE_OFF_UPPER);
     if (self != pg) {
         problem(w, "tree '%s': page %" PRIu64 " says it is page %" PRIu64, t->name, pg, self);
         goto out;
@@ -385,7 +364,7 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
                     t->name, pg, level, t->leaf_depth);
     }
     bool leaf2 = flags & P_LEAF2;
-    unsigned k2 = rd16(page + EDB__PAGE_OFF_PAD);
+    unsigned k2 = edb__lmdb_rd16(page + EDB__PAGE_OFF_PAD);
     if (leaf2 && (k2 == 0 || PAGEHDRSZ + (size_t)n * k2 > w->psize)) {
         problem(w, "tree '%s': page %" PRIu64 ": fixed-size keys do not fit the page", t->name, pg);
         goto out;
@@ -399,14 +378,14 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
             key = page + PAGEHDRSZ + (size_t)i * k2;
             ksize = k2;
         } else {
-            unsigned off = rd16(page + PAGEHDRSZ + 2 * i);
+            unsigned off = edb__lmdb_rd16(page + PAGEHDRSZ + 2 * i);
             if (off < upper || off > w->psize - NODESIZE) {
                 problem(w, "tree '%s': page %" PRIu64 ": node %u at offset %u is outside the node area",
                         t->name, pg, i, off);
                 goto out;
             }
             node = page + off;
-            ksize = rd16(node + EDB__NODE_OFF_KSIZE);
+            ksize = edb__lmdb_rd16(node + EDB__NODE_OFF_KSIZE);
             if (ksize > w->psize - off - NODESIZE) {
                 problem(w, "tree '%s': page %" PRIu64 ": node %u's key runs past the page", t->name, pg, i);
                 goto out;
@@ -429,15 +408,15 @@ walk_page(walk *w, tree *t, uint64_t pg, unsigned level, bound lo, bound hi)
             prevn = ksize;
         }
         if (branch) {
-            uint64_t child = (uint64_t)rd16(node + EDB__NODE_OFF_LO) | (uint64_t)rd16(node + EDB__NODE_OFF_HI) << 16 |
-                             (uint64_t)rd16(node + EDB__NODE_OFF_FLAGS) << 32;
+            uint64_t child = (uint64_t)edb__lmdb_rd16(node + EDB__NODE_OFF_LO) | (uint64_t)edb__lmdb_rd16(node + EDB__NODE_OFF_HI) << 16 |
+                             (uint64_t)edb__lmdb_rd16(node + EDB__NODE_OFF_FLAGS) << 32;
             bound clo = haskey ? (bound){ key, ksize, true } : lo;
             bound chi = hi;
             if (i + 1 < n) {
-                unsigned noff = rd16(page + PAGEHDRSZ + 2 * (i + 1));
+                unsigned noff = edb__lmdb_rd16(page + PAGEHDRSZ + 2 * (i + 1));
                 if (noff >= upper && noff <= w->psize - NODESIZE &&
-                    rd16(page + noff + EDB__NODE_OFF_KSIZE) <= w->psize - noff - NODESIZE)
-                    chi = (bound){ page + noff + NODESIZE, rd16(page + noff + EDB__NODE_OFF_KSIZE), true };
+                    edb__lmdb_rd16(page + noff + EDB__NODE_OFF_KSIZE) <= w->psize - noff - NODESIZE)
+                    chi = (bound){ page + noff + NODESIZE, edb__lmdb_rd16(page + noff + EDB__NODE_OFF_KSIZE), true };
             }
             walk_page(w, t, child, level + 1, clo, chi);
         } else if (leaf2) {
@@ -496,9 +475,9 @@ read_meta(walk *w, MDB_env *mdb, MDB_txn **txn, bool own, uint8_t *meta)
                                 strerror(errno));
             if (n != (ssize_t)sizeof m[k])   /* regular file: short only at its end */
                 return edb__err(EDB_CORRUPT, "check: data.mdb is too short to hold its meta pages");
-            if (rd32(m[k] + EDB__META_OFF_MAGIC) != META_MAGIC)
+            if (edb__lmdb_rd32(m[k] + EDB__META_OFF_MAGIC) != META_MAGIC)
                 return edb__err(EDB_VERSION, "check: meta page %d has no LMDB magic", k);
-            if (rd64(m[k] + EDB__META_OFF_TXNID) == id) {
+            if (edb__lmdb_rd64(m[k] + EDB__META_OFF_TXNID) == id) {
                 memcpy(meta, m[k], sizeof m[k]);
                 return 0;
             }
@@ -534,9 +513,9 @@ edb__check_pages(edb__pagecheck_stat *out, uint64_t *problems, MDB_env *mdb, MDB
         EDB_ERR(edb__sys_err(errno, "check: stat data.mdb"));
     w.file_pages = (uint64_t)sb.st_size / w.psize;
     dbrec freedb = rddb(meta + EDB__META_OFF_FREEDB), maindb = rddb(meta + EDB__META_OFF_MAINDB);
-    w.last_pg = rd64(meta + EDB__META_OFF_LASTPG);
+    w.last_pg = edb__lmdb_rd64(meta + EDB__META_OFF_LASTPG);
     w.st.page_size = w.psize;
-    w.st.txnid = rd64(meta + EDB__META_OFF_TXNID);
+    w.st.txnid = edb__lmdb_rd64(meta + EDB__META_OFF_TXNID);
     w.st.last_pg = w.last_pg;
     if (freedb.pad != w.psize)
         problem(&w, "meta: page size %u, the environment uses %u", freedb.pad, w.psize);
