@@ -235,3 +235,14 @@ dbt_expect_ok(const run_result *r, const char *what)
 {
     cr_assert_eq(r->status, 0, "%s: exit %d: %s%s", what, r->status, r->err, r->out);
 }
+
+char *
+dbt_rows_json(unsigned first, unsigned rows, unsigned width)
+{
+    char *in = malloc((size_t)rows * (width + 40) + 1), *q = in;
+    cr_assert_not_null(in);
+    for (unsigned i = first; i < first + rows; i++)
+        q += sprintf(q, "{\"v\": \"row %u %0*u\"}\n", i, (int)width, i * 7919u);
+    *q = '\0';
+    return in;
+}

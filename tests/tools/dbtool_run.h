@@ -34,5 +34,14 @@ void write_file(const char *path, const char *text);
 char *dbt_make_db(char *path, size_t cap, const char *schema, const char *table, const char *rows);
 /* Count lines of s. */
 size_t count_lines(const char *s);
+/* The table of the backup and repository tests: t (id int64 autoinc primary
+ * key, v text). */
+#define DBT_SCHEMA_ID_TEXT \
+    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]}," \
+    "{\"name\": \"v\", \"type\": \"text\"}]," \
+    "\"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}"
+/* @rows JSON lines {"v": "row N DIGITS"} for N from @first, DIGITS a number
+ * padded to @width digits (malloc'd; free()). */
+char *dbt_rows_json(unsigned first, unsigned rows, unsigned width);
 
 #endif

@@ -25,10 +25,7 @@
 #include "dbtool_run.h"
 #include "edb_backup.h"
 
-static const char *SCHEMA =
-    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
-    "{\"name\": \"v\", \"type\": \"text\"}],"
-    "\"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+static const char *const SCHEMA = DBT_SCHEMA_ID_TEXT;
 
 struct fx {
     char *dir;

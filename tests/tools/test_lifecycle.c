@@ -18,10 +18,7 @@
 
 #include "dbtool_run.h"
 
-static const char *SCHEMA =
-    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
-    "{\"name\": \"v\", \"type\": \"text\"}],"
-    "\"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+static const char *const SCHEMA = DBT_SCHEMA_ID_TEXT;
 
 struct fx {
     char *dir;
@@ -29,21 +26,11 @@ struct fx {
     char p[8][400];   /* paths in dir */
 };
 
-static char *
-rows_json(unsigned first, unsigned rows)
-{
-    char *in = malloc((size_t)rows * 120 + 1), *q = in;
-    cr_assert_not_null(in);
-    for (unsigned i = first; i < first + rows; i++)
-        q += sprintf(q, "{\"v\": \"row %u %080u\"}\n", i, i * 7919u);
-    *q = '\0';
-    return in;
-}
 
 static void
 fx_init(struct fx *f, unsigned rows)
 {
-    char *in = rows_json(0, rows);
+    char *in = dbt_rows_json(0, rows, 80);
     f->dir = dbt_make_db(f->db, sizeof f->db, SCHEMA, "t", in);
     free(in);
 }
@@ -66,7 +53,7 @@ fx_fini(struct fx *f)
 static void
 add_rows(struct fx *f, unsigned first, unsigned rows)
 {
-    char *in = rows_json(first, rows);
+    char *in = dbt_rows_json(first, rows, 80);
     char rp[400];
     snprintf(rp, sizeof rp, "%s/rows.jsonl", f->dir);
     write_file(rp, in);

@@ -23,10 +23,7 @@
 
 #include "dbtool_run.h"
 
-static const char *SCHEMA =
-    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
-    "{\"name\": \"v\", \"type\": \"text\"}],"
-    "\"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+static const char *const SCHEMA = DBT_SCHEMA_ID_TEXT;
 
 /* EDB_TEST_SCALE (percent) shrinks the drill; EDB_TEST_SLOW stretches time limits. */
 static unsigned
@@ -45,21 +42,11 @@ struct fx {
     unsigned next_row;
 };
 
-static char *
-rows_json(unsigned first, unsigned rows)
-{
-    char *in = malloc((size_t)rows * 120 + 1), *q = in;
-    cr_assert_not_null(in);
-    for (unsigned i = first; i < first + rows; i++)
-        q += sprintf(q, "{\"v\": \"row %u %060u\"}\n", i, i * 7919u);
-    *q = '\0';
-    return in;
-}
 
 static void
 fx_init(struct fx *f, unsigned rows)
 {
-    char *in = rows_json(0, rows);
+    char *in = dbt_rows_json(0, rows, 80);
     f->dir = dbt_make_db(f->db, sizeof f->db, SCHEMA, "t", in);
     free(in);
     f->next_row = rows;
@@ -77,7 +64,7 @@ fx_fini(struct fx *f)
 static void
 add_rows(struct fx *f, unsigned rows)
 {
-    char *in = rows_json(f->next_row, rows);
+    char *in = dbt_rows_json(f->next_row, rows, 80);
     f->next_row += rows;
     run_result r = dbt_runv(in, "import", f->db, "t", "-", NULL);
     free(in);

@@ -31,10 +31,7 @@
 
 #include "dbtool_run.h"
 
-static const char *SCHEMA =
-    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\", \"flags\": [\"autoinc\"]},"
-    "{\"name\": \"v\", \"type\": \"text\"}],"
-    "\"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+static const char *const SCHEMA = DBT_SCHEMA_ID_TEXT;
 
 static const char *KEY_ID = "AKIDEDBTESTKEY0001";
 static const char *SECRET = "edbTestSecretNeverPrinted/0123456789abcdefg";
@@ -64,16 +61,6 @@ sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-static char *
-rows_json(unsigned first, unsigned rows)
-{
-    char *in = malloc((size_t)rows * 120 + 1), *q = in;
-    cr_assert_not_null(in);
-    for (unsigned i = first; i < first + rows; i++)
-        q += sprintf(q, "{\"v\": \"row %u %060u\"}\n", i, i * 7919u);
-    *q = '\0';
-    return in;
-}
 
 /* ---- servers ---- */
 
@@ -312,7 +299,7 @@ struct fx {
 static void
 fx_init(struct fx *f, unsigned rows)
 {
-    char *in = rows_json(0, rows);
+    char *in = dbt_rows_json(0, rows, 60);
     f->dir = dbt_make_db(f->db, sizeof f->db, SCHEMA, "t", in);
     free(in);
     snprintf(f->url, sizeof f->url, "s3://bkt/prod/db1");
@@ -330,7 +317,7 @@ fx_fini(struct fx *f)
 static void
 add_rows(struct fx *f, unsigned first, unsigned n)
 {
-    char *in = rows_json(first, n);
+    char *in = dbt_rows_json(first, n, 60);
     run_result r = dbt_runv(in, "import", f->db, "t", "-", NULL);
     free(in);
     dbt_expect_ok(&r, "import");
