@@ -1000,3 +1000,70 @@ Test(index_count, sessions_in_threads, .timeout = 120)
         cr_assert_eq(ws[i].fails, 0, "thread %d: %d failures (%s)", i, ws[i].fails, edb_error_last());
     }
 }
+
+/* A partial key on a one-column TEXT primary index is no whole key: the seek
+ * searches by prefix (not the exact lookup a whole primary key takes). */
+Test(key_retrieve, partial_on_text_primary)
+{
+    edb_column_def cols[] = { { "w", EDB_COL_TEXT, EDB_COL_NOTNULL, 0, NULL, 0 } };
+    edb_index_def idx[] = { { "pk", "+w\0", EDB_IDX_PRIMARY } };
+    edb_table_def def = { "tp", cols, 1, idx, 1 };
+    OK(edb_table_create(s, &def));
+    edb_cursor *w;
+    OK(edb_cursor_open(&w, s, "tp"));
+    static const char *words[] = { "apple", "apricot", "banana" };
+    for (int i = 0; i < 3; i++) {
+        OK(edb_update_prepare(w, EDB_PREP_INSERT));
+        OK(edb_column_set(w, 1, words[i], strlen(words[i]), 0));
+        OK(edb_update(w));
+    }
+    OK(edb_key_make(w, "ap", 2, EDB_KEY_NEW | EDB_KEY_PARTIAL));
+    OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+    char got[16];
+    size_t gn = 0;
+    OK(edb_column_get(w, 1, got, sizeof got, &gn, 0));
+    cr_assert(gn == 5 && memcmp(got, "apple", 5) == 0);
+    OK(edb_key_make(w, "ap", 2, EDB_KEY_NEW | EDB_KEY_PARTIAL | EDB_KEY_PREFIX_END));
+    OK(edb_cursor_seek(w, EDB_SEEK_LT));
+    OK(edb_column_get(w, 1, got, sizeof got, &gn, 0));
+    cr_assert(gn == 7 && memcmp(got, "apricot", 7) == 0);
+    uint64_t n = 0;
+    OK(edb_index_count(w, &n, 0));
+    cr_assert_eq(n, 2);
+    /* the whole word still finds it exactly, the partial "apple" too */
+    OK(edb_key_make(w, "apple", 5, EDB_KEY_NEW | EDB_KEY_PARTIAL));
+    OK(edb_cursor_seek(w, EDB_SEEK_EQ));
+    OK(edb_key_make(w, "appl", 4, EDB_KEY_NEW));
+    RC(edb_cursor_seek(w, EDB_SEEK_EQ), EDB_NOTFOUND);
+    edb_cursor_close(w);
+}
+
+/* On a unique secondary index the cursor's entry key may come back for
+ * another record (deleted, then a new row with the same name): the cursor's
+ * record is still gone, its bookmark and key are EDB_RECORD_DELETED, as
+ * column reads are. */
+Test(bookmark, unique_key_reused_by_another_record)
+{
+    OK(edb_cursor_set_index(c, "by_name"));
+    const char *name = "n30";
+    OK(edb_key_make(c, name, 3, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    cr_assert_eq(cur_k(c), 30);
+    edb_cursor *d;
+    OK(edb_cursor_open(&d, s, "t"));
+    seek_k(d, 30);
+    OK(edb_record_delete(d));
+    int32_t k = 31;
+    OK(edb_update_prepare(d, EDB_PREP_INSERT));
+    OK(edb_column_set(d, 1, &k, 4, 0));
+    OK(edb_column_set(d, 2, name, 3, 0));
+    OK(edb_update(d));
+    RC(edb_column_get(c, 1, NULL, 0, NULL, 0), EDB_RECORD_DELETED);
+    RC(edb_bookmark_get(c, NULL, 0, NULL), EDB_RECORD_DELETED);
+    RC(edb_key_retrieve(c, NULL, 0, NULL), EDB_RECORD_DELETED);
+    /* in a transaction too (the LMDB cursor cache is not trusted either) */
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    RC(edb_bookmark_get(c, NULL, 0, NULL), EDB_RECORD_DELETED);
+    OK(edb_txn_commit(s));
+    edb_cursor_close(d);
+}
