@@ -1067,3 +1067,55 @@ Test(bookmark, unique_key_reused_by_another_record)
     OK(edb_txn_commit(s));
     edb_cursor_close(d);
 }
+
+/* Random bytes as a normalized key or a bookmark: 0 or EDB_INVAL (or, for a
+ * well-formed key of no record, EDB_NOTFOUND), never a crash; a key
+ * accepted seeks without error. */
+Test(key_retrieve, random_bytes_never_crash)
+{
+    edb_cursor *m = open_multi();
+    OK(edb_cursor_set_index(m, "abc"));
+    unsigned rounds = scaled(3000);
+    if (rounds < 200)
+        rounds = 200;
+    uint32_t x = 2463534242u;
+    unsigned accepted = 0;
+    uint8_t real[EDB_MAX_KEY_SIZE];
+    size_t realn = 0;
+    OK(edb_cursor_move(m, EDB_MOVE_LAST));
+    OK(edb_key_retrieve(m, real, sizeof real, &realn));
+    cr_assert(realn <= 48);
+    for (unsigned r = 0; r < rounds; r++) {
+        uint8_t b[48];
+        x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+        size_t len = 1 + x % sizeof b;
+        if (r % 2 == 0) {
+            /* a real key with one byte changed, cut or extended */
+            memcpy(b, real, realn);
+            len = realn;
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+            b[x % realn] = (uint8_t)(x >> 8);
+            if (x & 0x10000)
+                len = 1 + (x >> 17) % realn;
+            else if ((x & 0x20000) && len < sizeof b)
+                b[len++] = (uint8_t)(x >> 24);
+        } else {
+            for (size_t i = 0; i < len; i++) {
+                x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+                static const uint8_t common[] = { 0x00, 0x01, 0x02, 0x03, 0x80, 0xFF, 'a', 0x9E };
+                b[i] = (x & 0x100) ? common[x % sizeof common] : (uint8_t)x;
+            }
+        }
+        int rc = edb_key_make(m, b, len, EDB_KEY_NORMALIZED);
+        cr_assert(rc == 0 || rc == EDB_INVAL, "%s", edb_err_name(rc));
+        if (rc == 0) {
+            accepted++;
+            rc = edb_cursor_seek(m, EDB_SEEK_GE);
+            cr_assert(rc == 0 || rc == EDB_NOTFOUND, "%s", edb_err_name(rc));
+        }
+        rc = edb_bookmark_goto(m, b, len);
+        cr_assert(rc == 0 || rc == EDB_INVAL || rc == EDB_NOTFOUND, "%s", edb_err_name(rc));
+    }
+    cr_assert_gt(accepted, 0, "no random string parsed: the test checks nothing");
+    edb_cursor_close(m);
+}
