@@ -231,6 +231,53 @@ edb_cursor_open(edb_cursor **out, edb_session *s, const char *table)
     return 0;
 }
 
+int
+edb_cursor_dup(edb_cursor **out, edb_cursor *c)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_cursor_dup: out is NULL");
+    *out = NULL;
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_cursor_dup: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_cursor_dup"));
+    edb_session *s = c->s;
+    MDB_txn *txn;
+    EDB_RET(edb__txn_enter(s, false, &txn));
+    int rc = edb__cursor_bind(c, txn);     /* EDB_DROPPED: the table or index went */
+    if (rc < 0)
+        return edb__txn_leave(s, rc);
+    edb_cursor *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return edb__txn_leave(s, edb__err(EDB_NOMEM, "edb_cursor_dup"));
+    d->s = s;
+    memcpy(d->tname, c->tname, sizeof d->tname);
+    memcpy(d->index_name, c->index_name, sizeof d->index_name);
+    d->index_ident = c->index_ident;
+    d->t_ident = c->t_ident;
+    d->index = -1;
+    edb__session_add_cursor(s, d);
+    /* The first bind decodes the schema and finds the index by name and
+     * identity, as for any cursor; it finds what c's bind just found. */
+    rc = edb__cursor_bind(d, txn);
+    if (rc == 0 && d->index != c->index)
+        rc = edb__err(EDB_INTERNAL, "edb_cursor_dup: the copy bound to another index");
+    if (rc == 0) {
+        d->pos = c->pos;
+        rc = edb__buf_set(&d->anchor, c->anchor.p, c->anchor.len);
+        if (rc == 0)
+            rc = edb__buf_set(&d->pk, c->pk.p, c->pk.len);
+        d->mc_valid = false;        /* its own LMDB cursor finds the anchor on the first move */
+    }
+    rc = edb__txn_leave(s, rc);
+    if (rc < 0) {
+        edb_cursor_close(d);
+        return rc;
+    }
+    edb__err_clear();
+    *out = d;
+    return 0;
+}
+
 void
 edb_cursor_close(edb_cursor *c)
 {

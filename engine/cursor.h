@@ -89,6 +89,7 @@ struct edb_cursor {
     edb__buf key;                       /* search key being made */
     unsigned key_nseg;
     bool key_valid, key_closed;
+    bool key_partial;                   /* its last segment is a string prefix (EDB_KEY_PARTIAL) */
 
     bool range;
     unsigned range_flags;

@@ -643,6 +643,24 @@ EDB_EXTERN const char *edb_cursor_index(edb_cursor *c);
  *  #EDB_SEEK_EQ is #EDB_INVAL, an upper range limit excludes the entries after the prefix even
  *  with #EDB_RANGE_INCLUSIVE and a lower one includes them. */
 #define EDB_KEY_PREFIX_END 0x2u
+/** @p data is a whole normalized key of the cursor's current index, as
+ *  edb_key_retrieve() returned it (or a leading part of one: whole segments);
+ *  it replaces the key being made, so #EDB_KEY_NEW is implied.  It may be
+ *  combined with #EDB_KEY_PREFIX_END only.  Bytes that are not a sequence of
+ *  whole, well-formed segments of that index (or, for the implicit key, not
+ *  8 bytes) are #EDB_INVAL.  A key stored this way seeks back to its entry as
+ *  long as the index is not dropped (a new index of the same name may encode
+ *  its segments otherwise). */
+#define EDB_KEY_NORMALIZED 0x4u
+/** The segment is a string prefix (TEXT or BINARY, not NULL): its terminator
+ *  is left out, so the key is a byte prefix of the key of every value that
+ *  starts with these bytes and lies before all of them (ESE's
+ *  JET_bitPartialColumnStartLimit).  No segment may follow.  #EDB_SEEK_EQ then
+ *  finds the first entry whose column starts with the value; with
+ *  #EDB_KEY_PREFIX_END the key lies after every such entry (ESE's
+ *  JET_bitPartialColumnEndLimit), an upper range limit for a prefix scan.
+ *  #EDB_INVAL on another type or a NULL value. */
+#define EDB_KEY_PARTIAL    0x8u
 
 /**
  * Add the next key segment (in the column's native form; @p data NULL = NULL) to
@@ -651,9 +669,30 @@ EDB_EXTERN const char *edb_cursor_index(edb_cursor *c);
  * index keeps NULLs: before the values in an ascending segment, after them in a
  * descending one or with #EDB_IDX_SORT_NULLS_HIGH.
  * @return 0, #EDB_INVAL (no EDB_KEY_NEW first, more segments than the index has,
- *         wrong size), #EDB_TOOBIG.
+ *         wrong size; with #EDB_KEY_NORMALIZED: bytes that are not a key of the
+ *         index; with #EDB_KEY_PARTIAL: not a TEXT or BINARY value), #EDB_TOOBIG,
+ *         #EDB_CLOSED.
  */
 EDB_EXTERN int edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags);
+
+/**
+ * The normalized key of the cursor's current index entry (ESE's
+ * JetRetrieveKey): the bytes edb_key_make() builds for the entry's values,
+ * without the primary key a non-unique index adds to its entries.  Pass them
+ * to edb_key_make() with #EDB_KEY_NORMALIZED to seek back (#EDB_SEEK_EQ lands
+ * on the first entry with that key: on this one when the index is unique or
+ * the key is not shared).  The bytes are opaque and compare with memcmp in
+ * the index's order; they stay valid for the index while it exists.
+ * With edb_bookmark_get() this is ESE's JetGetSecondaryIndexBookmark (see
+ * edb_bookmark_goto()).  A prepared update does not change the entry read.
+ * @param[out] buf    receives up to @p size bytes (may be NULL when size is 0)
+ * @param[out] actual the key's full size (at most #EDB_MAX_KEY_SIZE; may be NULL)
+ * @return 0; #EDB_WRN_TRUNCATED (@p size bytes copied, *actual the full size);
+ *         #EDB_NOCURRENT (not on an entry); #EDB_RECORD_DELETED (the entry is
+ *         gone, see #edb_cursor, currency); #EDB_INVAL; #EDB_DROPPED; #EDB_CLOSED.
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_key_retrieve(edb_cursor *c, void *buf, size_t size, size_t *actual);
 
 #define EDB_SEEK_EQ 1  /**< first entry equal to the key (or starting with a prefix key) */
 #define EDB_SEEK_LT 2  /**< last entry less than the key */
@@ -695,6 +734,75 @@ EDB_EXTERN int edb_cursor_set_range(edb_cursor *c, unsigned flags);
  * #EDB_INVAL (0).
  */
 EDB_EXTERN int edb_cursor_move(edb_cursor *c, int how);
+
+/** Largest bookmark edb_bookmark_get() returns (a primary key is at most
+ *  #EDB_MAX_KEY_SIZE bytes; the implicit key is 8). */
+#define EDB_BOOKMARK_MAX EDB_MAX_KEY_SIZE
+
+/**
+ * The bookmark of the cursor's current record (ESE's JetGetBookmark): an
+ * opaque byte string that identifies the record in its table for as long as
+ * the record exists, whatever the cursor's index: its encoded primary key,
+ * or the implicit key of a table without a primary index.  It holds across
+ * transactions, sessions and processes (a record whose primary key a
+ * REPLACE changed is another record).  Compare two bookmarks of one table
+ * with memcmp: equal bytes are the same record.  A prepared update does not
+ * change the record named.
+ * @param[out] buf    receives up to @p size bytes (may be NULL when size is 0)
+ * @param[out] actual the bookmark's full size, at most #EDB_BOOKMARK_MAX (may be NULL)
+ * @return 0; #EDB_WRN_TRUNCATED (@p size bytes copied, *actual the full size);
+ *         #EDB_NOCURRENT (not on a record); #EDB_RECORD_DELETED (the record is
+ *         gone, see #edb_cursor, currency); #EDB_INVAL; #EDB_DROPPED; #EDB_CLOSED.
+ * Thread safety: as the cursor's session; a bookmark is plain bytes, usable
+ * by any session.
+ */
+EDB_EXTERN int edb_bookmark_get(edb_cursor *c, void *buf, size_t size, size_t *actual);
+/**
+ * Position the cursor on the record a bookmark names (ESE's
+ * JetGotoBookmark), on its current index: on the primary index on the
+ * record, on a secondary index on the record's entry there (ESE's
+ * JetGotoSecondaryIndexBookmark for an index with one entry per record;
+ * where a record has several entries, the first).  Removes an index range
+ * and consumes no key.
+ * @param[in] bm   bytes from edb_bookmark_get() on a cursor of the same table
+ * @param[in] size their length
+ * @return 0; #EDB_NOTFOUND (no such record, or it has no entry in the current
+ *         index (#EDB_IDX_IGNORE_NULL): the cursor stays where it was);
+ *         #EDB_INVAL (NULL, empty, longer than #EDB_BOOKMARK_MAX, or bytes that
+ *         are no primary key of the table); #EDB_DROPPED; #EDB_CLOSED.
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_bookmark_goto(edb_cursor *c, const void *bm, size_t size);
+
+/**
+ * A second cursor on the same table, index and entry (ESE's JetDupCursor),
+ * in the same session; it moves independently.  Not copied: the index range,
+ * the key being made and a prepared update.  Closed with edb_cursor_close()
+ * like any cursor; it becomes a zombie with its session.
+ * @param[out] out the new cursor: positioned where @p c is (also when that
+ *                 entry was deleted: see #edb_cursor, currency), unpositioned
+ *                 when @p c is
+ * @return 0, #EDB_INVAL, #EDB_NOMEM, #EDB_DROPPED (the table or index of @p c
+ *         was dropped), #EDB_CLOSED (@p c is a zombie).
+ * Thread safety: as the cursor's session (the new cursor belongs to it).
+ */
+EDB_EXTERN int edb_cursor_dup(edb_cursor **out, edb_cursor *c);
+
+/**
+ * Count the entries of the current index from the cursor's entry (included)
+ * forward to the upper limit of its index range or to the index's end
+ * (ESE's JetIndexRecordCount).  The cursor does not move.  From a deleted
+ * entry (currency) the count starts at the entry after it; before the first
+ * entry (#EDB_MOVE_PREV past it) it is every entry up to the limit; after
+ * the last it is 0.  The walk reads each entry's key, not its record: O(n).
+ * The cursor comes first (the issue's contract), unlike other out-parameters.
+ * @param[out] out the count, at most @p limit (0 on error)
+ * @param[in]  limit stop counting there (0: no limit)
+ * @return 0, #EDB_NOCURRENT (the cursor is unpositioned: opened, set_index or
+ *         a failed seek), #EDB_INVAL, #EDB_DROPPED, #EDB_CLOSED.
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit);
 /**
  * Convert the database in directory @p path from an older format (1, 2 or 3:
  * one LMDB database per table and index) to this library's format 4 (the

@@ -44,14 +44,72 @@ cmp_bytes(const void *a, size_t alen, const void *b, size_t blen)
     return alen < blen ? -1 : alen > blen;
 }
 
+/* edb_key_make with EDB_KEY_NORMALIZED: @data replaces the key, once it is
+ * checked to be whole segments of the current index (key.c's decoder). */
+static int
+key_make_normalized(edb_cursor *c, const void *data, size_t size, unsigned flags)
+{
+    if (flags & EDB_KEY_PARTIAL)
+        return edb__err(EDB_INVAL, "edb_key_make: EDB_KEY_NORMALIZED with EDB_KEY_PARTIAL");
+    if (data == NULL || size == 0 || size > EDB_MAX_KEY_SIZE)
+        return edb__err(EDB_INVAL, "edb_key_make: a normalized key of %zu bytes%s", size,
+                        data == NULL ? " at NULL" : "");
+    if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq) {
+        MDB_txn *txn;
+        EDB_RET(edb__txn_enter(c->s, false, &txn));
+        EDB_RET(edb__txn_leave(c->s, edb__cursor_bind(c, txn)));
+    }
+    const edb__table *t = c->t;
+    const edb__index *x = c->index >= 0 ? &t->idx[c->index] : (t->primary >= 0 ? &t->idx[t->primary] : NULL);
+    unsigned nseg = 0;
+    if (x == NULL) {
+        if (size != 8)
+            return edb__err(EDB_INVAL, "edb_key_make: a normalized implicit key of '%s' has 8 bytes, "
+                            "not %zu", t->name, size);
+        nseg = 1;
+    } else {
+        size_t off = 0;
+        while (off < size) {
+            if (nseg >= x->nseg)
+                return edb__err(EDB_INVAL, "edb_key_make: the normalized key has more than the %u "
+                                "segments of index '%s'", x->nseg, x->name);
+            const edb__column *def = &t->cols[x->seg[nseg].col - 1];
+            int rc = edb__key_decode(data, size, &off, def->type,
+                                     edb__key_mode(x->seg[nseg].desc, x->flags), NULL, 0, NULL);
+            if (rc < 0)
+                return edb__err(EDB_INVAL, "edb_key_make: the bytes are no normalized key of index "
+                                "'%s' (segment %u, column '%s', %s)", x->name, nseg + 1, def->name,
+                                edb_coltype_name(def->type));
+            nseg++;
+        }
+    }
+    EDB_RET(edb__buf_reserve(&c->key, EDB_MAX_KEY_SIZE));
+    memcpy(c->key.p, data, size);
+    size_t len = size;
+    c->key_closed = false;
+    if (flags & EDB_KEY_PREFIX_END) {
+        if (edb__key_successor(c->key.p, &len) != 0)
+            c->key.p[len < EDB_MAX_KEY_SIZE ? len : EDB_MAX_KEY_SIZE - 1] = 0xFF;
+        c->key_closed = true;
+    }
+    c->key.len = len;
+    c->key_nseg = nseg;
+    c->key_partial = false;
+    c->key_valid = true;
+    edb__err_clear();
+    return 0;
+}
+
 int
 edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
 {
     if (c == NULL)
         return edb__err(EDB_INVAL, "edb_key_make: cursor is NULL");
     EDB_RET(edb__cursor_check_live(c, "edb_key_make"));
-    if (flags & ~(EDB_KEY_NEW | EDB_KEY_PREFIX_END))
+    if (flags & ~(EDB_KEY_NEW | EDB_KEY_PREFIX_END | EDB_KEY_NORMALIZED | EDB_KEY_PARTIAL))
         return edb__err(EDB_INVAL, "edb_key_make: unknown flags 0x%x", flags);
+    if (flags & EDB_KEY_NORMALIZED)
+        return key_make_normalized(c, data, size, flags);
     /* The fast path (point lookups): a new key's first segment, a 64-bit
      * integer, on a cursor bound since the last schema change.  The general
      * path below writes the same bytes (tests/engine/test_keys.c). */
@@ -67,6 +125,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
             c->key.len = 9;
             c->key_nseg = 1;
             c->key_closed = false;
+            c->key_partial = false;
             c->key_valid = true;
             edb__err_clear();
             return 0;
@@ -80,10 +139,13 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         c->key.len = 0;
         c->key_nseg = 0;
         c->key_closed = false;
+        c->key_partial = false;
         c->key_valid = false;
     }
     if (c->key_closed)
         return edb__err(EDB_INVAL, "edb_key_make: no segment may follow EDB_KEY_PREFIX_END");
+    if (c->key_partial)
+        return edb__err(EDB_INVAL, "edb_key_make: no segment may follow EDB_KEY_PARTIAL");
     if (c->t == NULL || c->bind_schema_seq != c->s->schema_seq) {
         MDB_txn *txn;
         EDB_RET(edb__txn_enter(c->s, false, &txn));
@@ -104,6 +166,9 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
             return edb__err(EDB_INVAL, "edb_key_make: the implicit key of '%s' has one segment", t->name);
         if (data == NULL || size != 8)
             return edb__err(EDB_INVAL, "edb_key_make: the implicit key of '%s' is a uint64", t->name);
+        if (flags & EDB_KEY_PARTIAL)
+            return edb__err(EDB_INVAL, "edb_key_make: EDB_KEY_PARTIAL on the implicit key of '%s'",
+                            t->name);
         uint64_t v;
         memcpy(&v, data, 8);
         for (int i = 0; i < 8; i++)
@@ -121,6 +186,15 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (ret < 0)
             return edb__err(ret, "edb_key_make: segment %u (column '%s', %s): bad value",
                             c->key_nseg + 1, def->name, edb_coltype_name(def->type));
+        if (flags & EDB_KEY_PARTIAL) {
+            /* a string prefix: the segment without its 2-byte terminator
+             * (doc/key-encoding.md), a byte prefix of every extension's */
+            if (data == NULL || (def->type != EDB_COL_TEXT && def->type != EDB_COL_BINARY))
+                return edb__err(EDB_INVAL, "edb_key_make: EDB_KEY_PARTIAL needs a TEXT or BINARY "
+                                "value (column '%s' is %s%s)", def->name,
+                                edb_coltype_name(def->type), data == NULL ? ", value NULL" : "");
+            len -= 2;
+        }
     }
     if (flags & EDB_KEY_PREFIX_END) {
         if (edb__key_successor(buf, &len) != 0) {
@@ -132,6 +206,7 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
     }
     c->key.len = len;
     c->key_nseg++;
+    c->key_partial = (flags & EDB_KEY_PARTIAL) != 0;
     c->key_valid = true;
     edb__err_clear();
     return 0;
@@ -223,7 +298,7 @@ whole_primary_key(const edb_cursor *c)
 {
     const edb__table *t = c->t;
     unsigned nseg = t->primary >= 0 ? t->idx[t->primary].nseg : 1;
-    return c->key_nseg == nseg && !c->key_closed;
+    return c->key_nseg == nseg && !c->key_closed && !c->key_partial;
 }
 
 static inline int
@@ -494,5 +569,51 @@ edb_cursor_set_range(edb_cursor *c, unsigned flags)
     rc = edb__txn_leave(c->s, rc);
     if (rc == 0)
         edb__err_clear();
+    return rc;
+}
+
+int
+edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit)
+{
+    if (out == NULL)
+        return edb__err(EDB_INVAL, "edb_index_count: out is NULL");
+    *out = 0;
+    if (c != NULL)
+        EDB_RET(edb__cursor_check_live(c, "edb_index_count"));
+    MDB_txn *txn;
+    EDB_RET(enter_bound(c, &txn, "edb_index_count"));
+    int st = edb__cursor_state(c);
+    uint64_t n = 0;
+    int rc = 0;
+    if (st == POS_NONE) {
+        rc = edb__err(EDB_NOCURRENT, "edb_index_count: the cursor on '%s' is not positioned",
+                      c->tname);
+    } else if (st != POS_AFTER) {
+        /* A cursor of its own: c's position and LMDB cursor stay as they are. */
+        const edb__ks *ks = edb__cursor_ks(c);
+        MDB_cursor *mc;
+        int m = mdb_cursor_open(txn, ks->dbi, &mc);
+        if (m != 0)
+            rc = edb__mdb_err(m, "edb_index_count");
+        else {
+            MDB_val k = { c->anchor.len, c->anchor.p }, d;
+            /* ON or BETWEEN: from the first entry >= anchor (a deleted
+             * entry's successor, or the first inside a range stop) */
+            m = st == POS_BEFORE ? edb__ks_cursor_get(mc, ks, &k, &d, MDB_FIRST)
+                                 : edb__ks_cursor_get(mc, ks, &k, &d, MDB_SET_RANGE);
+            while (m == 0 && (limit == 0 || n < limit) && !outside(c, &k, &d, 1)) {
+                n++;
+                m = edb__ks_cursor_get(mc, ks, &k, &d, MDB_NEXT);
+            }
+            if (m != 0 && !edb__mdb_is_notfound(m))
+                rc = edb__mdb_err(m, "edb_index_count");
+            mdb_cursor_close(mc);
+        }
+    }
+    rc = edb__txn_leave(c->s, rc);
+    if (rc == 0) {
+        *out = n;
+        edb__err_clear();
+    }
     return rc;
 }

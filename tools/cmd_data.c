@@ -25,6 +25,8 @@ typedef struct ropts {
     dbt_format fmt;
     char **keys;
     size_t nkeys;
+    const char *prefix;         /* --prefix: string prefix of the index's leading TEXT column */
+    const char *columns;        /* --columns a,b: only those, in that order */
 } ropts;
 
 /* Parse DB TABLE [positional keys] and options; "--from V..." takes values up
@@ -75,6 +77,10 @@ parse_ropts(ropts *o, int argc, char **argv, const char *allowed, bool keys)
             return dbt_usage(argv[0], "%s needs a value", a);
         } else if (strcmp(opt, "index") == 0) {
             o->index = argv[++i];
+        } else if (strcmp(opt, "prefix") == 0) {
+            o->prefix = argv[++i];
+        } else if (strcmp(opt, "columns") == 0) {
+            o->columns = argv[++i];
         } else if (strcmp(opt, "limit") == 0) {
             if (!dbt_parse_count(&o->limit, argv[++i])) {
                 free(pos);
@@ -95,6 +101,10 @@ parse_ropts(ropts *o, int argc, char **argv, const char *allowed, bool keys)
         }
     }
     (void)fmt_set;
+    if (o->prefix != NULL && (o->has_from || o->has_to)) {
+        free(pos);
+        return dbt_usage(argv[0], "--prefix is a range of its own: not with --from or --to");
+    }
     if (npos < 2 || (!keys && npos > 2)) {
         int r = npos < 2 ? dbt_usage(argv[0], "expected DB and TABLE")
                          : dbt_usage(argv[0], "unexpected argument '%s'", pos[2]);
@@ -130,6 +140,7 @@ typedef struct reader {
     dbt_table t;
     edb_cursor *c;
     const edb_index_def *idx;
+    const dbt_table *view;      /* the columns printed (--columns); NULL: all of t */
 } reader;
 
 static void
@@ -182,10 +193,104 @@ reader_open(reader *r, const char *cmd, const ropts *o, int mode, bool need_prim
         dbt_failf(what, EDB_INVAL, "table '%s' has no primary index: use --index for --from/--to", o->table);
         goto fail;
     }
+    if (o->prefix != NULL) {
+        dbt_seg seg[EDB_MAX_KEY_SEGMENTS];
+        size_t nseg = 0;
+        if (r->idx == NULL || dbt_key_segments(seg, &nseg, &r->t, r->idx->key) != 0 || nseg == 0 ||
+            r->t.def->columns[seg[0].col].type != EDB_COL_TEXT) {
+            dbt_failf(what, EDB_INVAL, "--prefix needs an index whose first column is TEXT; "
+                      "index '%s' of '%s' %s", r->idx ? r->idx->name : "(implicit key)", o->table,
+                      r->idx && nseg > 0 ? "starts with another type" : "has no such column");
+            goto fail;
+        }
+    }
     return DBT_OK;
 fail:
     reader_close(r);
     return DBT_FAIL;
+}
+
+/* --prefix: position on the first (last, reversed) entry whose leading TEXT
+ * column starts with o->prefix and limit moves to those entries: string-
+ * prefix keys (EDB_KEY_PARTIAL, ESE's JET_bitPartialColumnStartLimit and
+ * EndLimit).  rc as from a seek. */
+static int
+prefix_start(reader *r, const ropts *o, const char *what, int *rc)
+{
+    char *v = (char *)o->prefix;
+    unsigned start = EDB_KEY_PARTIAL, end = EDB_KEY_PARTIAL | EDB_KEY_PREFIX_END;
+    if (dbt_key_from_args(r->c, &r->t, r->idx, &v, 1, o->reverse ? end : start, what) != DBT_OK)
+        return DBT_FAIL;
+    *rc = edb_cursor_seek(r->c, o->reverse ? EDB_SEEK_LT : EDB_SEEK_EQ);
+    if (*rc != 0)
+        return DBT_OK;
+    if (dbt_key_from_args(r->c, &r->t, r->idx, &v, 1, o->reverse ? start : end, what) != DBT_OK)
+        return DBT_FAIL;
+    /* reversed: a lower limit, inclusive (no entry equals a partial key);
+     * an entry LT found below the prefix is outside: EDB_NOTFOUND */
+    *rc = edb_cursor_set_range(r->c, o->reverse ? EDB_RANGE_INCLUSIVE : EDB_RANGE_UPPER);
+    return DBT_OK;
+}
+
+/* --columns a,b: a view of the table with only those columns, in that order,
+ * for the row writers (which print t->def->columns[i] read by t->colids[i]).
+ * *out shares names and types with @t: free it with proj_free() before @t. */
+static int
+proj_make(dbt_table *out, const dbt_table *t, const char *list, const char *what)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    edb_table_def *def = calloc(1, sizeof *def + n * sizeof(edb_column_def));
+    char *names = strdup(list);
+    out->colids = calloc(n + 1, sizeof *out->colids);
+    if (def == NULL || names == NULL || out->colids == NULL) {
+        free(def);
+        free(names);
+        free(out->colids);
+        return dbt_failf(what, EDB_NOMEM, "out of memory");
+    }
+    edb_column_def *cols = (edb_column_def *)(def + 1);
+    *def = *t->def;
+    def->columns = cols;
+    def->ncolumns = n;
+    out->def = def;
+    out->primary = t->primary;
+    size_t i = 0;
+    for (char *name = names, *next; name != NULL; name = next, i++) {
+        next = strchr(name, ',');
+        if (next != NULL)
+            *next++ = '\0';
+        int col = dbt_column_index(t, name);
+        if (col < 0) {
+            int ret = dbt_failf(what, EDB_NOTFOUND, "--columns: table '%s' has no column '%s'",
+                                t->def->name, name);
+            free(names);
+            free(def);
+            free(out->colids);
+            return ret;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (out->colids[j] == t->colids[col]) {
+                int ret = dbt_failf(what, EDB_INVAL, "--columns: column '%s' is named twice", name);
+                free(names);
+                free(def);
+                free(out->colids);
+                return ret;
+            }
+        cols[i] = t->def->columns[col];
+        out->colids[i] = t->colids[col];
+    }
+    free(names);
+    return DBT_OK;
+}
+
+static void
+proj_free(dbt_table *p)
+{
+    free(p->def);
+    free(p->colids);
 }
 
 /* Position on the first row of the range (in scan direction).  Returns 0 and
@@ -195,7 +300,10 @@ range_start(reader *r, const ropts *o, const char *what, bool *empty)
 {
     int rc;
     *empty = false;
-    if (!o->reverse) {
+    if (o->prefix != NULL) {
+        if (prefix_start(r, o, what, &rc) != DBT_OK)
+            return DBT_FAIL;
+    } else if (!o->reverse) {
         if (o->has_from) {
             if (dbt_key_from_args(r->c, &r->t, r->idx, o->from, o->nfrom, 0, what) != DBT_OK)
                 return DBT_FAIL;
@@ -267,20 +375,13 @@ add_row(void *ctx, edb_cursor *c)
 }
 
 static int
-count_row(void *ctx, edb_cursor *c)
-{
-    (void)ctx;
-    (void)c;
-    return 0;
-}
-
-static int
 print_rows(reader *r, const ropts *o, const char *what, dbt_format fmt, bool progress)
 {
     dbt_rows rows;
     dbt_progress pg;
     uint64_t n;
-    dbt_rows_begin(&rows, fmt, &r->t, stdout);
+    const dbt_table *view = r->view != NULL ? r->view : &r->t;
+    dbt_rows_begin(&rows, fmt, view, stdout);
     if (progress)
         dbt_progress_begin(&pg, what);
     int ret = range_walk(r, o, what, add_row, &rows, &n, progress ? &pg : NULL);
@@ -288,8 +389,8 @@ print_rows(reader *r, const ropts *o, const char *what, dbt_format fmt, bool pro
         dbt_progress_end(&pg);
     if (fmt == DBT_FMT_CSV && n == 0 && ret == DBT_OK) {
         /* An empty table still gets its header row. */
-        for (size_t i = 0; i < r->t.def->ncolumns; i++)
-            printf("%s%s", i ? "," : "", r->t.def->columns[i].name);
+        for (size_t i = 0; i < view->def->ncolumns; i++)
+            printf("%s%s", i ? "," : "", view->def->columns[i].name);
         printf("\r\n");
     }
     if (dbt_rows_end(&rows) != 0 && ret == DBT_OK)
@@ -301,13 +402,22 @@ int
 dbt_cmd_scan(int argc, char **argv)
 {
     ropts o;
-    int ret = parse_ropts(&o, argc, argv, " index from to limit reverse json ", false);
+    int ret = parse_ropts(&o, argc, argv, " index from to limit reverse json columns prefix ", false);
     if (ret != DBT_OK)
         return ret;
     reader r;
     if (reader_open(&r, "scan", &o, DBT_OPEN_READ, false) != DBT_OK)
         return DBT_FAIL;
+    dbt_table view;
+    if (o.columns != NULL && proj_make(&view, &r.t, o.columns, "scan") != DBT_OK) {
+        reader_close(&r);
+        return DBT_FAIL;
+    }
+    if (o.columns != NULL)
+        r.view = &view;
     ret = print_rows(&r, &o, "scan", dbt_output_format(o.json), false);
+    if (o.columns != NULL)
+        proj_free(&view);
     reader_close(&r);
     return ret;
 }
@@ -331,14 +441,14 @@ int
 dbt_cmd_count(int argc, char **argv)
 {
     ropts o;
-    int ret = parse_ropts(&o, argc, argv, " index from to json ", false);
+    int ret = parse_ropts(&o, argc, argv, " index from to prefix json ", false);
     if (ret != DBT_OK)
         return ret;
     reader r;
     if (reader_open(&r, "count", &o, DBT_OPEN_READ, false) != DBT_OK)
         return DBT_FAIL;
     uint64_t n = 0;
-    if (!o.has_from && !o.has_to) {
+    if (!o.has_from && !o.has_to && o.prefix == NULL) {
         /* the tree's entry count is the row (or index entry) count, O(1) */
         edb_tree_stat st = { 0 };
         int rc = edb_table_stat(&st, r.s, o.table, o.index);
@@ -346,7 +456,14 @@ dbt_cmd_count(int argc, char **argv)
             ret = dbt_fail("count", rc);
         n = st.entries;
     } else {
-        ret = range_walk(&r, &o, "count", count_row, NULL, &n, NULL);
+        /* from the range's first entry to its limit, without reading rows */
+        bool empty;
+        ret = range_start(&r, &o, "count", &empty);
+        if (ret == DBT_OK && !empty) {
+            int rc = edb_index_count(r.c, &n, 0);
+            if (rc < 0)
+                ret = dbt_fail("count", rc);
+        }
     }
     if (ret == DBT_OK) {
         if (dbt_output_format(o.json) == DBT_FMT_JSON && o.json)

@@ -64,11 +64,13 @@ static const dbt_cmd commands[] = {
     { "get", dbt_cmd_get, "get DB TABLE KEY... [--json]",
       "Print the row whose primary key is KEY (one value per key column). Fails with\n"
       "EDB_NOTFOUND when there is none.\n" },
-    { "scan", dbt_cmd_scan, "scan DB TABLE [--index I] [--from V...] [--to V...] [--limit N] [--reverse] [--json]",
+    { "scan", dbt_cmd_scan, "scan DB TABLE [--index I] [--from V...] [--to V...] [--prefix TEXT] [--columns A,B...] [--limit N] [--reverse] [--json]",
       "Print rows in primary-key order or in the order of index I. --from and --to take one\n"
-      "value per leading key column (fewer is a prefix) and are inclusive; --reverse walks\n"
-      "from the end; --limit stops after N rows.\n" },
-    { "count", dbt_cmd_count, "count DB TABLE [--index I] [--from V...] [--to V...] [--json]",
+      "value per leading key column (fewer is a prefix) and are inclusive; --prefix TEXT\n"
+      "takes the rows whose leading key column, which must be TEXT, starts with TEXT\n"
+      "(bytewise; not with --from or --to); --columns prints only the columns named, in\n"
+      "that order; --reverse walks from the end; --limit stops after N rows.\n" },
+    { "count", dbt_cmd_count, "count DB TABLE [--index I] [--from V...] [--to V...] [--prefix TEXT] [--json]",
       "Print the number of rows, or of index entries in the range (as scan). Without a\n"
       "range it is the B-tree's own entry count, read at once without reading the rows\n"
       "('dbtool check' reads them all).\n" },
