@@ -720,21 +720,43 @@ jv_quote_big_ints(const char *line, size_t len)
 
 /* ---- out ---------------------------------------------------------------- */
 
+/* The bytes jansson's json_dumpb writes for the string (its escapes: \" \\
+ * \b \f \n \r \t, \u00XX for the other control bytes, everything else
+ * as it is), without building a json_t per value: export wrote every text
+ * value through jansson and spent over half its time there (doc/performance.md).
+ * The caller passes valid UTF-8 (TEXT values are checked when stored). */
 int
 jv_write_json_string(jv_buf *out, const char *s, size_t n)
 {
-    json_t *j = json_stringn_nocheck(s, n);
-    if (j == NULL)
+    static const char hex[] = "0123456789ABCDEF";
+    if (n > (SIZE_MAX - 3) / 6 || jv_buf_reserve(out, 6 * n + 3) != 0)
         return EDB_NOMEM;
-    size_t need = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY);
-    int rc = jv_buf_reserve(out, need + 1);
-    if (rc == 0) {
-        json_dumpb(j, out->p + out->len, need, JSON_ENCODE_ANY);
-        out->len += need;
-        out->p[out->len] = '\0';
+    char *o = out->p + out->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':  *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            break;
+        }
     }
-    json_decref(j);
-    return rc;
+    *o++ = '"';
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = '\0';
+    return 0;
 }
 
 static int

@@ -204,3 +204,37 @@ __lsan_default_suppressions(void)
 {
     return "leak:libcriterion.so\n";
 }
+
+/* jv_write_json_string writes what jansson's json_dumpb writes for the same
+ * string (export's output did not change when it stopped going through
+ * jansson): every control byte, quotes, backslashes, multi-byte UTF-8. */
+Test(jsonval, json_strings_as_jansson_writes_them, .timeout = 10)
+{
+    static const char *const pieces[] = { "a", "\"", "\\", "/", "\b", "\f", "\n", "\r", "\t", "\x01", "\x1f",
+                                          "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80", " ", "" };
+    unsigned seed = 14;
+    for (int round = 0; round < 2000; round++) {
+        char s[256] = "";
+        size_t n = 0;
+        int k = round < 32 ? 1 : 1 + rand_r(&seed) % 12;
+        for (int i = 0; i < k; i++) {
+            const char *p = round < 32 ? (round < 17 ? pieces[round] : (char[]){ (char)(round - 16), 0 })
+                                       : pieces[rand_r(&seed) % (sizeof pieces / sizeof pieces[0])];
+            memcpy(s + n, p, strlen(p));
+            n += strlen(p);
+        }
+        json_t *j = json_stringn_nocheck(s, n);
+        cr_assert_not_null(j);
+        char want[2048];
+        size_t wn = json_dumpb(j, want, sizeof want, JSON_ENCODE_ANY);
+        json_decref(j);
+        cr_assert_gt(wn, 0);
+        jv_buf out = { 0 };
+        cr_assert_eq(jv_buf_adds(&out, "x"), 0);
+        cr_assert_eq(jv_write_json_string(&out, s, n), 0);
+        cr_assert_eq(out.len, wn + 1, "round %d: %.*s against %s", round, (int)wn, want, out.p);
+        cr_assert(memcmp(out.p + 1, want, wn) == 0, "round %d: %.*s against %s", round, (int)wn, want, out.p + 1);
+        cr_assert_eq(out.p[out.len], '\0');
+        jv_buf_free(&out);
+    }
+}
