@@ -853,3 +853,62 @@ Test(dbtool_cli, export_batch_read_grows_for_long_values, .timeout = 60)
     free(in);
     db_free(&a);
 }
+
+/* import parses flat rows itself and hands the rest to jansson: rows of
+ * both kinds in one file (escapes, \u escapes, booleans, integers into a
+ * double, empty and null arrays, spacing) load to the same values, and the
+ * errors still name the line and the column. */
+Test(dbtool_cli, import_fast_and_jansson_rows_agree, .timeout = 60)
+{
+    static const char *schema =
+        "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\"},"
+        "{\"name\": \"s\", \"type\": \"text\"}, {\"name\": \"n\", \"type\": \"int32\"},"
+        "{\"name\": \"d\", \"type\": \"double\"},"
+        "{\"name\": \"m\", \"type\": \"text\", \"flags\": [\"multivalued\"]},"
+        "{\"name\": \"ts\", \"type\": \"datetime\"}, {\"name\": \"f\", \"type\": \"bool\"}],"
+        " \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+    db a = db_new();
+    mktable(&a, schema);
+    run_result r = dbt_runv(
+        "{\"id\": 1, \"s\": \"a\\\"b\\\\c\\/d\\n\\t\", \"n\": -5, \"m\": [\"x\", \"y\\\"z\"]}\n"
+        "{ \"id\":2,\"s\":\"\\u00e9\",\"d\":3,\"ts\":\"2024-05-01T12:00:00.000000Z\",\"f\":true }\n"
+        "{\"id\": 3, \"n\": 2147483647, \"d\": 1.5, \"m\": []}\n"
+        "\t{\"id\": 4, \"s\": \"caf\xc3\xa9\", \"n\": null, \"m\": null, \"ts\": \"2024-05-02T00:00:00.000000Z\"}  \n"
+        "{\"m\": [ \"p\" , \"q\" ], \"id\": -9000000000000000000}\n",
+        "import", a.path, "t", "-", NULL);
+    cr_assert_eq(r.status, 0, "import: %s", r.err);
+    run_free(&r);
+    char *out = export_of(&a, "t", "jsonl");
+    cr_assert_str_eq(out,
+        "{\"id\": -9000000000000000000, \"s\": null, \"n\": null, \"d\": null, \"m\": [\"p\", \"q\"], \"ts\": null, \"f\": null}\n"
+        "{\"id\": 1, \"s\": \"a\\\"b\\\\c/d\\n\\t\", \"n\": -5, \"d\": null, \"m\": [\"x\", \"y\\\"z\"], \"ts\": null, \"f\": null}\n"
+        "{\"id\": 2, \"s\": \"\xc3\xa9\", \"n\": null, \"d\": 3.0, \"m\": [], \"ts\": \"2024-05-01T12:00:00.000000Z\", \"f\": true}\n"
+        "{\"id\": 3, \"s\": null, \"n\": 2147483647, \"d\": 1.5, \"m\": [], \"ts\": null, \"f\": null}\n"
+        "{\"id\": 4, \"s\": \"caf\xc3\xa9\", \"n\": null, \"d\": null, \"m\": [], \"ts\": \"2024-05-02T00:00:00.000000Z\", \"f\": null}\n");
+    free(out);
+    static const struct { const char *in, *want; } bad[] = {
+        { "{\"id\": 5, \"id\": 6}\n", "duplicate" },
+        { "{\"id\": 07}\n", "malformed JSON" },
+        { "{\"id\": 8, \"n\": 2147483648}\n", "column 'n'" },
+        { "{\"id\": 9, \"nope\": 1}\n", "no column 'nope'" },
+        { "{\"id\": 10, \"s\": 5}\n", "column 's'" },
+        { "{\"id\": 11, \"s\": \"\xff\"}\n", "line 2" },
+        { "{\"id\": 12, \"s\": \"x\" \"y\"}\n", "malformed JSON" },
+        { "{\"id\": 13, \"ts\": \"yesterday\"}\n", "column 'ts'" },
+        { "{\"id\": 14, \"n\": [1]}\n", "not multi-valued" },
+        { "{\"id\": 15, \"m\": [\"a\", null]}\n", "null inside an array" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char in[256];
+        snprintf(in, sizeof in, "{\"id\": 100}\n%s", bad[i].in);
+        r = dbt_runv(in, "import", a.path, "t", "-", NULL);
+        cr_assert_neq(r.status, 0, "%s", bad[i].in);
+        cr_assert(strstr(r.err, bad[i].want) != NULL && strstr(r.err, "line 2") != NULL &&
+                  strstr(r.err, "nothing was imported") != NULL, "%s: %s", bad[i].in, r.err);
+        run_free(&r);
+    }
+    r = dbt_runv(NULL, "count", a.path, "t", NULL);
+    cr_assert_str_eq(r.out, "5\n", "a failed import left nothing");
+    run_free(&r);
+    db_free(&a);
+}
