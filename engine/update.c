@@ -177,7 +177,9 @@ put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dl
     const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    int rc = edb__ks_put(txn, ks, &key, &data, flags);
+    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
+    if (edb__mdb_is_keyexist(rc))
+        rc = edb__ks_put(txn, ks, &key, &data, flags);
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
