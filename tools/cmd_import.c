@@ -147,8 +147,9 @@ row_end(importer *im, dbt_progress *pg)
  * (doc/performance.md).  fast_row parses such a line in place (escapes decode
  * into the line itself: they only shrink), converts integers with
  * jv_from_text (as jv_from_json does, through their decimal text) and sets
- * the row with one edb_columns_set (all or nothing).  Anything else (reals,
- * booleans, \u escapes, leading zeros, 19-digit integers, binary, unknown or
+ * the row with one edb_columns_set (all or nothing); reals for FLOAT and
+ * DOUBLE columns likewise.  Anything else (booleans, \u escapes, leading
+ * zeros, 19-digit integers, reals for integer columns, binary, unknown or
  * repeated members, a value the engine refuses, malformed JSON) returns 0
  * with the prepared record untouched, and the line goes through jansson,
  * which gives the same result or the same error message as before.
@@ -249,17 +250,44 @@ fast_scalar(importer *im, const edb_column_def *cd, char **pp, char *e, void **d
         return true;
     }
     if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        /* JSON's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
         char *q = p + (*p == '-');
         char *d = q;
         while (q < e && *q >= '0' && *q <= '9')
             q++;
         size_t digits = (size_t)(q - d);
-        if (digits == 0 || digits >= 19 || (digits > 1 && *d == '0') || (q < e && (*q == '.' || *q == 'e' || *q == 'E')))
+        if (digits == 0 || (digits > 1 && *d == '0'))
+            return false;
+        bool real = false;
+        if (q < e && *q == '.') {
+            char *f = ++q;
+            while (q < e && *q >= '0' && *q <= '9')
+                q++;
+            if (q == f)
+                return false;
+            real = true;
+        }
+        if (q < e && (*q == 'e' || *q == 'E')) {
+            q++;
+            if (q < e && (*q == '+' || *q == '-'))
+                q++;
+            char *x = q;
+            while (q < e && *q >= '0' && *q <= '9')
+                q++;
+            if (q == x)
+                return false;
+            real = true;
+        }
+        /* a real goes to a FLOAT or DOUBLE column only (jansson's value is
+         * strtod of the same text, which jv_from_text parses); an integer of
+         * 19 digits or more takes jansson's big-integer path */
+        if ((real && cd->type != EDB_COL_FLOAT && cd->type != EDB_COL_DOUBLE) || (!real && digits >= 19) ||
+            q - p >= 64)
             return false;
         if (cd->type == EDB_COL_TEXT || cd->type == EDB_COL_BOOL || cd->type == EDB_COL_BINARY ||
             cd->type == EDB_COL_DATETIME || cd->type == EDB_COL_GUID)
             return false;
-        char tmp[24];
+        char tmp[64];
         memcpy(tmp, p, (size_t)(q - p));
         tmp[q - p] = '\0';
         if (jv_from_text(&im->tmp, cd->type, tmp, im->err, sizeof im->err) != 0 || im->tmp.len > 16 ||

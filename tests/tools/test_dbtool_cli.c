@@ -912,3 +912,40 @@ Test(dbtool_cli, import_fast_and_jansson_rows_agree, .timeout = 60)
     run_free(&r);
     db_free(&a);
 }
+
+/* Reals in import's own parser: the stored double is the one jansson would
+ * have given (strtod of the same text), integers written as reals still go
+ * to integer columns, and an overflowing real is still refused. */
+Test(dbtool_cli, import_fast_path_reals, .timeout = 60)
+{
+    static const char *schema =
+        "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int64\"},"
+        "{\"name\": \"d\", \"type\": \"double\"}, {\"name\": \"f\", \"type\": \"float\"},"
+        "{\"name\": \"n\", \"type\": \"int32\"}],"
+        " \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]}]}";
+    db a = db_new();
+    mktable(&a, schema);
+    run_result r = dbt_runv("{\"id\": 1, \"d\": -0.0, \"f\": 0.1}\n"
+                            "{\"id\": 2, \"d\": 1E+2, \"n\": 3.0}\n"
+                            "{\"id\": 3, \"d\": 2.5e-3, \"f\": 3.4028234663852886e38}\n"
+                            "{\"id\": 4, \"d\": 0.30000000000000004, \"f\": -1.5e-45}\n",
+                            "import", a.path, "t", "-", NULL);
+    cr_assert_eq(r.status, 0, "import: %s", r.err);
+    run_free(&r);
+    char *out = export_of(&a, "t", "jsonl");
+    cr_assert_str_eq(out, "{\"id\": 1, \"d\": -0.0, \"f\": 0.1, \"n\": null}\n"
+                          "{\"id\": 2, \"d\": 100.0, \"f\": null, \"n\": 3}\n"
+                          "{\"id\": 3, \"d\": 0.0025, \"f\": 3.4028235e+38, \"n\": null}\n"
+                          "{\"id\": 4, \"d\": 0.30000000000000004, \"f\": -1.4013e-45, \"n\": null}\n");
+    free(out);
+    static const char *const bad[] = { "{\"id\": 5, \"d\": 1e400}\n", "{\"id\": 5, \"f\": 1e39}\n",
+                                       "{\"id\": 5, \"n\": 1.5}\n", "{\"id\": 5, \"d\": 1.}\n",
+                                       "{\"id\": 5, \"d\": .5}\n", "{\"id\": 5, \"d\": 1e}\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = dbt_runv(bad[i], "import", a.path, "t", "-", NULL);
+        cr_assert_neq(r.status, 0, "%s", bad[i]);
+        cr_assert(strstr(r.err, "line 1") != NULL, "%s: %s", bad[i], r.err);
+        run_free(&r);
+    }
+    db_free(&a);
+}
