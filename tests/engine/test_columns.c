@@ -376,3 +376,42 @@ Test(columns, set_random_batches_match_a_model)
         cr_assert_str_eq(got, want, "round %d", round);
     }
 }
+
+/* Someone else's schema change under the cursor: a column added by another
+ * session reads as NULL (or its default) in old records, and a dropped table
+ * gives every entry the cursor's error. */
+Test(columns, schema_changes_under_the_cursor)
+{
+    make_table();
+    insert(1, "one", 1, NULL, 0);
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    edb_session *s2;
+    OK(edb_session_begin(&s2, env));
+    static const int32_t seven = 7;
+    edb_column_def extra = { "extra", EDB_COL_INT32, 0, 0, &seven, 4 };
+    OK(edb_column_add(s2, "t", &extra));
+    edb_colid xid = C_SEQ + 1;
+    int32_t x = 0, qty = 0;
+    edb_colval v[2] = { { xid, 0, &x, 4, 0, 0 }, { C_QTY, 0, &qty, 4, 0, 0 } };
+    OK(edb_columns_get(c, v, 2));
+    cr_assert_eq(v[0].rc, 0, "%d", v[0].rc);
+    cr_assert_eq(x, 7, "the default of a column the record predates");
+    cr_assert_eq(qty, 1);
+    /* set the new column in a batch, with an old one */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    int32_t x2 = 8, q2 = 2;
+    edb_colval w[2] = { { xid, 0, &x2, 4, 0, 0 }, { C_QTY, 0, &q2, 4, 0, 0 } };
+    OK(edb_columns_set(c, w, 2));
+    OK(edb_update(c));
+    OK(edb_columns_get(c, v, 2));
+    cr_assert_eq(x, 8);
+    cr_assert_eq(qty, 2);
+    OK(edb_table_drop(s2, "t"));
+    edb_session_end(s2);
+    int rc = edb_columns_get(c, v, 2);
+    cr_assert_lt(rc, 0);
+    cr_assert_eq(v[0].rc, rc);
+    cr_assert_eq(v[1].rc, rc);
+    cr_assert_eq(edb_update_prepare(c, EDB_PREP_INSERT) < 0 || edb_columns_set(c, w, 2) < 0, true);
+    edb_update_cancel(c);
+}
