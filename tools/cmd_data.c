@@ -275,10 +275,11 @@ count_row(void *ctx, edb_cursor *c)
     return 0;
 }
 
-/* JSON lines through edb_columns_get: one call reads every single-valued
- * column of a row (one record lookup and header check), the member names are
- * escaped once, values go straight into one line buffer.  The bytes are
- * those dbt_rows_add writes (tests/tools: export | import round trips). */
+/* JSON lines and CSV through edb_columns_get: one call reads every
+ * single-valued column of a row (one record lookup and header check), the
+ * member names are escaped once, values go straight into one line buffer.
+ * The bytes are those dbt_rows_add writes (tests/tools: export | import
+ * round trips; the package rows' exports are identical). */
 typedef struct jrows {
     const dbt_table *t;
     FILE *f;
@@ -287,7 +288,8 @@ typedef struct jrows {
     size_t *vpos;           /* column i -> its entry in v, or SIZE_MAX (multi-valued) */
     jv_buf *bufs;           /* per entry */
     jv_buf *names;          /* per column: `"name": `, with ", " before all but the first */
-    jv_buf line, scratch;
+    jv_buf line, scratch, cell;
+    bool csv, header_done;
 } jrows;
 
 static void
@@ -303,6 +305,57 @@ jrows_free(jrows *j)
     free(j->names);
     jv_buf_free(&j->line);
     jv_buf_free(&j->scratch);
+    jv_buf_free(&j->cell);
+}
+
+/* The CSV header row (on the first row, or for an empty result at the end). */
+static int
+jrows_csv_header(jrows *j)
+{
+    const edb_table_def *d = j->t->def;
+    j->line.len = 0;
+    for (size_t i = 0; i < d->ncolumns; i++)
+        if ((i && jv_buf_adds(&j->line, ",") != 0) ||
+            dbt_csv_cell(&j->line, d->columns[i].name, strlen(d->columns[i].name), false) != 0)
+            return EDB_NOMEM;
+    if (jv_buf_adds(&j->line, "\r\n") != 0)
+        return EDB_NOMEM;
+    j->header_done = true;
+    return fwrite(j->line.p, 1, j->line.len, j->f) == j->line.len ? 0 : EDB_IO;
+}
+
+/* One CSV row from the entries read: NULL is an empty unquoted cell, TEXT is
+ * always quoted, a multi-valued column is its JSON array (empty for none). */
+static int
+jrows_csv_row(jrows *j, edb_cursor *c)
+{
+    int rc;
+    if (!j->header_done && (rc = jrows_csv_header(j)) != 0)
+        return rc;
+    j->line.len = 0;
+    for (size_t i = 0; i < j->ncols; i++) {
+        const edb_column_def *cd = &j->t->def->columns[i];
+        if (i && jv_buf_adds(&j->line, ",") != 0)
+            return EDB_NOMEM;
+        size_t k = j->vpos[i];
+        j->cell.len = 0;
+        if (k == SIZE_MAX) {
+            if ((rc = dbt_column_json(&j->cell, c, j->t, (int)i, &j->scratch)) < 0)
+                return rc;
+            if (strcmp(j->cell.p, "[]") != 0 && dbt_csv_cell(&j->line, j->cell.p, j->cell.len, true) != 0)
+                return EDB_NOMEM;
+            continue;
+        }
+        if (j->v[k].rc == EDB_WRN_NULL)
+            continue;
+        if ((rc = jv_write_text(&j->cell, cd->type, j->v[k].buf, j->v[k].actual)) < 0)
+            return rc;
+        if (dbt_csv_cell(&j->line, j->cell.p ? j->cell.p : "", j->cell.len, cd->type == EDB_COL_TEXT) != 0)
+            return EDB_NOMEM;
+    }
+    if (jv_buf_adds(&j->line, "\r\n") != 0)
+        return EDB_NOMEM;
+    return fwrite(j->line.p, 1, j->line.len, j->f) == j->line.len ? 0 : EDB_IO;
 }
 
 static int
@@ -363,6 +416,8 @@ jrows_add(void *ctx, edb_cursor *c)
         if (j->v[k].rc == EDB_WRN_TRUNCATED)
             return EDB_CORRUPT;     /* changed under us: impossible in one transaction */
     }
+    if (j->csv)
+        return jrows_csv_row(j, c);
     j->line.len = 0;
     if (jv_buf_adds(&j->line, "{") != 0)
         return EDB_NOMEM;
@@ -387,7 +442,7 @@ jrows_add(void *ctx, edb_cursor *c)
 }
 
 static int
-print_json_rows(reader *r, const ropts *o, const char *what, bool progress)
+print_batch_rows(reader *r, const ropts *o, const char *what, bool csv, bool progress)
 {
     jrows j;
     dbt_progress pg;
@@ -397,11 +452,14 @@ print_json_rows(reader *r, const ropts *o, const char *what, bool progress)
         jrows_free(&j);
         return dbt_failf(what, EDB_NOMEM, "out of memory");
     }
+    j.csv = csv;
     if (progress)
         dbt_progress_begin(&pg, what);
     ret = range_walk(r, o, what, jrows_add, &j, &n, progress ? &pg : NULL);
     if (progress)
         dbt_progress_end(&pg);
+    if (csv && n == 0 && ret == DBT_OK && jrows_csv_header(&j) != 0)    /* an empty table still gets its header */
+        ret = dbt_failf(what, EDB_IO, "writing standard output failed");
     if (fflush(stdout) != 0 && ret == DBT_OK)
         ret = dbt_failf(what, EDB_IO, "writing standard output failed");
     jrows_free(&j);
@@ -411,8 +469,8 @@ print_json_rows(reader *r, const ropts *o, const char *what, bool progress)
 static int
 print_rows(reader *r, const ropts *o, const char *what, dbt_format fmt, bool progress)
 {
-    if (fmt == DBT_FMT_JSON)
-        return print_json_rows(r, o, what, progress);
+    if (fmt == DBT_FMT_JSON || fmt == DBT_FMT_CSV)
+        return print_batch_rows(r, o, what, fmt == DBT_FMT_CSV, progress);
     dbt_rows rows;
     dbt_progress pg;
     uint64_t n;
