@@ -574,3 +574,72 @@ edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
     }
     return rc;
 }
+
+/* ---- batch column reads (ESE's JetRetrieveColumns) ---------------------- */
+
+/* One entry of edb_columns_get, the record's header @h already checked (NULL
+ * while an update is prepared: the prepared record is read). */
+static int
+columns_get_one(edb_cursor *c, const edb__rechdr *h, edb_colval *e)
+{
+    edb_colid col = e->col;
+    if (e->buf == NULL && e->size != 0)
+        return edb__err(EDB_INVAL, "edb_columns_get: buf is NULL with size %zu", e->size);
+    EDB_RET(edb__colid_resolve(&col, c->t));
+    edb__colview v;
+    if (h == NULL) {
+        const edb__colval *cv = &c->rec.cols[col - 1];
+        v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
+    } else {
+        EDB_RET(edb__rec_hdr_view(&v, c->t, h, col));
+    }
+    return copy_value(c, col, &v, e->buf, e->size, &e->actual, e->itag);
+}
+
+int
+edb_columns_get(edb_cursor *c, edb_colval *v, size_t n)
+{
+    if (v == NULL && n != 0)
+        return edb__err(EDB_INVAL, "edb_columns_get: v is NULL with n %zu", n);
+    for (size_t i = 0; i < n; i++) {
+        v[i].actual = 0;
+        v[i].rc = 0;
+    }
+    if (c == NULL) {
+        for (size_t i = 0; i < n; i++)
+            v[i].rc = EDB_INVAL;
+        return edb__err(EDB_INVAL, "edb_columns_get: cursor is NULL");
+    }
+    MDB_txn *txn;
+    const edb__rechdr *h = NULL;
+    int rc = enter_for_read(c, &txn);
+    if (rc == 0 && c->prep == 0) {
+        if (edb__cursor_state(c) != POS_ON)
+            rc = edb__err(EDB_NOCURRENT, "edb_columns_get: the cursor on '%s' is not on a record",
+                          c->tname);
+        else
+            rc = current_record(c, txn, "edb_columns_get", &h);
+    }
+    if (rc < 0) {
+        /* nothing to read: every entry has the cursor's error */
+        for (size_t i = 0; i < n; i++)
+            v[i].rc = rc;
+        return leave_after_read(c, txn, rc);
+    }
+    /* one header check for all entries; the first error's message is kept */
+    int first = 0;
+    char msg[512];
+    for (size_t i = 0; i < n; i++) {
+        v[i].rc = columns_get_one(c, h, &v[i]);
+        if (v[i].rc < 0 && first == 0) {
+            first = v[i].rc;
+            snprintf(msg, sizeof msg, "%s", edb_error_last_message());
+        }
+    }
+    rc = leave_after_read(c, txn, first);
+    if (rc == 0)
+        edb__err_clear();
+    else if (rc == first)
+        edb__err(first, "%s", msg);
+    return rc;
+}

@@ -615,6 +615,61 @@ EDB_EXTERN int edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t si
  *  #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_NOTFOUND. */
 EDB_EXTERN int edb_column_count(unsigned *out, edb_cursor *c, edb_colid col);
 
+/**
+ * One column value of a batch read or write (ESE's JET_RETRIEVECOLUMN /
+ * JET_SETCOLUMN), for edb_columns_get() and edb_columns_set().
+ * Lifetime: the caller's; the engine keeps no pointer into it after the call.
+ */
+typedef struct edb_colval {
+    edb_colid col;   /**< [in] the column */
+    unsigned itag;   /**< [in] which value: 0 or 1 the first; n the n-th of a multi-valued column */
+    void *buf;       /**< [in] get: receives up to @c size bytes; set: the value (NULL = NULL) */
+    size_t size;     /**< [in] size of @c buf */
+    size_t actual;   /**< [out] get: the value's full size (0 when NULL); set: unused */
+    int rc;          /**< [out] get: what edb_column_get() would return for this entry; set: unused */
+} edb_colval;
+
+/**
+ * Read several columns of the current record (of the prepared record while an
+ * update is prepared) in one call: the record is found and its header checked
+ * once for all entries.  Each entry is read as edb_column_get(c, col, buf,
+ * size, &actual, itag) would read it, and gets that call's result in its
+ * @c rc: 0, #EDB_WRN_NULL (*actual 0), #EDB_WRN_TRUNCATED (@c size bytes
+ * copied, @c actual the full size), or an error (#EDB_NOTFOUND for an unknown
+ * colid, #EDB_DROPPED, #EDB_INVAL for a NULL @c buf with a non-zero
+ * @c size).  An entry's error does not stop the others.  When the cursor
+ * itself cannot be read (#EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_CLOSED,
+ * #EDB_DROPPED, #EDB_CORRUPT), every entry gets that error.
+ * @param[in,out] v  @p n entries (may be NULL when @p n is 0)
+ * @return 0 when no entry has an error (warnings are in the entries' @c rc),
+ *         else the first error (its message is edb_error_last_message());
+ *         #EDB_INVAL (@p c NULL, @p v NULL with @p n > 0).
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_columns_get(edb_cursor *c, edb_colval *v, size_t n);
+
+/**
+ * Set several columns of the prepared record, in order, all or nothing: when
+ * any entry is refused, the call returns its error and the prepared record is
+ * exactly as before the call (no entry applied).  Each entry sets @c size
+ * bytes of @c buf (@c buf NULL with @c size 0: NULL), checked as
+ * edb_column_set() checks them.  @c itag chooses what is set: 0 (or 1 on a
+ * single-valued column) replaces the whole column, as edb_column_set() with
+ * no flags; on a multi-valued column holding k values (as the earlier entries
+ * of the call leave it), 1..k replaces the itag-th value (@c buf NULL deletes
+ * it and later values move up, as ESE), k + 1 appends a value (NULL appends
+ * nothing).  @c actual and @c rc are not written.  An AUTOINC column cannot be
+ * set this way (use edb_column_set() with #EDB_SET_AUTOINC_VALUE).
+ * @param[in] v  @p n entries (may be NULL when @p n is 0)
+ * @return 0; #EDB_NOUPDATE (nothing prepared); #EDB_INVAL (@p c NULL,
+ *         @p v NULL with @p n > 0, bad size or text, an itag past k + 1 or
+ *         above 1 on a single-valued column, an AUTOINC column);
+ *         #EDB_TOOBIG (over the column's max_size); #EDB_NOTFOUND (colid);
+ *         #EDB_DROPPED; #EDB_CLOSED; #EDB_NOMEM (nothing set).
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n);
+
 /** Delete the current record and its index entries.  The cursor stays at the
  *  record's place (#edb_cursor, currency): reads return #EDB_RECORD_DELETED,
  *  NEXT and PREV reach its neighbours, a rollback brings the record back.

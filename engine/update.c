@@ -177,7 +177,9 @@ put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dl
     const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    int rc = edb__ks_put(txn, ks, &key, &data, flags);
+    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
+    if (edb__mdb_is_keyexist(rc))
+        rc = edb__ks_put(txn, ks, &key, &data, flags);
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
@@ -419,19 +421,22 @@ autoinc_value(const edb__column *def, const void *data)
     }
 }
 
-int
-edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags)
+/* Everything edb_column_set checks before it changes the prepared record
+ * (resolves *col in place).  @fn names the caller in messages. */
+static int
+column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, unsigned flags,
+                 const char *fn)
 {
     if (c == NULL)
-        return edb__err(EDB_INVAL, "edb_column_set: cursor is NULL");
-    EDB_RET(edb__cursor_check_live(c, "edb_column_set"));
+        return edb__err(EDB_INVAL, "%s: cursor is NULL", fn);
+    EDB_RET(edb__cursor_check_live(c, fn));
     if (c->prep == 0)
-        return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
+        return edb__err(EDB_NOUPDATE, "%s: no update is prepared on '%s'", fn, c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
-        return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
-    EDB_RET(edb__colid_resolve(&col, c->t));
+        return edb__err(EDB_INVAL, "%s: unknown flags 0x%x", fn, flags);
+    EDB_RET(edb__colid_resolve(colp, c->t));
     EDB_RET(rec_fit(&c->rec, c->t));
-    const edb__column *def = &c->t->cols[col - 1];
+    const edb__column *def = &c->t->cols[*colp - 1];
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
         return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
                         c->tname, def->name);
@@ -447,10 +452,6 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if (data == NULL && size != 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
                         def->name, size);
-    if (data == NULL && (flags & EDB_SET_APPEND)) {
-        edb__err_clear();   /* appending NULL adds nothing (as ESE ignores it) */
-        return 0;
-    }
     if (data != NULL && edb__value_check(def, data, size, "") < 0) {
         /* the message names the column: formatted on failure only (hot path) */
         char what[160];
@@ -460,9 +461,137 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if (data != NULL && (def->flags & EDB_COL_AUTOINC) && autoinc_value(def, data) == 0)
         return edb__err(EDB_INVAL, "table '%s': AUTOINC column '%s': a value must be 1 or more",
                         c->tname, def->name);
-    EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
+    return 0;
+}
+
+int
+edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags)
+{
+    EDB_RET(column_set_check(c, &col, data, size, flags, "edb_column_set"));
+    if (data == NULL && (flags & EDB_SET_APPEND)) {
+        edb__err_clear();   /* appending NULL adds nothing (as ESE ignores it) */
+        return 0;
+    }
+    EDB_RET(edb__colval_set(&c->rec.cols[col - 1], &c->t->cols[col - 1], data, size,
+                            (flags & EDB_SET_APPEND) != 0));
     edb__err_clear();
     return 0;
+}
+
+/* ---- batch column writes (ESE's JetSetColumns) ------------------------- */
+
+/* Replace (data non-NULL) or delete value @n (1-based, at most v->count) of
+ * an in-memory multi-valued column; the area has room for the result
+ * (edb_columns_set reserved it), so this cannot fail. */
+static void
+mv_put_nth(edb__colval *v, uint32_t n, const void *data, size_t size)
+{
+    uint8_t *a = v->area.p;
+    size_t off = 0;
+    for (uint32_t i = 1; i < n; i++)
+        off += 4 + (size_t)edb__rd32le(a + off);
+    size_t tail = off + 4 + (size_t)edb__rd32le(a + off), rest = v->area.len - tail;
+    if (data == NULL) {
+        memmove(a + off, a + tail, rest);
+        v->area.len = off + rest;
+        if (--v->count == 0) {
+            v->null = true;
+            v->area.len = 0;
+        }
+        return;
+    }
+    memmove(a + off + 4 + size, a + tail, rest);
+    uint32_t l = (uint32_t)size;
+    a[off] = (uint8_t)l; a[off + 1] = (uint8_t)(l >> 8); a[off + 2] = (uint8_t)(l >> 16); a[off + 3] = (uint8_t)(l >> 24);
+    if (size)
+        memcpy(a + off + 4, data, size);
+    v->area.len = off + 4 + size + rest;
+}
+
+/* What an entry does to its column, given the column's value count so far. */
+enum { CS_SET, CS_APPEND, CS_NTH };
+
+static int
+columns_set_op(const edb_cursor *c, const edb__column *def, const edb_colval *e, uint32_t count, int *op)
+{
+    bool multi = (def->flags & EDB_COL_MULTIVALUED) != 0;
+    if (e->itag == 0 || (!multi && e->itag == 1)) {
+        *op = CS_SET;
+    } else if (multi && e->itag <= count) {
+        *op = CS_NTH;
+    } else if (multi && e->itag == count + 1) {
+        *op = CS_APPEND;
+    } else {
+        return edb__err(EDB_INVAL, "table '%s': column '%s': itag %u, the column has %u value%s", c->tname,
+                        def->name, e->itag, count, count == 1 ? "" : "s");
+    }
+    return 0;
+}
+
+int
+edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n)
+{
+    static const char fn[] = "edb_columns_set";
+    if (v == NULL && n != 0)
+        return edb__err(EDB_INVAL, "%s: v is NULL with n %zu", fn, n);
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "%s: cursor is NULL", fn);
+    EDB_RET(edb__cursor_check_live(c, fn));
+    if (c->prep == 0)
+        return edb__err(EDB_NOUPDATE, "%s: no update is prepared on '%s'", fn, c->tname);
+    EDB_RET(rec_fit(&c->rec, c->t));
+    /* Per column: the value count as the entries so far leave it, and the
+     * bytes they may add.  Phase 1 checks every entry and changes nothing;
+     * then each touched column's area is reserved for the worst case, so
+     * phase 2 cannot fail half way (all or nothing). */
+    struct cs { uint32_t count; bool touched; size_t need; } stackbuf[32], *st = stackbuf;
+    uint32_t ncols = c->t->ncols;
+    if (ncols > sizeof stackbuf / sizeof stackbuf[0] && (st = calloc(ncols, sizeof *st)) == NULL)
+        return edb__err(EDB_NOMEM, "%s: out of memory", fn);
+    if (st == stackbuf)
+        memset(stackbuf, 0, sizeof stackbuf);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        edb_colid col = v[i].col;
+        if ((rc = column_set_check(c, &col, v[i].buf, v[i].size, 0, fn)) < 0)
+            break;
+        const edb__colval *cv = &c->rec.cols[col - 1];
+        struct cs *x = &st[col - 1];
+        if (!x->touched) {
+            x->touched = true;
+            x->count = cv->null ? 0 : cv->count;
+        }
+        int op;
+        if ((rc = columns_set_op(c, &c->t->cols[col - 1], &v[i], x->count, &op)) < 0)
+            break;
+        if (op == CS_SET)
+            x->count = v[i].buf == NULL ? 0 : 1;
+        else if (op == CS_APPEND && v[i].buf != NULL)
+            x->count++;
+        else if (op == CS_NTH && v[i].buf == NULL)
+            x->count--;
+        x->need += 4 + v[i].size;
+    }
+    for (uint32_t k = 0; k < ncols && rc == 0; k++)
+        if (st[k].touched && edb__buf_reserve(&c->rec.cols[k].area, c->rec.cols[k].area.len + st[k].need + 1) < 0)
+            rc = edb__err(EDB_NOMEM, "%s: out of memory", fn);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        edb_colid col = v[i].col;
+        edb__colid_resolve(&col, c->t);     /* checked in phase 1 */
+        edb__colval *cv = &c->rec.cols[col - 1];
+        const edb__column *def = &c->t->cols[col - 1];
+        int op;
+        columns_set_op(c, def, &v[i], cv->null ? 0 : cv->count, &op);
+        if (op == CS_NTH)
+            mv_put_nth(cv, v[i].itag, v[i].buf, v[i].size);
+        else if (op == CS_SET || v[i].buf != NULL)
+            rc = edb__colval_set(cv, def, v[i].buf, v[i].size, op == CS_APPEND);   /* fits: cannot fail */
+    }
+    if (st != stackbuf)
+        free(st);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
 }
 
 static int

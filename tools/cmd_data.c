@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -374,9 +375,202 @@ add_row(void *ctx, edb_cursor *c)
     return dbt_rows_add(ctx, c);
 }
 
+/* JSON lines and CSV through edb_columns_get: one call reads every
+ * single-valued column of a row (one record lookup and header check), the
+ * member names are escaped once, values go straight into one line buffer.
+ * The bytes are those dbt_rows_add writes (tests/tools: export | import
+ * round trips; the package rows' exports are identical). */
+typedef struct jrows {
+    const dbt_table *t;
+    FILE *f;
+    size_t ncols, nv;
+    edb_colval *v;          /* the single-valued columns */
+    size_t *vpos;           /* column i -> its entry in v, or SIZE_MAX (multi-valued) */
+    jv_buf *bufs;           /* per entry */
+    jv_buf *names;          /* per column: `"name": `, with ", " before all but the first */
+    jv_buf line, scratch, cell;
+    bool csv, header_done;
+} jrows;
+
+static void
+jrows_free(jrows *j)
+{
+    for (size_t i = 0; j->bufs && i < j->nv; i++)
+        jv_buf_free(&j->bufs[i]);
+    for (size_t i = 0; j->names && i < j->ncols; i++)
+        jv_buf_free(&j->names[i]);
+    free(j->v);
+    free(j->vpos);
+    free(j->bufs);
+    free(j->names);
+    jv_buf_free(&j->line);
+    jv_buf_free(&j->scratch);
+    jv_buf_free(&j->cell);
+}
+
+/* The CSV header row (on the first row, or for an empty result at the end). */
+static int
+jrows_csv_header(jrows *j)
+{
+    const edb_table_def *d = j->t->def;
+    j->line.len = 0;
+    for (size_t i = 0; i < d->ncolumns; i++)
+        if ((i && jv_buf_adds(&j->line, ",") != 0) ||
+            dbt_csv_cell(&j->line, d->columns[i].name, strlen(d->columns[i].name), false) != 0)
+            return EDB_NOMEM;
+    if (jv_buf_adds(&j->line, "\r\n") != 0)
+        return EDB_NOMEM;
+    j->header_done = true;
+    return fwrite(j->line.p, 1, j->line.len, j->f) == j->line.len ? 0 : EDB_IO;
+}
+
+/* One CSV row from the entries read: NULL is an empty unquoted cell, TEXT is
+ * always quoted, a multi-valued column is its JSON array (empty for none). */
+static int
+jrows_csv_row(jrows *j, edb_cursor *c)
+{
+    int rc;
+    if (!j->header_done && (rc = jrows_csv_header(j)) != 0)
+        return rc;
+    j->line.len = 0;
+    for (size_t i = 0; i < j->ncols; i++) {
+        const edb_column_def *cd = &j->t->def->columns[i];
+        if (i && jv_buf_adds(&j->line, ",") != 0)
+            return EDB_NOMEM;
+        size_t k = j->vpos[i];
+        j->cell.len = 0;
+        if (k == SIZE_MAX) {
+            if ((rc = dbt_column_json(&j->cell, c, j->t, (int)i, &j->scratch)) < 0)
+                return rc;
+            if (strcmp(j->cell.p, "[]") != 0 && dbt_csv_cell(&j->line, j->cell.p, j->cell.len, true) != 0)
+                return EDB_NOMEM;
+            continue;
+        }
+        if (j->v[k].rc == EDB_WRN_NULL)
+            continue;
+        if ((rc = jv_write_text(&j->cell, cd->type, j->v[k].buf, j->v[k].actual)) < 0)
+            return rc;
+        if (dbt_csv_cell(&j->line, j->cell.p ? j->cell.p : "", j->cell.len, cd->type == EDB_COL_TEXT) != 0)
+            return EDB_NOMEM;
+    }
+    if (jv_buf_adds(&j->line, "\r\n") != 0)
+        return EDB_NOMEM;
+    return fwrite(j->line.p, 1, j->line.len, j->f) == j->line.len ? 0 : EDB_IO;
+}
+
+static int
+jrows_begin(jrows *j, const dbt_table *t, FILE *f)
+{
+    memset(j, 0, sizeof *j);
+    j->t = t;
+    j->f = f;
+    j->ncols = t->def->ncolumns;
+    size_t n = j->ncols ? j->ncols : 1;
+    j->v = calloc(n, sizeof *j->v);
+    j->vpos = calloc(n, sizeof *j->vpos);
+    j->bufs = calloc(n, sizeof *j->bufs);
+    j->names = calloc(n, sizeof *j->names);
+    if (j->v == NULL || j->vpos == NULL || j->bufs == NULL || j->names == NULL)
+        return EDB_NOMEM;
+    for (size_t i = 0; i < j->ncols; i++) {
+        const edb_column_def *cd = &t->def->columns[i];
+        if ((i && jv_buf_adds(&j->names[i], ", ") != 0) ||
+            jv_write_json_string(&j->names[i], cd->name, strlen(cd->name)) != 0 ||
+            jv_buf_adds(&j->names[i], ": ") != 0)
+            return EDB_NOMEM;
+        if (cd->flags & EDB_COL_MULTIVALUED) {
+            j->vpos[i] = SIZE_MAX;
+            continue;
+        }
+        if (jv_buf_reserve(&j->bufs[j->nv], 64) != 0)
+            return EDB_NOMEM;
+        j->v[j->nv] = (edb_colval){ t->colids[i], 0, NULL, 0, 0, 0 };
+        j->vpos[i] = j->nv++;
+    }
+    return 0;
+}
+
+static int
+jrows_add(void *ctx, edb_cursor *c)
+{
+    jrows *j = ctx;
+    for (size_t k = 0; k < j->nv; k++) {
+        j->v[k].buf = j->bufs[k].p;
+        j->v[k].size = j->bufs[k].cap;
+    }
+    int rc = edb_columns_get(c, j->v, j->nv);
+    if (rc < 0)
+        return rc;
+    for (size_t k = 0; k < j->nv; k++) {
+        if (j->v[k].rc != EDB_WRN_TRUNCATED)
+            continue;
+        /* a value larger than its buffer: grow it (kept for later rows) and read again */
+        j->bufs[k].len = 0;
+        if (jv_buf_reserve(&j->bufs[k], j->v[k].actual + 1) != 0)
+            return EDB_NOMEM;
+        j->v[k].buf = j->bufs[k].p;
+        j->v[k].size = j->bufs[k].cap;
+        j->v[k].rc = edb_column_get(c, j->v[k].col, j->v[k].buf, j->v[k].size, &j->v[k].actual, 0);
+        if (j->v[k].rc < 0)
+            return j->v[k].rc;
+        if (j->v[k].rc == EDB_WRN_TRUNCATED)
+            return EDB_CORRUPT;     /* changed under us: impossible in one transaction */
+    }
+    if (j->csv)
+        return jrows_csv_row(j, c);
+    j->line.len = 0;
+    if (jv_buf_adds(&j->line, "{") != 0)
+        return EDB_NOMEM;
+    for (size_t i = 0; i < j->ncols; i++) {
+        if (jv_buf_add(&j->line, j->names[i].p, j->names[i].len) != 0)
+            return EDB_NOMEM;
+        size_t k = j->vpos[i];
+        if (k == SIZE_MAX)
+            rc = dbt_column_json(&j->line, c, j->t, (int)i, &j->scratch);
+        else if (j->v[k].rc == EDB_WRN_NULL)
+            rc = jv_buf_adds(&j->line, "null");
+        else
+            rc = jv_write_json(&j->line, j->t->def->columns[i].type, j->v[k].buf, j->v[k].actual);
+        if (rc < 0)
+            return rc;
+    }
+    if (jv_buf_adds(&j->line, "}\n") != 0)
+        return EDB_NOMEM;
+    if (fwrite(j->line.p, 1, j->line.len, j->f) != j->line.len)
+        return EDB_IO;
+    return 0;
+}
+
+static int
+print_batch_rows(reader *r, const ropts *o, const char *what, bool csv, bool progress)
+{
+    jrows j;
+    dbt_progress pg;
+    uint64_t n;
+    int ret;
+    if (jrows_begin(&j, r->view != NULL ? r->view : &r->t, stdout) != 0) {
+        jrows_free(&j);
+        return dbt_failf(what, EDB_NOMEM, "out of memory");
+    }
+    j.csv = csv;
+    if (progress)
+        dbt_progress_begin(&pg, what);
+    ret = range_walk(r, o, what, jrows_add, &j, &n, progress ? &pg : NULL);
+    if (progress)
+        dbt_progress_end(&pg);
+    if (csv && n == 0 && ret == DBT_OK && jrows_csv_header(&j) != 0)    /* an empty table still gets its header */
+        ret = dbt_failf(what, EDB_IO, "writing standard output failed");
+    if (fflush(stdout) != 0 && ret == DBT_OK)
+        ret = dbt_failf(what, EDB_IO, "writing standard output failed");
+    jrows_free(&j);
+    return ret;
+}
+
 static int
 print_rows(reader *r, const ropts *o, const char *what, dbt_format fmt, bool progress)
 {
+    if (fmt == DBT_FMT_JSON || fmt == DBT_FMT_CSV)
+        return print_batch_rows(r, o, what, fmt == DBT_FMT_CSV, progress);
     dbt_rows rows;
     dbt_progress pg;
     uint64_t n;

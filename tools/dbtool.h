@@ -127,6 +127,8 @@ typedef struct dbt_rows {
 void dbt_rows_begin(dbt_rows *r, dbt_format fmt, const dbt_table *t, FILE *f);
 int dbt_rows_add(dbt_rows *r, edb_cursor *c);       /* the cursor's current record */
 int dbt_rows_end(dbt_rows *r);                      /* flush; returns 0 or EDB_IO */
+/* One CSV cell: quoted when needed (or always), quotes doubled. */
+int dbt_csv_cell(jv_buf *line, const char *s, size_t n, bool quote_always);
 
 /* ---- keys from the command line ----------------------------------------- */
 

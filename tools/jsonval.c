@@ -214,12 +214,30 @@ jv_datetime_format(char *buf, size_t cap, int64_t us)
     civil_from_days(days, &y, &m, &d);
     int64_t secs = rem / 1000000, frac = rem % 1000000;
     int n;
-    if (y >= 0 && y <= 9999)
-        n = snprintf(buf, cap, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
-                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), (int)frac);
-    else     /* ISO 8601 expanded year: sign and at least six digits */
-        n = snprintf(buf, cap, "%+07" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
-                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), (int)frac);
+    if (y >= 0 && y <= 9999) {
+        if (cap < 28)
+            return EDB_INVAL;
+        /* the common case without snprintf (export formats one per value):
+         * the bytes of "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ" */
+        unsigned f[] = { (unsigned)y, m, d, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60),
+                         (unsigned)(secs % 60), (unsigned)frac };
+        static const int width[] = { 4, 2, 2, 2, 2, 2, 6 };
+        static const char sep[] = "--T::.Z";
+        char *o = buf;
+        for (int i = 0; i < 7; i++) {
+            for (int k = width[i] - 1; k >= 0; k--) {
+                o[k] = (char)('0' + f[i] % 10);
+                f[i] /= 10;
+            }
+            o += width[i];
+            *o++ = sep[i];
+        }
+        *o = '\0';
+        return 0;
+    }
+    /* ISO 8601 expanded year: sign and at least six digits */
+    n = snprintf(buf, cap, "%+07" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
+                 (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), (int)frac);
     return n < 0 || (size_t)n >= cap ? EDB_INVAL : 0;
 }
 
@@ -720,21 +738,68 @@ jv_quote_big_ints(const char *line, size_t len)
 
 /* ---- out ---------------------------------------------------------------- */
 
+/* The bytes jansson's json_dumpb writes for the string (its escapes: \" \\
+ * \b \f \n \r \t, \u00XX for the other control bytes, everything else
+ * as it is), without building a json_t per value: export wrote every text
+ * value through jansson and spent over half its time there (doc/performance.md).
+ * The caller passes valid UTF-8 (TEXT values are checked when stored). */
 int
 jv_write_json_string(jv_buf *out, const char *s, size_t n)
 {
-    json_t *j = json_stringn_nocheck(s, n);
-    if (j == NULL)
+    static const char hex[] = "0123456789ABCDEF";
+    if (n > (SIZE_MAX - 3) / 6 || jv_buf_reserve(out, 6 * n + 3) != 0)
         return EDB_NOMEM;
-    size_t need = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY);
-    int rc = jv_buf_reserve(out, need + 1);
-    if (rc == 0) {
-        json_dumpb(j, out->p + out->len, need, JSON_ENCODE_ANY);
-        out->len += need;
-        out->p[out->len] = '\0';
+    char *o = out->p + out->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':  *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            break;
+        }
     }
-    json_decref(j);
-    return rc;
+    *o++ = '"';
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = '\0';
+    return 0;
+}
+
+/* The decimal digits of an integer, as printf's %d / %u write them (export
+ * formats one per integer value: snprintf was most of its time). */
+static void
+fmt_int(char *tmp, bool neg, uint64_t mag)
+{
+    char d[24];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag);
+    char *o = tmp;
+    if (neg)
+        *o++ = '-';
+    while (n)
+        *o++ = d[--n];
+    *o = '\0';
+}
+
+static void
+fmt_signed(char *tmp, int64_t v)
+{
+    fmt_int(tmp, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
 static int
@@ -747,14 +812,14 @@ write_value(jv_buf *out, edb_coltype t, const void *data, size_t size, bool json
     switch (t) {
     case EDB_COL_BOOL:
         return jv_buf_adds(out, *(const uint8_t *)data ? "true" : "false");
-    case EDB_COL_INT8:  { int8_t v;   memcpy(&v, data, 1); snprintf(tmp, sizeof tmp, "%d", v); break; }
-    case EDB_COL_INT16: { int16_t v;  memcpy(&v, data, 2); snprintf(tmp, sizeof tmp, "%d", v); break; }
-    case EDB_COL_INT32: { int32_t v;  memcpy(&v, data, 4); snprintf(tmp, sizeof tmp, "%" PRId32, v); break; }
-    case EDB_COL_INT64: { int64_t v;  memcpy(&v, data, 8); snprintf(tmp, sizeof tmp, "%" PRId64, v); break; }
-    case EDB_COL_UINT8: { uint8_t v;  memcpy(&v, data, 1); snprintf(tmp, sizeof tmp, "%u", v); break; }
-    case EDB_COL_UINT16:{ uint16_t v; memcpy(&v, data, 2); snprintf(tmp, sizeof tmp, "%u", v); break; }
-    case EDB_COL_UINT32:{ uint32_t v; memcpy(&v, data, 4); snprintf(tmp, sizeof tmp, "%" PRIu32, v); break; }
-    case EDB_COL_UINT64:{ uint64_t v; memcpy(&v, data, 8); snprintf(tmp, sizeof tmp, "%" PRIu64, v); break; }
+    case EDB_COL_INT8:  { int8_t v;   memcpy(&v, data, 1); fmt_signed(tmp, v); break; }
+    case EDB_COL_INT16: { int16_t v;  memcpy(&v, data, 2); fmt_signed(tmp, v); break; }
+    case EDB_COL_INT32: { int32_t v;  memcpy(&v, data, 4); fmt_signed(tmp, v); break; }
+    case EDB_COL_INT64: { int64_t v;  memcpy(&v, data, 8); fmt_signed(tmp, v); break; }
+    case EDB_COL_UINT8: { uint8_t v;  memcpy(&v, data, 1); fmt_int(tmp, false, v); break; }
+    case EDB_COL_UINT16:{ uint16_t v; memcpy(&v, data, 2); fmt_int(tmp, false, v); break; }
+    case EDB_COL_UINT32:{ uint32_t v; memcpy(&v, data, 4); fmt_int(tmp, false, v); break; }
+    case EDB_COL_UINT64:{ uint64_t v; memcpy(&v, data, 8); fmt_int(tmp, false, v); break; }
     case EDB_COL_FLOAT: case EDB_COL_DOUBLE: {
         double v;
         if (t == EDB_COL_FLOAT) {
@@ -789,8 +854,17 @@ write_value(jv_buf *out, edb_coltype t, const void *data, size_t size, bool json
         memcpy(&us, data, 8);
         char d[48];
         jv_datetime_format(d, sizeof d, us);
-        snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", d);
-        break;
+        if (!json)
+            return jv_buf_adds(out, d);
+        size_t dn = strlen(d);
+        if (jv_buf_reserve(out, dn + 3) != 0)
+            return EDB_NOMEM;
+        out->p[out->len] = '"';
+        memcpy(out->p + out->len + 1, d, dn);
+        out->p[out->len + 1 + dn] = '"';
+        out->len += dn + 2;
+        out->p[out->len] = '\0';
+        return 0;
     }
     case EDB_COL_GUID: {
         char g[37];

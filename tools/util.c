@@ -262,6 +262,13 @@ csv_cell(jv_buf *line, const char *s, size_t n, bool quote_always)
     return jv_buf_adds(line, "\"");
 }
 
+/* csv_cell for cmd_data.c's batch writer: one quoting rule for both. */
+int
+dbt_csv_cell(jv_buf *line, const char *s, size_t n, bool quote_always)
+{
+    return csv_cell(line, s, n, quote_always);
+}
+
 int
 dbt_rows_add(dbt_rows *r, edb_cursor *c)
 {

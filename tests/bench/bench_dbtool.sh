@@ -1,23 +1,73 @@
 #!/bin/sh
-# dbtool import/export against sqlite3 (issue #5): N rows (default 1,000,000)
-# of id int64 primary key, name text (secondary index), qty int32, price
-# double, ts datetime.  dbtool reads and writes JSON lines; sqlite3 .import
-# reads the same rows as CSV into a table with the same index, and exports
-# them as CSV.  Runs interleave dbtool and sqlite3 (A B A B ...) REPS times and
-# print each run and the medians.  Durable: both commit once with fsync.
+# dbtool import / export / scan / size against sqlite3 (issues #5 and #12), on
+# two shapes of data, one table per shape:
 #
-#   sh tests/bench/bench_dbtool.sh BUILD_DIR [ROWS] [REPS]
+#   packages  package-index rows (tests/bench/gen_packages.py: 17 columns, a
+#             multi-valued depends, four indexes: primary (package, version),
+#             unique sha256, (section, maintainer), descending installed_size);
+#             PACKAGES_ROWS rows (default 63,440, as Debian bookworm's main),
+#             or the real file when BENCH_PACKAGES names an uncompressed
+#             Packages file (`/usr/lib/apt/apt-helper cat-file` decompresses
+#             apt's lists)
+#   dense     DENSE_ROWS small rows (default 300,000): id int64 primary key,
+#             name text (secondary index), qty int32, price double, ts datetime
+#
+# dbtool reads JSON lines, sqlite3 .import the same rows as CSV into a table
+# with the same indexes (WITHOUT ROWID, so that its primary key is clustered
+# like edb's).  Every run times the real binary (build/.libs/dbtool, not
+# libtool's wrapper) and makes the output durable on both sides: import
+# commits once with fsync on both; export writes a file and fsyncs it
+# (`sync FILE`) on both.  scan reads every row to /dev/null (dbtool scan,
+# sqlite3 -json SELECT *).  Runs interleave dbtool and sqlite3 (A B A B ...)
+# REPS times; the tables give medians and the ratio dbtool/sqlite3 of the
+# medians (time: < 1 means dbtool is faster; size: < 1 means smaller), with
+# the load average beside them: the machine is shared.
+#
+#   sh tests/bench/bench_dbtool.sh BUILD_DIR [REPS]
+#   make bench-dbtool [BENCH_REPS=5] [PACKAGES_ROWS=N] [DENSE_ROWS=N] [BENCH_PACKAGES=FILE]
 set -eu
 build=${1:-build}
-rows=${2:-1000000}
-reps=${3:-3}
-dbtool="$build/dbtool"
-[ -x "$dbtool" ] || { echo "bench_dbtool: $dbtool not built"; exit 1; }
+reps=${2:-${BENCH_REPS:-5}}
+here=$(cd "$(dirname "$0")" && pwd)
+dbtool="$build/.libs/dbtool"
+[ -x "$dbtool" ] || dbtool="$build/dbtool"
+[ -x "$dbtool" ] || { echo "bench_dbtool: $build/.libs/dbtool not built"; exit 1; }
+LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH
 command -v sqlite3 >/dev/null || { echo "bench_dbtool: sqlite3 not installed"; exit 1; }
-work=$(mktemp -d /tmp/edb-bench-dbtool-XXXXXX)
+command -v python3 >/dev/null || { echo "bench_dbtool: python3 not installed"; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/edb-bench-dbtool-XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
-awk -v n="$rows" -v j="$work/rows.jsonl" -v c="$work/rows.csv" 'BEGIN {
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+# ---- the data --------------------------------------------------------------
+mkdir -p "$work/packages" "$work/dense"
+if [ -n "${BENCH_PACKAGES:-}" ]; then
+    python3 "$here/gen_packages.py" --from "$BENCH_PACKAGES" > "$work/packages/rows.jsonl"
+    python3 "$here/gen_packages.py" --from "$BENCH_PACKAGES" --csv > "$work/packages/rows.csv"
+    pkg_what="real Packages file $BENCH_PACKAGES"
+else
+    python3 "$here/gen_packages.py" "${PACKAGES_ROWS:-63440}" > "$work/packages/rows.jsonl"
+    python3 "$here/gen_packages.py" "${PACKAGES_ROWS:-63440}" --csv > "$work/packages/rows.csv"
+    pkg_what="gen_packages.py ${PACKAGES_ROWS:-63440}"
+fi
+cp "$here/packages.schema.json" "$work/packages/schema.json"
+cat > "$work/packages/schema.sql" <<'EOF'
+CREATE TABLE packages(package TEXT NOT NULL, source TEXT, version TEXT NOT NULL, installed_size INTEGER,
+  maintainer TEXT, architecture TEXT, depends TEXT, description TEXT, homepage TEXT, description_md5 TEXT,
+  tag TEXT, section TEXT, priority TEXT, filename TEXT, size INTEGER, md5sum TEXT, sha256 TEXT NOT NULL,
+  PRIMARY KEY (package, version)) WITHOUT ROWID;
+CREATE UNIQUE INDEX by_sha256 ON packages(sha256);
+CREATE INDEX by_section_maintainer ON packages(section, maintainer);
+CREATE INDEX by_installed_size ON packages(installed_size DESC);
+EOF
+echo packages > "$work/packages/table"
+
+awk -v n="${DENSE_ROWS:-300000}" -v j="$work/dense/rows.jsonl" -v c="$work/dense/rows.csv" 'BEGIN {
     srand(1); print "id,name,qty,price,ts" > c
     for (i = 1; i <= n; i++) {
         name = sprintf("user%06d", int(rand() * 1000000)); q = int(rand() * 1000)
@@ -26,34 +76,60 @@ awk -v n="$rows" -v j="$work/rows.jsonl" -v c="$work/rows.csv" 'BEGIN {
         printf "{\"id\": %d, \"name\": \"%s\", \"qty\": %d, \"price\": %s, \"ts\": \"%s\"}\n", i, name, q, p, ts > j
         printf "%d,%s,%d,%s,%s\n", i, name, q, p, ts > c
     } }'
-schema='{"name": "t", "columns": [{"name": "id", "type": "int64"}, {"name": "name", "type": "text"},
+cat > "$work/dense/schema.json" <<'EOF'
+{"name": "t", "columns": [{"name": "id", "type": "int64"}, {"name": "name", "type": "text"},
  {"name": "qty", "type": "int32"}, {"name": "price", "type": "double"}, {"name": "ts", "type": "datetime"}],
- "indexes": [{"name": "pk", "key": ["+id"], "flags": ["primary"]}, {"name": "by_name", "key": ["+name"]}]}'
+ "indexes": [{"name": "pk", "key": ["+id"], "flags": ["primary"]}, {"name": "by_name", "key": ["+name"]}]}
+EOF
+cat > "$work/dense/schema.sql" <<'EOF'
+CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, ts TEXT);
+CREATE INDEX by_name ON t(name);
+EOF
+echo t > "$work/dense/table"
 
-now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-
-: > "$work/t_di"; : > "$work/t_de"; : > "$work/t_si"; : > "$work/t_se"
-for r in $(seq 1 "$reps"); do
-    rm -rf "$work/db" "$work/s.db"
-    "$dbtool" create "$work/db"
-    echo "$schema" | "$dbtool" create-table "$work/db" -
-    t0=$(now); "$dbtool" import "$work/db" t "$work/rows.jsonl"; t1=$(now)
-    "$dbtool" export "$work/db" t > "$work/out.jsonl"; t2=$(now)
-    cmp -s "$work/out.jsonl" "$work/rows.jsonl" || { echo "bench_dbtool: export differs from the input"; exit 1; }
-    di=$(secs "$t0" "$t1"); de=$(secs "$t1" "$t2")
-    sqlite3 "$work/s.db" "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, ts TEXT);
-                          CREATE INDEX by_name ON t(name);"
-    t0=$(now); sqlite3 "$work/s.db" ".import --csv --skip 1 $work/rows.csv t"; t1=$(now)
-    sqlite3 -csv "$work/s.db" "SELECT * FROM t ORDER BY id" > "$work/out.csv"; t2=$(now)
-    si=$(secs "$t0" "$t1"); se=$(secs "$t1" "$t2")
-    echo "$di" >> "$work/t_di"; echo "$de" >> "$work/t_de"; echo "$si" >> "$work/t_si"; echo "$se" >> "$work/t_se"
-    printf 'run %d: dbtool import %.2f s, export %.2f s | sqlite3 import %.2f s, export %.2f s\n' "$r" "$di" "$de" "$si" "$se"
+# ---- the runs --------------------------------------------------------------
+for shape in packages dense; do
+    d="$work/$shape"
+    t=$(cat "$d/table")
+    rows=$(wc -l < "$d/rows.jsonl")
+    for m in di si de se ds ss; do : > "$d/t_$m"; done
+    for r in $(seq 1 "$reps"); do
+        rm -rf "$d/db" "$d/s.db"
+        "$dbtool" create "$d/db"
+        "$dbtool" create-table "$d/db" "$d/schema.json"
+        sqlite3 "$d/s.db" < "$d/schema.sql"
+        l0=$(load)
+        t0=$(now); "$dbtool" import "$d/db" "$t" "$d/rows.jsonl"; t1=$(now)
+        sqlite3 "$d/s.db" ".import --csv --skip 1 $d/rows.csv $t"; t2=$(now)
+        "$dbtool" export "$d/db" "$t" > "$d/out.jsonl"; sync "$d/out.jsonl"; t3=$(now)
+        sqlite3 -json "$d/s.db" "SELECT * FROM $t" > "$d/out.json"; sync "$d/out.json"; t4=$(now)
+        "$dbtool" scan "$d/db" "$t" > /dev/null; t5=$(now)
+        sqlite3 -json "$d/s.db" "SELECT * FROM $t" > /dev/null; t6=$(now)
+        secs "$t0" "$t1" >> "$d/t_di"; secs "$t1" "$t2" >> "$d/t_si"
+        secs "$t2" "$t3" >> "$d/t_de"; secs "$t3" "$t4" >> "$d/t_se"
+        secs "$t4" "$t5" >> "$d/t_ds"; secs "$t5" "$t6" >> "$d/t_ss"
+        printf '%s run %d (load %s): import %.2f / %.2f s, export %.2f / %.2f s, scan %.2f / %.2f s (dbtool / sqlite3)\n' \
+            "$shape" "$r" "$l0" "$(tail -1 "$d/t_di")" "$(tail -1 "$d/t_si")" "$(tail -1 "$d/t_de")" \
+            "$(tail -1 "$d/t_se")" "$(tail -1 "$d/t_ds")" "$(tail -1 "$d/t_ss")"
+    done
+    eb=$(stat -c %s "$d/db/data.mdb"); sb=$(stat -c %s "$d/s.db")
+    {
+        echo
+        if [ "$shape" = packages ]; then
+            echo "### $shape: $rows rows ($pkg_what), medians of $reps interleaved runs, load $(load) at the end"
+        else
+            echo "### $shape: $rows rows, medians of $reps interleaved runs, load $(load) at the end"
+        fi
+        echo
+        echo "| | dbtool | sqlite3 | dbtool / sqlite3 |"
+        echo "|---|---:|---:|---:|"
+        for m in i e s; do
+            a=$(median < "$d/t_d$m"); b=$(median < "$d/t_s$m")
+            case $m in i) w="import (s)" ;; e) w="export, durable (s)" ;; s) w="scan to /dev/null (s)" ;; esac
+            printf '| %s | %.2f | %.2f | %.2f |\n' "$w" "$a" "$b" "$(echo "scale=3; $a / $b" | bc)"
+        done
+        printf '| size (MB) | %.1f | %.1f | %.2f |\n' "$(echo "scale=2; $eb / 1000000" | bc)" \
+            "$(echo "scale=2; $sb / 1000000" | bc)" "$(echo "scale=3; $eb / $sb" | bc)"
+    } > "$d/table.md"
 done
-di=$(median < "$work/t_di"); de=$(median < "$work/t_de"); si=$(median < "$work/t_si"); se=$(median < "$work/t_se")
-printf 'rows %d, medians of %d: dbtool import %.2f s (%.0f rows/s), export %.2f s (%.0f rows/s); ' \
-    "$rows" "$reps" "$di" "$(echo "$rows / $di" | bc)" "$de" "$(echo "$rows / $de" | bc)"
-printf 'sqlite3 import %.2f s, export %.2f s; ratio dbtool/sqlite3 import %.2f, export %.2f\n' \
-    "$si" "$se" "$(echo "scale=3; $di / $si" | bc)" "$(echo "scale=3; $de / $se" | bc)"
-printf 'sizes: edb %s, sqlite %s\n' "$(du -sh "$work/db" | cut -f1)" "$(du -sh "$work/s.db" | cut -f1)"
+cat "$work/packages/table.md" "$work/dense/table.md"

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -203,4 +204,92 @@ const char *
 __lsan_default_suppressions(void)
 {
     return "leak:libcriterion.so\n";
+}
+
+/* jv_write_json_string writes what jansson's json_dumpb writes for the same
+ * string (export's output did not change when it stopped going through
+ * jansson): every control byte, quotes, backslashes, multi-byte UTF-8. */
+Test(jsonval, json_strings_as_jansson_writes_them, .timeout = 10)
+{
+    static const char *const pieces[] = { "a", "\"", "\\", "/", "\b", "\f", "\n", "\r", "\t", "\x01", "\x1f",
+                                          "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80", " ", "" };
+    unsigned seed = 14;
+    for (int round = 0; round < 2000; round++) {
+        char s[256] = "";
+        size_t n = 0;
+        int k = round < 32 ? 1 : 1 + rand_r(&seed) % 12;
+        for (int i = 0; i < k; i++) {
+            const char *p = round < 32 ? (round < 17 ? pieces[round] : (char[]){ (char)(round - 16), 0 })
+                                       : pieces[rand_r(&seed) % (sizeof pieces / sizeof pieces[0])];
+            memcpy(s + n, p, strlen(p));
+            n += strlen(p);
+        }
+        json_t *j = json_stringn_nocheck(s, n);
+        cr_assert_not_null(j);
+        char want[2048];
+        size_t wn = json_dumpb(j, want, sizeof want, JSON_ENCODE_ANY);
+        json_decref(j);
+        cr_assert_gt(wn, 0);
+        jv_buf out = { 0 };
+        cr_assert_eq(jv_buf_adds(&out, "x"), 0);
+        cr_assert_eq(jv_write_json_string(&out, s, n), 0);
+        cr_assert_eq(out.len, wn + 1, "round %d: %.*s against %s", round, (int)wn, want, out.p);
+        cr_assert(memcmp(out.p + 1, want, wn) == 0, "round %d: %.*s against %s", round, (int)wn, want, out.p + 1);
+        cr_assert_eq(out.p[out.len], '\0');
+        jv_buf_free(&out);
+    }
+}
+
+/* Integers and datetimes are formatted without snprintf: the same bytes as
+ * printf's %d / %u and the documented ISO 8601 form, at the extremes and on
+ * random values. */
+Test(jsonval, integers_and_datetimes_as_printf_writes_them, .timeout = 10)
+{
+    unsigned seed = 12;
+    for (int round = 0; round < 4000; round++) {
+        uint64_t u = ((uint64_t)rand_r(&seed) << 42) ^ ((uint64_t)rand_r(&seed) << 21) ^ (uint64_t)rand_r(&seed);
+        u >>= rand_r(&seed) % 64;
+        if (round < 4)
+            u = round == 0 ? 0 : round == 1 ? UINT64_MAX : round == 2 ? (uint64_t)INT64_MIN : (uint64_t)INT64_MAX;
+        char want[64];
+        jv_buf out = { 0 };
+        int64_t s64 = (int64_t)u;
+        cr_assert_eq(jv_write_json(&out, EDB_COL_INT64, &s64, 8), 0);
+        snprintf(want, sizeof want, "%" PRId64, s64);
+        cr_assert_str_eq(out.p, want);
+        out.len = 0;
+        cr_assert_eq(jv_write_json(&out, EDB_COL_UINT64, &u, 8), 0);
+        snprintf(want, sizeof want, "%" PRIu64, u);
+        cr_assert_str_eq(out.p, want);
+        out.len = 0;
+        int32_t s32 = (int32_t)(uint32_t)u;
+        cr_assert_eq(jv_write_text(&out, EDB_COL_INT32, &s32, 4), 0);
+        snprintf(want, sizeof want, "%" PRId32, s32);
+        cr_assert_str_eq(out.p, want);
+        out.len = 0;
+        int8_t s8 = (int8_t)(uint8_t)u;
+        cr_assert_eq(jv_write_json(&out, EDB_COL_INT8, &s8, 1), 0);
+        snprintf(want, sizeof want, "%d", s8);
+        cr_assert_str_eq(out.p, want);
+        /* datetimes from year 0 to 9999 and the microseconds */
+        int64_t us = (int64_t)(u % (UINT64_C(315537897600) * 1000000)) - INT64_C(62167219200) * 1000000;
+        if (round == 0)
+            us = -INT64_C(62167219200) * 1000000;   /* 0000-01-01T00:00:00.000000Z */
+        char dt[48];
+        cr_assert_eq(jv_datetime_format(dt, sizeof dt, us), 0);
+        int64_t back;
+        cr_assert_eq(jv_datetime_parse(&back, dt), 0, "%s", dt);
+        cr_assert_eq(back, us, "%s", dt);
+        cr_assert_eq(strlen(dt), 27, "%s", dt);
+        cr_assert(dt[4] == '-' && dt[7] == '-' && dt[10] == 'T' && dt[13] == ':' && dt[16] == ':' &&
+                  dt[19] == '.' && dt[26] == 'Z', "%s", dt);
+        out.len = 0;
+        cr_assert_eq(jv_write_json(&out, EDB_COL_DATETIME, &us, 8), 0);
+        snprintf(want, sizeof want, "\"%s\"", dt);
+        cr_assert_str_eq(out.p, want);
+        jv_buf_free(&out);
+    }
+    char small[27];
+    int64_t z = 0;
+    cr_assert_eq(jv_datetime_format(small, sizeof small, z), EDB_INVAL, "no room for the terminator");
 }
