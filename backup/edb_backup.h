@@ -58,7 +58,7 @@ typedef struct edb_backup_opts {
     unsigned flags;          /**< EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN */
     const char *base;        /**< incremental: path of the archive this one builds on */
     uint64_t rate_limit;     /**< bytes per second the copier produces; 0 = unlimited */
-    size_t ring_size;        /**< bytes in the copier's ring; 0 = default (8 MiB; 32 MiB for the
+    size_t ring_size;        /**< bytes in the copier's ring; 0 = default (8 MiB; 256 MiB for the
                                   zero-copy stream of edb_backup_save() and edb_backup_write_fd(), whose slots reference the
                                   snapshot's pages instead of holding copies).  Rounded down to whole
                                   slots of one frame (4 KiB + 64 pages), at least 2 slots */
