@@ -17,7 +17,8 @@
  *                                      dense    1.5 M rows (int32 key, int64, 200-byte binary)
  *                                      page     100,000 rows of 3,500 bytes (about a page each)
  *                                      large    400 values of 1 MiB (overflow pages)
- *                                      churn    dense, then every second row deleted (free pages)
+ *                                      churn    dense, then half the rows deleted, in blocks of
+ *                                               1,000 consecutive keys (free pages)
  *                                      packages 63,440 package-index-like rows: a composite text
  *                                               primary key, a unique 64-character text, a
  *                                               composite text index, a descending int64 and a
@@ -410,7 +411,7 @@ rnd_bytes(unsigned char *b, size_t n, uint64_t *seed)
 
 /* One table "t" (k INT32 primary, a INT64, b BINARY), rows of @bytes bytes of
  * b, keys 0 .. rows-1 in order, @per_txn a transaction; then, if @del_every,
- * every del_every-th row deleted. */
+ * one block of 1,000 keys in every del_every deleted. */
 static void
 shape_kv(const char *db, uint64_t rows, size_t bytes, unsigned per_txn, unsigned del_every)
 {
@@ -449,10 +450,13 @@ shape_kv(const char *db, uint64_t rows, size_t bytes, unsigned per_txn, unsigned
         }
         CHECK("commit", edb_txn_commit(s));
     }
+    /* Churn: of every del_every blocks of 1,000 consecutive keys the first
+     * is deleted, so whole leaf pages become free pages (deleting every
+     * second row would only leave half-empty leaves). */
     uint64_t deleted = 0;
     for (uint64_t r = 0; del_every && r < rows;) {
         CHECK("begin", edb_txn_begin(s, 0));
-        for (unsigned i = 0; i < per_txn && r < rows; i++, r += del_every) {
+        for (unsigned i = 0; i < per_txn && r < rows; i++, r = r % 1000 == 999 ? r + 1 + 1000 * (del_every - 1) : r + 1) {
             int32_t k = (int32_t)r;
             CHECK("key", edb_key_make(c, &k, sizeof k, EDB_KEY_NEW));
             CHECK("seek", edb_cursor_seek(c, EDB_SEEK_EQ));
