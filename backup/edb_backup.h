@@ -45,9 +45,12 @@ typedef struct edb_backup_stream edb_backup_stream;
 #define EDB_BACKUP_INCREMENTAL 0x1u
 #define EDB_BACKUP_KEEP_FREE   0x2u  /**< copy free pages too (a byte-exact image) */
 /** Copy in passes under short snapshots released after each batch; a final pass
- *  pins one snapshot only to read and hash every page and read the changed ones,
- *  and the archive restores that final snapshot.  Keeps the database file from
- *  growing under writers during a long backup.  One stream per backup. */
+ *  pins one snapshot only to read and hash every page and copy the changed ones
+ *  (into memory, up to 32 MiB, then into an unnamed spool file in $TMPDIR, else
+ *  /tmp, which is gone when the stream ends or is closed), so the pin does not
+ *  depend on the consumer's speed; the archive restores that final snapshot.
+ *  Keeps the database file from growing under writers during a long backup.
+ *  One stream per backup. */
 #define EDB_BACKUP_LOW_PIN     0x4u
 
 /** Options for edb_backup_begin(); zero fields take defaults. */
@@ -55,7 +58,7 @@ typedef struct edb_backup_opts {
     unsigned flags;          /**< EDB_BACKUP_INCREMENTAL | EDB_BACKUP_KEEP_FREE | EDB_BACKUP_LOW_PIN */
     const char *base;        /**< incremental: path of the archive this one builds on */
     uint64_t rate_limit;     /**< bytes per second the copier produces; 0 = unlimited */
-    size_t ring_size;        /**< bytes in the copier's ring; 0 = default (8 MiB; 32 MiB for the
+    size_t ring_size;        /**< bytes in the copier's ring; 0 = default (8 MiB; 256 MiB for the
                                   zero-copy stream of edb_backup_save() and edb_backup_write_fd(), whose slots reference the
                                   snapshot's pages instead of holding copies).  Rounded down to whole
                                   slots of one frame (4 KiB + 64 pages), at least 2 slots */

@@ -3,13 +3,22 @@
  *
  * Why these rules: the final pass pins its snapshot for one read-and-hash of
  * every page plus the reads of the pages that changed since the pass before;
- * those are staged in memory, so the pin never waits on the consumer unless
- * more changed than the stage holds.  A pass that changed at most half the
- * stage predicts a final pass that fits (the final pass takes about as long as
- * the last short one, which writers had to change pages in).  Another short
- * pass pays only when it shrinks the delta: once a pass changes more than
- * three quarters of the one before, writers dirty pages as fast as passes go,
- * and more passes only cost time.
+ * those are staged, in memory up to edb__lp_stage_bytes and beyond that in a
+ * spool file (an unnamed file in $TMPDIR, written at disk speed), so the pin
+ * never waits on the consumer, however many pages changed.  A pass that
+ * changed at most half the memory stage predicts a final pass that fits
+ * there (the final pass takes about as long as the last short one, which
+ * writers had to change pages in).  Another short pass pays only when it
+ * shrinks the delta: once a pass changes more than three quarters of the one
+ * before, writers dirty pages as fast as passes go, and more passes only cost
+ * time.
+ *
+ * The spool: opened on the stage's first overflow (O_TMPFILE in $TMPDIR, else
+ * /tmp; where O_TMPFILE is refused, a random name unlinked right after it is
+ * created), so it has no name while the backup uses it and disappears with
+ * its descriptor, which edb__lp_free() closes on every path (end, error,
+ * cancel).  If it cannot be opened or written, the final pass degrades to what
+ * it did before the spool existed: the stage is emitted while pinned.
  *
  * The passes themselves (edb__lp_run) run on the copier's thread and put
  * their pages into frames through the copier's frame writer (copier_int.h),
@@ -20,8 +29,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -33,7 +47,10 @@
 
 _Atomic size_t edb__lp_stage_bytes = EDB__LP_STAGE_BYTES;
 _Atomic uint64_t edb__lp_stage_flushes;
+_Atomic uint64_t edb__lp_spooled_pages;
+_Atomic uint64_t edb__lp_pinned_emits;
 void (*edb__lp_before_final)(void);
+void (*edb__lp_after_final_pin)(void);
 
 bool
 edb__lp_final_next(unsigned passes, uint64_t changed, uint64_t prev_changed, uint64_t stage_pages)
@@ -64,9 +81,16 @@ typedef struct edb__lp {
     uint64_t *known;
     uint8_t *buf;              /* EDB__LP_BATCH_PAGES pages read under one short snapshot */
     edb__arch_entry *ent;      /* their entries */
-    uint8_t *stage;            /* final pass: changed pages, read pinned, emitted unpinned */
+    /* Final pass: the changed pages, read pinned, emitted unpinned.  sent[]
+     * holds every staged page's entry: the first nspool are in the spool file
+     * (page i at offset i * page size), the next nmem in stage[]. */
+    uint8_t *stage;
+    size_t nmem, capstage;     /* pages in stage[], its capacity */
     edb__arch_entry *sent;
-    size_t nstage, capstage;
+    size_t nsent, capsent;
+    size_t nspool;
+    int spool_fd;              /* -1 until the stage first overflows */
+    bool spool_failed;         /* the spool could not be made or written: degrade */
 } lpstate;
 
 void
@@ -79,6 +103,8 @@ edb__lp_free(lpstate *lp)
     free(lp->ent);
     free(lp->stage);
     free(lp->sent);
+    if (lp->spool_fd >= 0)
+        edb__sys_close(lp->spool_fd);  /* unnamed: the file goes with it */
     free(lp);
 }
 
@@ -216,6 +242,72 @@ lp_short_pass(edb__copier *c, uint64_t *changed)
     }
 }
 
+/* Open the spool: an unnamed file in $TMPDIR (else /tmp).  -1 with errno. */
+static int
+lp_spool_open(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    int fd = edb__sys_open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        unsigned char r[6];
+        char path[PATH_MAX];
+        if (edb__sys_random(r, sizeof r) != 0)
+            return -1;
+        if (snprintf(path, sizeof path, "%s/.edb-lowpin-spool.%02x%02x%02x%02x%02x%02x", dir,
+                     r[0], r[1], r[2], r[3], r[4], r[5]) >= (int)sizeof path) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        fd = edb__sys_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0)
+            return -1;
+        if (edb__sys_unlink(path) != 0) {
+            int e = errno;
+            edb__sys_close(fd);
+            (void)unlink(path);             /* best effort: never leave it behind */
+            errno = e;
+            return -1;
+        }
+        return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* The memory stage is full: append it to the spool (opened on first use).  If
+ * the spool cannot be had, emit the stage while pinned instead (degrade). */
+static int
+lp_spill(edb__copier *c)
+{
+    lpstate *lp = ((edb__cwork *)c->work)->lp;
+    size_t psize = c->snap->page_size;
+    atomic_fetch_add(&edb__lp_stage_flushes, 1);
+    if (!lp->spool_failed && lp->spool_fd < 0) {
+        lp->spool_fd = lp_spool_open();
+        lp->spool_failed = lp->spool_fd < 0;
+    }
+    if (!lp->spool_failed) {
+        if (edb__sys_write_all(lp->spool_fd, lp->stage, lp->nmem * psize) == 0) {
+            atomic_fetch_add(&edb__lp_spooled_pages, lp->nmem);
+            lp->nspool += lp->nmem;
+            lp->nmem = 0;
+            return 0;
+        }
+        lp->spool_failed = true;            /* what it holds up to nspool stays good */
+    }
+    atomic_fetch_add(&edb__lp_pinned_emits, lp->nmem);
+    EDB_RET(lp_emit(c, lp->sent + lp->nspool, lp->stage, lp->nmem));
+    lp->nsent = lp->nspool;
+    lp->nmem = 0;
+    return 0;
+}
+
 static int
 lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
 {
@@ -223,12 +315,9 @@ lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
     size_t psize = c->snap->page_size, max = atomic_load(&edb__lp_stage_bytes) / psize;
     if (max == 0)
         max = 1;
-    if (lp->nstage == lp->capstage) {
-        if (lp->capstage == max) {
-            /* More changed than the stage holds: emit it pinned (bounded degrade). */
-            atomic_fetch_add(&edb__lp_stage_flushes, 1);
-            EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
-            lp->nstage = 0;
+    if (lp->nmem == lp->capstage) {
+        if (lp->capstage >= max) {
+            EDB_RET(lp_spill(c));
         } else {
             size_t cap = lp->capstage ? lp->capstage * 2 : 256;
             if (cap > max)
@@ -237,15 +326,44 @@ lp_stage(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
             if (st == NULL)
                 return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
             lp->stage = st;
-            edb__arch_entry *se = edb__sys_realloc(lp->sent, cap * sizeof *se);
-            if (se == NULL)
-                return edb__err(EDB_NOMEM, "backup copier: staging %zu pages", cap);
-            lp->sent = se;
             lp->capstage = cap;
         }
     }
-    memcpy(lp->stage + lp->nstage * psize, page, psize);
-    lp->sent[lp->nstage++] = *e;
+    if (lp->nsent == lp->capsent) {
+        size_t cap = lp->capsent ? lp->capsent * 2 : 256;
+        edb__arch_entry *se = edb__sys_realloc(lp->sent, cap * sizeof *se);
+        if (se == NULL)
+            return edb__err(EDB_NOMEM, "backup copier: staging %zu page entries", cap);
+        lp->sent = se;
+        lp->capsent = cap;
+    }
+    memcpy(lp->stage + lp->nmem * psize, page, psize);
+    lp->nmem++;
+    lp->sent[lp->nsent++] = *e;
+    return 0;
+}
+
+/* Unpinned: emit the staged pages, the memory stage's first, then the
+ * spool's through the stage buffer (one stage at a time). */
+static int
+lp_emit_staged(edb__copier *c)
+{
+    lpstate *lp = ((edb__cwork *)c->work)->lp;
+    size_t psize = c->snap->page_size;
+    EDB_RET(lp_emit(c, lp->sent + lp->nspool, lp->stage, lp->nmem));
+    lp->nmem = 0;
+    for (size_t i = 0; i < lp->nspool;) {
+        size_t n = lp->nspool - i < lp->capstage ? lp->nspool - i : lp->capstage, got = 0;
+        if (edb__sys_pread_full(lp->spool_fd, lp->stage, n * psize, (off_t)(i * psize), &got) != 0)
+            return edb__sys_err(errno, "backup copier: reading the low-pin spool file");
+        if (got != n * psize)
+            return edb__err(EDB_IO, "backup copier: the low-pin spool file is short (%zu of %zu bytes)",
+                            got, n * psize);
+        if (edb__ring_is_canceled(&c->s->ring))
+            return edb__err(EDB_CANCELED, "backup copier: canceled");
+        EDB_RET(lp_emit(c, lp->sent + i, lp->stage, n));
+        i += n;
+    }
     return 0;
 }
 
@@ -275,7 +393,7 @@ lp_final_pass(edb__copier *c)
     }
     uint64_t p = 2;
     edb__arch_entry e[COPIER_BATCH];
-    lp->nstage = 0;
+    lp->nmem = lp->nsent = lp->nspool = 0;
     while (rc == 0) {
         unsigned m = lp_collect(sn, &p, e, COPIER_BATCH);
         if (m == 0)
@@ -302,7 +420,9 @@ lp_final_pass(edb__copier *c)
     memcpy(t.meta, sn->meta, sizeof t.meta);
     t.pin_us = lp_pin_end(c, sn) / 1000u;
     EDB_RET(rc);
-    EDB_RET(lp_emit(c, lp->sent, lp->stage, lp->nstage));
+    if (edb__lp_after_final_pin != NULL)
+        edb__lp_after_final_pin();
+    EDB_RET(lp_emit_staged(c));
 
     for (uint64_t q = 2; q < t.npages; q++)
         if (!((lp->known[q >> 6] >> (q & 63)) & 1u))
@@ -319,6 +439,7 @@ edb__lp_run(edb__copier *c)
     lpstate *lp = edb__sys_calloc(1, sizeof *lp);
     if (lp == NULL)
         return edb__err(EDB_NOMEM, "backup copier: low-pin state");
+    lp->spool_fd = -1;
     w->lp = lp;
     lp->buf = edb__sys_malloc((size_t)EDB__LP_BATCH_PAGES * c->snap->page_size);
     lp->ent = edb__sys_malloc(EDB__LP_BATCH_PAGES * sizeof *lp->ent);

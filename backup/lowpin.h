@@ -6,8 +6,10 @@
  * EDB__LP_BATCH_PAGES pages) and released before the batch's changed pages go
  * to the ring, and emits the pages whose hash differs from what the archive
  * already restores there.  The final pass takes one snapshot, reads and
- * hashes every page reachable in it, stages the pages that changed in memory
- * (up to EDB__LP_STAGE_BYTES), releases the snapshot and only then emits them.
+ * hashes every page reachable in it, stages the pages that changed (in memory
+ * up to EDB__LP_STAGE_BYTES, the rest in an unnamed spool file in $TMPDIR,
+ * written at disk speed), releases the snapshot and only then emits them, so
+ * the pin never waits on the consumer.
  * The planner decides after each pass whether the next is the final one: when
  * the last pass changed few enough pages to be staged, when passes stop
  * converging, or after EDB__LP_MAX_PASSES.
@@ -29,11 +31,19 @@
 /* The stage size in use: EDB__LP_STAGE_BYTES, lowered by tests (before any
  * backup starts) to drive the final pass into its overflow path. */
 extern _Atomic size_t edb__lp_stage_bytes;
-/* Times a final pass's stage filled and was emitted while pinned (for tests). */
+/* Times a final pass's memory stage filled (for tests). */
 extern _Atomic uint64_t edb__lp_stage_flushes;
+/* Pages the final passes wrote to their spool files (for tests). */
+extern _Atomic uint64_t edb__lp_spooled_pages;
+/* Pages emitted while pinned because the spool could not be made or written
+ * (for tests; the degraded path). */
+extern _Atomic uint64_t edb__lp_pinned_emits;
 /* Test hook: when set (before any backup starts), the copier calls it between
  * its last short pass and the final pass, holding no snapshot. */
 extern void (*edb__lp_before_final)(void);
+/* Test hook: called once the final pass released its snapshot, before it
+ * emits the staged pages (none of the final pass's pages reached the ring). */
+extern void (*edb__lp_after_final_pin)(void);
 
 /* After @passes short passes (>= 1), the last of which emitted @changed pages
  * and the one before @prev_changed (UINT64_MAX if none): is the next pass the

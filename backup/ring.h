@@ -62,7 +62,7 @@ typedef struct edb__ring {
                                   poll() for its output to drain is woken */
 } edb__ring;
 
-/* ring_bytes / slot_bytes slots (ring_bytes 0: 8 MiB, or 32 MiB with
+/* ring_bytes / slot_bytes slots (ring_bytes 0: 8 MiB, or 256 MiB with
  * zero-copy slots), at least 2, each with a buffer of slot_cap bytes and
  * @slot_iov iovec entries for zero-copy slots (0: none; then slot_bytes ==
  * slot_cap, the bytes a slot holds).

@@ -169,6 +169,18 @@ edb__sys_writev(int fd, const struct iovec *iov, int iovcnt)
     return writev(fd, iov, iovcnt);
 }
 
+ssize_t
+edb__sys_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+    size_t one = 2;
+    FAULT_IO(one);
+    if (one == 1 && iovcnt > 0 && iov[0].iov_len > 1) {
+        /* short transfer: write half of the first buffer only */
+        return pwrite(fd, iov[0].iov_base, iov[0].iov_len / 2, off);
+    }
+    return pwritev(fd, iov, iovcnt, off);
+}
+
 int
 edb__sys_fsync(int fd)
 {
@@ -390,6 +402,44 @@ edb__sys_pwrite_all(int fd, const void *buf, size_t n, off_t off)
         return -1;
     }
     return write_loop(fd, buf, n, off);
+}
+
+int
+edb__sys_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    while (iovcnt > 0) {
+        if (iov[0].iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        ssize_t w = edb__sys_pwritev(fd, iov, iovcnt > 1024 ? 1024 : iovcnt, off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        off += w;
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= iov[0].iov_len) {
+            left -= iov[0].iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov[0].iov_base = (uint8_t *)iov[0].iov_base + left;
+            iov[0].iov_len -= left;
+        }
+    }
+    return 0;
 }
 
 int

@@ -31,6 +31,7 @@ ssize_t edb__sys_pread(int fd, void *buf, size_t n, off_t off);
 ssize_t edb__sys_write(int fd, const void *buf, size_t n);
 ssize_t edb__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t edb__sys_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t edb__sys_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
 int     edb__sys_fsync(int fd);
 /* Start writing @fd's dirty pages back without waiting for them (Linux
  * sync_file_range(SYNC_FILE_RANGE_WRITE) of the whole file): a later fsync
@@ -66,6 +67,9 @@ void    edb__sys_wake_signal(int fd);
  * write that transfers 0 bytes is EIO).  Built on the wrappers above. */
 int     edb__sys_write_all(int fd, const void *buf, size_t n);
 int     edb__sys_pwrite_all(int fd, const void *buf, size_t n, off_t off);
+/* pwritev until every byte of iov[0 .. iovcnt) is written at @off; advances
+ * the entries of @iov (the caller's scratch) as bytes go out. */
+int     edb__sys_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
 /* Reads until n bytes or end of file; *got says how many (short only at EOF). */
 int     edb__sys_read_full(int fd, void *buf, size_t n, size_t *got);
 int     edb__sys_pread_full(int fd, void *buf, size_t n, off_t off, size_t *got);

@@ -979,6 +979,54 @@ Test(restore_refuses, a_snapshot_larger_than_its_content_justifies, .timeout = 6
     world_fini(&w);
 }
 
+/* Scattered free pages (issue #12): a full archive that leaves every third
+ * page out (zero pages, as a backup leaves free pages out) restores with
+ * about the system calls of the same archive without gaps, one pwritev a
+ * frame with the gaps as zeros, not one pwrite per run of carried pages; and
+ * the file holds exactly the image, zeros in the gaps. */
+Test(restore, scattered_gaps_go_out_with_their_frame, .timeout = 60)
+{
+    struct world w;
+    world_init(&w, 3000);
+    fx_image holes = w.img;
+    size_t ps = w.img.page_size;
+    holes.data = malloc(w.img.npages * ps);
+    cr_assert_not_null(holes.data);
+    memcpy(holes.data, w.img.data, w.img.npages * ps);
+    uint64_t gaps = 0;
+    for (uint64_t p = 3; p < holes.npages; p += 3, gaps++)
+        memset(holes.data + p * ps, 0, ps);
+    cr_assert_gt(gaps, 100, "only %llu gaps", (unsigned long long)gaps);
+    fx_archive ah;
+    fx_skip_zero_pages = 1;
+    fx_build(&ah, &holes, NULL, 0, 64, NULL, 0);
+    fx_skip_zero_pages = 0;
+    char *pd = put_archive(&w, "dense.edbk", w.full.data, w.full.len);
+    char *ph = put_archive(&w, "holes.edbk", ah.data, ah.len);
+    char out2[4300];
+    snprintf(out2, sizeof out2, "%s/out2", w.dir);
+
+    edb__fault_arm(0, 0, 0);                    /* counts the wrapped calls, fails none */
+    int rc = restore_paths(w.out, &pd, 1, 0);
+    long dense_calls = edb__fault_calls();
+    cr_assert_eq(rc, 0, "%s", edb_error_last());
+    edb__fault_arm(0, 0, 0);
+    rc = restore_paths(out2, &ph, 1, 0);
+    long holes_calls = edb__fault_calls();
+    cr_assert_eq(rc, 0, "%s", edb_error_last());
+    cr_log_info("%llu gaps, %zu frames: %ld calls with gaps, %ld without", (unsigned long long)gaps,
+                ah.nframes, holes_calls, dense_calls);
+    cr_assert_leq(holes_calls, dense_calls + 4, "%ld calls with %llu gaps, %ld without", holes_calls,
+                  (unsigned long long)gaps, dense_calls);
+    expect_image(out2, &holes);
+    expect_restored(w.out, w.db, &w.img);
+    free(pd);
+    free(ph);
+    fx_archive_free(&ah);
+    free(holes.data);
+    world_fini(&w);
+}
+
 /* The bound admits a real database that is almost all free pages: rows
  * written, then every one deleted; a library backup skips the free pages and
  * restores them as zeros. */

@@ -12,6 +12,17 @@
  *   bench_backup writer DB SECONDS REPS
  *                                      a writer's commits per second alone and while a backup
  *                                      streams to /dev/null, interleaved REPS times (medians)
+ *   bench_backup shape NAME DB SCALE   make one of issue #12's data shapes in DB, SCALE times its
+ *                                      full size (1 = full; 0.02 for a quick run):
+ *                                      dense    1.5 M rows (int32 key, int64, 200-byte binary)
+ *                                      page     100,000 rows of 3,500 bytes (about a page each)
+ *                                      large    400 values of 1 MiB (overflow pages)
+ *                                      churn    dense, then half the rows deleted, in blocks of
+ *                                               1,000 consecutive keys (free pages)
+ *                                      packages 63,440 package-index-like rows: a composite text
+ *                                               primary key, a unique 64-character text, a
+ *                                               composite text index, a descending int64 and a
+ *                                               multi-valued text column (tests/bench/bench_shapes.sh)
  *
  * Figures go to stdout, one "name value unit" line each, for tests/bench/bench_backup.sh and
  * doc/performance.md.  Timings use CLOCK_MONOTONIC.
@@ -380,6 +391,230 @@ writer_bench(const char *db, double seconds, int reps)
     edb_env_close(env);
 }
 
+/* ---- issue #12's data shapes ---- */
+
+static uint64_t
+xs64(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return *s;
+}
+
+static void
+rnd_bytes(unsigned char *b, size_t n, uint64_t *seed)
+{
+    for (size_t k = 0; k < n; k += 8) {
+        uint64_t x = xs64(seed);
+        memcpy(b + k, &x, n - k < 8 ? n - k : 8);
+    }
+}
+
+/* One table "t" (k INT32 primary, a INT64, b BINARY), rows of @bytes bytes of
+ * b, keys 0 .. rows-1 in order, @per_txn a transaction; then, if @del_every,
+ * one block of 1,000 keys in every del_every deleted. */
+static void
+shape_kv(const char *db, uint64_t rows, size_t bytes, unsigned per_txn, unsigned del_every)
+{
+    edb_env *env = open_env(db);
+    edb_session *s;
+    CHECK("session", edb_session_begin(&s, env));
+    edb_column_def cols[] = {
+        { .name = "k", .type = EDB_COL_INT32, .flags = EDB_COL_NOTNULL },
+        { .name = "a", .type = EDB_COL_INT64 },
+        { .name = "b", .type = EDB_COL_BINARY },
+    };
+    edb_index_def idx[] = { { .name = "pk", .key = "+k\0", .flags = EDB_IDX_PRIMARY } };
+    edb_table_def def = { .name = "t", .columns = cols, .ncolumns = 3, .indexes = idx, .nindexes = 1 };
+    CHECK("create table", edb_table_create(s, &def));
+    edb_cursor *c;
+    CHECK("cursor", edb_cursor_open(&c, s, "t"));
+    edb_colid ck, ca, cb;
+    CHECK("column", edb_column_id(&ck, c, "k"));
+    CHECK("column", edb_column_id(&ca, c, "a"));
+    CHECK("column", edb_column_id(&cb, c, "b"));
+    unsigned char *buf = malloc(bytes);
+    if (buf == NULL)
+        die("malloc", EDB_NOMEM);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    for (uint64_t r = 0; r < rows;) {
+        CHECK("begin", edb_txn_begin(s, 0));
+        for (unsigned i = 0; i < per_txn && r < rows; i++, r++) {
+            int32_t k = (int32_t)r;
+            int64_t a = (int64_t)xs64(&seed);
+            rnd_bytes(buf, bytes, &seed);
+            CHECK("prepare", edb_update_prepare(c, EDB_PREP_INSERT));
+            CHECK("set k", edb_column_set(c, ck, &k, sizeof k, 0));
+            CHECK("set a", edb_column_set(c, ca, &a, sizeof a, 0));
+            CHECK("set b", edb_column_set(c, cb, buf, bytes, 0));
+            CHECK("insert", edb_update(c));
+        }
+        CHECK("commit", edb_txn_commit(s));
+    }
+    /* Churn: of every del_every blocks of 1,000 consecutive keys the first
+     * is deleted, so whole leaf pages become free pages (deleting every
+     * second row would only leave half-empty leaves). */
+    uint64_t deleted = 0;
+    for (uint64_t r = 0; del_every && r < rows;) {
+        CHECK("begin", edb_txn_begin(s, 0));
+        for (unsigned i = 0; i < per_txn && r < rows; i++, r = r % 1000 == 999 ? r + 1 + 1000 * (del_every - 1) : r + 1) {
+            int32_t k = (int32_t)r;
+            CHECK("key", edb_key_make(c, &k, sizeof k, EDB_KEY_NEW));
+            CHECK("seek", edb_cursor_seek(c, EDB_SEEK_EQ));
+            CHECK("delete", edb_record_delete(c));
+            deleted++;
+        }
+        CHECK("commit", edb_txn_commit(s));
+    }
+    printf("shape_rows %llu rows\nshape_deleted %llu rows\nshape_size %.1f MiB\n", (unsigned long long)rows,
+           (unsigned long long)deleted, (double)file_size(db) / 1048576.0);
+    free(buf);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+}
+
+/* A pseudo-word of 3 to 10 letters from @seed into @p; returns its length. */
+static size_t
+word(char *p, uint64_t *seed)
+{
+    static const char letters[] = "etaoinshrdlcumwfgypbvkxjqz";
+    uint64_t x = xs64(seed);
+    size_t n = 3 + x % 8;
+    for (size_t i = 0; i < n; i++) {
+        x = xs64(seed);
+        p[i] = letters[(x % 26) * (x % 26) / 26];   /* skewed towards frequent letters */
+    }
+    return n;
+}
+
+/* @n words separated by @sep into @p (no NUL); returns the length. */
+static size_t
+words(char *p, unsigned n, char sep, uint64_t *seed)
+{
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (i)
+            p[len++] = sep;
+        len += word(p + len, seed);
+    }
+    return len;
+}
+
+/* Package-index-like rows (the shape of Debian's Packages file): names
+ * repeat across versions and architectures, a unique hex digest each, a
+ * long description, several dependencies in a multi-valued column. */
+static void
+shape_packages(const char *db, uint64_t rows)
+{
+    edb_env *env = open_env(db);
+    edb_session *s;
+    CHECK("session", edb_session_begin(&s, env));
+    edb_column_def cols[] = {
+        { .name = "package", .type = EDB_COL_TEXT, .flags = EDB_COL_NOTNULL },
+        { .name = "version", .type = EDB_COL_TEXT, .flags = EDB_COL_NOTNULL },
+        { .name = "architecture", .type = EDB_COL_TEXT },
+        { .name = "section", .type = EDB_COL_TEXT },
+        { .name = "maintainer", .type = EDB_COL_TEXT },
+        { .name = "filename", .type = EDB_COL_TEXT },
+        { .name = "sha256", .type = EDB_COL_TEXT },
+        { .name = "size", .type = EDB_COL_INT64 },
+        { .name = "installed_size", .type = EDB_COL_INT64 },
+        { .name = "description", .type = EDB_COL_TEXT },
+        { .name = "depends", .type = EDB_COL_TEXT, .flags = EDB_COL_MULTIVALUED },
+    };
+    edb_index_def idx[] = {
+        { .name = "pk", .key = "+package\0+version\0", .flags = EDB_IDX_PRIMARY },
+        { .name = "by_sha", .key = "+sha256\0", .flags = EDB_IDX_UNIQUE },
+        { .name = "by_section", .key = "+section\0+package\0" },
+        { .name = "by_size", .key = "-size\0" },
+    };
+    edb_table_def def = { .name = "packages", .columns = cols, .ncolumns = 11, .indexes = idx, .nindexes = 4 };
+    CHECK("create table", edb_table_create(s, &def));
+    edb_cursor *c;
+    CHECK("cursor", edb_cursor_open(&c, s, "packages"));
+    edb_colid id[11];
+    for (size_t i = 0; i < 11; i++)
+        CHECK("column", edb_column_id(&id[i], c, cols[i].name));
+    static const char *arch[] = { "amd64", "all", "arm64", "i386" };
+    static const char *sect[] = { "admin", "devel", "doc", "editors", "games", "libs", "net", "python",
+                                  "science", "text", "utils", "web", "x11", "perl", "misc", "sound" };
+    uint64_t seed = 0x5EEDF00Dull;
+    char buf[8192], name[64], ver[64];
+    size_t nlen = 0;
+    for (uint64_t r = 0; r < rows;) {
+        CHECK("begin", edb_txn_begin(s, 0));
+        for (unsigned i = 0; i < 5000 && r < rows; i++, r++) {
+            /* A new name for most rows, a second version of the last one for some. */
+            size_t vlen;
+            if (r == 0 || xs64(&seed) % 5 != 0) {
+                nlen = words(name, 1 + (unsigned)(xs64(&seed) % 3), '-', &seed);
+                nlen += (size_t)snprintf(name + nlen, sizeof name - nlen, "%llu", (unsigned long long)(r % 97));
+            }
+            vlen = (size_t)snprintf(ver, sizeof ver, "%u.%u.%llu-%u", (unsigned)(xs64(&seed) % 20),
+                                    (unsigned)(xs64(&seed) % 40), (unsigned long long)r, 1u + (unsigned)(r % 3));
+            CHECK("prepare", edb_update_prepare(c, EDB_PREP_INSERT));
+            CHECK("set", edb_column_set(c, id[0], name, nlen, 0));
+            CHECK("set", edb_column_set(c, id[1], ver, vlen, 0));
+            const char *a = arch[xs64(&seed) % 4], *sc = sect[xs64(&seed) % 16];
+            CHECK("set", edb_column_set(c, id[2], a, strlen(a), 0));
+            CHECK("set", edb_column_set(c, id[3], sc, strlen(sc), 0));
+            size_t l = words(buf, 2, ' ', &seed);
+            l += (size_t)snprintf(buf + l, sizeof buf - l, " <%.*s@debian.org>", 8, name);
+            CHECK("set", edb_column_set(c, id[4], buf, l, 0));
+            l = (size_t)snprintf(buf, sizeof buf, "pool/main/%c/%.*s/%.*s_%.*s_%s.deb", name[0], (int)nlen, name,
+                                 (int)nlen, name, (int)vlen, ver, a);
+            CHECK("set", edb_column_set(c, id[5], buf, l, 0));
+            for (int h = 0; h < 64; h += 16)
+                snprintf(buf + h, 17, "%016llx", (unsigned long long)xs64(&seed));
+            CHECK("set", edb_column_set(c, id[6], buf, 64, 0));
+            int64_t size = (int64_t)(xs64(&seed) % 50000000), isize = size * 3 / 1024;
+            CHECK("set", edb_column_set(c, id[7], &size, sizeof size, 0));
+            CHECK("set", edb_column_set(c, id[8], &isize, sizeof isize, 0));
+            l = words(buf, 20 + (unsigned)(xs64(&seed) % 120), ' ', &seed);
+            CHECK("set", edb_column_set(c, id[9], buf, l, 0));
+            unsigned ndeps = (unsigned)(xs64(&seed) % 9);
+            for (unsigned d = 0; d < ndeps; d++) {
+                l = words(buf, 1 + (unsigned)(xs64(&seed) % 2), '-', &seed);
+                l += (size_t)snprintf(buf + l, sizeof buf - l, " (>= %u.%u)", (unsigned)(xs64(&seed) % 9),
+                                      (unsigned)(xs64(&seed) % 30));
+                CHECK("set", edb_column_set(c, id[10], buf, l, EDB_SET_APPEND));
+            }
+            CHECK("insert", edb_update(c));
+        }
+        CHECK("commit", edb_txn_commit(s));
+    }
+    printf("shape_rows %llu rows\nshape_size %.1f MiB\n", (unsigned long long)rows,
+           (double)file_size(db) / 1048576.0);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+}
+
+static void
+shape(const char *name, const char *db, double scale)
+{
+    if (!(scale > 0) || scale > 100) {
+        fprintf(stderr, "bench_backup: SCALE must be in (0, 100]\n");
+        exit(2);
+    }
+#define SCALED(n, min) ((uint64_t)((double)(n) * scale) < (min) ? (min) : (uint64_t)((double)(n) * scale))
+    if (strcmp(name, "dense") == 0)
+        shape_kv(db, SCALED(1500000, 1000), 200, 10000, 0);
+    else if (strcmp(name, "page") == 0)
+        shape_kv(db, SCALED(100000, 100), 3500, 2000, 0);
+    else if (strcmp(name, "large") == 0)
+        shape_kv(db, SCALED(400, 4), 1u << 20, 20, 0);
+    else if (strcmp(name, "churn") == 0)
+        shape_kv(db, SCALED(1500000, 1000), 200, 10000, 2);
+    else if (strcmp(name, "packages") == 0)
+        shape_packages(db, SCALED(63440, 500));
+    else {
+        fprintf(stderr, "bench_backup: unknown shape '%s' (dense, page, large, churn, packages)\n", name);
+        exit(2);
+    }
+#undef SCALED
+}
+
 int
 main(int argc, char **argv)
 {
@@ -391,8 +626,11 @@ main(int argc, char **argv)
         states_bench(argv[2], atoi(argv[3]));
     else if (argc >= 5 && strcmp(argv[1], "writer") == 0)
         writer_bench(argv[2], atof(argv[3]), atoi(argv[4]));
+    else if (argc >= 5 && strcmp(argv[1], "shape") == 0)
+        shape(argv[2], argv[3], atof(argv[4]));
     else {
-        fprintf(stderr, "usage: bench_backup fill DB MB | abort DB N | states DB N | writer DB SECONDS REPS\n");
+        fprintf(stderr, "usage: bench_backup fill DB MB | abort DB N | states DB N | writer DB SECONDS REPS"
+                " | shape NAME DB SCALE\n");
         return 2;
     }
     return 0;
