@@ -81,7 +81,7 @@ int dbt_open(edb_env **out, edb_session **sess, const char *path, int mode);
 typedef struct dbt_table {
     edb_table_def *def;        /* from edb_table_describe(); edb_free() */
     const edb_index_def *primary;   /* NULL: implicit key */
-    edb_colid *colids;         /* colid of def->columns[i] (i + 1) */
+    edb_colid *colids;         /* colid of def->columns[i] (edb_column_id) */
 } dbt_table;
 
 int dbt_table_load(dbt_table *out, edb_session *s, const char *table);   /* prints failure */
