@@ -103,9 +103,9 @@ static const dbt_cmd commands[] = {
       "Change the row whose primary key is KEY (one value per key column, as get takes them):\n"
       "set each COL to VALUE, in one transaction. VALUE is JSON as in an import line (null, a\n"
       "number, \"text\", true, an array for a multi-valued column, whose values it replaces);\n"
-      "a VALUE that is not JSON, or given for a text column, is read as text the way KEY is,\n"
-      "so --set name=bash needs no quotes. Fails with EDB_NOTFOUND when there is no such row,\n"
-      "and changes nothing when any column or value is refused.\n" },
+      "a VALUE that is not JSON, and a JSON number or boolean given for a text column, is read\n"
+      "as text the way KEY is, so --set name=bash needs no quotes. Fails with EDB_NOTFOUND when\n"
+      "there is no such row, and changes nothing when any column or value is refused.\n" },
     { "drop-table", dbt_cmd_drop_table, "drop-table DB TABLE",
       "Drop the table with its rows and indexes, in one transaction.\n" },
     { "alter", dbt_cmd_alter, "alter DB TABLE OPERATION",
