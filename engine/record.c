@@ -467,6 +467,8 @@ edb__rec_validate(const edb__table *t, const void *raw, size_t len)
         const edb__column *c = &t->cols[i];
         edb__colview v;
         EDB_RET(hdr_col(&v, &h, c, i + 1));
+        if (c->flags & EDB__COL_DROPPED)
+            continue;   /* a value left behind, in a form (multi-valued?) no longer known */
         bool multi = (c->flags & EDB_COL_MULTIVALUED) != 0;
         for (uint32_t j = 1; j <= v.count; j++) {
             const uint8_t *d;
