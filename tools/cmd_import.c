@@ -11,6 +11,13 @@
  * table's counter moves past it), so export | import keeps every id, gaps
  * included; a row without one gets the next value the table assigns.
  *
+ * A row whose primary key is taken fails the import with the key's values
+ * in the message (read back from the prepared row, the clashing index found
+ * by seeking each); --replace deletes the old row and writes the new one in
+ * the same transaction, --skip-duplicates leaves the old row and counts the
+ * new one.  Only after edb_update reported EDB_KEYDUP: the rows that fit cost
+ * nothing more.
+ *
  * CSV (RFC 4180): fields separated by ',', records by LF or CRLF, a field in
  * double quotes may hold ',', CR, LF and '""' for a quote.  An empty unquoted
  * field is NULL; "" is the empty string.  A multi-valued column's cell is a
