@@ -6,8 +6,10 @@
  * Invariants: c->t is the schema of table c->tname as seen by the session's
  * current transaction whenever a call has bound the cursor (edb__cursor_bind),
  * and always of the one table whose identity is c->t_ident (a bind that finds
- * another identity, or none, fails with EDB_DROPPED and changes nothing; the
- * same for the index and c->index_ident); a cursor of a dead session (a
+ * another identity under c->tname, or none, looks the identity up among every
+ * table: a renamed table is followed and c->tname takes its new name; no
+ * table with it fails with EDB_DROPPED and changes nothing; the same for the
+ * index and c->index_ident, which are not followed across renames); a cursor of a dead session (a
  * zombie, session.h) holds no LMDB cursor and no prepared update;
  * c->mc, when set, was opened in the transaction whose id is c->mc_txn_id; an
  * LMDB cursor of a write transaction that has ended is never touched (LMDB
@@ -131,12 +133,13 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
         c->rv_ok = false;
         MDB_val blob;
         int rc = edb__table_blob(s->env, txn, c->tname, &blob);
-        if ((rc == EDB_NOTFOUND || (rc == 0 && c->t != NULL && !same_table(&blob, c->t_ident))) &&
-            c->t_ident != 0) {
+        bool taken = rc == 0 && c->t != NULL && !same_table(&blob, c->t_ident);
+        if ((rc == EDB_NOTFOUND || taken) && c->t_ident != 0) {
             /* gone from its name: renamed (edb_table_rename), or dropped */
             rc = edb__table_blob_ident(s->env, txn, c->t_ident, &blob);
             if (rc == EDB_NOTFOUND)
-                rc = edb__err(EDB_DROPPED, "table '%s' was dropped", c->tname);
+                rc = edb__err(EDB_DROPPED, "table '%s' was dropped%s", c->tname,
+                              taken ? " (a new table of that name is another table)" : "");
         }
         if (rc < 0)
             return rc;
