@@ -6,7 +6,7 @@
  *
  * | offset | size | meaning                                             |
  * |--------|------|-----------------------------------------------------|
- * | 0      | 1    | blob version, 3                                     |
+ * | 0      | 1    | blob version, 3 (4: a column is dropped, see below) |
  * | 1      | 1    | reserved, 0                                         |
  * | 2      | 1    | table name length n (1..64)                         |
  * | 3      | n    | table name                                          |
@@ -26,6 +26,14 @@
  * identity.  Identities let handles tell a dropped table or index from a new
  * one of the same name (cursor.c).  Blob versions 1 and 2 belong to formats
  * 1-3, which this library refuses (catalog.h).
+ *
+ * Blob version 4 has the same layout as 3; it is written only for a table
+ * with a dropped column (edb_column_drop): the column's flags byte holds
+ * EDB__COL_DROPPED (0x80) and nothing else, no default, and its name is
+ * ignored.  A library that knows only version 3 refuses such a table
+ * (EDB_VERSION) instead of taking the dropped column for a live one; every
+ * other table keeps writing version 3, so a format-4 database that never
+ * dropped a column reads as before, with older libraries too.
  *
  * Invariants: a stored blob always decodes; every colid in an index is a
  * column of the table; at most one index is PRIMARY; compact ids are
@@ -56,6 +64,7 @@ static const char FORMAT_KEY[] = "\0format";   /* 7 bytes, leading NUL */
 static const char NEXTID_KEY[] = "\0nextid";  /* 7 bytes, leading NUL */
 #define NEXTID_KEY_LEN 7
 #define BLOB_VERSION 3
+#define BLOB_VERSION_DROPPED 4
 
 /* ------------------------------------------------------------------ open */
 
@@ -268,7 +277,7 @@ edb_colid
 edb__table_colid(const edb__table *t, const char *name)
 {
     for (uint32_t i = 0; i < t->ncols; i++)
-        if (strcmp(t->cols[i].name, name) == 0)
+        if (!(t->cols[i].flags & EDB__COL_DROPPED) && strcmp(t->cols[i].name, name) == 0)
             return i + 1;
     return 0;
 }
@@ -334,7 +343,10 @@ wname(wbuf *b, const char *s)
 static int
 encode(wbuf *b, const edb__table *t)
 {
-    wu8(b, BLOB_VERSION);
+    bool dropped = false;
+    for (uint32_t i = 0; i < t->ncols; i++)
+        dropped |= (t->cols[i].flags & EDB__COL_DROPPED) != 0;
+    wu8(b, dropped ? BLOB_VERSION_DROPPED : BLOB_VERSION);
     wu8(b, 0);
     wname(b, t->name);
     wu32(b, t->kid);
@@ -432,7 +444,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     unsigned version = size > 0 ? ((const uint8_t *)blob)[0] : BLOB_VERSION;
-    if (version != BLOB_VERSION) {
+    if (version != BLOB_VERSION && version != BLOB_VERSION_DROPPED) {
         edb__table_free(t);
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
@@ -468,6 +480,10 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         const uint8_t *d = edb__rbuf_take(&b, c->default_size);
         if (b.bad || edb__type_size(c->type) < 0)
             goto bad;
+        /* a dropped column is nothing else (and only in a version 4 blob) */
+        if ((c->flags & EDB__COL_DROPPED) &&
+            (version != BLOB_VERSION_DROPPED || c->flags != EDB__COL_DROPPED || c->has_default))
+            goto bad;
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
         dlen += c->default_size;
@@ -486,7 +502,8 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         for (unsigned j = 0; j < x->nseg; j++) {
             x->seg[j].col = edb__rbuf_u32(&b);
             x->seg[j].desc = edb__rbuf_u8(&b) != 0;
-            if (x->seg[j].col == 0 || x->seg[j].col > t->ncols)
+            if (x->seg[j].col == 0 || x->seg[j].col > t->ncols ||
+                (t->cols[x->seg[j].col - 1].flags & EDB__COL_DROPPED))
                 goto bad;
         }
         x->id = edb__rbuf_u32(&b);
@@ -585,6 +602,48 @@ edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t)
     }
     free(b.p);
     return rc;
+}
+
+int
+edb__table_unlink(edb_env *env, MDB_txn *txn, const char *name)
+{
+    char buf[EDB__NAME_MAX + 2];
+    MDB_val k;
+    table_key(&k, buf, name);
+    return edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: rename");
+}
+
+int
+edb__table_blob_ident(edb_env *env, MDB_txn *txn, uint64_t created, MDB_val *out)
+{
+    MDB_cursor *cur;
+    EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
+    MDB_val k = { 1, "t" }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    bool found = false;
+    while (rc == 0 && k.mv_size > 0 && ((const char *)k.mv_data)[0] == 't') {
+        /* the identity without decoding the blob: version, reserved, name,
+         * kid, gen, then the identity (table above) */
+        edb__rbuf b = { v.mv_data, v.mv_size, 0, false };
+        unsigned version = edb__rbuf_u8(&b);
+        edb__rbuf_u8(&b);
+        edb__rbuf_take(&b, edb__rbuf_u8(&b));
+        edb__rbuf_take(&b, 8);
+        uint64_t id = edb__rbuf_u32(&b);
+        id |= (uint64_t)edb__rbuf_u32(&b) << 32;
+        if (!b.bad && (version == BLOB_VERSION || version == BLOB_VERSION_DROPPED) && id == created) {
+            *out = v;
+            found = true;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (found)
+        return 0;
+    if (rc != 0 && !edb__mdb_is_notfound(rc))
+        return edb__mdb_err(rc, "catalog: walk");
+    return EDB_NOTFOUND;
 }
 
 static void

@@ -44,6 +44,11 @@ struct edb_session;
 #define EDB__FORMAT_MAGIC   0x45444231u
 #define EDB__FORMAT_VERSION 4u
 #define EDB__NAME_MAX       64
+/* Column flag of a dropped column (edb_column_drop): the column keeps its
+ * position (colids of the other columns stay valid) but has no name, is in no
+ * index, and reads as gone (EDB_DROPPED); records still holding its value
+ * lose it when they are next written (record.c).  Never a public flag. */
+#define EDB__COL_DROPPED    0x80u
 
 typedef struct edb__column {
     char name[EDB__NAME_MAX + 1];
@@ -132,6 +137,13 @@ int edb__table_blob(edb_env *env, MDB_txn *txn, const char *name, MDB_val *out);
 int edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size);
 /* Write table @t (bumping its gen) into the catalog. */
 int edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t);
+/* Remove only the catalog entry of table @name (a rename stores the table
+ * again under its new name; its records, indexes and counters stay). */
+int edb__table_unlink(edb_env *env, MDB_txn *txn, const char *name);
+/* The stored schema blob of the table whose identity is @created (whatever
+ * its name now: a cursor follows a renamed table).  EDB_NOTFOUND when no
+ * table has it. */
+int edb__table_blob_ident(edb_env *env, MDB_txn *txn, uint64_t created, MDB_val *out);
 /* Remove table @t's catalog entry, counters and row counts and delete its
  * records' and indexes' ranges. */
 int edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t);
@@ -221,7 +233,8 @@ static inline uint32_t
 edb__colid_pos(const edb__table *t, edb_colid col)
 {
     uint32_t pos = col & EDB__COLID_POS_MASK, tag = col >> EDB__COLID_POS_BITS;
-    if (pos == 0 || pos > t->ncols || (tag != 0 && tag != edb__col_tag(t->cols[pos - 1].id)))
+    if (pos == 0 || pos > t->ncols || (tag != 0 && tag != edb__col_tag(t->cols[pos - 1].id)) ||
+        (t->cols[pos - 1].flags & EDB__COL_DROPPED))
         return 0;
     return pos;
 }
@@ -230,7 +243,7 @@ edb__colid_pos(const edb__table *t, edb_colid col)
  * column is gone (cursor.c). */
 int edb__colid_resolve(edb_colid *col, const edb__table *t);
 
-/* Lookups; 0 / -1 when absent. */
+/* Lookups (dropped columns have no name); 0 / -1 when absent. */
 edb_colid edb__table_colid(const edb__table *t, const char *name);
 int edb__table_index(const edb__table *t, const char *name);
 

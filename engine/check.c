@@ -125,6 +125,7 @@ typedef struct tbl {
     bool desc[EDB_MAX_INDEXES][EDB_MAX_KEY_SEGMENTS];
     int primary;                                        /* index position or -1 */
     val *vals;                                          /* first value of each column */
+    edb_colid *ids;                                     /* colid of each column */
     uint8_t *buf;
     size_t cap;
 } tbl;
@@ -237,7 +238,7 @@ read_record(chk *k, tbl *t, edb_cursor *c, uint64_t rowno, uint64_t *hash, bool 
     /* First pass collects sizes so that one buffer holds every first value. */
     for (size_t i = 0; i < t->def->ncolumns; i++) {
         const edb_column_def *cd = &t->def->columns[i];
-        edb_colid id = (edb_colid)(i + 1);
+        edb_colid id = t->ids[i];
         unsigned nv = 0;
         int rc = edb_column_count(&nv, c, id);
         if (rc < 0) {
@@ -456,12 +457,21 @@ check_table(chk *k, const char *name)
     if (!check_catalog(k, &t))
         goto out;
     t.vals = calloc(t.def->ncolumns + 1, sizeof *t.vals);
-    if (t.vals == NULL)
+    t.ids = calloc(t.def->ncolumns + 1, sizeof *t.ids);
+    if (t.vals == NULL || t.ids == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "check: values"));
     rc = edb_cursor_open(&c, k->s, name);
     if (rc < 0) {
         problem(k, EDB_CORRUPT, "table '%s': cannot open a cursor: %s", name, edb_error_last());
         goto out;
+    }
+    /* colid = position + 1 until a column is dropped (edb_table_describe) */
+    for (size_t i = 0; i < t.def->ncolumns; i++) {
+        if ((rc = edb_column_id(&t.ids[i], c, t.def->columns[i].name)) < 0) {
+            problem(k, EDB_CORRUPT, "table '%s': column '%s' has no id: %s", name,
+                    t.def->columns[i].name, edb_error_last());
+            goto out;
+        }
     }
     /* Records in primary order. */
     uint64_t rows = 0;
@@ -523,6 +533,7 @@ err:
         free(want[x].h);
     free(got.h);
     free(t.vals);
+    free(t.ids);
     free(t.buf);
     edb_free(t.def);
     return ret;

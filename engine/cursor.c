@@ -6,8 +6,10 @@
  * Invariants: c->t is the schema of table c->tname as seen by the session's
  * current transaction whenever a call has bound the cursor (edb__cursor_bind),
  * and always of the one table whose identity is c->t_ident (a bind that finds
- * another identity, or none, fails with EDB_DROPPED and changes nothing; the
- * same for the index and c->index_ident); a cursor of a dead session (a
+ * another identity under c->tname, or none, looks the identity up among every
+ * table: a renamed table is followed and c->tname takes its new name; no
+ * table with it fails with EDB_DROPPED and changes nothing; the same for the
+ * index and c->index_ident, which are not followed across renames); a cursor of a dead session (a
  * zombie, session.h) holds no LMDB cursor and no prepared update;
  * c->mc, when set, was opened in the transaction whose id is c->mc_txn_id; an
  * LMDB cursor of a write transaction that has ended is never touched (LMDB
@@ -96,6 +98,24 @@ edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
 }
 
 
+/* Is @blob (a schema blob) the table whose identity is @ident?  Compared on
+ * the identity's bytes (catalog.c's layout: version, reserved, name, kid,
+ * gen, identity); false for a blob too short to say. */
+static bool
+same_table(const MDB_val *blob, uint64_t ident)
+{
+    const uint8_t *p = blob->mv_data;
+    if (blob->mv_size < 3)
+        return false;
+    size_t off = 3 + (size_t)p[2] + 8;
+    if (blob->mv_size < off + 8)
+        return false;
+    uint64_t id = 0;
+    for (int i = 7; i >= 0; i--)
+        id = id << 8 | p[off + (size_t)i];
+    return id == ident;
+}
+
 /* The general bind (see cursor.h).  @index_may_go: the cursor's secondary
  * index may be gone (edb_cursor_set_index is about to replace it): fall back
  * to the primary instead of failing. */
@@ -113,11 +133,16 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
         c->rv_ok = false;
         MDB_val blob;
         int rc = edb__table_blob(s->env, txn, c->tname, &blob);
-        if (rc < 0) {
-            if (rc == EDB_NOTFOUND && c->t_ident != 0)
-                rc = edb__err(EDB_DROPPED, "table '%s' was dropped", c->tname);
-            return rc;
+        bool taken = rc == 0 && c->t != NULL && !same_table(&blob, c->t_ident);
+        if ((rc == EDB_NOTFOUND || taken) && c->t_ident != 0) {
+            /* gone from its name: renamed (edb_table_rename), or dropped */
+            rc = edb__table_blob_ident(s->env, txn, c->t_ident, &blob);
+            if (rc == EDB_NOTFOUND)
+                rc = edb__err(EDB_DROPPED, "table '%s' was dropped%s", c->tname,
+                              taken ? " (a new table of that name is another table)" : "");
         }
+        if (rc < 0)
+            return rc;
         if (c->t != NULL && blob.mv_size == c->t_blob.len &&
             memcmp(blob.mv_data, c->t_blob.p, blob.mv_size) == 0) {
             /* unchanged schema: keep the decoded table */
@@ -131,6 +156,8 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
             return edb__err(EDB_DROPPED, "table '%s' was dropped (a new table of that name "
                             "is another table)", c->tname);
         }
+        if (strcmp(t->name, c->tname) != 0)
+            memcpy(c->tname, t->name, sizeof c->tname);    /* the table was renamed */
         bool moved = c->t == NULL;
         int index = -1;
         if (c->index_name[0] != '\0') {
@@ -333,9 +360,11 @@ edb__colid_resolve(edb_colid *col, const edb__table *t)
         *col = pos;
         return 0;
     }
-    if ((*col >> EDB__COLID_POS_BITS) != 0)
+    uint32_t p = *col & EDB__COLID_POS_MASK;
+    if ((*col >> EDB__COLID_POS_BITS) != 0 ||
+        (p != 0 && p <= t->ncols && (t->cols[p - 1].flags & EDB__COL_DROPPED)))
         return edb__err(EDB_DROPPED, "table '%s': column id 0x%x names a column that is gone "
-                        "(its edb_column_add was rolled back, or the table was dropped)",
+                        "(dropped, its edb_column_add was rolled back, or the table was dropped)",
                         t->name, (unsigned)*col);
     return edb__err(EDB_NOTFOUND, "table '%s' has no column id %u", t->name, (unsigned)*col);
 }

@@ -123,7 +123,8 @@ EDB_EXTERN const char *edb_version(void);
     X(WRITE_CONFLICT, -25, "the record changed since the update was prepared") \
     X(DROPPED,       -26, "the table, index or column was dropped")            \
     X(CLOSED,        -27, "the handle's session or environment was closed")    \
-    X(AUTH,          -28, "the archive's encryption key is missing or wrong")
+    X(AUTH,          -28, "the archive's encryption key is missing or wrong") \
+    X(COLUMN_IN_INDEX, -31, "the column is in an index")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
@@ -438,6 +439,59 @@ EDB_EXTERN int edb_index_create(edb_session *s, const char *table, const edb_ind
  *  edb_cursor_set_index() moves them to another index.
  *  @return 0, #EDB_NOTFOUND, #EDB_INVAL (the primary index). */
 EDB_EXTERN int edb_index_drop(edb_session *s, const char *table, const char *index);
+/**
+ * Rename a table (ESE's JetRenameTable).  Its rows, indexes, counters and
+ * identity stay: cursors open on it keep working and report the new name, and
+ * colids stay valid.  In the session's transaction (or one of its own); other
+ * processes see the new name once committed; a rollback takes it back.
+ * Thread safety: as the session.  Copies both strings.
+ * @return 0; #EDB_NOTFOUND (no table @p table); #EDB_EXISTS (a table named
+ *         @p new_name exists, @p table itself included); #EDB_INVAL (NULL, or
+ *         @p new_name breaks the name rule); #EDB_READONLY; #EDB_BUSY.
+ */
+EDB_EXTERN int edb_table_rename(edb_session *s, const char *table, const char *new_name);
+/**
+ * Rename a column (ESE's JetRenameColumn).  Its colid, values and index
+ * memberships stay (index keys name it by its new name in edb_table_describe()).
+ * Transactional as edb_table_rename().  Thread safety: as the session.
+ * @return 0; #EDB_NOTFOUND (table or column); #EDB_EXISTS (the table has a
+ *         column @p new_name); #EDB_INVAL (NULL, bad name); #EDB_READONLY; #EDB_BUSY.
+ */
+EDB_EXTERN int edb_column_rename(edb_session *s, const char *table, const char *column,
+                                 const char *new_name);
+/**
+ * Drop a column (ESE's JetDeleteColumn).  Refused while an index (the primary
+ * one included) has the column in its key.  Its colid becomes #EDB_DROPPED for
+ * every handle (tagged ids from edb_column_id() and plain positions alike);
+ * the other columns keep their colids, so the position stays taken and
+ * counts towards #EDB_MAX_COLUMNS.  The values are removed lazily: never read
+ * again, and gone from each record the next time that record is written.  A
+ * column added later under the same name is a new column (a new colid; old
+ * records read it as NULL or its default).  Transactional as
+ * edb_table_rename(); a table whose column was dropped is stored so that
+ * libraries older than this one refuse it (#EDB_VERSION) rather than misread
+ * it.  Thread safety: as the session.
+ * @return 0; #EDB_NOTFOUND (table or column); #EDB_COLUMN_IN_INDEX (the
+ *         message names the index); #EDB_INVAL (NULL; the table's last
+ *         column); #EDB_READONLY; #EDB_BUSY.
+ */
+EDB_EXTERN int edb_column_drop(edb_session *s, const char *table, const char *column);
+/**
+ * Set or remove a column's default (ESE's JetSetColumnDefaultValue).  @p value
+ * is in the column's native form, copied; NULL with @p size 0 removes the
+ * default.  New records start with the new default.  Records that predate the
+ * column (it was added after they were written) read the new default, as in
+ * ESE; records written since the column exists keep the value they hold
+ * (edb stores a record's default when it is inserted).  Transactional as
+ * edb_table_rename().  Thread safety: as the session.
+ * @return 0; #EDB_NOTFOUND (table or column); #EDB_INVAL (NULL with a size,
+ *         a value of the wrong size or type (invalid UTF-8 text, NaN), a
+ *         default for an AUTOINC column, removing the default of an ESCROW or
+ *         NOT NULL column); #EDB_TOOBIG (over the column's max_size);
+ *         #EDB_READONLY; #EDB_BUSY.
+ */
+EDB_EXTERN int edb_column_set_default(edb_session *s, const char *table, const char *column,
+                                      const void *value, size_t size);
 
 /**
  * List the tables.  @param[out] out a NULL-terminated array of names, sorted;
@@ -446,8 +500,10 @@ EDB_EXTERN int edb_index_drop(edb_session *s, const char *table, const char *ind
  */
 EDB_EXTERN int edb_table_list(char ***out, size_t *count, edb_session *s);
 /**
- * Describe a table as an edb_table_def: columns in colid order (colid = position + 1),
- * indexes in creation order, the implicit primary key not listed.  Everything is in
+ * Describe a table as an edb_table_def: columns in colid order (colid = position + 1
+ * until a column is dropped: dropped columns are not listed and keep their
+ * positions, so use edb_column_id() for the colids of a table that had one
+ * dropped), indexes in creation order, the implicit primary key not listed.  Everything is in
  * one allocation; free with edb_free().
  * @return 0, #EDB_NOTFOUND, #EDB_INVAL, #EDB_NOMEM.
  */

@@ -406,7 +406,9 @@ edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len)
                         h.n, t->ncols);
     EDB_RET(rec_alloc(r, t));
     for (uint32_t i = 0; i < t->ncols; i++) {
-        if (i >= h.n) {
+        if (i >= h.n || (t->cols[i].flags & EDB__COL_DROPPED)) {
+            /* a dropped column's value is left behind when the record is
+             * written again (a dropped column has no default: NULL) */
             EDB_RET(set_default(&r->cols[i], &t->cols[i]));
             continue;
         }
@@ -465,6 +467,8 @@ edb__rec_validate(const edb__table *t, const void *raw, size_t len)
         const edb__column *c = &t->cols[i];
         edb__colview v;
         EDB_RET(hdr_col(&v, &h, c, i + 1));
+        if (c->flags & EDB__COL_DROPPED)
+            continue;   /* a value left behind, in a form (multi-valued?) no longer known */
         bool multi = (c->flags & EDB_COL_MULTIVALUED) != 0;
         for (uint32_t j = 1; j <= v.count; j++) {
             const uint8_t *d;

@@ -410,6 +410,162 @@ err:
     return end_schema(s, ret);
 }
 
+/* ------------------------------------------------------------------ renames, drops, defaults */
+
+/* Load table @table for a schema change @fn in the session's write
+ * transaction; *col (when @column is not NULL) is the position of its live
+ * column @column. */
+static int
+load_for_change(edb_session *s, const char *fn, MDB_txn *txn, const char *table, const char *column,
+                edb__table **t, uint32_t *col)
+{
+    EDB_RET(edb__table_load(t, s->env, txn, table));
+    if (column == NULL)
+        return 0;
+    *col = edb__table_colid(*t, column);
+    if (*col == 0)
+        return edb__err(EDB_NOTFOUND, "%s: table '%s' has no column '%s'", fn, table, column);
+    return 0;
+}
+
+int
+edb_table_rename(edb_session *s, const char *table, const char *new_name)
+{
+    EDB_RET(edb__session_check(s, "edb_table_rename"));
+    if (table == NULL || new_name == NULL)
+        return edb__err(EDB_INVAL, "edb_table_rename: %s is NULL", table == NULL ? "table" : "new_name");
+    EDB_RET(edb__name_check(new_name, "table", "edb_table_rename: "));
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_table_rename", &txn));
+    edb__table *t = NULL, *other = NULL;
+    int ret = 0;
+    EDB_ERR(load_for_change(s, "edb_table_rename", txn, table, NULL, &t, NULL));
+    ret = edb__table_load(&other, s->env, txn, new_name);
+    if (ret == 0)
+        EDB_ERR(edb__err(EDB_EXISTS, "edb_table_rename: table '%s' already exists", new_name));
+    if (ret != EDB_NOTFOUND)
+        goto err;
+    /* the identity, the compact id and so the records, indexes, counters
+     * and row counts stay: only the catalog key changes */
+    EDB_ERR(edb__table_unlink(s->env, txn, t->name));
+    snprintf(t->name, sizeof t->name, "%s", new_name);
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(other);
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+int
+edb_column_rename(edb_session *s, const char *table, const char *column, const char *new_name)
+{
+    EDB_RET(edb__session_check(s, "edb_column_rename"));
+    if (table == NULL || column == NULL || new_name == NULL)
+        return edb__err(EDB_INVAL, "edb_column_rename: %s is NULL",
+                        table == NULL ? "table" : column == NULL ? "column" : "new_name");
+    char ctx[EDB__NAME_MAX + 16];
+    snprintf(ctx, sizeof ctx, "table '%s': ", table);
+    EDB_RET(edb__name_check(new_name, "column", ctx));
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_column_rename", &txn));
+    edb__table *t = NULL;
+    uint32_t col = 0;
+    int ret = 0;
+    EDB_ERR(load_for_change(s, "edb_column_rename", txn, table, column, &t, &col));
+    if (edb__table_colid(t, new_name) != 0)
+        EDB_ERR(edb__err(EDB_EXISTS, "edb_column_rename: table '%s' already has a column '%s'",
+                         table, new_name));
+    /* position and identity stay, so does every colid handed out for it;
+     * index keys name columns by position and follow */
+    snprintf(t->cols[col - 1].name, sizeof t->cols[col - 1].name, "%s", new_name);
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+int
+edb_column_drop(edb_session *s, const char *table, const char *column)
+{
+    EDB_RET(edb__session_check(s, "edb_column_drop"));
+    if (table == NULL || column == NULL)
+        return edb__err(EDB_INVAL, "edb_column_drop: %s is NULL", table == NULL ? "table" : "column");
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_column_drop", &txn));
+    edb__table *t = NULL;
+    uint32_t col = 0;
+    int ret = 0;
+    EDB_ERR(load_for_change(s, "edb_column_drop", txn, table, column, &t, &col));
+    for (uint32_t i = 0; i < t->nidx; i++)
+        for (unsigned j = 0; j < t->idx[i].nseg; j++)
+            if (t->idx[i].seg[j].col == col)
+                EDB_ERR(edb__err(EDB_COLUMN_IN_INDEX, "edb_column_drop: table '%s': column '%s' "
+                                 "is in index '%s' (drop the index first)", table, column,
+                                 t->idx[i].name));
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < t->ncols; i++)
+        live += !(t->cols[i].flags & EDB__COL_DROPPED);
+    if (live == 1)
+        EDB_ERR(edb__err(EDB_INVAL, "edb_column_drop: table '%s': '%s' is its last column", table,
+                         column));
+    /* The position stays taken (the other columns' colids stay valid) by a
+     * nameless column that is nothing else: no flags, no default, in no
+     * index.  Records are not rewritten here: their values of it are never
+     * read again and disappear when each record is next written (record.c). */
+    edb__column *c = &t->cols[col - 1];
+    c->flags = EDB__COL_DROPPED;
+    c->has_default = false;
+    c->default_size = 0;
+    c->default_value = NULL;
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
+int
+edb_column_set_default(edb_session *s, const char *table, const char *column, const void *value,
+                       size_t size)
+{
+    EDB_RET(edb__session_check(s, "edb_column_set_default"));
+    if (table == NULL || column == NULL)
+        return edb__err(EDB_INVAL, "edb_column_set_default: %s is NULL",
+                        table == NULL ? "table" : "column");
+    if (value == NULL && size != 0)
+        return edb__err(EDB_INVAL, "edb_column_set_default: size %zu without a value", size);
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_column_set_default", &txn));
+    edb__table *t = NULL;
+    uint32_t col = 0;
+    int ret = 0;
+    EDB_ERR(load_for_change(s, "edb_column_set_default", txn, table, column, &t, &col));
+    edb__column *c = &t->cols[col - 1];
+    if ((c->flags & EDB_COL_AUTOINC) && value != NULL)
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': column '%s': AUTOINC takes no default", table, column));
+    if (value == NULL && (c->flags & EDB_COL_ESCROW))
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': column '%s': ESCROW needs a default", table, column));
+    if (value == NULL && (c->flags & EDB_COL_NOTNULL))
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': column '%s': a NOT NULL column keeps its default "
+                         "(records older than the column read it)", table, column));
+    if (value != NULL) {
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': default of column '%s'", table, column);
+        int rc = edb__value_check(c, value, size, what);
+        if (rc < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", edb_error_last_message());
+            EDB_ERR(edb__err(rc == EDB_TOOBIG ? EDB_TOOBIG : EDB_INVAL, "%s", msg));
+        }
+    }
+    c->has_default = value != NULL;
+    c->default_size = value != NULL ? (uint32_t)size : 0;
+    c->default_value = value;      /* borrowed until stored: encode copies it */
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
 /* ------------------------------------------------------------------ reading */
 
 typedef struct list_ctx { char **names; size_t n, cap; size_t bytes; } list_ctx;
@@ -517,7 +673,10 @@ edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
     *out = NULL;
     edb__table *t;
     EDB_RET(load_table(s, "edb_table_describe", table, &t));
-    size_t bytes = sizeof(edb_table_def) + t->ncols * sizeof(edb_column_def) +
+    uint32_t live = 0;      /* dropped columns are not described */
+    for (uint32_t i = 0; i < t->ncols; i++)
+        live += !(t->cols[i].flags & EDB__COL_DROPPED);
+    size_t bytes = sizeof(edb_table_def) + live * sizeof(edb_column_def) +
                    t->nidx * sizeof(edb_index_def) + strlen(t->name) + 1;
     for (uint32_t i = 0; i < t->ncols; i++)
         bytes += strlen(t->cols[i].name) + 1 + t->cols[i].default_size;
@@ -530,24 +689,27 @@ edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
     }
     edb_table_def *d = (edb_table_def *)mem;
     edb_column_def *cols = (edb_column_def *)(d + 1);
-    edb_index_def *idx = (edb_index_def *)(cols + t->ncols);
+    edb_index_def *idx = (edb_index_def *)(cols + live);
     char *p = (char *)(idx + t->nidx);
 #define COPY(dst, src, n) do { memcpy(p, (src), (n)); (dst) = (void *)p; p += (n); } while (0)
     COPY(d->name, t->name, strlen(t->name) + 1);
     d->columns = cols;
-    d->ncolumns = t->ncols;
+    d->ncolumns = live;
     d->indexes = idx;
     d->nindexes = t->nidx;
-    for (uint32_t i = 0; i < t->ncols; i++) {
+    for (uint32_t i = 0, o = 0; i < t->ncols; i++) {
         const edb__column *c = &t->cols[i];
-        COPY(cols[i].name, c->name, strlen(c->name) + 1);
-        cols[i].type = c->type;
-        cols[i].flags = c->flags;
-        cols[i].max_size = c->max_size;
+        if (c->flags & EDB__COL_DROPPED)
+            continue;
+        COPY(cols[o].name, c->name, strlen(c->name) + 1);
+        cols[o].type = c->type;
+        cols[o].flags = c->flags;
+        cols[o].max_size = c->max_size;
         if (c->has_default) {
-            COPY(cols[i].default_value, c->default_value, c->default_size);
-            cols[i].default_size = c->default_size;
+            COPY(cols[o].default_value, c->default_value, c->default_size);
+            cols[o].default_size = c->default_size;
         }
+        o++;
     }
     for (uint32_t i = 0; i < t->nidx; i++) {
         COPY(idx[i].name, t->idx[i].name, strlen(t->idx[i].name) + 1);

@@ -11,6 +11,13 @@
  * table's counter moves past it), so export | import keeps every id, gaps
  * included; a row without one gets the next value the table assigns.
  *
+ * A row whose primary key is taken fails the import with the key's values
+ * in the message (read back from the prepared row, the clashing index found
+ * by seeking each); --replace deletes the old row and writes the new one in
+ * the same transaction, --skip-duplicates leaves the old row and counts the
+ * new one.  Only after edb_update reported EDB_KEYDUP: the rows that fit cost
+ * nothing more.
+ *
  * CSV (RFC 4180): fields separated by ',', records by LF or CRLF, a field in
  * double quotes may hold ',', CR, LF and '""' for a quote.  An empty unquoted
  * field is NULL; "" is the empty string.  A multi-valued column's cell is a
@@ -26,6 +33,10 @@
 #include "csv.h"
 #include "dbtool.h"
 
+/* A row whose primary key is taken: refused (the import fails), replaced,
+ * or skipped. */
+enum { DUP_REFUSE, DUP_REPLACE, DUP_SKIP };
+
 typedef struct importer {
     const char *what;
     dbt_table t;
@@ -40,6 +51,9 @@ typedef struct importer {
     jv_buf arena, tmp, copy;
     unsigned char *seen;
     uint64_t fast_rows, slow_rows;
+    int dup;                    /* DUP_* */
+    edb_cursor *look;           /* finds the row or entry a duplicate key names */
+    uint64_t replaced, skipped;
 } importer;
 
 /* The engine's detail without its "EDB_NAME: " prefix. */
@@ -120,10 +134,105 @@ row_begin(importer *im)
     return DBT_OK;
 }
 
+/* Make the key of index @x (NULL: primary) on im->look from the prepared
+ * row's values; *text gets them as JSON, "(\"bash\", \"5.2\")". */
+static int
+dup_key(importer *im, const edb_index_def *x, jv_buf *text)
+{
+    dbt_seg seg[EDB_MAX_KEY_SEGMENTS];
+    size_t nseg = 0;
+    jv_buf v = { 0 }, scratch = { 0 };
+    int rc = edb_cursor_set_index(im->look, x == im->t.primary ? NULL : x->name);
+    if (rc == 0 && dbt_key_segments(seg, &nseg, &im->t, x->key) != 0)
+        rc = EDB_CORRUPT;       /* never: a described index names its columns */
+    text->len = 0;
+    jv_buf_adds(text, "(");
+    for (size_t i = 0; rc == 0 && i < nseg; i++) {
+        edb_colid id = im->t.colids[seg[i].col];
+        size_t actual = 0;
+        rc = edb_column_get(im->c, id, NULL, 0, &actual, 1);
+        bool null = rc == EDB_WRN_NULL;
+        if (rc >= 0 && !null && (rc = jv_buf_reserve(&v, actual + 1)) == 0)
+            rc = edb_column_get(im->c, id, v.p, actual, &actual, 1);
+        if (rc >= 0)
+            rc = edb_key_make(im->look, null ? NULL : v.p, null ? 0 : actual, i == 0 ? EDB_KEY_NEW : 0);
+        if (rc >= 0) {
+            jv_buf_adds(text, i ? ", " : "");
+            scratch.len = 0;
+            jv_buf j = { 0 };
+            rc = dbt_column_json(&j, im->c, &im->t, seg[i].col, &scratch);
+            jv_buf_add(text, j.p ? j.p : "null", j.p ? j.len : 4);
+            jv_buf_free(&j);
+        }
+    }
+    jv_buf_adds(text, ")");
+    jv_buf_free(&v);
+    jv_buf_free(&scratch);
+    return rc < 0 ? rc : 0;
+}
+
+/* edb_update refused the row with EDB_KEYDUP: find the index whose key it
+ * repeats; replace or skip a row of the same primary key as asked, else
+ * fail naming the key's values.  *skipped: the row was left out. */
+static int
+on_keydup(importer *im, bool *skipped)
+{
+    *skipped = false;
+    jv_buf text = { 0 };
+    int rc = 0;
+    const edb_index_def *hit = NULL;
+    /* the primary key first (the engine reports it first too), then the
+     * unique indexes in order */
+    for (size_t pass = 0; rc == 0 && hit == NULL && pass <= im->t.def->nindexes; pass++) {
+        const edb_index_def *x = pass == 0 ? im->t.primary : &im->t.def->indexes[pass - 1];
+        if (x == NULL || (pass > 0 && (x == im->t.primary || !(x->flags & EDB_IDX_UNIQUE))))
+            continue;
+        if ((rc = dup_key(im, x, &text)) == 0) {
+            rc = edb_cursor_seek(im->look, EDB_SEEK_EQ);
+            if (rc == 0)
+                hit = x;
+            else if (rc == EDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    int ret;
+    if (rc < 0) {
+        ret = row_fail(im, rc, "%s", detail());
+    } else if (hit == NULL) {
+        ret = row_fail(im, EDB_KEYDUP, "%s", detail());
+    } else if (hit == im->t.primary && im->dup == DUP_SKIP) {
+        edb_update_cancel(im->c);
+        im->skipped++;
+        *skipped = true;
+        ret = DBT_OK;
+    } else if (hit == im->t.primary && im->dup == DUP_REPLACE) {
+        /* the old row goes and the new one takes its key, in this transaction */
+        if ((rc = edb_record_delete(im->look)) < 0 || (rc = edb_update(im->c)) < 0)
+            ret = row_fail(im, rc, "replacing the row with key %s: %s", text.p, detail());
+        else
+            ret = DBT_OK;
+        im->replaced += ret == DBT_OK;
+    } else {
+        ret = row_fail(im, EDB_KEYDUP, "duplicate key %s in %s index '%s'%s", text.p,
+                       hit == im->t.primary ? "primary" : "unique", hit->name,
+                       hit == im->t.primary ? " (--replace or --skip-duplicates to keep going)" : "");
+    }
+    jv_buf_free(&text);
+    return ret;
+}
+
 static int
 row_end(importer *im, dbt_progress *pg)
 {
     int rc = edb_update(im->c);
+    if (rc == EDB_KEYDUP) {
+        bool skipped;
+        if (on_keydup(im, &skipped) != DBT_OK)
+            return DBT_FAIL;
+        if (skipped)
+            return DBT_OK;      /* not a row of this import */
+        rc = 0;                 /* replaced */
+    }
     if (rc < 0)
         return row_fail(im, rc, "%s", detail());
     im->rows++;
@@ -560,9 +669,15 @@ dbt_cmd_import(int argc, char **argv)
     int npos = 0;
     bool csvmode = false;
     uint64_t batch = 0;
+    int dup = DUP_REFUSE;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--csv") == 0) {
             csvmode = true;
+        } else if (strcmp(argv[i], "--replace") == 0 || strcmp(argv[i], "--skip-duplicates") == 0) {
+            int want = argv[i][2] == 'r' ? DUP_REPLACE : DUP_SKIP;
+            if (dup != DUP_REFUSE && dup != want)
+                return dbt_usage(argv[0], "--replace and --skip-duplicates exclude each other");
+            dup = want;
         } else if (strcmp(argv[i], "--batch") == 0) {
             if (i + 1 >= argc || !dbt_parse_count(&batch, argv[i + 1]) || batch == 0)
                 return dbt_usage(argv[0], "--batch needs a positive number of rows");
@@ -582,7 +697,7 @@ dbt_cmd_import(int argc, char **argv)
     FILE *f = dbt_fopen_regular(pos[2], what);
     if (f == NULL)
         return DBT_FAIL;
-    importer im = { .what = what, .batch = batch };
+    importer im = { .what = what, .batch = batch, .dup = dup };
     edb_env *env = NULL;
     int ret, rc;
     dbt_progress pg;
@@ -598,16 +713,28 @@ dbt_cmd_import(int argc, char **argv)
         ret = dbt_fail(what, rc);
         goto out;
     }
+    if ((rc = edb_cursor_open(&im.look, im.s, pos[1])) < 0) {
+        ret = dbt_fail(what, rc);
+        goto out;
+    }
     dbt_progress_begin(&pg, "import");
     ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
     dbt_progress_end(&pg);
     edb_cursor_close(im.c);
     im.c = NULL;
+    edb_cursor_close(im.look);
+    im.look = NULL;
     if (ret == DBT_OK && (rc = edb_txn_commit(im.s)) < 0)
         ret = dbt_fail(what, rc);
+    if (ret == DBT_OK && dup != DUP_REFUSE)
+        fprintf(stderr, "dbtool: %s: %llu rows written, %llu of them replacing a row of the same "
+                "primary key; %llu rows skipped (their primary key was taken)\n", what,
+                (unsigned long long)im.rows, (unsigned long long)im.replaced,
+                (unsigned long long)im.skipped);
     /* on failure edb_session_end() rolls the open transaction back */
 out:
     edb_cursor_close(im.c);
+    edb_cursor_close(im.look);
     jv_buf_free(&im.val);
     jv_buf_free(&im.arena);
     jv_buf_free(&im.tmp);

@@ -219,6 +219,78 @@ schema_parse(schema *s, json_t *doc, const char *what)
     return DBT_OK;
 }
 
+/* One column or index definition for dbtool alter (cmd_alter.c), parsed by
+ * schema_parse as part of a one-column table document, so that it takes
+ * exactly what create-table takes. */
+struct dbt_def {
+    json_t *doc;
+    schema s;
+};
+
+void
+dbt_def_free(dbt_def *d)
+{
+    if (d == NULL)
+        return;
+    schema_free(&d->s);
+    json_decref(d->doc);
+    free(d);
+}
+
+static int
+def_parse(dbt_def **out, const char *table, const char *text, bool index, const char *what)
+{
+    *out = NULL;
+    json_error_t je;
+    char *fixed = jv_quote_big_ints(text, strlen(text));
+    json_t *one = json_loads(fixed ? fixed : text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    free(fixed);
+    if (one == NULL)
+        return dbt_failf(what, EDB_INVAL, "malformed JSON at column %d: %s", je.column, je.text);
+    if (!json_is_object(one)) {
+        json_decref(one);
+        return dbt_failf(what, EDB_INVAL, "the %s must be a JSON object", index ? "index" : "column");
+    }
+    dbt_def *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        json_decref(one);
+        return dbt_failf(what, EDB_NOMEM, "out of memory");
+    }
+    /* an index is checked against the table by the engine; the stand-in
+     * column only makes the document complete */
+    d->doc = index ? json_pack("{s:s, s:[{s:s, s:s}], s:[o]}", "name", table, "columns", "name", "x",
+                               "type", "int32", "indexes", one)
+                   : json_pack("{s:s, s:[o]}", "name", table, "columns", one);
+    if (d->doc == NULL) {
+        free(d);
+        return dbt_failf(what, EDB_NOMEM, "out of memory");
+    }
+    if (schema_parse(&d->s, d->doc, what) != DBT_OK) {
+        dbt_def_free(d);
+        return DBT_FAIL;
+    }
+    *out = d;
+    return DBT_OK;
+}
+
+int
+dbt_def_column(dbt_def **out, const edb_column_def **col, const char *table, const char *json,
+               const char *what)
+{
+    int ret = def_parse(out, table, json, false, what);
+    *col = ret == DBT_OK ? &(*out)->s.cols[0] : NULL;
+    return ret;
+}
+
+int
+dbt_def_index(dbt_def **out, const edb_index_def **idx, const char *table, const char *json,
+              const char *what)
+{
+    int ret = def_parse(out, table, json, true, what);
+    *idx = ret == DBT_OK ? &(*out)->s.idx[0] : NULL;
+    return ret;
+}
+
 int
 dbt_cmd_create_table(int argc, char **argv)
 {

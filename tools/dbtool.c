@@ -45,7 +45,7 @@ static const dbt_cmd commands[] = {
       "List the tables with their row counts.\n" },
     { "schema", dbt_cmd_schema, "schema DB TABLE",
       "Print the table's schema as the JSON document create-table reads.\n" },
-    { "import", dbt_cmd_import, "import DB TABLE FILE|- [--csv] [--batch N]",
+    { "import", dbt_cmd_import, "import DB TABLE FILE|- [--csv] [--batch N] [--replace|--skip-duplicates]",
       "Insert rows from FILE (- for standard input): JSON lines, one object per row whose\n"
       "members are column names, or with --csv a CSV file (RFC 4180) whose first row names the\n"
       "columns. In CSV an empty unquoted field is NULL, \"\" is empty text and a multi-valued\n"
@@ -56,6 +56,10 @@ static const dbt_cmd commands[] = {
       "is in the primary or a unique index, unused (EDB_KEYDUP otherwise); the table's counter\n"
       "moves past it, so rows given without one, and later inserts, get larger values. An\n"
       "export therefore imports back with the same ids, gaps included.\n"
+      "A row whose primary key is taken fails the import, the message naming the key's values\n"
+      "(line 3: duplicate key (\"bash\", \"5.2\") in primary index 'pk'); --replace replaces the\n"
+      "existing row in the same transaction, --skip-duplicates keeps it and skips the new one;\n"
+      "both print the counts on standard error. A key taken in another unique index still fails.\n"
       "FILE must be a regular file (a FIFO, directory or device is refused: use - and a\n"
       "redirection).\n" },
     { "export", dbt_cmd_export, "export DB TABLE [--format jsonl|csv] [--index I]",
@@ -97,6 +101,27 @@ static const dbt_cmd commands[] = {
       "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
       "left.\n" },
+    { "update", dbt_cmd_update, "update DB TABLE KEY... --set COL=VALUE...",
+      "Change the row whose primary key is KEY (one value per key column, as get takes them):\n"
+      "set each COL to VALUE, in one transaction. VALUE is JSON as in an import line (null, a\n"
+      "number, \"text\", true, an array for a multi-valued column, whose values it replaces);\n"
+      "a VALUE that is not JSON, and a JSON number or boolean given for a text column, is read\n"
+      "as text the way KEY is, so --set name=bash needs no quotes. Fails with EDB_NOTFOUND when\n"
+      "there is no such row, and changes nothing when any column or value is refused.\n" },
+    { "drop-table", dbt_cmd_drop_table, "drop-table DB TABLE",
+      "Drop the table with its rows and indexes, in one transaction.\n" },
+    { "alter", dbt_cmd_alter, "alter DB TABLE OPERATION",
+      "Change a table's schema in one transaction; OPERATION is one of\n"
+      "  add-column JSON         a column as in create-table; existing rows read its default\n"
+      "                          or NULL (a NOT NULL column needs a default, AUTOINC is refused)\n"
+      "  drop-column C           refused with EDB_COLUMN_IN_INDEX while an index uses C; the\n"
+      "                          values go when each row is next written\n"
+      "  rename-column C NEW     the column keeps its values and indexes\n"
+      "  add-index JSON          an index as in create-table, filled from the rows (a UNIQUE\n"
+      "                          index over duplicate values is refused with EDB_KEYDUP)\n"
+      "  drop-index I            a secondary index\n"
+      "  rename NEW              the table\n"
+      "Names taken are EDB_EXISTS; bad names EDB_INVAL. 'dbtool schema' shows the result.\n" },
     { "upgrade", dbt_cmd_upgrade, "upgrade DB",
       "Convert DB from an older format (1, 2 or 3: one LMDB database per table and index)\n"
       "to format 4 (every table and index a key range of three LMDB databases). The new\n"

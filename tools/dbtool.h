@@ -44,6 +44,18 @@ int dbt_cmd_stat(int argc, char **argv);
 int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
 int dbt_cmd_upgrade(int argc, char **argv);    /* cmd_upgrade.c */
+int dbt_cmd_drop_table(int argc, char **argv); /* cmd_alter.c */
+int dbt_cmd_alter(int argc, char **argv);      /* cmd_alter.c */
+int dbt_cmd_update(int argc, char **argv);     /* cmd_update.c */
+/* cmd_schema.c: one column or index definition as create-table reads it
+ * (JSON text), for alter; *col / *idx live until dbt_def_free().  Prints the
+ * failure. */
+typedef struct dbt_def dbt_def;
+int dbt_def_column(dbt_def **out, const edb_column_def **col, const char *table, const char *json,
+                   const char *what);
+int dbt_def_index(dbt_def **out, const edb_index_def **idx, const char *table, const char *json,
+                  const char *what);
+void dbt_def_free(dbt_def *d);
 int dbt_cmd_backup(int argc, char **argv);     /* cmd_backup.c */
 /* cmd_keygen.c: dbtool keygen, and the key of --encrypt-key FILE (NULL when
  * not given), loaded by main() before the command runs. */
@@ -81,7 +93,7 @@ int dbt_open(edb_env **out, edb_session **sess, const char *path, int mode);
 typedef struct dbt_table {
     edb_table_def *def;        /* from edb_table_describe(); edb_free() */
     const edb_index_def *primary;   /* NULL: implicit key */
-    edb_colid *colids;         /* colid of def->columns[i] (i + 1) */
+    edb_colid *colids;         /* colid of def->columns[i] (edb_column_id) */
 } dbt_table;
 
 int dbt_table_load(dbt_table *out, edb_session *s, const char *table);   /* prints failure */

@@ -102,8 +102,16 @@ dbt_table_load(dbt_table *out, edb_session *s, const char *table)
         out->def = NULL;
         return dbt_failf(what, EDB_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < out->def->ncolumns; i++)
-        out->colids[i] = (edb_colid)(i + 1);
+    /* colid = position + 1 until a column is dropped: ask the engine */
+    edb_cursor *c = NULL;
+    rc = edb_cursor_open(&c, s, table);
+    for (size_t i = 0; rc >= 0 && i < out->def->ncolumns; i++)
+        rc = edb_column_id(&out->colids[i], c, out->def->columns[i].name);
+    edb_cursor_close(c);
+    if (rc < 0) {
+        dbt_table_free(out);
+        return dbt_fail(what, rc);
+    }
     return DBT_OK;
 }
 
