@@ -31,6 +31,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "catalog.h"
+#include "collate.h"
 #include "coltype.h"
 #include "env.h"
 #include "error.h"
@@ -124,6 +126,9 @@ typedef struct tbl {
     int seg[EDB_MAX_INDEXES][EDB_MAX_KEY_SEGMENTS];   /* column positions */
     bool desc[EDB_MAX_INDEXES][EDB_MAX_KEY_SEGMENTS];
     int primary;                                        /* index position or -1 */
+    int cond[EDB_MAX_INDEXES];                          /* condition column position or -1 */
+    bool cond_null[EDB_MAX_INDEXES];                    /* "!col" */
+    const edb__coll **coll;                             /* per column: collator or NULL */
     val *vals;                                          /* first value of each column */
     uint8_t *buf;
     size_t cap;
@@ -219,8 +224,62 @@ check_catalog(chk *k, tbl *t)
             ok = false;
         }
         t->nseg[x] = n;
+        t->cond[x] = -1;
+        if (ix->condition != NULL) {
+            const char *cn = ix->condition[0] == '!' ? ix->condition + 1 : ix->condition;
+            for (size_t c = 0; c < d->ncolumns; c++)
+                if (d->columns[c].name && strcmp(d->columns[c].name, cn) == 0)
+                    t->cond[x] = (int)c;
+            t->cond_null[x] = ix->condition[0] == '!';
+            if (t->cond[x] < 0) {
+                problem(k, EDB_CORRUPT, "table '%s': index '%s': condition column '%s' does not exist",
+                        t->name, ix->name, cn);
+                ok = false;
+            }
+        }
+    }
+    t->coll = calloc(d->ncolumns + 1, sizeof *t->coll);
+    if (t->coll == NULL)
+        return false;
+    for (size_t i = 0; i < d->ncolumns; i++) {
+        const char *cn = d->columns[i].collation;
+        if (edb__coll_is_binary(cn))
+            continue;
+        if (edb__coll_get(&t->coll[i], k->s->env, cn) < 0) {
+            problem(k, EDB_CORRUPT, "table '%s': column '%s': collation '%s' cannot be opened: %s",
+                    t->name, d->columns[i].name, cn, edb_error_last());
+            ok = false;
+        }
     }
     return ok;
+}
+
+/* Indexes whose entries were made with a collator version other than the one
+ * this ICU has: their order may differ from what seeks compute now. */
+static void
+check_collation(chk *k, const char *name)
+{
+    edb__table *t;
+    if (edb__table_load(&t, k->s->env, k->s->txn[0], name) < 0)
+        return;     /* the describe above reported it */
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        for (unsigned j = 0; j < x->nseg; j++) {
+            const edb__column *c = &t->cols[x->seg[j].col - 1];
+            uint8_t now[4];
+            if (c->collation[0] == '\0' || c->coll == NULL)
+                continue;
+            edb__coll_version(c->coll, now);
+            if (memcmp(now, x->collver[j], 4) == 0)
+                continue;
+            const uint8_t *was = x->collver[j];
+            problem(k, EDB_VERSION, "table '%s': index '%s': column '%s' was collated by ICU "
+                    "collator version %u.%u.%u.%u of '%s', this ICU has %u.%u.%u.%u: rebuild it "
+                    "(`dbtool reindex DB %s %s`)", t->name, x->name, c->name, was[0], was[1],
+                    was[2], was[3], c->collation, now[0], now[1], now[2], now[3], t->name, x->name);
+        }
+    }
+    edb__table_free(t);
 }
 
 /* Read every column of the current record; check values; hash them.
@@ -327,14 +386,16 @@ record_key(tbl *t, int x, uint8_t *buf, size_t *len)
     bool allnull = true, anynull = false;
     unsigned flags = t->def->indexes[x].flags;
     *len = 0;
+    if (t->cond[x] >= 0 && t->vals[t->cond[x]].null != t->cond_null[x])
+        return EDB_WRN_NULL;        /* the condition leaves the record out */
     for (int i = 0; i < t->nseg[x]; i++) {
         int col = t->seg[x][i];
         val *v = &t->vals[col];
         allnull &= v->null;
         anynull |= v->null;
-        int rc = edb__key_append(buf, EDB_MAX_KEY_SIZE + 16, len, t->def->columns[col].type,
-                                 v->null ? NULL : (v->p ? (const void *)v->p : ""), v->n,
-                                 edb__key_mode(t->desc[x][i], flags));
+        int rc = edb__key_append_coll(buf, EDB_MAX_KEY_SIZE + 16, len, t->def->columns[col].type,
+                                      t->coll[col], v->null ? NULL : (v->p ? (const void *)v->p : ""),
+                                      v->n, edb__key_mode(t->desc[x][i], flags));
         if (rc < 0)
             return rc;
     }
@@ -455,6 +516,7 @@ check_table(chk *k, const char *name)
     }
     if (!check_catalog(k, &t))
         goto out;
+    check_collation(k, name);
     t.vals = calloc(t.def->ncolumns + 1, sizeof *t.vals);
     if (t.vals == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "check: values"));
@@ -523,6 +585,7 @@ err:
         free(want[x].h);
     free(got.h);
     free(t.vals);
+    free(t.coll);
     free(t.buf);
     edb_free(t.def);
     return ret;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collate.h"
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
@@ -55,6 +56,14 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
     uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = 0;
     bool all_null = true, any_null = false;
+    if (x->cond_col != 0) {
+        /* a conditional index: no entry unless the condition column is
+         * non-NULL ("col") or NULL ("!col") */
+        const edb__colval *v = x->cond_col <= rec->ncols ? &rec->cols[x->cond_col - 1] : NULL;
+        bool null = v == NULL || v->null;
+        if (null != x->cond_null)
+            return 1;
+    }
     for (unsigned i = 0; i < x->nseg; i++) {
         edb_colid col = x->seg[i].col;
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
@@ -64,8 +73,12 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
             all_null = false;
         else
             any_null = true;
-        int rc = edb__key_append(buf, sizeof buf, &len, def->type, null ? NULL : v->area.p,
-                                 null ? 0 : v->area.len, edb__key_mode(x->seg[i].desc, x->flags));
+        if (def->collation[0] != '\0' && def->coll == NULL)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': this ICU cannot open collation "
+                            "'%s' of column '%s'", t->name, x->name, def->collation, def->name);
+        int rc = edb__key_append_coll(buf, sizeof buf, &len, def->type, def->coll,
+                                      null ? NULL : v->area.p, null ? 0 : v->area.len,
+                                      edb__key_mode(x->seg[i].desc, x->flags));
         if (rc == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
                             x->name, EDB_MAX_KEY_SIZE);
