@@ -14,9 +14,13 @@
  *    in key order (strictly for UNIQUE), and the multiset of records reached
  *    through the index equals the multiset of records that belong in it
  *    (all records, or those with a non-NULL key column for IGNORE_NULL, or
- *    with no NULL key column for IGNORE_ANY_NULL),
- *    compared by a 64-bit hash of each record's values; row and entry counts
- *    equal the trees' counts.
+ *    with no NULL key column for IGNORE_ANY_NULL, and those its condition
+ *    column admits), compared by a 64-bit hash of each record's values; row
+ *    and entry counts equal the trees' counts.  Collated segments are
+ *    encoded with the column's ICU collator, and an index whose recorded
+ *    collator version is not this ICU's is reported (EDB_VERSION: rebuild
+ *    it).  A multi-entry index (tuples, a multi-valued key column) is checked
+ *    for entries that lead to readable records and for its count only.
  *
  * The logical part uses only the public API and the key codec (key.h): it
  * needs nothing from the catalog's or record codec's private layout, so it
@@ -129,6 +133,9 @@ typedef struct tbl {
     int cond[EDB_MAX_INDEXES];                          /* condition column position or -1 */
     bool cond_null[EDB_MAX_INDEXES];                    /* "!col" */
     const edb__coll **coll;                             /* per column: collator or NULL */
+    bool multi[EDB_MAX_INDEXES];                        /* several entries a record (tuples,
+                                                           multi-valued key): checked for
+                                                           readable records and the count only */
     val *vals;                                          /* first value of each column */
     uint8_t *buf;
     size_t cap;
@@ -212,9 +219,11 @@ check_catalog(chk *k, tbl *t)
                 ok = false;
                 break;
             }
-            if (d->columns[pos].flags & EDB_COL_MULTIVALUED)
+            if ((d->columns[pos].flags & EDB_COL_MULTIVALUED) && (ix->flags & EDB_IDX_PRIMARY))
                 problem(k, EDB_CORRUPT, "table '%s': index '%s': key column '%s' is multi-valued", t->name,
                         ix->name, col);
+            if ((d->columns[pos].flags & EDB_COL_MULTIVALUED) || (ix->flags & EDB_IDX_TUPLES))
+                t->multi[x] = true;
             t->seg[x][n] = pos;
             t->desc[x][n] = *p == '-';
             n++;
@@ -438,6 +447,8 @@ walk_index(chk *k, tbl *t, edb_cursor *c, int x, hashes *got, uint64_t *entries)
                     iname, (unsigned long long)*entries, edb_error_last());
             continue;
         }
+        if (t->multi[x])
+            continue;
         if ((rc = push(got, h)) < 0)
             return rc;
         rc = record_key(t, x, key, &klen);
@@ -551,7 +562,7 @@ check_table(chk *k, const char *name)
             }
         }
         for (size_t x = 0; x < t.def->nindexes; x++) {
-            if ((int)x == t.primary)
+            if ((int)x == t.primary || t.multi[x])
                 continue;
             int kr = record_key(&t, (int)x, key, &klen);
             if (kr == EDB_WRN_NULL)

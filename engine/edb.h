@@ -405,7 +405,12 @@ typedef struct edb_column_def {
  * An index.  @p key lists segments as ESE does: each segment is '+' (ascending) or
  * '-' (descending) followed by a column name and a NUL, the list ends with an
  * empty string: "+last\0-age\0" (a C literal adds the final NUL).  At most 12
- * segments.  A multi-valued column may not be in a key.
+ * segments.  A multi-valued column may be in the key of a secondary index (one
+ * at most per key, not with #EDB_IDX_TUPLES): the record gets one entry per
+ * distinct value, as in ESE, and one entry with NULL there when it has no value
+ * (unless #EDB_IDX_IGNORE_NULL / #EDB_IDX_IGNORE_ANY_NULL); a seek on a value
+ * finds every record that holds it, updates that add or remove values add or
+ * remove entries, and a UNIQUE index refuses a value another record holds.
  */
 typedef struct edb_index_def {
     const char *name;

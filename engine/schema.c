@@ -163,9 +163,19 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
         edb_colid id = edb__table_colid(t, col);
         if (id == 0)
             return edb__err(EDB_INVAL, "table '%s': index '%s': unknown key column '%s'", t->name, n, col);
-        if (t->cols[id - 1].flags & EDB_COL_MULTIVALUED)
-            return edb__err(EDB_INVAL, "table '%s': index '%s': multi-valued column '%s' cannot be "
-                            "in a key", t->name, n, col);
+        if (t->cols[id - 1].flags & EDB_COL_MULTIVALUED) {
+            /* one entry per value (ESE's default for multi-valued keys) */
+            if (x->flags & EDB_IDX_PRIMARY)
+                return edb__err(EDB_INVAL, "table '%s': index '%s': multi-valued column '%s' cannot "
+                                "be in a primary key", t->name, n, col);
+            for (unsigned i = 0; i < x->nseg; i++)
+                if (t->cols[x->seg[i].col - 1].flags & EDB_COL_MULTIVALUED)
+                    return edb__err(EDB_INVAL, "table '%s': index '%s': a second multi-valued "
+                                    "column '%s' in the key (one at most)", t->name, n, col);
+            if (x->flags & EDB_IDX_TUPLES)
+                return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index cannot be on "
+                                "multi-valued column '%s'", t->name, n, col);
+        }
         for (unsigned i = 0; i < x->nseg; i++)
             if (x->seg[i].col == id)
                 return edb__err(EDB_INVAL, "table '%s': index '%s': column '%s' twice in the key",
@@ -194,6 +204,13 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
         if (x->nseg != 1 || t->cols[x->seg[0].col - 1].type != EDB_COL_TEXT)
             return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index has one text "
                             "column in its key", t->name, n);
+        if (t->cols[x->seg[0].col - 1].collation[0] != '\0')
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index compares bytes; "
+                            "column '%s' has collation '%s'", t->name, n,
+                            t->cols[x->seg[0].col - 1].name, t->cols[x->seg[0].col - 1].collation);
+        if (t->cols[x->seg[0].col - 1].flags & EDB_COL_MULTIVALUED)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index cannot be on a "
+                            "multi-valued column", t->name, n);
         x->tuple_min = d->tuple_min ? d->tuple_min : 3;
         x->tuple_max = d->tuple_max ? d->tuple_max : 10;
         if (x->tuple_min > x->tuple_max || x->tuple_max > EDB_TUPLE_MAX)
@@ -241,14 +258,31 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     MDB_cursor *cur = NULL;
     edb__rec rec = { 0 };
     edb__buf k = { 0 };
+    edb__entries ents = { 0 };
     int ret = 0;
     EDB_RET(edb__txn_child_begin(s, txn, &child));
     EDB_ERR(edb__mdb_err(mdb_cursor_open(child, t->rec.dbi, &cur), "cursor"));
     MDB_val rk, rv;
     uint64_t n = 0;
     int rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_FIRST);
+    bool multi = edb__index_multi(t, x);
     while (rc == 0) {
         EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
+        if (multi) {
+            EDB_ERR(edb__index_entries(t, x, &rec, rk.mv_data, rk.mv_size, &ents));
+            for (uint32_t j = 0; j < ents.n; j++) {
+                MDB_val ik = { ents.v[j].len, (void *)ents.v[j].p }, iv = { rk.mv_size, rk.mv_data };
+                int prc = edb__ks_put(child, &x->ks, &ik, &iv,
+                                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
+                if (edb__mdb_is_keyexist(prc))
+                    EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique "
+                                     "index '%s'", t->name, x->name));
+                EDB_ERR(edb__mdb_err(prc, "write index entry"));
+                n++;
+            }
+            rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_NEXT);
+            continue;
+        }
         int e;
         EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
         if (e == 0) {
@@ -271,6 +305,7 @@ err:
         mdb_cursor_close(cur);
     edb__rec_free(&rec);
     edb__buf_free(&k);
+    edb__entries_free(&ents);
     return edb__txn_child_end(s, child, ret);
 }
 
