@@ -370,3 +370,41 @@ Test(collation, another_process_sees_collated_index)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %d", WEXITSTATUS(st));
 }
+
+Test(collation, cursor_stays_on_an_index_across_its_rebuild)
+{
+    make_table("en-u-ks-level2", "+name\0", 0);
+    edb_cursor *c, *other;
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(edb_cursor_open(&other, s, "t"));
+    const char *names[] = { "b", "Z", "a", "C" };
+    for (int i = 0; i < 4; i++)
+        OK(insert(c, i, names[i]));
+    OK(edb_cursor_set_index(other, "by_name"));
+    OK(edb_key_make(other, "B", 1, EDB_KEY_NEW));
+    OK(edb_cursor_seek(other, EDB_SEEK_EQ));
+    OK(edb_index_rebuild(s, "t", "by_name"));
+    /* the kept cursor goes on from where it was, in the rebuilt entries */
+    OK(edb_cursor_move(other, EDB_MOVE_NEXT));
+    char v[8];
+    size_t n = 0;
+    OK(edb_column_get(other, 2, v, sizeof v, &n, 0));
+    cr_assert(n == 1 && v[0] == 'C');
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "t", "by_name"));
+    cr_assert_eq(st.entries, 4);
+    /* a rebuild rolled back leaves the index as it was */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_index_rebuild(s, "t", "by_name"));
+    OK(edb_txn_rollback(s));
+    char got[128];
+    walk(c, got, sizeof got);
+    cr_assert_str_eq(got, "a,b,C,Z");
+    OK(edb_table_stat(&st, s, "t", "by_name"));
+    cr_assert_eq(st.entries, 4);
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    edb_cursor_close(other);
+    edb_cursor_close(c);
+}
