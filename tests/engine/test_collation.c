@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "helpers.h"
@@ -407,4 +408,62 @@ Test(collation, cursor_stays_on_an_index_across_its_rebuild)
     cr_assert_eq(problems, 0);
     edb_cursor_close(other);
     edb_cursor_close(c);
+}
+
+/* Several sessions in several threads make collated keys at once: one
+ * collator serves them all (collate.c locks it per call). */
+static int
+scale_pct(void)
+{
+    const char *e = getenv("EDB_TEST_SCALE");
+    int p = e != NULL ? atoi(e) : 100;
+    return p > 0 ? p : 100;
+}
+
+static void *
+seeker(void *arg)
+{
+    intptr_t bad = 0;
+    edb_session *ts;
+    edb_cursor *c;
+    if (edb_session_begin(&ts, env) != 0)
+        return (void *)1;
+    if (edb_cursor_open(&c, ts, "t") != 0 || edb_cursor_set_index(c, "by_name") != 0) {
+        edb_session_end(ts);
+        return (void *)1;
+    }
+    int rounds = 2000 * scale_pct() / 100 + 10;
+    const char *keys[] = { "APPLE", "apple", "Banana", "BANANA", "cherry" };
+    const int32_t want[] = { 1, 1, 2, 2, 3 };
+    for (int i = 0; i < rounds && !bad; i++) {
+        int k = (i + (int)(intptr_t)arg) % 5;
+        int32_t id = 0;
+        size_t n;
+        if (edb_key_make(c, keys[k], strlen(keys[k]), EDB_KEY_NEW) != 0 ||
+            edb_cursor_seek(c, EDB_SEEK_EQ) != 0 || edb_column_get(c, 1, &id, sizeof id, &n, 0) != 0 ||
+            id != want[k])
+            bad = 1;
+    }
+    edb_cursor_close(c);
+    edb_session_end(ts);
+    return (void *)bad;
+}
+
+Test(collation, threads_share_one_collator)
+{
+    make_table("en-u-ks-level2", "+name\0", EDB_IDX_UNIQUE);
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "t"));
+    OK(insert(c, 1, "apple"));
+    OK(insert(c, 2, "Banana"));
+    OK(insert(c, 3, "Cherry"));
+    edb_cursor_close(c);
+    pthread_t th[4];
+    for (intptr_t i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, seeker, (void *)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        cr_assert_eq(pthread_join(th[i], &r), 0);
+        cr_assert_null(r, "thread %d found a wrong record", i);
+    }
 }
