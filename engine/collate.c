@@ -226,12 +226,12 @@ edb__key_append_coll(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
 {
     if (c == NULL || data == NULL || type != EDB_COL_TEXT)
         return edb__key_append(buf, cap, len, type, data, size, mode);
-    /* validate as key.c would (UTF-8, no NUL): the same errors either way */
-    size_t probe = 0;
-    uint8_t one[8];
-    int rc = edb__key_append(one, sizeof one, &probe, type, data, size, mode);
-    if (rc < 0 && rc != EDB_TOOBIG)
-        return rc;
+    /* validate as key.c does (strict UTF-8, no NUL) */
+    size_t bad = edb__key_utf8_bad(data, size);
+    if (bad != size)
+        return edb__err(EDB_INVAL, "key segment: text is not valid UTF-8 without NUL "
+                        "(byte 0x%02x at offset %zu)", ((const uint8_t *)data)[bad], bad);
+    int rc;
     if (size > INT32_MAX / 2)
         return edb__err(EDB_TOOBIG, "key segment: collated text of %zu bytes", size);
     UChar stack[256], *u16 = stack;
