@@ -3,6 +3,8 @@
  * the definition round-trips through describe; check agrees. */
 #include "config.h"
 
+#include <lmdb.h>
+
 #include "helpers.h"
 
 static char *dir;
@@ -516,4 +518,66 @@ Test(indexes2, mv_not_in_a_primary_key)
     idx[0].flags = 0;
     idx[0].key = "+tags\0+more\0";
     RC(edb_table_create(s, &t), EDB_INVAL);
+}
+
+/* A forged catalog: the tuple lengths of index 1 of table "d" (catalog.c's
+ * extension record, tag 4) set to @min, @max.  The schema is refused as
+ * EDB_CORRUPT, never used. */
+static void
+forge_tuples(uint32_t min, uint32_t max)
+{
+    edb_session_end(s);
+    edb_env_close(env);
+    char path[512];
+    snprintf(path, sizeof path, "%s/db", dir);
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi cat;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
+    cr_assert_eq(mdb_env_open(m, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb.catalog", 0, &cat), 0);
+    MDB_val k = { 2, "td" }, v;
+    cr_assert_eq(mdb_get(t, cat, &k, &v), 0);
+    uint8_t blob[4096];
+    cr_assert(v.mv_size <= sizeof blob);
+    memcpy(blob, v.mv_data, v.mv_size);
+    static const uint8_t rec[] = { 4, 1, 0, 0, 0, 8, 0 };
+    bool done = false;
+    for (size_t i = 0; i + sizeof rec + 8 <= v.mv_size && !done; i++)
+        if (memcmp(blob + i, rec, sizeof rec) == 0) {
+            memcpy(blob + i + sizeof rec, &min, 4);     /* little-endian host */
+            memcpy(blob + i + sizeof rec + 4, &max, 4);
+            done = true;
+        }
+    cr_assert(done);
+    v.mv_data = blob;
+    cr_assert_eq(mdb_put(t, cat, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(m);
+    env = open_env(dir, 0);
+    OK(edb_session_begin(&s, env));
+}
+
+Test(indexes2, forged_tuple_lengths_are_corrupt)
+{
+    const uint32_t bad[][2] = { { 0, 5 }, { 6, 5 }, { 3, 100000 } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (i > 0) {
+            OK(edb_table_drop(s, "d"));
+        }
+        make_tuple_table(2, 5);
+        edb_cursor *c;
+        OK(edb_cursor_open(&c, s, "d"));
+        put_body(c, 1, "hello");
+        edb_cursor_close(c);
+        forge_tuples(bad[i][0], bad[i][1]);
+        RC(edb_cursor_open(&c, s, "d"), EDB_CORRUPT);
+        uint64_t problems = 0;
+        OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+        cr_assert_geq(problems, 1, "case %zu", i);
+        /* the forged table can still be dropped */
+        forge_tuples(2, 5);
+    }
 }
