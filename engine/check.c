@@ -20,7 +20,9 @@
  *    encoded with the column's ICU collator, and an index whose recorded
  *    collator version is not this ICU's is reported (EDB_VERSION: rebuild
  *    it).  A multi-entry index (tuples, a multi-valued key column) is checked
- *    for entries that lead to readable records and for its count only.
+ *    against the engine's own entry list (update.c) for each record: every
+ *    entry is one its record makes, and each record has as many entries as
+ *    distinct keys it makes.
  *
  * The logical part uses only the public API and the key codec (key.h): it
  * needs nothing from the catalog's or record codec's private layout, so it
@@ -38,6 +40,7 @@
 #include "catalog.h"
 #include "collate.h"
 #include "coltype.h"
+#include "cursor.h"
 #include "env.h"
 #include "error.h"
 #include "key.h"
@@ -134,8 +137,11 @@ typedef struct tbl {
     bool cond_null[EDB_MAX_INDEXES];                    /* "!col" */
     const edb__coll **coll;                             /* per column: collator or NULL */
     bool multi[EDB_MAX_INDEXES];                        /* several entries a record (tuples,
-                                                           multi-valued key): checked for
-                                                           readable records and the count only */
+                                                           multi-valued key): checked against
+                                                           the engine's own entry list */
+    edb__table *it;                                     /* the catalog's table (multi only) */
+    edb__rec rec;                                       /* its decoded current record */
+    edb__entries ents;                                  /* that record's entries */
     val *vals;                                          /* first value of each column */
     uint8_t *buf;
     size_t cap;
@@ -261,6 +267,26 @@ check_catalog(chk *k, tbl *t)
         }
     }
     return ok;
+}
+
+/* The entries multi-entry index @x gives the cursor's current record (into
+ * t->ents), computed by the engine's own entry list from the stored record. */
+static int
+record_entries(chk *k, tbl *t, edb_cursor *c, int x)
+{
+    if (t->it == NULL) {
+        int rc = edb__table_load(&t->it, k->s->env, k->s->txn[0], t->name);
+        if (rc < 0)
+            return rc;
+        if (t->it->nidx != t->def->nindexes)
+            return edb__err(EDB_CORRUPT, "check: table '%s' changed under the check", t->name);
+    }
+    MDB_val pk = { c->pk.len, c->pk.p }, raw;
+    int rc = edb__ks_get(k->s->txn[0], &t->it->rec, &pk, &raw);
+    if (rc != 0)
+        return edb__mdb_err(rc, "check: read record");
+    EDB_RET(edb__rec_decode(&t->rec, t->it, raw.mv_data, raw.mv_size));
+    return edb__index_entries(t->it, &t->it->idx[x], &t->rec, c->pk.p, c->pk.len, &t->ents);
 }
 
 /* Indexes whose entries were made with a collator version other than the one
@@ -447,10 +473,23 @@ walk_index(chk *k, tbl *t, edb_cursor *c, int x, hashes *got, uint64_t *entries)
                     iname, (unsigned long long)*entries, edb_error_last());
             continue;
         }
-        if (t->multi[x])
-            continue;
         if ((rc = push(got, h)) < 0)
             return rc;
+        if (t->multi[x]) {
+            /* the entry must be one its record makes */
+            rc = record_entries(k, t, c, x);
+            if (rc == EDB_NOMEM)
+                return rc;
+            bool found = false;
+            for (uint32_t j = 0; rc == 0 && j < t->ents.n && !found; j++)
+                found = t->ents.v[j].len == c->anchor.len &&
+                        memcmp(t->ents.v[j].p, c->anchor.p, c->anchor.len) == 0;
+            if (!found)
+                problem(k, EDB_CORRUPT, "table '%s': index '%s': entry %llu is not one its record makes%s%s",
+                        t->name, iname, (unsigned long long)*entries, rc < 0 ? ": " : "",
+                        rc < 0 ? edb_error_last() : "");
+            continue;
+        }
         rc = record_key(t, x, key, &klen);
         if (rc < 0) {
             problem(k, EDB_CORRUPT, "table '%s': index '%s': entry %llu: its record's key cannot be encoded",
@@ -562,8 +601,23 @@ check_table(chk *k, const char *name)
             }
         }
         for (size_t x = 0; x < t.def->nindexes; x++) {
-            if ((int)x == t.primary || t.multi[x])
+            if ((int)x == t.primary)
                 continue;
+            if (t.multi[x]) {
+                /* one entry per distinct key the record makes */
+                int er = record_entries(k, &t, c, (int)x);
+                if (er == EDB_NOMEM)
+                    EDB_ERR(er);
+                if (er < 0) {
+                    problem(k, EDB_CORRUPT, "table '%s': row %llu: the entries of index '%s' cannot be "
+                            "made: %s", name, (unsigned long long)rows, t.def->indexes[x].name,
+                            edb_error_last());
+                    continue;
+                }
+                for (uint32_t j = 0; j < t.ents.n; j++)
+                    EDB_ERR(push(&want[x], h));
+                continue;
+            }
             int kr = record_key(&t, (int)x, key, &klen);
             if (kr == EDB_WRN_NULL)
                 continue;
@@ -597,6 +651,9 @@ err:
     free(got.h);
     free(t.vals);
     free(t.coll);
+    edb__table_free(t.it);
+    edb__rec_free(&t.rec);
+    edb__entries_free(&t.ents);
     free(t.buf);
     edb_free(t.def);
     return ret;
