@@ -27,13 +27,29 @@
  * one of the same name (cursor.c).  Blob versions 1 and 2 belong to formats
  * 1-3, which this library refuses (catalog.h).
  *
- * Blob version 4 has the same layout as 3; it is written only for a table
- * with a dropped column (edb_column_drop): the column's flags byte holds
- * EDB__COL_DROPPED (0x80) and nothing else, no default, and its name is
- * ignored.  A library that knows only version 3 refuses such a table
- * (EDB_VERSION) instead of taking the dropped column for a live one; every
- * other table keeps writing version 3, so a format-4 database that never
- * dropped a column reads as before, with older libraries too.
+ * Blob version 4 (issue 14) is version 3 followed by extension records, for
+ * what a version 3 blob cannot say, and may hold dropped columns
+ * (edb_column_drop): such a column's flags byte is EDB__COL_DROPPED (0x80)
+ * and nothing else, no default, and its name is ignored.  A table that uses
+ * none of this is still written as version 3, so a database without dropped
+ * columns, collations, conditions or tuple indexes stays readable by the
+ * libraries of format 4 before it, and one that uses them is refused by those
+ * with EDB_VERSION (schema version 4), never misread.  After the indexes:
+ * u32 count E (0 when only a dropped column asked for version 4), then E
+ * records of
+ *
+ * | size | meaning                                                   |
+ * |------|-----------------------------------------------------------|
+ * | 1    | tag                                                       |
+ * | 4    | the column's position (1-based) or the index's (0-based)  |
+ * | 2    | payload length L                                          |
+ * | L    | payload                                                   |
+ *
+ * tag 1 column collation: the ICU locale tag (1..64 bytes);
+ * tag 2 index collator version: u8 segment, 4 bytes ucol_getVersion;
+ * tag 3 index condition: u8 1 = must be NULL ("!col"), u32 column position;
+ * tag 4 index tuples: u32 tuple_min, u32 tuple_max.
+ * An unknown tag is EDB_CORRUPT (a newer library writes a new blob version).
  *
  * Invariants: a stored blob always decodes; every colid in an index is a
  * column of the table; at most one index is PRIMARY; compact ids are
@@ -54,6 +70,7 @@
 #include <xxhash.h>
 
 #include "catalog.h"
+#include "collate.h"
 #include "error.h"
 #include "session.h"
 
@@ -64,7 +81,7 @@ static const char FORMAT_KEY[] = "\0format";   /* 7 bytes, leading NUL */
 static const char NEXTID_KEY[] = "\0nextid";  /* 7 bytes, leading NUL */
 #define NEXTID_KEY_LEN 7
 #define BLOB_VERSION 3
-#define BLOB_VERSION_DROPPED 4
+#define BLOB_VERSION_EXT 4    /* version 3 + extension records, dropped columns */
 
 /* ------------------------------------------------------------------ open */
 
@@ -107,6 +124,8 @@ edb__catalog_open(edb_env *env)
     pthread_mutex_init(&cat->ro_lock, NULL);
     pthread_mutex_init(&cat->hwm_lock, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
+    if ((ret = edb__collcache_new(&cat->coll)) < 0)
+        goto err;
 
     if ((rc = mdb_txn_begin(env->mdb, NULL, rdonly ? MDB_RDONLY : 0, &txn)) != 0) {
         txn = NULL;
@@ -187,6 +206,7 @@ edb__catalog_close(edb_env *env)
     pthread_mutex_destroy(&cat->ro_lock);
     pthread_mutex_destroy(&cat->hwm_lock);
     free(cat->hwm);
+    edb__collcache_free(cat->coll);
     free(cat);
     env->catalog = NULL;
 }
@@ -340,13 +360,135 @@ wname(wbuf *b, const char *s)
     wput(b, s, n);
 }
 
+static void
+wu16(wbuf *b, unsigned v)
+{
+    wu8(b, v & 0xFF);
+    wu8(b, (v >> 8) & 0xFF);
+}
+
+static bool
+seg_collated(const edb__table *t, const edb__index *x, unsigned j)
+{
+    return t->cols[x->seg[j].col - 1].collation[0] != '\0';
+}
+
+/* The extension records of @t (blob version 4); with b NULL, only count them. */
+static uint32_t
+encode_ext(wbuf *b, const edb__table *t)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        const edb__column *c = &t->cols[i];
+        if (c->collation[0] == '\0')
+            continue;
+        n++;
+        if (b == NULL)
+            continue;
+        size_t l = strlen(c->collation);
+        wu8(b, 1);
+        wu32(b, i + 1);
+        wu16(b, (unsigned)l);
+        wput(b, c->collation, l);
+    }
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        for (unsigned j = 0; j < x->nseg; j++) {
+            if (!seg_collated(t, x, j))
+                continue;
+            n++;
+            if (b == NULL)
+                continue;
+            wu8(b, 2);
+            wu32(b, i);
+            wu16(b, 5);
+            wu8(b, j);
+            wput(b, x->collver[j], 4);
+        }
+        if (x->cond_col != 0) {
+            n++;
+            if (b != NULL) {
+                wu8(b, 3);
+                wu32(b, i);
+                wu16(b, 5);
+                wu8(b, x->cond_null);
+                wu32(b, x->cond_col);
+            }
+        }
+        if (x->flags & EDB_IDX_TUPLES) {
+            n++;
+            if (b != NULL) {
+                wu8(b, 4);
+                wu32(b, i);
+                wu16(b, 8);
+                wu32(b, x->tuple_min);
+                wu32(b, x->tuple_max);
+            }
+        }
+    }
+    return n;
+}
+
+/* Read the extension records of a version 4 blob into @t. */
+static bool
+decode_ext(edb__rbuf *b, edb__table *t)
+{
+    uint32_t n = edb__rbuf_u32(b);
+    for (uint32_t k = 0; k < n && !b->bad; k++) {
+        unsigned tag = edb__rbuf_u8(b);
+        uint32_t pos = edb__rbuf_u32(b);
+        unsigned l = edb__rbuf_u8(b);
+        l |= edb__rbuf_u8(b) << 8;
+        const uint8_t *p = edb__rbuf_take(b, l);
+        if (p == NULL)
+            return false;
+        edb__rbuf pb = { p, l, 0, false };
+        if (tag == 1) {
+            if (pos == 0 || pos > t->ncols || l == 0 || l > EDB__NAME_MAX ||
+                t->cols[pos - 1].type != EDB_COL_TEXT)
+                return false;
+            memcpy(t->cols[pos - 1].collation, p, l);
+            t->cols[pos - 1].collation[l] = '\0';
+            continue;
+        }
+        if (pos >= t->nidx)
+            return false;
+        edb__index *x = &t->idx[pos];
+        if (tag == 2) {
+            unsigned j = edb__rbuf_u8(&pb);
+            const uint8_t *v = edb__rbuf_take(&pb, 4);
+            if (v == NULL || j >= x->nseg)
+                return false;
+            memcpy(x->collver[j], v, 4);
+        } else if (tag == 3) {
+            x->cond_null = edb__rbuf_u8(&pb) != 0;
+            x->cond_col = edb__rbuf_u32(&pb);
+            if (x->cond_col == 0 || x->cond_col > t->ncols)
+                return false;
+        } else if (tag == 4) {
+            x->tuple_min = edb__rbuf_u32(&pb);
+            x->tuple_max = edb__rbuf_u32(&pb);
+            if (!(x->flags & EDB_IDX_TUPLES) || x->tuple_min == 0 || x->tuple_min > x->tuple_max ||
+                x->tuple_max > EDB_TUPLE_MAX)
+                return false;
+        } else {
+            return false;
+        }
+        if (pb.bad || pb.off != pb.len)
+            return false;
+    }
+    return !b->bad;
+}
+
 static int
 encode(wbuf *b, const edb__table *t)
 {
     bool dropped = false;
     for (uint32_t i = 0; i < t->ncols; i++)
         dropped |= (t->cols[i].flags & EDB__COL_DROPPED) != 0;
-    wu8(b, dropped ? BLOB_VERSION_DROPPED : BLOB_VERSION);
+    uint32_t next = encode_ext(NULL, t);
+    bool v4 = next != 0 || dropped;
+    wu8(b, v4 ? BLOB_VERSION_EXT : BLOB_VERSION);
     wu8(b, 0);
     wname(b, t->name);
     wu32(b, t->kid);
@@ -380,6 +522,10 @@ encode(wbuf *b, const edb__table *t)
         }
         wu32(b, (uint32_t)x->id);
         wu32(b, (uint32_t)(x->id >> 32));
+    }
+    if (v4) {
+        wu32(b, next);
+        encode_ext(b, t);
     }
     return b->oom ? edb__err(EDB_NOMEM, "table '%s': schema", t->name) : 0;
 }
@@ -444,7 +590,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
     if (t == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     unsigned version = size > 0 ? ((const uint8_t *)blob)[0] : BLOB_VERSION;
-    if (version != BLOB_VERSION && version != BLOB_VERSION_DROPPED) {
+    if (version != BLOB_VERSION && version != BLOB_VERSION_EXT) {
         edb__table_free(t);
         return edb__err(EDB_VERSION, "catalog: table schema version %u",
                         ((const uint8_t *)blob)[0]);
@@ -482,7 +628,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
             goto bad;
         /* a dropped column is nothing else (and only in a version 4 blob) */
         if ((c->flags & EDB__COL_DROPPED) &&
-            (version != BLOB_VERSION_DROPPED || c->flags != EDB__COL_DROPPED || c->has_default))
+            (version != BLOB_VERSION_EXT || c->flags != EDB__COL_DROPPED || c->has_default))
             goto bad;
         memcpy(t->defaults + dlen, d, c->default_size);
         c->default_value = t->defaults + dlen;
@@ -517,10 +663,20 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
             edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid);
         }
     }
+    if (version == BLOB_VERSION_EXT && !decode_ext(&b, t))
+        goto bad;
     if (b.bad || b.off != b.len || nprimary > 1)
         goto bad;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if ((t->idx[i].flags & EDB_IDX_TUPLES) && t->idx[i].tuple_min == 0)
+            goto bad;
     if (env != NULL)
         edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid);
+    /* collators: a collation this ICU cannot open leaves coll NULL; keys on
+     * the column then fail with a message (edb__index_entry, seek) */
+    for (uint32_t i = 0; env != NULL && i < t->ncols; i++)
+        if (t->cols[i].collation[0] != '\0' && edb__coll_get(&t->cols[i].coll, env, t->cols[i].collation) < 0)
+            t->cols[i].coll = NULL;
     *out = t;
     return 0;
 bad:;
@@ -541,6 +697,8 @@ edb__table_clone(edb__table **out, const edb__table *t)
             (*out)->rec = t->rec;
             for (uint32_t i = 0; i < t->nidx; i++)
                 (*out)->idx[i].ks = t->idx[i].ks;
+            for (uint32_t i = 0; i < t->ncols; i++)
+                (*out)->cols[i].coll = t->cols[i].coll;
         }
     }
     free(b.p);
@@ -631,7 +789,7 @@ edb__table_blob_ident(edb_env *env, MDB_txn *txn, uint64_t created, MDB_val *out
         edb__rbuf_take(&b, 8);
         uint64_t id = edb__rbuf_u32(&b);
         id |= (uint64_t)edb__rbuf_u32(&b) << 32;
-        if (!b.bad && (version == BLOB_VERSION || version == BLOB_VERSION_DROPPED) && id == created) {
+        if (!b.bad && (version == BLOB_VERSION || version == BLOB_VERSION_EXT) && id == created) {
             *out = v;
             found = true;
             break;

@@ -59,6 +59,9 @@ typedef struct edb__column {
     uint32_t default_size;
     const uint8_t *default_value;   /* points into the table's own copy */
     uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
+    char collation[EDB__NAME_MAX + 1];  /* TEXT: "" (binary) or an ICU locale tag (collate.c) */
+    const struct edb__coll *coll;   /* its collator in the env's cache (NULL: binary, or a
+                                       table decoded without an env) */
 } edb__column;
 
 typedef struct edb__segment {
@@ -74,6 +77,12 @@ typedef struct edb__index {
     edb__segment seg[EDB_MAX_KEY_SEGMENTS];
     uint64_t id;                    /* identity (edb__catalog_new_id; 0 in blobs of version 1) */
     edb__ks ks;                     /* its range of edb.index (secondary indexes only) */
+    /* issue 14 (blob version 4 extensions, catalog.c) */
+    uint32_t cond_col;              /* condition column position (0: none) */
+    bool cond_null;                 /* entries only where it is NULL ("!col") */
+    unsigned tuple_min, tuple_max;  /* EDB_IDX_TUPLES: lengths in characters */
+    uint8_t collver[EDB_MAX_KEY_SEGMENTS][4];   /* collated segments: the ICU collator
+                                                   version the entries were made with */
 } edb__index;
 
 typedef struct edb__table {
@@ -111,6 +120,8 @@ typedef struct edb__catalog {
     pthread_mutex_t hwm_lock;
     struct edb__hwm { uint32_t kid; edb_colid col; uint64_t n; } *hwm;
     size_t hwm_n, hwm_cap;
+    /* ICU collators of collated TEXT keys (collate.c; its own locks) */
+    struct edb__collcache *coll;
 } edb__catalog;
 
 /* A read transaction (from the spares when there is one). */

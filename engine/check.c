@@ -14,9 +14,15 @@
  *    in key order (strictly for UNIQUE), and the multiset of records reached
  *    through the index equals the multiset of records that belong in it
  *    (all records, or those with a non-NULL key column for IGNORE_NULL, or
- *    with no NULL key column for IGNORE_ANY_NULL),
- *    compared by a 64-bit hash of each record's values; row and entry counts
- *    equal the trees' counts.
+ *    with no NULL key column for IGNORE_ANY_NULL, and those its condition
+ *    column admits), compared by a 64-bit hash of each record's values; row
+ *    and entry counts equal the trees' counts.  Collated segments are
+ *    encoded with the column's ICU collator, and an index whose recorded
+ *    collator version is not this ICU's is reported (EDB_VERSION: rebuild
+ *    it).  A multi-entry index (tuples, a multi-valued key column) is checked
+ *    against the engine's own entry list (update.c) for each record: every
+ *    entry is one its record makes, and each record has as many entries as
+ *    distinct keys it makes.
  *
  * The logical part uses only the public API and the key codec (key.h): it
  * needs nothing from the catalog's or record codec's private layout, so it
@@ -31,7 +37,10 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "catalog.h"
+#include "collate.h"
 #include "coltype.h"
+#include "cursor.h"
 #include "env.h"
 #include "error.h"
 #include "key.h"
@@ -124,6 +133,15 @@ typedef struct tbl {
     int seg[EDB_MAX_INDEXES][EDB_MAX_KEY_SEGMENTS];   /* column positions */
     bool desc[EDB_MAX_INDEXES][EDB_MAX_KEY_SEGMENTS];
     int primary;                                        /* index position or -1 */
+    int cond[EDB_MAX_INDEXES];                          /* condition column position or -1 */
+    bool cond_null[EDB_MAX_INDEXES];                    /* "!col" */
+    const edb__coll **coll;                             /* per column: collator or NULL */
+    bool multi[EDB_MAX_INDEXES];                        /* several entries a record (tuples,
+                                                           multi-valued key): checked against
+                                                           the engine's own entry list */
+    edb__table *it;                                     /* the catalog's table (multi only) */
+    edb__rec rec;                                       /* its decoded current record */
+    edb__entries ents;                                  /* that record's entries */
     val *vals;                                          /* first value of each column */
     edb_colid *ids;                                     /* colid of each column */
     uint8_t *buf;
@@ -208,9 +226,11 @@ check_catalog(chk *k, tbl *t)
                 ok = false;
                 break;
             }
-            if (d->columns[pos].flags & EDB_COL_MULTIVALUED)
+            if ((d->columns[pos].flags & EDB_COL_MULTIVALUED) && (ix->flags & EDB_IDX_PRIMARY))
                 problem(k, EDB_CORRUPT, "table '%s': index '%s': key column '%s' is multi-valued", t->name,
                         ix->name, col);
+            if ((d->columns[pos].flags & EDB_COL_MULTIVALUED) || (ix->flags & EDB_IDX_TUPLES))
+                t->multi[x] = true;
             t->seg[x][n] = pos;
             t->desc[x][n] = *p == '-';
             n++;
@@ -220,8 +240,82 @@ check_catalog(chk *k, tbl *t)
             ok = false;
         }
         t->nseg[x] = n;
+        t->cond[x] = -1;
+        if (ix->condition != NULL) {
+            const char *cn = ix->condition[0] == '!' ? ix->condition + 1 : ix->condition;
+            for (size_t c = 0; c < d->ncolumns; c++)
+                if (d->columns[c].name && strcmp(d->columns[c].name, cn) == 0)
+                    t->cond[x] = (int)c;
+            t->cond_null[x] = ix->condition[0] == '!';
+            if (t->cond[x] < 0) {
+                problem(k, EDB_CORRUPT, "table '%s': index '%s': condition column '%s' does not exist",
+                        t->name, ix->name, cn);
+                ok = false;
+            }
+        }
+    }
+    t->coll = calloc(d->ncolumns + 1, sizeof *t->coll);
+    if (t->coll == NULL)
+        return false;
+    for (size_t i = 0; i < d->ncolumns; i++) {
+        const char *cn = d->columns[i].collation;
+        if (edb__coll_is_binary(cn))
+            continue;
+        if (edb__coll_get(&t->coll[i], k->s->env, cn) < 0) {
+            problem(k, EDB_CORRUPT, "table '%s': column '%s': collation '%s' cannot be opened: %s",
+                    t->name, d->columns[i].name, cn, edb_error_last());
+            ok = false;
+        }
     }
     return ok;
+}
+
+/* The entries multi-entry index @x gives the cursor's current record (into
+ * t->ents), computed by the engine's own entry list from the stored record. */
+static int
+record_entries(chk *k, tbl *t, edb_cursor *c, int x)
+{
+    if (t->it == NULL) {
+        int rc = edb__table_load(&t->it, k->s->env, k->s->txn[0], t->name);
+        if (rc < 0)
+            return rc;
+        if (t->it->nidx != t->def->nindexes)
+            return edb__err(EDB_CORRUPT, "check: table '%s' changed under the check", t->name);
+    }
+    MDB_val pk = { c->pk.len, c->pk.p }, raw;
+    int rc = edb__ks_get(k->s->txn[0], &t->it->rec, &pk, &raw);
+    if (rc != 0)
+        return edb__mdb_err(rc, "check: read record");
+    EDB_RET(edb__rec_decode(&t->rec, t->it, raw.mv_data, raw.mv_size));
+    return edb__index_entries(t->it, &t->it->idx[x], &t->rec, c->pk.p, c->pk.len, &t->ents);
+}
+
+/* Indexes whose entries were made with a collator version other than the one
+ * this ICU has: their order may differ from what seeks compute now. */
+static void
+check_collation(chk *k, const char *name)
+{
+    edb__table *t;
+    if (edb__table_load(&t, k->s->env, k->s->txn[0], name) < 0)
+        return;     /* the describe above reported it */
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        const edb__index *x = &t->idx[i];
+        for (unsigned j = 0; j < x->nseg; j++) {
+            const edb__column *c = &t->cols[x->seg[j].col - 1];
+            uint8_t now[4];
+            if (c->collation[0] == '\0' || c->coll == NULL)
+                continue;
+            edb__coll_version(c->coll, now);
+            if (memcmp(now, x->collver[j], 4) == 0)
+                continue;
+            const uint8_t *was = x->collver[j];
+            problem(k, EDB_VERSION, "table '%s': index '%s': column '%s' was collated by ICU "
+                    "collator version %u.%u.%u.%u of '%s', this ICU has %u.%u.%u.%u: rebuild it "
+                    "(`dbtool reindex DB %s %s`)", t->name, x->name, c->name, was[0], was[1],
+                    was[2], was[3], c->collation, now[0], now[1], now[2], now[3], t->name, x->name);
+        }
+    }
+    edb__table_free(t);
 }
 
 /* Read every column of the current record; check values; hash them.
@@ -328,14 +422,16 @@ record_key(tbl *t, int x, uint8_t *buf, size_t *len)
     bool allnull = true, anynull = false;
     unsigned flags = t->def->indexes[x].flags;
     *len = 0;
+    if (t->cond[x] >= 0 && t->vals[t->cond[x]].null != t->cond_null[x])
+        return EDB_WRN_NULL;        /* the condition leaves the record out */
     for (int i = 0; i < t->nseg[x]; i++) {
         int col = t->seg[x][i];
         val *v = &t->vals[col];
         allnull &= v->null;
         anynull |= v->null;
-        int rc = edb__key_append(buf, EDB_MAX_KEY_SIZE + 16, len, t->def->columns[col].type,
-                                 v->null ? NULL : (v->p ? (const void *)v->p : ""), v->n,
-                                 edb__key_mode(t->desc[x][i], flags));
+        int rc = edb__key_append_coll(buf, EDB_MAX_KEY_SIZE + 16, len, t->def->columns[col].type,
+                                      t->coll[col], v->null ? NULL : (v->p ? (const void *)v->p : ""),
+                                      v->n, edb__key_mode(t->desc[x][i], flags));
         if (rc < 0)
             return rc;
     }
@@ -380,6 +476,21 @@ walk_index(chk *k, tbl *t, edb_cursor *c, int x, hashes *got, uint64_t *entries)
         }
         if ((rc = push(got, h)) < 0)
             return rc;
+        if (t->multi[x]) {
+            /* the entry must be one its record makes */
+            rc = record_entries(k, t, c, x);
+            if (rc == EDB_NOMEM)
+                return rc;
+            bool found = false;
+            for (uint32_t j = 0; rc == 0 && j < t->ents.n && !found; j++)
+                found = t->ents.v[j].len == c->anchor.len &&
+                        memcmp(t->ents.v[j].p, c->anchor.p, c->anchor.len) == 0;
+            if (!found)
+                problem(k, EDB_CORRUPT, "table '%s': index '%s': entry %llu is not one its record makes%s%s",
+                        t->name, iname, (unsigned long long)*entries, rc < 0 ? ": " : "",
+                        rc < 0 ? edb_error_last() : "");
+            continue;
+        }
         rc = record_key(t, x, key, &klen);
         if (rc < 0) {
             problem(k, EDB_CORRUPT, "table '%s': index '%s': entry %llu: its record's key cannot be encoded",
@@ -456,6 +567,7 @@ check_table(chk *k, const char *name)
     }
     if (!check_catalog(k, &t))
         goto out;
+    check_collation(k, name);
     t.vals = calloc(t.def->ncolumns + 1, sizeof *t.vals);
     t.ids = calloc(t.def->ncolumns + 1, sizeof *t.ids);
     if (t.vals == NULL || t.ids == NULL)
@@ -501,6 +613,21 @@ check_table(chk *k, const char *name)
         for (size_t x = 0; x < t.def->nindexes; x++) {
             if ((int)x == t.primary)
                 continue;
+            if (t.multi[x]) {
+                /* one entry per distinct key the record makes */
+                int er = record_entries(k, &t, c, (int)x);
+                if (er == EDB_NOMEM)
+                    EDB_ERR(er);
+                if (er < 0) {
+                    problem(k, EDB_CORRUPT, "table '%s': row %llu: the entries of index '%s' cannot be "
+                            "made: %s", name, (unsigned long long)rows, t.def->indexes[x].name,
+                            edb_error_last());
+                    continue;
+                }
+                for (uint32_t j = 0; j < t.ents.n; j++)
+                    EDB_ERR(push(&want[x], h));
+                continue;
+            }
             int kr = record_key(&t, (int)x, key, &klen);
             if (kr == EDB_WRN_NULL)
                 continue;
@@ -534,6 +661,10 @@ err:
     free(got.h);
     free(t.vals);
     free(t.ids);
+    free(t.coll);
+    edb__table_free(t.it);
+    edb__rec_free(&t.rec);
+    edb__entries_free(&t.ents);
     free(t.buf);
     edb_free(t.def);
     return ret;

@@ -165,9 +165,27 @@ edb__cursor_state(const edb_cursor *c)
     return c->pos;
 }
 /* Build the index entry of @idx for the record values in @rec with primary key
- * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL). */
+ * @pk into @key/@data.  Returns 1 when the record gets no entry (IGNORE_NULL,
+ * a condition).  For a multi-entry index: the first of its entries. */
 int edb__index_entry(const edb__table *t, const edb__index *idx, const edb__rec *rec,
                      const uint8_t *pk, size_t pklen, edb__buf *key);
+/* The entries of a multi-entry index (edb__index_multi) for one record,
+ * sorted by memcmp and distinct: v[i].p points into data (valid until the
+ * next call that fills it). */
+typedef struct edb__ent { const uint8_t *p; uint32_t len; } edb__ent;
+typedef struct edb__entries {
+    edb__buf data;
+    edb__ent *v;
+    uint32_t n, cap;
+} edb__entries;
+void edb__entries_free(edb__entries *e);
+/* Does index @x give a record several entries: EDB_IDX_TUPLES (one per
+ * substring), or a multi-valued column in its key (one per value)? */
+bool edb__index_multi(const edb__table *t, const edb__index *x);
+/* Every entry of index @x for record @rec (edb__index_entry's bytes, one per
+ * value or tuple; none when the record gets no entry). */
+int edb__index_entries(const edb__table *t, const edb__index *x, const edb__rec *rec,
+                       const uint8_t *pk, size_t pklen, edb__entries *out);
 /* Encode the primary key of record values @rec (not for the implicit key). */
 int edb__primary_key(const edb__table *t, const edb__rec *rec, edb__buf *out);
 

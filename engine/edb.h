@@ -366,6 +366,18 @@ typedef struct edb_column_def {
     uint32_t max_size;           /**< TEXT/BINARY: most bytes a value may have; 0 = no limit */
     const void *default_value;   /**< native form; NULL = no default */
     size_t default_size;
+    /** TEXT only: how index keys on the column compare.  NULL or "binary": UTF-8 bytes
+     *  (case-sensitive, "B" < "Z" < "a").  Otherwise a BCP 47 locale tag with ICU's
+     *  collation keywords, at most 64 bytes: "en-u-ks-level2" ignores case,
+     *  "und-u-ks-level1" ignores case and accents, "de-u-co-phonebk", "en-u-kn"
+     *  (numbers by value)...: index segments on the column hold the ICU sort key of
+     *  the value, so order, seeks (edb_key_make) and UNIQUE follow the collation ("B"
+     *  and "b" are one key under level 2).  Stored values are unchanged.  A tag ICU
+     *  cannot parse whole or has no collation for is #EDB_INVAL at create time.
+     *  The ICU collator's version is recorded with each index;
+     *  edb_env_check() reports an index made with another version and
+     *  edb_index_rebuild() remakes it (doc/key-encoding.md, "Collation"). */
+    const char *collation;
 } edb_column_def;
 
 #define EDB_IDX_PRIMARY     0x1u  /**< the table's clustered key: unique, records are stored in its order */
@@ -379,18 +391,43 @@ typedef struct edb_column_def {
 /** Records with a NULL in any key column get no entry (ESE's JET_bitIndexIgnoreAnyNull).
  *  Not for a primary index. */
 #define EDB_IDX_IGNORE_ANY_NULL 0x10u
+/** A tuple index (ESE's JET_bitIndexTuples) for substring search: the key is one
+ *  TEXT column, and a record gets one entry per character position of the value,
+ *  keyed by the substring of tuple_max characters starting there (shorter at the
+ *  end, down to tuple_min; a value shorter than tuple_min gets no entry).  Seek
+ *  #EDB_SEEK_EQ with a key of tuple_min..tuple_max characters finds every record
+ *  whose value contains it ("cat" finds "concatenate"); a record is reached once
+ *  per occurrence.  Not PRIMARY or UNIQUE; the column's collation applies. */
+#define EDB_IDX_TUPLES 0x20u
+/** Largest tuple_max (characters). */
+#define EDB_TUPLE_MAX 64
 
 /**
  * An index.  @p key lists segments as ESE does: each segment is '+' (ascending) or
  * '-' (descending) followed by a column name and a NUL, the list ends with an
  * empty string: "+last\0-age\0" (a C literal adds the final NUL).  At most 12
- * segments.  A multi-valued column may not be in a key.
+ * segments.  A multi-valued column may be in the key of a secondary index (one
+ * at most per key, not with #EDB_IDX_TUPLES): the record gets one entry per
+ * distinct value, as in ESE, and one entry with NULL there when it has no value
+ * (unless #EDB_IDX_IGNORE_NULL / #EDB_IDX_IGNORE_ANY_NULL); a seek on a value
+ * finds every record that holds it, updates that add or remove values add or
+ * remove entries, and a UNIQUE index refuses a value another record holds.
  */
 typedef struct edb_index_def {
     const char *name;
     const char *key;
     unsigned flags;              /**< EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL |
-                                      EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL */
+                                      EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL |
+                                      EDB_IDX_TUPLES */
+    /** A conditional index (ESE's JET_CONDITIONALCOLUMN): NULL for none; "col": only
+     *  records where column col is not NULL have entries; "!col": only those where it is
+     *  NULL (JET_bitIndexColumnMustBeNull).  An update that changes the column adds or
+     *  removes the record's entry.  Not for a primary index. */
+    const char *condition;
+    /** #EDB_IDX_TUPLES: shortest and longest substring, in characters (1 <= tuple_min
+     *  <= tuple_max <= #EDB_TUPLE_MAX); 0 means ESE's defaults, 3 and 10.  Must be 0
+     *  without the flag. */
+    unsigned tuple_min, tuple_max;
 } edb_index_def;
 
 /** A table: columns and indexes.  At most one index is primary; without one the
@@ -461,7 +498,7 @@ EDB_EXTERN int edb_column_rename(edb_session *s, const char *table, const char *
                                  const char *new_name);
 /**
  * Drop a column (ESE's JetDeleteColumn).  Refused while an index (the primary
- * one included) has the column in its key.  Its colid becomes #EDB_DROPPED for
+ * one included) has the column in its key or its condition.  Its colid becomes #EDB_DROPPED for
  * every handle (tagged ids from edb_column_id() and plain positions alike);
  * the other columns keep their colids, so the position stays taken and
  * counts towards #EDB_MAX_COLUMNS.  The values are removed lazily: never read
@@ -492,6 +529,18 @@ EDB_EXTERN int edb_column_drop(edb_session *s, const char *table, const char *co
  */
 EDB_EXTERN int edb_column_set_default(edb_session *s, const char *table, const char *column,
                                       const void *value, size_t size);
+ * Rebuild a secondary index from the table's rows, in the session's transaction (or
+ * one of its own): the entries are made again with today's collators (their ICU
+ * versions are recorded anew) and replace the old ones at commit.  Cursors on the
+ * index stay on it (their position is re-found by key).  What `dbtool reindex` runs
+ * after edb_env_check() reported an index made with another ICU version.
+ * Thread safety: as the session.
+ * @return 0, #EDB_NOTFOUND (table or index), #EDB_INVAL (the primary index, a NULL
+ *         name, a collation this ICU cannot open), #EDB_KEYDUP (a UNIQUE index whose
+ *         rows now collide: nothing is changed), #EDB_TOOBIG, #EDB_READONLY,
+ *         #EDB_BUSY, #EDB_FULL.
+ */
+EDB_EXTERN int edb_index_rebuild(edb_session *s, const char *table, const char *index);
 
 /**
  * List the tables.  @param[out] out a NULL-terminated array of names, sorted;

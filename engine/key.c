@@ -182,6 +182,12 @@ utf8_bad_offset(const uint8_t *s, size_t n)
     return n;
 }
 
+size_t
+edb__key_utf8_bad(const uint8_t *s, size_t n)
+{
+    return utf8_bad_offset(s, n);
+}
+
 /* Encode a fixed-size value into its ascending payload p[0..n). */
 static int
 encode_fixed(uint8_t *p, edb_coltype type, const void *data, int n)

@@ -42,6 +42,10 @@ edb__key_mode(bool desc, unsigned idx_flags)
 int edb__key_append(uint8_t *buf, size_t cap, size_t *len, edb_coltype type,
                     const void *data, size_t size, unsigned mode);
 
+/* The offset of the first byte of s[0..n) that is not strict UTF-8 without
+ * NUL (what TEXT segments require), or n when it is all valid. */
+size_t edb__key_utf8_bad(const uint8_t *s, size_t n);
+
 /* The segment prefix bytes (key.c's table): a NULL is 0x01 where it sorts
  * before every value, 0x03 where it sorts after every value. */
 #define EDB__KEY_PREFIX_NULL      0x01u

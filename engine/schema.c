@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "collate.h"
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
@@ -65,6 +66,12 @@ check_column(const edb_column_def *d, const char *table, bool adding)
         if (!has_default)
             return edb__err(EDB_INVAL, "table '%s': column '%s': ESCROW needs a default", table, n);
     }
+    if (!edb__coll_is_binary(d->collation)) {
+        if (d->type != EDB_COL_TEXT)
+            return edb__err(EDB_INVAL, "table '%s': column '%s': a collation applies to text only, "
+                            "not %s", table, n, edb_coltype_name(d->type));
+        EDB_RET(edb__coll_check(d->collation, table, n));
+    }
     if (d->max_size != 0 && size != 0)
         return edb__err(EDB_INVAL, "table '%s': column '%s': max_size only applies to text and binary",
                         table, n);
@@ -96,6 +103,30 @@ column_from_def(edb__column *c, const edb_column_def *d)
     c->has_default = d->default_value != NULL;
     c->default_size = c->has_default ? (uint32_t)d->default_size : 0;
     c->default_value = d->default_value;   /* borrowed until the table is stored */
+    if (!edb__coll_is_binary(d->collation))
+        snprintf(c->collation, sizeof c->collation, "%s", d->collation);
+}
+
+/* Resolve the collators of @t's columns in @env's cache and record, in every
+ * index, the version of the collator of each collated segment (a new or
+ * rebuilt index's entries are made with it).  @only: that index alone, or -1. */
+static int
+resolve_collation(edb_env *env, edb__table *t, int only)
+{
+    for (uint32_t i = 0; i < t->ncols; i++)
+        if (t->cols[i].collation[0] != '\0' && t->cols[i].coll == NULL)
+            EDB_RET(edb__coll_get(&t->cols[i].coll, env, t->cols[i].collation));
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        edb__index *x = &t->idx[i];
+        if (only >= 0 && (uint32_t)only != i)
+            continue;
+        for (unsigned j = 0; j < x->nseg; j++) {
+            const edb__column *c = &t->cols[x->seg[j].col - 1];
+            if (c->coll != NULL)
+                edb__coll_version(c->coll, x->collver[j]);
+        }
+    }
+    return 0;
 }
 
 /* Parse and check an index definition against table @t. */
@@ -108,7 +139,7 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
     snprintf(ctx, sizeof ctx, "table '%s': ", t->name);
     EDB_RET(edb__name_check(d->name, "index", ctx));
     if (d->flags & ~(EDB_IDX_PRIMARY | EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL |
-                     EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL))
+                     EDB_IDX_SORT_NULLS_HIGH | EDB_IDX_IGNORE_ANY_NULL | EDB_IDX_TUPLES))
         return edb__err(EDB_INVAL, "table '%s': index '%s': unknown flags 0x%x", t->name, n, d->flags);
     if ((d->flags & EDB_IDX_PRIMARY) && (d->flags & (EDB_IDX_IGNORE_NULL | EDB_IDX_IGNORE_ANY_NULL)))
         return edb__err(EDB_INVAL, "table '%s': index '%s': a primary index cannot ignore NULLs",
@@ -132,9 +163,19 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
         edb_colid id = edb__table_colid(t, col);
         if (id == 0)
             return edb__err(EDB_INVAL, "table '%s': index '%s': unknown key column '%s'", t->name, n, col);
-        if (t->cols[id - 1].flags & EDB_COL_MULTIVALUED)
-            return edb__err(EDB_INVAL, "table '%s': index '%s': multi-valued column '%s' cannot be "
-                            "in a key", t->name, n, col);
+        if (t->cols[id - 1].flags & EDB_COL_MULTIVALUED) {
+            /* one entry per value (ESE's default for multi-valued keys) */
+            if (x->flags & EDB_IDX_PRIMARY)
+                return edb__err(EDB_INVAL, "table '%s': index '%s': multi-valued column '%s' cannot "
+                                "be in a primary key", t->name, n, col);
+            for (unsigned i = 0; i < x->nseg; i++)
+                if (t->cols[x->seg[i].col - 1].flags & EDB_COL_MULTIVALUED)
+                    return edb__err(EDB_INVAL, "table '%s': index '%s': a second multi-valued "
+                                    "column '%s' in the key (one at most)", t->name, n, col);
+            if (x->flags & EDB_IDX_TUPLES)
+                return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index cannot be on "
+                                "multi-valued column '%s'", t->name, n, col);
+        }
         for (unsigned i = 0; i < x->nseg; i++)
             if (x->seg[i].col == id)
                 return edb__err(EDB_INVAL, "table '%s': index '%s': column '%s' twice in the key",
@@ -143,6 +184,42 @@ index_from_def(edb__index *x, const edb_index_def *d, const edb__table *t)
         x->seg[x->nseg].desc = desc;
         x->nseg++;
         p = col + strlen(col) + 1;
+    }
+    if (d->condition != NULL) {
+        const char *cn = d->condition[0] == '!' ? d->condition + 1 : d->condition;
+        if (x->flags & EDB_IDX_PRIMARY)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a primary index cannot have a "
+                            "condition", t->name, n);
+        edb_colid id = edb__table_colid(t, cn);
+        if (id == 0)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': unknown condition column '%s' "
+                            "(expected \"col\" or \"!col\")", t->name, n, cn);
+        x->cond_col = id;
+        x->cond_null = d->condition[0] == '!';
+    }
+    if (x->flags & EDB_IDX_TUPLES) {
+        if (x->flags & (EDB_IDX_PRIMARY | EDB_IDX_UNIQUE))
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index cannot be primary "
+                            "or unique", t->name, n);
+        if (x->nseg != 1 || t->cols[x->seg[0].col - 1].type != EDB_COL_TEXT)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index has one text "
+                            "column in its key", t->name, n);
+        if (t->cols[x->seg[0].col - 1].collation[0] != '\0')
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index compares bytes; "
+                            "column '%s' has collation '%s'", t->name, n,
+                            t->cols[x->seg[0].col - 1].name, t->cols[x->seg[0].col - 1].collation);
+        if (t->cols[x->seg[0].col - 1].flags & EDB_COL_MULTIVALUED)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': a tuple index cannot be on a "
+                            "multi-valued column", t->name, n);
+        x->tuple_min = d->tuple_min ? d->tuple_min : 3;
+        x->tuple_max = d->tuple_max ? d->tuple_max : 10;
+        if (x->tuple_min > x->tuple_max || x->tuple_max > EDB_TUPLE_MAX)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': tuple lengths %u..%u (need "
+                            "1 <= tuple_min <= tuple_max <= %d)", t->name, n, x->tuple_min,
+                            x->tuple_max, EDB_TUPLE_MAX);
+    } else if (d->tuple_min != 0 || d->tuple_max != 0) {
+        return edb__err(EDB_INVAL, "table '%s': index '%s': tuple_min and tuple_max need "
+                        "EDB_IDX_TUPLES", t->name, n);
     }
     return 0;
 }
@@ -181,14 +258,31 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     MDB_cursor *cur = NULL;
     edb__rec rec = { 0 };
     edb__buf k = { 0 };
+    edb__entries ents = { 0 };
     int ret = 0;
     EDB_RET(edb__txn_child_begin(s, txn, &child));
     EDB_ERR(edb__mdb_err(mdb_cursor_open(child, t->rec.dbi, &cur), "cursor"));
     MDB_val rk, rv;
     uint64_t n = 0;
     int rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_FIRST);
+    bool multi = edb__index_multi(t, x);
     while (rc == 0) {
         EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
+        if (multi) {
+            EDB_ERR(edb__index_entries(t, x, &rec, rk.mv_data, rk.mv_size, &ents));
+            for (uint32_t j = 0; j < ents.n; j++) {
+                MDB_val ik = { ents.v[j].len, (void *)ents.v[j].p }, iv = { rk.mv_size, rk.mv_data };
+                int prc = edb__ks_put(child, &x->ks, &ik, &iv,
+                                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
+                if (edb__mdb_is_keyexist(prc))
+                    EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique "
+                                     "index '%s'", t->name, x->name));
+                EDB_ERR(edb__mdb_err(prc, "write index entry"));
+                n++;
+            }
+            rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_NEXT);
+            continue;
+        }
         int e;
         EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
         if (e == 0) {
@@ -211,6 +305,7 @@ err:
         mdb_cursor_close(cur);
     edb__rec_free(&rec);
     edb__buf_free(&k);
+    edb__entries_free(&ents);
     return edb__txn_child_end(s, child, ret);
 }
 
@@ -287,6 +382,8 @@ edb_table_create(edb_session *s, const edb_table_def *def)
         edb__counter_adopt(s->env, t->kid, t->created);
         /* new ids: their ranges are empty (ids are never reused) */
     }
+    if (ret == 0)
+        ret = resolve_collation(s->env, t, -1);
     if (ret == 0)
         ret = edb__table_store(s->env, txn, t);
     ret = end_schema(s, ret);
@@ -370,12 +467,14 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     EDB_ERR(edb__catalog_new_kid(&x.kid, s->env, txn));
     edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid);
     x.id = edb__catalog_new_id();
-    EDB_ERR(build_index(s, txn, t, &x));
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
     if (xs == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_index_create"));
     t->idx = xs;
-    t->idx[t->nidx++] = x;
+    t->idx[t->nidx] = x;
+    EDB_ERR(resolve_collation(s->env, t, (int)t->nidx));
+    EDB_ERR(build_index(s, txn, t, &t->idx[t->nidx]));
+    t->nidx++;
     ret = edb__table_store(s->env, txn, t);
 err:
     edb__table_free(t);
@@ -496,12 +595,15 @@ edb_column_drop(edb_session *s, const char *table, const char *column)
     uint32_t col = 0;
     int ret = 0;
     EDB_ERR(load_for_change(s, "edb_column_drop", txn, table, column, &t, &col));
-    for (uint32_t i = 0; i < t->nidx; i++)
+    for (uint32_t i = 0; i < t->nidx; i++) {
+        bool uses = t->idx[i].cond_col == col;      /* its condition counts too */
         for (unsigned j = 0; j < t->idx[i].nseg; j++)
-            if (t->idx[i].seg[j].col == col)
-                EDB_ERR(edb__err(EDB_COLUMN_IN_INDEX, "edb_column_drop: table '%s': column '%s' "
-                                 "is in index '%s' (drop the index first)", table, column,
-                                 t->idx[i].name));
+            uses |= t->idx[i].seg[j].col == col;
+        if (uses)
+            EDB_ERR(edb__err(EDB_COLUMN_IN_INDEX, "edb_column_drop: table '%s': column '%s' "
+                             "is in index '%s' (drop the index first)", table, column,
+                             t->idx[i].name));
+    }
     uint32_t live = 0;
     for (uint32_t i = 0; i < t->ncols; i++)
         live += !(t->cols[i].flags & EDB__COL_DROPPED);
@@ -514,6 +616,8 @@ edb_column_drop(edb_session *s, const char *table, const char *column)
      * read again and disappear when each record is next written (record.c). */
     edb__column *c = &t->cols[col - 1];
     c->flags = EDB__COL_DROPPED;
+    c->collation[0] = '\0';
+    c->coll = NULL;
     c->has_default = false;
     c->default_size = 0;
     c->default_value = NULL;
@@ -560,6 +664,33 @@ edb_column_set_default(edb_session *s, const char *table, const char *column, co
     c->has_default = value != NULL;
     c->default_size = value != NULL ? (uint32_t)size : 0;
     c->default_value = value;      /* borrowed until stored: encode copies it */
+int
+edb_index_rebuild(edb_session *s, const char *table, const char *index)
+{
+    EDB_RET(edb__session_check(s, "edb_index_rebuild"));
+    if (table == NULL || index == NULL)
+        return edb__err(EDB_INVAL, "edb_index_rebuild: %s is NULL", table == NULL ? "table" : "index");
+    MDB_txn *txn;
+    EDB_RET(begin_schema(s, "edb_index_rebuild", &txn));
+    edb__table *t = NULL;
+    int ret = 0;
+    EDB_ERR(edb__table_load(&t, s->env, txn, table));
+    int i = edb__table_index(t, index);
+    if (i < 0)
+        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
+    if (t->idx[i].flags & EDB_IDX_PRIMARY)
+        EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index (its keys are the "
+                         "records' own)", table, index));
+    /* the entries go to a new range (a new compact id; the identity stays,
+     * so cursors on the index keep working), then the old range goes */
+    edb__index old = t->idx[i];
+    edb__index *x = &t->idx[i];
+    EDB_ERR(edb__catalog_new_kid(&x->kid, s->env, txn));
+    edb__ks_set(&x->ks, edb__cat(s->env)->idx, x->kid);
+    EDB_ERR(resolve_collation(s->env, t, i));
+    EDB_ERR(build_index(s, txn, t, x));
+    EDB_ERR(edb__index_erase(s->env, txn, &old));
+    EDB_ERR(edb__rows_erased(s, old.kid));
     ret = edb__table_store(s->env, txn, t);
 err:
     edb__table_free(t);
@@ -679,9 +810,11 @@ edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
     size_t bytes = sizeof(edb_table_def) + live * sizeof(edb_column_def) +
                    t->nidx * sizeof(edb_index_def) + strlen(t->name) + 1;
     for (uint32_t i = 0; i < t->ncols; i++)
-        bytes += strlen(t->cols[i].name) + 1 + t->cols[i].default_size;
+        bytes += strlen(t->cols[i].name) + 1 + t->cols[i].default_size +
+                 strlen(t->cols[i].collation) + 1;
     for (uint32_t i = 0; i < t->nidx; i++)
-        bytes += strlen(t->idx[i].name) + 1 + key_string(t, &t->idx[i], NULL);
+        bytes += strlen(t->idx[i].name) + 1 + key_string(t, &t->idx[i], NULL) +
+                 (t->idx[i].cond_col ? strlen(t->cols[t->idx[i].cond_col - 1].name) + 2 : 0);
     uint8_t *mem = calloc(1, bytes);
     if (mem == NULL) {
         edb__table_free(t);
@@ -709,6 +842,8 @@ edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
             COPY(cols[o].default_value, c->default_value, c->default_size);
             cols[o].default_size = c->default_size;
         }
+        if (c->collation[0] != '\0')
+            COPY(cols[o].collation, c->collation, strlen(c->collation) + 1);
         o++;
     }
     for (uint32_t i = 0; i < t->nidx; i++) {
@@ -717,6 +852,19 @@ edb_table_describe(edb_table_def **out, edb_session *s, const char *table)
         idx[i].key = p;
         p += kl;
         idx[i].flags = t->idx[i].flags;
+        const edb__index *x = &t->idx[i];
+        if (x->cond_col != 0) {
+            const char *cn = t->cols[x->cond_col - 1].name;
+            idx[i].condition = p;
+            if (x->cond_null)
+                *p++ = '!';
+            memcpy(p, cn, strlen(cn) + 1);
+            p += strlen(cn) + 1;
+        }
+        if (x->flags & EDB_IDX_TUPLES) {
+            idx[i].tuple_min = x->tuple_min;
+            idx[i].tuple_max = x->tuple_max;
+        }
     }
 #undef COPY
     edb__table_free(t);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collate.h"
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
@@ -178,8 +179,26 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (c->key_nseg >= x->nseg)
             return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
         const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
-        ret = edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, data, size,
-                              edb__key_mode(x->seg[c->key_nseg].desc, x->flags));
+        if (def->collation[0] != '\0' && def->coll == NULL)
+            return edb__err(EDB_INVAL, "edb_key_make: this ICU cannot open collation '%s' of "
+                            "column '%s'", def->collation, def->name);
+        size_t before = len;
+        ret = edb__key_append_coll(buf, EDB_MAX_KEY_SIZE, &len, def->type, def->coll, data, size,
+                                   edb__key_mode(x->seg[c->key_nseg].desc, x->flags));
+        if (ret == 0 && (x->flags & EDB_IDX_TUPLES) && data != NULL) {
+            /* a tuple key is a prefix of the tuples that start with it: the
+             * segment without its 2-byte terminator (SEEK_EQ finds the first
+             * entry that starts with the key) */
+            size_t chars = 0;
+            for (size_t i = 0; i < size; i++)
+                chars += (((const uint8_t *)data)[i] & 0xC0) != 0x80;
+            if (chars < x->tuple_min || chars > x->tuple_max) {
+                len = before;
+                return edb__err(EDB_INVAL, "edb_key_make: tuple index '%s' is searched with %u to %u "
+                                "characters, not %zu", x->name, x->tuple_min, x->tuple_max, chars);
+            }
+            len -= 2;
+        }
         if (ret == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "edb_key_make: key of index '%s' over %d bytes", x->name,
                             EDB_MAX_KEY_SIZE);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collate.h"
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
@@ -48,24 +49,68 @@ edb__primary_key(const edb__table *t, const edb__rec *rec, edb__buf *out)
     return edb__index_entry(t, x, rec, NULL, 0, out);
 }
 
-int
-edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
-                 const uint8_t *pk, size_t pklen, edb__buf *key)
+bool
+edb__index_multi(const edb__table *t, const edb__index *x)
+{
+    if (x->flags & EDB_IDX_TUPLES)
+        return true;
+    for (unsigned i = 0; i < x->nseg; i++)
+        if (t->cols[x->seg[i].col - 1].flags & EDB_COL_MULTIVALUED)
+            return true;
+    return false;
+}
+
+void
+edb__entries_free(edb__entries *e)
+{
+    if (e == NULL)
+        return;
+    edb__buf_free(&e->data);
+    free(e->v);
+    memset(e, 0, sizeof *e);
+}
+
+/* One entry of index @x: segment @mvseg (-1: none) takes value mv[0..mvsize)
+ * (NULL: NULL) instead of the record's; with @tuple, the one segment is the
+ * tuple bytes and not the column's value.  Returns 0, 1 (no entry) or an
+ * error; the key in @key. */
+static int
+entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const uint8_t *pk,
+          size_t pklen, edb__buf *key, int mvseg, const void *mv, size_t mvsize)
 {
     uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = 0;
     bool all_null = true, any_null = false;
+    if (x->cond_col != 0) {
+        /* a conditional index: no entry unless the condition column is
+         * non-NULL ("col") or NULL ("!col") */
+        const edb__colval *v = x->cond_col <= rec->ncols ? &rec->cols[x->cond_col - 1] : NULL;
+        bool null = v == NULL || v->null;
+        if (null != x->cond_null)
+            return 1;
+    }
     for (unsigned i = 0; i < x->nseg; i++) {
         edb_colid col = x->seg[i].col;
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
         const edb__column *def = &t->cols[col - 1];
         bool null = v == NULL || v->null;
+        const void *data = null ? NULL : v->area.p;
+        size_t size = null ? 0 : v->area.len;
+        if ((int)i == mvseg) {
+            null = mv == NULL;
+            data = mv;
+            size = mvsize;
+        }
         if (!null)
             all_null = false;
         else
             any_null = true;
-        int rc = edb__key_append(buf, sizeof buf, &len, def->type, null ? NULL : v->area.p,
-                                 null ? 0 : v->area.len, edb__key_mode(x->seg[i].desc, x->flags));
+        if (def->collation[0] != '\0' && def->coll == NULL)
+            return edb__err(EDB_INVAL, "table '%s': index '%s': this ICU cannot open collation "
+                            "'%s' of column '%s'", t->name, x->name, def->collation, def->name);
+        int rc = edb__key_append_coll(buf, sizeof buf, &len, def->type, def->coll,
+                                      null ? NULL : data, null ? 0 : size,
+                                      edb__key_mode(x->seg[i].desc, x->flags));
         if (rc == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
                             x->name, EDB_MAX_KEY_SIZE);
@@ -84,6 +129,143 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
         EDB_RET(edb__buf_add(key, pk, pklen));
     }
     return 0;
+}
+
+static int
+ents_add(edb__entries *e, const edb__buf *k)
+{
+    if (e->n == e->cap) {
+        uint32_t cap = e->cap ? e->cap * 2 : 8;
+        edb__ent *v = realloc(e->v, cap * sizeof *v);
+        if (v == NULL)
+            return edb__err(EDB_NOMEM, "index entries");
+        e->v = v;
+        e->cap = cap;
+    }
+    /* offsets while the buffer may move; pointers once it is complete */
+    e->v[e->n].p = (const uint8_t *)(uintptr_t)e->data.len;
+    e->v[e->n].len = (uint32_t)k->len;
+    e->n++;
+    return edb__buf_add(&e->data, k->p, k->len);
+}
+
+static int
+ent_cmp(const void *a, const void *b)
+{
+    const edb__ent *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c != 0 ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* The byte length of the UTF-8 character starting with byte @c (valid text). */
+static size_t
+u8len(uint8_t c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+int
+edb__index_entries(const edb__table *t, const edb__index *x, const edb__rec *rec,
+                   const uint8_t *pk, size_t pklen, edb__entries *out)
+{
+    out->n = 0;
+    out->data.len = 0;
+    edb__buf k = { 0 };
+    int ret = 0, rc;
+    if (x->flags & EDB_IDX_TUPLES) {
+        /* ESE's tuples: from each character, the next tuple_max characters
+         * (fewer at the end, down to tuple_min) */
+        edb_colid col = x->seg[0].col;
+        const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
+        if (v == NULL || v->null)
+            goto done;
+        if (x->cond_col != 0) {
+            const edb__colval *cv = x->cond_col <= rec->ncols ? &rec->cols[x->cond_col - 1] : NULL;
+            if ((cv == NULL || cv->null) != x->cond_null)
+                goto done;
+        }
+        const uint8_t *s = v->area.p;
+        size_t n = v->area.len;
+        for (size_t at = 0; at < n; at += u8len(s[at])) {
+            size_t end = at;
+            unsigned chars = 0;
+            while (end < n && chars < x->tuple_max) {
+                end += u8len(s[end]);
+                chars++;
+            }
+            if (end > n)
+                EDB_ERR(edb__err(EDB_CORRUPT, "table '%s': column '%s' holds bad UTF-8", t->name,
+                                 t->cols[col - 1].name));
+            if (chars < x->tuple_min)
+                break;
+            EDB_ERR(rc = entry_one(t, x, rec, pk, pklen, &k, 0, s + at, end - at));
+            if (rc == 0)
+                EDB_ERR(ents_add(out, &k));
+        }
+    } else {
+        int mvseg = -1;
+        for (unsigned i = 0; i < x->nseg && mvseg < 0; i++)
+            if (t->cols[x->seg[i].col - 1].flags & EDB_COL_MULTIVALUED)
+                mvseg = (int)i;
+        const edb__colval *v = NULL;
+        if (mvseg >= 0) {
+            edb_colid col = x->seg[mvseg].col;
+            v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
+        }
+        if (mvseg < 0 || v == NULL || v->null || v->count == 0) {
+            /* no value: one entry with NULL there (ESE), as the flags allow */
+            EDB_ERR(rc = entry_one(t, x, rec, pk, pklen, &k, mvseg, NULL, 0));
+            if (rc == 0)
+                EDB_ERR(ents_add(out, &k));
+        } else {
+            const uint8_t *a = v->area.p;
+            size_t off = 0;
+            for (uint32_t j = 0; j < v->count; j++) {
+                if (4 > v->area.len - off)
+                    EDB_ERR(edb__err(EDB_CORRUPT, "table '%s': multi-valued column is malformed",
+                                     t->name));
+                uint32_t l = edb__rd32le(a + off);
+                if (l > v->area.len - off - 4)
+                    EDB_ERR(edb__err(EDB_CORRUPT, "table '%s': multi-valued column is malformed",
+                                     t->name));
+                EDB_ERR(rc = entry_one(t, x, rec, pk, pklen, &k, mvseg, a + off + 4, l));
+                if (rc == 0)
+                    EDB_ERR(ents_add(out, &k));
+                off += 4 + (size_t)l;
+            }
+        }
+    }
+done:
+    for (uint32_t i = 0; i < out->n; i++)
+        out->v[i].p = out->data.p + (uintptr_t)out->v[i].p;
+    if (out->n > 1) {
+        qsort(out->v, out->n, sizeof *out->v, ent_cmp);
+        uint32_t w = 1;
+        for (uint32_t i = 1; i < out->n; i++)
+            if (ent_cmp(&out->v[w - 1], &out->v[i]) != 0)
+                out->v[w++] = out->v[i];
+        out->n = w;
+    }
+err:
+    if (ret < 0)
+        out->n = 0;
+    edb__buf_free(&k);
+    return ret < 0 ? ret : 0;
+}
+
+int
+edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
+                 const uint8_t *pk, size_t pklen, edb__buf *key)
+{
+    if (!edb__index_multi(t, x))
+        return entry_one(t, x, rec, pk, pklen, key, -1, NULL, 0);
+    edb__entries e = { 0 };
+    int rc = edb__index_entries(t, x, rec, pk, pklen, &e);
+    if (rc == 0)
+        rc = e.n == 0 ? 1 : edb__buf_set(key, e.v[0].p, e.v[0].len);
+    edb__entries_free(&e);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ writes */
@@ -109,7 +291,7 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
  */
 
 /* Entry state per secondary index. */
-enum { ENT_NONE = 0, ENT_PUT = 1 };
+enum { ENT_NONE = 0, ENT_PUT = 1, ENT_MULTI = 2 };  /* MULTI: the entry sets oe / ne */
 
 typedef struct edb__wplan {
     edb__buf raw;                               /* the encoded record */
@@ -117,6 +299,7 @@ typedef struct edb__wplan {
     bool pk_same;                               /* replace keeps the primary key */
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
+    edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
 } edb__wplan;
 
 void
@@ -129,6 +312,8 @@ edb__wplan_free(edb__wplan *w)
     for (unsigned i = 0; i <= EDB_MAX_INDEXES; i++) {
         edb__buf_free(&w->ok[i]);
         edb__buf_free(&w->nk[i]);
+        edb__entries_free(&w->oe[i]);
+        edb__entries_free(&w->ne[i]);
     }
     free(w);
 }
@@ -191,6 +376,97 @@ del(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const char *what)
     return edb__mdb_is_notfound(rc) ? 0 : edb__mdb_err(rc, what);
 }
 
+/* Is @k (sorted set @e) among e's entries? */
+static bool
+ents_has(const edb__entries *e, const edb__ent *k)
+{
+    uint32_t lo = 0, hi = e->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = ent_cmp(&e->v[mid], k);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* An entry is kept as it is when the record keeps its primary key (a UNIQUE
+ * entry's data is the primary key; a non-unique entry's key ends with it). */
+static bool
+ent_kept(const edb__wplan *w, uint32_t i, const edb__ent *k, bool old_side)
+{
+    return w->pk_same && ents_has(old_side ? &w->ne[i] : &w->oe[i], k);
+}
+
+/* plan_record for multi-entry index @i: both entry sets; returns 1 when a
+ * new UNIQUE entry is taken by another record, 0, or an error. */
+static int
+plan_multi(edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i, const edb__rec *old,
+           const edb__buf *oldpk, const edb__rec *rec)
+{
+    const edb__index *x = &t->idx[i];
+    EDB_RET(edb__index_entries(t, x, rec, w->pk.p, w->pk.len, &w->ne[i]));
+    w->oe[i].n = 0;
+    if (old != NULL) {
+        int orc = edb__index_entries(t, x, old, oldpk->p, oldpk->len, &w->oe[i]);
+        if (orc < 0 && orc != EDB_TOOBIG)
+            return orc;
+        if (orc == EDB_TOOBIG)
+            w->oe[i].n = 0;
+    }
+    w->ost[i] = w->nst[i] = ENT_MULTI;
+    if (!(x->flags & EDB_IDX_UNIQUE))
+        return 0;
+    for (uint32_t j = 0; j < w->ne[i].n; j++) {
+        const edb__ent *k = &w->ne[i].v[j];
+        if (ent_kept(w, i, k, false))
+            continue;
+        edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
+        MDB_val d;
+        int e;
+        EDB_RET(e = exists(txn, &x->ks, &kb, &d, "read index entry"));
+        if (e && !(old != NULL && d.mv_size == oldpk->len &&
+                   memcmp(d.mv_data, oldpk->p, oldpk->len) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* apply_record for multi-entry index @i: delete the old entries that go,
+ * put the new ones that come. */
+static int
+apply_multi(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i)
+{
+    const edb__index *x = &t->idx[i];
+    int64_t delta = 0;
+    for (uint32_t j = 0; j < w->oe[i].n; j++) {
+        const edb__ent *k = &w->oe[i].v[j];
+        if (ent_kept(w, i, k, true))
+            continue;
+        edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
+        EDB_RET(del(txn, &x->ks, &kb, "delete index entry"));
+        delta--;
+    }
+    for (uint32_t j = 0; j < w->ne[i].n; j++) {
+        const edb__ent *k = &w->ne[i].v[j];
+        if (ent_kept(w, i, k, false))
+            continue;
+        edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
+        int rc = put(txn, &x->ks, &kb, w->pk.p, w->pk.len,
+                     (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
+        if (rc == EDB_KEYDUP)
+            return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
+                            "did not see", t->name, x->name);
+        EDB_RET(rc);
+        delta++;
+    }
+    return edb__rows_add(s, x->kid, delta);
+}
+
 /*
  * Plan writing @rec (primary key already in w->pk) over @old (primary key
  * @oldpk) when not NULL, or as a new record: encode it, compute every
@@ -214,6 +490,13 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
         w->ost[i] = w->nst[i] = ENT_NONE;
         if (x->flags & EDB_IDX_PRIMARY)
             continue;
+        if (edb__index_multi(t, x)) {
+            int d;
+            EDB_RET(d = plan_multi(w, txn, t, i, old, oldpk, rec));
+            if (d && dup == -2)
+                dup = (int)i;
+            continue;
+        }
         int nrc;
         EDB_RET(nrc = edb__index_entry(t, x, rec, w->pk.p, w->pk.len, &w->nk[i]));
         if (nrc == 0)
@@ -275,6 +558,10 @@ apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table
         EDB_RET(edb__rows_add(s, t->kid, 1));
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
+        if (w->nst[i] == ENT_MULTI) {
+            EDB_RET(apply_multi(s, w, txn, t, i));
+            continue;
+        }
         /* the index's count moves by (new entry) - (old entry) */
         EDB_RET(edb__rows_add(s, x->kid, (w->nst[i] == ENT_PUT) - (w->ost[i] == ENT_PUT)));
         if (w->ost[i] == ENT_PUT)
@@ -788,6 +1075,14 @@ edb_record_delete(edb_cursor *c)
         w->ost[i] = ENT_NONE;
         if (x->flags & EDB_IDX_PRIMARY)
             continue;
+        if (edb__index_multi(t, x)) {
+            int rc = edb__index_entries(t, x, &old, c->pk.p, c->pk.len, &w->oe[i]);
+            if (rc < 0 && rc != EDB_TOOBIG)
+                EDB_ERR(rc);
+            if (rc == 0)
+                w->ost[i] = ENT_MULTI;
+            continue;
+        }
         int rc = edb__index_entry(t, x, &old, c->pk.p, c->pk.len, &w->ok[i]);
         if (rc < 0 && rc != EDB_TOOBIG)
             EDB_ERR(rc);
@@ -796,12 +1091,21 @@ edb_record_delete(edb_cursor *c)
     }
     /* apply: a failure here leaves the txn half written */
     s->write_seq++;
-    for (uint32_t i = 0; i < t->nidx && ret == 0; i++)
+    for (uint32_t i = 0; i < t->nidx && ret == 0; i++) {
+        if (w->ost[i] == ENT_MULTI) {
+            for (uint32_t j = 0; j < w->oe[i].n && ret == 0; j++) {
+                edb__buf kb = { (uint8_t *)w->oe[i].v[j].p, w->oe[i].v[j].len, w->oe[i].v[j].len };
+                ret = del(txn, &t->idx[i].ks, &kb, "delete index entry");
+            }
+            if (ret == 0)
+                ret = edb__rows_add(s, t->idx[i].kid, -(int64_t)w->oe[i].n);
+        }
         if (w->ost[i] == ENT_PUT) {
             ret = del(txn, &t->idx[i].ks, &w->ok[i], "delete index entry");
             if (ret == 0)
                 ret = edb__rows_add(s, t->idx[i].kid, -1);
         }
+    }
     if (ret == 0)
         ret = del(txn, &t->rec, &c->pk, "delete record");
     if (ret == 0)

@@ -5,7 +5,7 @@ set -eu
 pkgs="build-essential autoconf automake libtool pkg-config liblmdb-dev libxxhash-dev
 libcriterion-dev libffi-dev libjansson-dev lmdb-utils xxhash sqlite3 libsqlite3-dev spin clang
 libclang-rt-14-dev valgrind bc hyperfine fiu-utils libcurl4-openssl-dev curl
-libzstd-dev zstd libsodium-dev"
+libzstd-dev zstd libsodium-dev libicu-dev"
 # npm from Debian only where no npm is on PATH: a machine with another Node.js
 # build (its nodejs package conflicts with Debian's npm) keeps its own.
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"

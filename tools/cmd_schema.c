@@ -1,12 +1,15 @@
 /*
- * cmd_schema.c: dbtool create-table, tables, schema.
+ * cmd_schema.c: dbtool create-table, tables, schema, reindex.
  *
  * The schema document (create-table reads it, schema prints it):
  *   {"name": "t",
  *    "columns": [{"name": "id", "type": "int64", "flags": ["notnull", "autoinc",
- *                 "escrow", "multivalued"], "max_size": 100, "default": VALUE}, ...],
+ *                 "escrow", "multivalued"], "max_size": 100, "default": VALUE,
+ *                 "collation": "en-u-ks-level2"}, ...],
  *    "indexes": [{"name": "pk", "key": ["+id", "-when"], "flags": ["primary",
- *                 "unique", "ignore_null", "sort_nulls_high", "ignore_any_null"]}, ...]}
+ *                 "unique", "ignore_null", "sort_nulls_high", "ignore_any_null",
+ *                 "tuples"], "condition": "col" or "!col",
+ *                 "tuple_min": 3, "tuple_max": 10}, ...]}
  * VALUE is written as a row value is (jsonval.h).  Unknown members are errors,
  * so that a typo never silently drops a constraint.  schema's output is
  * accepted by create-table unchanged (the round trip is tested).
@@ -26,6 +29,7 @@ static const struct { const char *name; unsigned flag; } col_flags[] = {
 static const struct { const char *name; unsigned flag; } idx_flags[] = {
     { "primary", EDB_IDX_PRIMARY }, { "unique", EDB_IDX_UNIQUE }, { "ignore_null", EDB_IDX_IGNORE_NULL },
     { "sort_nulls_high", EDB_IDX_SORT_NULLS_HIGH }, { "ignore_any_null", EDB_IDX_IGNORE_ANY_NULL },
+    { "tuples", EDB_IDX_TUPLES },
 };
 
 typedef struct schema {
@@ -82,8 +86,8 @@ static int
 schema_parse(schema *s, json_t *doc, const char *what)
 {
     static const char *const top_keys[] = { "name", "columns", "indexes", NULL };
-    static const char *const col_keys[] = { "name", "type", "flags", "max_size", "default", NULL };
-    static const char *const idx_keys[] = { "name", "key", "flags", NULL };
+    static const char *const col_keys[] = { "name", "type", "flags", "max_size", "default", "collation", NULL };
+    static const char *const idx_keys[] = { "name", "key", "flags", "condition", "tuple_min", "tuple_max", NULL };
     const char *bad;
     memset(s, 0, sizeof *s);
     if (!json_is_object(doc))
@@ -126,7 +130,14 @@ schema_parse(schema *s, json_t *doc, const char *what)
         cd->name = json_string_value(cn);
         if (!only_members(c, col_keys, &bad))
             return dbt_failf(what, EDB_INVAL, "column '%s': unknown member '%s' (name, type, flags, "
-                             "max_size, default)", cd->name, bad);
+                             "max_size, default, collation)", cd->name, bad);
+        json_t *cc = json_object_get(c, "collation");
+        if (cc != NULL && !json_is_null(cc)) {
+            if (!whole_string(cc))
+                return dbt_failf(what, EDB_INVAL, "column '%s': \"collation\" must be a string such as "
+                                 "\"en-u-ks-level2\"", cd->name);
+            cd->collation = json_string_value(cc);
+        }
         if (!whole_string(ct) || edb_coltype_parse(&cd->type, json_string_value(ct)) != 0)
             return dbt_failf(what, EDB_INVAL, "column '%s': unknown type %s%s%s (bool, int8, int16, int32, "
                              "int64, uint8, uint16, uint32, uint64, float, double, datetime, guid, text, binary)",
@@ -176,7 +187,25 @@ schema_parse(schema *s, json_t *doc, const char *what)
             return dbt_failf(what, EDB_INVAL, "index %zu: the name holds a NUL byte; " NAME_RULE, i + 1);
         id->name = json_string_value(xn);
         if (!only_members(x, idx_keys, &bad))
-            return dbt_failf(what, EDB_INVAL, "index '%s': unknown member '%s' (name, key, flags)", id->name, bad);
+            return dbt_failf(what, EDB_INVAL, "index '%s': unknown member '%s' (name, key, flags, condition, "
+                             "tuple_min, tuple_max)", id->name, bad);
+        json_t *xc = json_object_get(x, "condition");
+        if (xc != NULL && !json_is_null(xc)) {
+            if (!whole_string(xc))
+                return dbt_failf(what, EDB_INVAL, "index '%s': \"condition\" must be \"column\" or "
+                                 "\"!column\"", id->name);
+            id->condition = json_string_value(xc);
+        }
+        const char *tn[2] = { "tuple_min", "tuple_max" };
+        for (int q = 0; q < 2; q++) {
+            json_t *tv = json_object_get(x, tn[q]);
+            if (tv == NULL)
+                continue;
+            if (!json_is_integer(tv) || json_integer_value(tv) < 0 || json_integer_value(tv) > EDB_TUPLE_MAX)
+                return dbt_failf(what, EDB_INVAL, "index '%s': \"%s\" must be an integer 0..%d", id->name,
+                                 tn[q], EDB_TUPLE_MAX);
+            *(q ? &id->tuple_max : &id->tuple_min) = (unsigned)json_integer_value(tv);
+        }
         if (!json_is_array(xk) || json_array_size(xk) == 0)
             return dbt_failf(what, EDB_INVAL, "index '%s': \"key\" must be a non-empty array of \"+col\"/\"-col\"",
                              id->name);
@@ -211,7 +240,7 @@ schema_parse(schema *s, json_t *doc, const char *what)
                 m++;
             if (m == sizeof idx_flags / sizeof idx_flags[0])
                 return dbt_failf(what, EDB_INVAL, "index '%s': unknown flag %s (primary, unique, ignore_null, "
-                                 "ignore_any_null, sort_nulls_high)",
+                                 "ignore_any_null, sort_nulls_high, tuples)",
                                  id->name, json_is_string(f) ? json_string_value(f) : "(not a string)");
             id->flags |= idx_flags[m].flag;
         }
@@ -427,6 +456,8 @@ schema_json(const dbt_table *t)
             int n = snprintf(ph, sizeof ph, "%cdefault%zu", '\0', i);
             json_object_set_new(c, "default", json_stringn(ph, (size_t)n));
         }
+        if (cd->collation)
+            json_object_set_new(c, "collation", json_string(cd->collation));
         json_array_append_new(cols, c);
     }
     for (size_t i = 0; i < t->def->nindexes; i++) {
@@ -440,6 +471,12 @@ schema_json(const dbt_table *t)
             if (id->flags & idx_flags[k].flag)
                 json_array_append_new(fl, json_string(idx_flags[k].name));
         json_object_set_new(x, "flags", fl);
+        if (id->condition)
+            json_object_set_new(x, "condition", json_string(id->condition));
+        if (id->flags & EDB_IDX_TUPLES) {
+            json_object_set_new(x, "tuple_min", json_integer(id->tuple_min));
+            json_object_set_new(x, "tuple_max", json_integer(id->tuple_max));
+        }
         json_array_append_new(idx, x);
     }
     return doc;
@@ -488,6 +525,30 @@ dbt_cmd_schema(int argc, char **argv)
         json_decref(doc);
         dbt_table_free(&t);
     }
+    edb_session_end(s);
+    edb_env_close(env);
+    return ret;
+}
+
+/* reindex DB TABLE INDEX: edb_index_rebuild in one transaction. */
+int
+dbt_cmd_reindex(int argc, char **argv)
+{
+    if (argc != 4)
+        return dbt_usage(argv[0], "expected DB, TABLE and INDEX");
+    edb_env *env;
+    edb_session *s;
+    if (dbt_open(&env, &s, argv[1], DBT_OPEN_WRITE) != DBT_OK)
+        return DBT_FAIL;
+    int ret = DBT_OK, rc;
+    edb_tree_stat st;
+    if ((rc = edb_index_rebuild(s, argv[2], argv[3])) < 0)
+        ret = dbt_fail("reindex", rc);
+    else if ((rc = edb_table_stat(&st, s, argv[2], argv[3])) < 0)
+        ret = dbt_fail("reindex", rc);
+    else if (printf("table '%s': index '%s' rebuilt: %llu entries\n", argv[2], argv[3],
+                    (unsigned long long)st.entries) < 0 || fflush(stdout) != 0)
+        ret = dbt_failf("reindex", EDB_IO, "writing standard output failed");
     edb_session_end(s);
     edb_env_close(env);
     return ret;

@@ -40,7 +40,15 @@ static const dbt_cmd commands[] = {
       "of 'dbtool schema' is accepted unchanged.\n"
       "Table, column and index names are 1..64 bytes of [A-Za-z0-9_], not starting with a\n"
       "digit; a name holding a NUL or control byte is refused, never cut. SCHEMA.json must be a\n"
-      "regular file or -.\n" },
+      "regular file or -.\n"
+      "A text column may name a \"collation\": \"binary\" (the default: UTF-8 bytes) or a BCP 47\n"
+      "locale tag with ICU's keywords, such as \"en-u-ks-level2\" (case-insensitive) or\n"
+      "\"und-u-ks-level1\" (case- and accent-insensitive); index keys on it then sort, seek and\n"
+      "stay unique under that collation. An index may have a \"condition\": \"col\" (entries only\n"
+      "for rows where col is not null) or \"!col\" (only where it is null). The index flag tuples\n"
+      "makes a substring index on one text column, with \"tuple_min\" and \"tuple_max\"\n"
+      "(characters; default 3 and 10). A multi-valued column in an index key gives one entry per\n"
+      "value.\n" },
     { "tables", dbt_cmd_tables, "tables DB [--json]",
       "List the tables with their row counts.\n" },
     { "schema", dbt_cmd_schema, "schema DB TABLE",
@@ -93,7 +101,13 @@ static const dbt_cmd commands[] = {
       "every record by its entries. Each problem is printed on standard output; exit status 1\n"
       "when there is any. The check runs in a child process, so a damaged file that makes the\n"
       "reader crash is reported as EDB_CORRUPT. A data.mdb shorter than the pages its meta page\n"
-      "uses is refused when any command opens it (EDB_CORRUPT, with both sizes), check included.\n" },
+      "uses is refused when any command opens it (EDB_CORRUPT, with both sizes), check included.\n"
+      "An index on a collated column made with another ICU collator version is reported\n"
+      "(EDB_VERSION): rebuild it with 'dbtool reindex'.\n" },
+    { "reindex", dbt_cmd_reindex, "reindex DB TABLE INDEX",
+      "Rebuild the secondary index INDEX of TABLE from its rows in one transaction, with this\n"
+      "ICU's collators, and print its entry count. Fails with EDB_KEYDUP, changing nothing, when a\n"
+      "unique index's rows collide under the new collation.\n" },
     { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
       "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
       "OUT_DIR, from a read snapshot. The copy is written as OUT_DIR/.compact-XXXXXX/data.mdb\n"

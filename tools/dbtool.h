@@ -34,6 +34,7 @@ int dbt_cmd_create(int argc, char **argv);
 int dbt_cmd_create_table(int argc, char **argv);
 int dbt_cmd_tables(int argc, char **argv);
 int dbt_cmd_schema(int argc, char **argv);
+int dbt_cmd_reindex(int argc, char **argv);   /* cmd_schema.c */
 int dbt_cmd_import(int argc, char **argv);
 int dbt_cmd_export(int argc, char **argv);
 int dbt_cmd_get(int argc, char **argv);

@@ -107,7 +107,7 @@ Test(schema, bad_definitions_are_refused_with_a_message)
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "+nope\0", 0 },
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "x\0", 0 },
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "", 0 },
-        { { "x", EDB_COL_TEXT, EDB_COL_MULTIVALUED, 0, NULL, 0 }, "+x\0", 0 },
+        { { "x", EDB_COL_TEXT, EDB_COL_MULTIVALUED, 0, NULL, 0 }, "+x\0", EDB_IDX_PRIMARY },  /* secondary: one entry per value (issue 14) */
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "+x\0-x\0", 0 },
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "+x\0", 0x80 },
         { { "x", EDB_COL_TEXT, 0, 0, NULL, 0 }, "+x\0", EDB_IDX_PRIMARY | EDB_IDX_IGNORE_NULL },
