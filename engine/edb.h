@@ -529,6 +529,7 @@ EDB_EXTERN int edb_column_drop(edb_session *s, const char *table, const char *co
  */
 EDB_EXTERN int edb_column_set_default(edb_session *s, const char *table, const char *column,
                                       const void *value, size_t size);
+/**
  * Rebuild a secondary index from the table's rows, in the session's transaction (or
  * one of its own): the entries are made again with today's collators (their ICU
  * versions are recorded anew) and replace the old ones at commit.  Cursors on the
