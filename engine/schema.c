@@ -664,6 +664,12 @@ edb_column_set_default(edb_session *s, const char *table, const char *column, co
     c->has_default = value != NULL;
     c->default_size = value != NULL ? (uint32_t)size : 0;
     c->default_value = value;      /* borrowed until stored: encode copies it */
+    ret = edb__table_store(s->env, txn, t);
+err:
+    edb__table_free(t);
+    return end_schema(s, ret);
+}
+
 int
 edb_index_rebuild(edb_session *s, const char *table, const char *index)
 {
