@@ -123,7 +123,8 @@ EDB_EXTERN const char *edb_version(void);
     X(WRITE_CONFLICT, -25, "the record changed since the update was prepared") \
     X(DROPPED,       -26, "the table, index or column was dropped")            \
     X(CLOSED,        -27, "the handle's session or environment was closed")    \
-    X(AUTH,          -28, "the archive's encryption key is missing or wrong")
+    X(AUTH,          -28, "the archive's encryption key is missing or wrong") \
+    X(MV_DUP,        -29, "the multi-valued column already holds this value")
 
 typedef enum edb_error {
 #define EDB__ERR_ENUM(name, value, msg) EDB_##name = value,
@@ -545,21 +546,56 @@ EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
 #define EDB_SET_AUTOINC_VALUE 0x2u
 
 /**
+ * Multi-valued: refuse a value the column already holds (bytewise equal) with
+ * #EDB_MV_DUP, as ESE's JET_bitSetUniqueMultiValues.  Accepted by
+ * edb_column_set() (it matters with #EDB_SET_APPEND) and
+ * edb_column_set_itag().
+ */
+#define EDB_SET_UNIQUE 0x4u
+
+/**
  * Set a column of the prepared record.  @p data NULL sets NULL (for a
  * multi-valued column: removes every value; with #EDB_SET_APPEND it adds
  * nothing and changes nothing, as ESE ignores it).  Without #EDB_SET_APPEND a
  * multi-valued column is left with this one value.  An AUTOINC column can
  * only be set with #EDB_SET_AUTOINC_VALUE (see there).
  * @param[in] data  the value in native form (header table); copied
- * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE
+ * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE, each with
+ *                  #EDB_SET_UNIQUE
  * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (size or
  *         encoding wrong, unknown flags, APPEND on a single-valued column, an
  *         AUTOINC column without #EDB_SET_AUTOINC_VALUE, that flag on another
  *         column or in a replace, an AUTOINC value below 1),
- *         #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ *         #EDB_MV_DUP (#EDB_SET_APPEND | #EDB_SET_UNIQUE and the value is
+ *         there: nothing changed), #EDB_TOOBIG (over max_size), #EDB_NOMEM.
  * Thread safety: as the cursor's session.
  */
 EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags);
+
+/**
+ * Set, replace or delete the @p itag-th value (1-based) of a column of the
+ * prepared record, as ESE's JetSetColumn with itagSequence.
+ *  - @p itag 1..n (n values now): @p data replaces that value; @p data NULL
+ *    deletes it and the later values move up one place (value n+1 becomes n);
+ *    deleting the only value leaves the column NULL.
+ *  - @p itag 0 or n + 1: @p data is appended as value n + 1 (@p data NULL
+ *    changes nothing).
+ *  - @p itag over n + 1: #EDB_INVAL, nothing changes.
+ * A single-valued column has one itag: 1 (or 0) sets it, NULL makes it NULL.
+ * With #EDB_SET_UNIQUE a value equal (bytewise) to another value of the
+ * column, other than the one replaced, is #EDB_MV_DUP and nothing changes.
+ * The change is in the prepared record only: edb_update() writes it,
+ * edb_update_cancel() forgets it.
+ * @param[in] data the value in native form (header table), copied; NULL deletes
+ * @param[in] size its size (0 with @p data NULL)
+ * @param[in] flags 0 or #EDB_SET_UNIQUE
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (itag past n + 1,
+ *         unknown flags, an AUTOINC column, size or encoding wrong),
+ *         #EDB_MV_DUP, #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_column_set_itag(edb_cursor *c, edb_colid col, unsigned itag, const void *data,
+                                   size_t size, unsigned flags);
 
 /**
  * Write the prepared record and keep every index exact.  After an insert the

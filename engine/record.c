@@ -208,6 +208,70 @@ edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t s
     return 0;
 }
 
+/* The byte offset and size of value @n (1-based, at most v->count) of a
+ * multi-valued in-memory column. */
+static void
+mv_locate(const edb__colval *v, uint32_t n, size_t *off, size_t *len)
+{
+    size_t o = 0;
+    for (uint32_t i = 1; i < n; i++)
+        o += 4 + (size_t)rd32(v->area.p + o);
+    *off = o;
+    *len = 4 + (size_t)rd32(v->area.p + o);
+}
+
+int
+edb__colval_mv_find(const edb__colval *v, const void *data, size_t size, uint32_t skip)
+{
+    size_t off = 0;
+    for (uint32_t i = 1; !v->null && i <= v->count; i++) {
+        uint32_t len = rd32(v->area.p + off);
+        if (i != skip && len == size && (size == 0 || memcmp(v->area.p + off + 4, data, size) == 0))
+            return (int)i;
+        off += 4 + (size_t)len;
+    }
+    return 0;
+}
+
+int
+edb__colval_set_itag(edb__colval *v, uint32_t itag, const void *data, size_t size)
+{
+    uint32_t n = v->null ? 0 : v->count;
+    if (itag == 0 || itag > n) {
+        if (data == NULL)
+            return 0;
+        size_t old = v->null ? 0 : v->area.len;
+        uint8_t len[4];
+        wr32(len, (uint32_t)size);
+        v->area.len = old;
+        if (edb__buf_add(&v->area, len, 4) < 0 || edb__buf_add(&v->area, data, size) < 0) {
+            v->area.len = old;
+            return EDB_NOMEM;
+        }
+        v->count = n + 1;
+        v->null = false;
+        return 0;
+    }
+    size_t off, len;
+    mv_locate(v, itag, &off, &len);
+    size_t tail = v->area.len - off - len;
+    size_t nlen = data == NULL ? 0 : 4 + size;
+    if (nlen > len)
+        EDB_RET(edb__buf_reserve(&v->area, v->area.len + nlen - len));
+    memmove(v->area.p + off + nlen, v->area.p + off + len, tail);
+    if (data != NULL) {
+        wr32(v->area.p + off, (uint32_t)size);
+        if (size)
+            memcpy(v->area.p + off + 4, data, size);
+    }
+    v->area.len = off + nlen + tail;
+    if (data == NULL && --v->count == 0) {
+        v->null = true;
+        v->area.len = 0;
+    }
+    return 0;
+}
+
 bool
 edb__colview_value(const edb__colview *v, bool multi, uint32_t n, const uint8_t **data, size_t *size)
 {

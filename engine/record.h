@@ -160,4 +160,12 @@ int edb__value_check(const edb__column *c, const void *data, size_t size, const 
 /* Set (replace) or append a value into an in-memory column. */
 int edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t size, bool append);
 
+/* Multi-valued in-memory column: the itag (1-based) of the first value
+ * bytewise equal to (data, size), not counting itag @skip; 0 when none. */
+int edb__colval_mv_find(const edb__colval *v, const void *data, size_t size, uint32_t skip);
+/* Multi-valued in-memory column: replace value @itag (1..count) with @data,
+ * or delete it (data NULL: later values move up; the last one leaves the
+ * column NULL); itag 0 or past the end appends (data NULL: nothing). */
+int edb__colval_set_itag(edb__colval *v, uint32_t itag, const void *data, size_t size);
+
 #endif

@@ -419,6 +419,13 @@ autoinc_value(const edb__column *def, const void *data)
     }
 }
 
+static int
+mv_dup(const edb_cursor *c, const edb__column *def)
+{
+    return edb__err(EDB_MV_DUP, "table '%s': column '%s' already holds this value", c->tname,
+                    def->name);
+}
+
 int
 edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags)
 {
@@ -427,7 +434,7 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     EDB_RET(edb__cursor_check_live(c, "edb_column_set"));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "edb_column_set: no update is prepared on '%s'", c->tname);
-    if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
+    if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE | EDB_SET_UNIQUE))
         return edb__err(EDB_INVAL, "edb_column_set: unknown flags 0x%x", flags);
     EDB_RET(edb__colid_resolve(&col, c->t));
     EDB_RET(rec_fit(&c->rec, c->t));
@@ -460,7 +467,54 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if (data != NULL && (def->flags & EDB_COL_AUTOINC) && autoinc_value(def, data) == 0)
         return edb__err(EDB_INVAL, "table '%s': AUTOINC column '%s': a value must be 1 or more",
                         c->tname, def->name);
+    if ((flags & (EDB_SET_UNIQUE | EDB_SET_APPEND)) == (EDB_SET_UNIQUE | EDB_SET_APPEND) &&
+        edb__colval_mv_find(&c->rec.cols[col - 1], data, size, 0) != 0)
+        return mv_dup(c, def);
     EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_column_set_itag(edb_cursor *c, edb_colid col, unsigned itag, const void *data, size_t size,
+                    unsigned flags)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_set_itag: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_column_set_itag"));
+    if (c->prep == 0)
+        return edb__err(EDB_NOUPDATE, "edb_column_set_itag: no update is prepared on '%s'", c->tname);
+    if (flags & ~EDB_SET_UNIQUE)
+        return edb__err(EDB_INVAL, "edb_column_set_itag: unknown flags 0x%x", flags);
+    EDB_RET(edb__colid_resolve(&col, c->t));
+    EDB_RET(rec_fit(&c->rec, c->t));
+    const edb__column *def = &c->t->cols[col - 1];
+    edb__colval *v = &c->rec.cols[col - 1];
+    if (def->flags & EDB_COL_AUTOINC)
+        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it",
+                        c->tname, def->name);
+    if (data == NULL && size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
+                        def->name, size);
+    bool multi = (def->flags & EDB_COL_MULTIVALUED) != 0;
+    uint32_t n = v->null ? 0 : (multi ? v->count : 1);
+    if (itag > n + 1 || (!multi && itag > 1))
+        return edb__err(EDB_INVAL, "table '%s': column '%s': itag %u, the column has %u value%s "
+                        "(at most %u: append)", c->tname, def->name, itag, n, n == 1 ? "" : "s",
+                        multi ? n + 1 : 1);
+    if (data != NULL && edb__value_check(def, data, size, "") < 0) {
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
+        return edb__value_check(def, data, size, what);
+    }
+    if (!multi) {
+        EDB_RET(edb__colval_set(v, def, data, size, false));
+    } else {
+        if (data != NULL && (flags & EDB_SET_UNIQUE) &&
+            edb__colval_mv_find(v, data, size, itag == 0 ? 0 : itag) != 0)
+            return mv_dup(c, def);
+        EDB_RET(edb__colval_set_itag(v, itag, data, size));
+    }
     edb__err_clear();
     return 0;
 }
