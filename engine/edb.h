@@ -651,6 +651,63 @@ EDB_EXTERN int edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t si
  *  #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_NOTFOUND. */
 EDB_EXTERN int edb_column_count(unsigned *out, edb_cursor *c, edb_colid col);
 
+/** Largest value of a single-valued TEXT or BINARY column (2 GiB - 1, as ESE's
+ *  long values); a value over #EDB_LV_MAX is #EDB_TOOBIG.  A value over about
+ *  32 KiB is a long value: kept outside its record in chunks, so that
+ *  edb_column_read() and edb_column_write() touch only the chunks they need
+ *  (doc/engine.md, "Long values"). */
+#define EDB_LV_MAX 0x7FFFFFFFu
+/** edb_column_write(): set the value's size to @p offset (truncate, or extend
+ *  with zero bytes); @p data NULL and @p size 0. */
+#define EDB_SET_SIZE 0x8u
+
+/**
+ * Read part of a value: bytes [@p offset, @p offset + @p size) of value @p itag
+ * (0 or 1: the first) of a column of the current record (of the prepared
+ * record while an update is prepared, pending edb_column_write() changes
+ * included), as ESE's JetRetrieveColumn with ibLongValue.  Works on every
+ * column; on a long value it reads only the chunks holding those bytes.
+ * Copies min(@p size, whole - @p offset) bytes; none at or past the end.
+ * @param[out] buf    receives the bytes (may be NULL when @p size is 0: a size query)
+ * @param[out] actual the whole value's size, whatever @p offset (may be NULL)
+ * @return 0 (every byte from @p offset to the end copied, or @p offset at or past the end);
+ *         #EDB_WRN_TRUNCATED (more bytes follow the @p size copied);
+ *         #EDB_WRN_NULL (NULL, or no such itag: *actual = 0);
+ *         #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_NOTFOUND (colid), #EDB_INVAL,
+ *         #EDB_CORRUPT (a chunk is missing or has the wrong size), #EDB_CLOSED.
+ * Thread safety: as the cursor's session.  Another session writing the value
+ * meanwhile is not seen before its commit (and, in an explicit transaction,
+ * not before this session's next transaction).
+ */
+EDB_EXTERN int edb_column_read(edb_cursor *c, edb_colid col, uint64_t offset, void *buf, size_t size,
+                               size_t *actual, unsigned itag);
+
+/**
+ * Change part of a single-valued TEXT or BINARY value in the prepared record,
+ * as ESE's JetSetColumn with ibLongValue, JET_bitSetAppendLV and
+ * JET_bitSetSizeLV:
+ *  - flags 0: write @p size bytes at @p offset (at most the value's size now:
+ *    no gap), overwriting and extending it; a NULL value is an empty one;
+ *  - #EDB_SET_APPEND: write them after the value's end (@p offset ignored);
+ *  - #EDB_SET_SIZE: truncate the value to @p offset bytes, or extend it with
+ *    zero bytes (@p data NULL, @p size 0).
+ * The change is pending in the cursor until edb_update(), which writes only
+ * the chunks that changed (and no lost update holds as for edb_column_set());
+ * edb_update_cancel() drops it, and the stored value never changed.  A
+ * following edb_column_set() of the column replaces it.  TEXT: each piece
+ * written must be valid UTF-8 on its own.
+ * @param[in] data the bytes (copied)
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_TYPE (not a
+ *         single-valued TEXT or BINARY column), #EDB_INVAL (@p offset past the
+ *         end, unknown flags, NULL data with a size, data with #EDB_SET_SIZE,
+ *         TEXT not UTF-8), #EDB_TOOBIG (the value would pass #EDB_LV_MAX or
+ *         max_size: nothing changed), #EDB_NOMEM, #EDB_CORRUPT.
+ * Thread safety: as the cursor's session.  Memory: the touched chunks (about
+ * 32 KiB each) are held until edb_update() or edb_update_cancel().
+ */
+EDB_EXTERN int edb_column_write(edb_cursor *c, edb_colid col, uint64_t offset, const void *data,
+                                size_t size, unsigned flags);
+
 /** Delete the current record and its index entries.  The cursor stays at the
  *  record's place (#edb_cursor, currency): reads return #EDB_RECORD_DELETED,
  *  NEXT and PREV reach its neighbours, a rollback brings the record back.

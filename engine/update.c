@@ -27,12 +27,14 @@
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
+#include "longval.h"
 
 void
 edb_update_cancel(edb_cursor *c)
 {
     if (c == NULL || c->prep == 0)
         return;
+    edb__lvw_free_all(&c->lvw);
     edb__rec_free(&c->rec);
     c->prep_pk.len = 0;
     c->prep_raw.len = 0;
@@ -60,6 +62,9 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
         const edb__column *def = &t->cols[col - 1];
         bool null = v == NULL || v->null;
+        if (!null && v->sep)        /* a long value: longer than any key */
+            return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
+                            x->name, EDB_MAX_KEY_SIZE);
         if (!null)
             all_null = false;
         else
@@ -331,6 +336,12 @@ rec_fit(edb__rec *r, const edb__table *t)
     return 0;
 }
 
+int
+edb__update_rec_fit(edb_cursor *c)
+{
+    return rec_fit(&c->rec, c->t);
+}
+
 /* Put the cursor on the record with primary key @pk and values @rec. */
 static int
 position_on(edb_cursor *c, const edb__rec *rec, const edb__buf *pk)
@@ -470,7 +481,13 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
     if ((flags & (EDB_SET_UNIQUE | EDB_SET_APPEND)) == (EDB_SET_UNIQUE | EDB_SET_APPEND) &&
         edb__colval_mv_find(&c->rec.cols[col - 1], data, size, 0) != 0)
         return mv_dup(c, def);
-    EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size, (flags & EDB_SET_APPEND) != 0));
+    if (c->lvw != NULL)
+        edb__lvw_drop(&c->lvw, col);        /* a whole value replaces pending writes */
+    if (data != NULL && size > EDB__LV_INLINE_MAX && !(def->flags & EDB_COL_MULTIVALUED))
+        EDB_RET(edb__lv_set(c, col, data, size));
+    else
+        EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size,
+                                (flags & EDB_SET_APPEND) != 0));
     edb__err_clear();
     return 0;
 }
@@ -508,7 +525,7 @@ edb_column_set_itag(edb_cursor *c, edb_colid col, unsigned itag, const void *dat
         return edb__value_check(def, data, size, what);
     }
     if (!multi) {
-        EDB_RET(edb__colval_set(v, def, data, size, false));
+        return edb_column_set(c, col, data, size, 0);
     } else {
         if (data != NULL && (flags & EDB_SET_UNIQUE) &&
             edb__colval_mv_find(v, data, size, itag == 0 ? 0 : itag) != 0)
@@ -616,6 +633,8 @@ edb_update(edb_cursor *c)
     EDB_ERR(rec_fit(&c->rec, c->t));
     EDB_ERR(wplan_get(c, &w));
     /* ---- plan: reads only; a failure leaves the update prepared as the caller set it */
+    if (c->lvw != NULL)
+        EDB_ERR(edb__lv_plan(c, txn, &c->rec));     /* pending long values into the record */
     if (c->prep == EDB_PREP_INSERT) {
         if (has_autoinc(c->t)) {
             /* assign on a copy: the prepared record keeps its NULLs on failure */
@@ -642,6 +661,8 @@ edb_update(edb_cursor *c)
         ret = apply_record(c->s, w, txn, c->t, false, NULL, &wrote);
         if (ret == 0)
             ret = store_counters(c, txn, &c->rec, work, implicit_n);
+        if (ret == 0 && c->lvw != NULL)
+            ret = edb__lv_apply(c, txn, NULL, work);
     } else {
         EDB_ERR(check_notnull(c->t, work));
         /* No lost update: the record must still be the bytes prepare copied.
@@ -666,6 +687,8 @@ edb_update(edb_cursor *c)
         EDB_ERR(plan_record(w, txn, c->t, &old, &c->prep_pk, work));
         /* ---- apply */
         ret = apply_record(c->s, w, txn, c->t, true, &c->prep_pk, &wrote);
+        if (ret == 0)
+            ret = edb__lv_apply(c, txn, &old, work);
     }
     if (wrote) {
         s->write_seq++;         /* cursors re-find their entries */
@@ -729,6 +752,8 @@ edb_record_delete(edb_cursor *c)
         }
     if (ret == 0)
         ret = del(txn, &t->rec, &c->pk, "delete record");
+    if (ret == 0)
+        ret = edb__lv_free_record(txn, t, &old);
     if (ret == 0)
         ret = edb__rows_add(s, t->kid, -1);
     if (ret < 0)
