@@ -558,7 +558,10 @@ EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
  * multi-valued column: removes every value; with #EDB_SET_APPEND it adds
  * nothing and changes nothing, as ESE ignores it).  Without #EDB_SET_APPEND a
  * multi-valued column is left with this one value.  An AUTOINC column can
- * only be set with #EDB_SET_AUTOINC_VALUE (see there).
+ * only be set with #EDB_SET_AUTOINC_VALUE (see there).  A single-valued TEXT
+ * or BINARY value may have up to #EDB_LV_MAX bytes (over about 32 KiB it is
+ * stored as a long value: edb_column_write()); the values of a multi-valued
+ * column share the record's 256 MiB.
  * @param[in] data  the value in native form (header table); copied
  * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE, each with
  *                  #EDB_SET_UNIQUE
@@ -638,7 +641,7 @@ EDB_EXTERN void edb_update_cancel(edb_cursor *c);
 /**
  * Read a column of the current record (of the prepared record while an update is
  * prepared).  @p itag 0 or 1: the first value; n: the n-th value of a
- * multi-valued column.
+ * multi-valued column.  A long value is read whole (a part: edb_column_read()).
  * @param[out] buf    receives up to @p size bytes (may be NULL when size is 0)
  * @param[out] actual full size of the value (may be NULL)
  * @return 0; #EDB_WRN_NULL (NULL, or no n-th value: *actual = 0);
