@@ -161,8 +161,10 @@ static int
 base_read(MDB_txn *txn, MDB_dbi dbi, uint32_t kid, const edb__lvref *base, const uint8_t *inl,
           uint64_t valid, uint64_t off, uint8_t *dst, size_t n)
 {
-    memset(dst, 0, n);
     uint64_t end = off + n < valid ? off + n : valid;
+    size_t have = end > off ? (size_t)(end - off) : 0;
+    if (have < n)
+        memset(dst + have, 0, n - have);       /* past the valid bytes */
     while (off < end) {
         uint64_t no = off / CH, in = off % CH;
         size_t take = (size_t)(CH - in < end - off ? CH - in : end - off);
