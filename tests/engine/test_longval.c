@@ -669,3 +669,83 @@ Test(longval, check_finds_missing_and_orphan_chunks)
     RC(edb_column_read(c, 2, CH + 5, buf, 16, NULL, 0), EDB_CORRUPT);
     RC(edb_column_read(c, 2, 5, buf, 16, NULL, 0), EDB_WRN_TRUNCATED);
 }
+
+/* Random writes, appends and resizes across chunk boundaries, each update
+ * committed, canceled or rolled back, against a model of the value: after
+ * every step the stored value equals the model, and the chunks are exactly
+ * those of the value's size. */
+Test(longval, random_edits_match_a_model, .timeout = 300)
+{
+    unsigned steps = scaled(300);
+    size_t cap = 8 * CH;
+    uint8_t *model = calloc(1, cap), *trial = malloc(cap);
+    cr_assert(model != NULL && trial != NULL);
+    size_t msize = 0;
+    bool committed = false;
+    int32_t id = 1;
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, &id, 4, 0));
+    OK(edb_update(c));
+    unsigned seed = 12345;
+#define RND(n) ((size_t)((seed = seed * 1103515245u + 12345u) >> 8) % (n))
+    for (unsigned step = 0; step < steps; step++) {
+        size_t tsize = msize;
+        memcpy(trial, model, cap);
+        int outcome = (int)RND(5);      /* 0: cancel, 1: rollback, else commit */
+        if (outcome == 1)
+            OK(edb_txn_begin(s, 0));
+        OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+        unsigned edits = 1 + (unsigned)RND(4);
+        for (unsigned e = 0; e < edits; e++) {
+            int op = (int)RND(4);
+            if (op == 0) {                              /* resize */
+                size_t ns = RND(cap + 1);
+                OK(edb_column_write(c, 2, ns, NULL, 0, EDB_SET_SIZE));
+                if (ns > tsize)
+                    memset(trial + tsize, 0, ns - tsize);
+                else
+                    memset(trial + ns, 0, cap - ns);
+                tsize = ns;
+            } else {                                    /* write or append */
+                size_t off = op == 1 ? tsize : RND(tsize + 1);
+                size_t room = cap - off;
+                size_t n = room == 0 ? 0 : RND(room < 3 * CH ? room + 1 : 3 * CH);
+                uint8_t *p = pattern(step * 7919u + e, n);
+                OK(edb_column_write(c, 2, off, p, n, op == 1 ? EDB_SET_APPEND : 0));
+                memcpy(trial + off, p, n);
+                if (off + n > tsize)
+                    tsize = off + n;
+                free(p);
+            }
+        }
+        if (outcome == 0) {
+            edb_update_cancel(c);
+        } else {
+            OK(edb_update(c));
+            if (outcome == 1) {
+                OK(edb_txn_rollback(s));
+            } else {
+                memcpy(model, trial, cap);
+                msize = tsize;
+                committed = true;
+            }
+        }
+        seek_row(c, 1);
+        if (!committed) {
+            size_t got = 9;
+            int rc = edb_column_get(c, 2, NULL, 0, &got, 0);
+            cr_assert(rc == EDB_WRN_NULL || (rc == 0 && got == 0));
+        } else {
+            assert_value(model, msize);
+        }
+        uint64_t want = msize > CH ? (msize + CH - 1) / CH : 0;
+        cr_assert_eq(chunks(), want, "step %u: %llu chunks for %zu bytes", step,
+                     (unsigned long long)chunks(), msize);
+    }
+#undef RND
+    uint64_t problems = 99;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    free(model);
+    free(trial);
+}
