@@ -749,3 +749,24 @@ Test(longval, random_edits_match_a_model, .timeout = 300)
     free(model);
     free(trial);
 }
+
+/* The table is dropped while a cursor holds pending long-value writes: the
+ * update is EDB_DROPPED, nothing is left behind (chunks, memory). */
+Test(longval, table_dropped_under_pending_writes)
+{
+    insert_big(1, 3 * CH);
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    uint8_t *p = pattern(3, 2 * CH);
+    OK(edb_column_write(c, 2, CH, p, 2 * CH, 0));
+    edb_session *s2;
+    OK(edb_session_begin(&s2, env));
+    OK(edb_table_drop(s2, "lv"));
+    edb_session_end(s2);
+    RC(edb_update(c), EDB_DROPPED);
+    edb_update_cancel(c);
+    cr_assert_eq(chunks(), 0);
+    uint64_t problems = 99;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    free(p);
+}
