@@ -795,7 +795,7 @@ check_chunk(void *ctx, const MDB_val *k, const MDB_val *d)
     for (int i = 0; i < 4; i++)
         no = no << 8 | p[12 + i];
     struct lvent key = { kid, id, 0, 0 };
-    struct lvent *e = bsearch(&key, L->e, L->n, sizeof *L->e, ent_cmp);
+    struct lvent *e = L->n == 0 ? NULL : bsearch(&key, L->e, L->n, sizeof *L->e, ent_cmp);
     if (e == NULL) {
         if (kid != L->orphan_kid || id != L->orphan_id)
             report(L, "long values: orphan chunks of value %llu of table id %u (no record refers "
@@ -822,7 +822,8 @@ edb__lv_check(edb_session *s, edb__lv_problem_fn fn, void *ctx, uint64_t *refs, 
     L.txn = txn;
     int ret = 0;
     EDB_ERR(edb__catalog_foreach(s->env, txn, collect, &L));
-    qsort(L.e, L.n, sizeof *L.e, ent_cmp);
+    if (L.n > 0)
+        qsort(L.e, L.n, sizeof *L.e, ent_cmp);
     for (size_t i = 1; i < L.n; i++)
         if (ent_cmp(&L.e[i - 1], &L.e[i]) == 0)
             report(&L, "long values: value %llu of table id %u is referred to by two records",
