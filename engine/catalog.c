@@ -71,6 +71,7 @@
 
 #include "catalog.h"
 #include "collate.h"
+#include "longval.h"
 #include "error.h"
 #include "session.h"
 
@@ -991,6 +992,7 @@ edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
     table_key(&k, buf, t->name);
     EDB_RET(edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: drop"));
     EDB_RET(edb__mdb_err(edb__ks_clear(txn, &t->rec), "drop records"));
+    EDB_RET(edb__lv_drop_table(txn, t));
     for (uint32_t i = 0; i < t->nidx; i++)
         if (!(t->idx[i].flags & EDB_IDX_PRIMARY))
             EDB_RET(edb__index_erase(env, txn, &t->idx[i]));

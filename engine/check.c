@@ -44,6 +44,7 @@
 #include "env.h"
 #include "error.h"
 #include "key.h"
+#include "longval.h"
 #include "pagecheck.h"
 #include "session.h"
 
@@ -381,7 +382,10 @@ read_record(chk *k, tbl *t, edb_cursor *c, uint64_t rowno, uint64_t *hash, bool 
             rc = edb_column_get(c, id, dst, actual, &actual, v);
             if (rc < 0 || rc == EDB_WRN_TRUNCATED) {
                 ret = rc < 0 ? rc : EDB_CORRUPT;
-                if (report)
+                if (report && rc < 0)   /* a long value's chunk (longval.c) */
+                    problem(k, EDB_CORRUPT, "table '%s': row %llu: column '%s' value %u cannot be read: %s",
+                            t->name, (unsigned long long)rowno, cd->name, v, edb_error_last());
+                else if (report)
                     problem(k, EDB_CORRUPT, "table '%s': row %llu: column '%s' changed size while read",
                             t->name, (unsigned long long)rowno, cd->name);
                 break;
@@ -670,6 +674,13 @@ err:
     return ret;
 }
 
+/* A long-value problem (longval.c: orphan, missing or wrong-size chunks). */
+static void
+lv_problem(void *ctx, const char *msg)
+{
+    problem(ctx, EDB_CORRUPT, "%s", msg);
+}
+
 int
 edb_env_check(uint64_t *out, edb_env *env, edb_check_fn fn, void *ctx,
               void (*progress)(void *ctx, uint64_t rows))
@@ -709,6 +720,7 @@ edb_env_check(uint64_t *out, edb_env *env, edb_check_fn fn, void *ctx,
             problem(&k, EDB_CORRUPT, "catalog: the table list cannot be read: %s", edb_error_last());
         for (size_t i = 0; i < n; i++)
             EDB_ERR(check_table(&k, names[i]));
+        EDB_ERR(edb__lv_check(k.s, lv_problem, &k, NULL, NULL));
         if (progress)
             progress(ctx, k.rows);
     }

@@ -25,6 +25,7 @@
 
 #include "cursor.h"
 #include "error.h"
+#include "longval.h"
 
 void
 edb__session_add_cursor(edb_session *s, edb_cursor *c)
@@ -325,6 +326,7 @@ edb_cursor_close(edb_cursor *c)
     edb__buf_free(&c->prep_pk);
     edb__buf_free(&c->prep_raw);
     edb__wplan_free(c->wp);
+    edb__lvw_free_all(&c->lvw);
     free(c);
     if (s->dead)
         edb__session_release(s);    /* frees an ended session with its last cursor */
@@ -469,7 +471,13 @@ column_view(edb_cursor *c, MDB_txn *txn, edb_colid *colp, const char *fn, edb__c
     edb_colid col = *colp;
     if (c->prep != 0) {
         const edb__colval *cv = &c->rec.cols[col - 1];
-        *v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
+        *v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len, cv->sep };
+        uint64_t lvsize;
+        if (c->lvw != NULL && edb__lvw_size(c->lvw, col, &lvsize)) {
+            v->null = false;        /* pending long-value changes (longval.c) */
+            v->count = 1;
+            v->sep = true;
+        }
         return 0;
     }
     if (edb__cursor_state(c) != POS_ON)
@@ -535,6 +543,21 @@ copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf,
     return rc;
 }
 
+/* Copy bytes from @offset of a long value (view @v, longval.c) as
+ * edb_column_read does; a long value has one itag. */
+static int
+lv_copy(edb_cursor *c, MDB_txn *txn, edb_colid col, const edb__colview *v, uint64_t offset,
+        void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    if (itag > 1)
+        return EDB_WRN_NULL;
+    uint64_t total;
+    EDB_RET(edb__lv_read(c, txn, col, v, offset, buf, size, &total));
+    if (actual != NULL)
+        *actual = (size_t)total;
+    return offset < total && total - offset > size ? EDB_WRN_TRUNCATED : 0;
+}
+
 /* The general path of edb_column_get (arguments checked). */
 static int
 column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
@@ -543,8 +566,11 @@ column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *ac
     EDB_RET(enter_for_read(c, &txn));
     edb__colview v;
     int rc = column_view(c, txn, &col, "edb_column_get", &v);
-    if (rc == 0)
+    if (rc == 0 && v.sep) {
+        rc = lv_copy(c, txn, col, &v, 0, buf, size, actual, itag);
+    } else if (rc == 0) {
         rc = copy_value(c, col, &v, buf, size, actual, itag);
+    }
     rc = leave_after_read(c, txn, rc);
     if (rc == 0)
         edb__err_clear();
@@ -573,7 +599,7 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;
-        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, pos) == 0) {
+        if (c->rv_hdr_ok && edb__rec_hdr_view(&v, c->t, &c->rv_hdr, pos) == 0 && !v.sep) {
             int rc = copy_value(c, pos, &v, buf, size, actual, itag);
             if (rc == 0)
                 edb__err_clear();
@@ -581,6 +607,48 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         }
     }
     return column_get_slow(c, col, buf, size, actual, itag);
+}
+
+int
+edb_column_read(edb_cursor *c, edb_colid col, uint64_t offset, void *buf, size_t size,
+                size_t *actual, unsigned itag)
+{
+    if (actual != NULL)
+        *actual = 0;
+    if (buf == NULL && size != 0)
+        return edb__err(EDB_INVAL, "edb_column_read: buf is NULL with size %zu", size);
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_read: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_column_read"));
+    MDB_txn *txn;
+    EDB_RET(enter_for_read(c, &txn));
+    edb__colview v;
+    int rc = column_view(c, txn, &col, "edb_column_read", &v);
+    if (rc == 0 && v.sep) {
+        rc = lv_copy(c, txn, col, &v, offset, buf, size, actual, itag);
+    } else if (rc == 0) {
+        /* an inline value: the bytes from @offset of the one copy_value reads */
+        const uint8_t *data = v.area;
+        size_t n = v.len;
+        bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
+        if ((multi || v.null || itag > 1) &&
+            !edb__colview_value(&v, multi, itag == 0 ? 1 : itag, &data, &n)) {
+            rc = EDB_WRN_NULL;
+        } else {
+            if (actual != NULL)
+                *actual = n;
+            size_t k = offset >= n ? 0 : n - (size_t)offset;
+            rc = k > size ? EDB_WRN_TRUNCATED : 0;
+            if (k > size)
+                k = size;
+            if (k > 0)
+                memcpy(buf, data + offset, k);
+        }
+    }
+    rc = leave_after_read(c, txn, rc);
+    if (rc == 0)
+        edb__err_clear();
+    return rc;
 }
 
 int

@@ -106,6 +106,8 @@ struct edb_cursor {
     edb__buf prep_raw;                  /* REPLACE: its stored bytes at prepare: edb_update
                                            writes only over these (no lost update) */
     struct edb__wplan *wp;              /* write plan buffers, reused (update.c) */
+    struct edb__lvw *lvw;               /* pending long-value changes of the prepared
+                                           update (longval.c) */
 };
 
 /* A cursor of a dead session (a zombie, session.h) refuses every call. */
@@ -115,6 +117,8 @@ edb__cursor_check_live(const edb_cursor *c, const char *fn)
     return c->s->dead ? edb__session_closed_err(c->s, fn) : 0;
 }
 
+/* Extend the prepared record of @c to the columns of its table (update.c). */
+int edb__update_rec_fit(edb_cursor *c);
 /* Free a cursor's write plan buffers (NULL-safe). */
 void edb__wplan_free(struct edb__wplan *w);
 

@@ -124,6 +124,7 @@ EDB_EXTERN const char *edb_version(void);
     X(DROPPED,       -26, "the table, index or column was dropped")            \
     X(CLOSED,        -27, "the handle's session or environment was closed")    \
     X(AUTH,          -28, "the archive's encryption key is missing or wrong") \
+    X(MV_DUP,        -29, "the multi-valued column already holds this value") \
     X(COLUMN_IN_INDEX, -31, "the column is in an index")
 
 typedef enum edb_error {
@@ -651,21 +652,59 @@ EDB_EXTERN int edb_update_prepare(edb_cursor *c, unsigned mode);
 #define EDB_SET_AUTOINC_VALUE 0x2u
 
 /**
+ * Multi-valued: refuse a value the column already holds (bytewise equal) with
+ * #EDB_MV_DUP, as ESE's JET_bitSetUniqueMultiValues.  Accepted by
+ * edb_column_set() (it matters with #EDB_SET_APPEND) and
+ * edb_column_set_itag().
+ */
+#define EDB_SET_UNIQUE 0x4u
+
+/**
  * Set a column of the prepared record.  @p data NULL sets NULL (for a
  * multi-valued column: removes every value; with #EDB_SET_APPEND it adds
  * nothing and changes nothing, as ESE ignores it).  Without #EDB_SET_APPEND a
  * multi-valued column is left with this one value.  An AUTOINC column can
- * only be set with #EDB_SET_AUTOINC_VALUE (see there).
+ * only be set with #EDB_SET_AUTOINC_VALUE (see there).  A single-valued TEXT
+ * or BINARY value may have up to #EDB_LV_MAX bytes (over about 32 KiB it is
+ * stored as a long value: edb_column_write()); the values of a multi-valued
+ * column share the record's 256 MiB.
  * @param[in] data  the value in native form (header table); copied
- * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE
+ * @param[in] flags 0, #EDB_SET_APPEND or #EDB_SET_AUTOINC_VALUE, each with
+ *                  #EDB_SET_UNIQUE
  * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (size or
  *         encoding wrong, unknown flags, APPEND on a single-valued column, an
  *         AUTOINC column without #EDB_SET_AUTOINC_VALUE, that flag on another
  *         column or in a replace, an AUTOINC value below 1),
- *         #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ *         #EDB_MV_DUP (#EDB_SET_APPEND | #EDB_SET_UNIQUE and the value is
+ *         there: nothing changed), #EDB_TOOBIG (over max_size), #EDB_NOMEM.
  * Thread safety: as the cursor's session.
  */
 EDB_EXTERN int edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsigned flags);
+
+/**
+ * Set, replace or delete the @p itag-th value (1-based) of a column of the
+ * prepared record, as ESE's JetSetColumn with itagSequence.
+ *  - @p itag 1..n (n values now): @p data replaces that value; @p data NULL
+ *    deletes it and the later values move up one place (value n+1 becomes n);
+ *    deleting the only value leaves the column NULL.
+ *  - @p itag 0 or n + 1: @p data is appended as value n + 1 (@p data NULL
+ *    changes nothing).
+ *  - @p itag over n + 1: #EDB_INVAL, nothing changes.
+ * A single-valued column has one itag: 1 (or 0) sets it, NULL makes it NULL.
+ * With #EDB_SET_UNIQUE a value equal (bytewise) to another value of the
+ * column, other than the one replaced, is #EDB_MV_DUP and nothing changes.
+ * The change is in the prepared record only: edb_update() writes it,
+ * edb_update_cancel() forgets it.
+ * @param[in] data the value in native form (header table), copied; NULL deletes
+ * @param[in] size its size (0 with @p data NULL)
+ * @param[in] flags 0 or #EDB_SET_UNIQUE
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_INVAL (itag past n + 1,
+ *         unknown flags, an AUTOINC column, size or encoding wrong),
+ *         #EDB_MV_DUP, #EDB_TOOBIG (over max_size), #EDB_NOMEM.
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_column_set_itag(edb_cursor *c, edb_colid col, unsigned itag, const void *data,
+                                   size_t size, unsigned flags);
 
 /**
  * Write the prepared record and keep every index exact.  After an insert the
@@ -708,7 +747,7 @@ EDB_EXTERN void edb_update_cancel(edb_cursor *c);
 /**
  * Read a column of the current record (of the prepared record while an update is
  * prepared).  @p itag 0 or 1: the first value; n: the n-th value of a
- * multi-valued column.
+ * multi-valued column.  A long value is read whole (a part: edb_column_read()).
  * @param[out] buf    receives up to @p size bytes (may be NULL when size is 0)
  * @param[out] actual full size of the value (may be NULL)
  * @return 0; #EDB_WRN_NULL (NULL, or no n-th value: *actual = 0);
@@ -775,6 +814,62 @@ EDB_EXTERN int edb_columns_get(edb_cursor *c, edb_colval *v, size_t n);
  * Thread safety: as the cursor's session.
  */
 EDB_EXTERN int edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n);
+/** Largest value of a single-valued TEXT or BINARY column (2 GiB - 1, as ESE's
+ *  long values); a value over #EDB_LV_MAX is #EDB_TOOBIG.  A value over about
+ *  32 KiB is a long value: kept outside its record in chunks, so that
+ *  edb_column_read() and edb_column_write() touch only the chunks they need
+ *  (doc/engine.md, "Long values"). */
+#define EDB_LV_MAX 0x7FFFFFFFu
+/** edb_column_write(): set the value's size to @p offset (truncate, or extend
+ *  with zero bytes); @p data NULL and @p size 0. */
+#define EDB_SET_SIZE 0x8u
+
+/**
+ * Read part of a value: bytes [@p offset, @p offset + @p size) of value @p itag
+ * (0 or 1: the first) of a column of the current record (of the prepared
+ * record while an update is prepared, pending edb_column_write() changes
+ * included), as ESE's JetRetrieveColumn with ibLongValue.  Works on every
+ * column; on a long value it reads only the chunks holding those bytes.
+ * Copies min(@p size, whole - @p offset) bytes; none at or past the end.
+ * @param[out] buf    receives the bytes (may be NULL when @p size is 0: a size query)
+ * @param[out] actual the whole value's size, whatever @p offset (may be NULL)
+ * @return 0 (every byte from @p offset to the end copied, or @p offset at or past the end);
+ *         #EDB_WRN_TRUNCATED (more bytes follow the @p size copied);
+ *         #EDB_WRN_NULL (NULL, or no such itag: *actual = 0);
+ *         #EDB_NOCURRENT, #EDB_RECORD_DELETED, #EDB_NOTFOUND (colid), #EDB_INVAL,
+ *         #EDB_CORRUPT (a chunk is missing or has the wrong size), #EDB_CLOSED.
+ * Thread safety: as the cursor's session.  Another session writing the value
+ * meanwhile is not seen before its commit (and, in an explicit transaction,
+ * not before this session's next transaction).
+ */
+EDB_EXTERN int edb_column_read(edb_cursor *c, edb_colid col, uint64_t offset, void *buf, size_t size,
+                               size_t *actual, unsigned itag);
+
+/**
+ * Change part of a single-valued TEXT or BINARY value in the prepared record,
+ * as ESE's JetSetColumn with ibLongValue, JET_bitSetAppendLV and
+ * JET_bitSetSizeLV:
+ *  - flags 0: write @p size bytes at @p offset (at most the value's size now:
+ *    no gap), overwriting and extending it; a NULL value is an empty one;
+ *  - #EDB_SET_APPEND: write them after the value's end (@p offset ignored);
+ *  - #EDB_SET_SIZE: truncate the value to @p offset bytes, or extend it with
+ *    zero bytes (@p data NULL, @p size 0).
+ * The change is pending in the cursor until edb_update(), which writes only
+ * the chunks that changed (and no lost update holds as for edb_column_set());
+ * edb_update_cancel() drops it, and the stored value never changed.  A
+ * following edb_column_set() of the column replaces it.  TEXT: each piece
+ * written must be valid UTF-8 on its own.
+ * @param[in] data the bytes (copied)
+ * @return 0, #EDB_NOUPDATE, #EDB_NOTFOUND (colid), #EDB_TYPE (not a
+ *         single-valued TEXT or BINARY column), #EDB_INVAL (@p offset past the
+ *         end, unknown flags, NULL data with a size, data with #EDB_SET_SIZE,
+ *         TEXT not UTF-8), #EDB_TOOBIG (the value would pass #EDB_LV_MAX or
+ *         max_size: nothing changed), #EDB_NOMEM, #EDB_CORRUPT.
+ * Thread safety: as the cursor's session.  Memory: the touched chunks (about
+ * 32 KiB each) are held until edb_update() or edb_update_cancel().
+ */
+EDB_EXTERN int edb_column_write(edb_cursor *c, edb_colid col, uint64_t offset, const void *data,
+                                size_t size, unsigned flags);
 
 /** Delete the current record and its index entries.  The cursor stays at the
  *  record's place (#edb_cursor, currency): reads return #EDB_RECORD_DELETED,

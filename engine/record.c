@@ -6,12 +6,19 @@
  *
  * | offset      | size      | meaning                                            |
  * |-------------|-----------|----------------------------------------------------|
- * | 0           | 1         | record format version, 1                           |
+ * | 0           | 1         | record format version, 1 (2: long values, below)   |
  * | 1           | 1         | reserved, 0                                        |
  * | 2           | 2         | N: columns stored (colids 1..N)                    |
  * | 4           | ceil(N/8) | NULL bitmap: bit (i % 8) of byte i / 8 set = column i+1 is NULL |
  * | 4+B         | 4 * N     | end offset of column i's area, relative to D       |
  * | D = 4+B+4N  | ...       | the column areas, in colid order                   |
+ *
+ * Version 2 is written only for a record that holds a long-value reference
+ * (longval.c): a second bitmap of B bytes follows the NULL bitmap (bit set =
+ * the column's area is a 20-byte reference to chunks, not the value), and
+ * the offsets start at 4+2B.  A reader that knows only version 1 refuses
+ * such a record with EDB_VERSION; records without a long value keep
+ * version 1 byte for byte.
  *
  * A single-valued column's area is its value in native form (edb.h's table:
  * host-order integers, IEEE floats, UTF-8 text).  A multi-valued column's
@@ -168,8 +175,11 @@ edb__value_check(const edb__column *c, const void *data, size_t size, const char
         if (c->max_size != 0 && size > c->max_size)
             return edb__err(EDB_TOOBIG, "%s: %zu bytes, the column holds at most %u", what, size,
                             (unsigned)c->max_size);
-        if (size > EDB__RECORD_MAX)
-            return edb__err(EDB_TOOBIG, "%s: %zu bytes", what, size);
+        /* a single-valued value may be long (longval.c), values of a
+         * multi-valued column live in the record */
+        size_t most = (c->flags & EDB_COL_MULTIVALUED) ? EDB__RECORD_MAX : EDB_LV_MAX;
+        if (size > most)
+            return edb__err(EDB_TOOBIG, "%s: %zu bytes (at most %zu)", what, size, most);
         if (c->type == EDB_COL_TEXT && !utf8_ok(data, size))
             return edb__err(EDB_INVAL, "%s: text is not valid UTF-8 (or holds NUL)", what);
     }
@@ -180,6 +190,7 @@ int
 edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t size, bool append)
 {
     bool multi = (c->flags & EDB_COL_MULTIVALUED) != 0;
+    v->sep = false;
     if (data == NULL) {
         v->null = true;
         v->count = 0;
@@ -205,6 +216,70 @@ edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t s
     }
     v->count++;
     v->null = false;
+    return 0;
+}
+
+/* The byte offset and size of value @n (1-based, at most v->count) of a
+ * multi-valued in-memory column. */
+static void
+mv_locate(const edb__colval *v, uint32_t n, size_t *off, size_t *len)
+{
+    size_t o = 0;
+    for (uint32_t i = 1; i < n; i++)
+        o += 4 + (size_t)rd32(v->area.p + o);
+    *off = o;
+    *len = 4 + (size_t)rd32(v->area.p + o);
+}
+
+int
+edb__colval_mv_find(const edb__colval *v, const void *data, size_t size, uint32_t skip)
+{
+    size_t off = 0;
+    for (uint32_t i = 1; !v->null && i <= v->count; i++) {
+        uint32_t len = rd32(v->area.p + off);
+        if (i != skip && len == size && (size == 0 || memcmp(v->area.p + off + 4, data, size) == 0))
+            return (int)i;
+        off += 4 + (size_t)len;
+    }
+    return 0;
+}
+
+int
+edb__colval_set_itag(edb__colval *v, uint32_t itag, const void *data, size_t size)
+{
+    uint32_t n = v->null ? 0 : v->count;
+    if (itag == 0 || itag > n) {
+        if (data == NULL)
+            return 0;
+        size_t old = v->null ? 0 : v->area.len;
+        uint8_t len[4];
+        wr32(len, (uint32_t)size);
+        v->area.len = old;
+        if (edb__buf_add(&v->area, len, 4) < 0 || edb__buf_add(&v->area, data, size) < 0) {
+            v->area.len = old;
+            return EDB_NOMEM;
+        }
+        v->count = n + 1;
+        v->null = false;
+        return 0;
+    }
+    size_t off, len;
+    mv_locate(v, itag, &off, &len);
+    size_t tail = v->area.len - off - len;
+    size_t nlen = data == NULL ? 0 : 4 + size;
+    if (nlen > len)
+        EDB_RET(edb__buf_reserve(&v->area, v->area.len + nlen - len));
+    memmove(v->area.p + off + nlen, v->area.p + off + len, tail);
+    if (data != NULL) {
+        wr32(v->area.p + off, (uint32_t)size);
+        if (size)
+            memcpy(v->area.p + off + 4, data, size);
+    }
+    v->area.len = off + nlen + tail;
+    if (data == NULL && --v->count == 0) {
+        v->null = true;
+        v->area.len = 0;
+    }
     return 0;
 }
 
@@ -275,6 +350,7 @@ rec_alloc(edb__rec *r, const edb__table *t)
 static int
 set_default(edb__colval *v, const edb__column *c)
 {
+    v->sep = false;
     if (!c->has_default) {
         v->null = true;
         v->count = 0;
@@ -304,15 +380,17 @@ parse_hdr(hdr *h, const void *raw, size_t len, bool all)
     const uint8_t *p = raw;
     if (len < 4)
         return edb__err(EDB_CORRUPT, "record of %zu bytes", len);
-    if (p[0] != EDB__RECORD_VERSION)
-        return edb__err(p[0] > EDB__RECORD_VERSION ? EDB_VERSION : EDB_CORRUPT,
+    if (p[0] != EDB__RECORD_VERSION && p[0] != EDB__RECORD_VERSION_LV)
+        return edb__err(p[0] > EDB__RECORD_VERSION_LV ? EDB_VERSION : EDB_CORRUPT,
                         "record format version %u", p[0]);
     h->n = (uint32_t)p[2] | (uint32_t)p[3] << 8;
     size_t b = (h->n + 7) / 8;
-    if (b + 4 * (size_t)h->n > len - 4)
+    size_t maps = p[0] == EDB__RECORD_VERSION_LV ? 2 * b : b;
+    if (maps + 4 * (size_t)h->n > len - 4)
         return edb__err(EDB_CORRUPT, "record header of %u columns in %zu bytes", h->n, len);
     h->bitmap = p + 4;
-    h->offs = p + 4 + b;
+    h->sepmap = p[0] == EDB__RECORD_VERSION_LV ? p + 4 + b : NULL;
+    h->offs = p + 4 + maps;
     h->data = h->offs + 4 * (size_t)h->n;
     h->dlen = len - (size_t)(h->data - p);
     uint32_t prev = 0;
@@ -341,6 +419,11 @@ hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
     v->single = false;
     v->area = h->data + start;
     v->len = end - start;
+    v->sep = h->sepmap != NULL && ((h->sepmap[i / 8] >> (i % 8)) & 1);
+    if (v->sep && (v->null || (c->flags & EDB_COL_MULTIVALUED) || v->len != EDB__LVREF_SIZE ||
+                   (c->type != EDB_COL_TEXT && c->type != EDB_COL_BINARY)))
+        return edb__err(EDB_CORRUPT, "record: column %u: a long-value reference of %zu bytes",
+                        col, v->len);
     if (v->null) {
         if (v->len != 0)
             return edb__err(EDB_CORRUPT, "record: NULL column %u has %zu bytes", col, v->len);
@@ -415,6 +498,7 @@ edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len)
         edb__colview v;
         EDB_RET(hdr_col(&v, &h, &t->cols[i], i + 1));
         r->cols[i].null = v.null;
+        r->cols[i].sep = v.sep;
         r->cols[i].count = v.count;
         EDB_RET(edb__buf_set(&r->cols[i].area, v.area, v.len));
     }
@@ -428,28 +512,34 @@ edb__rec_encode(const edb__rec *r, edb__buf *out)
     if (n > 0xFFFF)
         return edb__err(EDB_LIMIT, "record of %u columns", n);
     size_t b = (n + 7) / 8;
-    size_t total = 4 + b + 4 * (size_t)n;
+    bool lv = false;
+    for (uint32_t i = 0; i < n; i++)
+        lv |= r->cols[i].sep && !r->cols[i].null;
+    size_t maps = lv ? 2 * b : b;
+    size_t total = 4 + maps + 4 * (size_t)n;
     for (uint32_t i = 0; i < n; i++)
         total += r->cols[i].null ? 0 : r->cols[i].area.len;
     if (total > EDB__RECORD_MAX)
         return edb__err(EDB_TOOBIG, "record of %zu bytes (at most %u)", total, EDB__RECORD_MAX);
     EDB_RET(reserve(out, total));
     uint8_t *p = out->p;
-    memset(p, 0, 4 + b);
-    p[0] = EDB__RECORD_VERSION;
+    memset(p, 0, 4 + maps);
+    p[0] = lv ? EDB__RECORD_VERSION_LV : EDB__RECORD_VERSION;
     p[2] = (uint8_t)n;
     p[3] = (uint8_t)(n >> 8);
     size_t off = 0;
-    uint8_t *data = p + 4 + b + 4 * (size_t)n;
+    uint8_t *data = p + 4 + maps + 4 * (size_t)n;
     for (uint32_t i = 0; i < n; i++) {
         const edb__colval *v = &r->cols[i];
         if (v->null) {
             p[4 + i / 8] |= (uint8_t)(1u << (i % 8));
         } else {
+            if (v->sep)
+                p[4 + b + i / 8] |= (uint8_t)(1u << (i % 8));
             memcpy(data + off, v->area.p, v->area.len);
             off += v->area.len;
         }
-        wr32(p + 4 + b + 4 * (size_t)i, (uint32_t)off);
+        wr32(p + 4 + maps + 4 * (size_t)i, (uint32_t)off);
     }
     out->len = total;
     return 0;
@@ -469,6 +559,8 @@ edb__rec_validate(const edb__table *t, const void *raw, size_t len)
         EDB_RET(hdr_col(&v, &h, c, i + 1));
         if (c->flags & EDB__COL_DROPPED)
             continue;   /* a value left behind, in a form (multi-valued?) no longer known */
+        if (v.sep)
+            continue;           /* a reference: longval.c checks its chunks */
         bool multi = (c->flags & EDB_COL_MULTIVALUED) != 0;
         for (uint32_t j = 1; j <= v.count; j++) {
             const uint8_t *d;

@@ -14,6 +14,11 @@
 #include "edb.h"
 
 #define EDB__RECORD_VERSION 1
+/* A record holding a reference to a long value (record.c, longval.c): old
+ * readers refuse it with EDB_VERSION, records without one stay version 1. */
+#define EDB__RECORD_VERSION_LV 2
+/* A long-value reference in a column's area (longval.h). */
+#define EDB__LVREF_SIZE 20
 /* Largest encoded record (LMDB stores it in overflow pages). */
 #define EDB__RECORD_MAX (256u << 20)
 
@@ -64,6 +69,7 @@ edb__buf_set(edb__buf *b, const void *data, size_t n)
  * (multi-valued). */
 typedef struct edb__colval {
     bool null;
+    bool sep;           /* area is a long-value reference (longval.h), not the value */
     uint32_t count;     /* values: 0 when NULL, 1 single-valued, n multi-valued */
     edb__buf area;
 } edb__colval;
@@ -80,6 +86,7 @@ typedef struct edb__colview {
     uint32_t count;
     const uint8_t *area;
     size_t len;
+    bool sep;           /* area is a long-value reference (longval.h) */
 } edb__colview;
 
 /* Fresh record of table @t: every column NULL or its default. */
@@ -97,7 +104,10 @@ int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_
 /* The checked header of an encoded record: edb__rec_view in two steps, so
  * that a cursor reading several columns of one record checks its header once.
  * The pointers point into the record's bytes. */
-typedef struct edb__rechdr { uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen; } edb__rechdr;
+typedef struct edb__rechdr {
+    uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen;
+    const uint8_t *sepmap;      /* version 2: bit set = the column is a long-value reference */
+} edb__rechdr;
 /* Check the header of an encoded record: version, column count, sizes, and
  * the last end offset (the others are checked per column read, by
  * edb__rec_hdr_view; record.c, "Invariants"). */
@@ -115,6 +125,7 @@ edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
             out->offs = p + 4 + b;
             out->data = out->offs + 4 * (size_t)n;
             out->dlen = len - (size_t)(out->data - p);
+            out->sepmap = NULL;
             if ((n == 0 ? 0 : edb__rd32le(out->offs + 4 * (size_t)(n - 1))) == out->dlen)
                 return 0;
         }
@@ -132,7 +143,7 @@ edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, 
 {
     uint32_t i = col - 1;
     if (col <= h->n && h->n <= t->ncols && !(t->cols[i].flags & EDB_COL_MULTIVALUED) &&
-        !((h->bitmap[i / 8] >> (i % 8)) & 1)) {
+        !((h->bitmap[i / 8] >> (i % 8)) & 1) && h->sepmap == NULL) {
         const uint8_t *e = h->offs + 4 * (size_t)i;
         uint32_t end = edb__rd32le(e);
         uint32_t start = i == 0 ? 0 : edb__rd32le(e - 4);
@@ -143,6 +154,7 @@ edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, 
         out->count = 1;
         out->area = h->data + start;
         out->len = end - start;
+        out->sep = false;
         return 0;
     }
     return edb__rec_hdr_view_slow(out, t, h, col);
@@ -159,5 +171,13 @@ bool edb__colview_value(const edb__colview *v, bool multi, uint32_t n, const uin
 int edb__value_check(const edb__column *c, const void *data, size_t size, const char *what);
 /* Set (replace) or append a value into an in-memory column. */
 int edb__colval_set(edb__colval *v, const edb__column *c, const void *data, size_t size, bool append);
+
+/* Multi-valued in-memory column: the itag (1-based) of the first value
+ * bytewise equal to (data, size), not counting itag @skip; 0 when none. */
+int edb__colval_mv_find(const edb__colval *v, const void *data, size_t size, uint32_t skip);
+/* Multi-valued in-memory column: replace value @itag (1..count) with @data,
+ * or delete it (data NULL: later values move up; the last one leaves the
+ * column NULL); itag 0 or past the end appends (data NULL: nothing). */
+int edb__colval_set_itag(edb__colval *v, uint32_t itag, const void *data, size_t size);
 
 #endif

@@ -28,12 +28,14 @@
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
+#include "longval.h"
 
 void
 edb_update_cancel(edb_cursor *c)
 {
     if (c == NULL || c->prep == 0)
         return;
+    edb__lvw_free_all(&c->lvw);
     edb__rec_free(&c->rec);
     c->prep_pk.len = 0;
     c->prep_raw.len = 0;
@@ -94,6 +96,9 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
         const edb__column *def = &t->cols[col - 1];
         bool null = v == NULL || v->null;
+        if (!null && v->sep)        /* a long value: longer than any key */
+            return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
+                            x->name, EDB_MAX_KEY_SIZE);
         const void *data = null ? NULL : v->area.p;
         size_t size = null ? 0 : v->area.len;
         if ((int)i == mvseg) {
@@ -620,6 +625,12 @@ rec_fit(edb__rec *r, const edb__table *t)
     return 0;
 }
 
+int
+edb__update_rec_fit(edb_cursor *c)
+{
+    return rec_fit(&c->rec, c->t);
+}
+
 /* Put the cursor on the record with primary key @pk and values @rec. */
 static int
 position_on(edb_cursor *c, const edb__rec *rec, const edb__buf *pk)
@@ -708,6 +719,13 @@ autoinc_value(const edb__column *def, const void *data)
     }
 }
 
+static int
+mv_dup(const edb_cursor *c, const edb__column *def)
+{
+    return edb__err(EDB_MV_DUP, "table '%s': column '%s' already holds this value", c->tname,
+                    def->name);
+}
+
 /* Everything edb_column_set checks before it changes the prepared record
  * (resolves *col in place).  @fn names the caller in messages. */
 static int
@@ -719,7 +737,7 @@ column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, 
     EDB_RET(edb__cursor_check_live(c, fn));
     if (c->prep == 0)
         return edb__err(EDB_NOUPDATE, "%s: no update is prepared on '%s'", fn, c->tname);
-    if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE))
+    if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE | EDB_SET_UNIQUE))
         return edb__err(EDB_INVAL, "%s: unknown flags 0x%x", fn, flags);
     EDB_RET(edb__colid_resolve(colp, c->t));
     EDB_RET(rec_fit(&c->rec, c->t));
@@ -759,8 +777,61 @@ edb_column_set(edb_cursor *c, edb_colid col, const void *data, size_t size, unsi
         edb__err_clear();   /* appending NULL adds nothing (as ESE ignores it) */
         return 0;
     }
-    EDB_RET(edb__colval_set(&c->rec.cols[col - 1], &c->t->cols[col - 1], data, size,
-                            (flags & EDB_SET_APPEND) != 0));
+    const edb__column *def = &c->t->cols[col - 1];
+    if ((flags & (EDB_SET_UNIQUE | EDB_SET_APPEND)) == (EDB_SET_UNIQUE | EDB_SET_APPEND) &&
+        edb__colval_mv_find(&c->rec.cols[col - 1], data, size, 0) != 0)
+        return mv_dup(c, def);
+    if (c->lvw != NULL)
+        edb__lvw_drop(&c->lvw, col);        /* a whole value replaces pending writes */
+    if (data != NULL && size > EDB__LV_INLINE_MAX && !(def->flags & EDB_COL_MULTIVALUED))
+        EDB_RET(edb__lv_set(c, col, data, size));
+    else
+        EDB_RET(edb__colval_set(&c->rec.cols[col - 1], def, data, size,
+                                (flags & EDB_SET_APPEND) != 0));
+    edb__err_clear();
+    return 0;
+}
+
+int
+edb_column_set_itag(edb_cursor *c, edb_colid col, unsigned itag, const void *data, size_t size,
+                    unsigned flags)
+{
+    if (c == NULL)
+        return edb__err(EDB_INVAL, "edb_column_set_itag: cursor is NULL");
+    EDB_RET(edb__cursor_check_live(c, "edb_column_set_itag"));
+    if (c->prep == 0)
+        return edb__err(EDB_NOUPDATE, "edb_column_set_itag: no update is prepared on '%s'", c->tname);
+    if (flags & ~EDB_SET_UNIQUE)
+        return edb__err(EDB_INVAL, "edb_column_set_itag: unknown flags 0x%x", flags);
+    EDB_RET(edb__colid_resolve(&col, c->t));
+    EDB_RET(rec_fit(&c->rec, c->t));
+    const edb__column *def = &c->t->cols[col - 1];
+    edb__colval *v = &c->rec.cols[col - 1];
+    if (def->flags & EDB_COL_AUTOINC)
+        return edb__err(EDB_INVAL, "table '%s': column '%s' is AUTOINC: the engine assigns it",
+                        c->tname, def->name);
+    if (data == NULL && size != 0)
+        return edb__err(EDB_INVAL, "table '%s': column '%s': NULL data with size %zu", c->tname,
+                        def->name, size);
+    bool multi = (def->flags & EDB_COL_MULTIVALUED) != 0;
+    uint32_t n = v->null ? 0 : (multi ? v->count : 1);
+    if (itag > n + 1 || (!multi && itag > 1))
+        return edb__err(EDB_INVAL, "table '%s': column '%s': itag %u, the column has %u value%s "
+                        "(at most %u: append)", c->tname, def->name, itag, n, n == 1 ? "" : "s",
+                        multi ? n + 1 : 1);
+    if (data != NULL && edb__value_check(def, data, size, "") < 0) {
+        char what[160];
+        snprintf(what, sizeof what, "table '%s': column '%s'", c->tname, def->name);
+        return edb__value_check(def, data, size, what);
+    }
+    if (!multi) {
+        return edb_column_set(c, col, data, size, 0);
+    } else {
+        if (data != NULL && (flags & EDB_SET_UNIQUE) &&
+            edb__colval_mv_find(v, data, size, itag == 0 ? 0 : itag) != 0)
+            return mv_dup(c, def);
+        EDB_RET(edb__colval_set_itag(v, itag, data, size));
+    }
     edb__err_clear();
     return 0;
 }
@@ -815,6 +886,15 @@ columns_set_op(const edb_cursor *c, const edb__column *def, const edb_colval *e,
     return 0;
 }
 
+/* An entry that sets a single-valued value (always the whole value) too
+ * long for the record: it becomes a long value (longval.c), as
+ * edb_column_set makes it. */
+static bool
+is_long(const edb__column *def, const edb_colval *e)
+{
+    return e->buf != NULL && e->size > EDB__LV_INLINE_MAX && !(def->flags & EDB_COL_MULTIVALUED);
+}
+
 int
 edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n)
 {
@@ -857,11 +937,20 @@ edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n)
             x->count++;
         else if (op == CS_NTH && v[i].buf == NULL)
             x->count--;
-        x->need += 4 + v[i].size;
+        if (!is_long(&c->t->cols[col - 1], &v[i]))
+            x->need += 4 + v[i].size;
     }
     for (uint32_t k = 0; k < ncols && rc == 0; k++)
         if (st[k].touched && edb__buf_reserve(&c->rec.cols[k].area, c->rec.cols[k].area.len + st[k].need + 1) < 0)
             rc = edb__err(EDB_NOMEM, "%s: out of memory", fn);
+    /* Long values first: the only entries that can still fail (memory for
+     * their pending chunks), before any other column changes. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        edb_colid col = v[i].col;
+        edb__colid_resolve(&col, c->t);     /* checked in phase 1 */
+        if (is_long(&c->t->cols[col - 1], &v[i]))
+            rc = edb__lv_set(c, col, v[i].buf, v[i].size);
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         edb_colid col = v[i].col;
         edb__colid_resolve(&col, c->t);     /* checked in phase 1 */
@@ -869,6 +958,10 @@ edb_columns_set(edb_cursor *c, const edb_colval *v, size_t n)
         const edb__column *def = &c->t->cols[col - 1];
         int op;
         columns_set_op(c, def, &v[i], cv->null ? 0 : cv->count, &op);
+        if (is_long(def, &v[i]))
+            continue;
+        if (op == CS_SET && c->lvw != NULL)
+            edb__lvw_drop(&c->lvw, col);    /* a whole value replaces pending writes */
         if (op == CS_NTH)
             mv_put_nth(cv, v[i].itag, v[i].buf, v[i].size);
         else if (op == CS_SET || v[i].buf != NULL)
@@ -978,6 +1071,8 @@ edb_update(edb_cursor *c)
     EDB_ERR(rec_fit(&c->rec, c->t));
     EDB_ERR(wplan_get(c, &w));
     /* ---- plan: reads only; a failure leaves the update prepared as the caller set it */
+    if (c->lvw != NULL)
+        EDB_ERR(edb__lv_plan(c, txn, &c->rec));     /* pending long values into the record */
     if (c->prep == EDB_PREP_INSERT) {
         if (has_autoinc(c->t)) {
             /* assign on a copy: the prepared record keeps its NULLs on failure */
@@ -1004,6 +1099,8 @@ edb_update(edb_cursor *c)
         ret = apply_record(c->s, w, txn, c->t, false, NULL, &wrote);
         if (ret == 0)
             ret = store_counters(c, txn, &c->rec, work, implicit_n);
+        if (ret == 0 && c->lvw != NULL)
+            ret = edb__lv_apply(c, txn, NULL, work);
     } else {
         EDB_ERR(check_notnull(c->t, work));
         /* No lost update: the record must still be the bytes prepare copied.
@@ -1028,6 +1125,8 @@ edb_update(edb_cursor *c)
         EDB_ERR(plan_record(w, txn, c->t, &old, &c->prep_pk, work));
         /* ---- apply */
         ret = apply_record(c->s, w, txn, c->t, true, &c->prep_pk, &wrote);
+        if (ret == 0)
+            ret = edb__lv_apply(c, txn, &old, work);
     }
     if (wrote) {
         s->write_seq++;         /* cursors re-find their entries */
@@ -1108,6 +1207,8 @@ edb_record_delete(edb_cursor *c)
     }
     if (ret == 0)
         ret = del(txn, &t->rec, &c->pk, "delete record");
+    if (ret == 0)
+        ret = edb__lv_free_record(txn, t, &old);
     if (ret == 0)
         ret = edb__rows_add(s, t->kid, -1);
     if (ret < 0)

@@ -632,7 +632,7 @@ Test(records, read_path_refuses_damaged_records)
     /* header: N = 3, bitmap 1 byte, offsets at 5, 9, 13, data at 17 */
     size_t offs = 5, data = 17;
     RC(read_col(t, good.p, 3, 1, &v), EDB_CORRUPT);                 /* shorter than a header */
-    memcpy(raw, good.p, len); raw[0] = 2;
+    memcpy(raw, good.p, len); raw[0] = 3;     /* 2: with long values (longval.c) */
     RC(read_col(t, raw, len, 1, &v), EDB_VERSION);                  /* a newer format */
     memcpy(raw, good.p, len); raw[0] = 0;
     RC(read_col(t, raw, len, 1, &v), EDB_CORRUPT);
