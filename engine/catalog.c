@@ -1149,7 +1149,8 @@ edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta)
 }
 
 int
-edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb__table *t), void *ctx)
+edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb__table *t), void *ctx,
+                     bool *skipped)
 {
     MDB_cursor *cur;
     EDB_RET(edb__mdb_err(mdb_cursor_open(txn, edb__cat(env)->cat, &cur), "catalog: cursor"));
@@ -1158,8 +1159,14 @@ edb__catalog_foreach(edb_env *env, MDB_txn *txn, int (*fn)(void *ctx, const edb_
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > 0 && ((const char *)k.mv_data)[0] == 't') {
         edb__table *t;
-        if ((ret = edb__table_decode(&t, env, v.mv_data, v.mv_size)) < 0)
-            break;
+        if ((ret = edb__table_decode(&t, env, v.mv_data, v.mv_size)) < 0) {
+            if (skipped == NULL || ret == EDB_NOMEM)
+                break;
+            *skipped = true;
+            ret = 0;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
         ret = fn(ctx, t);
         edb__table_free(t);
         if (ret != 0)

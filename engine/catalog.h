@@ -165,9 +165,11 @@ void edb__table_free(edb__table *t);
 int edb__table_clone(edb__table **out, const edb__table *t);
 
 /* Call @fn for every table, in name order; a non-zero return stops the walk
- * and is returned.  @t is freed after @fn returns. */
+ * and is returned.  @t is freed after @fn returns.  A table whose schema
+ * cannot be decoded stops the walk with its error when @skipped is NULL; else
+ * it is passed over and *skipped set (edb_env_check reports it itself). */
 int edb__catalog_foreach(edb_env *env, MDB_txn *txn,
-                         int (*fn)(void *ctx, const edb__table *t), void *ctx);
+                         int (*fn)(void *ctx, const edb__table *t), void *ctx, bool *skipped);
 /* A new compact id for a table or an index (never handed out before in this
  * database once @txn commits); EDB_LIMIT after 2^32 - 1 of them. */
 int edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn);

@@ -677,19 +677,20 @@ edb_column_count(unsigned *out, edb_cursor *c, edb_colid col)
 /* One entry of edb_columns_get, the record's header @h already checked (NULL
  * while an update is prepared: the prepared record is read). */
 static int
-columns_get_one(edb_cursor *c, const edb__rechdr *h, edb_colval *e)
+columns_get_one(edb_cursor *c, MDB_txn *txn, const edb__rechdr *h, edb_colval *e)
 {
     edb_colid col = e->col;
     if (e->buf == NULL && e->size != 0)
         return edb__err(EDB_INVAL, "edb_columns_get: buf is NULL with size %zu", e->size);
-    EDB_RET(edb__colid_resolve(&col, c->t));
     edb__colview v;
     if (h == NULL) {
-        const edb__colval *cv = &c->rec.cols[col - 1];
-        v = (edb__colview){ cv->null, false, cv->count, cv->area.p, cv->area.len };
+        EDB_RET(column_view(c, txn, &col, "edb_columns_get", &v));
     } else {
+        EDB_RET(edb__colid_resolve(&col, c->t));
         EDB_RET(edb__rec_hdr_view(&v, c->t, h, col));
     }
+    if (v.sep)      /* a long value (or pending edb_column_write changes) */
+        return lv_copy(c, txn, col, &v, 0, e->buf, e->size, &e->actual, e->itag);
     return copy_value(c, col, &v, e->buf, e->size, &e->actual, e->itag);
 }
 
@@ -727,7 +728,7 @@ edb_columns_get(edb_cursor *c, edb_colval *v, size_t n)
     int first = 0;
     char msg[512];
     for (size_t i = 0; i < n; i++) {
-        v[i].rc = columns_get_one(c, h, &v[i]);
+        v[i].rc = columns_get_one(c, txn, h, &v[i]);
         if (v[i].rc < 0 && first == 0) {
             first = v[i].rc;
             snprintf(msg, sizeof msg, "%s", edb_error_last_message());

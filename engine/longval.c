@@ -715,6 +715,7 @@ typedef struct lvrefs {
     MDB_txn *txn;
     const struct lvent *cur;    /* the walk's current reference */
     uint64_t orphan_kid, orphan_id;
+    bool partial;           /* a table's schema could not be read: orphans are not told */
 } lvrefs;
 
 static void
@@ -797,7 +798,7 @@ check_chunk(void *ctx, const MDB_val *k, const MDB_val *d)
     struct lvent key = { kid, id, 0, 0 };
     struct lvent *e = L->n == 0 ? NULL : bsearch(&key, L->e, L->n, sizeof *L->e, ent_cmp);
     if (e == NULL) {
-        if (kid != L->orphan_kid || id != L->orphan_id)
+        if ((kid != L->orphan_kid || id != L->orphan_id) && !L->partial)
             report(L, "long values: orphan chunks of value %llu of table id %u (no record refers "
                    "to them)", (unsigned long long)id, (unsigned)kid);
         L->orphan_kid = kid;
@@ -821,7 +822,7 @@ edb__lv_check(edb_session *s, edb__lv_problem_fn fn, void *ctx, uint64_t *refs, 
     EDB_RET(edb__txn_enter(s, false, &txn));
     L.txn = txn;
     int ret = 0;
-    EDB_ERR(edb__catalog_foreach(s->env, txn, collect, &L));
+    EDB_ERR(edb__catalog_foreach(s->env, txn, collect, &L, &L.partial));
     if (L.n > 0)
         qsort(L.e, L.n, sizeof *L.e, ent_cmp);
     for (size_t i = 1; i < L.n; i++)

@@ -738,7 +738,7 @@ edb_table_list(char ***out, size_t *count, edb_session *s)
     MDB_txn *txn;
     EDB_RET(edb__txn_enter(s, false, &txn));
     list_ctx l = { 0 };
-    int rc = edb__catalog_foreach(s->env, txn, collect, &l);
+    int rc = edb__catalog_foreach(s->env, txn, collect, &l, NULL);
     rc = edb__txn_leave(s, rc);
     char **arr = NULL;
     if (rc == 0) {

@@ -770,3 +770,65 @@ Test(longval, table_dropped_under_pending_writes)
     cr_assert_eq(problems, 0);
     free(p);
 }
+
+/* Batch column I/O and long values: edb_columns_set makes a long value of a
+ * whole value over the inline limit (chunks, as edb_column_set), replaces
+ * pending edb_column_write changes, and edb_columns_get reads long values
+ * whole, stored and pending alike (not the record's reference bytes). */
+Test(longval, batch_get_and_set_through_long_values)
+{
+    size_t big = 3 * CH + 17;
+    uint8_t *p = pattern(0, big);
+    int32_t id = 7, n = 5;
+    edb_colval set[] = {
+        { 1, 0, &id, 4, 0, 0 },
+        { 2, 0, p, big, 0, 0 },
+        { 5, 0, &n, 4, 0, 0 },
+    };
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_columns_set(c, set, 3));
+    OK(edb_update(c));
+    cr_assert_geq(chunks(), 4, "the value went to chunks");
+    seek_row(c, 7);
+    uint8_t *got = malloc(big + 1);
+    cr_assert_not_null(got);
+    int32_t gid = 0, gn = 0;
+    edb_colval get[] = {
+        { 1, 0, &gid, 4, 0, 0 },
+        { 2, 0, got, big + 1, 0, 0 },
+        { 5, 0, &gn, 4, 0, 0 },
+    };
+    OK(edb_columns_get(c, get, 3));
+    cr_assert_eq(get[1].rc, 0, "%s", edb_err_name(get[1].rc));
+    cr_assert_eq(get[1].actual, big);
+    cr_assert(memcmp(got, p, big) == 0);
+    cr_assert_eq(gid, 7);
+    cr_assert_eq(gn, 5);
+    /* a short buffer: truncated, with the whole size */
+    get[1].size = 10;
+    OK(edb_columns_get(c, get, 3));
+    cr_assert_eq(get[1].rc, EDB_WRN_TRUNCATED);
+    cr_assert_eq(get[1].actual, big);
+    /* pending changes are read back by the batch read; a whole value set by
+     * the batch write replaces them */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_write(c, 2, 0, "XYZ", 3, EDB_SET_APPEND));
+    get[1].size = big + 4;
+    free(got);
+    got = malloc(big + 4);
+    cr_assert_not_null(got);
+    get[1].buf = got;
+    OK(edb_columns_get(c, get, 3));
+    cr_assert_eq(get[1].actual, big + 3);
+    cr_assert(memcmp(got + big, "XYZ", 3) == 0);
+    edb_colval small = { 2, 0, (void *)"tiny", 4, 0, 0 };
+    OK(edb_columns_set(c, &small, 1));
+    OK(edb_update(c));
+    seek_row(c, 7);
+    OK(edb_columns_get(c, get, 3));
+    cr_assert_eq(get[1].actual, 4);
+    cr_assert(memcmp(got, "tiny", 4) == 0);
+    cr_assert_eq(chunks(), 0, "the long value's chunks were freed");
+    free(got);
+    free(p);
+}
