@@ -106,6 +106,10 @@ typedef struct edb__catalog {
     pthread_mutex_t hwm_lock;
     struct edb__hwm { uint32_t kid; edb_colid col; uint64_t n; } *hwm;
     size_t hwm_n, hwm_cap;
+    /* The undo log of the write transaction that has nested levels (undo.h;
+     * the env's LMDB user context points here), NULL when none has.  Read
+     * and written only by the thread holding LMDB's write transaction. */
+    struct edb__undo *undo;
 } edb__catalog;
 
 /* A read transaction (from the spares when there is one). */

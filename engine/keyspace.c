@@ -13,6 +13,7 @@
 #include <errno.h>
 #include "error.h"
 #include "keyspace.h"
+#include "undo.h"
 
 #define LMDB_KEY_MAX 511
 
@@ -44,7 +45,7 @@ edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, 
     uint8_t buf[LMDB_KEY_MAX];
     MDB_val k;
     int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_put(txn, ks->dbi, &k, data, flags);
+    return rc != 0 ? rc : edb__undo_put(txn, ks->dbi, &k, data, flags);
 }
 
 int
@@ -53,7 +54,7 @@ edb__ks_del(MDB_txn *txn, const edb__ks *ks, const MDB_val *key)
     uint8_t buf[LMDB_KEY_MAX];
     MDB_val k;
     int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_del(txn, ks->dbi, &k, NULL);
+    return rc != 0 ? rc : edb__undo_del(txn, ks->dbi, &k);
 }
 
 /* Is the entry LMDB returned (rc, k) in the range?  Strip the prefix. */
@@ -127,7 +128,7 @@ edb__ks_clear(MDB_txn *txn, const edb__ks *ks)
     MDB_val k, d;
     rc = edb__ks_cursor_get(mc, ks, &k, &d, MDB_FIRST);
     while (rc == 0) {
-        if ((rc = mdb_cursor_del(mc, 0)) != 0)
+        if ((rc = edb__undo_cursor_del(mc)) != 0)
             break;
         /* seek again rather than lean on where LMDB leaves a cursor after
          * a delete (O(log n) a key, for a drop) */

@@ -24,6 +24,7 @@
 
 #include "edb.h"
 #include "env.h"
+#include "undo.h"
 
 struct edb_cursor;
 
@@ -48,6 +49,16 @@ struct edb_session {
     uint64_t schema_seq;               /* bumped by every schema change through this session */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+
+    /* Nested levels of a write transaction are savepoints in txn[0] (undo.h):
+     * txn[i] == txn[0] and level_id[i] == level_id[0] for every level; the
+     * undo log is active while depth > 1; undo_mark[i] is the log's end when
+     * level i (i >= 1) began.  child_mark: where an edb__txn_child_begin that
+     * made no LMDB child began (child_sp: one is open). */
+    edb__undo undo;
+    size_t undo_mark[EDB_TXN_MAX_DEPTH];
+    size_t child_mark;
+    bool child_sp;
 
     /* Row-count changes not yet written to the catalog (edb__rows_add), each
      * labelled with the level that made it (0: the implicit txn); a nested
