@@ -2,8 +2,9 @@
  * session.h: the session's private body and the transaction helpers every
  * data call uses (implemented in session.c and txn.c).
  *
- * A session holds a stack of LMDB transactions: txn[0] is the outermost level
- * the caller began, txn[depth-1] the innermost.  Calls made with depth == 0 run
+ * A session holds a stack of levels: txn[0] is the LMDB transaction of the
+ * outermost level the caller began, txn[depth-1] the innermost level's (the
+ * same LMDB txn: nested levels are savepoints, undo.h).  Calls made with depth == 0 run
  * in an implicit transaction of their own (edb__txn_enter / edb__txn_leave).
  *
  * Cursors never trust an MDB_cursor across a change of the session's
@@ -119,7 +120,8 @@ int edb__txn_fail(edb_session *s, int rc);
  * cursor of the session is used while it is open; ending it bumps write_seq
  * so cursors re-find their entries.  Inside an implicit transaction the
  * implicit transaction itself is the unit (it is aborted whole on error), so
- * @out is @parent and no child is made. */
+ * @out is @parent and no child is made; inside a nested (savepoint) level the
+ * undo log is (a mark, replayed back to when @rc < 0), so neither. */
 int edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out);
 int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
 

@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ typedef struct trailer {
 
 #define ABSENT UINT64_MAX
 
+/* Logs active in the process: a write finds none without asking LMDB for
+ * its env (the plain-transaction fast path: one load).  Relaxed: a log is
+ * started and used by the thread holding its env's write txn; another
+ * env's count only sends a write down the exact check below. */
+static atomic_int nactive;
+
 static inline size_t
 pad8(size_t n)
 {
@@ -50,6 +57,8 @@ pad8(size_t n)
 static inline edb__undo *
 active(MDB_txn *txn)
 {
+    if (atomic_load_explicit(&nactive, memory_order_relaxed) == 0)
+        return NULL;
     edb__undo **slot = mdb_env_get_userctx(mdb_txn_env(txn));
     if (slot == NULL || *slot == NULL || (*slot)->txn != txn)
         return NULL;
@@ -103,6 +112,8 @@ void
 edb__undo_start(edb__undo *u, MDB_env *env, MDB_txn *txn)
 {
     edb__undo **slot = mdb_env_get_userctx(env);
+    if (u->txn == NULL)
+        atomic_fetch_add_explicit(&nactive, 1, memory_order_relaxed);
     u->txn = txn;
     u->len = 0;
     u->nrec = 0;
@@ -116,6 +127,8 @@ edb__undo_stop(edb__undo *u, MDB_env *env)
     edb__undo **slot = mdb_env_get_userctx(env);
     if (slot != NULL && *slot == u)
         *slot = NULL;
+    if (u->txn != NULL)
+        atomic_fetch_sub_explicit(&nactive, 1, memory_order_relaxed);
     u->txn = NULL;
     u->len = 0;
     u->nrec = 0;
