@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "sys.h"
 #include "undo.h"
 
@@ -148,7 +149,7 @@ edb__undo_rollback(edb__undo *u, size_t mark)
             rc = 0;     /* LMDB refuses the txn now: only truncate */
         } else if (t.vlen == ABSENT) {
             rc = mdb_del(u->txn, (MDB_dbi)t.dbi, &k, NULL);
-            if (rc == MDB_NOTFOUND)
+            if (edb__mdb_is_notfound(rc))
                 rc = 0;
         } else {
             MDB_val v = { (size_t)t.vlen, r + t.klen };
@@ -186,8 +187,8 @@ edb__undo_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned f
     if (rc == 0)
         return 0;
     drop_last(u);
-    if (rc != MDB_KEYEXIST || (flags & MDB_NOOVERWRITE)) {
-        if (rc == MDB_KEYEXIST)
+    if (!edb__mdb_is_keyexist(rc) || (flags & MDB_NOOVERWRITE)) {
+        if (edb__mdb_is_keyexist(rc))
             *data = d;      /* as LMDB: the existing value */
         return rc;
     }
