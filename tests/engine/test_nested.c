@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 
 #include "helpers.h"
 #include "sys.h"
@@ -603,4 +604,69 @@ Test(nested, undo_log_out_of_memory_rolls_back_cleanly)
         check_model(m, "the outer level committed");
     }
     cr_assert_gt(failed, 0u, "the undo log never grew");
+}
+
+/* ---- used the way other code would ---- */
+
+typedef struct writer_arg { int32_t k; int rc; } writer_arg;
+
+static void *
+insert_from_thread(void *p)
+{
+    writer_arg *a = p;
+    a->rc = edb_update_prepare(c, EDB_PREP_INSERT);
+    if (a->rc == 0)
+        a->rc = edb_column_set(c, 1, &a->k, 4, 0);
+    if (a->rc == 0)
+        a->rc = edb_update(c);
+    return NULL;
+}
+
+/* A session is used by one thread at a time, not always the one that began
+ * its transaction: a write made from another thread inside a nested level is
+ * logged all the same and undone by the level's rollback. */
+Test(nested, write_from_another_thread_is_undone)
+{
+    mrow m[NKEYS] = { [1] = { true, 0, 0 } };
+    insert(1, 0);
+    OK(edb_txn_begin(s, 0));
+    OK(edb_txn_begin(s, 0));
+    pthread_t th;
+    writer_arg a = { 7, -999 };
+    cr_assert_eq(pthread_create(&th, NULL, insert_from_thread, &a), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    OK(a.rc);
+    cr_assert_eq(entries("t", NULL), 2);
+    OK(edb_txn_rollback(s));
+    check_model(m, "after the rollback");
+    OK(edb_txn_commit(s));
+    check_model(m, "committed");
+}
+
+/* Closing the env under a session with three levels open loses all of
+ * them; the reopened env's sessions nest levels as before. */
+Test(nested, env_close_with_open_levels)
+{
+    mrow m[NKEYS] = { [1] = { true, 1, 0 } };
+    insert(1, 1);
+    OK(edb_txn_begin(s, 0));
+    insert(2, 2);
+    OK(edb_txn_begin(s, 0));
+    replace_y(1, 5);
+    OK(edb_txn_begin(s, 0));
+    delete_k(1);
+    edb_env_close(env);                     /* kills the session */
+    RC(edb_txn_commit(s), EDB_CLOSED);
+    edb_cursor_close(c);
+    edb_session_end(s);
+    env = open_env(dir, 0);
+    OK(edb_session_begin(&s, env));
+    OK(edb_cursor_open(&c, s, "t"));
+    check_model(m, "after the reopen");
+    OK(edb_txn_begin(s, 0));
+    OK(edb_txn_begin(s, 0));
+    insert(3, 3);
+    OK(edb_txn_rollback(s));
+    OK(edb_txn_commit(s));
+    check_model(m, "a level rolled back after the reopen");
 }
