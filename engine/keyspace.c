@@ -31,15 +31,6 @@ prefixed(uint8_t *buf, const edb__ks *ks, const MDB_val *key, MDB_val *out)
 }
 
 int
-edb__ks_get(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data)
-{
-    uint8_t buf[LMDB_KEY_MAX];
-    MDB_val k;
-    int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_get(txn, ks->dbi, &k, data);
-}
-
-int
 edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, unsigned flags)
 {
     uint8_t buf[LMDB_KEY_MAX];
