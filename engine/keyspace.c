@@ -23,8 +23,7 @@ prefixed(uint8_t *buf, const edb__ks *ks, const MDB_val *key, MDB_val *out)
     if (key->mv_size > LMDB_KEY_MAX - EDB__KS_PREFIX)
         return MDB_BAD_VALSIZE;
     memcpy(buf, ks->pfx, EDB__KS_PREFIX);
-    if (key->mv_size > 0)
-        memcpy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
+    edb__ks_copy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
     out->mv_size = key->mv_size + EDB__KS_PREFIX;
     out->mv_data = buf;
     return 0;

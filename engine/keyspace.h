@@ -56,6 +56,24 @@ edb__ks_eq(const edb__ks *a, const edb__ks *b)
     return a->dbi == b->dbi && memcmp(a->pfx, b->pfx, EDB__KS_PREFIX) == 0;
 }
 
+/* Copy @n bytes of a key behind its prefix: the sizes keys usually have
+ * (4 to 16 bytes: integer and GUID keys) as two overlapping fixed-size
+ * copies, without a call. */
+static inline void
+edb__ks_copy(uint8_t *dst, const void *src, size_t n)
+{
+    const uint8_t *p = src;
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, p, 8);
+        memcpy(dst + n - 8, p + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, p, 4);
+        memcpy(dst + n - 4, p + n - 4, 4);
+    } else if (n > 0) {
+        memcpy(dst, p, n);
+    }
+}
+
 /* mdb_get / mdb_put / mdb_del of @key within the range.  A key longer than
  * 511 - EDB__KS_PREFIX bytes is MDB_BAD_VALSIZE.  get is inline: every
  * lookup's one call (the call and a second copy of the key cost 2 % of a
@@ -67,8 +85,7 @@ edb__ks_get(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data)
     if (key->mv_size > sizeof buf - EDB__KS_PREFIX)
         return MDB_BAD_VALSIZE;
     memcpy(buf, ks->pfx, EDB__KS_PREFIX);
-    if (key->mv_size > 0)
-        memcpy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
+    edb__ks_copy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
     MDB_val k = { key->mv_size + EDB__KS_PREFIX, buf };
     return mdb_get(txn, ks->dbi, &k, data);
 }
