@@ -42,11 +42,9 @@ typedef struct trailer {
 
 #define ABSENT UINT64_MAX
 
-/* Logs active in the process: a write finds none without asking LMDB for
- * its env (the plain-transaction fast path: one load).  Relaxed: a log is
- * started and used by the thread holding its env's write txn; another
- * env's count only sends a write down the exact check below. */
-static atomic_int nactive;
+/* Logs active in the process (undo.h): a write finds none without asking
+ * LMDB for its env (the plain-transaction fast path: one load). */
+atomic_int edb__undo_nactive;
 
 static inline size_t
 pad8(size_t n)
@@ -58,8 +56,6 @@ pad8(size_t n)
 static inline edb__undo *
 active(MDB_txn *txn)
 {
-    if (atomic_load_explicit(&nactive, memory_order_relaxed) == 0)
-        return NULL;
     edb__undo **slot = mdb_env_get_userctx(mdb_txn_env(txn));
     if (slot == NULL || *slot == NULL || (*slot)->txn != txn)
         return NULL;
@@ -114,7 +110,7 @@ edb__undo_start(edb__undo *u, MDB_env *env, MDB_txn *txn)
 {
     edb__undo **slot = mdb_env_get_userctx(env);
     if (u->txn == NULL)
-        atomic_fetch_add_explicit(&nactive, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&edb__undo_nactive, 1, memory_order_relaxed);
     u->txn = txn;
     u->len = 0;
     u->nrec = 0;
@@ -129,7 +125,7 @@ edb__undo_stop(edb__undo *u, MDB_env *env)
     if (slot != NULL && *slot == u)
         *slot = NULL;
     if (u->txn != NULL)
-        atomic_fetch_sub_explicit(&nactive, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&edb__undo_nactive, 1, memory_order_relaxed);
     u->txn = NULL;
     u->len = 0;
     u->nrec = 0;
@@ -172,7 +168,7 @@ edb__undo_free(edb__undo *u)
 }
 
 int
-edb__undo_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
+edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
 {
     edb__undo *u = active(txn);
     if (u == NULL)
@@ -202,7 +198,7 @@ edb__undo_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned f
 }
 
 int
-edb__undo_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
+edb__undo_del_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
 {
     edb__undo *u = active(txn);
     if (u == NULL)
@@ -220,7 +216,7 @@ edb__undo_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
 }
 
 int
-edb__undo_cursor_del(MDB_cursor *mc)
+edb__undo_cursor_del_slow(MDB_cursor *mc)
 {
     edb__undo *u = active(mdb_cursor_txn(mc));
     if (u == NULL)

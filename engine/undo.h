@@ -38,6 +38,7 @@
 #define EDB_UNDO_H
 
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -68,9 +69,37 @@ void edb__undo_free(edb__undo *u);
 /* mdb_put, mdb_del and mdb_cursor_del, logged when @txn has an active log.
  * Same arguments and return codes as LMDB's (ENOMEM when the log cannot
  * grow: nothing was written).  Only the flags 0 and MDB_NOOVERWRITE are
- * accepted by edb__undo_put (the databases are not DUPSORT). */
-int edb__undo_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
-int edb__undo_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
-int edb__undo_cursor_del(MDB_cursor *mc);
+ * accepted by edb__undo_put (the databases are not DUPSORT).  Inline: with
+ * no log active in the process (edb__undo_nactive, relaxed: a log is started
+ * and used by the thread that holds its env's write txn; another env's
+ * count only sends a write to the exact check) a write is LMDB's call. */
+extern atomic_int edb__undo_nactive;
+int edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int edb__undo_del_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
+int edb__undo_cursor_del_slow(MDB_cursor *mc);
+
+static inline int
+edb__undo_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
+{
+    if (atomic_load_explicit(&edb__undo_nactive, memory_order_relaxed) == 0)
+        return mdb_put(txn, dbi, key, data, flags);
+    return edb__undo_put_slow(txn, dbi, key, data, flags);
+}
+
+static inline int
+edb__undo_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
+{
+    if (atomic_load_explicit(&edb__undo_nactive, memory_order_relaxed) == 0)
+        return mdb_del(txn, dbi, key, NULL);
+    return edb__undo_del_slow(txn, dbi, key);
+}
+
+static inline int
+edb__undo_cursor_del(MDB_cursor *mc)
+{
+    if (atomic_load_explicit(&edb__undo_nactive, memory_order_relaxed) == 0)
+        return mdb_cursor_del(mc, 0);
+    return edb__undo_cursor_del_slow(mc);
+}
 
 #endif
