@@ -74,6 +74,7 @@
 #include "longval.h"
 #include "error.h"
 #include "session.h"
+#include "undo.h"
 
 static atomic_uint_fast64_t env_uids;
 
@@ -122,6 +123,7 @@ edb__catalog_open(edb_env *env)
     if (cat == NULL)
         return edb__err(EDB_NOMEM, "catalog");
     env->catalog = cat;
+    mdb_env_set_userctx(env->mdb, &cat->undo);     /* undo.h: the active log */
     pthread_mutex_init(&cat->ro_lock, NULL);
     pthread_mutex_init(&cat->hwm_lock, NULL);
     cat->uid = atomic_fetch_add(&env_uids, 1) + 1;
@@ -208,6 +210,8 @@ edb__catalog_close(edb_env *env)
     pthread_mutex_destroy(&cat->hwm_lock);
     free(cat->hwm);
     edb__collcache_free(cat->coll);
+    if (env->mdb != NULL)
+        mdb_env_set_userctx(env->mdb, NULL);
     free(cat);
     env->catalog = NULL;
 }
@@ -757,7 +761,7 @@ edb__table_store(edb_env *env, MDB_txn *txn, edb__table *t)
         char buf[EDB__NAME_MAX + 2];
         MDB_val k, v = { b.len, b.p };
         table_key(&k, buf, t->name);
-        rc = edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: write");
+        rc = edb__mdb_err(edb__undo_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: write");
     }
     free(b.p);
     return rc;
@@ -940,7 +944,7 @@ edb__counter_set(edb_env *env, MDB_txn *txn, uint32_t kid, edb_colid col, uint64
     uint8_t kb[9];
     counter_key(kb, kid, col);
     MDB_val k = { sizeof kb, kb }, v = { 8, &n };
-    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
+    EDB_RET(edb__mdb_err(edb__undo_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: counter"));
     hwm_raise(env, kid, col, n);
     return 0;
 }
@@ -968,7 +972,7 @@ erase_keys(edb_env *env, MDB_txn *txn, char tag, uint32_t kid)
         bool mine = rc == 0 && ck.mv_size >= 5 && memcmp(ck.mv_data, kb, 5) == 0;
         if (!mine)
             break;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+        if ((rc = edb__undo_cursor_del(cur)) != 0)
             break;
     }
     mdb_cursor_close(cur);
@@ -990,7 +994,7 @@ edb__table_erase(edb_env *env, MDB_txn *txn, const edb__table *t)
     char buf[EDB__NAME_MAX + 2];
     MDB_val k;
     table_key(&k, buf, t->name);
-    EDB_RET(edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: drop"));
+    EDB_RET(edb__mdb_err(edb__undo_del(txn, edb__cat(env)->cat, &k), "catalog: drop"));
     EDB_RET(edb__mdb_err(edb__ks_clear(txn, &t->rec), "drop records"));
     EDB_RET(edb__lv_drop_table(txn, t));
     for (uint32_t i = 0; i < t->nidx; i++)
@@ -1145,7 +1149,7 @@ edb__rows_write(edb_env *env, MDB_txn *txn, uint32_t kid, int64_t delta)
     uint8_t kb[5];
     kid_key(kb, 'n', kid);
     MDB_val k = { sizeof kb, kb }, v = { 8, &n };
-    return edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: row count");
+    return edb__mdb_err(edb__undo_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: row count");
 }
 
 int
@@ -1200,7 +1204,7 @@ edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn)
     put_u32(b, next + 1);
     v.mv_size = 4;
     v.mv_data = b;
-    EDB_RET(edb__mdb_err(mdb_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: the id counter"));
+    EDB_RET(edb__mdb_err(edb__undo_put(txn, edb__cat(env)->cat, &k, &v, 0), "catalog: the id counter"));
     *out = next;
     return 0;
 }

@@ -122,6 +122,10 @@ typedef struct edb__catalog {
     size_t hwm_n, hwm_cap;
     /* ICU collators of collated TEXT keys (collate.c; its own locks) */
     struct edb__collcache *coll;
+    /* The undo log of the write transaction that has nested levels (undo.h;
+     * the env's LMDB user context points here), NULL when none has.  Read
+     * and written only by the thread holding LMDB's write transaction. */
+    struct edb__undo *undo;
 } edb__catalog;
 
 /* A read transaction (from the spares when there is one). */

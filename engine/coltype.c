@@ -11,11 +11,11 @@
 #include "coltype.h"
 #include "error.h"
 
-#define ROW(type, name, size, sgn) [EDB_COL_##type] = { name, size, sgn },
+#define ROW(type, name, size, sgn, json) [EDB_COL_##type] = { name, size, sgn, EDB__JSON_##json },
 const edb__coltype edb__coltypes[EDB_COL_BINARY + 1] = { EDB__COLTYPE_MAP(ROW) };
 #undef ROW
 
-#define COUNT(type, name, size, sgn) +1
+#define COUNT(type, name, size, sgn, json) +1
 _Static_assert(0 EDB__COLTYPE_MAP(COUNT) == EDB_COL_BINARY - EDB_COL_BOOL + 1,
                "one row per column type in coltype.h");
 #undef COUNT

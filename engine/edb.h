@@ -266,7 +266,11 @@ EDB_EXTERN void edb_session_end(edb_session *s);
 /**
  * Begin a transaction, or a nested level inside the current one.  Isolation is
  * snapshot isolation.  A nested level's work is undone alone by rolling it back
- * and becomes part of its parent on commit.  A nested level inside a read-only
+ * and becomes part of its parent on commit.  A nested level of a write
+ * transaction is a savepoint (as in ESE): it costs no LMDB transaction; while
+ * one is open every write keeps the old value of what it changes in the
+ * session's memory until the level ends (doc/engine.md, "Nested
+ * transactions").  A nested level inside a read-only
  * transaction is read-only too; #EDB_TXN_READONLY inside a write transaction is
  * #EDB_INVAL.  Without a transaction, each data call runs in one of its own.
  * The session's cursors keep their positions across begin, commit and
@@ -276,9 +280,11 @@ EDB_EXTERN void edb_session_end(edb_session *s);
  * that failed after it began changing the database (see edb_update()), or a
  * read that met a damaged page (#EDB_CORRUPT).  Every later call on the
  * session returns that error, its detail naming the first cause, until the
- * failed level is rolled back: for a write transaction the innermost level
- * (the levels around it are intact), for a read-only transaction the
- * outermost (its levels share one snapshot).
+ * failed level is rolled back: the outermost level when LMDB refuses the
+ * transaction (every level of a transaction shares one LMDB transaction: a
+ * full map, an I/O error or a damaged page met at any depth), the innermost
+ * level for a failure of the engine's own (#EDB_NOMEM keeping a nested
+ * level's undo record: the levels around it are intact).
  * @return 0; #EDB_TXNDEPTH (an 8th level); #EDB_BUSY (this thread already holds
  *         the write transaction through another session, or the session's
  *         write transaction belongs to another thread); #EDB_READONLY (write
@@ -301,12 +307,16 @@ EDB_EXTERN int edb_txn_begin(edb_session *s, unsigned flags);
  *         #EDB_BUSY (another thread's write transaction); #EDB_CLOSED.
  */
 EDB_EXTERN int edb_txn_commit(edb_session *s);
-/** Roll back the innermost level (also a failed one: the levels around it are
- *  intact and usable again).  Prepared updates are cancelled; the cursors keep
- *  their positions, on records found again by key (#edb_cursor, currency).
+/** Roll back the innermost level (also a failed one: unless LMDB refused the
+ *  transaction, see edb_txn_begin(), the levels around it are intact and
+ *  usable again).  A nested level of a write transaction is undone from its
+ *  undo records, newest first.  Prepared updates are cancelled; the cursors
+ *  keep their positions, on records found again by key (#edb_cursor, currency).
  *  Only the thread that began a write transaction may roll it back.
  *  @return 0, #EDB_NOTXN, #EDB_BUSY (another thread's write transaction:
- *  nothing changes), #EDB_CLOSED. */
+ *  nothing changes), #EDB_CLOSED; #EDB_FULL or #EDB_IO when LMDB failed a
+ *  write that undoes the level (the level is gone and the transaction failed:
+ *  roll back its outermost level). */
 EDB_EXTERN int edb_txn_rollback(edb_session *s);
 /** @return the session's nesting depth (0 = no transaction). */
 EDB_EXTERN int edb_txn_depth(edb_session *s);

@@ -20,6 +20,9 @@
 static _Thread_local char last_detail[EDB__DETAIL_MAX];
 static _Thread_local int last_code;
 static _Thread_local unsigned last_msg;
+/* An error was recorded since the last clear: the clear that every
+ * successful call makes is then one load when there is nothing to clear. */
+static _Thread_local bool last_set;
 
 const char *
 edb_version(void)
@@ -70,9 +73,12 @@ edb_error_last_message(void)
 void
 edb__err_clear(void)
 {
+    if (!last_set)
+        return;
     last_detail[0] = '\0';
     last_code = 0;
     last_msg = 0;
+    last_set = false;
 }
 
 int
@@ -80,6 +86,7 @@ edb__err(int rc, const char *fmt, ...)
 {
     int n = snprintf(last_detail, sizeof last_detail, "%s: ", edb_err_name(rc));
     last_code = rc;
+    last_set = true;
     last_msg = n < 0 ? 0 : (size_t)n >= sizeof last_detail ? sizeof last_detail - 1 : (unsigned)n;
     if (n < 0 || (size_t)n >= sizeof last_detail)
         return rc;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include "error.h"
 #include "keyspace.h"
+#include "undo.h"
 
 #define LMDB_KEY_MAX 511
 
@@ -22,20 +23,10 @@ prefixed(uint8_t *buf, const edb__ks *ks, const MDB_val *key, MDB_val *out)
     if (key->mv_size > LMDB_KEY_MAX - EDB__KS_PREFIX)
         return MDB_BAD_VALSIZE;
     memcpy(buf, ks->pfx, EDB__KS_PREFIX);
-    if (key->mv_size > 0)
-        memcpy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
+    edb__ks_copy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
     out->mv_size = key->mv_size + EDB__KS_PREFIX;
     out->mv_data = buf;
     return 0;
-}
-
-int
-edb__ks_get(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data)
-{
-    uint8_t buf[LMDB_KEY_MAX];
-    MDB_val k;
-    int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_get(txn, ks->dbi, &k, data);
 }
 
 int
@@ -44,7 +35,7 @@ edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, 
     uint8_t buf[LMDB_KEY_MAX];
     MDB_val k;
     int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_put(txn, ks->dbi, &k, data, flags);
+    return rc != 0 ? rc : edb__undo_put(txn, ks->dbi, &k, data, flags);
 }
 
 int
@@ -53,7 +44,7 @@ edb__ks_del(MDB_txn *txn, const edb__ks *ks, const MDB_val *key)
     uint8_t buf[LMDB_KEY_MAX];
     MDB_val k;
     int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : mdb_del(txn, ks->dbi, &k, NULL);
+    return rc != 0 ? rc : edb__undo_del(txn, ks->dbi, &k);
 }
 
 /* Is the entry LMDB returned (rc, k) in the range?  Strip the prefix. */
@@ -127,7 +118,7 @@ edb__ks_clear(MDB_txn *txn, const edb__ks *ks)
     MDB_val k, d;
     rc = edb__ks_cursor_get(mc, ks, &k, &d, MDB_FIRST);
     while (rc == 0) {
-        if ((rc = mdb_cursor_del(mc, 0)) != 0)
+        if ((rc = edb__undo_cursor_del(mc)) != 0)
             break;
         /* seek again rather than lean on where LMDB leaves a cursor after
          * a delete (O(log n) a key, for a drop) */

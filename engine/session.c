@@ -95,6 +95,7 @@ edb__session_release(edb_session *s)
         return;
     edb_env *env = s->env;
     free(s->rows_pend);
+    edb__undo_free(&s->undo);
     free(s);
     edb__env_put(env);
 }

@@ -2,8 +2,9 @@
  * session.h: the session's private body and the transaction helpers every
  * data call uses (implemented in session.c and txn.c).
  *
- * A session holds a stack of LMDB transactions: txn[0] is the outermost level
- * the caller began, txn[depth-1] the innermost.  Calls made with depth == 0 run
+ * A session holds a stack of levels: txn[0] is the LMDB transaction of the
+ * outermost level the caller began, txn[depth-1] the innermost level's (the
+ * same LMDB txn: nested levels are savepoints, undo.h).  Calls made with depth == 0 run
  * in an implicit transaction of their own (edb__txn_enter / edb__txn_leave).
  *
  * Cursors never trust an MDB_cursor across a change of the session's
@@ -24,6 +25,7 @@
 
 #include "edb.h"
 #include "env.h"
+#include "undo.h"
 
 struct edb_cursor;
 
@@ -48,6 +50,16 @@ struct edb_session {
     uint64_t schema_seq;               /* bumped by every schema change through this session */
 
     struct edb_cursor *cursors;        /* open cursors, linked through c->next */
+
+    /* Nested levels of a write transaction are savepoints in txn[0] (undo.h):
+     * txn[i] == txn[0] and level_id[i] == level_id[0] for every level; the
+     * undo log is active while depth > 1; undo_mark[i] is the log's end when
+     * level i (i >= 1) began.  child_mark: where an edb__txn_child_begin that
+     * made no LMDB child began (child_sp: one is open). */
+    edb__undo undo;
+    size_t undo_mark[EDB_TXN_MAX_DEPTH];
+    size_t child_mark;
+    bool child_sp;
 
     /* Row-count changes not yet written to the catalog (edb__rows_add), each
      * labelled with the level that made it (0: the implicit txn); a nested
@@ -108,7 +120,8 @@ int edb__txn_fail(edb_session *s, int rc);
  * cursor of the session is used while it is open; ending it bumps write_seq
  * so cursors re-find their entries.  Inside an implicit transaction the
  * implicit transaction itself is the unit (it is aborted whole on error), so
- * @out is @parent and no child is made. */
+ * @out is @parent and no child is made; inside a nested (savepoint) level the
+ * undo log is (a mark, replayed back to when @rc < 0), so neither. */
 int edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out);
 int edb__txn_child_end(edb_session *s, MDB_txn *child, int rc);
 

@@ -2,10 +2,17 @@
  * txn.c: transactions of a session.
  *
  * Levels: txn[0..depth) are the explicit levels.  A write transaction's
- * nested levels are LMDB nested write transactions; a read-only transaction's
- * nested levels share its one LMDB read transaction (LMDB cannot nest reads),
- * so rolling one back has nothing to undo.  Without an explicit transaction
- * a data call runs in an implicit one (edb__txn_enter/leave).
+ * nested levels are savepoints inside its one LMDB transaction (ESE's model,
+ * undo.h): beginning one only marks the session's undo log, every write made
+ * while one is open logs the key's old value first, rolling a level back
+ * replays its records newest first, committing one hands them to its parent
+ * (the last nested commit drops them).  An LMDB nested transaction would copy
+ * LMDB's per-database state and dirty list at every begin and commit; a
+ * savepoint costs a few stores, and a logged write one extra descent only
+ * when it overwrites or deletes.  A read-only transaction's nested levels
+ * share its one LMDB read transaction (LMDB cannot nest reads), so rolling
+ * one back has nothing to undo.  Without an explicit transaction a data call
+ * runs in an implicit one (edb__txn_enter/leave).
  *
  * Self-deadlock: LMDB has one writer mutex per database.  A thread that holds
  * the write transaction through one session and begins another write
@@ -23,8 +30,11 @@
  * explicit level is then marked failed (s->failed, the original code and
  * detail): every later call on the session returns that error naming the
  * cause, commit rolls the level back and returns it, rollback clears it.  The
- * levels around it are intact (an LMDB child's abort leaves its parent as it
- * was) and usable again once it is rolled back.  Besides the explicit marks
+ * levels around it are intact (the level's undo records take its writes
+ * back) and usable again once it is rolled back, unless LMDB itself refuses
+ * the transaction (map full, I/O, a damaged page): the levels share one LMDB
+ * transaction, so the whole of it is then failed (failed_depth 1) until its
+ * outermost level ends.  Besides the explicit marks
  * (edb__txn_fail), edb__txn_leave asks LMDB whether a failed call left the
  * txn refused, which covers every other writer (schema changes) and reads
  * that met a damaged page (LMDB refuses a read-only txn after
@@ -94,15 +104,26 @@ writer_pop(edb_session *s)
         }
 }
 
+/* Did LMDB mark the innermost explicit level as one that must abort?  A read
+ * of the catalog answers: LMDB refuses any operation on such a txn. */
+static bool
+lmdb_refuses(edb_session *s)
+{
+    MDB_val k = { 7, (void *)"\0format" }, v;
+    return edb__mdb_is_bad_txn(mdb_get(s->txn[s->depth - 1], edb__cat(s->env)->cat, &k, &v));
+}
+
 int
 edb__txn_fail(edb_session *s, int rc)
 {
     if (rc >= 0 || s->implicit || s->depth == 0 || s->failed != 0)
         return rc;
     s->failed = rc;
-    /* The levels of a read-only transaction share one LMDB txn: only ending
-     * the outermost level ends LMDB's refusal. */
-    s->failed_depth = s->rdonly ? 1 : s->depth;
+    /* The levels of a read-only transaction share one LMDB txn, and so do
+     * the savepoint levels of a write transaction: when LMDB refuses it, only
+     * ending the outermost level ends the refusal.  A failure LMDB does not
+     * share (the undo log's memory) fails the innermost level alone. */
+    s->failed_depth = s->rdonly || (s->depth > 1 && lmdb_refuses(s)) ? 1 : s->depth;
     snprintf(s->fail_msg, sizeof s->fail_msg, "%s", edb_error_last());
     return rc;
 }
@@ -185,12 +206,12 @@ edb_txn_begin(edb_session *s, unsigned flags)
     } else {
         if (ro)
             return edb__err(EDB_INVAL, "edb_txn_begin: a read-only level inside a write transaction");
-        MDB_txn *child;
-        int rc = mdb_txn_begin(s->env->mdb, s->txn[s->depth - 1], 0, &child);
-        if (rc != 0)
-            return edb__mdb_err(rc, "begin nested transaction");
-        s->txn[s->depth] = child;
-        s->level_id[s->depth] = ++s->next_id;
+        /* a savepoint: the same LMDB txn, a mark in the undo log */
+        if (s->depth == 1)
+            edb__undo_start(&s->undo, s->env->mdb, s->txn[0]);
+        s->undo_mark[s->depth] = edb__undo_mark(&s->undo);
+        s->txn[s->depth] = s->txn[0];
+        s->level_id[s->depth] = s->level_id[0];
     }
     s->depth++;
     sync_id(s);
@@ -217,23 +238,33 @@ end_level(edb_session *s, bool commit)
     if (s->rdonly) {
         if (d == 0)
             edb__ro_end(s->env, txn);
+    } else if (d > 0) {
+        /* a savepoint: a commit leaves its undo records to the parent and
+         * its row-count notes too (catalog.h); a rollback replays them */
+        if (!commit) {
+            int urc = edb__undo_rollback(&s->undo, s->undo_mark[d]);
+            s->schema_seq++;        /* cursors reload schemas the undo changed */
+            if (urc != 0 && s->failed == 0) {
+                rc = edb__mdb_err_env(urc, s->env->mdb, "roll back a nested level");
+                s->failed = rc;
+                s->failed_depth = 1;
+                snprintf(s->fail_msg, sizeof s->fail_msg, "%s", edb_error_last());
+            }
+        }
+        edb__rows_level_end(s, d + 1, commit);
+        if (d == 1)
+            edb__undo_stop(&s->undo, s->env->mdb);
     } else if (commit) {
-        /* row-count notes: the top level writes them, a nested one hands
-         * them to its parent (catalog.h) */
-        rc = d == 0 ? edb__rows_flush(s, txn) : 0;
+        /* row-count notes: the top level writes them (catalog.h) */
+        rc = edb__rows_flush(s, txn);
         if (rc < 0) {
             mdb_txn_abort(txn);
         } else {
             rc = mdb_txn_commit(txn);
             rc = rc == 0 ? 0 : edb__mdb_err_env(rc, s->env->mdb, "commit");
         }
-        if (d > 0)
-            edb__rows_level_end(s, d + 1, rc == 0);
     } else {
-        if (d == 0)
-            edb__rows_drop(s);
-        else
-            edb__rows_level_end(s, d + 1, false);
+        edb__rows_drop(s);
         mdb_txn_abort(txn);
     }
     if (d == 0) {
@@ -273,7 +304,7 @@ edb_txn_rollback(edb_session *s)
     if (s->depth == 0)
         return edb__err(EDB_NOTXN, "edb_txn_rollback: no transaction is active");
     EDB_RET(owner_check(s, "edb_txn_rollback"));
-    end_level(s, false);
+    EDB_RET(end_level(s, false));
     edb__err_clear();
     return 0;
 }
@@ -287,6 +318,9 @@ edb_txn_depth(edb_session *s)
 void
 edb__txn_abort_all(edb_session *s)
 {
+    /* the LMDB abort takes every level's writes back: no replay */
+    if (s->depth > 1 && !s->rdonly)
+        edb__undo_stop(&s->undo, s->env->mdb);
     while (s->depth > 0)
         end_level(s, false);
     if (s->implicit) {
@@ -328,15 +362,6 @@ edb__txn_enter_slow(edb_session *s, bool write, MDB_txn **out)
     sync_id(s);
     *out = txn;
     return 0;
-}
-
-/* Did LMDB mark the innermost explicit level as one that must abort?  A read
- * of the catalog answers: LMDB refuses any operation on such a txn. */
-static bool
-lmdb_refuses(edb_session *s)
-{
-    MDB_val k = { 7, (void *)"\0format" }, v;
-    return edb__mdb_is_bad_txn(mdb_get(s->txn[s->depth - 1], edb__cat(s->env)->cat, &k, &v));
 }
 
 int
@@ -386,6 +411,14 @@ edb__txn_child_begin(edb_session *s, MDB_txn *parent, MDB_txn **out)
         *out = parent;
         return 0;
     }
+    /* Inside a savepoint level the undo log is the unit: a mark, replayed
+     * back to on failure (no LMDB child, whose writes the log would miss). */
+    if (s->depth > 1 && !s->child_sp && parent == s->txn[0]) {
+        s->child_sp = true;
+        s->child_mark = edb__undo_mark(&s->undo);
+        *out = parent;
+        return 0;
+    }
     int rc = mdb_txn_begin(s->env->mdb, parent, 0, out);
     if (rc != 0) {
         *out = NULL;
@@ -400,6 +433,14 @@ edb__txn_child_end(edb_session *s, MDB_txn *child, int rc)
     s->write_seq++;
     if (s->implicit && child == s->imp_txn)
         return rc;      /* edb__txn_leave commits or aborts it */
+    if (s->child_sp && child == s->txn[0]) {
+        s->child_sp = false;
+        if (rc >= 0)
+            return rc;
+        int urc = edb__undo_rollback(&s->undo, s->child_mark);
+        /* the undo failed: LMDB refuses the txn; edb__txn_leave sees it */
+        return urc == 0 ? rc : edb__mdb_err(urc, "undo a failed schema change");
+    }
     if (rc < 0) {
         mdb_txn_abort(child);
         return rc;

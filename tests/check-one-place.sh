@@ -6,6 +6,9 @@
 # - LMDB's return codes are compared with MDB_* only in engine/error.c;
 # - nobody cuts the code's name off the thread's last error: its message is
 #   edb_error_last_message(), its code edb_error_last_code().
+# - a column type's facts are its row in engine/coltype.h (name, size,
+#   signedness, JSON kind): tools/ never switches on a column type nor ranges
+#   over the type numbers (jsonval.c keeps one codec per JSON kind).
 set -eu
 top="${top_srcdir:-.}"
 cd "$top"
@@ -26,5 +29,8 @@ hits=$(grep -En '(==|!=) *MDB_[A-Z_]+|MDB_[A-Z_]+ *(==|!=)|case +MDB_' $(printf 
 [ -z "$hits" ] || report "an LMDB code compared outside engine/error.c" "$hits"
 hits=$(grep -En 'edb_error_last\(\) *\+|strlen\("EDB_|strncmp\([a-z]+, "EDB_", *4\)|strlen\(edb_err_name\([a-z]+\)\) *\+ *2|strstr\((d|detail), ": "\)|strncmp\(detail, name, nl\)' $files || true)
 [ -z "$hits" ] || report "the code's name cut off an error string" "$hits"
+types='EDB_COL_(BOOL|INT8|INT16|INT32|INT64|UINT8|UINT16|UINT32|UINT64|FLOAT|DOUBLE|DATETIME|GUID|TEXT|BINARY)\b'
+hits=$(grep -En "case +$types|[<>]=? *$types|$types *[<>]" $(printf '%s\n' $files | grep '^tools/') || true)
+[ -z "$hits" ] || report "a column type switched on or ranged over in tools/ (use engine/coltype.h's row)" "$hits"
 [ "$fail" -eq 0 ] || exit 1
-echo "check-one-place: LMDB's layout in engine/lmdb_layout.h only, its codes compared in engine/error.c only, no error string cut ($(echo $files | wc -w) files)"
+echo "check-one-place: LMDB's layout in engine/lmdb_layout.h only, its codes compared in engine/error.c only, no error string cut, column types by their coltype.h row in tools/ ($(echo $files | wc -w) files)"

@@ -1,6 +1,11 @@
 /*
  * jsonval.c: native column values <-> JSON and text (table in jsonval.h).
  *
+ * Each column type's JSON kind, size and signedness come from the engine's
+ * column-type table (engine/coltype.h, expanded here into `types`); each
+ * kind has one codec (`codecs`): text in, JSON in, out.  No function here
+ * switches on a column type.
+ *
  * Invariants: every conversion is lossless in both directions for every value
  * the engine can store: 64-bit integers never pass through a double, doubles
  * are written with 17 significant digits (floats with 9), DATETIME keeps its
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coltype.h"
 #include "jsonval.h"
 
 /* A quoted big integer produced by jv_quote_big_ints() starts with this NUL
@@ -69,23 +75,38 @@ jv_buf_free(jv_buf *b)
     b->len = b->cap = 0;
 }
 
+/* The facts of each type, from the engine's column-type table
+ * (engine/coltype.h): its JSON kind, native size and signedness. */
+typedef struct jv_type {
+    edb__json_kind kind;
+    unsigned size;
+    bool is_signed;
+} jv_type;
+
+#define ROW(type, name, size, sgn, json) [EDB_COL_##type] = { EDB__JSON_##json, size, sgn },
+static const jv_type types[EDB_COL_BINARY + 1] = { EDB__COLTYPE_MAP(ROW) };
+#undef ROW
+
+static const jv_type *
+type_of(edb_coltype t)
+{
+    /* element 0 and any gap have kind 0 (EDB__JSON_* start at 1) */
+    size_t i = (size_t)t;
+    return i < sizeof types / sizeof types[0] && types[i].kind != 0 ? &types[i] : NULL;
+}
+
 size_t
 jv_fixed_size(edb_coltype t)
 {
-    int n = edb_coltype_size(t);   /* the engine's column-type table (engine/coltype.h) */
-    return n > 0 ? (size_t)n : 0;
+    const jv_type *ty = type_of(t);
+    return ty != NULL ? ty->size : 0;
 }
 
-static bool
-is_signed(edb_coltype t)
+bool
+jv_is_number(edb_coltype t)
 {
-    return t == EDB_COL_INT8 || t == EDB_COL_INT16 || t == EDB_COL_INT32 || t == EDB_COL_INT64;
-}
-
-static bool
-is_unsigned(edb_coltype t)
-{
-    return t == EDB_COL_UINT8 || t == EDB_COL_UINT16 || t == EDB_COL_UINT32 || t == EDB_COL_UINT64;
+    const jv_type *ty = type_of(t);
+    return ty != NULL && (ty->kind == EDB__JSON_INT || ty->kind == EDB__JSON_REAL);
 }
 
 static int
@@ -388,55 +409,43 @@ guid_format(char out[37], const uint8_t g[16])
 
 /* ---- numbers ------------------------------------------------------------ */
 
+/* Store an integer as the native form of INT type @ty (size 1, 2, 4 or 8
+ * bytes, host order), after checking the range its size and signedness give. */
 static int
-store_int(jv_buf *out, edb_coltype t, int64_t sv, uint64_t uv, bool neg, char *err, size_t errlen,
-          const char *src)
+store_int(jv_buf *out, const jv_type *ty, int64_t sv, uint64_t uv, bool neg, char *err,
+          size_t errlen, const char *src)
 {
     out->len = 0;
     if (jv_buf_reserve(out, 16) != 0)
         return EDB_NOMEM;
-    if (is_signed(t)) {
-        int64_t lo, hi;
-        switch (t) {
-        case EDB_COL_INT8:  lo = INT8_MIN;  hi = INT8_MAX;  break;
-        case EDB_COL_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
-        case EDB_COL_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
-        default:            lo = INT64_MIN; hi = INT64_MAX; break;
-        }
+    unsigned bits = ty->size * 8;
+    if (ty->is_signed) {
+        int64_t hi = (int64_t)((UINT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
         if (!neg && uv > (uint64_t)INT64_MAX)
             return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
         int64_t v = neg ? sv : (int64_t)uv;
         if (v < lo || v > hi)
             return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
-        switch (t) {
-        case EDB_COL_INT8:  { int8_t x = (int8_t)v;   memcpy(out->p, &x, 1); out->len = 1; break; }
-        case EDB_COL_INT16: { int16_t x = (int16_t)v; memcpy(out->p, &x, 2); out->len = 2; break; }
-        case EDB_COL_INT32: { int32_t x = (int32_t)v; memcpy(out->p, &x, 4); out->len = 4; break; }
-        default:            { memcpy(out->p, &v, 8); out->len = 8; break; }
-        }
-        return 0;
+        uv = (uint64_t)v;
+    } else {
+        uint64_t hi = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+        if (neg || uv > hi)
+            return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
     }
-    uint64_t hi;
-    switch (t) {
-    case EDB_COL_UINT8:  hi = UINT8_MAX;  break;
-    case EDB_COL_UINT16: hi = UINT16_MAX; break;
-    case EDB_COL_UINT32: hi = UINT32_MAX; break;
-    default:             hi = UINT64_MAX; break;
+    /* two's complement: the low bytes of the 64-bit value are the narrow one */
+    switch (ty->size) {
+    case 1: { uint8_t x = (uint8_t)uv;   memcpy(out->p, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)uv; memcpy(out->p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)uv; memcpy(out->p, &x, 4); break; }
+    default: memcpy(out->p, &uv, 8); break;
     }
-    if (neg || uv > hi)
-        return fail(err, errlen, EDB_INVAL, "%s is out of range", src);
-    switch (t) {
-    case EDB_COL_UINT8:  { uint8_t x = (uint8_t)uv;   memcpy(out->p, &x, 1); out->len = 1; break; }
-    case EDB_COL_UINT16: { uint16_t x = (uint16_t)uv; memcpy(out->p, &x, 2); out->len = 2; break; }
-    case EDB_COL_UINT32: { uint32_t x = (uint32_t)uv; memcpy(out->p, &x, 4); out->len = 4; break; }
-    default:             { memcpy(out->p, &uv, 8); out->len = 8; break; }
-    }
+    out->len = ty->size;
     return 0;
 }
 
 /* Parse a decimal integer text exactly (optional '-', digits, nothing else). */
 static int
-parse_int_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+parse_int_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
 {
     const char *p = s;
     bool neg = false;
@@ -464,18 +473,19 @@ parse_int_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errl
         if (uv == 0)
             neg = false;
     }
-    return store_int(out, t, sv, uv, neg, err, errlen, s);
+    return store_int(out, ty, sv, uv, neg, err, errlen, s);
 }
 
+/* Store a real as REAL type @ty: a float (size 4) or a double. */
 static int
-store_real(jv_buf *out, edb_coltype t, double v, char *err, size_t errlen, const char *src)
+store_real(jv_buf *out, const jv_type *ty, double v, char *err, size_t errlen, const char *src)
 {
     out->len = 0;
     if (jv_buf_reserve(out, 8) != 0)
         return EDB_NOMEM;
     if (isnan(v))
         return fail(err, errlen, EDB_INVAL, "%s: NaN cannot be stored", src);
-    if (t == EDB_COL_FLOAT) {
+    if (ty->size == 4) {
         if (isfinite(v) && isinf((float)v))
             return fail(err, errlen, EDB_INVAL, "%s is out of range for float", src);
         float f = (float)v;
@@ -489,7 +499,7 @@ store_real(jv_buf *out, edb_coltype t, double v, char *err, size_t errlen, const
 }
 
 static int
-parse_real_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+parse_real_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
 {
     double v;
     if (strcmp(s, "Infinity") == 0 || strcmp(s, "inf") == 0) {
@@ -509,55 +519,66 @@ parse_real_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t err
         if (errno == ERANGE && isinf(v))
             return fail(err, errlen, EDB_INVAL, "%s is out of range", s);
     }
-    return store_real(out, t, v, err, errlen, s);
+    return store_real(out, ty, v, err, errlen, s);
 }
 
-/* ---- JSON and text in --------------------------------------------------- */
+/* ---- one codec per JSON kind -------------------------------------------- */
 
-int
-jv_from_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+/* Text in (command-line key values, CSV cells, and the strings of JSON). */
+
+static int
+bool_from_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
 {
-    out->len = 0;
-    switch (t) {
-    case EDB_COL_BOOL: {
-        uint8_t b;
-        if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
-            b = 1;
-        else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-            b = 0;
-        else
-            return fail(err, errlen, EDB_INVAL, "'%s' is not a bool (true, false, 1, 0)", s);
-        return jv_buf_add(out, &b, 1);
-    }
-    case EDB_COL_FLOAT: case EDB_COL_DOUBLE:
-        return parse_real_text(out, t, s, err, errlen);
-    case EDB_COL_DATETIME: {
-        int64_t us;
-        if (jv_datetime_parse(&us, s) != 0)
-            return fail(err, errlen, EDB_INVAL,
-                        "'%s' is not an ISO 8601 date and time (2024-05-01T12:00:00.000000Z)", s);
-        return jv_buf_add(out, &us, 8);
-    }
-    case EDB_COL_GUID: {
-        uint8_t g[16];
-        if (guid_parse(g, s) != 0)
-            return fail(err, errlen, EDB_INVAL, "'%s' is not a GUID (8-4-4-4-12 hex digits)", s);
-        return jv_buf_add(out, g, 16);
-    }
-    case EDB_COL_TEXT:
-        return jv_buf_add(out, s, strlen(s));
-    case EDB_COL_BINARY: {
-        int rc = jv_base64_decode(out, s, strlen(s));
-        if (rc == EDB_INVAL)
-            return fail(err, errlen, EDB_INVAL, "'%s' is not base64", s);
-        return rc;
-    }
-    default:
-        if (is_signed(t) || is_unsigned(t))
-            return parse_int_text(out, t, s, err, errlen);
-        return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
-    }
+    (void)ty;
+    uint8_t b;
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        b = 1;
+    else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        b = 0;
+    else
+        return fail(err, errlen, EDB_INVAL, "'%s' is not a bool (true, false, 1, 0)", s);
+    return jv_buf_add(out, &b, 1);
 }
+
+static int
+datetime_from_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
+{
+    (void)ty;
+    int64_t us;
+    if (jv_datetime_parse(&us, s) != 0)
+        return fail(err, errlen, EDB_INVAL,
+                    "'%s' is not an ISO 8601 date and time (2024-05-01T12:00:00.000000Z)", s);
+    return jv_buf_add(out, &us, 8);
+}
+
+static int
+guid_from_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
+{
+    (void)ty;
+    uint8_t g[16];
+    if (guid_parse(g, s) != 0)
+        return fail(err, errlen, EDB_INVAL, "'%s' is not a GUID (8-4-4-4-12 hex digits)", s);
+    return jv_buf_add(out, g, 16);
+}
+
+static int
+string_from_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
+{
+    (void)ty, (void)err, (void)errlen;
+    return jv_buf_add(out, s, strlen(s));
+}
+
+static int
+base64_from_text(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen)
+{
+    (void)ty;
+    int rc = jv_base64_decode(out, s, strlen(s));
+    if (rc == EDB_INVAL)
+        return fail(err, errlen, EDB_INVAL, "'%s' is not base64", s);
+    return rc;
+}
+
+/* JSON in. */
 
 static const char *
 json_type_name(const json_t *j)
@@ -590,73 +611,294 @@ big_int_digits(const json_t *j)
     return json_string_value(j) + 1;
 }
 
+static int
+bool_from_json(jv_buf *out, const jv_type *ty, const json_t *j, char *err, size_t errlen)
+{
+    (void)ty;
+    if (!json_is_boolean(j))
+        return wrong_type(err, errlen, j, "true or false");
+    uint8_t b = json_is_true(j);
+    return jv_buf_add(out, &b, 1);
+}
+
+static int
+int_from_json(jv_buf *out, const jv_type *ty, const json_t *j, char *err, size_t errlen)
+{
+    char num[64];
+    const char *big = big_int_digits(j);
+    if (big)
+        return parse_int_text(out, ty, big, err, errlen);
+    if (json_is_real(j)) {
+        double d = json_real_value(j);
+        /* 3.0 is an integer written as a real; 3.5 is not. */
+        if (d != floor(d) || fabs(d) >= 9007199254740992.0) {
+            snprintf(num, sizeof num, "%.17g", d);
+            return fail(err, errlen, EDB_TYPE, "expected an integer, got %s", num);
+        }
+        snprintf(num, sizeof num, "%.0f", d);
+        return parse_int_text(out, ty, num, err, errlen);
+    }
+    if (!json_is_integer(j))
+        return wrong_type(err, errlen, j, "an integer");
+    snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    return parse_int_text(out, ty, num, err, errlen);
+}
+
+static int
+real_from_json(jv_buf *out, const jv_type *ty, const json_t *j, char *err, size_t errlen)
+{
+    char num[64];
+    const char *big = big_int_digits(j);
+    if (big)
+        return parse_real_text(out, ty, big, err, errlen);
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        if (strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)
+            return parse_real_text(out, ty, s, err, errlen);
+        return wrong_type(err, errlen, j, "a number");
+    }
+    if (!json_is_number(j))
+        return wrong_type(err, errlen, j, "a number");
+    if (json_is_integer(j)) {
+        /* Through the decimal text, so that the double nearest the written value is stored. */
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        return parse_real_text(out, ty, num, err, errlen);
+    }
+    snprintf(num, sizeof num, "%.17g", json_real_value(j));
+    return store_real(out, ty, json_real_value(j), err, errlen, num);
+}
+
+/* ---- out ---------------------------------------------------------------- */
+
+/* The bytes jansson's json_dumpb writes for the string (its escapes: \" \\
+ * \b \f \n \r \t, \u00XX for the other control bytes, everything else
+ * as it is), without building a json_t per value: export wrote every text
+ * value through jansson and spent over half its time there (doc/performance.md).
+ * The caller passes valid UTF-8 (TEXT values are checked when stored). */
+int
+jv_write_json_string(jv_buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (n > (SIZE_MAX - 3) / 6 || jv_buf_reserve(out, 6 * n + 3) != 0)
+        return EDB_NOMEM;
+    char *o = out->p + out->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':  *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            break;
+        }
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = '\0';
+    return 0;
+}
+
+/* The decimal digits of an integer, as printf's %d / %u write them (export
+ * formats one per integer value: snprintf was most of its time). */
+static void
+fmt_int(char *tmp, bool neg, uint64_t mag)
+{
+    char d[24];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag);
+    char *o = tmp;
+    if (neg)
+        *o++ = '-';
+    while (n)
+        *o++ = d[--n];
+    *o = '\0';
+}
+
+static void
+fmt_signed(char *tmp, int64_t v)
+{
+    fmt_int(tmp, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+}
+
+/* Each writer appends the value's JSON text (@json) or its text form. */
+
+static int
+bool_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)ty, (void)size, (void)json;
+    return jv_buf_adds(out, *(const uint8_t *)data ? "true" : "false");
+}
+
+static int
+int_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)json;
+    char tmp[32];
+    uint64_t u;
+    int64_t v;
+    switch (size) {
+    case 1: { uint8_t x;  memcpy(&x, data, 1); u = x; v = (int8_t)x;  break; }
+    case 2: { uint16_t x; memcpy(&x, data, 2); u = x; v = (int16_t)x; break; }
+    case 4: { uint32_t x; memcpy(&x, data, 4); u = x; v = (int32_t)x; break; }
+    default: memcpy(&u, data, 8); v = (int64_t)u; break;
+    }
+    if (ty->is_signed)
+        fmt_signed(tmp, v);
+    else
+        fmt_int(tmp, false, u);
+    return jv_buf_adds(out, tmp);
+}
+
+static int
+real_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)size;
+    char tmp[64];
+    bool single = ty->size == 4;
+    double v;
+    if (single) {
+        float f;
+        memcpy(&f, data, 4);
+        v = f;
+    } else {
+        memcpy(&v, data, 8);
+    }
+    if (isinf(v)) {
+        snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", v > 0 ? "Infinity" : "-Infinity");
+    } else if (isnan(v)) {
+        return EDB_CORRUPT;
+    } else {
+        /* The shortest of %.{6..9}g (float) or %.{15..17}g (double) that
+         * reads back to the same bits: 99.99, not 99.989999999999995. */
+        int lo = single ? 6 : 15, hi = single ? 9 : 17;
+        for (int prec = lo; prec <= hi; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+            double back = strtod(tmp, NULL);
+            if (single ? (float)back == (float)v : back == v)
+                break;
+        }
+        /* "-0" would read back as the integer 0: keep reals visibly real. */
+        if (strpbrk(tmp, ".e") == NULL)
+            strcat(tmp, ".0");
+    }
+    return jv_buf_adds(out, tmp);
+}
+
+/* A string without characters JSON escapes, quoted when @json. */
+static int
+add_quoted(jv_buf *out, const char *s, bool json)
+{
+    if (json && jv_buf_adds(out, "\"") != 0)
+        return EDB_NOMEM;
+    if (jv_buf_adds(out, s) != 0)
+        return EDB_NOMEM;
+    return json ? jv_buf_adds(out, "\"") : 0;
+}
+
+static int
+datetime_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)ty, (void)size;
+    int64_t us;
+    memcpy(&us, data, 8);
+    char d[48];
+    jv_datetime_format(d, sizeof d, us);
+    return add_quoted(out, d, json);
+}
+
+static int
+guid_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)ty, (void)size;
+    char g[37];
+    guid_format(g, data);
+    return add_quoted(out, g, json);
+}
+
+static int
+string_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)ty;
+    return json ? jv_write_json_string(out, data, size) : jv_buf_add(out, data, size);
+}
+
+static int
+base64_write(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json)
+{
+    (void)ty;
+    /* base64 has no character JSON escapes: quote it directly */
+    if (json && jv_buf_adds(out, "\"") != 0)
+        return EDB_NOMEM;
+    if (jv_base64_encode(out, data, size) != 0)
+        return EDB_NOMEM;
+    return json ? jv_buf_adds(out, "\"") : 0;
+}
+
+/* The codec of each JSON kind.  from_json NULL: the value is a JSON string
+ * (no quoted big integer, no NUL) read with from_text; @want names it. */
+typedef struct jv_codec {
+    int (*from_text)(jv_buf *out, const jv_type *ty, const char *s, char *err, size_t errlen);
+    int (*from_json)(jv_buf *out, const jv_type *ty, const json_t *j, char *err, size_t errlen);
+    int (*write)(jv_buf *out, const jv_type *ty, const void *data, size_t size, bool json);
+    const char *want;
+} jv_codec;
+
+static const jv_codec codecs[] = {
+    [EDB__JSON_BOOL]     = { bool_from_text, bool_from_json, bool_write, "true or false" },
+    [EDB__JSON_INT]      = { parse_int_text, int_from_json, int_write, "an integer" },
+    [EDB__JSON_REAL]     = { parse_real_text, real_from_json, real_write, "a number" },
+    [EDB__JSON_DATETIME] = { datetime_from_text, NULL, datetime_write, "an ISO 8601 string" },
+    [EDB__JSON_GUID]     = { guid_from_text, NULL, guid_write, "a GUID string" },
+    [EDB__JSON_STRING]   = { string_from_text, NULL, string_write, "a string" },
+    [EDB__JSON_BASE64]   = { base64_from_text, NULL, base64_write, "a base64 string" },
+};
+
+/* ---- through the tables ------------------------------------------------- */
+
+int
+jv_from_text(jv_buf *out, edb_coltype t, const char *s, char *err, size_t errlen)
+{
+    out->len = 0;
+    const jv_type *ty = type_of(t);
+    if (ty == NULL)
+        return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
+    return codecs[ty->kind].from_text(out, ty, s, err, errlen);
+}
+
 int
 jv_from_json(jv_buf *out, edb_coltype t, const json_t *j, char *err, size_t errlen)
 {
     out->len = 0;
-    char num[64];
-    switch (t) {
-    case EDB_COL_BOOL: {
-        if (!json_is_boolean(j))
-            return wrong_type(err, errlen, j, "true or false");
-        uint8_t b = json_is_true(j);
-        return jv_buf_add(out, &b, 1);
-    }
-    case EDB_COL_FLOAT: case EDB_COL_DOUBLE: {
-        const char *big = big_int_digits(j);
-        if (big)
-            return parse_real_text(out, t, big, err, errlen);
-        if (json_is_string(j)) {
-            const char *s = json_string_value(j);
-            if (strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)
-                return parse_real_text(out, t, s, err, errlen);
-            return wrong_type(err, errlen, j, "a number");
-        }
-        if (!json_is_number(j))
-            return wrong_type(err, errlen, j, "a number");
-        if (json_is_integer(j)) {
-            /* Through the decimal text, so that the double nearest the written value is stored. */
-            snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-            return parse_real_text(out, t, num, err, errlen);
-        }
-        snprintf(num, sizeof num, "%.17g", json_real_value(j));
-        return store_real(out, t, json_real_value(j), err, errlen, num);
-    }
-    case EDB_COL_DATETIME: case EDB_COL_GUID: case EDB_COL_BINARY:
-        if (!json_is_string(j) || big_int_digits(j))
-            return wrong_type(err, errlen, j, t == EDB_COL_DATETIME ? "an ISO 8601 string" :
-                              t == EDB_COL_GUID ? "a GUID string" : "a base64 string");
-        if (strlen(json_string_value(j)) != json_string_length(j))
-            return fail(err, errlen, EDB_INVAL, "the string holds a NUL byte%s", "");
-        return jv_from_text(out, t, json_string_value(j), err, errlen);
-    case EDB_COL_TEXT:
-        if (!json_is_string(j) || big_int_digits(j))
-            return wrong_type(err, errlen, j, "a string");
+    const jv_type *ty = type_of(t);
+    if (ty == NULL)
+        return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
+    const jv_codec *c = &codecs[ty->kind];
+    if (c->from_json != NULL)
+        return c->from_json(out, ty, j, err, errlen);
+    if (!json_is_string(j) || big_int_digits(j))
+        return wrong_type(err, errlen, j, c->want);
+    if (ty->kind == EDB__JSON_STRING)      /* the text may hold NUL bytes */
         return jv_buf_add(out, json_string_value(j), json_string_length(j));
-    default:
-        if (!is_signed(t) && !is_unsigned(t))
-            return fail(err, errlen, EDB_INVAL, "unknown column type%s", "");
-        {
-            const char *big = big_int_digits(j);
-            if (big)
-                return parse_int_text(out, t, big, err, errlen);
-        }
-        if (json_is_real(j)) {
-            double d = json_real_value(j);
-            /* 3.0 is an integer written as a real; 3.5 is not. */
-            if (d != floor(d) || fabs(d) >= 9007199254740992.0) {
-                snprintf(num, sizeof num, "%.17g", d);
-                return fail(err, errlen, EDB_TYPE, "expected an integer, got %s", num);
-            }
-            snprintf(num, sizeof num, "%.0f", d);
-            return parse_int_text(out, t, num, err, errlen);
-        }
-        if (!json_is_integer(j))
-            return wrong_type(err, errlen, j, "an integer");
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-        return parse_int_text(out, t, num, err, errlen);
-    }
+    if (strlen(json_string_value(j)) != json_string_length(j))
+        return fail(err, errlen, EDB_INVAL, "the string holds a NUL byte%s", "");
+    return c->from_text(out, ty, json_string_value(j), err, errlen);
 }
+
+/* ---- big integers --------------------------------------------------------- */
 
 /* Length of the JSON number token at s[0..len) (0: none) and whether it is an
  * integer (no fraction, no exponent) of 19 or more digits. */
@@ -736,156 +978,15 @@ jv_quote_big_ints(const char *line, size_t len)
     return b.p ? b.p : NULL;
 }
 
-/* ---- out ---------------------------------------------------------------- */
-
-/* The bytes jansson's json_dumpb writes for the string (its escapes: \" \\
- * \b \f \n \r \t, \u00XX for the other control bytes, everything else
- * as it is), without building a json_t per value: export wrote every text
- * value through jansson and spent over half its time there (doc/performance.md).
- * The caller passes valid UTF-8 (TEXT values are checked when stored). */
-int
-jv_write_json_string(jv_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    if (n > (SIZE_MAX - 3) / 6 || jv_buf_reserve(out, 6 * n + 3) != 0)
-        return EDB_NOMEM;
-    char *o = out->p + out->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"':  *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
-            break;
-        }
-    }
-    *o++ = '"';
-    out->len = (size_t)(o - out->p);
-    out->p[out->len] = '\0';
-    return 0;
-}
-
-/* The decimal digits of an integer, as printf's %d / %u write them (export
- * formats one per integer value: snprintf was most of its time). */
-static void
-fmt_int(char *tmp, bool neg, uint64_t mag)
-{
-    char d[24];
-    int n = 0;
-    do {
-        d[n++] = (char)('0' + mag % 10);
-        mag /= 10;
-    } while (mag);
-    char *o = tmp;
-    if (neg)
-        *o++ = '-';
-    while (n)
-        *o++ = d[--n];
-    *o = '\0';
-}
-
-static void
-fmt_signed(char *tmp, int64_t v)
-{
-    fmt_int(tmp, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
-}
+/* ---- out, through the tables -------------------------------------------- */
 
 static int
 write_value(jv_buf *out, edb_coltype t, const void *data, size_t size, bool json)
 {
-    char tmp[64];
-    size_t fixed = jv_fixed_size(t);
-    if (fixed && size != fixed)
+    const jv_type *ty = type_of(t);
+    if (ty == NULL || (ty->size != 0 && size != ty->size))
         return EDB_CORRUPT;
-    switch (t) {
-    case EDB_COL_BOOL:
-        return jv_buf_adds(out, *(const uint8_t *)data ? "true" : "false");
-    case EDB_COL_INT8:  { int8_t v;   memcpy(&v, data, 1); fmt_signed(tmp, v); break; }
-    case EDB_COL_INT16: { int16_t v;  memcpy(&v, data, 2); fmt_signed(tmp, v); break; }
-    case EDB_COL_INT32: { int32_t v;  memcpy(&v, data, 4); fmt_signed(tmp, v); break; }
-    case EDB_COL_INT64: { int64_t v;  memcpy(&v, data, 8); fmt_signed(tmp, v); break; }
-    case EDB_COL_UINT8: { uint8_t v;  memcpy(&v, data, 1); fmt_int(tmp, false, v); break; }
-    case EDB_COL_UINT16:{ uint16_t v; memcpy(&v, data, 2); fmt_int(tmp, false, v); break; }
-    case EDB_COL_UINT32:{ uint32_t v; memcpy(&v, data, 4); fmt_int(tmp, false, v); break; }
-    case EDB_COL_UINT64:{ uint64_t v; memcpy(&v, data, 8); fmt_int(tmp, false, v); break; }
-    case EDB_COL_FLOAT: case EDB_COL_DOUBLE: {
-        double v;
-        if (t == EDB_COL_FLOAT) {
-            float f;
-            memcpy(&f, data, 4);
-            v = f;
-        } else {
-            memcpy(&v, data, 8);
-        }
-        if (isinf(v)) {
-            snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", v > 0 ? "Infinity" : "-Infinity");
-        } else if (isnan(v)) {
-            return EDB_CORRUPT;
-        } else {
-            /* The shortest of %.{6..9}g (float) or %.{15..17}g (double) that
-             * reads back to the same bits: 99.99, not 99.989999999999995. */
-            int lo = t == EDB_COL_FLOAT ? 6 : 15, hi = t == EDB_COL_FLOAT ? 9 : 17;
-            for (int prec = lo; prec <= hi; prec++) {
-                snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-                double back = strtod(tmp, NULL);
-                if (t == EDB_COL_FLOAT ? (float)back == (float)v : back == v)
-                    break;
-            }
-            /* "-0" would read back as the integer 0: keep reals visibly real. */
-            if (strpbrk(tmp, ".e") == NULL)
-                strcat(tmp, ".0");
-        }
-        break;
-    }
-    case EDB_COL_DATETIME: {
-        int64_t us;
-        memcpy(&us, data, 8);
-        char d[48];
-        jv_datetime_format(d, sizeof d, us);
-        if (!json)
-            return jv_buf_adds(out, d);
-        size_t dn = strlen(d);
-        if (jv_buf_reserve(out, dn + 3) != 0)
-            return EDB_NOMEM;
-        out->p[out->len] = '"';
-        memcpy(out->p + out->len + 1, d, dn);
-        out->p[out->len + 1 + dn] = '"';
-        out->len += dn + 2;
-        out->p[out->len] = '\0';
-        return 0;
-    }
-    case EDB_COL_GUID: {
-        char g[37];
-        guid_format(g, data);
-        snprintf(tmp, sizeof tmp, json ? "\"%s\"" : "%s", g);
-        break;
-    }
-    case EDB_COL_TEXT:
-        return json ? jv_write_json_string(out, data, size) : jv_buf_add(out, data, size);
-    case EDB_COL_BINARY: {
-        /* base64 has no character JSON escapes: quote it directly */
-        if (json && jv_buf_adds(out, "\"") != 0)
-            return EDB_NOMEM;
-        if (jv_base64_encode(out, data, size) != 0)
-            return EDB_NOMEM;
-        return json ? jv_buf_adds(out, "\"") : 0;
-    }
-    default:
-        return EDB_CORRUPT;
-    }
-    return jv_buf_adds(out, tmp);
+    return codecs[ty->kind].write(out, ty, data, size, json);
 }
 
 int

@@ -1,6 +1,8 @@
 /*
  * jsonval.h: conversion between edb's native column values and their JSON and
- * text forms (DESIGN.md "JSON values").
+ * text forms (DESIGN.md "JSON values").  The form a type takes is its JSON
+ * kind in the engine's column-type table (engine/coltype.h); the rows below
+ * are the kinds' codecs in jsonval.c.
  *
  * | type          | JSON                          | text (CSV cell, command line) |
  * |---------------|-------------------------------|-------------------------------|
@@ -38,8 +40,11 @@ int jv_buf_add(jv_buf *b, const void *data, size_t n);
 int jv_buf_adds(jv_buf *b, const char *s);
 void jv_buf_free(jv_buf *b);
 
-/* Size of a fixed-size type's native form, 0 for TEXT and BINARY. */
+/* Size of a fixed-size type's native form, 0 for TEXT and BINARY (and for
+ * no column type). */
 size_t jv_fixed_size(edb_coltype t);
+/* Is a value of type @t a JSON number (JSON kind INT or REAL)? */
+bool jv_is_number(edb_coltype t);
 
 /*
  * Convert one JSON value (not null, not an array) into the native form of type

@@ -425,7 +425,7 @@ table_flush(dbt_rows *r)
     for (size_t k = 0; k < r->nrows; k++) {
         for (size_t i = 0; i < nc; i++) {
             const char *cell = r->cells[k * nc + i];
-            bool num = d->columns[i].type >= EDB_COL_INT8 && d->columns[i].type <= EDB_COL_DOUBLE &&
+            bool num = jv_is_number(d->columns[i].type) &&
                        !(d->columns[i].flags & EDB_COL_MULTIVALUED);
             size_t cw = width(cell);
             int pad = cw < r->w[i] ? (int)(r->w[i] - cw) : 0;

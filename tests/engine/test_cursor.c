@@ -792,14 +792,17 @@ Test(damaged, lookups_report_corruption_not_absence, .timeout = 60)
         cr_assert(strstr(edb_error_last(), "must be rolled back") != NULL &&
                   strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
         OK(edb_txn_rollback(ss));
-        /* a read-only txn's levels share one LMDB txn: still failed */
+        /* a read-only txn's levels share one LMDB txn, and so do a write
+         * txn's (nested levels are savepoints, undo.h): still failed */
         RC(edb_cursor_move(sc, EDB_MOVE_FIRST), EDB_CORRUPT);
-        /* a write txn's outer level is usable again, and meets the damage
-         * afresh (every table's records share one tree, the keyspace) */
-        cr_assert((strstr(edb_error_last(), "must be rolled back") != NULL) == (ro != 0), "%s",
+        cr_assert(strstr(edb_error_last(), "must be rolled back") != NULL, "%s",
                   edb_error_last());
-        OK(edb_key_make(cc, &id, 8, EDB_KEY_NEW));
-        RC(edb_cursor_seek(cc, EDB_SEEK_GE), EDB_CORRUPT);      /* a cursor positioning */
+        if (ro) {   /* the key is built from the cursor's bound schema */
+            OK(edb_key_make(cc, &id, 8, EDB_KEY_NEW));
+            RC(edb_cursor_seek(cc, EDB_SEEK_GE), EDB_CORRUPT);  /* a cursor positioning */
+        } else {    /* the rollback made the cursor reload its schema */
+            RC(edb_key_make(cc, &id, 8, EDB_KEY_NEW), EDB_CORRUPT);
+        }
         cr_assert(strstr(edb_error_last(), "MDB_PAGE_NOTFOUND") != NULL, "%s", edb_error_last());
         RC(edb_txn_commit(ss), EDB_CORRUPT);                     /* rolled back */
         cr_assert_eq(edb_txn_depth(ss), 0);
