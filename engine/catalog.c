@@ -773,7 +773,7 @@ edb__table_unlink(edb_env *env, MDB_txn *txn, const char *name)
     char buf[EDB__NAME_MAX + 2];
     MDB_val k;
     table_key(&k, buf, name);
-    return edb__mdb_err(mdb_del(txn, edb__cat(env)->cat, &k, NULL), "catalog: rename");
+    return edb__mdb_err(edb__undo_del(txn, edb__cat(env)->cat, &k), "catalog: rename");
 }
 
 int

@@ -541,6 +541,16 @@ Test(schema2, each_change_rolls_back)
     OK(edb_txn_commit(s));
     schema_text(s, "t", after, sizeof after);
     cr_assert_str_eq(after, before);
+    /* a rename in a rolled-back nested level: the old name is back (its
+     * catalog key's removal is undone with the level) */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_txn_begin(s, 0));
+    OK(change(s, 0));
+    OK(edb_txn_rollback(s));
+    OK(edb_txn_commit(s));
+    cr_assert(!has_table(s, "u"));
+    schema_text(s, "t", after, sizeof after);
+    cr_assert_str_eq(after, before);
     edb_cursor *c;
     OK(edb_cursor_open(&c, s, "t"));
     seek_id(c, 2);
