@@ -173,6 +173,13 @@ edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsig
     edb__undo *u = active(txn);
     if (u == NULL)
         return mdb_put(txn, dbi, key, data, flags);
+    /* MDB_APPEND (update.c's put tries it first, then its own flags): here
+     * a plain insert that is refused (KEYEXIST, *data untouched) when the
+     * key exists, as LMDB refuses an append out of order; the caller then
+     * puts with its own flags. */
+    bool append_try = (flags & MDB_APPEND) != 0;
+    if (append_try)
+        flags = (flags & ~(unsigned)MDB_APPEND) | MDB_NOOVERWRITE;
     if (flags & ~(unsigned)MDB_NOOVERWRITE)
         return EINVAL;
     int rc = append(u, dbi, key, NULL);
@@ -184,7 +191,7 @@ edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsig
         return 0;
     drop_last(u);
     if (!edb__mdb_is_keyexist(rc) || (flags & MDB_NOOVERWRITE)) {
-        if (edb__mdb_is_keyexist(rc))
+        if (edb__mdb_is_keyexist(rc) && !append_try)
             *data = d;      /* as LMDB: the existing value */
         return rc;
     }
