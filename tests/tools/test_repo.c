@@ -172,21 +172,13 @@ no_leftovers(const char *dir)
     closedir(d);
 }
 
-/* How many finished archives (NNNNNN-KIND.edbk) the directory holds. */
-static unsigned
-archives_in(const char *repo)
+/* How many archives the repository's catalog lists now (0 before it has one). */
+static size_t
+listed_in(const char *repo)
 {
-    DIR *d = opendir(repo);
-    if (d == NULL)
-        return 0;
-    unsigned n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len > 5 && strcmp(de->d_name + len - 5, ".edbk") == 0 && strstr(de->d_name, ".tmp.") == NULL)
-            n++;
-    }
-    closedir(d);
+    run_result r = dbt_runv(NULL, "repo", "list", repo, "--json", NULL);
+    size_t n = r.status == 0 ? count_lines(r.out) : 0;
+    run_free(&r);
     return n;
 }
 
@@ -612,16 +604,18 @@ Test(repo, restore_drill, .timeout = 300)
         }
         usleep(100000);
         clock_gettime(CLOCK_MONOTONIC, &t);
-        /* At least the time asked for and three archives written: under
-         * load (valgrind, a busy CI machine) a few seconds may hold only one. */
-    } while ((t.tv_sec - t0.tv_sec < (time_t)secs || archives_in(f.repo) < 3) &&
+        /* At least the time asked for and two archives listed: under load
+         * (valgrind, a busy CI machine) a few seconds may hold only one. */
+    } while ((t.tv_sec - t0.tv_sec < (time_t)secs || listed_in(f.repo) < 2) &&
              t.tv_sec - t0.tv_sec < (time_t)secs + 90);
     kill(pid, SIGINT);
     int st = wait_exit(pid, 30);
     cr_assert_eq(st, 0);
     no_leftovers(f.repo);
+    /* One archive is a legal end: the SIGINT may come just after --max-chain
+     * merged the whole first chain (its full archive included) into one. */
     size_t listed = check_repo(f.repo);
-    cr_assert_geq(listed, 2);
+    cr_assert_geq(listed, 1);
 
     char *full = export_of(f.db);
     run_result r = dbt_runv(NULL, "repo", "list", f.repo, "--json", NULL);
@@ -656,7 +650,7 @@ Test(repo, restore_drill, .timeout = 300)
         free(got);
         checked++;
     }
-    cr_assert_geq(checked, 2);
+    cr_assert_geq(checked, 1);
     run_free(&r);
     free(full);
     fx_fini(&f);
