@@ -973,11 +973,13 @@ EDB_EXTERN int edb_key_retrieve(edb_cursor *c, void *buf, size_t size, size_t *a
  * edb never truncates a key segment (a key over #EDB_MAX_KEY_SIZE is refused
  * when the record is written, #EDB_TOOBIG), so every segment below decodes
  * whole; ESE's JET_wrnColumnTruncated for truncated keys has no counterpart.
- * Refused with #EDB_INVAL (ESE: JET_errColumnNotFound / no value in the key):
- * a column that is not a segment of the current index (any column when the
- * cursor is on the implicit primary key), a TEXT column with a collation
- * (its segment is an ICU sort key, the text is not in it), a column of an
- * #EDB_IDX_TUPLES index (its entries hold substrings).
+ * Refused with #EDB_INVAL and a message saying why (where ESE would silently
+ * read the record instead, edb leaves that to edb_column_get()): a column
+ * that is not a segment of the current index (any column when the cursor is
+ * on the implicit primary key), a TEXT column with a collation (its segment
+ * is an ICU sort key, the text is not in it; the index's other segments
+ * still decode), a column of an #EDB_IDX_TUPLES index (its entries hold
+ * substrings).  Works on the primary index too.
  * @param[out] buf    receives up to @p size bytes of the value in its native
  *                    form, as edb_column_get() (may be NULL when size is 0)
  * @param[out] actual the value's full size (0 for NULL; may be NULL)
