@@ -979,7 +979,8 @@ EDB_EXTERN int edb_key_retrieve(edb_cursor *c, void *buf, size_t size, size_t *a
  * on the implicit primary key), a TEXT column with a collation (its segment
  * is an ICU sort key, the text is not in it; the index's other segments
  * still decode), a column of an #EDB_IDX_TUPLES index (its entries hold
- * substrings).  Works on the primary index too.
+ * substrings).  Works on the primary index too.  A FLOAT or DOUBLE -0.0
+ * reads as +0.0 (the key keeps no sign of zero; the values compare equal).
  * @param[out] buf    receives up to @p size bytes of the value in its native
  *                    form, as edb_column_get() (may be NULL when size is 0)
  * @param[out] actual the value's full size (0 for NULL; may be NULL)

@@ -8,6 +8,8 @@
  * current entry, an entry deleted by another session. */
 #include "config.h"
 
+#include <math.h>
+
 #include "helpers.h"
 
 static char *dir;
@@ -555,4 +557,32 @@ Test(fromindex, table_dropped)
     OK(edb_table_drop(s, "t"));
     int32_t v = 0;
     RC(edb_column_get_from_index(c, 2, &v, 4, NULL), EDB_DROPPED);
+}
+
+/* The key keeps no sign of zero: a stored -0.0 reads as +0.0 from the
+ * index (equal value), while the record keeps -0.0. */
+Test(fromindex, negative_zero_reads_as_zero)
+{
+    edb_column_def cols[] = {
+        { "f", EDB_COL_FLOAT, 0, 0, NULL, 0, NULL },
+        { "d", EDB_COL_DOUBLE, 0, 0, NULL, 0, NULL },
+    };
+    edb_index_def idx[] = { { .name = "fd", .key = "-f\0+d\0" } };
+    edb_table_def def = { "t", cols, 2, idx, 1 };
+    OK(edb_table_create(s, &def));
+    OK(edb_cursor_open(&c, s, "t"));
+    float f = -0.0f, gf = 1;
+    double d = -0.0, gd = 1;
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, &f, 4, 0));
+    OK(edb_column_set(c, 2, &d, 8, 0));
+    OK(edb_update(c));
+    OK(edb_cursor_set_index(c, "fd"));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    OK(edb_column_get(c, 1, &gf, 4, NULL, 0));
+    cr_assert(gf == 0.0f && signbit(gf));
+    OK(edb_column_get_from_index(c, 1, &gf, 4, NULL));
+    OK(edb_column_get_from_index(c, 2, &gd, 8, NULL));
+    cr_assert(gf == 0.0f && !signbit(gf));
+    cr_assert(gd == 0.0 && !signbit(gd));
 }
