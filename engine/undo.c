@@ -173,6 +173,13 @@ edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsig
     edb__undo *u = active(txn);
     if (u == NULL)
         return mdb_put(txn, dbi, key, data, flags);
+    /* MDB_APPEND (update.c tries it first) never overwrites: here it is a
+     * plain MDB_NOOVERWRITE put (a key that is not the last one is put in
+     * its place instead of refused, which that caller retries anyway), and
+     * as LMDB's MDB_APPEND it leaves *data alone when the key exists */
+    bool appending = (flags & MDB_APPEND) != 0;
+    if (appending)
+        flags = (flags & ~(unsigned)MDB_APPEND) | MDB_NOOVERWRITE;
     if (flags & ~(unsigned)MDB_NOOVERWRITE)
         return EINVAL;
     int rc = append(u, dbi, key, NULL);
@@ -184,7 +191,7 @@ edb__undo_put_slow(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsig
         return 0;
     drop_last(u);
     if (!edb__mdb_is_keyexist(rc) || (flags & MDB_NOOVERWRITE)) {
-        if (edb__mdb_is_keyexist(rc))
+        if (edb__mdb_is_keyexist(rc) && !appending)
             *data = d;      /* as LMDB: the existing value */
         return rc;
     }
