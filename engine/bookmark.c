@@ -11,7 +11,9 @@
  * checking the entry is there.  A retrieved key is the logical part of the
  * cursor's `anchor` (without the primary key a non-unique entry carries),
  * the same bytes edb_key_make builds, so EDB_KEY_NORMALIZED (seek.c) takes
- * them back.
+ * them back.  edb_column_get_from_index (ESE's JET_bitRetrieveFromIndex)
+ * decodes one segment of that same logical key with key.c's decoder: it
+ * reads the index entry only, never the record.
  *
  * Invariants: bytes from the caller are checked to be a primary key of the
  * table (whole, well-formed segments: key.c's decoder) before any lookup; a
@@ -21,9 +23,11 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "cursor.h"
 #include "error.h"
 #include "key.h"
@@ -201,6 +205,86 @@ edb_bookmark_goto(edb_cursor *c, const void *bm, size_t size)
     EDB_RET(enter(c, &txn, "edb_bookmark_goto"));
     int rc = edb__txn_leave(c->s, goto_bookmark(c, txn, bm, size));
     if (rc == 0)
+        edb__err_clear();
+    return rc;
+}
+
+/* The index whose entries the cursor walks (NULL: the implicit key). */
+static const edb__index *
+cur_index(const edb_cursor *c)
+{
+    const edb__table *t = c->t;
+    if (c->index >= 0)
+        return &t->idx[c->index];
+    return t->primary >= 0 ? &t->idx[t->primary] : NULL;
+}
+
+/* The body of edb_column_get_from_index once on an entry: decode segment of
+ * column @col from the entry's logical key (`anchor`, cursor.h).  The
+ * segments before it are skipped with the same decoder; a collated one is
+ * a BINARY payload (collate.h). */
+static int
+from_index(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual)
+{
+    const char *fn = "edb_column_get_from_index";
+    const edb__table *t = c->t;
+    if (col == 0 || col > t->ncols || (t->cols[col - 1].flags & EDB__COL_DROPPED))
+        return edb__err(EDB_NOTFOUND, "%s: table '%s' has no column %u", fn, c->tname, col);
+    const edb__column *def = &t->cols[col - 1];
+    const edb__index *x = cur_index(c);
+    if (x == NULL)
+        return edb__err(EDB_INVAL, "%s: column '%s' is not in the cursor's index (the implicit "
+                        "key of '%s' has no columns)", fn, def->name, c->tname);
+    unsigned seg = 0;
+    while (seg < x->nseg && x->seg[seg].col != col)
+        seg++;
+    if (seg == x->nseg)
+        return edb__err(EDB_INVAL, "%s: column '%s' is not a segment of index '%s' of '%s'", fn,
+                        def->name, x->name, c->tname);
+    if (x->flags & EDB_IDX_TUPLES)
+        return edb__err(EDB_INVAL, "%s: index '%s' of '%s' is a tuple index: its entries hold "
+                        "substrings of column '%s', not its value", fn, x->name, c->tname,
+                        def->name);
+    if (def->collation[0] != '\0')
+        return edb__err(EDB_INVAL, "%s: column '%s' is collated ('%s') in index '%s' of '%s': "
+                        "its key segment is an ICU sort key, the value cannot be decoded from it",
+                        fn, def->name, def->collation, x->name, c->tname);
+    MDB_val k = { c->anchor.len, c->anchor.p }, d = { c->pk.len, c->pk.p };
+    size_t len = edb__cursor_logical_len(c, &k, &d), off = 0, n = 0;
+    int rc = 0;
+    for (unsigned i = 0; i <= seg && rc >= 0; i++) {
+        const edb__column *sd = &t->cols[x->seg[i].col - 1];
+        edb_coltype type = sd->collation[0] != '\0' ? EDB_COL_BINARY : sd->type;
+        rc = edb__key_decode(c->anchor.p, len, &off, type, edb__key_mode(x->seg[i].desc, x->flags),
+                             i == seg ? buf : NULL, i == seg ? size : 0, i == seg ? &n : NULL);
+    }
+    if (rc < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", edb_error_last_message());
+        return edb__err(EDB_CORRUPT, "%s: the entry of index '%s' of '%s' is malformed (%s)", fn,
+                        x->name, c->tname, why);
+    }
+    if (actual != NULL)
+        *actual = n;
+    if (rc == 0 && n > size)
+        rc = EDB_WRN_TRUNCATED;     /* the decoder says so only when it copies */
+    return rc;
+}
+
+int
+edb_column_get_from_index(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual)
+{
+    if (actual != NULL)
+        *actual = 0;
+    if (buf == NULL && size != 0)
+        return edb__err(EDB_INVAL, "edb_column_get_from_index: buf is NULL with size %zu", size);
+    MDB_txn *txn;
+    EDB_RET(enter(c, &txn, "edb_column_get_from_index"));
+    int rc = on_entry(c, txn, "edb_column_get_from_index");
+    if (rc == 0)
+        rc = from_index(c, col, buf, size, actual);
+    rc = edb__txn_leave(c->s, rc);
+    if (rc >= 0)
         edb__err_clear();
     return rc;
 }

@@ -960,6 +960,41 @@ EDB_EXTERN int edb_key_make(edb_cursor *c, const void *data, size_t size, unsign
  */
 EDB_EXTERN int edb_key_retrieve(edb_cursor *c, void *buf, size_t size, size_t *actual);
 
+/**
+ * Read a column's value from the cursor's current index entry instead of its
+ * record (ESE's JetRetrieveColumn with JET_bitRetrieveFromIndex): the value is
+ * decoded from the entry's key (the bytes edb_key_retrieve() returns), the
+ * record is not read.  On an index over a multi-valued column it is the value
+ * this entry was made from (each entry of a record gives its own value), the
+ * only way to learn it.  A prepared update does not change the entry read.
+ * A separate function rather than a flag: edb_column_get()'s last argument is
+ * the itag and edb_colval has no flags field, and an entry holds one value
+ * per column, so there is nothing to choose.
+ * edb never truncates a key segment (a key over #EDB_MAX_KEY_SIZE is refused
+ * when the record is written, #EDB_TOOBIG), so every segment below decodes
+ * whole; ESE's JET_wrnColumnTruncated for truncated keys has no counterpart.
+ * Refused with #EDB_INVAL and a message saying why (where ESE would silently
+ * read the record instead, edb leaves that to edb_column_get()): a column
+ * that is not a segment of the current index (any column when the cursor is
+ * on the implicit primary key), a TEXT column with a collation (its segment
+ * is an ICU sort key, the text is not in it; the index's other segments
+ * still decode), a column of an #EDB_IDX_TUPLES index (its entries hold
+ * substrings).  Works on the primary index too.  A FLOAT or DOUBLE -0.0
+ * reads as +0.0 (the key keeps no sign of zero; the values compare equal).
+ * @param[out] buf    receives up to @p size bytes of the value in its native
+ *                    form, as edb_column_get() (may be NULL when size is 0)
+ * @param[out] actual the value's full size (0 for NULL; may be NULL)
+ * @return 0; #EDB_WRN_NULL (the segment is NULL: *actual = 0);
+ *         #EDB_WRN_TRUNCATED (@p size bytes copied, *actual the full size);
+ *         #EDB_NOCURRENT (not on an entry); #EDB_RECORD_DELETED (the entry
+ *         is gone, see #edb_cursor, currency); #EDB_NOTFOUND (no such colid);
+ *         #EDB_INVAL (see above; @p c NULL, @p buf NULL with a size);
+ *         #EDB_DROPPED; #EDB_CLOSED; #EDB_CORRUPT (a malformed entry).
+ * Thread safety: as the cursor's session.
+ */
+EDB_EXTERN int edb_column_get_from_index(edb_cursor *c, edb_colid col, void *buf, size_t size,
+                                         size_t *actual);
+
 #define EDB_SEEK_EQ 1  /**< first entry equal to the key (or starting with a prefix key) */
 #define EDB_SEEK_LT 2  /**< last entry less than the key */
 #define EDB_SEEK_LE 3  /**< last entry less than or equal to the key */
