@@ -514,6 +514,10 @@ EDB_EXTERN int edb_column_rename(edb_session *s, const char *table, const char *
  * the other columns keep their colids, so the position stays taken and
  * counts towards #EDB_MAX_COLUMNS.  The values are removed lazily: never read
  * again, and gone from each record the next time that record is written.  A
+ * long value's chunks go in the transaction that writes the record again
+ * (edb_update(), edb_escrow_update()), deletes it or drops the table, and
+ * come back with a rollback of it; edb_env_check() counts them as the
+ * record's until then.  A
  * column added later under the same name is a new column (a new colid; old
  * records read it as NULL or its default).  Transactional as
  * edb_table_rename(); a table whose column was dropped is stored so that

@@ -605,6 +605,52 @@ edb__lv_free_record(MDB_txn *txn, const edb__table *t, const edb__rec *old)
     return 0;
 }
 
+int
+edb__lv_dropped(edb__buf *out, const edb__table *t, const void *raw, size_t len)
+{
+    out->len = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < t->ncols && !any; i++)
+        any = (t->cols[i].flags & EDB__COL_DROPPED) &&
+              (t->cols[i].type == EDB_COL_TEXT || t->cols[i].type == EDB_COL_BINARY);
+    if (!any)
+        return 0;
+    edb__rechdr h;
+    EDB_RET(edb__rec_parse(&h, raw, len));
+    if (h.sepmap == NULL)
+        return 0;       /* version 1: no references at all */
+    for (uint32_t col = 1; col <= h.n && col <= t->ncols; col++) {
+        if (!(t->cols[col - 1].flags & EDB__COL_DROPPED))
+            continue;
+        edb__colview v;
+        EDB_RET(edb__rec_hdr_view(&v, t, &h, col));
+        if (v.sep)
+            EDB_RET(edb__buf_add(out, v.area, EDB__LVREF_SIZE));
+    }
+    return 0;
+}
+
+int
+edb__lv_free_dropped(MDB_txn *txn, const edb__table *t, const edb__buf *refs, const edb__rec *rec)
+{
+    for (size_t off = 0; off + EDB__LVREF_SIZE <= refs->len; off += EDB__LVREF_SIZE) {
+        edb__lvref r;
+        edb__lvref_get(&r, refs->p + off);
+        bool kept = false;
+        for (uint32_t i = 0; rec != NULL && i < rec->ncols && !kept; i++) {
+            const edb__colval *v = &rec->cols[i];
+            if (!v->null && v->sep) {
+                edb__lvref n;
+                edb__lvref_get(&n, v->area.p);
+                kept = n.id == r.id;
+            }
+        }
+        if (!kept)
+            EDB_RET(free_value(txn, t->rec.dbi, t->kid, &r));
+    }
+    return 0;
+}
+
 /* Walk the chunk keys of table @kid (0: every table): @fn(ctx, key, data)
  * for each, key without the 4-byte range prefix.  With @del each is deleted
  * after @fn. */

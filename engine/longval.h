@@ -68,6 +68,17 @@ int edb__lv_plan(edb_cursor *c, MDB_txn *txn, edb__rec *rec);
 int edb__lv_apply(edb_cursor *c, MDB_txn *txn, const edb__rec *old, const edb__rec *rec);
 /* Delete the chunks of every reference in @old (a record being deleted). */
 int edb__lv_free_record(MDB_txn *txn, const edb__table *t, const edb__rec *old);
+/* A dropped column's long value (edb_column_drop is lazy: the record keeps
+ * the reference, which edb__rec_decode no longer shows) is freed with the
+ * record's next write.  edb__lv_dropped, before the write, appends the
+ * references the dropped columns of stored record @raw hold to @out (each
+ * EDB__LVREF_SIZE bytes; nothing, and no allocation, for a table without a
+ * dropped TEXT or BINARY column); edb__lv_free_dropped, after it, deletes
+ * their chunks, but not those of a reference the new record @rec (NULL: the
+ * record was deleted) still holds (an update prepared before the drop). */
+int edb__lv_dropped(edb__buf *out, const edb__table *t, const void *raw, size_t len);
+int edb__lv_free_dropped(MDB_txn *txn, const edb__table *t, const edb__buf *refs,
+                         const edb__rec *rec);
 /* Delete every chunk of table @t (a drop). */
 int edb__lv_drop_table(MDB_txn *txn, const edb__table *t);
 

@@ -29,6 +29,7 @@
 #include "error.h"
 #include "key.h"
 #include "longval.h"
+#include "undo.h"
 
 void
 edb_update_cancel(edb_cursor *c)
@@ -367,8 +368,12 @@ put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dl
     const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
-    if (edb__mdb_is_keyexist(rc))
+    /* MDB_APPEND only when no undo log is active: a logged put takes 0 or
+     * MDB_NOOVERWRITE (undo.h), so inside a nested level it is a plain put */
+    unsigned first = atomic_load_explicit(&edb__undo_nactive, memory_order_relaxed) == 0
+                     ? MDB_APPEND : flags;
+    int rc = edb__ks_put(txn, ks, &key, &data, first);
+    if (first != flags && edb__mdb_is_keyexist(rc))
         rc = edb__ks_put(txn, ks, &key, &data, flags);
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
@@ -595,12 +600,16 @@ load_raw(MDB_txn *txn, const edb__table *t, const edb__buf *pk, MDB_val *out)
     return edb__mdb_err(rc, "read record");
 }
 
-/* Read and decode the record with primary key @pk. */
+/* Read and decode the record with primary key @pk; with @dropped, also the
+ * long-value references of its dropped columns (edb__lv_dropped). */
 static int
-load_record(MDB_txn *txn, const edb__table *t, const edb__buf *pk, edb__rec *out)
+load_record(MDB_txn *txn, const edb__table *t, const edb__buf *pk, edb__rec *out,
+            edb__buf *dropped)
 {
     MDB_val d;
     EDB_RET(load_raw(txn, t, pk, &d));
+    if (dropped != NULL)
+        EDB_RET(edb__lv_dropped(dropped, t, d.mv_data, d.mv_size));
     return edb__rec_decode(out, t, d.mv_data, d.mv_size);
 }
 
@@ -1061,6 +1070,7 @@ edb_update(edb_cursor *c)
     edb_session *s = c->s;
     MDB_txn *txn;
     edb__rec copy = { 0 }, old = { 0 };
+    edb__buf dropped = { 0 };   /* long values of dropped columns in the old record */
     const edb__rec *work = &c->rec;
     edb__wplan *w = NULL;
     uint64_t implicit_n = 0;
@@ -1118,6 +1128,7 @@ edb_update(edb_cursor *c)
                              "edb_update_prepare; cancel the update and prepare it again",
                              c->tname));
         EDB_ERR(edb__rec_decode(&old, c->t, now.mv_data, now.mv_size));
+        EDB_ERR(edb__lv_dropped(&dropped, c->t, now.mv_data, now.mv_size));
         if (c->t->primary >= 0)
             EDB_ERR(edb__primary_key(c->t, work, &w->pk));
         else
@@ -1127,6 +1138,8 @@ edb_update(edb_cursor *c)
         ret = apply_record(c->s, w, txn, c->t, true, &c->prep_pk, &wrote);
         if (ret == 0)
             ret = edb__lv_apply(c, txn, &old, work);
+        if (ret == 0)
+            ret = edb__lv_free_dropped(txn, c->t, &dropped, work);
     }
     if (wrote) {
         s->write_seq++;         /* cursors re-find their entries */
@@ -1142,6 +1155,7 @@ err:
     }
     edb__rec_free(&copy);
     edb__rec_free(&old);
+    edb__buf_free(&dropped);
     ret = edb__txn_leave(s, ret);
     if (ret == 0)
         edb__err_clear();
@@ -1157,6 +1171,7 @@ edb_record_delete(edb_cursor *c)
     edb_session *s = c->s;
     MDB_txn *txn;
     edb__rec old = { 0 };
+    edb__buf dropped = { 0 };
     edb__wplan *w = NULL;
     int ret = 0;
     EDB_RET(edb__txn_enter(s, true, &txn));
@@ -1167,7 +1182,7 @@ edb_record_delete(edb_cursor *c)
     EDB_ERR(wplan_get(c, &w));
     /* plan: the record and every entry it has (one that could not have been
      * written, TOOBIG, is not there) */
-    EDB_ERR(load_record(txn, c->t, &c->pk, &old));
+    EDB_ERR(load_record(txn, c->t, &c->pk, &old, &dropped));
     const edb__table *t = c->t;
     for (uint32_t i = 0; i < t->nidx; i++) {
         const edb__index *x = &t->idx[i];
@@ -1210,6 +1225,8 @@ edb_record_delete(edb_cursor *c)
     if (ret == 0)
         ret = edb__lv_free_record(txn, t, &old);
     if (ret == 0)
+        ret = edb__lv_free_dropped(txn, t, &dropped, NULL);
+    if (ret == 0)
         ret = edb__rows_add(s, t->kid, -1);
     if (ret < 0)
         ret = edb__txn_fail(s, ret);
@@ -1218,6 +1235,7 @@ err:
      * EDB_RECORD_DELETED, NEXT and PREV reach its neighbours, a rollback
      * brings the record back under it. */
     edb__rec_free(&old);
+    edb__buf_free(&dropped);
     ret = edb__txn_leave(s, ret);
     if (ret == 0)
         edb__err_clear();
@@ -1237,6 +1255,7 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     edb_session *s = c->s;
     MDB_txn *txn;
     edb__rec rec = { 0 }, before = { 0 };
+    edb__buf dropped = { 0 };
     edb__wplan *w = NULL;
     bool wrote = false;
     int ret = 0;
@@ -1251,8 +1270,8 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
         EDB_ERR(edb__err(EDB_NOCURRENT, "edb_escrow_update: the cursor on '%s' is not on a record",
                          c->tname));
     EDB_ERR(wplan_get(c, &w));
-    EDB_ERR(load_record(txn, c->t, &c->pk, &before));
-    EDB_ERR(load_record(txn, c->t, &c->pk, &rec));
+    EDB_ERR(load_record(txn, c->t, &c->pk, &before, &dropped));
+    EDB_ERR(load_record(txn, c->t, &c->pk, &rec, NULL));
     edb__colval *v = &rec.cols[col - 1];
     int64_t cur = 0, next;
     if (!v->null) {
@@ -1277,6 +1296,8 @@ edb_escrow_update(edb_cursor *c, edb_colid col, int64_t delta, int64_t *old)
     EDB_ERR(edb__buf_set(&w->pk, c->pk.p, c->pk.len));
     EDB_ERR(plan_record(w, txn, c->t, &before, &c->pk, &rec));
     ret = apply_record(c->s, w, txn, c->t, true, &c->pk, &wrote);
+    if (ret == 0)
+        ret = edb__lv_free_dropped(txn, c->t, &dropped, &rec);
     if (wrote) {
         s->write_seq++;
         if (ret < 0)
@@ -1289,6 +1310,7 @@ err:
         *old = 0;
     edb__rec_free(&rec);
     edb__rec_free(&before);
+    edb__buf_free(&dropped);
     ret = edb__txn_leave(s, ret);
     if (ret == 0)
         edb__err_clear();

@@ -832,3 +832,256 @@ Test(longval, batch_get_and_set_through_long_values)
     free(got);
     free(p);
 }
+
+/* ------------------------------------------------------------------ a dropped column's long values */
+
+static void
+fail_on_problem(void *ctx, int code, const char *what)
+{
+    (void)ctx;
+    cr_assert_fail("check: %s: %s", edb_err_name(code), what);
+}
+
+/* edb_env_check finds nothing. */
+static void
+check_clean(void)
+{
+    uint64_t problems = 99;
+    OK(edb_env_check(&problems, env, fail_on_problem, NULL, NULL));
+    cr_assert_eq(problems, 0);
+}
+
+/* Rewrite the current record without touching `data` (column 2). */
+static void
+rewrite_n(int32_t n)
+{
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 5, &n, 4, 0));
+    OK(edb_update(c));
+}
+
+/* Rows 1..@rows, each with a `data` value of 3 chunks. */
+static void
+insert_rows(int rows)
+{
+    for (int32_t id = 1; id <= rows; id++)
+        insert_big(id, 2 * CH + 100);
+    cr_assert_eq(chunks(), (uint64_t)rows * 3);
+}
+
+/* A dropped column's long value lives until its record is written again,
+ * deleted, or its table dropped: then its chunks go, and check is clean at
+ * every step (the records that still hold the reference own the chunks). */
+Test(longval, dropped_column_values_are_freed_with_their_record)
+{
+    insert_rows(5);
+    OK(edb_column_drop(s, "lv", "data"));
+    cr_assert_eq(chunks(), 15, "the drop is lazy: the values stay");
+    check_clean();
+    seek_row(c, 1);
+    rewrite_n(1);
+    cr_assert_eq(chunks(), 12, "a rewritten record's dropped value is freed");
+    check_clean();
+    seek_row(c, 2);
+    OK(edb_record_delete(c));
+    cr_assert_eq(chunks(), 9, "a deleted record's dropped value is freed");
+    check_clean();
+    /* a rewrite through edb_column_write of another long column */
+    seek_row(c, 3);
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    char *p = malloc(CH + 1);
+    cr_assert_not_null(p);
+    memset(p, 'q', CH + 1);
+    OK(edb_column_write(c, 3, 0, p, CH + 1, 0));
+    OK(edb_update(c));
+    cr_assert_eq(chunks(), 6 + 2);
+    check_clean();
+    /* rewritten twice: nothing more goes */
+    seek_row(c, 1);
+    rewrite_n(11);
+    cr_assert_eq(chunks(), 8);
+    check_clean();
+    /* the table with records still holding dropped values */
+    OK(edb_table_drop(s, "lv"));
+    cr_assert_eq(chunks(), 0);
+    check_clean();
+    free(p);
+}
+
+/* check still reports a dropped column's damaged value: a missing chunk,
+ * and the orphans of a reference gone from its record. */
+Test(longval, check_still_finds_damage_behind_a_dropped_column)
+{
+    insert_rows(2);
+    OK(edb_column_drop(s, "lv", "data"));
+    edb_cursor_close(c);
+    c = NULL;
+    edb_session_end(s);
+    s = NULL;
+    MDB_env *m = edb__env_mdb(env);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "edb.records", 0, &dbi), 0);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &mc), 0);
+    uint8_t zero[4] = { 0 };
+    MDB_val k = { 4, zero }, d;
+    cr_assert_eq(mdb_cursor_get(mc, &k, &d, MDB_SET_RANGE), 0);
+    cr_assert_eq(k.mv_size, 20);
+    uint8_t key[20];
+    memcpy(key, k.mv_data, 20);
+    mdb_cursor_close(mc);
+    key[19] = 2;                    /* the last chunk of the first value */
+    MDB_val dk = { 20, key };
+    cr_assert_eq(mdb_del(txn, dbi, &dk, NULL), 0);
+    key[15] ^= 0x55;                /* another value id: nobody's */
+    MDB_val junk = { 10, "0123456789" };
+    cr_assert_eq(mdb_put(txn, dbi, &dk, &junk, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    seen sn = { 0, 0, 0 };
+    uint64_t problems = 0;
+    OK(edb_env_check(&problems, env, check_cb, &sn, NULL));
+    cr_assert_eq(sn.missing, 1);
+    cr_assert_eq(sn.orphan, 1);
+    cr_assert_eq(problems, 2, "the dropped column is not read as a row's value");
+    OK(edb_session_begin(&s, env));
+    OK(edb_cursor_open(&c, s, "lv"));
+}
+
+/* A column added later under the dropped one's name is a new column that
+ * holds long values of its own; the old records' dropped values go when
+ * those records get the new column's value. */
+Test(longval, column_added_under_the_dropped_name_takes_long_values)
+{
+    insert_rows(3);
+    OK(edb_column_drop(s, "lv", "data"));
+    OK(edb_column_add(s, "lv", &(edb_column_def){ .name = "data", .type = EDB_COL_BINARY }));
+    edb_colid data;
+    OK(edb_column_id(&data, c, "data"));
+    cr_assert_neq(data & EDB_COLID_POSITION_MASK, 2u, "a new position");
+    seek_row(c, 1);
+    size_t got = 99;
+    RC(edb_column_read(c, data, 0, NULL, 0, &got, 0), EDB_WRN_NULL);
+    cr_assert_eq(got, 0);
+    size_t size = 3 * CH + 5;
+    uint8_t *p = pattern(9, size);
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, data, p, size, 0));
+    OK(edb_update(c));
+    cr_assert_eq(chunks(), 9 - 3 + 4, "the old value went, the new one came");
+    check_clean();
+    seek_row(c, 1);
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    OK(edb_column_read(c, data, 0, buf, size, &got, 0));
+    cr_assert_eq(got, size);
+    cr_assert(memcmp(buf, p, size) == 0);
+    /* an append in place, then a new record with the new column */
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_write(c, data, 0, "tail", 4, EDB_SET_APPEND));
+    OK(edb_update(c));
+    cr_assert_eq(chunks(), 10);
+    int32_t id = 9;
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 1, &id, 4, 0));
+    OK(edb_column_set(c, data, p, size, 0));
+    OK(edb_update(c));
+    cr_assert_eq(chunks(), 14);
+    check_clean();
+    seek_row(c, 2);
+    OK(edb_record_delete(c));
+    seek_row(c, 9);
+    OK(edb_record_delete(c));
+    cr_assert_eq(chunks(), 14 - 3 - 4);
+    check_clean();
+    free(buf);
+    free(p);
+}
+
+/* Rollback of a drop, and of a rewrite after a drop, at the outer and at a
+ * nested level: the chunks and the references agree afterwards. */
+Test(longval, rollback_of_a_drop_and_of_a_rewrite_after_it)
+{
+    insert_rows(3);
+    uint8_t *p = pattern(0, 2 * CH + 100);
+    /* a drop rolled back: the value reads again */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_column_drop(s, "lv", "data"));
+    seek_row(c, 1);
+    rewrite_n(1);
+    cr_assert_eq(chunks(), 6);
+    OK(edb_txn_rollback(s));
+    cr_assert_eq(chunks(), 9);
+    seek_row(c, 1);
+    assert_value(p, 2 * CH + 100);
+    check_clean();
+    /* the same at a nested level; the outer level commits */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_txn_begin(s, 0));
+    OK(edb_column_drop(s, "lv", "data"));
+    seek_row(c, 2);
+    rewrite_n(2);
+    cr_assert_eq(chunks(), 6);
+    OK(edb_txn_rollback(s));
+    cr_assert_eq(chunks(), 9);
+    OK(edb_txn_commit(s));
+    seek_row(c, 2);
+    assert_value(p, 2 * CH + 100);
+    check_clean();
+    /* dropped at the outer level, a rewrite rolled back at a nested one */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_column_drop(s, "lv", "data"));
+    OK(edb_txn_begin(s, 0));
+    seek_row(c, 3);
+    rewrite_n(3);
+    seek_row(c, 1);
+    OK(edb_record_delete(c));
+    cr_assert_eq(chunks(), 3);
+    OK(edb_txn_rollback(s));
+    cr_assert_eq(chunks(), 9);
+    OK(edb_txn_commit(s));
+    check_clean();
+    /* and committed this time */
+    seek_row(c, 3);
+    rewrite_n(3);
+    cr_assert_eq(chunks(), 6);
+    check_clean();
+    free(p);
+}
+
+/* The other writes of a record: an escrow update frees a dropped column's
+ * value too; an update prepared before the drop (by another session) and
+ * completed after it keeps its value, which the next write frees. */
+Test(longval, escrow_and_a_prepared_update_across_a_drop)
+{
+    int32_t zero = 0;
+    OK(edb_column_add(s, "lv", &(edb_column_def){ .name = "hits", .type = EDB_COL_INT32,
+                      .flags = EDB_COL_ESCROW, .default_value = &zero, .default_size = 4 }));
+    edb_colid hits;
+    OK(edb_column_id(&hits, c, "hits"));
+    insert_rows(2);
+    /* prepared before the drop, under the old schema, by another session */
+    edb_session *s2;
+    edb_cursor *c2;
+    OK(edb_session_begin(&s2, env));
+    OK(edb_cursor_open(&c2, s2, "lv"));
+    seek_row(c2, 2);
+    OK(edb_update_prepare(c2, EDB_PREP_REPLACE));
+    int32_t n = 7;
+    OK(edb_column_set(c2, 5, &n, 4, 0));
+    OK(edb_column_drop(s, "lv", "data"));
+    seek_row(c, 1);
+    OK(edb_escrow_update(c, hits, 5, NULL));
+    cr_assert_eq(chunks(), 3, "the escrow update's record lost its dropped value");
+    check_clean();
+    OK(edb_update(c2));      /* the record did not change since the prepare */
+    cr_assert_eq(chunks(), 3, "the update kept the value it prepared: the next write frees it");
+    check_clean();
+    edb_cursor_close(c2);
+    edb_session_end(s2);
+    seek_row(c, 2);
+    rewrite_n(2);
+    cr_assert_eq(chunks(), 0);
+    check_clean();
+}
