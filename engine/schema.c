@@ -481,6 +481,22 @@ err:
     return end_schema(s, ret);
 }
 
+/* Load table @table and find its secondary index @index (*i): what
+ * edb_index_drop and edb_index_rebuild start with.  *t is set (free it) even
+ * when the index is missing or primary. */
+static int
+load_secondary(edb_session *s, MDB_txn *txn, const char *table, const char *index, edb__table **t, int *i)
+{
+    EDB_RET(edb__table_load(t, s->env, txn, table));
+    *i = edb__table_index(*t, index);
+    if (*i < 0)
+        return edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index);
+    if ((*t)->idx[*i].flags & EDB_IDX_PRIMARY)
+        return edb__err(EDB_INVAL, "table '%s': '%s' is the primary index (its keys are the "
+                        "records' own)", table, index);
+    return 0;
+}
+
 int
 edb_index_drop(edb_session *s, const char *table, const char *index)
 {
@@ -490,13 +506,8 @@ edb_index_drop(edb_session *s, const char *table, const char *index)
     MDB_txn *txn;
     EDB_RET(begin_schema(s, "edb_index_drop", &txn));
     edb__table *t = NULL;
-    int ret = 0;
-    EDB_ERR(edb__table_load(&t, s->env, txn, table));
-    int i = edb__table_index(t, index);
-    if (i < 0)
-        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
-    if (t->idx[i].flags & EDB_IDX_PRIMARY)
-        EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index", table, index));
+    int i = 0, ret = 0;
+    EDB_ERR(load_secondary(s, txn, table, index, &t, &i));
     EDB_ERR(edb__index_erase(s->env, txn, &t->idx[i]));
     EDB_ERR(edb__rows_erased(s, t->idx[i].kid));
     memmove(&t->idx[i], &t->idx[i + 1], (t->nidx - (uint32_t)i - 1) * sizeof *t->idx);
@@ -679,14 +690,8 @@ edb_index_rebuild(edb_session *s, const char *table, const char *index)
     MDB_txn *txn;
     EDB_RET(begin_schema(s, "edb_index_rebuild", &txn));
     edb__table *t = NULL;
-    int ret = 0;
-    EDB_ERR(edb__table_load(&t, s->env, txn, table));
-    int i = edb__table_index(t, index);
-    if (i < 0)
-        EDB_ERR(edb__err(EDB_NOTFOUND, "table '%s' has no index '%s'", table, index));
-    if (t->idx[i].flags & EDB_IDX_PRIMARY)
-        EDB_ERR(edb__err(EDB_INVAL, "table '%s': '%s' is the primary index (its keys are the "
-                         "records' own)", table, index));
+    int i = 0, ret = 0;
+    EDB_ERR(load_secondary(s, txn, table, index, &t, &i));
     /* the entries go to a new range (a new compact id; the identity stays,
      * so cursors on the index keep working), then the old range goes */
     edb__index old = t->idx[i];
