@@ -46,6 +46,23 @@ test_map_size(void)
     return e != NULL && atoi(e) > 0 ? (uint64_t)atoi(e) << 20 : 0;
 }
 
+/* @n scaled by EDB_TEST_SCALE (a percentage; 100 by default, 10 in the
+ * sanitizer builds), at least @least: loops stay cheap under valgrind and the
+ * sanitizers. */
+static inline unsigned
+test_scaled_min(unsigned n, unsigned least)
+{
+    unsigned pct = 100;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    pct = 10;
+#endif
+    const char *e = getenv("EDB_TEST_SCALE");
+    if (e != NULL && *e)
+        pct = (unsigned)atoi(e);
+    unsigned long long v = (unsigned long long)n * pct / 100;
+    return v > least ? (unsigned)v : least;
+}
+
 /* Open "<dir>/db" with a small table count (fast to create). */
 static inline edb_env *
 open_env(const char *dir, unsigned flags)

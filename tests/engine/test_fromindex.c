@@ -20,15 +20,7 @@ static edb_cursor *c;
 static unsigned
 scaled(unsigned n)
 {
-    unsigned pct = 100;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    pct = 10;
-#endif
-    const char *e = getenv("EDB_TEST_SCALE");
-    if (e != NULL && *e)
-        pct = (unsigned)atoi(e);
-    unsigned long long v = (unsigned long long)n * pct / 100;
-    return v > 2 ? (unsigned)v : 2;
+    return test_scaled_min(n, 2);
 }
 
 static void

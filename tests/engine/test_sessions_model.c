@@ -91,15 +91,7 @@ rnd(worker *w, unsigned n)
 static unsigned
 scaled(unsigned n)
 {
-    unsigned pct = 100;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    pct = 10;
-#endif
-    const char *e = getenv("EDB_TEST_SCALE");
-    if (e != NULL && *e)
-        pct = (unsigned)atoi(e);
-    unsigned long long v = (unsigned long long)n * pct / 100;
-    return v > 0 ? (unsigned)v : 1;
+    return test_scaled_min(n, 1);
 }
 
 /* Record the first failure (thread @w, source line @line) and make every
