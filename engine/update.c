@@ -29,7 +29,6 @@
 #include "error.h"
 #include "key.h"
 #include "longval.h"
-#include "undo.h"
 
 void
 edb_update_cancel(edb_cursor *c)
@@ -368,12 +367,11 @@ put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dl
     const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    /* MDB_APPEND only when no undo log is active: a logged put takes 0 or
-     * MDB_NOOVERWRITE (undo.h), so inside a nested level it is a plain put */
-    unsigned first = atomic_load_explicit(&edb__undo_nactive, memory_order_relaxed) == 0
-                     ? MDB_APPEND : flags;
-    int rc = edb__ks_put(txn, ks, &key, &data, first);
-    if (first != flags && edb__mdb_is_keyexist(rc))
+    /* MDB_APPEND first (sequential loads fill their pages); KEYEXIST when
+     * the key is not past the last one, and inside a nested level when it
+     * exists (undo.c), then the caller's flags */
+    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
+    if (edb__mdb_is_keyexist(rc))
         rc = edb__ks_put(txn, ks, &key, &data, flags);
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
