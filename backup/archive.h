@@ -36,7 +36,8 @@
 #define EDB__ARCH_PAGE_MIN     512u
 #define EDB__ARCH_PAGE_MAX     65536u
 #define EDB__ARCH_FRAME_MAX    168u    /* (4080 - 32) / 24 entries fit a frame block */
-#define EDB__ARCH_FRAME_EDB    64u     /* edb's writer puts at most this many */
+#define EDB__ARCH_FRAME_EDB_MIN 64u    /* edb's writer: frames of at least this many pages... */
+#define EDB__ARCH_FRAME_EDB_BYTES (EDB__ARCH_FRAME_MAX * 4096u) /* ...else up to this many page bytes */
 #define EDB__ARCH_ENTRY_SIZE   24u     /* pgno + page hash */
 #define EDB__ARCH_META_SIZE    256u    /* meta bytes kept in the trailer */
 #define EDB__ARCH_TABLE_ENTRY  16u     /* one page hash in the page hash table */
@@ -251,6 +252,19 @@ void edb__arch_meta_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size
                          const uint8_t meta[EDB__ARCH_META_SIZE], uint64_t pgno);
 /* H(page_size zero bytes, pgno): the table entry of a page that is not carried. */
 void edb__arch_zero_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size, uint64_t pgno);
+
+/* Pages edb's writers (copier, merge) put in a frame of @page_size pages:
+ * as many as fit EDB__ARCH_FRAME_EDB_BYTES (168 pages of 4 KiB: one frame
+ * header block per 672 KiB of pages, 0.6% of the bytes), at most
+ * EDB__ARCH_FRAME_MAX, at least EDB__ARCH_FRAME_EDB_MIN (pages of 16 and 64
+ * KiB keep the frames of 64 pages they always had).  Readers accept any count
+ * 1 ..= EDB__ARCH_FRAME_MAX whatever the writer chose. */
+static inline unsigned
+edb__arch_frame_edb(uint32_t page_size)
+{
+    uint32_t n = page_size > 0 ? EDB__ARCH_FRAME_EDB_BYTES / page_size : EDB__ARCH_FRAME_MAX;
+    return n > EDB__ARCH_FRAME_MAX ? EDB__ARCH_FRAME_MAX : n < EDB__ARCH_FRAME_EDB_MIN ? EDB__ARCH_FRAME_EDB_MIN : n;
+}
 
 /* Little-endian helpers. */
 static inline uint32_t

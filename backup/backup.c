@@ -411,8 +411,9 @@ edb_backup_begin(edb_backup **out, edb_env *env, const edb_backup_opts *opts)
     bk->snap = snap;
     snap = NULL;
     uint64_t copy = edb__snap_copy_pages(bk->snap);
+    unsigned fmax = edb__arch_frame_edb(bk->snap->page_size);
     bk->total = 3 * (uint64_t)EDB__ARCH_BLOCK                      /* header, trailer, end */
-              + (copy + EDB__ARCH_FRAME_EDB - 1) / EDB__ARCH_FRAME_EDB * EDB__ARCH_BLOCK
+              + (copy + fmax - 1) / fmax * EDB__ARCH_BLOCK
               + copy * bk->snap->page_size
               + edb__arch_table_bytes(bk->snap->npages);
     EDB_ERR(edb__handle_add(EDB__H_BACKUP, bk, NULL));

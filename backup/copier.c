@@ -92,15 +92,16 @@ edb__copier_new(edb__copier **out, edb_backup_stream *s, edb__snap *snap, edb__b
     w->table = edb__sys_calloc((size_t)snap->npages, sizeof *w->table);
     w->scratch = edb__sys_malloc(snap->page_size);
     w->hraw = edb__sys_malloc(sizeof(edb__arch_hstate) + 64);
+    w->fmax = edb__arch_frame_edb(snap->page_size);
     bool choose = (snap->plan.flags & (EDB__ARCH_F_INCREMENTAL | EDB__ARCH_F_LOW_PIN)) != 0;
     if (choose)
-        w->ibuf = edb__sys_malloc((size_t)COPIER_BATCH * snap->page_size);
+        w->ibuf = edb__sys_malloc((size_t)w->fmax * snap->page_size);
     if (snap->plan.codec != EDB__ARCH_CODEC_NONE) {
-        w->zcap = edb__codec_bound((size_t)COPIER_BATCH * snap->page_size);
+        w->zcap = edb__codec_bound((size_t)w->fmax * snap->page_size);
         w->zbuf = edb__sys_malloc(w->zcap);
     }
     if (snap->plan.cipher != EDB__ARCH_CIPHER_NONE) {
-        w->ecap = (size_t)COPIER_BATCH * snap->page_size + EDB__ARCH_SEAL;
+        w->ecap = (size_t)w->fmax * snap->page_size + EDB__ARCH_SEAL;
         w->ebuf = edb__sys_malloc(w->ecap);
     }
     if (w->table == NULL || w->scratch == NULL || w->hraw == NULL || (choose && w->ibuf == NULL) ||
@@ -397,7 +398,7 @@ edb__fw_flush(edb__copier *c)
              * mask (every signal blocked). */
             w->zpool_tried = true;
             EDB_RET(edb__zpool_new(&w->zpool, c->snap->plan.codec_threads,
-                                   (size_t)COPIER_BATCH * psize));
+                                   (size_t)w->fmax * psize));
         }
         unsigned width = edb__zpool_width(w->zpool);
         size_t part = (size_t)((n + width - 1) / width) * psize;
@@ -462,7 +463,7 @@ edb__fw_add(edb__copier *c, const edb__arch_entry *e, const uint8_t *page)
     }
     w->frame.entries[w->fn++] = *e;
     w->table[e->pgno] = e->hash;
-    return w->fn == COPIER_BATCH ? edb__fw_flush(c) : 0;
+    return w->fn == w->fmax ? edb__fw_flush(c) : 0;
 }
 
 /* ---- the four paths ------------------------------------------------------------ */
@@ -473,8 +474,9 @@ static unsigned
 next_batch(edb__copier *c, uint64_t *p, edb__arch_entry *e)
 {
     const edb__snap *sn = c->snap;
+    const work *w = c->work;
     unsigned n = 0;
-    while (*p < sn->npages && n < COPIER_BATCH) {
+    while (*p < sn->npages && n < w->fmax) {
         if (!skip_free(c, *p))
             e[n++].pgno = *p;
         (*p)++;
@@ -517,7 +519,7 @@ emit_frames(edb__copier *c)
     }
 }
 
-/* Incremental: every page of the snapshot is read (into w->ibuf, 64 at a
+/* Incremental: every page of the snapshot is read (into w->ibuf, a frame's worth at a
  * time) and hashed; only a page at or past the base's npages, or whose hash
  * differs from the base's table entry, goes to a frame.  The table gets every
  * page's hash either way.  A slot is reserved only once a page is to be

@@ -23,20 +23,21 @@
 #include "codec.h"
 #include "copier.h"
 
-#define COPIER_BATCH EDB__ARCH_FRAME_EDB   /* pages per frame */
+#define COPIER_BATCH EDB__ARCH_FRAME_MAX   /* capacity of a batch; a frame holds w->fmax pages */
 
 struct edb__lp;
 
 typedef struct edb__cwork {
     edb__arch_hash *table;     /* npages entries: the page hash table */
     uint8_t *scratch;          /* page_size bytes for zero/meta page hashes */
-    uint8_t *ibuf;             /* incremental, low-pin: COPIER_BATCH pages read before the choice */
+    uint8_t *ibuf;             /* incremental, low-pin: fmax pages read before the choice */
     struct edb__lp *lp;        /* low-pin only (lowpin.c) */
     void *hraw;                /* allocation holding hs (64-byte aligned) */
     edb__arch_hstate *hs;      /* archive hash: every byte emitted but the pages of frames */
     edb__arch_frame frame;     /* the open frame's entries */
     uint8_t *fslot;            /* the open frame's slot, or NULL */
     unsigned fn;               /* pages in the open frame */
+    unsigned fmax;             /* pages a frame holds: edb__arch_frame_edb(page_size) */
     unsigned fniov;            /* zero-copy frame: iovec entries used (0: pages copied into fslot) */
     bool zc;                   /* pages are referenced in the map, not copied */
     uint8_t *zbuf;             /* compressed archive: one frame's compressed pages */
@@ -59,7 +60,7 @@ typedef struct edb__cwork {
 int edb__fw_dst(edb__copier *c, uint8_t **out);
 /* Add the page @e (pgno and hash set) whose bytes are at @page, to the open
  * frame: copied unless @page is where edb__fw_dst() said, referenced when the
- * writer is zero-copy.  A frame of COPIER_BATCH pages is published at once.
+ * writer is zero-copy.  A frame of w->fmax pages is published at once.
  * @return 0, EDB_CANCELED. */
 int edb__fw_add(edb__copier *c, const edb__arch_entry *e, const uint8_t *page);
 /* Publish the open frame, if any.  @return 0, EDB_CANCELED. */

@@ -212,7 +212,7 @@ lp_short_pass(edb__copier *c, uint64_t *changed)
         unsigned n = 0;
         while (rc == 0 && n < EDB__LP_BATCH_PAGES) {
             unsigned m = lp_collect(sn, &p, lp->ent + n,
-                                    EDB__LP_BATCH_PAGES - n < COPIER_BATCH ? EDB__LP_BATCH_PAGES - n : COPIER_BATCH);
+                                    EDB__LP_BATCH_PAGES - n < w->fmax ? EDB__LP_BATCH_PAGES - n : w->fmax);
             if (m == 0)
                 break;
             rc = edb__copier_read_pages(sn, lp->buf + (size_t)n * psize, lp->ent + n, m);
@@ -395,7 +395,7 @@ lp_final_pass(edb__copier *c)
     edb__arch_entry e[COPIER_BATCH];
     lp->nmem = lp->nsent = lp->nspool = 0;
     while (rc == 0) {
-        unsigned m = lp_collect(sn, &p, e, COPIER_BATCH);
+        unsigned m = lp_collect(sn, &p, e, w->fmax);
         if (m == 0)
             break;
         if (edb__ring_is_canceled(&c->s->ring)) {

@@ -311,11 +311,12 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
     march *last = &a[n - 1];
     uint64_t npages = last->t.npages;
     uint32_t psize = last->h.page_size;
+    unsigned fmax = edb__arch_frame_edb(psize);
     int ret = 0;
     /* loc[p]: archive index + 1 (0: not carried) and the location index. */
     uint32_t *which = edb__sys_calloc((size_t)npages, sizeof *which);
     uint64_t *where = edb__sys_calloc((size_t)npages, sizeof *where);
-    uint8_t *frame_pages = edb__sys_aligned_alloc(4096, (size_t)EDB__ARCH_FRAME_EDB * psize);
+    uint8_t *frame_pages = edb__sys_aligned_alloc(4096, (size_t)fmax * psize);
     uint8_t *zero = edb__sys_calloc(1, psize);
     uint8_t *block = edb__sys_aligned_alloc(64, EDB__ARCH_BLOCK);
     edb__arch_frame *f = edb__sys_malloc(sizeof *f);
@@ -369,9 +370,9 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
         h.codec_level = last->h.codec_level;
         h.cipher = last->h.cipher;
         memcpy(h.key_id, last->h.key_id, 16);
-        zcap = edb__codec_bound((size_t)EDB__ARCH_FRAME_EDB * psize);
+        zcap = edb__codec_bound((size_t)fmax * psize);
         zbuf = edb__sys_malloc(zcap);
-        ebuf = edb__sys_malloc((size_t)EDB__ARCH_FRAME_EDB * psize + EDB__ARCH_SEAL);
+        ebuf = edb__sys_malloc((size_t)fmax * psize + EDB__ARCH_SEAL);
         if (zbuf == NULL || ebuf == NULL)
             EDB_ERR(edb__err(EDB_NOMEM, "merge: compression buffer"));
     }
@@ -383,7 +384,7 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
     for (uint64_t p = 2; p < npages;) {
         f->count = 0;
         f->seq = frames;
-        for (; p < npages && f->count < EDB__ARCH_FRAME_EDB; p++) {
+        for (; p < npages && f->count < fmax; p++) {
             if (which[p] == 0) {
                 edb__arch_zero_hash(&hz, zero, psize, p);
                 if (!edb__arch_hash_eq(&hz, &last->table[p]))

@@ -138,10 +138,11 @@ edb__stream_open(edb_backup_stream **out, edb_backup *bk, bool zerocopy)
     /* A slot holds a frame: its bytes, or (zero-copy) its header block and
      * at most one iovec entry per page; a zero-copy slot's buffer also takes
      * the header, trailer and table bytes, ZC_SLOT_CAP at a time. */
-    size_t frame = EDB__ARCH_BLOCK + (size_t)EDB__ARCH_FRAME_EDB * snap->page_size;
+    unsigned fmax = edb__arch_frame_edb(snap->page_size);
+    size_t frame = EDB__ARCH_BLOCK + (size_t)fmax * snap->page_size;
     ret = edb__ring_init(&s->ring, snap->plan.ring_size, frame,
                          s->zerocopy ? ZC_SLOT_CAP : frame,
-                         s->zerocopy ? 1 + EDB__ARCH_FRAME_EDB : 0);
+                         s->zerocopy ? 1 + fmax : 0);
     if (ret != 0) {
         if (s->zc_map != NULL)
             edb__sys_munmap(s->zc_map, s->zc_len);

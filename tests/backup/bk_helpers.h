@@ -260,6 +260,8 @@ typedef struct bk_arch {
     edb__arch_trailer t;
     edb__arch_end e;
     uint64_t frames, pages;
+    unsigned count_max;          /* the most pages a frame held */
+    uint64_t short_frames;       /* frames but the last holding fewer than edb__arch_frame_edb() */
     const uint8_t **page;        /* page[p]: bytes of page p in the archive, or NULL */
     const edb__arch_hash *table; /* npages entries */
 } bk_arch;
@@ -289,7 +291,9 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
             break;
         edb__arch_frame f;
         OK(edb__arch_frame_decode(&f, p + off, &a->h, a->frames, off));
-        cr_assert_leq(f.count, EDB__ARCH_FRAME_EDB);
+        cr_assert_leq(f.count, edb__arch_frame_edb(a->h.page_size));
+        if (f.count > a->count_max)
+            a->count_max = f.count;
         edb__arch_hstate_update(&hs, p + off, B);
         off += B;
         cr_assert_leq(f.count * psize, n - off);
@@ -305,6 +309,9 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
         }
         a->frames++;
         a->pages += f.count;
+        if (f.count < edb__arch_frame_edb(a->h.page_size) && B <= n - off &&
+            edb__arch_block_kind(p + off) == EDB__ARCH_FRAME)
+            a->short_frames++;
     }
     uint64_t toff = off;
     OK(edb__arch_trailer_decode(&a->t, p + off, &a->h, a->frames, a->pages, off));

@@ -84,6 +84,44 @@ Test(backup_stream, full_archive_decodes_and_equals_the_snapshot, .timeout = 30)
     teardown(&f);
 }
 
+/* Frames are as full as edb__arch_frame_edb() allows (168 pages of 4 KiB,
+ * one frame header block per 672 KiB instead of per 256 KiB): every frame but
+ * the last holds that many, so the archive is frames + 4 blocks + table
+ * longer than the pages it carries, and the reader (unchanged) accepts it. */
+Test(backup_stream, frames_are_full, .timeout = 60)
+{
+    fixture f = setup(16000);
+    edb_backup *bk;
+    OK(edb_backup_begin(&bk, f.env, NULL));
+    edb_backup_stream *s;
+    OK(edb_backup_open(&s, bk));
+    bk_buf b = { 0 };
+    OK(bk_read_all(s, &b, 1 << 16));
+    bk_arch a;
+    bk_decode(&a, b.p, b.n);
+    unsigned fmax = edb__arch_frame_edb(a.h.page_size);
+    if (a.h.page_size <= 4096)
+        cr_assert_eq(fmax, EDB__ARCH_FRAME_MAX);
+    cr_assert_gt(a.pages, 2 * fmax, "only %llu pages", (unsigned long long)a.pages);
+    cr_assert_eq(a.count_max, fmax, "frames of at most %u pages", a.count_max);
+    cr_assert_eq(a.short_frames, 0);
+    cr_assert_eq(a.frames, (a.pages + fmax - 1) / fmax);
+    cr_assert_eq(b.n, (3 + a.frames) * EDB__ARCH_BLOCK + a.pages * a.h.page_size +
+                      edb__arch_table_bytes(a.t.npages));
+    uint64_t done, total;
+    OK(edb_backup_progress(bk, &done, &total));
+    cr_assert_eq(total, b.n, "progress total is the exact archive length");
+
+    char rdir[600];
+    snprintf(rdir, sizeof rdir, "%s/restored", f.dir);
+    bk_restore(&a, rdir);
+    edb_backup_close(s);
+    edb_backup_end(bk);
+    bk_arch_free(&a);
+    free(b.p);
+    teardown(&f);
+}
+
 Test(backup_stream, any_read_size_gives_the_same_bytes, .timeout = 60)
 {
     fixture f = setup(600);
