@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,6 +55,8 @@
 #include "sys.h"
 
 _Atomic unsigned long edb__copier_zc_frames;
+_Atomic unsigned long edb__copier_zc_trims;
+_Atomic size_t edb__copier_zc_trim_min = (size_t)32 << 20;
 
 typedef edb__cwork work;
 
@@ -185,15 +188,16 @@ rate_wait(edb__copier *c, size_t len)
 /* Publish len bytes of the reserved slot (after the rate limiter); the
  * first hashed of them feed the archive hash (format version 2: everything
  * but the pages of frames). */
+/* @mark: a zero-copy frame's end in the map (edb__ring_commit_iov_mark). */
 static int
-publish_iov(edb__copier *c, uint8_t *slot, size_t len, size_t hashed, unsigned niov)
+publish_iov(edb__copier *c, uint8_t *slot, size_t len, size_t hashed, unsigned niov, uint64_t mark)
 {
     work *w = c->work;
     edb__arch_hstate_update(w->hs, slot, hashed);
     w->length += len;
     EDB_RET(rate_wait(c, len));
     if (niov > 0)
-        edb__ring_commit_iov(&c->s->ring, len, niov);
+        edb__ring_commit_iov_mark(&c->s->ring, len, niov, mark);
     else
         edb__ring_commit(&c->s->ring, len);
     return 0;
@@ -202,7 +206,7 @@ publish_iov(edb__copier *c, uint8_t *slot, size_t len, size_t hashed, unsigned n
 static int
 publish(edb__copier *c, uint8_t *slot, size_t len, size_t hashed)
 {
-    return publish_iov(c, slot, len, hashed, 0);
+    return publish_iov(c, slot, len, hashed, 0, 0);
 }
 
 /* Append bytes to the archive through partially filled slots. */
@@ -437,7 +441,7 @@ edb__fw_flush(edb__copier *c)
     if (niov > 0)
         atomic_fetch_add_explicit(&edb__copier_zc_frames, 1, memory_order_relaxed);
     return publish_iov(c, slot, EDB__ARCH_BLOCK + (size_t)n * c->snap->page_size, EDB__ARCH_BLOCK,
-                       niov);
+                       niov, (w->frame.entries[n - 1].pgno + 1) * c->snap->page_size);
 }
 
 int
@@ -484,6 +488,32 @@ next_batch(edb__copier *c, uint64_t *p, edb__arch_entry *e)
     return n;
 }
 
+/* Unmap the zero-copy map below @mark (rounded down to a system page), when
+ * that frees at least edb__copier_zc_trim_min bytes (32 MiB): the slots that referenced it
+ * were given back by the sink (edb__ring_mark_done), and this thread hashed
+ * those pages already.  Spread over the backup, on this thread, while the
+ * sink writes: tearing down a 400 MiB map at the end took 22 ms on the
+ * caller's critical path (it joins this thread).  A failed munmap leaves
+ * the range to the final one. */
+static void
+zc_trim(edb__copier *c, uint64_t mark)
+{
+    edb_backup_stream *s = c->s;
+    if (s->zc_map == NULL)
+        return;
+    if (mark > s->zc_len)
+        mark = s->zc_len;
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t to = (size_t)mark & ~(size_t)(pg > 0 ? pg - 1 : 4095);
+    if (to <= s->zc_off ||
+        (to - s->zc_off < atomic_load_explicit(&edb__copier_zc_trim_min, memory_order_relaxed)))
+        return;
+    if (edb__sys_munmap((uint8_t *)s->zc_map + s->zc_off, to - s->zc_off) == 0) {
+        s->zc_off = to;
+        atomic_fetch_add_explicit(&edb__copier_zc_trims, 1, memory_order_relaxed);
+    }
+}
+
 /* A full backup.  Zero-copy streams (c->s->zc_map): each page is hashed from
  * the map on this thread, and the frame's slot carries its header block plus
  * one iovec entry per run of consecutive pages in the map, for the sink's
@@ -516,6 +546,8 @@ emit_frames(edb__copier *c)
             edb__arch_page_hash(&e[i].hash, page, psize, e[i].pgno);
             EDB_RET(edb__fw_add(c, &e[i], page));
         }
+        if (map != NULL)
+            zc_trim(c, edb__ring_mark_done(&c->s->ring));
     }
 }
 
@@ -652,10 +684,21 @@ copier_main(void *arg)
         edb__snap_put(c->snap);
         c->snap = NULL;
     }
-    (void)edb__ring_drain(&c->s->ring);
+    if (c->s->zc_map != NULL) {
+        /* Free the map behind the sink while it writes the last batches. */
+        uint64_t mark = 0;
+        bool drained = false;
+        while (edb__ring_drain_step(&c->s->ring, &mark, &drained) == 0 && !drained)
+            zc_trim(c, mark);
+        if (!drained)
+            (void)edb__ring_drain(&c->s->ring);    /* canceled: wait for a reader inside */
+    } else {
+        (void)edb__ring_drain(&c->s->ring);
+    }
     edb__ring_release_mem(&c->s->ring);
     if (c->s->zc_map != NULL) {
-        edb__sys_munmap(c->s->zc_map, c->s->zc_len);
+        if (c->s->zc_len > c->s->zc_off)
+            edb__sys_munmap((uint8_t *)c->s->zc_map + c->s->zc_off, c->s->zc_len - c->s->zc_off);
         c->s->zc_map = NULL;
     }
     copier_release(c);

@@ -48,5 +48,10 @@ void edb__copier_join(edb__copier *c);
 /* Frames published as references into the snapshot's map (zero-copy), since
  * the process started: tests check that edb_backup_save took that path. */
 extern _Atomic unsigned long edb__copier_zc_frames;
+/* Zero-copy map unmapped behind the sink: the munmaps done before the ring
+ * drained (tests), and the least a munmap frees (32 MiB; tests lower it so a
+ * small database shows it). */
+extern _Atomic unsigned long edb__copier_zc_trims;
+extern _Atomic size_t edb__copier_zc_trim_min;
 
 #endif

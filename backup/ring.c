@@ -153,9 +153,10 @@ edb__ring_reserve(edb__ring *r, uint8_t **out)
 }
 
 static void
-commit(edb__ring *r, size_t len, unsigned niov)
+commit(edb__ring *r, size_t len, unsigned niov, uint64_t mark)
 {
     pthread_mutex_lock(&r->mu);
+    r->slots[r->head].mark = mark;
     r->slots[r->head].len = len;
     r->slots[r->head].off = 0;
     r->slots[r->head].niov = niov;
@@ -168,7 +169,7 @@ commit(edb__ring *r, size_t len, unsigned niov)
 void
 edb__ring_commit(edb__ring *r, size_t len)
 {
-    commit(r, len, 0);
+    commit(r, len, 0, 0);
 }
 
 struct iovec *
@@ -181,7 +182,35 @@ edb__ring_slot_iov(edb__ring *r)
 void
 edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov)
 {
-    commit(r, len, niov);
+    commit(r, len, niov, 0);
+}
+
+void
+edb__ring_commit_iov_mark(edb__ring *r, size_t len, unsigned niov, uint64_t mark)
+{
+    commit(r, len, niov, mark);
+}
+
+uint64_t
+edb__ring_mark_done(edb__ring *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t m = r->mark_done;
+    pthread_mutex_unlock(&r->mu);
+    return m;
+}
+
+int
+edb__ring_drain_step(edb__ring *r, uint64_t *mark, bool *drained)
+{
+    pthread_mutex_lock(&r->mu);
+    while (((!r->canceled && !r->drained) || r->reading) && r->mark_done <= *mark)
+        pthread_cond_wait(&r->not_full, &r->mu);
+    int rc = r->canceled ? EDB_CANCELED : 0;
+    *drained = (r->canceled || r->drained) && !r->reading;
+    *mark = r->mark_done;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
 }
 
 int
@@ -347,6 +376,8 @@ reader_took(edb__ring *r, size_t n)
         n -= k;
         if (sl->off < sl->len)
             break;
+        if (sl->mark > r->mark_done)
+            r->mark_done = sl->mark;
         r->tail = (r->tail + 1) % r->nslots;
         r->count--;
         freed = true;

@@ -34,6 +34,7 @@ typedef struct edb__slot {
     size_t off;        /* bytes already handed to readers */
     struct iovec *iov; /* slot_iov entries (NULL when the ring has none) */
     unsigned niov;     /* 0: the bytes are buf[0 .. len) */
+    uint64_t mark;     /* edb__ring_commit_iov()'s @mark (0: none) */
 } edb__slot;
 
 typedef struct edb__ring {
@@ -57,6 +58,7 @@ typedef struct edb__ring {
     struct iovec *iovmem;      /* nslots * slot_iov */
     struct iovec *gather;      /* the consumer's: up to ngather entries over several slots */
     unsigned ngather;
+    uint64_t mark_done;        /* the largest mark of a slot readers gave back */
     int wake_fd;               /* -1, or a consumer's wake-up descriptor (edb__ring_set_wake):
                                   cancel makes it readable, under mu, so a sink waiting in
                                   poll() for its output to drain is woken */
@@ -84,6 +86,18 @@ struct iovec *edb__ring_slot_iov(edb__ring *r);
  * array, len bytes in all.  The memory they point at must stay readable and
  * unchanged until the slot is drained: see edb__ring_drain(). */
 void edb__ring_commit_iov(edb__ring *r, size_t len, unsigned niov);
+/* The same with a @mark (> 0) that edb__ring_mark_done() reports once a
+ * reader has given the slot back: the zero-copy copier marks each frame
+ * with the end of the map bytes it references (frames reference increasing
+ * offsets), so the map below the mark of a drained slot may go. */
+void edb__ring_commit_iov_mark(edb__ring *r, size_t len, unsigned niov, uint64_t mark);
+/* The largest mark of a slot readers gave back (0: none yet).  Copier side. */
+uint64_t edb__ring_mark_done(edb__ring *r);
+/* edb__ring_drain() that also returns early, with *@drained false, when
+ * edb__ring_mark_done() passed *@mark (then *@mark is updated): the copier
+ * frees the drained part of its map while the sink writes the rest.
+ * @return 0 (*drained says which), EDB_CANCELED. */
+int edb__ring_drain_step(edb__ring *r, uint64_t *mark, bool *drained);
 /* The copier waits here, after edb__ring_finish(), until no reader will touch
  * a slot again: a reader was given the end or the copier's error (`drained`),
  * or the stream is canceled; and no reader is inside a read or consume call.

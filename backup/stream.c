@@ -53,8 +53,8 @@ edb__stream_put(edb_backup_stream *s)
     if (s == NULL || !edb__ref_put(&s->ref))
         return;
     edb__ring_destroy(&s->ring);
-    if (s->zc_map != NULL)
-        edb__sys_munmap(s->zc_map, s->zc_len);
+    if (s->zc_map != NULL && s->zc_len > s->zc_off)
+        edb__sys_munmap((uint8_t *)s->zc_map + s->zc_off, s->zc_len - s->zc_off);
     edb_backup *bk = s->bk;
     edb__obj_free(EDB__OBJ_STREAM, s);
     if (bk != NULL)

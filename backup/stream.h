@@ -30,10 +30,16 @@ struct edb_backup_stream {
      * unmapped by the copier on its way out, after edb__ring_drain() (no
      * reader will touch a slot again), or by the last put when no copier ran,
      * so a sink never writes from unmapped memory and close never pays for
-     * the munmap.  The copier keeps the snapshot pinned until then. */
+     * the munmap.  The copier keeps the snapshot pinned until then.  While
+     * the sink writes, the copier unmaps the part below the mark of the
+     * slots the sink gave back (edb__ring_mark_done), so what is left to
+     * unmap at the end is the last batch, not the whole map. */
     bool zerocopy;
     void *zc_map;
     size_t zc_len;
+    size_t zc_off;                     /* zc_map[0 .. zc_off) was unmapped already: the copier
+                                          frees the map behind the slots the sink gave back
+                                          (their pages are written), page-aligned */
 };
 
 /* edb_backup_open() for the library's own writers (save.c): with @zerocopy, frames of
