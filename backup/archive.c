@@ -729,9 +729,13 @@ edb__arch_meta_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size,
     edb__arch_page_hash(out, scratch, page_size, pgno);
 }
 
+/* Never written: read-only zeros for edb__arch_zero_hash (in .bss, so the
+ * pages read are the kernel's shared zero page). */
+static uint8_t zero_page[EDB__ARCH_PAGE_MAX];
+
 void
-edb__arch_zero_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size, uint64_t pgno)
+edb__arch_zero_hash(edb__arch_hash *out, size_t page_size, uint64_t pgno)
 {
-    memset(scratch, 0, page_size);
-    edb__arch_page_hash(out, scratch, page_size, pgno);
+    edb__arch_page_hash(out, zero_page, page_size <= sizeof zero_page ? page_size : sizeof zero_page,
+                        pgno);
 }

@@ -250,8 +250,9 @@ void edb__arch_meta_page(uint8_t *page, size_t page_size, const uint8_t meta[EDB
  * @scratch holds @page_size bytes. */
 void edb__arch_meta_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size,
                          const uint8_t meta[EDB__ARCH_META_SIZE], uint64_t pgno);
-/* H(page_size zero bytes, pgno): the table entry of a page that is not carried. */
-void edb__arch_zero_hash(edb__arch_hash *out, uint8_t *scratch, size_t page_size, uint64_t pgno);
+/* H(page_size zero bytes, pgno): the table entry of a page that is not carried.
+ * Hashed from a constant zero page (no buffer to clear for each page). */
+void edb__arch_zero_hash(edb__arch_hash *out, size_t page_size, uint64_t pgno);
 
 /* Pages edb's writers (copier, merge) put in a frame of @page_size pages:
  * as many as fit EDB__ARCH_FRAME_EDB_BYTES (168 pages of 4 KiB: one frame

@@ -316,7 +316,7 @@ skip_free(edb__copier *c, uint64_t p)
     if ((sn->plan.flags & EDB__ARCH_F_INCREMENTAL) && p < sn->plan.base_npages)
         w->table[p] = sn->plan.base_table[p];
     else
-        edb__arch_zero_hash(&w->table[p], w->scratch, sn->page_size, p);
+        edb__arch_zero_hash(&w->table[p], sn->page_size, p);
     return true;
 }
 

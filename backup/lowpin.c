@@ -426,7 +426,7 @@ lp_final_pass(edb__copier *c)
 
     for (uint64_t q = 2; q < t.npages; q++)
         if (!((lp->known[q >> 6] >> (q & 63)) & 1u))
-            edb__arch_zero_hash(&w->table[q], w->scratch, psize, q);
+            edb__arch_zero_hash(&w->table[q], psize, q);
     edb__arch_meta_hash(&w->table[0], w->scratch, psize, t.meta, 0);
     edb__arch_meta_hash(&w->table[1], w->scratch, psize, t.meta, 1);
     return edb__copier_tail(c, &t);

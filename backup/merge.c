@@ -386,7 +386,7 @@ write_merged(march *a, size_t n, const char *path, unsigned flags, edb_backup_in
         f->seq = frames;
         for (; p < npages && f->count < fmax; p++) {
             if (which[p] == 0) {
-                edb__arch_zero_hash(&hz, zero, psize, p);
+                edb__arch_zero_hash(&hz, psize, p);
                 if (!edb__arch_hash_eq(&hz, &last->table[p]))
                     EDB_ERR(edb__err(EDB_CHECKSUM, "merge: page %llu is carried by no archive of the "
                                      "chain, but the last archive's page hash table says it is not "

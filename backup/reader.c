@@ -396,7 +396,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
 }
 
 static int
-read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
+read_table(struct rd *r, edb__archive *a, uint8_t *scratch, bool keep)
 {
     const edb__arch_header *h = &a->header;
     uint64_t npages = a->trailer.npages;
@@ -424,7 +424,9 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
                     }
                 continue;
             }
-            if (p == cap) {
+            edb__arch_hash one;
+            edb__arch_hash *ent = &one;
+            if (keep && p == cap) {
                 size_t ncap = cap ? cap * 2 : 4096;
                 if (ncap > npages)
                     ncap = (size_t)npages;
@@ -435,7 +437,9 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
                 a->table = t;
                 cap = ncap;
             }
-            memcpy(a->table[p].b, e, EDB__ARCH_TABLE_ENTRY);
+            if (keep)
+                ent = &a->table[p];
+            memcpy(ent->b, e, EDB__ARCH_TABLE_ENTRY);
             /* carried is sorted by pgno and p only grows: walk it */
             while (k < a->ncarried && a->carried[k].pgno < p)
                 k++;
@@ -451,14 +455,14 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch)
                 want = c->hash;
                 why = "the page the frames carry";
             } else if (!incremental || p >= h->base_npages) {
-                edb__arch_zero_hash(&want, scratch, h->page_size, p);
+                edb__arch_zero_hash(&want, h->page_size, p);
                 why = "a zero page (the frames do not carry it)";
             } else {
                 known = false;
                 why = "";
                 a->unchecked++;
             }
-            if (known && !edb__arch_hash_eq(&want, &a->table[p])) {
+            if (known && !edb__arch_hash_eq(&want, ent)) {
                 a->where = (edb__where){ c ? (int64_t)c->frame : -1, (int64_t)p, (int64_t)eoff };
                 return edb__err(EDB_CHECKSUM, "page hash table entry %llu (offset %llu) does not "
                                 "match %s", (unsigned long long)p, (unsigned long long)eoff, why);
@@ -537,7 +541,7 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
                          (unsigned long long)((uint64_t)out->ncarried * (out->header.page_size / 8) +
                                               EDB__ARCH_FREE_SLACK)));
     }
-    EDB_ERR(read_table(&r, out, scratch));
+    EDB_ERR(read_table(&r, out, scratch, cbs == NULL || !cbs->drop_table));
     /* Damaged pages also break the archive hash; report them, not that, and
      * with the first one's own detail: the first problem in archive order,
      * word for word what a restore (which stops there) reports. */

@@ -55,6 +55,11 @@ typedef struct edb__reader_cbs {
     int (*on_frame_end)(void *ctx, const edb__arch_header *h, uint64_t frame);
     /* The key of an encrypted archive (32 bytes) or NULL. */
     const uint8_t *key;
+    /* The page hash table is checked entry by entry as always, but not kept
+     * (out->table stays NULL): verify of a single archive has no use for it
+     * afterwards, and 16 bytes a page of memory first touched cost page
+     * faults. */
+    bool drop_table;
 } edb__reader_cbs;
 
 /* One archive as read. */
@@ -63,7 +68,7 @@ typedef struct edb__archive {
     edb__arch_trailer trailer;
     edb__arch_end end;
     uint64_t length;
-    edb__arch_hash *table;   /* trailer.npages entries */
+    edb__arch_hash *table;   /* trailer.npages entries (NULL with cbs->drop_table) */
     edb__carried *carried;   /* sorted by pgno, one per page */
     size_t ncarried;
     uint64_t unchecked;      /* table entries only the base can prove (incremental) */

@@ -550,7 +550,7 @@ advance_state(struct restore *r, const edb__archive *a, uint8_t *page)
         } else if (p < r->cur_n) {
             next[p] = r->cur[p];
         } else {
-            edb__arch_zero_hash(&next[p], page, ps, p);
+            edb__arch_zero_hash(&next[p], ps, p);
         }
     }
     free(r->cur);
@@ -598,7 +598,7 @@ read_archives(struct restore *r, const edb_backup_source *src, size_t n, edb_bac
     uint8_t *page = NULL;
     edb__archive a;
     memset(&a, 0, sizeof a);
-    edb__reader_cbs cbs = { on_header, on_page, NULL, r, on_frame_end, NULL };
+    edb__reader_cbs cbs = { on_header, on_page, NULL, r, on_frame_end, NULL, false };
     for (size_t i = 0; i < n; i++) {
         int fd;
         bool owned;

@@ -247,7 +247,7 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
         return edb__err(EDB_NOMEM, "verify: %zu archives", n);
 
     struct vctx v = { fn, ctx, 0, NULL, links, 0, "", 0 };
-    edb__reader_cbs cbs = { on_header, NULL, on_bad_page, &v, NULL, NULL };
+    edb__reader_cbs cbs = { on_header, NULL, on_bad_page, &v, NULL, NULL, false };
     for (size_t i = 0; i < n; i++) {
         int fd;
         bool owned;
@@ -262,6 +262,9 @@ edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
             goto err;
         }
         cbs.key = src[i].key;
+        /* The table serves the chain checks only: the next archive's, and
+         * this one's against its base (edb__chain_table_check). */
+        cbs.drop_table = n == 1;
         ret = edb__reader_read(&a, fd, &cbs);
         if (owned)
             edb__sys_close(fd);

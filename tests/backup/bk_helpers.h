@@ -341,7 +341,7 @@ bk_decode(bk_arch *a, const uint8_t *p, size_t n)
         else if (a->page[pg] != NULL)
             edb__arch_page_hash(&h, a->page[pg], psize, pg);
         else
-            edb__arch_zero_hash(&h, scratch, psize, pg);
+            edb__arch_zero_hash(&h, psize, pg);
         cr_assert(edb__arch_hash_eq(&h, &a->table[pg]), "table entry %llu", (unsigned long long)pg);
     }
     free(scratch);

@@ -100,7 +100,7 @@ fx_fixup(uint8_t *a, size_t n)
         else if (last[p] != NULL)
             edb__arch_page_hash(&h, last[p], ps, p);
         else
-            edb__arch_zero_hash(&h, scratch, ps, p);
+            edb__arch_zero_hash(&h, ps, p);
         memcpy(a + off + p * 16, h.b, 16);
     }
     free(scratch);
