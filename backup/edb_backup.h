@@ -61,7 +61,8 @@ typedef struct edb_backup_opts {
     size_t ring_size;        /**< bytes in the copier's ring; 0 = default (8 MiB; 256 MiB for the
                                   zero-copy stream of edb_backup_save() and edb_backup_write_fd(), whose slots reference the
                                   snapshot's pages instead of holding copies).  Rounded down to whole
-                                  slots of one frame (4 KiB + 64 pages), at least 2 slots */
+                                  slots of one frame (4 KiB + 168 pages of 4 KiB, 672 KiB of pages
+                                  at most, 64 pages at least), at least 2 slots */
     unsigned compress;       /**< #EDB_BACKUP_COMPRESS_NONE (0) or #EDB_BACKUP_COMPRESS_ZSTD: every
                                   frame's pages compressed on their own (archive format version 3;
                                   page hashes stay over the uncompressed pages).  A compressed
