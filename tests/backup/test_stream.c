@@ -90,7 +90,7 @@ Test(backup_stream, full_archive_decodes_and_equals_the_snapshot, .timeout = 30)
  * longer than the pages it carries, and the reader (unchanged) accepts it. */
 Test(backup_stream, frames_are_full, .timeout = 60)
 {
-    fixture f = setup(16000);
+    fixture f = setup(4000);
     edb_backup *bk;
     OK(edb_backup_begin(&bk, f.env, NULL));
     edb_backup_stream *s;
