@@ -463,6 +463,8 @@ compact_cleanup(void *arg)
 int
 dbt_cmd_compact(int argc, char **argv)
 {
+    if (argc == 2 && strncmp(argv[1], "--", 2) != 0)
+        return dbt_cmd_pack(argc, argv);          /* in place: cmd_upgrade.c */
     if (argc != 3 || strncmp(argv[1], "--", 2) == 0 || strncmp(argv[2], "--", 2) == 0)
         return dbt_usage(argv[0], "expected DB and OUT_DIR");
     char what[600];
