@@ -22,8 +22,8 @@
  * written: an interruption leaves it as it was, and the next run removes the
  * partial "<path>.compact".
  *
- * Thread safety: no other process may have the database open (refused with
- * EDB_BUSY, dbswap.h), nor another handle of this process (not detectable).
+ * Thread safety: no other process may have the database open, nor another
+ * environment of this process (both refused with EDB_BUSY, dbswap.h).
  */
 #include "config.h"
 
@@ -320,6 +320,7 @@ edb_env_pack(edb_pack_stat *out, const char *path)
         EDB_ERR(edb__err(EDB_INVAL, "%s: '%s' is not a regular file", who, data));
     /* another process with the database open would keep using the old
      * files after the exchange: refused before the source is opened */
+    EDB_ERR(edb__swap_check_self(&c.sw, who));
     EDB_ERR(edb__swap_check_open(&c.sw, who));
     if ((rc = mdb_env_create(&c.src)) != 0) {
         c.src = NULL;

@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "dbswap.h"
@@ -110,4 +112,31 @@ edb__swap_done(edb__swap *sw)
     if (sw->lockfd >= 0)
         close(sw->lockfd);
     sw->lockfd = -1;
+}
+
+int
+edb__swap_check_self(const edb__swap *sw, const char *who)
+{
+    char dp[PATH_MAX + 16];
+    struct stat sb;
+    snprintf(dp, sizeof dp, "%s/data.mdb", sw->path);
+    if (stat(dp, &sb) != 0)
+        return 0;                       /* the caller reports a missing file */
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return 0;                       /* no /proc: the caller's promise alone */
+    char line[PATH_MAX + 128];
+    bool mine = false;
+    while (!mine && fgets(line, sizeof line, f) != NULL) {
+        unsigned long long ino;
+        unsigned maj, min;
+        /* "start-end perms offset maj:min inode path" */
+        if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) == 3)
+            mine = ino == (unsigned long long)sb.st_ino && makedev(maj, min) == sb.st_dev;
+    }
+    fclose(f);
+    if (mine)
+        return edb__err(EDB_BUSY, "%s: '%s' is open in this process (another edb_env or LMDB "
+                        "environment); close it first", who, sw->path);
+    return 0;
 }

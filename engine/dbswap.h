@@ -41,6 +41,10 @@ int edb__swap_init(edb__swap *sw, const char *path, const char *suffix, const ch
  * process has the database open (LMDB creates it) and the next call opens
  * it. */
 int edb__swap_check_open(edb__swap *sw, const char *who);
+/* EDB_BUSY when this process maps path/data.mdb (another environment on
+ * it: /proc/self/maps, device and inode), else 0 (also without /proc).
+ * Call before opening the database. */
+int edb__swap_check_self(const edb__swap *sw, const char *who);
 /* Remove directory @dir holding at most LMDB's two files; EDB_EXISTS when
  * it holds anything else (not ours to delete). */
 int edb__swap_remove_dir(const char *dir, const char *who);

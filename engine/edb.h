@@ -1121,8 +1121,8 @@ EDB_EXTERN int edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit);
  * Thread safety: no process or thread may have the database open meanwhile.
  * Another process that has it open (LMDB's lock on lock.mdb) is refused with
  * #EDB_BUSY naming its pid, before anything is done and again right before
- * the rename; another handle in the calling process cannot be seen and is
- * the caller's promise.
+ * the rename; another environment of the calling process on it (seen in
+ * /proc/self/maps) is refused with #EDB_BUSY too.
  * @param[out] out the format the database had (4 when it already
  *                 was format 4: nothing is done)
  * @param[in]  path the database directory
@@ -1159,8 +1159,9 @@ typedef struct edb_pack_stat {
  * one is removed by the next call; a failed one removes its partial copy.
  * Thread safety: no other process may have the database open: one that has
  * (LMDB's lock on lock.mdb) is refused with #EDB_BUSY naming its pid, before
- * the source is opened and again right before the rename.  Another handle in
- * the calling process cannot be seen: close it first (the caller's promise).
+ * the source is opened and again right before the rename; so is another
+ * environment of the calling process on it (seen in /proc/self/maps; where
+ * there is no /proc, the caller's promise).
  * @param[out] out NULL, or the pages and file sizes before and after (set
  *                 on success only; zeroed on entry)
  * @param[in]  path the database directory
@@ -1169,8 +1170,8 @@ typedef struct edb_pack_stat {
  *         of format 4; an older one needs edb_env_upgrade()); #EDB_CORRUPT (the
  *         source is damaged, or the copy failed its check: the old one is
  *         kept); #EDB_EXISTS ("<path>.compact" holds other files); #EDB_BUSY
- *         (another process has the database open, or wrote it meanwhile:
- *         nothing changed); #EDB_FULL; #EDB_IO; #EDB_NOMEM.
+ *         (another process, or another environment of this one, has the
+ *         database open, or a process wrote it meanwhile: nothing changed); #EDB_FULL; #EDB_IO; #EDB_NOMEM.
  */
 EDB_EXTERN int edb_env_pack(edb_pack_stat *out, const char *path);
 /** @} */

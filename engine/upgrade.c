@@ -31,8 +31,8 @@
  * runs.  Another process that has it open is refused (EDB_BUSY, its pid
  * named: dbswap.h), before the old database is opened and again right
  * before the exchange, when a commit since the snapshot the new database
- * was built from is refused too; another handle of this process is the
- * caller's promise (doc/engine.md).
+ * was built from is refused too; so is another environment of this process
+ * on it (/proc/self/maps; doc/engine.md).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -330,6 +330,7 @@ edb_env_upgrade(unsigned *out, const char *path)
     MDB_txn *otxn = NULL;
     /* another process with the database open would keep using the old
      * files after the exchange: refused (dbswap.h) */
+    EDB_ERR(edb__swap_check_self(&sw, who));
     EDB_ERR(edb__swap_check_open(&sw, who));
     if ((rc = mdb_env_create(&old)) != 0) {
         old = NULL;
