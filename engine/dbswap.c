@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -30,7 +31,16 @@ edb__swap_init(edb__swap *sw, const char *path, const char *suffix, const char *
     if (plen + strlen(suffix) + sizeof "/data.mdb" > sizeof sw->tmp)
         return edb__err(EDB_INVAL, "%s: path too long", who);
     snprintf(sw->path, sizeof sw->path, "%.*s", (int)plen, path);
-    snprintf(sw->tmp, sizeof sw->tmp, "%.*s%s", (int)plen, path, suffix);
+    /* a symbolic link (to the directory, or on the way) is resolved: the
+     * exchange must move the directory, not the link */
+    char real[PATH_MAX];
+    if (realpath(sw->path, real) != NULL) {
+        plen = strlen(real);
+        if (plen + strlen(suffix) + sizeof "/data.mdb" > sizeof sw->tmp)
+            return edb__err(EDB_INVAL, "%s: path too long", who);
+        snprintf(sw->path, sizeof sw->path, "%s", real);
+    }
+    snprintf(sw->tmp, sizeof sw->tmp, "%s%s", sw->path, suffix);
     snprintf(sw->parent, sizeof sw->parent, "%s", sw->path);
     char *slash = strrchr(sw->parent, '/');
     if (slash == NULL)

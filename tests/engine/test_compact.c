@@ -612,4 +612,21 @@ Test(compact, hostile_paths)
     edb_env_close(env);
     OK(edb_env_pack(NULL, db));
     cr_assert_neq(lstat(tmp, &sb), 0);
+    /* through a symbolic link: the directory is packed, the link stays */
+    char link[600];
+    snprintf(link, sizeof link, "%s/link", dir);
+    cr_assert_eq(symlink(db, link), 0);
+    dump a, b;
+    walk(&a, db);
+    OK(edb_env_pack(NULL, link));
+    cr_assert_eq(lstat(link, &sb), 0);
+    cr_assert(S_ISLNK(sb.st_mode));
+    cr_assert_eq(lstat(db, &sb), 0);
+    cr_assert(S_ISDIR(sb.st_mode));
+    walk(&b, link);
+    same(&a, &b, "through a link");
+    snprintf(tmp, sizeof tmp, "%s.compact", link);
+    cr_assert_neq(lstat(tmp, &sb), 0);
+    free(a.p);
+    free(b.p);
 }
