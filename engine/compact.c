@@ -64,6 +64,7 @@ typedef struct compact {
     size_t ndbs;
     size_t nplain;        /* plain keys of the main database */
     edb_pack_stat *st;
+    bool created;         /* sw.tmp is this call's (removed on failure) */
 } compact;
 
 /* The named databases of the source (its main database's keys that open as
@@ -260,6 +261,7 @@ build(compact *c, uint64_t map_size)
     if (mkdir(c->sw.tmp, mode) != 0)
         return edb__err(errno == EEXIST ? EDB_EXISTS : EDB_IO, "compact: create '%s': %s", c->sw.tmp,
                         strerror(errno));
+    c->created = true;
     if ((rc = mdb_env_create(&c->dst)) != 0) {
         c->dst = NULL;
         return edb__mdb_err(rc, "compact: mdb_env_create");
@@ -308,11 +310,11 @@ edb_env_pack(edb_pack_stat *out, const char *path)
     if (out != NULL)
         memset(out, 0, sizeof *out);
     edb_pack_stat st = { 0 };
+    struct stat sb;
     c.st = &st;
     EDB_ERR(edb__swap_init(&c.sw, path, ".compact", who));
     char data[PATH_MAX + 16];
     snprintf(data, sizeof data, "%s/data.mdb", c.sw.path);
-    struct stat sb;
     if (stat(data, &sb) != 0)
         EDB_ERR(edb__err(errno == ENOENT || errno == ENOTDIR ? EDB_NOTFOUND : EDB_IO,
                          "%s: '%s': %s", who, data, strerror(errno)));
@@ -355,22 +357,7 @@ edb_env_pack(edb_pack_stat *out, const char *path)
     /* a partial compaction left behind is removed first */
     if (lstat(c.sw.tmp, &sb) == 0)
         EDB_ERR(edb__swap_remove_dir(c.sw.tmp, who));
-    ret = build(&c, map_size);
-    if (ret < 0) {
-        /* nothing of a failed build is kept (a full disk gets its room back) */
-        if (c.dtxn != NULL)
-            mdb_txn_abort(c.dtxn);
-        c.dtxn = NULL;
-        if (c.dst != NULL)
-            mdb_env_close(c.dst);
-        c.dst = NULL;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", edb_error_last_message());
-        if (lstat(c.sw.tmp, &sb) == 0)
-            edb__swap_remove_dir(c.sw.tmp, who);
-        edb__err(ret, "%s", msg);
-        goto err;
-    }
+    EDB_ERR(build(&c, map_size));
     mdb_txn_abort(c.rtxn);
     c.rtxn = NULL;
 
@@ -382,6 +369,7 @@ edb_env_pack(edb_pack_stat *out, const char *path)
                          c.sw.path));
     EDB_ERR(edb__swap_check_open(&c.sw, who));
     EDB_ERR(edb__swap_exchange(&c.sw, who));
+    c.created = false;                /* tmp holds the old database now */
     mdb_txn_abort(c.wtxn);
     c.wtxn = NULL;
     mdb_env_close(c.src);
@@ -396,6 +384,15 @@ err:
         mdb_txn_abort(c.dtxn);
     if (c.dst != NULL)
         mdb_env_close(c.dst);
+    if (ret < 0 && c.created) {
+        /* nothing of a failed pack is kept (a full disk gets its room back);
+         * the error stays the one that stopped it */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", edb_error_last_message());
+        if (lstat(c.sw.tmp, &sb) == 0)
+            edb__swap_remove_dir(c.sw.tmp, who);
+        edb__err(ret, "%s", msg);
+    }
     if (c.wtxn != NULL)
         mdb_txn_abort(c.wtxn);
     if (c.rtxn != NULL)

@@ -630,3 +630,41 @@ Test(compact, hostile_paths)
     free(a.p);
     free(b.p);
 }
+
+/* A copy that fails its check (the source lost a record behind the
+ * engine's back, so an index entry points nowhere) is EDB_CORRUPT: the
+ * source stays byte for byte and the partial copy is removed. */
+Test(compact, failed_check_keeps_the_old_and_removes_the_copy)
+{
+    make_shape(RANDOM);
+    MDB_env *m;
+    MDB_txn *t;
+    MDB_dbi recs;
+    MDB_cursor *c;
+    cr_assert_eq(mdb_env_create(&m), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
+    cr_assert_eq(mdb_env_set_mapsize(m, (size_t)1 << 30), 0);
+    cr_assert_eq(mdb_env_open(m, db, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "edb.records", 0, &recs), 0);
+    cr_assert_eq(mdb_cursor_open(t, recs, &c), 0);
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    cr_assert_eq(mdb_cursor_del(c, 0), 0);
+    mdb_cursor_close(c);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(m);
+    char data[600], tmp[600];
+    snprintf(data, sizeof data, "%s/data.mdb", db);
+    snprintf(tmp, sizeof tmp, "%s.compact", db);
+    uint8_t *want, *got;
+    size_t wantn = slurp(data, &want);
+    RC(edb_env_pack(NULL, db), EDB_CORRUPT);
+    cr_assert_not_null(strstr(edb_error_last(), "problems"), "%s", edb_error_last());
+    size_t gotn = slurp(data, &got);
+    cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "the old data.mdb changed");
+    struct stat sb;
+    cr_assert_neq(lstat(tmp, &sb), 0, "'%s' left", tmp);
+    free(want);
+    free(got);
+}
