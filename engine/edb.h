@@ -1119,16 +1119,61 @@ EDB_EXTERN int edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit);
  * rename the old database is not written, so an interrupted upgrade leaves it
  * as it was; a "<path>.upgrade" left by one is removed by the next call.
  * Thread safety: no process or thread may have the database open meanwhile.
+ * Another process that has it open (LMDB's lock on lock.mdb) is refused with
+ * #EDB_BUSY naming its pid, before anything is done and again right before
+ * the rename; another environment of the calling process on it (seen in
+ * /proc/self/maps) is refused with #EDB_BUSY too.
  * @param[out] out the format the database had (4 when it already
  *                 was format 4: nothing is done)
  * @param[in]  path the database directory
  * @return 0; #EDB_INVAL; #EDB_NOTFOUND (no data.mdb); #EDB_VERSION (not an edb
  *         database, or a format this library cannot read); #EDB_CORRUPT (the old
  *         data is malformed, or the new database failed its check: the old one
- *         is kept); #EDB_EXISTS ("<path>.upgrade" holds other files); #EDB_IO;
- *         #EDB_FULL; #EDB_NOMEM.
+ *         is kept); #EDB_EXISTS ("<path>.upgrade" holds other files); #EDB_BUSY
+ *         (another process has the database open, or wrote it during the
+ *         upgrade: nothing changed); #EDB_IO; #EDB_FULL; #EDB_NOMEM.
  */
 EDB_EXTERN int edb_env_upgrade(unsigned *out, const char *path);
+/** What edb_env_pack() did: the database before and after. */
+typedef struct edb_pack_stat {
+    uint64_t pages_before;   /**< pages in use (LMDB's last page number + 1) */
+    uint64_t pages_after;
+    uint64_t bytes_before;   /**< size of data.mdb */
+    uint64_t bytes_after;
+} edb_pack_stat;
+/**
+ * Rewrite the database in directory @p path with full pages, in place, the
+ * way `dbtool compact DB` does.  LMDB splits a full page in halves, so trees
+ * filled in random key order are about two-thirds full, and a copy made by
+ * edb_env_compact() keeps them so (it copies pages as they are); this copies every
+ * LMDB database of the file (as listed in its main database), every key and
+ * value byte for byte, in key order with appends, from one read snapshot into
+ * a new database "<path>.compact" beside it (same map size; needs free space
+ * for that second copy), which fills each page before starting the next.
+ * The copy is synced and checked (every database's entry count against the
+ * source's, and edb_env_check()), then, holding the source's write lock,
+ * exchanged with the old directory in one atomic rename (renameat2
+ * RENAME_EXCHANGE; the parent directory fsynced), and the old files are
+ * removed.  Until that rename the old database is not written: an
+ * interrupted compaction leaves it as it was, and a "<path>.compact" left by
+ * one is removed by the next call; a failed one removes its partial copy.
+ * Thread safety: no other process may have the database open: one that has
+ * (LMDB's lock on lock.mdb) is refused with #EDB_BUSY naming its pid, before
+ * the source is opened and again right before the rename; so is another
+ * environment of the calling process on it (seen in /proc/self/maps; where
+ * there is no /proc, the caller's promise).
+ * @param[out] out NULL, or the pages and file sizes before and after (set
+ *                 on success only; zeroed on entry)
+ * @param[in]  path the database directory
+ * @return 0; #EDB_INVAL (NULL, empty or too long path; data.mdb not a regular
+ *         file); #EDB_NOTFOUND (no data.mdb); #EDB_VERSION (not an edb database
+ *         of format 4; an older one needs edb_env_upgrade()); #EDB_CORRUPT (the
+ *         source is damaged, or the copy failed its check: the old one is
+ *         kept); #EDB_EXISTS ("<path>.compact" holds other files); #EDB_BUSY
+ *         (another process, or another environment of this one, has the
+ *         database open, or a process wrote it meanwhile: nothing changed); #EDB_FULL; #EDB_IO; #EDB_NOMEM.
+ */
+EDB_EXTERN int edb_env_pack(edb_pack_stat *out, const char *path);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -28,7 +28,11 @@
  * next run removes the partial "<path>.upgrade").
  *
  * Thread safety: no other thread or process may use the database while it
- * runs (the caller's promise; doc/engine.md).
+ * runs.  Another process that has it open is refused (EDB_BUSY, its pid
+ * named: dbswap.h), before the old database is opened and again right
+ * before the exchange, when a commit since the snapshot the new database
+ * was built from is refused too; so is another environment of this process
+ * on it (/proc/self/maps; doc/engine.md).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -44,6 +48,7 @@
 
 #include "catalog.h"
 #include "cursor.h"
+#include "dbswap.h"
 #include "error.h"
 #include "record.h"
 #include "session.h"
@@ -246,36 +251,6 @@ err:
     return ret;
 }
 
-/* Remove directory @dir holding at most LMDB's two files; EDB_EXISTS when
- * it holds anything else (not ours to delete). */
-static int
-remove_db_dir(const char *dir)
-{
-    char p[PATH_MAX];
-    const char *files[] = { "data.mdb", "lock.mdb" };
-    for (int i = 0; i < 2; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        if (unlink(p) != 0 && errno != ENOENT)
-            return edb__err(EDB_IO, "upgrade: remove '%s': %s", p, strerror(errno));
-    }
-    if (rmdir(dir) != 0 && errno != ENOENT)
-        return edb__err(errno == ENOTEMPTY || errno == EEXIST ? EDB_EXISTS : EDB_IO,
-                        "upgrade: remove '%s': %s", dir, strerror(errno));
-    return 0;
-}
-
-static int
-fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return edb__err(EDB_IO, "upgrade: open '%s': %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    return rc == 0 ? 0 : edb__err(EDB_IO, "upgrade: fsync '%s': %s", path, strerror(e));
-}
-
 /* The new database at @tmp from the old one at @path (read in @otxn). */
 static int
 build(const char *path, const char *tmp, MDB_txn *otxn, MDB_dbi cat, uint64_t map_size)
@@ -337,30 +312,15 @@ err:
 int
 edb_env_upgrade(unsigned *out, const char *path)
 {
+    static const char who[] = "edb_env_upgrade";
     if (out == NULL)
         return edb__err(EDB_INVAL, "edb_env_upgrade: out is NULL");
     *out = 0;
-    if (path == NULL || path[0] == '\0')
-        return edb__err(EDB_INVAL, "edb_env_upgrade: path is NULL or empty");
-    char tmp[PATH_MAX], parent[PATH_MAX];
-    size_t plen = strlen(path);
-    while (plen > 1 && path[plen - 1] == '/')
-        plen--;
-    if (plen + sizeof ".upgrade" > sizeof tmp)
-        return edb__err(EDB_INVAL, "edb_env_upgrade: path too long");
-    snprintf(tmp, sizeof tmp, "%.*s.upgrade", (int)plen, path);
-    snprintf(parent, sizeof parent, "%.*s", (int)plen, path);
-    char *slash = strrchr(parent, '/');
-    if (slash == NULL)
-        snprintf(parent, sizeof parent, ".");
-    else if (slash == parent)
-        parent[1] = '\0';
-    else
-        *slash = '\0';
-
+    edb__swap sw;
+    EDB_RET(edb__swap_init(&sw, path, ".upgrade", who));
     struct stat sb;
-    char data[PATH_MAX];
-    snprintf(data, sizeof data, "%.*s/data.mdb", (int)plen, path);
+    char data[PATH_MAX + 16];
+    snprintf(data, sizeof data, "%s/data.mdb", sw.path);
     if (stat(data, &sb) != 0)
         return edb__err(errno == ENOENT ? EDB_NOTFOUND : EDB_IO, "edb_env_upgrade: '%s': %s", data,
                         strerror(errno));
@@ -368,13 +328,18 @@ edb_env_upgrade(unsigned *out, const char *path)
     int ret = 0, rc;
     MDB_env *old = NULL;
     MDB_txn *otxn = NULL;
+    /* another process with the database open would keep using the old
+     * files after the exchange: refused (dbswap.h) */
+    EDB_ERR(edb__swap_check_self(&sw, who));
+    EDB_ERR(edb__swap_check_open(&sw, who));
     if ((rc = mdb_env_create(&old)) != 0) {
         old = NULL;
         EDB_ERR(edb__mdb_err(rc, "upgrade: mdb_env_create"));
     }
     if ((rc = mdb_env_set_maxdbs(old, OLD_MAX_DBS)) != 0 ||
-        (rc = mdb_env_open(old, path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0)
+        (rc = mdb_env_open(old, sw.path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0)
         EDB_ERR(edb__mdb_err(rc, "upgrade: open the old database"));
+    EDB_ERR(edb__swap_check_open(&sw, who));
     EDB_ERR(edb__mdb_err(mdb_txn_begin(old, NULL, MDB_RDONLY, &otxn), "upgrade: read"));
     MDB_dbi cat;
     rc = mdb_dbi_open(otxn, EDB__KS_CATALOG, 0, &cat);
@@ -382,8 +347,8 @@ edb_env_upgrade(unsigned *out, const char *path)
         /* nothing to do (edb_env_open checks the rest) but what an upgrade
          * killed after its exchange left: the old files in "<path>.upgrade" */
         *out = EDB__FORMAT_VERSION;
-        if (lstat(tmp, &sb) == 0)
-            EDB_ERR(remove_db_dir(tmp));
+        if (lstat(sw.tmp, &sb) == 0)
+            EDB_ERR(edb__swap_remove_dir(sw.tmp, who));
         goto err;
     }
     rc = mdb_dbi_open(otxn, "edb:catalog", 0, &cat);
@@ -400,28 +365,35 @@ edb_env_upgrade(unsigned *out, const char *path)
         EDB_ERR(edb__err(EDB_VERSION, "upgrade: '%s': format %u", path, version));
 
     /* a partial upgrade left behind is removed first */
-    if (lstat(tmp, &sb) == 0)
-        EDB_ERR(remove_db_dir(tmp));
+    if (lstat(sw.tmp, &sb) == 0)
+        EDB_ERR(edb__swap_remove_dir(sw.tmp, who));
     MDB_envinfo info;
     EDB_ERR(edb__mdb_err(mdb_env_info(old, &info), "upgrade: old database"));
     uint64_t map_size = info.me_mapsize > (1u << 20) ? (uint64_t)info.me_mapsize : 1u << 20;
-    EDB_ERR(build(path, tmp, otxn, cat, map_size));
+    size_t snap = mdb_txn_id(otxn);
+    EDB_ERR(build(sw.path, sw.tmp, otxn, cat, map_size));
     mdb_txn_abort(otxn);
     otxn = NULL;
+    /* last look before the exchange: still nobody else, and no commit (by
+     * an older library) since the snapshot the new database was built from */
+    EDB_ERR(edb__swap_check_open(&sw, who));
+    EDB_ERR(edb__mdb_err(mdb_env_info(old, &info), "upgrade: old database"));
+    if (info.me_last_txnid != snap)
+        EDB_ERR(edb__err(EDB_BUSY, "upgrade: '%s' was written during the upgrade; run it again",
+                         sw.path));
+    EDB_ERR(edb__swap_exchange(&sw, who));
+    *out = version;
     mdb_env_close(old);
     old = NULL;
-    EDB_ERR(fsync_path(tmp));
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) != 0)
-        EDB_ERR(edb__err(EDB_IO, "upgrade: exchange '%s' and '%s': %s", tmp, path, strerror(errno)));
-    EDB_ERR(fsync_path(parent));
-    *out = version;
+    edb__swap_done(&sw);
     /* the old database, now at tmp: gone once the new one is in place */
-    EDB_ERR(remove_db_dir(tmp));
+    EDB_ERR(edb__swap_remove_dir(sw.tmp, who));
 err:
     if (otxn != NULL)
         mdb_txn_abort(otxn);
     if (old != NULL)
         mdb_env_close(old);
+    edb__swap_done(&sw);
     if (ret == 0)
         edb__err_clear();
     return ret;

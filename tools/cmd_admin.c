@@ -463,8 +463,10 @@ compact_cleanup(void *arg)
 int
 dbt_cmd_compact(int argc, char **argv)
 {
+    if (argc == 2 && strncmp(argv[1], "--", 2) != 0)
+        return dbt_cmd_pack(argc, argv);          /* in place: cmd_upgrade.c */
     if (argc != 3 || strncmp(argv[1], "--", 2) == 0 || strncmp(argv[2], "--", 2) == 0)
-        return dbt_usage(argv[0], "expected DB and OUT_DIR");
+        return dbt_usage(argv[0], "expected DB [OUT_DIR]");
     char what[600];
     snprintf(what, sizeof what, "compact '%s' into '%s'", argv[1], argv[2]);
     compact_job j = { argv[1], argv[2], what };

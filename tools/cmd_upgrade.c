@@ -1,6 +1,7 @@
 /*
  * cmd_upgrade.c: dbtool upgrade DB — convert a database of an older format
  * (1, 2 or 3) to the library's format (edb_env_upgrade, engine/upgrade.c).
+ * dbtool compact DB — rewrite it with full pages (edb_env_pack).
  */
 #include "config.h"
 
@@ -24,5 +25,24 @@ dbt_cmd_upgrade(int argc, char **argv)
         printf("'%s' is format 4 already: nothing to do\n", argv[1]);
     else
         printf("upgraded '%s' from format %u to format 4\n", argv[1], from);
+    return 0;
+}
+
+/* dbtool compact DB (no OUT_DIR: cmd_admin.c hands it here) — rewrite DB
+ * in place with full pages (edb_env_pack, engine/compact.c). */
+int
+dbt_cmd_pack(int argc, char **argv)
+{
+    if (argc != 2 || strncmp(argv[1], "--", 2) == 0)
+        return dbt_usage(argv[0], "expected DB");
+    char what[600];
+    snprintf(what, sizeof what, "compact '%s'", argv[1]);
+    edb_pack_stat st;
+    int rc = edb_env_pack(&st, argv[1]);
+    if (rc < 0)
+        return dbt_fail(what, rc);
+    printf("compacted '%s': %llu pages, %llu bytes -> %llu pages, %llu bytes\n", argv[1],
+           (unsigned long long)st.pages_before, (unsigned long long)st.bytes_before,
+           (unsigned long long)st.pages_after, (unsigned long long)st.bytes_after);
     return 0;
 }

@@ -108,13 +108,24 @@ static const dbt_cmd commands[] = {
       "Rebuild the secondary index INDEX of TABLE from its rows in one transaction, with this\n"
       "ICU's collators, and print its entry count. Fails with EDB_KEYDUP, changing nothing, when a\n"
       "unique index's rows collide under the new collation.\n" },
-    { "compact", dbt_cmd_compact, "compact DB OUT_DIR",
-      "Write a compacted copy of DB (free pages dropped) into the empty or absent directory\n"
-      "OUT_DIR, from a read snapshot. The copy is written as OUT_DIR/.compact-XXXXXX/data.mdb\n"
+    { "compact", dbt_cmd_compact, "compact DB [OUT_DIR]",
+      "With OUT_DIR: write a compacted copy of DB (free pages dropped) into the empty or\n"
+      "absent directory OUT_DIR, from a read snapshot. The copy is written as OUT_DIR/.compact-XXXXXX/data.mdb\n"
       "(mode 0600 from its creation), synced and renamed to OUT_DIR/data.mdb: interrupted\n"
       "(Ctrl-C, SIGTERM, SIGHUP: exit status 1), killed or failed (a full disk), compact\n"
       "leaves no data.mdb in OUT_DIR, and the next compact into OUT_DIR removes what a kill\n"
-      "left.\n" },
+      "left.\n"
+      "Without OUT_DIR: rewrite DB in place with full pages. Rows inserted in random key\n"
+      "order leave LMDB's pages about two-thirds full (and a copy into OUT_DIR keeps them so);\n"
+      "this copies every key and value unchanged, in key order, into a new database\n"
+      "DB.compact beside DB (it needs free space for that second copy: about the size of the\n"
+      "data DB holds), checks it (entry counts and 'dbtool check'), and exchanges it with DB\n"
+      "in one atomic rename; the old files are then removed. Prints the pages and data.mdb's\n"
+      "size before and after. No other program may have DB open: compact checks (LMDB's lock)\n"
+      "and refuses with the program's pid, before it starts and again right before the\n"
+      "rename, which it makes holding DB's write lock. Until that rename DB is not written:\n"
+      "an interrupted compact leaves it as it was (the next compact removes the partial\n"
+      "DB.compact); a failed one removes its partial copy.\n" },
     { "update", dbt_cmd_update, "update DB TABLE KEY... --set COL=VALUE...",
       "Change the row whose primary key is KEY (one value per key column, as get takes them):\n"
       "set each COL to VALUE, in one transaction. VALUE is JSON as in an import line (null, a\n"
@@ -142,8 +153,9 @@ static const dbt_cmd commands[] = {
       "database is built in DB.upgrade beside DB from every table's schema, rows and\n"
       "counters, checked, and exchanged with DB in one atomic rename; the old files are then\n"
       "removed. Until that rename DB is not written: an interrupted upgrade leaves it as it\n"
-      "was (the next upgrade removes the partial DB.upgrade). No program may have DB open\n"
-      "meanwhile. A format-4 database is left alone.\n" },
+      "was (the next upgrade removes the partial DB.upgrade). No other program may have DB\n"
+      "open: one that has is refused by its pid (LMDB's lock), before and right before the\n"
+      "rename. A format-4 database is left alone.\n" },
     { "backup", dbt_cmd_backup_any,
       "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"

@@ -45,6 +45,7 @@ int dbt_cmd_stat(int argc, char **argv);
 int dbt_cmd_check(int argc, char **argv);
 int dbt_cmd_compact(int argc, char **argv);
 int dbt_cmd_upgrade(int argc, char **argv);    /* cmd_upgrade.c */
+int dbt_cmd_pack(int argc, char **argv);       /* cmd_upgrade.c: compact DB */
 int dbt_cmd_drop_table(int argc, char **argv); /* cmd_alter.c */
 int dbt_cmd_alter(int argc, char **argv);      /* cmd_alter.c */
 int dbt_cmd_update(int argc, char **argv);     /* cmd_update.c */

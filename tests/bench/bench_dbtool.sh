@@ -21,7 +21,10 @@
 # sqlite3 -json SELECT *).  Runs interleave dbtool and sqlite3 (A B A B ...)
 # REPS times; the tables give medians and the ratio dbtool/sqlite3 of the
 # medians (time: < 1 means dbtool is faster; size: < 1 means smaller), with
-# the load average beside them: the machine is shared.
+# the load average beside them: the machine is shared.  After the scans each
+# run rewrites the imported database with full pages (dbtool compact DB, in
+# place, synced): its time, import + compact against sqlite3's import, and
+# the size after compaction are rows of their own.
 #
 #   sh tests/bench/bench_dbtool.sh BUILD_DIR [REPS]
 #   make bench-dbtool [BENCH_REPS=5] [PACKAGES_ROWS=N] [DENSE_ROWS=N] [BENCH_PACKAGES=FILE]
@@ -92,7 +95,7 @@ for shape in packages dense; do
     d="$work/$shape"
     t=$(cat "$d/table")
     rows=$(wc -l < "$d/rows.jsonl")
-    for m in di si de se ds ss; do : > "$d/t_$m"; done
+    for m in di si de se ds ss dc; do : > "$d/t_$m"; done
     for r in $(seq 1 "$reps"); do
         rm -rf "$d/db" "$d/s.db"
         "$dbtool" create "$d/db"
@@ -105,14 +108,18 @@ for shape in packages dense; do
         sqlite3 -json "$d/s.db" "SELECT * FROM $t" > "$d/out.json"; sync "$d/out.json"; t4=$(now)
         "$dbtool" scan "$d/db" "$t" > /dev/null; t5=$(now)
         sqlite3 -json "$d/s.db" "SELECT * FROM $t" > /dev/null; t6=$(now)
+        eb=$(stat -c %s "$d/db/data.mdb")
+        "$dbtool" compact "$d/db" > /dev/null; t7=$(now)
+        ec=$(stat -c %s "$d/db/data.mdb")
+        secs "$t6" "$t7" >> "$d/t_dc"
         secs "$t0" "$t1" >> "$d/t_di"; secs "$t1" "$t2" >> "$d/t_si"
         secs "$t2" "$t3" >> "$d/t_de"; secs "$t3" "$t4" >> "$d/t_se"
         secs "$t4" "$t5" >> "$d/t_ds"; secs "$t5" "$t6" >> "$d/t_ss"
-        printf '%s run %d (load %s): import %.2f / %.2f s, export %.2f / %.2f s, scan %.2f / %.2f s (dbtool / sqlite3)\n' \
+        printf '%s run %d (load %s): import %.2f / %.2f s, export %.2f / %.2f s, scan %.2f / %.2f s (dbtool / sqlite3), compact %.2f s\n' \
             "$shape" "$r" "$l0" "$(tail -1 "$d/t_di")" "$(tail -1 "$d/t_si")" "$(tail -1 "$d/t_de")" \
-            "$(tail -1 "$d/t_se")" "$(tail -1 "$d/t_ds")" "$(tail -1 "$d/t_ss")"
+            "$(tail -1 "$d/t_se")" "$(tail -1 "$d/t_ds")" "$(tail -1 "$d/t_ss")" "$(tail -1 "$d/t_dc")"
     done
-    eb=$(stat -c %s "$d/db/data.mdb"); sb=$(stat -c %s "$d/s.db")
+    sb=$(stat -c %s "$d/s.db")
     {
         echo
         if [ "$shape" = packages ]; then
@@ -128,8 +135,14 @@ for shape in packages dense; do
             case $m in i) w="import (s)" ;; e) w="export, durable (s)" ;; s) w="scan to /dev/null (s)" ;; esac
             printf '| %s | %.2f | %.2f | %.2f |\n' "$w" "$a" "$b" "$(echo "scale=3; $a / $b" | bc)"
         done
-        printf '| size (MB) | %.1f | %.1f | %.2f |\n' "$(echo "scale=2; $eb / 1000000" | bc)" \
+        a=$(median < "$d/t_dc"); i=$(median < "$d/t_di"); b=$(median < "$d/t_si")
+        printf '| compact DB, in place (s) | %.2f | | |\n' "$a"
+        printf '| import + compact (s) | %.2f | %.2f | %.2f |\n' "$(echo "$i + $a" | bc)" "$b" \
+            "$(echo "scale=3; ($i + $a) / $b" | bc)"
+        printf '| size as imported (MB) | %.1f | %.1f | %.2f |\n' "$(echo "scale=2; $eb / 1000000" | bc)" \
             "$(echo "scale=2; $sb / 1000000" | bc)" "$(echo "scale=3; $eb / $sb" | bc)"
+        printf '| size after compact (MB) | %.1f | %.1f | %.2f |\n' "$(echo "scale=2; $ec / 1000000" | bc)" \
+            "$(echo "scale=2; $sb / 1000000" | bc)" "$(echo "scale=3; $ec / $sb" | bc)"
     } > "$d/table.md"
 done
 cat "$work/packages/table.md" "$work/dense/table.md"

@@ -412,3 +412,61 @@ Test(upgrade, format3_database_is_converted)
     edb_session_end(s);
     edb_env_close(env);
 }
+
+/* Another process with the old database open (here with LMDB, as an older
+ * release's dbtool would) would keep writing the old files after the
+ * exchange: the upgrade is refused, naming it, and changes nothing. */
+Test(upgrade, refused_while_another_process_has_it_open)
+{
+    char data[600], tmp[600];
+    snprintf(data, sizeof data, "%s/data.mdb", db);
+    snprintf(tmp, sizeof tmp, "%s.upgrade", db);
+    uint8_t *want;
+    size_t wantn = slurp(data, &want);
+    int ready[2], go[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        MDB_env *m;
+        int rc = mdb_env_create(&m);
+        if (rc == 0)
+            rc = mdb_env_set_maxdbs(m, 64);
+        if (rc == 0)
+            rc = mdb_env_open(m, db, MDB_RDONLY, 0600);
+        char ch = rc == 0 ? 'r' : 'x';
+        if (write(ready[1], &ch, 1) != 1 || read(go[0], &ch, 1) != 1)
+            _exit(3);
+        mdb_env_close(m);
+        _exit(rc == 0 ? 0 : 2);
+    }
+    char ch = 0;
+    cr_assert_eq(read(ready[0], &ch, 1), 1);
+    cr_assert_eq(ch, 'r');
+    unsigned from = 9;
+    RC(edb_env_upgrade(&from, db), EDB_BUSY);
+    char pidtxt[32];
+    snprintf(pidtxt, sizeof pidtxt, "process %ld", (long)pid);
+    cr_assert_not_null(strstr(edb_error_last(), pidtxt), "%s", edb_error_last());
+    uint8_t *got;
+    size_t gotn = slurp(data, &got);
+    cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "the old data.mdb changed");
+    free(got);
+    struct stat sb;
+    cr_assert_neq(lstat(tmp, &sb), 0);
+    edb_env *env;
+    edb_env_opts o = { .map_size = test_map_size() };
+    RC(edb_env_open(&env, db, &o), EDB_VERSION);
+    cr_assert_eq(write(go[1], "g", 1), 1);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    OK(edb_env_upgrade(&from, db));
+    cr_assert_eq(from, 2);
+    free(want);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+}
