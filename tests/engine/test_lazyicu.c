@@ -271,6 +271,15 @@ Test(lazyicu, without_icu_collated_operations_fail_and_name_the_library)
     for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT))
         count++;
     cr_assert_eq(count, n);
+    /* deleting one needs its collated entry: refused, nothing lost */
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    RC(edb_record_delete(c), EDB_INVAL);
+    m = edb_error_last();
+    cr_assert(strstr(m, "could not be loaded") != NULL, "%s", m);
+    count = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT))
+        count++;
+    cr_assert_eq(count, n);
     edb_cursor_close(c);
 
     /* plain tables are unaffected */
