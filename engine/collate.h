@@ -31,6 +31,12 @@ bool edb__coll_is_binary(const char *name);
  * the table, the column and what was wrong. */
 int edb__coll_check(const char *name, const char *table, const char *col);
 
+/* Why ICU could not be loaded ("ICU could not be loaded: " and dlerror()'s
+ * text, which names the library), or NULL when it is loaded.
+ * Loads it if no collation was used yet (collate.c loads it once, on first
+ * use).  For the messages of a column whose collator is missing. */
+const char *edb__coll_unavailable(void);
+
 int edb__collcache_new(edb__collcache **out);
 void edb__collcache_free(edb__collcache *cc);
 

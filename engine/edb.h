@@ -387,7 +387,12 @@ typedef struct edb_column_def {
      *  cannot parse whole or has no collation for is #EDB_INVAL at create time.
      *  The ICU collator's version is recorded with each index;
      *  edb_env_check() reports an index made with another version and
-     *  edb_index_rebuild() remakes it (doc/key-encoding.md, "Collation"). */
+     *  edb_index_rebuild() remakes it (doc/key-encoding.md, "Collation").
+     *  ICU (libicuuc, libicui18n) is loaded with dlopen at the first collation
+     *  used in the process, not when libedb is; if it cannot be loaded, creating
+     *  such a column and every insert, update, delete or edb_key_make touching a
+     *  collated index is #EDB_INVAL with a message naming the library
+     *  (doc/engine.md). */
     const char *collation;
 } edb_column_def;
 

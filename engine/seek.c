@@ -179,9 +179,11 @@ edb_key_make(edb_cursor *c, const void *data, size_t size, unsigned flags)
         if (c->key_nseg >= x->nseg)
             return edb__err(EDB_INVAL, "edb_key_make: index '%s' has %u segments", x->name, x->nseg);
         const edb__column *def = &t->cols[x->seg[c->key_nseg].col - 1];
-        if (def->collation[0] != '\0' && def->coll == NULL)
-            return edb__err(EDB_INVAL, "edb_key_make: this ICU cannot open collation '%s' of "
-                            "column '%s'", def->collation, def->name);
+        if (def->collation[0] != '\0' && def->coll == NULL) {
+            const char *why = edb__coll_unavailable();
+            return edb__err(EDB_INVAL, "edb_key_make: collation '%s' of column '%s': %s",
+                            def->collation, def->name, why ? why : "this ICU cannot open it");
+        }
         size_t before = len;
         ret = edb__key_append_coll(buf, EDB_MAX_KEY_SIZE, &len, def->type, def->coll, data, size,
                                    edb__key_mode(x->seg[c->key_nseg].desc, x->flags));

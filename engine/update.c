@@ -110,9 +110,12 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
             all_null = false;
         else
             any_null = true;
-        if (def->collation[0] != '\0' && def->coll == NULL)
-            return edb__err(EDB_INVAL, "table '%s': index '%s': this ICU cannot open collation "
-                            "'%s' of column '%s'", t->name, x->name, def->collation, def->name);
+        if (def->collation[0] != '\0' && def->coll == NULL) {
+            const char *why = edb__coll_unavailable();
+            return edb__err(EDB_INVAL, "table '%s': index '%s': collation '%s' of column '%s': %s",
+                            t->name, x->name, def->collation, def->name,
+                            why ? why : "this ICU cannot open it");
+        }
         int rc = edb__key_append_coll(buf, sizeof buf, &len, def->type, def->coll,
                                       null ? NULL : data, null ? 0 : size,
                                       edb__key_mode(x->seg[i].desc, x->flags));

@@ -17,14 +17,22 @@
  *  - credentials: from $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY,
  *    $AWS_SESSION_TOKEN or ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE,
  *    profile $AWS_PROFILE or "default"); handed to libcurl only, never put
- *    in a message (messages name the method, the key and the HTTP status).
+ *    in a message (messages name the method, the key and the HTTP status);
+ *  - libcurl is not linked: it is loaded with dlopen (libcurl.so.4, the
+ *    soname of libcurl's ABI 4, which every libcurl since 7.16 keeps) when
+ *    the first bucket store is opened, once per process, and kept until the
+ *    process ends; commands that never open an s3:// repository never map
+ *    it.  Without it, opening a bucket store fails with "S3 repositories
+ *    need libcurl: <dlerror()>".
  */
 #include "config.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +44,60 @@
 #include "store_impl.h"
 
 #define MAX_TRIES 5
+
+
+/* ---- libcurl, loaded on first use ---- */
+
+/* Every libcurl function called here, without its "curl_" prefix: the table
+ * member cu.easy_setopt points at curl_easy_setopt, typed by curl.h's own
+ * declaration (__typeof__; the variadic ones, curl_easy_setopt and
+ * curl_easy_getinfo, keep their variadic type and are called through it).
+ * The members do not take the functions' names, which curl.h may define as
+ * type-checking macros. */
+#define CURL_FUNCS(X) \
+    X(easy_cleanup) X(easy_escape) X(easy_getinfo) X(easy_init) X(easy_reset) \
+    X(easy_setopt) X(easy_strerror) X(free) X(global_init) X(multi_add_handle) \
+    X(multi_cleanup) X(multi_info_read) X(multi_init) X(multi_perform) X(multi_poll) \
+    X(multi_remove_handle) X(slist_append) X(slist_free_all)
+#define CURL_SONAME "libcurl.so.4"
+
+/* Written once by curl_load (under curl_once), read-only after. */
+static struct {
+#define CURL_FIELD(n) __typeof__(curl_##n) *n;
+    CURL_FUNCS(CURL_FIELD)
+#undef CURL_FIELD
+} cu;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_loaded;
+static char curl_error[512];    /* dlerror()'s text, when !curl_loaded */
+
+static void
+curl_load(void)
+{
+    void *lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        const char *e = dlerror();
+        snprintf(curl_error, sizeof curl_error, "%s", e ? e : CURL_SONAME);
+        return;
+    }
+    void *p;
+#define CURL_SYM(n) \
+    if ((p = dlsym(lib, "curl_" #n)) == NULL) { \
+        const char *e = dlerror(); \
+        snprintf(curl_error, sizeof curl_error, CURL_SONAME " has no curl_" #n ": %s", e ? e : "?"); \
+        memset(&cu, 0, sizeof cu); \
+        dlclose(lib); \
+        return; \
+    } \
+    cu.n = (__typeof__(cu.n))p;
+    CURL_FUNCS(CURL_SYM)
+#undef CURL_SYM
+    if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(curl_error, sizeof curl_error, "curl_global_init failed");
+        return;     /* kept loaded: libcurl may hold half of its state */
+    }
+    curl_loaded = true;
+}
 
 
 /* ---- bucket: requests ---- */
@@ -254,7 +316,7 @@ perform(store *s, req *q, char *err, size_t errcap)
     int ret = 0;
     for (int attempt = 0;; attempt++) {
         CURL *c = s->easy;
-        curl_easy_reset(c);
+        cu.easy_reset(c);
         q->code = 0;
         q->sent = 0;
         q->out_len = 0;
@@ -270,54 +332,54 @@ perform(store *s, req *q, char *err, size_t errcap)
         char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *h = NULL;
         if (s->token_hdr)
-            h = curl_slist_append(h, s->token_hdr);
+            h = cu.slist_append(h, s->token_hdr);
         /* The body is not part of the signature (TLS protects it); curl
          * takes this header's value as the payload hash it signs. */
-        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        h = cu.slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
         if (strcmp(q->method, "POST") == 0)
-            h = curl_slist_append(h, "Content-Type: application/xml");
+            h = cu.slist_append(h, "Content-Type: application/xml");
         char range[96];
         if (q->off || q->len) {
             if (q->len)
                 snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-%" PRIu64, q->off, q->off + q->len - 1);
             else
                 snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-", q->off);
-            h = curl_slist_append(h, range);
+            h = cu.slist_append(h, range);
         }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-        curl_easy_setopt(c, CURLOPT_USERNAME, s->key_id);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, s->secret);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->timeout_s);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->timeout_s);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        cu.easy_setopt(c, CURLOPT_URL, url);
+        cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        cu.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        cu.easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+        cu.easy_setopt(c, CURLOPT_USERNAME, s->key_id);
+        cu.easy_setopt(c, CURLOPT_PASSWORD, s->secret);
+        cu.easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        cu.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->timeout_s);
+        cu.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        cu.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->timeout_s);
+        cu.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         if (q->total_ms > 0) {
-            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, q->total_ms);
-            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, q->total_ms);
+            cu.easy_setopt(c, CURLOPT_TIMEOUT_MS, q->total_ms);
+            cu.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, q->total_ms);
         }
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, q);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, q);
+        cu.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
+        cu.easy_setopt(c, CURLOPT_XFERINFODATA, s);
+        cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+        cu.easy_setopt(c, CURLOPT_WRITEDATA, q);
+        cu.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        cu.easy_setopt(c, CURLOPT_HEADERDATA, q);
         if (strcmp(q->method, "PUT") == 0) {
-            curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-            curl_easy_setopt(c, CURLOPT_READDATA, q);
-            curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_len);
+            cu.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+            cu.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            cu.easy_setopt(c, CURLOPT_READDATA, q);
+            cu.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_len);
         } else if (strcmp(q->method, "POST") == 0) {
-            curl_easy_setopt(c, CURLOPT_POST, 1L);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? q->body : "");
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+            cu.easy_setopt(c, CURLOPT_POST, 1L);
+            cu.easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+            cu.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
         } else if (strcmp(q->method, "HEAD") == 0) {
-            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+            cu.easy_setopt(c, CURLOPT_NOBODY, 1L);
         } else if (strcmp(q->method, "DELETE") == 0) {
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+            cu.easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
         }
         /* Drive it on the multi handle, so a cancel is seen every 50 ms
          * even while nothing moves. */
@@ -328,17 +390,17 @@ perform(store *s, req *q, char *err, size_t errcap)
          * less than 1 KiB moved, either way, for timeout_s seconds. */
         double mark_t = mono_s();
         curl_off_t mark_b = 0;
-        curl_multi_add_handle(s->multi, c);
+        cu.multi_add_handle(s->multi, c);
         for (;;) {
             int running = 0;
-            CURLMcode mc = curl_multi_perform(s->multi, &running);
+            CURLMcode mc = cu.multi_perform(s->multi, &running);
             if (mc != CURLM_OK) {
                 cc = CURLE_FAILED_INIT;
                 break;
             }
             if (running == 0) {
                 int left;
-                CURLMsg *m = curl_multi_info_read(s->multi, &left);
+                CURLMsg *m = cu.multi_info_read(s->multi, &left);
                 cc = m != NULL && m->msg == CURLMSG_DONE ? m->data.result : CURLE_OK;
                 break;
             }
@@ -347,8 +409,8 @@ perform(store *s, req *q, char *err, size_t errcap)
                 break;
             }
             curl_off_t up = 0, down = 0;
-            curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
-            curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+            cu.easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+            cu.easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
             double t = mono_s();
             if (up + down - mark_b >= 1024) {
                 mark_b = up + down;
@@ -359,7 +421,7 @@ perform(store *s, req *q, char *err, size_t errcap)
             }
             bool side = q->side_fd >= 0 && !q->side_eof && q->side_errno == 0 && q->side_got < q->side_cap;
             struct curl_waitfd wfd = { .fd = q->side_fd, .events = CURL_WAIT_POLLIN, .revents = 0 };
-            curl_multi_poll(s->multi, side ? &wfd : NULL, side ? 1 : 0, 50, NULL);
+            cu.multi_poll(s->multi, side ? &wfd : NULL, side ? 1 : 0, 50, NULL);
             if (side && (wfd.revents & (CURL_WAIT_POLLIN | POLLHUP | POLLERR)) != 0) {
                 ssize_t r = read(q->side_fd, q->side_buf + q->side_got, q->side_cap - q->side_got);
                 if (r > 0)
@@ -370,10 +432,10 @@ perform(store *s, req *q, char *err, size_t errcap)
                     q->side_errno = errno;
             }
         }
-        curl_multi_remove_handle(s->multi, c);
-        curl_slist_free_all(h);
+        cu.multi_remove_handle(s->multi, c);
+        cu.slist_free_all(h);
         if (cc == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &q->code);
+            cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &q->code);
         if (canceled || cc == CURLE_ABORTED_BY_CALLBACK) {
             ret = store_errf(err, errcap, EDB_CANCELED, "%s '%s': canceled", q->method, what_of(q));
             break;
@@ -401,7 +463,7 @@ perform(store *s, req *q, char *err, size_t errcap)
                        "for %u s (--s3-timeout)%s%s", q->method, what_of(q), s->timeout_s, errbuf[0] ? ": " : "",
                        errbuf);
         } else if (cc != CURLE_OK) {
-            ret = store_errf(err, errcap, EDB_IO, "%s '%s': %s%s%s", q->method, what_of(q), curl_easy_strerror(cc),
+            ret = store_errf(err, errcap, EDB_IO, "%s '%s': %s%s%s", q->method, what_of(q), cu.easy_strerror(cc),
                              errbuf[0] ? ": " : "", errbuf);
             if (transient)
                 snprintf(err + strlen(err), errcap - strlen(err), " (tried %d times)", attempt + 1);
@@ -564,13 +626,11 @@ store_s3_open(store *s, const char *url, const store_opts *o, char *err, size_t 
         if (s->token_hdr == NULL)
             return store_errf(err, errcap, EDB_NOMEM, "out of memory");
     }
-    static bool inited;
-    if (!inited) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        inited = true;
-    }
-    s->easy = curl_easy_init();
-    s->multi = curl_multi_init();
+    pthread_once(&curl_once, curl_load);
+    if (!curl_loaded)
+        return store_errf(err, errcap, EDB_INVAL, "S3 repositories need libcurl: %s", curl_error);
+    s->easy = cu.easy_init();
+    s->multi = cu.multi_init();
     if (s->easy == NULL || s->multi == NULL)
         return store_errf(err, errcap, EDB_NOMEM, "libcurl could not start");
     return 0;
@@ -580,9 +640,9 @@ void
 store_s3_close(store *s)
 {
     if (s->easy)
-        curl_easy_cleanup(s->easy);
+        cu.easy_cleanup(s->easy);
     if (s->multi)
-        curl_multi_cleanup(s->multi);
+        cu.multi_cleanup(s->multi);
 }
 
 /* ---- the operations ---- */
@@ -670,7 +730,7 @@ store_s3_put_stream(store *s, const char *name, int fd, store_commit_fn commit, 
         return rc;
     if (id == NULL)
         return store_errf(err, errcap, EDB_IO, "POST '%s?uploads': the answer has no UploadId", name);
-    char *qid = curl_easy_escape(s->easy, id, 0);
+    char *qid = cu.easy_escape(s->easy, id, 0);
     free(id);
     char *bufs[2] = { malloc((size_t)s->part_size), malloc((size_t)s->part_size) };
     char *buf = bufs[0];
@@ -780,7 +840,7 @@ store_s3_put_stream(store *s, const char *name, int fd, store_commit_fn commit, 
         if (rc != 0)
             goto fail;
     }
-    curl_free(qid);
+    cu.free(qid);
     free(bufs[0]);
     free(bufs[1]);
     free(xml);
@@ -788,7 +848,7 @@ store_s3_put_stream(store *s, const char *name, int fd, store_commit_fn commit, 
 fail:
     if (qid != NULL)
         s3_abort(s, name, qid, rc == EDB_CANCELED);
-    curl_free(qid);
+    cu.free(qid);
     free(bufs[0]);
     free(bufs[1]);
     free(xml);
@@ -834,18 +894,18 @@ store_s3_list(store *s, char ***names, size_t *n, char *err, size_t errcap)
     char *token = NULL;
     int rc = 0;
     for (;;) {
-        char *ep = curl_easy_escape(s->easy, s->prefix, 0);
-        char *et = token ? curl_easy_escape(s->easy, token, 0) : NULL;
+        char *ep = cu.easy_escape(s->easy, s->prefix, 0);
+        char *et = token ? cu.easy_escape(s->easy, token, 0) : NULL;
         size_t ql = (ep ? strlen(ep) : 0) + (et ? strlen(et) : 0) + 64;
         char *qs = malloc(ql);
         if (ep == NULL || qs == NULL || (token && et == NULL)) {
-            curl_free(ep), curl_free(et), free(qs);
+            cu.free(ep), cu.free(et), free(qs);
             rc = store_errf(err, errcap, EDB_NOMEM, "out of memory");
             break;
         }
         snprintf(qs, ql, "list-type=2&prefix=%s%s%s", ep, et ? "&continuation-token=" : "", et ? et : "");
-        curl_free(ep);
-        curl_free(et);
+        cu.free(ep);
+        cu.free(et);
         req q;
         req_init(&q, "GET", NULL, qs);
         rc = s3_do(s, &q, err, errcap);
@@ -904,16 +964,16 @@ store_s3_head(store *s, const char *name, uint64_t *size, char *err, size_t errc
 int
 store_s3_abort_uploads(store *s, bool (*pick)(const char *name), unsigned *aborted, char *err, size_t errcap)
 {
-    char *ep = curl_easy_escape(s->easy, s->prefix, 0);
+    char *ep = cu.easy_escape(s->easy, s->prefix, 0);
     size_t ql = (ep ? strlen(ep) : 0) + 32;
     char *qs = malloc(ql);
     if (ep == NULL || qs == NULL) {
-        curl_free(ep);
+        cu.free(ep);
         free(qs);
         return store_errf(err, errcap, EDB_NOMEM, "out of memory");
     }
     snprintf(qs, ql, "uploads&prefix=%s", ep);
-    curl_free(ep);
+    cu.free(ep);
     req q;
     req_init(&q, "GET", NULL, qs);
     int rc = s3_do(s, &q, err, errcap);
@@ -928,7 +988,7 @@ store_s3_abort_uploads(store *s, bool (*pick)(const char *name), unsigned *abort
         char *key = block ? xml_tag(block, "Key", NULL) : NULL, *id = block ? xml_tag(block, "UploadId", NULL) : NULL;
         if (key != NULL && id != NULL && strncmp(key, s->prefix, pl) == 0 && strchr(key + pl, '/') == NULL &&
             pick(key + pl)) {
-            char *qid = curl_easy_escape(s->easy, id, 0);
+            char *qid = cu.easy_escape(s->easy, id, 0);
             if (qid != NULL) {
                 char aq[1200];
                 snprintf(aq, sizeof aq, "uploadId=%s", qid);
@@ -937,7 +997,7 @@ store_s3_abort_uploads(store *s, bool (*pick)(const char *name), unsigned *abort
                 if (s3_do(s, &d, err, errcap) == 0)
                     (*aborted)++;
                 free(d.out);
-                curl_free(qid);
+                cu.free(qid);
             }
         }
         free(key);

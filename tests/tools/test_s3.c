@@ -879,3 +879,33 @@ Test(s3, credentials_file, .timeout = 60)
     run_free(&r);
     fx_fini(&f);
 }
+
+/* libcurl is not mapped at start-up (tests/tools/test_lazylibs.c) but loaded
+ * with dlopen by the first s3:// store, and the command works: glibc's
+ * LD_DEBUG=files says how each object was mapped. */
+Test(s3, s3rver_command_loads_libcurl_on_first_use, .timeout = 120)
+{
+    struct fx f;
+    fx_init(&f, 50);
+    s3rver_start(&f.srv, f.dir);
+    setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+    const char *b[] = { "backup", f.db, "--repo", f.url, NULL };
+    setenv("LD_DEBUG", "files", 1);
+    run_result r = s3run(&f, b);
+    unsetenv("LD_DEBUG");
+    dbt_expect_ok(&r, "backup to s3rver");
+    cr_assert(strstr(r.out, "000001-full.edbk") != NULL, "%s", r.out);
+    const char *m = strstr(r.err, "file=libcurl.so.4");
+    cr_assert_not_null(m, "libcurl was not mapped: %s", r.err);
+    const char *eol = strchr(m, '\n');
+    const char *how = strstr(m, "dynamically loaded by");
+    cr_assert(how != NULL && (eol == NULL || how < eol), "libcurl was not dlopen'd: %.200s", m);
+    run_free(&r);
+    const char *ls[] = { "repo", "list", f.url, "--json", NULL };
+    r = s3run(&f, ls);
+    dbt_expect_ok(&r, "repo list on s3rver");
+    cr_assert_eq(count_lines(r.out), 1, "%s", r.out);
+    run_free(&r);
+    fx_fini(&f);
+}
