@@ -295,6 +295,12 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
  * failed (edb__txn_fail): it can only be rolled back.
  */
 
+/* put()'s MDB_APPEND back-off for one target (records or one index). */
+typedef struct edb__append_hint {
+    uint8_t skip;       /* puts left to make without trying MDB_APPEND */
+    uint8_t miss;       /* tries missed in a row (capped at 6) */
+} edb__append_hint;
+
 /* Entry state per secondary index. */
 enum { ENT_NONE = 0, ENT_PUT = 1, ENT_MULTI = 2 };  /* MULTI: the entry sets oe / ne */
 
@@ -305,6 +311,9 @@ typedef struct edb__wplan {
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
     edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
+    /* MDB_APPEND hints per put target (0: the records, i + 1: index i),
+     * kept across updates: put() tries MDB_APPEND only when skip is 0. */
+    edb__append_hint app[EDB_MAX_INDEXES + 2];
 } edb__wplan;
 
 void
@@ -362,17 +371,35 @@ exists(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, MDB_val *data, const 
     return 1;
 }
 
+/* Put @k with @flags, first trying MDB_APPEND when hint @h allows it
+ * (sequential loads fill their pages).  An MDB_APPEND put answers KEYEXIST
+ * when the key is not past the database's last one (and inside a nested
+ * level when it exists, undo.c); the put is then made with the caller's
+ * flags.  A failed try costs a second descent of the tree (about 1,100
+ * instructions), so after a miss the next 1, 3, 7, ... 63 puts through the
+ * hint go without a try, and a hit resets it: a random-order load tries
+ * once in 64 rows, a sequential one every row.  Only page fill depends on
+ * the hint, never what is stored. */
 static int
-put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dlen, unsigned flags,
-    const char *what)
+put(MDB_txn *txn, const edb__ks *ks, edb__append_hint *h, const edb__buf *k, const void *d,
+    size_t dlen, unsigned flags, const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    /* MDB_APPEND first (sequential loads fill their pages); KEYEXIST when
-     * the key is not past the last one, and inside a nested level when it
-     * exists (undo.c), then the caller's flags */
-    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
-    if (edb__mdb_is_keyexist(rc))
+    int rc;
+    if (h->skip > 0) {
+        h->skip--;
         rc = edb__ks_put(txn, ks, &key, &data, flags);
+    } else {
+        rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
+        if (edb__mdb_is_keyexist(rc)) {
+            if (h->miss < 6)
+                h->miss++;
+            h->skip = (uint8_t)((1u << h->miss) - 1);
+            rc = edb__ks_put(txn, ks, &key, &data, flags);
+        } else {
+            h->miss = 0;
+        }
+    }
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
@@ -447,7 +474,7 @@ plan_multi(edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i, const e
 /* apply_record for multi-entry index @i: delete the old entries that go,
  * put the new ones that come. */
 static int
-apply_multi(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i)
+apply_multi(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i)
 {
     const edb__index *x = &t->idx[i];
     int64_t delta = 0;
@@ -464,7 +491,7 @@ apply_multi(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table 
         if (ent_kept(w, i, k, false))
             continue;
         edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
-        int rc = put(txn, &x->ks, &kb, w->pk.p, w->pk.len,
+        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, w->pk.len,
                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -550,11 +577,11 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
  * written (the caller marks it failed).  *wrote tells which.
  */
 static int
-apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
+apply_record(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
              const edb__buf *oldpk, bool *wrote)
 {
     *wrote = false;
-    int rc = put(txn, &t->rec, &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
+    int rc = put(txn, &t->rec, &w->app[0], &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
                  "write record");
     if (rc == EDB_KEYDUP)
         return keydup(t, NULL);
@@ -576,7 +603,7 @@ apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table
             EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, &x->ks, &w->nk[i], w->pk.p, w->pk.len,
+        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, w->pk.len,
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
