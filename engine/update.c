@@ -80,7 +80,6 @@ static int
 entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const uint8_t *pk,
           size_t pklen, edb__buf *key, int mvseg, const void *mv, size_t mvsize)
 {
-    uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = 0;
     bool all_null = true, any_null = false;
     if (x->cond_col != 0) {
@@ -91,6 +90,11 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
         if (null != x->cond_null)
             return 1;
     }
+    /* the key is encoded in place (its bytes are undefined after a return
+     * other than 0), with room for the primary key behind it */
+    if (key->cap < EDB__LMDB_KEY_MAX)
+        EDB_RET(edb__buf_reserve(key, EDB__LMDB_KEY_MAX));
+    uint8_t *buf = key->p;
     for (unsigned i = 0; i < x->nseg; i++) {
         edb_colid col = x->seg[i].col;
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
@@ -113,9 +117,13 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
         if (def->collation[0] != '\0' && def->coll == NULL)
             return edb__err(EDB_INVAL, "table '%s': index '%s': this ICU cannot open collation "
                             "'%s' of column '%s'", t->name, x->name, def->collation, def->name);
-        int rc = edb__key_append_coll(buf, sizeof buf, &len, def->type, def->coll,
-                                      null ? NULL : data, null ? 0 : size,
-                                      edb__key_mode(x->seg[i].desc, x->flags));
+        /* no collation: key.c's codec without the collation wrapper's frame */
+        unsigned mode = edb__key_mode(x->seg[i].desc, x->flags);
+        int rc = def->coll == NULL
+                     ? edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, null ? NULL : data,
+                                       null ? 0 : size, mode)
+                     : edb__key_append_coll(buf, EDB_MAX_KEY_SIZE, &len, def->type, def->coll,
+                                            null ? NULL : data, null ? 0 : size, mode);
         if (rc == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
                             x->name, EDB_MAX_KEY_SIZE);
@@ -126,13 +134,14 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
     if (!(x->flags & EDB_IDX_PRIMARY) && ((all_null && (x->flags & EDB_IDX_IGNORE_NULL)) ||
                                           (any_null && (x->flags & EDB_IDX_IGNORE_ANY_NULL))))
         return 1;
-    EDB_RET(edb__buf_set(key, buf, len));
     if (pk != NULL && !(x->flags & EDB_IDX_UNIQUE)) {
         if (len + pklen > EDB__LMDB_KEY_MAX)
             return edb__err(EDB_TOOBIG, "table '%s': entry of index '%s' (key and primary key) "
                             "is over %d bytes", t->name, x->name, EDB__LMDB_KEY_MAX);
-        EDB_RET(edb__buf_add(key, pk, pklen));
+        edb__ks_copy(buf + len, pk, pklen);
+        len += pklen;
     }
+    key->len = len;
     return 0;
 }
 
@@ -762,7 +771,7 @@ mv_dup(const edb_cursor *c, const edb__column *def)
 
 /* Everything edb_column_set checks before it changes the prepared record
  * (resolves *col in place).  @fn names the caller in messages. */
-static int
+static inline __attribute__((always_inline)) int
 column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, unsigned flags,
                  const char *fn)
 {
@@ -773,8 +782,13 @@ column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, 
         return edb__err(EDB_NOUPDATE, "%s: no update is prepared on '%s'", fn, c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE | EDB_SET_UNIQUE))
         return edb__err(EDB_INVAL, "%s: unknown flags 0x%x", fn, flags);
-    EDB_RET(edb__colid_resolve(colp, c->t));
-    EDB_RET(rec_fit(&c->rec, c->t));
+    uint32_t pos = edb__colid_pos(c->t, *colp);     /* inline: every set's check */
+    if (pos != 0)
+        *colp = pos;
+    else
+        EDB_RET(edb__colid_resolve(colp, c->t));
+    if (c->rec.ncols < c->t->ncols)
+        EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[*colp - 1];
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
         return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
