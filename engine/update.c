@@ -30,13 +30,16 @@
 #include "key.h"
 #include "longval.h"
 
+static void rec_keep(edb_cursor *c);
+
 void
 edb_update_cancel(edb_cursor *c)
 {
     if (c == NULL || c->prep == 0)
         return;
-    edb__lvw_free_all(&c->lvw);
-    edb__rec_free(&c->rec);
+    if (c->lvw != NULL)
+        edb__lvw_free_all(&c->lvw);
+    rec_keep(c);
     c->prep_pk.len = 0;
     c->prep_raw.len = 0;
     c->prep = 0;
@@ -323,6 +326,8 @@ typedef struct edb__wplan {
     /* MDB_APPEND hints per put target (0: the records, i + 1: index i),
      * kept across updates: put() tries MDB_APPEND only when skip is 0. */
     edb__append_hint app[EDB_MAX_INDEXES + 2];
+    edb__buf pos;                               /* position_on's entry key */
+    edb__rec spare;                             /* a cancelled record's buffers */
 } edb__wplan;
 
 void
@@ -332,6 +337,8 @@ edb__wplan_free(edb__wplan *w)
         return;
     edb__buf_free(&w->raw);
     edb__buf_free(&w->pk);
+    edb__buf_free(&w->pos);
+    edb__rec_free(&w->spare);
     for (unsigned i = 0; i <= EDB_MAX_INDEXES; i++) {
         edb__buf_free(&w->ok[i]);
         edb__buf_free(&w->nk[i]);
@@ -339,6 +346,19 @@ edb__wplan_free(edb__wplan *w)
         edb__entries_free(&w->ne[i]);
     }
     free(w);
+}
+
+/* Empty the cursor's record; its buffers wait in the write plan for the
+ * next insert's prepare (edb__rec_init reuses them). */
+static void
+rec_keep(edb_cursor *c)
+{
+    if (c->wp != NULL && c->wp->spare.cols == NULL) {
+        c->wp->spare = c->rec;
+        c->rec = (edb__rec){ 0 };
+    } else {
+        edb__rec_free(&c->rec);
+    }
 }
 
 /* The cursor's plan buffers (kept between updates: no allocation per row). */
@@ -674,27 +694,22 @@ edb__update_rec_fit(edb_cursor *c)
     return rec_fit(&c->rec, c->t);
 }
 
-/* Put the cursor on the record with primary key @pk and values @rec. */
+/* Put the cursor on the record with primary key w->pk and values @rec (a
+ * secondary index's entry key is made in w->pos, kept for the next time). */
 static int
-position_on(edb_cursor *c, const edb__rec *rec, const edb__buf *pk)
+position_on(edb_cursor *c, edb__wplan *w, const edb__rec *rec)
 {
-    edb__buf k = { 0 };
-    int rc = 0;
-    if (c->index < 0) {
-        rc = edb__buf_set(&k, pk->p, pk->len);
-    } else {
-        rc = edb__index_entry(c->t, &c->t->idx[c->index], rec, pk->p, pk->len, &k);
-        if (rc == 1) {
-            k.len = 0;
-            rc = 0;
-        }
+    const edb__buf *pk = &w->pk;
+    MDB_val kv = { pk->len, pk->p }, dv = { pk->len, pk->p };
+    if (c->index >= 0) {
+        int rc = edb__index_entry(c->t, &c->t->idx[c->index], rec, pk->p, pk->len, &w->pos);
+        if (rc < 0)
+            return rc;
+        kv.mv_size = rc == 1 ? 0 : w->pos.len;
+        kv.mv_data = w->pos.p;
     }
-    if (rc == 0) {
-        MDB_val kv = { k.len, k.p }, dv = { pk->len, pk->p };
-        rc = edb__cursor_set_on(c, &kv, &dv);
-        c->mc_valid = false;
-    }
-    edb__buf_free(&k);
+    int rc = edb__cursor_set_on(c, &kv, &dv);
+    c->mc_valid = false;
     return rc;
 }
 
@@ -723,6 +738,10 @@ edb_update_prepare(edb_cursor *c, unsigned mode)
     EDB_RET(edb__txn_enter(c->s, false, &txn));
     int rc = edb__cursor_bind(c, txn);
     if (rc == 0 && mode == EDB_PREP_INSERT) {
+        if (c->rec.cols == NULL && c->wp != NULL && c->wp->spare.cols != NULL) {
+            c->rec = c->wp->spare;          /* edb_update_cancel's: buffers reused */
+            c->wp->spare = (edb__rec){ 0 };
+        }
         rc = edb__rec_init(&c->rec, c->t);
     } else if (rc == 0) {
         if (edb__cursor_state(c) != POS_ON)
@@ -1187,7 +1206,7 @@ edb_update(edb_cursor *c)
     }
 err:
     if (ret >= 0) {
-        int prc = position_on(c, work, &w->pk);
+        int prc = position_on(c, w, work);
         edb_update_cancel(c);
         if (prc < 0)
             ret = prc;
