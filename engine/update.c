@@ -610,8 +610,8 @@ apply_record(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, b
              const edb__buf *oldpk, bool *wrote)
 {
     *wrote = false;
-    int rc = put(txn, &t->rec, &w->app[0], &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
-                 "write record");
+    int rc = put(txn, &t->rec, &w->app[0], &w->pk, w->raw.p, w->raw.len,
+                 w->pk_same ? 0 : MDB_NOOVERWRITE, "write record");
     if (rc == EDB_KEYDUP)
         return keydup(t, NULL);
     *wrote = true;
