@@ -1061,7 +1061,7 @@ note(edb_session *s, uint32_t kid, int64_t delta, bool erased)
 }
 
 int
-edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+edb__rows_add_slow(edb_session *s, uint32_t kid, int64_t delta)
 {
     return delta == 0 ? 0 : note(s, kid, delta, false);
 }

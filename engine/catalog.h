@@ -190,7 +190,9 @@ int edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn);
  * (its notes are then never written).  edb__rows_write changes the stored
  * count at once (index builds). */
 int edb__rows_get(uint64_t *out, struct edb_session *s, MDB_txn *txn, uint32_t kid);
-int edb__rows_add(struct edb_session *s, uint32_t kid, int64_t delta);
+/* edb__rows_add is inline (session.h: a note per insert and index); its
+ * general path: */
+int edb__rows_add_slow(struct edb_session *s, uint32_t kid, int64_t delta);
 int edb__rows_erased(struct edb_session *s, uint32_t kid);
 void edb__rows_level_end(struct edb_session *s, int level, bool commit);
 int edb__rows_flush(struct edb_session *s, MDB_txn *txn);

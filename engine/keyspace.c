@@ -30,15 +30,6 @@ prefixed(uint8_t *buf, const edb__ks *ks, const MDB_val *key, MDB_val *out)
 }
 
 int
-edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, unsigned flags)
-{
-    uint8_t buf[LMDB_KEY_MAX];
-    MDB_val k;
-    int rc = prefixed(buf, ks, key, &k);
-    return rc != 0 ? rc : edb__undo_put(txn, ks->dbi, &k, data, flags);
-}
-
-int
 edb__ks_del(MDB_txn *txn, const edb__ks *ks, const MDB_val *key)
 {
     uint8_t buf[LMDB_KEY_MAX];

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "undo.h"
+
 #define EDB__KS_PREFIX 4
 
 /* The names of the fixed databases (edb.catalog is catalog.c's). */
@@ -89,7 +91,40 @@ edb__ks_get(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data)
     MDB_val k = { key->mv_size + EDB__KS_PREFIX, buf };
     return mdb_get(txn, ks->dbi, &k, data);
 }
-int edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, unsigned flags);
+/* mdb_cursor_get(MDB_SET_RANGE) within the range: the first key >= @k
+ * (given and returned without the prefix; @k is left alone on failure),
+ * MDB_NOTFOUND past the range's end.  Inline: every seek's one positioning
+ * (edb__ks_cursor_get_slow does the same for its other callers). */
+static inline __attribute__((always_inline)) int
+edb__ks_set_range(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *d)
+{
+    uint8_t buf[511];
+    if (k->mv_size > sizeof buf - EDB__KS_PREFIX)
+        return MDB_BAD_VALSIZE;
+    memcpy(buf, ks->pfx, EDB__KS_PREFIX);
+    edb__ks_copy(buf + EDB__KS_PREFIX, k->mv_data, k->mv_size);
+    MDB_val pk = { k->mv_size + EDB__KS_PREFIX, buf };
+    int rc = mdb_cursor_get(mc, &pk, d, MDB_SET_RANGE);
+    if (rc != 0)
+        return rc;
+    if (pk.mv_size < EDB__KS_PREFIX || memcmp(pk.mv_data, ks->pfx, EDB__KS_PREFIX) != 0)
+        return MDB_NOTFOUND;
+    k->mv_data = (uint8_t *)pk.mv_data + EDB__KS_PREFIX;
+    k->mv_size = pk.mv_size - EDB__KS_PREFIX;
+    return 0;
+}
+/* put is inline too: every insert makes one per record and index entry. */
+static inline __attribute__((always_inline)) int
+edb__ks_put(MDB_txn *txn, const edb__ks *ks, const MDB_val *key, MDB_val *data, unsigned flags)
+{
+    uint8_t buf[511];
+    if (key->mv_size > sizeof buf - EDB__KS_PREFIX)
+        return MDB_BAD_VALSIZE;
+    memcpy(buf, ks->pfx, EDB__KS_PREFIX);
+    edb__ks_copy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
+    MDB_val k = { key->mv_size + EDB__KS_PREFIX, buf };
+    return edb__undo_put(txn, ks->dbi, &k, data, flags);
+}
 int edb__ks_del(MDB_txn *txn, const edb__ks *ks, const MDB_val *key);
 /* mdb_cursor_get within the range, for MDB_FIRST, MDB_LAST, MDB_NEXT,
  * MDB_PREV, MDB_SET_RANGE and MDB_GET_CURRENT; the key returned is without

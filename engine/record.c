@@ -363,7 +363,15 @@ set_default(edb__colval *v, const edb__column *c)
 int
 edb__rec_init(edb__rec *r, const edb__table *t)
 {
-    EDB_RET(rec_alloc(r, t));
+    if (r->cols == NULL || r->ncols != t->ncols || t->ncols == 0) {
+        EDB_RET(rec_alloc(r, t));
+    } else {
+        for (uint32_t i = 0; i < t->ncols; i++) {     /* as calloc'd, buffers kept */
+            r->cols[i].null = false;
+            r->cols[i].count = 0;
+            r->cols[i].area.len = 0;
+        }
+    }
     for (uint32_t i = 0; i < t->ncols; i++)
         EDB_RET(set_default(&r->cols[i], &t->cols[i]));
     return 0;

@@ -89,7 +89,9 @@ typedef struct edb__colview {
     bool sep;           /* area is a long-value reference (longval.h) */
 } edb__colview;
 
-/* Fresh record of table @t: every column NULL or its default. */
+/* Fresh record of table @t: every column NULL or its default.  A record
+ * that already has t's column count keeps its value buffers (an insert
+ * loop's prepared record, update.c); any other is freed and allocated. */
 int edb__rec_init(edb__rec *r, const edb__table *t);
 /* Decode an encoded record of @t into @r (copies). EDB_CORRUPT when malformed. */
 int edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len);

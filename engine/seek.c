@@ -274,7 +274,7 @@ set_range(edb_cursor *c, const void *key, size_t len, MDB_val *k, MDB_val *d)
     k->mv_data = (void *)key;
     if (len == 0)
         return mget(c, k, d, MDB_FIRST);
-    return mget(c, k, d, MDB_SET_RANGE);
+    return found(edb__ks_set_range(c->mc, &c->mc_ks, k, d));
 }
 
 /* First entry with L > K. */

@@ -177,4 +177,26 @@ void edb__env_put(edb_env *env);
 /* Abort every level of the session's transaction (used by end and env close). */
 void edb__txn_abort_all(edb_session *s);
 
+/* Note a row-count change of range @kid (catalog.h, "Row counts").  An
+ * insert loop adds to one of the last two notes (the table's and an
+ * index's), found here without a call; anything else is catalog.c's
+ * edb__rows_add_slow, which looks at the last few and appends.  Both merge
+ * into the newest note of the same id and level that is not an erasure. */
+int edb__rows_add_slow(edb_session *s, uint32_t kid, int64_t delta);
+static inline int
+edb__rows_add(edb_session *s, uint32_t kid, int64_t delta)
+{
+    if (delta == 0)
+        return 0;
+    size_t n = s->rows_npend;
+    for (size_t i = n; i > 0 && i + 2 > n; i--) {
+        struct edb__rows_delta *e = &s->rows_pend[i - 1];
+        if (e->kid == kid && e->depth == s->depth && !e->erased) {
+            e->delta += delta;
+            return 0;
+        }
+    }
+    return edb__rows_add_slow(s, kid, delta);
+}
+
 #endif

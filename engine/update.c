@@ -30,13 +30,16 @@
 #include "key.h"
 #include "longval.h"
 
+static void rec_keep(edb_cursor *c);
+
 void
 edb_update_cancel(edb_cursor *c)
 {
     if (c == NULL || c->prep == 0)
         return;
-    edb__lvw_free_all(&c->lvw);
-    edb__rec_free(&c->rec);
+    if (c->lvw != NULL)
+        edb__lvw_free_all(&c->lvw);
+    rec_keep(c);
     c->prep_pk.len = 0;
     c->prep_raw.len = 0;
     c->prep = 0;
@@ -80,7 +83,6 @@ static int
 entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const uint8_t *pk,
           size_t pklen, edb__buf *key, int mvseg, const void *mv, size_t mvsize)
 {
-    uint8_t buf[EDB_MAX_KEY_SIZE];
     size_t len = 0;
     bool all_null = true, any_null = false;
     if (x->cond_col != 0) {
@@ -91,6 +93,11 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
         if (null != x->cond_null)
             return 1;
     }
+    /* the key is encoded in place (its bytes are undefined after a return
+     * other than 0), with room for the primary key behind it */
+    if (key->cap < EDB__LMDB_KEY_MAX)
+        EDB_RET(edb__buf_reserve(key, EDB__LMDB_KEY_MAX));
+    uint8_t *buf = key->p;
     for (unsigned i = 0; i < x->nseg; i++) {
         edb_colid col = x->seg[i].col;
         const edb__colval *v = col <= rec->ncols ? &rec->cols[col - 1] : NULL;
@@ -116,9 +123,13 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
                             t->name, x->name, def->collation, def->name,
                             why ? why : "this ICU cannot open it");
         }
-        int rc = edb__key_append_coll(buf, sizeof buf, &len, def->type, def->coll,
-                                      null ? NULL : data, null ? 0 : size,
-                                      edb__key_mode(x->seg[i].desc, x->flags));
+        /* no collation: key.c's codec without the collation wrapper's frame */
+        unsigned mode = edb__key_mode(x->seg[i].desc, x->flags);
+        int rc = def->coll == NULL
+                     ? edb__key_append(buf, EDB_MAX_KEY_SIZE, &len, def->type, null ? NULL : data,
+                                       null ? 0 : size, mode)
+                     : edb__key_append_coll(buf, EDB_MAX_KEY_SIZE, &len, def->type, def->coll,
+                                            null ? NULL : data, null ? 0 : size, mode);
         if (rc == EDB_TOOBIG)
             return edb__err(EDB_TOOBIG, "table '%s': key of index '%s' is over %d bytes", t->name,
                             x->name, EDB_MAX_KEY_SIZE);
@@ -129,13 +140,14 @@ entry_one(const edb__table *t, const edb__index *x, const edb__rec *rec, const u
     if (!(x->flags & EDB_IDX_PRIMARY) && ((all_null && (x->flags & EDB_IDX_IGNORE_NULL)) ||
                                           (any_null && (x->flags & EDB_IDX_IGNORE_ANY_NULL))))
         return 1;
-    EDB_RET(edb__buf_set(key, buf, len));
     if (pk != NULL && !(x->flags & EDB_IDX_UNIQUE)) {
         if (len + pklen > EDB__LMDB_KEY_MAX)
             return edb__err(EDB_TOOBIG, "table '%s': entry of index '%s' (key and primary key) "
                             "is over %d bytes", t->name, x->name, EDB__LMDB_KEY_MAX);
-        EDB_RET(edb__buf_add(key, pk, pklen));
+        edb__ks_copy(buf + len, pk, pklen);
+        len += pklen;
     }
+    key->len = len;
     return 0;
 }
 
@@ -298,6 +310,12 @@ edb__index_entry(const edb__table *t, const edb__index *x, const edb__rec *rec,
  * failed (edb__txn_fail): it can only be rolled back.
  */
 
+/* put()'s MDB_APPEND back-off for one target (records or one index). */
+typedef struct edb__append_hint {
+    uint8_t skip;       /* puts left to make without trying MDB_APPEND */
+    uint8_t miss;       /* tries missed in a row (capped at 6) */
+} edb__append_hint;
+
 /* Entry state per secondary index. */
 enum { ENT_NONE = 0, ENT_PUT = 1, ENT_MULTI = 2 };  /* MULTI: the entry sets oe / ne */
 
@@ -308,6 +326,11 @@ typedef struct edb__wplan {
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
     edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
+    /* MDB_APPEND hints per put target (0: the records, i + 1: index i),
+     * kept across updates: put() tries MDB_APPEND only when skip is 0. */
+    edb__append_hint app[EDB_MAX_INDEXES + 2];
+    edb__buf pos;                               /* position_on's entry key */
+    edb__rec spare;                             /* a cancelled record's buffers */
 } edb__wplan;
 
 void
@@ -317,6 +340,8 @@ edb__wplan_free(edb__wplan *w)
         return;
     edb__buf_free(&w->raw);
     edb__buf_free(&w->pk);
+    edb__buf_free(&w->pos);
+    edb__rec_free(&w->spare);
     for (unsigned i = 0; i <= EDB_MAX_INDEXES; i++) {
         edb__buf_free(&w->ok[i]);
         edb__buf_free(&w->nk[i]);
@@ -324,6 +349,19 @@ edb__wplan_free(edb__wplan *w)
         edb__entries_free(&w->ne[i]);
     }
     free(w);
+}
+
+/* Empty the cursor's record; its buffers wait in the write plan for the
+ * next insert's prepare (edb__rec_init reuses them). */
+static void
+rec_keep(edb_cursor *c)
+{
+    if (c->wp != NULL && c->wp->spare.cols == NULL) {
+        c->wp->spare = c->rec;
+        c->rec = (edb__rec){ 0 };
+    } else {
+        edb__rec_free(&c->rec);
+    }
 }
 
 /* The cursor's plan buffers (kept between updates: no allocation per row). */
@@ -365,17 +403,35 @@ exists(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, MDB_val *data, const 
     return 1;
 }
 
+/* Put @k with @flags, first trying MDB_APPEND when hint @h allows it
+ * (sequential loads fill their pages).  An MDB_APPEND put answers KEYEXIST
+ * when the key is not past the database's last one (and inside a nested
+ * level when it exists, undo.c); the put is then made with the caller's
+ * flags.  A failed try costs a second descent of the tree (about 1,100
+ * instructions), so after a miss the next 1, 3, 7, ... 63 puts through the
+ * hint go without a try, and a hit resets it: a random-order load tries
+ * once in 64 rows, a sequential one every row.  Only page fill depends on
+ * the hint, never what is stored. */
 static int
-put(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const void *d, size_t dlen, unsigned flags,
-    const char *what)
+put(MDB_txn *txn, const edb__ks *ks, edb__append_hint *h, const edb__buf *k, const void *d,
+    size_t dlen, unsigned flags, const char *what)
 {
     MDB_val key = { k->len, k->p }, data = { dlen, (void *)d };
-    /* MDB_APPEND first (sequential loads fill their pages); KEYEXIST when
-     * the key is not past the last one, and inside a nested level when it
-     * exists (undo.c), then the caller's flags */
-    int rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
-    if (edb__mdb_is_keyexist(rc))
+    int rc;
+    if (h->skip > 0) {
+        h->skip--;
         rc = edb__ks_put(txn, ks, &key, &data, flags);
+    } else {
+        rc = edb__ks_put(txn, ks, &key, &data, MDB_APPEND);
+        if (edb__mdb_is_keyexist(rc)) {
+            if (h->miss < 6)
+                h->miss++;
+            h->skip = (uint8_t)((1u << h->miss) - 1);
+            rc = edb__ks_put(txn, ks, &key, &data, flags);
+        } else {
+            h->miss = 0;
+        }
+    }
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
@@ -450,7 +506,7 @@ plan_multi(edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i, const e
 /* apply_record for multi-entry index @i: delete the old entries that go,
  * put the new ones that come. */
 static int
-apply_multi(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i)
+apply_multi(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, uint32_t i)
 {
     const edb__index *x = &t->idx[i];
     int64_t delta = 0;
@@ -467,7 +523,7 @@ apply_multi(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table 
         if (ent_kept(w, i, k, false))
             continue;
         edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
-        int rc = put(txn, &x->ks, &kb, w->pk.p, w->pk.len,
+        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, w->pk.len,
                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -553,12 +609,12 @@ plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *ol
  * written (the caller marks it failed).  *wrote tells which.
  */
 static int
-apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
+apply_record(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, bool replace,
              const edb__buf *oldpk, bool *wrote)
 {
     *wrote = false;
-    int rc = put(txn, &t->rec, &w->pk, w->raw.p, w->raw.len, w->pk_same ? 0 : MDB_NOOVERWRITE,
-                 "write record");
+    int rc = put(txn, &t->rec, &w->app[0], &w->pk, w->raw.p, w->raw.len,
+                 w->pk_same ? 0 : MDB_NOOVERWRITE, "write record");
     if (rc == EDB_KEYDUP)
         return keydup(t, NULL);
     *wrote = true;
@@ -579,7 +635,7 @@ apply_record(edb_session *s, const edb__wplan *w, MDB_txn *txn, const edb__table
             EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, &x->ks, &w->nk[i], w->pk.p, w->pk.len,
+        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, w->pk.len,
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -641,27 +697,22 @@ edb__update_rec_fit(edb_cursor *c)
     return rec_fit(&c->rec, c->t);
 }
 
-/* Put the cursor on the record with primary key @pk and values @rec. */
+/* Put the cursor on the record with primary key w->pk and values @rec (a
+ * secondary index's entry key is made in w->pos, kept for the next time). */
 static int
-position_on(edb_cursor *c, const edb__rec *rec, const edb__buf *pk)
+position_on(edb_cursor *c, edb__wplan *w, const edb__rec *rec)
 {
-    edb__buf k = { 0 };
-    int rc = 0;
-    if (c->index < 0) {
-        rc = edb__buf_set(&k, pk->p, pk->len);
-    } else {
-        rc = edb__index_entry(c->t, &c->t->idx[c->index], rec, pk->p, pk->len, &k);
-        if (rc == 1) {
-            k.len = 0;
-            rc = 0;
-        }
+    const edb__buf *pk = &w->pk;
+    MDB_val kv = { pk->len, pk->p }, dv = { pk->len, pk->p };
+    if (c->index >= 0) {
+        int rc = edb__index_entry(c->t, &c->t->idx[c->index], rec, pk->p, pk->len, &w->pos);
+        if (rc < 0)
+            return rc;
+        kv.mv_size = rc == 1 ? 0 : w->pos.len;
+        kv.mv_data = w->pos.p;
     }
-    if (rc == 0) {
-        MDB_val kv = { k.len, k.p }, dv = { pk->len, pk->p };
-        rc = edb__cursor_set_on(c, &kv, &dv);
-        c->mc_valid = false;
-    }
-    edb__buf_free(&k);
+    int rc = edb__cursor_set_on(c, &kv, &dv);
+    c->mc_valid = false;
     return rc;
 }
 
@@ -690,6 +741,10 @@ edb_update_prepare(edb_cursor *c, unsigned mode)
     EDB_RET(edb__txn_enter(c->s, false, &txn));
     int rc = edb__cursor_bind(c, txn);
     if (rc == 0 && mode == EDB_PREP_INSERT) {
+        if (c->rec.cols == NULL && c->wp != NULL && c->wp->spare.cols != NULL) {
+            c->rec = c->wp->spare;          /* edb_update_cancel's: buffers reused */
+            c->wp->spare = (edb__rec){ 0 };
+        }
         rc = edb__rec_init(&c->rec, c->t);
     } else if (rc == 0) {
         if (edb__cursor_state(c) != POS_ON)
@@ -738,7 +793,7 @@ mv_dup(const edb_cursor *c, const edb__column *def)
 
 /* Everything edb_column_set checks before it changes the prepared record
  * (resolves *col in place).  @fn names the caller in messages. */
-static int
+static inline __attribute__((always_inline)) int
 column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, unsigned flags,
                  const char *fn)
 {
@@ -749,8 +804,13 @@ column_set_check(edb_cursor *c, edb_colid *colp, const void *data, size_t size, 
         return edb__err(EDB_NOUPDATE, "%s: no update is prepared on '%s'", fn, c->tname);
     if (flags & ~(EDB_SET_APPEND | EDB_SET_AUTOINC_VALUE | EDB_SET_UNIQUE))
         return edb__err(EDB_INVAL, "%s: unknown flags 0x%x", fn, flags);
-    EDB_RET(edb__colid_resolve(colp, c->t));
-    EDB_RET(rec_fit(&c->rec, c->t));
+    uint32_t pos = edb__colid_pos(c->t, *colp);     /* inline: every set's check */
+    if (pos != 0)
+        *colp = pos;
+    else
+        EDB_RET(edb__colid_resolve(colp, c->t));
+    if (c->rec.ncols < c->t->ncols)
+        EDB_RET(rec_fit(&c->rec, c->t));
     const edb__column *def = &c->t->cols[*colp - 1];
     if ((flags & EDB_SET_APPEND) && !(def->flags & EDB_COL_MULTIVALUED))
         return edb__err(EDB_INVAL, "table '%s': column '%s': APPEND on a single-valued column",
@@ -1149,7 +1209,7 @@ edb_update(edb_cursor *c)
     }
 err:
     if (ret >= 0) {
-        int prc = position_on(c, work, &w->pk);
+        int prc = position_on(c, w, work);
         edb_update_cancel(c);
         if (prc < 0)
             ret = prc;
