@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cursor.h"
 #include "error.h"
@@ -64,6 +65,7 @@ drop_mc(edb_cursor *c)
         mdb_cursor_close(c->mc);
     c->mc = NULL;
     c->mc_valid = false;
+    c->pg = NULL;
     c->bound_id = 0;
 }
 
@@ -76,6 +78,42 @@ edb__session_zombie_cursors(edb_session *s)
         c->pos = POS_NONE;
         c->rv_ok = false;
     }
+}
+
+void
+edb__cursor_page_note(edb_cursor *c, const MDB_val *k)
+{
+    c->pg = NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && UINTPTR_MAX == UINT64_MAX
+    /* The map starts on an OS page boundary: when LMDB's pages are OS pages
+     * (always, unless the file was made where pages differ), the page of a
+     * node is its address rounded down.  The page must be a leaf whose
+     * pointer array holds the node. */
+    uint32_t psize = c->s->env->page_size;
+    long os = sysconf(_SC_PAGESIZE);
+    if (os <= 0 || (unsigned long)os != psize || psize < 512 || (psize & (psize - 1)) != 0)
+        return;
+    uintptr_t node = (uintptr_t)k->mv_data - EDB__KS_PREFIX - EDB__NODE_SIZE;
+    const uint8_t *pg = (const uint8_t *)(node & ~(uintptr_t)(psize - 1));
+    unsigned kinds = EDB__PAGE_F_BRANCH | EDB__PAGE_F_LEAF | EDB__PAGE_F_OVERFLOW |
+                     EDB__PAGE_F_META | EDB__PAGE_F_LEAF2 | EDB__PAGE_F_SUBP;
+    uint32_t lower = edb__lmdb_rd16(pg + EDB__PAGE_OFF_LOWER);
+    if ((edb__lmdb_rd16(pg + EDB__PAGE_OFF_FLAGS) & kinds) != EDB__PAGE_F_LEAF ||
+        lower < EDB__PAGE_HDR || lower > psize)
+        return;
+    uint32_t off = (uint32_t)(node - (uintptr_t)pg), n = (lower - EDB__PAGE_HDR) / 2;
+    for (uint32_t i = 0; i < n; i++) {
+        if (edb__lmdb_rd16(pg + EDB__PAGE_HDR + 2 * (size_t)i) == off) {
+            c->pg = pg;
+            c->pg_idx = i;
+            c->pg_psize = psize;
+            c->pg_txn_id = edb__txn_id(c->s);
+            return;
+        }
+    }
+#else
+    (void)k;
+#endif
 }
 
 const edb__ks *
@@ -191,6 +229,7 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
             edb__counter_adopt(s->env, t->kid, t->created);
         edb__table_free(c->t);
         c->t = t;
+        c->cc_col = 0;      /* the column cache resolved against the old table */
         c->t_ident = t->created;
         c->index = index;
         c->bind_txn_id = id;
@@ -508,18 +547,11 @@ leave_after_read(edb_cursor *c, MDB_txn *txn, int rc)
     return txn == NULL ? rc : edb__txn_leave(c->s, rc);
 }
 
-/* Copy value @itag of column @col (view @v) out as edb_column_get does;
- * returns 0 or a warning. */
+/* Copy the @n bytes at @data out as edb_column_get does: *actual = n, at
+ * most @size bytes, EDB_WRN_TRUNCATED when they do not fit. */
 static inline int
-copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
-           size_t *actual, unsigned itag)
+copy_out(const uint8_t *data, size_t n, void *buf, size_t size, size_t *actual)
 {
-    const uint8_t *data = v->area;
-    size_t n = v->len;
-    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
-    if ((multi || v->null || itag > 1) &&
-        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
-        return EDB_WRN_NULL;
     int rc = 0;
     if (actual != NULL)
         *actual = n;
@@ -541,6 +573,21 @@ copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf,
         memcpy(buf, data, n);
     }
     return rc;
+}
+
+/* Copy value @itag of column @col (view @v) out as edb_column_get does;
+ * returns 0 or a warning. */
+static inline int
+copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
+           size_t *actual, unsigned itag)
+{
+    const uint8_t *data = v->area;
+    size_t n = v->len;
+    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
+    if ((multi || v->null || itag > 1) &&
+        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
+        return EDB_WRN_NULL;
+    return copy_out(data, n, buf, size, actual);
 }
 
 /* Copy bytes from @offset of a long value (view @v, longval.c) as
@@ -577,8 +624,10 @@ column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *ac
     return rc;
 }
 
-int
-edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+/* edb_column_get after its leanest path (arguments not checked yet). */
+static __attribute__((noinline)) int
+column_get_general(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual,
+                   unsigned itag)
 {
     if (actual != NULL)
         *actual = 0;
@@ -596,6 +645,10 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
     if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
         c->pos == POS_ON && (pos = edb__colid_pos(c->t, col)) != 0) {
+        if (!(c->t->cols[pos - 1].flags & EDB_COL_MULTIVALUED)) {
+            c->cc_col = col;        /* the leanest path's next time (cursor.h) */
+            c->cc_pos = pos;
+        }
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;
@@ -607,6 +660,56 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         }
     }
     return column_get_slow(c, col, buf, size, actual, itag);
+}
+
+/* The value of single-valued column c->cc_pos in the cached record when it
+ * is a version 1 record holding the column non-NULL; false otherwise (then
+ * the general path decides).  The checks are edb__rec_parse's and
+ * edb__rec_hdr_view's for that case: the header fits, the last end offset is
+ * the data size, the column's two offsets are ordered and inside. */
+static inline bool
+lean_view(const edb_cursor *c, const uint8_t **data, size_t *n)
+{
+    const uint8_t *p = c->rv.mv_data;
+    size_t len = c->rv.mv_size;
+    if (len < 4 || p[0] != EDB__RECORD_VERSION)
+        return false;
+    uint32_t cn = (uint32_t)p[2] | (uint32_t)p[3] << 8, i = c->cc_pos - 1;
+    if (c->cc_pos > cn || cn > c->t->ncols)
+        return false;
+    size_t b = (cn + 7) / 8, hdr = 4 + b + 4 * (size_t)cn;
+    if (hdr > len || ((p[4 + i / 8] >> (i % 8)) & 1))    /* the header fits; not NULL */
+        return false;
+    const uint8_t *offs = p + 4 + b;
+    size_t dlen = len - hdr;
+    uint32_t end = edb__rd32le(offs + 4 * (size_t)i);
+    uint32_t start = i == 0 ? 0 : edb__rd32le(offs + 4 * (size_t)i - 4);
+    if (edb__rd32le(offs + 4 * (size_t)(cn - 1)) != dlen || end < start || end > dlen)
+        return false;
+    *data = p + hdr + start;
+    *n = end - start;
+    return true;
+}
+
+int
+edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    /* The leanest path (cursor.h, "Fast paths"): the fast path's state, the
+     * column resolved before, its first value. */
+    if (c != NULL && col == c->cc_col && col != 0 && itag <= 1 && (buf != NULL || size == 0)) {
+        const edb_session *s = c->s;
+        const uint8_t *data;
+        size_t n;
+        if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok &&
+            c->rv_txn_id == s->cur_id && c->rv_write_seq == s->write_seq &&
+            c->bind_schema_seq == s->schema_seq && c->pos == POS_ON && lean_view(c, &data, &n)) {
+            int rc = copy_out(data, n, buf, size, actual);
+            if (rc == 0)
+                edb__err_clear();
+            return rc;
+        }
+    }
+    return column_get_general(c, col, buf, size, actual, itag);
 }
 
 int

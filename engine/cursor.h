@@ -42,6 +42,13 @@
  * code when, in an explicit transaction, the inline part of edb__cursor_bind
  * would return at once and the position (and for a read the record cache) is
  * valid; they do exactly what the general path would in that state.
+ * edb_column_get's leanest path also needs the column id to be cc_col, the
+ * last single-valued column it resolved against c->t (edb__colid_pos: the
+ * resolution depends on nothing but c->t, which only bind replaces, and bind
+ * clears cc_col), and a version 1 record that holds the column: it then
+ * decodes only the record's column count, the last end offset and the two
+ * offsets around the column (the checks edb__rec_parse and
+ * edb__rec_hdr_view make), without filling rv_hdr.
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
@@ -51,6 +58,8 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "keyspace.h"
+#include "lmdb_layout.h"
 #include "record.h"
 #include "session.h"
 
@@ -95,6 +104,15 @@ struct edb_cursor {
     unsigned range_flags;
     edb__buf range_key;
 
+    edb_colid cc_col;                   /* column cache: a single-valued column id the fast
+                                           path of edb_column_get resolved (0: none) ... */
+    uint32_t cc_pos;                    /* ... to this position in c->t; cleared whenever
+                                           c->t changes (bind), see "Fast paths" */
+    const uint8_t *pg;                  /* page walk (see above): the leaf page of the
+                                           current entry, NULL: none */
+    uint32_t pg_idx;                    /* the entry's node index in pg */
+    uint32_t pg_psize;                  /* the page size (the map is aligned to it) */
+    uint64_t pg_txn_id;                 /* the read-only txn pg belongs to */
     bool rv_ok, rv_hdr_ok;              /* record cache, see above */
     uint64_t rv_txn_id, rv_write_seq;
     MDB_val rv;
@@ -147,10 +165,29 @@ const edb__ks *edb__cursor_ks(const edb_cursor *c);
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
 /* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
  * empties the record cache. */
-static inline int
+static inline __attribute__((always_inline)) int
 edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
     const MDB_val *pk = c->index < 0 ? k : d;
+    size_t n = k->mv_size;
+    if (c->index < 0 && n >= 8 && n <= 16 && n <= c->anchor.cap && n <= c->pk.cap) {
+        /* a primary entry of an integer or GUID key: the key is the primary
+         * key, loaded once for both copies (edb__buf_set's word copies) */
+        const uint8_t *src = k->mv_data;
+        uint64_t w0, w1;
+        memcpy(&w0, src, 8);
+        memcpy(&w1, src + n - 8, 8);
+        memcpy(c->anchor.p, &w0, 8);
+        memcpy(c->anchor.p + n - 8, &w1, 8);
+        memcpy(c->pk.p, &w0, 8);
+        memcpy(c->pk.p + n - 8, &w1, 8);
+        c->anchor.len = c->pk.len = n;
+        c->pos = POS_ON;
+        c->mc_valid = true;
+        c->rv_ok = false;
+        c->pg = NULL;
+        return 0;
+    }
     int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
     if (rc == 0)
         rc = edb__buf_set(&c->pk, pk->mv_data, pk->mv_size);
@@ -159,7 +196,48 @@ edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
     c->pos = POS_ON;
     c->mc_valid = true;
     c->rv_ok = false;
+    c->pg = NULL;
     return 0;
+}
+
+/* Start the page walk at the current entry, whose key @k (without its id
+ * prefix) LMDB's cursor just returned in the read-only txn the cursor is
+ * bound to (cursor.c; nothing when the page cannot be told). */
+void edb__cursor_page_note(edb_cursor *c, const MDB_val *k);
+
+/* The page walk's step: the entry next to the current one (@dir 1: NEXT, -1:
+ * PREV) when it lies in the same leaf page, read from the page as LMDB's
+ * mdb_cursor_next/prev would return it; the node's index goes to *@idx.
+ * False when LMDB must be asked: the page ends, the node is not a plain
+ * key/data pair (F_BIGDATA, F_SUBDATA, F_DUPDATA), the key is outside the
+ * cursor's range (no id prefix), or the page's numbers are not sane (a
+ * damaged page is LMDB's to report). */
+static inline bool
+edb__cursor_page_step(const edb_cursor *c, int dir, MDB_val *k, MDB_val *d, uint32_t *idx)
+{
+    const uint8_t *pg = c->pg;
+    uint32_t psize = c->pg_psize;
+    uint32_t lower = edb__lmdb_rd16(pg + EDB__PAGE_OFF_LOWER);
+    uint32_t i = c->pg_idx + (uint32_t)dir;     /* 0 - 1 wraps past any count */
+    if (lower < EDB__PAGE_HDR || lower > psize || i >= (lower - EDB__PAGE_HDR) / 2)
+        return false;
+    uint32_t off = edb__lmdb_rd16(pg + EDB__PAGE_HDR + 2 * (size_t)i);
+    if (off < lower || off > psize - EDB__NODE_SIZE)
+        return false;
+    const uint8_t *node = pg + off;
+    uint32_t ks = edb__lmdb_rd16(node + EDB__NODE_OFF_KSIZE);
+    uint32_t ds = edb__lmdb_rd16(node + EDB__NODE_OFF_LO) |
+                  (uint32_t)edb__lmdb_rd16(node + EDB__NODE_OFF_HI) << 16;
+    if (edb__lmdb_rd16(node + EDB__NODE_OFF_FLAGS) != 0 || ks < EDB__KS_PREFIX ||
+        (size_t)ks + ds > psize - EDB__NODE_SIZE - off ||
+        memcmp(node + EDB__NODE_SIZE, c->mc_ks.pfx, EDB__KS_PREFIX) != 0)
+        return false;
+    k->mv_data = (void *)(node + EDB__NODE_SIZE + EDB__KS_PREFIX);
+    k->mv_size = ks - EDB__KS_PREFIX;
+    d->mv_data = (void *)(node + EDB__NODE_SIZE + ks);
+    d->mv_size = ds;
+    *idx = i;
+    return true;
 }
 
 /* The position state (one of the POS_* above). */
