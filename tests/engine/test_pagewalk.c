@@ -1,0 +1,396 @@
+/* The page walk (cursor.h): in a read-only transaction, NEXT and PREV read
+ * the neighbouring node of the current leaf page themselves.  Every test
+ * walks whole tables in a read-only transaction (page walk) and in a write
+ * transaction (LMDB's cursor only, never the walk) and requires the same
+ * entries with the same values, for several data shapes; others mix the walk
+ * with PREV, seeks, bookmarks, updates and a cursor kept across
+ * transactions. */
+#include "config.h"
+
+#include "cursor.h"
+#include "helpers.h"
+
+static char *tdir;
+static edb_env *env;
+static edb_session *s;
+static edb_cursor *c;
+
+enum { COL_ID = 1, COL_A = 2, COL_B = 3 };
+#define B_MAX 12000
+
+static void
+setup(void)
+{
+    tdir = make_tmpdir();
+    env = open_env(tdir, 0);
+    OK(edb_session_begin(&s, env));
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT64, EDB_COL_NOTNULL, 0, NULL, 0 },
+        { "a", EDB_COL_INT32, 0, 0, NULL, 0 },
+        { "b", EDB_COL_BINARY, 0, 0, NULL, 0 },
+    };
+    edb_index_def idx[] = {
+        { "pk", "+id\0", EDB_IDX_PRIMARY },
+        { "by_a", "+a\0", 0 },
+    };
+    edb_table_def def = { "t", cols, 3, idx, 2 };
+    /* neighbours in both directions: tables made before and after t (their
+     * ids, so their records and index entries, sort around t's) with rows */
+    edb_table_def before = { "p", cols, 3, idx, 2 }, after = { "u", cols, 3, idx, 2 };
+    OK(edb_table_create(s, &before));
+    OK(edb_table_create(s, &def));
+    OK(edb_table_create(s, &after));
+    const char *nb[] = { "p", "u" };
+    for (int t = 0; t < 2; t++) {
+        OK(edb_cursor_open(&c, s, nb[t]));
+        OK(edb_txn_begin(s, 0));
+        for (int64_t id = 1; id <= 50; id++) {
+            int32_t a = (int32_t)(id % 3);
+            OK(edb_update_prepare(c, EDB_PREP_INSERT));
+            OK(edb_column_set(c, COL_ID, &id, 8, 0));
+            OK(edb_column_set(c, COL_A, &a, 4, 0));
+            OK(edb_update(c));
+        }
+        OK(edb_txn_commit(s));
+        edb_cursor_close(c);
+    }
+    OK(edb_cursor_open(&c, s, "t"));
+}
+
+static void
+teardown(void)
+{
+    edb_cursor_close(c);
+    edb_session_end(s);
+    edb_env_close(env);
+    rm_tree(tdir);
+    free(tdir);
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t
+next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* b's bytes for row id: deterministic, n of them */
+static void
+fill_b(uint8_t *b, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(id * 31 + (int64_t)i * 7);
+}
+
+/* Insert rows 1..n; b's size from @size(id); a = id % 7 (duplicates in
+ * by_a), NULL for every 11th row. */
+static void
+load(unsigned n, size_t (*size)(int64_t))
+{
+    static uint8_t b[B_MAX];
+    OK(edb_txn_begin(s, 0));
+    for (int64_t id = 1; id <= (int64_t)n; id++) {
+        int32_t a = (int32_t)(id % 7);
+        size_t bn = size(id);
+        fill_b(b, bn, id);
+        OK(edb_update_prepare(c, EDB_PREP_INSERT));
+        OK(edb_column_set(c, COL_ID, &id, 8, 0));
+        OK(edb_column_set(c, COL_A, id % 11 == 0 ? NULL : &a, id % 11 == 0 ? 0 : 4, 0));
+        OK(edb_column_set(c, COL_B, b, bn, 0));
+        OK(edb_update(c));
+    }
+    OK(edb_txn_commit(s));
+}
+
+typedef struct row {
+    int64_t id;
+    int32_t a;
+    int a_rc;
+    size_t bn;
+    uint64_t bsum;
+    uint8_t bm[32];
+    size_t bmn;
+} row;
+
+static uint64_t
+sum_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Walk the whole index (@index NULL: primary) forward (@dir 1) or backward in
+ * a read-only (@ro) or write transaction; every row read into @out (at most
+ * @cap); returns the number of rows.  @walked: how many moves left the LMDB
+ * cursor behind (the page walk stepped). */
+static size_t
+walk(const char *index, int dir, bool ro, row *out, size_t cap, size_t *walked)
+{
+    static uint8_t b[B_MAX];
+    OK(edb_txn_begin(s, ro ? EDB_TXN_READONLY : 0));
+    OK(edb_cursor_set_index(c, index));
+    size_t n = 0, w = 0;
+    int rc = edb_cursor_move(c, dir > 0 ? EDB_MOVE_FIRST : EDB_MOVE_LAST);
+    while (rc == 0) {
+        cr_assert_lt(n, cap);
+        row *r = &out[n++];
+        size_t actual;
+        OK(edb_column_get(c, COL_ID, &r->id, 8, &actual, 0));
+        cr_assert_eq(actual, 8);
+        r->a = 0;
+        r->a_rc = edb_column_get(c, COL_A, &r->a, 4, &actual, 0);
+        cr_assert(r->a_rc == 0 || r->a_rc == EDB_WRN_NULL, "a: %d", r->a_rc);
+        int brc = edb_column_get(c, COL_B, b, sizeof b, &r->bn, 0);
+        cr_assert_eq(brc, 0, "b: %d %s", brc, edb_error_last());
+        r->bsum = sum_bytes(b, r->bn);
+        OK(edb_bookmark_get(c, r->bm, sizeof r->bm, &r->bmn));
+        rc = edb_cursor_move(c, dir > 0 ? EDB_MOVE_NEXT : EDB_MOVE_PREV);
+        if (rc == 0 && !c->mc_valid)
+            w++;
+        if (!ro)
+            cr_assert_null(c->pg, "a write transaction walked a page");
+    }
+    cr_assert_eq(rc, EDB_NOTFOUND, "move: %d %s", rc, edb_error_last());
+    OK(edb_txn_commit(s));
+    if (walked != NULL)
+        *walked = w;
+    return n;
+}
+
+/* The read-only walk equals LMDB's in both directions, on the primary and on
+ * by_a; returns the primary's row count.  @need_walk: the page walk must have
+ * stepped (shapes with several entries a page). */
+static size_t
+check_equal(size_t cap, bool need_walk)
+{
+    row *x = calloc(cap, sizeof *x), *y = calloc(cap, sizeof *y);
+    cr_assert(x != NULL && y != NULL);
+    size_t total = 0;
+    const char *idx[] = { NULL, "by_a" };
+    for (int i = 0; i < 2; i++) {
+        for (int dir = -1; dir <= 1; dir += 2) {
+            size_t walked = 0;
+            size_t n = walk(idx[i], dir, true, x, cap, &walked);
+            size_t m = walk(idx[i], dir, false, y, cap, NULL);
+            cr_assert_eq(n, m, "index %s dir %d: %zu rows read-only, %zu in a write txn",
+                         idx[i] ? idx[i] : "primary", dir, n, m);
+            for (size_t j = 0; j < n; j++) {
+                cr_assert_eq(x[j].id, y[j].id, "row %zu: id %lld / %lld", j, (long long)x[j].id,
+                             (long long)y[j].id);
+                cr_assert_eq(x[j].a_rc, y[j].a_rc);
+                cr_assert_eq(x[j].a, y[j].a);
+                cr_assert_eq(x[j].bn, y[j].bn);
+                cr_assert_eq(x[j].bsum, y[j].bsum);
+                cr_assert_eq(x[j].bmn, y[j].bmn);
+                cr_assert_eq(memcmp(x[j].bm, y[j].bm, x[j].bmn), 0);
+            }
+            if (need_walk)
+                cr_assert_gt(walked, n / 4, "index %s dir %d: the page walk made %zu of %zu moves",
+                             idx[i] ? idx[i] : "primary", dir, walked, n);
+            if (i == 0)
+                total = n;
+        }
+    }
+    /* the rows themselves: b as loaded */
+    static uint8_t b[B_MAX];
+    size_t n = walk(NULL, 1, true, x, cap, NULL);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert(j == 0 || x[j].id > x[j - 1].id);
+        fill_b(b, x[j].bn, x[j].id);
+        cr_assert_eq(x[j].bsum, sum_bytes(b, x[j].bn), "row %lld: b differs", (long long)x[j].id);
+    }
+    free(x);
+    free(y);
+    return total;
+}
+
+static size_t size_small(int64_t id) { return (size_t)(id % 17); }
+static size_t size_near_page(int64_t id) { return 1500 + (size_t)(id % 5) * 100; }
+static size_t size_overflow(int64_t id) { return 3000 + (size_t)(id % 4) * 2500; }
+static size_t
+size_mixed(int64_t id)
+{
+    uint64_t r = (uint64_t)id * 2654435761u % 100;
+    return r < 70 ? (size_t)(r % 40) : r < 90 ? 1800 : 5000;
+}
+
+Test(pagewalk, small_rows_many_pages, .init = setup, .fini = teardown, .timeout = 120)
+{
+    unsigned n = test_scaled_min(4000, 400);
+    load(n, size_small);
+    cr_assert_eq(check_equal(n + 1, true), n);
+}
+
+Test(pagewalk, rows_near_a_page, .init = setup, .fini = teardown, .timeout = 120)
+{
+    unsigned n = test_scaled_min(600, 60);
+    load(n, size_near_page);
+    cr_assert_eq(check_equal(n + 1, false), n);
+}
+
+Test(pagewalk, overflow_values, .init = setup, .fini = teardown, .timeout = 120)
+{
+    unsigned n = test_scaled_min(400, 40);
+    load(n, size_overflow);
+    cr_assert_eq(check_equal(n + 1, false), n);
+}
+
+Test(pagewalk, mixed_shapes, .init = setup, .fini = teardown, .timeout = 120)
+{
+    unsigned n = test_scaled_min(2000, 200);
+    load(n, size_mixed);
+    cr_assert_eq(check_equal(n + 1, true), n);
+}
+
+Test(pagewalk, after_heavy_deletes, .init = setup, .fini = teardown, .timeout = 120)
+{
+    unsigned n = test_scaled_min(4000, 400);
+    load(n, size_mixed);
+    /* delete about 70 % at random, in a few transactions */
+    unsigned left = n;
+    for (int round = 0; round < 3; round++) {
+        OK(edb_txn_begin(s, 0));
+        OK(edb_cursor_set_index(c, NULL));
+        int rc = edb_cursor_move(c, EDB_MOVE_FIRST);
+        while (rc == 0) {
+            if (next_rand() % 10 < 4) {
+                OK(edb_record_delete(c));
+                left--;
+            }
+            rc = edb_cursor_move(c, EDB_MOVE_NEXT);
+        }
+        cr_assert_eq(rc, EDB_NOTFOUND);
+        OK(edb_txn_commit(s));
+    }
+    cr_assert_eq(check_equal(n + 1, false), left);
+}
+
+static int64_t
+cur_id(void)
+{
+    int64_t id = 0;
+    OK(edb_column_get(c, COL_ID, &id, 8, NULL, 0));
+    return id;
+}
+
+/* The walk mixed with every other kind of positioning on the same cursor. */
+Test(pagewalk, mixed_with_prev_seek_bookmark, .init = setup, .fini = teardown, .timeout = 60)
+{
+    unsigned n = test_scaled_min(3000, 300);
+    load(n, size_small);
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    for (int64_t i = 2; i <= 40; i++) {
+        OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+        cr_assert_eq(cur_id(), i);
+    }
+    /* the LMDB cursor was left behind: the walk stepped (not so before it) */
+    cr_assert(!c->mc_valid, "the page walk did not step");
+    OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    cr_assert_eq(cur_id(), 39);
+    OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    cr_assert_eq(cur_id(), 38);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 39);
+    /* a bookmark taken while walking, then a seek elsewhere, then back */
+    uint8_t bm[32];
+    size_t bmn;
+    OK(edb_bookmark_get(c, bm, sizeof bm, &bmn));
+    int64_t k = (int64_t)n / 2;
+    OK(edb_key_make(c, &k, 8, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    cr_assert_eq(cur_id(), k);
+    for (int64_t i = 1; i <= 30; i++) {
+        OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+        cr_assert_eq(cur_id(), k + i);
+    }
+    for (int64_t i = 29; i >= 0; i--) {
+        OK(edb_cursor_move(c, EDB_MOVE_PREV));
+        cr_assert_eq(cur_id(), k + i);
+    }
+    OK(edb_bookmark_goto(c, bm, bmn));
+    cr_assert_eq(cur_id(), 39);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 40);
+    /* a move by several, and a range set while walking */
+    OK(edb_cursor_move(c, 5));
+    cr_assert_eq(cur_id(), 45);
+    int64_t lim = 50;
+    OK(edb_key_make(c, &lim, 8, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    int64_t want = 45;
+    int rc;
+    while ((rc = edb_cursor_move(c, EDB_MOVE_NEXT)) == 0)
+        cr_assert_eq(cur_id(), ++want);
+    cr_assert_eq(rc, EDB_NOTFOUND);
+    cr_assert_eq(want, 50);
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    cr_assert_eq(cur_id(), (int64_t)n);
+    cr_assert_eq(edb_cursor_move(c, EDB_MOVE_NEXT), EDB_NOTFOUND);
+    OK(edb_txn_commit(s));
+}
+
+/* A cursor kept across transactions after the walk: the next transaction
+ * (write, then read-only again) continues from the entry the walk reached,
+ * and an update there changes that record. */
+Test(pagewalk, kept_across_transactions, .init = setup, .fini = teardown, .timeout = 60)
+{
+    unsigned n = test_scaled_min(3000, 300);
+    load(n, size_small);
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    for (int i = 0; i < 20; i++)
+        OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 21);
+    cr_assert(!c->mc_valid, "the page walk did not step");
+    OK(edb_txn_commit(s));
+
+    OK(edb_txn_begin(s, 0));
+    cr_assert_eq(cur_id(), 21);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 22);
+    int32_t a = 12345;
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, COL_A, &a, 4, 0));
+    OK(edb_update(c));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 23);
+    OK(edb_txn_commit(s));
+
+    /* another session deletes row 24 and 25 while this one walks a snapshot */
+    edb_session *s2;
+    edb_cursor *c2;
+    OK(edb_session_begin(&s2, env));
+    OK(edb_cursor_open(&c2, s2, "t"));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_txn_begin(s2, 0));
+    for (int64_t k = 24; k <= 25; k++) {
+        OK(edb_key_make(c2, &k, 8, EDB_KEY_NEW));
+        OK(edb_cursor_seek(c2, EDB_SEEK_EQ));
+        OK(edb_record_delete(c2));
+    }
+    OK(edb_txn_commit(s2));
+    cr_assert_eq(cur_id(), 23);
+    for (int64_t i = 24; i <= 30; i++) {       /* the snapshot still has them */
+        OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+        cr_assert_eq(cur_id(), i);
+    }
+    OK(edb_txn_commit(s));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));    /* a new snapshot: they are gone */
+    for (int i = 0; i < 7; i++)
+        OK(edb_cursor_move(c, EDB_MOVE_PREV));
+    cr_assert_eq(cur_id(), 21);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    cr_assert_eq(cur_id(), 22);
+    int32_t got = 0;
+    OK(edb_column_get(c, COL_A, &got, 4, NULL, 0));
+    cr_assert_eq(got, 12345);
+    OK(edb_txn_commit(s));
+    edb_cursor_close(c2);
+    edb_session_end(s2);
+}
