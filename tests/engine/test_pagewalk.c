@@ -394,3 +394,63 @@ Test(pagewalk, kept_across_transactions, .init = setup, .fini = teardown, .timeo
     edb_cursor_close(c2);
     edb_session_end(s2);
 }
+
+/* edb_column_get's leanest path remembers the last column id it resolved:
+ * a schema change must not leave it reading a dropped column's bytes, nor a
+ * re-added column of the same name through the old id; every other case of
+ * a value (NULL, truncated, itag 2, a column the record predates) reads as
+ * the general path would. */
+Test(pagewalk, column_cache_follows_schema, .init = setup, .fini = teardown, .timeout = 60)
+{
+    load(50, size_small);
+    edb_colid a;
+    OK(edb_column_id(&a, c, "a"));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    int32_t v = -1;
+    size_t actual = 0;
+    for (int i = 0; i < 3; i++) {
+        OK(edb_column_get(c, a, &v, 4, &actual, 0));
+        cr_assert_eq(v, 1);
+        cr_assert_eq(actual, 4);
+    }
+    int16_t small;
+    cr_assert_eq(edb_column_get(c, a, &small, 2, &actual, 0), EDB_WRN_TRUNCATED);
+    cr_assert_eq(actual, 4);
+    cr_assert_eq(edb_column_get(c, a, &v, 4, &actual, 2), EDB_WRN_NULL);
+    cr_assert_eq(edb_column_get(c, a, NULL, 4, &actual, 0), EDB_INVAL);
+    for (int i = 0; i < 9; i++)
+        OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    OK(edb_column_get(c, a, &v, 4, &actual, 0));
+    cr_assert_eq(v, 3);                          /* row 10 */
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));       /* row 11: a is NULL */
+    cr_assert_eq(edb_column_get(c, a, &v, 4, &actual, 0), EDB_WRN_NULL);
+    cr_assert_eq(actual, 0);
+    OK(edb_txn_commit(s));
+
+    /* drop a: the old id is gone, also for the record the cursor lands on next */
+    OK(edb_index_drop(s, "t", "by_a"));
+    OK(edb_column_drop(s, "t", "a"));
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    cr_assert_eq(edb_column_get(c, a, &v, 4, &actual, 0), EDB_DROPPED);
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(edb_column_get(c, a, &v, 4, &actual, 0), EDB_DROPPED);
+    OK(edb_txn_commit(s));
+
+    /* a new column "a": records before it read its default */
+    int32_t def = 77;
+    edb_column_def nc = { "a", EDB_COL_INT32, 0, 0, &def, 4 };
+    OK(edb_column_add(s, "t", &nc));
+    edb_colid a2;
+    OK(edb_column_id(&a2, c, "a"));
+    cr_assert_neq(a2, a);
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    OK(edb_cursor_move(c, EDB_MOVE_NEXT));
+    for (int i = 0; i < 3; i++) {
+        OK(edb_column_get(c, a2, &v, 4, &actual, 0));
+        cr_assert_eq(v, 77);
+        cr_assert_eq(edb_column_get(c, a, &v, 4, &actual, 0), EDB_DROPPED);
+    }
+    OK(edb_txn_commit(s));
+}
