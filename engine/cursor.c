@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,13 @@ edb__cursor_page_note(edb_cursor *c, const MDB_val *k)
      * (always, unless the file was made where pages differ), the page of a
      * node is its address rounded down.  The page must be a leaf whose
      * pointer array holds the node. */
+    static _Atomic long os_psize;       /* sysconf's answer, asked once */
     uint32_t psize = c->s->env->page_size;
-    long os = sysconf(_SC_PAGESIZE);
+    long os = atomic_load_explicit(&os_psize, memory_order_relaxed);
+    if (os == 0) {
+        os = sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&os_psize, os, memory_order_relaxed);
+    }
     if (os <= 0 || (unsigned long)os != psize || psize < 512 || (psize & (psize - 1)) != 0)
         return;
     uintptr_t node = (uintptr_t)k->mv_data - EDB__KS_PREFIX - EDB__NODE_SIZE;
@@ -230,6 +236,7 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
         edb__table_free(c->t);
         c->t = t;
         c->cc_col = 0;      /* the column cache resolved against the old table */
+        c->cc_h4 = 0;
         c->t_ident = t->created;
         c->index = index;
         c->bind_txn_id = id;
@@ -646,6 +653,8 @@ column_get_general(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t 
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
         c->pos == POS_ON && (pos = edb__colid_pos(c->t, col)) != 0) {
         if (!(c->t->cols[pos - 1].flags & EDB_COL_MULTIVALUED)) {
+            if (c->cc_col != col || c->cc_pos != pos)
+                c->cc_h4 = 0;       /* another column: another layout */
             c->cc_col = col;        /* the leanest path's next time (cursor.h) */
             c->cc_pos = pos;
         }
@@ -662,29 +671,46 @@ column_get_general(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t 
     return column_get_slow(c, col, buf, size, actual, itag);
 }
 
+/* Where column c->cc_pos is in version 1 records whose first 4 bytes are
+ * @h4 (little-endian: version, reserved, column count): false when they are
+ * no such record or do not hold the column (then the general path decides). */
+static __attribute__((noinline)) bool
+lean_layout(edb_cursor *c, uint32_t h4)
+{
+    uint32_t cn = h4 >> 16, i = c->cc_pos - 1;
+    if ((h4 & 0xFF) != EDB__RECORD_VERSION || c->cc_pos > cn || cn > c->t->ncols)
+        return false;
+    uint32_t b = (cn + 7) / 8;
+    c->cc_hdr = 4 + b + 4 * cn;
+    c->cc_end = 4 + b + 4 * i;
+    c->cc_bbyte = 4 + i / 8;
+    c->cc_bmask = (uint8_t)(1u << (i % 8));
+    c->cc_h4 = h4;
+    return true;
+}
+
 /* The value of single-valued column c->cc_pos in the cached record when it
  * is a version 1 record holding the column non-NULL; false otherwise (then
  * the general path decides).  The checks are edb__rec_parse's and
  * edb__rec_hdr_view's for that case: the header fits, the last end offset is
  * the data size, the column's two offsets are ordered and inside. */
 static inline bool
-lean_view(const edb_cursor *c, const uint8_t **data, size_t *n)
+lean_view(edb_cursor *c, const uint8_t **data, size_t *n)
 {
     const uint8_t *p = c->rv.mv_data;
     size_t len = c->rv.mv_size;
-    if (len < 4 || p[0] != EDB__RECORD_VERSION)
+    if (len < 4)
         return false;
-    uint32_t cn = (uint32_t)p[2] | (uint32_t)p[3] << 8, i = c->cc_pos - 1;
-    if (c->cc_pos > cn || cn > c->t->ncols)
+    uint32_t h4 = edb__rd32le(p);
+    if (h4 != c->cc_h4 && !lean_layout(c, h4))
         return false;
-    size_t b = (cn + 7) / 8, hdr = 4 + b + 4 * (size_t)cn;
-    if (hdr > len || ((p[4 + i / 8] >> (i % 8)) & 1))    /* the header fits; not NULL */
+    size_t hdr = c->cc_hdr;
+    if (hdr > len || (p[c->cc_bbyte] & c->cc_bmask))     /* the header fits; not NULL */
         return false;
-    const uint8_t *offs = p + 4 + b;
     size_t dlen = len - hdr;
-    uint32_t end = edb__rd32le(offs + 4 * (size_t)i);
-    uint32_t start = i == 0 ? 0 : edb__rd32le(offs + 4 * (size_t)i - 4);
-    if (edb__rd32le(offs + 4 * (size_t)(cn - 1)) != dlen || end < start || end > dlen)
+    uint32_t end = edb__rd32le(p + c->cc_end);
+    uint32_t start = c->cc_pos == 1 ? 0 : edb__rd32le(p + c->cc_end - 4);
+    if (edb__rd32le(p + hdr - 4) != dlen || end < start || end > dlen)
         return false;
     *data = p + hdr + start;
     *n = end - start;

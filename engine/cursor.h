@@ -48,7 +48,9 @@
  * clears cc_col), and a version 1 record that holds the column: it then
  * decodes only the record's column count, the last end offset and the two
  * offsets around the column (the checks edb__rec_parse and
- * edb__rec_hdr_view make), without filling rv_hdr.
+ * edb__rec_hdr_view make), without filling rv_hdr; where those are depends
+ * only on the record's first 4 bytes (version and column count), cc_pos and
+ * c->t's column count, so it keeps them for the last such 4 bytes (cc_h4).
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
@@ -108,6 +110,12 @@ struct edb_cursor {
                                            path of edb_column_get resolved (0: none) ... */
     uint32_t cc_pos;                    /* ... to this position in c->t; cleared whenever
                                            c->t changes (bind), see "Fast paths" */
+    uint32_t cc_h4;                     /* the first 4 bytes (version, reserved, column
+                                           count) of the records the layout below is for;
+                                           0: none (cleared with cc_col) */
+    uint32_t cc_hdr, cc_end, cc_bbyte;  /* there: where the data starts, the column's end
+                                           offset, its NULL bitmap byte ... */
+    uint8_t cc_bmask;                   /* ... and bit */
     const uint8_t *pg;                  /* page walk (see above): the leaf page of the
                                            current entry, NULL: none */
     uint32_t pg_idx;                    /* the entry's node index in pg */
