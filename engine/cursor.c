@@ -19,11 +19,9 @@
  */
 #include "config.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cursor.h"
 #include "error.h"
@@ -66,7 +64,6 @@ drop_mc(edb_cursor *c)
         mdb_cursor_close(c->mc);
     c->mc = NULL;
     c->mc_valid = false;
-    c->pg = NULL;
     c->bound_id = 0;
 }
 
@@ -79,47 +76,6 @@ edb__session_zombie_cursors(edb_session *s)
         c->pos = POS_NONE;
         c->rv_ok = false;
     }
-}
-
-void
-edb__cursor_page_note(edb_cursor *c, const MDB_val *k)
-{
-    c->pg = NULL;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && UINTPTR_MAX == UINT64_MAX
-    /* The map starts on an OS page boundary: when LMDB's pages are OS pages
-     * (always, unless the file was made where pages differ), the page of a
-     * node is its address rounded down.  The page must be a leaf whose
-     * pointer array holds the node. */
-    static _Atomic long os_psize;       /* sysconf's answer, asked once */
-    uint32_t psize = c->s->env->page_size;
-    long os = atomic_load_explicit(&os_psize, memory_order_relaxed);
-    if (os == 0) {
-        os = sysconf(_SC_PAGESIZE);
-        atomic_store_explicit(&os_psize, os, memory_order_relaxed);
-    }
-    if (os <= 0 || (unsigned long)os != psize || psize < 512 || (psize & (psize - 1)) != 0)
-        return;
-    uintptr_t node = (uintptr_t)k->mv_data - EDB__KS_PREFIX - EDB__NODE_SIZE;
-    const uint8_t *pg = (const uint8_t *)(node & ~(uintptr_t)(psize - 1));
-    unsigned kinds = EDB__PAGE_F_BRANCH | EDB__PAGE_F_LEAF | EDB__PAGE_F_OVERFLOW |
-                     EDB__PAGE_F_META | EDB__PAGE_F_LEAF2 | EDB__PAGE_F_SUBP;
-    uint32_t lower = edb__lmdb_rd16(pg + EDB__PAGE_OFF_LOWER);
-    if ((edb__lmdb_rd16(pg + EDB__PAGE_OFF_FLAGS) & kinds) != EDB__PAGE_F_LEAF ||
-        lower < EDB__PAGE_HDR || lower > psize)
-        return;
-    uint32_t off = (uint32_t)(node - (uintptr_t)pg), n = (lower - EDB__PAGE_HDR) / 2;
-    for (uint32_t i = 0; i < n; i++) {
-        if (edb__lmdb_rd16(pg + EDB__PAGE_HDR + 2 * (size_t)i) == off) {
-            c->pg = pg;
-            c->pg_idx = i;
-            c->pg_psize = psize;
-            c->pg_txn_id = edb__txn_id(c->s);
-            return;
-        }
-    }
-#else
-    (void)k;
-#endif
 }
 
 const edb__ks *

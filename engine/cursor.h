@@ -60,8 +60,6 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "keyspace.h"
-#include "lmdb_layout.h"
 #include "record.h"
 #include "session.h"
 
@@ -116,11 +114,6 @@ struct edb_cursor {
     uint32_t cc_hdr, cc_end, cc_bbyte;  /* there: where the data starts, the column's end
                                            offset, its NULL bitmap byte ... */
     uint8_t cc_bmask;                   /* ... and bit */
-    const uint8_t *pg;                  /* page walk (see above): the leaf page of the
-                                           current entry, NULL: none */
-    uint32_t pg_idx;                    /* the entry's node index in pg */
-    uint32_t pg_psize;                  /* the page size (the map is aligned to it) */
-    uint64_t pg_txn_id;                 /* the read-only txn pg belongs to */
     bool rv_ok, rv_hdr_ok;              /* record cache, see above */
     uint64_t rv_txn_id, rv_write_seq;
     MDB_val rv;
@@ -193,7 +186,6 @@ edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
         c->pos = POS_ON;
         c->mc_valid = true;
         c->rv_ok = false;
-        c->pg = NULL;
         return 0;
     }
     int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
@@ -204,48 +196,7 @@ edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
     c->pos = POS_ON;
     c->mc_valid = true;
     c->rv_ok = false;
-    c->pg = NULL;
     return 0;
-}
-
-/* Start the page walk at the current entry, whose key @k (without its id
- * prefix) LMDB's cursor just returned in the read-only txn the cursor is
- * bound to (cursor.c; nothing when the page cannot be told). */
-void edb__cursor_page_note(edb_cursor *c, const MDB_val *k);
-
-/* The page walk's step: the entry next to the current one (@dir 1: NEXT, -1:
- * PREV) when it lies in the same leaf page, read from the page as LMDB's
- * mdb_cursor_next/prev would return it; the node's index goes to *@idx.
- * False when LMDB must be asked: the page ends, the node is not a plain
- * key/data pair (F_BIGDATA, F_SUBDATA, F_DUPDATA), the key is outside the
- * cursor's range (no id prefix), or the page's numbers are not sane (a
- * damaged page is LMDB's to report). */
-static inline bool
-edb__cursor_page_step(const edb_cursor *c, int dir, MDB_val *k, MDB_val *d, uint32_t *idx)
-{
-    const uint8_t *pg = c->pg;
-    uint32_t psize = c->pg_psize;
-    uint32_t lower = edb__lmdb_rd16(pg + EDB__PAGE_OFF_LOWER);
-    uint32_t i = c->pg_idx + (uint32_t)dir;     /* 0 - 1 wraps past any count */
-    if (lower < EDB__PAGE_HDR || lower > psize || i >= (lower - EDB__PAGE_HDR) / 2)
-        return false;
-    uint32_t off = edb__lmdb_rd16(pg + EDB__PAGE_HDR + 2 * (size_t)i);
-    if (off < lower || off > psize - EDB__NODE_SIZE)
-        return false;
-    const uint8_t *node = pg + off;
-    uint32_t ks = edb__lmdb_rd16(node + EDB__NODE_OFF_KSIZE);
-    uint32_t ds = edb__lmdb_rd16(node + EDB__NODE_OFF_LO) |
-                  (uint32_t)edb__lmdb_rd16(node + EDB__NODE_OFF_HI) << 16;
-    if (edb__lmdb_rd16(node + EDB__NODE_OFF_FLAGS) != 0 || ks < EDB__KS_PREFIX ||
-        (size_t)ks + ds > psize - EDB__NODE_SIZE - off ||
-        memcmp(node + EDB__NODE_SIZE, c->mc_ks.pfx, EDB__KS_PREFIX) != 0)
-        return false;
-    k->mv_data = (void *)(node + EDB__NODE_SIZE + EDB__KS_PREFIX);
-    k->mv_size = ks - EDB__KS_PREFIX;
-    d->mv_data = (void *)(node + EDB__NODE_SIZE + ks);
-    d->mv_size = ds;
-    *idx = i;
-    return true;
 }
 
 /* The position state (one of the POS_* above). */

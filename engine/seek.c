@@ -520,31 +520,13 @@ edb_cursor_move(edb_cursor *c, int how)
      * (a function of its own: the fast path saves no registers for it). */
     if (c != NULL && (how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV)) {
         const edb_session *s = c->s;
-        MDB_val k, d;
-        uint32_t idx;
-        if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
-            c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-            c->pos == POS_ON && !c->range && c->pg != NULL && c->pg_txn_id == s->cur_id &&
-            s->rdonly && edb__cursor_page_step(c, how, &k, &d, &idx)) {
-            /* the page walk (cursor.h): the LMDB cursor stays behind */
-            const uint8_t *pg = c->pg;
-            int rc = land(c, &k, &d);
-            if (rc < 0)
-                return edb__txn_leave(c->s, rc);
-            c->pg = pg;
-            c->pg_idx = idx;
-            c->mc_valid = false;
-            edb__err_clear();
-            return 0;
-        }
         if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
             c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
             c->mc_valid && c->pos == POS_ON && !c->range) {
+            MDB_val k, d;
             int rc = edb__ks_cursor_get(c->mc, &c->mc_ks, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
             rc = rc == 0 ? land(c, &k, &d) : step_done(c, found(rc), &k, &d, how);
             if (rc == 0) {
-                if (s->rdonly)
-                    edb__cursor_page_note(c, &k);   /* the page walk's next start */
                 edb__err_clear();
                 return 0;
             }
