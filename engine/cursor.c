@@ -191,6 +191,8 @@ bind(edb_cursor *c, MDB_txn *txn, bool index_may_go)
             edb__counter_adopt(s->env, t->kid, t->created);
         edb__table_free(c->t);
         c->t = t;
+        c->cc_col = 0;      /* the column cache resolved against the old table */
+        c->cc_h4 = 0;
         c->t_ident = t->created;
         c->index = index;
         c->bind_txn_id = id;
@@ -508,18 +510,11 @@ leave_after_read(edb_cursor *c, MDB_txn *txn, int rc)
     return txn == NULL ? rc : edb__txn_leave(c->s, rc);
 }
 
-/* Copy value @itag of column @col (view @v) out as edb_column_get does;
- * returns 0 or a warning. */
+/* Copy the @n bytes at @data out as edb_column_get does: *actual = n, at
+ * most @size bytes, EDB_WRN_TRUNCATED when they do not fit. */
 static inline int
-copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
-           size_t *actual, unsigned itag)
+copy_out(const uint8_t *data, size_t n, void *buf, size_t size, size_t *actual)
 {
-    const uint8_t *data = v->area;
-    size_t n = v->len;
-    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
-    if ((multi || v->null || itag > 1) &&
-        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
-        return EDB_WRN_NULL;
     int rc = 0;
     if (actual != NULL)
         *actual = n;
@@ -541,6 +536,21 @@ copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf,
         memcpy(buf, data, n);
     }
     return rc;
+}
+
+/* Copy value @itag of column @col (view @v) out as edb_column_get does;
+ * returns 0 or a warning. */
+static inline int
+copy_value(const edb_cursor *c, edb_colid col, const edb__colview *v, void *buf, size_t size,
+           size_t *actual, unsigned itag)
+{
+    const uint8_t *data = v->area;
+    size_t n = v->len;
+    bool multi = (c->t->cols[col - 1].flags & EDB_COL_MULTIVALUED) != 0;
+    if ((multi || v->null || itag > 1) &&
+        !edb__colview_value(v, multi, itag == 0 ? 1 : itag, &data, &n))
+        return EDB_WRN_NULL;
+    return copy_out(data, n, buf, size, actual);
 }
 
 /* Copy bytes from @offset of a long value (view @v, longval.c) as
@@ -577,8 +587,10 @@ column_get_slow(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *ac
     return rc;
 }
 
-int
-edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+/* edb_column_get after its leanest path (arguments not checked yet). */
+static __attribute__((noinline)) int
+column_get_general(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual,
+                   unsigned itag)
 {
     if (actual != NULL)
         *actual = 0;
@@ -596,6 +608,12 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
     if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok && c->rv_txn_id == s->cur_id &&
         c->rv_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
         c->pos == POS_ON && (pos = edb__colid_pos(c->t, col)) != 0) {
+        if (!(c->t->cols[pos - 1].flags & EDB_COL_MULTIVALUED)) {
+            if (c->cc_col != col || c->cc_pos != pos)
+                c->cc_h4 = 0;       /* another column: another layout */
+            c->cc_col = col;        /* the leanest path's next time (cursor.h) */
+            c->cc_pos = pos;
+        }
         edb__colview v;
         if (!c->rv_hdr_ok && edb__rec_parse(&c->rv_hdr, c->rv.mv_data, c->rv.mv_size) == 0)
             c->rv_hdr_ok = true;
@@ -607,6 +625,73 @@ edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *act
         }
     }
     return column_get_slow(c, col, buf, size, actual, itag);
+}
+
+/* Where column c->cc_pos is in version 1 records whose first 4 bytes are
+ * @h4 (little-endian: version, reserved, column count): false when they are
+ * no such record or do not hold the column (then the general path decides). */
+static __attribute__((noinline)) bool
+lean_layout(edb_cursor *c, uint32_t h4)
+{
+    uint32_t cn = h4 >> 16, i = c->cc_pos - 1;
+    if ((h4 & 0xFF) != EDB__RECORD_VERSION || c->cc_pos > cn || cn > c->t->ncols)
+        return false;
+    uint32_t b = (cn + 7) / 8;
+    c->cc_hdr = 4 + b + 4 * cn;
+    c->cc_end = 4 + b + 4 * i;
+    c->cc_bbyte = 4 + i / 8;
+    c->cc_bmask = (uint8_t)(1u << (i % 8));
+    c->cc_h4 = h4;
+    return true;
+}
+
+/* The value of single-valued column c->cc_pos in the cached record when it
+ * is a version 1 record holding the column non-NULL; false otherwise (then
+ * the general path decides).  The checks are edb__rec_parse's and
+ * edb__rec_hdr_view's for that case: the header fits, the last end offset is
+ * the data size, the column's two offsets are ordered and inside. */
+static inline bool
+lean_view(edb_cursor *c, const uint8_t **data, size_t *n)
+{
+    const uint8_t *p = c->rv.mv_data;
+    size_t len = c->rv.mv_size;
+    if (len < 4)
+        return false;
+    uint32_t h4 = edb__rd32le(p);
+    if (h4 != c->cc_h4 && !lean_layout(c, h4))
+        return false;
+    size_t hdr = c->cc_hdr;
+    if (hdr > len || (p[c->cc_bbyte] & c->cc_bmask))     /* the header fits; not NULL */
+        return false;
+    size_t dlen = len - hdr;
+    uint32_t end = edb__rd32le(p + c->cc_end);
+    uint32_t start = c->cc_pos == 1 ? 0 : edb__rd32le(p + c->cc_end - 4);
+    if (edb__rd32le(p + hdr - 4) != dlen || end < start || end > dlen)
+        return false;
+    *data = p + hdr + start;
+    *n = end - start;
+    return true;
+}
+
+int
+edb_column_get(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t *actual, unsigned itag)
+{
+    /* The leanest path (cursor.h, "Fast paths"): the fast path's state, the
+     * column resolved before, its first value. */
+    if (c != NULL && col == c->cc_col && col != 0 && itag <= 1 && (buf != NULL || size == 0)) {
+        const edb_session *s = c->s;
+        const uint8_t *data;
+        size_t n;
+        if (s->depth > 0 && s->failed == 0 && c->prep == 0 && c->rv_ok &&
+            c->rv_txn_id == s->cur_id && c->rv_write_seq == s->write_seq &&
+            c->bind_schema_seq == s->schema_seq && c->pos == POS_ON && lean_view(c, &data, &n)) {
+            int rc = copy_out(data, n, buf, size, actual);
+            if (rc == 0)
+                edb__err_clear();
+            return rc;
+        }
+    }
+    return column_get_general(c, col, buf, size, actual, itag);
 }
 
 int

@@ -42,6 +42,15 @@
  * code when, in an explicit transaction, the inline part of edb__cursor_bind
  * would return at once and the position (and for a read the record cache) is
  * valid; they do exactly what the general path would in that state.
+ * edb_column_get's leanest path also needs the column id to be cc_col, the
+ * last single-valued column it resolved against c->t (edb__colid_pos: the
+ * resolution depends on nothing but c->t, which only bind replaces, and bind
+ * clears cc_col), and a version 1 record that holds the column: it then
+ * decodes only the record's column count, the last end offset and the two
+ * offsets around the column (the checks edb__rec_parse and
+ * edb__rec_hdr_view make), without filling rv_hdr; where those are depends
+ * only on the record's first 4 bytes (version and column count), cc_pos and
+ * c->t's column count, so it keeps them for the last such 4 bytes (cc_h4).
  */
 #ifndef EDB_CURSOR_H
 #define EDB_CURSOR_H
@@ -95,6 +104,16 @@ struct edb_cursor {
     unsigned range_flags;
     edb__buf range_key;
 
+    edb_colid cc_col;                   /* column cache: a single-valued column id the fast
+                                           path of edb_column_get resolved (0: none) ... */
+    uint32_t cc_pos;                    /* ... to this position in c->t; cleared whenever
+                                           c->t changes (bind), see "Fast paths" */
+    uint32_t cc_h4;                     /* the first 4 bytes (version, reserved, column
+                                           count) of the records the layout below is for;
+                                           0: none (cleared with cc_col) */
+    uint32_t cc_hdr, cc_end, cc_bbyte;  /* there: where the data starts, the column's end
+                                           offset, its NULL bitmap byte ... */
+    uint8_t cc_bmask;                   /* ... and bit */
     bool rv_ok, rv_hdr_ok;              /* record cache, see above */
     uint64_t rv_txn_id, rv_write_seq;
     MDB_val rv;
@@ -147,10 +166,28 @@ const edb__ks *edb__cursor_ks(const edb_cursor *c);
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
 /* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
  * empties the record cache. */
-static inline int
+static inline __attribute__((always_inline)) int
 edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
     const MDB_val *pk = c->index < 0 ? k : d;
+    size_t n = k->mv_size;
+    if (c->index < 0 && n >= 8 && n <= 16 && n <= c->anchor.cap && n <= c->pk.cap) {
+        /* a primary entry of an integer or GUID key: the key is the primary
+         * key, loaded once for both copies (edb__buf_set's word copies) */
+        const uint8_t *src = k->mv_data;
+        uint64_t w0, w1;
+        memcpy(&w0, src, 8);
+        memcpy(&w1, src + n - 8, 8);
+        memcpy(c->anchor.p, &w0, 8);
+        memcpy(c->anchor.p + n - 8, &w1, 8);
+        memcpy(c->pk.p, &w0, 8);
+        memcpy(c->pk.p + n - 8, &w1, 8);
+        c->anchor.len = c->pk.len = n;
+        c->pos = POS_ON;
+        c->mc_valid = true;
+        c->rv_ok = false;
+        return 0;
+    }
     int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
     if (rc == 0)
         rc = edb__buf_set(&c->pk, pk->mv_data, pk->mv_size);

@@ -253,7 +253,7 @@ mget(edb_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
 
 /* Land on the entry (k, d) the LMDB cursor just returned.  On the primary
  * index d is the record: keep it for column reads (cursor.h, record cache). */
-static inline int
+static inline __attribute__((always_inline)) int
 land(edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
     EDB_RET(edb__cursor_set_on(c, k, d));
@@ -480,32 +480,11 @@ step(edb_cursor *c, int dir)
     return step_done(c, rc, &k, &d, dir);
 }
 
-int
-edb_cursor_move(edb_cursor *c, int how)
+/* edb_cursor_move after its fast path. */
+static __attribute__((noinline)) int
+cursor_move_general(edb_cursor *c, int how)
 {
     MDB_txn *txn;
-    if (c != NULL && how == 0)
-        return edb__err(EDB_INVAL, "edb_cursor_move: 0 is not a move");
-    /* The fast path: a move by one in an explicit transaction, the cursor
-     * bound (the inline part of edb__cursor_bind holds), on an entry with the
-     * LMDB cursor on it, no range.  Anything else takes the general path. */
-    if (c != NULL && (how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV)) {
-        const edb_session *s = c->s;
-        if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
-            c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
-            c->mc_valid && c->pos == POS_ON && !c->range) {
-            MDB_val k, d;
-            int rc = mget(c, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
-            rc = rc == 0 ? land(c, &k, &d) : step_done(c, rc, &k, &d, how);
-            if (rc == 0) {
-                edb__err_clear();
-                return 0;
-            }
-            if (rc == EDB_NOTFOUND)
-                rc = edb__err(EDB_NOTFOUND, "no more entries in '%s'", c->tname);
-            return edb__txn_leave(c->s, rc);
-        }
-    }
     EDB_RET(enter_bound(c, &txn, "edb_cursor_move"));
     int rc = 0;
     if ((how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV) && c->mc_valid &&
@@ -530,6 +509,35 @@ edb_cursor_move(edb_cursor *c, int how)
     if (rc == 0)
         edb__err_clear();
     return rc;
+}
+
+int
+edb_cursor_move(edb_cursor *c, int how)
+{
+    if (c != NULL && how == 0)
+        return edb__err(EDB_INVAL, "edb_cursor_move: 0 is not a move");
+    /* The fast path: a move by one in an explicit transaction, the cursor
+     * bound (the inline part of edb__cursor_bind holds), on an entry with the
+     * LMDB cursor on it, no range.  Anything else takes the general path
+     * (a function of its own: the fast path saves no registers for it). */
+    if (c != NULL && (how == EDB_MOVE_NEXT || how == EDB_MOVE_PREV)) {
+        const edb_session *s = c->s;
+        if (s->depth > 0 && s->failed == 0 && c->bound_id == s->cur_id &&
+            c->mc_write_seq == s->write_seq && c->bind_schema_seq == s->schema_seq &&
+            c->mc_valid && c->pos == POS_ON && !c->range) {
+            MDB_val k, d;
+            int rc = edb__ks_cursor_get(c->mc, &c->mc_ks, &k, &d, how > 0 ? MDB_NEXT : MDB_PREV);
+            rc = rc == 0 ? land(c, &k, &d) : step_done(c, found(rc), &k, &d, how);
+            if (rc == 0) {
+                edb__err_clear();
+                return 0;
+            }
+            if (rc == EDB_NOTFOUND)
+                rc = edb__err(EDB_NOTFOUND, "no more entries in '%s'", c->tname);
+            return edb__txn_leave(c->s, rc);
+        }
+    }
+    return cursor_move_general(c, how);
 }
 
 int
