@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edb.h"
@@ -61,6 +62,33 @@ test_scaled_min(unsigned n, unsigned least)
         pct = (unsigned)atoi(e);
     unsigned long long v = (unsigned long long)n * pct / 100;
     return v > least ? (unsigned)v : least;
+}
+
+/* Monotonic time in microseconds (where a test picks a random moment). */
+static inline double
+test_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The bytes of @path (a test's own files), in *out (malloc'd, one byte more
+ * than the size returned); the test fails if it cannot be read. */
+static inline size_t
+test_slurp(const char *path, uint8_t **out)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    cr_assert_geq(n, 0, "%s", path);
+    fseek(f, 0, SEEK_SET);
+    *out = malloc((size_t)n + 1);
+    cr_assert_not_null(*out);
+    cr_assert_eq(fread(*out, 1, (size_t)n, f), (size_t)n, "%s", path);
+    fclose(f);
+    return (size_t)n;
 }
 
 /* Open "<dir>/db" with a small table count (fast to create). */

@@ -390,28 +390,6 @@ Test(compact, works_after_insert_seek_check_backup_restore)
 
 /* ---- interruption ---- */
 
-static double
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static size_t
-slurp(const char *path, uint8_t **out)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc((size_t)n + 1);
-    cr_assert_eq(fread(*out, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return (size_t)n;
-}
-
 /* SIGKILL at a random moment: data.mdb is then the old file byte for byte
  * (same inode) or the packed one; the content is the same either way, and
  * the next pack succeeds and leaves no "<db>.compact". */
@@ -423,9 +401,9 @@ Test(compact, killed_packs_leave_old_or_new, .timeout = 600)
     snprintf(tmp, sizeof tmp, "%s.compact", db);
     dump want;
     walk(&want, db);
-    double t0 = now_us();
+    double t0 = test_now_us();
     OK(edb_env_pack(NULL, db));
-    double span = now_us() - t0;
+    double span = test_now_us() - t0;
     unsigned rounds = test_scaled_min(30, 3), old_seen = 0, new_seen = 0;
     uint64_t seed = (uint64_t)t0;
     fprintf(stderr, "compact::killed_packs: seed %llu\n", (unsigned long long)seed);
@@ -433,7 +411,7 @@ Test(compact, killed_packs_leave_old_or_new, .timeout = 600)
         struct stat b0, b1;
         cr_assert_eq(stat(data, &b0), 0);
         uint8_t *old;
-        size_t oldn = slurp(data, &old);
+        size_t oldn = test_slurp(data, &old);
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         useconds_t delay = (useconds_t)((seed >> 33) % (uint64_t)(span * 1.2 + 1));
         pid_t pid = fork();
@@ -448,7 +426,7 @@ Test(compact, killed_packs_leave_old_or_new, .timeout = 600)
         cr_assert_eq(stat(data, &b1), 0, "round %u: no data.mdb", r);
         if (b1.st_ino == b0.st_ino) {
             uint8_t *got;
-            size_t gotn = slurp(data, &got);
+            size_t gotn = test_slurp(data, &got);
             cr_assert(gotn == oldn && memcmp(got, old, gotn) == 0, "round %u: the old data.mdb changed", r);
             free(got);
             old_seen++;
@@ -658,10 +636,10 @@ Test(compact, failed_check_keeps_the_old_and_removes_the_copy)
     snprintf(data, sizeof data, "%s/data.mdb", db);
     snprintf(tmp, sizeof tmp, "%s.compact", db);
     uint8_t *want, *got;
-    size_t wantn = slurp(data, &want);
+    size_t wantn = test_slurp(data, &want);
     RC(edb_env_pack(NULL, db), EDB_CORRUPT);
     cr_assert_not_null(strstr(edb_error_last(), "problems"), "%s", edb_error_last());
-    size_t gotn = slurp(data, &got);
+    size_t gotn = test_slurp(data, &got);
     cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "the old data.mdb changed");
     struct stat sb;
     cr_assert_neq(lstat(tmp, &sb), 0, "'%s' left", tmp);

@@ -276,29 +276,6 @@ scaled(unsigned n)
     return test_scaled_min(n, 1);
 }
 
-static double
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-/* The bytes of @path (the test's own small files). */
-static size_t
-slurp(const char *path, uint8_t **out)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc((size_t)n + 1);
-    cr_assert_eq(fread(*out, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return (size_t)n;
-}
-
 /* SIGKILL at a random moment of an upgrade: the database is then either the
  * old one, byte for byte, or the new one whole; the next upgrade finishes the
  * work (or has nothing left but a leftover to remove). */
@@ -308,13 +285,13 @@ Test(upgrade, killed_upgrades_leave_old_or_new, .timeout = 300)
     snprintf(data, sizeof data, "%s/data.mdb", db);
     snprintf(tmp, sizeof tmp, "%s.upgrade", db);
     uint8_t *want;
-    size_t wantn = slurp(data, &want);
+    size_t wantn = test_slurp(data, &want);
     snprintf(ref, sizeof ref, "%s/ref", dir);
     load_dump("format2.dump", ref);
     unsigned from;
-    double t0 = now_us();
+    double t0 = test_now_us();
     OK(edb_env_upgrade(&from, ref));
-    double span = now_us() - t0;
+    double span = test_now_us() - t0;
     unsigned rounds = scaled(40), old_seen = 0, new_seen = 0;
     uint64_t seed = (uint64_t)t0;
     fprintf(stderr, "upgrade::killed_upgrades: seed %llu\n", (unsigned long long)seed);
@@ -341,7 +318,7 @@ Test(upgrade, killed_upgrades_leave_old_or_new, .timeout = 300)
         if (rc == EDB_VERSION) {
             /* the old one, as it was (LMDB's lock file aside) */
             uint8_t *got;
-            size_t gotn = slurp(data, &got);
+            size_t gotn = test_slurp(data, &got);
             cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "round %u: the old data.mdb changed", r);
             free(got);
             old_seen++;
@@ -422,7 +399,7 @@ Test(upgrade, refused_while_another_process_has_it_open)
     snprintf(data, sizeof data, "%s/data.mdb", db);
     snprintf(tmp, sizeof tmp, "%s.upgrade", db);
     uint8_t *want;
-    size_t wantn = slurp(data, &want);
+    size_t wantn = test_slurp(data, &want);
     int ready[2], go[2];
     cr_assert_eq(pipe(ready), 0);
     cr_assert_eq(pipe(go), 0);
@@ -450,7 +427,7 @@ Test(upgrade, refused_while_another_process_has_it_open)
     snprintf(pidtxt, sizeof pidtxt, "process %ld", (long)pid);
     cr_assert_not_null(strstr(edb_error_last(), pidtxt), "%s", edb_error_last());
     uint8_t *got;
-    size_t gotn = slurp(data, &got);
+    size_t gotn = test_slurp(data, &got);
     cr_assert(gotn == wantn && memcmp(got, want, gotn) == 0, "the old data.mdb changed");
     free(got);
     struct stat sb;
