@@ -7,6 +7,8 @@
  *   `dbtool backup` and `dbtool restore` exit 1 with an EDB_ message and
  *   leave nothing: no file at the archive's name and no temporary file, no
  *   target and no temporary directory;
+ * - a full disk under `dbtool compact DB` (the rewrite in place): exit 1
+ *   with an EDB_ message, the database unchanged, nothing left beside it;
  * - a consumer that goes away: `dbtool backup DB -` into a pipe closed after
  *   K bytes exits 1 with a message (it is not killed by SIGPIPE);
  * - a producer that stops: `dbtool restore T -` fed the first K bytes of an
@@ -195,6 +197,50 @@ Test(tool_faults, backup_and_restore_on_a_full_disk, .timeout = 240)
     fprintf(stderr, "tool_faults::backup_and_restore_on_a_full_disk: %u runs of dbtool failed "
             "cleanly on a full disk (archive %lld bytes, data.mdb %lld bytes)\n", failed,
             (long long)alen, (long long)dlen);
+    rm_tree(dir);
+    free(dir);
+}
+
+/* `dbtool compact DB` on a full disk: the rewrite ("DB.compact" beside DB)
+ * fails at every limit below the packed file's size, with an EDB_ message,
+ * and leaves the database as it was (same rows, check clean) and nothing
+ * beside it. */
+Test(tool_faults, compact_on_a_full_disk, .timeout = 240)
+{
+    char db[300], what[200], err[4096];
+    char *dir = make_db(db, sizeof db, 600);
+    run_result base = dbt_runv(NULL, "export", db, "t", NULL);
+    cr_assert_eq(base.status, 0, "%s", base.err);
+    /* The size to fail below: an unlimited compact's output. */
+    const char *cp[] = { "dbtool", "compact", db, NULL };
+    int st = run_limited(cp, -1, -1, -1, err, sizeof err);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", err);
+    char data[400];
+    snprintf(data, sizeof data, "%s/data.mdb", db);
+    off_t clen = size_of(data);
+    const char *keep[] = { "db", NULL };
+    unsigned failed = 0;
+    for (int i = 0; i <= 24; i++) {
+        long long lim = i == 0 ? 0 : i == 1 ? 4096 : (long long)clen * (i - 1) / 23;
+        if (lim >= clen)
+            lim = clen - 1;
+        snprintf(what, sizeof what, "compact with %lld of %lld bytes of disk", lim, (long long)clen);
+        st = run_limited(cp, lim, -1, -1, err, sizeof err);
+        expect_failed(st, err, what);
+        expect_only(dir, keep, what);
+        cr_assert_eq(size_of(data), clen, "%s: data.mdb changed size", what);
+        run_result e = dbt_runv(NULL, "export", db, "t", NULL);
+        cr_assert_eq(e.status, 0, "%s: export: %s", what, e.err);
+        cr_assert_str_eq(e.out, base.out, "%s: the rows changed", what);
+        run_free(&e);
+        failed++;
+    }
+    run_result c = dbt_runv(NULL, "check", db, NULL);
+    cr_assert_eq(c.status, 0, "check after the failed compacts: %s%s", c.out, c.err);
+    run_free(&c);
+    fprintf(stderr, "tool_faults::compact_on_a_full_disk: %u runs of dbtool compact failed "
+            "cleanly on a full disk (packed data.mdb %lld bytes)\n", failed, (long long)clen);
+    run_free(&base);
     rm_tree(dir);
     free(dir);
 }
