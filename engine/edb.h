@@ -484,6 +484,8 @@ EDB_EXTERN int edb_table_drop(edb_session *s, const char *table);
 EDB_EXTERN int edb_column_add(edb_session *s, const char *table, const edb_column_def *col);
 /**
  * Create a secondary index and fill it from the table's rows in the same transaction.
+ * The entries are sorted in memory (up to 256 MiB of them; past that the rest go in row
+ * order) and appended in key order, so the new index's leaf pages are full.
  * @return 0, #EDB_NOTFOUND, #EDB_EXISTS, #EDB_INVAL (including PRIMARY), #EDB_KEYDUP
  *         (UNIQUE and two rows share a key: nothing is created), #EDB_TOOBIG, #EDB_LIMIT.
  */
