@@ -662,6 +662,54 @@ out:
     return ret;
 }
 
+/*
+ * Deferred indexes.  Into an empty table, in one transaction (no --batch)
+ * and from a file (which can be read twice), the non-unique secondary
+ * indexes are dropped before the rows and created again after them, in the
+ * same transaction: edb_index_create sorts the entries and appends them, so
+ * the index is built with full pages, and each row costs one put less per
+ * such index.  Unique indexes stay: a duplicate must be refused at its line
+ * (on_keydup).  A row a deferred index would have refused (an entry too
+ * long: EDB_TOOBIG) makes the build fail instead; the whole transaction is
+ * then rolled back and the file imported once more with every index in
+ * place, which names the line.  What is committed is the same either way.
+ */
+static int
+defer_indexes(importer *im, size_t *ndefer)
+{
+    *ndefer = 0;
+    int rc = edb_cursor_move(im->c, EDB_MOVE_FIRST);
+    if (rc == 0)
+        return DBT_OK;          /* rows already: the indexes stay */
+    if (rc != EDB_NOTFOUND)
+        return dbt_fail(im->what, rc);
+    for (size_t i = 0; i < im->t.def->nindexes; i++) {
+        const edb_index_def *x = &im->t.def->indexes[i];
+        if (x == im->t.primary || (x->flags & (EDB_IDX_PRIMARY | EDB_IDX_UNIQUE)))
+            continue;
+        if ((rc = edb_index_drop(im->s, im->t.def->name, x->name)) < 0)
+            return dbt_failf(im->what, rc, "index '%s': %s", x->name, detail());
+        (*ndefer)++;
+    }
+    return DBT_OK;
+}
+
+/* Create the indexes defer_indexes dropped.  Nonzero: one failed (nothing
+ * printed: the caller imports again without deferring). */
+static int
+build_deferred(importer *im, const char *table)
+{
+    for (size_t i = 0; i < im->t.def->nindexes; i++) {
+        const edb_index_def *x = &im->t.def->indexes[i];
+        if (x == im->t.primary || (x->flags & (EDB_IDX_PRIMARY | EDB_IDX_UNIQUE)))
+            continue;
+        int rc = edb_index_create(im->s, table, x);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int
 dbt_cmd_import(int argc, char **argv)
 {
@@ -703,23 +751,44 @@ dbt_cmd_import(int argc, char **argv)
     dbt_progress pg;
     if ((ret = dbt_open(&env, &im.s, pos[0], DBT_OPEN_WRITE)) != DBT_OK)
         goto out;
-    if ((rc = edb_txn_begin(im.s, 0)) < 0) {
-        ret = dbt_fail(what, rc);
-        goto out;
+    /* First with the deferred indexes (when it can), then, if building one
+     * of them failed, once more without (see defer_indexes). */
+    for (int pass = 0; pass < 2; pass++) {
+        if ((rc = edb_txn_begin(im.s, 0)) < 0) {
+            ret = dbt_fail(what, rc);
+            goto out;
+        }
+        if ((ret = dbt_table_load(&im.t, im.s, pos[1])) != DBT_OK)
+            goto out;
+        if ((rc = edb_cursor_open(&im.c, im.s, pos[1])) < 0 ||
+            (rc = edb_cursor_open(&im.look, im.s, pos[1])) < 0) {
+            ret = dbt_fail(what, rc);
+            goto out;
+        }
+        size_t ndefer = 0;
+        if (pass == 0 && f != stdin && batch == 0 && (ret = defer_indexes(&im, &ndefer)) != DBT_OK)
+            goto out;
+        dbt_progress_begin(&pg, "import");
+        ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
+        dbt_progress_end(&pg);
+        if (ret == DBT_OK && ndefer > 0 && build_deferred(&im, pos[1]) != 0) {
+            /* rolled back below: read the file again with the indexes */
+            edb_cursor_close(im.c);
+            edb_cursor_close(im.look);
+            im.c = im.look = NULL;
+            edb_txn_rollback(im.s);
+            dbt_table_free(&im.t);
+            if (fseeko(f, 0, SEEK_SET) != 0) {
+                ret = dbt_failf(what, EDB_IO, "reading the input again: %s (nothing was imported)",
+                                strerror(errno));
+                goto out;
+            }
+            im.line = im.rows = im.committed = im.replaced = im.skipped = 0;
+            im.fast_rows = im.slow_rows = 0;
+            continue;
+        }
+        break;
     }
-    if ((ret = dbt_table_load(&im.t, im.s, pos[1])) != DBT_OK)
-        goto out;
-    if ((rc = edb_cursor_open(&im.c, im.s, pos[1])) < 0) {
-        ret = dbt_fail(what, rc);
-        goto out;
-    }
-    if ((rc = edb_cursor_open(&im.look, im.s, pos[1])) < 0) {
-        ret = dbt_fail(what, rc);
-        goto out;
-    }
-    dbt_progress_begin(&pg, "import");
-    ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
-    dbt_progress_end(&pg);
     edb_cursor_close(im.c);
     im.c = NULL;
     edb_cursor_close(im.look);
