@@ -664,15 +664,16 @@ out:
 
 /*
  * Deferred indexes.  Into an empty table, in one transaction (no --batch)
- * and from a file (which can be read twice), the non-unique secondary
- * indexes are dropped before the rows and created again after them, in the
- * same transaction: edb_index_create sorts the entries and appends them, so
- * the index is built with full pages, and each row costs one put less per
- * such index.  Unique indexes stay: a duplicate must be refused at its line
- * (on_keydup).  A row a deferred index would have refused (an entry too
- * long: EDB_TOOBIG) makes the build fail instead; the whole transaction is
- * then rolled back and the file imported once more with every index in
- * place, which names the line.  What is committed is the same either way.
+ * and from a file (which can be read twice), the secondary indexes are
+ * dropped before the rows and created again after them, in the same
+ * transaction: edb_index_create sorts the entries and appends them, so each
+ * index is built with full pages, and each row costs one put less per
+ * index.  A row an index would have refused (a key taken in a unique index:
+ * EDB_KEYDUP; an entry too long: EDB_TOOBIG) makes its build fail instead;
+ * the whole transaction is then rolled back and the file imported once more
+ * with every index in place, which names the line.  What is committed is the
+ * same either way.  While they are dropped, EDB_KEYDUP can only come from
+ * the primary key, which on_keydup looks at first.
  */
 static int
 defer_indexes(importer *im, size_t *ndefer)
@@ -685,7 +686,7 @@ defer_indexes(importer *im, size_t *ndefer)
         return dbt_fail(im->what, rc);
     for (size_t i = 0; i < im->t.def->nindexes; i++) {
         const edb_index_def *x = &im->t.def->indexes[i];
-        if (x == im->t.primary || (x->flags & (EDB_IDX_PRIMARY | EDB_IDX_UNIQUE)))
+        if (x == im->t.primary || (x->flags & EDB_IDX_PRIMARY))
             continue;
         if ((rc = edb_index_drop(im->s, im->t.def->name, x->name)) < 0)
             return dbt_failf(im->what, rc, "index '%s': %s", x->name, detail());
@@ -701,7 +702,7 @@ build_deferred(importer *im, const char *table)
 {
     for (size_t i = 0; i < im->t.def->nindexes; i++) {
         const edb_index_def *x = &im->t.def->indexes[i];
-        if (x == im->t.primary || (x->flags & (EDB_IDX_PRIMARY | EDB_IDX_UNIQUE)))
+        if (x == im->t.primary || (x->flags & EDB_IDX_PRIMARY))
             continue;
         int rc = edb_index_create(im->s, table, x);
         if (rc < 0)

@@ -70,10 +70,10 @@ static const dbt_cmd commands[] = {
       "both print the counts on standard error. A key taken in another unique index still fails.\n"
       "FILE must be a regular file (a FIFO, directory or device is refused: use - and a\n"
       "redirection).\n"
-      "Into an empty table from FILE without --batch, the non-unique secondary indexes are\n"
-      "built after the rows, sorted, in the same transaction: their pages are full. If one\n"
-      "refuses a row (an entry too long), the import runs again with every index in place\n"
-      "to name the line; nothing is committed either way until the end.\n" },
+      "Into an empty table from FILE without --batch, the secondary indexes are built after\n"
+      "the rows, sorted, in the same transaction: their pages are full. If one refuses a row\n"
+      "(a key taken in a unique index, an entry too long), the import runs again with every\n"
+      "index in place to name the line; nothing is committed either way until the end.\n" },
     { "export", dbt_cmd_export, "export DB TABLE [--format jsonl|csv] [--index I]",
       "Write every row to standard output as JSON lines (the default) or CSV with a header row,\n"
       "in primary-key order or in the order of index I. The output imports back unchanged.\n" },

@@ -1,19 +1,21 @@
 /*
  * dbtool import into an empty table, from a file and in one transaction,
- * drops the table's non-unique secondary indexes before the rows and
- * creates them again after them, sorted (tools/cmd_import.c, "Deferred
- * indexes"): the index's leaf pages are full (raw mdb_stat against the bytes
- * of its nodes; inserting in row order leaves about two-thirds), the rows,
- * the index order and `dbtool check` are as before; a row whose entry the
- * index refuses (too long: EDB_TOOBIG) is still named by its line with
- * nothing imported and the index kept, from a file (the import runs again
- * with the indexes) and from standard input (never deferred); an import into
- * a table that has rows keeps its indexes live.
+ * drops the table's secondary indexes before the rows and creates them
+ * again after them, sorted (tools/cmd_import.c, "Deferred indexes"): the
+ * indexes' leaf pages are full (raw mdb_stat against the bytes of their
+ * nodes; inserting in row order leaves about two-thirds), the rows, the
+ * index order and `dbtool check` are as before; a row an index refuses (an
+ * entry too long: EDB_TOOBIG; a key taken in a unique index: EDB_KEYDUP) is
+ * still named by its line with nothing imported and the indexes kept, from a
+ * file (the import runs again with the indexes) and from standard input
+ * (never deferred); an import into a table that has rows keeps its indexes
+ * live.
  */
 #include "config.h"
 
 #include <criterion/criterion.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,26 +24,30 @@
 #include "dbtool_run.h"
 
 static const char *SCHEMA =
-    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"}, {\"name\": \"name\", \"type\": \"text\"}],"
+    "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"}, {\"name\": \"name\", \"type\": \"text\"},"
+    " {\"name\": \"code\", \"type\": \"int64\"}],"
     " \"indexes\": [{\"name\": \"pk\", \"key\": [\"+id\"], \"flags\": [\"primary\"]},"
-    " {\"name\": \"by_name\", \"key\": [\"+name\"]}]}";
+    " {\"name\": \"by_name\", \"key\": [\"+name\"]},"
+    " {\"name\": \"by_code\", \"key\": [\"-code\"], \"flags\": [\"unique\"]}]}";
 
-/* Rows first..first+n-1 in id order, names in a scrambled order; row
- * @long_at (1-based line, 0: none) gets a name too long for an index key. */
+/* Rows first..first+n-1 in id order, names and codes (unique) in a
+ * scrambled order; row @long_at (1-based line, 0: none) gets a name too long
+ * for an index key, row @dup_at the code of the first row. */
 static char *
-rows(unsigned first, unsigned n, unsigned long_at)
+rows(unsigned first, unsigned n, unsigned long_at, unsigned dup_at)
 {
     char *s = malloc((size_t)n * 80 + 1000), *p = s;
     cr_assert_not_null(s);
     for (unsigned i = 0; i < n; i++) {
         unsigned id = first + i, scr = (unsigned)(((uint64_t)id * 2654435761u) % 1000003u);
+        unsigned code = i + 1 == dup_at ? first * 7919u % 1000003u : id * 7919u % 1000003u;
         if (i + 1 == long_at) {
-            p += sprintf(p, "{\"id\": %u, \"name\": \"", id);
+            p += sprintf(p, "{\"id\": %u, \"code\": %u, \"name\": \"", id, code);
             memset(p, 'x', 600);
             p += 600;
             p += sprintf(p, "\"}\n");
         } else {
-            p += sprintf(p, "{\"id\": %u, \"name\": \"n%07u\"}\n", id, scr);
+            p += sprintf(p, "{\"id\": %u, \"code\": %u, \"name\": \"n%07u\"}\n", id, code, scr);
         }
     }
     *p = '\0';
@@ -117,7 +123,7 @@ Test(import_defer, empty_table_gets_full_index_pages, .timeout = 120)
     char db[512], file[600];
     char *dir = empty_db(db, sizeof db);
     unsigned n = 20000;
-    char *in = rows(1, n, 0);
+    char *in = rows(1, n, 0, 0);
     snprintf(file, sizeof file, "%s/rows.jsonl", dir);
     write_file(file, in);
     run_result r = dbt_runv(NULL, "import", db, "t", file, NULL);
@@ -126,16 +132,16 @@ Test(import_defer, empty_table_gets_full_index_pages, .timeout = 120)
     expect_index_order(db, n);
     uint64_t leaf, ideal;
     index_pages(db, &leaf, &ideal);
-    cr_assert_leq(leaf, ideal + ideal / 20 + 1, "by_name: %llu leaf pages for %llu pages of nodes",
+    cr_assert_leq(leaf, ideal + ideal / 20 + 2, "by_name, by_code: %llu leaf pages for %llu pages of nodes",
                   (unsigned long long)leaf, (unsigned long long)ideal);
     /* Into a table with rows, the indexes stay live: the same rows and order. */
-    char *more = rows(n + 1, 2000, 0);
+    char *more = rows(n + 1, 2000, 0, 0);
     write_file(file, more);
     r = dbt_runv(NULL, "import", db, "t", file, NULL);
     dbt_expect_ok(&r, "second import");
     run_free(&r);
     expect_index_order(db, n + 2000);
-    fprintf(stderr, "import_defer::empty_table_gets_full_index_pages: %u rows, by_name %llu leaf "
+    fprintf(stderr, "import_defer::empty_table_gets_full_index_pages: %u rows, two indexes: %llu leaf "
             "pages, %llu needed\n", n, (unsigned long long)leaf, (unsigned long long)ideal);
     free(more);
     free(in);
@@ -143,38 +149,56 @@ Test(import_defer, empty_table_gets_full_index_pages, .timeout = 120)
     free(dir);
 }
 
-Test(import_defer, refused_entry_names_its_line, .timeout = 120)
+/* A row at @line that an index refuses with @code: named by its line, from
+ * a file and from standard input, nothing imported, the indexes working. */
+static void
+refused_at(unsigned line, bool too_long, const char *code)
 {
     char db[512], file[600];
     char *dir = empty_db(db, sizeof db);
-    char *in = rows(1, 3000, 2345);
+    char *in = rows(1, 3000, too_long ? line : 0, too_long ? 0 : line);
     snprintf(file, sizeof file, "%s/rows.jsonl", dir);
     write_file(file, in);
+    char want[40];
+    snprintf(want, sizeof want, "line %u", line);
     /* from a file: deferred, the build fails, the import runs again */
     run_result r = dbt_runv(NULL, "import", db, "t", file, NULL);
     cr_assert_eq(r.status, 1, "%s", r.err);
-    cr_assert(strstr(r.err, "EDB_TOOBIG") != NULL && strstr(r.err, "line 2345") != NULL &&
+    cr_assert(strstr(r.err, code) != NULL && strstr(r.err, want) != NULL &&
               strstr(r.err, "nothing was imported") != NULL, "%s", r.err);
     cr_assert_eq(count_lines(r.err), 1, "one message: %s", r.err);
     run_free(&r);
     /* from standard input: never deferred, the same message */
     r = dbt_runv(in, "import", db, "t", "-", NULL);
     cr_assert_eq(r.status, 1, "%s", r.err);
-    cr_assert(strstr(r.err, "EDB_TOOBIG") != NULL && strstr(r.err, "line 2345") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, code) != NULL && strstr(r.err, want) != NULL, "%s", r.err);
     run_free(&r);
-    /* nothing imported, the index is still there and works */
+    /* nothing imported, the indexes are still there and work */
     r = dbt_runv(NULL, "export", db, "t", NULL);
     dbt_expect_ok(&r, "export");
     cr_assert_eq(r.out_len, 0u, "%s", r.out);
     run_free(&r);
-    char *good = rows(1, 500, 0);
+    char *good = rows(1, 500, 0, 0);
     write_file(file, good);
     r = dbt_runv(NULL, "import", db, "t", file, NULL);
     dbt_expect_ok(&r, "import after the failures");
     run_free(&r);
     expect_index_order(db, 500);
+    r = dbt_runv(NULL, "get", db, "t", "1", NULL);
+    dbt_expect_ok(&r, "get 1");
+    run_free(&r);
     free(good);
     free(in);
     rm_tree(dir);
     free(dir);
+}
+
+Test(import_defer, too_long_entry_names_its_line, .timeout = 120)
+{
+    refused_at(2345, true, "EDB_TOOBIG");
+}
+
+Test(import_defer, unique_duplicate_names_its_line, .timeout = 120)
+{
+    refused_at(1777, false, "EDB_KEYDUP");
 }
