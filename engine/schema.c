@@ -602,10 +602,10 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     if (xs == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "edb_index_create"));
     t->idx = xs;
-    t->idx[t->nidx] = x;
-    EDB_ERR(resolve_collation(s->env, t, (int)t->nidx));
-    EDB_ERR(build_index(s, txn, t, &t->idx[t->nidx]));
-    t->nidx++;
+    t->idx[t->nidx++] = x;
+    /* the new index is in t now, so that its collator versions are recorded */
+    EDB_ERR(resolve_collation(s->env, t, (int)t->nidx - 1));
+    EDB_ERR(build_index(s, txn, t, &t->idx[t->nidx - 1]));
     ret = edb__table_store(s->env, txn, t);
 err:
     edb__table_free(t);
