@@ -11,9 +11,8 @@
  */
 #include "config.h"
 
-#include <lmdb.h>
-
 #include "helpers.h"
+#include "lmdb_pages.h"
 
 static char *dir;
 static char db[512];
@@ -34,37 +33,6 @@ teardown(void)
 }
 
 TestSuite(indexbuild, .init = setup, .fini = teardown, .timeout = 120);
-
-/* edb.index of the closed database at @db: leaf pages, and the pages its
- * nodes would fill if every leaf were full. */
-static void
-index_pages(uint64_t *leaf, uint64_t *ideal, uint64_t *entries)
-{
-    MDB_env *m;
-    MDB_txn *t;
-    MDB_dbi dbi;
-    cr_assert_eq(mdb_env_create(&m), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
-    cr_assert_eq(mdb_env_set_mapsize(m, (size_t)1 << 30), 0);
-    cr_assert_eq(mdb_env_open(m, db, MDB_RDONLY, 0600), 0);
-    cr_assert_eq(mdb_txn_begin(m, NULL, MDB_RDONLY, &t), 0);
-    cr_assert_eq(mdb_dbi_open(t, "edb.index", 0, &dbi), 0);
-    MDB_stat st;
-    cr_assert_eq(mdb_stat(t, dbi, &st), 0);
-    *leaf = st.ms_leaf_pages;
-    *entries = st.ms_entries;
-    MDB_cursor *c;
-    cr_assert_eq(mdb_cursor_open(t, dbi, &c), 0);
-    MDB_val k, v;
-    uint64_t bytes = 0;
-    while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-        bytes += (8 + k.mv_size + v.mv_size + 1) / 2 * 2 + 2;   /* node, even, + pointer */
-    mdb_cursor_close(c);
-    unsigned room = st.ms_psize - 16;                           /* page header */
-    *ideal = (bytes + room - 1) / room;
-    mdb_txn_abort(t);
-    mdb_env_close(m);
-}
 
 /* Table t (id int32 primary, name text, tags multi-valued text) with @n
  * rows inserted in a scrambled order of their names. */
@@ -182,7 +150,7 @@ Test(indexbuild, new_index_has_full_pages)
     edb_session_end(s);
     edb_env_close(env);
     uint64_t leaf, ideal, entries;
-    index_pages(&leaf, &ideal, &entries);
+    test_lmdb_pages(db, "edb.index", &leaf, &ideal, &entries);
     cr_assert_eq(entries, n);
     /* row order is random in the index's order: inserting leaves ~2/3 fill */
     cr_assert_leq(leaf, ideal + ideal / 20 + 1, "%llu leaf pages for %llu pages of nodes",

@@ -15,7 +15,6 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
-#include <lmdb.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <string.h>
 
 #include "dbtool_run.h"
+#include "lmdb_pages.h"
 
 static const char *SCHEMA =
     "{\"name\": \"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int32\"}, {\"name\": \"name\", \"type\": \"text\"},"
@@ -53,34 +53,6 @@ rows(unsigned first, unsigned n, unsigned long_at, unsigned dup_at)
     }
     *p = '\0';
     return s;
-}
-
-/* edb.index of the database at @db: leaf pages and the pages its nodes need. */
-static void
-index_pages(const char *db, uint64_t *leaf, uint64_t *ideal)
-{
-    MDB_env *m;
-    MDB_txn *t;
-    MDB_dbi dbi;
-    cr_assert_eq(mdb_env_create(&m), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
-    cr_assert_eq(mdb_env_set_mapsize(m, (size_t)1 << 30), 0);
-    cr_assert_eq(mdb_env_open(m, db, MDB_RDONLY, 0600), 0);
-    cr_assert_eq(mdb_txn_begin(m, NULL, MDB_RDONLY, &t), 0);
-    cr_assert_eq(mdb_dbi_open(t, "edb.index", 0, &dbi), 0);
-    MDB_stat st;
-    cr_assert_eq(mdb_stat(t, dbi, &st), 0);
-    *leaf = st.ms_leaf_pages;
-    MDB_cursor *c;
-    cr_assert_eq(mdb_cursor_open(t, dbi, &c), 0);
-    MDB_val k, v;
-    uint64_t bytes = 0;
-    while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-        bytes += (8 + k.mv_size + v.mv_size + 1) / 2 * 2 + 2;
-    mdb_cursor_close(c);
-    *ideal = (bytes + st.ms_psize - 17) / (st.ms_psize - 16);
-    mdb_txn_abort(t);
-    mdb_env_close(m);
 }
 
 /* A new database with table t and no rows; returns its directory. */
@@ -131,8 +103,9 @@ Test(import_defer, empty_table_gets_full_index_pages, .timeout = 120)
     dbt_expect_ok(&r, "import");
     run_free(&r);
     expect_index_order(db, n);
-    uint64_t leaf, ideal;
-    index_pages(db, &leaf, &ideal);
+    uint64_t leaf, ideal, entries;
+    test_lmdb_pages(db, "edb.index", &leaf, &ideal, &entries);
+    cr_assert_eq(entries, 2 * (uint64_t)n);
     cr_assert_leq(leaf, ideal + ideal / 20 + 2, "by_name, by_code: %llu leaf pages for %llu pages of nodes",
                   (unsigned long long)leaf, (unsigned long long)ideal);
     /* Into a table with rows, the indexes stay live: the same rows and order. */
