@@ -675,6 +675,12 @@ out:
  * same either way.  While they are dropped, EDB_KEYDUP can only come from
  * the primary key, which on_keydup looks at first.
  */
+static bool
+deferred(const importer *im, const edb_index_def *x)
+{
+    return x != im->t.primary && !(x->flags & EDB_IDX_PRIMARY);
+}
+
 static int
 defer_indexes(importer *im, size_t *ndefer)
 {
@@ -686,7 +692,7 @@ defer_indexes(importer *im, size_t *ndefer)
         return dbt_fail(im->what, rc);
     for (size_t i = 0; i < im->t.def->nindexes; i++) {
         const edb_index_def *x = &im->t.def->indexes[i];
-        if (x == im->t.primary || (x->flags & EDB_IDX_PRIMARY))
+        if (!deferred(im, x))
             continue;
         if ((rc = edb_index_drop(im->s, im->t.def->name, x->name)) < 0)
             return dbt_failf(im->what, rc, "index '%s': %s", x->name, detail());
@@ -702,7 +708,7 @@ build_deferred(importer *im, const char *table)
 {
     for (size_t i = 0; i < im->t.def->nindexes; i++) {
         const edb_index_def *x = &im->t.def->indexes[i];
-        if (x == im->t.primary || (x->flags & EDB_IDX_PRIMARY))
+        if (!deferred(im, x))
             continue;
         int rc = edb_index_create(im->s, table, x);
         if (rc < 0)
@@ -773,7 +779,7 @@ dbt_cmd_import(int argc, char **argv)
         ret = csvmode ? import_csv(&im, f, &pg) : import_jsonl(&im, f, &pg);
         dbt_progress_end(&pg);
         if (ret == DBT_OK && ndefer > 0 && build_deferred(&im, pos[1]) != 0) {
-            /* rolled back below: read the file again with the indexes */
+            /* roll everything back and read the file again with the indexes */
             edb_cursor_close(im.c);
             edb_cursor_close(im.look);
             im.c = im.look = NULL;
