@@ -157,6 +157,7 @@ edb__catalog_open(edb_env *env)
         put_u32(rec, EDB__FORMAT_MAGIC);
         put_u32(rec + 4, EDB__FORMAT_VERSION);
         put_u32(rec + 8, 0);
+        cat->format = EDB__FORMAT_VERSION;
         if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
     } else if (rc != 0) {
@@ -175,10 +176,11 @@ edb__catalog_open(edb_env *env)
         if (version > EDB__FORMAT_VERSION)
             EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u is newer than this library's %u",
                              env->path, version, EDB__FORMAT_VERSION));
-        if (version < EDB__FORMAT_VERSION)
-            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u; this library reads format %u: "
+        if (version < EDB__FORMAT_OLDEST)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u; this library reads formats %u and %u: "
                              "convert it with `dbtool upgrade %s`", env->path, version,
-                             EDB__FORMAT_VERSION, env->path));
+                             EDB__FORMAT_OLDEST, EDB__FORMAT_VERSION, env->path));
+        cat->format = version;
         if ((rc = mdb_dbi_open(txn, EDB__KS_RECORDS, 0, &cat->recs)) != 0 ||
             (rc = mdb_dbi_open(txn, EDB__KS_INDEX, 0, &cat->idx)) != 0)
             EDB_ERR(edb__mdb_is_notfound(rc)

@@ -35,10 +35,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
 #include "dbswap.h"
 #include "error.h"
 #include "keyspace.h"
 #include "metaread.h"
+#include "record.h"
 
 /* entries per write transaction of the new database */
 #define PUTS_PER_TXN 65536u
@@ -65,6 +67,8 @@ typedef struct compact {
     size_t nplain;        /* plain keys of the main database */
     edb_pack_stat *st;
     bool created;         /* sw.tmp is this call's (removed on failure) */
+    bool to5;             /* edb__env_pack5: format 4 -> 5 on the way */
+    edb__buf conv;        /* to5: the converted value */
 } compact;
 
 /* The named databases of the source (its main database's keys that open as
@@ -155,7 +159,22 @@ copy_db(compact *c, const named_db *d, size_t *puts)
     unsigned app = (d->flags & MDB_DUPSORT) ? MDB_APPENDDUP : MDB_APPEND;
     MDB_val k, v;
     size_t n = 0;
+    bool recs = c->to5 && strcmp(d->name, EDB__KS_RECORDS) == 0;
+    bool cat = c->to5 && strcmp(d->name, EDB__KS_CATALOG) == 0;
+    static const uint8_t chunks[EDB__KS_PREFIX] = { 0 };   /* long values' range: no records */
     while ((rc = mdb_cursor_get(sc, &k, &v, MDB_NEXT)) == 0) {
+        if (recs && !(k.mv_size >= EDB__KS_PREFIX && memcmp(k.mv_data, chunks, EDB__KS_PREFIX) == 0)) {
+            /* format 5's records: version 3 (record.c) */
+            EDB_ERR(edb__rec_narrow(&c->conv, v.mv_data, v.mv_size));
+            v.mv_data = c->conv.p;
+            v.mv_size = c->conv.len;
+        } else if (cat && k.mv_size == 7 && memcmp(k.mv_data, "\0format", 7) == 0) {
+            if (v.mv_size < 12 || ((uint8_t *)v.mv_data)[4] != 4)
+                EDB_ERR(edb__err(EDB_VERSION, "upgrade: '%s' is not a format 4 database", c->sw.path));
+            EDB_ERR(edb__buf_set(&c->conv, v.mv_data, v.mv_size));
+            c->conv.p[4] = (uint8_t)EDB__FORMAT_VERSION;
+            v.mv_data = c->conv.p;
+        }
         rc = mdb_cursor_put(dc, &k, &v, app);
         if (rc != 0)
             EDB_ERR(edb__mdb_err_env(rc, c->dst, what));
@@ -300,19 +319,20 @@ build(compact *c, uint64_t map_size)
     return 0;
 }
 
-int
-edb_env_pack(edb_pack_stat *out, const char *path)
+static int
+pack(edb_pack_stat *out, const char *path, bool to5)
 {
     int ret = 0, rc;
     compact c;
     memset(&c, 0, sizeof c);
     c.sw.lockfd = -1;
+    c.to5 = to5;
     if (out != NULL)
         memset(out, 0, sizeof *out);
     edb_pack_stat st = { 0 };
     struct stat sb;
     c.st = &st;
-    EDB_ERR(edb__swap_init(&c.sw, path, ".compact", who));
+    EDB_ERR(edb__swap_init(&c.sw, path, to5 ? ".upgrade" : ".compact", who));
     char data[PATH_MAX + 16];
     snprintf(data, sizeof data, "%s/data.mdb", c.sw.path);
     if (stat(data, &sb) != 0)
@@ -403,7 +423,20 @@ err:
     for (size_t i = 0; i < c.ndbs; i++)
         free(c.dbs[i].name);
     free(c.dbs);
+    edb__buf_free(&c.conv);
     if (ret == 0)
         edb__err_clear();
     return ret;
+}
+
+int
+edb_env_pack(edb_pack_stat *out, const char *path)
+{
+    return pack(out, path, false);
+}
+
+int
+edb__env_pack5(const char *path)
+{
+    return pack(NULL, path, true);
 }

@@ -114,6 +114,8 @@ struct edb_cursor {
     uint32_t cc_hdr, cc_end, cc_bbyte;  /* there: where the data starts, the column's end
                                            offset, its NULL bitmap byte ... */
     uint8_t cc_bmask;                   /* ... and bit */
+    uint8_t cc_w;                       /* bytes per end offset there (record.c: 4, or
+                                           version 3's 1, 2, 4) */
     bool rv_ok, rv_hdr_ok;              /* record cache, see above */
     uint64_t rv_txn_id, rv_write_seq;
     MDB_val rv;

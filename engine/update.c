@@ -323,6 +323,7 @@ typedef struct edb__wplan {
     edb__buf raw;                               /* the encoded record */
     edb__buf pk;                                /* its primary key */
     bool pk_same;                               /* replace keeps the primary key */
+    bool narrow;                                /* format 5: record version 3 (record.c) */
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
     edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
@@ -372,6 +373,7 @@ wplan_get(edb_cursor *c, edb__wplan **out)
         return edb__err(EDB_NOMEM, "table '%s': update", c->tname);
     c->wp->raw.len = c->wp->pk.len = 0;
     c->wp->pk_same = false;
+    c->wp->narrow = edb__fmt5(edb__cat(c->s->env));
     *out = c->wp;
     return 0;
 }
@@ -543,7 +545,7 @@ static int
 plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *old,
             const edb__buf *oldpk, const edb__rec *rec)
 {
-    EDB_RET(edb__rec_encode(rec, &w->raw));
+    EDB_RET(edb__rec_encode(rec, &w->raw, w->narrow));
     w->pk_same = old != NULL && buf_eq(oldpk, &w->pk);
     int dup = -2;           /* the first unique index that clashes (-1: the primary) */
     if (old != NULL && !w->pk_same) {
@@ -1147,7 +1149,7 @@ edb_update(edb_cursor *c)
     if (c->prep == EDB_PREP_INSERT) {
         if (has_autoinc(c->t)) {
             /* assign on a copy: the prepared record keeps its NULLs on failure */
-            EDB_ERR(edb__rec_encode(&c->rec, &w->raw));
+            EDB_ERR(edb__rec_encode(&c->rec, &w->raw, w->narrow));
             EDB_ERR(edb__rec_decode(&copy, c->t, w->raw.p, w->raw.len));
             EDB_ERR(assign_autoinc(c, txn, &copy));
             work = &copy;
