@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
+#include "cursor.h"
 #include "dbswap.h"
 #include "error.h"
 #include "keyspace.h"
@@ -69,7 +70,55 @@ typedef struct compact {
     bool created;         /* sw.tmp is this call's (removed on failure) */
     bool to5;             /* edb__env_pack5: format 4 -> 5 on the way */
     edb__buf conv;        /* to5: the converted value */
+    edb__table **tabs;    /* to5: the schemas (edb.catalog is copied before edb.index) */
+    size_t ntabs;
+    const edb__table *lt; /* to5: the index of the last entry converted */
+    const edb__index *lx;
 } compact;
+
+/* to5: keep the schema blob @v (a "t" key of edb.catalog). */
+static int
+keep_schema(compact *c, const MDB_val *v)
+{
+    edb__table **n = realloc(c->tabs, (c->ntabs + 1) * sizeof *n);
+    if (n == NULL)
+        return edb__err(EDB_NOMEM, "upgrade");
+    c->tabs = n;
+    EDB_RET(edb__table_decode(&c->tabs[c->ntabs], NULL, v->mv_data, v->mv_size));
+    c->ntabs++;
+    return 0;
+}
+
+/* to5: the value format 5 stores for the entry (k, v) of edb.index: empty
+ * for a non-unique index whose key ends with the primary key @v (cursor.h,
+ * edb__index_pk_off), else @v. */
+static size_t
+entry_value_len(compact *c, const MDB_val *k, const MDB_val *v)
+{
+    if (k->mv_size <= EDB__KS_PREFIX || v->mv_size == 0)
+        return v->mv_size;
+    const uint8_t *p = k->mv_data;
+    uint32_t kid = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (c->lx == NULL || c->lx->kid != kid) {
+        c->lx = NULL;
+        for (size_t i = 0; i < c->ntabs && c->lx == NULL; i++)
+            for (uint32_t j = 0; j < c->tabs[i]->nidx && c->lx == NULL; j++)
+                if ((int)j != c->tabs[i]->primary && c->tabs[i]->idx[j].kid == kid) {
+                    c->lt = c->tabs[i];
+                    c->lx = &c->tabs[i]->idx[j];
+                }
+    }
+    size_t off;
+    if (c->lx == NULL || (c->lx->flags & EDB_IDX_UNIQUE) ||
+        edb__index_pk_off(c->lt, c->lx, p + EDB__KS_PREFIX, k->mv_size - EDB__KS_PREFIX, &off) < 0) {
+        edb__err_clear();
+        return v->mv_size;      /* kept: edb_env_check judges it */
+    }
+    size_t pklen = k->mv_size - EDB__KS_PREFIX - off;
+    if (pklen != v->mv_size || memcmp(p + EDB__KS_PREFIX + off, v->mv_data, pklen) != 0)
+        return v->mv_size;
+    return 0;
+}
 
 /* The named databases of the source (its main database's keys that open as
  * one); the main database's other keys are counted in c->nplain. */
@@ -161,6 +210,7 @@ copy_db(compact *c, const named_db *d, size_t *puts)
     size_t n = 0;
     bool recs = c->to5 && strcmp(d->name, EDB__KS_RECORDS) == 0;
     bool cat = c->to5 && strcmp(d->name, EDB__KS_CATALOG) == 0;
+    bool idx = c->to5 && strcmp(d->name, EDB__KS_INDEX) == 0;
     static const uint8_t chunks[EDB__KS_PREFIX] = { 0 };   /* long values' range: no records */
     while ((rc = mdb_cursor_get(sc, &k, &v, MDB_NEXT)) == 0) {
         if (recs && !(k.mv_size >= EDB__KS_PREFIX && memcmp(k.mv_data, chunks, EDB__KS_PREFIX) == 0)) {
@@ -174,6 +224,10 @@ copy_db(compact *c, const named_db *d, size_t *puts)
             EDB_ERR(edb__buf_set(&c->conv, v.mv_data, v.mv_size));
             c->conv.p[4] = (uint8_t)EDB__FORMAT_VERSION;
             v.mv_data = c->conv.p;
+        } else if (cat && k.mv_size >= 1 && ((const uint8_t *)k.mv_data)[0] == 't') {
+            EDB_ERR(keep_schema(c, &v));
+        } else if (idx) {
+            v.mv_size = entry_value_len(c, &k, &v);
         }
         rc = mdb_cursor_put(dc, &k, &v, app);
         if (rc != 0)
@@ -424,6 +478,9 @@ err:
         free(c.dbs[i].name);
     free(c.dbs);
     edb__buf_free(&c.conv);
+    for (size_t i = 0; i < c.ntabs; i++)
+        edb__table_free(c.tabs[i]);
+    free(c.tabs);
     if (ret == 0)
         edb__err_clear();
     return ret;

@@ -25,6 +25,7 @@
 
 #include "cursor.h"
 #include "error.h"
+#include "key.h"
 #include "longval.h"
 
 void
@@ -93,9 +94,56 @@ index_is_multi(const edb_cursor *c)
 size_t
 edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
+    if (index_is_multi(c) && d->mv_size == 0) {
+        size_t off;
+        if (edb__index_pk_off(c->t, &c->t->idx[c->index], k->mv_data, k->mv_size, &off) == 0)
+            return off;
+        edb__err_clear();
+        return k->mv_size;
+    }
     if (index_is_multi(c) && d->mv_size <= k->mv_size)
         return k->mv_size - d->mv_size;
     return k->mv_size;
+}
+
+int
+edb__index_pk_off(const edb__table *t, const edb__index *x, const uint8_t *key, size_t len, size_t *off)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < x->nseg; i++) {
+        const edb__column *def = &t->cols[x->seg[i].col - 1];
+        /* a collated segment is an ICU sort key framed as a BINARY payload */
+        edb_coltype type = def->collation[0] != '\0' ? EDB_COL_BINARY : def->type;
+        int rc = edb__key_decode(key, len, &o, type, edb__key_mode(x->seg[i].desc, x->flags), NULL, 0,
+                                 NULL);
+        if (rc < 0) {
+            char why[160];
+            snprintf(why, sizeof why, "%s", edb_error_last_message());
+            return edb__err(EDB_CORRUPT, "table '%s': an entry of index '%s' is malformed (%s)",
+                            t->name, x->name, why);
+        }
+    }
+    if (o >= len)
+        return edb__err(EDB_CORRUPT, "table '%s': an entry of index '%s' holds no primary key",
+                        t->name, x->name);
+    *off = o;
+    return 0;
+}
+
+int
+edb__cursor_set_on_suffix(edb_cursor *c, const MDB_val *k)
+{
+    size_t off;
+    EDB_RET(edb__index_pk_off(c->t, &c->t->idx[c->index], k->mv_data, k->mv_size, &off));
+    int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
+    if (rc == 0)
+        rc = edb__buf_set(&c->pk, (const uint8_t *)k->mv_data + off, k->mv_size - off);
+    if (rc < 0)
+        return rc;
+    c->pos = POS_ON;
+    c->mc_valid = true;
+    c->rv_ok = false;
+    return 0;
 }
 
 

@@ -266,12 +266,14 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     uint64_t n = 0;
     int rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_FIRST);
     bool multi = edb__index_multi(t, x);
+    /* format 5: a non-unique entry's key ends with the primary key, its value is empty */
+    bool bare = edb__fmt5(edb__cat(s->env)) && !(x->flags & EDB_IDX_UNIQUE);
     while (rc == 0) {
         EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
         if (multi) {
             EDB_ERR(edb__index_entries(t, x, &rec, rk.mv_data, rk.mv_size, &ents));
             for (uint32_t j = 0; j < ents.n; j++) {
-                MDB_val ik = { ents.v[j].len, (void *)ents.v[j].p }, iv = { rk.mv_size, rk.mv_data };
+                MDB_val ik = { ents.v[j].len, (void *)ents.v[j].p }, iv = { bare ? 0 : rk.mv_size, rk.mv_data };
                 int prc = edb__ks_put(child, &x->ks, &ik, &iv,
                                       (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
                 if (edb__mdb_is_keyexist(prc))
@@ -286,7 +288,7 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
         int e;
         EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
         if (e == 0) {
-            MDB_val ik = { k.len, k.p }, iv = { rk.mv_size, rk.mv_data };
+            MDB_val ik = { k.len, k.p }, iv = { bare ? 0 : rk.mv_size, rk.mv_data };
             int prc = edb__ks_put(child, &x->ks, &ik, &iv, (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0);
             if (edb__mdb_is_keyexist(prc))
                 EDB_ERR(edb__err(EDB_KEYDUP, "table '%s': two rows share a key of unique index '%s'",

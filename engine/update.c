@@ -323,7 +323,8 @@ typedef struct edb__wplan {
     edb__buf raw;                               /* the encoded record */
     edb__buf pk;                                /* its primary key */
     bool pk_same;                               /* replace keeps the primary key */
-    bool narrow;                                /* format 5: record version 3 (record.c) */
+    bool narrow;                                /* format 5: record version 3 (record.c),
+                                                   non-unique entries without a value */
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
     edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
@@ -437,6 +438,14 @@ put(MDB_txn *txn, const edb__ks *ks, edb__append_hint *h, const edb__buf *k, con
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
 }
 
+/* The value of an entry of @x: the primary key, or nothing where the key ends
+ * with it (a non-unique index of a format 5 database; cursor.h). */
+static size_t
+entry_vlen(const edb__wplan *w, const edb__index *x)
+{
+    return w->narrow && !(x->flags & EDB_IDX_UNIQUE) ? 0 : w->pk.len;
+}
+
 static int
 del(MDB_txn *txn, const edb__ks *ks, const edb__buf *k, const char *what)
 {
@@ -525,7 +534,7 @@ apply_multi(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, ui
         if (ent_kept(w, i, k, false))
             continue;
         edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
-        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, w->pk.len,
+        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, entry_vlen(w, x),
                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -637,7 +646,7 @@ apply_record(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, b
             EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, w->pk.len,
+        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, entry_vlen(w, x),
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "

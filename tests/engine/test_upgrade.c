@@ -493,6 +493,50 @@ item_version(edb_env *env, int64_t id)
     return v;
 }
 
+/* Entries of index @index of table @table with an empty value, and with one. */
+static void
+index_values(edb_env *env, const char *table, const char *index, uint64_t *empty, uint64_t *full)
+{
+    MDB_txn *txn;
+    edb__table *t;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, table));
+    const edb__index *x = NULL;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (strcmp(t->idx[i].name, index) == 0)
+            x = &t->idx[i];
+    cr_assert_not_null(x);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
+    MDB_val k, d;
+    *empty = *full = 0;
+    for (int rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST); rc == 0;
+         rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_NEXT))
+        ++*(d.mv_size == 0 ? empty : full);
+    mdb_cursor_close(mc);
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+}
+
+/* Format 4 keeps the primary key in every entry's value; format 5 only in
+ * the unique index's. */
+static void
+check_values(edb_env *env, unsigned format)
+{
+    static const char *const nonunique[] = { "by_name", "by_score", "by_tag" };
+    uint64_t empty, full;
+    for (int i = 0; i < 3; i++) {
+        index_values(env, "items", nonunique[i], &empty, &full);
+        cr_assert(format == 5 ? empty > 0 && full == 0 : empty == 0 && full > 0,
+                  "format %u, %s: %llu empty, %llu with a value", format, nonunique[i],
+                  (unsigned long long)empty, (unsigned long long)full);
+    }
+    index_values(env, "notes", "by_text", &empty, &full);
+    cr_assert(format == 5 ? empty == 3 && full == 0 : empty == 0 && full == 3);
+    index_values(env, "items", "by_code", &empty, &full);
+    cr_assert(empty == 0 && full == 5, "the unique index keeps its values");
+}
+
 /* The fixture's rows in every index's order, its long value, a seek on the
  * unique index; @extra: the row inserted by the format-4 test is there. */
 static void
@@ -541,9 +585,10 @@ check_items(edb_session *s, bool extra)
 }
 
 /* A format-4 database made by 46d59e3 opens and works read-write as format 4
- * (its new records stay version 1, readable by that library), checks clean,
- * and `dbtool upgrade` rewrites it as format 5 with the same rows and index
- * orders, every record now version 3. */
+ * (its new records stay version 1 and its entries keep their values,
+ * readable by that library), checks clean, and `dbtool upgrade` rewrites it
+ * as format 5 with the same rows and index orders, every record now version
+ * 3, the non-unique indexes' entries without a value. */
 Test(upgrade, format4_database_works_and_upgrades_to_5)
 {
     char p4[600];
@@ -575,6 +620,7 @@ Test(upgrade, format4_database_works_and_upgrades_to_5)
     edb_cursor_close(c);
     cr_assert_eq(item_version(env, 7), EDB__RECORD_VERSION, "format 4 keeps writing version 1");
     cr_assert_eq(item_version(env, 6), EDB__RECORD_VERSION);
+    check_values(env, 4);
     uint64_t problems = 1;
     OK(edb_env_check(&problems, env, NULL, NULL, NULL));
     cr_assert_eq(problems, 0);
@@ -597,6 +643,7 @@ Test(upgrade, format4_database_works_and_upgrades_to_5)
             cr_assert_eq(item_version(env, id), EDB__RECORD_VERSION_W, "row %lld", (long long)id);
     cr_assert_eq(entries(s, "notes", NULL), 3);
     cr_assert_eq(entries(s, "notes", "by_text"), 3);
+    check_values(env, 5);
     OK(edb_cursor_open(&c, s, "items"));
     OK(edb_update_prepare(c, EDB_PREP_INSERT));
     OK(edb_update(c));
