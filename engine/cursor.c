@@ -112,6 +112,11 @@ edb__index_pk_off(const edb__table *t, const edb__index *x, const uint8_t *key, 
     size_t o = 0;
     for (unsigned i = 0; i < x->nseg; i++) {
         const edb__column *def = &t->cols[x->seg[i].col - 1];
+        int n = edb__type_size(def->type);
+        if (n > 0 && o < len && key[o] == EDB__KEY_PREFIX_VALUE && (size_t)n < len - o) {
+            o += 1 + (size_t)n;     /* a fixed-size value: prefix and payload */
+            continue;
+        }
         /* a collated segment is an ICU sort key framed as a BINARY payload */
         edb_coltype type = def->collation[0] != '\0' ? EDB_COL_BINARY : def->type;
         int rc = edb__key_decode(key, len, &o, type, edb__key_mode(x->seg[i].desc, x->flags), NULL, 0,
