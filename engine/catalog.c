@@ -667,7 +667,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         } else if (x->kid == 0) {
             goto bad;
         } else if (env != NULL) {
-            edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid);
+            edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid, edb__fmt5(edb__cat(env)));
         }
     }
     if (version == BLOB_VERSION_EXT && !decode_ext(&b, t))
@@ -678,7 +678,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         if ((t->idx[i].flags & EDB_IDX_TUPLES) && t->idx[i].tuple_min == 0)
             goto bad;
     if (env != NULL)
-        edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid);
+        edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid, edb__fmt5(edb__cat(env)));
     /* collators: a collation this ICU cannot open leaves coll NULL; keys on
      * the column then fail with a message (edb__index_entry, seek) */
     for (uint32_t i = 0; env != NULL && i < t->ncols; i++)
@@ -1202,6 +1202,9 @@ edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn)
     if (next == 0 || next == UINT32_MAX)
         return edb__err(EDB_LIMIT, "the database has handed out every table and index id "
                         "(2^32 - 1)");
+    if (edb__fmt5(edb__cat(env)) && next > EDB__KS_VAR_MAX)
+        return edb__err(EDB_LIMIT, "the database has handed out every table and index id "
+                        "(2^28 - 1 in format 5)");
     uint8_t b[4];
     put_u32(b, next + 1);
     v.mv_size = 4;

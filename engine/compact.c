@@ -74,7 +74,28 @@ typedef struct compact {
     size_t ntabs;
     const edb__table *lt; /* to5: the index of the last entry converted */
     const edb__index *lx;
+    uint8_t kconv[512];   /* to5: the key with its short id prefix */
 } compact;
+
+/* to5: the key @k of a table's or index's range with format 5's short id
+ * prefix instead of format 4's 4 bytes (keyspace.h; the order is kept, so
+ * MDB_APPEND still applies).  Long values' chunks keep theirs. */
+static int
+short_prefix(compact *c, MDB_val *k)
+{
+    const uint8_t *p = k->mv_data;
+    if (k->mv_size < EDB__KS_PREFIX || (p[0] | p[1] | p[2] | p[3]) == 0)
+        return 0;
+    uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (id > EDB__KS_VAR_MAX)
+        return edb__err(EDB_LIMIT, "upgrade: '%s' has a table or index id %u, format 5 holds ids "
+                        "below 2^28", c->sw.path, (unsigned)id);
+    unsigned n = edb__ks_encode(c->kconv, id, true);
+    memcpy(c->kconv + n, p + EDB__KS_PREFIX, k->mv_size - EDB__KS_PREFIX);
+    k->mv_size = k->mv_size - EDB__KS_PREFIX + n;
+    k->mv_data = c->kconv;
+    return 0;
+}
 
 /* to5: keep the schema blob @v (a "t" key of edb.catalog). */
 static int
@@ -229,6 +250,8 @@ copy_db(compact *c, const named_db *d, size_t *puts)
         } else if (idx) {
             v.mv_size = entry_value_len(c, &k, &v);
         }
+        if (recs || idx)
+            EDB_ERR(short_prefix(c, &k));
         rc = mdb_cursor_put(dc, &k, &v, app);
         if (rc != 0)
             EDB_ERR(edb__mdb_err_env(rc, c->dst, what));

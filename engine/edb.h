@@ -461,7 +461,7 @@ typedef struct edb_table_def {
 #define EDB_MAX_INDEXES 16
 #define EDB_MAX_KEY_SEGMENTS 12
 /** Largest encoded key (LMDB's 511 bytes minus edb's own framing and the
- *  4-byte id prefix of the keyspace; a non-unique index entry, key + primary
+ *  id prefix of the keyspace, at most 4 bytes; a non-unique index entry, key + primary
  *  key, must fit in 507 bytes: doc/key-encoding.md). */
 #define EDB_MAX_KEY_SIZE 500
 
@@ -471,7 +471,8 @@ typedef struct edb_table_def {
  * @return 0; #EDB_EXISTS (table name taken); #EDB_INVAL (bad names, duplicate
  *         columns, unknown key column, bad flags for the type, two primaries, a
  *         default of the wrong size); #EDB_LIMIT (columns, indexes; tables have no
- *         limit but the 2^32 - 1 ids a database hands out to tables and indexes);
+ *         limit but the ids a database hands out to tables and indexes: 2^32 - 1
+ *         in format 4, 2^28 - 1 in format 5);
  *         #EDB_READONLY; #EDB_BUSY; #EDB_FULL.
  */
 EDB_EXTERN int edb_table_create(edb_session *s, const edb_table_def *def);

@@ -467,7 +467,7 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     if (t->nidx >= EDB_MAX_INDEXES)
         EDB_ERR(edb__err(EDB_LIMIT, "table '%s' has %d indexes", table, EDB_MAX_INDEXES));
     EDB_ERR(edb__catalog_new_kid(&x.kid, s->env, txn));
-    edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid);
+    edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid, edb__fmt5(edb__cat(s->env)));
     x.id = edb__catalog_new_id();
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
     if (xs == NULL)
@@ -699,7 +699,7 @@ edb_index_rebuild(edb_session *s, const char *table, const char *index)
     edb__index old = t->idx[i];
     edb__index *x = &t->idx[i];
     EDB_ERR(edb__catalog_new_kid(&x->kid, s->env, txn));
-    edb__ks_set(&x->ks, edb__cat(s->env)->idx, x->kid);
+    edb__ks_set(&x->ks, edb__cat(s->env)->idx, x->kid, edb__fmt5(edb__cat(s->env)));
     EDB_ERR(resolve_collation(s->env, t, i));
     EDB_ERR(build_index(s, txn, t, x));
     EDB_ERR(edb__index_erase(s->env, txn, &old));

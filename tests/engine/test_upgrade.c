@@ -493,6 +493,31 @@ item_version(edb_env *env, int64_t id)
     return v;
 }
 
+/* The id prefix length of table items' records and of its index by_name,
+ * and the stored key of row 1 (keyspace.h), asserted equal to @want. */
+static void
+check_plen(edb_env *env, unsigned want)
+{
+    edb__table *t;
+    MDB_txn *txn;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, "items"));
+    cr_assert_eq(t->rec.plen, want);
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if ((int)i != t->primary)
+            cr_assert_eq(t->idx[i].ks.plen, want, "index %s", t->idx[i].name);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, t->rec.dbi, &mc), 0);
+    MDB_val k, d;
+    cr_assert_eq(edb__ks_cursor_get(mc, &t->rec, &k, &d, MDB_FIRST), 0);
+    cr_assert_eq(k.mv_size, 9);
+    cr_assert(mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0 && k.mv_size == want + 9,
+              "row 1 is stored under %zu bytes", k.mv_size);
+    mdb_cursor_close(mc);
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+}
+
 /* Entries of index @index of table @table with an empty value, and with one. */
 static void
 index_values(edb_env *env, const char *table, const char *index, uint64_t *empty, uint64_t *full)
@@ -621,6 +646,7 @@ Test(upgrade, format4_database_works_and_upgrades_to_5)
     cr_assert_eq(item_version(env, 7), EDB__RECORD_VERSION, "format 4 keeps writing version 1");
     cr_assert_eq(item_version(env, 6), EDB__RECORD_VERSION);
     check_values(env, 4);
+    check_plen(env, 4);
     uint64_t problems = 1;
     OK(edb_env_check(&problems, env, NULL, NULL, NULL));
     cr_assert_eq(problems, 0);
@@ -644,6 +670,7 @@ Test(upgrade, format4_database_works_and_upgrades_to_5)
     cr_assert_eq(entries(s, "notes", NULL), 3);
     cr_assert_eq(entries(s, "notes", "by_text"), 3);
     check_values(env, 5);
+    check_plen(env, 1);
     OK(edb_cursor_open(&c, s, "items"));
     OK(edb_update_prepare(c, EDB_PREP_INSERT));
     OK(edb_update(c));
