@@ -116,7 +116,9 @@ resolve_collation(edb_env *env, edb__table *t, int only)
     for (uint32_t i = 0; i < t->ncols; i++)
         if (t->cols[i].collation[0] != '\0' && t->cols[i].coll == NULL)
             EDB_RET(edb__coll_get(&t->cols[i].coll, env, t->cols[i].collation));
-    for (uint32_t i = 0; i < t->nidx; i++) {
+    /* @only may be the index being added, at t->nidx (edb_index_create) */
+    uint32_t n = only >= 0 && (uint32_t)only >= t->nidx ? (uint32_t)only + 1 : t->nidx;
+    for (uint32_t i = 0; i < n; i++) {
         edb__index *x = &t->idx[i];
         if (only >= 0 && (uint32_t)only != i)
             continue;

@@ -854,8 +854,10 @@ Test(indexes2, format5_nonunique_entries_hold_no_value)
         OK(edb_table_stat(&st, s, "f5", f5_nonunique[i]));
         cr_assert_eq(empty, st.entries);
     }
-    /* an index made over the rows (edb_index_create) writes no values either */
-    edb_index_def late = { "late", "+score\0+note\0", 0, NULL, 0, 0 };
+    /* an index made over the rows (edb_index_create) writes no values either;
+     * its collated segment records the collator's version (edb_index_create
+     * left it to whatever the stack held) */
+    edb_index_def late = { "late", "+score\0+name\0", 0, NULL, 0, 0 };
     OK(edb_index_create(s, "f5", &late));
     f5_values("late", &empty, &full);
     cr_assert(empty > 0 && full == 0);
