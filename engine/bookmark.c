@@ -59,7 +59,10 @@ on_entry(edb_cursor *c, MDB_txn *txn, const char *fn)
         return 0;
     MDB_val k = { c->anchor.len, c->anchor.p }, d;
     int rc = edb__ks_get(txn, edb__cursor_ks(c), &k, &d);
-    if (rc == 0 && c->index >= 0 && (d.mv_size != c->pk.len || memcmp(d.mv_data, c->pk.p, c->pk.len) != 0))
+    /* an empty value: a non-unique entry of format 5, whose key ends with the
+     * primary key (the anchor is that key) */
+    if (rc == 0 && c->index >= 0 && d.mv_size != 0 &&
+        (d.mv_size != c->pk.len || memcmp(d.mv_data, c->pk.p, c->pk.len) != 0))
         rc = MDB_NOTFOUND;
     if (edb__mdb_is_notfound(rc))
         return edb__err(EDB_RECORD_DELETED, "%s: the cursor's record of '%s' was deleted", fn,

@@ -157,6 +157,7 @@ edb__catalog_open(edb_env *env)
         put_u32(rec, EDB__FORMAT_MAGIC);
         put_u32(rec + 4, EDB__FORMAT_VERSION);
         put_u32(rec + 8, 0);
+        cat->format = EDB__FORMAT_VERSION;
         if ((rc = mdb_put(txn, cat->cat, &fk, &fv, 0)) != 0)
             EDB_ERR(edb__mdb_err(rc, "catalog: format record"));
     } else if (rc != 0) {
@@ -175,10 +176,11 @@ edb__catalog_open(edb_env *env)
         if (version > EDB__FORMAT_VERSION)
             EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u is newer than this library's %u",
                              env->path, version, EDB__FORMAT_VERSION));
-        if (version < EDB__FORMAT_VERSION)
-            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u; this library reads format %u: "
+        if (version < EDB__FORMAT_OLDEST)
+            EDB_ERR(edb__err(EDB_VERSION, "'%s': format %u; this library reads formats %u and %u: "
                              "convert it with `dbtool upgrade %s`", env->path, version,
-                             EDB__FORMAT_VERSION, env->path));
+                             EDB__FORMAT_OLDEST, EDB__FORMAT_VERSION, env->path));
+        cat->format = version;
         if ((rc = mdb_dbi_open(txn, EDB__KS_RECORDS, 0, &cat->recs)) != 0 ||
             (rc = mdb_dbi_open(txn, EDB__KS_INDEX, 0, &cat->idx)) != 0)
             EDB_ERR(edb__mdb_is_notfound(rc)
@@ -665,7 +667,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         } else if (x->kid == 0) {
             goto bad;
         } else if (env != NULL) {
-            edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid);
+            edb__ks_set(&x->ks, edb__cat(env)->idx, x->kid, edb__fmt5(edb__cat(env)));
         }
     }
     if (version == BLOB_VERSION_EXT && !decode_ext(&b, t))
@@ -676,7 +678,7 @@ edb__table_decode(edb__table **out, edb_env *env, const void *blob, size_t size)
         if ((t->idx[i].flags & EDB_IDX_TUPLES) && t->idx[i].tuple_min == 0)
             goto bad;
     if (env != NULL)
-        edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid);
+        edb__ks_set(&t->rec, edb__cat(env)->recs, t->kid, edb__fmt5(edb__cat(env)));
     /* collators: a collation this ICU cannot open leaves coll NULL; keys on
      * the column then fail with a message (edb__index_entry, seek) */
     for (uint32_t i = 0; env != NULL && i < t->ncols; i++)
@@ -1200,6 +1202,9 @@ edb__catalog_new_kid(uint32_t *out, edb_env *env, MDB_txn *txn)
     if (next == 0 || next == UINT32_MAX)
         return edb__err(EDB_LIMIT, "the database has handed out every table and index id "
                         "(2^32 - 1)");
+    if (edb__fmt5(edb__cat(env)) && next > EDB__KS_VAR_MAX)
+        return edb__err(EDB_LIMIT, "the database has handed out every table and index id "
+                        "(2^28 - 1 in format 5)");
     uint8_t b[4];
     put_u32(b, next + 1);
     v.mv_size = 4;

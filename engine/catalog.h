@@ -42,7 +42,10 @@
 struct edb_session;
 
 #define EDB__FORMAT_MAGIC   0x45444231u
-#define EDB__FORMAT_VERSION 4u
+#define EDB__FORMAT_VERSION 5u
+/* The oldest format this library opens read-write as it is (format 4: the
+ * keyspace with record versions 1/2, doc/engine.md "Formats"). */
+#define EDB__FORMAT_OLDEST 4u
 #define EDB__NAME_MAX       64
 /* Column flag of a dropped column (edb_column_drop): the column keeps its
  * position (colids of the other columns stay valid) but has no name, is in no
@@ -107,6 +110,9 @@ typedef struct edb__table {
  * immutable after open. */
 typedef struct edb__catalog {
     MDB_dbi cat, recs, idx;         /* edb.catalog, edb.records, edb.index */
+    /* The database's format (EDB__FORMAT_OLDEST..EDB__FORMAT_VERSION), fixed
+     * at open: 5 writes record version 3 (record.c), 4 versions 1 and 2. */
+    uint32_t format;
     uint64_t uid;                   /* process-unique id of this env (never reused) */
     /* Reset read transactions kept for reuse (mdb_txn_renew is cheaper than a
      * new one).  Each holds a reader slot.  ro_lock guards both fields; it is
@@ -127,6 +133,18 @@ typedef struct edb__catalog {
      * and written only by the thread holding LMDB's write transaction. */
     struct edb__undo *undo;
 } edb__catalog;
+
+/* Rewrite the format 4 database at @path as format 5 (compact.c: edb_env_pack's
+ * copy with records narrowed to version 3 and the format record set to 5,
+ * built in "<path>.upgrade", checked, swapped in; edb_env_upgrade). */
+int edb__env_pack5(const char *path);
+
+/* Does the database write format 5's layouts (record version 3)? */
+static inline bool
+edb__fmt5(const edb__catalog *cat)
+{
+    return cat->format >= 5;
+}
 
 /* A read transaction (from the spares when there is one). */
 int edb__ro_begin(edb_env *env, MDB_txn **out);

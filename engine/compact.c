@@ -35,10 +35,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
+#include "cursor.h"
 #include "dbswap.h"
 #include "error.h"
 #include "keyspace.h"
 #include "metaread.h"
+#include "record.h"
 
 /* entries per write transaction of the new database */
 #define PUTS_PER_TXN 65536u
@@ -65,7 +68,78 @@ typedef struct compact {
     size_t nplain;        /* plain keys of the main database */
     edb_pack_stat *st;
     bool created;         /* sw.tmp is this call's (removed on failure) */
+    bool to5;             /* edb__env_pack5: format 4 -> 5 on the way */
+    edb__buf conv;        /* to5: the converted value */
+    edb__table **tabs;    /* to5: the schemas (edb.catalog is copied before edb.index) */
+    size_t ntabs;
+    const edb__table *lt; /* to5: the index of the last entry converted */
+    const edb__index *lx;
+    uint8_t kconv[512];   /* to5: the key with its short id prefix */
 } compact;
+
+/* to5: the key @k of a table's or index's range with format 5's short id
+ * prefix instead of format 4's 4 bytes (keyspace.h; the order is kept, so
+ * MDB_APPEND still applies).  Long values' chunks keep theirs. */
+static int
+short_prefix(compact *c, MDB_val *k)
+{
+    const uint8_t *p = k->mv_data;
+    if (k->mv_size < EDB__KS_PREFIX || (p[0] | p[1] | p[2] | p[3]) == 0)
+        return 0;
+    uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (id > EDB__KS_VAR_MAX)
+        return edb__err(EDB_LIMIT, "upgrade: '%s' has a table or index id %u, format 5 holds ids "
+                        "below 2^28", c->sw.path, (unsigned)id);
+    unsigned n = edb__ks_encode(c->kconv, id, true);
+    memcpy(c->kconv + n, p + EDB__KS_PREFIX, k->mv_size - EDB__KS_PREFIX);
+    k->mv_size = k->mv_size - EDB__KS_PREFIX + n;
+    k->mv_data = c->kconv;
+    return 0;
+}
+
+/* to5: keep the schema blob @v (a "t" key of edb.catalog). */
+static int
+keep_schema(compact *c, const MDB_val *v)
+{
+    edb__table **n = realloc(c->tabs, (c->ntabs + 1) * sizeof *n);
+    if (n == NULL)
+        return edb__err(EDB_NOMEM, "upgrade");
+    c->tabs = n;
+    EDB_RET(edb__table_decode(&c->tabs[c->ntabs], NULL, v->mv_data, v->mv_size));
+    c->ntabs++;
+    return 0;
+}
+
+/* to5: the value format 5 stores for the entry (k, v) of edb.index: empty
+ * for a non-unique index whose key ends with the primary key @v (cursor.h,
+ * edb__index_pk_off), else @v. */
+static size_t
+entry_value_len(compact *c, const MDB_val *k, const MDB_val *v)
+{
+    if (k->mv_size <= EDB__KS_PREFIX || v->mv_size == 0)
+        return v->mv_size;
+    const uint8_t *p = k->mv_data;
+    uint32_t kid = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (c->lx == NULL || c->lx->kid != kid) {
+        c->lx = NULL;
+        for (size_t i = 0; i < c->ntabs && c->lx == NULL; i++)
+            for (uint32_t j = 0; j < c->tabs[i]->nidx && c->lx == NULL; j++)
+                if ((int)j != c->tabs[i]->primary && c->tabs[i]->idx[j].kid == kid) {
+                    c->lt = c->tabs[i];
+                    c->lx = &c->tabs[i]->idx[j];
+                }
+    }
+    size_t off;
+    if (c->lx == NULL || (c->lx->flags & EDB_IDX_UNIQUE) ||
+        edb__index_pk_off(c->lt, c->lx, p + EDB__KS_PREFIX, k->mv_size - EDB__KS_PREFIX, &off) < 0) {
+        edb__err_clear();
+        return v->mv_size;      /* kept: edb_env_check judges it */
+    }
+    size_t pklen = k->mv_size - EDB__KS_PREFIX - off;
+    if (pklen != v->mv_size || memcmp(p + EDB__KS_PREFIX + off, v->mv_data, pklen) != 0)
+        return v->mv_size;
+    return 0;
+}
 
 /* The named databases of the source (its main database's keys that open as
  * one); the main database's other keys are counted in c->nplain. */
@@ -155,7 +229,29 @@ copy_db(compact *c, const named_db *d, size_t *puts)
     unsigned app = (d->flags & MDB_DUPSORT) ? MDB_APPENDDUP : MDB_APPEND;
     MDB_val k, v;
     size_t n = 0;
+    bool recs = c->to5 && strcmp(d->name, EDB__KS_RECORDS) == 0;
+    bool cat = c->to5 && strcmp(d->name, EDB__KS_CATALOG) == 0;
+    bool idx = c->to5 && strcmp(d->name, EDB__KS_INDEX) == 0;
+    static const uint8_t chunks[EDB__KS_PREFIX] = { 0 };   /* long values' range: no records */
     while ((rc = mdb_cursor_get(sc, &k, &v, MDB_NEXT)) == 0) {
+        if (recs && !(k.mv_size >= EDB__KS_PREFIX && memcmp(k.mv_data, chunks, EDB__KS_PREFIX) == 0)) {
+            /* format 5's records: version 3 (record.c) */
+            EDB_ERR(edb__rec_narrow(&c->conv, v.mv_data, v.mv_size));
+            v.mv_data = c->conv.p;
+            v.mv_size = c->conv.len;
+        } else if (cat && k.mv_size == 7 && memcmp(k.mv_data, "\0format", 7) == 0) {
+            if (v.mv_size < 12 || ((uint8_t *)v.mv_data)[4] != 4)
+                EDB_ERR(edb__err(EDB_VERSION, "upgrade: '%s' is not a format 4 database", c->sw.path));
+            EDB_ERR(edb__buf_set(&c->conv, v.mv_data, v.mv_size));
+            c->conv.p[4] = (uint8_t)EDB__FORMAT_VERSION;
+            v.mv_data = c->conv.p;
+        } else if (cat && k.mv_size >= 1 && ((const uint8_t *)k.mv_data)[0] == 't') {
+            EDB_ERR(keep_schema(c, &v));
+        } else if (idx) {
+            v.mv_size = entry_value_len(c, &k, &v);
+        }
+        if (recs || idx)
+            EDB_ERR(short_prefix(c, &k));
         rc = mdb_cursor_put(dc, &k, &v, app);
         if (rc != 0)
             EDB_ERR(edb__mdb_err_env(rc, c->dst, what));
@@ -300,19 +396,20 @@ build(compact *c, uint64_t map_size)
     return 0;
 }
 
-int
-edb_env_pack(edb_pack_stat *out, const char *path)
+static int
+pack(edb_pack_stat *out, const char *path, bool to5)
 {
     int ret = 0, rc;
     compact c;
     memset(&c, 0, sizeof c);
     c.sw.lockfd = -1;
+    c.to5 = to5;
     if (out != NULL)
         memset(out, 0, sizeof *out);
     edb_pack_stat st = { 0 };
     struct stat sb;
     c.st = &st;
-    EDB_ERR(edb__swap_init(&c.sw, path, ".compact", who));
+    EDB_ERR(edb__swap_init(&c.sw, path, to5 ? ".upgrade" : ".compact", who));
     char data[PATH_MAX + 16];
     snprintf(data, sizeof data, "%s/data.mdb", c.sw.path);
     if (stat(data, &sb) != 0)
@@ -403,7 +500,23 @@ err:
     for (size_t i = 0; i < c.ndbs; i++)
         free(c.dbs[i].name);
     free(c.dbs);
+    edb__buf_free(&c.conv);
+    for (size_t i = 0; i < c.ntabs; i++)
+        edb__table_free(c.tabs[i]);
+    free(c.tabs);
     if (ret == 0)
         edb__err_clear();
     return ret;
+}
+
+int
+edb_env_pack(edb_pack_stat *out, const char *path)
+{
+    return pack(out, path, false);
+}
+
+int
+edb__env_pack5(const char *path)
+{
+    return pack(NULL, path, true);
 }

@@ -25,6 +25,7 @@
 
 #include "cursor.h"
 #include "error.h"
+#include "key.h"
 #include "longval.h"
 
 void
@@ -93,9 +94,61 @@ index_is_multi(const edb_cursor *c)
 size_t
 edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d)
 {
+    if (index_is_multi(c) && d->mv_size == 0) {
+        size_t off;
+        if (edb__index_pk_off(c->t, &c->t->idx[c->index], k->mv_data, k->mv_size, &off) == 0)
+            return off;
+        edb__err_clear();
+        return k->mv_size;
+    }
     if (index_is_multi(c) && d->mv_size <= k->mv_size)
         return k->mv_size - d->mv_size;
     return k->mv_size;
+}
+
+int
+edb__index_pk_off(const edb__table *t, const edb__index *x, const uint8_t *key, size_t len, size_t *off)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < x->nseg; i++) {
+        const edb__column *def = &t->cols[x->seg[i].col - 1];
+        int n = edb__type_size(def->type);
+        if (n > 0 && o < len && key[o] == EDB__KEY_PREFIX_VALUE && (size_t)n < len - o) {
+            o += 1 + (size_t)n;     /* a fixed-size value: prefix and payload */
+            continue;
+        }
+        /* a collated segment is an ICU sort key framed as a BINARY payload */
+        edb_coltype type = def->collation[0] != '\0' ? EDB_COL_BINARY : def->type;
+        int rc = edb__key_decode(key, len, &o, type, edb__key_mode(x->seg[i].desc, x->flags), NULL, 0,
+                                 NULL);
+        if (rc < 0) {
+            char why[160];
+            snprintf(why, sizeof why, "%s", edb_error_last_message());
+            return edb__err(EDB_CORRUPT, "table '%s': an entry of index '%s' is malformed (%s)",
+                            t->name, x->name, why);
+        }
+    }
+    if (o >= len)
+        return edb__err(EDB_CORRUPT, "table '%s': an entry of index '%s' holds no primary key",
+                        t->name, x->name);
+    *off = o;
+    return 0;
+}
+
+int
+edb__cursor_set_on_suffix(edb_cursor *c, const MDB_val *k)
+{
+    size_t off;
+    EDB_RET(edb__index_pk_off(c->t, &c->t->idx[c->index], k->mv_data, k->mv_size, &off));
+    int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
+    if (rc == 0)
+        rc = edb__buf_set(&c->pk, (const uint8_t *)k->mv_data + off, k->mv_size - off);
+    if (rc < 0)
+        return rc;
+    c->pos = POS_ON;
+    c->mc_valid = true;
+    c->rv_ok = false;
+    return 0;
 }
 
 
@@ -627,27 +680,31 @@ column_get_general(edb_cursor *c, edb_colid col, void *buf, size_t size, size_t 
     return column_get_slow(c, col, buf, size, actual, itag);
 }
 
-/* Where column c->cc_pos is in version 1 records whose first 4 bytes are
- * @h4 (little-endian: version, reserved, column count): false when they are
- * no such record or do not hold the column (then the general path decides). */
+/* Where column c->cc_pos is in version 1 or 3 records (without long
+ * values) whose first 4 bytes are @h4 (little-endian: version, reserved or
+ * version 3's width code, column count): false when they are no such record
+ * or do not hold the column (then the general path decides). */
 static __attribute__((noinline)) bool
 lean_layout(edb_cursor *c, uint32_t h4)
 {
     uint32_t cn = h4 >> 16, i = c->cc_pos - 1;
-    if ((h4 & 0xFF) != EDB__RECORD_VERSION || c->cc_pos > cn || cn > c->t->ncols)
+    uint32_t ver = h4 & 0xFF, code = (h4 >> 8) & 0xFF;
+    uint32_t w = ver == EDB__RECORD_VERSION ? 4 : ver == EDB__RECORD_VERSION_W && code < 3 ? 1u << code : 0;
+    if (w == 0 || c->cc_pos > cn || cn > c->t->ncols)
         return false;
     uint32_t b = (cn + 7) / 8;
-    c->cc_hdr = 4 + b + 4 * cn;
-    c->cc_end = 4 + b + 4 * i;
+    c->cc_hdr = 4 + b + w * cn;
+    c->cc_end = 4 + b + w * i;
     c->cc_bbyte = 4 + i / 8;
     c->cc_bmask = (uint8_t)(1u << (i % 8));
+    c->cc_w = (uint8_t)w;
     c->cc_h4 = h4;
     return true;
 }
 
 /* The value of single-valued column c->cc_pos in the cached record when it
- * is a version 1 record holding the column non-NULL; false otherwise (then
- * the general path decides).  The checks are edb__rec_parse's and
+ * is a version 1 or 3 record holding the column non-NULL; false otherwise
+ * (then the general path decides).  The checks are edb__rec_parse's and
  * edb__rec_hdr_view's for that case: the header fits, the last end offset is
  * the data size, the column's two offsets are ordered and inside. */
 static inline bool
@@ -664,9 +721,10 @@ lean_view(edb_cursor *c, const uint8_t **data, size_t *n)
     if (hdr > len || (p[c->cc_bbyte] & c->cc_bmask))     /* the header fits; not NULL */
         return false;
     size_t dlen = len - hdr;
-    uint32_t end = edb__rd32le(p + c->cc_end);
-    uint32_t start = c->cc_pos == 1 ? 0 : edb__rd32le(p + c->cc_end - 4);
-    if (edb__rd32le(p + hdr - 4) != dlen || end < start || end > dlen)
+    unsigned w = c->cc_w;
+    uint32_t end = edb__rec_off(p + c->cc_end, w, 0);
+    uint32_t start = c->cc_pos == 1 ? 0 : edb__rec_off(p + c->cc_end - w, w, 0);
+    if (edb__rec_off(p + hdr - w, w, 0) != dlen || end < start || end > dlen)
         return false;
     *data = p + hdr + start;
     *n = end - start;

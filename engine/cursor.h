@@ -114,6 +114,8 @@ struct edb_cursor {
     uint32_t cc_hdr, cc_end, cc_bbyte;  /* there: where the data starts, the column's end
                                            offset, its NULL bitmap byte ... */
     uint8_t cc_bmask;                   /* ... and bit */
+    uint8_t cc_w;                       /* bytes per end offset there (record.c: 4, or
+                                           version 3's 1, 2, 4) */
     bool rv_ok, rv_hdr_ok;              /* record cache, see above */
     uint64_t rv_txn_id, rv_write_seq;
     MDB_val rv;
@@ -164,6 +166,15 @@ edb__cursor_bind(edb_cursor *c, MDB_txn *txn)
 const edb__ks *edb__cursor_ks(const edb_cursor *c);
 /* The logical key of an index entry (strips the primary key of a non-unique entry). */
 size_t edb__cursor_logical_len(const edb_cursor *c, const MDB_val *k, const MDB_val *d);
+/* Where the primary key starts in the (unprefixed) key @key of an entry of
+ * non-unique index @x of @t: after the index's segments (self-delimiting,
+ * doc/key-encoding.md).  Format 5 stores such entries with an empty value.
+ * EDB_CORRUPT when the segments do not parse or leave no primary key. */
+int edb__index_pk_off(const edb__table *t, const edb__index *x, const uint8_t *key, size_t len,
+                      size_t *off);
+/* edb__cursor_set_on for an index entry with an empty value: the primary key
+ * is the key's suffix. */
+int edb__cursor_set_on_suffix(edb_cursor *c, const MDB_val *k);
 /* Position on the LMDB entry (k, d): copies anchor and pk, state POS_ON;
  * empties the record cache. */
 static inline __attribute__((always_inline)) int
@@ -188,6 +199,8 @@ edb__cursor_set_on(edb_cursor *c, const MDB_val *k, const MDB_val *d)
         c->rv_ok = false;
         return 0;
     }
+    if (c->index >= 0 && d->mv_size == 0)
+        return edb__cursor_set_on_suffix(c, k);
     int rc = edb__buf_set(&c->anchor, k->mv_data, k->mv_size);
     if (rc == 0)
         rc = edb__buf_set(&c->pk, pk->mv_data, pk->mv_size);

@@ -188,7 +188,10 @@ typedef struct edb_env_opts {
  *         absent), #EDB_IO (with errno detail), #EDB_VERSION (not an edb database,
  *         a newer format, or an older one: formats 1-3 kept one LMDB database per
  *         table and index; the message names `dbtool upgrade DB`, which converts
- *         them), #EDB_CORRUPT (among others: a data.mdb shorter than the pages
+ *         them.  A new database is format 5; a format 4 one opens read-write as
+ *         it is and stays format 4, readable by the older library that wrote it,
+ *         until `dbtool upgrade DB` rewrites it as 5, doc/engine.md "Formats"),
+ *         #EDB_CORRUPT (among others: a data.mdb shorter than the pages
  *         its meta page uses, refused before any of them is read; the message
  *         names the file, its size and the size the meta page claims), #EDB_NOMEM.
  */
@@ -458,7 +461,7 @@ typedef struct edb_table_def {
 #define EDB_MAX_INDEXES 16
 #define EDB_MAX_KEY_SEGMENTS 12
 /** Largest encoded key (LMDB's 511 bytes minus edb's own framing and the
- *  4-byte id prefix of the keyspace; a non-unique index entry, key + primary
+ *  id prefix of the keyspace, at most 4 bytes; a non-unique index entry, key + primary
  *  key, must fit in 507 bytes: doc/key-encoding.md). */
 #define EDB_MAX_KEY_SIZE 500
 
@@ -468,7 +471,8 @@ typedef struct edb_table_def {
  * @return 0; #EDB_EXISTS (table name taken); #EDB_INVAL (bad names, duplicate
  *         columns, unknown key column, bad flags for the type, two primaries, a
  *         default of the wrong size); #EDB_LIMIT (columns, indexes; tables have no
- *         limit but the 2^32 - 1 ids a database hands out to tables and indexes);
+ *         limit but the ids a database hands out to tables and indexes: 2^32 - 1
+ *         in format 4, 2^28 - 1 in format 5);
  *         #EDB_READONLY; #EDB_BUSY; #EDB_FULL.
  */
 EDB_EXTERN int edb_table_create(edb_session *s, const edb_table_def *def);
@@ -1117,10 +1121,13 @@ EDB_EXTERN int edb_cursor_dup(edb_cursor **out, edb_cursor *c);
 EDB_EXTERN int edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit);
 /**
  * Convert the database in directory @p path from an older format (1, 2 or 3:
- * one LMDB database per table and index) to this library's format 4 (the
- * keyspace), the way `dbtool upgrade DB` does.  A new database is built in
- * "<path>.upgrade" beside it from every table's schema, rows and counters,
- * checked (edb_env_check() and every table's row count), then exchanged with
+ * one LMDB database per table and index; 4: the keyspace with the older
+ * record layout) to this library's format 5 (smaller records), the way
+ * `dbtool upgrade DB` does.  A new database is built in "<path>.upgrade"
+ * beside it: from every table's schema, rows and counters (formats 1-3), or
+ * as edb_env_pack() copies, with every record rewritten in format 5's layout
+ * (format 4).  It is checked (edb_env_check(), and every table's row count or
+ * every LMDB database's entry count), then exchanged with
  * the old directory in one atomic rename (renameat2 RENAME_EXCHANGE; the
  * parent directory fsynced), and the old files are removed.  Until that
  * rename the old database is not written, so an interrupted upgrade leaves it
@@ -1130,8 +1137,8 @@ EDB_EXTERN int edb_index_count(edb_cursor *c, uint64_t *out, uint64_t limit);
  * #EDB_BUSY naming its pid, before anything is done and again right before
  * the rename; another environment of the calling process on it (seen in
  * /proc/self/maps) is refused with #EDB_BUSY too.
- * @param[out] out the format the database had (4 when it already
- *                 was format 4: nothing is done)
+ * @param[out] out the format the database had (5 when it already
+ *                 was format 5: nothing is done)
  * @param[in]  path the database directory
  * @return 0; #EDB_INVAL; #EDB_NOTFOUND (no data.mdb); #EDB_VERSION (not an edb
  *         database, or a format this library cannot read); #EDB_CORRUPT (the old
@@ -1164,6 +1171,8 @@ typedef struct edb_pack_stat {
  * removed.  Until that rename the old database is not written: an
  * interrupted compaction leaves it as it was, and a "<path>.compact" left by
  * one is removed by the next call; a failed one removes its partial copy.
+ * The format is kept: a format 4 database stays format 4 (edb_env_upgrade()
+ * converts it).
  * Thread safety: no other process may have the database open: one that has
  * (LMDB's lock on lock.mdb) is refused with #EDB_BUSY naming its pid, before
  * the source is opened and again right before the rename; so is another
@@ -1174,7 +1183,7 @@ typedef struct edb_pack_stat {
  * @param[in]  path the database directory
  * @return 0; #EDB_INVAL (NULL, empty or too long path; data.mdb not a regular
  *         file); #EDB_NOTFOUND (no data.mdb); #EDB_VERSION (not an edb database
- *         of format 4; an older one needs edb_env_upgrade()); #EDB_CORRUPT (the
+ *         of format 4 or 5; an older one needs edb_env_upgrade()); #EDB_CORRUPT (the
  *         source is damaged, or the copy failed its check: the old one is
  *         kept); #EDB_EXISTS ("<path>.compact" holds other files); #EDB_BUSY
  *         (another process, or another environment of this one, has the

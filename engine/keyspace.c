@@ -23,8 +23,8 @@ prefixed(uint8_t *buf, const edb__ks *ks, const MDB_val *key, MDB_val *out)
     if (key->mv_size > LMDB_KEY_MAX - EDB__KS_PREFIX)
         return MDB_BAD_VALSIZE;
     memcpy(buf, ks->pfx, EDB__KS_PREFIX);
-    edb__ks_copy(buf + EDB__KS_PREFIX, key->mv_data, key->mv_size);
-    out->mv_size = key->mv_size + EDB__KS_PREFIX;
+    edb__ks_copy(buf + ks->plen, key->mv_data, key->mv_size);
+    out->mv_size = key->mv_size + ks->plen;
     out->mv_data = buf;
     return 0;
 }
@@ -44,10 +44,10 @@ inside(int rc, const edb__ks *ks, MDB_val *k)
 {
     if (rc != 0)
         return rc;
-    if (k->mv_size < EDB__KS_PREFIX || memcmp(k->mv_data, ks->pfx, EDB__KS_PREFIX) != 0)
+    if (!edb__ks_has(ks, k->mv_data, k->mv_size))
         return MDB_NOTFOUND;
-    k->mv_data = (uint8_t *)k->mv_data + EDB__KS_PREFIX;
-    k->mv_size -= EDB__KS_PREFIX;
+    k->mv_data = (uint8_t *)k->mv_data + ks->plen;
+    k->mv_size -= ks->plen;
     return 0;
 }
 
@@ -63,23 +63,25 @@ edb__ks_cursor_get_slow(MDB_cursor *mc, const edb__ks *ks, MDB_val *k, MDB_val *
     case MDB_GET_CURRENT:
         return inside(mdb_cursor_get(mc, k, d, op), ks, k);
     case MDB_FIRST:
-        pk.mv_size = EDB__KS_PREFIX;
+        pk.mv_size = ks->plen;
         pk.mv_data = buf;
         memcpy(buf, ks->pfx, EDB__KS_PREFIX);
         rc = mdb_cursor_get(mc, &pk, d, MDB_SET_RANGE);
         *k = pk;
         return inside(rc, ks, k);
     case MDB_LAST: {
-        /* the first key of the next range, then one back */
+        /* the first key of the next range, then one back (the prefix as a
+         * plen-byte number plus one: past every key that starts with it, and
+         * at or before the next range's first key, prefixes being prefix-free) */
         memcpy(buf, ks->pfx, EDB__KS_PREFIX);
-        int i = EDB__KS_PREFIX - 1;
+        int i = ks->plen - 1;
         while (i >= 0 && buf[i] == 0xFF)
             buf[i--] = 0;
         if (i < 0) {
             rc = mdb_cursor_get(mc, k, d, MDB_LAST);
         } else {
             buf[i]++;
-            pk.mv_size = EDB__KS_PREFIX;
+            pk.mv_size = ks->plen;
             pk.mv_data = buf;
             rc = mdb_cursor_get(mc, &pk, d, MDB_SET_RANGE);
             rc = rc == 0 ? mdb_cursor_get(mc, k, d, MDB_PREV)

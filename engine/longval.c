@@ -128,8 +128,8 @@ chunk_key(uint8_t *k, uint32_t kid, uint64_t id, uint64_t no)
 static edb__ks
 lv_ks(MDB_dbi dbi)
 {
-    edb__ks ks = { .dbi = dbi };
-    return ks;      /* prefix 0 */
+    edb__ks ks = { .dbi = dbi, .plen = EDB__KS_PREFIX };
+    return ks;      /* prefix 00 00 00 00, in formats 4 and 5 (keyspace.h) */
 }
 
 /* Chunk @no of value (kid, id) of @size bytes: a pointer into LMDB's pages. */

@@ -388,24 +388,32 @@ parse_hdr(hdr *h, const void *raw, size_t len, bool all)
     const uint8_t *p = raw;
     if (len < 4)
         return edb__err(EDB_CORRUPT, "record of %zu bytes", len);
-    if (p[0] != EDB__RECORD_VERSION && p[0] != EDB__RECORD_VERSION_LV)
-        return edb__err(p[0] > EDB__RECORD_VERSION_LV ? EDB_VERSION : EDB_CORRUPT,
+    if (p[0] < EDB__RECORD_VERSION || p[0] > EDB__RECORD_VERSION_W)
+        return edb__err(p[0] > EDB__RECORD_VERSION_W ? EDB_VERSION : EDB_CORRUPT,
                         "record format version %u", p[0]);
+    bool lv = p[0] == EDB__RECORD_VERSION_LV;
+    h->w = 4;
+    if (p[0] == EDB__RECORD_VERSION_W) {
+        if ((p[1] & 3) == 3 || (p[1] & ~7u) != 0)
+            return edb__err(EDB_CORRUPT, "record: version 3 header flags 0x%02x", p[1]);
+        h->w = 1u << (p[1] & 3);
+        lv = (p[1] & 4) != 0;
+    }
     h->n = (uint32_t)p[2] | (uint32_t)p[3] << 8;
     size_t b = (h->n + 7) / 8;
-    size_t maps = p[0] == EDB__RECORD_VERSION_LV ? 2 * b : b;
-    if (maps + 4 * (size_t)h->n > len - 4)
+    size_t maps = lv ? 2 * b : b;
+    if (maps + h->w * (size_t)h->n > len - 4)
         return edb__err(EDB_CORRUPT, "record header of %u columns in %zu bytes", h->n, len);
     h->bitmap = p + 4;
-    h->sepmap = p[0] == EDB__RECORD_VERSION_LV ? p + 4 + b : NULL;
+    h->sepmap = lv ? p + 4 + b : NULL;
     h->offs = p + 4 + maps;
-    h->data = h->offs + 4 * (size_t)h->n;
+    h->data = h->offs + h->w * (size_t)h->n;
     h->dlen = len - (size_t)(h->data - p);
     uint32_t prev = 0;
     if (!all && h->n > 0)
-        prev = rd32(h->offs + 4 * (size_t)(h->n - 1));
+        prev = edb__rec_off(h->offs, h->w, h->n - 1);
     for (uint32_t i = 0; all && i < h->n; i++) {
-        uint32_t end = rd32(h->offs + 4 * i);
+        uint32_t end = edb__rec_off(h->offs, h->w, i);
         if (end < prev || end > h->dlen)
             return edb__err(EDB_CORRUPT, "record: column %u ends at %u of %zu", i + 1, end, h->dlen);
         prev = end;
@@ -419,8 +427,8 @@ static int
 hdr_col(edb__colview *v, const hdr *h, const edb__column *c, edb_colid col)
 {
     uint32_t i = col - 1;
-    uint32_t start = i == 0 ? 0 : rd32(h->offs + 4 * (i - 1));
-    uint32_t end = rd32(h->offs + 4 * i);
+    uint32_t start = i == 0 ? 0 : edb__rec_off(h->offs, h->w, i - 1);
+    uint32_t end = edb__rec_off(h->offs, h->w, i);
     if (end < start || end > h->dlen)
         return edb__err(EDB_CORRUPT, "record: column %u ends at %u of %zu", col, end, h->dlen);
     v->null = (h->bitmap[i / 8] >> (i % 8)) & 1;
@@ -514,29 +522,38 @@ edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len)
 }
 
 int
-edb__rec_encode(const edb__rec *r, edb__buf *out)
+edb__rec_encode(const edb__rec *r, edb__buf *out, bool narrow)
 {
     uint32_t n = r->ncols;
     if (n > 0xFFFF)
         return edb__err(EDB_LIMIT, "record of %u columns", n);
     size_t b = (n + 7) / 8;
     bool lv = false;
-    for (uint32_t i = 0; i < n; i++)
+    size_t dsize = 0;
+    for (uint32_t i = 0; i < n; i++) {
         lv |= r->cols[i].sep && !r->cols[i].null;
+        dsize += r->cols[i].null ? 0 : r->cols[i].area.len;
+    }
     size_t maps = lv ? 2 * b : b;
-    size_t total = 4 + maps + 4 * (size_t)n;
-    for (uint32_t i = 0; i < n; i++)
-        total += r->cols[i].null ? 0 : r->cols[i].area.len;
+    unsigned wcode = !narrow ? 2 : dsize <= 0xFF ? 0 : dsize <= 0xFFFF ? 1 : 2;
+    size_t w = (size_t)1 << wcode;
+    size_t total = 4 + maps + w * (size_t)n + dsize;
     if (total > EDB__RECORD_MAX)
         return edb__err(EDB_TOOBIG, "record of %zu bytes (at most %u)", total, EDB__RECORD_MAX);
     EDB_RET(reserve(out, total));
     uint8_t *p = out->p;
     memset(p, 0, 4 + maps);
-    p[0] = lv ? EDB__RECORD_VERSION_LV : EDB__RECORD_VERSION;
+    if (narrow) {
+        p[0] = EDB__RECORD_VERSION_W;
+        p[1] = (uint8_t)(wcode | (lv ? 4u : 0u));
+    } else {
+        p[0] = lv ? EDB__RECORD_VERSION_LV : EDB__RECORD_VERSION;
+    }
     p[2] = (uint8_t)n;
     p[3] = (uint8_t)(n >> 8);
     size_t off = 0;
-    uint8_t *data = p + 4 + maps + 4 * (size_t)n;
+    uint8_t *offs = p + 4 + maps;
+    uint8_t *data = offs + w * (size_t)n;
     for (uint32_t i = 0; i < n; i++) {
         const edb__colval *v = &r->cols[i];
         if (v->null) {
@@ -547,9 +564,48 @@ edb__rec_encode(const edb__rec *r, edb__buf *out)
             memcpy(data + off, v->area.p, v->area.len);
             off += v->area.len;
         }
-        wr32(p + 4 + maps + 4 * (size_t)i, (uint32_t)off);
+        uint8_t *e = offs + w * (size_t)i;
+        if (w == 4)
+            wr32(e, (uint32_t)off);
+        else if (w == 2) {
+            e[0] = (uint8_t)off;
+            e[1] = (uint8_t)(off >> 8);
+        } else {
+            e[0] = (uint8_t)off;
+        }
     }
     out->len = total;
+    return 0;
+}
+
+int
+edb__rec_narrow(edb__buf *out, const void *raw, size_t len)
+{
+    hdr h;
+    EDB_RET(parse_hdr(&h, raw, len, true));
+    const uint8_t *p = raw;
+    if (p[0] == EDB__RECORD_VERSION_W)
+        return edb__buf_set(out, raw, len);
+    size_t b = (h.n + 7) / 8;
+    size_t maps = h.sepmap != NULL ? 2 * b : b;
+    unsigned code = h.dlen <= 0xFF ? 0 : h.dlen <= 0xFFFF ? 1 : 2;
+    size_t w = (size_t)1 << code;
+    EDB_RET(reserve(out, 4 + maps + w * h.n + h.dlen));
+    uint8_t *q = out->p;
+    q[0] = EDB__RECORD_VERSION_W;
+    q[1] = (uint8_t)(code | (h.sepmap != NULL ? 4u : 0u));
+    q[2] = p[2];
+    q[3] = p[3];
+    memcpy(q + 4, p + 4, maps);
+    uint8_t *offs = q + 4 + maps;
+    for (uint32_t i = 0; i < h.n; i++) {
+        uint32_t end = edb__rec_off(h.offs, h.w, i);
+        for (size_t j = 0; j < w; j++)
+            offs[w * i + j] = (uint8_t)(end >> (8 * j));
+    }
+    if (h.dlen)
+        memcpy(offs + w * h.n, h.data, h.dlen);
+    out->len = 4 + maps + w * h.n + h.dlen;
     return 0;
 }
 

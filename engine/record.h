@@ -17,6 +17,9 @@
 /* A record holding a reference to a long value (record.c, longval.c): old
  * readers refuse it with EDB_VERSION, records without one stay version 1. */
 #define EDB__RECORD_VERSION_LV 2
+/* Format 5's record (record.c): end offsets of 1, 2 or 4 bytes, long-value
+ * references flagged in the header.  Format 4 databases keep versions 1/2. */
+#define EDB__RECORD_VERSION_W 3
 /* A long-value reference in a column's area (longval.h). */
 #define EDB__LVREF_SIZE 20
 /* Largest encoded record (LMDB stores it in overflow pages). */
@@ -96,8 +99,9 @@ int edb__rec_init(edb__rec *r, const edb__table *t);
 /* Decode an encoded record of @t into @r (copies). EDB_CORRUPT when malformed. */
 int edb__rec_decode(edb__rec *r, const edb__table *t, const void *raw, size_t len);
 void edb__rec_free(edb__rec *r);
-/* Encode @r.  EDB_TOOBIG over EDB__RECORD_MAX. */
-int edb__rec_encode(const edb__rec *r, edb__buf *out);
+/* Encode @r: as version 3 when @narrow (format 5 databases), else as
+ * version 1 or 2 (format 4).  EDB_TOOBIG over EDB__RECORD_MAX. */
+int edb__rec_encode(const edb__rec *r, edb__buf *out, bool narrow);
 /* Check the header of an encoded record and find column @col (1-based) of
  * table @t in it; columns the record predates read as their default or NULL.
  * EDB_CORRUPT when malformed. */
@@ -108,8 +112,20 @@ int edb__rec_view(edb__colview *out, const edb__table *t, const void *raw, size_
  * The pointers point into the record's bytes. */
 typedef struct edb__rechdr {
     uint32_t n; const uint8_t *bitmap, *offs, *data; size_t dlen;
-    const uint8_t *sepmap;      /* version 2: bit set = the column is a long-value reference */
+    const uint8_t *sepmap;      /* version 2/3: bit set = the column is a long-value reference */
+    unsigned w;                 /* bytes per end offset: 4 (version 1, 2), 1, 2 or 4 (version 3) */
 } edb__rechdr;
+/* End offset @i (0-based) of a header's offsets at @offs, @w bytes each. */
+static inline uint32_t
+edb__rec_off(const uint8_t *offs, unsigned w, uint32_t i)
+{
+    const uint8_t *e = offs + (size_t)w * i;
+    if (w == 1)
+        return e[0];
+    if (w == 2)
+        return (uint32_t)e[0] | (uint32_t)e[1] << 8;
+    return edb__rd32le(e);
+}
 /* Check the header of an encoded record: version, column count, sizes, and
  * the last end offset (the others are checked per column read, by
  * edb__rec_hdr_view; record.c, "Invariants"). */
@@ -118,17 +134,21 @@ static inline int
 edb__rec_parse(edb__rechdr *out, const void *raw, size_t len)
 {
     const uint8_t *p = raw;
-    if (len >= 4 && p[0] == EDB__RECORD_VERSION) {
+    /* version 1, or version 3 without long values (p[1] = the width's code) */
+    unsigned w = len < 4 ? 0 : p[0] == EDB__RECORD_VERSION ? 4
+                 : p[0] == EDB__RECORD_VERSION_W && p[1] < 3 ? 1u << p[1] : 0;
+    if (w != 0) {
         uint32_t n = (uint32_t)p[2] | (uint32_t)p[3] << 8;
         size_t b = (n + 7) / 8;
-        if (b + 4 * (size_t)n <= len - 4) {
+        if (b + w * (size_t)n <= len - 4) {
             out->n = n;
+            out->w = w;
             out->bitmap = p + 4;
             out->offs = p + 4 + b;
-            out->data = out->offs + 4 * (size_t)n;
+            out->data = out->offs + w * (size_t)n;
             out->dlen = len - (size_t)(out->data - p);
             out->sepmap = NULL;
-            if ((n == 0 ? 0 : edb__rd32le(out->offs + 4 * (size_t)(n - 1))) == out->dlen)
+            if ((n == 0 ? 0 : edb__rec_off(out->offs, w, n - 1)) == out->dlen)
                 return 0;
         }
     }
@@ -146,9 +166,8 @@ edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, 
     uint32_t i = col - 1;
     if (col <= h->n && h->n <= t->ncols && !(t->cols[i].flags & EDB_COL_MULTIVALUED) &&
         !((h->bitmap[i / 8] >> (i % 8)) & 1) && h->sepmap == NULL) {
-        const uint8_t *e = h->offs + 4 * (size_t)i;
-        uint32_t end = edb__rd32le(e);
-        uint32_t start = i == 0 ? 0 : edb__rd32le(e - 4);
+        uint32_t end = edb__rec_off(h->offs, h->w, i);
+        uint32_t start = i == 0 ? 0 : edb__rec_off(h->offs, h->w, i - 1);
         if (end < start || end > h->dlen)
             return edb__rec_hdr_view_slow(out, t, h, col);     /* EDB_CORRUPT */
         out->null = false;
@@ -161,6 +180,10 @@ edb__rec_hdr_view(edb__colview *out, const edb__table *t, const edb__rechdr *h, 
     }
     return edb__rec_hdr_view_slow(out, t, h, col);
 }
+/* The version 3 encoding of the record @raw (version 1, 2 or 3; dbtool
+ * upgrade 4 -> 5): the same columns, bitmaps and data, narrow offsets.
+ * Needs no schema; EDB_CORRUPT / EDB_VERSION when @raw is no record. */
+int edb__rec_narrow(edb__buf *out, const void *raw, size_t len);
 /* Check a whole encoded record (check.c): header, offsets, every value valid
  * for its column's type. */
 int edb__rec_validate(const edb__table *t, const void *raw, size_t len);

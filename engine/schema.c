@@ -283,9 +283,9 @@ range_is_last(MDB_txn *txn, const edb__ks *ks, bool *out)
         return 0;
     }
     EDB_RET(edb__mdb_err(rc, "last index key"));
-    size_t n = k.mv_size < EDB__KS_PREFIX ? k.mv_size : EDB__KS_PREFIX;
+    size_t n = k.mv_size < ks->plen ? k.mv_size : ks->plen;
     int c0 = memcmp(k.mv_data, ks->pfx, n);
-    *out = c0 < 0 || (c0 == 0 && n < EDB__KS_PREFIX);
+    *out = c0 < 0 || (c0 == 0 && n < ks->plen);
     return 0;
 }
 
@@ -296,19 +296,18 @@ dup_err(const edb__table *t, const edb__index *x)
                     x->name);
 }
 
-/* Write one entry of index @x (@flags: 0, or MDB_APPEND in key order). */
+/* Write one entry of index @x (@append: with MDB_APPEND, in key order). */
 static int
 build_put(MDB_txn *txn, const edb__table *t, const edb__index *x, const uint8_t *k, size_t klen,
-          const uint8_t *v, size_t vlen, unsigned flags)
+          const uint8_t *v, size_t vlen, bool append)
 {
     MDB_val ik = { klen, (void *)k }, iv = { vlen, (void *)v };
-    if (flags == 0 && (x->flags & EDB_IDX_UNIQUE))
-        flags = MDB_NOOVERWRITE;
+    unsigned flags = append ? MDB_APPEND : (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0;
     int rc = edb__ks_put(txn, &x->ks, &ik, &iv, flags);
     if (edb__mdb_is_keyexist(rc))
-        return flags == MDB_APPEND ? edb__err(EDB_INTERNAL, "index '%s': a sorted build's entries "
-                                              "out of order", x->name)
-                                   : dup_err(t, x);
+        return append ? edb__err(EDB_INTERNAL, "index '%s': a sorted build's entries out of order",
+                                 x->name)
+                      : dup_err(t, x);
     return edb__mdb_err(rc, "write index entry");
 }
 
@@ -341,7 +340,7 @@ build_flush(MDB_txn *txn, const edb__table *t, const edb__index *x, build_sort *
                                               : edb__err(EDB_INTERNAL, "index '%s': an entry twice",
                                                          x->name);
         else
-            ret = build_put(txn, t, x, at[i] + 8, kl, at[i] + 8 + kl, vl, MDB_APPEND);
+            ret = build_put(txn, t, x, at[i] + 8, kl, at[i] + 8 + kl, vl, true);
     }
     free(at);
     b->n = 0;
@@ -360,7 +359,7 @@ build_add(MDB_txn *txn, const edb__table *t, const edb__index *x, build_sort **b
         *b = NULL;          /* the rest in record order */
     }
     if (*b == NULL)
-        return build_put(txn, t, x, k, klen, v, vlen, 0);
+        return build_put(txn, t, x, k, klen, v, vlen, false);
     edb__buf *a = &(*b)->arena;
     EDB_RET(edb__buf_reserve(a, a->len + 8 + klen + vlen));
     uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
@@ -405,20 +404,22 @@ build_index(edb_session *s, MDB_txn *txn, const edb__table *t, const edb__index 
     uint64_t n = 0;
     int rc = edb__ks_cursor_get(cur, &t->rec, &rk, &rv, MDB_FIRST);
     bool multi = edb__index_multi(t, x);
+    /* format 5: a non-unique entry's key ends with the primary key, its value is empty */
+    bool bare = edb__fmt5(edb__cat(s->env)) && !(x->flags & EDB_IDX_UNIQUE);
     while (rc == 0) {
         EDB_ERR(edb__rec_decode(&rec, t, rv.mv_data, rv.mv_size));
         if (multi) {
             EDB_ERR(edb__index_entries(t, x, &rec, rk.mv_data, rk.mv_size, &ents));
             for (uint32_t j = 0; j < ents.n; j++) {
                 EDB_ERR(build_add(child, t, x, &b, ents.v[j].p, ents.v[j].len, rk.mv_data,
-                                  rk.mv_size));
+                                  bare ? 0 : rk.mv_size));
                 n++;
             }
         } else {
             int e;
             EDB_ERR(e = edb__index_entry(t, x, &rec, rk.mv_data, rk.mv_size, &k));
             if (e == 0) {
-                EDB_ERR(build_add(child, t, x, &b, k.p, k.len, rk.mv_data, rk.mv_size));
+                EDB_ERR(build_add(child, t, x, &b, k.p, k.len, rk.mv_data, bare ? 0 : rk.mv_size));
                 n++;
             }
         }
@@ -596,7 +597,7 @@ edb_index_create(edb_session *s, const char *table, const edb_index_def *idx)
     if (t->nidx >= EDB_MAX_INDEXES)
         EDB_ERR(edb__err(EDB_LIMIT, "table '%s' has %d indexes", table, EDB_MAX_INDEXES));
     EDB_ERR(edb__catalog_new_kid(&x.kid, s->env, txn));
-    edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid);
+    edb__ks_set(&x.ks, edb__cat(s->env)->idx, x.kid, edb__fmt5(edb__cat(s->env)));
     x.id = edb__catalog_new_id();
     edb__index *xs = realloc(t->idx, (t->nidx + 1) * sizeof *xs);
     if (xs == NULL)
@@ -828,7 +829,7 @@ edb_index_rebuild(edb_session *s, const char *table, const char *index)
     edb__index old = t->idx[i];
     edb__index *x = &t->idx[i];
     EDB_ERR(edb__catalog_new_kid(&x->kid, s->env, txn));
-    edb__ks_set(&x->ks, edb__cat(s->env)->idx, x->kid);
+    edb__ks_set(&x->ks, edb__cat(s->env)->idx, x->kid, edb__fmt5(edb__cat(s->env)));
     EDB_ERR(resolve_collation(s->env, t, i));
     EDB_ERR(build_index(s, txn, t, x));
     EDB_ERR(edb__index_erase(s->env, txn, &old));

@@ -323,6 +323,8 @@ typedef struct edb__wplan {
     edb__buf raw;                               /* the encoded record */
     edb__buf pk;                                /* its primary key */
     bool pk_same;                               /* replace keeps the primary key */
+    bool narrow;                                /* format 5: record version 3 (record.c),
+                                                   non-unique entries without a value */
     uint8_t ost[EDB_MAX_INDEXES + 1], nst[EDB_MAX_INDEXES + 1];
     edb__buf ok[EDB_MAX_INDEXES + 1], nk[EDB_MAX_INDEXES + 1];  /* old / new entry keys */
     edb__entries oe[EDB_MAX_INDEXES + 1], ne[EDB_MAX_INDEXES + 1];  /* multi-entry indexes */
@@ -372,6 +374,7 @@ wplan_get(edb_cursor *c, edb__wplan **out)
         return edb__err(EDB_NOMEM, "table '%s': update", c->tname);
     c->wp->raw.len = c->wp->pk.len = 0;
     c->wp->pk_same = false;
+    c->wp->narrow = edb__fmt5(edb__cat(c->s->env));
     *out = c->wp;
     return 0;
 }
@@ -433,6 +436,14 @@ put(MDB_txn *txn, const edb__ks *ks, edb__append_hint *h, const edb__buf *k, con
         }
     }
     return edb__mdb_is_keyexist(rc) ? EDB_KEYDUP : edb__mdb_err(rc, what);
+}
+
+/* The value of an entry of @x: the primary key, or nothing where the key ends
+ * with it (a non-unique index of a format 5 database; cursor.h). */
+static size_t
+entry_vlen(const edb__wplan *w, const edb__index *x)
+{
+    return w->narrow && !(x->flags & EDB_IDX_UNIQUE) ? 0 : w->pk.len;
 }
 
 static int
@@ -523,7 +534,7 @@ apply_multi(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, ui
         if (ent_kept(w, i, k, false))
             continue;
         edb__buf kb = { (uint8_t *)k->p, k->len, k->len };
-        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, w->pk.len,
+        int rc = put(txn, &x->ks, &w->app[i + 1], &kb, w->pk.p, entry_vlen(w, x),
                      (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -543,7 +554,7 @@ static int
 plan_record(edb__wplan *w, MDB_txn *txn, const edb__table *t, const edb__rec *old,
             const edb__buf *oldpk, const edb__rec *rec)
 {
-    EDB_RET(edb__rec_encode(rec, &w->raw));
+    EDB_RET(edb__rec_encode(rec, &w->raw, w->narrow));
     w->pk_same = old != NULL && buf_eq(oldpk, &w->pk);
     int dup = -2;           /* the first unique index that clashes (-1: the primary) */
     if (old != NULL && !w->pk_same) {
@@ -635,7 +646,7 @@ apply_record(edb_session *s, edb__wplan *w, MDB_txn *txn, const edb__table *t, b
             EDB_RET(del(txn, &x->ks, &w->ok[i], "delete index entry"));
         if (w->nst[i] != ENT_PUT)
             continue;
-        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, w->pk.len,
+        rc = put(txn, &x->ks, &w->app[i + 1], &w->nk[i], w->pk.p, entry_vlen(w, x),
                  (x->flags & EDB_IDX_UNIQUE) ? MDB_NOOVERWRITE : 0, "write index entry");
         if (rc == EDB_KEYDUP)
             return edb__err(EDB_CORRUPT, "table '%s': unique index '%s' has an entry the check "
@@ -1147,7 +1158,7 @@ edb_update(edb_cursor *c)
     if (c->prep == EDB_PREP_INSERT) {
         if (has_autoinc(c->t)) {
             /* assign on a copy: the prepared record keeps its NULLs on failure */
-            EDB_ERR(edb__rec_encode(&c->rec, &w->raw));
+            EDB_ERR(edb__rec_encode(&c->rec, &w->raw, w->narrow));
             EDB_ERR(edb__rec_decode(&copy, c->t, w->raw.p, w->raw.len));
             EDB_ERR(assign_autoinc(c, txn, &copy));
             work = &copy;

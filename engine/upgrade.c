@@ -1,7 +1,11 @@
 /*
  * upgrade.c: converting a database of format 1, 2 or 3 (one LMDB named
- * database per table and index, from a pool) into format 4 (the keyspace,
- * catalog.h).
+ * database per table and index, from a pool) into format 5 (the keyspace,
+ * catalog.h; version 3 records, record.c).  A format 4 database (the
+ * keyspace with version 1/2 records) is converted by edb__env_pack5
+ * (compact.c): edb_env_pack's ordered copy, every record narrowed to
+ * version 3 (no schema needed), the format record set to 5, checked and
+ * swapped in the same way.
  *
  * The old database is read with LMDB directly, read-only, and never written:
  *   "edb:catalog"        "\0format" -> u32 magic, u32 format (1..3), u32 max_tables
@@ -18,7 +22,7 @@
  * The new database is built with the public API in "<path>.upgrade" beside
  * the old one, with the old one's map size: every table created with its
  * columns and indexes, every record inserted from its column values (so
- * index keys are written in format 4's encoding, also for old descending
+ * index keys are written in the current encoding, also for old descending
  * segments), AUTOINC and implicit-key counters carried over.  Then it is
  * checked (edb_env_check, and every table's row count against the old record
  * database's), closed (its commits were synchronous), and swapped with the
@@ -344,8 +348,23 @@ edb_env_upgrade(unsigned *out, const char *path)
     MDB_dbi cat;
     rc = mdb_dbi_open(otxn, EDB__KS_CATALOG, 0, &cat);
     if (rc == 0) {
-        /* nothing to do (edb_env_open checks the rest) but what an upgrade
-         * killed after its exchange left: the old files in "<path>.upgrade" */
+        /* the keyspace: format 4 is rewritten as 5 (compact.c), 5 needs
+         * nothing (edb_env_open checks the rest) but what an upgrade killed
+         * after its exchange left: the old files in "<path>.upgrade" */
+        MDB_val fk4 = { 7, (void *)"\0format" }, fv4;
+        unsigned v4 = 0;
+        if (mdb_get(otxn, cat, &fk4, &fv4) == 0 && fv4.mv_size >= 12)
+            v4 = ((const uint8_t *)fv4.mv_data)[4];
+        if (v4 == 4) {
+            mdb_txn_abort(otxn);
+            otxn = NULL;
+            mdb_env_close(old);
+            old = NULL;
+            edb__swap_done(&sw);
+            EDB_ERR(edb__env_pack5(path));
+            *out = 4;
+            goto err;
+        }
         *out = EDB__FORMAT_VERSION;
         if (lstat(sw.tmp, &sb) == 0)
             EDB_ERR(edb__swap_remove_dir(sw.tmp, who));

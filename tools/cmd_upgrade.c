@@ -1,6 +1,6 @@
 /*
  * cmd_upgrade.c: dbtool upgrade DB — convert a database of an older format
- * (1, 2 or 3) to the library's format (edb_env_upgrade, engine/upgrade.c).
+ * (1 to 4) to the library's format 5 (edb_env_upgrade, engine/upgrade.c).
  * dbtool compact DB — rewrite it with full pages (edb_env_pack).
  */
 #include "config.h"
@@ -21,10 +21,10 @@ dbt_cmd_upgrade(int argc, char **argv)
     int rc = edb_env_upgrade(&from, argv[1]);
     if (rc < 0)
         return dbt_fail(what, rc);
-    if (from == 4)
-        printf("'%s' is format 4 already: nothing to do\n", argv[1]);
+    if (from == 5)
+        printf("'%s' is format 5 already: nothing to do\n", argv[1]);
     else
-        printf("upgraded '%s' from format %u to format 4\n", argv[1], from);
+        printf("upgraded '%s' from format %u to format 5\n", argv[1], from);
     return 0;
 }
 

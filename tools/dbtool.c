@@ -129,7 +129,8 @@ static const dbt_cmd commands[] = {
       "and refuses with the program's pid, before it starts and again right before the\n"
       "rename, which it makes holding DB's write lock. Until that rename DB is not written:\n"
       "an interrupted compact leaves it as it was (the next compact removes the partial\n"
-      "DB.compact); a failed one removes its partial copy.\n" },
+      "DB.compact); a failed one removes its partial copy. The format is kept: a format-4\n"
+      "database stays format 4 ('dbtool upgrade' converts it to 5).\n" },
     { "update", dbt_cmd_update, "update DB TABLE KEY... --set COL=VALUE...",
       "Change the row whose primary key is KEY (one value per key column, as get takes them):\n"
       "set each COL to VALUE, in one transaction. VALUE is JSON as in an import line (null, a\n"
@@ -152,14 +153,16 @@ static const dbt_cmd commands[] = {
       "  rename NEW              the table\n"
       "Names taken are EDB_EXISTS; bad names EDB_INVAL. 'dbtool schema' shows the result.\n" },
     { "upgrade", dbt_cmd_upgrade, "upgrade DB",
-      "Convert DB from an older format (1, 2 or 3: one LMDB database per table and index)\n"
-      "to format 4 (every table and index a key range of three LMDB databases). The new\n"
-      "database is built in DB.upgrade beside DB from every table's schema, rows and\n"
-      "counters, checked, and exchanged with DB in one atomic rename; the old files are then\n"
+      "Convert DB from an older format to format 5 (every table and index a key range of\n"
+      "three LMDB databases; records with 1-, 2- or 4-byte offsets). Formats 1, 2 and 3 (one\n"
+      "LMDB database per table and index) are rebuilt from every table's schema, rows and\n"
+      "counters; format 4 (which this edb still opens and writes as it is) is copied in key\n"
+      "order with every record rewritten. The new database is built in DB.upgrade beside\n"
+      "DB, checked, and exchanged with DB in one atomic rename; the old files are then\n"
       "removed. Until that rename DB is not written: an interrupted upgrade leaves it as it\n"
       "was (the next upgrade removes the partial DB.upgrade). No other program may have DB\n"
       "open: one that has is refused by its pid (LMDB's lock), before and right before the\n"
-      "rename. A format-4 database is left alone.\n" },
+      "rename. A format-5 database is left alone.\n" },
     { "backup", dbt_cmd_backup_any,
       "backup DB ARCHIVE|- [--incremental BASE] [--overwrite] [--manifest FILE] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--rate-limit BYTES_PER_S] [--low-pin] [--keep-free] [--json] [--quiet] | backup DB --repo DIR [--full-every N] [--every SECONDS] [--keep-last N] [--keep-daily D] [--keep-weekly W] [--max-chain K] [--compress zstd[:LEVEL] [--threads N]] [--encrypt-key FILE] [--low-pin] [--keep-free] [--rate-limit BYTES_PER_S] [--json] [--quiet] [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-timeout SECONDS] [--s3-part-size SIZE]",
       "Write a consistent snapshot of DB to the archive file ARCHIVE (or, with -, to standard\n"

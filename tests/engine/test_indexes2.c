@@ -7,6 +7,9 @@
 
 #include "helpers.h"
 
+#include "catalog.h"    /* format 5's index entries, as stored */
+#include "cursor.h"
+
 static char *dir;
 static edb_env *env;
 static edb_session *s;
@@ -628,4 +631,276 @@ Test(indexes2, check_finds_a_lost_mv_entry)
     OK(edb_env_check(&problems, env, count_missing, &missing, NULL));
     cr_assert_eq(missing, 1, "the record without one of its entries is reported");
     cr_assert_geq(problems, 2, "and the entry count");
+}
+
+/* ---- format 5: non-unique entries without the repeated primary key --------
+ * Their key ends with the primary key, their value is empty (unique indexes
+ * keep the primary key as the value); every reader recovers the primary key
+ * from the key's suffix, after the index's self-delimiting segments. */
+
+static void
+f5_table(void)
+{
+    edb_column_def cols[] = {
+        { "id", EDB_COL_INT64, 0, 0, NULL, 0, NULL },
+        { "name", EDB_COL_TEXT, 0, 0, NULL, 0, "en-u-ks-level2" },
+        { "score", EDB_COL_DOUBLE, 0, 0, NULL, 0, NULL },
+        { "tags", EDB_COL_TEXT, EDB_COL_MULTIVALUED, 0, NULL, 0, NULL },
+        { "code", EDB_COL_INT32, 0, 0, NULL, 0, NULL },
+        { "note", EDB_COL_TEXT, 0, 0, NULL, 0, NULL },
+        { "bin", EDB_COL_BINARY, 0, 0, NULL, 0, NULL },
+    };
+    edb_index_def idx[] = {
+        { "pk", "+id\0", EDB_IDX_PRIMARY, NULL, 0, 0 },
+        { "by_name", "+name\0-score\0", 0, NULL, 0, 0 },
+        { "by_score", "-score\0", EDB_IDX_SORT_NULLS_HIGH, NULL, 0, 0 },
+        { "by_tag", "+tags\0", 0, NULL, 0, 0 },
+        { "by_code", "+code\0", EDB_IDX_UNIQUE | EDB_IDX_IGNORE_NULL, NULL, 0, 0 },
+        { "by_note", "+note\0", EDB_IDX_TUPLES, NULL, 3, 4 },
+        { "by_bin", "-bin\0+code\0", 0, NULL, 0, 0 },
+    };
+    edb_table_def def = { "f5", cols, 7, idx, 7 };
+    OK(edb_table_create(s, &def));
+}
+
+static void
+f5_row(edb_cursor *c, int64_t id, unsigned prep)
+{
+    char name[32], tag[16], note[32];
+    uint8_t bin[3] = { 0, (uint8_t)id, 0xFF };
+    snprintf(name, sizeof name, "%s%lld", id % 2 ? "Name" : "NAME", (long long)(id % 7));
+    double score = (double)(id % 5) * 1.5;
+    int32_t code = (int32_t)(1000 + id);
+    OK(edb_update_prepare(c, prep));
+    if (prep == EDB_PREP_INSERT)
+        OK(edb_column_set(c, 1, &id, 8, 0));
+    if (id % 9 != 0)
+        OK(edb_column_set(c, 2, name, strlen(name), 0));
+    if (id % 4 != 0)
+        OK(edb_column_set(c, 3, &score, 8, 0));
+    for (int j = 0; j < (int)(id % 3); j++) {
+        snprintf(tag, sizeof tag, "t%lld", (long long)((id + j) % 4));
+        OK(edb_column_set(c, 4, tag, strlen(tag), EDB_SET_APPEND));
+    }
+    if (id % 6 != 0 && prep == EDB_PREP_INSERT)
+        OK(edb_column_set(c, 5, &code, 4, 0));
+    snprintf(note, sizeof note, "note %lld", (long long)id);
+    OK(edb_column_set(c, 6, note, strlen(note), 0));
+    OK(edb_column_set(c, 7, bin, sizeof bin, 0));
+    OK(edb_update(c));
+}
+
+/* Count the entries of @index with an empty value and with a value. */
+static void
+f5_values(const char *index, uint64_t *empty, uint64_t *full)
+{
+    MDB_txn *txn;
+    edb__table *t;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, "f5"));
+    const edb__index *x = NULL;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (strcmp(t->idx[i].name, index) == 0)
+            x = &t->idx[i];
+    cr_assert_not_null(x);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
+    MDB_val k, d;
+    *empty = *full = 0;
+    for (int rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST); rc == 0;
+         rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_NEXT))
+        ++*(d.mv_size == 0 ? empty : full);
+    mdb_cursor_close(mc);
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+}
+
+static const char *const f5_nonunique[] = { "by_name", "by_score", "by_tag", "by_note", "by_bin" };
+
+/* Walk @index both ways: every entry reaches a record whose columns make an
+ * entry at that place (the key retrieved is a prefix of the record's own
+ * entry), bookmarks and key seeks come back to it; returns the entries. */
+static uint64_t
+f5_walk(edb_cursor *c, const char *index)
+{
+    OK(edb_cursor_set_index(c, index));
+    uint64_t n = 0;
+    int64_t prev_id = INT64_MIN;
+    uint8_t prevk[EDB_MAX_KEY_SIZE];
+    size_t prevn = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT)) {
+        int64_t id;
+        OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+        uint8_t key[EDB_MAX_KEY_SIZE], bm[EDB_MAX_KEY_SIZE];
+        size_t kn, bn;
+        OK(edb_key_retrieve(c, key, sizeof key, &kn));
+        int cmp = prevn == 0 ? 1 : memcmp(prevk, key, prevn < kn ? prevn : kn);
+        cr_assert(n == 0 || cmp < 0 || (cmp == 0 && (prevn < kn || (prevn == kn && prev_id < id))),
+                  "%s: entry %llu out of order", index, (unsigned long long)n);
+        OK(edb_bookmark_get(c, bm, sizeof bm, &bn));
+        cr_assert_eq(bn, 9, "the primary key (9 bytes) from the entry's key suffix");
+        memcpy(prevk, key, kn);
+        prevn = kn;
+        prev_id = id;
+        n++;
+        if (n % 7 == 1) {
+            /* a seek on the retrieved key finds an entry of equal key */
+            edb_cursor *d;
+            OK(edb_cursor_dup(&d, c));
+            OK(edb_cursor_set_index(d, index));
+            OK(edb_key_make(d, key, kn, EDB_KEY_NEW | EDB_KEY_NORMALIZED));
+            OK(edb_cursor_seek(d, EDB_SEEK_EQ));
+            uint8_t k2[EDB_MAX_KEY_SIZE];
+            size_t k2n;
+            OK(edb_key_retrieve(d, k2, sizeof k2, &k2n));
+            cr_assert(k2n == kn && memcmp(k2, key, kn) == 0, "%s: seek EQ", index);
+            /* the bookmark of the primary order comes back to this record */
+            OK(edb_cursor_set_index(d, NULL));
+            OK(edb_bookmark_goto(d, bm, bn));
+            int64_t id2;
+            OK(edb_column_get(d, 1, &id2, 8, NULL, 0));
+            cr_assert_eq(id2, id);
+            edb_cursor_close(d);
+        }
+    }
+    uint64_t back = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_LAST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_PREV))
+        back++;
+    cr_assert_eq(back, n, "%s: as many entries backwards", index);
+    return n;
+}
+
+static void
+f5_problem(void *ctx, int code, const char *what)
+{
+    (void)ctx;
+    fprintf(stderr, "check: %d %s\n", code, what);
+}
+
+static void
+f5_check_clean(void)
+{
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, f5_problem, NULL, NULL));
+    cr_assert_eq(problems, 0);
+}
+
+Test(indexes2, format5_nonunique_entries_hold_no_value)
+{
+    cr_assert_eq(edb__cat(env)->format, 5);
+    f5_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "f5"));
+    unsigned rows = test_scaled_min(120, 30);
+    OK(edb_txn_begin(s, 0));
+    for (unsigned i = 1; i <= rows; i++)
+        f5_row(c, (int64_t)i, EDB_PREP_INSERT);
+    OK(edb_txn_commit(s));
+    uint64_t empty, full;
+    for (size_t i = 0; i < sizeof f5_nonunique / sizeof *f5_nonunique; i++) {
+        f5_values(f5_nonunique[i], &empty, &full);
+        cr_assert(empty > 0 && full == 0, "%s: %llu empty, %llu with a value", f5_nonunique[i],
+                  (unsigned long long)empty, (unsigned long long)full);
+    }
+    f5_values("by_code", &empty, &full);
+    cr_assert(empty == 0 && full > 0, "a unique index keeps the primary key as its value");
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    for (size_t i = 0; i < sizeof f5_nonunique / sizeof *f5_nonunique; i++) {
+        edb_tree_stat st;
+        OK(edb_table_stat(&st, s, "f5", f5_nonunique[i]));
+        cr_assert_eq(f5_walk(c, f5_nonunique[i]), st.entries, "%s", f5_nonunique[i]);
+    }
+    /* a seek on a value and a range over a multi-valued index */
+    OK(edb_cursor_set_index(c, "by_tag"));
+    OK(edb_key_make(c, "t2", 2, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_key_make(c, "t2", 2, EDB_KEY_NEW));
+    OK(edb_cursor_set_range(c, EDB_RANGE_UPPER | EDB_RANGE_INCLUSIVE));
+    unsigned t2 = 1;
+    while (edb_cursor_move(c, EDB_MOVE_NEXT) == 0)
+        t2++;
+    unsigned want = 0;
+    for (unsigned i = 1; i <= rows; i++)
+        for (unsigned j = 0; j < i % 3; j++)
+            want += (i + j) % 4 == 2;
+    cr_assert_eq(t2, want);
+    /* a value read from the entry (the key's segments, not the suffix) */
+    OK(edb_cursor_set_index(c, "by_score"));
+    OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+    double top;
+    OK(edb_column_get_from_index(c, 3, &top, 8, NULL));
+    cr_assert_eq(top, 6.0);
+    OK(edb_txn_commit(s));
+    f5_check_clean();
+    /* updates and deletes through a non-unique index */
+    OK(edb_txn_begin(s, 0));
+    OK(edb_cursor_set_index(c, "by_name"));
+    unsigned k = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT), k++) {
+        int64_t id;
+        OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+        if (k % 3 == 0) {
+            OK(edb_record_delete(c));
+        } else if (k % 3 == 1) {
+            f5_row(c, id + 1, EDB_PREP_REPLACE);     /* other name, score, tags, note */
+        }
+    }
+    OK(edb_txn_commit(s));
+    f5_check_clean();
+    for (size_t i = 0; i < sizeof f5_nonunique / sizeof *f5_nonunique; i++) {
+        f5_values(f5_nonunique[i], &empty, &full);
+        cr_assert_eq(full, 0, "%s", f5_nonunique[i]);
+        edb_tree_stat st;
+        OK(edb_table_stat(&st, s, "f5", f5_nonunique[i]));
+        cr_assert_eq(empty, st.entries);
+    }
+    /* an index made over the rows (edb_index_create) writes no values either;
+     * its collated segment records the collator's version (edb_index_create
+     * left it to whatever the stack held) */
+    edb_index_def late = { "late", "+score\0+name\0", 0, NULL, 0, 0 };
+    OK(edb_index_create(s, "f5", &late));
+    f5_values("late", &empty, &full);
+    cr_assert(empty > 0 && full == 0);
+    OK(edb_txn_begin(s, EDB_TXN_READONLY));
+    edb_tree_stat st;
+    OK(edb_table_stat(&st, s, "f5", "late"));
+    cr_assert_eq(f5_walk(c, "late"), st.entries);
+    OK(edb_txn_commit(s));
+    f5_check_clean();
+    edb_cursor_close(c);
+}
+
+/* An entry whose key's primary key suffix belongs to no record (the value no
+ * longer says which record it is for) is reported by edb_env_check. */
+Test(indexes2, format5_check_finds_an_entry_of_no_record)
+{
+    f5_table();
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "f5"));
+    for (int64_t i = 1; i <= 5; i++)
+        f5_row(c, i, EDB_PREP_INSERT);
+    edb_cursor_close(c);
+    f5_check_clean();
+    MDB_txn *txn;
+    edb__table *t;
+    cr_assert_eq(mdb_txn_begin(env->mdb, NULL, 0, &txn), 0);
+    OK(edb__table_load(&t, env, txn, "f5"));
+    const edb__index *x = &t->idx[1];
+    cr_assert_str_eq(x->name, "by_name");
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
+    MDB_val k, d;
+    cr_assert_eq(edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST), 0);
+    cr_assert_eq(d.mv_size, 0);
+    uint8_t key[600];
+    memcpy(key, k.mv_data, k.mv_size);
+    key[k.mv_size - 1] ^= 0x40;                  /* id 1..5 -> an id no row has */
+    mdb_cursor_close(mc);
+    MDB_val nk = { k.mv_size, key }, nd = { 0, "" };
+    cr_assert_eq(edb__ks_put(txn, &x->ks, &nk, &nd, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    edb__table_free(t);
+    uint64_t problems = 0;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_gt(problems, 0, "the entry of no record is found");
 }

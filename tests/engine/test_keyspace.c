@@ -16,6 +16,8 @@
 
 #include "helpers.h"
 
+#include "catalog.h"    /* format 5's short id prefixes, as stored */
+
 static char *dir;
 static char path[512];
 static edb_env *env;
@@ -504,4 +506,141 @@ Test(keyspace, counts_across_nested_levels_and_drops)
     uint64_t problems = 1;
     OK(edb_env_check(&problems, env, NULL, NULL, NULL));
     cr_assert_eq(problems, 0);
+}
+
+/* ---- format 5: id prefixes of 1 to 4 bytes (keyspace.h) ------------------ */
+
+Test(keyspace, short_prefixes_order_and_lengths)
+{
+    static const struct { uint32_t id; unsigned len; } b[] = {
+        { 0, 1 }, { 1, 1 }, { 127, 1 }, { 128, 2 }, { 16383, 2 }, { 16384, 3 },
+        { 0x1FFFFF, 3 }, { 0x200000, 4 }, { EDB__KS_VAR_MAX, 4 },
+    };
+    uint8_t prev[4] = { 0 };
+    unsigned prevn = 0;
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) {
+        for (uint32_t id = b[i].id > 2 ? b[i].id - 2 : 0; id <= b[i].id + 2 && id <= EDB__KS_VAR_MAX; id++) {
+            uint8_t p[4];
+            unsigned n = edb__ks_encode(p, id, true);
+            uint32_t back;
+            unsigned bn;
+            cr_assert(edb__ks_decode(p, n, &back, &bn) && back == id && bn == n, "id %u", id);
+            if (id == b[i].id)
+                cr_assert_eq(n, b[i].len, "id %u: %u bytes", id, n);
+            if (prevn > 0 && id > 0) {
+                /* order-preserving and prefix-free: the previous id's
+                 * prefix is smaller and not a prefix of this one */
+                size_t m = n < prevn ? n : prevn;
+                int c = memcmp(prev, p, m);
+                cr_assert(c < 0, "id %u does not sort after the one before", id);
+            }
+            memcpy(prev, p, n);
+            prevn = n;
+        }
+        prevn = 0;
+    }
+    uint8_t p[4];
+    cr_assert_eq(edb__ks_encode(p, 0x01020304, false), 4, "format 4: always 4 bytes");
+    cr_assert(p[0] == 1 && p[1] == 2 && p[2] == 3 && p[3] == 4);
+}
+
+/* Set the catalog's next id to @next. */
+static void
+set_nextid(uint32_t next)
+{
+    MDB_txn *txn;
+    MDB_dbi cat;
+    cr_assert_eq(mdb_txn_begin(env->mdb, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "edb.catalog", 0, &cat), 0);
+    uint8_t v[4] = { (uint8_t)next, (uint8_t)(next >> 8), (uint8_t)(next >> 16), (uint8_t)(next >> 24) };
+    MDB_val k = { 7, "\0nextid" }, d = { 4, v };
+    cr_assert_eq(mdb_put(txn, cat, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+}
+
+/* Tables whose ids straddle each change of prefix length: each one's
+ * FIRST, LAST, moves both ways and a non-unique index stay inside its own
+ * range, and its record keys carry the short prefix. */
+Test(keyspace, ranges_across_prefix_lengths)
+{
+    cr_assert_eq(edb__cat(env)->format, 5);
+    static const uint32_t starts[] = { 125, 16381, 0x1FFFFD };
+    unsigned rows = test_scaled_min(20, 5);
+    for (size_t b = 0; b < 3; b++) {
+        set_nextid(starts[b]);
+        char names[3][16];
+        for (int t = 0; t < 3; t++) {
+            /* each table takes one id (no secondary index): ids start-0..2, the
+             * index table then two */
+            snprintf(names[t], sizeof names[t], "r%zu_%d", b, t);
+            edb_column_def cols[] = { { "id", EDB_COL_INT64, 0, 0, NULL, 0, NULL },
+                                      { "v", EDB_COL_INT32, 0, 0, NULL, 0, NULL } };
+            edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY, NULL, 0, 0 },
+                                    { "by_v", "+v\0", 0, NULL, 0, 0 } };
+            edb_table_def def = { names[t], cols, 2, idx, t == 2 ? 2 : 1 };
+            OK(edb_table_create(s, &def));
+        }
+        /* rows: table t holds ids 1000 t + 1 .. 1000 t + rows */
+        for (int t = 0; t < 3; t++) {
+            edb_cursor *c;
+            OK(edb_cursor_open(&c, s, names[t]));
+            for (unsigned i = 1; i <= rows; i++) {
+                int64_t id = 1000 * t + i;
+                int32_t v = (int32_t)(rows - i);
+                OK(edb_update_prepare(c, EDB_PREP_INSERT));
+                OK(edb_column_set(c, 1, &id, 8, 0));
+                OK(edb_column_set(c, 2, &v, 4, 0));
+                OK(edb_update(c));
+            }
+            edb_cursor_close(c);
+        }
+        for (int t = 0; t < 3; t++) {
+            edb_cursor *c;
+            OK(edb_cursor_open(&c, s, names[t]));
+            for (int x = 0; x < (t == 2 ? 2 : 1); x++) {
+                OK(edb_cursor_set_index(c, x ? "by_v" : NULL));
+                int64_t id;
+                OK(edb_cursor_move(c, EDB_MOVE_FIRST));
+                OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+                cr_assert_eq(id, x ? 1000 * t + (int64_t)rows : 1000 * t + 1, "table %s first", names[t]);
+                OK(edb_cursor_move(c, EDB_MOVE_LAST));
+                OK(edb_column_get(c, 1, &id, 8, NULL, 0));
+                cr_assert_eq(id, x ? 1000 * t + 1 : 1000 * t + (int64_t)rows, "table %s last", names[t]);
+                unsigned n = 0;
+                for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT))
+                    n++;
+                cr_assert_eq(n, rows);
+                n = 0;
+                for (int rc = edb_cursor_move(c, EDB_MOVE_LAST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_PREV))
+                    n++;
+                cr_assert_eq(n, rows);
+            }
+            edb_cursor_close(c);
+            /* the stored key: the short prefix + 9 bytes of key */
+            MDB_txn *txn;
+            edb__table *tt;
+            OK(edb__ro_begin(env, &txn));
+            OK(edb__table_load(&tt, env, txn, names[t]));
+            cr_assert_eq(tt->rec.plen, tt->kid < 128 ? 1 : tt->kid < 16384 ? 2 : tt->kid < 0x200000 ? 3 : 4,
+                         "table id %u", tt->kid);
+            edb__ro_end(env, txn);
+            edb__table_free(tt);
+        }
+        /* the middle table dropped: its neighbours keep every row */
+        OK(edb_table_drop(s, names[1]));
+        for (int t = 0; t < 3; t += 2) {
+            edb_tree_stat st;
+            OK(edb_table_stat(&st, s, names[t], NULL));
+            cr_assert_eq(st.entries, rows);
+        }
+    }
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    /* format 5 hands out ids below 2^28 */
+    set_nextid(EDB__KS_VAR_MAX + 1);
+    edb_column_def cols[] = { { "id", EDB_COL_INT64, 0, 0, NULL, 0, NULL } };
+    edb_index_def idx[] = { { "pk", "+id\0", EDB_IDX_PRIMARY, NULL, 0, 0 } };
+    edb_table_def def = { "past", cols, 1, idx, 1 };
+    RC(edb_table_create(s, &def), EDB_LIMIT);
 }

@@ -2,7 +2,7 @@
  * edb_env_upgrade (dbtool upgrade): a format-2 database made by the release
  * before the keyspace (ad5c262's dbtool: create, create-table of
  * tests/engine/fixtures/orders.json and notes.json, import, a delete) is
- * refused at open with the fix named, converted to format 4 with its schemas,
+ * refused at open with the fix named, converted to format 5 with its schemas,
  * rows, NULLs, defaults, multi-valued columns, descending and IGNORE_NULL
  * indexes and counters, checked, and swapped in; a partial upgrade left
  * behind is removed; a failed one leaves the old database as it was.
@@ -20,6 +20,10 @@
 #include <time.h>
 
 #include "helpers.h"
+
+#include "catalog.h"    /* the format and record versions of the fixture */
+#include "key.h"
+#include "record.h"
 
 static char *dir;
 static char db[512];
@@ -224,7 +228,7 @@ Test(upgrade, format2_database_is_converted)
 
     /* a second upgrade has nothing to do */
     OK(edb_env_upgrade(&from, db));
-    cr_assert_eq(from, 4);
+    cr_assert_eq(from, 5);
 }
 
 /* A partial "db.upgrade" left by an interrupted upgrade is removed and the
@@ -332,7 +336,7 @@ Test(upgrade, killed_upgrades_leave_old_or_new, .timeout = 300)
             new_seen++;
         }
         OK(edb_env_upgrade(&from, db));
-        cr_assert(from == 2 || from == 4);
+        cr_assert(from == 2 || from == 5);
         struct stat sb;
         cr_assert_neq(lstat(tmp, &sb), 0, "round %u: '%s' left", r, tmp);
         edb_session *s;
@@ -446,4 +450,238 @@ Test(upgrade, refused_while_another_process_has_it_open)
     close(ready[1]);
     close(go[0]);
     close(go[1]);
+}
+
+/* ---- format 4 (tests/engine/fixtures/format4.dump, make_format4.c) -------- */
+
+/* The ids of table items in index @x's order (NULL: the primary). */
+static int
+items_order(edb_session *s, const char *x, int64_t *ids, int cap)
+{
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "items"));
+    OK(edb_cursor_set_index(c, x));
+    int n = 0;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_FIRST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_NEXT)) {
+        cr_assert_lt(n, cap);
+        ids[n++] = col64(c, 1);
+    }
+    int m = n;
+    for (int rc = edb_cursor_move(c, EDB_MOVE_LAST); rc == 0; rc = edb_cursor_move(c, EDB_MOVE_PREV))
+        cr_assert_eq(col64(c, 1), ids[--m], "index %s backwards", x ? x : "pk");
+    cr_assert_eq(m, 0);
+    edb_cursor_close(c);
+    return n;
+}
+
+/* The version byte of item @id's record. */
+static unsigned
+item_version(edb_env *env, int64_t id)
+{
+    edb__table *t;
+    MDB_txn *txn;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, "items"));
+    uint8_t kb[16];
+    size_t kl = 0;
+    OK(edb__key_append(kb, sizeof kb, &kl, EDB_COL_INT64, &id, 8, false));
+    MDB_val k = { kl, kb }, d;
+    cr_assert_eq(edb__ks_get(txn, &t->rec, &k, &d), 0);
+    unsigned v = ((uint8_t *)d.mv_data)[0];
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+    return v;
+}
+
+/* The id prefix length of table items' records and of its index by_name,
+ * and the stored key of row 1 (keyspace.h), asserted equal to @want. */
+static void
+check_plen(edb_env *env, unsigned want)
+{
+    edb__table *t;
+    MDB_txn *txn;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, "items"));
+    cr_assert_eq(t->rec.plen, want);
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if ((int)i != t->primary)
+            cr_assert_eq(t->idx[i].ks.plen, want, "index %s", t->idx[i].name);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, t->rec.dbi, &mc), 0);
+    MDB_val k, d;
+    cr_assert_eq(edb__ks_cursor_get(mc, &t->rec, &k, &d, MDB_FIRST), 0);
+    cr_assert_eq(k.mv_size, 9);
+    cr_assert(mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0 && k.mv_size == want + 9,
+              "row 1 is stored under %zu bytes", k.mv_size);
+    mdb_cursor_close(mc);
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+}
+
+/* Entries of index @index of table @table with an empty value, and with one. */
+static void
+index_values(edb_env *env, const char *table, const char *index, uint64_t *empty, uint64_t *full)
+{
+    MDB_txn *txn;
+    edb__table *t;
+    OK(edb__ro_begin(env, &txn));
+    OK(edb__table_load(&t, env, txn, table));
+    const edb__index *x = NULL;
+    for (uint32_t i = 0; i < t->nidx; i++)
+        if (strcmp(t->idx[i].name, index) == 0)
+            x = &t->idx[i];
+    cr_assert_not_null(x);
+    MDB_cursor *mc;
+    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
+    MDB_val k, d;
+    *empty = *full = 0;
+    for (int rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST); rc == 0;
+         rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_NEXT))
+        ++*(d.mv_size == 0 ? empty : full);
+    mdb_cursor_close(mc);
+    edb__ro_end(env, txn);
+    edb__table_free(t);
+}
+
+/* Format 4 keeps the primary key in every entry's value; format 5 only in
+ * the unique index's. */
+static void
+check_values(edb_env *env, unsigned format)
+{
+    static const char *const nonunique[] = { "by_name", "by_score", "by_tag" };
+    uint64_t empty, full;
+    for (int i = 0; i < 3; i++) {
+        index_values(env, "items", nonunique[i], &empty, &full);
+        cr_assert(format == 5 ? empty > 0 && full == 0 : empty == 0 && full > 0,
+                  "format %u, %s: %llu empty, %llu with a value", format, nonunique[i],
+                  (unsigned long long)empty, (unsigned long long)full);
+    }
+    index_values(env, "notes", "by_text", &empty, &full);
+    cr_assert(format == 5 ? empty == 3 && full == 0 : empty == 0 && full == 3);
+    index_values(env, "items", "by_code", &empty, &full);
+    cr_assert(empty == 0 && full == 5, "the unique index keeps its values");
+}
+
+/* The fixture's rows in every index's order, its long value, a seek on the
+ * unique index; @extra: the row inserted by the format-4 test is there. */
+static void
+check_items(edb_session *s, bool extra)
+{
+    int64_t ids[16];
+    int n = items_order(s, NULL, ids, 16);
+    cr_assert_eq(n, extra ? 6 : 5);
+    /* ascending collated name ("Pen" = "PEN" at level 2, ties by -score then key), NULL first */
+    n = items_order(s, "by_name", ids, 16);
+    const int64_t byname[] = { 2, 3, 1, 5, 6 }, byname7[] = { 2, 7, 3, 1, 5, 6 };
+    cr_assert_eq(n, extra ? 6 : 5);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(ids[i], extra ? byname7[i] : byname[i], "by_name %d", i);
+    n = items_order(s, "by_score", ids, 16);
+    const int64_t byscore[] = { 6, 3, 1, 5, 2 };         /* descending, NULL last */
+    cr_assert_eq(n, extra ? 6 : 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(ids[i], byscore[i], "by_score %d", i);
+    n = items_order(s, "by_tag", ids, 16);
+    cr_assert_eq(n, extra ? 8 : 7, "one entry per value: x five times, yz twice");
+    n = items_order(s, "by_code", ids, 16);
+    cr_assert_eq(n, 5, "IGNORE_NULL: the extra row has no code");
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "items"));
+    OK(edb_cursor_set_index(c, "by_code"));
+    int32_t code = 104;
+    OK(edb_key_make(c, &code, 4, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    cr_assert_eq(col64(c, 1), 5);
+    OK(edb_cursor_set_index(c, "by_tag"));
+    OK(edb_key_make(c, "yz", 2, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    cr_assert_eq(col64(c, 1), 3);
+    OK(edb_cursor_set_index(c, NULL));
+    int64_t three = 3;
+    OK(edb_key_make(c, &three, 8, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    static uint8_t body[33000];
+    size_t got = 0;
+    OK(edb_column_get(c, 6, body, sizeof body, &got, 0));
+    cr_assert_eq(got, sizeof body);
+    for (size_t i = 0; i < sizeof body; i++)
+        cr_assert_eq(body[i], (uint8_t)(i * 7 + i / 256), "long value byte %zu", i);
+    edb_cursor_close(c);
+}
+
+/* A format-4 database made by 46d59e3 opens and works read-write as format 4
+ * (its new records stay version 1 and its entries keep their values,
+ * readable by that library), checks clean, and `dbtool upgrade` rewrites it
+ * as format 5 with the same rows and index orders, every record now version
+ * 3, the non-unique indexes' entries without a value. */
+Test(upgrade, format4_database_works_and_upgrades_to_5)
+{
+    char p4[600];
+    snprintf(p4, sizeof p4, "%s/f4", dir);
+    load_dump("format4.dump", p4);
+    edb_env *env;
+    edb_session *s;
+    edb_env_opts o = { .map_size = test_map_size() };
+    OK(edb_env_open(&env, p4, &o));
+    cr_assert_eq(edb__cat(env)->format, 4);
+    OK(edb_session_begin(&s, env));
+    check_items(s, false);
+    cr_assert_eq(item_version(env, 1), EDB__RECORD_VERSION);
+    cr_assert_eq(item_version(env, 3), EDB__RECORD_VERSION_LV);
+    /* writes: an insert (AUTOINC goes on from 6), an update */
+    edb_cursor *c;
+    OK(edb_cursor_open(&c, s, "items"));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_column_set(c, 2, "Aardvark", 8, 0));
+    OK(edb_update(c));
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    cr_assert_eq(col64(c, 1), 7);
+    int64_t six = 6;
+    OK(edb_key_make(c, &six, 8, EDB_KEY_NEW));
+    OK(edb_cursor_seek(c, EDB_SEEK_EQ));
+    OK(edb_update_prepare(c, EDB_PREP_REPLACE));
+    OK(edb_column_set(c, 2, "quills", 6, 0));
+    OK(edb_update(c));
+    edb_cursor_close(c);
+    cr_assert_eq(item_version(env, 7), EDB__RECORD_VERSION, "format 4 keeps writing version 1");
+    cr_assert_eq(item_version(env, 6), EDB__RECORD_VERSION);
+    check_values(env, 4);
+    check_plen(env, 4);
+    uint64_t problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    edb_session_end(s);
+    edb_env_close(env);
+
+    unsigned from = 0;
+    OK(edb_env_upgrade(&from, p4));
+    cr_assert_eq(from, 4);
+    char tmp[700];
+    struct stat sb;
+    snprintf(tmp, sizeof tmp, "%s.upgrade", p4);
+    cr_assert_neq(lstat(tmp, &sb), 0, "the old database is removed");
+    OK(edb_env_open(&env, p4, &o));
+    cr_assert_eq(edb__cat(env)->format, 5);
+    OK(edb_session_begin(&s, env));
+    check_items(s, true);
+    for (int64_t id = 1; id <= 7; id++)
+        if (id != 4)
+            cr_assert_eq(item_version(env, id), EDB__RECORD_VERSION_W, "row %lld", (long long)id);
+    cr_assert_eq(entries(s, "notes", NULL), 3);
+    cr_assert_eq(entries(s, "notes", "by_text"), 3);
+    check_values(env, 5);
+    check_plen(env, 1);
+    OK(edb_cursor_open(&c, s, "items"));
+    OK(edb_update_prepare(c, EDB_PREP_INSERT));
+    OK(edb_update(c));
+    OK(edb_cursor_move(c, EDB_MOVE_LAST));
+    cr_assert_eq(col64(c, 1), 8, "the AUTOINC counter came along");
+    edb_cursor_close(c);
+    problems = 1;
+    OK(edb_env_check(&problems, env, NULL, NULL, NULL));
+    cr_assert_eq(problems, 0);
+    edb_session_end(s);
+    edb_env_close(env);
+    OK(edb_env_upgrade(&from, p4));
+    cr_assert_eq(from, 5, "nothing left to do");
 }
