@@ -35,10 +35,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "annotate.h"
 #include "codec.h"
 #include "error.h"
 #include "reader.h"
@@ -52,11 +55,12 @@
 #define ZW_CHUNK 4096u
 #define ZW_NCHUNK 64u
 #define ZW_CAP ((uint64_t)ZW_CHUNK * ZW_NCHUNK)
-#define ZW_BATCH 64u
+#define ZW_BATCH 16u
 #define ZW_PEND 256u             /* gaps handed to the worker at once ... */
 #define ZW_FLUSH 1024u           /* ... or when they hold this many pages */
 
 size_t edb__reader_zero_min = (size_t)4 << 20;
+bool edb__reader_zero_wait = false;
 
 _Static_assert((uint64_t)EDB__ARCH_FRAME_MAX * EDB__ARCH_PAGE_MAX + EDB__ARCH_BLOCK <= INBUF,
                "a whole frame must fit the input buffer");
@@ -96,11 +100,19 @@ struct rd {
  * - The thread starts once the queued zero pages hold edb__reader_zero_min
  *   bytes (a small archive's few hashes cost less than a thread); a failed
  *   thread creation leaves every hash to the table check, inline.
- * - Locking: mu guards gaps/ngaps/gi/closed/stop/head/tail/done and the
- *   waiting flags.  The worker alone writes entries, at indexes >= head, and
- *   publishes them by raising head under mu; the main thread reads entries
- *   below the head it last saw under mu.  Chunks are allocated by the worker
- *   before the head covering them is published and freed after the join.
+ * - The work is speculative: the worker runs under SCHED_IDLE (on a core
+ *   nothing else wants), and the table check never waits for it: a hash not
+ *   ready when its entry is reached is computed inline, and the worker skips
+ *   past the page the check has reached (mainp).  On an idle second core the
+ *   hashes are all ready; on a busy machine the check costs what it did
+ *   without the worker.  (edb__reader_zero_wait, for tests, makes the check
+ *   wait for queued pages, so that zero_ahead is exact.)
+ * - Synchronization: mu guards the gap list, closed, done and the waiting
+ *   flags.  The worker alone writes entries, at indexes >= head, and
+ *   publishes them with a release store of head; the main thread reads the
+ *   entries below the head it loaded (acquire).  Chunks are allocated by the
+ *   worker before the head covering them is published and freed after the
+ *   join.  stop and mainp are atomics read without mu.
  * - Every exit of edb__reader_read() stops and joins the thread (zw_end).
  */
 struct zw_gap {
@@ -121,9 +133,12 @@ struct zw {
     /* queued gaps: main appends, the worker takes gaps[gi] */
     struct zw_gap *gaps;
     size_t ngaps, gcap, gi;
-    bool closed, stop, done;
+    bool closed, done;
     bool main_waits, work_waits;
-    uint64_t head;           /* entries produced (published under mu) */
+    bool wait;               /* edb__reader_zero_wait when the read began */
+    atomic_bool stop;        /* set under mu too, so a waiting worker sees it */
+    atomic_uint_fast64_t head;  /* entries produced (release: their bytes are written) */
+    atomic_uint_fast64_t mainp; /* the table check is past this page (relaxed: a hint) */
     struct zw_gap pend[ZW_PEND]; /* the main thread's gaps not yet handed over */
     size_t npend;
     uint64_t pend_pages;
@@ -147,21 +162,35 @@ static void *
 zw_main(void *arg)
 {
     struct zw *z = arg;
+    if (!z->wait) {
+        /* Speculative work: it runs on an idle core, never at the expense of
+         * the thread reading the archive (or of anything else). */
+        struct sched_param sp = { 0 };
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
+    uint64_t head = 0;
     pthread_mutex_lock(&z->mu);
     for (;;) {
-        while (z->gi == z->ngaps && !z->closed && !z->stop) {
+        while (z->gi == z->ngaps && !z->closed && !atomic_load(&z->stop)) {
             z->work_waits = true;
             pthread_cond_wait(&z->cv_work, &z->mu);
             z->work_waits = false;
         }
-        if (z->stop || z->gi == z->ngaps)
+        if (atomic_load(&z->stop) || z->gi == z->ngaps)
             break;
         struct zw_gap g = z->gaps[z->gi++];
-        uint64_t head = z->head;
         pthread_mutex_unlock(&z->mu);
         uint64_t pg = g.lo;
         bool nomem = false;
-        while (pg < g.hi && !nomem) {
+        while (pg < g.hi) {
+            if (atomic_load_explicit(&z->stop, memory_order_relaxed))
+                break;
+            /* the table check computed these itself: go past it */
+            uint64_t mp = atomic_load_explicit(&z->mainp, memory_order_relaxed);
+            if (pg < mp) {
+                pg = mp < g.hi ? mp : g.hi;
+                continue;
+            }
             /* a batch within one chunk, then publish it */
             uint64_t n = g.hi - pg;
             uint64_t room = ZW_CHUNK - head % ZW_CHUNK;
@@ -183,14 +212,16 @@ zw_main(void *arg)
             }
             head += n;
             pg += n;
-            pthread_mutex_lock(&z->mu);
-            z->head = head;
-            bool stop = z->stop;
-            if (z->main_waits)
-                pthread_cond_signal(&z->cv_main);
-            pthread_mutex_unlock(&z->mu);
-            if (stop)
-                break;
+            EDB_HB_BEFORE(&z->head);
+            atomic_store_explicit(&z->head, head, memory_order_release);
+            if (z->wait) {
+                pthread_mutex_lock(&z->mu);
+                if (z->main_waits)
+                    pthread_cond_signal(&z->cv_main);
+                pthread_mutex_unlock(&z->mu);
+            }
+            if (head == ZW_CAP)
+                nomem = true;             /* full (cannot happen: ZW_CAP pages queued at most) */
         }
         pthread_mutex_lock(&z->mu);
         if (nomem)
@@ -206,6 +237,13 @@ static void
 zw_init(struct zw *z, const edb__arch_header *h)
 {
     memset(z, 0, sizeof *z);
+    atomic_init(&z->stop, false);
+    atomic_init(&z->head, 0);
+    atomic_init(&z->mainp, 0);
+    EDB_ATOMIC_VAR(&z->stop, sizeof z->stop);
+    EDB_ATOMIC_VAR(&z->head, sizeof z->head);
+    EDB_ATOMIC_VAR(&z->mainp, sizeof z->mainp);
+    z->wait = edb__reader_zero_wait;
     z->page_size = h->page_size;
     z->lo = 2;
     if ((h->flags & EDB__ARCH_F_INCREMENTAL) && h->base_npages > z->lo)
@@ -313,8 +351,9 @@ zw_close(struct zw *z, uint64_t npages)
     }
 }
 
-/* The zero-page hash of @p as the worker computed it, if it did (waiting for
- * it when it is queued and not yet computed); false: compute it inline.
+/* The zero-page hash of @p if the worker computed it already; false: the
+ * caller computes it inline (and the worker skips past it).  With
+ * edb__reader_zero_wait (tests) it waits for a page the worker will compute.
  * Called with increasing @p. */
 static bool
 zw_take(struct zw *z, uint64_t p, edb__arch_hash *out)
@@ -325,7 +364,7 @@ zw_take(struct zw *z, uint64_t p, edb__arch_hash *out)
         while (z->tail < z->seen) {
             const struct zw_ent *e = zw_slot(z, z->tail);
             if (e->pgno > p)
-                return false;
+                goto inline_;
             z->tail++;
             if (e->pgno == p) {
                 *out = e->hash;
@@ -333,18 +372,29 @@ zw_take(struct zw *z, uint64_t p, edb__arch_hash *out)
                 return true;
             }
         }
+        uint64_t head = atomic_load_explicit(&z->head, memory_order_acquire);
+        if (head > z->seen) {
+            EDB_HB_AFTER(&z->head);
+            z->seen = head;
+            continue;
+        }
+        if (!z->wait)
+            goto inline_;
         pthread_mutex_lock(&z->mu);
-        while (z->head == z->seen && !z->done) {
+        while (atomic_load_explicit(&z->head, memory_order_acquire) == z->seen && !z->done) {
             z->main_waits = true;
             pthread_cond_wait(&z->cv_main, &z->mu);
             z->main_waits = false;
         }
-        bool more = z->head > z->seen;
-        z->seen = z->head;
+        head = atomic_load_explicit(&z->head, memory_order_acquire);
         pthread_mutex_unlock(&z->mu);
-        if (!more)
-            return false;                 /* the worker stopped short */
+        if (head == z->seen)
+            goto inline_;                 /* the worker stopped short */
+        z->seen = head;
     }
+inline_:
+    atomic_store_explicit(&z->mainp, p + 1, memory_order_relaxed);
+    return false;
 }
 
 /* Stop and join the worker, free everything. */
@@ -353,7 +403,7 @@ zw_end(struct zw *z)
 {
     if (z->started) {
         pthread_mutex_lock(&z->mu);
-        z->stop = true;
+        atomic_store(&z->stop, true);
         pthread_cond_signal(&z->cv_work);
         pthread_mutex_unlock(&z->mu);
         pthread_join(z->th, NULL);

@@ -84,6 +84,10 @@ typedef struct edb__archive {
  * once the archive leaves out at least this many bytes of pages (4 MiB; tests
  * lower it, before any read, to make small archives use the worker). */
 extern size_t edb__reader_zero_min;
+/* Tests set it (before any read) to make the table check wait for the
+ * worker's hashes instead of computing inline what is not ready yet, so that
+ * edb__archive.zero_ahead is exact. */
+extern bool edb__reader_zero_wait;
 
 /* Read and validate the archive on @fd (read to its end, not closed).
  * @return 0, EDB_CORRUPT, EDB_CHECKSUM, EDB_VERSION, EDB_IO, EDB_NOMEM, or what
