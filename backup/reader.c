@@ -35,11 +35,12 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "annotate.h"
 #include "codec.h"
@@ -56,6 +57,7 @@
 #define ZW_NCHUNK 64u
 #define ZW_CAP ((uint64_t)ZW_CHUNK * ZW_NCHUNK)
 #define ZW_BATCH 16u
+#define ZW_NICE 10               /* the worker's nice value (Linux: per thread) */
 #define ZW_PEND 256u             /* gaps handed to the worker at once ... */
 #define ZW_FLUSH 1024u           /* ... or when they hold this many pages */
 
@@ -100,13 +102,15 @@ struct rd {
  * - The thread starts once the queued zero pages hold edb__reader_zero_min
  *   bytes (a small archive's few hashes cost less than a thread); a failed
  *   thread creation leaves every hash to the table check, inline.
- * - The work is speculative: the worker runs under SCHED_IDLE (on a core
- *   nothing else wants), and the table check never waits for it: a hash not
- *   ready when its entry is reached is computed inline, and the worker skips
- *   past the page the check has reached (mainp).  On an idle second core the
- *   hashes are all ready; on a busy machine the check costs what it did
- *   without the worker.  (edb__reader_zero_wait, for tests, makes the check
- *   wait for queued pages, so that zero_ahead is exact.)
+ * - The work is speculative: the table check never waits for the worker: a
+ *   hash not ready when its entry is reached is computed inline, and the
+ *   worker skips past the page the check has reached (mainp).  The worker
+ *   runs at nice 10: on a busy machine, where it may share the reading
+ *   thread's core, it takes less of it; not lower (SCHED_IDLE, nice 19):
+ *   a busy machine then left it unscheduled for up to 110 ms (3 ms at nice
+ *   19), which the join at the end waited for.
+ *   (edb__reader_zero_wait, for tests, makes the check wait for queued pages,
+ *   so that zero_ahead is exact.)
  * - Synchronization: mu guards the gap list, closed, done and the waiting
  *   flags.  The worker alone writes entries, at indexes >= head, and
  *   publishes them with a release store of head; the main thread reads the
@@ -162,12 +166,9 @@ static void *
 zw_main(void *arg)
 {
     struct zw *z = arg;
-    if (!z->wait) {
-        /* Speculative work: it runs on an idle core, never at the expense of
-         * the thread reading the archive (or of anything else). */
-        struct sched_param sp = { 0 };
-        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    }
+    /* Speculative work: where it shares a core with the reading thread it
+     * takes a tenth of it, not half (a failure changes nothing else). */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), ZW_NICE);
     uint64_t head = 0;
     pthread_mutex_lock(&z->mu);
     for (;;) {
