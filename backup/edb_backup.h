@@ -240,7 +240,7 @@ typedef struct edb_backup_info {
  *         later structural problem), with the very code and detail that
  *         edb_backup_restore() reports for the same archives.
  * Thread safety: any thread; independent calls may run at once.  Reading an
- * archive that leaves out more than 4 MiB of (free) pages starts one helper
+ * archive that leaves out more than 16 MiB of (free) pages starts one helper
  * thread, joined before the archive's result is known (also on failure).
  */
 EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,

@@ -81,7 +81,7 @@ typedef struct edb__archive {
 } edb__archive;
 
 /* The zero-page hashes of the page hash table check run on a worker thread
- * once the archive leaves out at least this many bytes of pages (4 MiB; tests
+ * once the archive leaves out at least this many bytes of pages (16 MiB; tests
  * lower it, before any read, to make small archives use the worker). */
 extern size_t edb__reader_zero_min;
 /* Tests set it (before any read) to make the table check wait for the

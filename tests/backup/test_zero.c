@@ -25,9 +25,9 @@
 #include "reader.h"
 #include "sys.h"
 
-/* Enough zero pages (about 3,000 of 4 KiB, 12 MiB) for the worker to start
- * under the default threshold (4 MiB). */
-#define BIG_EXTRA 4096u
+/* Enough zero pages (about 6,100 of 4 KiB, 24 MiB) for the worker to start
+ * under the default threshold (16 MiB). */
+#define BIG_EXTRA 8192u
 
 struct zt {
     char *dir;
@@ -37,6 +37,8 @@ struct zt {
     uint64_t nzero;         /* zero pages the full archive leaves out */
     uint64_t first_zero, mid_zero, last_zero;
 };
+
+static size_t saved_zero_min;
 
 static bool
 page_is_zero(const fx_image *img, uint64_t p)
@@ -54,6 +56,7 @@ zt_init(struct zt *t, uint64_t extra)
     memset(t, 0, sizeof *t);
     /* the table check waits for the worker's hashes: zero_ahead is exact */
     edb__reader_zero_wait = true;
+    saved_zero_min = edb__reader_zero_min;
     t->dir = fx_tmpdir();
     snprintf(t->db, sizeof t->db, "%s/db", t->dir);
     cr_assert_eq(mkdir(t->db, 0700), 0);
@@ -99,7 +102,7 @@ zt_fini(struct zt *t)
     fx_image_free(&t->img);
     fx_rmrf(t->dir);
     free(t->dir);
-    edb__reader_zero_min = (size_t)4 << 20;
+    edb__reader_zero_min = saved_zero_min;
     edb__reader_zero_wait = false;
 }
 
