@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lmdb.h>
 
 #include "archive_fixture.h"
 #include "edb_backup.h"
@@ -447,4 +448,86 @@ Test(zero_pages, verify_and_restore_of_a_large_archive, .timeout = 120)
     free(p);
     fx_archive_free(&x);
     zt_fini(&t);
+}
+
+/* A real database that is mostly free pages, saved by the library compressed
+ * and encrypted (format version 3): the worker hashes its free pages while
+ * the frames are decrypted and decompressed; verify and restore agree. */
+#include "env.h"
+
+Test(zero_pages, compressed_encrypted_library_archive, .timeout = 120)
+{
+    char *dir = fx_tmpdir();
+    char db[4200], out[4200], arch[4200];
+    snprintf(db, sizeof db, "%s/db", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(arch, sizeof arch, "%s/z.edbk", dir);
+    edb_env_opts eo = { .map_size = 1ull << 30, .max_tables = 4 };
+    edb_env *env = NULL;
+    cr_assert_eq(edb_env_open(&env, db, &eo), 0, "%s", edb_error_last());
+    MDB_env *m = edb__env_mdb(env);
+    MDB_txn *t;
+    MDB_dbi dbi;
+    char key[32], val[3000];
+    memset(val, 'v', sizeof val);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "raw", MDB_CREATE, &dbi), 0);
+    for (unsigned i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "k%06u", i);
+        MDB_val k = { strlen(key), key }, v = { sizeof val, val };
+        cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+    for (unsigned i = 0; i < 3000; i += 2) {       /* every other row: free pages between */
+        snprintf(key, sizeof key, "k%06u", i);
+        MDB_val k = { strlen(key), key };
+        cr_assert_eq(mdb_del(t, dbi, &k, NULL), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    for (int i = 0; i < 2; i++) {                   /* the free list settles */
+        cr_assert_eq(mdb_txn_begin(m, NULL, 0, &t), 0);
+        MDB_val k = { 3, "pad" }, v = { 3, "pad" };
+        cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+        cr_assert_eq(mdb_txn_commit(t), 0);
+    }
+    uint8_t kb[32];
+    for (int i = 0; i < 32; i++)
+        kb[i] = (uint8_t)(i * 7 + 1);
+    edb_backup_opts o = { .compress = EDB_BACKUP_COMPRESS_ZSTD, .compress_level = 1,
+                          .encrypt_key = kb };
+    edb_backup *bk = NULL;
+    cr_assert_eq(edb_backup_begin(&bk, env, &o), 0, "%s", edb_error_last());
+    cr_assert_eq(edb_backup_save(bk, arch, 0, NULL, NULL), 0, "%s", edb_error_last());
+    edb_backup_end(bk);
+    edb_env_close(env);
+
+    size_t saved = edb__reader_zero_min;
+    edb__reader_zero_min = 0;
+    edb__reader_zero_wait = true;
+    int fd = open(arch, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    edb__archive a;
+    edb__reader_cbs cbs = { .key = kb };
+    cr_assert_eq(edb__reader_read(&a, fd, &cbs), 0, "%s", edb_error_last());
+    close(fd);
+    cr_assert_eq(a.header.version, EDB__ARCH_VERSION_Z);
+    uint64_t zero = a.trailer.npages - 2 - a.ncarried;
+    cr_assert_gt(zero, 500, "free pages: %llu", (unsigned long long)zero);
+    cr_assert_eq(a.zero_ahead, zero, "%llu of %llu", (unsigned long long)a.zero_ahead,
+                 (unsigned long long)zero);
+    edb__archive_free(&a);
+    edb_backup_source src = { .path = arch, .fd = -1, .key = kb };
+    cr_assert_eq(edb_backup_verify(NULL, &src, 1, NULL, NULL), 0, "%s", edb_error_last());
+    cr_assert_eq(edb_backup_restore(NULL, out, &src, 1, 0), 0, "%s", edb_error_last());
+    char *x = fx_dump(db), *y = fx_dump(out);
+    cr_assert_not_null(x);
+    cr_assert_not_null(y);
+    cr_assert_str_eq(x, y);
+    free(x);
+    free(y);
+    edb__reader_zero_min = saved;
+    edb__reader_zero_wait = false;
+    fx_rmrf(dir);
+    free(dir);
 }
