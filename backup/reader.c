@@ -224,8 +224,10 @@ zw_main(void *arg)
                     pthread_cond_signal(&z->cv_main);
                 pthread_mutex_unlock(&z->mu);
             }
-            if (head == ZW_CAP)
-                nomem = true;             /* full (cannot happen: ZW_CAP pages queued at most) */
+            if (head == ZW_CAP) {
+                nomem = true;             /* full (not reached: at most ZW_CAP pages are queued) */
+                break;
+            }
         }
         pthread_mutex_lock(&z->mu);
         if (nomem)
