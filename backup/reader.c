@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "annotate.h"
@@ -58,6 +59,7 @@
 #define ZW_CAP ((uint64_t)ZW_CHUNK * ZW_NCHUNK)
 #define ZW_BATCH 16u
 #define ZW_NICE 10               /* the worker's nice value (Linux: per thread) */
+#define ZW_CHECK 2048u           /* the worker checks it has a core every so many pages */
 #define ZW_PEND 256u             /* gaps handed to the worker at once ... */
 #define ZW_FLUSH 1024u           /* ... or when they hold this many pages */
 
@@ -165,6 +167,14 @@ zw_slot(struct zw *z, uint64_t i)
     return &z->chunk[i / ZW_CHUNK][i % ZW_CHUNK];
 }
 
+static double
+zw_clock(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 static void *
 zw_main(void *arg)
 {
@@ -173,19 +183,29 @@ zw_main(void *arg)
      * takes a tenth of it, not half (a failure changes nothing else). */
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), ZW_NICE);
     uint64_t head = 0;
+    /* Windows of ZW_CHECK pages hashed without sleeping: if the thread got
+     * less than half of a core in two windows in a row, it shares one (a busy
+     * machine), where it only slows the reading thread down: it stops, and
+     * the table check computes the rest inline.  A worker that keeps up
+     * sleeps between the main thread's hand-overs and is never judged. */
+    uint64_t win = 0;
+    unsigned starved = 0;
+    bool valid = true;
+    double wall0 = zw_clock(CLOCK_MONOTONIC), cpu0 = zw_clock(CLOCK_THREAD_CPUTIME_ID);
     pthread_mutex_lock(&z->mu);
     for (;;) {
         while (z->gi == z->ngaps && !z->closed && !atomic_load(&z->stop)) {
             z->work_waits = true;
             pthread_cond_wait(&z->cv_work, &z->mu);
             z->work_waits = false;
+            valid = false;                /* the window restarts after a sleep */
         }
         if (atomic_load(&z->stop) || z->gi == z->ngaps)
             break;
         struct zw_gap g = z->gaps[z->gi++];
         pthread_mutex_unlock(&z->mu);
         uint64_t pg = g.lo;
-        bool nomem = false;
+        bool quit = false;
         while (pg < g.hi) {
             if (atomic_load_explicit(&z->stop, memory_order_relaxed))
                 break;
@@ -205,7 +225,7 @@ zw_main(void *arg)
             if (z->chunk[head / ZW_CHUNK] == NULL) {
                 z->chunk[head / ZW_CHUNK] = malloc(ZW_CHUNK * sizeof(struct zw_ent));
                 if (z->chunk[head / ZW_CHUNK] == NULL) {
-                    nomem = true;          /* the rest inline */
+                    quit = true;          /* the rest inline */
                     break;
                 }
             }
@@ -216,6 +236,18 @@ zw_main(void *arg)
             }
             head += n;
             pg += n;
+            win += n;
+            if (win >= ZW_CHECK) {
+                double wall = zw_clock(CLOCK_MONOTONIC), cpu = zw_clock(CLOCK_THREAD_CPUTIME_ID);
+                if (!valid || z->wait || cpu - cpu0 >= 0.5 * (wall - wall0))
+                    starved = 0;
+                else if (++starved == 2)
+                    quit = true;         /* stop after publishing */
+                wall0 = wall;
+                cpu0 = cpu;
+                win = 0;
+                valid = true;
+            }
             EDB_HB_BEFORE(&z->head);
             atomic_store_explicit(&z->head, head, memory_order_release);
             if (z->wait) {
@@ -224,13 +256,15 @@ zw_main(void *arg)
                     pthread_cond_signal(&z->cv_main);
                 pthread_mutex_unlock(&z->mu);
             }
+            if (quit)
+                break;
             if (head == ZW_CAP) {
-                nomem = true;             /* full (not reached: at most ZW_CAP pages are queued) */
+                quit = true;             /* full (not reached: at most ZW_CAP pages are queued) */
                 break;
             }
         }
         pthread_mutex_lock(&z->mu);
-        if (nomem)
+        if (quit)
             break;
     }
     z->done = true;
