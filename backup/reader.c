@@ -113,7 +113,8 @@ struct rd {
  *   runs at nice 10: on a busy machine, where it may share the reading
  *   thread's core, it takes less of it; not lower (SCHED_IDLE, nice 19):
  *   a busy machine then left it unscheduled for up to 110 ms (3 ms at nice
- *   19), which the join at the end waited for.
+ *   19), which the join at the end waited for.  A worker that gets less
+ *   than half a core (it shares one) stops itself (zw_main).
  *   (edb__reader_zero_wait, for tests, makes the check wait for queued pages,
  *   so that zero_ahead is exact.)
  * - Synchronization: mu guards the gap list, closed, done and the waiting
