@@ -239,7 +239,9 @@ typedef struct edb_backup_info {
  *         first problem is the first in archive order (a damaged page before a
  *         later structural problem), with the very code and detail that
  *         edb_backup_restore() reports for the same archives.
- * Thread safety: any thread; independent calls may run at once.
+ * Thread safety: any thread; independent calls may run at once.  Reading an
+ * archive that leaves out more than 16 MiB of (free) pages starts one helper
+ * thread, joined before the archive's result is known (also on failure).
  */
 EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *src, size_t n,
                                  edb_backup_problem_fn fn, void *ctx);
@@ -293,7 +295,8 @@ EDB_EXTERN int edb_backup_verify(edb_backup_info *out, const edb_backup_source *
  *         data.mdb: ENOSPC or EDQUOT); #EDB_IO (other errors, with the errno);
  *         #EDB_INVAL.
  * Thread safety: any thread; two restores to the same target race on the final
- * rename and one of them fails with #EDB_EXISTS.
+ * rename and one of them fails with #EDB_EXISTS.  A helper thread as for
+ * edb_backup_verify() (joined before this returns).
  */
 EDB_EXTERN int edb_backup_restore(edb_backup_info *out, const char *target,
                                   const edb_backup_source *src, size_t n, unsigned flags);

@@ -26,16 +26,24 @@
  *   are appended as they arrive); length fields are range-checked by archive.c
  *   before they are used for anything.
  * - On failure out->where names the frame, page and byte offset concerned.
+ * - The table check's zero-page hashes are computed ahead on a worker thread
+ *   (struct zw below), joined on every exit.
  *
  * Thread safety: reentrant.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "annotate.h"
 #include "codec.h"
 #include "error.h"
 #include "reader.h"
@@ -44,6 +52,22 @@
 #define INBUF (16u << 20)
 #define READ_STEP (256u << 10)
 #define WINDOW (1u << 20)
+/* Zero-page hashes computed ahead (see struct zw): at most ZW_CAP of them, in
+ * chunks of ZW_CHUNK entries allocated as they fill. */
+#define ZW_CHUNK 4096u
+#define ZW_NCHUNK 64u
+#define ZW_CAP ((uint64_t)ZW_CHUNK * ZW_NCHUNK)
+#define ZW_BATCH 16u
+#define ZW_NICE 10               /* the worker's nice value (Linux: per thread) */
+#define ZW_CHECK 2048u           /* the worker checks it has a core every so many pages */
+#define ZW_PEND 256u             /* gaps handed to the worker at once ... */
+#define ZW_FLUSH 1024u           /* ... or when they hold this many pages */
+
+/* A thread's creation and join cost 0.1 to 0.3 ms on the 2-core VM, the hash
+ * of a zero page of 4 KiB 0.10 to 0.16 ms a thousand: the worker pays from
+ * a few thousand pages on. */
+size_t edb__reader_zero_min = (size_t)16 << 20;
+bool edb__reader_zero_wait = false;
 
 _Static_assert((uint64_t)EDB__ARCH_FRAME_MAX * EDB__ARCH_PAGE_MAX + EDB__ARCH_BLOCK <= INBUF,
                "a whole frame must fit the input buffer");
@@ -61,7 +85,384 @@ struct rd {
     uint8_t *dout;           /* encrypted: one frame's decrypted payload */
     size_t dcap;
     edb__codec codec;
+    struct zw *zw;           /* the zero-page worker (edb__reader_read's) */
 };
+
+/*
+ * The zero-page hashes of check 4 (the table entry of a page no frame carries
+ * must be H(zero page, pgno)), computed ahead on a worker thread while the
+ * main thread reads the frames, so that the table check finds them ready.
+ *
+ * - The main thread queues the gaps it sees: each page number above the
+ *   highest carried so far opens the gap between them (clipped below at the
+ *   first page a zero page can be: 2, or base_npages in an incremental); the
+ *   tail gap up to npages follows the trailer.  A later frame may still carry
+ *   a page of a queued gap (low-pin archives, any order): its hash is then
+ *   computed for nothing and skipped, never used: the main thread uses an
+ *   entry only for the page number it was computed for.
+ * - At most ZW_CAP pages are ever queued (24 bytes each: 6 MiB at most,
+ *   allocated a chunk at a time as the worker fills them); the table check
+ *   computes the hashes of the pages past the last queued one inline, as it
+ *   did for all of them before.  The gap list is bounded by the same count.
+ * - The thread starts once the queued zero pages hold edb__reader_zero_min
+ *   bytes (a small archive's few hashes cost less than a thread); a failed
+ *   thread creation leaves every hash to the table check, inline.
+ * - The work is speculative: the table check never waits for the worker: a
+ *   hash not ready when its entry is reached is computed inline, and the
+ *   worker skips past the page the check has reached (mainp).  The worker
+ *   runs at nice 10: on a busy machine, where it may share the reading
+ *   thread's core, it takes less of it; not lower (SCHED_IDLE, nice 19):
+ *   a busy machine then left it unscheduled for up to 110 ms (3 ms at nice
+ *   19), which the join at the end waited for.  A worker that gets less
+ *   than half a core (it shares one) stops itself (zw_main).
+ *   (edb__reader_zero_wait, for tests, makes the check wait for queued pages,
+ *   so that zero_ahead is exact.)
+ * - Synchronization: mu guards the gap list, closed, done and the waiting
+ *   flags.  The worker alone writes entries, at indexes >= head, and
+ *   publishes them with a release store of head; the main thread reads the
+ *   entries below the head it loaded (acquire).  Chunks are allocated by the
+ *   worker before the head covering them is published and freed after the
+ *   join.  stop and mainp are atomics read without mu.
+ * - Every exit of edb__reader_read() stops and joins the thread (zw_end).
+ */
+struct zw_gap {
+    uint64_t lo, hi;
+};
+
+struct zw_ent {
+    uint64_t pgno;
+    edb__arch_hash hash;
+};
+
+struct zw {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_main, cv_work;
+    pthread_t th;
+    bool inited, started, failed;
+    size_t page_size;
+    /* queued gaps: main appends, the worker takes gaps[gi] */
+    struct zw_gap *gaps;
+    size_t ngaps, gcap, gi;
+    bool closed, done;
+    bool main_waits, work_waits;
+    bool wait;               /* edb__reader_zero_wait when the read began */
+    atomic_bool stop;        /* set under mu too, so a waiting worker sees it */
+    atomic_uint_fast64_t head;  /* entries produced (release: their bytes are written) */
+    atomic_uint_fast64_t mainp; /* the table check is past this page (relaxed: a hint) */
+    struct zw_gap pend[ZW_PEND]; /* the main thread's gaps not yet handed over */
+    size_t npend;
+    uint64_t pend_pages;
+    struct zw_ent *chunk[ZW_NCHUNK];
+    /* the main thread's own */
+    uint64_t lo;             /* first page a zero page can be */
+    uint64_t maxp;           /* highest page seen + 1 (>= lo) */
+    uint64_t queued;         /* pages queued */
+    uint64_t qend;           /* end of the last gap queued */
+    uint64_t seen, tail;     /* head as last seen; entries consumed */
+    uint64_t used;           /* hashes the table check took from the worker */
+};
+
+static struct zw_ent *
+zw_slot(struct zw *z, uint64_t i)
+{
+    return &z->chunk[i / ZW_CHUNK][i % ZW_CHUNK];
+}
+
+static double
+zw_clock(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void *
+zw_main(void *arg)
+{
+    struct zw *z = arg;
+    /* Speculative work: where it shares a core with the reading thread it
+     * takes a tenth of it, not half (a failure changes nothing else). */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), ZW_NICE);
+    uint64_t head = 0;
+    /* Windows of ZW_CHECK pages hashed without sleeping: if the thread got
+     * less than half of a core in two windows in a row, it shares one (a busy
+     * machine), where it only slows the reading thread down: it stops, and
+     * the table check computes the rest inline.  A worker that keeps up
+     * sleeps between the main thread's hand-overs and is never judged. */
+    uint64_t win = 0;
+    unsigned starved = 0;
+    bool valid = true;
+    double wall0 = zw_clock(CLOCK_MONOTONIC), cpu0 = zw_clock(CLOCK_THREAD_CPUTIME_ID);
+    pthread_mutex_lock(&z->mu);
+    for (;;) {
+        while (z->gi == z->ngaps && !z->closed && !atomic_load(&z->stop)) {
+            z->work_waits = true;
+            pthread_cond_wait(&z->cv_work, &z->mu);
+            z->work_waits = false;
+            valid = false;                /* the window restarts after a sleep */
+        }
+        if (atomic_load(&z->stop) || z->gi == z->ngaps)
+            break;
+        struct zw_gap g = z->gaps[z->gi++];
+        pthread_mutex_unlock(&z->mu);
+        uint64_t pg = g.lo;
+        bool quit = false;
+        while (pg < g.hi) {
+            if (atomic_load_explicit(&z->stop, memory_order_relaxed))
+                break;
+            /* the table check computed these itself: go past it */
+            uint64_t mp = atomic_load_explicit(&z->mainp, memory_order_relaxed);
+            if (pg < mp) {
+                pg = mp < g.hi ? mp : g.hi;
+                continue;
+            }
+            /* a batch within one chunk, then publish it */
+            uint64_t n = g.hi - pg;
+            uint64_t room = ZW_CHUNK - head % ZW_CHUNK;
+            if (n > ZW_BATCH)
+                n = ZW_BATCH;
+            if (n > room)
+                n = room;
+            if (z->chunk[head / ZW_CHUNK] == NULL) {
+                z->chunk[head / ZW_CHUNK] = malloc(ZW_CHUNK * sizeof(struct zw_ent));
+                if (z->chunk[head / ZW_CHUNK] == NULL) {
+                    quit = true;          /* the rest inline */
+                    break;
+                }
+            }
+            for (uint64_t i = 0; i < n; i++) {
+                struct zw_ent *e = zw_slot(z, head + i);
+                e->pgno = pg + i;
+                edb__arch_zero_hash(&e->hash, z->page_size, pg + i);
+            }
+            head += n;
+            pg += n;
+            win += n;
+            if (win >= ZW_CHECK) {
+                double wall = zw_clock(CLOCK_MONOTONIC), cpu = zw_clock(CLOCK_THREAD_CPUTIME_ID);
+                if (!valid || z->wait || cpu - cpu0 >= 0.5 * (wall - wall0))
+                    starved = 0;
+                else if (++starved == 2)
+                    quit = true;         /* stop after publishing */
+                wall0 = wall;
+                cpu0 = cpu;
+                win = 0;
+                valid = true;
+            }
+            EDB_HB_BEFORE(&z->head);
+            atomic_store_explicit(&z->head, head, memory_order_release);
+            if (z->wait) {
+                pthread_mutex_lock(&z->mu);
+                if (z->main_waits)
+                    pthread_cond_signal(&z->cv_main);
+                pthread_mutex_unlock(&z->mu);
+            }
+            if (quit)
+                break;
+            if (head == ZW_CAP) {
+                quit = true;             /* full (not reached: at most ZW_CAP pages are queued) */
+                break;
+            }
+        }
+        pthread_mutex_lock(&z->mu);
+        if (quit)
+            break;
+    }
+    z->done = true;
+    pthread_cond_signal(&z->cv_main);
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+static void
+zw_init(struct zw *z, const edb__arch_header *h)
+{
+    memset(z, 0, sizeof *z);
+    atomic_init(&z->stop, false);
+    atomic_init(&z->head, 0);
+    atomic_init(&z->mainp, 0);
+    EDB_ATOMIC_VAR(&z->stop, sizeof z->stop);
+    EDB_ATOMIC_VAR(&z->head, sizeof z->head);
+    EDB_ATOMIC_VAR(&z->mainp, sizeof z->mainp);
+    z->wait = edb__reader_zero_wait;
+    z->page_size = h->page_size;
+    z->lo = 2;
+    if ((h->flags & EDB__ARCH_F_INCREMENTAL) && h->base_npages > z->lo)
+        z->lo = h->base_npages;
+    z->maxp = z->lo;
+    z->qend = z->lo;
+    if (pthread_mutex_init(&z->mu, NULL) != 0)
+        z->failed = true;
+    else if (pthread_cond_init(&z->cv_main, NULL) != 0) {
+        pthread_mutex_destroy(&z->mu);
+        z->failed = true;
+    } else if (pthread_cond_init(&z->cv_work, NULL) != 0) {
+        pthread_cond_destroy(&z->cv_main);
+        pthread_mutex_destroy(&z->mu);
+        z->failed = true;
+    } else {
+        z->inited = true;
+    }
+}
+
+/* Hand the pending gaps to the worker (one lock for many gaps, and a wake-up
+ * only when it sleeps), then start it once they are worth it. */
+static void
+zw_flush(struct zw *z)
+{
+    if (z->npend == 0)
+        return;
+    pthread_mutex_lock(&z->mu);
+    if (z->gcap - z->ngaps < z->npend && z->gi > 0) {
+        memmove(z->gaps, z->gaps + z->gi, (z->ngaps - z->gi) * sizeof *z->gaps);
+        z->ngaps -= z->gi;
+        z->gi = 0;
+    }
+    if (z->gcap - z->ngaps < z->npend) {
+        size_t ncap = z->gcap ? z->gcap * 2 : 4 * ZW_PEND;
+        while (ncap - z->ngaps < z->npend)
+            ncap *= 2;
+        struct zw_gap *g = realloc(z->gaps, ncap * sizeof *g);
+        if (g == NULL) {
+            pthread_mutex_unlock(&z->mu);
+            z->npend = 0;
+            z->queued = ZW_CAP;           /* nothing more queued: the rest inline */
+            return;
+        }
+        z->gaps = g;
+        z->gcap = ncap;
+    }
+    memcpy(z->gaps + z->ngaps, z->pend, z->npend * sizeof *z->gaps);
+    z->ngaps += z->npend;
+    z->npend = 0;
+    z->pend_pages = 0;
+    if (z->work_waits)
+        pthread_cond_signal(&z->cv_work);
+    pthread_mutex_unlock(&z->mu);
+    if (!z->started && z->queued * z->page_size >= edb__reader_zero_min) {
+        if (edb__sys_thread_create(&z->th, zw_main, z) == 0)
+            z->started = true;
+        else
+            z->failed = true;
+    }
+}
+
+/* Queue the pages [lo, hi).  Never fails: what cannot be queued is computed
+ * inline by the table check. */
+static void
+zw_queue(struct zw *z, uint64_t lo, uint64_t hi)
+{
+    if (!z->inited || z->failed || z->queued >= ZW_CAP)
+        return;
+    if (hi - lo > ZW_CAP - z->queued)
+        hi = lo + (ZW_CAP - z->queued);
+    z->pend[z->npend++] = (struct zw_gap){ lo, hi };
+    z->pend_pages += hi - lo;
+    z->queued += hi - lo;
+    z->qend = hi;
+    if (z->npend == ZW_PEND || z->pend_pages >= ZW_FLUSH || z->queued >= ZW_CAP)
+        zw_flush(z);
+}
+
+/* A carried page @pgno: queue the gap below it, if any. */
+static inline void
+zw_page(struct zw *z, uint64_t pgno)
+{
+    if (pgno < z->maxp || pgno == UINT64_MAX)
+        return;
+    if (pgno > z->maxp)
+        zw_queue(z, z->maxp, pgno);
+    z->maxp = pgno + 1;
+}
+
+/* The trailer: the tail gap, and no more. */
+static void
+zw_close(struct zw *z, uint64_t npages)
+{
+    if (npages > z->maxp)
+        zw_queue(z, z->maxp, npages);
+    if (z->inited && !z->failed)
+        zw_flush(z);
+    if (z->inited) {
+        pthread_mutex_lock(&z->mu);
+        z->closed = true;
+        if (z->work_waits)
+            pthread_cond_signal(&z->cv_work);
+        pthread_mutex_unlock(&z->mu);
+    }
+}
+
+/* The zero-page hash of @p if the worker computed it already; false: the
+ * caller computes it inline (and the worker skips past it).  With
+ * edb__reader_zero_wait (tests) it waits for a page the worker will compute.
+ * Called with increasing @p. */
+static bool
+zw_take(struct zw *z, uint64_t p, edb__arch_hash *out)
+{
+    if (!z->started || p >= z->qend)
+        return false;
+    for (;;) {
+        while (z->tail < z->seen) {
+            const struct zw_ent *e = zw_slot(z, z->tail);
+            if (e->pgno > p)
+                goto inline_;
+            z->tail++;
+            if (e->pgno == p) {
+                *out = e->hash;
+                z->used++;
+                return true;
+            }
+        }
+        uint64_t head = atomic_load_explicit(&z->head, memory_order_acquire);
+        if (head > z->seen) {
+            EDB_HB_AFTER(&z->head);
+            z->seen = head;
+            continue;
+        }
+        if (!z->wait)
+            goto inline_;
+        pthread_mutex_lock(&z->mu);
+        while (atomic_load_explicit(&z->head, memory_order_acquire) == z->seen && !z->done) {
+            z->main_waits = true;
+            pthread_cond_wait(&z->cv_main, &z->mu);
+            z->main_waits = false;
+        }
+        head = atomic_load_explicit(&z->head, memory_order_acquire);
+        pthread_mutex_unlock(&z->mu);
+        if (head == z->seen)
+            goto inline_;                 /* the worker stopped short */
+        z->seen = head;
+    }
+inline_:
+    atomic_store_explicit(&z->mainp, p + 1, memory_order_relaxed);
+    return false;
+}
+
+/* Stop and join the worker, free everything. */
+static void
+zw_end(struct zw *z)
+{
+    if (z->started) {
+        pthread_mutex_lock(&z->mu);
+        atomic_store(&z->stop, true);
+        pthread_cond_signal(&z->cv_work);
+        pthread_mutex_unlock(&z->mu);
+        pthread_join(z->th, NULL);
+        z->started = false;
+    }
+    if (z->inited) {
+        pthread_cond_destroy(&z->cv_work);
+        pthread_cond_destroy(&z->cv_main);
+        pthread_mutex_destroy(&z->mu);
+        z->inited = false;
+    }
+    for (size_t i = 0; i < ZW_NCHUNK; i++) {
+        free(z->chunk[i]);
+        z->chunk[i] = NULL;
+    }
+    free(z->gaps);
+    z->gaps = NULL;
+}
 
 /* Make at least @need bytes (at most INBUF) available unless the input ends
  * first.  The unconsumed rest moves to the front when @need does not fit
@@ -356,6 +757,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             a->where.frame = (int64_t)*frames;
             EDB_RET(read_zframe(r, a, cbs, &f, *frames, nbad, first_bad, first_sz));
             for (uint32_t i = 0; i < f.count; i++) {
+                zw_page(r->zw, f.entries[i].pgno);
                 EDB_RET(carried_add(a, &cap, f.entries[i].pgno, *frames, &f.entries[i].hash));
                 (*pages)++;
             }
@@ -386,6 +788,7 @@ read_frames(struct rd *r, edb__archive *a, const edb__reader_cbs *cbs, uint64_t 
             EDB_RET(take_bytes(r, h->page_size, &page, "a page", false));
             EDB_RET(page_check(a, cbs, *frames, foff, &f.entries[i], page, poff, nbad, first_bad,
                                first_sz));
+            zw_page(r->zw, pgno);
             EDB_RET(carried_add(a, &cap, pgno, *frames, &f.entries[i].hash));
             (*pages)++;
         }
@@ -455,7 +858,8 @@ read_table(struct rd *r, edb__archive *a, uint8_t *scratch, bool keep)
                 want = c->hash;
                 why = "the page the frames carry";
             } else if (!incremental || p >= h->base_npages) {
-                edb__arch_zero_hash(&want, h->page_size, p);
+                if (!zw_take(r->zw, p, &want))
+                    edb__arch_zero_hash(&want, h->page_size, p);
                 why = "a zero page (the frames do not carry it)";
             } else {
                 known = false;
@@ -487,6 +891,9 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
     r.fd = fd;
     r.hashing = true;
     edb__arch_hstate_reset(&r.hs);
+    struct zw zw;
+    memset(&zw, 0, sizeof zw);
+    r.zw = &zw;
     r.buf = edb__sys_malloc(INBUF);
     if (r.buf == NULL)
         return edb__err(EDB_NOMEM, "archive reader: input buffer");
@@ -513,6 +920,7 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
     }
     if (cbs != NULL && cbs->on_header != NULL)
         EDB_ERR(cbs->on_header(cbs->ctx, &out->header));
+    zw_init(&zw, &out->header);
     scratch = edb__sys_malloc(out->header.page_size);
     if (scratch == NULL)
         EDB_ERR(edb__err(EDB_NOMEM, "archive reader: page buffer"));
@@ -541,7 +949,9 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
                          (unsigned long long)((uint64_t)out->ncarried * (out->header.page_size / 8) +
                                               EDB__ARCH_FREE_SLACK)));
     }
+    zw_close(&zw, out->trailer.npages);
     EDB_ERR(read_table(&r, out, scratch, cbs == NULL || !cbs->drop_table));
+    out->zero_ahead = zw.used;
     /* Damaged pages also break the archive hash; report them, not that, and
      * with the first one's own detail: the first problem in archive order,
      * word for word what a restore (which stops there) reports. */
@@ -567,6 +977,7 @@ edb__reader_read(edb__archive *out, int fd, const edb__reader_cbs *cbs)
                          "follow it)", r.eof ? "unexpected" : "more", (unsigned long long)r.off));
     }
 err:
+    zw_end(&zw);
     free(scratch);
     free(r.buf);
     free(r.zout);

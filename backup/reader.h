@@ -6,8 +6,12 @@
  * every page against its frame entry, the trailer against what was read, the
  * page hash table against what the archive itself proves, and the end block.
  * Memory grows only with what was read: a fixed input buffer, 32 bytes per page
- * carried and 16 bytes per table entry read; no length field is trusted for an
- * allocation.
+ * carried and 16 bytes per table entry read, plus at most 6 MiB of zero-page
+ * hashes computed ahead; no length field is trusted for an allocation.
+ *
+ * A read may run one worker thread of its own (the zero-page hashes of the
+ * table check, computed while the frames are read); it is joined before
+ * edb__reader_read() returns, whatever the outcome.
  *
  * Thread safety: one reader per thread; the result is plain memory.
  */
@@ -72,8 +76,18 @@ typedef struct edb__archive {
     edb__carried *carried;   /* sorted by pgno, one per page */
     size_t ncarried;
     uint64_t unchecked;      /* table entries only the base can prove (incremental) */
+    uint64_t zero_ahead;     /* zero-page hashes the worker had computed (a statistic) */
     edb__where where;        /* of the failure */
 } edb__archive;
+
+/* The zero-page hashes of the page hash table check run on a worker thread
+ * once the archive leaves out at least this many bytes of pages (16 MiB; tests
+ * lower it, before any read, to make small archives use the worker). */
+extern size_t edb__reader_zero_min;
+/* Tests set it (before any read) to make the table check wait for the
+ * worker's hashes instead of computing inline what is not ready yet, so that
+ * edb__archive.zero_ahead is exact. */
+extern bool edb__reader_zero_wait;
 
 /* Read and validate the archive on @fd (read to its end, not closed).
  * @return 0, EDB_CORRUPT, EDB_CHECKSUM, EDB_VERSION, EDB_IO, EDB_NOMEM, or what

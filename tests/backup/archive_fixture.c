@@ -132,7 +132,7 @@ fx_build(fx_archive *out, const fx_image *img, const fx_archive *base, uint32_t 
     for (uint64_t p = 2; p < img->npages; p++) {
         if (base && p < base->npages && edb__arch_hash_eq(&base->table[p], &out->table[p]))
             continue;
-        if (fx_skip_zero_pages && !base) {
+        if (fx_skip_zero_pages && (!base || p >= base->npages)) {
             const uint8_t *pg = img->data + p * ps;
             size_t z = 0;
             while (z < ps && pg[z] == 0)

@@ -51,8 +51,9 @@ void fx_image_free(fx_image *img);
 void fx_build(fx_archive *out, const fx_image *img, const fx_archive *base, uint32_t flags,
               uint32_t per_frame, const fx_extra *extra, size_t nextra);
 void fx_archive_free(fx_archive *a);
-/* When set, fx_build leaves all-zero pages out of a full archive, as a backup
- * leaves free pages out (restore writes them as zeros). */
+/* When set, fx_build leaves all-zero pages out of a full archive (and those
+ * past the base's end out of an incremental), as a backup leaves free pages
+ * out (restore writes them as zeros). */
 extern int fx_skip_zero_pages;
 /* Write @len bytes of @a to @path (0600); returns 0 or -1. */
 int  fx_write(const char *path, const void *data, size_t len);
