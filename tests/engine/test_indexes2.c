@@ -9,6 +9,7 @@
 
 #include "catalog.h"    /* format 5's index entries, as stored */
 #include "cursor.h"
+#include "index_values.h"
 
 static char *dir;
 static edb_env *env;
@@ -694,25 +695,7 @@ f5_row(edb_cursor *c, int64_t id, unsigned prep)
 static void
 f5_values(const char *index, uint64_t *empty, uint64_t *full)
 {
-    MDB_txn *txn;
-    edb__table *t;
-    OK(edb__ro_begin(env, &txn));
-    OK(edb__table_load(&t, env, txn, "f5"));
-    const edb__index *x = NULL;
-    for (uint32_t i = 0; i < t->nidx; i++)
-        if (strcmp(t->idx[i].name, index) == 0)
-            x = &t->idx[i];
-    cr_assert_not_null(x);
-    MDB_cursor *mc;
-    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
-    MDB_val k, d;
-    *empty = *full = 0;
-    for (int rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST); rc == 0;
-         rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_NEXT))
-        ++*(d.mv_size == 0 ? empty : full);
-    mdb_cursor_close(mc);
-    edb__ro_end(env, txn);
-    edb__table_free(t);
+    test_index_values(env, "f5", index, empty, full);
 }
 
 static const char *const f5_nonunique[] = { "by_name", "by_score", "by_tag", "by_note", "by_bin" };

@@ -24,6 +24,8 @@
 #include "catalog.h"    /* the format and record versions of the fixture */
 #include "key.h"
 #include "record.h"
+#include "cursor.h"
+#include "index_values.h"
 
 static char *dir;
 static char db[512];
@@ -518,30 +520,6 @@ check_plen(edb_env *env, unsigned want)
     edb__table_free(t);
 }
 
-/* Entries of index @index of table @table with an empty value, and with one. */
-static void
-index_values(edb_env *env, const char *table, const char *index, uint64_t *empty, uint64_t *full)
-{
-    MDB_txn *txn;
-    edb__table *t;
-    OK(edb__ro_begin(env, &txn));
-    OK(edb__table_load(&t, env, txn, table));
-    const edb__index *x = NULL;
-    for (uint32_t i = 0; i < t->nidx; i++)
-        if (strcmp(t->idx[i].name, index) == 0)
-            x = &t->idx[i];
-    cr_assert_not_null(x);
-    MDB_cursor *mc;
-    cr_assert_eq(mdb_cursor_open(txn, x->ks.dbi, &mc), 0);
-    MDB_val k, d;
-    *empty = *full = 0;
-    for (int rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_FIRST); rc == 0;
-         rc = edb__ks_cursor_get(mc, &x->ks, &k, &d, MDB_NEXT))
-        ++*(d.mv_size == 0 ? empty : full);
-    mdb_cursor_close(mc);
-    edb__ro_end(env, txn);
-    edb__table_free(t);
-}
 
 /* Format 4 keeps the primary key in every entry's value; format 5 only in
  * the unique index's. */
@@ -551,14 +529,14 @@ check_values(edb_env *env, unsigned format)
     static const char *const nonunique[] = { "by_name", "by_score", "by_tag" };
     uint64_t empty, full;
     for (int i = 0; i < 3; i++) {
-        index_values(env, "items", nonunique[i], &empty, &full);
+        test_index_values(env, "items", nonunique[i], &empty, &full);
         cr_assert(format == 5 ? empty > 0 && full == 0 : empty == 0 && full > 0,
                   "format %u, %s: %llu empty, %llu with a value", format, nonunique[i],
                   (unsigned long long)empty, (unsigned long long)full);
     }
-    index_values(env, "notes", "by_text", &empty, &full);
+    test_index_values(env, "notes", "by_text", &empty, &full);
     cr_assert(format == 5 ? empty == 3 && full == 0 : empty == 0 && full == 3);
-    index_values(env, "items", "by_code", &empty, &full);
+    test_index_values(env, "items", "by_code", &empty, &full);
     cr_assert(empty == 0 && full == 5, "the unique index keeps its values");
 }
 
