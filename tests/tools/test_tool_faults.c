@@ -139,6 +139,15 @@ size_of(const char *path)
     return st.st_size;
 }
 
+/* The i-th of 25 disk sizes (i = 0..24) for an output of @len bytes: 0, one
+ * page, then 23 steps up to one byte short of the whole output. */
+static long long
+disk_limit(int i, off_t len)
+{
+    long long lim = i == 0 ? 0 : i == 1 ? 4096 : (long long)len * (i - 1) / 23;
+    return lim >= len ? (long long)len - 1 : lim;
+}
+
 static void
 expect_failed(int st, const char *err, const char *what)
 {
@@ -174,9 +183,7 @@ Test(tool_faults, backup_and_restore_on_a_full_disk, .timeout = 240)
 
     unsigned failed = 0;
     for (int i = 0; i <= 24; i++) {
-        long long lim = i == 0 ? 0 : i == 1 ? 4096 : (long long)alen * (i - 1) / 23;
-        if (lim >= alen)
-            lim = alen - 1;
+        long long lim = disk_limit(i, alen);
         snprintf(what, sizeof what, "backup with %lld of %lld bytes of disk", lim, (long long)alen);
         st = run_limited(bk, lim, -1, -1, err, sizeof err);
         expect_failed(st, err, what);
@@ -185,9 +192,7 @@ Test(tool_faults, backup_and_restore_on_a_full_disk, .timeout = 240)
         failed++;
     }
     for (int i = 0; i <= 24; i++) {
-        long long lim = i == 0 ? 0 : i == 1 ? 4096 : (long long)dlen * (i - 1) / 23;
-        if (lim >= dlen)
-            lim = dlen - 1;
+        long long lim = disk_limit(i, dlen);
         snprintf(what, sizeof what, "restore with %lld of %lld bytes of disk", lim, (long long)dlen);
         st = run_limited(rs, lim, -1, -1, err, sizeof err);
         expect_failed(st, err, what);
@@ -221,9 +226,7 @@ Test(tool_faults, compact_on_a_full_disk, .timeout = 240)
     const char *keep[] = { "db", NULL };
     unsigned failed = 0;
     for (int i = 0; i <= 24; i++) {
-        long long lim = i == 0 ? 0 : i == 1 ? 4096 : (long long)clen * (i - 1) / 23;
-        if (lim >= clen)
-            lim = clen - 1;
+        long long lim = disk_limit(i, clen);
         snprintf(what, sizeof what, "compact with %lld of %lld bytes of disk", lim, (long long)clen);
         st = run_limited(cp, lim, -1, -1, err, sizeof err);
         expect_failed(st, err, what);
